@@ -1,0 +1,1 @@
+"""Response cache keys and backends (see the caching issue)."""

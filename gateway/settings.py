@@ -1,0 +1,122 @@
+"""Gateway settings, read once at startup from the environment (and an optional TOML file).
+
+Every field is documented in the README's configuration table. Gateway-specific settings use
+the ``GATEWAY_`` prefix; storage URLs and provider credentials use the conventional names
+(``DATABASE_URL``, ``OPENAI_API_KEY``, ``GROQ_BASE_URL``…) so existing deployments carry over.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from providers.openai_compat import OPENAI_COMPATIBLE
+
+
+class _ProviderEnvSource(PydanticBaseSettingsSource):
+    """Collects ``<PROVIDER>_API_KEY`` / ``<PROVIDER>_BASE_URL`` for every known provider.
+
+    These are the operator's managed credentials; they keep the providers' own variable names
+    instead of living under the ``GATEWAY_`` prefix.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        keys: dict[str, str] = {}
+        urls: dict[str, str] = {}
+        for spec in OPENAI_COMPATIBLE.values():
+            key = os.environ.get(f"{spec.env_prefix}_API_KEY")
+            url = os.environ.get(f"{spec.env_prefix}_BASE_URL")
+            if key:
+                keys[spec.name] = key
+            if url:
+                urls[spec.name] = url
+        found: dict[str, Any] = {}
+        if keys:
+            found["provider_api_keys"] = keys
+        if urls:
+            found["provider_base_urls"] = urls
+        return found
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All configuration of one gateway process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+    data_dir: Path = Path("./data")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    allow_anonymous: bool = False
+    key_cache_ttl_seconds: float = Field(default=10.0, ge=0)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    upstream_connect_timeout: float = Field(default=10.0, gt=0)
+    upstream_read_timeout: float = Field(default=600.0, gt=0)
+    upstream_max_connections: int = Field(default=1000, ge=1)
+    allowed_target_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "info"
+    provider_api_keys: dict[str, str] = Field(default_factory=dict)
+    provider_base_urls: dict[str, str] = Field(default_factory=dict)
+
+    _split_hosts = field_validator("allowed_target_hosts", mode="before")(_split_csv)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            _ProviderEnvSource(settings_cls),
+        ]
+        config_file = os.environ.get("GATEWAY_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """``DATABASE_URL`` with a driver suitable for async SQLAlchemy, or the SQLite default."""
+        url = self.database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+        for plain, async_url in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return async_url + url[len(plain) :]
+        return url

@@ -1,0 +1,1 @@
+"""Rate-limit policy parsing and backends (see the rate-limit issue)."""

@@ -1,0 +1,74 @@
+"""The application factory.
+
+``create_app(settings)`` builds a FastAPI app (control and query plane, health, the framework
+fallbacks) wrapped by the pure-ASGI :class:`gateway.dataplane.DataPlane`, which answers the
+hot routes itself. Resources live in one :class:`gateway.runtime.Runtime`, started and closed
+by the app's lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+import orjson
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from gateway import __version__
+from gateway.dataplane import DataPlane
+from gateway.errors import error_body
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """Build the gateway application for ``settings`` (nothing starts until the lifespan)."""
+    runtime = runtime or Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="LLM gateway",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        body = orjson.dumps({"status": "ok", "version": __version__})
+        return Response(body, media_type="application/json")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "Internal gateway error"
+        if status == 404:
+            detail = f"No route for {request.method} {request.url.path}"
+        return Response(
+            error_body(status, str(detail)), status_code=status, media_type="application/json"
+        )
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        message = str(exc.errors() if isinstance(exc, RequestValidationError) else exc)
+        return Response(error_body(400, message), status_code=400, media_type="application/json")
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(DataPlane, runtime=runtime)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,289 @@
+"""The ``gateway`` command: ``serve``, ``migrate`` and ``keys create|list|revoke``.
+
+Every command applies pending migrations first (a no-op when there are none), so each works
+on a fresh data directory. Failures the operator can fix (bad input, unknown key, unreachable
+database) end with a one-line ``error:`` message on stderr and exit status 1, never a traceback;
+usage errors exit with argparse's status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from alembic.util import CommandError
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.settings import Settings
+from gateway.store import DEFAULT_ORG, AmbiguousKey, ControlStore, KeyNotFound, KeyRecord
+from gateway.store._engine import display_url
+
+T = TypeVar("T")
+
+APP_FACTORY = "gateway.app:create_app_from_env"
+
+
+class CommandFailed(Exception):
+    """An error already phrased for the operator; ``main`` prints it and exits 1."""
+
+
+# --- running store operations -------------------------------------------------------------
+
+
+def _run_with_store(
+    settings: Settings,
+    action: Callable[[ControlStore], Awaitable[T]],
+    *,
+    migrate_first: bool = True,
+) -> T:
+    """Migrates, runs ``action`` and closes the store, translating database failures."""
+    where = display_url(settings.resolved_database_url)
+    try:
+        store = ControlStore.from_settings(settings)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        raise CommandFailed(f"invalid database URL {where}: {_reason(exc)}") from exc
+    except OSError as exc:
+        raise CommandFailed(f"cannot create the data directory: {exc}") from exc
+
+    async def run() -> T:
+        try:
+            if migrate_first:
+                await store.migrate()
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (KeyNotFound, AmbiguousKey) as exc:
+        raise CommandFailed(str(exc.args[0]) if exc.args else str(exc)) from exc
+    except CommandError as exc:
+        raise CommandFailed(f"cannot migrate the database at {where}: {exc}") from exc
+    except (SQLAlchemyError, OSError) as exc:
+        raise CommandFailed(f"cannot use the database at {where}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of the underlying driver error, without SQLAlchemy's boilerplate."""
+    cause: BaseException = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
+# --- serve --------------------------------------------------------------------------------
+
+
+def prepare_serving(settings: Settings) -> str | None:
+    """Migrate, and make sure a locked-down gateway can be used at all.
+
+    Unless anonymous access is allowed, a gateway without any active key would reject every
+    request; so the first start creates a key for the default organisation and returns it (the
+    caller shows it once). Returns ``None`` when nothing was created.
+    """
+
+    async def bootstrap(store: ControlStore) -> str | None:
+        if settings.allow_anonymous or await store.has_active_key():
+            return None
+        key, _record = await store.create_key(DEFAULT_ORG, name="bootstrap")
+        return key
+
+    return _run_with_store(settings, bootstrap)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    key = prepare_serving(settings)
+    if key is not None:
+        print(f"Created a gateway key for org '{DEFAULT_ORG}' (shown only once):")
+        print(key)
+        print("Send it as 'Authorization: Bearer <key>'; manage keys with 'gateway keys'.")
+    sys.stdout.flush()
+
+    import uvicorn  # imported here so the key commands start fast
+
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=settings.host if args.host is None else args.host,
+        port=settings.port if args.port is None else args.port,
+        workers=settings.workers if args.workers is None else args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+    )
+    return 0
+
+
+# --- migrate ------------------------------------------------------------------------------
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    async def migrate(store: ControlStore) -> tuple[str | None, str | None]:
+        before = await store.schema_revision()
+        await store.migrate()
+        return before, await store.schema_revision()
+
+    before, after = _run_with_store(settings, migrate, migrate_first=False)
+    where = display_url(settings.resolved_database_url)
+    if before == after:
+        print(f"Database {where} is up to date (revision {after}).")
+    else:
+        print(f"Migrated database {where} from {before or '(empty)'} to {after} (head).")
+    return 0
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    async def create(store: ControlStore) -> tuple[str, KeyRecord]:
+        return await store.create_key(args.org, name=args.name or None)
+
+    key, record = _run_with_store(settings, create)
+    label = f" '{record.name}'" if record.name else ""
+    print(f"Created key{label} {record.id} for org '{record.org_name}'.")
+    print("Store it now; it cannot be shown again:")
+    print(key)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def fetch(store: ControlStore) -> list[KeyRecord]:
+        return await store.list_keys(args.org)
+
+    records = _run_with_store(settings, fetch)
+    if not records:
+        print("No keys." if args.org is None else f"No keys for org '{args.org}'.")
+        return 0
+    print(_table(records))
+    return 0
+
+
+def _table(records: Sequence[KeyRecord]) -> str:
+    header = ("ID", "PREFIX", "ORG", "NAME", "CREATED", "REVOKED")
+    rows = [
+        (
+            r.id,
+            r.prefix,
+            r.org_name,
+            r.name or "-",
+            _timestamp(r.created_at),
+            _timestamp(r.revoked_at) if r.revoked_at else "active",
+        )
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
+
+
+def _timestamp(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def revoke(store: ControlStore) -> KeyRecord:
+        return await store.revoke_key(args.key)
+
+    record = _run_with_store(settings, revoke)
+    assert record.revoked_at is not None
+    print(
+        f"Key {record.id} ({record.prefix}, org '{record.org_name}') is revoked since "
+        f"{_timestamp(record.revoked_at)}."
+    )
+    return 0
+
+
+# --- argument parsing ---------------------------------------------------------------------
+
+
+def _bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text.strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser. It does not read settings, so ``--help`` works even when the
+    configuration is invalid; ``serve`` options left unset fall back to the settings."""
+    parser = argparse.ArgumentParser(prog="gateway", description="OpenAI-compatible LLM gateway.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway HTTP server")
+    serve.add_argument("--host", help="bind address (default: GATEWAY_HOST or 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_bounded_int(1, 65535), help="port (default: GATEWAY_PORT or 8787)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=_bounded_int(1),
+        help="worker processes (default: GATEWAY_WORKERS or 1)",
+    )
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(handler=_migrate)
+
+    keys = commands.add_parser("keys", help="manage gateway API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+
+    create = key_commands.add_parser("create", help="create a key (printed as the last line)")
+    create.add_argument("--org", type=_non_empty, default=DEFAULT_ORG, help="organisation name")
+    create.add_argument("--name", help="a label for the key")
+    create.set_defaults(handler=_keys_create)
+
+    listing = key_commands.add_parser("list", help="list keys (never shows the keys)")
+    listing.add_argument("--org", type=_non_empty, help="only this organisation's keys")
+    listing.set_defaults(handler=_keys_list)
+
+    revoke = key_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key", metavar="KEY_ID_OR_PREFIX", help="key id or its prefix")
+    revoke.set_defaults(handler=_keys_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        print(f"error: invalid configuration: {problems}", file=sys.stderr)
+        return 1
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        return handler(args, settings)
+    except CommandFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

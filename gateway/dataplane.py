@@ -1,0 +1,222 @@
+"""The data plane: a pure-ASGI middleware in front of the framework app.
+
+Hot routes (unified ``/v1/chat/completions``, ``/v1/responses``, ``/v1/embeddings``,
+``/v1/models`` and their un-prefixed twins, plus the passthrough paths) are answered here
+without the framework's request objects; everything else falls through to the FastAPI app.
+
+Per request, in order (ARCHITECTURE.md "One request, top to bottom"): assign the request id
+and start the clock, authenticate, read and check the body, route to a provider, relay.
+Later steps (rate limits, cache, logging) slot in between without changing the shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+
+from gateway.asgi import (
+    ASGIApp,
+    BodyTooLarge,
+    ClientDisconnected,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header_map,
+    read_body,
+    send_bytes,
+)
+from gateway.auth import read_credentials
+from gateway.errors import GatewayError, send_error
+from gateway.options import flag, request_id
+from gateway.passthrough import Passthrough
+from gateway.runtime import Runtime
+from gateway.upstream import Exchange, upstream_request_headers
+from providers.routing import RoutingError
+
+logger = logging.getLogger("gateway.dataplane")
+
+Handler = Callable[[Scope, Receive, Send, dict[str, str], Exchange], Awaitable[None]]
+
+_UNIFIED_ENDPOINTS = ("/chat/completions", "/responses", "/embeddings")
+
+
+class DataPlane:
+    """Pure-ASGI middleware: answers data-plane routes, passes the rest to ``app``."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.passthrough = Passthrough(runtime)
+        routes: dict[str, Handler] = {}
+        for endpoint in _UNIFIED_ENDPOINTS:
+            routes[endpoint] = routes["/v1" + endpoint] = self._make_unified(endpoint)
+        routes["/models"] = routes["/v1/models"] = self._models
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = header_map(scope)
+        exchange = Exchange(
+            request_id(headers), force_format=flag(headers, "helicone-stream-force-format")
+        )
+        path: str = scope["path"]
+        handler: Handler | None
+        if "helicone-target-url" in headers:
+            handler = self.passthrough.generic
+        else:
+            handler = self.routes.get(path) or self.passthrough.match(path)
+        if handler is None:
+            await self.app(scope, receive, _with_request_id(send, exchange))
+            return
+        try:
+            await handler(scope, receive, send, headers, exchange)
+        except GatewayError as error:
+            await send_error(send, error, exchange.base_headers)
+        except BodyTooLarge as exc:
+            await send_error(
+                send,
+                GatewayError(
+                    413,
+                    f"Request body is larger than the gateway's limit of {exc.limit} bytes "
+                    "(GATEWAY_MAX_BODY_BYTES).",
+                    code="request_too_large",
+                ),
+                exchange.base_headers,
+            )
+        except ClientDisconnected:
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The response may have started; if so the server closes the connection. Either
+            # way the client never sees a traceback.
+            logger.exception("unhandled error in %s %s", scope["method"], path)
+            try:
+                await send_error(
+                    send,
+                    GatewayError(500, "Internal gateway error; the request id is in Helicone-Id."),
+                    exchange.base_headers,
+                )
+            except Exception:  # pragma: no cover - response already started
+                pass
+
+    def _make_unified(self, endpoint: str) -> Handler:
+        async def handle(
+            scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
+        ) -> None:
+            await self._unified(endpoint, scope, receive, send, headers, ex)
+
+        return handle
+
+    async def _unified(
+        self,
+        endpoint: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        exchange: Exchange,
+    ) -> None:
+        runtime = self.runtime
+        if scope["method"] != "POST":
+            raise GatewayError(405, f"Method {scope['method']} not allowed; use POST {endpoint}.")
+        credentials = read_credentials(headers)
+        await runtime.authenticate(credentials)
+        _check_content_type(headers)
+        raw = await read_body(receive, runtime.settings.max_body_bytes, _content_length(headers))
+        payload = _parse_json_object(raw)
+        model = payload.get("model")
+        if model is None:
+            raise GatewayError(400, "Missing required field 'model'.", param="model")
+        if not isinstance(model, str):
+            raise GatewayError(400, "'model' must be a string.", param="model")
+        try:
+            target = runtime.providers.resolve(model)
+        except RoutingError as exc:
+            raise GatewayError(400, str(exc), code="invalid_model", param="model") from exc
+        if target.model != model:
+            payload["model"] = target.model
+            raw = orjson.dumps(payload)
+        authorization = credentials.provider_authorization or (
+            f"Bearer {target.api_key}" if target.api_key else None
+        )
+        upstream_headers = upstream_request_headers(headers, authorization)
+        upstream_headers["content-type"] = "application/json"
+        await runtime.upstream.relay(
+            exchange, "POST", target.base_url + endpoint, upstream_headers, raw, receive, send
+        )
+
+    async def _models(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
+    ) -> None:
+        """``GET /v1/models``: the union of every configured provider's model list.
+
+        Public like the reference (no key needed). The default provider's ids are listed as
+        they are; other providers' ids get their ``/provider`` suffix so that every listed
+        id is a valid ``model`` string. A provider that fails to answer is left out.
+        """
+        if scope["method"] != "GET":
+            raise GatewayError(405, f"Method {scope['method']} not allowed; use GET /v1/models.")
+        data = await self.runtime.list_models()
+        await send_bytes(
+            send,
+            200,
+            orjson.dumps({"object": "list", "data": data}),
+            ex.base_headers,
+            b"application/json",
+        )
+
+
+def _with_request_id(send: Send, exchange: Exchange) -> Send:
+    """Wrap ``send`` so framework-served responses carry ``Helicone-Id`` too."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *exchange.base_headers]
+        await send(message)
+
+    return wrapped
+
+
+def _content_length(headers: dict[str, str]) -> int | None:
+    value = headers.get("content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise GatewayError(400, f"Invalid Content-Length header: {value!r}.") from exc
+
+
+def _check_content_type(headers: dict[str, str]) -> None:
+    content_type = headers.get("content-type")
+    if content_type is None:
+        return
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise GatewayError(
+            415,
+            f"Unsupported Content-Type {content_type!r}: send a JSON body with "
+            "'Content-Type: application/json'.",
+            code="unsupported_media_type",
+        )
+
+
+def _parse_json_object(raw: bytes) -> dict[str, object]:
+    if not raw.strip():
+        raise GatewayError(400, "The request body is empty; send a JSON object.")
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(400, f"The request body is not valid JSON: {exc}.") from exc
+    if not isinstance(payload, dict):
+        raise GatewayError(
+            400, f"The request body must be a JSON object, not {type(payload).__name__}."
+        )
+    return payload

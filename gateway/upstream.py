@@ -1,0 +1,220 @@
+"""The upstream side of a proxied request: one pooled client, and relaying its answer.
+
+One ``aiohttp`` session (keep-alive pool) serves every request of a process; it is created at
+startup and closed at shutdown. aiohttp was chosen by measurement: on this class of machine
+httpx 0.28's pool collapses under concurrency (see the README's performance section).
+
+Relaying rules:
+
+* non-streaming answers are read whole, then sent with ``X-Gateway-Overhead-Ms``;
+* ``text/event-stream`` answers are relayed chunk by chunk as they arrive (never buffered);
+  a client disconnect cancels the upstream request; an upstream failure after the first byte
+  ends the stream cleanly;
+* a failure before any upstream answer becomes a 502 (unreachable) or 504 (timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from gateway.asgi import RawHeaders, Receive, Send, send_bytes
+from gateway.errors import GatewayError, send_error
+from gateway.sse import EventChunker
+
+logger = logging.getLogger("gateway.upstream")
+
+# Never forwarded in either direction: hop-by-hop (RFC 9110 §7.6.1) plus headers the two
+# sides compute for themselves (length, encoding after aiohttp decompresses, host).
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "host",
+    }
+)
+_RESPONSE_DROP = _HOP_BY_HOP | {"content-encoding", "date", "server", "set-cookie"}
+_REQUEST_DROP = _HOP_BY_HOP | {"accept-encoding", "cookie", "authorization"}
+
+
+def upstream_request_headers(
+    headers: dict[str, str], authorization: str | None
+) -> dict[str, str]:
+    """Client headers fit to send upstream.
+
+    ``Helicone-*`` control headers, hop-by-hop headers and the client's ``Authorization``
+    are dropped; ``authorization`` (a provider credential chosen by the caller) is set.
+    """
+    out = {
+        name: value
+        for name, value in headers.items()
+        if name not in _REQUEST_DROP and not name.startswith("helicone-")
+    }
+    if authorization:
+        out["authorization"] = authorization
+    return out
+
+
+def _response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> RawHeaders:
+    return [
+        (name.lower(), value)
+        for name, value in raw
+        if name.lower().decode("latin-1") not in _RESPONSE_DROP
+    ]
+
+
+@dataclass(slots=True)
+class Exchange:
+    """Per-request facts the relay needs: id, clock, headers every response carries."""
+
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    force_format: bool = False
+
+    @property
+    def base_headers(self) -> RawHeaders:
+        return [(b"helicone-id", self.request_id.encode())]
+
+
+class UpstreamClient:
+    """The process-wide pooled HTTP client to providers."""
+
+    def __init__(
+        self, connect_timeout: float, read_timeout: float, max_connections: int
+    ) -> None:
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_read=read_timeout
+        )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("UpstreamClient.start() was not called")
+        return self._session
+
+    async def relay(
+        self,
+        exchange: Exchange,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Send the request upstream and relay the answer to the client."""
+        upstream_started = time.perf_counter()
+        try:
+            async with self.session.request(
+                method, url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                if response.content_type == "text/event-stream":
+                    await _relay_stream(exchange, response, receive, send)
+                    return
+                payload = await response.read()
+                upstream_elapsed = time.perf_counter() - upstream_started
+                out = _response_headers(response.raw_headers)
+                out.extend(exchange.base_headers)
+                overhead_ms = (time.perf_counter() - exchange.started - upstream_elapsed) * 1000
+                out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
+                await send_bytes(send, response.status, payload, out)
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            await send_error(
+                send,
+                GatewayError(504, f"Upstream timed out: {url}", code="upstream_timeout"),
+                exchange.base_headers,
+            )
+            logger.info("upstream timeout %s: %r", url, exc)
+        except aiohttp.ClientError as exc:
+            await send_error(
+                send,
+                GatewayError(
+                    502, f"Upstream unreachable: {url} ({exc.__class__.__name__})",
+                    code="upstream_unreachable",
+                ),
+                exchange.base_headers,
+            )
+            logger.info("upstream error %s: %r", url, exc)
+
+
+async def _relay_stream(
+    exchange: Exchange, response: aiohttp.ClientResponse, receive: Receive, send: Send
+) -> None:
+    """Relay an SSE answer as it arrives; stop (and drop upstream) if the client leaves."""
+    headers = _response_headers(response.raw_headers)
+    headers.extend(exchange.base_headers)
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+
+    pump = asyncio.current_task()
+    assert pump is not None
+    disconnected = False
+
+    async def watch_disconnect() -> None:
+        nonlocal disconnected
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected = True
+                pump.cancel()
+                return
+
+    watcher = asyncio.create_task(watch_disconnect())
+    chunker = EventChunker() if exchange.force_format else None
+    try:
+        try:
+            async for chunk in response.content.iter_any():
+                if chunker is not None:
+                    chunk = chunker.feed(chunk)
+                    if not chunk:
+                        continue
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if chunker is not None:
+                tail = chunker.flush()
+                if tail:
+                    await send({"type": "http.response.body", "body": tail, "more_body": True})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Headers are gone already: the only honest thing left is to end the stream.
+            logger.info("upstream stream ended early: %r", exc)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not disconnected:
+            raise
+        pump.uncancel()
+        # Closing (not releasing) the response drops the upstream connection mid-stream.
+        response.close()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher

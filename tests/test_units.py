@@ -1,0 +1,218 @@
+"""Unit tests of the small pure pieces: routing, target policy, SSE chunker, options, auth cache."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from gateway.auth import Authenticator, Credentials, KeyCache, read_credentials
+from gateway.errors import GatewayError
+from gateway.keys import hash_key
+from gateway.options import flag, request_id
+from gateway.passthrough import join_overlapping
+from gateway.sse import EventChunker
+from gateway.store import KeyIdentity
+from gateway.targets import TargetPolicy
+from providers.routing import ProviderDirectory, RoutingError, split_model
+
+
+class TestSplitModel:
+    def test_bare_model_goes_to_openai(self) -> None:
+        assert split_model("gpt-4o-mini") == ("gpt-4o-mini", "openai")
+
+    def test_provider_suffix_is_stripped(self) -> None:
+        assert split_model("llama-3.3-70b/groq") == ("llama-3.3-70b", "groq")
+
+    def test_model_ids_with_slashes_keep_them(self) -> None:
+        assert split_model("meta-llama/Llama-3.3-70B/together") == (
+            "meta-llama/Llama-3.3-70B",
+            "together",
+        )
+
+    @pytest.mark.parametrize("model", ["gpt-4o/nope", "meta-llama/Llama-3.3-70B", "/groq"])
+    def test_unknown_provider_is_named(self, model: str) -> None:
+        with pytest.raises(RoutingError, match="Unknown provider"):
+            split_model(model)
+
+    def test_empty_model(self) -> None:
+        with pytest.raises(RoutingError, match="empty"):
+            split_model("  ")
+
+
+class TestProviderDirectory:
+    def test_managed_key_and_default_url(self) -> None:
+        directory = ProviderDirectory({"groq": "gk"}, {})
+        target = directory.resolve("m/groq")
+        assert target.base_url == "https://api.groq.com/openai/v1"
+        assert target.api_key == "gk"
+        assert target.model == "m"
+
+    def test_base_url_override(self) -> None:
+        directory = ProviderDirectory({"openai": "k"}, {"openai": "http://127.0.0.1:9/v1/"})
+        assert directory.resolve("gpt").base_url == "http://127.0.0.1:9/v1"
+
+    def test_missing_key_names_the_variable(self) -> None:
+        with pytest.raises(RoutingError, match="MISTRAL_API_KEY"):
+            ProviderDirectory({}, {}).resolve("m/mistral")
+
+    def test_ollama_needs_no_key(self) -> None:
+        assert ProviderDirectory({}, {}).resolve("llama3/ollama").api_key is None
+
+
+class TestTargetPolicy:
+    policy = TargetPolicy(["models.internal", "*.corp.example", "127.0.0.1:9999"], [
+        "http://10.1.2.3:8000/v1"
+    ])
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://api.openai.com",
+            "https://myres.openai.azure.com/",
+            "https://api.groq.com",
+            "https://bedrock-runtime.us-east-1.amazonaws.com",
+            "https://models.internal",
+            "https://a.corp.example",
+            "http://127.0.0.1:9999",
+            "http://10.1.2.3:8000",
+        ],
+    )
+    def test_allowed(self, url: str) -> None:
+        assert self.policy.allows(url)
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://evil.example",
+            "https://api.openai.com.evil.example",
+            "http://127.0.0.1:9998",
+            "http://169.254.169.254/latest",
+            "ftp://api.openai.com",
+            "api.openai.com",
+            "https://corp.example",
+            "http://10.1.2.3:8001",
+        ],
+    )
+    def test_refused(self, url: str) -> None:
+        assert not self.policy.allows(url)
+
+    def test_check_raises_400_naming_header(self) -> None:
+        with pytest.raises(GatewayError) as info:
+            self.policy.check("https://evil.example", "Helicone-Target-Url")
+        assert info.value.status == 400
+        assert "Helicone-Target-Url" in info.value.message
+
+
+class TestJoinOverlapping:
+    @pytest.mark.parametrize(
+        ("base", "path", "expected"),
+        [
+            ("https://api.openai.com/v1", "/v1/chat/completions",
+             "https://api.openai.com/v1/chat/completions"),
+            ("https://api.groq.com/openai/v1", "/openai/v1/models",
+             "https://api.groq.com/openai/v1/models"),
+            ("https://api.groq.com/openai/v1", "/v1/models", "https://api.groq.com/openai/v1/models"),
+            ("https://x.openai.azure.com", "/openai/deployments/d/chat/completions",
+             "https://x.openai.azure.com/openai/deployments/d/chat/completions"),
+            ("http://127.0.0.1:5/v1/", "/v1/files", "http://127.0.0.1:5/v1/files"),
+        ],
+    )
+    def test_join(self, base: str, path: str, expected: str) -> None:
+        assert join_overlapping(base, path) == expected
+
+
+class TestEventChunker:
+    def test_releases_only_whole_events(self) -> None:
+        chunker = EventChunker()
+        assert chunker.feed(b"data: {\"a\"") == b""
+        assert chunker.feed(b": 1}\n\ndata: {\"b") == b"data: {\"a\": 1}\n\n"
+        assert chunker.feed(b"\": 2}\n\n") == b"data: {\"b\": 2}\n\n"
+        assert chunker.flush() == b""
+
+    def test_crlf_boundaries_and_tail(self) -> None:
+        chunker = EventChunker()
+        assert chunker.feed(b"event: x\r\ndata: 1\r\n\r\ndata: 2") == b"event: x\r\ndata: 1\r\n\r\n"
+        assert chunker.flush() == b"data: 2"
+
+
+class TestOptions:
+    def test_valid_request_id_is_kept(self) -> None:
+        rid = "123e4567-e89b-12d3-a456-426614174000"
+        assert request_id({"helicone-request-id": rid.upper()}) == rid
+
+    def test_invalid_request_id_is_replaced(self) -> None:
+        rid = request_id({"helicone-request-id": "ticket-42"})
+        assert rid != "ticket-42"
+        assert uuid.UUID(rid).version == 4
+
+    def test_flags(self) -> None:
+        assert flag({"x": "TRUE"}, "x")
+        assert not flag({"x": "1"}, "x")
+        assert not flag({}, "x")
+
+
+class TestCredentials:
+    def test_unified_style(self) -> None:
+        assert read_credentials({"authorization": "Bearer sk-helicone-a"}) == Credentials(
+            "sk-helicone-a", None
+        )
+
+    def test_helicone_auth_makes_authorization_the_providers(self) -> None:
+        creds = read_credentials(
+            {"authorization": "Bearer sk-openai", "helicone-auth": "Bearer sk-helicone-a"}
+        )
+        assert creds == Credentials("sk-helicone-a", "Bearer sk-openai")
+
+
+class _FakeStore:
+    def __init__(self) -> None:
+        self.known: dict[str, KeyIdentity] = {}
+        self.calls = 0
+
+    async def find_active_key(self, key_hash: str) -> KeyIdentity | None:
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        return self.known.get(key_hash)
+
+
+class TestKeyCache:
+    async def test_hits_are_cached_until_ttl(self) -> None:
+        now = [0.0]
+        store = _FakeStore()
+        ident = KeyIdentity("k1", "o1", "default")
+        store.known[hash_key("sk-a")] = ident
+        cache = KeyCache(store, ttl_seconds=5, clock=lambda: now[0])
+        assert await cache.resolve("sk-a") == ident
+        assert await cache.resolve("sk-a") == ident
+        assert store.calls == 1
+        del store.known[hash_key("sk-a")]  # revoked
+        now[0] = 4.9
+        assert await cache.resolve("sk-a") == ident
+        now[0] = 5.1
+        assert await cache.resolve("sk-a") is None
+        assert store.calls == 2
+
+    async def test_concurrent_misses_share_one_query(self) -> None:
+        store = _FakeStore()
+        store.known[hash_key("sk-b")] = KeyIdentity("k", "o", "default")
+        cache = KeyCache(store, ttl_seconds=5)
+        results = await asyncio.gather(*(cache.resolve("sk-b") for _ in range(20)))
+        assert all(r is not None for r in results)
+        assert store.calls == 1
+
+    async def test_store_failure_is_503_not_401(self) -> None:
+        class Broken:
+            async def find_active_key(self, key_hash: str) -> KeyIdentity | None:
+                raise ConnectionError("db down")
+
+        auth = Authenticator(KeyCache(Broken(), 5), None)
+        with pytest.raises(GatewayError) as info:
+            await auth.authenticate(Credentials("sk-x", None))
+        assert info.value.status == 503
+
+    async def test_anonymous_skips_keys(self) -> None:
+        ident = KeyIdentity("anonymous", "o", "default")
+        auth = Authenticator(KeyCache(_FakeStore(), 5), ident)
+        assert await auth.authenticate(Credentials(None, None)) == ident

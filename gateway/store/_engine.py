@@ -63,8 +63,10 @@ def create_engine(url: str) -> AsyncEngine:
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # The busy timeout goes first: switching a fresh file to WAL needs the write lock, and
+        # several processes opening the same new database at once must wait for it, not fail.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         # Durable at every checkpoint; with WAL this only risks the last commits on power loss.
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -1,0 +1,11 @@
+"""An upstream emulator speaking OpenAI's wire format, for end-to-end tests and benchmarks.
+
+Point the gateway at ``OpenAIEmulator().start().base_url`` (``OPENAI_BASE_URL``); inject
+``Fault``s to make it fail, stall or cut streams; read ``requests`` to see what was sent.
+"""
+
+from .faults import Fault
+from .recording import RecordedRequest
+from .server import OpenAIEmulator
+
+__all__ = ["Fault", "OpenAIEmulator", "RecordedRequest"]

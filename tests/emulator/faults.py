@@ -1,0 +1,61 @@
+"""Injected upstream misbehaviour: errors, latency, slow and broken streams.
+
+Tests inject faults from their own thread while the emulator's event loop consumes them, so
+taking a fault (match, decrement ``times``, drop when spent) happens under one lock: two
+concurrent requests can never both consume a fault meant for one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class Fault:
+    """One kind of misbehaviour, applied to the next ``times`` matching requests."""
+
+    status: int | None = None
+    """Reply with this status and an OpenAI-shaped error body (or ``body`` if given)."""
+    body: bytes | None = None
+    headers: dict[str, str] | None = None
+    delay: float = 0.0
+    """Seconds to wait before answering (before any header is sent)."""
+    chunk_delay: float = 0.0
+    """Streaming answers: seconds between SSE events."""
+    drop_after_events: int | None = None
+    """Streaming answers: send this many SSE events, then cut the connection."""
+    path: str | None = None
+    """Only requests whose path ends with this match (``None``: every request)."""
+    times: int = 1
+
+
+class FaultQueue:
+    """Faults in injection order, each with how many more requests it may apply to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Fault, int]] = []
+
+    def add(self, fault: Fault) -> None:
+        if fault.times < 1:
+            raise ValueError(f"Fault.times must be at least 1, got {fault.times}")
+        with self._lock:
+            self._pending.append((fault, fault.times))
+
+    def take(self, path: str) -> Fault | None:
+        """The first fault matching ``path``, consuming one of its uses."""
+        with self._lock:
+            for index, (fault, left) in enumerate(self._pending):
+                if fault.path is not None and not path.endswith(fault.path):
+                    continue
+                if left > 1:
+                    self._pending[index] = (fault, left - 1)
+                else:
+                    del self._pending[index]
+                return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()

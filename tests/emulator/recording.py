@@ -1,0 +1,24 @@
+"""What the emulator received, kept so tests can assert on what the gateway sent upstream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request exactly as it arrived (header names lower-cased, body undecoded)."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        """The body parsed as JSON (raises if it is not JSON)."""
+        return orjson.loads(self.body)

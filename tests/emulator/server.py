@@ -1,0 +1,236 @@
+"""``OpenAIEmulator``: the upstream stand-in, on a real socket in its own thread and loop.
+
+Tests (sync or async) and the gateway under test each run their own event loop; giving the
+emulator a private loop in a daemon thread means it keeps answering however the test's loop
+is blocked (e.g. a sync SDK call), and it behaves as a separate network peer would.
+
+Every request is recorded first, then a matching injected fault is taken (delay, status),
+then the key is checked, then the endpoint answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+from aiohttp import web
+
+from . import chat, embeddings, models, responses
+from .errors import InvalidRequest, error_response, invalid_request, mask_key, status_response
+from .exchange import Exchange
+from .faults import Fault, FaultQueue
+from .recording import RecordedRequest
+from .validation import RequestValidator
+
+logger = logging.getLogger("tests.emulator")
+
+Handler = Callable[[Exchange], Awaitable[web.StreamResponse]]
+
+_START_TIMEOUT = 10.0
+_SHUTDOWN_TIMEOUT = 0.2
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization "
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+
+
+class OpenAIEmulator:
+    """An OpenAI-compatible HTTP server for tests and benchmarks.
+
+    ``requests`` and ``disconnects`` are written by the server thread and read by tests;
+    ``inject``/``reset`` may be called from any thread.
+    """
+
+    def __init__(
+        self, api_key: str | None = "sk-emulator", host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self.api_key = api_key
+        self.host = host
+        self.port = port
+        self.requests: list[RecordedRequest] = []
+        self.disconnects = 0
+        self._lock = threading.Lock()
+        self._faults = FaultQueue()
+        self._serials = itertools.count(1)
+        self._validator = RequestValidator()
+        self._routes: dict[tuple[str, str], Handler] = {
+            ("POST", "/v1/chat/completions"): chat.handle,
+            ("POST", "/v1/responses"): responses.handle,
+            ("POST", "/v1/embeddings"): embeddings.handle,
+            ("GET", "/v1/models"): models.list_models,
+        }
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> OpenAIEmulator:
+        """Serve in a background thread; returns once the socket is bound and listening."""
+        if self._thread is not None:
+            raise RuntimeError("emulator already started")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready, failure), name="openai-emulator", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(_START_TIMEOUT):
+            raise RuntimeError("emulator did not start in time")
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise RuntimeError("emulator failed to start") from failure[0]
+        return self
+
+    def _serve(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self._bind())
+        except BaseException as exc:  # surfaced by start()
+            failure.append(exc)
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _bind(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self.port = runner.addresses[0][1]
+
+    def stop(self) -> None:
+        """Close the socket and every connection, then end the thread."""
+        loop, thread, runner = self._loop, self._thread, self._runner
+        if loop is None or thread is None:
+            return
+        self._stopping = True  # streams cut by the shutdown are not client disconnects
+        if runner is not None and not loop.is_closed():
+            future = asyncio.run_coroutine_threadsafe(runner.cleanup(), loop)
+            future.result(timeout=_START_TIMEOUT)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=_START_TIMEOUT)
+        self._loop = self._thread = self._runner = None
+        self._stopping = False
+
+    def __enter__(self) -> OpenAIEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- test controls ---------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.origin}/v1"
+
+    def inject(self, fault: Fault) -> None:
+        self._faults.add(fault)
+
+    def reset(self) -> None:
+        """Forget recorded requests, pending faults and the disconnect count."""
+        with self._lock:
+            self.requests.clear()
+            self.disconnects = 0
+        self._faults.clear()
+
+    def _count_disconnect(self) -> None:
+        with self._lock:
+            if not self._stopping:
+                self.disconnects += 1
+
+    # -- serving ---------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=request.query_string,
+                    headers={name.lower(): value for name, value in request.headers.items()},
+                    body=body,
+                )
+            )
+        fault = self._faults.take(request.path)
+        if fault is not None:
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                return status_response(fault.status, fault.body, fault.headers)
+        refused = self._check_key(request)
+        if refused is not None:
+            return refused
+        exchange = Exchange(
+            request=request,
+            body=body,
+            fault=fault,
+            validator=self._validator,
+            serial=next(self._serials),
+            on_disconnect=self._count_disconnect,
+        )
+        try:
+            return await self._route(exchange)
+        except InvalidRequest as exc:
+            return invalid_request(exc)
+        except Exception as exc:
+            # An emulator bug: say so in the body, where a failing test will show it.
+            logger.exception("emulator failed on %s %s", request.method, request.path)
+            return error_response(500, f"emulator error: {exc!r}", "server_error")
+
+    def _check_key(self, request: web.Request) -> web.Response | None:
+        if self.api_key is None:
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if not header or scheme.lower() != "bearer" or not key.strip():
+            return error_response(401, _NO_KEY)
+        if key.strip() != self.api_key:
+            message = (
+                f"Incorrect API key provided: {mask_key(key.strip())}. You can find your API "
+                "key at https://platform.openai.com/account/api-keys."
+            )
+            return error_response(401, message, code="invalid_api_key")
+        return None
+
+    async def _route(self, exchange: Exchange) -> web.StreamResponse:
+        method, path = exchange.request.method, exchange.request.path
+        handler = self._routes.get((method, path))
+        if handler is not None:
+            return await handler(exchange)
+        prefix = "/v1/models/"
+        if method == "GET" and path.startswith(prefix) and len(path) > len(prefix):
+            return await models.retrieve_model(exchange, path[len(prefix) :])
+        return error_response(404, f"Invalid URL ({method} {path})")

@@ -44,12 +44,15 @@ class GatewayError(Exception):
         return error_body(self.status, self.message, self.code, self.param)
 
 
-def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> bytes:
+def error_body(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> bytes:
+    fallback = "invalid_request_error" if status < 500 else "server_error"
     return orjson.dumps(
         {
             "error": {
                 "message": message,
-                "type": _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error"),
+                "type": _TYPES.get(status, fallback),
                 "param": param,
                 "code": code,
             }

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from gateway.auth import read_credentials
 from gateway.asgi import Receive, Scope, Send, read_body
+from gateway.auth import read_credentials
 from gateway.errors import GatewayError
 from gateway.upstream import Exchange, upstream_request_headers
 from providers.openai_compat import OPENAI_COMPATIBLE

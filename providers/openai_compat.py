@@ -8,9 +8,9 @@ and the environment variable prefix (``<PREFIX>_API_KEY``, ``<PREFIX>_BASE_URL``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 
 @dataclass(frozen=True, slots=True)

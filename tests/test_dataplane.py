@@ -317,7 +317,8 @@ def test_bad_input_is_an_openai_shaped_4xx(
 
 def test_wrong_method_and_unknown_path(gateway: tuple[GatewayServer, str]) -> None:
     server, key = gateway
-    response = httpx.get(server.url + "/v1/chat/completions", headers={"authorization": f"Bearer {key}"})
+    auth = {"authorization": f"Bearer {key}"}
+    response = httpx.get(server.url + "/v1/chat/completions", headers=auth)
     assert response.status_code == 405
     assert "POST" in response.json()["error"]["message"]
     response = httpx.get(server.url + "/v1/nothing-here")

@@ -452,3 +452,26 @@ def test_anonymous_mode_needs_no_key(tmp_path: Path, upstream: OpenAIEmulator) -
         sdk = openai.OpenAI(base_url=server.url + "/v1", api_key="anything", max_retries=0)
         completion = sdk.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert completion.choices[0].message.content == EXPECTED
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_stream_force_format(
+    gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator, force: bool
+) -> None:
+    """Without the header, bytes go out as they came (split events included); with it, every
+    chunk the client receives ends on an event boundary and the events are the same."""
+    server, key = gateway
+    upstream.inject(Fault(split_events=True, path="/chat/completions"))
+    request = _stream_request(key)
+    if force:
+        request["headers"] = {**request["headers"], "helicone-stream-force-format": "true"}  # type: ignore[dict-item]
+    chunks: list[bytes] = []
+    with httpx.stream("POST", server.url + "/v1/chat/completions", **request) as r:  # type: ignore[arg-type]
+        chunks.extend(r.iter_raw())
+    body = b"".join(chunks)
+    assert body.endswith(b"data: [DONE]\n\n")
+    whole = [chunk.endswith(b"\n\n") for chunk in chunks]
+    if force:
+        assert all(whole)
+    else:
+        assert not all(whole)

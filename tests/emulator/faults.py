@@ -25,6 +25,9 @@ class Fault:
     """Streaming answers: seconds between SSE events."""
     drop_after_events: int | None = None
     """Streaming answers: send this many SSE events, then cut the connection."""
+    split_events: bool = False
+    """Streaming answers: write each event in two halves, 50 ms apart, so a reader receives
+    network chunks that end mid-event (what ``Helicone-Stream-Force-Format`` repairs)."""
     path: str | None = None
     """Only requests whose path ends with this match (``None``: every request)."""
     times: int = 1

@@ -18,6 +18,7 @@ from .exchange import Exchange
 
 _POLL = 0.02
 _FLUSH_POLLS = 200  # x 5 ms
+_SPLIT_PAUSE = 0.05
 
 
 def frame(data: bytes, event: str | None = None) -> bytes:
@@ -34,6 +35,7 @@ class EventStream:
         fault = exchange.fault
         self._chunk_delay = fault.chunk_delay if fault else 0.0
         self._drop_after = fault.drop_after_events if fault else None
+        self._split = fault.split_events if fault else False
 
     def _client_gone(self) -> bool:
         transport = self._request.transport
@@ -83,6 +85,13 @@ class EventStream:
                 if self._client_gone():
                     self._exchange.on_disconnect()
                     return response
+                if self._split:
+                    half = len(data) // 2
+                    await response.write(data[:half])
+                    if not await self._pause(_SPLIT_PAUSE):
+                        self._exchange.on_disconnect()
+                        return response
+                    data = data[half:]
                 await response.write(data)
         except ConnectionError:
             self._exchange.on_disconnect()

@@ -1,0 +1,162 @@
+"""The gateway under test, run exactly as an operator would: ``gateway serve`` in a child.
+
+It gets a fresh data directory (SQLite) and a key made with ``gateway keys create``, and its
+provider base URLs point at the fake upstream. Inherited ``GATEWAY_*`` and ``DATABASE_URL``
+variables are dropped so that a developer's shell settings cannot change what is measured.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.procs import (
+    HOST,
+    BenchError,
+    cpu_seconds,
+    free_port,
+    process_tree,
+    rss_kib,
+    spawn,
+    stop,
+    tail,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def gateway_binary() -> str:
+    """The ``gateway`` console script of the interpreter running the bench (the venv's)."""
+    beside = Path(sys.executable).parent / "gateway"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("gateway")
+    if found is None:
+        raise BenchError("the 'gateway' command is not installed: run `make install` first")
+    return found
+
+
+class Gateway:
+    """One gateway process with its own data dir, port and key."""
+
+    def __init__(self, workdir: Path, upstream_base_url: str, workers: int = 1) -> None:
+        self.data_dir = workdir / "gateway-data"
+        self.data_dir.mkdir()
+        self.log = workdir / "gateway.log"
+        self.port = free_port()
+        self.workers = workers
+        self.key = ""
+        self.binary = gateway_binary()
+        self._proc: subprocess.Popen[bytes] | None = None
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("GATEWAY_") and k != "DATABASE_URL"
+        }
+        env.update(
+            GATEWAY_DATA_DIR=str(self.data_dir),
+            OPENAI_API_KEY="bench",
+            OPENAI_BASE_URL=f"{upstream_base_url}/v1",
+            GROQ_API_KEY="bench",
+            GROQ_BASE_URL=f"{upstream_base_url}/stream/v1",
+        )
+        self.env = env
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise BenchError("the gateway is not running")
+        return self._proc.pid
+
+    def create_key(self) -> str:
+        """``gateway keys create``; the key is the last line it prints."""
+        done = subprocess.run(
+            [self.binary, "keys", "create", "--name", "bench"],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines:
+            raise BenchError(
+                f"`gateway keys create` failed (status {done.returncode}):\n"
+                f"{done.stderr.strip() or done.stdout.strip()}"
+            )
+        self.key = lines[-1].strip()
+        return self.key
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start ``gateway serve`` and wait until ``GET /healthz`` answers 200."""
+        argv = [
+            self.binary, "serve", "--host", HOST, "--port", str(self.port),
+            "--workers", str(self.workers),
+        ]  # fmt: skip
+        self._proc = spawn(argv, self.log, env=self.env, cwd=REPO)
+        deadline = time.monotonic() + timeout
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BenchError(
+                    f"the gateway exited with status {self._proc.returncode} during startup.\n"
+                    f"--- last lines of its output ({self.log}) ---\n{tail(self.log)}"
+                )
+            status = self._healthz()
+            if status == 200:
+                return
+            last_error = f"/healthz answered {status}" if status else "port not open yet"
+            time.sleep(0.1)
+        raise BenchError(
+            f"the gateway did not come up on port {self.port} within {timeout:.0f} s "
+            f"({last_error}).\n--- last lines of its output ({self.log}) ---\n{tail(self.log)}"
+        )
+
+    def _healthz(self) -> int | None:
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
+        try:
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status
+        except OSError:
+            return None
+        finally:
+            conn.close()
+
+    def check_alive(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise BenchError(
+                f"the gateway died (status {self._proc.returncode}).\n"
+                f"--- last lines of its output ({self.log}) ---\n{tail(self.log)}"
+            )
+
+    def rss_kib(self) -> int:
+        """VmRSS of the gateway and all its child processes, in KiB."""
+        return sum(rss_kib(pid) for pid in process_tree(self.pid))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by the gateway and its children."""
+        return cpu_seconds(self.pid)
+
+    def log_problems(self, limit: int = 10) -> list[str]:
+        """Warning, error and traceback lines the gateway printed (it should print none)."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return []
+        markers = ("warning", "error", "traceback", "exception", "critical")
+        found = [line for line in text.splitlines() if any(m in line.lower() for m in markers)]
+        return found[:limit]
+
+    def stop(self) -> None:
+        stop(self._proc)
+        self._proc = None

@@ -1,0 +1,188 @@
+"""Process and port helpers shared by the upstream, gateway and load modules.
+
+Everything the bench starts is a child process; these helpers exist so that every child is
+started the same way (own log files, never a pipe that could fill up and stall it) and is
+always stopped, even when the bench fails half-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HOST = "127.0.0.1"
+"""All bench traffic stays on loopback."""
+
+
+class BenchError(RuntimeError):
+    """A failure the bench reports as one clear message (exit status 1), not a traceback."""
+
+
+def free_port() -> int:
+    """A currently unused TCP port on loopback (the kernel picks it, so runs never collide)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on ``HOST:port``."""
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], name: str, log: Path, timeout: float = 30.0
+) -> None:
+    """Block until ``port`` accepts connections; fail early if ``proc`` dies meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(
+                f"{name} exited with status {proc.returncode} before opening port {port}.\n"
+                f"--- last lines of {log} ---\n{tail(log)}"
+            )
+        if port_open(port):
+            return
+        time.sleep(0.05)
+    raise BenchError(
+        f"{name} did not open port {port} within {timeout:.0f} s.\n"
+        f"--- last lines of {log} ---\n{tail(log)}"
+    )
+
+
+def spawn(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with stdout and stderr going to ``log`` (a file, so it can never block)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+
+def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """Terminate ``proc`` (SIGTERM, then SIGKILL after ``timeout``) and reap it.
+
+    Children were started in their own session, so the signal goes to that process group:
+    this reaches uvicorn's or nginx's worker processes too, and nothing else.
+    """
+    if proc is None or proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    """The last ``lines`` lines of a log file (empty when it does not exist)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def ensure_tool(binary: str, packages: tuple[str, ...]) -> str | None:
+    """Path of ``binary``; if missing, try ``apt-get install`` of the first package that works.
+
+    Returns ``None`` when the tool cannot be had (no apt-get, not root, no network): the caller
+    then uses its Python fallback and says so in the report.
+    """
+    found = shutil.which(binary) or _sbin(binary)
+    if found:
+        return found
+    if shutil.which("apt-get") is None:
+        return None
+    print(f"[bench] {binary} not found; installing it with apt-get ...", file=sys.stderr)
+    subprocess.run(
+        ["apt-get", "update", "-qq"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    for package in packages:
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "-qq", package],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        if done.returncode == 0:
+            break
+    return shutil.which(binary) or _sbin(binary)
+
+
+def _sbin(binary: str) -> str | None:
+    """nginx lives in /usr/sbin, which is not on every user's PATH."""
+    path = Path("/usr/sbin") / binary
+    return str(path) if path.exists() else None
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants (uvicorn with --workers > 1 forks worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of ``root`` and its descendants, from ``/proc/<pid>/stat``.
+
+    Sampled around a load run, it shows whether a server was CPU-bound (near 1.0 s per second
+    for a single-threaded event loop) and how much CPU one request costs.
+    """
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of one process in KiB, from ``/proc/<pid>/status`` (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

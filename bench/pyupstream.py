@@ -1,0 +1,90 @@
+"""Fallback fake upstream, used only when nginx cannot be installed.
+
+A bare asyncio protocol (uvloop when available) with a minimal HTTP/1.1 parser: no framework,
+so it stays as close to nginx's "answer from memory" as Python gets. Run as
+``python -m bench.pyupstream PORT`` in its own process so it never competes with the bench for
+the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from bench import payloads
+from bench.procs import HOST
+
+
+def _response(body: str, content_type: str) -> bytes:
+    data = body.encode()
+    head = (
+        "HTTP/1.1 200 OK\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(data)}\r\n"
+        "x-request-id: req_bench_fixed\r\n"
+        "\r\n"
+    )
+    return head.encode() + data
+
+
+_CHAT = _response(payloads.chat_completion(), "application/json")
+_STREAM = _response(payloads.sse_stream(), "text/event-stream")
+_NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+
+class FixedResponse(asyncio.Protocol):
+    """Parses request heads, skips bodies, answers each request with a prebuilt response."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.transport: asyncio.WriteTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCP transport is not an asyncio.Transport subclass; it does have write().
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).decode("latin-1")
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            if len(self.buffer) < end + 4 + length:
+                return
+            del self.buffer[: end + 4 + length]
+            path = head.split(" ", 2)[1]
+            if path == payloads.CHAT_PATH:
+                reply = _CHAT
+            elif path == payloads.STREAM_UPSTREAM_PATH:
+                reply = _STREAM
+            else:
+                reply = _NOT_FOUND
+            assert self.transport is not None
+            self.transport.write(reply)
+
+
+async def serve(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(FixedResponse, HOST, port, backlog=4096)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(port))
+    else:
+        uvloop.run(serve(port))
+
+
+if __name__ == "__main__":
+    main()

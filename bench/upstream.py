@@ -1,0 +1,138 @@
+"""The fake LLM provider: a fixed-response HTTP server the gateway forwards to.
+
+nginx answers from memory in a few microseconds, so whatever the bench measures above the
+direct-upstream baseline is the gateway's own cost. nginx is installed with apt-get when it is
+missing; only when that is impossible does the bench fall back to :mod:`bench.pyupstream`,
+which is much slower and makes the baseline (and the RPS bar) less meaningful.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import payloads
+from bench.procs import (
+    HOST,
+    BenchError,
+    cpu_seconds,
+    ensure_tool,
+    free_port,
+    spawn,
+    stop,
+    wait_for_port,
+)
+
+_TEMP_PATH_MODULES = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+"""Modules whose temp path defaults to /var/lib/nginx; each gets one in the bench's dir."""
+
+
+def _nginx_string(text: str) -> str:
+    """``text`` as a single-quoted nginx config string (``$`` would start a variable)."""
+    if "$" in text:
+        raise ValueError("nginx 'return' text cannot contain '$'")
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def nginx_config(workdir: Path, port: int, disabled_modules: set[str]) -> str:
+    """A self-contained config: every path in ``workdir``, one worker, no access log."""
+    temp_paths = "\n".join(
+        f"    {module}_temp_path {workdir / (module + '_temp')};"
+        for module in _TEMP_PATH_MODULES
+        if module not in disabled_modules
+    )
+    return f"""\
+worker_processes 1;
+daemon off;
+pid {workdir / "nginx.pid"};
+error_log {workdir / "nginx-error.log"} warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    access_log off;
+    server_tokens off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_buffer_size 64k;
+{temp_paths}
+
+    server {{
+        listen {HOST}:{port} backlog=4096;
+
+        location = {payloads.CHAT_PATH} {{
+            default_type application/json;
+            add_header x-request-id req_bench_fixed;
+            add_header openai-processing-ms 312;
+            return 200 {_nginx_string(payloads.chat_completion())};
+        }}
+
+        location = {payloads.STREAM_UPSTREAM_PATH} {{
+            default_type text/event-stream;
+            add_header cache-control no-cache;
+            add_header x-request-id req_bench_fixed;
+            return 200 {_nginx_string(payloads.sse_stream())};
+        }}
+    }}
+}}
+"""
+
+
+class Upstream:
+    """The running fake provider: ``port`` and a ``kind`` string for the report."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.kind = ""
+        self.log = workdir / "upstream.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> None:
+        nginx = ensure_tool("nginx", ("nginx-light", "nginx"))
+        if nginx is not None:
+            self._start_nginx(nginx)
+        else:
+            print("[bench] nginx unavailable: using the Python fallback upstream", file=sys.stderr)
+            self._start_python()
+
+    def _start_nginx(self, nginx: str) -> None:
+        info = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=False).stderr
+        version = re.search(r"nginx/(\S+)", info)
+        disabled = set(re.findall(r"--without-http_(\w+?)_module", info))
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(nginx_config(self.workdir, self.port, disabled))
+        self.log = self.workdir / "nginx-error.log"
+        argv = [nginx, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.log)]
+        self._proc = spawn(argv, self.workdir / "nginx-stdout.log")
+        wait_for_port(self.port, self._proc, "nginx", self.log)
+        self.kind = f"nginx {version.group(1) if version else '?'} (1 worker)"
+
+    def _start_python(self) -> None:
+        argv = [sys.executable, "-m", "bench.pyupstream", str(self.port)]
+        self._proc = spawn(argv, self.log, cwd=Path(__file__).resolve().parent.parent)
+        wait_for_port(self.port, self._proc, "Python fallback upstream", self.log)
+        self.kind = "Python asyncio fallback (nginx could not be installed; baseline is slow)"
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the upstream (nginx master and worker)."""
+        if self._proc is None:
+            raise BenchError("the upstream is not running")
+        return cpu_seconds(self._proc.pid)
+
+    def check_alive(self) -> None:
+        """Raise if the upstream died during the run (its numbers would be garbage)."""
+        if self._proc is not None and self._proc.poll() is not None:
+            raise BenchError(f"the upstream exited with status {self._proc.returncode}")
+
+    def stop(self) -> None:
+        stop(self._proc)
+        self._proc = None

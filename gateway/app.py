@@ -1,13 +1,16 @@
 """The application factory.
 
-``create_app(settings)`` builds a FastAPI app (control and query plane, health, the framework
-fallbacks) wrapped by the pure-ASGI :class:`gateway.dataplane.DataPlane`, which answers the
-hot routes itself. Resources live in one :class:`gateway.runtime.Runtime`, started and closed
-by the app's lifespan.
+``create_app(settings)`` returns the pure-ASGI :class:`gateway.dataplane.DataPlane`, which
+answers the hot routes itself and hands everything else (lifespan included) to a FastAPI app:
+the control and query plane, health, docs. The data plane sits *outside* the framework's
+middleware stack on purpose — measured, the stack's per-request wrappers cost several percent
+of throughput on routes that use none of them. Resources live in one
+:class:`gateway.runtime.Runtime`, started and closed by the FastAPI lifespan.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,13 +27,21 @@ from gateway.runtime import Runtime
 from gateway.settings import Settings
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    """Build the gateway application for ``settings`` (nothing starts until the lifespan)."""
+def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
+    """Build the gateway application for ``settings`` (nothing starts until the lifespan).
+
+    The FastAPI app behind the data plane is ``create_app(...).app``.
+    """
     runtime = runtime or Runtime(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        # Everything allocated so far (framework, SDK types, routes) lives for the whole
+        # process: moving it out of the collector's generations keeps full collections
+        # from walking it again and again under load.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -65,10 +76,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_middleware(DataPlane, runtime=runtime)
-    return app
+    return DataPlane(app, runtime)
 
 
-def create_app_from_env() -> FastAPI:
+def create_app_from_env() -> DataPlane:
     """Factory for ``uvicorn --factory``: settings from the environment."""
     return create_app(Settings())

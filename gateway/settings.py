@@ -82,6 +82,28 @@ class Settings(BaseSettings):
     upstream_max_connections: int = Field(default=1000, ge=1)
     allowed_target_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "info"
+    clickhouse_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CLICKHOUSE_URL", "clickhouse_url")
+    )
+    s3_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_ENDPOINT", "s3_endpoint")
+    )
+    s3_bucket_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_BUCKET_NAME", "s3_bucket_name")
+    )
+    s3_access_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_ACCESS_KEY", "s3_access_key")
+    )
+    s3_secret_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("S3_SECRET_KEY", "s3_secret_key")
+    )
+    s3_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("S3_REGION", "s3_region")
+    )
+    logging_enabled: bool = True
+    log_flush_rows: int = Field(default=1000, ge=1)
+    log_flush_ms: int = Field(default=500, ge=1)
+    log_queue_size: int = Field(default=10_000, ge=1)
     provider_api_keys: dict[str, str] = Field(default_factory=dict)
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
 

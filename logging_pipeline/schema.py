@@ -1,0 +1,125 @@
+"""The ClickHouse schema of the request log, as versioned migrations.
+
+Modelled on the reference ``request_response_rmt``: one row per request, ReplacingMergeTree on
+``updated_at`` (an update re-inserts the row with a newer version; reads use ``FINAL``),
+partitioned by month, ordered for the org + time-range scans every query starts with.
+Column names are the ones the filter AST and HQL expose, so users' raw SQL keeps working.
+
+Migrations are append-only: never edit a released one, add the next.
+"""
+
+from __future__ import annotations
+
+REQUEST_TABLE = "request_response_rmt"
+MIGRATIONS_TABLE = "gateway_schema_migrations"
+
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "0001_request_response_rmt",
+        (
+            f"""
+CREATE TABLE IF NOT EXISTS {REQUEST_TABLE}
+(
+    organization_id            UUID,
+    request_id                 UUID,
+    request_created_at         DateTime64(3, 'UTC'),
+    response_created_at        Nullable(DateTime64(3, 'UTC')),
+    latency                    Nullable(Int64),
+    time_to_first_token        Nullable(Int64),
+    status                     Int64,
+    model                      LowCardinality(String),
+    request_model              LowCardinality(String) DEFAULT '',
+    response_model             LowCardinality(String) DEFAULT '',
+    model_override             LowCardinality(String) DEFAULT '',
+    provider                   LowCardinality(String),
+    target_url                 String DEFAULT '',
+    request_path               String DEFAULT '',
+    user_id                    String DEFAULT '',
+    api_key_id                 String DEFAULT '',
+    country_code               Nullable(String),
+    threat                     Nullable(Bool),
+    prompt_tokens              Nullable(Int64),
+    completion_tokens          Nullable(Int64),
+    total_tokens               Int64 MATERIALIZED ifNull(prompt_tokens, 0) + ifNull(completion_tokens, 0),
+    prompt_cache_write_tokens  Int64 DEFAULT 0,
+    prompt_cache_read_tokens   Int64 DEFAULT 0,
+    prompt_audio_tokens        Int64 DEFAULT 0,
+    completion_audio_tokens    Int64 DEFAULT 0,
+    reasoning_tokens           Int64 DEFAULT 0,
+    tokens_estimated           Bool DEFAULT false,
+    cost                       Nullable(UInt64) DEFAULT 0,
+    cost_known                 Bool DEFAULT true,
+    provider_total_cost        UInt64 ALIAS ifNull(cost, 0),
+    properties                 Map(LowCardinality(String), String),
+    scores                     Map(LowCardinality(String), Float64),
+    assets                     Array(String),
+    cache_enabled              Bool DEFAULT false,
+    cache_reference_id         Nullable(UUID),
+    prompt_id                  String DEFAULT '',
+    prompt_version             String DEFAULT '',
+    is_stream                  Bool DEFAULT false,
+    is_passthrough_billing     Bool DEFAULT false,
+    storage_location           LowCardinality(String) DEFAULT 'local',
+    request_size_bytes         UInt64 DEFAULT 0,
+    response_size_bytes        UInt64 DEFAULT 0,
+    request_body               String DEFAULT '',
+    response_body              String DEFAULT '',
+    session_id                 String MATERIALIZED properties['Helicone-Session-Id'],
+    session_name               String MATERIALIZED properties['Helicone-Session-Name'],
+    session_path               String MATERIALIZED properties['Helicone-Session-Path'],
+    updated_at                 DateTime64(3, 'UTC') DEFAULT now64(3),
+
+    INDEX idx_request_id     request_id            TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_session_id     session_id            TYPE bloom_filter(0.01)  GRANULARITY 1,
+    INDEX idx_user_id        user_id               TYPE bloom_filter(0.01)  GRANULARITY 1,
+    INDEX idx_prop_keys      mapKeys(properties)   TYPE bloom_filter(0.01)  GRANULARITY 1,
+    INDEX idx_prop_values    mapValues(properties) TYPE bloom_filter(0.01)  GRANULARITY 1,
+    INDEX idx_score_keys     mapKeys(scores)       TYPE bloom_filter(0.01)  GRANULARITY 1
+)
+ENGINE = ReplacingMergeTree(updated_at)
+PARTITION BY toYYYYMM(request_created_at)
+ORDER BY (organization_id, request_created_at, request_id)
+""",
+        ),
+    ),
+)
+"""(version, statements) in order; each statement is idempotent."""
+
+INSERT_COLUMNS: tuple[str, ...] = (
+    "organization_id",
+    "request_id",
+    "request_created_at",
+    "response_created_at",
+    "latency",
+    "time_to_first_token",
+    "status",
+    "model",
+    "request_model",
+    "response_model",
+    "model_override",
+    "provider",
+    "target_url",
+    "request_path",
+    "user_id",
+    "api_key_id",
+    "country_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_cache_write_tokens",
+    "prompt_cache_read_tokens",
+    "prompt_audio_tokens",
+    "completion_audio_tokens",
+    "reasoning_tokens",
+    "tokens_estimated",
+    "cost",
+    "cost_known",
+    "properties",
+    "cache_enabled",
+    "cache_reference_id",
+    "is_stream",
+    "storage_location",
+    "request_size_bytes",
+    "response_size_bytes",
+    "updated_at",
+)
+"""The columns the writer fills, in the order of the rows it inserts."""

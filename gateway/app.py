@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from gateway import __version__
+from gateway.api import RequestApiDeps, include_request_api
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
 from gateway.runtime import Runtime
@@ -58,7 +59,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
-        body = orjson.dumps({"status": "ok", "version": __version__})
+        """Liveness, plus the log writer's counters (where every request record went)."""
+        status: dict[str, object] = {"status": "ok", "version": __version__}
+        if runtime.writer is not None:
+            status["logging"] = runtime.writer.counters.as_dict()
+        body = orjson.dumps(status)
         return Response(body, media_type="application/json")
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -74,6 +79,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
         message = str(exc.errors() if isinstance(exc, RequestValidationError) else exc)
         return Response(error_body(400, message), status_code=400, media_type="application/json")
 
+    include_request_api(
+        app,
+        RequestApiDeps(
+            authenticate=runtime.authenticate_org,
+            query=runtime.query_log,
+            get_bodies=runtime.get_bodies,
+        ),
+    )
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     return DataPlane(app, runtime)

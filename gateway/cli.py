@@ -95,7 +95,24 @@ def prepare_serving(settings: Settings) -> str | None:
     return _run_with_store(settings, bootstrap)
 
 
+def check_workers(settings: Settings, workers: int) -> None:
+    """Refuse several workers over the embedded log store.
+
+    chdb (embedded ClickHouse) keeps its data directory open in one process; a second worker
+    could not open it. Several workers need a ClickHouse server (``CLICKHOUSE_URL``) or
+    logging turned off (``GATEWAY_LOGGING_ENABLED=false``).
+    """
+    if workers > 1 and settings.logging_enabled and not settings.clickhouse_url:
+        raise CommandFailed(
+            f"--workers {workers} needs a ClickHouse server for the request log: the embedded "
+            "store (chdb) is single-process. Set CLICKHOUSE_URL, or run one worker, or set "
+            "GATEWAY_LOGGING_ENABLED=false."
+        )
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    workers = settings.workers if args.workers is None else args.workers
+    check_workers(settings, workers)
     key = prepare_serving(settings)
     if key is not None:
         print(f"Created a gateway key for org '{DEFAULT_ORG}' (shown only once):")
@@ -110,7 +127,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         factory=True,
         host=settings.host if args.host is None else args.host,
         port=settings.port if args.port is None else args.port,
-        workers=settings.workers if args.workers is None else args.workers,
+        workers=workers,
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level.lower(),

@@ -74,37 +74,38 @@ class DataPlane:
         if handler is None:
             await self.app(scope, receive, _with_request_id(send, exchange))
             return
+        error: GatewayError | None = None
         try:
             await handler(scope, receive, send, headers, exchange)
-        except GatewayError as error:
-            await send_error(send, error, exchange.base_headers)
+        except GatewayError as exc:
+            error = exc
         except BodyTooLarge as exc:
-            await send_error(
-                send,
-                GatewayError(
-                    413,
-                    f"Request body is larger than the gateway's limit of {exc.limit} bytes "
-                    "(GATEWAY_MAX_BODY_BYTES).",
-                    code="request_too_large",
-                ),
-                exchange.base_headers,
+            error = GatewayError(
+                413,
+                f"Request body is larger than the gateway's limit of {exc.limit} bytes "
+                "(GATEWAY_MAX_BODY_BYTES).",
+                code="request_too_large",
             )
         except ClientDisconnected:
-            return
+            if exchange.capture is not None:
+                exchange.capture.status = exchange.capture.status or 499
         except asyncio.CancelledError:
             raise
         except Exception:
-            # The response may have started; if so the server closes the connection. Either
-            # way the client never sees a traceback.
             logger.exception("unhandled error in %s %s", scope["method"], path)
+            error = GatewayError(500, "Internal gateway error; the request id is in Helicone-Id.")
+        if error is not None:
             try:
-                await send_error(
-                    send,
-                    GatewayError(500, "Internal gateway error; the request id is in Helicone-Id."),
-                    exchange.base_headers,
-                )
-            except Exception:  # pragma: no cover - response already started
-                pass
+                await send_error(send, error, exchange.base_headers)
+            except Exception:  # pragma: no cover - the response had already started
+                logger.warning("could not send error after response start: %s", error.message)
+        capture = exchange.capture
+        if capture is not None:
+            if error is not None and not capture.status:
+                capture.status = error.status
+                capture.response_body = error.body()
+            capture.finish()
+            self.runtime.submit(capture)
 
     def _make_unified(self, endpoint: str) -> Handler:
         async def handle(
@@ -127,9 +128,12 @@ class DataPlane:
         if scope["method"] != "POST":
             raise GatewayError(405, f"Method {scope['method']} not allowed; use POST {endpoint}.")
         credentials = read_credentials(headers)
-        await runtime.authenticate(credentials)
+        identity = await runtime.authenticate(credentials)
+        capture = runtime.begin_capture(exchange, identity, scope["path"], headers)
         _check_content_type(headers)
         raw = await read_body(receive, runtime.settings.max_body_bytes, _content_length(headers))
+        if capture is not None:
+            capture.request_body = raw
         payload = _parse_json_object(raw)
         model = payload.get("model")
         if model is None:
@@ -140,8 +144,16 @@ class DataPlane:
             target = runtime.providers.resolve(model)
         except RoutingError as exc:
             raise GatewayError(400, str(exc), code="invalid_model", param="model") from exc
-        if target.model != model:
+        rewrite = target.model != model
+        if rewrite:
             payload["model"] = target.model
+        if capture is not None:
+            capture.provider = target.provider.name
+            capture.request_model = target.model
+            capture.target_url = target.base_url + endpoint
+            if endpoint == "/chat/completions" and payload.get("stream") is True:
+                rewrite = _request_usage_chunk(payload, exchange) or rewrite
+        if rewrite:
             raw = orjson.dumps(payload)
         authorization = credentials.provider_authorization or (
             f"Bearer {target.api_key}" if target.api_key else None
@@ -171,6 +183,17 @@ class DataPlane:
             ex.base_headers,
             b"application/json",
         )
+
+
+def _request_usage_chunk(payload: dict[str, object], exchange: Exchange) -> bool:
+    """Ask for the usage chunk upstream (to log tokens) and strip it if the client didn't."""
+    options = payload.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        return False
+    payload["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                 "include_usage": True}
+    exchange.strip_usage = True
+    return True
 
 
 def _with_request_id(send: Send, exchange: Exchange) -> Send:

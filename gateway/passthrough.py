@@ -76,13 +76,18 @@ class Passthrough:
         override = headers.get("helicone-openai-api-base")
         if override and name == "openai":
             base = self.runtime.targets.check(override, "Helicone-OpenAI-Api-Base")
-        await self._forward(scope, receive, send, headers, ex, join_overlapping(base, rest))
+        await self._forward(
+            scope, receive, send, headers, ex, join_overlapping(base, rest), provider=name
+        )
 
     async def generic(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
     ) -> None:
         origin = self.runtime.targets.check(headers["helicone-target-url"], "Helicone-Target-Url")
-        await self._forward(scope, receive, send, headers, ex, origin + scope["path"])
+        provider = headers.get("helicone-target-provider", "").strip().lower() or "custom"
+        await self._forward(
+            scope, receive, send, headers, ex, origin + scope["path"], provider=provider
+        )
 
     async def _forward(
         self,
@@ -92,10 +97,12 @@ class Passthrough:
         headers: dict[str, str],
         exchange: Exchange,
         url: str,
+        provider: str,
     ) -> None:
         runtime = self.runtime
         credentials = read_credentials(headers)
-        await runtime.authenticate(credentials)
+        identity = await runtime.authenticate(credentials)
+        capture = runtime.begin_capture(exchange, identity, scope["path"], headers)
         declared = headers.get("content-length")
         body = await read_body(
             receive,
@@ -105,6 +112,10 @@ class Passthrough:
         query: bytes = scope.get("query_string", b"")
         if query:
             url = f"{url}?{query.decode('latin-1')}"
+        if capture is not None:
+            capture.request_body = body
+            capture.provider = provider
+            capture.target_url = url
         await runtime.upstream.relay(
             exchange,
             scope["method"],

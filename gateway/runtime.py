@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from gateway.auth import Authenticator, Credentials, KeyCache
+from gateway.auth import Authenticator, Credentials, KeyCache, read_credentials
+from gateway.errors import GatewayError
 from gateway.settings import Settings
 from gateway.store import DEFAULT_ORG, ControlStore, KeyIdentity
 from gateway.targets import TargetPolicy
-from gateway.upstream import UpstreamClient
+from gateway.upstream import Exchange, UpstreamClient
+from logging_pipeline.bodies import body_store_from_settings, decode_bodies
+from logging_pipeline.capture import Capture, apply_headers
+from logging_pipeline.clickhouse import transport_from_settings
+from logging_pipeline.writer import LogWriter
+from providers.cost import PriceTable
 from providers.routing import DEFAULT_PROVIDER, ProviderConfig, ProviderDirectory
 
 logger = logging.getLogger("gateway.runtime")
@@ -39,6 +46,7 @@ class Runtime:
         )
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
+        self.writer: LogWriter | None = None
 
     async def start(self) -> None:
         await self.store.migrate()
@@ -47,10 +55,80 @@ class Runtime:
             anonymous = KeyIdentity(key_id="anonymous", org_id=org_id, org_name=DEFAULT_ORG)
             self.authenticator = Authenticator(self.key_cache, anonymous)
         await self.upstream.start()
+        if self.settings.logging_enabled:
+            await self._start_logging()
+
+    async def _start_logging(self) -> None:
+        """Open the log and body stores and start the writer.
+
+        Fails open: a store that is down now only means the writer spills until it is back.
+        """
+        settings = self.settings
+        transport = transport_from_settings(settings)
+        bodies = body_store_from_settings(settings)
+        try:
+            await bodies.start()
+        except Exception as exc:
+            logger.warning("body store not ready yet (records will spill until it is): %r", exc)
+        self.writer = LogWriter(
+            transport,
+            bodies,
+            PriceTable.load(),
+            settings.data_dir / "spill",
+            flush_rows=settings.log_flush_rows,
+            flush_ms=settings.log_flush_ms,
+            queue_size=settings.log_queue_size,
+        )
+        await self.writer.start()
 
     async def close(self) -> None:
         await self.upstream.close()
+        if self.writer is not None:
+            await self.writer.close()
+            await self.writer.transport.close()
+            await self.writer.bodies.close()
+            self.writer = None
         await self.store.close()
+
+    def begin_capture(
+        self, exchange: Exchange, identity: KeyIdentity, path: str, headers: dict[str, str]
+    ) -> Capture | None:
+        """Start recording an authenticated request (None when logging is off)."""
+        if self.writer is None:
+            return None
+        capture = Capture(
+            request_id=exchange.request_id,
+            organization_id=identity.org_id,
+            api_key_id=identity.key_id,
+            path=path,
+            started=exchange.started,
+        )
+        apply_headers(capture, headers)
+        exchange.capture = capture
+        return capture
+
+    async def authenticate_org(self, headers: dict[str, str]) -> str:
+        """The org of a REST API caller (same keys and rules as the data plane)."""
+        identity = await self.authenticate(read_credentials(headers))
+        return identity.org_id
+
+    async def query_log(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self.writer is None:
+            raise GatewayError(
+                503, "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false).",
+                code="logging_disabled",
+            )
+        return await self.writer.transport.query(sql, params)
+
+    async def get_bodies(self, org_id: str, request_id: str) -> dict[str, Any] | None:
+        if self.writer is None:
+            return None
+        blob = await self.writer.bodies.get(org_id, request_id)
+        return None if blob is None else decode_bodies(blob)
+
+    def submit(self, capture: Capture) -> None:
+        if self.writer is not None:
+            self.writer.submit(capture)
 
     async def authenticate(self, credentials: Credentials) -> KeyIdentity:
         return await self.authenticator.authenticate(credentials)

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from gateway.asgi import RawHeaders, Receive, Send, send_bytes
-from gateway.errors import GatewayError, send_error
-from gateway.sse import EventChunker
+from gateway.errors import GatewayError
+from gateway.sse import EventChunker, UsageChunkFilter
+from logging_pipeline.capture import Capture
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -84,6 +85,10 @@ class Exchange:
     request_id: str
     started: float = field(default_factory=time.perf_counter)
     force_format: bool = False
+    strip_usage: bool = False
+    """The gateway asked upstream for a usage chunk the client did not ask for: drop it."""
+    capture: Capture | None = None
+    """Set once the request is authenticated, when logging is on."""
 
     @property
     def base_headers(self) -> RawHeaders:
@@ -145,28 +150,25 @@ class UpstreamClient:
                     return
                 payload = await response.read()
                 upstream_elapsed = time.perf_counter() - upstream_started
+                capture = exchange.capture
+                if capture is not None:
+                    capture.status = response.status
+                    capture.response_body = payload
                 out = _response_headers(response.raw_headers)
                 out.extend(exchange.base_headers)
                 overhead_ms = (time.perf_counter() - exchange.started - upstream_elapsed) * 1000
                 out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
                 await send_bytes(send, response.status, payload, out)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            await send_error(
-                send,
-                GatewayError(504, f"Upstream timed out: {url}", code="upstream_timeout"),
-                exchange.base_headers,
-            )
             logger.info("upstream timeout %s: %r", url, exc)
+            raise GatewayError(504, f"Upstream timed out: {url}", code="upstream_timeout") from exc
         except aiohttp.ClientError as exc:
-            await send_error(
-                send,
-                GatewayError(
-                    502, f"Upstream unreachable: {url} ({exc.__class__.__name__})",
-                    code="upstream_unreachable",
-                ),
-                exchange.base_headers,
-            )
             logger.info("upstream error %s: %r", url, exc)
+            raise GatewayError(
+                502,
+                f"Upstream unreachable: {url} ({exc.__class__.__name__})",
+                code="upstream_unreachable",
+            ) from exc
 
 
 async def _relay_stream(
@@ -176,6 +178,12 @@ async def _relay_stream(
     headers = _response_headers(response.raw_headers)
     headers.extend(exchange.base_headers)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    capture = exchange.capture
+    recorded: list[bytes] | None = None
+    if capture is not None:
+        capture.status = response.status
+        capture.is_stream = True
+        recorded = []
 
     pump = asyncio.current_task()
     assert pump is not None
@@ -191,10 +199,18 @@ async def _relay_stream(
                 return
 
     watcher = asyncio.create_task(watch_disconnect())
-    chunker = EventChunker() if exchange.force_format else None
+    chunker: EventChunker | None = None
+    if exchange.strip_usage:
+        chunker = UsageChunkFilter()
+    elif exchange.force_format:
+        chunker = EventChunker()
     try:
         try:
             async for chunk in response.content.iter_any():
+                if recorded is not None:
+                    if not recorded and capture is not None:
+                        capture.first_byte_at = time.perf_counter()
+                    recorded.append(chunk)
                 if chunker is not None:
                     chunk = chunker.feed(chunk)
                     if not chunk:
@@ -218,3 +234,5 @@ async def _relay_stream(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        if capture is not None and recorded is not None:
+            capture.response_body = b"".join(recorded)

@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS {REQUEST_TABLE}
     threat                     Nullable(Bool),
     prompt_tokens              Nullable(Int64),
     completion_tokens          Nullable(Int64),
-    total_tokens               Int64 MATERIALIZED ifNull(prompt_tokens, 0) + ifNull(completion_tokens, 0),
+    total_tokens               Int64
+        MATERIALIZED ifNull(prompt_tokens, 0) + ifNull(completion_tokens, 0),
     prompt_cache_write_tokens  Int64 DEFAULT 0,
     prompt_cache_read_tokens   Int64 DEFAULT 0,
     prompt_audio_tokens        Int64 DEFAULT 0,

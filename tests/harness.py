@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
 from gateway.app import create_app
+from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.store import ControlStore
+
+T = TypeVar("T")
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -26,6 +30,15 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "database_url": None,
         "provider_api_keys": {},
         "provider_base_urls": {},
+        "clickhouse_url": None,
+        "s3_endpoint": None,
+        "s3_bucket_name": None,
+        "s3_access_key": None,
+        "s3_secret_key": None,
+        # chdb (the embedded log store) allows one open data directory per process: only the
+        # logging tests turn it on, one gateway at a time.
+        "logging_enabled": False,
+        "log_flush_ms": 50,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -62,16 +75,30 @@ class GatewayServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="gateway-server", daemon=True)
         self._error: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
         try:
-            asyncio.run(self._server.serve(sockets=[self._sock]))
+            loop.run_until_complete(self._server.serve(sockets=[self._sock]))
         except BaseException as exc:  # surfaced by start()
             self._error = exc
+        finally:
+            loop.close()
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.runtime
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coro`` on the server's event loop (where its resources live) and wait."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def start(self) -> GatewayServer:
         self._thread.start()

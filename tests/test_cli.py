@@ -230,7 +230,10 @@ def uvicorn_options(stdout: str) -> dict[str, object]:
 
 
 def test_serve_prints_a_bootstrap_key_once(env: dict[str, str]) -> None:
-    first = serve({**env, "GATEWAY_PORT": "9001"}, "--host", "0.0.0.0", "--workers", "2")
+    first = serve(
+        {**env, "GATEWAY_PORT": "9001", "CLICKHOUSE_URL": "http://clickhouse:8123"},
+        "--host", "0.0.0.0", "--workers", "2",
+    )
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
     banner = lines.index("Created a gateway key for org 'default' (shown only once):")
@@ -254,6 +257,17 @@ def test_serve_prints_a_bootstrap_key_once(env: dict[str, str]) -> None:
     assert "sk-helicone-" not in second.stdout
     assert uvicorn_options(second.stdout)["port"] == 9002
     assert uvicorn_options(second.stdout)["host"] == "127.0.0.1"
+
+
+def test_serve_refuses_several_workers_on_embedded_log_store(env: dict[str, str]) -> None:
+    result = serve(env, "--workers", "2")
+    assert result.returncode == 1
+    assert "CLICKHOUSE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "UVICORN" not in result.stdout
+    disabled = serve({**env, "GATEWAY_LOGGING_ENABLED": "false"}, "--workers", "2")
+    assert disabled.returncode == 0, disabled.stderr
+    assert uvicorn_options(disabled.stdout)["workers"] == 2
 
 
 def test_serve_with_anonymous_access_creates_no_key(env: dict[str, str]) -> None:

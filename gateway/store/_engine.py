@@ -3,6 +3,8 @@ asyncpg)."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import event
@@ -63,12 +65,32 @@ def create_engine(url: str) -> AsyncEngine:
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        # The busy timeout goes first: switching a fresh file to WAL needs the write lock, and
-        # several processes opening the same new database at once must wait for it, not fail.
+        # The busy timeout goes first: writers that meet another process's lock wait for it.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         # Durable at every checkpoint; with WAL this only risks the last commits on power loss.
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL once (the mode is persistent, later connections see it).
+
+    Switching needs an exclusive lock, and SQLite answers "database is locked" at once —
+    without consulting the busy handler — when another connection opening the same fresh file
+    holds a shared lock meanwhile. So the switch is retried for up to the busy timeout.
+    """
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

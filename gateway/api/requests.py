@@ -1,0 +1,173 @@
+"""``/v1/request/*`` read endpoints: query, query-clickhouse, query-ids and get-by-id.
+
+The router only orchestrates: authenticate (headers -> org id), validate and compile with
+:mod:`logging_pipeline.query` (always org-scoped, values bound as server-side params), run
+the statement through the injected ``query`` callable, shape rows as ``HeliconeRequest``.
+Dependencies are injected as plain async callables so the same router runs on the embedded
+chdb store, a ClickHouse server, or a test double.
+
+Body fields accepted by the two query endpoints: ``filter`` (required), ``offset``, ``limit``,
+``sort``, ``isCached``, ``isScored``; ``includeInputs`` and ``isPartOfExperiment`` are
+accepted and ignored (prompt inputs and experiments are not recorded); unknown keys are
+ignored. ``/query`` and ``/query-clickhouse`` share one engine; both accept the legacy
+``request``/``response``/``properties`` tables as well as ``request_response_rmt``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+
+from gateway.api.envelope import fail, ok
+from gateway.errors import GatewayError
+from logging_pipeline.query import (
+    FilterError,
+    RequestQuery,
+    build_get_query,
+    build_ids_query,
+    build_request_query,
+    helicone_request,
+    parse_request_ids,
+)
+
+logger = logging.getLogger(__name__)
+
+Authenticate = Callable[[dict[str, str]], Awaitable[str]]
+RunQuery = Callable[[str, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]
+GetBodies = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestApiDeps:
+    """What the request API needs from the rest of the gateway.
+
+    ``authenticate``: lower-cased request headers -> organization id; raises
+    ``GatewayError(401, ...)`` for a missing or bad key.
+    ``query``: runs parameterised SQL (``{name:Type}`` placeholders, params are str/int/float/
+    bool) and returns rows as dicts (UUIDs as str, DateTime64 as datetime or ISO string, Map
+    as dict, Nullable as None).
+    ``get_bodies``: ``(org_id, request_id)`` -> ``{"request": ..., "response": ...}`` or None.
+    """
+
+    authenticate: Authenticate
+    query: RunQuery
+    get_bodies: GetBodies
+
+
+class _NotFound(Exception):
+    """The requested object does not exist in the caller's organization."""
+
+
+def request_router(deps: RequestApiDeps) -> APIRouter:
+    """The ``/v1/request`` read endpoints bound to ``deps``."""
+    router = APIRouter(tags=["Request"])
+
+    async def respond(request: Request, work: Callable[[str], Awaitable[Any]]) -> Response:
+        try:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            org_id = await deps.authenticate(headers)
+            return ok(await work(org_id))
+        except GatewayError as exc:
+            return fail(exc.status, exc.message)
+        except FilterError as exc:
+            return fail(400, exc.message)
+        except _NotFound as exc:
+            return fail(404, str(exc))
+        except Exception:
+            logger.exception("request query failed: %s %s", request.method, request.url.path)
+            return fail(500, "Internal error while querying requests")
+
+    async def list_requests(request: Request) -> Response:
+        async def work(org_id: str) -> list[dict[str, Any]]:
+            query = RequestQuery.from_body(await _json_body(request))
+            compiled = build_request_query(org_id, query)
+            rows = await deps.query(compiled.sql, compiled.params)
+            return [helicone_request(row) for row in _dedupe(rows)]
+
+        return await respond(request, work)
+
+    @router.post("/v1/request/query-clickhouse", summary="Get Requests")
+    async def query_clickhouse(request: Request) -> Response:
+        """``RequestQueryParams`` -> ``HeliconeRequest[]`` (bulk-optimised in Helicone)."""
+        return await list_requests(request)
+
+    @router.post("/v1/request/query", summary="Get Requests (Point Queries)")
+    async def query(request: Request) -> Response:
+        """Same body, engine and answer as ``/query-clickhouse``."""
+        return await list_requests(request)
+
+    @router.post("/v1/request/query-ids", summary="Get Requests by IDs")
+    async def query_ids(request: Request) -> Response:
+        """``{"requestIds": [...]}`` (<= 1000); unknown ids are dropped; input order is kept."""
+
+        async def work(org_id: str) -> list[dict[str, Any]]:
+            ids = parse_request_ids(await _json_body(request))
+            if not ids:
+                return []
+            compiled = build_ids_query(org_id, ids)
+            found = await deps.query(compiled.sql, compiled.params)
+            rows = {str(r["request_id"]): r for r in found}
+            return [helicone_request(rows[i]) for i in ids if i in rows]
+
+        return await respond(request, work)
+
+    @router.get("/v1/request/{requestId}", summary="Get Single Request")
+    async def get_request(request: Request, requestId: str) -> Response:
+        """One request; ``includeBody=true`` inlines the stored request/response bodies."""
+
+        async def work(org_id: str) -> dict[str, Any]:
+            include_body = _flag(request.query_params.get("includeBody"), "includeBody")
+            compiled = build_get_query(org_id, requestId)
+            rows = await deps.query(compiled.sql, compiled.params)
+            if not rows:
+                raise _NotFound(f"Request {requestId} not found")
+            row = rows[0]
+            if not include_body:
+                return helicone_request(row)
+            bodies = await deps.get_bodies(org_id, str(row["request_id"]))
+            return helicone_request(row, bodies or {"request": None, "response": None})
+
+        return await respond(request, work)
+
+    return router
+
+
+def include_request_api(app: FastAPI, deps: RequestApiDeps) -> None:
+    """Mount the request API on ``app`` (the one call :mod:`gateway.app` needs)."""
+    app.include_router(request_router(deps))
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise FilterError("request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise FilterError(f"request body is not valid JSON: {exc}") from None
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value.lower() in ("", "false", "0"):
+        return False
+    if value.lower() in ("true", "1"):
+        return True
+    raise FilterError(f"{name} must be true or false, got {value!r}")
+
+
+def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the first row per request id (``FINAL`` already merges; this guards adapters)."""
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        key = str(row["request_id"])
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out

@@ -1,0 +1,378 @@
+"""Request/response body storage: one gzip-compressed JSON object per request.
+
+Bodies are too large and too rarely read to live in the log table, so each request's bodies go
+to an object at ``organizations/{org_id}/requests/{request_id}/request_response_body`` — in a
+local directory by default, or in S3 (or any S3-compatible store) when configured. The log row
+records which (``location``) so a reader knows where to look.
+
+Both stores keep blocking work off the event loop: local file I/O runs in ``asyncio.to_thread``;
+boto3 runs in a small thread pool owned by the S3 store, so a slow or hung S3 endpoint can at
+worst occupy those threads, never the gateway's loop. Every backend failure surfaces as
+:class:`BodyStoreError`, which the batch writer catches to spill the batch and retry later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import os
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+T = TypeVar("T")
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_OBJECT_NAME = "request_response_body"
+# gzip level 6 (zlib's default): level 9 costs several times the CPU on multi-MB bodies for a
+# few percent less storage.
+_GZIP_LEVEL = 6
+_LOCAL_CONCURRENCY = 16
+
+
+class BodyStoreError(Exception):
+    """A body could not be stored or read (backend down, not writable, corrupt, bad id)."""
+
+
+def _checked_id(kind: str, value: str) -> str:
+    """The id lower-cased, if it is a canonical UUID string.
+
+    Ids become path segments (local) and key segments (S3), so anything else — ``..``, a slash,
+    a trailing newline — is refused instead of escaping the store's root. Lower-casing makes the
+    key independent of how a caller spelled the id (ClickHouse hands UUIDs back lower-case).
+    """
+    if not isinstance(value, str) or _UUID.fullmatch(value) is None:
+        raise BodyStoreError(f"invalid {kind} {value!r}: expected a UUID string")
+    return value.lower()
+
+
+def body_key(org_id: str, request_id: str) -> str:
+    """The object key of one request's bodies (also its path under a local store's root)."""
+    org = _checked_id("organization id", org_id)
+    request = _checked_id("request id", request_id)
+    return f"organizations/{org}/requests/{request}/{_OBJECT_NAME}"
+
+
+def encode_bodies(document: Mapping[str, Any]) -> bytes:
+    """``gzip(orjson.dumps(document))``; ``mtime=0`` so equal documents give equal bytes."""
+    payload = document if isinstance(document, dict) else dict(document)
+    return gzip.compress(orjson.dumps(payload), compresslevel=_GZIP_LEVEL, mtime=0)
+
+
+def decode_bodies(blob: bytes) -> dict[str, Any]:
+    """The document :func:`encode_bodies` encoded; :class:`BodyStoreError` if it is corrupt."""
+    try:
+        document = orjson.loads(gzip.decompress(blob))
+    except (OSError, EOFError, orjson.JSONDecodeError) as exc:  # BadGzipFile is an OSError
+        raise BodyStoreError(f"stored body object is not gzip-compressed JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise BodyStoreError(f"stored body object is a {type(document).__name__}, not an object")
+    return document
+
+
+class BodyStore(Protocol):
+    """Where bodies live. ``location`` ("local" / "s3") is recorded on each log row."""
+
+    location: str
+
+    async def start(self) -> None: ...
+
+    async def put(self, org_id: str, request_id: str, blob: bytes) -> None: ...
+
+    async def put_many(self, items: Sequence[tuple[str, str, bytes]]) -> None: ...
+
+    async def get(self, org_id: str, request_id: str) -> bytes | None: ...
+
+    async def close(self) -> None: ...
+
+
+async def _put_all(
+    put: Callable[[str, str, bytes], Awaitable[None]],
+    items: Sequence[tuple[str, str, bytes]],
+    limit: int,
+) -> None:
+    """Run ``put`` for every item, at most ``limit`` at once; then fail if any failed.
+
+    Every put is allowed to finish first, so a retry of the batch rewrites (idempotently) only
+    what a partial failure left behind rather than racing with puts still in flight.
+    """
+    gate = asyncio.Semaphore(limit)
+
+    async def one(org_id: str, request_id: str, blob: bytes) -> None:
+        async with gate:
+            await put(org_id, request_id, blob)
+
+    results = await asyncio.gather(*(one(*item) for item in items), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    for failure in failures:
+        if not isinstance(failure, Exception):  # cancellation and the like: not ours to wrap
+            raise failure
+    if failures:
+        first = failures[0]
+        raise BodyStoreError(
+            f"{len(failures)} of {len(items)} body writes failed; first: {first}"
+        ) from first
+
+
+class LocalBodyStore:
+    """Bodies as files under ``root``, one per request, at the path given by :func:`body_key`."""
+
+    location: str = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, org_id: str, request_id: str) -> Path:
+        """The file holding one request's bodies (validates the ids)."""
+        return self.root / body_key(org_id, request_id)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._make_root)
+
+    def _make_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BodyStoreError(f"cannot create body directory {self.root}: {exc}") from exc
+
+    async def put(self, org_id: str, request_id: str, blob: bytes) -> None:
+        await asyncio.to_thread(self._write, self.path(org_id, request_id), blob)
+
+    async def put_many(self, items: Sequence[tuple[str, str, bytes]]) -> None:
+        await _put_all(self.put, items, _LOCAL_CONCURRENCY)
+
+    async def get(self, org_id: str, request_id: str) -> bytes | None:
+        return await asyncio.to_thread(self._read, self.path(org_id, request_id))
+
+    async def close(self) -> None:
+        """Nothing to release: every call opens and closes its own file."""
+
+    @staticmethod
+    def _write(path: Path, blob: bytes) -> None:
+        """Write via a unique temp file + ``os.replace``: readers never see a partial body.
+
+        The data is fsynced before the rename because the writer treats a returned put as
+        durable (it then drops the spilled copy); concurrent writers of one key each use their
+        own temp file, and the last rename wins.
+        """
+        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with temp.open("xb") as handle:
+                handle.write(blob)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
+            raise BodyStoreError(f"cannot write body file {path}: {exc}") from exc
+
+    @staticmethod
+    def _read(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BodyStoreError(f"cannot read body file {path}: {exc}") from exc
+
+
+class S3BodyStore:
+    """Bodies as objects in an S3 (or MinIO, R2, …) bucket, created on start if missing.
+
+    One boto3 client (thread-safe) is shared by a bounded thread pool; the pool bounds the
+    concurrent requests, and its size matches the client's connection pool. If the endpoint is
+    down at :meth:`start`, the first later call connects again, so the gateway can start while
+    S3 is away and catch up (from the spill file) once it is back.
+    """
+
+    location: str = "s3"
+
+    def __init__(
+        self,
+        endpoint: str,
+        bucket: str,
+        access_key: str,
+        secret_key: str,
+        region: str = "us-east-1",
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_workers: int = 8,
+    ) -> None:
+        self.endpoint = endpoint
+        self.bucket = bucket
+        self.region = region
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_workers = max_workers
+        # No threads exist until the first task is submitted, so constructing a store is free.
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="s3-bodies")
+        self._client: Any = None
+        self._ready = False
+        self._closed = False
+        self._start_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Create the client and make sure the bucket exists (creating it if missing)."""
+        async with self._start_lock:
+            if self._ready:
+                return
+            await self._run(self._connect)
+            self._ready = True
+
+    async def put(self, org_id: str, request_id: str, blob: bytes) -> None:
+        key = body_key(org_id, request_id)
+        await self._ensure_started()
+        await self._run(self._put_object, key, blob)
+
+    async def put_many(self, items: Sequence[tuple[str, str, bytes]]) -> None:
+        await self._ensure_started()
+        await _put_all(self.put, items, self._max_workers)
+
+    async def get(self, org_id: str, request_id: str) -> bytes | None:
+        key = body_key(org_id, request_id)
+        await self._ensure_started()
+        return await self._run(self._get_object, key)
+
+    async def close(self) -> None:
+        """Wait for in-flight requests (off the loop), then release threads and connections."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._executor.shutdown, True)
+        if self._client is not None:
+            await asyncio.to_thread(self._client.close)
+            self._client = None
+
+    async def _ensure_started(self) -> None:
+        if not self._ready:
+            await self.start()
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` on the store's pool, its failures raised as BodyStoreError."""
+        if self._closed:
+            raise BodyStoreError("S3 body store is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, function, *args)
+        except BodyStoreError:
+            raise
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise BodyStoreError(
+                f"S3 {function.__name__.strip('_')} failed (endpoint {self.endpoint}, "
+                f"bucket {self.bucket}): {exc}"
+            ) from exc
+
+    # --- blocking parts, run on the pool only ---------------------------------------------
+
+    def _connect(self) -> None:
+        if self._client is None:
+            # boto3 is imported here, in a worker thread, so a gateway that stores bodies
+            # locally never pays for importing it, and the loop never waits for it.
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                region_name=self.region,
+                connect_timeout=self._connect_timeout,
+                read_timeout=self._read_timeout,
+                retries={"max_attempts": 2, "mode": "standard"},
+                max_pool_connections=self._max_workers,
+                # Path-style (endpoint/bucket/key) is what MinIO and most S3-compatibles need.
+                s3={"addressing_style": "path"},
+                # Checksums only where the API demands them: S3-compatibles disagree on the
+                # newer trailing-checksum protocol, and CRC-ing every multi-MB body costs CPU.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            )
+            # Own session: boto3's default session is shared module state, not thread-safe.
+            session = boto3.session.Session(
+                aws_access_key_id=self._access_key,
+                aws_secret_access_key=self._secret_key,
+                region_name=self.region,
+            )
+            self._client = session.client("s3", endpoint_url=self.endpoint, config=config)
+        self._ensure_bucket()
+
+    def _ensure_bucket(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if _error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+                raise
+        create: dict[str, Any] = {"Bucket": self.bucket}
+        if self.region != "us-east-1":  # us-east-1 refuses an explicit location constraint
+            create["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            self._client.create_bucket(**create)
+        except ClientError as exc:  # created concurrently, e.g. by another worker process
+            if _error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+
+    def _put_object(self, key: str, blob: bytes) -> None:
+        self._client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=blob,
+            ContentType="application/json",
+            ContentEncoding="gzip",
+        )
+
+    def _get_object(self, key: str) -> bytes | None:
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+                return None
+            raise
+        body = response["Body"]
+        try:
+            data: bytes = body.read()  # botocore does not undo Content-Encoding: still gzip
+        finally:
+            body.close()
+        return data
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def body_store_from_settings(settings: Settings) -> BodyStore:
+    """S3 when all four S3 settings are set, the local directory when none is.
+
+    Some but not all set is a configuration mistake: refusing to start beats silently keeping
+    bodies on local disk the operator believes are in S3.
+    """
+    endpoint, bucket = settings.s3_endpoint, settings.s3_bucket_name
+    access_key, secret_key = settings.s3_access_key, settings.s3_secret_key
+    if endpoint and bucket and access_key and secret_key:
+        return S3BodyStore(endpoint, bucket, access_key, secret_key, settings.s3_region)
+    given = {
+        "S3_ENDPOINT": endpoint,
+        "S3_BUCKET_NAME": bucket,
+        "S3_ACCESS_KEY": access_key,
+        "S3_SECRET_KEY": secret_key,
+    }
+    missing = [name for name, value in given.items() if not value]
+    if len(missing) < len(given):
+        raise ValueError(
+            "incomplete S3 body storage configuration: missing "
+            + ", ".join(missing)
+            + " (set all of S3_ENDPOINT, S3_BUCKET_NAME, S3_ACCESS_KEY, S3_SECRET_KEY, or none)"
+        )
+    return LocalBodyStore(settings.data_dir / "bodies")

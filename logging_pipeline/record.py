@@ -1,0 +1,199 @@
+"""From a :class:`~logging_pipeline.capture.Capture` to a ClickHouse row and a body document.
+
+This is where a request's bytes are understood: bodies parsed, usage read (or rebuilt from a
+stream, or estimated with tiktoken when the provider gave none), the effective model chosen
+(``Helicone-Model-Override`` first), and the cost computed from the price table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from logging_pipeline.capture import Capture
+from logging_pipeline.estimate import TokenEstimator, prompt_text
+from logging_pipeline.schema import INSERT_COLUMNS
+from logging_pipeline.usage import TokenUsage, summarise_stream, usage_from
+from providers.cost import PriceTable, Usage
+
+
+@dataclass(slots=True)
+class BuiltRecord:
+    """One row (values in ``INSERT_COLUMNS`` order) and the body document to store, if any."""
+
+    row: tuple[Any, ...]
+    document: dict[str, Any] | None
+    capture: Capture
+
+
+def _parse(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def _completion_text(response: Any) -> str:
+    if not isinstance(response, dict):
+        return ""
+    parts: list[str] = []
+    for choice in response.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            parts.append(message["content"])
+    if isinstance(response.get("output_text"), str):
+        parts.append(response["output_text"])
+    for item in response.get("output") or []:
+        for content in (item.get("content") or []) if isinstance(item, dict) else []:
+            if isinstance(content, dict) and isinstance(content.get("text"), str):
+                parts.append(content["text"])
+    return "\n".join(parts)
+
+
+def _ms(start: float, end: float | None) -> int | None:
+    return None if end is None else max(0, round((end - start) * 1000))
+
+
+def build_record(capture: Capture, prices: PriceTable, estimator: TokenEstimator) -> BuiltRecord:
+    """Understand one capture. Never raises for odd bodies: unknown shapes just carry no usage."""
+    request = _parse(capture.request_body)
+    if capture.is_stream:
+        summary = summarise_stream(capture.response_body)
+        response: Any = summary.final
+        usage = summary.usage
+        response_model = summary.model or ""
+        completion_text = summary.text
+        stored_response: Any = {
+            "stream": capture.response_body.decode("utf-8", "replace"),
+            "reconstructed": summary.final,
+        }
+    else:
+        response = _parse(capture.response_body)
+        usage = usage_from(response)
+        model_value = response.get("model") if isinstance(response, dict) else None
+        response_model = model_value if isinstance(model_value, str) else ""
+        completion_text = _completion_text(response)
+        stored_response = response
+
+    estimated = False
+    if not usage.present and 200 <= capture.status < 300:
+        usage = TokenUsage(
+            prompt_tokens=estimator.count(prompt_text(request)),
+            completion_tokens=estimator.count(completion_text),
+        )
+        estimated = True
+
+    request_model = capture.request_model
+    if not request_model and isinstance(request, dict) and isinstance(request.get("model"), str):
+        request_model = request["model"]  # passthrough mode does not parse bodies in-flight
+    model = capture.model_override or response_model or request_model
+    cost = prices.cost(
+        capture.provider,
+        model,
+        Usage(
+            prompt_tokens=usage.prompt_tokens or 0,
+            completion_tokens=usage.completion_tokens or 0,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            prompt_audio_tokens=usage.prompt_audio_tokens,
+            completion_audio_tokens=usage.completion_audio_tokens,
+        ),
+    )
+
+    document: dict[str, Any] | None = None
+    if not (capture.omit_request and capture.omit_response):
+        document = {
+            "request": None if capture.omit_request else request,
+            "response": None if capture.omit_response else stored_response,
+        }
+
+    created = datetime.fromtimestamp(capture.created_at, UTC)
+    finished = None
+    latency = _ms(capture.started, capture.finished_at)
+    if latency is not None:
+        finished = datetime.fromtimestamp(capture.created_at + latency / 1000, UTC)
+    values: dict[str, Any] = {
+        "organization_id": capture.organization_id,
+        "request_id": capture.request_id,
+        "request_created_at": created,
+        "response_created_at": finished,
+        "latency": latency,
+        "time_to_first_token": (
+            _ms(capture.started, capture.first_byte_at) if capture.is_stream else None
+        ),
+        "status": capture.status,
+        "model": model,
+        "request_model": request_model,
+        "response_model": response_model,
+        "model_override": capture.model_override,
+        "provider": capture.provider,
+        "target_url": capture.target_url,
+        "request_path": capture.path,
+        "user_id": capture.user_id,
+        "api_key_id": capture.api_key_id,
+        "country_code": capture.country_code,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "prompt_cache_write_tokens": usage.cache_write_tokens,
+        "prompt_cache_read_tokens": usage.cache_read_tokens,
+        "prompt_audio_tokens": usage.prompt_audio_tokens,
+        "completion_audio_tokens": usage.completion_audio_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "tokens_estimated": estimated,
+        "cost": cost.nano_usd,
+        "cost_known": cost.known,
+        "properties": capture.properties,
+        "cache_enabled": capture.cache_enabled,
+        "cache_reference_id": None,
+        "is_stream": capture.is_stream,
+        "storage_location": "",  # set by the writer from its body store
+        "request_size_bytes": len(capture.request_body),
+        "response_size_bytes": len(capture.response_body),
+        "updated_at": datetime.now(UTC),
+    }
+    return BuiltRecord(tuple(values[c] for c in INSERT_COLUMNS), document, capture)
+
+
+def fallback_record(capture: Capture) -> BuiltRecord:
+    """A row without usage for a capture :func:`build_record` choked on (never drop it)."""
+    created = datetime.fromtimestamp(capture.created_at, UTC)
+    values: dict[str, Any] = dict.fromkeys(INSERT_COLUMNS)
+    values.update(
+        organization_id=capture.organization_id,
+        request_id=capture.request_id or str(uuid.uuid4()),
+        request_created_at=created,
+        latency=_ms(capture.started, capture.finished_at),
+        status=capture.status,
+        model=capture.model_override or capture.request_model,
+        request_model=capture.request_model,
+        response_model="",
+        model_override=capture.model_override,
+        provider=capture.provider,
+        target_url=capture.target_url,
+        request_path=capture.path,
+        user_id=capture.user_id,
+        api_key_id=capture.api_key_id,
+        prompt_cache_write_tokens=0,
+        prompt_cache_read_tokens=0,
+        prompt_audio_tokens=0,
+        completion_audio_tokens=0,
+        reasoning_tokens=0,
+        tokens_estimated=False,
+        cost=0,
+        cost_known=False,
+        properties=capture.properties,
+        cache_enabled=capture.cache_enabled,
+        is_stream=capture.is_stream,
+        storage_location="",
+        request_size_bytes=len(capture.request_body),
+        response_size_bytes=len(capture.response_body),
+        updated_at=datetime.now(UTC),
+    )
+    return BuiltRecord(tuple(values[c] for c in INSERT_COLUMNS), None, capture)

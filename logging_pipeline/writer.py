@@ -1,0 +1,261 @@
+"""The batch writer: the only way a request record reaches storage.
+
+The request path calls :meth:`LogWriter.submit` (a non-blocking queue put) and moves on. A
+background task collects records into batches — flushed every ``flush_rows`` records or
+``flush_ms`` milliseconds, whichever comes first — builds rows and body documents, writes the
+bodies, then inserts the rows in one statement.
+
+Nothing is silently dropped:
+
+* queue full → the record goes to an overflow list the writer spills to disk at once;
+* a store fails → the whole batch is spilled (append-only file) and the writer backs off;
+* while spilled records exist, new batches are spilled behind them, and the backlog is
+  replayed oldest first when a write succeeds again — order is kept;
+* at shutdown the queue is drained for a bounded time and whatever is left is spilled;
+* on start, a spill left by an earlier process (crash, kill) is replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from logging_pipeline.bodies import BodyStore, encode_bodies
+from logging_pipeline.capture import Capture
+from logging_pipeline.clickhouse import LogTransport, migrate
+from logging_pipeline.estimate import TokenEstimator
+from logging_pipeline.record import BuiltRecord, build_record, fallback_record
+from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
+from logging_pipeline.spill import SpillFile
+from providers.cost import PriceTable
+
+logger = logging.getLogger("logging_pipeline.writer")
+
+_STORAGE_COLUMN = INSERT_COLUMNS.index("storage_location")
+_MAX_BACKOFF = 30.0
+
+
+@dataclass(slots=True)
+class WriterCounters:
+    """Where every submitted record went.
+
+    ``written`` counts rows inserted, replayed ones included (``replayed`` is that subset);
+    ``failed`` counts records in failed write attempts (each then spilled); ``lost`` counts
+    records that could not even be spilled (disk full) — the only way a record is lost.
+    """
+
+    enqueued: int = 0
+    written: int = 0
+    spilled: int = 0
+    replayed: int = 0
+    failed: int = 0
+    lost: int = 0
+    batches: int = 0
+    last_error: str = ""
+    last_flush_at: float = field(default=0.0)
+
+    def as_dict(self) -> dict[str, int | float | str]:
+        return {
+            "enqueued": self.enqueued,
+            "written": self.written,
+            "spilled": self.spilled,
+            "replayed": self.replayed,
+            "failed": self.failed,
+            "lost": self.lost,
+            "batches": self.batches,
+            "last_error": self.last_error,
+        }
+
+
+class LogWriter:
+    """Bounded queue + background batch writer with spill-to-disk and replay."""
+
+    def __init__(
+        self,
+        transport: LogTransport,
+        bodies: BodyStore,
+        prices: PriceTable,
+        spill_dir: Path,
+        *,
+        flush_rows: int = 1000,
+        flush_ms: int = 500,
+        queue_size: int = 10_000,
+        drain_seconds: float = 5.0,
+        max_backoff: float = _MAX_BACKOFF,
+    ) -> None:
+        self.transport = transport
+        self.bodies = bodies
+        self.prices = prices
+        self.spill = SpillFile(spill_dir)
+        self.estimator = TokenEstimator(spill_dir.parent / "tiktoken")
+        self.flush_rows = flush_rows
+        self.flush_interval = flush_ms / 1000
+        self.drain_seconds = drain_seconds
+        self.max_backoff = max_backoff
+        self.counters = WriterCounters()
+        self._queue: asyncio.Queue[Capture] = asyncio.Queue(maxsize=queue_size)
+        self._overflow: list[Capture] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._migrated = False
+        self._backoff = 0.0
+        self._retry_at = 0.0
+
+    # -- request path -------------------------------------------------------------------------
+
+    def submit(self, capture: Capture) -> None:
+        """Hand one finished request to the writer. Never blocks, never raises."""
+        self.counters.enqueued += 1
+        try:
+            self._queue.put_nowait(capture)
+        except asyncio.QueueFull:
+            self._overflow.append(capture)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Apply the schema now if the store is up (else at the first write), then run."""
+        try:
+            await migrate(self.transport)
+            self._migrated = True
+        except Exception as exc:
+            logger.warning("log store not ready at startup (records spill until it is): %s", exc)
+        self._task = asyncio.create_task(self._run(), name="log-writer")
+
+    async def close(self) -> None:
+        """Drain the queue (bounded by ``drain_seconds``), spill what is left, stop."""
+        self._closing = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.drain_seconds)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        rest = self._take_all()
+        if rest:
+            await self._spill(rest)
+
+    async def flush(self) -> None:
+        """Write everything queued now (tests and shutdown use it)."""
+        while not self._queue.empty() or self._overflow:
+            await self._cycle(self._take_all())
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _take_all(self) -> list[Capture]:
+        batch = self._overflow
+        self._overflow = []
+        while True:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return batch
+
+    async def _collect(self) -> list[Capture]:
+        """Wait for records; return a batch when full or when the flush interval passes."""
+        batch = self._overflow[: self.flush_rows]
+        del self._overflow[: len(batch)]
+        deadline = time.monotonic() + self.flush_interval
+        while len(batch) < self.flush_rows:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+            except TimeoutError:
+                break
+            while len(batch) < self.flush_rows:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+        return batch
+
+    async def _run(self) -> None:
+        await self._replay_backlog()
+        while True:
+            if self._closing and self._queue.empty() and not self._overflow:
+                return
+            batch = await self._collect()
+            await self._cycle(batch)
+
+    async def _cycle(self, batch: list[Capture]) -> None:
+        if self._backoff and time.monotonic() < self._retry_at:
+            if batch:
+                await self._spill(batch)
+            return
+        if await asyncio.to_thread(self.spill.pending):
+            if not await self._replay_backlog():
+                if batch:
+                    await self._spill(batch)
+                return
+        if batch and not await self._write(batch):
+            await self._spill(batch)
+
+    async def _replay_backlog(self) -> bool:
+        """Replay spilled records oldest first; False if the stores are still failing."""
+        while await asyncio.to_thread(self.spill.pending):
+            captures, offset = await asyncio.to_thread(self.spill.read_batch, self.flush_rows)
+            if captures and not await self._write(captures, replay=True):
+                return False
+            await asyncio.to_thread(self.spill.commit, offset)
+            self.counters.replayed += len(captures)
+        return True
+
+    async def _write(self, captures: Sequence[Capture], replay: bool = False) -> bool:
+        try:
+            if not self._migrated:
+                await migrate(self.transport)
+                self._migrated = True
+            records = [self._build(c) for c in captures]
+            blobs = [
+                (r.capture.organization_id, r.capture.request_id, encode_bodies(r.document))
+                for r in records
+                if r.document is not None
+            ]
+            if blobs:
+                await self.bodies.put_many(blobs)
+            rows = [self._with_location(r) for r in records]
+            await self.transport.insert(REQUEST_TABLE, INSERT_COLUMNS, rows)
+        except Exception as exc:  # any store failure: the caller spills, never drops
+            self.counters.failed += len(captures)
+            self.counters.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self._backoff = min(self.max_backoff, max(0.25, self._backoff * 2))
+            self._retry_at = time.monotonic() + self._backoff
+            logger.warning("log write failed (%d records, retry in %.1fs): %s",
+                           len(captures), self._backoff, self.counters.last_error)
+            return False
+        self._backoff = 0.0
+        self.counters.batches += 1
+        self.counters.written += len(captures)
+        self.counters.last_flush_at = time.time()
+        return True
+
+    def _build(self, capture: Capture) -> BuiltRecord:
+        try:
+            return build_record(capture, self.prices, self.estimator)
+        except Exception:
+            logger.exception("could not interpret request %s; logging it without usage",
+                             capture.request_id)
+            return fallback_record(capture)
+
+    def _with_location(self, record: BuiltRecord) -> tuple[object, ...]:
+        location = self.bodies.location if record.document is not None else "omitted"
+        row = list(record.row)
+        row[_STORAGE_COLUMN] = location
+        return tuple(row)
+
+    async def _spill(self, captures: list[Capture]) -> None:
+        try:
+            await asyncio.to_thread(self.spill.append, captures)
+            self.counters.spilled += len(captures)
+        except OSError:
+            self.counters.lost += len(captures)
+            logger.exception("could not spill %d records: they are lost", len(captures))

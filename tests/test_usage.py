@@ -1,0 +1,136 @@
+"""Usage extraction and stream reconstruction (logging_pipeline.usage), on real emulator output."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from logging_pipeline.usage import iter_sse_data, summarise_stream, usage_from
+from tests.emulator import OpenAIEmulator
+
+KEY = "sk-emulator"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> OpenAIEmulator:
+    with OpenAIEmulator(api_key=KEY) as emulator:
+        yield emulator  # type: ignore[misc]
+
+
+def _post(upstream: OpenAIEmulator, path: str, body: dict[str, object]) -> httpx.Response:
+    return httpx.post(
+        upstream.base_url + path, json=body, headers={"authorization": f"Bearer {KEY}"}
+    )
+
+
+MESSAGES = [{"role": "user", "content": "count these four words"}]
+
+
+def test_chat_usage() -> None:
+    usage = usage_from(
+        {
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": 7,
+                "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 1},
+                "completion_tokens_details": {"reasoning_tokens": 3, "audio_tokens": 2},
+            }
+        }
+    )
+    assert (usage.prompt_tokens, usage.completion_tokens) == (10, 7)
+    assert (usage.cache_read_tokens, usage.reasoning_tokens) == (4, 3)
+    assert (usage.prompt_audio_tokens, usage.completion_audio_tokens) == (1, 2)
+
+
+def test_responses_usage() -> None:
+    usage = usage_from(
+        {
+            "usage": {
+                "input_tokens": 12,
+                "output_tokens": 5,
+                "input_tokens_details": {"cached_tokens": 2},
+                "output_tokens_details": {"reasoning_tokens": 1},
+            }
+        }
+    )
+    assert (usage.prompt_tokens, usage.completion_tokens) == (12, 5)
+    assert (usage.cache_read_tokens, usage.reasoning_tokens) == (2, 1)
+
+
+@pytest.mark.parametrize("value", [None, "text", {"usage": "x"}, {"no": 1}])
+def test_no_usage(value: object) -> None:
+    assert not usage_from(value).present
+
+
+def test_chat_stream_reconstruction_matches_plain(upstream: OpenAIEmulator) -> None:
+    plain = _post(upstream, "/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES})
+    streamed = _post(
+        upstream,
+        "/chat/completions",
+        {
+            "model": "gpt-4o-mini",
+            "messages": MESSAGES,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
+    summary = summarise_stream(streamed.content)
+    expected = plain.json()
+    assert summary.final is not None
+    assert summary.final["choices"][0]["message"]["content"] == (
+        expected["choices"][0]["message"]["content"]
+    )
+    assert summary.final["choices"][0]["finish_reason"] == "stop"
+    assert summary.usage.prompt_tokens == expected["usage"]["prompt_tokens"]
+    assert summary.usage.completion_tokens == expected["usage"]["completion_tokens"]
+    assert summary.model == "gpt-4o-mini"
+
+
+def test_chat_stream_without_usage_has_text_but_no_usage(upstream: OpenAIEmulator) -> None:
+    streamed = _post(
+        upstream,
+        "/chat/completions",
+        {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True},
+    )
+    summary = summarise_stream(streamed.content)
+    assert not summary.usage.present
+    assert summary.text.endswith("count these four words")
+
+
+def test_tool_call_stream_is_merged(upstream: OpenAIEmulator) -> None:
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    streamed = _post(
+        upstream,
+        "/chat/completions",
+        {"model": "gpt-4o-mini", "messages": MESSAGES, "tools": tools, "stream": True},
+    )
+    summary = summarise_stream(streamed.content)
+    assert summary.final is not None
+    call = summary.final["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "lookup"
+    assert json.loads(call["function"]["arguments"]) == {"echo": "count these four words"}
+    assert summary.final["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_responses_stream_final_object(upstream: OpenAIEmulator) -> None:
+    plain = _post(upstream, "/responses", {"model": "gpt-4o-mini", "input": "hello there"})
+    streamed = _post(
+        upstream, "/responses", {"model": "gpt-4o-mini", "input": "hello there", "stream": True}
+    )
+    summary = summarise_stream(streamed.content)
+    assert summary.final is not None
+    assert summary.final["status"] == "completed"
+    assert summary.usage.prompt_tokens == plain.json()["usage"]["input_tokens"]
+    assert summary.text == plain.json()["output"][0]["content"][0]["text"]
+
+
+def test_sse_parsing_handles_crlf_and_multiline_data() -> None:
+    raw = b"event: a\r\ndata: 1\r\ndata: 2\r\n\r\ndata: [DONE]\r\n\r\n"
+    assert iter_sse_data(raw) == [("a", b"1\n2"), (None, b"[DONE]")]
+
+
+def test_garbage_stream_is_harmless() -> None:
+    summary = summarise_stream(b"data: {not json\n\ndata: [DONE]\n\n")
+    assert summary.final is None and not summary.usage.present

@@ -1,0 +1,232 @@
+"""The batch writer against the real embedded ClickHouse: batching, outages, spill and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logging_pipeline.bodies import LocalBodyStore, decode_bodies
+from logging_pipeline.capture import Capture
+from logging_pipeline.clickhouse import ChdbTransport, LogStoreError, LogTransport
+from logging_pipeline.schema import REQUEST_TABLE
+from logging_pipeline.spill import SpillFile
+from logging_pipeline.writer import LogWriter
+from providers.cost import PriceTable
+
+_REPO = Path(__file__).resolve().parents[1]
+# Fixed, so the killed-writer subprocess (which imports this module) writes the same org.
+ORG = "5d9f3c1e-7a2b-4c8d-9e0f-112233445566"
+
+
+class FlakyTransport:
+    """A real transport that can be switched off, and remembers the order of inserted ids."""
+
+    def __init__(self, inner: LogTransport) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.down = False
+        self.inserted: list[str] = []
+
+    async def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        if self.down:
+            raise LogStoreError("store is down (test)")
+        await self.inner.command(sql, params)
+
+    async def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        if self.down:
+            raise LogStoreError("store is down (test)")
+        await self.inner.insert(table, columns, rows)
+        index = list(columns).index("request_id")
+        self.inserted.extend(str(row[index]) for row in rows)
+
+    async def query(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return await self.inner.query(sql, params)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def capture(n: int) -> Capture:
+    body = (
+        b'{"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,'
+        b'"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}'
+    )
+    c = Capture(
+        request_id=str(uuid.uuid4()),
+        organization_id=ORG,
+        api_key_id="k",
+        path="/v1/chat/completions",
+        provider="openai",
+        request_model="gpt-4o-mini",
+        request_body=b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"m%d"}]}' % n,
+        status=200,
+        response_body=body,
+    )
+    c.properties = {"n": str(n)}
+    c.finish()
+    return c
+
+
+@pytest.fixture
+async def transport(tmp_path: Path) -> AsyncIterator[FlakyTransport]:
+    inner = ChdbTransport(tmp_path / "clickhouse")
+    flaky = FlakyTransport(inner)
+    yield flaky
+    await inner.close()
+
+
+async def rows(transport: LogTransport) -> list[dict[str, Any]]:
+    return await transport.query(
+        f"SELECT request_id, prompt_tokens, completion_tokens, cost, properties "
+        f"FROM {REQUEST_TABLE} FINAL WHERE organization_id = {{org:UUID}}",
+        {"org": ORG},
+    )
+
+
+async def wait_until(predicate: Any, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def make_writer(transport: LogTransport, tmp_path: Path, **kwargs: Any) -> LogWriter:
+    options: dict[str, Any] = {"flush_rows": 20, "flush_ms": 30, "max_backoff": 0.3}
+    options.update(kwargs)
+    return LogWriter(
+        transport, LocalBodyStore(tmp_path / "bodies"), PriceTable.load(), tmp_path / "spill",
+        **options,
+    )
+
+
+async def test_records_are_batched_and_written(transport: FlakyTransport, tmp_path: Path) -> None:
+    writer = make_writer(transport, tmp_path)
+    await writer.start()
+    captures = [capture(i) for i in range(45)]
+    for c in captures:
+        writer.submit(c)
+    await wait_until(lambda: writer.counters.written == 45)
+    await writer.close()
+    assert writer.counters.batches >= 3  # 20-row batches
+    found = await rows(transport)
+    assert sorted(r["request_id"] for r in found) == sorted(c.request_id for c in captures)
+    assert all(r["prompt_tokens"] == 10 and r["completion_tokens"] == 5 for r in found)
+    assert all(r["cost"] > 0 for r in found)  # gpt-4o-mini has a price
+    blob = await LocalBodyStore(tmp_path / "bodies").get(ORG, captures[0].request_id)
+    assert blob is not None
+    assert decode_bodies(blob)["response"]["usage"]["total_tokens"] == 15
+
+
+async def test_outage_spills_then_replays_once_in_order(
+    transport: FlakyTransport, tmp_path: Path
+) -> None:
+    writer = make_writer(transport, tmp_path)
+    await writer.start()
+    transport.down = True
+    first = [capture(i) for i in range(30)]
+    for c in first:
+        writer.submit(c)
+    await wait_until(lambda: writer.counters.spilled >= 30)
+    assert SpillFile(tmp_path / "spill").pending()
+    second = [capture(100 + i) for i in range(10)]
+    for c in second:
+        writer.submit(c)
+    await asyncio.sleep(0.3)
+    transport.down = False
+    await wait_until(lambda: writer.counters.written == 40)
+    await writer.close()
+    expected = [c.request_id for c in first + second]
+    assert transport.inserted == expected  # each once, in submission order
+    assert sorted(r["request_id"] for r in await rows(transport)) == sorted(expected)
+    assert not SpillFile(tmp_path / "spill").pending()
+    assert writer.counters.replayed >= 30
+    assert writer.counters.lost == 0
+
+
+async def test_shutdown_spills_what_it_cannot_write(
+    transport: FlakyTransport, tmp_path: Path
+) -> None:
+    writer = make_writer(transport, tmp_path, drain_seconds=0.5)
+    await writer.start()
+    transport.down = True
+    for i in range(5):
+        writer.submit(capture(i))
+    await writer.close()
+    assert writer.counters.spilled == 5
+    restarted = make_writer(transport, tmp_path)
+    transport.down = False
+    await restarted.start()
+    await wait_until(lambda: restarted.counters.replayed == 5)
+    await restarted.close()
+    assert len(await rows(transport)) == 5
+
+
+_KILLED_WRITER = textwrap.dedent(
+    """
+    import asyncio, os, sys, uuid
+    from pathlib import Path
+    from logging_pipeline.bodies import LocalBodyStore
+    from logging_pipeline.clickhouse import LogStoreError
+    from logging_pipeline.writer import LogWriter
+    from providers.cost import PriceTable
+    from tests.test_writer import capture
+
+    class Down:
+        name = "down"
+        async def command(self, *a, **k): raise LogStoreError("down")
+        async def insert(self, *a, **k): raise LogStoreError("down")
+        async def query(self, *a, **k): raise LogStoreError("down")
+        async def close(self): pass
+
+    async def main():
+        root = Path(sys.argv[1])
+        writer = LogWriter(Down(), LocalBodyStore(root / "bodies"), PriceTable.load(),
+                           root / "spill", flush_rows=10, flush_ms=20, max_backoff=0.1)
+        await writer.start()
+        ids = []
+        for i in range(25):
+            c = capture(i)
+            ids.append(c.request_id)
+            writer.submit(c)
+        while writer.counters.spilled < 25:
+            await asyncio.sleep(0.01)
+        print("\\n".join(ids), flush=True)
+        os.kill(os.getpid(), 9)  # killed mid-flight: no shutdown, no drain
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_killed_process_spill_is_replayed_on_restart(
+    transport: FlakyTransport, tmp_path: Path
+) -> None:
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _KILLED_WRITER, str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False, cwd=_REPO,
+    )
+    assert result.returncode == -9, result.stderr
+    spilled_ids = result.stdout.split()
+    assert len(spilled_ids) == 25
+    writer = make_writer(transport, tmp_path)
+    await writer.start()
+    await wait_until(lambda: writer.counters.replayed == 25)
+    await writer.close()
+    assert transport.inserted == spilled_ids
+    assert sorted(r["request_id"] for r in await rows(transport)) == sorted(spilled_ids)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic.fields import FieldInfo
@@ -101,6 +101,7 @@ class Settings(BaseSettings):
         default="us-east-1", validation_alias=AliasChoices("S3_REGION", "s3_region")
     )
     logging_enabled: bool = True
+    body_store: Literal["sqlite", "files"] = "sqlite"
     log_flush_rows: int = Field(default=1000, ge=1)
     log_flush_ms: int = Field(default=500, ge=1)
     log_queue_size: int = Field(default=10_000, ge=1)

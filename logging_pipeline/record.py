@@ -23,20 +23,28 @@ from providers.cost import PriceTable, Usage
 
 @dataclass(slots=True)
 class BuiltRecord:
-    """One row (values in ``INSERT_COLUMNS`` order) and the body document to store, if any."""
+    """One row (values in ``INSERT_COLUMNS`` order) and the body document to store, if any.
+
+    ``document`` is the JSON text of ``{"request": …, "response": …}``, ready to gzip.
+    """
 
     row: tuple[Any, ...]
-    document: dict[str, Any] | None
+    document: bytes | None
     capture: Capture
 
 
-def _parse(raw: bytes) -> Any:
+def _parse(raw: bytes) -> tuple[Any, bytes]:
+    """The parsed body and its JSON text (the bytes themselves when they are JSON already).
+
+    Reusing the received bytes in the stored document saves serialising every body again.
+    """
     if not raw:
-        return None
+        return None, b"null"
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw), raw
     except orjson.JSONDecodeError:
-        return raw.decode("utf-8", "replace")
+        text = raw.decode("utf-8", "replace")
+        return text, orjson.dumps(text)
 
 
 def _completion_text(response: Any) -> str:
@@ -62,24 +70,24 @@ def _ms(start: float, end: float | None) -> int | None:
 
 def build_record(capture: Capture, prices: PriceTable, estimator: TokenEstimator) -> BuiltRecord:
     """Understand one capture. Never raises for odd bodies: unknown shapes just carry no usage."""
-    request = _parse(capture.request_body)
+    request, request_json = _parse(capture.request_body)
     if capture.is_stream:
         summary = summarise_stream(capture.response_body)
-        response: Any = summary.final
         usage = summary.usage
         response_model = summary.model or ""
         completion_text = summary.text
-        stored_response: Any = {
-            "stream": capture.response_body.decode("utf-8", "replace"),
-            "reconstructed": summary.final,
-        }
+        response_json = orjson.dumps(
+            {
+                "stream": capture.response_body.decode("utf-8", "replace"),
+                "reconstructed": summary.final,
+            }
+        )
     else:
-        response = _parse(capture.response_body)
+        response, response_json = _parse(capture.response_body)
         usage = usage_from(response)
         model_value = response.get("model") if isinstance(response, dict) else None
         response_model = model_value if isinstance(model_value, str) else ""
         completion_text = _completion_text(response)
-        stored_response = response
 
     estimated = False
     if not usage.present and 200 <= capture.status < 300:
@@ -107,12 +115,17 @@ def build_record(capture: Capture, prices: PriceTable, estimator: TokenEstimator
         ),
     )
 
-    document: dict[str, Any] | None = None
+    document: bytes | None = None
     if not (capture.omit_request and capture.omit_response):
-        document = {
-            "request": None if capture.omit_request else request,
-            "response": None if capture.omit_response else stored_response,
-        }
+        document = b"".join(
+            (
+                b'{"request":',
+                b"null" if capture.omit_request else request_json,
+                b',"response":',
+                b"null" if capture.omit_response else response_json,
+                b"}",
+            )
+        )
 
     created = datetime.fromtimestamp(capture.created_at, UTC)
     finished = None

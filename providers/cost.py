@@ -192,6 +192,8 @@ class ModelPrice:
         Tiers are applied cumulatively in ascending order, so a higher tier that omits a price
         keeps the one from the tier below it rather than reverting to the base price.
         """
+        if not self.tiers or prompt_tokens <= self.tiers[0].above_prompt_tokens:
+            return self  # the common case: no tier applies, nothing to copy
         effective = self
         for tier in self.tiers:
             if prompt_tokens <= tier.above_prompt_tokens:
@@ -218,15 +220,31 @@ class ModelPrice:
         audio_out = _clamp(usage.completion_audio_tokens, completion - reasoning)
         text_out = completion - reasoning - audio_out
 
-        per_million = (
-            text_in * p.input
-            + cache_read * _or(p.cache_read, p.input)
-            + cache_write * _or(p.cache_write, p.input)
-            + audio_in * _or(p.audio_input, p.input)
-            + text_out * p.output
-            + reasoning * _or(p.reasoning, p.output)
-            + audio_out * _or(p.audio_output, p.output)
-        )
+        terms = [
+            (tokens, fallback if price is None else price)
+            for tokens, price, fallback in (
+                (text_in, p.input, p.input),
+                (cache_read, p.cache_read, p.input),
+                (cache_write, p.cache_write, p.input),
+                (audio_in, p.audio_input, p.input),
+                (text_out, p.output, p.output),
+                (reasoning, p.reasoning, p.output),
+                (audio_out, p.audio_output, p.output),
+            )
+            if tokens  # most requests have only plain input and output tokens
+        ]
+        # Fast exact path in integers: a price with at most 6 decimals per 1M tokens is a whole
+        # number of pico-USD per token. Fraction arithmetic (the general path) is the costliest
+        # part of logging a request, so it is kept for prices that need it.
+        pico = 0
+        for tokens, price in terms:
+            scaled = price.numerator * 1_000_000
+            if scaled % price.denominator:
+                break
+            pico += tokens * (scaled // price.denominator)
+        else:
+            return CostResult(nano_usd=(pico + 500) // 1000, known=True)
+        per_million = sum((tokens * price for tokens, price in terms), Fraction(0))
         return CostResult(nano_usd=_round_half_up(per_million * _ONE_THOUSAND), known=True)
 
 
@@ -396,9 +414,6 @@ def _candidates(model: str) -> Iterator[tuple[str, str | None]]:
 def _clamp(value: int, upper: int) -> int:
     return min(max(value, 0), max(upper, 0))
 
-
-def _or(value: Fraction | None, default: Fraction) -> Fraction:
-    return default if value is None else value
 
 
 def _round_half_up(value: Fraction) -> int:

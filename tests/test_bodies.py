@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -21,6 +23,7 @@ from logging_pipeline.bodies import (
     BodyStoreError,
     LocalBodyStore,
     S3BodyStore,
+    SqliteBodyStore,
     body_key,
     body_store_from_settings,
     decode_bodies,
@@ -63,12 +66,14 @@ def s3_server() -> Iterator[MotoS3Server]:
     yield from moto_s3_server()
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "sqlite", "s3"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BodyStore]:
     """A started store of each kind; every S3 store gets a bucket of its own."""
     body_store: BodyStore
     if request.param == "local":
         body_store = LocalBodyStore(tmp_path / "bodies")
+    elif request.param == "sqlite":
+        body_store = SqliteBodyStore(tmp_path / "bodies")
     else:
         server: MotoS3Server = request.getfixturevalue("s3_server")
         body_store = s3_store(server.endpoint)
@@ -81,6 +86,8 @@ async def raw_object(store: BodyStore, org: str, request_id: str) -> tuple[bytes
     """The stored bytes as the backend holds them, and (S3) the object's content headers."""
     if isinstance(store, LocalBodyStore):
         return await asyncio.to_thread(store.path(org, request_id).read_bytes), {}
+    if isinstance(store, SqliteBodyStore):
+        return await _sqlite_object(store, body_key(org, request_id)), {}
     assert isinstance(store, S3BodyStore)
 
     def fetch() -> tuple[bytes, dict[str, str]]:
@@ -93,6 +100,26 @@ async def raw_object(store: BodyStore, org: str, request_id: str) -> tuple[bytes
     return await asyncio.to_thread(fetch)
 
 
+async def _sqlite_keys(store: SqliteBodyStore) -> list[str]:
+    """Keys read with a separate connection, as another process (the query API) would."""
+
+    def read() -> list[str]:
+        with contextlib.closing(sqlite3.connect(store.path)) as connection:
+            return sorted(row[0] for row in connection.execute("SELECT key FROM objects"))
+
+    return await asyncio.to_thread(read)
+
+
+async def _sqlite_object(store: SqliteBodyStore, key: str) -> bytes:
+    def read() -> bytes:
+        with contextlib.closing(sqlite3.connect(store.path)) as connection:
+            row = connection.execute("SELECT data FROM objects WHERE key = ?", (key,)).fetchone()
+        assert row is not None
+        return bytes(row[0])
+
+    return await asyncio.to_thread(read)
+
+
 async def stored_keys(store: BodyStore) -> list[str]:
     """Every object (S3) or file (local) the store holds, as keys relative to its root."""
     if isinstance(store, LocalBodyStore):
@@ -102,6 +129,8 @@ async def stored_keys(store: BodyStore) -> list[str]:
             return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
         return await asyncio.to_thread(walk)
+    if isinstance(store, SqliteBodyStore):
+        return await _sqlite_keys(store)
     assert isinstance(store, S3BodyStore)
 
     def listing() -> list[str]:
@@ -425,9 +454,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 def test_settings_default_to_local(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     store = body_store_from_settings(Settings(data_dir=tmp_path))
-    assert isinstance(store, LocalBodyStore)
+    assert isinstance(store, SqliteBodyStore)
     assert store.location == "local"
-    assert store.root == tmp_path / "bodies"
+    assert store.path == tmp_path / "bodies" / "bodies.sqlite3"
+    files = body_store_from_settings(Settings(data_dir=tmp_path, body_store="files"))
+    assert isinstance(files, LocalBodyStore)
+    assert files.root == tmp_path / "bodies"
 
 
 def test_settings_select_s3(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:

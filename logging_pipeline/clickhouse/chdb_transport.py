@@ -22,7 +22,7 @@ Limits of the engine (chdb 4.x), which shape this class:
   insert may land although its caller was cancelled; ReplacingMergeTree absorbs a replay).
 * A failed query can leave partial output in the session (see :func:`_drain`).
 * Inserts use ``Session.send_insert`` (streaming insert, chdb 4.x): one statement per batch,
-  the rows as JSONEachRow data, never as SQL literals.
+  the rows as JSONCompactEachRow data, never as SQL literals.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ SESSION_SETTINGS: tuple[str, ...] = (
     "date_time_input_format = 'best_effort'",
 )
 """Applied once per session: the output conventions ``decode_json_compact`` relies on, and
-RFC 3339 datetime input for JSONEachRow inserts."""
+RFC 3339 datetime input for JSON inserts."""
 
 
 class ChdbTransport:
@@ -110,7 +110,7 @@ class ChdbTransport:
 
         def run(session: Session) -> None:
             data = json_rows(columns, rows)
-            with session.send_insert(statement, "JSONEachRow") as inserter:
+            with session.send_insert(statement, "JSONCompactEachRow") as inserter:
                 inserter.append(data)
                 inserter.finish()
 

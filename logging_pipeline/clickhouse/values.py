@@ -6,7 +6,7 @@ Three jobs live here, each used by both transports or by the embedded one only:
   ``{name:Type}`` placeholder: the very text an HTTP client sends as ``param_<name>``. Both
   transports send this same text to the engine, so a value binds identically through chdb and
   through a server, and a value is never spliced into SQL.
-* **Inserts (chdb)** — :func:`json_rows` serialises rows as JSONEachRow lines, a data format
+* **Inserts (chdb)** — :func:`json_rows` serialises rows as JSONCompactEachRow lines, a data format
   the engine parses as data (quotes, backslashes and ``'; DROP TABLE`` are just characters).
 * **Results** — :func:`decode_json_compact` (chdb's ``JSONCompactEachRowWithNamesAndTypes``
   output, converted per declared column type) and :func:`normalise` (clickhouse-connect's
@@ -128,7 +128,10 @@ def _json_default(value: Any) -> Any:
 
 
 def json_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
-    """Rows as JSONEachRow bytes (one object per line) for ``INSERT ... FORMAT JSONEachRow``.
+    """Rows as JSONCompactEachRow bytes (one array per line, in ``columns`` order).
+
+    Arrays rather than objects: the column names are in the INSERT statement already, and
+    leaving them out of every row makes the batch about a third cheaper to encode and parse.
 
     Datetimes are written as RFC 3339 with ``Z`` (naive ones taken as UTC), which the engine
     parses exactly with ``date_time_input_format = 'best_effort'`` whatever the column's zone.
@@ -138,8 +141,7 @@ def json_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
     for number, row in enumerate(rows):
         if len(row) != width:
             raise ValueError(f"row {number} has {len(row)} values for {width} columns")
-        lines.append(orjson.dumps(dict(zip(columns, row, strict=True)),
-                                  default=_json_default, option=_JSON_OPTIONS))
+        lines.append(orjson.dumps(list(row), default=_json_default, option=_JSON_OPTIONS))
     return b"\n".join(lines) + b"\n" if lines else b""
 
 

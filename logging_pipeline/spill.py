@@ -7,12 +7,20 @@ is written, so a crash at any point replays from the last committed batch — at
 inserted twice, which ``ReplacingMergeTree`` collapses (reads use ``FINAL``): exactly once as
 far as queries can tell. All methods are blocking; the writer calls them in a thread, and only
 from its own task, so they never run concurrently.
+
+With several worker processes (server mode), each process owns one spill directory under the
+spill root, held by an exclusive ``flock`` for the life of the process. At start a writer
+claims every directory nobody holds — left by a process that crashed or was killed — keeps
+one as its own and replays the others, so a spill is never orphaned and never shared.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import shutil
+import uuid
 from pathlib import Path
 
 import orjson
@@ -25,10 +33,19 @@ logger = logging.getLogger("logging_pipeline.spill")
 class SpillFile:
     """``records.jsonl`` + ``records.offset`` in ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, lock_fd: int | None = None) -> None:
         self.directory = directory
         self.path = directory / "records.jsonl"
         self.offset_path = directory / "records.offset"
+        self._lock_fd = lock_fd
+
+    def release(self, remove: bool = False) -> None:
+        """Give up the directory's lock (and delete the directory, once fully replayed)."""
+        if remove:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _offset(self) -> int:
         try:
@@ -83,3 +100,42 @@ class SpillFile:
         tmp = self.offset_path.with_suffix(".tmp")
         tmp.write_text(str(offset))
         os.replace(tmp, self.offset_path)
+
+
+def _try_lock(directory: Path) -> int | None:
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def claim_spill(root: Path) -> tuple[SpillFile, list[SpillFile]]:
+    """This process's spill file, and the orphaned ones it must replay (see module docs)."""
+    root.mkdir(parents=True, exist_ok=True)
+    claimed: list[SpillFile] = []
+    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+        fd = _try_lock(directory)
+        if fd is not None:
+            claimed.append(SpillFile(directory, fd))
+    if claimed:
+        return claimed[0], claimed[1:]
+    directory = root / uuid.uuid4().hex
+    directory.mkdir()
+    fd = _try_lock(directory)
+    assert fd is not None  # a fresh directory nobody else knows
+    return SpillFile(directory, fd), []
+
+
+def spill_pending(root: Path) -> int:
+    """Bytes not yet replayed across every spill directory under ``root`` (for tests, ops)."""
+    if not root.exists():
+        return 0
+    total = 0
+    for directory in root.iterdir():
+        if directory.is_dir():
+            spill = SpillFile(directory)
+            total += max(0, spill._size() - spill._offset())
+    return total

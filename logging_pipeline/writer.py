@@ -31,7 +31,7 @@ from logging_pipeline.clickhouse import LogTransport, migrate
 from logging_pipeline.estimate import TokenEstimator
 from logging_pipeline.record import BuiltRecord, build_record, fallback_record
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
-from logging_pipeline.spill import SpillFile
+from logging_pipeline.spill import SpillFile, claim_spill
 from providers.cost import PriceTable
 
 logger = logging.getLogger("logging_pipeline.writer")
@@ -91,7 +91,9 @@ class LogWriter:
         self.transport = transport
         self.bodies = bodies
         self.prices = prices
-        self.spill = SpillFile(spill_dir)
+        self.spill_root = spill_dir
+        self.spill: SpillFile | None = None
+        self._orphans: list[SpillFile] = []
         self.estimator = TokenEstimator(spill_dir.parent / "tiktoken")
         self.flush_rows = flush_rows
         self.flush_interval = flush_ms / 1000
@@ -119,7 +121,8 @@ class LogWriter:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Apply the schema now if the store is up (else at the first write), then run."""
+        """Claim a spill directory, apply the schema if the store is up, then run."""
+        self.spill, self._orphans = await asyncio.to_thread(claim_spill, self.spill_root)
         try:
             await migrate(self.transport)
             self._migrated = True
@@ -141,7 +144,10 @@ class LogWriter:
         rest = self._take_all()
         if rest:
             await self._spill(rest)
-
+        for spill in [self.spill, *self._orphans]:
+            if spill is not None:
+                spill.release()
+        self._orphans = []
     async def flush(self) -> None:
         """Write everything queued now (tests and shutdown use it)."""
         while not self._queue.empty() or self._overflow:
@@ -191,7 +197,8 @@ class LogWriter:
             if batch:
                 await self._spill(batch)
             return
-        if await asyncio.to_thread(self.spill.pending):
+        backlog = bool(self._orphans) or await asyncio.to_thread(self._own_spill().pending)
+        if backlog:
             if not await self._replay_backlog():
                 if batch:
                     await self._spill(batch)
@@ -199,17 +206,31 @@ class LogWriter:
         if batch and not await self._write(batch):
             await self._spill(batch)
 
+    def _own_spill(self) -> SpillFile:
+        if self.spill is None:
+            raise RuntimeError("LogWriter.start() was not called")
+        return self.spill
+
     async def _replay_backlog(self) -> bool:
-        """Replay spilled records oldest first; False if the stores are still failing."""
-        while await asyncio.to_thread(self.spill.pending):
-            captures, offset = await asyncio.to_thread(self.spill.read_batch, self.flush_rows)
-            if captures and not await self._write(captures, replay=True):
+        """Replay spilled records, orphans first, each oldest first; False if still failing."""
+        while self._orphans:
+            orphan = self._orphans[0]
+            if not await self._replay(orphan):
                 return False
-            await asyncio.to_thread(self.spill.commit, offset)
+            await asyncio.to_thread(orphan.release, True)
+            self._orphans.pop(0)
+        return await self._replay(self._own_spill())
+
+    async def _replay(self, spill: SpillFile) -> bool:
+        while await asyncio.to_thread(spill.pending):
+            captures, offset = await asyncio.to_thread(spill.read_batch, self.flush_rows)
+            if captures and not await self._write(captures):
+                return False
+            await asyncio.to_thread(spill.commit, offset)
             self.counters.replayed += len(captures)
         return True
 
-    async def _write(self, captures: Sequence[Capture], replay: bool = False) -> bool:
+    async def _write(self, captures: Sequence[Capture]) -> bool:
         try:
             if not self._migrated:
                 await migrate(self.transport)
@@ -265,7 +286,7 @@ class LogWriter:
 
     async def _spill(self, captures: list[Capture]) -> None:
         try:
-            await asyncio.to_thread(self.spill.append, captures)
+            await asyncio.to_thread(self._own_spill().append, captures)
             self.counters.spilled += len(captures)
         except OSError:
             self.counters.lost += len(captures)

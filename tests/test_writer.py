@@ -18,7 +18,7 @@ from logging_pipeline.bodies import LocalBodyStore, decode_bodies
 from logging_pipeline.capture import Capture
 from logging_pipeline.clickhouse import ChdbTransport, LogStoreError, LogTransport
 from logging_pipeline.schema import REQUEST_TABLE
-from logging_pipeline.spill import SpillFile
+from logging_pipeline.spill import spill_pending
 from logging_pipeline.writer import LogWriter
 from providers.cost import PriceTable
 
@@ -142,7 +142,7 @@ async def test_outage_spills_then_replays_once_in_order(
     for c in first:
         writer.submit(c)
     await wait_until(lambda: writer.counters.spilled >= 30)
-    assert SpillFile(tmp_path / "spill").pending()
+    assert spill_pending(tmp_path / "spill") > 0
     second = [capture(100 + i) for i in range(10)]
     for c in second:
         writer.submit(c)
@@ -153,7 +153,7 @@ async def test_outage_spills_then_replays_once_in_order(
     expected = [c.request_id for c in first + second]
     assert transport.inserted == expected  # each once, in submission order
     assert sorted(r["request_id"] for r in await rows(transport)) == sorted(expected)
-    assert not SpillFile(tmp_path / "spill").pending()
+    assert spill_pending(tmp_path / "spill") == 0
     assert writer.counters.replayed >= 30
     assert writer.counters.lost == 0
 
@@ -230,3 +230,37 @@ async def test_killed_process_spill_is_replayed_on_restart(
     await writer.close()
     assert transport.inserted == spilled_ids
     assert sorted(r["request_id"] for r in await rows(transport)) == sorted(spilled_ids)
+
+
+async def test_orphaned_spills_of_other_processes_are_adopted(
+    transport: FlakyTransport, tmp_path: Path
+) -> None:
+    """Several dead workers' spill directories are all replayed by the next writer."""
+    transport.down = True
+    workers = [make_writer(transport, tmp_path, drain_seconds=0.2) for _ in range(2)]
+    for number, worker in enumerate(workers):  # both alive at once: one directory each
+        await worker.start()
+        for i in range(3):
+            worker.submit(capture(10 * number + i))
+    await wait_until(lambda: all(w.counters.spilled == 3 for w in workers))
+    for worker in workers:
+        await worker.close()
+    assert len([d for d in (tmp_path / "spill").iterdir() if d.is_dir()]) == 2
+    transport.down = False
+    heir = make_writer(transport, tmp_path)
+    await heir.start()
+    await wait_until(lambda: heir.counters.replayed == 6)
+    await heir.close()
+    assert len(await rows(transport)) == 6
+    assert spill_pending(tmp_path / "spill") == 0
+
+
+async def test_a_live_writer_keeps_its_spill_to_itself(tmp_path: Path) -> None:
+    from logging_pipeline.spill import claim_spill
+
+    mine, orphans = claim_spill(tmp_path / "spill")
+    other, other_orphans = claim_spill(tmp_path / "spill")  # a second live process
+    assert mine.directory != other.directory
+    assert orphans == [] and other_orphans == []
+    mine.release()
+    other.release()

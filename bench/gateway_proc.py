@@ -1,19 +1,23 @@
 """The gateway under test, run exactly as an operator would: ``gateway serve`` in a child.
 
-It gets a fresh data directory (SQLite) and a key made with ``gateway keys create``, and its
-provider base URLs point at the fake upstream. Inherited ``GATEWAY_*`` and ``DATABASE_URL``
-variables are dropped so that a developer's shell settings cannot change what is measured.
+It gets a fresh data directory (SQLite; with logging on also the embedded ClickHouse log and
+the SQLite body store) and a key made with ``gateway keys create``, and its provider base URLs
+point at the fake upstream. Inherited ``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL`` and
+``S3_*`` variables are dropped so that a developer's shell settings cannot change what is
+measured; request logging is switched explicitly with ``GATEWAY_LOGGING_ENABLED``.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.procs import (
     HOST,
@@ -28,6 +32,7 @@ from bench.procs import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+_DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_")
 
 
 def gateway_binary() -> str:
@@ -42,24 +47,34 @@ def gateway_binary() -> str:
 
 
 class Gateway:
-    """One gateway process with its own data dir, port and key."""
+    """One gateway process with its own data dir, port and key.
 
-    def __init__(self, workdir: Path, upstream_base_url: str, workers: int = 1) -> None:
-        self.data_dir = workdir / "gateway-data"
+    ``name`` keeps the data dir and output log of several gateways in one workdir apart.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        upstream_base_url: str,
+        *,
+        name: str = "gateway",
+        logging: bool = True,
+        workers: int = 1,
+    ) -> None:
+        self.name = name
+        self.logging = logging
+        self.data_dir = workdir / f"{name}-data"
         self.data_dir.mkdir()
-        self.log = workdir / "gateway.log"
+        self.log = workdir / f"{name}.log"
         self.port = free_port()
         self.workers = workers
         self.key = ""
         self.binary = gateway_binary()
         self._proc: subprocess.Popen[bytes] | None = None
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("GATEWAY_") and k != "DATABASE_URL"
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV)}
         env.update(
             GATEWAY_DATA_DIR=str(self.data_dir),
+            GATEWAY_LOGGING_ENABLED="true" if logging else "false",
             OPENAI_API_KEY="bench",
             OPENAI_BASE_URL=f"{upstream_base_url}/v1",
             GROQ_API_KEY="bench",
@@ -131,6 +146,22 @@ class Gateway:
             return None
         finally:
             conn.close()
+
+    def health(self) -> dict[str, Any]:
+        """The decoded ``GET /healthz`` body (with logging on it holds the writer's counters)."""
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=5)
+        try:
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            body = response.read()
+        except OSError as exc:
+            raise BenchError(f"GET /healthz failed: {exc}") from exc
+        finally:
+            conn.close()
+        if response.status != 200:
+            raise BenchError(f"GET /healthz answered {response.status}: {body[:300]!r}")
+        data: dict[str, Any] = json.loads(body)
+        return data
 
     def check_alive(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:

@@ -5,6 +5,13 @@ generator, nginx and the gateway share the cores. The Lua script sets the POST b
 auth header and, in ``done()``, prints the exact latency percentiles in microseconds as one
 JSON line: wrk's own ``--latency`` table rounds to two decimals of a unit that changes between
 us and ms, so the script is the reliable source; the text table is parsed only as a fallback.
+
+wrk's ``requests`` counts answered requests only: when a run stops, the requests still in
+flight on the other connections were sent (and the gateway serves and logs them) but are not
+counted. Runs made with ``count_sent`` therefore also count every request wrk *sends*, with a
+``request()`` hook per thread that ``done()`` sums via ``thread:get``; it costs a Lua call per
+request, negligible at gateway rates, so only gateway runs use it (direct runs reach ~100k
+req/s, where wrk itself is the limit).
 If wrk cannot be installed, an aiohttp load generator stands in (and the report says so).
 """
 
@@ -25,15 +32,35 @@ from bench.procs import BenchError, ensure_tool
 
 _MARK = "BENCH_RESULT "
 
+_LUA_COUNT_SENT = """
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+sent = 0
+request = function()
+  sent = sent + 1
+  return wrk.request()
+end
+"""
+"""Per-thread count of requests handed to the socket (``wrk.request()`` is the cached one).
+
+wrk calls ``request()`` once more, on the first thread before the run starts, to check what it
+returns (``script_verify_request``); ``done()`` takes that call off the total."""
+
 _LUA_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
+  local total_sent = -1
+  if threads ~= nil then
+    -- minus the one request() call wrk makes before the run to check the script's request
+    total_sent = -1
+    for _, t in ipairs(threads) do total_sent = total_sent + t:get("sent") end
+  end
   io.write(string.format(
-    '%s{"requests":%d,"duration_us":%d,"bytes":%d,'
+    '%s{"requests":%d,"sent":%d,"duration_us":%d,"bytes":%d,'
     .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
     .. '"latency_us":{"min":%d,"mean":%.3f,"stdev":%.3f,"max":%d,'
     .. '"p50":%d,"p75":%d,"p90":%d,"p99":%d,"p999":%d}}\\n',
-    MARK, summary.requests, summary.duration, summary.bytes,
+    MARK, summary.requests, total_sent, summary.duration, summary.bytes,
     e.connect, e.read, e.write, e.status, e.timeout,
     latency.min, latency.mean, latency.stdev, latency.max,
     latency:percentile(50), latency:percentile(75), latency:percentile(90),
@@ -55,6 +82,8 @@ class LoadResult:
     latency_ms: dict[str, float]
     errors: dict[str, int] = field(default_factory=dict)
     tool: str = "wrk"
+    sent: int = -1
+    """Requests sent, answered or not (``-1``: not counted for this run, see the module doc)."""
     server_cpu_s: float = math.nan
     """CPU seconds the server under test used during the run (filled in by the caller)."""
 
@@ -97,7 +126,13 @@ class LoadGenerator(Protocol):
     def version(self) -> str: ...
 
     def run(
-        self, label: str, base_url: str, spec: RequestSpec, connections: int, duration_s: float
+        self,
+        label: str,
+        base_url: str,
+        spec: RequestSpec,
+        connections: int,
+        duration_s: float,
+        count_sent: bool = False,
     ) -> LoadResult: ...
 
 
@@ -118,7 +153,7 @@ def _lua_string(text: str) -> str:
     return f'"{escaped}"'
 
 
-def lua_script(spec: RequestSpec) -> str:
+def lua_script(spec: RequestSpec, count_sent: bool = False) -> str:
     """The wrk Lua script for one request shape, with the ``done()`` reporting hook."""
     lines = [
         'wrk.method = "POST"',
@@ -127,6 +162,7 @@ def lua_script(spec: RequestSpec) -> str:
         'wrk.headers["Content-Type"] = "application/json"',
         *(f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in spec.headers.items()),
         f"MARK = {_lua_string(_MARK)}",
+        _LUA_COUNT_SENT if count_sent else "",
         _LUA_DONE,
     ]
     return "\n".join(lines)
@@ -154,9 +190,10 @@ class Wrk:
         spec: RequestSpec,
         connections: int,
         duration_s: float,
+        count_sent: bool = False,
     ) -> LoadResult:
         script = self.workdir / "wrk-request.lua"
-        script.write_text(lua_script(spec))
+        script.write_text(lua_script(spec, count_sent))
         threads = 1 if connections == 1 else min(2, connections)
         argv = [
             self.binary,
@@ -194,6 +231,7 @@ def parse_wrk(output: str, label: str, connections: int, threads: int) -> LoadRe
                 rps=data["requests"] / seconds if seconds else 0.0,
                 latency_ms=lat,
                 errors=data["errors"],
+                sent=data.get("sent", -1),
             )
     return _parse_wrk_text(output, label, connections, threads)
 
@@ -239,8 +277,15 @@ class AiohttpLoad:
         return f"aiohttp {aiohttp.__version__} fallback"
 
     def run(
-        self, label: str, base_url: str, spec: RequestSpec, connections: int, duration_s: float
+        self,
+        label: str,
+        base_url: str,
+        spec: RequestSpec,
+        connections: int,
+        duration_s: float,
+        count_sent: bool = False,
     ) -> LoadResult:
+        """Every request it starts is awaited, so ``sent`` is always counted here."""
         return asyncio.run(self._run(label, base_url, spec, connections, duration_s))
 
     async def _run(
@@ -252,14 +297,17 @@ class AiohttpLoad:
         all_headers = {"Content-Type": "application/json", **spec.headers}
         latencies: list[float] = []
         errors = {"status": 0, "other": 0}
+        sent = 0
         connector = aiohttp.TCPConnector(limit=connections)
         async with aiohttp.ClientSession(base_url, connector=connector) as session:
             start = time.perf_counter()
             deadline = start + duration_s
 
             async def worker() -> None:
+                nonlocal sent
                 while time.perf_counter() < deadline:
-                    sent = time.perf_counter()
+                    sent += 1
+                    started = time.perf_counter()
                     try:
                         async with session.post(spec.path, data=data, headers=all_headers) as r:
                             await r.read()
@@ -268,7 +316,7 @@ class AiohttpLoad:
                     except aiohttp.ClientError:
                         errors["other"] += 1
                         continue
-                    latencies.append((time.perf_counter() - sent) * 1000)
+                    latencies.append((time.perf_counter() - started) * 1000)
 
             await asyncio.gather(*(worker() for _ in range(connections)))
             elapsed = time.perf_counter() - start
@@ -287,6 +335,7 @@ class AiohttpLoad:
             latency_ms=lat,
             errors=errors,
             tool="aiohttp",
+            sent=sent,
         )
 
 

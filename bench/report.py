@@ -1,7 +1,8 @@
-"""Turns raw measurements into the derived numbers, the pass/fail checks and the text table.
+"""Turns raw measurements into the derived numbers and the pass/fail checks; saves the JSON.
 
-The performance bar (from the issue) is encoded once, in :data:`BAR`, so the printed report
-and ``latest.json`` always agree on what was checked.
+The performance bar (from the issues) is encoded once, in :data:`BAR`, so the printed report
+(:mod:`bench.render`) and ``latest.json`` always agree on what was checked. The foundation
+lines apply to the gateway with logging off, the logging lines to the one with logging on.
 """
 
 from __future__ import annotations
@@ -13,14 +14,27 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import LoadResult
+from bench.requestlog import LogAccount
 from bench.ttfb import TtfbResult
 
 BAR = {
     "min_rps_32": 2000.0,
     "max_added_p50_ms_1": 0.5,
     "max_added_p99_ms_1": 2.0,
+    "min_logging_rps_ratio_32": 0.85,
 }
-"""Gateway RPS at 32 connections, and added latency over direct at 1 connection."""
+"""Foundation: no-logging gateway RPS at 32 connections, added latency over direct at 1
+connection. Logging: RPS with logging as a fraction of the no-logging RPS at 32 connections
+(plus zero records spilled or lost, and records written == requests sent)."""
+
+TARGETS = {
+    "direct": "direct upstream",
+    "gateway": "gateway, no logging",
+    "gateway_logging": "gateway, logging",
+}
+"""Target keys (prefixes of the ``load`` keys) and how the report names them."""
+
+GATEWAYS = ("gateway", "gateway_logging")
 
 
 @dataclass
@@ -32,16 +46,22 @@ class Check:
     limit: float
     passed: bool
     unit: str
+    group: str = "foundation"
 
 
 @dataclass
 class Results:
-    """Everything one bench run measured, plus how it was run."""
+    """Everything one bench run measured, plus how it was run.
+
+    ``load`` is keyed ``<target>_c<connections>`` (and ``gateway_logging_soak``), ``ttfb`` and
+    ``rss_kib`` by gateway/target name.
+    """
 
     meta: dict[str, Any]
     load: dict[str, LoadResult]
     ttfb: dict[str, TtfbResult]
-    rss_kib: dict[str, int]
+    rss_kib: dict[str, dict[str, int]]
+    request_log: LogAccount | None = None
     derived: dict[str, float] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
@@ -51,6 +71,7 @@ class Results:
             "load": {k: v.to_json() for k, v in self.load.items()},
             "ttfb": {k: v.to_json() for k, v in self.ttfb.items()},
             "rss_kib": self.rss_kib,
+            "request_log": self.request_log.to_json() if self.request_log else None,
             "derived": self.derived,
             "bar": BAR,
             "checks": [asdict(c) for c in self.checks],
@@ -73,158 +94,88 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def gateway_errors(results: Results, gateway: str) -> int:
+    """Failed requests through one gateway: every wrk run (soak included) plus TTFB."""
+    runs = [v for k, v in results.load.items() if k.rsplit("_", 1)[0] == gateway]
+    return sum(r.error_total for r in runs) + results.ttfb[gateway].errors
+
+
+def _derive(results: Results, high: int) -> None:
+    load, d = results.load, results.derived
+    d1, dh = load["direct_c1"], load[f"direct_c{high}"]
+    for g in GATEWAYS:
+        g1, gh = load[f"{g}_c1"], load[f"{g}_c{high}"]
+        d[f"{g}_rps_ratio_c1"] = _ratio(g1.rps, d1.rps)
+        d[f"{g}_rps_ratio_c{high}"] = _ratio(gh.rps, dh.rps)
+        for pct in ("p50", "p99"):
+            d[f"{g}_added_{pct}_ms_c1"] = g1.latency_ms[pct] - d1.latency_ms[pct]
+            d[f"{g}_added_{pct}_ms_c{high}"] = gh.latency_ms[pct] - dh.latency_ms[pct]
+            d[f"{g}_added_ttfb_{pct}_ms"] = (
+                results.ttfb[g].ttfb_ms[pct] - results.ttfb["direct"].ttfb_ms[pct]
+            )
+        rss = results.rss_kib[g]
+        d[f"{g}_rss_growth_kib"] = rss["after"] - rss["before"]
+    for conns in (1, high):
+        d[f"logging_rps_ratio_c{conns}"] = _ratio(
+            load[f"gateway_logging_c{conns}"].rps, load[f"gateway_c{conns}"].rps
+        )
+
+
 def evaluate(results: Results, high: int) -> None:
     """Fill in ``derived`` and ``checks`` from the raw measurements (``high`` = 32 conns)."""
-    load, d = results.load, results.derived
-    g1, d1 = load["gateway_c1"], load["direct_c1"]
-    gh, dh = load[f"gateway_c{high}"], load[f"direct_c{high}"]
-    d["rps_ratio_c1"] = g1.rps / d1.rps if d1.rps else math.nan
-    d[f"rps_ratio_c{high}"] = gh.rps / dh.rps if dh.rps else math.nan
-    for pct in ("p50", "p99"):
-        d[f"added_{pct}_ms_c1"] = g1.latency_ms[pct] - d1.latency_ms[pct]
-        d[f"added_{pct}_ms_c{high}"] = gh.latency_ms[pct] - dh.latency_ms[pct]
-        d[f"added_ttfb_{pct}_ms"] = (
-            results.ttfb["gateway"].ttfb_ms[pct] - results.ttfb["direct"].ttfb_ms[pct]
-        )
-    d["rss_growth_kib"] = results.rss_kib["after"] - results.rss_kib["before"]
-    gateway_errors = g1.error_total + gh.error_total + results.ttfb["gateway"].errors
+    _derive(results, high)
+    d = results.derived
+    rps = results.load[f"gateway_c{high}"].rps
+    errors = gateway_errors(results, "gateway")
     results.checks = [
         Check(
             f"gateway RPS at {high} connections >= {BAR['min_rps_32']:,.0f}",
-            gh.rps, BAR["min_rps_32"], gh.rps >= BAR["min_rps_32"], "req/s",
+            rps, BAR["min_rps_32"], rps >= BAR["min_rps_32"], "req/s",
         ),
         Check(
             f"added p50 latency at 1 connection <= {BAR['max_added_p50_ms_1']} ms",
-            d["added_p50_ms_c1"], BAR["max_added_p50_ms_1"],
-            d["added_p50_ms_c1"] <= BAR["max_added_p50_ms_1"], "ms",
+            d["gateway_added_p50_ms_c1"], BAR["max_added_p50_ms_1"],
+            d["gateway_added_p50_ms_c1"] <= BAR["max_added_p50_ms_1"], "ms",
         ),
         Check(
             f"added p99 latency at 1 connection <= {BAR['max_added_p99_ms_1']} ms",
-            d["added_p99_ms_c1"], BAR["max_added_p99_ms_1"],
-            d["added_p99_ms_c1"] <= BAR["max_added_p99_ms_1"], "ms",
+            d["gateway_added_p99_ms_c1"], BAR["max_added_p99_ms_1"],
+            d["gateway_added_p99_ms_c1"] <= BAR["max_added_p99_ms_1"], "ms",
         ),
-        Check(
-            "no failed requests through the gateway",
-            gateway_errors, 0, gateway_errors == 0, "errors",
-        ),
+        Check("no failed requests through the gateway", errors, 0, errors == 0, "errors"),
+        *_logging_checks(results, high),
     ]  # fmt: skip
 
 
-def _ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.3f}"
-
-
-def _signed_ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:+.3f} ms"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
-
-    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
-
-
-def render(results: Results, high: int) -> str:
-    """The human-readable report."""
-    m, load, d = results.meta, results.load, results.derived
-    out = [
-        "=" * 78,
-        "LLM gateway benchmark",
-        f"  when:      {m['started_at']}   machine: {m['cpus']} CPUs, Python {m['python']}",
-        f"  upstream:  {m['upstream']}",
-        f"  load:      {m['load_tool']}; {m['duration_s']:g} s per run after a "
-        f"{m['warmup_s']:g} s warm-up",
-        f"  gateway:   {m['gateway_cmd']}",
-        "=" * 78,
-        "",
-        f"Non-streaming chat completions (POST {m['chat_path']}, model {m['chat_model']})",
-    ]
-    rows = []
-    for conns in (1, high):
-        for target in ("direct", "gateway"):
-            r = load[f"{target}_c{conns}"]
-            rows.append(
-                [
-                    "direct upstream" if target == "direct" else "through gateway",
-                    str(conns),
-                    f"{r.rps:,.0f}",
-                    _ms(r.latency_ms["p50"]),
-                    _ms(r.latency_ms["p90"]),
-                    _ms(r.latency_ms["p99"]),
-                    _ms(r.latency_ms.get("max", math.nan)),
-                    f"{r.requests:,}",
-                    str(r.error_total),
-                    "-" if math.isnan(r.server_cpu_pct) else f"{r.server_cpu_pct:.0f}%",
-                    "-"
-                    if math.isnan(r.server_cpu_us_per_request)
-                    else f"{r.server_cpu_us_per_request:.0f}",
-                ]
-            )
-    header = ["target", "conns", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"]
-    out += _table([*header, "requests", "errors", "srv CPU", "CPU us/req"], rows)
-    out.append("  (srv CPU: the server's CPU time over the run, % of one core; us/req per request)")
-    out += [
-        "",
-        "Gateway vs direct",
-        f"  RPS ratio gateway/direct:  1 conn {d['rps_ratio_c1']:.3f}   "
-        f"{high} conns {d[f'rps_ratio_c{high}']:.3f}",
-        f"  added latency, 1 conn:     p50 {_signed_ms(d['added_p50_ms_c1'])}   "
-        f"p99 {_signed_ms(d['added_p99_ms_c1'])}",
-        f"  added latency, {high} conns:   p50 {_signed_ms(d[f'added_p50_ms_c{high}'])}   "
-        f"p99 {_signed_ms(d[f'added_p99_ms_c{high}'])}",
-        "",
-        f"Streaming time to first body byte, ms (model {m['stream_model']}; "
-        f"{results.ttfb['gateway'].requests} sequential requests on one keep-alive connection)",
-    ]
-    t_rows = []
-    for target in ("direct", "gateway"):
-        t = results.ttfb[target]
-        t_rows.append(
-            [
-                "direct upstream" if target == "direct" else "through gateway",
-                _ms(t.ttfb_ms["p50"]),
-                _ms(t.ttfb_ms["p90"]),
-                _ms(t.ttfb_ms["p99"]),
-                _ms(t.total_ms["p50"]),
-                _ms(t.total_ms["p99"]),
-                str(t.errors),
-            ]
-        )
-    t_rows.append(
-        [
-            "added by gateway",
-            _ms(d["added_ttfb_p50_ms"]),
-            "",
-            _ms(d["added_ttfb_p99_ms"]),
-            "",
-            "",
-            "",
-        ]
-    )
-    out += _table(
-        ["target", "TTFB p50", "TTFB p90", "TTFB p99", "full p50", "full p99", "errors"], t_rows
-    )
-    before, after = results.rss_kib["before"], results.rss_kib["after"]
-    out += [
-        "",
-        "Gateway memory (VmRSS, process and children)",
-        f"  before load {before / 1024:.1f} MiB   after all load {after / 1024:.1f} MiB   "
-        f"growth {(after - before) / 1024:+.1f} MiB",
-        "",
-        "Performance bar",
-    ]
-    for c in results.checks:
-        value = f"{c.measured:,.0f}" if c.unit in ("req/s", "errors") else f"{c.measured:.3f}"
-        out.append(f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<46} measured {value} {c.unit}")
-    problems = m.get("gateway_log_problems") or []
-    colon = ":" if problems else ""
-    out += ["", f"Gateway output: {len(problems)} warning/error line(s){colon}"]
-    out += [f"  {line[:160]}" for line in problems]
-    verdict = "PASS" if all(c.passed for c in results.checks) else "FAIL"
-    out += ["", f"Overall: {verdict}", f"Results saved to {m['json_path']}"]
-    return "\n".join(out)
+def _logging_checks(results: Results, high: int) -> list[Check]:
+    ratio = 100 * results.derived[f"logging_rps_ratio_c{high}"]
+    floor = 100 * BAR["min_logging_rps_ratio_32"]
+    account = results.request_log
+    if account is None:
+        spilled_lost, written, sent = math.nan, math.nan, math.nan
+    else:
+        spilled_lost = account.count("spilled") + account.count("lost")
+        written, sent = account.count("written"), account.tally.sent
+    errors = gateway_errors(results, "gateway_logging")
+    return [
+        Check(
+            f"RPS at {high} connections >= {floor:.0f}% of no-logging",
+            ratio, floor, ratio >= floor, "%", "logging",
+        ),
+        Check(
+            "records spilled + lost == 0",
+            spilled_lost, 0, spilled_lost == 0, "records", "logging",
+        ),
+        Check(
+            "records written == requests sent",
+            written, sent, account is not None and account.matches, "records", "logging",
+        ),
+        Check(
+            "no failed requests through the gateway",
+            errors, 0, errors == 0, "errors", "logging",
+        ),
+    ]  # fmt: skip

@@ -125,6 +125,10 @@ class TtfbResult:
     total_ms: dict[str, float]
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
+    sent: int = 0
+    """Requests sent, warm-ups included."""
+    answered: int = 0
+    """Of those, the ones that got a response (any status)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,6 +168,7 @@ def measure_ttfb(
     ttfb: list[float] = []
     total: list[float] = []
     errors: list[str] = []
+    answered = 0
     try:
         for i in range(warmup + count):
             try:
@@ -172,6 +177,7 @@ def measure_ttfb(
                 client.close()
                 errors.append(f"{type(exc).__name__}: {exc}")
                 continue
+            answered += 1
             if ex.status != 200 or b"data: [DONE]" not in ex.body:
                 errors.append(f"status {ex.status}: {ex.body[:200]!r}")
                 continue
@@ -189,4 +195,6 @@ def measure_ttfb(
         total_ms=_summary(total),
         errors=len(errors),
         error_samples=errors[:3],
+        sent=warmup + count,
+        answered=answered,
     )

@@ -1,0 +1,183 @@
+"""The human-readable report of one bench run (stdout); the same numbers go to the JSON."""
+
+from __future__ import annotations
+
+import math
+
+from bench import requestlog
+from bench.load import LoadResult
+from bench.report import GATEWAYS, TARGETS, Check, Results
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+def _signed_ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:+.3f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def _cpu(r: LoadResult) -> tuple[str, str]:
+    pct, per = r.server_cpu_pct, r.server_cpu_us_per_request
+    return ("-" if math.isnan(pct) else f"{pct:.0f}%", "-" if math.isnan(per) else f"{per:.0f}")
+
+
+def _header(results: Results) -> list[str]:
+    m = results.meta
+    soak = f"; soak {m['soak_s']:g} s" if m["soak_s"] else ""
+    return [
+        "=" * 78,
+        "LLM gateway benchmark",
+        f"  when:      {m['started_at']}   machine: {m['cpus']} CPUs, Python {m['python']}",
+        f"  upstream:  {m['upstream']}",
+        f"  load:      {m['load_tool']}; {m['duration_s']:g} s per run after a "
+        f"{m['warmup_s']:g} s warm-up{soak}",
+        f"  gateway:   {m['gateway_cmd']}",
+        "             run twice, one after the other, each with a fresh data dir:",
+        "             no logging (GATEWAY_LOGGING_ENABLED=false), then logging (the default)",
+        "=" * 78,
+        "",
+    ]
+
+
+def _load(results: Results, high: int) -> list[str]:
+    m, load = results.meta, results.load
+    rows = []
+    for conns in (1, high):
+        for target, name in TARGETS.items():
+            r = load[f"{target}_c{conns}"]
+            lat = r.latency_ms
+            rows.append([
+                name, str(conns), f"{r.rps:,.0f}", _ms(lat["p50"]), _ms(lat["p90"]),
+                _ms(lat["p99"]), _ms(lat.get("max", math.nan)), f"{r.requests:,}",
+                str(r.error_total), *_cpu(r),
+            ])  # fmt: skip
+    header = ["target", "conns", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "requests"]
+    out = [f"Non-streaming chat completions (POST {m['chat_path']}, model {m['chat_model']})"]
+    out += _table([*header, "errors", "srv CPU", "CPU us/req"], rows)
+    out.append("  (srv CPU: the server's CPU time over the run, % of one core; us/req per request)")
+    soak = load.get("gateway_logging_soak")
+    if soak is not None:
+        cpu, per = _cpu(soak)
+        out.append(
+            f"Soak, gateway, logging, {soak.connections} conns, {soak.duration_s:g} s: "
+            f"{soak.rps:,.0f} req/s  p50 {_ms(soak.latency_ms['p50'])} ms  "
+            f"p99 {_ms(soak.latency_ms['p99'])} ms  ({soak.requests:,} requests, "
+            f"{soak.error_total} errors, srv CPU {cpu}, {per} us/req)"
+        )
+    return out
+
+
+def _versus(results: Results, high: int) -> list[str]:
+    d = results.derived
+    rows = [
+        [
+            TARGETS[g], f"{d[f'{g}_rps_ratio_c1']:.3f}", f"{d[f'{g}_rps_ratio_c{high}']:.3f}",
+            _signed_ms(d[f"{g}_added_p50_ms_c1"]), _signed_ms(d[f"{g}_added_p99_ms_c1"]),
+            _signed_ms(d[f"{g}_added_p50_ms_c{high}"]), _signed_ms(d[f"{g}_added_p99_ms_c{high}"]),
+        ]
+        for g in GATEWAYS
+    ]  # fmt: skip
+    header = ["vs direct upstream", "RPS ratio 1c", f"RPS ratio {high}c", "added p50 1c"]
+    header += ["added p99 1c", f"added p50 {high}c", f"added p99 {high}c"]
+    return [
+        "Gateway vs direct (added latency in ms)",
+        *_table(header, rows),
+        f"  RPS with logging / without: 1 conn {d['logging_rps_ratio_c1']:.3f}   "
+        f"{high} conns {d[f'logging_rps_ratio_c{high}']:.3f}",
+    ]
+
+
+def _ttfb(results: Results) -> list[str]:
+    m, d, ttfb = results.meta, results.derived, results.ttfb
+    rows = []
+    for target, name in TARGETS.items():
+        t = ttfb[target]
+        rows.append([
+            name, _ms(t.ttfb_ms["p50"]), _ms(t.ttfb_ms["p90"]), _ms(t.ttfb_ms["p99"]),
+            _ms(t.total_ms["p50"]), _ms(t.total_ms["p99"]), str(t.errors),
+        ])  # fmt: skip
+    for g in GATEWAYS:
+        p50, p99 = d[f"{g}_added_ttfb_p50_ms"], d[f"{g}_added_ttfb_p99_ms"]
+        rows.append([f"added, {TARGETS[g].split(', ')[1]}", _ms(p50), "", _ms(p99), "", "", ""])
+    return [
+        f"Streaming time to first body byte, ms (model {m['stream_model']}; "
+        f"{ttfb['direct'].requests} sequential requests on one keep-alive connection)",
+        *_table(
+            ["target", "TTFB p50", "TTFB p90", "TTFB p99", "full p50", "full p99", "errors"], rows
+        ),
+    ]
+
+
+def _memory(results: Results) -> list[str]:
+    out = ["Gateway memory (VmRSS, process and children), MiB"]
+    for g in GATEWAYS:
+        rss = {k: v / 1024 for k, v in results.rss_kib[g].items()}
+        line = (
+            f"  {TARGETS[g]:<20} before load {rss['before']:6.1f}   after all load "
+            f"{rss['after']:6.1f}   growth {rss['after'] - rss['before']:+6.1f}"
+        )
+        if "after_soak" in rss:
+            line += f"   after soak {rss['after_soak']:.1f}"
+        out.append(line)
+    return out
+
+
+def _check_line(c: Check) -> str:
+    if c.unit in ("req/s", "errors"):
+        value = f"{c.measured:,.0f} {c.unit}"
+    elif c.unit == "records":
+        value = "-" if math.isnan(c.measured) else f"{c.measured:,.0f} {c.unit}"
+        if c.name.endswith("requests sent") and not math.isnan(c.limit):
+            value += f" (requests sent {c.limit:,.0f})"
+    elif c.unit == "%":
+        value = f"{c.measured:.1f}%"
+    else:
+        value = f"{c.measured:.3f} {c.unit}"
+    return f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<46} measured {value}"
+
+
+def _bar(results: Results) -> list[str]:
+    out: list[str] = []
+    for group, title in (
+        ("foundation", "Performance bar: foundation (gateway, no logging)"),
+        ("logging", "Performance bar: request logging (gateway, logging)"),
+    ):
+        out += ["", title] if out else [title]
+        out += [_check_line(c) for c in results.checks if c.group == group]
+    return out
+
+
+def render(results: Results, high: int) -> str:
+    """The whole report."""
+    m = results.meta
+    out = _header(results)
+    for section in (
+        _load(results, high),
+        _versus(results, high),
+        _ttfb(results),
+        _memory(results),
+        requestlog.render(results.request_log),
+        _bar(results),
+    ):
+        if section:
+            out += [*section, ""]
+    problems: dict[str, list[str]] = m.get("gateway_log_problems") or {}
+    total = sum(len(v) for v in problems.values())
+    out.append(f"Gateway output: {total} warning/error line(s){':' if total else ''}")
+    for g, lines in problems.items():
+        out += [f"  [{TARGETS.get(g, g)}] {line[:150]}" for line in lines]
+    verdict = "PASS" if all(c.passed for c in results.checks) else "FAIL"
+    out += ["", f"Overall: {verdict}", f"Results saved to {m['json_path']}"]
+    return "\n".join(out)

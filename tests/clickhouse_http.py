@@ -50,8 +50,18 @@ RESERVED_FIELDS = frozenset({
 _FORMAT_AT_END = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+def _lz4_frames(data: bytes) -> bytes:
+    """Every concatenated lz4 frame (``lz4.frame.decompress`` silently stops after one)."""
+    out: list[bytes] = []
+    while data:
+        decompressor = lz4.frame.LZ4FrameDecompressor()
+        out.append(decompressor.decompress(data))
+        data = decompressor.unused_data
+    return b"".join(out)
+
+
 _DECODERS: dict[str, Callable[[bytes], bytes]] = {
-    "lz4": lz4.frame.decompress,
+    "lz4": _lz4_frames,
     "zstd": zstd.decompress,
     "gzip": gzip.decompress,
     "deflate": zlib.decompress,

@@ -1,23 +1,92 @@
-"""End to end: requests through the gateway become records in embedded ClickHouse + bodies."""
+"""End to end: requests through the gateway become records in ClickHouse + bodies.
+
+The whole suite runs once per storage combination the gateway supports (see ``BACKENDS``):
+the embedded engine (chdb) or a ClickHouse server over HTTP (clickhouse-connect talking to
+:class:`tests.clickhouse_http.ChdbHttpServer`) for records, and the SQLite or file body store
+on local disk or S3 (a moto server process) for bodies.
+
+chdb allows one engine data path per process at a time, so the embedded-engine gateways and
+the HTTP server must never overlap: ``backend`` is module-scoped and parametrised, and pytest
+finishes one param's fixtures (the gateway first, then what it used) before creating the next
+param's. ``_CHDB_USERS`` checks that at runtime.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from logging_pipeline.bodies import decode_bodies
+from logging_pipeline.bodies import (
+    LocalBodyStore,
+    S3BodyStore,
+    SqliteBodyStore,
+    body_key,
+    decode_bodies,
+)
+from logging_pipeline.clickhouse import ChdbTransport, ClickHouseConnectTransport
 from logging_pipeline.schema import REQUEST_TABLE
+from tests.clickhouse_http import ChdbHttpServer
 from tests.emulator import Fault, OpenAIEmulator
 from tests.harness import GatewayServer, create_key, make_settings
+from tests.s3_server import ACCESS_KEY, SECRET_KEY, MotoS3Server, moto_s3_server, s3_client
 
 KEY = "sk-emulator"
 MESSAGES = [{"role": "user", "content": "log me please"}]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One storage combination: where records go, where bodies go."""
+
+    name: str
+    clickhouse_server: bool
+    """Records through clickhouse-connect to a ChdbHttpServer (else embedded chdb)."""
+    s3: bool
+    """Bodies in S3 on the moto server (else on local disk)."""
+    body_store: str = "sqlite"
+    """The local body store ("sqlite" or "files") when ``s3`` is false."""
+
+    @property
+    def storage_location(self) -> str:
+        return "s3" if self.s3 else "local"
+
+    @property
+    def body_store_type(self) -> type:
+        if self.s3:
+            return S3BodyStore
+        return LocalBodyStore if self.body_store == "files" else SqliteBodyStore
+
+
+BACKENDS = (
+    Backend("chdb-sqlite", clickhouse_server=False, s3=False),
+    Backend("chdb-s3", clickhouse_server=False, s3=True),
+    Backend("clickhouse-s3", clickhouse_server=True, s3=True),
+    Backend("chdb-files", clickhouse_server=False, s3=False, body_store="files"),
+)
+
+_CHDB_USERS: list[str] = []
+"""What holds the process's chdb engine right now (an embedded gateway or the HTTP server)."""
+
+
+class _ChdbUse:
+    """Registers one holder of the chdb engine and fails if another one is still alive."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        assert not _CHDB_USERS, f"{self.what} would overlap chdb users still alive: {_CHDB_USERS}"
+        _CHDB_USERS.append(self.what)
+
+    def __exit__(self, *exc: object) -> None:
+        _CHDB_USERS.remove(self.what)
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +96,74 @@ def upstream() -> Iterator[OpenAIEmulator]:
 
 
 @pytest.fixture(scope="module")
+def s3_server() -> Iterator[MotoS3Server]:
+    """Only started when an S3 backend asks for it (and stopped at the end of the module)."""
+    yield from moto_s3_server()
+
+
+@pytest.fixture(scope="module", params=BACKENDS, ids=[b.name for b in BACKENDS])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    backend: Backend = request.param
+    return backend
+
+
+@dataclass
+class Stores:
+    """The running stores behind one gateway, for checks that bypass the gateway."""
+
+    clickhouse: ChdbHttpServer | None
+    s3: MotoS3Server | None
+    bucket: str | None
+
+
+@pytest.fixture(scope="module")
+def stores(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend: Backend
+) -> Iterator[Stores]:
+    s3 = request.getfixturevalue("s3_server") if backend.s3 else None
+    bucket = f"bodies-{backend.name}-{uuid.uuid4().hex[:8]}" if backend.s3 else None
+    if not backend.clickhouse_server:
+        yield Stores(None, s3, bucket)
+        return
+    with _ChdbUse(f"ChdbHttpServer[{backend.name}]"):
+        server = ChdbHttpServer(tmp_path_factory.mktemp("clickhouse")).start()
+        try:
+            yield Stores(server, s3, bucket)
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
 def gateway(
-    tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIEmulator
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: OpenAIEmulator,
+    backend: Backend,
+    stores: Stores,
 ) -> Iterator[tuple[GatewayServer, str]]:
+    storage: dict[str, Any] = {"body_store": backend.body_store}
+    if stores.clickhouse is not None:
+        storage["clickhouse_url"] = stores.clickhouse.url
+    if stores.s3 is not None:
+        storage.update(
+            s3_endpoint=stores.s3.endpoint,
+            s3_bucket_name=stores.bucket,
+            s3_access_key=ACCESS_KEY,
+            s3_secret_key=SECRET_KEY,
+        )
     settings = make_settings(
         tmp_path_factory.mktemp("gw"),
         provider_api_keys={"openai": KEY},
         provider_base_urls={"openai": upstream.base_url},
         logging_enabled=True,
         log_flush_ms=20,
+        **storage,
     )
     key = create_key(settings)
-    with GatewayServer(settings) as server:
+    if stores.clickhouse is not None:
+        with GatewayServer(settings) as server:
+            yield server, key
+        return
+    with _ChdbUse(f"embedded chdb gateway[{backend.name}]"), GatewayServer(settings) as server:
         yield server, key
 
 
@@ -46,6 +171,37 @@ def gateway(
 def client(gateway: tuple[GatewayServer, str]) -> openai.OpenAI:
     server, key = gateway
     return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+
+
+def test_backend_is_the_one_configured(
+    gateway: tuple[GatewayServer, str], backend: Backend, stores: Stores, client: openai.OpenAI
+) -> None:
+    """The parametrisation really switches the stores (not just the settings)."""
+    server, _ = gateway
+    writer = server.runtime.writer
+    assert writer is not None
+    assert type(writer.bodies) is backend.body_store_type
+    assert type(writer.transport) is (
+        ClickHouseConnectTransport if backend.clickhouse_server else ChdbTransport
+    )
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    row = record(server, raw.headers["helicone-id"])
+    org, request_id = row["organization_id"], row["request_id"]
+    if stores.clickhouse is not None:
+        inserts = [r for r in stores.clickhouse.requests
+                   if r.sql_text.lstrip().upper().startswith("INSERT") and r.status == 200]
+        assert inserts, "no INSERT reached the ClickHouse server"
+    if stores.s3 is not None:
+        # The object is in the bucket, read back with a plain client (not the gateway's).
+        blob = s3_client(stores.s3.endpoint).get_object(
+            Bucket=stores.bucket, Key=body_key(org, request_id)
+        )["Body"].read()
+        assert decode_bodies(blob)["request"]["messages"] == MESSAGES
+    elif backend.body_store == "files":
+        assert isinstance(writer.bodies, LocalBodyStore)
+        assert writer.bodies.path(org, request_id).is_file()
+    else:
+        assert (server.settings.data_dir / "bodies").exists()
 
 
 def record(server: GatewayServer, request_id: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -75,7 +231,9 @@ def bodies(server: GatewayServer, org: str, request_id: str) -> dict[str, Any] |
     return None if blob is None else decode_bodies(blob)
 
 
-def test_plain_chat_record(gateway: tuple[GatewayServer, str], client: openai.OpenAI) -> None:
+def test_plain_chat_record(
+    gateway: tuple[GatewayServer, str], client: openai.OpenAI, backend: Backend
+) -> None:
     server, _ = gateway
     session = str(uuid.uuid4())
     raw = client.chat.completions.with_raw_response.create(
@@ -108,7 +266,7 @@ def test_plain_chat_record(gateway: tuple[GatewayServer, str], client: openai.Op
     assert row["cost"] > 0 and row["cost_known"] is True
     assert row["latency"] is not None and row["latency"] >= 0
     assert row["is_stream"] is False
-    assert row["storage_location"] == "local"
+    assert row["storage_location"] == backend.storage_location
     stored = bodies(server, row["organization_id"], row["request_id"])
     assert stored is not None
     assert stored["request"]["messages"] == MESSAGES

@@ -22,6 +22,7 @@ from gateway.upstream import Exchange, UpstreamClient
 from logging_pipeline.bodies import body_store_from_settings, decode_bodies
 from logging_pipeline.capture import Capture, apply_headers
 from logging_pipeline.clickhouse import transport_from_settings
+from logging_pipeline.remote import WriterProcess
 from logging_pipeline.writer import LogWriter
 from providers.cost import PriceTable
 from providers.routing import DEFAULT_PROVIDER, ProviderConfig, ProviderDirectory
@@ -46,7 +47,7 @@ class Runtime:
         )
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
-        self.writer: LogWriter | None = None
+        self.writer: LogWriter | WriterProcess | None = None
 
     async def start(self) -> None:
         await self.store.migrate()
@@ -64,6 +65,11 @@ class Runtime:
         Fails open: a store that is down now only means the writer spills until it is back.
         """
         settings = self.settings
+        if settings.log_writer_process:
+            process = WriterProcess(settings, body_store_from_settings(settings))
+            await process.start()
+            self.writer = process
+            return
         transport = transport_from_settings(settings)
         bodies = body_store_from_settings(settings)
         try:
@@ -83,11 +89,13 @@ class Runtime:
 
     async def close(self) -> None:
         await self.upstream.close()
-        if self.writer is not None:
-            await self.writer.close()
-            await self.writer.transport.close()
-            await self.writer.bodies.close()
-            self.writer = None
+        writer, self.writer = self.writer, None
+        if isinstance(writer, WriterProcess):
+            await writer.close()  # the child drains, spills what it must, and stops
+        elif writer is not None:
+            await writer.close()
+            await writer.transport.close()
+            await writer.bodies.close()
         await self.store.close()
 
     def begin_capture(

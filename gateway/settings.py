@@ -101,6 +101,7 @@ class Settings(BaseSettings):
         default="us-east-1", validation_alias=AliasChoices("S3_REGION", "s3_region")
     )
     logging_enabled: bool = True
+    log_writer_process: bool = True
     body_store: Literal["sqlite", "files"] = "sqlite"
     log_flush_rows: int = Field(default=1000, ge=1)
     log_flush_ms: int = Field(default=500, ge=1)

@@ -30,7 +30,6 @@ from logging_pipeline.bodies import (
     body_key,
     decode_bodies,
 )
-from logging_pipeline.clickhouse import ChdbTransport, ClickHouseConnectTransport
 from logging_pipeline.schema import REQUEST_TABLE
 from tests.clickhouse_http import ChdbHttpServer
 from tests.emulator import Fault, OpenAIEmulator
@@ -181,9 +180,7 @@ def test_backend_is_the_one_configured(
     writer = server.runtime.writer
     assert writer is not None
     assert type(writer.bodies) is backend.body_store_type
-    assert type(writer.transport) is (
-        ClickHouseConnectTransport if backend.clickhouse_server else ChdbTransport
-    )
+    assert writer.transport.name == ("clickhouse" if backend.clickhouse_server else "chdb")
     raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
     row = record(server, raw.headers["helicone-id"])
     org, request_id = row["organization_id"], row["request_id"]

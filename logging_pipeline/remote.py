@@ -33,6 +33,7 @@ from logging_pipeline.writer import WriterCounters
 logger = logging.getLogger("logging_pipeline.remote")
 
 _SEND_EVERY = 0.005
+_TOTALS = ("written", "spilled", "replayed", "failed", "lost", "batches")
 _START_TIMEOUT = 60.0
 
 
@@ -63,6 +64,7 @@ class WriterProcess:
         self._pending: list[Capture] = []
         self._enqueued = 0
         self._stats: dict[str, Any] = {}
+        self._earlier: dict[str, int] = {}  # totals of children that have exited
         self._results: dict[int, asyncio.Future[list[dict[str, Any]]]] = {}
         self._ids = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -76,18 +78,21 @@ class WriterProcess:
         self._enqueued += 1
         self._pending.append(capture)
 
+    def _total(self, name: str) -> int:
+        return self._earlier.get(name, 0) + int(self._stats.get(name, 0))
+
     @property
     def counters(self) -> WriterCounters:
-        stats = self._stats
+        """Enqueued here; the rest as last reported by the children, restarts included."""
         return WriterCounters(
             enqueued=self._enqueued,
-            written=int(stats.get("written", 0)),
-            spilled=int(stats.get("spilled", 0)),
-            replayed=int(stats.get("replayed", 0)),
-            failed=int(stats.get("failed", 0)),
-            lost=int(stats.get("lost", 0)),
-            batches=int(stats.get("batches", 0)),
-            last_error=str(stats.get("last_error", "")),
+            written=self._total("written"),
+            spilled=self._total("spilled"),
+            replayed=self._total("replayed"),
+            failed=self._total("failed"),
+            lost=self._total("lost"),
+            batches=self._total("batches"),
+            last_error=str(self._stats.get("last_error", "")),
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -146,6 +151,9 @@ class WriterProcess:
             if not future.done():
                 future.set_exception(LogStoreError("the log writer process exited"))
         self._results.clear()
+        for name in _TOTALS:
+            self._earlier[name] = self._total(name)
+        self._stats = {}
         if self._closing:
             return
         self._restarts += 1
@@ -172,7 +180,7 @@ class WriterProcess:
             return
         batch, self._pending = self._pending, []
         try:
-            await asyncio.to_thread(self._send, ("records", batch))
+            await asyncio.to_thread(self._send, ("records", [c.to_tuple() for c in batch]))
         except (OSError, ValueError, LogStoreError) as exc:
             logger.warning("could not hand %d records to the writer yet: %r", len(batch), exc)
             self._pending[:0] = batch  # keep them, in order, for the next attempt

@@ -9,7 +9,8 @@ This module is the child side: :func:`run_worker` owns the log transport, the bo
 :class:`~logging_pipeline.writer.LogWriter` (spill and replay included, unchanged), and speaks a
 small message protocol over a :func:`multiprocessing.Pipe` connection:
 
-* parent → child: ``("records", [Capture, ...])``, ``("query", id, sql, params)``, ``("close",)``
+* parent → child: ``("records", [Capture.to_tuple(), ...])``, ``("query", id, sql, params)``,
+  ``("close",)``
 * child → parent: ``("ready", transport_name)``, ``("stats", counters)``,
   ``("result", id, rows, error)``, ``("closed", counters)``
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from gateway.settings import Settings
 from logging_pipeline.bodies import body_store_from_settings
+from logging_pipeline.capture import Capture
 from logging_pipeline.clickhouse import transport_from_settings
 from logging_pipeline.writer import LogWriter
 from providers.cost import PriceTable
@@ -77,8 +79,8 @@ async def _serve(settings: Settings, connection: Connection) -> None:
     def dispatch(message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "records":
-            for capture in message[1]:
-                writer.submit(capture)
+            for values in message[1]:
+                writer.submit(Capture.from_tuple(values))
         elif kind == "query":
             task = loop.create_task(answer(message[1], message[2], message[3]))
             tasks.add(task)

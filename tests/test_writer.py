@@ -264,3 +264,40 @@ async def test_a_live_writer_keeps_its_spill_to_itself(tmp_path: Path) -> None:
     assert orphans == [] and other_orphans == []
     mine.release()
     other.release()
+
+
+async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
+    """The gateway's writer process: records flow; a killed child is replaced, nothing lost
+    that had been handed over and written or spilled."""
+    from logging_pipeline.bodies import SqliteBodyStore
+    from logging_pipeline.remote import WriterProcess
+    from tests.harness import make_settings
+
+    settings = make_settings(tmp_path, logging_enabled=True, log_flush_ms=20)
+    process = WriterProcess(settings, SqliteBodyStore(tmp_path / "bodies"))
+    await process.start()
+    try:
+        first = [capture(i) for i in range(20)]
+        for c in first:
+            process.submit(c)
+        await wait_until(lambda: process.counters.written == 20)
+        assert process.transport.name == "chdb"
+        old = process._process
+        old.kill()
+        await wait_until(lambda: process._process is not old and process._connection is not None)
+        second = [capture(100 + i) for i in range(5)]
+        for c in second:
+            process.submit(c)
+        await wait_until(lambda: process.counters.written == 25)
+        found = await process.transport.query(
+            f"SELECT request_id FROM {REQUEST_TABLE} FINAL WHERE organization_id = {{org:UUID}}",
+            {"org": ORG},
+        )
+        assert sorted(r["request_id"] for r in found) == sorted(
+            c.request_id for c in first + second
+        )
+        blob = await process.bodies.get(ORG, second[0].request_id)
+        assert blob is not None and decode_bodies(blob)["request"]["messages"]
+    finally:
+        await process.close()
+    assert not process._process.is_alive()

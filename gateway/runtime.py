@@ -21,10 +21,8 @@ from gateway.targets import TargetPolicy
 from gateway.upstream import Exchange, UpstreamClient
 from logging_pipeline.bodies import body_store_from_settings, decode_bodies
 from logging_pipeline.capture import Capture, apply_headers
-from logging_pipeline.clickhouse import transport_from_settings
 from logging_pipeline.remote import WriterProcess
-from logging_pipeline.writer import LogWriter
-from providers.cost import PriceTable
+from logging_pipeline.writer import LogWriter, open_log_writer
 from providers.routing import DEFAULT_PROVIDER, ProviderConfig, ProviderDirectory
 
 logger = logging.getLogger("gateway.runtime")
@@ -60,32 +58,14 @@ class Runtime:
             await self._start_logging()
 
     async def _start_logging(self) -> None:
-        """Open the log and body stores and start the writer.
-
-        Fails open: a store that is down now only means the writer spills until it is back.
-        """
+        """Start the log writer: in a child process (default) or as a task in this one."""
         settings = self.settings
         if settings.log_writer_process:
             process = WriterProcess(settings, body_store_from_settings(settings))
             await process.start()
             self.writer = process
             return
-        transport = transport_from_settings(settings)
-        bodies = body_store_from_settings(settings)
-        try:
-            await bodies.start()
-        except Exception as exc:
-            logger.warning("body store not ready yet (records will spill until it is): %r", exc)
-        self.writer = LogWriter(
-            transport,
-            bodies,
-            PriceTable.load(),
-            settings.data_dir / "spill",
-            flush_rows=settings.log_flush_rows,
-            flush_ms=settings.log_flush_ms,
-            queue_size=settings.log_queue_size,
-        )
-        await self.writer.start()
+        self.writer = await open_log_writer(settings)
 
     async def close(self) -> None:
         await self.upstream.close()

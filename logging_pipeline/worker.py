@@ -24,11 +24,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from gateway.settings import Settings
-from logging_pipeline.bodies import body_store_from_settings
 from logging_pipeline.capture import Capture
-from logging_pipeline.clickhouse import transport_from_settings
-from logging_pipeline.writer import LogWriter
-from providers.cost import PriceTable
+from logging_pipeline.writer import open_log_writer
 
 logger = logging.getLogger("logging_pipeline.worker")
 
@@ -49,22 +46,8 @@ async def _serve(settings: Settings, connection: Connection) -> None:
         with send_lock:
             connection.send(message)
 
-    transport = transport_from_settings(settings)
-    bodies = body_store_from_settings(settings)
-    try:
-        await bodies.start()
-    except Exception as exc:
-        logger.warning("body store not ready yet (records will spill until it is): %r", exc)
-    writer = LogWriter(
-        transport,
-        bodies,
-        PriceTable.load(),
-        settings.data_dir / "spill",
-        flush_rows=settings.log_flush_rows,
-        flush_ms=settings.log_flush_ms,
-        queue_size=settings.log_queue_size,
-    )
-    await writer.start()
+    writer = await open_log_writer(settings)
+    transport, bodies = writer.transport, writer.bodies
     stop = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
 

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logging_pipeline.bodies import BodyStore, compress_json
+from gateway.settings import Settings
+from logging_pipeline.bodies import BodyStore, body_store_from_settings, compress_json
 from logging_pipeline.capture import Capture
-from logging_pipeline.clickhouse import LogTransport, migrate
+from logging_pipeline.clickhouse import LogTransport, migrate, transport_from_settings
 from logging_pipeline.estimate import TokenEstimator
 from logging_pipeline.record import BuiltRecord, build_record, fallback_record
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
@@ -300,3 +301,26 @@ class LogWriter:
         except OSError:
             self.counters.lost += len(captures)
             logger.exception("could not spill %d records: they are lost", len(captures))
+
+
+async def open_log_writer(settings: Settings) -> LogWriter:
+    """The writer for ``settings``, its stores opened and its task started.
+
+    Fails open: a store that is down now only means the writer spills until it is back.
+    """
+    bodies = body_store_from_settings(settings)
+    try:
+        await bodies.start()
+    except Exception as exc:
+        logger.warning("body store not ready yet (records will spill until it is): %r", exc)
+    writer = LogWriter(
+        transport_from_settings(settings),
+        bodies,
+        PriceTable.load(),
+        settings.data_dir / "spill",
+        flush_rows=settings.log_flush_rows,
+        flush_ms=settings.log_flush_ms,
+        queue_size=settings.log_queue_size,
+    )
+    await writer.start()
+    return writer

@@ -301,3 +301,40 @@ async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
     finally:
         await process.close()
     assert not process._process.is_alive()
+
+
+def test_in_process_writer_mode_end_to_end(tmp_path: Path) -> None:
+    """``GATEWAY_LOG_WRITER_PROCESS=false``: the same records, written by a task in-process."""
+    import openai
+
+    from tests.emulator import OpenAIEmulator
+    from tests.harness import GatewayServer, create_key, make_settings
+
+    with OpenAIEmulator(api_key="sk-emulator") as upstream:
+        settings = make_settings(
+            tmp_path,
+            provider_api_keys={"openai": "sk-emulator"},
+            provider_base_urls={"openai": upstream.base_url},
+            logging_enabled=True,
+            log_writer_process=False,
+        )
+        key = create_key(settings)
+        with GatewayServer(settings) as server:
+            writer = server.runtime.writer
+            assert isinstance(writer, LogWriter)
+            sdk = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+            raw = sdk.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "in process"}]
+            )
+            request_id = raw.headers["helicone-id"]
+            deadline = time.monotonic() + 10
+            while writer.counters.written < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            found = server.call(
+                writer.transport.query(
+                    f"SELECT prompt_tokens FROM {REQUEST_TABLE} FINAL "
+                    "WHERE request_id = {id:UUID}",
+                    {"id": request_id},
+                )
+            )
+    assert found and found[0]["prompt_tokens"] > 0

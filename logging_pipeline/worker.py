@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
@@ -35,6 +36,11 @@ STATS_INTERVAL = 0.1
 def run_worker(settings: Settings, connection: Connection) -> None:
     """Entry point of the child process (``multiprocessing`` target)."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(name)s: %(message)s")
+    # Ctrl-C in a terminal (or a process manager signalling the whole group) reaches this
+    # child too; dying here would drop its queue. The child stops only when the gateway says
+    # so or goes away (end of the pipe), and drains and spills first either way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     asyncio.run(_serve(settings, connection))
 
 

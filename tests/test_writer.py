@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -283,6 +285,10 @@ async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
         await wait_until(lambda: process.counters.written == 20)
         assert process.transport.name == "chdb"
         old = process._process
+        os.kill(old.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the child too…
+        os.kill(old.pid, signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        assert old.is_alive()  # …but only the gateway stops it (after draining)
         old.kill()
         await wait_until(lambda: process._process is not old and process._connection is not None)
         second = [capture(100 + i) for i in range(5)]

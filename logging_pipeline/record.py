@@ -75,7 +75,7 @@ def build_record(capture: Capture, prices: PriceTable, estimator: TokenEstimator
         summary = summarise_stream(capture.response_body)
         usage = summary.usage
         response_model = summary.model or ""
-        completion_text = summary.text
+        completion_text: str | None = summary.text
         response_json = orjson.dumps(
             {
                 "stream": capture.response_body.decode("utf-8", "replace"),
@@ -87,10 +87,12 @@ def build_record(capture: Capture, prices: PriceTable, estimator: TokenEstimator
         usage = usage_from(response)
         model_value = response.get("model") if isinstance(response, dict) else None
         response_model = model_value if isinstance(model_value, str) else ""
-        completion_text = _completion_text(response)
+        completion_text = None  # only needed for an estimate; extracted then
 
     estimated = False
     if not usage.present and 200 <= capture.status < 300:
+        if completion_text is None:
+            completion_text = _completion_text(response)
         usage = TokenUsage(
             prompt_tokens=estimator.count(prompt_text(request)),
             completion_tokens=estimator.count(completion_text),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -134,3 +135,39 @@ def test_sse_parsing_handles_crlf_and_multiline_data() -> None:
 def test_garbage_stream_is_harmless() -> None:
     summary = summarise_stream(b"data: {not json\n\ndata: [DONE]\n\n")
     assert summary.final is None and not summary.usage.present
+
+
+def test_non_stream_answer_without_usage_is_estimated(tmp_path: Path) -> None:
+    from logging_pipeline.capture import Capture
+    from logging_pipeline.estimate import TokenEstimator
+    from logging_pipeline.record import build_record
+    from logging_pipeline.schema import INSERT_COLUMNS
+    from providers.cost import PriceTable
+
+    capture = Capture(
+        request_id="9b2f4a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+        organization_id="5d9f3c1e-7a2b-4c8d-9e0f-112233445566",
+        api_key_id="k",
+        path="/v1/chat/completions",
+        provider="openai",
+        request_model="gpt-4o-mini",
+        request_body=(
+            b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}'
+        ),
+        status=200,
+        response_body=(
+            b'{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,'
+            b'"message":{"role":"assistant","content":"general kenobi"},"finish_reason":"stop"}]}'
+        ),
+    )
+    capture.finish()
+    record = build_record(capture, PriceTable.load(), TokenEstimator(tmp_path))
+    row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
+    assert row["tokens_estimated"] is True
+    assert row["prompt_tokens"] == 2  # "hello there" in o200k_base
+    assert row["completion_tokens"] == 3  # "general kenobi"
+    assert row["cost"] > 0
+    assert record.document is not None
+    assert json.loads(record.document)["response"]["choices"][0]["message"]["content"] == (
+        "general kenobi"
+    )

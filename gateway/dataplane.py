@@ -31,7 +31,7 @@ from gateway.asgi import (
 )
 from gateway.auth import read_credentials
 from gateway.errors import GatewayError, send_error
-from gateway.options import flag, request_id
+from gateway.options import declared_length, flag, request_id
 from gateway.passthrough import Passthrough
 from gateway.runtime import Runtime
 from gateway.upstream import Exchange, upstream_request_headers
@@ -131,7 +131,7 @@ class DataPlane:
         identity = await runtime.authenticate(credentials)
         capture = runtime.begin_capture(exchange, identity, scope["path"], headers)
         _check_content_type(headers)
-        raw = await read_body(receive, runtime.settings.max_body_bytes, _content_length(headers))
+        raw = await read_body(receive, runtime.settings.max_body_bytes, declared_length(headers))
         if capture is not None:
             capture.request_body = raw
         payload = _parse_json_object(raw)
@@ -205,16 +205,6 @@ def _with_request_id(send: Send, exchange: Exchange) -> Send:
         await send(message)
 
     return wrapped
-
-
-def _content_length(headers: dict[str, str]) -> int | None:
-    value = headers.get("content-length")
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise GatewayError(400, f"Invalid Content-Length header: {value!r}.") from exc
 
 
 def _check_content_type(headers: dict[str, str]) -> None:

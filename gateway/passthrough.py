@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import read_credentials
 from gateway.errors import GatewayError
+from gateway.options import declared_length
 from gateway.upstream import Exchange, upstream_request_headers
 from providers.openai_compat import OPENAI_COMPATIBLE
 
@@ -103,12 +104,7 @@ class Passthrough:
         credentials = read_credentials(headers)
         identity = await runtime.authenticate(credentials)
         capture = runtime.begin_capture(exchange, identity, scope["path"], headers)
-        declared = headers.get("content-length")
-        body = await read_body(
-            receive,
-            runtime.settings.max_body_bytes,
-            int(declared) if declared and declared.isdigit() else None,
-        )
+        body = await read_body(receive, runtime.settings.max_body_bytes, declared_length(headers))
         query: bytes = scope.get("query_string", b"")
         if query:
             url = f"{url}?{query.decode('latin-1')}"

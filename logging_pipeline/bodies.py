@@ -39,7 +39,6 @@ _OBJECT_NAME = "request_response_body"
 # gzip level 6 (zlib's default): level 9 costs several times the CPU on multi-MB bodies for a
 # few percent less storage.
 _GZIP_LEVEL = 6
-_LOCAL_CONCURRENCY = 16
 
 
 class BodyStoreError(Exception):

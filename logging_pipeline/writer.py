@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.settings import Settings
@@ -59,7 +59,6 @@ class WriterCounters:
     lost: int = 0
     batches: int = 0
     last_error: str = ""
-    last_flush_at: float = field(default=0.0)
 
     def as_dict(self) -> dict[str, int | float | str]:
         return {
@@ -150,11 +149,6 @@ class LogWriter:
             if spill is not None:
                 spill.release()
         self._orphans = []
-    async def flush(self) -> None:
-        """Write everything queued now (tests and shutdown use it)."""
-        while not self._queue.empty() or self._overflow:
-            await self._cycle(self._take_all())
-
     # -- the loop -----------------------------------------------------------------------------
 
     def _take_all(self) -> list[Capture]:
@@ -252,7 +246,6 @@ class LogWriter:
         self._backoff = 0.0
         self.counters.batches += 1
         self.counters.written += len(captures)
-        self.counters.last_flush_at = time.time()
         return True
 
     async def _prepare(

@@ -1,11 +1,11 @@
 """``python -m bench``: one run, upstream and gateways started and stopped here.
 
 Order of work (:mod:`bench.phases`): start nginx; measure it directly; then start the gateway
-with logging off, measure it the same way and stop it; then the gateway with logging on (the
-default), measure it, run the optional soak, and wait for its request log to settle. Never two
-gateways at once: they would fight for the CPUs. Then print the report and save
-``bench/results/latest.json``. Exit status is 0 whether or not the performance bar is met; 1
-only when the bench itself could not run.
+with logging off and the gateway with logging on (the default), measure each at one
+connection, then both at N connections in interleaved rounds; run the optional soak against the
+logging gateway and wait for its request log to settle. Only one target is under load at any
+time. Then print the report and save ``bench/results/latest.json``. Exit status is 0 whether
+or not the performance bar is met; 1 only when the bench itself could not run.
 """
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra run of this many seconds at --connections against the logging gateway "
         "(default 0 = none)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved runs per gateway at --connections (default 3; --quick: 2)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument(
         "--keep-workdir", action="store_true", help="keep configs and logs in the temp dir"
@@ -67,8 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.ttfb_requests = 3.0, 1.0, 100
-    if args.duration < 1 or args.connections < 2 or args.ttfb_requests < 1:
-        parser.error("need --duration >= 1, --connections >= 2, --ttfb-requests >= 1")
+        args.rounds = min(args.rounds, 2)
+    if args.duration < 1 or args.connections < 2 or args.ttfb_requests < 1 or args.rounds < 1:
+        parser.error(
+            "need --duration >= 1, --connections >= 2, --ttfb-requests >= 1, --rounds >= 1"
+        )
     if args.soak != 0 and args.soak < 1:
         parser.error("need --soak 0 (none) or >= 1")
     return args
@@ -76,18 +85,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, workdir: Path) -> Results:
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    plan = Plan(args.duration, args.warmup, args.connections, args.ttfb_requests, args.soak)
+    plan = Plan(
+        args.duration, args.warmup, args.connections, args.ttfb_requests, args.soak, args.rounds
+    )
     upstream = Upstream(workdir)
     try:
         progress("starting the upstream ...")
         upstream.start()
         tool = load_generator(workdir)
         phases = Phases(plan, tool, upstream, workdir)
-        runs = [
-            phases.direct(),
-            phases.gateway("gateway", logging=False),
-            phases.gateway("gateway_logging", logging=True),
-        ]
+        runs = [phases.direct(), *phases.gateways()]
     finally:
         upstream.stop()
     meta = {
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         "connections": args.connections,
         "ttfb_requests": args.ttfb_requests,
         "soak_s": args.soak,
+        "rounds": args.rounds,
         "gateway_cmd": "gateway serve --workers 1 (SQLite in a temp dir)",
         "gateways": {
             "gateway": "GATEWAY_LOGGING_ENABLED=false",
@@ -117,6 +125,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         load={f"{r.name}_{k}": v for r in runs for k, v in r.load.items()},
         ttfb={r.name: _ttfb(r) for r in runs},
         rss_kib={r.name: r.rss_kib for r in runs[1:]},
+        rounds={r.name: r.rounds for r in runs[1:]},
         request_log=runs[2].request_log,
     )
     evaluate(results, args.connections)

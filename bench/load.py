@@ -346,3 +346,34 @@ def load_generator(workdir: Path) -> LoadGenerator:
         print("[bench] wrk unavailable: using the aiohttp fallback load generator")
         return AiohttpLoad()
     return Wrk(binary, workdir)
+
+
+def combine(label: str, rounds: Sequence[LoadResult]) -> LoadResult:
+    """Several measured runs of one target as one: pooled throughput, the median run's latency.
+
+    Requests, errors, duration and server CPU add up, so ``rps`` is total requests over total
+    time. Latency percentiles cannot be pooled from percentiles; the run with the median
+    throughput lends its own.
+    """
+    if not rounds:
+        raise ValueError("combine() needs at least one run")
+    median = sorted(rounds, key=lambda r: r.rps)[(len(rounds) - 1) // 2]
+    duration = sum(r.duration_s for r in rounds)
+    requests = sum(r.requests for r in rounds)
+    errors: dict[str, int] = {}
+    for r in rounds:
+        for kind, count in r.errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+    return LoadResult(
+        label=label,
+        connections=median.connections,
+        threads=median.threads,
+        duration_s=duration,
+        requests=requests,
+        rps=requests / duration if duration else math.nan,
+        latency_ms=dict(median.latency_ms),
+        errors=errors,
+        tool=median.tool,
+        sent=sum(r.sent for r in rounds) if all(r.sent >= 0 for r in rounds) else -1,
+        server_cpu_s=sum(r.server_cpu_s for r in rounds),
+    )

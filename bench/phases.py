@@ -1,11 +1,17 @@
-"""The measurement phases of one run: the direct upstream, then each gateway in turn.
+"""The measurement phases of one run: the direct upstream, then both gateways.
 
 Every target gets the same treatment: one request of each kind end to end (so a broken target
 fails fast with its output instead of producing a table of errors), wrk at 1 and at N
-connections (each measured run preceded by an unmeasured warm-up), then streaming TTFB. A
-gateway is started fresh (own data dir, key and port) for its phase and stopped after it, so
-two gateways never compete for the CPUs. The logging gateway then gets the optional soak run
-and the request-log accounting.
+connections (each measured run preceded by an unmeasured warm-up), then streaming TTFB.
+
+The two gateways (logging off, logging on) each get their own data dir, key and port, and are
+only ever loaded one at a time. Their N-connection throughput is measured in interleaved
+rounds — A B, then B A, then A B … — because this kind of machine drifts by ±15% over a
+minute: two single back-to-back runs compared mostly that drift. Interleaving puts both
+gateways through the same conditions, and the ratio of their pooled throughput (all rounds)
+is what the bar checks. After each logging run the bench waits until the writer has written
+everything it was handed, so its backlog never runs during the other gateway's turn. The
+logging gateway then gets the optional soak run and the request-log accounting.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 
 from bench import payloads
 from bench.gateway_proc import Gateway
-from bench.load import LoadGenerator, LoadResult, RequestSpec
+from bench.load import LoadGenerator, LoadResult, RequestSpec, combine
 from bench.procs import BenchError
 from bench.requestlog import LogAccount, RequestTally, wait_for_log
 from bench.ttfb import RawHttpClient, TtfbResult, measure_ttfb, raw_request
@@ -35,14 +41,19 @@ class Plan:
     connections: int
     ttfb_requests: int
     soak_s: float = 0.0
+    rounds: int = 3
 
 
 @dataclass
 class TargetRun:
-    """What one target's phase measured; ``load`` is keyed ``c1``, ``c<N>`` and ``soak``."""
+    """What one target's phase measured; ``load`` is keyed ``c1``, ``c<N>`` and ``soak``.
+
+    For a gateway, ``c<N>`` combines its ``rounds`` (see :func:`bench.load.combine`).
+    """
 
     name: str
     load: dict[str, LoadResult] = field(default_factory=dict)
+    rounds: list[LoadResult] = field(default_factory=list)
     ttfb: TtfbResult | None = None
     rss_kib: dict[str, int] = field(default_factory=dict)
     tally: RequestTally = field(default_factory=RequestTally)
@@ -86,59 +97,106 @@ class Phases:
         auth = {"Authorization": "Bearer bench"}
         chat = RequestSpec(payloads.CHAT_PATH, self.chat_body, auth)
         stream = RequestSpec(payloads.STREAM_UPSTREAM_PATH, self.stream_body, {**auth, **_SSE})
-        return self._measure(TargetRun("direct"), self.upstream, chat, stream)
+        run = TargetRun("direct")
+        self._probe(run, self.upstream, chat, stream)
+        for conns in (1, self.plan.connections):
+            run.load[f"c{conns}"] = self._load(run, self.upstream, chat, conns, f"c{conns}")
+        self._ttfb(run, self.upstream, stream)
+        return run
 
-    def gateway(self, name: str, *, logging: bool) -> TargetRun:
-        gateway = Gateway(self.workdir, self.upstream.base_url, name=name, logging=logging)
-        run = TargetRun(name)
+    def gateways(self) -> list[TargetRun]:
+        """Both gateways, logging off then on: started together, loaded one at a time."""
+        gateways = [
+            Gateway(self.workdir, self.upstream.base_url, name="gateway", logging=False),
+            Gateway(self.workdir, self.upstream.base_url, name="gateway_logging", logging=True),
+        ]
+        runs = [TargetRun(gateway.name) for gateway in gateways]
         try:
-            progress(f"{name}: creating a key ...")
-            gateway.create_key()
-            state = "on" if logging else "off"
-            progress(f"{name}: starting on port {gateway.port} (logging {state}) ...")
-            gateway.start()
-            auth = {"Authorization": f"Bearer {gateway.key}"}
-            chat = RequestSpec(payloads.CHAT_PATH, self.chat_body, auth)
-            stream = RequestSpec(payloads.CHAT_PATH, self.stream_body, {**auth, **_SSE})
-            run.rss_kib["before"] = gateway.rss_kib()
-            self._measure(run, gateway, chat, stream)
+            for gateway in gateways:
+                progress(f"{gateway.name}: creating a key ...")
+                gateway.create_key()
+                state = "on" if gateway.logging else "off"
+                progress(f"{gateway.name}: starting on port {gateway.port} (logging {state}) ...")
+                gateway.start()
+            specs = [self._gateway_specs(gateway) for gateway in gateways]
+            for gateway, run, (chat, stream) in zip(gateways, runs, specs, strict=True):
+                run.rss_kib["before"] = gateway.rss_kib()
+                self._probe(run, gateway, chat, stream)
+                run.load["c1"] = self._load(run, gateway, chat, 1, "c1")
+                self._ttfb(run, gateway, stream)
+                self._settle(gateway, run)
+            self._rounds(gateways, runs, [chat for chat, _ in specs])
             time.sleep(0.5)  # let in-flight background work (e.g. logging) settle first
-            run.rss_kib["after"] = gateway.rss_kib()
-            if logging:
-                if self.plan.soak_s > 0:
-                    self._soak(run, gateway, chat)
-                progress(f"{name}: waiting for the request log to settle ...")
-                run.request_log = wait_for_log(gateway, run.tally)
-            gateway.check_alive()
-            run.log_problems = gateway.log_problems()
-            return run
+            for gateway, run in zip(gateways, runs, strict=True):
+                run.rss_kib["after"] = gateway.rss_kib()
+            logged, logged_run = gateways[1], runs[1]
+            if self.plan.soak_s > 0:
+                self._soak(logged_run, logged, specs[1][0])
+            progress(f"{logged.name}: waiting for the request log to settle ...")
+            logged_run.request_log = wait_for_log(logged, logged_run.tally)
+            for gateway, run in zip(gateways, runs, strict=True):
+                gateway.check_alive()
+                run.log_problems = gateway.log_problems()
+            return runs
         finally:
-            gateway.stop()
+            for gateway in gateways:
+                gateway.stop()
 
-    def _measure(
+    def _gateway_specs(self, gateway: Gateway) -> tuple[RequestSpec, RequestSpec]:
+        auth = {"Authorization": f"Bearer {gateway.key}"}
+        return (
+            RequestSpec(payloads.CHAT_PATH, self.chat_body, auth),
+            RequestSpec(payloads.CHAT_PATH, self.stream_body, {**auth, **_SSE}),
+        )
+
+    def _rounds(
+        self, gateways: list[Gateway], runs: list[TargetRun], chats: list[RequestSpec]
+    ) -> None:
+        """Interleaved N-connection runs: A B, B A, A B, ...; then each gateway's total."""
+        conns = self.plan.connections
+        order = list(zip(gateways, runs, chats, strict=True))
+        for number in range(1, self.plan.rounds + 1):
+            for gateway, run, chat in order if number % 2 else order[::-1]:
+                label = f"c{conns} round {number}/{self.plan.rounds}"
+                run.rounds.append(self._load(run, gateway, chat, conns, label))
+                self._settle(gateway, run)
+        for run in runs:
+            run.load[f"c{conns}"] = combine(f"{run.name}_c{conns}", run.rounds)
+
+    def _settle(self, gateway: Gateway, run: TargetRun) -> None:
+        """Wait until a logging gateway's writer has caught up (no-op without logging)."""
+        if gateway.logging:
+            wait_for_log(gateway, run.tally)
+
+    def _probe(
         self, run: TargetRun, server: Upstream | Gateway, chat: RequestSpec, stream: RequestSpec
-    ) -> TargetRun:
-        plan, counted = self.plan, isinstance(server, Gateway)
+    ) -> None:
         probe(server.port, chat, b'"chat.completion"', f"non-streaming via {run.name}")
         probe(server.port, stream, b"data: [DONE]", f"streaming via {run.name}")
         run.tally.probes += 2
-        for conns in (1, plan.connections):
-            label = f"{run.name}_c{conns}"
-            progress(f"{label}: {plan.warmup_s:g} s warm-up, then {plan.duration_s:g} s ...")
-            warm = self.tool.run(label, server.base_url, chat, conns, plan.warmup_s, counted)
-            run.tally.add_load(warm)
-            cpu_before = server.cpu_seconds()
-            result = self.tool.run(label, server.base_url, chat, conns, plan.duration_s, counted)
-            result.server_cpu_s = server.cpu_seconds() - cpu_before
-            run.tally.add_load(result)
-            run.load[f"c{conns}"] = result
-            self.upstream.check_alive()
-            server.check_alive()
-        progress(f"streaming TTFB via {run.name}: {plan.ttfb_requests} requests ...")
-        run.ttfb = measure_ttfb(run.name, server.port, stream, plan.ttfb_requests)
+
+    def _load(
+        self, run: TargetRun, server: Upstream | Gateway, chat: RequestSpec, conns: int, what: str
+    ) -> LoadResult:
+        """One warm-up then one measured wrk run (both counted in the request tally)."""
+        plan, counted = self.plan, isinstance(server, Gateway)
+        label = f"{run.name}_c{conns}"
+        progress(f"{run.name} {what}: {plan.warmup_s:g} s warm-up, then {plan.duration_s:g} s ...")
+        warm = self.tool.run(label, server.base_url, chat, conns, plan.warmup_s, counted)
+        run.tally.add_load(warm)
+        cpu_before = server.cpu_seconds()
+        result = self.tool.run(label, server.base_url, chat, conns, plan.duration_s, counted)
+        result.server_cpu_s = server.cpu_seconds() - cpu_before
+        run.tally.add_load(result)
+        self.upstream.check_alive()
+        server.check_alive()
+        return result
+
+    def _ttfb(self, run: TargetRun, server: Upstream | Gateway, stream: RequestSpec) -> None:
+        progress(f"streaming TTFB via {run.name}: {self.plan.ttfb_requests} requests ...")
+        run.ttfb = measure_ttfb(run.name, server.port, stream, self.plan.ttfb_requests)
         run.tally.add_ttfb(run.ttfb)
         server.check_alive()
-        return run
 
     def _soak(self, run: TargetRun, gateway: Gateway, chat: RequestSpec) -> None:
         conns, seconds = self.plan.connections, self.plan.soak_s

@@ -44,8 +44,10 @@ def _header(results: Results) -> list[str]:
         f"  load:      {m['load_tool']}; {m['duration_s']:g} s per run after a "
         f"{m['warmup_s']:g} s warm-up{soak}",
         f"  gateway:   {m['gateway_cmd']}",
-        "             run twice, one after the other, each with a fresh data dir:",
-        "             no logging (GATEWAY_LOGGING_ENABLED=false), then logging (the default)",
+        "             two of them, each with a fresh data dir, loaded one at a time: no logging",
+        "             (GATEWAY_LOGGING_ENABLED=false) and logging (the default); at "
+        f"{m['connections']} conns",
+        f"             {m['rounds']} interleaved rounds each (A B, B A, ...), totals below",
         "=" * 78,
         "",
     ]
@@ -95,7 +97,18 @@ def _versus(results: Results, high: int) -> list[str]:
         "Gateway vs direct (added latency in ms)",
         *_table(header, rows),
         f"  RPS with logging / without: 1 conn {d['logging_rps_ratio_c1']:.3f}   "
-        f"{high} conns {d[f'logging_rps_ratio_c{high}']:.3f}",
+        f"{high} conns {d[f'logging_rps_ratio_c{high}']:.3f} (all rounds)",
+        *_rounds(results, high),
+    ]
+
+
+def _rounds(results: Results, high: int) -> list[str]:
+    """One line per interleaved round: both gateways' RPS and their ratio."""
+    plain, logged = results.rounds.get("gateway", []), results.rounds.get("gateway_logging", [])
+    return [
+        f"    round {n}: no logging {a.rps:>8,.0f} req/s   logging {b.rps:>8,.0f} req/s   "
+        f"ratio {results.derived[f'logging_rps_ratio_c{high}_round{n}']:.3f}"
+        for n, (a, b) in enumerate(zip(plain, logged, strict=False), 1)
     ]
 
 

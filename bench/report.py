@@ -54,7 +54,8 @@ class Results:
     """Everything one bench run measured, plus how it was run.
 
     ``load`` is keyed ``<target>_c<connections>`` (and ``gateway_logging_soak``), ``ttfb`` and
-    ``rss_kib`` by gateway/target name.
+    ``rss_kib`` by gateway/target name. ``rounds`` holds each gateway's interleaved
+    N-connection runs, which its ``load[...c<N>]`` entry combines.
     """
 
     meta: dict[str, Any]
@@ -62,6 +63,7 @@ class Results:
     ttfb: dict[str, TtfbResult]
     rss_kib: dict[str, dict[str, int]]
     request_log: LogAccount | None = None
+    rounds: dict[str, list[LoadResult]] = field(default_factory=dict)
     derived: dict[str, float] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
@@ -72,6 +74,7 @@ class Results:
             "ttfb": {k: v.to_json() for k, v in self.ttfb.items()},
             "rss_kib": self.rss_kib,
             "request_log": self.request_log.to_json() if self.request_log else None,
+            "rounds": {k: [r.to_json() for r in v] for k, v in self.rounds.items()},
             "derived": self.derived,
             "bar": BAR,
             "checks": [asdict(c) for c in self.checks],
@@ -99,7 +102,10 @@ def _ratio(a: float, b: float) -> float:
 
 
 def gateway_errors(results: Results, gateway: str) -> int:
-    """Failed requests through one gateway: every wrk run (soak included) plus TTFB."""
+    """Failed requests through one gateway: every wrk run (soak included) plus TTFB.
+
+    The N-connection entry already adds up that gateway's rounds.
+    """
     runs = [v for k, v in results.load.items() if k.rsplit("_", 1)[0] == gateway]
     return sum(r.error_total for r in runs) + results.ttfb[gateway].errors
 
@@ -123,6 +129,10 @@ def _derive(results: Results, high: int) -> None:
         d[f"logging_rps_ratio_c{conns}"] = _ratio(
             load[f"gateway_logging_c{conns}"].rps, load[f"gateway_c{conns}"].rps
         )
+    plain, logged = results.rounds.get("gateway", []), results.rounds.get("gateway_logging", [])
+    pairs = zip(plain, logged, strict=True)
+    for number, (a, b) in enumerate(pairs, 1):
+        d[f"logging_rps_ratio_c{high}_round{number}"] = _ratio(b.rps, a.rps)
 
 
 def evaluate(results: Results, high: int) -> None:

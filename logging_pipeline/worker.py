@@ -6,19 +6,22 @@ cost about a third of the gateway's throughput. In a child process it runs on an
 and the gateway's event loop only hands captures over.
 
 This module is the child side: :func:`run_worker` owns the log transport, the body store and a
-:class:`~logging_pipeline.writer.LogWriter` (spill and replay included, unchanged), and speaks a
-small message protocol over a :func:`multiprocessing.Pipe` connection:
+:class:`~logging_pipeline.writer.LogWriter` (spill and replay included, unchanged). It has two
+channels to the gateway:
 
-* parent → child: ``("records", [Capture.to_tuple(), ...])``, ``("query", id, sql, params)``,
-  ``("close",)``
-* child → parent: ``("ready", transport_name)``, ``("stats", counters)``,
-  ``("result", id, rows, error)``, ``("closed", counters)``
+* the record pipe (one way): back-to-back pickles, each a list of ``Capture.to_tuple()``
+  values. Its end of file means "no more records": drain, stop.
+* a :func:`multiprocessing.Pipe` connection for everything else —
+  parent → child: ``("query", id, sql, params)``;
+  child → parent: ``("ready", transport_name)``, ``("stats", counters)``,
+  ``("result", id, rows, error)``, ``("closed", counters)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import signal
 import threading
 from multiprocessing.connection import Connection
@@ -33,18 +36,21 @@ logger = logging.getLogger("logging_pipeline.worker")
 STATS_INTERVAL = 0.1
 
 
-def run_worker(settings: Settings, connection: Connection) -> None:
-    """Entry point of the child process (``multiprocessing`` target)."""
+def run_worker(settings: Settings, connection: Connection, records: Connection) -> None:
+    """Entry point of the child process (``multiprocessing`` target).
+
+    ``records`` is the read end of the record pipe (only its descriptor is used).
+    """
     logging.basicConfig(level=settings.log_level.upper(), format="%(name)s: %(message)s")
     # Ctrl-C in a terminal (or a process manager signalling the whole group) reaches this
     # child too; dying here would drop its queue. The child stops only when the gateway says
     # so or goes away (end of the pipe), and drains and spills first either way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    asyncio.run(_serve(settings, connection))
+    asyncio.run(_serve(settings, connection, records))
 
 
-async def _serve(settings: Settings, connection: Connection) -> None:
+async def _serve(settings: Settings, connection: Connection, records: Connection) -> None:
     loop = asyncio.get_running_loop()
     send_lock = threading.Lock()
 
@@ -66,29 +72,40 @@ async def _serve(settings: Settings, connection: Connection) -> None:
             await asyncio.to_thread(send, ("result", request_id, rows, None))
 
     def dispatch(message: tuple[Any, ...]) -> None:
-        kind = message[0]
-        if kind == "records":
-            for values in message[1]:
-                writer.submit(Capture.from_tuple(values))
-        elif kind == "query":
+        if message[0] == "query":
             task = loop.create_task(answer(message[1], message[2], message[3]))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        elif kind == "close":
-            stop.set()
+
+    def submit(batch: list[tuple[Any, ...]]) -> None:
+        for values in batch:
+            writer.submit(Capture.from_tuple(values))
 
     def receive() -> None:
         while True:
             try:
                 message = connection.recv()
-            except (EOFError, OSError):  # the gateway is gone: drain and stop
-                loop.call_soon_threadsafe(stop.set)
+            except (EOFError, OSError):  # the gateway is gone; the record pipe ends too
                 return
             loop.call_soon_threadsafe(dispatch, message)
-            if message[0] == "close":
-                return
+
+    def read_records() -> None:
+        # Unpickling here, off the writer's loop; batches reach the loop in pipe order, and
+        # the stop comes after the last of them.
+        with open(records.fileno(), "rb", closefd=False) as pipe:
+            while True:
+                try:
+                    batch = pickle.load(pipe)
+                except EOFError:  # the gateway closed the pipe (or exited): drain and stop
+                    break
+                except Exception:  # a torn pickle: only when the gateway died mid-write
+                    logger.exception("unreadable data on the record pipe; stopping")
+                    break
+                loop.call_soon_threadsafe(submit, batch)
+        loop.call_soon_threadsafe(stop.set)
 
     threading.Thread(target=receive, name="log-worker-recv", daemon=True).start()
+    threading.Thread(target=read_records, name="log-worker-records", daemon=True).start()
     send(("ready", transport.name))
 
     async def report() -> None:

@@ -115,8 +115,7 @@ class WriterProcess:
     def submit(self, capture: Capture) -> None:
         self._enqueued += 1
         self._pending.append(capture)
-        if self._flush_handle is None and self._loop is not None:
-            self._flush_handle = self._loop.call_later(_SEND_EVERY, self._flush)
+        self._schedule_flush()
 
     def _flush(self) -> None:
         """Pickle what is pending and write it to the record pipe (runs on the loop)."""
@@ -283,7 +282,7 @@ class WriterProcess:
             self._flush_handle = None
         if self._pending and self._records is None:  # a restart in progress: let it finish
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._attached.wait(), drain_seconds)
+                await asyncio.wait_for(self._attached.wait(), _remaining(deadline))
         self._flush()
         self._closing = True
         if self._pending:  # no child came up to take them: count them, never drop silently
@@ -294,21 +293,23 @@ class WriterProcess:
         if records is not None and pipe is not None:
             records.close()  # flushes the buffer, then closes the pipe: end of file
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(pipe.closed.wait(), drain_seconds)
+                await asyncio.wait_for(pipe.closed.wait(), _remaining(deadline))
         process = self._process
-        if process is None:
-            self._detach()
-            return
-        await asyncio.to_thread(process.join, max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            logger.error("log writer process did not stop in %.0fs; killing it", drain_seconds)
-            process.kill()
-        for _ in range(3):  # let the receiver's last "closed" stats land on this loop
-            await asyncio.sleep(0.01)
+        if process is not None:
+            await asyncio.to_thread(process.join, _remaining(deadline))
+            if process.is_alive():
+                logger.error("log writer process did not stop in %.0fs; killing it", drain_seconds)
+                process.kill()
+            for _ in range(3):  # let the receiver's last "closed" stats land on this loop
+                await asyncio.sleep(0.01)
         self._detach()
         if self._connection is not None:
             self._connection.close()
         await self.bodies.close()
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

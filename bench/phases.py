@@ -184,8 +184,22 @@ class Phases:
         progress(f"{run.name} {what}: {plan.warmup_s:g} s warm-up, then {plan.duration_s:g} s ...")
         warm = self.tool.run(label, server.base_url, chat, conns, plan.warmup_s, counted)
         run.tally.add_load(warm)
+        return self._measured(run, server, chat, conns, plan.duration_s, label)
+
+    def _measured(
+        self,
+        run: TargetRun,
+        server: Upstream | Gateway,
+        chat: RequestSpec,
+        conns: int,
+        seconds: float,
+        label: str,
+    ) -> LoadResult:
+        """One wrk run with the server's CPU time over it, counted in the request tally."""
         cpu_before = server.cpu_seconds()
-        result = self.tool.run(label, server.base_url, chat, conns, plan.duration_s, counted)
+        result = self.tool.run(
+            label, server.base_url, chat, conns, seconds, isinstance(server, Gateway)
+        )
         result.server_cpu_s = server.cpu_seconds() - cpu_before
         run.tally.add_load(result)
         self.upstream.check_alive()
@@ -202,12 +216,6 @@ class Phases:
         conns, seconds = self.plan.connections, self.plan.soak_s
         label = f"{run.name}_soak"
         progress(f"{label}: {seconds:g} s at {conns} connections ...")
-        cpu_before = gateway.cpu_seconds()
-        result = self.tool.run(label, gateway.base_url, chat, conns, seconds, True)
-        result.server_cpu_s = gateway.cpu_seconds() - cpu_before
-        run.tally.add_load(result)
-        run.load["soak"] = result
-        self.upstream.check_alive()
-        gateway.check_alive()
+        run.load["soak"] = self._measured(run, gateway, chat, conns, seconds, label)
         time.sleep(0.5)
         run.rss_kib["after_soak"] = gateway.rss_kib()

@@ -6,7 +6,7 @@ connections (each measured run preceded by an unmeasured warm-up), then streamin
 
 The two gateways (logging off, logging on) each get their own data dir, key and port, and are
 only ever loaded one at a time. Their N-connection throughput is measured in interleaved
-rounds — A B, then B A, then A B … — because this kind of machine drifts by ±15% over a
+rounds — A B, then B A, then A B … — because this kind of machine drifts by 15% or more over a
 minute: two single back-to-back runs compared mostly that drift. Interleaving puts both
 gateways through the same conditions, and the ratio of their pooled throughput (all rounds)
 is what the bar checks. After each logging run the bench waits until the writer has written

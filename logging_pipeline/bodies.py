@@ -20,6 +20,7 @@ import os
 import re
 import sqlite3
 import threading
+import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,8 @@ _OBJECT_NAME = "request_response_body"
 # gzip level 6 (zlib's default): level 9 costs several times the CPU on multi-MB bodies for a
 # few percent less storage.
 _GZIP_LEVEL = 6
+_SQLITE_CACHE_KIB = 16 * 1024
+_SQLITE_CHECKPOINT_PAGES = 10_000
 
 
 class BodyStoreError(Exception):
@@ -388,14 +391,21 @@ def _error_code(exc: ClientError) -> str:
 
 
 class SqliteBodyStore:
-    """The default local store: every object under its key, in one SQLite file in ``root``.
+    """The default local store: every request's bodies as one row of one SQLite file in ``root``.
 
-    Same objects and keys as the other stores (one gzip JSON object per request at
-    ``organizations/{org}/requests/{id}/request_response_body``), but one row per object
-    instead of one file and directory per object: on this class of machine creating a file
-    and its directory costs ~125 µs of CPU, nearly as much as proxying the request, while a
-    batch of rows in one transaction costs a few µs each. :class:`LocalBodyStore` (plain
+    Same objects as the other stores (one gzip JSON object per request), but one row per
+    object instead of one file and directory per object: on this class of machine creating a
+    file and its directory costs ~125 µs of CPU, nearly as much as proxying the request, while
+    a batch of rows in one transaction costs a few µs each. :class:`LocalBodyStore` (plain
     files) remains available with ``GATEWAY_BODY_STORE=files``.
+
+    Rows are keyed by the 16-byte request and organization ids rather than the object path:
+    request ids are random, so every insert lands on a random page of the key index, and a
+    ~110-byte text key made that index (and the pages each checkpoint rewrites) seven times
+    larger — measured at 300k rows, 31 µs per row against 12 µs. The organization is part of
+    the key so one organization's request id can never overwrite another's body. Databases
+    written before this layout keep their ``objects`` table (keyed by path), read as a
+    fallback.
 
     sqlite3 connections belong to the thread that made them, so one dedicated thread owns
     the connection and runs every call; WAL lets readers (the query API) run beside writes.
@@ -408,6 +418,7 @@ class SqliteBodyStore:
         self.path = root / "bodies.sqlite3"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="body-sqlite")
         self._connection: sqlite3.Connection | None = None
+        self._legacy = False
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -417,8 +428,21 @@ class SqliteBodyStore:
                 connection.execute("PRAGMA busy_timeout=5000")
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
+                # A 16 MB page cache and a ~40 MB WAL between checkpoints: random key inserts
+                # touch many index pages, and each checkpoint writes every page dirtied since
+                # the last one, so fewer, larger checkpoints write each hot page fewer times.
+                connection.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
+                connection.execute(f"PRAGMA wal_autocheckpoint={_SQLITE_CHECKPOINT_PAGES}")
                 connection.execute(
-                    "CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, data BLOB NOT NULL)"
+                    "CREATE TABLE IF NOT EXISTS request_bodies ("
+                    "request_id BLOB NOT NULL, organization_id BLOB NOT NULL, "
+                    "data BLOB NOT NULL, PRIMARY KEY (request_id, organization_id))"
+                )
+                self._legacy = (
+                    connection.execute(
+                        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'objects'"
+                    ).fetchone()
+                    is not None
                 )
             except (OSError, sqlite3.Error) as exc:
                 raise BodyStoreError(f"cannot open body database {self.path}: {exc}") from exc
@@ -439,11 +463,11 @@ class SqliteBodyStore:
         await self.put_many([(org_id, request_id, blob)])
 
     async def put_many(self, items: Sequence[tuple[str, str, bytes]]) -> None:
-        rows: list[tuple[str, bytes]] = []
+        rows: list[tuple[bytes, bytes, bytes]] = []
         failures: list[str] = []
         for org_id, request_id, blob in items:
             try:
-                rows.append((body_key(org_id, request_id), blob))
+                rows.append((*_id_bytes(org_id, request_id), blob))
             except BodyStoreError as exc:
                 failures.append(str(exc))
 
@@ -452,7 +476,9 @@ class SqliteBodyStore:
             try:
                 connection.execute("BEGIN IMMEDIATE")
                 connection.executemany(
-                    "INSERT OR REPLACE INTO objects (key, data) VALUES (?, ?)", rows
+                    "INSERT OR REPLACE INTO request_bodies (organization_id, request_id, data)"
+                    " VALUES (?, ?, ?)",
+                    rows,
                 )
                 connection.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -469,15 +495,42 @@ class SqliteBodyStore:
 
     async def get(self, org_id: str, request_id: str) -> bytes | None:
         key = body_key(org_id, request_id)
+        org, request = _id_bytes(org_id, request_id)
 
         def read() -> bytes | None:
             try:
-                found = self._connect().execute(
-                    "SELECT data FROM objects WHERE key = ?", (key,)
+                connection = self._connect()
+                found = connection.execute(
+                    "SELECT data FROM request_bodies WHERE request_id = ? AND organization_id = ?",
+                    (request, org),
                 ).fetchone()
+                if found is None and self._legacy:
+                    found = connection.execute(
+                        "SELECT data FROM objects WHERE key = ?", (key,)
+                    ).fetchone()
             except sqlite3.Error as exc:
                 raise BodyStoreError(f"cannot read bodies from {self.path}: {exc}") from exc
             return None if found is None else bytes(found[0])
+
+        return await self._run(read)
+
+    async def keys(self) -> list[str]:
+        """Every stored object's key (:func:`body_key`), sorted: for inspection and tests."""
+
+        def read() -> list[str]:
+            try:
+                connection = self._connect()
+                found = [
+                    body_key(str(uuid.UUID(bytes=org)), str(uuid.UUID(bytes=request)))
+                    for org, request in connection.execute(
+                        "SELECT organization_id, request_id FROM request_bodies"
+                    )
+                ]
+                if self._legacy:
+                    found.extend(row[0] for row in connection.execute("SELECT key FROM objects"))
+            except sqlite3.Error as exc:
+                raise BodyStoreError(f"cannot read bodies from {self.path}: {exc}") from exc
+            return sorted(set(found))
 
         return await self._run(read)
 
@@ -490,6 +543,13 @@ class SqliteBodyStore:
         with contextlib.suppress(BodyStoreError):
             await self._run(shut)
         self._executor.shutdown(wait=False)
+
+
+def _id_bytes(org_id: str, request_id: str) -> tuple[bytes, bytes]:
+    """The two ids as 16-byte values (validated like :func:`body_key`)."""
+    org = _checked_id("organization id", org_id)
+    request = _checked_id("request id", request_id)
+    return uuid.UUID(org).bytes, uuid.UUID(request).bytes
 
 
 def body_store_from_settings(settings: Settings) -> BodyStore:

@@ -87,7 +87,7 @@ async def raw_object(store: BodyStore, org: str, request_id: str) -> tuple[bytes
     if isinstance(store, LocalBodyStore):
         return await asyncio.to_thread(store.path(org, request_id).read_bytes), {}
     if isinstance(store, SqliteBodyStore):
-        return await _sqlite_object(store, body_key(org, request_id)), {}
+        return await _sqlite_object(store, org, request_id), {}
     assert isinstance(store, S3BodyStore)
 
     def fetch() -> tuple[bytes, dict[str, str]]:
@@ -105,15 +105,22 @@ async def _sqlite_keys(store: SqliteBodyStore) -> list[str]:
 
     def read() -> list[str]:
         with contextlib.closing(sqlite3.connect(store.path)) as connection:
-            return sorted(row[0] for row in connection.execute("SELECT key FROM objects"))
+            rows = connection.execute("SELECT organization_id, request_id FROM request_bodies")
+            return sorted(
+                body_key(str(uuid.UUID(bytes=org)), str(uuid.UUID(bytes=request)))
+                for org, request in rows
+            )
 
     return await asyncio.to_thread(read)
 
 
-async def _sqlite_object(store: SqliteBodyStore, key: str) -> bytes:
+async def _sqlite_object(store: SqliteBodyStore, org: str, request_id: str) -> bytes:
     def read() -> bytes:
         with contextlib.closing(sqlite3.connect(store.path)) as connection:
-            row = connection.execute("SELECT data FROM objects WHERE key = ?", (key,)).fetchone()
+            row = connection.execute(
+                "SELECT data FROM request_bodies WHERE organization_id = ? AND request_id = ?",
+                (uuid.UUID(org).bytes, uuid.UUID(request_id).bytes),
+            ).fetchone()
         assert row is not None
         return bytes(row[0])
 
@@ -186,6 +193,19 @@ async def test_overwrite(store: BodyStore) -> None:
     assert blob is not None
     assert decode_bodies(blob) == document("second")
     assert await stored_keys(store) == [body_key(org, request_id)]  # no temp files left
+
+
+async def test_same_request_id_in_two_organizations_is_two_objects(store: BodyStore) -> None:
+    """A client-chosen request id (``Helicone-Request-Id``) cannot reach another org's body."""
+    request_id, first, second = new_id(), new_id(), new_id()
+    await store.put(first, request_id, encode_bodies(document("first org")))
+    await store.put(second, request_id, encode_bodies(document("second org")))
+    for org, text in ((first, "first org"), (second, "second org")):
+        blob = await store.get(org, request_id)
+        assert blob is not None and decode_bodies(blob) == document(text)
+    assert await stored_keys(store) == sorted(
+        [body_key(first, request_id), body_key(second, request_id)]
+    )
 
 
 async def test_put_many(store: BodyStore) -> None:
@@ -440,6 +460,31 @@ async def test_s3_closed_store_refuses_calls(s3_server: MotoS3Server) -> None:
     await store.close()  # idempotent
     with pytest.raises(BodyStoreError, match="closed"):
         await store.put(new_id(), new_id(), b"x")
+
+
+async def test_sqlite_reads_bodies_written_in_the_path_keyed_layout(tmp_path: Path) -> None:
+    """Data directories from before the 16-byte-id layout keep their bodies readable."""
+    org, old_id, new_request = new_id(), new_id(), new_id()
+    root = tmp_path / "bodies"
+    root.mkdir()
+    old_blob = encode_bodies(document("written by an older version"))
+    with contextlib.closing(sqlite3.connect(root / "bodies.sqlite3")) as connection:
+        connection.execute("CREATE TABLE objects (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
+        connection.execute(
+            "INSERT INTO objects (key, data) VALUES (?, ?)", (body_key(org, old_id), old_blob)
+        )
+        connection.commit()
+    store = SqliteBodyStore(root)
+    await store.start()
+    try:
+        await store.put(org, new_request, encode_bodies(document("new")))
+        assert await store.get(org, old_id) == old_blob
+        assert await store.get(new_id(), old_id) is None
+        blob = await store.get(org, new_request)
+        assert blob is not None and decode_bodies(blob) == document("new")
+        assert await store.keys() == sorted([body_key(org, old_id), body_key(org, new_request)])
+    finally:
+        await store.close()
 
 
 # --- configuration ------------------------------------------------------------------------

@@ -21,7 +21,6 @@ import re
 import sqlite3
 import threading
 import uuid
-import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
+from isal import isal_zlib
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -37,9 +37,10 @@ T = TypeVar("T")
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _OBJECT_NAME = "request_response_body"
-# gzip level 6 (zlib's default): level 9 costs several times the CPU on multi-MB bodies for a
-# few percent less storage.
-_GZIP_LEVEL = 6
+# ISA-L's highest level (of 0-3): its level 1 costs ~15% less CPU but stores large bodies ~7%
+# larger again.
+_GZIP_LEVEL = 3
+_GZIP_WBITS = 31  # 16 + 15: a gzip container, 32 KiB window
 _SQLITE_CACHE_KIB = 16 * 1024
 _SQLITE_CHECKPOINT_PAGES = 10_000
 
@@ -76,18 +77,13 @@ def encode_bodies(document: Mapping[str, Any]) -> bytes:
 def compress_json(data: bytes) -> bytes:
     """An already-serialised document, gzipped: what :func:`encode_bodies` stores.
 
-    Uses a deflate window sized to the data (same bytes, far less set-up work).
-
-    ``gzip.compress`` allocates zlib's full 32 KiB window and hash tables per call, which
-    costs ~50 µs — more than compressing a typical 1 KiB body. A window no larger than the
-    data compresses identically, and the gzip header zlib writes has mtime 0, so equal
-    documents still give equal bytes.
+    ISA-L's deflate (``isal``) rather than zlib, because this runs once per logged request.
+    Measured against zlib's default level 6: for a typical 774-byte chat document, 441 vs 440
+    bytes for half the CPU (callgrind: 81k vs 160k instructions per document); for a 1 MB
+    text document, 15% larger for a tenth of the CPU (3.6 vs 34 ms). Its gzip header carries
+    mtime 0, so equal documents give equal bytes.
     """
-    bits = min(15, max(9, len(data).bit_length()))
-    compressor = zlib.compressobj(
-        _GZIP_LEVEL, zlib.DEFLATED, 16 + bits, min(8, max(1, bits - 7))
-    )
-    return compressor.compress(data) + compressor.flush()
+    return isal_zlib.compress(data, _GZIP_LEVEL, _GZIP_WBITS)
 
 
 def decode_bodies(blob: bytes) -> dict[str, Any]:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
 from importlib import resources
@@ -185,6 +186,29 @@ class ModelPrice:
     context_window: int | None = None
     max_output_tokens: int | None = None
     source: str = ""
+    _rates: tuple[Fraction, ...] = field(init=False, repr=False, compare=False)
+    """Price per token kind, fallbacks applied, in the order :meth:`cost` splits usage into."""
+    _pico_rates: tuple[int, ...] | None = field(init=False, repr=False, compare=False)
+    """The same as whole pico-USD per token, or None if a price has more than 6 decimals."""
+
+    def __post_init__(self) -> None:
+        # Computed once per price (and per tier merge) instead of per request: Fraction
+        # attribute and arithmetic work was most of the cost of costing a request.
+        rates = (
+            self.input,
+            _or(self.cache_read, self.input),
+            _or(self.cache_write, self.input),
+            _or(self.audio_input, self.input),
+            self.output,
+            _or(self.reasoning, self.output),
+            _or(self.audio_output, self.output),
+        )
+        pico: tuple[int, ...] | None = None
+        scaled = [rate * 1_000_000 for rate in rates]
+        if all(value.denominator == 1 for value in scaled):
+            pico = tuple(value.numerator for value in scaled)
+        object.__setattr__(self, "_rates", rates)
+        object.__setattr__(self, "_pico_rates", pico)
 
     def for_prompt(self, prompt_tokens: int) -> ModelPrice:
         """The prices that apply to a request with this many prompt tokens (tiers merged in).
@@ -212,39 +236,32 @@ class ModelPrice:
 
         # Split the totals into disjoint parts; each subset is clamped to what is left so a
         # token is billed exactly once even when an adapter reports inconsistent counts.
-        cache_read = _clamp(usage.cache_read_tokens, prompt)
-        cache_write = _clamp(usage.cache_write_tokens, prompt - cache_read)
-        audio_in = _clamp(usage.prompt_audio_tokens, prompt - cache_read - cache_write)
+        # (Most counts are 0: the clamp is only called for the others.)
+        cache_read = usage.cache_read_tokens and _clamp(usage.cache_read_tokens, prompt)
+        cache_write = usage.cache_write_tokens and _clamp(
+            usage.cache_write_tokens, prompt - cache_read
+        )
+        audio_in = usage.prompt_audio_tokens and _clamp(
+            usage.prompt_audio_tokens, prompt - cache_read - cache_write
+        )
         text_in = prompt - cache_read - cache_write - audio_in
-        reasoning = _clamp(usage.reasoning_tokens, completion)
-        audio_out = _clamp(usage.completion_audio_tokens, completion - reasoning)
+        reasoning = usage.reasoning_tokens and _clamp(usage.reasoning_tokens, completion)
+        audio_out = usage.completion_audio_tokens and _clamp(
+            usage.completion_audio_tokens, completion - reasoning
+        )
         text_out = completion - reasoning - audio_out
+        counts = (text_in, cache_read, cache_write, audio_in, text_out, reasoning, audio_out)
 
-        terms = [
-            (tokens, fallback if price is None else price)
-            for tokens, price, fallback in (
-                (text_in, p.input, p.input),
-                (cache_read, p.cache_read, p.input),
-                (cache_write, p.cache_write, p.input),
-                (audio_in, p.audio_input, p.input),
-                (text_out, p.output, p.output),
-                (reasoning, p.reasoning, p.output),
-                (audio_out, p.audio_output, p.output),
-            )
-            if tokens  # most requests have only plain input and output tokens
-        ]
         # Fast exact path in integers: a price with at most 6 decimals per 1M tokens is a whole
-        # number of pico-USD per token. Fraction arithmetic (the general path) is the costliest
-        # part of logging a request, so it is kept for prices that need it.
-        pico = 0
-        for tokens, price in terms:
-            scaled = price.numerator * 1_000_000
-            if scaled % price.denominator:
-                break
-            pico += tokens * (scaled // price.denominator)
-        else:
+        # number of pico-USD per token. Fraction arithmetic (the general path) is kept for
+        # prices that need it.
+        if p._pico_rates is not None:
+            pico = sum(map(operator.mul, counts, p._pico_rates))
             return CostResult(nano_usd=(pico + 500) // 1000, known=True)
-        per_million = sum((tokens * price for tokens, price in terms), Fraction(0))
+        per_million = sum(
+            (tokens * rate for tokens, rate in zip(counts, p._rates, strict=True) if tokens),
+            Fraction(0),
+        )
         return CostResult(nano_usd=_round_half_up(per_million * _ONE_THOUSAND), known=True)
 
 
@@ -409,6 +426,10 @@ def _candidates(model: str) -> Iterator[tuple[str, str | None]]:
             return
         slug = _normalise_provider(prefix)
         yield rest, slug if slug in ALLOWED_PROVIDERS else None
+
+
+def _or(price: Fraction | None, fallback: Fraction) -> Fraction:
+    return fallback if price is None else price
 
 
 def _clamp(value: int, upper: int) -> int:

@@ -188,6 +188,29 @@ class TestIntegerExactness:
         assert result.nano_usd == 75_000_000_000_000
 
 
+    def test_prices_finer_than_a_pico_usd_per_token_stay_exact(self) -> None:
+        # $1/3 per 1M tokens is not a whole number of pico-USD per token: the Fraction path.
+        price = ModelPrice(
+            model="m", provider="p", provider_model_id="m",
+            input=Fraction(1, 3), output=Fraction(2), cache_read=Fraction(1, 7),
+        )
+        assert price.cost(Usage(prompt_tokens=3)).nano_usd == 1_000  # $1e-6
+        assert price.cost(Usage(prompt_tokens=1)).nano_usd == 333  # 333.33...
+        assert price.cost(Usage(prompt_tokens=2)).nano_usd == 667  # 666.66... rounds up
+        assert price.cost(Usage(prompt_tokens=3_000_000)).nano_usd == 1_000_000_000  # $1
+        # 7 cached at 1/7 + 3 plain at 1/3 + 1 output at 2 = $4 per 1M tokens, exactly.
+        mixed = price.cost(Usage(prompt_tokens=10, cache_read_tokens=7, completion_tokens=1))
+        assert mixed.nano_usd == 4_000
+
+    def test_tier_merge_recomputes_the_per_token_rates(self, table: PriceTable) -> None:
+        price = table.lookup("google", "gemini-2.5-pro")
+        assert price is not None and price.tiers
+        above = price.tiers[0].above_prompt_tokens + 1
+        merged = price.for_prompt(above)
+        assert merged.input != price.input
+        # USD per 1M tokens x tokens / 1e6 x 1e9 nano-USD per USD
+        assert price.cost(Usage(prompt_tokens=above)).nano_usd == merged.input * above * 1000
+
 class TestUnknownAndEmpty:
     def test_unknown_model_is_zero_and_not_known(self, table: PriceTable) -> None:
         usage = Usage(prompt_tokens=1_000, completion_tokens=1_000)

@@ -7,6 +7,7 @@ stream, or estimated with tiktoken when the provider gave none), the effective m
 
 from __future__ import annotations
 
+import operator
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,9 @@ from logging_pipeline.estimate import TokenEstimator, prompt_text
 from logging_pipeline.schema import INSERT_COLUMNS
 from logging_pipeline.usage import TokenUsage, summarise_stream, usage_from
 from providers.cost import PriceTable, Usage
+
+_ROW = operator.itemgetter(*INSERT_COLUMNS)
+"""A dict of column values → the row tuple in ``INSERT_COLUMNS`` order (in C, per record)."""
 
 
 @dataclass(slots=True)
@@ -173,7 +177,7 @@ def build_record(capture: Capture, prices: PriceTable, estimator: TokenEstimator
         "response_size_bytes": len(capture.response_body),
         "updated_at": datetime.now(UTC),
     }
-    return BuiltRecord(tuple(values[c] for c in INSERT_COLUMNS), document, capture)
+    return BuiltRecord(_ROW(values), document, capture)
 
 
 def fallback_record(capture: Capture) -> BuiltRecord:
@@ -211,4 +215,4 @@ def fallback_record(capture: Capture) -> BuiltRecord:
         response_size_bytes=len(capture.response_body),
         updated_at=datetime.now(UTC),
     )
-    return BuiltRecord(tuple(values[c] for c in INSERT_COLUMNS), None, capture)
+    return BuiltRecord(_ROW(values), None, capture)

@@ -7,7 +7,8 @@ bodies, then inserts the rows in one statement.
 
 Nothing is silently dropped:
 
-* queue full → the record goes to an overflow list the writer spills to disk at once;
+* queue full (the store is slower than the traffic) → the record goes to an overflow list, and
+  as soon as the write in progress ends, everything waiting is spilled in arrival order;
 * a store fails → the whole batch is spilled (append-only file) and the writer backs off;
 * while spilled records exist, new batches are spilled behind them, and the backlog is
   replayed oldest first when a write succeeds again — order is kept;
@@ -152,18 +153,20 @@ class LogWriter:
     # -- the loop -----------------------------------------------------------------------------
 
     def _take_all(self) -> list[Capture]:
-        batch = self._overflow
-        self._overflow = []
+        """Everything waiting, in arrival order: the queue, then what overflowed it."""
+        batch: list[Capture] = []
         while True:
             try:
                 batch.append(self._queue.get_nowait())
             except asyncio.QueueEmpty:
-                return batch
+                break
+        batch.extend(self._overflow)
+        self._overflow = []
+        return batch
 
     async def _collect(self) -> list[Capture]:
         """Wait for records; return a batch when full or when the flush interval passes."""
-        batch = self._overflow[: self.flush_rows]
-        del self._overflow[: len(batch)]
+        batch: list[Capture] = []
         deadline = time.monotonic() + self.flush_interval
         while len(batch) < self.flush_rows:
             timeout = deadline - time.monotonic()
@@ -186,6 +189,13 @@ class LogWriter:
             if self._closing and self._queue.empty() and not self._overflow:
                 return
             batch = await self._collect()
+            if self._overflow:
+                # The queue filled up while the last batch was being written (the store is
+                # slower than the traffic): this batch, the queue and the overflow go to the
+                # spill file at once, in arrival order, so memory stays bounded; the next
+                # cycle replays them ahead of anything newer.
+                await self._spill(batch + self._take_all())
+                continue
             await self._cycle(batch)
 
     async def _cycle(self, batch: list[Capture]) -> None:

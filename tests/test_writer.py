@@ -37,6 +37,8 @@ class FlakyTransport:
         self.name = inner.name
         self.down = False
         self.inserted: list[str] = []
+        self.hold: asyncio.Event | None = None
+        """When set to an unset event, inserts wait for it (a slow store)."""
 
     async def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         if self.down:
@@ -48,6 +50,8 @@ class FlakyTransport:
     ) -> None:
         if self.down:
             raise LogStoreError("store is down (test)")
+        if self.hold is not None:
+            await self.hold.wait()
         await self.inner.insert(table, columns, rows)
         index = list(columns).index("request_id")
         self.inserted.extend(str(row[index]) for row in rows)
@@ -158,6 +162,30 @@ async def test_outage_spills_then_replays_once_in_order(
     assert spill_pending(tmp_path / "spill") == 0
     assert writer.counters.replayed >= 30
     assert writer.counters.lost == 0
+
+
+async def test_a_full_queue_spills_and_replays_in_order(
+    transport: FlakyTransport, tmp_path: Path
+) -> None:
+    """A store slower than the traffic: memory stays bounded, nothing is lost or reordered."""
+    writer = make_writer(transport, tmp_path, flush_rows=5, queue_size=10)
+    await writer.start()
+    transport.hold = asyncio.Event()
+    captures = [capture(i) for i in range(35)]
+    for c in captures[:5]:
+        writer.submit(c)
+    await wait_until(lambda: writer._queue.empty())  # the first batch is being written
+    for c in captures[5:]:
+        writer.submit(c)  # 10 fit in the queue, 20 overflow
+    assert len(writer._overflow) == 20
+    transport.hold.set()
+    await wait_until(lambda: writer.counters.written == 35)
+    await writer.close()
+    assert writer.counters.spilled == 30  # the next batch, the rest of the queue, the overflow
+    assert writer.counters.replayed == 30
+    assert writer.counters.lost == writer.counters.failed == 0
+    assert transport.inserted == [c.request_id for c in captures]  # each once, in order
+    assert spill_pending(tmp_path / "spill") == 0
 
 
 async def test_shutdown_spills_what_it_cannot_write(

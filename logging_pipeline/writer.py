@@ -41,6 +41,7 @@ logger = logging.getLogger("logging_pipeline.writer")
 _STORAGE_COLUMN = INSERT_COLUMNS.index("storage_location")
 _MAX_BACKOFF = 30.0
 _SLICE = 32
+_POLL = 0.1
 
 
 @dataclass(slots=True)
@@ -104,6 +105,8 @@ class LogWriter:
         self.counters = WriterCounters()
         self._queue: asyncio.Queue[Capture] = asyncio.Queue(maxsize=queue_size)
         self._overflow: list[Capture] = []
+        self._batch: list[Capture] = []
+        """The batch being collected or written (see :meth:`_collect`)."""
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._migrated = False
@@ -143,7 +146,9 @@ class LogWriter:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             self._task = None
-        rest = self._take_all()
+        # The batch the cancelled task held (collecting, or writing to a hung store) is older
+        # than anything queued. If its insert landed after all, the replay collapses under FINAL.
+        rest = self._batch + self._take_all()
         if rest:
             await self._spill(rest)
         for spill in [self.spill, *self._orphans]:
@@ -165,17 +170,22 @@ class LogWriter:
         return batch
 
     async def _collect(self) -> list[Capture]:
-        """Wait for records; return a batch when full or when the flush interval passes."""
-        batch: list[Capture] = []
+        """Wait for records; return a batch when full or when the flush interval passes.
+
+        The batch is ``self._batch`` until it is written or spilled, so a shutdown that has to
+        cancel this task still finds (and spills) the records it held. At shutdown it stops
+        waiting for more as soon as the queue is empty (checked at least every ``_POLL`` s).
+        """
+        batch = self._batch
         deadline = time.monotonic() + self.flush_interval
         while len(batch) < self.flush_rows:
             timeout = deadline - time.monotonic()
-            if timeout <= 0:
+            if timeout <= 0 or (self._closing and self._queue.empty()):
                 break
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                batch.append(await asyncio.wait_for(self._queue.get(), min(timeout, _POLL)))
             except TimeoutError:
-                break
+                continue
             while len(batch) < self.flush_rows:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -197,6 +207,7 @@ class LogWriter:
                 await self._spill(batch + self._take_all())
                 continue
             await self._cycle(batch)
+            self._batch = []  # written (or spilled): no longer this writer's to hand over
 
     async def _cycle(self, batch: list[Capture]) -> None:
         if self._backoff and time.monotonic() < self._retry_at:
@@ -298,6 +309,9 @@ class LogWriter:
         return tuple(row)
 
     async def _spill(self, captures: list[Capture]) -> None:
+        # From here on the records are the spill file's: a cancelled spill still finishes
+        # appending in its thread, so close() must not spill the batch a second time.
+        self._batch = []
         try:
             await asyncio.to_thread(self._own_spill().append, captures)
             self.counters.spilled += len(captures)

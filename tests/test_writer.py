@@ -206,6 +206,47 @@ async def test_shutdown_spills_what_it_cannot_write(
     assert len(await rows(transport)) == 5
 
 
+async def test_shutdown_spills_the_batch_stuck_in_a_hung_store(
+    transport: FlakyTransport, tmp_path: Path
+) -> None:
+    """The drain time runs out while an insert hangs: the batch it held is spilled, not lost."""
+    writer = make_writer(transport, tmp_path, drain_seconds=0.5)
+    await writer.start()
+    transport.hold = asyncio.Event()  # never set: the store hangs
+    first = [capture(i) for i in range(5)]
+    for c in first:
+        writer.submit(c)
+    await wait_until(lambda: writer._queue.empty() and bool(writer._batch))
+    await asyncio.sleep(0.1)  # the batch is inside the hung insert now
+    later = [capture(10 + i) for i in range(3)]
+    for c in later:
+        writer.submit(c)
+    await writer.close()
+    assert writer.counters.spilled == 8
+    assert writer.counters.written == writer.counters.lost == 0
+    transport.hold = None
+    restarted = make_writer(transport, tmp_path)
+    await restarted.start()
+    await wait_until(lambda: restarted.counters.replayed == 8)
+    await restarted.close()
+    assert transport.inserted == [c.request_id for c in first + later]
+
+
+async def test_shutdown_does_not_wait_out_the_flush_interval(
+    transport: FlakyTransport, tmp_path: Path
+) -> None:
+    writer = make_writer(transport, tmp_path, flush_rows=1000, flush_ms=60_000)
+    await writer.start()
+    for i in range(3):
+        writer.submit(capture(i))
+    await asyncio.sleep(0.1)  # collected, waiting for more
+    started = time.monotonic()
+    await writer.close()
+    assert time.monotonic() - started < 2.0  # not the 60 s interval, nor the 5 s drain bound
+    assert writer.counters.written == 3
+    assert writer.counters.spilled == 0
+
+
 _KILLED_WRITER = textwrap.dedent(
     """
     import asyncio, os, sys, uuid

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     )
     logging_enabled: bool = True
     log_writer_process: bool = True
+    # The writer child's CPU priority (added niceness, 0-19): request serving comes first
+    # when the cores are busy; the writer catches up in the gaps, its queue and spill file
+    # absorbing the lag.
+    log_writer_nice: int = Field(default=10, ge=0, le=19)
     body_store: Literal["sqlite", "files"] = "sqlite"
     # ClickHouse's guidance: batches of 10,000-100,000 rows, about one insert per second. Each
     # insert has a fixed cost (in chdb, measured 10-20 ms of CPU for this table), so at a few

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import signal
 import threading
@@ -42,12 +43,28 @@ def run_worker(settings: Settings, connection: Connection, records: Connection) 
     ``records`` is the read end of the record pipe (only its descriptor is used).
     """
     logging.basicConfig(level=settings.log_level.upper(), format="%(name)s: %(message)s")
+    _lower_priority(settings.log_writer_nice)
     # Ctrl-C in a terminal (or a process manager signalling the whole group) reaches this
     # child too; dying here would drop its queue. The child stops only when the gateway says
     # so or goes away (end of the pipe), and drains and spills first either way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     asyncio.run(_serve(settings, connection, records))
+
+
+def _lower_priority(increment: int) -> None:
+    """Give the gateway's request handling precedence over this process on a busy machine.
+
+    Logging competes with request serving only for CPU, and a record written a few hundred
+    milliseconds later costs no one anything, while a request served later does. Threads
+    started afterwards (the engine's, the stores') inherit the niceness. Where it cannot be
+    changed (a restricted container), the writer runs at normal priority.
+    """
+    if increment:
+        try:
+            os.nice(increment)
+        except OSError as exc:
+            logger.warning("could not lower the log writer's priority: %s", exc)
 
 
 async def _serve(settings: Settings, connection: Connection, records: Connection) -> None:

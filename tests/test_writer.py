@@ -354,6 +354,9 @@ async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
         await wait_until(lambda: process.counters.written == 20)
         assert process.transport.name == "chdb"
         old = process._process
+        # The child yields the CPU to request serving (GATEWAY_LOG_WRITER_NICE, default 10).
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, old.pid) == min(19, own + 10)
         os.kill(old.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the child too…
         os.kill(old.pid, signal.SIGTERM)
         await asyncio.sleep(0.3)

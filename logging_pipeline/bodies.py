@@ -545,7 +545,9 @@ def _id_bytes(org_id: str, request_id: str) -> tuple[bytes, bytes]:
     """The two ids as 16-byte values (validated like :func:`body_key`)."""
     org = _checked_id("organization id", org_id)
     request = _checked_id("request id", request_id)
-    return uuid.UUID(org).bytes, uuid.UUID(request).bytes
+    # (The canonical form is checked: its 32 hex digits are the bytes. ``uuid.UUID()`` would
+    # parse it again in Python, several times slower, once per logged request.)
+    return bytes.fromhex(org.replace("-", "")), bytes.fromhex(request.replace("-", ""))
 
 
 def body_store_from_settings(settings: Settings) -> BodyStore:

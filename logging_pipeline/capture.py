@@ -9,6 +9,7 @@ estimates, cost — happens later, in the writer (see :mod:`logging_pipeline.rec
 from __future__ import annotations
 
 import base64
+import operator
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -58,11 +59,15 @@ class Capture:
 
     def to_tuple(self) -> tuple[Any, ...]:
         """Field values in declaration order: the cheapest form to pickle to the writer."""
-        return tuple(getattr(self, name) for name in _FIELDS)
+        result: tuple[Any, ...] = _FIELD_VALUES(self)
+        return result
 
     @classmethod
     def from_tuple(cls, values: tuple[Any, ...]) -> Capture:
-        return cls(**dict(zip(_FIELDS, values, strict=True)))
+        """The capture :meth:`to_tuple` gave (both sides run the same code: same fields)."""
+        if len(values) != len(_FIELDS):
+            raise ValueError(f"a capture has {len(_FIELDS)} fields, got {len(values)} values")
+        return cls(*values)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (bodies base64) for the spill file."""
@@ -108,3 +113,4 @@ def apply_headers(capture: Capture, headers: dict[str, str]) -> None:
 
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Capture))
+_FIELD_VALUES = operator.attrgetter(*_FIELDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -416,3 +417,15 @@ def test_in_process_writer_mode_end_to_end(tmp_path: Path) -> None:
                 )
             )
     assert found and found[0]["prompt_tokens"] > 0
+
+
+def test_capture_tuple_round_trip() -> None:
+    """What the gateway pickles to the writer child rebuilds the same capture, every field."""
+    original = capture(7)
+    original.is_stream, original.first_byte_at = True, original.started + 0.01
+    original.country_code, original.omit_response = "DE", True
+    values = original.to_tuple()
+    assert values == tuple(getattr(original, f.name) for f in dataclasses.fields(Capture))
+    assert Capture.from_tuple(values) == original
+    with pytest.raises(ValueError, match="fields"):
+        Capture.from_tuple(values[:-1])

@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     log_writer_nice: int = Field(default=10, ge=0, le=19)
     body_store: Literal["sqlite", "files"] = "sqlite"
     # ClickHouse's guidance: batches of 10,000-100,000 rows, about one insert per second. Each
-    # insert has a fixed cost (in chdb, measured 10-20 ms of CPU for this table), so at a few
+    # insert has a fixed cost (in chdb, measured ~20 ms of CPU for this table), so at a few
     # thousand requests per second 1,000-row / 500 ms batches cost the log writer ~30% more
     # CPU than one batch per second. The queue holds what arrives during a batch's write.
     log_flush_rows: int = Field(default=10_000, ge=1)

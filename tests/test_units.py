@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from gateway.auth import Authenticator, Credentials, KeyCache, read_credentials
 from gateway.errors import GatewayError
 from gateway.keys import hash_key
-from gateway.options import flag, request_id
+from gateway.options import flag, new_request_id, request_id
 from gateway.passthrough import join_overlapping
 from gateway.sse import EventChunker
 from gateway.store import KeyIdentity
@@ -145,7 +146,30 @@ class TestOptions:
     def test_invalid_request_id_is_replaced(self) -> None:
         rid = request_id({"helicone-request-id": "ticket-42"})
         assert rid != "ticket-42"
-        assert uuid.UUID(rid).version == 4
+        assert uuid.UUID(rid).version == 7
+
+    def test_any_rfc_version_is_kept(self) -> None:
+        v4 = str(uuid.uuid4())
+        v7 = "019a9f3e-8c2b-7d4e-9f10-0123456789ab"
+        assert request_id({"helicone-request-id": v4}) == v4
+        assert request_id({"helicone-request-id": v7}) == v7
+        # not a UUID version, or not the RFC variant
+        for bad in ("019a9f3e-8c2b-0d4e-9f10-0123456789ab", "019a9f3e-8c2b-7d4e-cf10-0123456789ab"):
+            assert request_id({"helicone-request-id": bad}) != bad
+
+    def test_new_ids_are_uuid7_in_time_order(self) -> None:
+        before_ms = time.time_ns() // 1_000_000
+        ids = [new_request_id() for _ in range(2000)]
+        after_ms = time.time_ns() // 1_000_000
+        parsed = [uuid.UUID(rid) for rid in ids]
+        assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+        assert [str(u) for u in parsed] == ids  # canonical lower-case text
+        stamps = [u.int >> 80 for u in parsed]
+        assert before_ms <= stamps[0] and stamps[-1] <= after_ms
+        assert stamps == sorted(stamps)  # ordered by creation time (to the millisecond)
+        assert len(set(ids)) == len(ids)
+        # the 74 random bits do vary
+        assert len({u.int & ((1 << 62) - 1) for u in parsed}) == len(ids)
 
     def test_flags(self) -> None:
         assert flag({"x": "TRUE"}, "x")

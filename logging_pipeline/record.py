@@ -72,8 +72,14 @@ def _ms(start: float, end: float | None) -> int | None:
     return None if end is None else max(0, round((end - start) * 1000))
 
 
-def build_record(capture: Capture, prices: PriceTable, estimator: TokenEstimator) -> BuiltRecord:
-    """Understand one capture. Never raises for odd bodies: unknown shapes just carry no usage."""
+def build_record(
+    capture: Capture, prices: PriceTable, estimator: TokenEstimator, location: str = "local"
+) -> BuiltRecord:
+    """Understand one capture. Never raises for odd bodies: unknown shapes just carry no usage.
+
+    ``location`` is the body store's name for the ``storage_location`` column (``omitted``
+    when neither body is kept).
+    """
     request, request_json = _parse(capture.request_body)
     if capture.is_stream:
         summary = summarise_stream(capture.response_body)
@@ -111,13 +117,13 @@ def build_record(capture: Capture, prices: PriceTable, estimator: TokenEstimator
         capture.provider,
         model,
         Usage(
-            prompt_tokens=usage.prompt_tokens or 0,
-            completion_tokens=usage.completion_tokens or 0,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            prompt_audio_tokens=usage.prompt_audio_tokens,
-            completion_audio_tokens=usage.completion_audio_tokens,
+            usage.prompt_tokens or 0,
+            usage.completion_tokens or 0,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.reasoning_tokens,
+            usage.prompt_audio_tokens,
+            usage.completion_audio_tokens,
         ),
     )
 
@@ -172,7 +178,7 @@ def build_record(capture: Capture, prices: PriceTable, estimator: TokenEstimator
         "cache_enabled": capture.cache_enabled,
         "cache_reference_id": None,
         "is_stream": capture.is_stream,
-        "storage_location": "",  # set by the writer from its body store
+        "storage_location": "omitted" if document is None else location,
         "request_size_bytes": len(capture.request_body),
         "response_size_bytes": len(capture.response_body),
         "updated_at": datetime.now(UTC),
@@ -210,7 +216,7 @@ def fallback_record(capture: Capture) -> BuiltRecord:
         properties=capture.properties,
         cache_enabled=capture.cache_enabled,
         is_stream=capture.is_stream,
-        storage_location="",
+        storage_location="omitted",
         request_size_bytes=len(capture.request_body),
         response_size_bytes=len(capture.response_body),
         updated_at=datetime.now(UTC),

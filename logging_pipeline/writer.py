@@ -38,7 +38,6 @@ from providers.cost import PriceTable
 
 logger = logging.getLogger("logging_pipeline.writer")
 
-_STORAGE_COLUMN = INSERT_COLUMNS.index("storage_location")
 _MAX_BACKOFF = 30.0
 _SLICE = 32
 _POLL = 0.1
@@ -285,7 +284,7 @@ class LogWriter:
         for start in range(0, len(captures), _SLICE):
             for capture in captures[start : start + _SLICE]:
                 record = self._build(capture)
-                rows.append(self._with_location(record))
+                rows.append(record.row)
                 if record.document is not None:
                     blobs.append(
                         (capture.organization_id, capture.request_id,
@@ -296,17 +295,11 @@ class LogWriter:
 
     def _build(self, capture: Capture) -> BuiltRecord:
         try:
-            return build_record(capture, self.prices, self.estimator)
+            return build_record(capture, self.prices, self.estimator, self.bodies.location)
         except Exception:
             logger.exception("could not interpret request %s; logging it without usage",
                              capture.request_id)
             return fallback_record(capture)
-
-    def _with_location(self, record: BuiltRecord) -> tuple[object, ...]:
-        location = self.bodies.location if record.document is not None else "omitted"
-        row = list(record.row)
-        row[_STORAGE_COLUMN] = location
-        return tuple(row)
 
     async def _spill(self, captures: list[Capture]) -> None:
         # From here on the records are the spill file's: a cancelled spill still finishes

@@ -253,6 +253,20 @@ class TestUnknownAndEmpty:
 
 
 class TestLookup:
+    def test_remembered_answers_match_fresh_ones_and_stay_bounded(self) -> None:
+        remembering = PriceTable.load()
+        pairs = [("openai", "gpt-4o-mini-2024-07-18"), ("anthropic", "claude-haiku-4-5"),
+                 ("openai", "no-such-model"), ("OpenAI", " GPT-4o ")]
+        first = [remembering.lookup(p, m) for p, m in pairs]
+        assert first[0] is not None and first[0].model == "gpt-4o-mini"
+        assert first[2] is None
+        assert [remembering.lookup(p, m) for p, m in pairs] == first
+        # client-chosen model strings cannot grow the memory without bound
+        for number in range(10_000):
+            assert remembering.lookup("openai", f"made-up-{number}") is None
+        assert len(remembering._found) <= 4096
+        assert [remembering.lookup(p, m) for p, m in pairs] == first
+
     @pytest.mark.parametrize(
         ("provider", "model", "canonical"),
         [

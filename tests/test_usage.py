@@ -171,3 +171,60 @@ def test_non_stream_answer_without_usage_is_estimated(tmp_path: Path) -> None:
     assert json.loads(record.document)["response"]["choices"][0]["message"]["content"] == (
         "general kenobi"
     )
+
+
+def test_every_usage_detail_is_priced_in_its_own_slot(tmp_path: Path) -> None:
+    """The row's cost is the price table's cost of the usage the body reported, field by field."""
+    from logging_pipeline.capture import Capture
+    from logging_pipeline.estimate import TokenEstimator
+    from logging_pipeline.record import build_record
+    from logging_pipeline.schema import INSERT_COLUMNS
+    from providers.cost import PriceTable, Usage
+
+    usage = {
+        "prompt_tokens": 100_000,
+        "completion_tokens": 50_000,
+        "prompt_tokens_details": {
+            "cached_tokens": 30_000, "cache_write_tokens": 7_000, "audio_tokens": 11_000,
+        },
+        "completion_tokens_details": {"reasoning_tokens": 20_000, "audio_tokens": 9_000},
+    }
+    capture = Capture(
+        request_id="9b2f4a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+        organization_id="5d9f3c1e-7a2b-4c8d-9e0f-112233445566",
+        api_key_id="k",
+        path="/v1/chat/completions",
+        provider="openai",
+        request_model="gpt-4o-audio-preview",
+        request_body=b'{"model":"gpt-4o-audio-preview","messages":[]}',
+        status=200,
+        response_body=json.dumps({"model": "gpt-4o-audio-preview", "usage": usage}).encode(),
+        omit_request=True,
+        omit_response=True,
+    )
+    capture.finish()
+    prices = PriceTable.load()
+    record = build_record(capture, prices, TokenEstimator(tmp_path), "s3")
+    row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
+    expected = prices.cost("openai", "gpt-4o-audio-preview", Usage(
+        prompt_tokens=100_000, completion_tokens=50_000, cache_read_tokens=30_000,
+        cache_write_tokens=7_000, reasoning_tokens=20_000, prompt_audio_tokens=11_000,
+        completion_audio_tokens=9_000,
+    ))
+    assert expected.known and row["cost"] == expected.nano_usd
+    # audio is priced apart from text, so a swapped field would change the total
+    swapped = prices.cost("openai", "gpt-4o-audio-preview", Usage(
+        prompt_tokens=100_000, completion_tokens=50_000, cache_read_tokens=30_000,
+        cache_write_tokens=7_000, reasoning_tokens=9_000, prompt_audio_tokens=11_000,
+        completion_audio_tokens=20_000,
+    ))
+    assert swapped.nano_usd != expected.nano_usd
+    assert (row["prompt_cache_read_tokens"], row["prompt_cache_write_tokens"]) == (30_000, 7_000)
+    assert (row["reasoning_tokens"], row["prompt_audio_tokens"]) == (20_000, 11_000)
+    assert row["completion_audio_tokens"] == 9_000
+    # both bodies omitted: nothing stored, and the row says so whatever the store is
+    assert record.document is None and row["storage_location"] == "omitted"
+    capture.omit_response = False
+    stored = dict(zip(INSERT_COLUMNS, build_record(
+        capture, prices, TokenEstimator(tmp_path), "s3").row, strict=True))
+    assert stored["storage_location"] == "s3"

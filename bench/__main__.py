@@ -63,8 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
-        help="interleaved runs per gateway at --connections (default 3; --quick: 2)",
+        default=10,
+        help="interleaved runs per gateway at --connections (default 10; --quick: 2)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument(

@@ -24,6 +24,7 @@ from bench.procs import (
     BenchError,
     cpu_seconds,
     free_port,
+    own_cpu_seconds,
     process_tree,
     rss_kib,
     spawn,
@@ -177,6 +178,10 @@ class Gateway:
     def cpu_seconds(self) -> float:
         """User + system CPU time used so far by the gateway and its children."""
         return cpu_seconds(self.pid)
+
+    def main_cpu_seconds(self) -> float:
+        """The same for the gateway's own process (the children: its log writer)."""
+        return own_cpu_seconds(self.pid)
 
     def log_problems(self, limit: int = 10) -> list[str]:
         """Warning, error and traceback lines the gateway printed (it should print none)."""

@@ -86,6 +86,9 @@ class LoadResult:
     """Requests sent, answered or not (``-1``: not counted for this run, see the module doc)."""
     server_cpu_s: float = math.nan
     """CPU seconds the server under test used during the run (filled in by the caller)."""
+    server_main_cpu_s: float = math.nan
+    """The part of ``server_cpu_s`` its main process used (the rest: its children, e.g. the
+    gateway's log writer)."""
 
     @property
     def server_cpu_pct(self) -> float:
@@ -97,6 +100,14 @@ class LoadResult:
         return 1e6 * self.server_cpu_s / self.requests if self.requests else math.nan
 
     @property
+    def server_main_cpu_us_per_request(self) -> float:
+        return 1e6 * self.server_main_cpu_s / self.requests if self.requests else math.nan
+
+    @property
+    def server_children_cpu_us_per_request(self) -> float:
+        return self.server_cpu_us_per_request - self.server_main_cpu_us_per_request
+
+    @property
     def error_total(self) -> int:
         return sum(self.errors.values())
 
@@ -106,6 +117,8 @@ class LoadResult:
             "error_total": self.error_total,
             "server_cpu_pct": self.server_cpu_pct,
             "server_cpu_us_per_request": self.server_cpu_us_per_request,
+            "server_main_cpu_us_per_request": self.server_main_cpu_us_per_request,
+            "server_children_cpu_us_per_request": self.server_children_cpu_us_per_request,
         }
 
 
@@ -376,4 +389,5 @@ def combine(label: str, rounds: Sequence[LoadResult]) -> LoadResult:
         tool=median.tool,
         sent=sum(r.sent for r in rounds) if all(r.sent >= 0 for r in rounds) else -1,
         server_cpu_s=sum(r.server_cpu_s for r in rounds),
+        server_main_cpu_s=sum(r.server_main_cpu_s for r in rounds),
     )

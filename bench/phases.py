@@ -196,11 +196,12 @@ class Phases:
         label: str,
     ) -> LoadResult:
         """One wrk run with the server's CPU time over it, counted in the request tally."""
-        cpu_before = server.cpu_seconds()
+        cpu_before, main_before = server.cpu_seconds(), server.main_cpu_seconds()
         result = self.tool.run(
             label, server.base_url, chat, conns, seconds, isinstance(server, Gateway)
         )
         result.server_cpu_s = server.cpu_seconds() - cpu_before
+        result.server_main_cpu_s = server.main_cpu_seconds() - main_before
         run.tally.add_load(result)
         self.upstream.check_alive()
         server.check_alive()

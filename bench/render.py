@@ -103,13 +103,30 @@ def _versus(results: Results, high: int) -> list[str]:
 
 
 def _rounds(results: Results, high: int) -> list[str]:
-    """One line per interleaved round: both gateways' RPS and their ratio."""
+    """One line per interleaved round: both gateways' RPS and their ratio, and CPU per request.
+
+    CPU is split into the gateway's own process and its children (the log writer): a round
+    whose gateway process cost more per request was a slow phase of the machine, not logging.
+    """
     plain, logged = results.rounds.get("gateway", []), results.rounds.get("gateway_logging", [])
-    return [
+    lines = [
         f"    round {n}: no logging {a.rps:>8,.0f} req/s   logging {b.rps:>8,.0f} req/s   "
-        f"ratio {results.derived[f'logging_rps_ratio_c{high}_round{n}']:.3f}"
+        f"ratio {results.derived[f'logging_rps_ratio_c{high}_round{n}']:.3f}   "
+        f"CPU us/req: gateway {_us(a.server_main_cpu_us_per_request)} vs "
+        f"{_us(b.server_main_cpu_us_per_request)}, "
+        f"log writer {_us(b.server_children_cpu_us_per_request)}"
         for n, (a, b) in enumerate(zip(plain, logged, strict=False), 1)
     ]
+    if lines:
+        lines.append(
+            "    (CPU us/req: the gateway process without / with logging, and the logging "
+            "gateway's child processes)"
+        )
+    return lines
+
+
+def _us(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0f}"
 
 
 def _ttfb(results: Results) -> list[str]:

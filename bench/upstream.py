@@ -20,6 +20,7 @@ from bench.procs import (
     cpu_seconds,
     ensure_tool,
     free_port,
+    own_cpu_seconds,
     spawn,
     stop,
     wait_for_port,
@@ -127,6 +128,12 @@ class Upstream:
         if self._proc is None:
             raise BenchError("the upstream is not running")
         return cpu_seconds(self._proc.pid)
+
+    def main_cpu_seconds(self) -> float:
+        """CPU time used so far by nginx's master process alone."""
+        if self._proc is None:
+            raise BenchError("the upstream is not running")
+        return own_cpu_seconds(self._proc.pid)
 
     def check_alive(self) -> None:
         """Raise if the upstream died during the run (its numbers would be garbage)."""

@@ -111,6 +111,7 @@ async def _run(
         await asyncio.sleep(settle)
         # What ran outside the stages: the engine's background merges, mostly.
         stages.seconds["other (merges, ...)"] = _cpu() - start - sum(stages.seconds.values())
+        await _check_stored(transport, bodies, (batches + 1) * batch)
     finally:
         await transport.close()
         await bodies.close()
@@ -142,6 +143,16 @@ async def _one_batch(
         await bodies.put_many(blobs)
     with stages.measure("clickhouse insert"):
         await transport.insert(REQUEST_TABLE, INSERT_COLUMNS, [r.row for r in built])
+
+
+async def _check_stored(transport: ChdbTransport, bodies: SqliteBodyStore, expected: int) -> None:
+    """A measurement of writes that did not happen would be worthless: count what landed."""
+    found = await transport.query(f"SELECT count() AS n FROM {REQUEST_TABLE} FINAL")
+    keys = await bodies.keys()
+    if found[0]["n"] != expected or len(keys) != expected:
+        raise SystemExit(
+            f"stored {found[0]['n']} rows and {len(keys)} bodies, expected {expected} of each"
+        )
 
 
 def _report(stages: Stages, records: int, out: Callable[[str], None] = print) -> None:

@@ -314,3 +314,17 @@ def test_serve_starts_the_real_server(env: dict[str, str]) -> None:
     lines = stdout.splitlines()
     banner = lines.index("Created a gateway key for org 'default' (shown only once):")
     assert KEY_PATTERN.fullmatch(lines[banner + 1])
+
+
+def test_bench_writer_measures_real_writes() -> None:
+    """``python -m bench.writer`` runs end to end and checks every row and body landed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.writer", "--batches", "2", "--batch", "50",
+         "--stream-every", "3", "--settle", "0"],
+        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+        timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    stages = dict(line.rsplit(None, 1) for line in done.stdout.splitlines()[1:])
+    assert set(stages) >= {"build_record", "gzip", "body store", "clickhouse insert", "total"}
+    assert float(stages["total"]) > 0

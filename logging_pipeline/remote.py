@@ -2,9 +2,9 @@
 
 :class:`WriterProcess` looks like a :class:`~logging_pipeline.writer.LogWriter` to the rest
 of the gateway — ``submit``, ``counters``, ``transport.query``, ``bodies.get`` — but hands
-captures to a child process in batches. The request path only appends to a list; a few
-milliseconds later, a callback on the event loop pickles the list and writes it to a pipe
-through an asyncio pipe transport (non-blocking, buffered). Doing that on the loop costs a
+captures to a child process in batches. The request path only appends to a list; every
+``_SEND_EVERY`` (20 ms), a callback on the event loop pickles the list and writes it to a
+pipe through an asyncio pipe transport (non-blocking, buffered). Doing that on the loop costs a
 few microseconds per record; the earlier design, a worker thread doing the send, cost the
 loop several times more in interpreter-lock hand-offs and thread wake-ups.
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import logging
 import multiprocessing
@@ -43,7 +44,15 @@ from logging_pipeline.writer import WriterCounters
 
 logger = logging.getLogger("logging_pipeline.remote")
 
-_SEND_EVERY = 0.005
+_SEND_EVERY = 0.02
+"""Seconds between pickles to the child: each write costs a system call here and a wake-up
+there, so fewer, larger ones cost the request-serving process less (at 6,000 req/s, ~120
+records per write instead of ~30)."""
+_PIPE_BYTES = 1024 * 1024
+"""Kernel buffer asked for the record pipe (Linux ``F_SETPIPE_SZ``; the default is 64 KiB),
+so a write of a few hundred records completes in one call instead of queueing in the
+transport. 1 MiB is the default ``/proc/sys/fs/pipe-max-size``; where it is refused the
+default size is kept, which only means more, smaller writes."""
 _MAX_BUFFERED = 64 * 1024 * 1024
 """Bytes of records queued in the pipe transport beyond which new ones wait in the list."""
 _TOTALS = ("written", "spilled", "replayed", "failed", "lost", "batches")
@@ -67,9 +76,12 @@ def _write_end(connection: Connection) -> Any:
     closing the transport is what the child reads as end of file.
     """
     try:
-        return open(os.dup(connection.fileno()), "wb", buffering=0)
+        pipe = open(os.dup(connection.fileno()), "wb", buffering=0)
     finally:
         connection.close()
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or above the limit
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    return pipe
 
 
 class _QueryProxy:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import os
 import signal
 import subprocess
@@ -354,6 +355,10 @@ async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
             process.submit(c)
         await wait_until(lambda: process.counters.written == 20)
         assert process.transport.name == "chdb"
+        # Records travel in few, large writes: the pipe's kernel buffer is raised to 1 MiB.
+        assert process._records is not None
+        pipe = process._records.get_extra_info("pipe")
+        assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == 1024 * 1024
         old = process._process
         # The child yields the CPU to request serving (GATEWAY_LOG_WRITER_NICE, default 10).
         own = os.getpriority(os.PRIO_PROCESS, 0)
@@ -364,10 +369,11 @@ async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
         assert old.is_alive()  # …but only the gateway stops it (after draining)
         old.kill()
         await wait_until(lambda: process._process is not old and process._connection is not None)
-        second = [capture(100 + i) for i in range(5)]
+        # a burst larger than one default pipe buffer (64 KiB) goes through in one flush
+        second = [capture(100 + i) for i in range(1000)]
         for c in second:
             process.submit(c)
-        await wait_until(lambda: process.counters.written == 25)
+        await wait_until(lambda: process.counters.written == 1020)
         found = await process.transport.query(
             f"SELECT request_id FROM {REQUEST_TABLE} FINAL WHERE organization_id = {{org:UUID}}",
             {"org": ORG},

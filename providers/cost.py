@@ -80,6 +80,8 @@ _PRICE_FIELDS = (
 )
 _MAX_REMEMBERED = 4096
 """Distinct (provider, model) lookups a :class:`PriceTable` remembers (then it starts over)."""
+_MAX_REMEMBERED_CHARS = 200
+"""Longer (provider, model) strings are looked up every time, never kept."""
 _ONE_THOUSAND = 1000  # USD per 1M tokens x tokens / 1e6 x 1e9 == per-1M price x tokens x 1000
 
 
@@ -380,9 +382,11 @@ class PriceTable:
         except KeyError:
             pass
         found = self._lookup(provider, model)
-        if len(self._found) >= _MAX_REMEMBERED:
-            self._found.clear()  # model strings come from clients: keep the memory bounded
-        self._found[key] = found
+        if len(model) + len(provider) <= _MAX_REMEMBERED_CHARS:
+            # Model strings come from clients: keep the memory bounded.
+            if len(self._found) >= _MAX_REMEMBERED:
+                self._found.clear()
+            self._found[key] = found
         return found
 
     def _lookup(self, provider: str, model: str) -> ModelPrice | None:

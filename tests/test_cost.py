@@ -266,6 +266,10 @@ class TestLookup:
             assert remembering.lookup("openai", f"made-up-{number}") is None
         assert len(remembering._found) <= 4096
         assert [remembering.lookup(p, m) for p, m in pairs] == first
+        # a huge model string (a request body can carry one) is answered but not kept
+        huge = "gpt-4o-mini-" + "x" * 1_000_000
+        assert remembering.lookup("openai", huge) is None
+        assert all(len(model) < 1000 for _, model in remembering._found)
 
     @pytest.mark.parametrize(
         ("provider", "model", "canonical"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from logging_pipeline.capture import Capture
 from logging_pipeline.usage import iter_sse_data, summarise_stream, usage_from
 from tests.emulator import OpenAIEmulator
 
@@ -137,30 +138,35 @@ def test_garbage_stream_is_harmless() -> None:
     assert summary.final is None and not summary.usage.present
 
 
-def test_non_stream_answer_without_usage_is_estimated(tmp_path: Path) -> None:
-    from logging_pipeline.capture import Capture
-    from logging_pipeline.estimate import TokenEstimator
-    from logging_pipeline.record import build_record
-    from logging_pipeline.schema import INSERT_COLUMNS
-    from providers.cost import PriceTable
-
+def _chat_capture(model: str, request_body: bytes, response_body: bytes) -> Capture:
+    """A finished, successful OpenAI chat-completions capture."""
     capture = Capture(
         request_id="9b2f4a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
         organization_id="5d9f3c1e-7a2b-4c8d-9e0f-112233445566",
         api_key_id="k",
         path="/v1/chat/completions",
         provider="openai",
-        request_model="gpt-4o-mini",
-        request_body=(
-            b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}'
-        ),
+        request_model=model,
+        request_body=request_body,
         status=200,
-        response_body=(
-            b'{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,'
-            b'"message":{"role":"assistant","content":"general kenobi"},"finish_reason":"stop"}]}'
-        ),
+        response_body=response_body,
     )
     capture.finish()
+    return capture
+
+
+def test_non_stream_answer_without_usage_is_estimated(tmp_path: Path) -> None:
+    from logging_pipeline.estimate import TokenEstimator
+    from logging_pipeline.record import build_record
+    from logging_pipeline.schema import INSERT_COLUMNS
+    from providers.cost import PriceTable
+
+    capture = _chat_capture(
+        "gpt-4o-mini",
+        b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}',
+        b'{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,'
+        b'"message":{"role":"assistant","content":"general kenobi"},"finish_reason":"stop"}]}',
+    )
     record = build_record(capture, PriceTable.load(), TokenEstimator(tmp_path))
     row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
     assert row["tokens_estimated"] is True
@@ -175,7 +181,6 @@ def test_non_stream_answer_without_usage_is_estimated(tmp_path: Path) -> None:
 
 def test_every_usage_detail_is_priced_in_its_own_slot(tmp_path: Path) -> None:
     """The row's cost is the price table's cost of the usage the body reported, field by field."""
-    from logging_pipeline.capture import Capture
     from logging_pipeline.estimate import TokenEstimator
     from logging_pipeline.record import build_record
     from logging_pipeline.schema import INSERT_COLUMNS
@@ -189,20 +194,12 @@ def test_every_usage_detail_is_priced_in_its_own_slot(tmp_path: Path) -> None:
         },
         "completion_tokens_details": {"reasoning_tokens": 20_000, "audio_tokens": 9_000},
     }
-    capture = Capture(
-        request_id="9b2f4a3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
-        organization_id="5d9f3c1e-7a2b-4c8d-9e0f-112233445566",
-        api_key_id="k",
-        path="/v1/chat/completions",
-        provider="openai",
-        request_model="gpt-4o-audio-preview",
-        request_body=b'{"model":"gpt-4o-audio-preview","messages":[]}',
-        status=200,
-        response_body=json.dumps({"model": "gpt-4o-audio-preview", "usage": usage}).encode(),
-        omit_request=True,
-        omit_response=True,
+    capture = _chat_capture(
+        "gpt-4o-audio-preview",
+        b'{"model":"gpt-4o-audio-preview","messages":[]}',
+        json.dumps({"model": "gpt-4o-audio-preview", "usage": usage}).encode(),
     )
-    capture.finish()
+    capture.omit_request = capture.omit_response = True
     prices = PriceTable.load()
     record = build_record(capture, prices, TokenEstimator(tmp_path), "s3")
     row = dict(zip(INSERT_COLUMNS, record.row, strict=True))

@@ -105,8 +105,8 @@ def _versus(results: Results, high: int) -> list[str]:
 def _rounds(results: Results, high: int) -> list[str]:
     """One line per interleaved round: both gateways' RPS and their ratio, and CPU per request.
 
-    CPU is split into the gateway's own process and its children (the log writer): a round
-    whose gateway process cost more per request was a slow phase of the machine, not logging.
+    CPU is split into the gateway's own process and its children (the log writer): a round in
+    which both gateway processes cost more per request caught a slow phase of the machine.
     """
     plain, logged = results.rounds.get("gateway", []), results.rounds.get("gateway_logging", [])
     lines = [

@@ -4,8 +4,9 @@
 code the writer child runs — the pickle hand-off,
 :func:`~logging_pipeline.record.build_record`, gzip, the body store and the ClickHouse insert
 (the defaults: embedded engine, SQLite body store) — in batches of ``--batch`` records, and
-prints the process CPU time (all threads) per record for each stage. CPU time, not wall time: on a shared machine it is the writer's CPU that takes cores
-away from request serving, and it is far steadier than throughput.
+prints the process CPU time (all threads) per record for each stage. CPU time, not wall
+time: on a shared machine it is the writer's CPU that takes cores away from request serving,
+and it is far steadier than throughput.
 
 The full bench (``python -m bench``) measures what this costs the gateway; this one says
 where the writer's time goes, in a minute.

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.settings import Settings
 from gateway.store import DEFAULT_ORG, AmbiguousKey, ControlStore, KeyNotFound, KeyRecord
 from gateway.store._engine import display_url
+from logging_pipeline.private import restrict_umask
 
 T = TypeVar("T")
 
@@ -111,6 +112,9 @@ def check_workers(settings: Settings, workers: int) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    # Everything the server writes (databases, bodies, journal, the embedded log's parts)
+    # holds request data or key hashes: owner-only, whatever the caller's umask.
+    restrict_umask()
     workers = settings.workers if args.workers is None else args.workers
     check_workers(settings, workers)
     key = prepare_serving(settings)

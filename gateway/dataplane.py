@@ -95,17 +95,16 @@ class DataPlane:
             logger.exception("unhandled error in %s %s", scope["method"], path)
             error = GatewayError(500, "Internal gateway error; the request id is in Helicone-Id.")
         if error is not None:
+            capture = exchange.capture
+            if capture is not None and not capture.status:
+                capture.status = error.status
+                capture.response_body = error.body()
+            exchange.log()  # journaled before the answer goes out
             try:
                 await send_error(send, error, exchange.base_headers)
             except Exception:  # pragma: no cover - the response had already started
                 logger.warning("could not send error after response start: %s", error.message)
-        capture = exchange.capture
-        if capture is not None:
-            if error is not None and not capture.status:
-                capture.status = error.status
-                capture.response_body = error.body()
-            capture.finish()
-            self.runtime.submit(capture)
+        exchange.log()  # a client that left mid-request: its record all the same
 
     def _make_unified(self, endpoint: str) -> Handler:
         async def handle(

@@ -21,8 +21,10 @@ from gateway.targets import TargetPolicy
 from gateway.upstream import Exchange, UpstreamClient
 from logging_pipeline.bodies import body_store_from_settings, decode_bodies
 from logging_pipeline.capture import Capture, apply_headers
+from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
-from logging_pipeline.writer import LogWriter, open_log_writer
+from logging_pipeline.sink import LogSink
+from logging_pipeline.writer import LogWriter, journal_root, open_log_writer
 from providers.routing import DEFAULT_PROVIDER, ProviderConfig, ProviderDirectory
 
 logger = logging.getLogger("gateway.runtime")
@@ -45,7 +47,7 @@ class Runtime:
         )
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
-        self.writer: LogWriter | WriterProcess | None = None
+        self.writer: LogSink | None = None
 
     async def start(self) -> None:
         await self.store.migrate()
@@ -58,24 +60,31 @@ class Runtime:
             await self._start_logging()
 
     async def _start_logging(self) -> None:
-        """Start the log writer: in a child process (default) or as a task in this one."""
+        """Open this process's record journal and start the writer that consumes it: in a
+        child process (default) or as a task in this one."""
         settings = self.settings
-        if settings.log_writer_process:
-            process = WriterProcess(settings, body_store_from_settings(settings))
-            await process.start()
-            self.writer = process
-            return
-        self.writer = await open_log_writer(settings)
+        journal = await asyncio.to_thread(
+            JournalAppender, journal_root(settings), fsync_ms=settings.log_journal_fsync_ms
+        )
+        consumer: LogWriter | WriterProcess
+        try:
+            if settings.log_writer_process:
+                consumer = WriterProcess(
+                    settings, body_store_from_settings(settings), journal.directory
+                )
+                await consumer.start()
+            else:
+                consumer = await open_log_writer(settings, journal.directory)
+        except BaseException:
+            journal.close()
+            raise
+        self.writer = LogSink(journal, consumer)
 
     async def close(self) -> None:
         await self.upstream.close()
         writer, self.writer = self.writer, None
-        if isinstance(writer, WriterProcess):
-            await writer.close()  # the child drains, spills what it must, and stops
-        elif writer is not None:
-            await writer.close()
-            await writer.transport.close()
-            await writer.bodies.close()
+        if writer is not None:
+            await writer.close()  # writes what is journaled (bounded); the rest waits on disk
         await self.store.close()
 
     def begin_capture(
@@ -93,6 +102,7 @@ class Runtime:
         )
         apply_headers(capture, headers)
         exchange.capture = capture
+        exchange.sink = self.writer.submit
         return capture
 
     async def authenticate_org(self, headers: dict[str, str]) -> str:
@@ -113,10 +123,6 @@ class Runtime:
             return None
         blob = await self.writer.bodies.get(org_id, request_id)
         return None if blob is None else decode_bodies(blob)
-
-    def submit(self, capture: Capture) -> None:
-        if self.writer is not None:
-            self.writer.submit(capture)
 
     async def authenticate(self, credentials: Credentials) -> KeyIdentity:
         return await self.authenticator.authenticate(credentials)

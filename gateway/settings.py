@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     logging_enabled: bool = True
     log_writer_process: bool = True
     # The writer child's CPU priority (added niceness, 0-19): request serving comes first
-    # when the cores are busy; the writer catches up in the gaps, its queue and spill file
+    # when the cores are busy; the writer catches up in the gaps, the record journal
     # absorbing the lag.
     log_writer_nice: int = Field(default=10, ge=0, le=19)
     body_store: Literal["sqlite", "files"] = "sqlite"
@@ -113,7 +113,9 @@ class Settings(BaseSettings):
     # CPU than one batch per second. The queue holds what arrives during a batch's write.
     log_flush_rows: int = Field(default=10_000, ge=1)
     log_flush_ms: int = Field(default=1000, ge=1)
-    log_queue_size: int = Field(default=20_000, ge=1)
+    # The record journal is written to the page cache; with this set (> 0), a thread also
+    # fdatasyncs it every so many milliseconds, bounding what a power loss can take.
+    log_journal_fsync_ms: int = Field(default=0, ge=0)
     provider_api_keys: dict[str, str] = Field(default_factory=dict)
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -89,6 +90,19 @@ class Exchange:
     """The gateway asked upstream for a usage chunk the client did not ask for: drop it."""
     capture: Capture | None = None
     """Set once the request is authenticated, when logging is on."""
+    sink: Callable[[Capture], None] | None = None
+    """Where :meth:`log` hands the finished capture (the request journal)."""
+
+    def log(self) -> None:
+        """Finish the capture and journal it, once.
+
+        Called *before* the last byte of the response is sent: a client that has its whole
+        answer can count on the request being in the journal, whatever is killed next.
+        """
+        capture, self.capture = self.capture, None
+        if capture is not None and self.sink is not None:
+            capture.finish()
+            self.sink(capture)
 
     @property
     def base_headers(self) -> RawHeaders:
@@ -158,6 +172,7 @@ class UpstreamClient:
                 out.extend(exchange.base_headers)
                 overhead_ms = (time.perf_counter() - exchange.started - upstream_elapsed) * 1000
                 out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
+                exchange.log()
                 await send_bytes(send, response.status, payload, out)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             logger.info("upstream timeout %s: %r", url, exc)
@@ -223,6 +238,9 @@ async def _relay_stream(
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Headers are gone already: the only honest thing left is to end the stream.
             logger.info("upstream stream ended early: %r", exc)
+        if capture is not None and recorded is not None:
+            capture.response_body = b"".join(recorded)
+        exchange.log()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not disconnected:

@@ -30,6 +30,8 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 from isal import isal_zlib
 
+from logging_pipeline.private import private_dir, private_file
+
 if TYPE_CHECKING:
     from gateway.settings import Settings
 
@@ -158,7 +160,7 @@ class LocalBodyStore:
 
     def _make_root(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_dir(self.root)
         except OSError as exc:
             raise BodyStoreError(f"cannot create body directory {self.root}: {exc}") from exc
 
@@ -203,8 +205,9 @@ class LocalBodyStore:
         """
         temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            os.makedirs(path.parent, exist_ok=True)
-            with open(temp, "wb") as handle:
+            os.makedirs(path.parent, mode=0o700, exist_ok=True)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with open(fd, "wb") as handle:
                 handle.write(blob)
             os.replace(temp, path)
         except OSError as exc:
@@ -419,7 +422,7 @@ class SqliteBodyStore:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             try:
-                self.root.mkdir(parents=True, exist_ok=True)
+                private_file(self.path)  # SQLite's -wal and -shm files copy its mode
                 connection = sqlite3.connect(self.path, isolation_level=None)
                 connection.execute("PRAGMA busy_timeout=5000")
                 connection.execute("PRAGMA journal_mode=WAL")

@@ -1,17 +1,12 @@
-"""The spill file: records that could not be written yet, kept on disk in arrival order.
+"""Spill files left by versions of the gateway before the record journal: read, replay, delete.
 
-An append-only JSON-lines file plus a committed byte offset. Records are appended when the
-log store or body store fails (or the queue overflows) and replayed from the offset once the
-stores are back; the offset is committed (atomically, by rename) only after a replayed batch
-is written, so a crash at any point replays from the last committed batch — at worst a batch is
-inserted twice, which ``ReplacingMergeTree`` collapses (reads use ``FINAL``): exactly once as
-far as queries can tell. All methods are blocking; the writer calls them in a thread, and only
-from its own task, so they never run concurrently.
-
-With several worker processes (server mode), each process owns one spill directory under the
-spill root, held by an exclusive ``flock`` for the life of the process. At start a writer
-claims every directory nobody holds — left by a process that crashed or was killed — keeps
-one as its own and replays the others, so a spill is never orphaned and never shared.
+Before :mod:`logging_pipeline.journal`, records that could not be written were appended to
+``$GATEWAY_DATA_DIR/spill/<id>/records.jsonl`` (JSON lines) with a committed byte offset in
+``records.offset``, each directory held by its process with an ``flock``. A data directory
+written by such a version may still hold some: the writer adopts every directory nobody holds,
+replays it from the committed offset (committing after each written batch, so a crash replays
+at most one batch twice, which ``ReplacingMergeTree`` collapses) and deletes it. Nothing
+writes spill files any more. All functions block; the writer calls them in a thread.
 """
 
 from __future__ import annotations
@@ -20,7 +15,6 @@ import fcntl
 import logging
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import orjson
@@ -61,14 +55,6 @@ class SpillFile:
 
     def pending(self) -> bool:
         return self._size() > self._offset()
-
-    def append(self, captures: list[Capture]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        data = b"".join(orjson.dumps(c.to_json()) + b"\n" for c in captures)
-        with self.path.open("ab") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
 
     def read_batch(self, limit: int) -> tuple[list[Capture], int]:
         """Up to ``limit`` records after the committed offset, and the offset after them."""
@@ -112,21 +98,16 @@ def _try_lock(directory: Path) -> int | None:
     return fd
 
 
-def claim_spill(root: Path) -> tuple[SpillFile, list[SpillFile]]:
-    """This process's spill file, and the orphaned ones it must replay (see module docs)."""
-    root.mkdir(parents=True, exist_ok=True)
-    claimed: list[SpillFile] = []
+def adopt_spills(root: Path) -> list[SpillFile]:
+    """Every spill directory under ``root`` that no live process holds, oldest name first."""
+    if not root.is_dir():
+        return []
+    adopted: list[SpillFile] = []
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):
         fd = _try_lock(directory)
         if fd is not None:
-            claimed.append(SpillFile(directory, fd))
-    if claimed:
-        return claimed[0], claimed[1:]
-    directory = root / uuid.uuid4().hex
-    directory.mkdir()
-    fd = _try_lock(directory)
-    assert fd is not None  # a fresh directory nobody else knows
-    return SpillFile(directory, fd), []
+            adopted.append(SpillFile(directory, fd))
+    return adopted
 
 
 def spill_pending(root: Path) -> int:

@@ -6,30 +6,30 @@ cost about a third of the gateway's throughput. In a child process it runs on an
 and the gateway's event loop only hands captures over.
 
 This module is the child side: :func:`run_worker` owns the log transport, the body store and a
-:class:`~logging_pipeline.writer.LogWriter` (spill and replay included, unchanged). It has two
-channels to the gateway:
-
-* the record pipe (one way): back-to-back pickles, each a list of ``Capture.to_tuple()``
-  values. Its end of file means "no more records": drain, stop.
-* a :func:`multiprocessing.Pipe` connection for everything else —
-  parent → child: ``("query", id, sql, params)``;
-  child → parent: ``("ready", transport_name)``, ``("stats", counters)``,
-  ``("result", id, rows, error)``, ``("closed", counters)``.
+:class:`~logging_pipeline.writer.LogWriter` that consumes the gateway's record journal (and any
+journal left by a process that is gone). Records never travel over a pipe: the journal is the
+hand-off, so killing this process loses nothing — the next child reads from the last commit.
+One :func:`multiprocessing.Pipe` connection carries everything else —
+parent → child: ``("query", id, sql, params)``, ``("stop",)``;
+child → parent: ``("ready", transport_name)``, ``("stats", counters)``,
+``("result", id, rows, error)``, ``("closed", counters)``.
+The end of that connection (the gateway is gone) also means "write what is journaled, stop".
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import pickle
 import signal
 import threading
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from gateway.settings import Settings
-from logging_pipeline.capture import Capture
+from logging_pipeline.private import restrict_umask
 from logging_pipeline.writer import open_log_writer
 
 logger = logging.getLogger("logging_pipeline.worker")
@@ -37,19 +37,20 @@ logger = logging.getLogger("logging_pipeline.worker")
 STATS_INTERVAL = 0.1
 
 
-def run_worker(settings: Settings, connection: Connection, records: Connection) -> None:
+def run_worker(settings: Settings, connection: Connection, journal: Path) -> None:
     """Entry point of the child process (``multiprocessing`` target).
 
-    ``records`` is the read end of the record pipe (only its descriptor is used).
+    ``journal`` is the directory the parent appends its records to.
     """
+    restrict_umask()
     logging.basicConfig(level=settings.log_level.upper(), format="%(name)s: %(message)s")
     _lower_priority(settings.log_writer_nice)
     # Ctrl-C in a terminal (or a process manager signalling the whole group) reaches this
     # child too; dying here would drop its queue. The child stops only when the gateway says
-    # so or goes away (end of the pipe), and drains and spills first either way.
+    # so or goes away (end of the connection), and writes what is journaled first either way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    asyncio.run(_serve(settings, connection, records))
+    asyncio.run(_serve(settings, connection, journal))
 
 
 def _lower_priority(increment: int) -> None:
@@ -67,7 +68,7 @@ def _lower_priority(increment: int) -> None:
             logger.warning("could not lower the log writer's priority: %s", exc)
 
 
-async def _serve(settings: Settings, connection: Connection, records: Connection) -> None:
+async def _serve(settings: Settings, connection: Connection, journal: Path) -> None:
     loop = asyncio.get_running_loop()
     send_lock = threading.Lock()
 
@@ -75,7 +76,7 @@ async def _serve(settings: Settings, connection: Connection, records: Connection
         with send_lock:
             connection.send(message)
 
-    writer = await open_log_writer(settings)
+    writer = await open_log_writer(settings, journal)
     transport, bodies = writer.transport, writer.bodies
     stop = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
@@ -93,36 +94,22 @@ async def _serve(settings: Settings, connection: Connection, records: Connection
             task = loop.create_task(answer(message[1], message[2], message[3]))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-
-    def submit(batch: list[tuple[Any, ...]]) -> None:
-        for values in batch:
-            writer.submit(Capture.from_tuple(values))
+        elif message[0] == "stop":
+            stop.set()
 
     def receive() -> None:
         while True:
             try:
                 message = connection.recv()
-            except (EOFError, OSError):  # the gateway is gone; the record pipe ends too
+            except (EOFError, OSError):  # the gateway is gone: write what is journaled, stop
+                loop.call_soon_threadsafe(stop.set)
                 return
             loop.call_soon_threadsafe(dispatch, message)
+            if message[0] == "stop":
+                return
 
-    def read_records() -> None:
-        # Unpickling here, off the writer's loop; batches reach the loop in pipe order, and
-        # the stop comes after the last of them.
-        with open(records.fileno(), "rb", closefd=False) as pipe:
-            while True:
-                try:
-                    batch = pickle.load(pipe)
-                except EOFError:  # the gateway closed the pipe (or exited): drain and stop
-                    break
-                except Exception:  # a torn pickle: only when the gateway died mid-write
-                    logger.exception("unreadable data on the record pipe; stopping")
-                    break
-                loop.call_soon_threadsafe(submit, batch)
-        loop.call_soon_threadsafe(stop.set)
-
-    threading.Thread(target=receive, name="log-worker-recv", daemon=True).start()
-    threading.Thread(target=read_records, name="log-worker-records", daemon=True).start()
+    receiver = threading.Thread(target=receive, name="log-worker-recv", daemon=True)
+    receiver.start()
     send(("ready", transport.name))
 
     async def report() -> None:
@@ -133,10 +120,14 @@ async def _serve(settings: Settings, connection: Connection, records: Connection
     reporter = loop.create_task(report())
     await stop.wait()
     reporter.cancel()
+    with contextlib.suppress(asyncio.CancelledError, OSError, ValueError):
+        await reporter
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     await writer.close()
     await transport.close()
     await bodies.close()
-    try:
+    with contextlib.suppress(OSError, ValueError):
         send(("closed", writer.counters.as_dict()))
-    except (OSError, ValueError):
-        pass
+    connection.close()

@@ -1,19 +1,19 @@
 """The batch writer: the only way a request record reaches storage.
 
-The request path calls :meth:`LogWriter.submit` (a non-blocking queue put) and moves on. A
-background task collects records into batches — flushed every ``flush_rows`` records or
-``flush_ms`` milliseconds, whichever comes first — builds rows and body documents, writes the
-bodies, then inserts the rows in one statement.
+The request path appends each finished request to the record journal
+(:mod:`logging_pipeline.journal`) and moves on. The writer consumes journals: every
+``flush_ms`` milliseconds (at once when ``flush_rows`` records are waiting) it reads a batch,
+builds rows and body documents, writes the bodies, inserts the rows in one statement, and only
+then commits the journal position. Nothing is held only in memory:
 
-Nothing is silently dropped:
-
-* queue full (the store is slower than the traffic) → the record goes to an overflow list, and
-  as soon as the write in progress ends, everything waiting is spilled in arrival order;
-* a store fails → the whole batch is spilled (append-only file) and the writer backs off;
-* while spilled records exist, new batches are spilled behind them, and the backlog is
-  replayed oldest first when a write succeeds again — order is kept;
-* at shutdown the queue is drained for a bounded time and whatever is left is spilled;
-* on start, a spill left by an earlier process (crash, kill) is replayed.
+* a store fails → the batch stays uncommitted in the journal; the writer backs off and writes
+  it again, and newer records wait behind it on disk — order is kept, memory stays bounded;
+* the writer (or the whole gateway) is killed → the next writer reads from the last commit: at
+  worst a batch is inserted twice, which ``ReplacingMergeTree`` collapses (reads use
+  ``FINAL``) — exactly once as far as queries can tell;
+* the journals of processes that are gone are adopted (at start, then every few seconds) and
+  replayed oldest first, then deleted; so are spill files left by versions of the gateway
+  before the journal (:mod:`logging_pipeline.spill`).
 """
 
 from __future__ import annotations
@@ -31,219 +31,208 @@ from logging_pipeline.bodies import BodyStore, body_store_from_settings, compres
 from logging_pipeline.capture import Capture
 from logging_pipeline.clickhouse import LogTransport, migrate, transport_from_settings
 from logging_pipeline.estimate import TokenEstimator
+from logging_pipeline.journal import JournalReader, adopt_orphans, pending_bytes
 from logging_pipeline.record import BuiltRecord, build_record, fallback_record
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
-from logging_pipeline.spill import SpillFile, claim_spill
+from logging_pipeline.spill import SpillFile, adopt_spills
 from providers.cost import PriceTable
 
 logger = logging.getLogger("logging_pipeline.writer")
 
 _MAX_BACKOFF = 30.0
 _SLICE = 32
-_POLL = 0.1
+_ORPHAN_SCAN = 5.0
+"""Seconds between looks for journals whose process is gone."""
 
 
 @dataclass(slots=True)
 class WriterCounters:
     """Where every submitted record went.
 
-    ``written`` counts rows inserted, replayed ones included (``replayed`` is that subset);
-    ``failed`` counts records in failed write attempts (each then spilled); ``lost`` counts
-    records that could not even be spilled (disk full) — the only way a record is lost.
+    ``enqueued`` counts records journaled by this process; ``written`` rows inserted (replayed
+    ones included: ``replayed`` is the subset that came from the journal or spill of a process
+    that is gone); ``failed`` records in failed write attempts (each written again later);
+    ``lost`` records that could not be journaled (disk full) or were torn in the journal by a
+    power loss — the only ways a record is lost; ``pending_bytes`` journal bytes not yet
+    written.
     """
 
     enqueued: int = 0
     written: int = 0
-    spilled: int = 0
     replayed: int = 0
     failed: int = 0
     lost: int = 0
     batches: int = 0
+    pending_bytes: int = 0
     last_error: str = ""
 
     def as_dict(self) -> dict[str, int | float | str]:
         return {
             "enqueued": self.enqueued,
             "written": self.written,
-            "spilled": self.spilled,
             "replayed": self.replayed,
             "failed": self.failed,
             "lost": self.lost,
             "batches": self.batches,
+            "pending_bytes": self.pending_bytes,
             "last_error": self.last_error,
         }
 
 
 class LogWriter:
-    """Bounded queue + background batch writer with spill-to-disk and replay."""
+    """Consumes record journals in batches and writes them to the log and body stores."""
 
     def __init__(
         self,
         transport: LogTransport,
         bodies: BodyStore,
         prices: PriceTable,
-        spill_dir: Path,
+        journal_root: Path,
         *,
+        own: Path | None = None,
+        spill_root: Path | None = None,
         flush_rows: int = 1000,
         flush_ms: int = 500,
-        queue_size: int = 10_000,
         drain_seconds: float = 5.0,
         max_backoff: float = _MAX_BACKOFF,
+        orphan_scan_seconds: float = _ORPHAN_SCAN,
     ) -> None:
         self.transport = transport
         self.bodies = bodies
         self.prices = prices
-        self.spill_root = spill_dir
-        self.spill: SpillFile | None = None
-        self._orphans: list[SpillFile] = []
-        self.estimator = TokenEstimator(spill_dir.parent / "tiktoken")
+        self.journal_root = journal_root
+        self.own = own
+        """The journal of the process this writer serves (None: only adopt orphans)."""
+        self.spill_root = spill_root
+        self.estimator = TokenEstimator(journal_root.parent / "tiktoken")
         self.flush_rows = flush_rows
         self.flush_interval = flush_ms / 1000
         self.drain_seconds = drain_seconds
         self.max_backoff = max_backoff
+        self.orphan_scan_seconds = orphan_scan_seconds
         self.counters = WriterCounters()
-        self._queue: asyncio.Queue[Capture] = asyncio.Queue(maxsize=queue_size)
-        self._overflow: list[Capture] = []
-        self._batch: list[Capture] = []
-        """The batch being collected or written (see :meth:`_collect`)."""
+        self._own_reader: JournalReader | None = None
+        self._orphans: list[JournalReader] = []
+        self._next_scan = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
         self._closing = False
         self._migrated = False
         self._backoff = 0.0
-        self._retry_at = 0.0
-
-    # -- request path -------------------------------------------------------------------------
-
-    def submit(self, capture: Capture) -> None:
-        """Hand one finished request to the writer. Never blocks, never raises."""
-        self.counters.enqueued += 1
-        try:
-            self._queue.put_nowait(capture)
-        except asyncio.QueueFull:
-            self._overflow.append(capture)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Claim a spill directory, apply the schema if the store is up, then run."""
-        self.spill, self._orphans = await asyncio.to_thread(claim_spill, self.spill_root)
+        """Apply the schema if the store is up (else later), then run."""
         try:
             await migrate(self.transport)
             self._migrated = True
         except Exception as exc:
-            logger.warning("log store not ready at startup (records spill until it is): %s", exc)
+            logger.warning("log store not ready at startup (records wait in the journal): %s", exc)
         self._task = asyncio.create_task(self._run(), name="log-writer")
 
     async def close(self) -> None:
-        """Drain the queue (bounded by ``drain_seconds``), spill what is left, stop."""
+        """Write what the journals hold (bounded by ``drain_seconds``), then stop.
+
+        Whatever could not be written stays in the journal, uncommitted, for the next writer.
+        The caller stops appending first.
+        """
         self._closing = True
+        self._wake.set()
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), self.drain_seconds)
             except TimeoutError:
+                logger.error("log writer did not drain in %.1fs; the rest stays journaled",
+                             self.drain_seconds)
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             self._task = None
-        # The batch the cancelled task held (collecting, or writing to a hung store) is older
-        # than anything queued. If its insert landed after all, the replay collapses under FINAL.
-        rest = self._batch + self._take_all()
-        if rest:
-            await self._spill(rest)
-        for spill in [self.spill, *self._orphans]:
-            if spill is not None:
-                spill.release()
-        self._orphans = []
+        for reader in [*self._orphans, self._own_reader]:
+            if reader is not None:
+                reader.close(remove=reader is not self._own_reader and reader.finished())
+        self._orphans, self._own_reader = [], None
+        self.counters.pending_bytes = pending_bytes(self.journal_root)
+
     # -- the loop -----------------------------------------------------------------------------
 
-    def _take_all(self) -> list[Capture]:
-        """Everything waiting, in arrival order: the queue, then what overflowed it."""
-        batch: list[Capture] = []
-        while True:
-            try:
-                batch.append(self._queue.get_nowait())
-            except asyncio.QueueEmpty:
-                break
-        batch.extend(self._overflow)
-        self._overflow = []
-        return batch
-
-    async def _collect(self) -> list[Capture]:
-        """Wait for records; return a batch when full or when the flush interval passes.
-
-        The batch is ``self._batch`` until it is written or spilled, so a shutdown that has to
-        cancel this task still finds (and spills) the records it held. At shutdown it stops
-        waiting for more as soon as the queue is empty (checked at least every ``_POLL`` s).
-        """
-        batch = self._batch
-        deadline = time.monotonic() + self.flush_interval
-        while len(batch) < self.flush_rows:
-            timeout = deadline - time.monotonic()
-            if timeout <= 0 or (self._closing and self._queue.empty()):
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), min(timeout, _POLL)))
-            except TimeoutError:
-                continue
-            while len(batch) < self.flush_rows:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except asyncio.QueueEmpty:
-                    break
-        return batch
+    def _readers(self) -> list[JournalReader]:
+        """Orphans first (their records are older), then this process's own journal."""
+        if self._own_reader is None and self.own is not None:
+            self._own_reader = JournalReader.attach(self.own)  # None while a dying child holds it
+        now = time.monotonic()
+        if now >= self._next_scan:
+            self._next_scan = now + self.orphan_scan_seconds
+            self._orphans.extend(adopt_orphans(self.journal_root, skip=self.own))
+        readers = list(self._orphans)
+        if self._own_reader is not None:
+            readers.append(self._own_reader)
+        return readers
 
     async def _run(self) -> None:
-        await self._replay_backlog()
+        await self._replay_spills()
         while True:
-            if self._closing and self._queue.empty() and not self._overflow:
+            full = False
+            progressed = False
+            for reader in self._readers():
+                captures, position = reader.read(self.flush_rows)
+                self.counters.lost += reader.lost
+                reader.lost = 0
+                if captures:
+                    progressed = True
+                    full = full or len(captures) >= self.flush_rows
+                    replayed = reader is not self._own_reader
+                    if not await self._write_until_done(captures, replayed):
+                        reader.rewind()
+                        return  # closing while the store fails: the journal keeps them
+                    reader.commit(position)
+                elif position != reader.committed:
+                    reader.commit(position)  # skipped a torn record
+                if reader is not self._own_reader and reader.finished():
+                    reader.close(remove=True)
+                    self._orphans.remove(reader)
+            self.counters.pending_bytes = pending_bytes(self.journal_root)
+            if self._closing and not progressed:
                 return
-            batch = await self._collect()
-            if self._overflow:
-                # The queue filled up while the last batch was being written (the store is
-                # slower than the traffic): this batch, the queue and the overflow go to the
-                # spill file at once, in arrival order, so memory stays bounded; the next
-                # cycle replays them ahead of anything newer.
-                await self._spill(batch + self._take_all())
-                continue
-            await self._cycle(batch)
-            self._batch = []  # written (or spilled): no longer this writer's to hand over
+            if not full:
+                await self._pause(self.flush_interval)
 
-    async def _cycle(self, batch: list[Capture]) -> None:
-        if self._backoff and time.monotonic() < self._retry_at:
-            if batch:
-                await self._spill(batch)
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the writer is told to close."""
+        if self._closing or seconds <= 0:
             return
-        backlog = bool(self._orphans) or await asyncio.to_thread(self._own_spill().pending)
-        if backlog:
-            if not await self._replay_backlog():
-                if batch:
-                    await self._spill(batch)
-                return
-        if batch and not await self._write(batch):
-            await self._spill(batch)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
-    def _own_spill(self) -> SpillFile:
-        if self.spill is None:
-            raise RuntimeError("LogWriter.start() was not called")
-        return self.spill
-
-    async def _replay_backlog(self) -> bool:
-        """Replay spilled records, orphans first, each oldest first; False if still failing."""
-        while self._orphans:
-            orphan = self._orphans[0]
-            if not await self._replay(orphan):
+    async def _write_until_done(self, captures: Sequence[Capture], replayed: bool) -> bool:
+        """Write a batch, retrying with backoff; False if told to close while it fails."""
+        while not await self._write(captures):
+            if self._closing:
                 return False
-            await asyncio.to_thread(orphan.release, True)
-            self._orphans.pop(0)
-        return await self._replay(self._own_spill())
+            await self._pause(self._backoff)
+        if replayed:
+            self.counters.replayed += len(captures)
+        return True
 
-    async def _replay(self, spill: SpillFile) -> bool:
+    async def _replay_spills(self) -> None:
+        """Write the spill files an older version of the gateway left, then delete them."""
+        if self.spill_root is None:
+            return
+        spills = await asyncio.to_thread(adopt_spills, self.spill_root)
+        for spill in spills:
+            if not await self._replay_spill(spill):
+                for rest in spills:
+                    rest.release()
+                return
+            spill.release(remove=True)
+
+    async def _replay_spill(self, spill: SpillFile) -> bool:
         while await asyncio.to_thread(spill.pending):
             captures, offset = await asyncio.to_thread(spill.read_batch, self.flush_rows)
-            if captures and not await self._write(captures):
+            if captures and not await self._write_until_done(captures, replayed=True):
                 return False
             await asyncio.to_thread(spill.commit, offset)
-            self.counters.replayed += len(captures)
         return True
 
     async def _write(self, captures: Sequence[Capture]) -> bool:
@@ -259,7 +248,6 @@ class LogWriter:
             self.counters.failed += len(captures)
             self.counters.last_error = f"{type(exc).__name__}: {exc}"[:500]
             self._backoff = min(self.max_backoff, max(0.25, self._backoff * 2))
-            self._retry_at = time.monotonic() + self._backoff
             logger.warning("log write failed (%d records, retry in %.1fs): %s",
                            len(captures), self._backoff, self.counters.last_error)
             return False
@@ -301,36 +289,32 @@ class LogWriter:
                              capture.request_id)
             return fallback_record(capture)
 
-    async def _spill(self, captures: list[Capture]) -> None:
-        # From here on the records are the spill file's: a cancelled spill still finishes
-        # appending in its thread, so close() must not spill the batch a second time.
-        self._batch = []
-        try:
-            await asyncio.to_thread(self._own_spill().append, captures)
-            self.counters.spilled += len(captures)
-        except OSError:
-            self.counters.lost += len(captures)
-            logger.exception("could not spill %d records: they are lost", len(captures))
+
+def journal_root(settings: Settings) -> Path:
+    """Where the record journals of every gateway process on this data directory live."""
+    return settings.data_dir / "journal"
 
 
-async def open_log_writer(settings: Settings) -> LogWriter:
-    """The writer for ``settings``, its stores opened and its task started.
+async def open_log_writer(settings: Settings, own: Path | None) -> LogWriter:
+    """The writer for ``settings`` consuming journal ``own``, its task started.
 
-    Fails open: a store that is down now only means the writer spills until it is back.
+    Fails open: a store that is down now only means records wait in the journal until it is
+    back.
     """
     bodies = body_store_from_settings(settings)
     try:
         await bodies.start()
     except Exception as exc:
-        logger.warning("body store not ready yet (records will spill until it is): %r", exc)
+        logger.warning("body store not ready yet (records wait in the journal): %r", exc)
     writer = LogWriter(
         transport_from_settings(settings),
         bodies,
         PriceTable.load(),
-        settings.data_dir / "spill",
+        journal_root(settings),
+        own=own,
+        spill_root=settings.data_dir / "spill",
         flush_rows=settings.log_flush_rows,
         flush_ms=settings.log_flush_ms,
-        queue_size=settings.log_queue_size,
     )
     await writer.start()
     return writer

@@ -435,4 +435,4 @@ def test_counters_account_for_every_request(gateway: tuple[GatewayServer, str]) 
     while writer.counters.written < writer.counters.enqueued and time.monotonic() < deadline:
         time.sleep(0.05)
     assert writer.counters.written == writer.counters.enqueued
-    assert writer.counters.spilled == 0 and writer.counters.lost == 0
+    assert writer.counters.lost == 0 and writer.counters.pending_bytes == 0

@@ -1,28 +1,30 @@
-"""The batch writer against the real embedded ClickHouse: batching, outages, spill and replay."""
+"""The record journal and the batch writer against the real embedded ClickHouse: batching,
+outages, kills and replay."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import fcntl
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from logging_pipeline.bodies import LocalBodyStore, decode_bodies
 from logging_pipeline.capture import Capture
 from logging_pipeline.clickhouse import ChdbTransport, LogStoreError, LogTransport
+from logging_pipeline.journal import JournalAppender, JournalReader, adopt_orphans, pending_bytes
 from logging_pipeline.schema import REQUEST_TABLE
-from logging_pipeline.spill import spill_pending
 from logging_pipeline.writer import LogWriter
 from providers.cost import PriceTable
 
@@ -113,23 +115,45 @@ async def wait_until(predicate: Any, seconds: float = 15.0) -> None:
         await asyncio.sleep(0.02)
 
 
+class Pipeline:
+    """A journal (the request path's end) and a writer consuming it, as the gateway runs them."""
+
+    def __init__(self, transport: LogTransport, tmp_path: Path, **kwargs: Any) -> None:
+        options: dict[str, Any] = {"flush_rows": 20, "flush_ms": 30, "max_backoff": 0.3}
+        options.update(kwargs)
+        self.journal = JournalAppender(tmp_path / "journal")
+        self.writer = make_writer(transport, tmp_path, own=self.journal.directory, **options)
+
+    def submit(self, captures: Sequence[Capture]) -> None:
+        for c in captures:
+            self.journal.append(c)
+
+    async def close(self) -> None:
+        await self.writer.close()
+        self.journal.close()
+
+
 def make_writer(transport: LogTransport, tmp_path: Path, **kwargs: Any) -> LogWriter:
     options: dict[str, Any] = {"flush_rows": 20, "flush_ms": 30, "max_backoff": 0.3}
     options.update(kwargs)
     return LogWriter(
-        transport, LocalBodyStore(tmp_path / "bodies"), PriceTable.load(), tmp_path / "spill",
+        transport, LocalBodyStore(tmp_path / "bodies"), PriceTable.load(), tmp_path / "journal",
         **options,
     )
 
 
+def journals(tmp_path: Path) -> list[Path]:
+    return sorted(p for p in (tmp_path / "journal").iterdir() if p.is_dir())
+
+
 async def test_records_are_batched_and_written(transport: FlakyTransport, tmp_path: Path) -> None:
-    writer = make_writer(transport, tmp_path)
+    pipeline = Pipeline(transport, tmp_path)
+    writer = pipeline.writer
     await writer.start()
     captures = [capture(i) for i in range(45)]
-    for c in captures:
-        writer.submit(c)
+    pipeline.submit(captures)
     await wait_until(lambda: writer.counters.written == 45)
-    await writer.close()
+    await pipeline.close()
     assert writer.counters.batches >= 3  # 20-row batches
     found = await rows(transport)
     assert sorted(r["request_id"] for r in found) == sorted(c.request_id for c in captures)
@@ -138,94 +162,93 @@ async def test_records_are_batched_and_written(transport: FlakyTransport, tmp_pa
     blob = await LocalBodyStore(tmp_path / "bodies").get(ORG, captures[0].request_id)
     assert blob is not None
     assert decode_bodies(blob)["response"]["usage"]["total_tokens"] == 15
+    assert journals(tmp_path) == []  # all written: the journal directory is gone
+    assert writer.counters.pending_bytes == 0 and writer.counters.lost == 0
 
 
-async def test_outage_spills_then_replays_once_in_order(
+async def test_outage_keeps_records_journaled_then_writes_them_once_in_order(
     transport: FlakyTransport, tmp_path: Path
 ) -> None:
-    writer = make_writer(transport, tmp_path)
+    pipeline = Pipeline(transport, tmp_path)
+    writer = pipeline.writer
     await writer.start()
     transport.down = True
     first = [capture(i) for i in range(30)]
-    for c in first:
-        writer.submit(c)
-    await wait_until(lambda: writer.counters.spilled >= 30)
-    assert spill_pending(tmp_path / "spill") > 0
+    pipeline.submit(first)
+    await wait_until(lambda: writer.counters.failed >= 20)
+    assert pending_bytes(tmp_path / "journal") > 0
     second = [capture(100 + i) for i in range(10)]
-    for c in second:
-        writer.submit(c)
+    pipeline.submit(second)
     await asyncio.sleep(0.3)
     transport.down = False
     await wait_until(lambda: writer.counters.written == 40)
-    await writer.close()
+    await pipeline.close()
     expected = [c.request_id for c in first + second]
     assert transport.inserted == expected  # each once, in submission order
     assert sorted(r["request_id"] for r in await rows(transport)) == sorted(expected)
-    assert spill_pending(tmp_path / "spill") == 0
-    assert writer.counters.replayed >= 30
+    assert pending_bytes(tmp_path / "journal") == 0
     assert writer.counters.lost == 0
 
 
-async def test_a_full_queue_spills_and_replays_in_order(
+async def test_a_slow_store_keeps_memory_bounded_and_order(
     transport: FlakyTransport, tmp_path: Path
 ) -> None:
-    """A store slower than the traffic: memory stays bounded, nothing is lost or reordered."""
-    writer = make_writer(transport, tmp_path, flush_rows=5, queue_size=10)
+    """A store slower than the traffic: the backlog waits on disk, read one batch at a time."""
+    pipeline = Pipeline(transport, tmp_path, flush_rows=5)
+    writer = pipeline.writer
     await writer.start()
     transport.hold = asyncio.Event()
     captures = [capture(i) for i in range(35)]
-    for c in captures[:5]:
-        writer.submit(c)
-    await wait_until(lambda: writer._queue.empty())  # the first batch is being written
-    for c in captures[5:]:
-        writer.submit(c)  # 10 fit in the queue, 20 overflow
-    assert len(writer._overflow) == 20
+    pipeline.submit(captures)
+    await asyncio.sleep(0.2)  # the first batch is inside the held insert
+    reader = writer._own_reader
+    assert reader is not None
+    # read ahead of the commit by exactly one batch; the other 30 records are only on disk
+    assert reader._cursor != reader.committed
+    ahead = reader._cursor.offset - reader.committed.offset
+    assert pending_bytes(tmp_path / "journal") > 6 * ahead  # the rest: six batches, on disk
     transport.hold.set()
     await wait_until(lambda: writer.counters.written == 35)
-    await writer.close()
-    assert writer.counters.spilled == 30  # the next batch, the rest of the queue, the overflow
-    assert writer.counters.replayed == 30
+    await pipeline.close()
+    assert writer.counters.batches == 7
     assert writer.counters.lost == writer.counters.failed == 0
     assert transport.inserted == [c.request_id for c in captures]  # each once, in order
-    assert spill_pending(tmp_path / "spill") == 0
 
 
-async def test_shutdown_spills_what_it_cannot_write(
+async def test_shutdown_leaves_what_it_cannot_write_for_the_next_start(
     transport: FlakyTransport, tmp_path: Path
 ) -> None:
-    writer = make_writer(transport, tmp_path, drain_seconds=0.5)
-    await writer.start()
+    pipeline = Pipeline(transport, tmp_path, drain_seconds=0.5)
+    await pipeline.writer.start()
     transport.down = True
-    for i in range(5):
-        writer.submit(capture(i))
-    await writer.close()
-    assert writer.counters.spilled == 5
-    restarted = make_writer(transport, tmp_path)
+    captures = [capture(i) for i in range(5)]
+    pipeline.submit(captures)
+    await pipeline.close()
+    assert pipeline.writer.counters.written == 0
+    assert len(journals(tmp_path)) == 1  # kept: nothing in it was written
+    restarted = make_writer(transport, tmp_path)  # a new process: adopts the orphan
     transport.down = False
     await restarted.start()
     await wait_until(lambda: restarted.counters.replayed == 5)
     await restarted.close()
-    assert len(await rows(transport)) == 5
+    assert transport.inserted == [c.request_id for c in captures]
+    assert journals(tmp_path) == []
 
 
-async def test_shutdown_spills_the_batch_stuck_in_a_hung_store(
+async def test_shutdown_with_a_hung_store_loses_nothing(
     transport: FlakyTransport, tmp_path: Path
 ) -> None:
-    """The drain time runs out while an insert hangs: the batch it held is spilled, not lost."""
-    writer = make_writer(transport, tmp_path, drain_seconds=0.5)
-    await writer.start()
+    """The drain time runs out while an insert hangs: the batch stays journaled."""
+    pipeline = Pipeline(transport, tmp_path, drain_seconds=0.5)
+    await pipeline.writer.start()
     transport.hold = asyncio.Event()  # never set: the store hangs
     first = [capture(i) for i in range(5)]
-    for c in first:
-        writer.submit(c)
-    await wait_until(lambda: writer._queue.empty() and bool(writer._batch))
-    await asyncio.sleep(0.1)  # the batch is inside the hung insert now
+    pipeline.submit(first)
+    await asyncio.sleep(0.2)  # the batch is inside the hung insert now
     later = [capture(10 + i) for i in range(3)]
-    for c in later:
-        writer.submit(c)
-    await writer.close()
-    assert writer.counters.spilled == 8
-    assert writer.counters.written == writer.counters.lost == 0
+    pipeline.submit(later)
+    await pipeline.close()
+    assert pipeline.writer.counters.written == pipeline.writer.counters.lost == 0
     transport.hold = None
     restarted = make_writer(transport, tmp_path)
     await restarted.start()
@@ -237,16 +260,14 @@ async def test_shutdown_spills_the_batch_stuck_in_a_hung_store(
 async def test_shutdown_does_not_wait_out_the_flush_interval(
     transport: FlakyTransport, tmp_path: Path
 ) -> None:
-    writer = make_writer(transport, tmp_path, flush_rows=1000, flush_ms=60_000)
-    await writer.start()
-    for i in range(3):
-        writer.submit(capture(i))
-    await asyncio.sleep(0.1)  # collected, waiting for more
+    pipeline = Pipeline(transport, tmp_path, flush_rows=1000, flush_ms=60_000)
+    await pipeline.writer.start()
+    await asyncio.sleep(0.1)  # the writer found nothing and waits out its interval
+    pipeline.submit([capture(i) for i in range(3)])
     started = time.monotonic()
-    await writer.close()
+    await pipeline.close()
     assert time.monotonic() - started < 2.0  # not the 60 s interval, nor the 5 s drain bound
-    assert writer.counters.written == 3
-    assert writer.counters.spilled == 0
+    assert pipeline.writer.counters.written == 3
 
 
 _KILLED_WRITER = textwrap.dedent(
@@ -255,6 +276,7 @@ _KILLED_WRITER = textwrap.dedent(
     from pathlib import Path
     from logging_pipeline.bodies import LocalBodyStore
     from logging_pipeline.clickhouse import LogStoreError
+    from logging_pipeline.journal import JournalAppender
     from logging_pipeline.writer import LogWriter
     from providers.cost import PriceTable
     from tests.test_writer import capture
@@ -268,15 +290,17 @@ _KILLED_WRITER = textwrap.dedent(
 
     async def main():
         root = Path(sys.argv[1])
+        journal = JournalAppender(root / "journal")
         writer = LogWriter(Down(), LocalBodyStore(root / "bodies"), PriceTable.load(),
-                           root / "spill", flush_rows=10, flush_ms=20, max_backoff=0.1)
+                           root / "journal", own=journal.directory, flush_rows=10,
+                           flush_ms=20, max_backoff=0.1)
         await writer.start()
         ids = []
         for i in range(25):
             c = capture(i)
             ids.append(c.request_id)
-            writer.submit(c)
-        while writer.counters.spilled < 25:
+            journal.append(c)
+        while writer.counters.failed < 10:
             await asyncio.sleep(0.01)
         print("\\n".join(ids), flush=True)
         os.kill(os.getpid(), 9)  # killed mid-flight: no shutdown, no drain
@@ -286,7 +310,7 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
-async def test_killed_process_spill_is_replayed_on_restart(
+async def test_killed_process_journal_is_replayed_on_restart(
     transport: FlakyTransport, tmp_path: Path
 ) -> None:
     result = await asyncio.to_thread(
@@ -295,70 +319,141 @@ async def test_killed_process_spill_is_replayed_on_restart(
         capture_output=True, text=True, timeout=60, check=False, cwd=_REPO,
     )
     assert result.returncode == -9, result.stderr
-    spilled_ids = result.stdout.split()
-    assert len(spilled_ids) == 25
+    journaled = result.stdout.split()
+    assert len(journaled) == 25
     writer = make_writer(transport, tmp_path)
     await writer.start()
     await wait_until(lambda: writer.counters.replayed == 25)
     await writer.close()
-    assert transport.inserted == spilled_ids
-    assert sorted(r["request_id"] for r in await rows(transport)) == sorted(spilled_ids)
+    assert transport.inserted == journaled
+    assert sorted(r["request_id"] for r in await rows(transport)) == sorted(journaled)
+    assert journals(tmp_path) == []
 
 
-async def test_orphaned_spills_of_other_processes_are_adopted(
+async def test_orphaned_journals_of_other_processes_are_adopted(
     transport: FlakyTransport, tmp_path: Path
 ) -> None:
-    """Several dead workers' spill directories are all replayed by the next writer."""
-    transport.down = True
-    workers = [make_writer(transport, tmp_path, drain_seconds=0.2) for _ in range(2)]
-    for number, worker in enumerate(workers):  # both alive at once: one directory each
-        await worker.start()
+    """Several dead processes' journals are all replayed by the next writer, oldest first."""
+    dead = [JournalAppender(tmp_path / "journal") for _ in range(2)]
+    for number, journal in enumerate(dead):
         for i in range(3):
-            worker.submit(capture(10 * number + i))
-    await wait_until(lambda: all(w.counters.spilled == 3 for w in workers))
-    for worker in workers:
-        await worker.close()
-    assert len([d for d in (tmp_path / "spill").iterdir() if d.is_dir()]) == 2
-    transport.down = False
+            journal.append(capture(10 * number + i))
+        journal.close()  # its writer never ran: everything stays
+    assert len(journals(tmp_path)) == 2
+    live = JournalAppender(tmp_path / "journal")  # a process that is still running
+    live.append(capture(99))
     heir = make_writer(transport, tmp_path)
     await heir.start()
     await wait_until(lambda: heir.counters.replayed == 6)
     await heir.close()
-    assert len(await rows(transport)) == 6
-    assert spill_pending(tmp_path / "spill") == 0
+    assert len(await rows(transport)) == 6  # the live process's record is not the heir's
+    assert journals(tmp_path) == [live.directory]
+    live.close()
 
 
-async def test_a_live_writer_keeps_its_spill_to_itself(tmp_path: Path) -> None:
-    from logging_pipeline.spill import claim_spill
+def test_a_journal_has_one_reader(tmp_path: Path) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    first = JournalReader.attach(journal.directory)
+    assert first is not None
+    assert JournalReader.attach(journal.directory) is None  # a second writer must not read it
+    assert adopt_orphans(tmp_path / "journal") == []  # nor adopt it while its owner lives
+    first.close()
+    journal.close()
 
-    mine, orphans = claim_spill(tmp_path / "spill")
-    other, other_orphans = claim_spill(tmp_path / "spill")  # a second live process
-    assert mine.directory != other.directory
-    assert orphans == [] and other_orphans == []
-    mine.release()
-    other.release()
+
+def test_torn_tail_waits_while_the_owner_lives_and_is_skipped_after(tmp_path: Path) -> None:
+    """A half-written last frame: the rest may still come while its process runs; once the
+    process is gone it never will, and it is counted as lost, once."""
+    journal = JournalAppender(tmp_path / "journal")
+    captures = [capture(i) for i in range(3)]
+    for c in captures:
+        journal.append(c)
+    segment = next(journal.directory.glob("*.seg"))
+    with segment.open("ab") as handle:
+        handle.write(b"\x00\x01\x00\x00\x12")  # a header and nothing else
+    reader = JournalReader.attach(journal.directory)
+    assert reader is not None
+    read, position = reader.read(100)
+    assert [c.request_id for c in read] == [c.request_id for c in captures]
+    assert reader.read(100)[0] == [] and reader.lost == 0  # still the owner's to finish
+    reader.commit(position)
+    journal.close()  # the owner is gone
+    assert reader.read(100)[0] == [] and reader.lost == 1
+    assert reader.read(100)[0] == [] and reader.lost == 1
+    reader.commit(reader.read(100)[1])
+    assert reader.finished()
+    reader.close(remove=True)
+
+
+def test_segments_rotate_and_consumed_ones_are_deleted(tmp_path: Path) -> None:
+    journal = JournalAppender(tmp_path / "journal", segment_bytes=4096)
+    captures = [capture(i) for i in range(40)]
+    for c in captures:
+        journal.append(c)
+    assert len(list(journal.directory.glob("*.seg"))) > 3
+    reader = JournalReader.attach(journal.directory)
+    assert reader is not None
+    seen: list[str] = []
+    while True:
+        batch, position = reader.read(7)
+        if not batch:
+            break
+        seen.extend(c.request_id for c in batch)
+        reader.commit(position)
+    assert seen == [c.request_id for c in captures]
+    assert len(list(journal.directory.glob("*.seg"))) == 1  # only the one being written
+    reader.close()
+    journal.close()
+    assert not journal.directory.exists()
+
+
+def test_journal_files_are_owner_only(tmp_path: Path) -> None:
+    journal = JournalAppender(tmp_path / "journal", fsync_ms=5)
+    journal.append(capture(1))
+    time.sleep(0.05)
+    paths = [journal.directory.parent, journal.directory, *journal.directory.iterdir()]
+    modes = {p.name: p.stat().st_mode & 0o777 for p in paths}
+    assert all(mode in (0o700, 0o600) for mode in modes.values()), modes
+    journal.close()
+    assert not any(t.name == "journal-fsync" for t in threading.enumerate())
+
+
+async def test_spill_files_of_older_versions_are_replayed(
+    transport: FlakyTransport, tmp_path: Path
+) -> None:
+    directory = tmp_path / "spill" / "0123abcd"
+    directory.mkdir(parents=True)
+    captures = [capture(i) for i in range(4)]
+    (directory / "records.jsonl").write_bytes(
+        b"".join(orjson.dumps(c.to_json()) + b"\n" for c in captures)
+    )
+    writer = make_writer(transport, tmp_path, spill_root=tmp_path / "spill")
+    await writer.start()
+    await wait_until(lambda: writer.counters.replayed == 4)
+    await writer.close()
+    assert transport.inserted == [c.request_id for c in captures]
+    assert not directory.exists()
 
 
 async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
-    """The gateway's writer process: records flow; a killed child is replaced, nothing lost
-    that had been handed over and written or spilled."""
+    """The gateway's writer process: records flow; a killed child is replaced and the new one
+    writes what the old one had not — nothing lost, nothing twice."""
     from logging_pipeline.bodies import SqliteBodyStore
     from logging_pipeline.remote import WriterProcess
+    from logging_pipeline.sink import LogSink
     from tests.harness import make_settings
 
     settings = make_settings(tmp_path, logging_enabled=True, log_flush_ms=20)
-    process = WriterProcess(settings, SqliteBodyStore(tmp_path / "bodies"))
+    journal = JournalAppender(tmp_path / "journal")
+    process = WriterProcess(settings, SqliteBodyStore(tmp_path / "bodies"), journal.directory)
+    sink = LogSink(journal, process)
     await process.start()
     try:
         first = [capture(i) for i in range(20)]
         for c in first:
-            process.submit(c)
-        await wait_until(lambda: process.counters.written == 20)
+            sink.submit(c)
+        await wait_until(lambda: sink.counters.written == 20)
         assert process.transport.name == "chdb"
-        # Records travel in few, large writes: the pipe's kernel buffer is raised to 1 MiB.
-        assert process._records is not None
-        pipe = process._records.get_extra_info("pipe")
-        assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == 1024 * 1024
         old = process._process
         # The child yields the CPU to request serving (GATEWAY_LOG_WRITER_NICE, default 10).
         own = os.getpriority(os.PRIO_PROCESS, 0)
@@ -367,13 +462,14 @@ async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
         os.kill(old.pid, signal.SIGTERM)
         await asyncio.sleep(0.3)
         assert old.is_alive()  # …but only the gateway stops it (after draining)
-        old.kill()
-        await wait_until(lambda: process._process is not old and process._connection is not None)
-        # a burst larger than one default pipe buffer (64 KiB) goes through in one flush
         second = [capture(100 + i) for i in range(1000)]
-        for c in second:
-            process.submit(c)
-        await wait_until(lambda: process.counters.written == 1020)
+        for c in second[:500]:
+            sink.submit(c)
+        old.kill()  # while it may hold a batch it has read and not committed
+        for c in second[500:]:
+            sink.submit(c)  # the child is down: they wait in the journal
+        await wait_until(lambda: process._process is not old and process._connection is not None)
+        await wait_until(lambda: sink.counters.written >= 1020)
         found = await process.transport.query(
             f"SELECT request_id FROM {REQUEST_TABLE} FINAL WHERE organization_id = {{org:UUID}}",
             {"org": ORG},
@@ -383,9 +479,11 @@ async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
         )
         blob = await process.bodies.get(ORG, second[0].request_id)
         assert blob is not None and decode_bodies(blob)["request"]["messages"]
+        assert sink.counters.enqueued == 1020 and sink.counters.lost == 0
     finally:
-        await process.close()
+        await sink.close()
     assert not process._process.is_alive()
+    assert journals(tmp_path) == []
 
 
 def test_in_process_writer_mode_end_to_end(tmp_path: Path) -> None:
@@ -405,7 +503,9 @@ def test_in_process_writer_mode_end_to_end(tmp_path: Path) -> None:
         )
         key = create_key(settings)
         with GatewayServer(settings) as server:
-            writer = server.runtime.writer
+            sink = server.runtime.writer
+            assert sink is not None
+            writer = sink.writer
             assert isinstance(writer, LogWriter)
             sdk = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
             raw = sdk.chat.completions.with_raw_response.create(

@@ -17,6 +17,7 @@ from gateway.store._engine import create_engine
 from gateway.store._migrate import database_revision, head_revision, upgrade_to_head
 from gateway.store._records import DEFAULT_ORG, AmbiguousKey, KeyIdentity, KeyNotFound, KeyRecord
 from gateway.store._schema import ApiKey, Organization, utc_now
+from logging_pipeline.private import private_file
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -65,7 +66,7 @@ class ControlStore:
     def from_settings(cls, settings: Settings) -> ControlStore:
         """The store configured by ``settings``; creates ``data_dir`` for the SQLite default."""
         if not settings.database_url:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_file(settings.data_dir / "gateway.db")
         return cls(settings.resolved_database_url)
 
     @property

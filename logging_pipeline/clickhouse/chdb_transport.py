@@ -41,6 +41,7 @@ from logging_pipeline.clickhouse.values import (
     json_rows,
     quote_identifier,
 )
+from logging_pipeline.private import private_dir
 
 T = TypeVar("T")
 
@@ -167,7 +168,7 @@ class ChdbTransport:
         open_session = cast(Callable[[str], Session], chdb_session.Session)
         directory = self.path.resolve()  # chdb compares engine paths literally
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)
             session = open_session(str(directory))
         except Exception as exc:
             raise LogStoreError(

@@ -1,0 +1,415 @@
+"""The record journal: the durable hand-off from the request path to the log writer.
+
+Every finished request is appended to a local, append-only file *before* the last byte of its
+response is sent, and the log writer consumes the file and commits how far it got. Any process
+can then be killed at any moment — the gateway, the writer child, both — and the next writer
+to open the directory replays exactly what was not yet committed: the guarantee a Kafka topic
+with committed consumer offsets gives, on one machine, with no service to run.
+
+Layout, one directory per appending (gateway) process under the journal root::
+
+    journal/<id>/owner.lock        flock held by the appending process while it lives
+    journal/<id>/reader.lock       flock held by the one writer consuming the directory
+    journal/<id>/000000000001.seg  segments, each a run of frames; a new one every 64 MiB
+    journal/<id>/committed         "<segment> <offset>": everything before it is written
+
+A frame is ``<u32 length><u32 crc32>`` followed by the pickled ``Capture.to_tuple()``.
+The appender never writes to a segment again once it has created the next one, so a reader
+that finds segment N+1 knows segment N is complete. A frame that is shorter than its header
+says, or whose checksum does not match, is only ever the tail of a segment whose writer died
+mid-write (a power loss): it is skipped and counted as lost once the segment can no longer
+grow.
+
+Durability: an append is a ``write(2)`` into the operating system's page cache, which survives
+the death of any process. A power loss or kernel crash can still take what the kernel had not
+written to disk yet; with ``fsync_ms`` set, a thread ``fdatasync``\\s the current segment that
+often, bounding that window (at the cost of disk flushes; the request path never waits).
+
+A directory whose owner lock is free belongs to a process that is gone (crashed, killed, or
+shut down before its writer drained everything): any writer may adopt it, replay what it holds
+and delete it. Directories are created ``0700`` and files ``0600``: they hold request bodies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import pickle
+import shutil
+import struct
+import threading
+import uuid
+import zlib
+from pathlib import Path
+from typing import NamedTuple
+
+from logging_pipeline.capture import Capture
+from logging_pipeline.private import private_dir
+
+logger = logging.getLogger("logging_pipeline.journal")
+
+_FRAME = struct.Struct("<II")
+_SEGMENT_BYTES = 64 * 1024 * 1024
+"""A new segment after this many bytes, so consumed data is deleted in bounded pieces."""
+_READ_CHUNK = 1024 * 1024
+_OWNER_LOCK = "owner.lock"
+_READER_LOCK = "reader.lock"
+_COMMITTED = "committed"
+_SUFFIX = ".seg"
+
+
+class Position(NamedTuple):
+    """A place in a journal: segment number and byte offset inside it."""
+
+    segment: int
+    offset: int
+
+
+def _segment_name(number: int) -> str:
+    return f"{number:012d}{_SUFFIX}"
+
+
+def _try_lock(path: Path) -> int | None:
+    """An exclusive ``flock`` on ``path`` (created if missing), or None if someone holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def owner_alive(directory: Path) -> bool:
+    """Whether the process appending to ``directory`` still runs (it holds the owner lock)."""
+    fd = _try_lock(directory / _OWNER_LOCK)
+    if fd is None:
+        return True
+    os.close(fd)  # closing drops the lock: an owner never comes back to a directory
+    return False
+
+
+class JournalAppender:
+    """The request path's end: appends captures to this process's own journal directory.
+
+    :meth:`append` is one ``pickle`` and one ``write(2)`` (a few microseconds), called on the
+    event loop for every finished request. A failed write (disk full) is counted in
+    :attr:`lost` and logged — the only way a record is lost.
+    """
+
+    def __init__(self, root: Path, *, fsync_ms: int = 0, segment_bytes: int = _SEGMENT_BYTES):
+        private_dir(root)
+        self.directory = root / uuid.uuid4().hex
+        private_dir(self.directory)
+        lock = _try_lock(self.directory / _OWNER_LOCK)
+        assert lock is not None  # a fresh directory nobody else knows
+        self._lock_fd: int | None = lock
+        self._segment_bytes = segment_bytes
+        self._segment = 0
+        self._fd = -1
+        self._size = 0
+        self._open_next()
+        self.appended = 0
+        self.lost = 0
+        self._dirty = False
+        self._sync_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._syncer: threading.Thread | None = None
+        if fsync_ms > 0:
+            self._syncer = threading.Thread(
+                target=self._sync_every, args=(fsync_ms / 1000,), name="journal-fsync",
+                daemon=True,
+            )
+            self._syncer.start()
+
+    def _open_next(self) -> None:
+        self._segment += 1
+        path = self.directory / _segment_name(self._segment)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        old, self._fd, self._size = self._fd, fd, 0
+        if old >= 0:
+            # The old segment is complete from here on (the reader relies on it).
+            if self._syncer is not None:
+                with contextlib.suppress(OSError):
+                    os.fdatasync(old)
+            os.close(old)
+
+    def append(self, capture: Capture) -> None:
+        """Write one capture to the journal. Never raises."""
+        payload = pickle.dumps(capture.to_tuple(), protocol=pickle.HIGHEST_PROTOCOL)
+        frame = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        try:
+            with self._sync_lock if self._syncer is not None else contextlib.nullcontext():
+                if self._size >= self._segment_bytes:
+                    self._open_next()
+                view = memoryview(frame)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+                self._size += len(frame)
+                self._dirty = True
+        except OSError as exc:
+            self.lost += 1
+            logger.error("could not journal request %s: it is lost (%s)", capture.request_id, exc)
+            return
+        self.appended += 1
+
+    def _sync_every(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self._sync()
+
+    def _sync(self) -> None:
+        with self._sync_lock:
+            if not self._dirty or self._fd < 0:
+                return
+            self._dirty = False
+            fd = self._fd
+            try:
+                os.fdatasync(fd)
+            except OSError as exc:
+                logger.error("journal fdatasync failed: %s", exc)
+
+    def close(self) -> None:
+        """Stop appending; delete the directory if its writer committed all of it.
+
+        Whatever is still uncommitted stays: once the owner lock is released, the next
+        writer adopts the directory and replays it.
+        """
+        if self._syncer is not None:
+            self._stop.set()
+            self._syncer.join()
+            self._sync()
+            self._syncer = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._lock_fd is None:
+            return
+        reader = _try_lock(self.directory / _READER_LOCK)
+        try:
+            if reader is not None and _fully_committed(self.directory):
+                shutil.rmtree(self.directory, ignore_errors=True)
+        finally:
+            if reader is not None:
+                os.close(reader)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _read_committed(directory: Path) -> Position:
+    try:
+        segment, offset = (directory / _COMMITTED).read_text().split()
+        return Position(int(segment), int(offset))
+    except (FileNotFoundError, ValueError):
+        return Position(1, 0)
+
+
+def _segments(directory: Path) -> list[int]:
+    numbers = []
+    for path in directory.glob("*" + _SUFFIX):
+        with contextlib.suppress(ValueError):
+            numbers.append(int(path.name[: -len(_SUFFIX)]))
+    return sorted(numbers)
+
+
+def _fully_committed(directory: Path) -> bool:
+    committed = _read_committed(directory)
+    for number in _segments(directory):
+        size = (directory / _segment_name(number)).stat().st_size
+        if Position(number, size) > committed and size > 0:
+            return False
+    return True
+
+
+def pending_bytes(root: Path) -> int:
+    """Journal bytes not yet committed by a writer, over every directory under ``root``."""
+    total = 0
+    if not root.exists():
+        return 0
+    for directory in root.iterdir():
+        if not directory.is_dir():
+            continue
+        committed = _read_committed(directory)
+        for number in _segments(directory):
+            with contextlib.suppress(FileNotFoundError):
+                size = (directory / _segment_name(number)).stat().st_size
+                if number > committed.segment:
+                    total += size
+                elif number == committed.segment:
+                    total += max(0, size - committed.offset)
+    return total
+
+
+class JournalReader:
+    """A writer's end of one journal directory: read batches, commit them when written.
+
+    Only one reader consumes a directory (the reader lock). Reads run ahead of the commit:
+    :meth:`read` continues after the last batch read, while :meth:`commit` records how far
+    the stores have everything. A reader that is dropped without committing leaves its
+    batches to be read again by the next one.
+    """
+
+    def __init__(self, directory: Path, lock_fd: int) -> None:
+        self.directory = directory
+        self._lock_fd: int | None = lock_fd
+        self.committed = _read_committed(directory)
+        self._cursor = self.committed
+        self._fd = -1
+        self._fd_segment = 0
+        self.lost = 0
+
+    @classmethod
+    def attach(cls, directory: Path) -> JournalReader | None:
+        """Take the directory's reader lock; None if another writer holds it."""
+        fd = _try_lock(directory / _READER_LOCK)
+        return None if fd is None else cls(directory, fd)
+
+    def read(self, limit: int) -> tuple[list[Capture], Position]:
+        """Up to ``limit`` captures after the cursor, and the position after them."""
+        captures: list[Capture] = []
+        while len(captures) < limit:
+            if not self._read_segment(limit, captures):
+                break
+        return captures, self._cursor
+
+    def _open(self, segment: int) -> bool:
+        if self._fd_segment == segment:
+            return True
+        self._close_fd()
+        try:
+            self._fd = os.open(self.directory / _segment_name(segment), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        self._fd_segment = segment
+        return True
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._fd_segment = -1, 0
+
+    def _later_segment(self, after: int) -> int | None:
+        later = [n for n in _segments(self.directory) if n > after]
+        return later[0] if later else None
+
+    def _read_segment(self, limit: int, out: list[Capture]) -> bool:
+        """Read frames of the cursor's segment into ``out``; True if the caller should go on."""
+        segment, offset = self._cursor
+        if not self._open(segment):
+            following = self._later_segment(segment)
+            if following is None:
+                return False
+            self._cursor = Position(following, 0)
+            return True
+        buffer = os.pread(self._fd, _READ_CHUNK, offset)
+        position = 0
+        while len(out) < limit and position + _FRAME.size <= len(buffer):
+            length, checksum = _FRAME.unpack_from(buffer, position)
+            end = position + _FRAME.size + length
+            if end > len(buffer):
+                if position > 0:
+                    break  # the rest of this frame comes with the next read
+                size = os.fstat(self._fd).st_size
+                if offset + _FRAME.size + length > size:
+                    return self._incomplete(segment)
+                buffer = os.pread(self._fd, _FRAME.size + length, offset)
+                continue
+            payload = buffer[position + _FRAME.size : end]
+            if zlib.crc32(payload) != checksum:
+                return self._incomplete(segment)
+            try:
+                out.append(Capture.from_tuple(pickle.loads(payload)))
+            except Exception as exc:  # a frame written by an incompatible version
+                self.lost += 1
+                logger.error("unreadable journal record skipped: %r", exc)
+            position = end
+        if position > 0:
+            self._cursor = Position(segment, offset + position)
+            return True
+        if buffer:
+            return self._incomplete(segment)  # a partial header
+        # Nothing (more) in this segment for now: move on if a later one exists.
+        following = self._later_segment(segment)
+        if following is None:
+            return False
+        if os.fstat(self._fd).st_size > offset:
+            return True  # frames that landed just before the rotation: read them first
+        self._cursor = Position(following, 0)
+        return True
+
+    def _incomplete(self, segment: int) -> bool:
+        """A frame that is not (yet) whole: wait for it, unless it can never be completed."""
+        if self._later_segment(segment) is None and owner_alive(self.directory):
+            return False  # being written right now, or will be: read it next time
+        self.lost += 1
+        logger.error("journal %s segment %d ends with a torn record; skipping it",
+                     self.directory.name, segment)
+        following = self._later_segment(segment)
+        if following is None:
+            size = os.fstat(self._fd).st_size
+            self._cursor = Position(segment, size)
+            return False
+        self._cursor = Position(following, 0)
+        return True
+
+    def commit(self, position: Position) -> None:
+        """Everything before ``position`` is written: record it, delete consumed segments."""
+        temporary = self.directory / (_COMMITTED + ".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, f"{position.segment} {position.offset}".encode())
+        finally:
+            os.close(fd)
+        os.replace(temporary, self.directory / _COMMITTED)
+        self.committed = position
+        for number in _segments(self.directory):
+            if number < position.segment:
+                if number == self._fd_segment:
+                    self._close_fd()
+                (self.directory / _segment_name(number)).unlink(missing_ok=True)
+
+    def rewind(self) -> None:
+        """Read again from the last commit (after a failed write)."""
+        self._cursor = self.committed
+
+    def at_end(self) -> bool:
+        """Everything in the directory is committed (and nothing is being read ahead)."""
+        return self._cursor == self.committed and _fully_committed(self.directory)
+
+    def finished(self) -> bool:
+        """All committed and nobody will append again: the directory can go."""
+        return self.at_end() and not owner_alive(self.directory)
+
+    def close(self, remove: bool = False) -> None:
+        """Release the reader lock (and delete the directory, once it is finished)."""
+        self._close_fd()
+        if remove:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def adopt_orphans(root: Path, skip: Path | None = None) -> list[JournalReader]:
+    """Readers for every directory under ``root`` whose owner is gone and nobody reads.
+
+    Oldest first (by the directory's change time), so older records are replayed first.
+    """
+    if not root.exists():
+        return []
+    found: list[tuple[float, JournalReader]] = []
+    for directory in root.iterdir():
+        if not directory.is_dir() or directory == skip:
+            continue
+        if owner_alive(directory):
+            continue
+        reader = JournalReader.attach(directory)
+        if reader is not None:
+            with contextlib.suppress(FileNotFoundError):
+                found.append((directory.stat().st_ctime, reader))
+                continue
+            reader.close()
+    found.sort(key=lambda item: item[0])
+    return [reader for _, reader in found]

@@ -2,8 +2,8 @@
 
 The bench counts what it sends (:class:`RequestTally`), waits after the last load until the
 gateway's log writer has accounted for everything it was handed (``GET /healthz`` counters,
-:func:`wait_for_log`), and compares: ``records written == requests sent`` with nothing spilled
-or lost is the logging bar.
+:func:`wait_for_log`), and compares: ``records written == requests sent`` with nothing lost
+is the logging bar.
 
 "Sent" includes the requests still in flight when a wrk run stopped: wrk's ``requests`` counts
 answered ones only, but the gateway serves those stragglers too (the client has gone, so it
@@ -70,9 +70,9 @@ class LogAccount:
 
     @property
     def accounted(self) -> int:
-        """Records the writer is done with: first-time writes, spills and losses."""
+        """Records the writer is done with: first-time writes and losses."""
         c = self.count
-        return c("written") - c("replayed") + c("spilled") + c("lost")
+        return c("written") - c("replayed") + c("lost")
 
     @property
     def matches(self) -> bool:
@@ -90,7 +90,7 @@ class LogAccount:
 
 
 def wait_for_log(gateway: Gateway, tally: RequestTally) -> LogAccount:
-    """Poll ``/healthz`` until every enqueued record is written or spilled (30 s at most).
+    """Poll ``/healthz`` until every journaled record is written (30 s at most).
 
     Also waits for ``enqueued`` to reach the number of requests sent: a straggler from the
     last wrk run may still be in the gateway when polling starts.
@@ -129,18 +129,19 @@ def render(account: LogAccount | None) -> list[str]:
         f"  records written    {written:>10,}  records written / requests sent = "
         f"{written:,} / {sent:,} ({ratio})",
         f"  writer counters    enqueued {c('enqueued'):,}  written {written:,}  "
-        f"spilled {c('spilled'):,}  lost {c('lost'):,}  failed {c('failed'):,}  "
-        f"replayed {c('replayed'):,}  batches {c('batches'):,}",
+        f"lost {c('lost'):,}  failed {c('failed'):,}  "
+        f"replayed {c('replayed'):,}  batches {c('batches'):,}  "
+        f"journal pending {c('pending_bytes'):,} B",
     ]
     if account.settled:
         out.append(
             f"  settled            {account.settle_s:.1f} s after the last load "
-            "(written + spilled == enqueued)"
+            "(written + lost == enqueued)"
         )
     else:
         out.append(
             f"  NOT SETTLED        after {SETTLE_TIMEOUT_S:.0f} s: enqueued {c('enqueued'):,}, "
-            f"written + spilled + lost {account.accounted:,}"
+            f"written + lost {account.accounted:,}"
         )
     if not account.matches:
         out.append(

@@ -141,20 +141,35 @@ class JournalAppender:
         payload = pickle.dumps(capture.to_tuple(), protocol=pickle.HIGHEST_PROTOCOL)
         frame = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         try:
-            with self._sync_lock if self._syncer is not None else contextlib.nullcontext():
-                if self._size >= self._segment_bytes:
-                    self._open_next()
-                view = memoryview(frame)
-                while view:
-                    written = os.write(self._fd, view)
-                    view = view[written:]
-                self._size += len(frame)
-                self._dirty = True
+            if self._syncer is None:
+                self._write(frame)
+            else:
+                with self._sync_lock:  # the syncer must not sync a segment being rotated
+                    self._write(frame)
         except OSError as exc:
             self.lost += 1
             logger.error("could not journal request %s: it is lost (%s)", capture.request_id, exc)
             return
         self.appended += 1
+
+    def _write(self, frame: bytes) -> None:
+        if self._size >= self._segment_bytes:
+            self._open_next()
+        try:
+            written = os.write(self._fd, frame)
+            while written < len(frame):  # a regular file takes it whole, short of a full disk
+                written += os.write(self._fd, frame[written:])
+        except OSError:
+            # Part of the frame may be in the file: cut it off, or the frames appended after
+            # it (once there is room again) would sit behind a torn one. If even that fails,
+            # the next append starts a new segment and the reader skips the torn tail.
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                self._size = self._segment_bytes
+            raise
+        self._size += len(frame)
+        self._dirty = True
 
     def _sync_every(self, interval: float) -> None:
         while not self._stop.wait(interval):

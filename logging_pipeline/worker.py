@@ -130,4 +130,5 @@ async def _serve(settings: Settings, connection: Connection, journal: Path) -> N
     await bodies.close()
     with contextlib.suppress(OSError, ValueError):
         send(("closed", writer.counters.as_dict()))
+    await asyncio.to_thread(receiver.join)  # it has returned: "stop" or the end of the pipe
     connection.close()

@@ -535,3 +535,38 @@ def test_capture_tuple_round_trip() -> None:
     assert Capture.from_tuple(values) == original
     with pytest.raises(ValueError, match="fields"):
         Capture.from_tuple(values[:-1])
+
+
+_FULL_DISK = textwrap.dedent(
+    """
+    import resource, signal, sys
+    from pathlib import Path
+    from logging_pipeline.journal import JournalAppender
+    from tests.test_writer import capture
+
+    journal = JournalAppender(Path(sys.argv[1]))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the kernel refuses more
+    for i in range(20):
+        journal.append(capture(i))
+    print(journal.appended, journal.lost, journal.directory)
+    """
+)
+
+
+def test_a_record_that_cannot_be_journaled_is_counted_lost(tmp_path: Path) -> None:
+    """A full disk (the kernel's file-size limit here) is the one way to lose a record: the
+    request still succeeds, and ``lost`` says so."""
+    result = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(tmp_path / "journal")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=_REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    appended, lost, directory = result.stdout.split()
+    assert int(lost) > 0 and int(appended) > 0 and int(appended) + int(lost) == 20
+    assert "it is lost" in result.stderr
+    reader = JournalReader.attach(Path(directory))
+    assert reader is not None
+    read, _ = reader.read(100)
+    assert len(read) == int(appended) and reader.lost == 0  # what was journaled is whole
+    reader.close()

@@ -19,8 +19,11 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from gateway.app import logging_health
 from gateway.errors import GatewayError
+from gateway.redact import redact_url
 from gateway.targets import TargetPolicy
+from providers.addresses import is_local_host
 from providers.routing import ProviderDirectory, RoutingError
 from tests.emulator import OpenAIEmulator
 from tests.harness import GatewayServer, create_key, make_settings
@@ -165,8 +168,6 @@ def test_configured_local_provider_works(
     ],
 )
 def test_local_host_detection(host: str, local: bool) -> None:
-    from providers.addresses import is_local_host
-
     assert is_local_host(host) is local
 
 
@@ -386,8 +387,6 @@ def test_gateway_key_is_not_forwarded_on_unified_routes(
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:
-    from gateway.redact import redact_url
-
     assert redact_url(url) == expected
 
 
@@ -480,8 +479,6 @@ def test_healthz_has_counters_and_a_state_but_no_text(
 
 
 def test_healthz_state_is_degraded_while_records_wait_after_a_failure() -> None:
-    from gateway.app import logging_health
-
     failing = {"enqueued": 5, "written": 0, "spilled": 5, "replayed": 0, "failed": 5,
                "lost": 0, "batches": 0, "last_error": "OSError: [Errno 111] db.internal:8123"}
     health = logging_health(failing)

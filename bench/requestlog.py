@@ -148,6 +148,6 @@ def render(account: LogAccount | None) -> list[str]:
             f"  MISMATCH           records written ({written:,}) != requests sent ({sent:,}): "
             f"difference {written - sent:+,}"
         )
-    if account.counters.get("last_error"):
-        out.append(f"  last writer error  {str(account.counters['last_error'])[:140]}")
+    if account.counters.get("state") == "degraded":
+        out.append("  writer state       degraded (a write failed; the error is in its log)")
     return out

@@ -11,7 +11,7 @@ of throughput on routes that use none of them. Resources live in one
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import orjson
@@ -62,7 +62,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
         """Liveness, plus the log writer's counters (where every request record went)."""
         status: dict[str, object] = {"status": "ok", "version": __version__}
         if runtime.writer is not None:
-            status["logging"] = runtime.writer.counters.as_dict()
+            status["logging"] = logging_health(runtime.writer.counters.as_dict())
         body = orjson.dumps(status)
         return Response(body, media_type="application/json")
 
@@ -90,6 +90,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     return DataPlane(app, runtime)
+
+
+def logging_health(counters: Mapping[str, object]) -> dict[str, object]:
+    """The log writer's counters for ``/healthz``, with a state instead of error texts.
+
+    ``/healthz`` is public, and an error text can name internal hosts (a store's address),
+    so only numbers are shown, plus ``state``: ``"degraded"`` while the last write failed
+    (records wait in the journal until the store is back), else ``"ok"``. The error itself
+    is in the writer's log (a warning per failed write).
+    """
+    health: dict[str, object] = {
+        name: value
+        for name, value in counters.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    health["state"] = "degraded" if counters.get("last_error") else "ok"
+    return health
 
 
 def create_app_from_env() -> DataPlane:

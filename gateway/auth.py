@@ -2,7 +2,9 @@
 
 Two styles, told apart by one rule: if ``Helicone-Auth`` is present it carries the gateway key
 and ``Authorization`` belongs to the provider (forwarded upstream); otherwise
-``Authorization`` carries the gateway key and is never forwarded.
+``Authorization`` carries the gateway key and is never forwarded. An ``Authorization`` that
+carries the gateway key itself (a client sending its key in both headers) is no provider key:
+it is not forwarded either (see also :func:`gateway.upstream.upstream_request_headers`).
 
 Keys are looked up by their SHA-256 digest, so comparing happens on digests and the lookup's
 timing says nothing about the key. Results (hits and misses) are cached in-process for
@@ -43,12 +45,20 @@ def _bearer(value: str) -> str:
     return value.strip()
 
 
+def carries_key(value: str, key: str) -> bool:
+    """Whether a header value is ``key``, bare or as ``Bearer <key>`` (any case, spacing)."""
+    return _bearer(value) == key
+
+
 def read_credentials(headers: dict[str, str]) -> Credentials:
     """Apply the two-styles rule to the request headers."""
     helicone_auth = headers.get("helicone-auth")
     authorization = headers.get("authorization")
     if helicone_auth:
-        return Credentials(_bearer(helicone_auth), authorization or None)
+        key = _bearer(helicone_auth)
+        if authorization and carries_key(authorization, key):
+            authorization = None
+        return Credentials(key, authorization or None)
     return Credentials(_bearer(authorization) if authorization else None, None)
 
 

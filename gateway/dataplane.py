@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import orjson
+from yarl import URL
 
 from gateway.asgi import (
     ASGIApp,
@@ -149,7 +150,7 @@ class DataPlane:
         if capture is not None:
             capture.provider = target.provider.name
             capture.request_model = target.model
-            capture.target_url = target.base_url + endpoint
+            capture.target_url = target.recorded_base_url + endpoint
             if endpoint == "/chat/completions" and payload.get("stream") is True:
                 rewrite = _request_usage_chunk(payload, exchange) or rewrite
         if rewrite:
@@ -157,10 +158,19 @@ class DataPlane:
         authorization = credentials.provider_authorization or (
             f"Bearer {target.api_key}" if target.api_key else None
         )
-        upstream_headers = upstream_request_headers(headers, authorization)
+        upstream_headers = upstream_request_headers(
+            headers, authorization, credentials.gateway_key
+        )
         upstream_headers["content-type"] = "application/json"
         await runtime.upstream.relay(
-            exchange, "POST", target.base_url + endpoint, upstream_headers, raw, receive, send
+            exchange,
+            "POST",
+            URL(target.base_url + endpoint),
+            upstream_headers,
+            raw,
+            receive,
+            send,
+            target.provider.name,
         )
 
     async def _models(

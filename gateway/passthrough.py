@@ -5,19 +5,30 @@
 * any request carrying ``Helicone-Target-Url`` goes to that origin, path unchanged.
 
 The gateway key travels in ``Helicone-Auth``; ``Authorization`` (and ``x-api-key``/``api-key``)
-belong to the provider and are forwarded. No body is parsed or rewritten. Client-chosen
-upstreams are checked against :class:`gateway.targets.TargetPolicy` (no open relay).
+belong to the provider and are forwarded (a header carrying the gateway key itself is not).
+No body is parsed or rewritten. Client-chosen upstreams are checked against
+:class:`gateway.targets.TargetPolicy` (no open relay).
+
+The forwarded path stays under the provider's base path: a ``.`` or ``..`` segment, plain or
+percent-encoded (even twice), in the decoded or the raw path, is a 400. Otherwise
+``/v1/gateway/ollama/../api/delete`` would reach ``DELETE /api/delete`` (yarl removes dot
+segments when the URL is built). The path is re-encoded before joining, so an encoded ``?`` or
+``#`` stays a character of the path.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
+
+from yarl import URL
 
 from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import read_credentials
 from gateway.errors import GatewayError
 from gateway.options import declared_length
+from gateway.redact import redact_url
 from gateway.upstream import Exchange, upstream_request_headers
 from providers.openai_compat import OPENAI_COMPATIBLE
 
@@ -27,6 +38,40 @@ if TYPE_CHECKING:
 
 _GATEWAY_PREFIX = "/v1/gateway/"
 _PROVIDER_ALIASES = {"oai": "openai", "openai": "openai"}
+_SEPARATORS = re.compile(r"[/\\]")
+# RFC 3986 pchar plus "/": what ``quote`` leaves alone when re-encoding a decoded path.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_DECODE_ROUNDS = 3
+
+
+def leaves_base(path: str) -> bool:
+    """True if ``path`` has a ``.``/``..`` segment, plain or percent-encoded up to three times.
+
+    Backslashes count as separators too (some servers treat them as ``/``). A path still
+    encoded after three rounds of decoding is refused as well. Costs a substring test for
+    the usual path without ``.``, ``%`` or ``\\``.
+    """
+    if "." not in path and "%" not in path and "\\" not in path:
+        return False
+    for _ in range(_DECODE_ROUNDS):
+        if any(segment in (".", "..") for segment in _SEPARATORS.split(path)):
+            return True
+        decoded = unquote(path)
+        if decoded == path:
+            return False
+        path = decoded
+    return True
+
+
+def _check_path(scope: Scope) -> None:
+    raw_path: bytes = scope.get("raw_path") or b""
+    if leaves_base(scope["path"]) or leaves_base(raw_path.decode("latin-1")):
+        raise GatewayError(
+            400,
+            "The path has a '.' or '..' segment (plain or percent-encoded); passthrough paths "
+            "must stay under the provider's base path.",
+            code="invalid_path",
+        )
 
 
 def join_overlapping(base: str, path: str) -> str:
@@ -60,6 +105,7 @@ class Passthrough:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
     ) -> None:
         path: str = scope["path"]
+        _check_path(scope)
         if path.startswith("/oai/"):
             slug, rest = "oai", path[len("/oai") :]
         else:
@@ -73,22 +119,36 @@ class Passthrough:
                 f"Unknown passthrough provider {slug!r} in {path!r}; known: {known}.",
                 code="unknown_provider",
             )
-        base = self.runtime.providers.config(name).base_url
+        config = self.runtime.providers.config(name)
+        if config.local_unconfigured:
+            raise GatewayError(
+                400, config.not_configured_message() + ".", code="provider_not_configured"
+            )
+        query: bytes = scope.get("query_string", b"")
         override = headers.get("helicone-openai-api-base")
         if override and name == "openai":
-            base = self.runtime.targets.check(override, "Helicone-OpenAI-Api-Base")
-        await self._forward(
-            scope, receive, send, headers, ex, join_overlapping(base, rest), provider=name
-        )
+            header = "Helicone-OpenAI-Api-Base"
+            base = str(self.runtime.targets.check(override, header))
+            url, tail = _join(base, rest, query)
+            self.runtime.targets.require(url, header)
+            recorded = redact_url(base + tail)
+        else:
+            url, tail = _join(config.base_url, rest, query)
+            recorded = config.recorded_base_url + redact_url(tail)
+        await self._forward(scope, receive, send, headers, ex, url, recorded, name)
 
     async def generic(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
     ) -> None:
-        origin = self.runtime.targets.check(headers["helicone-target-url"], "Helicone-Target-Url")
+        header = "Helicone-Target-Url"
+        _check_path(scope)
+        origin = str(self.runtime.targets.check(headers["helicone-target-url"], header))
+        query: bytes = scope.get("query_string", b"")
+        url, tail = _join(origin, scope["path"], query, overlap=False)
+        self.runtime.targets.require(url, header)
         provider = headers.get("helicone-target-provider", "").strip().lower() or "custom"
-        await self._forward(
-            scope, receive, send, headers, ex, origin + scope["path"], provider=provider
-        )
+        recorded = redact_url(origin + tail)
+        await self._forward(scope, receive, send, headers, ex, url, recorded, provider)
 
     async def _forward(
         self,
@@ -97,27 +157,49 @@ class Passthrough:
         send: Send,
         headers: dict[str, str],
         exchange: Exchange,
-        url: str,
+        url: URL,
+        recorded_url: str,
         provider: str,
     ) -> None:
+        """Send to ``url`` (already checked); the log records ``recorded_url`` instead."""
         runtime = self.runtime
         credentials = read_credentials(headers)
         identity = await runtime.authenticate(credentials)
         capture = runtime.begin_capture(exchange, identity, scope["path"], headers)
         body = await read_body(receive, runtime.settings.max_body_bytes, declared_length(headers))
-        query: bytes = scope.get("query_string", b"")
-        if query:
-            url = f"{url}?{query.decode('latin-1')}"
         if capture is not None:
             capture.request_body = body
             capture.provider = provider
-            capture.target_url = url
+            capture.target_url = recorded_url
         await runtime.upstream.relay(
             exchange,
             scope["method"],
             url,
-            upstream_request_headers(headers, credentials.provider_authorization),
+            upstream_request_headers(
+                headers, credentials.provider_authorization, credentials.gateway_key
+            ),
             body if body or scope["method"] not in ("GET", "HEAD") else None,
             receive,
             send,
+            provider,
         )
+
+
+def _join(base: str, path: str, query: bytes, overlap: bool = True) -> tuple[URL, str]:
+    """The upstream URL (``base`` joined with the decoded ``path``, re-encoded, and the query)
+    and what it adds to ``base`` (for the record). ``overlap``: drop the segments ``base``
+    and ``path`` share at the seam (provider routes); else append (``Helicone-Target-Url``).
+
+    The URL keeps ``base``'s path as its prefix (``path`` has no dot segments, checked
+    before); anything else is a 400 rather than a request elsewhere.
+    """
+    base = base.rstrip("/")
+    quoted = quote(path, safe=_PATH_SAFE)
+    joined = join_overlapping(base, quoted) if overlap else base + quoted
+    if query:
+        joined = f"{joined}?{query.decode('latin-1')}"
+    url = URL(joined)
+    base_path = URL(base).raw_path.rstrip("/")
+    if base_path and not (url.raw_path + "/").startswith(base_path + "/"):
+        raise GatewayError(400, "The path leaves the provider's base path.", code="invalid_path")
+    return url, joined[len(base) :]

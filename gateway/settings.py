@@ -20,7 +20,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from yarl import URL
 
+from gateway.targets import parse_pattern
 from providers.openai_compat import OPENAI_COMPATIBLE
 
 
@@ -58,6 +60,39 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+def _check_patterns(value: list[str]) -> list[str]:
+    for entry in value:
+        parse_pattern(entry)  # raises ValueError naming the entry
+    return value
+
+
+def _check_base_urls(value: dict[str, str]) -> dict[str, str]:
+    """Refuse a provider base URL that is not ``http(s)://host[:port][/path]``.
+
+    Credentials in it (``https://user:pw@host/v1``) are refused, our choice: OpenAI-compatible
+    providers take a bearer key (``<PREFIX>_API_KEY``), and aiohttp cannot send basic
+    credentials from the URL together with that key, so every request would fail. The error
+    names the variable, never the URL (it may hold a password).
+    """
+    for name, raw in value.items():
+        spec = OPENAI_COMPATIBLE.get(name)
+        variable = f"{spec.env_prefix}_BASE_URL" if spec else f"the base URL of {name!r}"
+        try:
+            url = URL(raw)
+            valid = url.absolute and url.scheme in ("http", "https") and bool(url.raw_host)
+        except (ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise ValueError(f"{variable} must be an absolute http(s) URL")
+        if url.raw_user is not None or url.raw_password is not None:
+            key = f"{spec.env_prefix}_API_KEY" if spec else "the provider's API key"
+            raise ValueError(
+                f"{variable} must not contain credentials (user:password@); put the provider "
+                f"key in {key}"
+            )
+    return value
+
+
 class Settings(BaseSettings):
     """All configuration of one gateway process."""
 
@@ -65,6 +100,8 @@ class Settings(BaseSettings):
         env_prefix="GATEWAY_",
         extra="ignore",
         populate_by_name=True,
+        # Values may be secrets (keys, passwords in URLs): errors name the field, not the value.
+        hide_input_in_errors=True,
     )
 
     host: str = "127.0.0.1"
@@ -120,6 +157,8 @@ class Settings(BaseSettings):
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
 
     _split_hosts = field_validator("allowed_target_hosts", mode="before")(_split_csv)
+    _valid_hosts = field_validator("allowed_target_hosts")(_check_patterns)
+    _valid_base_urls = field_validator("provider_base_urls")(_check_base_urls)
 
     @classmethod
     def settings_customise_sources(

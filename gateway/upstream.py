@@ -10,7 +10,10 @@ Relaying rules:
 * ``text/event-stream`` answers are relayed chunk by chunk as they arrive (never buffered);
   a client disconnect cancels the upstream request; an upstream failure after the first byte
   ends the stream cleanly;
-* a failure before any upstream answer becomes a 502 (unreachable) or 504 (timeout).
+* a failure before any upstream answer becomes a 502 (unreachable) or 504 (timeout), whose
+  message names the provider, never the URL (an operator's base URL may name internal
+  hosts, and error bodies are returned to the caller and stored); the URL, without its
+  query string, goes to the log at info level.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
+from yarl import URL
 
 from gateway.asgi import RawHeaders, Receive, Send, send_bytes
+from gateway.auth import carries_key
 from gateway.errors import GatewayError
 from gateway.sse import EventChunker, UsageChunkFilter
 from logging_pipeline.capture import Capture
@@ -54,17 +59,22 @@ _REQUEST_DROP = _HOP_BY_HOP | {"accept-encoding", "cookie", "authorization"}
 
 
 def upstream_request_headers(
-    headers: dict[str, str], authorization: str | None
+    headers: dict[str, str], authorization: str | None, gateway_key: str | None = None
 ) -> dict[str, str]:
     """Client headers fit to send upstream.
 
     ``Helicone-*`` control headers, hop-by-hop headers and the client's ``Authorization``
     are dropped; ``authorization`` (a provider credential chosen by the caller) is set.
+    A header whose value is the caller's ``gateway_key`` (``x-api-key: <key>``,
+    ``api-key: Bearer <key>``…) is dropped too: the gateway key never reaches a provider.
+    Cost: one substring search per header value (C speed), a parse only on a hit.
     """
     out = {
         name: value
         for name, value in headers.items()
-        if name not in _REQUEST_DROP and not name.startswith("helicone-")
+        if name not in _REQUEST_DROP
+        and not name.startswith("helicone-")
+        and not (gateway_key and gateway_key in value and carries_key(value, gateway_key))
     }
     if authorization:
         out["authorization"] = authorization
@@ -147,13 +157,17 @@ class UpstreamClient:
         self,
         exchange: Exchange,
         method: str,
-        url: str,
+        url: URL,
         headers: dict[str, str],
         body: bytes | None,
         receive: Receive,
         send: Send,
+        provider: str,
     ) -> None:
-        """Send the request upstream and relay the answer to the client."""
+        """Send the request upstream and relay the answer to the client.
+
+        ``url`` is sent as it is: the same object the caller checked.
+        """
         upstream_started = time.perf_counter()
         try:
             async with self.session.request(
@@ -175,13 +189,19 @@ class UpstreamClient:
                 exchange.log()
                 await send_bytes(send, response.status, payload, out)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            logger.info("upstream timeout %s: %r", url, exc)
-            raise GatewayError(504, f"Upstream timed out: {url}", code="upstream_timeout") from exc
+            logger.info(
+                "upstream %s timed out: %s %s: %r", provider, method, url.with_query(None), exc
+            )
+            raise GatewayError(
+                504, f"Upstream provider {provider!r} timed out.", code="upstream_timeout"
+            ) from exc
         except aiohttp.ClientError as exc:
-            logger.info("upstream error %s: %r", url, exc)
+            logger.info(
+                "upstream %s unreachable: %s %s: %r", provider, method, url.with_query(None), exc
+            )
             raise GatewayError(
                 502,
-                f"Upstream unreachable: {url} ({exc.__class__.__name__})",
+                f"Upstream provider {provider!r} is unreachable ({exc.__class__.__name__}).",
                 code="upstream_unreachable",
             ) from exc
 

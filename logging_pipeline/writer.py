@@ -54,7 +54,7 @@ class WriterCounters:
     that is gone); ``failed`` records in failed write attempts (each written again later);
     ``lost`` records that could not be journaled (disk full) or were torn in the journal by a
     power loss — the only ways a record is lost; ``pending_bytes`` journal bytes not yet
-    written.
+    written; ``last_error`` the last write's failure, empty once a write succeeds again.
     """
 
     enqueued: int = 0
@@ -252,6 +252,7 @@ class LogWriter:
                            len(captures), self._backoff, self.counters.last_error)
             return False
         self._backoff = 0.0
+        self.counters.last_error = ""  # the store is back: /healthz says "ok" again
         self.counters.batches += 1
         self.counters.written += len(captures)
         return True

@@ -5,6 +5,10 @@ This is the foundation's deliberately small routing: ``model`` goes to ``openai`
 stripped before forwarding. The last ``/``-separated segment names the provider, so model ids
 that contain slashes themselves (``meta-llama/Llama-3.3-70B-Instruct``) are written with an
 explicit provider (``meta-llama/Llama-3.3-70B-Instruct/together``).
+
+A provider whose built-in base URL is on the local network (``ollama``) is usable only when
+the operator configured it (its ``<PREFIX>_BASE_URL`` or ``<PREFIX>_API_KEY`` set): it needs
+no key, so without that rule every key holder could reach the gateway host's ``localhost``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from yarl import URL
+
+from providers.addresses import is_local_host
 from providers.openai_compat import OPENAI_COMPATIBLE, ProviderSpec
 
 DEFAULT_PROVIDER = "openai"
@@ -29,19 +36,46 @@ class Target:
     model: str
     base_url: str
     api_key: str | None
+    recorded_base_url: str
+    """What the request log stores instead of ``base_url`` (see ``ProviderConfig``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
-    """A provider as configured for this process (managed key and effective base URL)."""
+    """A provider as configured for this process (managed key and effective base URL).
+
+    ``configured``: the operator set its base URL or key. ``base_url_overridden``: the base
+    URL is the operator's, which may name internal hosts, so records show the placeholder
+    ``{<PREFIX>_BASE_URL}`` (``recorded_base_url``) instead of it.
+    """
 
     spec: ProviderSpec
     base_url: str
     api_key: str | None
+    configured: bool = False
+    base_url_overridden: bool = False
+    local_unconfigured: bool = False
+    """A local-network provider the operator did not turn on: never called, never listed."""
 
     @property
     def usable(self) -> bool:
+        if self.local_unconfigured:
+            return False
         return self.api_key is not None or not self.spec.requires_key
+
+    @property
+    def recorded_base_url(self) -> str:
+        if self.base_url_overridden:
+            return f"{{{self.spec.env_prefix}_BASE_URL}}"
+        return self.base_url
+
+    def not_configured_message(self) -> str:
+        prefix = self.spec.env_prefix
+        return (
+            f"Provider {self.spec.name!r} is a server on the gateway's own network and is off "
+            f"until the operator configures it: set {prefix}_BASE_URL (or {prefix}_API_KEY) "
+            "on the gateway"
+        )
 
 
 def split_model(model: str) -> tuple[str, str]:
@@ -68,20 +102,25 @@ class ProviderDirectory:
     """The configured providers of this process, built once from settings."""
 
     def __init__(self, api_keys: Mapping[str, str], base_urls: Mapping[str, str]) -> None:
-        self._configs = {
-            name: ProviderConfig(
+        self._configs: dict[str, ProviderConfig] = {}
+        for name, spec in OPENAI_COMPATIBLE.items():
+            base_url = base_urls.get(name, spec.base_url).rstrip("/")
+            configured = name in base_urls or name in api_keys
+            self._configs[name] = ProviderConfig(
                 spec=spec,
-                base_url=base_urls.get(name, spec.base_url).rstrip("/"),
+                base_url=base_url,
                 api_key=api_keys.get(name),
+                configured=configured,
+                base_url_overridden=name in base_urls,
+                local_unconfigured=not configured and is_local_host(URL(base_url).raw_host or ""),
             )
-            for name, spec in OPENAI_COMPATIBLE.items()
-        }
 
     def config(self, name: str) -> ProviderConfig:
         return self._configs[name]
 
     def usable(self) -> list[ProviderConfig]:
-        """Providers that have a managed key (or need none), in table order."""
+        """Providers that have a managed key (or need none), in table order; local-network
+        providers only when configured."""
         return [config for config in self._configs.values() if config.usable]
 
     def resolve(self, model: str, client_key: str | None = None) -> Target:
@@ -91,6 +130,8 @@ class ProviderDirectory:
         """
         model_id, provider = split_model(model)
         config = self._configs[provider]
+        if config.local_unconfigured:
+            raise RoutingError(config.not_configured_message())
         key = client_key or config.api_key
         if key is None and config.spec.requires_key:
             raise RoutingError(
@@ -98,4 +139,10 @@ class ProviderDirectory:
                 f"{config.spec.env_prefix}_API_KEY on the gateway, or send your own key in "
                 "'Authorization' together with 'Helicone-Auth'"
             )
-        return Target(provider=config.spec, model=model_id, base_url=config.base_url, api_key=key)
+        return Target(
+            provider=config.spec,
+            model=model_id,
+            base_url=config.base_url,
+            api_key=key,
+            recorded_base_url=config.recorded_base_url,
+        )

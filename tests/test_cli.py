@@ -177,6 +177,18 @@ def test_invalid_settings(env: dict[str, str]) -> None:
     assert "invalid configuration" in result.stderr and "port" in result.stderr
 
 
+def test_base_url_with_credentials_is_refused_at_start(env: dict[str, str]) -> None:
+    """Credentials in a provider base URL stop ``serve`` with one line, never a 500 later."""
+    env = {**env, "OPENAI_BASE_URL": "https://user:hunter2@api.example/v1"}
+    command = [GATEWAY, "serve", "--port", str(_free_port())]
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=20, check=False
+    )
+    assert_clean_failure(result)
+    assert "OPENAI_BASE_URL" in result.stderr and "OPENAI_API_KEY" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
 @pytest.mark.postgres
 def test_keys_on_postgres(env: dict[str, str], postgres_database_url: str) -> None:
     pg_env = {**env, "DATABASE_URL": postgres_database_url}

@@ -34,7 +34,7 @@ def gateway(
     settings = make_settings(
         tmp_path_factory.mktemp("gw"),
         provider_base_urls={"openai": upstream.base_url, "groq": upstream.base_url},
-        allowed_target_hosts=[other.origin.removeprefix("http://")],
+        allowed_target_hosts=[other.origin],  # http://127.0.0.1:<port>: plain http, this port
     )
     key = create_key(settings)
     with GatewayServer(settings) as server:

@@ -58,12 +58,13 @@ class TestProviderDirectory:
         with pytest.raises(RoutingError, match="MISTRAL_API_KEY"):
             ProviderDirectory({}, {}).resolve("m/mistral")
 
-    def test_ollama_needs_no_key(self) -> None:
-        assert ProviderDirectory({}, {}).resolve("llama3/ollama").api_key is None
+    def test_configured_ollama_needs_no_key(self) -> None:
+        directory = ProviderDirectory({}, {"ollama": "http://127.0.0.1:11434/v1"})
+        assert directory.resolve("llama3/ollama").api_key is None
 
 
 class TestTargetPolicy:
-    policy = TargetPolicy(["models.internal", "*.corp.example", "127.0.0.1:9999"], [
+    policy = TargetPolicy(["models.internal", "*.corp.example", "http://127.0.0.1:9999"], [
         "http://10.1.2.3:8000/v1"
     ])
 

@@ -177,12 +177,14 @@ async def test_outage_keeps_records_journaled_then_writes_them_once_in_order(
     pipeline.submit(first)
     await wait_until(lambda: writer.counters.failed >= 20)
     assert pending_bytes(tmp_path / "journal") > 0
+    assert "store is down" in writer.counters.last_error  # /healthz: "degraded"
     second = [capture(100 + i) for i in range(10)]
     pipeline.submit(second)
     await asyncio.sleep(0.3)
     transport.down = False
     await wait_until(lambda: writer.counters.written == 40)
     await pipeline.close()
+    assert writer.counters.last_error == ""  # written again: "ok"
     expected = [c.request_id for c in first + second]
     assert transport.inserted == expected  # each once, in submission order
     assert sorted(r["request_id"] for r in await rows(transport)) == sorted(expected)

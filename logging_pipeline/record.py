@@ -51,6 +51,19 @@ def _parse(raw: bytes) -> tuple[Any, bytes]:
         return text, orjson.dumps(text)
 
 
+def _stream_document(raw: bytes, reconstructed: Any) -> bytes:
+    """``{"stream": <raw SSE>, "reconstructed": …}``; the raw stream alone if that is unwritable.
+
+    The reconstruction copies values out of the chunks, and orjson writes at most 254 levels
+    while it reads 1,024: an upstream's deeply nested chunk must not cost the record its body.
+    """
+    stream = raw.decode("utf-8", "replace")
+    try:
+        return orjson.dumps({"stream": stream, "reconstructed": reconstructed})
+    except orjson.JSONEncodeError:
+        return orjson.dumps({"stream": stream, "reconstructed": None})
+
+
 def _completion_text(response: Any) -> str:
     if not isinstance(response, dict):
         return ""
@@ -86,12 +99,7 @@ def build_record(
         usage = summary.usage
         response_model = summary.model or ""
         completion_text: str | None = summary.text
-        response_json = orjson.dumps(
-            {
-                "stream": capture.response_body.decode("utf-8", "replace"),
-                "reconstructed": summary.final,
-            }
-        )
+        response_json = _stream_document(capture.response_body, summary.final)
     else:
         response, response_json = _parse(capture.response_body)
         usage = usage_from(response)

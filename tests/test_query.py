@@ -711,6 +711,11 @@ async def test_bad_requests_are_400_envelopes(client: httpx.AsyncClient) -> None
             (orjson.dumps({"filter": rmt("model", "between", 1)}), "'between'"),
             (orjson.dumps({"filter": "all", "limit": 5000}), "invalid limit"),
             (orjson.dumps({"filter": "all", "sort": {"nope": "asc"}}), "'nope'"),
+            # As deep as the parser reads: refused like on the data plane, naming the limit.
+            (b'{"filter": "all", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+             "nested deeper than 128 levels"),
+            (b'{"filter": ' + b'{"left": ' * 200 + b'"all"' + b"}" * 200 + b"}",
+             "nested deeper than 128 levels"),
         ]
         for path in ("/v1/request/query", "/v1/request/query-clickhouse"):
             for raw, fragment in cases:

@@ -26,6 +26,7 @@ from fastapi.responses import Response
 
 from gateway.api.envelope import fail, ok
 from gateway.errors import GatewayError
+from gateway.jsondepth import depth_message, too_deep
 from logging_pipeline.query import (
     FilterError,
     RequestQuery,
@@ -148,9 +149,12 @@ async def _json_body(request: Request) -> Any:
     if not raw.strip():
         raise FilterError("request body is empty; expected a JSON object")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise FilterError(f"request body is not valid JSON: {exc}") from None
+    if too_deep(raw, body):  # the data plane's rule, so one body gets one answer everywhere
+        raise FilterError(depth_message())
+    return body
 
 
 def _flag(value: str | None, name: str) -> bool:

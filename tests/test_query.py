@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from gateway.api import RequestApiDeps, include_request_api
 from gateway.errors import GatewayError
+from logging_pipeline.clickhouse.values import bind_text
 from logging_pipeline.query import (
     BODY_PLACEHOLDER,
     FilterError,
@@ -37,6 +38,7 @@ from logging_pipeline.schema import MIGRATIONS, REQUEST_TABLE
 ORG_A = "11111111-1111-4111-8111-111111111111"
 ORG_B = "22222222-2222-4222-8222-222222222222"
 ORG_C = "33333333-3333-4333-8333-333333333333"
+ORG_D = "44444444-4444-4444-8444-444444444444"
 KEYS = {"key-a": ORG_A, "key-b": ORG_B, "key-c": ORG_C}
 
 
@@ -45,7 +47,7 @@ def rid(n: int) -> str:
 
 
 NAMES = {rid(1): "A1", rid(2): "A2", rid(3): "A3", rid(4): "A4", rid(5): "A5", rid(6): "A6",
-         rid(101): "B1", rid(102): "B2"}
+         rid(101): "B1", rid(102): "B2", rid(401): "D1", rid(402): "D2"}
 ALL_A = ["A1", "A2", "A3", "A4", "A5", "A6"]
 
 
@@ -101,11 +103,17 @@ DATASET: list[dict[str, Any]] = [
                      "Helicone-Session-Name": "Trip plan"}),
     _row(ORG_B, 102, "2024-01-03 00:00:00.000", status=404),
     *[_row(ORG_C, 200 + i, f"2024-03-{i + 1:02d} 00:00:00.000") for i in range(15)],
+    # Backslashes, which ClickHouse's LIKE treats as escapes.
+    _row(ORG_D, 401, "2024-04-01 00:00:00.000", user_id="C:\\Users\\",
+         properties={"dir": "C:\\temp\\"}),
+    _row(ORG_D, 402, "2024-04-02 00:00:00.000", user_id="50%_off",
+         properties={"dir": "C:\\temp"}),
 ]
 
 
 class ChdbQuery:
-    """``RequestApiDeps.query`` over chdb: native ``params=`` binding, JSONEachRow rows."""
+    """``RequestApiDeps.query`` over chdb: ``params=`` bound as the real transports bind them
+    (:func:`bind_text`: ClickHouse reads parameters as escaped text), JSONEachRow rows."""
 
     def __init__(self, session: chdb_session.Session) -> None:
         self.session = session
@@ -113,7 +121,8 @@ class ChdbQuery:
 
     async def __call__(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         self.statements.append((sql, dict(params)))
-        result = self.session.query(sql, "JSONEachRow", params=dict(params))
+        bound = {name: bind_text(value) for name, value in params.items()}
+        result = self.session.query(sql, "JSONEachRow", params=bound)
         return [orjson.loads(line) for line in result.bytes().splitlines() if line.strip()]
 
 
@@ -460,6 +469,29 @@ async def test_injection_in_values_and_keys_is_inert(chdb_query: ChdbQuery, valu
     assert sorted(await names(chdb_query, "all")) == ALL_A  # the table is intact
 
 
+@pytest.mark.parametrize(("filter", "expected"), [
+    # A trailing backslash has nothing to escape: it matches a backslash (it was a 500).
+    (rmt("user_id", "like", "C:\\Users\\"), ["D1"]),
+    (rmt("user_id", "ilike", "c:\\users\\"), ["D1"]),
+    (rmt("user_id", "like", "%\\"), ["D1"]),
+    (props("dir", "like", "%\\"), ["D1"]),
+    (props("dir", "ilike", "c:\\TEMP"), ["D2"]),
+    (rmt("search_properties", "dir", {"like": "d%\\"}), []),
+    # An escaped backslash at the end stays one literal backslash.
+    (rmt("user_id", "like", "C:\\Users\\\\"), ["D1"]),
+    # Backslash escapes of the wildcards keep their ClickHouse meaning.
+    (rmt("user_id", "like", "50\\%\\_off"), ["D2"]),
+    (rmt("user_id", "like", "50\\%\\_of"), []),
+    # contains/equals are literal already.
+    (rmt("user_id", "contains", "users\\"), ["D1"]),
+    (rmt("user_id", "equals", "C:\\Users\\"), ["D1"]),
+    (props("dir", "contains", "\\"), ["D1", "D2"]),
+])
+async def test_backslashes_in_text_values(chdb_query: ChdbQuery, filter: Any,
+                                          expected: list[str]) -> None:
+    assert sorted(await names(chdb_query, filter, ORG_D)) == expected
+
+
 @pytest.mark.parametrize(("filter", "fragment"), [
     ({"request_response_rmt": {"model = model OR 1=1 --": {"equals": "x"}}},
      "model = model OR 1=1 --"),
@@ -737,3 +769,12 @@ async def test_internal_errors_are_500_envelopes(caplog: pytest.LogCaptureFixtur
     assert r.status_code == 500
     assert r.json() == {"data": None, "error": "Internal error while querying requests"}
     assert "secret internals" in caplog.text
+
+
+async def test_like_ending_in_backslash_over_the_api(client: httpx.AsyncClient) -> None:
+    async with client:
+        for operator in ("like", "ilike"):
+            r = await client.post("/v1/request/query",
+                                  json={"filter": rmt("user_id", operator, "alice\\")})
+            assert r.status_code == 200, r.text
+            assert r.json() == {"data": [], "error": None}

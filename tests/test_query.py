@@ -778,3 +778,54 @@ async def test_like_ending_in_backslash_over_the_api(client: httpx.AsyncClient) 
                                   json={"filter": rmt("user_id", operator, "alice\\")})
             assert r.status_code == 200, r.text
             assert r.json() == {"data": [], "error": None}
+
+
+def _balanced(leaves: int, leaf: Any = "all") -> Any:
+    """A balanced and/or tree over ``leaves`` copies of ``leaf`` (a power of two)."""
+    level: list[Any] = [leaf] * leaves
+    while len(level) > 1:
+        level = [branch(level[i], "and" if i % 4 else "or", level[i + 1])
+                 for i in range(0, len(level), 2)]
+    return level[0]
+
+
+async def test_wide_filter_trees_are_400_naming_the_limit(client: httpx.AsyncClient) -> None:
+    """Depth 17 passes the depth bound; 131,071 nodes compiled to SQL ClickHouse refused."""
+    async with client:
+        r = await client.post("/v1/request/query", json={"filter": _balanced(65_536)})
+        assert r.status_code == 400, r.text[:300]
+        assert r.json()["data"] is None
+        assert "more than 1000 nodes" in r.json()["error"]
+        # Every tree of at most 500 single-condition leaves fits.
+        leaf = rmt("status", "gte", 0)
+        r = await client.post("/v1/request/query", json={"filter": _balanced(256, leaf)})
+        assert r.status_code == 200, r.text[:300]
+        assert len(r.json()["data"]) == 6
+
+
+async def test_sort_is_bounded(client: httpx.AsyncClient) -> None:
+    async with client:
+        many = {"properties": {f"k{i}": "asc" for i in range(20_000)}}
+        r = await client.post("/v1/request/query", json={"filter": "all", "sort": many})
+        assert r.status_code == 400, r.text[:300]
+        assert "more than 20 sort terms" in r.json()["error"]
+        long_key = {"scores": {"k" * 2000: "asc"}}
+        r = await client.post("/v1/request/query", json={"filter": "all", "sort": long_key})
+        assert r.status_code == 400, r.text[:300]
+        assert "1-1024 characters" in r.json()["error"]
+
+
+@pytest.mark.parametrize(("leaf", "expected"), [
+    ({"sessions_request_response_rmt": {"session_total_cost": {"gte": 0}}},
+     ["A1", "A2", "A3", "A6"]),
+    ({"properties": {"Environment": {"ilike": "%prod%"}}}, ["A1", "A3"]),
+    ({"request_response_rmt": {"search_properties": {"k": {"contains": "env"}}}},
+     ["A1", "A2", "A3"]),
+], ids=["session-aggregate", "property", "search-properties"])
+async def test_largest_accepted_filters_run(chdb_query: ChdbQuery, leaf: Any,
+                                            expected: list[str]) -> None:
+    """The bounds are tight enough: the biggest filters they admit are statements that run."""
+    tree = _balanced(256, leaf)
+    for leaves in (128, 64, 32, 16, 4):  # 500 conditions, 999 nodes
+        tree = branch(tree, "or", _balanced(leaves, leaf))
+    assert sorted(await names(chdb_query, tree)) == expected  # and/or of one leaf: the leaf

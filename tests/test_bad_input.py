@@ -175,3 +175,24 @@ def test_deep_streamed_chat_is_400_with_logging_on(logged: Logged) -> None:
     assert "nested deeper than 128 levels" in error["message"]
     assert error["code"] == "json_too_deep"
     assert logged.upstream.requests == []
+
+
+def test_query_api_body_limit_over_a_socket(logged: Logged) -> None:
+    url = logged.server.url + "/v1/request/query"
+    big = b'{"filter": "all", "pad": "' + b"x" * (256 * 1024) + b'"}'
+    response = httpx.post(url, content=big, headers=logged.headers())
+    assert response.status_code == 413, response.text
+    assert response.json() == {"data": None, "error": "Request body is larger than the query "
+                               "API's limit of 262144 bytes."}
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted while reading
+        yield b'{"filter": "all", "pad": "'
+        for _ in range(300):
+            yield b"x" * 1024
+        yield b'"}'
+
+    response = httpx.post(url, content=chunked(), headers=logged.headers())
+    assert response.status_code == 413, response.text
+    assert response.json()["data"] is None
+    response = httpx.post(url, json={"filter": "all"}, headers=logged.headers())
+    assert response.status_code == 200, response.text

@@ -8,6 +8,7 @@ must return, by short name.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from fastapi import FastAPI
 
 from gateway.api import RequestApiDeps, include_request_api
 from gateway.errors import GatewayError
+from logging_pipeline.bodies import BodyStoreError
+from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.clickhouse.values import bind_text
 from logging_pipeline.query import (
     BODY_PLACEHOLDER,
@@ -789,9 +792,12 @@ def _balanced(leaves: int, leaf: Any = "all") -> Any:
     return level[0]
 
 
-async def test_wide_filter_trees_are_400_naming_the_limit(client: httpx.AsyncClient) -> None:
-    """Depth 17 passes the depth bound; 131,071 nodes compiled to SQL ClickHouse refused."""
-    async with client:
+async def test_wide_filter_trees_are_400_naming_the_limit(chdb_query: ChdbQuery) -> None:
+    """Depth 17 passes the depth bound; 131,071 nodes compiled to SQL ClickHouse refused.
+
+    (The 3 MB body is over the query API's default body limit: raised here to test the tree.)
+    """
+    async with _app(query=chdb_query, max_body_bytes=2**25) as client:
         r = await client.post("/v1/request/query", json={"filter": _balanced(65_536)})
         assert r.status_code == 400, r.text[:300]
         assert r.json()["data"] is None
@@ -803,8 +809,8 @@ async def test_wide_filter_trees_are_400_naming_the_limit(client: httpx.AsyncCli
         assert len(r.json()["data"]) == 6
 
 
-async def test_sort_is_bounded(client: httpx.AsyncClient) -> None:
-    async with client:
+async def test_sort_is_bounded(chdb_query: ChdbQuery) -> None:
+    async with _app(query=chdb_query, max_body_bytes=2**25) as client:
         many = {"properties": {f"k{i}": "asc" for i in range(20_000)}}
         r = await client.post("/v1/request/query", json={"filter": "all", "sort": many})
         assert r.status_code == 400, r.text[:300]
@@ -829,3 +835,91 @@ async def test_largest_accepted_filters_run(chdb_query: ChdbQuery, leaf: Any,
     for leaves in (128, 64, 32, 16, 4):  # 500 conditions, 999 nodes
         tree = branch(tree, "or", _balanced(leaves, leaf))
     assert sorted(await names(chdb_query, tree)) == expected  # and/or of one leaf: the leaf
+
+
+# --- body size, and a log store that is down ----------------------------------------------------
+
+
+def _app(**deps: Any) -> httpx.AsyncClient:
+    values: dict[str, Any] = {"authenticate": fake_authenticate, "query": ChdbQueryStub(),
+                              "get_bodies": fake_bodies}
+    values.update(deps)
+    app = FastAPI()
+    include_request_api(app, RequestApiDeps(**values))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                             headers={"authorization": "key-a"})
+
+
+class ChdbQueryStub:
+    """A store that answers no rows (for tests about what happens before the query)."""
+
+    async def __call__(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return []
+
+
+async def test_body_over_the_limit_is_413_envelope() -> None:
+    async with _app(max_body_bytes=1000) as client:
+        big = {"filter": "all", "pad": "x" * 2000}
+        for path in ("/v1/request/query", "/v1/request/query-clickhouse",
+                     "/v1/request/query-ids"):
+            r = await client.post(path, json=big)  # Content-Length: refused before reading
+            assert r.status_code == 413, r.text
+            assert r.json() == {"data": None, "error": "Request body is larger than the query "
+                                "API's limit of 1000 bytes."}
+
+        async def chunks() -> Any:  # no Content-Length: refused while reading
+            for _ in range(20):
+                yield b" " * 100
+        r = await client.post("/v1/request/query", content=chunks())
+        assert r.status_code == 413 and "1000 bytes" in r.json()["error"]
+        r = await client.post("/v1/request/query", json={"filter": "all"})
+        assert r.status_code == 200
+        r = await client.post("/v1/request/query", content=b"{}",
+                              headers={"content-length": "nope"})
+        assert r.status_code == 400
+
+
+@pytest.mark.parametrize("failure", [
+    LogStoreError("the log writer process exited"),
+    LogStoreError("the log writer process is unreachable: [Errno 32] Broken pipe"),
+    LogStoreError("clickhouse: HTTPConnectionPool(host='ch', port=8123): Connection refused"),
+    ConnectionRefusedError(111, "Connection refused"),
+    TimeoutError(),
+], ids=["child-exited", "child-unreachable", "server-refused", "oserror", "timeout"])
+async def test_store_down_is_503_envelope(failure: Exception,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    async def down(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        raise failure
+
+    async with _app(query=down) as client:
+        for r in (await client.post("/v1/request/query", json={"filter": "all"}),
+                  await client.post("/v1/request/query-ids", json={"requestIds": [rid(1)]}),
+                  await client.get(f"/v1/request/{rid(1)}")):
+            assert r.status_code == 503, r.text
+            assert r.json() == {"data": None, "error": "The request log store is unavailable; "
+                                "try again shortly."}
+            assert r.headers["retry-after"] == "5"
+    assert "log store unavailable" in caplog.text
+
+
+async def test_body_store_down_is_503_envelope(chdb_query: ChdbQuery) -> None:
+    async def down(org_id: str, request_id: str) -> dict[str, Any] | None:
+        raise BodyStoreError("cannot read bodies from /data/bodies.sqlite3: disk I/O error")
+
+    async with _app(query=chdb_query, get_bodies=down) as client:
+        r = await client.get(f"/v1/request/{rid(1)}", params={"includeBody": "true"})
+        assert r.status_code == 503, r.text
+        assert r.json()["data"] is None and "unavailable" in r.json()["error"]
+        r = await client.get(f"/v1/request/{rid(1)}")  # no body asked: no body store needed
+        assert r.status_code == 200
+
+
+async def test_hung_store_is_503_after_the_timeout() -> None:
+    async def hung(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        await asyncio.sleep(60)
+        return []
+
+    async with _app(query=hung, query_timeout=0.2) as client:
+        r = await client.post("/v1/request/query", json={"filter": "all"})
+    assert r.status_code == 503, r.text
+    assert "unavailable" in r.json()["error"]

@@ -81,6 +81,20 @@ def _completion_text(response: Any) -> str:
     return "\n".join(parts)
 
 
+def body_token(capture: Capture) -> int:
+    """A 64-bit token of one capture, stored on its row and in its body document (non-zero).
+
+    A client may reuse ``Helicone-Request-Id``: rows and bodies are keyed by (organization,
+    request id), and a later request's body replaces an earlier one's, in whatever order the
+    writers get to them. The query API shows a body only with the row whose token it carries
+    (else it reports the body as replaced), so metadata and body always come from one
+    request. The token derives from the capture's two clock readings at the start (wall and
+    monotonic), which no two captures share, and is the same whenever the capture is rebuilt
+    (a spill replay); it costs ~0.2 µs per record.
+    """
+    return (hash((capture.created_at, capture.started)) & 0xFFFF_FFFF_FFFF_FFFF) or 1
+
+
 def _ms(start: float, end: float | None) -> int | None:
     return None if end is None else max(0, round((end - start) * 1000))
 
@@ -136,10 +150,11 @@ def build_record(
     )
 
     document: bytes | None = None
+    token = body_token(capture)
     if not (capture.omit_request and capture.omit_response):
         document = b"".join(
             (
-                b'{"request":',
+                b'{"token":%d,"request":' % token,
                 b"null" if capture.omit_request else request_json,
                 b',"response":',
                 b"null" if capture.omit_response else response_json,
@@ -190,6 +205,7 @@ def build_record(
         "request_size_bytes": len(capture.request_body),
         "response_size_bytes": len(capture.response_body),
         "updated_at": datetime.now(UTC),
+        "body_token": token,
     }
     return BuiltRecord(_ROW(values), document, capture)
 
@@ -228,5 +244,6 @@ def fallback_record(capture: Capture) -> BuiltRecord:
         request_size_bytes=len(capture.request_body),
         response_size_bytes=len(capture.response_body),
         updated_at=datetime.now(UTC),
+        body_token=body_token(capture),
     )
     return BuiltRecord(_ROW(values), None, capture)

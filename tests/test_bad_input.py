@@ -132,7 +132,7 @@ def _dumps_deep(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-# --- end to end, logging on ----------------------------------------------------------------------
+# --- end to end, logging on --------------------------------------------------------------
 
 
 @dataclass
@@ -196,3 +196,53 @@ def test_query_api_body_limit_over_a_socket(logged: Logged) -> None:
     assert response.json()["data"] is None
     response = httpx.post(url, json={"filter": "all"}, headers=logged.headers())
     assert response.status_code == 200, response.text
+
+
+# --- a reused request id ------------------------------------------------------------------
+
+
+def test_row_and_body_carry_one_token_per_capture(tmp_path: Path) -> None:
+    from logging_pipeline.record import body_token
+
+    request = b'{"model": "gpt-4o-mini", "messages": []}'
+    response = b'{"model": "gpt-4o-mini", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}'
+    first = _capture(request, response, stream=False)
+    second = _capture(request, response, stream=False)  # same request id, a later request
+    tokens = []
+    for capture in (first, second):
+        record = build_record(capture, PriceTable.load(), TokenEstimator(tmp_path))
+        row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
+        assert record.document is not None
+        assert orjson.loads(record.document)["token"] == row["body_token"] == body_token(capture)
+        assert 0 < row["body_token"] < 2**64
+        tokens.append(row["body_token"])
+    assert tokens[0] != tokens[1]
+    replayed = Capture.from_json(orjson.loads(orjson.dumps(first.to_json())))  # a spill replay
+    assert body_token(replayed) == tokens[0]
+
+
+def test_reused_request_id_end_to_end(logged: Logged) -> None:
+    """Two requests with one Helicone-Request-Id: the row shown and its body are one request's."""
+    import time
+    import uuid
+
+    request_id = str(uuid.uuid4())
+    url = logged.server.url
+    for word in ("first", "second"):
+        response = httpx.post(url + "/v1/chat/completions", headers=logged.headers(
+            **{"helicone-request-id": request_id}), json={
+            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": word}]})
+        assert response.status_code == 200, response.text
+        assert response.headers["helicone-id"] == request_id
+    deadline = time.monotonic() + 15
+    writer = logged.server.runtime.writer
+    assert writer is not None
+    while writer.counters.written < writer.counters.enqueued:
+        assert time.monotonic() < deadline, writer.counters
+        time.sleep(0.05)
+    response = httpx.get(url + f"/v1/request/{request_id}?includeBody=true",
+                         headers=logged.headers())
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["request_body"]["messages"][0]["content"] == "second"  # newest, and its body
+    assert "second" in data["response_body"]["choices"][0]["message"]["content"]

@@ -27,6 +27,7 @@ from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.clickhouse.values import bind_text
 from logging_pipeline.query import (
     BODY_PLACEHOLDER,
+    BODY_REPLACED,
     FilterError,
     ParamBinder,
     RequestQuery,
@@ -42,7 +43,7 @@ ORG_A = "11111111-1111-4111-8111-111111111111"
 ORG_B = "22222222-2222-4222-8222-222222222222"
 ORG_C = "33333333-3333-4333-8333-333333333333"
 ORG_D = "44444444-4444-4444-8444-444444444444"
-KEYS = {"key-a": ORG_A, "key-b": ORG_B, "key-c": ORG_C}
+KEYS = {"key-a": ORG_A, "key-b": ORG_B, "key-c": ORG_C, "key-d": ORG_D}
 
 
 def rid(n: int) -> str:
@@ -50,7 +51,8 @@ def rid(n: int) -> str:
 
 
 NAMES = {rid(1): "A1", rid(2): "A2", rid(3): "A3", rid(4): "A4", rid(5): "A5", rid(6): "A6",
-         rid(101): "B1", rid(102): "B2", rid(401): "D1", rid(402): "D2"}
+         rid(101): "B1", rid(102): "B2", rid(401): "D1", rid(402): "D2",
+         rid(403): "D3"}
 ALL_A = ["A1", "A2", "A3", "A4", "A5", "A6"]
 
 
@@ -111,6 +113,10 @@ DATASET: list[dict[str, Any]] = [
          properties={"dir": "C:\\temp\\"}),
     _row(ORG_D, 402, "2024-04-02 00:00:00.000", user_id="50%_off",
          properties={"dir": "C:\\temp"}),
+    # One request id reused by two requests (Helicone-Request-Id): two rows, one body kept.
+    _row(ORG_D, 403, "2024-04-03 10:00:00.000", request_model="gpt-4o", body_token=111),
+    _row(ORG_D, 403, "2024-04-03 11:00:00.000", request_model="gpt-4o-mini",
+         body_token="18446744073709551615"),
 ]
 
 
@@ -923,3 +929,37 @@ async def test_hung_store_is_503_after_the_timeout() -> None:
         r = await client.post("/v1/request/query", json={"filter": "all"})
     assert r.status_code == 503, r.text
     assert "unavailable" in r.json()["error"]
+
+
+
+@pytest.mark.parametrize(("stored_token", "shown"), [
+    (18446744073709551615, "body"),  # the newest request's body: shown with its row
+    (111, "replaced"),  # the older request's body was written last: not shown
+    (None, "replaced"),  # a body without a token cannot be the row's
+])
+async def test_reused_request_id_never_mixes_row_and_body(
+    chdb_query: ChdbQuery, stored_token: int | None, shown: str
+) -> None:
+    model = "gpt-4o-mini" if stored_token == 18446744073709551615 else "gpt-4o"
+    document: dict[str, Any] = {"request": {"model": model}, "response": {"model": model}}
+    if stored_token is not None:
+        document["token"] = stored_token
+
+    async def bodies(org_id: str, request_id: str) -> dict[str, Any] | None:
+        return document if (org_id, request_id) == (ORG_D, rid(403)) else None
+
+    app = FastAPI()
+    include_request_api(app, RequestApiDeps(fake_authenticate, chdb_query, bodies))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                                 headers={"authorization": "key-d"}) as client:
+        r = await client.get(f"/v1/request/{rid(403)}", params={"includeBody": "true"})
+        assert r.status_code == 200, r.text
+        data = r.json()["data"]
+        assert data["request_model"] == "gpt-4o-mini"  # the newest request's row
+        if shown == "body":
+            assert data["request_body"] == {"model": "gpt-4o-mini"}
+            assert data["response_body"] == {"model": "gpt-4o-mini"}
+        else:
+            assert data["request_body"] == dict(BODY_REPLACED) == data["response_body"]
+        r = await client.post("/v1/request/query-ids", json={"requestIds": [rid(403)]})
+        assert [d["request_model"] for d in r.json()["data"]] == ["gpt-4o-mini"]

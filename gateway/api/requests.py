@@ -34,6 +34,7 @@ from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.query import (
     FilterError,
     RequestQuery,
+    bodies_of,
     build_get_query,
     build_ids_query,
     build_request_query,
@@ -161,7 +162,9 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
                 return []
             compiled = build_ids_query(org_id, ids)
             found = await run_query(compiled.sql, compiled.params)
-            rows = {str(r["request_id"]): r for r in found}
+            rows: dict[str, dict[str, Any]] = {}
+            for row in found:  # newest first: a reused id shows its latest request
+                rows.setdefault(str(row["request_id"]), row)
             return [helicone_request(rows[i]) for i in ids if i in rows]
 
         return await respond(request, work)
@@ -179,8 +182,8 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
             row = rows[0]
             if not include_body:
                 return helicone_request(row)
-            bodies = await deps.get_bodies(org_id, str(row["request_id"]))
-            return helicone_request(row, bodies or {"request": None, "response": None})
+            document = await deps.get_bodies(org_id, str(row["request_id"]))
+            return helicone_request(row, bodies_of(row, document))
 
         return await respond(request, work)
 

@@ -752,6 +752,11 @@ async def test_bad_requests_are_400_envelopes(client: httpx.AsyncClient) -> None
             (orjson.dumps({"filter": rmt("model", "between", 1)}), "'between'"),
             (orjson.dumps({"filter": "all", "limit": 5000}), "invalid limit"),
             (orjson.dumps({"filter": "all", "sort": {"nope": "asc"}}), "'nope'"),
+            # Offsets that push a date out of Python's range (an OverflowError, a 500).
+            (orjson.dumps({"filter": rmt("request_created_at", "gte",
+                                         "0001-01-01T00:00:00+14:00")}), "out of range"),
+            (orjson.dumps({"filter": rmt("request_created_at", "lt",
+                                         "9999-12-31T23:59:59-14:00")}), "out of range"),
             # As deep as the parser reads: refused like on the data plane, naming the limit.
             (b'{"filter": "all", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
              "nested deeper than 128 levels"),

@@ -89,7 +89,10 @@ def timestamp_value(value: Any, path: tuple[str, ...]) -> str:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # an offset that moves year 1 or 9999 out of range
+        raise FilterError(f"{describe(path)} timestamp {value!r} is out of range") from None
     if not 1900 <= parsed.year <= 2299:  # DateTime64's range
         raise FilterError(f"{describe(path)} timestamp {value!r} is out of range")
     return parsed.strftime("%Y-%m-%d %H:%M:%S.") + f"{parsed.microsecond // 1000:03d}"

@@ -29,10 +29,11 @@ def too_deep(raw: bytes, value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
 
     The depth can never exceed the number of ``{`` and ``[`` bytes in ``raw``, and counting
     bytes runs in C (1.2-1.5 µs for a 0.7-1.7 KB body on the development machine, under
-    half of parsing it), so a typical body costs only that count. A body with more brackets than ``limit`` is
-    measured by orjson itself, also in C: wrapped in ``ORJSON_MAX_DEPTH - limit`` arrays, it
-    serialises exactly when its own depth is at most ``limit`` (44 µs for a 27 KB body of 40
-    tool schemas, a third of what parsing it costs; a Python walk took 150).
+    half of parsing it), so a typical body costs only that count. A body with more brackets
+    than ``limit`` is measured by orjson itself, also in C: wrapped in
+    ``ORJSON_MAX_DEPTH - limit`` arrays, it serialises exactly when its own depth is at most
+    ``limit`` (44 µs for a 27 KB body of 40 tool schemas, a third of what parsing it costs;
+    a Python walk took 150).
     """
     if raw.count(b"{") + raw.count(b"[") <= limit:
         return False

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import __version__
 from gateway.api import RequestApiDeps, include_request_api
+from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
 from gateway.runtime import Runtime
@@ -85,6 +86,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             authenticate=runtime.authenticate_org,
             query=runtime.query_log,
             get_bodies=runtime.get_bodies,
+            max_body_bytes=min(settings.max_body_bytes, QUERY_MAX_BODY_BYTES),
         ),
     )
     app.add_exception_handler(HTTPException, http_error)

@@ -32,6 +32,7 @@ from gateway.asgi import (
 )
 from gateway.auth import read_credentials
 from gateway.errors import GatewayError, send_error
+from gateway.jsondepth import depth_message, too_deep
 from gateway.options import declared_length, flag, request_id
 from gateway.passthrough import Passthrough
 from gateway.runtime import Runtime
@@ -241,4 +242,6 @@ def _parse_json_object(raw: bytes) -> dict[str, object]:
         raise GatewayError(
             400, f"The request body must be a JSON object, not {type(payload).__name__}."
         )
+    if too_deep(raw, payload):  # see gateway.jsondepth: a re-encode would fail past 254
+        raise GatewayError(400, depth_message(), code="json_too_deep")
     return payload

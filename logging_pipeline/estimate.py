@@ -95,12 +95,18 @@ def prompt_text(request: Any) -> str:
 
 
 def _collect(value: Any, parts: list[str]) -> None:
-    if isinstance(value, str):
-        parts.append(value)
-    elif isinstance(value, list):
-        for item in value:
-            _collect(item, parts)
-    elif isinstance(value, dict):
-        for key in ("text", "content", "input_text"):
-            if key in value:
-                _collect(value[key], parts)
+    """Append the texts in ``value``, in document order.
+
+    A loop over an explicit stack rather than recursion: bodies are only parsed here (in the
+    writer), and a passthrough body may nest as deep as the parser reads (1,024 levels),
+    past Python's recursion limit.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(item[key] for key in ("input_text", "content", "text") if key in item)

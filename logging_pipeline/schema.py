@@ -83,6 +83,15 @@ ORDER BY (organization_id, request_created_at, request_id)
 """,
         ),
     ),
+    (
+        # Which capture wrote the row, and the same token in its body document: a request id
+        # reused in one organization (Helicone-Request-Id) never shows one request's row with
+        # another's body (see logging_pipeline.record.body_token). 0: rows written before.
+        "0002_body_token",
+        (
+            f"ALTER TABLE {REQUEST_TABLE} ADD COLUMN IF NOT EXISTS body_token UInt64 DEFAULT 0",
+        ),
+    ),
 )
 """(version, statements) in order; each statement is idempotent."""
 
@@ -122,5 +131,6 @@ INSERT_COLUMNS: tuple[str, ...] = (
     "request_size_bytes",
     "response_size_bytes",
     "updated_at",
+    "body_token",
 )
 """The columns the writer fills, in the order of the rows it inserts."""

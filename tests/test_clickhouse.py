@@ -123,6 +123,7 @@ def make_row(org: str, n: int, **overrides: Any) -> dict[str, Any]:
         "request_size_bytes": 1234,
         "response_size_bytes": 0,
         "updated_at": created + timedelta(seconds=2),
+        "body_token": 2**64 - 1 - n,
         "assets": ["a.png", "ü/b.jpg", ""] if n == 0 else [],
         "scores": {"quality": 0.75, "élan": -1.5} if n == 0 else {},
     }
@@ -154,7 +155,9 @@ async def test_migrate_twice_applies_once(backend: Backend) -> None:
         {"names": [REQUEST_TABLE, MIGRATIONS_TABLE]},
     )
     assert [t["name"] for t in tables] == sorted([REQUEST_TABLE, MIGRATIONS_TABLE])
-    recorded = await transport.query(f"SELECT version, applied_at FROM {MIGRATIONS_TABLE} FINAL")
+    recorded = await transport.query(
+        f"SELECT version, applied_at FROM {MIGRATIONS_TABLE} FINAL ORDER BY version"
+    )
     assert [r["version"] for r in recorded] == [version for version, _ in MIGRATIONS]
     assert recorded[0]["applied_at"].tzinfo is UTC
 

@@ -315,6 +315,60 @@ def test_bad_input_is_an_openai_shaped_4xx(
     assert response.headers["helicone-id"]
 
 
+def _deep_body(model: str, depth: int, stream: bool = False) -> bytes:
+    """A chat body whose deepest value is ``depth`` containers down (the body itself is 1).
+
+    The depth is in a tool's JSON-schema ``parameters`` (body, tools, tool, function,
+    parameters: 5 levels), then nested arrays.
+    """
+    arrays = depth - 5
+    return (
+        b'{"model": "' + model.encode() + b'", "stream": ' + (b"true" if stream else b"false")
+        + b', "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", '
+        b'"function": {"name": "f", "parameters": {"type": "object", "x": '
+        + b"[" * arrays + b"]" * arrays + b"}}}]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "stream", "depth"),
+    [
+        ("llama-3.3-70b/groq", False, 255),  # re-encoded to strip the suffix: orjson's limit
+        ("gpt-4o-mini", True, 255),  # streamed: re-encoded when logging adds include_usage
+        ("gpt-4o-mini", False, 129),  # forwarded as is: refused all the same
+        ("gpt-4o-mini", False, 1024),  # the most orjson reads
+    ],
+)
+def test_too_deeply_nested_body_is_400_naming_the_limit(
+    gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator, model: str, stream: bool,
+    depth: int,
+) -> None:
+    server, key = gateway
+    response = httpx.post(
+        server.url + "/v1/chat/completions",
+        content=_deep_body(model, depth, stream),
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert "nested deeper than 128 levels" in error["message"]
+    assert error["code"] == "json_too_deep" and error["type"] == "invalid_request_error"
+    assert upstream.requests == []
+
+
+def test_nesting_at_the_limit_is_forwarded(
+    gateway: tuple[GatewayServer, str], groq_upstream: OpenAIEmulator
+) -> None:
+    server, key = gateway
+    response = httpx.post(
+        server.url + "/v1/chat/completions",
+        content=_deep_body("llama-3.3-70b/groq", 128),
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert groq_upstream.requests[-1].json["model"] == "llama-3.3-70b"
+
+
 def test_wrong_method_and_unknown_path(gateway: tuple[GatewayServer, str]) -> None:
     server, key = gateway
     auth = {"authorization": f"Bearer {key}"}

@@ -8,6 +8,7 @@ must return, by short name.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +22,12 @@ from fastapi import FastAPI
 
 from gateway.api import RequestApiDeps, include_request_api
 from gateway.errors import GatewayError
+from logging_pipeline.bodies import BodyStoreError
+from logging_pipeline.clickhouse import LogStoreError
+from logging_pipeline.clickhouse.values import bind_text
 from logging_pipeline.query import (
     BODY_PLACEHOLDER,
+    BODY_REPLACED,
     FilterError,
     ParamBinder,
     RequestQuery,
@@ -37,7 +42,8 @@ from logging_pipeline.schema import MIGRATIONS, REQUEST_TABLE
 ORG_A = "11111111-1111-4111-8111-111111111111"
 ORG_B = "22222222-2222-4222-8222-222222222222"
 ORG_C = "33333333-3333-4333-8333-333333333333"
-KEYS = {"key-a": ORG_A, "key-b": ORG_B, "key-c": ORG_C}
+ORG_D = "44444444-4444-4444-8444-444444444444"
+KEYS = {"key-a": ORG_A, "key-b": ORG_B, "key-c": ORG_C, "key-d": ORG_D}
 
 
 def rid(n: int) -> str:
@@ -45,7 +51,8 @@ def rid(n: int) -> str:
 
 
 NAMES = {rid(1): "A1", rid(2): "A2", rid(3): "A3", rid(4): "A4", rid(5): "A5", rid(6): "A6",
-         rid(101): "B1", rid(102): "B2"}
+         rid(101): "B1", rid(102): "B2", rid(401): "D1", rid(402): "D2",
+         rid(403): "D3"}
 ALL_A = ["A1", "A2", "A3", "A4", "A5", "A6"]
 
 
@@ -101,11 +108,21 @@ DATASET: list[dict[str, Any]] = [
                      "Helicone-Session-Name": "Trip plan"}),
     _row(ORG_B, 102, "2024-01-03 00:00:00.000", status=404),
     *[_row(ORG_C, 200 + i, f"2024-03-{i + 1:02d} 00:00:00.000") for i in range(15)],
+    # Backslashes, which ClickHouse's LIKE treats as escapes.
+    _row(ORG_D, 401, "2024-04-01 00:00:00.000", user_id="C:\\Users\\",
+         properties={"dir": "C:\\temp\\"}),
+    _row(ORG_D, 402, "2024-04-02 00:00:00.000", user_id="50%_off",
+         properties={"dir": "C:\\temp"}),
+    # One request id reused by two requests (Helicone-Request-Id): two rows, one body kept.
+    _row(ORG_D, 403, "2024-04-03 10:00:00.000", request_model="gpt-4o", body_token=111),
+    _row(ORG_D, 403, "2024-04-03 11:00:00.000", request_model="gpt-4o-mini",
+         body_token="18446744073709551615"),
 ]
 
 
 class ChdbQuery:
-    """``RequestApiDeps.query`` over chdb: native ``params=`` binding, JSONEachRow rows."""
+    """``RequestApiDeps.query`` over chdb: ``params=`` bound as the real transports bind them
+    (:func:`bind_text`: ClickHouse reads parameters as escaped text), JSONEachRow rows."""
 
     def __init__(self, session: chdb_session.Session) -> None:
         self.session = session
@@ -113,7 +130,8 @@ class ChdbQuery:
 
     async def __call__(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         self.statements.append((sql, dict(params)))
-        result = self.session.query(sql, "JSONEachRow", params=dict(params))
+        bound = {name: bind_text(value) for name, value in params.items()}
+        result = self.session.query(sql, "JSONEachRow", params=bound)
         return [orjson.loads(line) for line in result.bytes().splitlines() if line.strip()]
 
 
@@ -460,6 +478,29 @@ async def test_injection_in_values_and_keys_is_inert(chdb_query: ChdbQuery, valu
     assert sorted(await names(chdb_query, "all")) == ALL_A  # the table is intact
 
 
+@pytest.mark.parametrize(("filter", "expected"), [
+    # A trailing backslash has nothing to escape: it matches a backslash (it was a 500).
+    (rmt("user_id", "like", "C:\\Users\\"), ["D1"]),
+    (rmt("user_id", "ilike", "c:\\users\\"), ["D1"]),
+    (rmt("user_id", "like", "%\\"), ["D1"]),
+    (props("dir", "like", "%\\"), ["D1"]),
+    (props("dir", "ilike", "c:\\TEMP"), ["D2"]),
+    (rmt("search_properties", "dir", {"like": "d%\\"}), []),
+    # An escaped backslash at the end stays one literal backslash.
+    (rmt("user_id", "like", "C:\\Users\\\\"), ["D1"]),
+    # Backslash escapes of the wildcards keep their ClickHouse meaning.
+    (rmt("user_id", "like", "50\\%\\_off"), ["D2"]),
+    (rmt("user_id", "like", "50\\%\\_of"), []),
+    # contains/equals are literal already.
+    (rmt("user_id", "contains", "users\\"), ["D1"]),
+    (rmt("user_id", "equals", "C:\\Users\\"), ["D1"]),
+    (props("dir", "contains", "\\"), ["D1", "D2"]),
+])
+async def test_backslashes_in_text_values(chdb_query: ChdbQuery, filter: Any,
+                                          expected: list[str]) -> None:
+    assert sorted(await names(chdb_query, filter, ORG_D)) == expected
+
+
 @pytest.mark.parametrize(("filter", "fragment"), [
     ({"request_response_rmt": {"model = model OR 1=1 --": {"equals": "x"}}},
      "model = model OR 1=1 --"),
@@ -711,6 +752,16 @@ async def test_bad_requests_are_400_envelopes(client: httpx.AsyncClient) -> None
             (orjson.dumps({"filter": rmt("model", "between", 1)}), "'between'"),
             (orjson.dumps({"filter": "all", "limit": 5000}), "invalid limit"),
             (orjson.dumps({"filter": "all", "sort": {"nope": "asc"}}), "'nope'"),
+            # Offsets that push a date out of Python's range (an OverflowError, a 500).
+            (orjson.dumps({"filter": rmt("request_created_at", "gte",
+                                         "0001-01-01T00:00:00+14:00")}), "out of range"),
+            (orjson.dumps({"filter": rmt("request_created_at", "lt",
+                                         "9999-12-31T23:59:59-14:00")}), "out of range"),
+            # As deep as the parser reads: refused like on the data plane, naming the limit.
+            (b'{"filter": "all", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+             "nested deeper than 128 levels"),
+            (b'{"filter": ' + b'{"left": ' * 200 + b'"all"' + b"}" * 200 + b"}",
+             "nested deeper than 128 levels"),
         ]
         for path in ("/v1/request/query", "/v1/request/query-clickhouse"):
             for raw, fragment in cases:
@@ -732,3 +783,188 @@ async def test_internal_errors_are_500_envelopes(caplog: pytest.LogCaptureFixtur
     assert r.status_code == 500
     assert r.json() == {"data": None, "error": "Internal error while querying requests"}
     assert "secret internals" in caplog.text
+
+
+async def test_like_ending_in_backslash_over_the_api(client: httpx.AsyncClient) -> None:
+    async with client:
+        for operator in ("like", "ilike"):
+            r = await client.post("/v1/request/query",
+                                  json={"filter": rmt("user_id", operator, "alice\\")})
+            assert r.status_code == 200, r.text
+            assert r.json() == {"data": [], "error": None}
+
+
+def _balanced(leaves: int, leaf: Any = "all") -> Any:
+    """A balanced and/or tree over ``leaves`` copies of ``leaf`` (a power of two)."""
+    level: list[Any] = [leaf] * leaves
+    while len(level) > 1:
+        level = [branch(level[i], "and" if i % 4 else "or", level[i + 1])
+                 for i in range(0, len(level), 2)]
+    return level[0]
+
+
+async def test_wide_filter_trees_are_400_naming_the_limit(chdb_query: ChdbQuery) -> None:
+    """Depth 17 passes the depth bound; 131,071 nodes compiled to SQL ClickHouse refused.
+
+    (The 3 MB body is over the query API's default body limit: raised here to test the tree.)
+    """
+    async with _app(query=chdb_query, max_body_bytes=2**25) as client:
+        r = await client.post("/v1/request/query", json={"filter": _balanced(65_536)})
+        assert r.status_code == 400, r.text[:300]
+        assert r.json()["data"] is None
+        assert "more than 1000 nodes" in r.json()["error"]
+        # Every tree of at most 500 single-condition leaves fits.
+        leaf = rmt("status", "gte", 0)
+        r = await client.post("/v1/request/query", json={"filter": _balanced(256, leaf)})
+        assert r.status_code == 200, r.text[:300]
+        assert len(r.json()["data"]) == 6
+
+
+async def test_sort_is_bounded(chdb_query: ChdbQuery) -> None:
+    async with _app(query=chdb_query, max_body_bytes=2**25) as client:
+        many = {"properties": {f"k{i}": "asc" for i in range(20_000)}}
+        r = await client.post("/v1/request/query", json={"filter": "all", "sort": many})
+        assert r.status_code == 400, r.text[:300]
+        assert "more than 20 sort terms" in r.json()["error"]
+        long_key = {"scores": {"k" * 2000: "asc"}}
+        r = await client.post("/v1/request/query", json={"filter": "all", "sort": long_key})
+        assert r.status_code == 400, r.text[:300]
+        assert "1-1024 characters" in r.json()["error"]
+
+
+@pytest.mark.parametrize(("leaf", "expected"), [
+    ({"sessions_request_response_rmt": {"session_total_cost": {"gte": 0}}},
+     ["A1", "A2", "A3", "A6"]),
+    ({"properties": {"Environment": {"ilike": "%prod%"}}}, ["A1", "A3"]),
+    ({"request_response_rmt": {"search_properties": {"k": {"contains": "env"}}}},
+     ["A1", "A2", "A3"]),
+], ids=["session-aggregate", "property", "search-properties"])
+async def test_largest_accepted_filters_run(chdb_query: ChdbQuery, leaf: Any,
+                                            expected: list[str]) -> None:
+    """The bounds are tight enough: the biggest filters they admit are statements that run."""
+    tree = _balanced(256, leaf)
+    for leaves in (128, 64, 32, 16, 4):  # 500 conditions, 999 nodes
+        tree = branch(tree, "or", _balanced(leaves, leaf))
+    assert sorted(await names(chdb_query, tree)) == expected  # and/or of one leaf: the leaf
+
+
+# --- body size, and a log store that is down ----------------------------------------------------
+
+
+def _app(**deps: Any) -> httpx.AsyncClient:
+    values: dict[str, Any] = {"authenticate": fake_authenticate, "query": ChdbQueryStub(),
+                              "get_bodies": fake_bodies}
+    values.update(deps)
+    app = FastAPI()
+    include_request_api(app, RequestApiDeps(**values))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                             headers={"authorization": "key-a"})
+
+
+class ChdbQueryStub:
+    """A store that answers no rows (for tests about what happens before the query)."""
+
+    async def __call__(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return []
+
+
+async def test_body_over_the_limit_is_413_envelope() -> None:
+    async with _app(max_body_bytes=1000) as client:
+        big = {"filter": "all", "pad": "x" * 2000}
+        for path in ("/v1/request/query", "/v1/request/query-clickhouse",
+                     "/v1/request/query-ids"):
+            r = await client.post(path, json=big)  # Content-Length: refused before reading
+            assert r.status_code == 413, r.text
+            assert r.json() == {"data": None, "error": "Request body is larger than the query "
+                                "API's limit of 1000 bytes."}
+
+        async def chunks() -> Any:  # no Content-Length: refused while reading
+            for _ in range(20):
+                yield b" " * 100
+        r = await client.post("/v1/request/query", content=chunks())
+        assert r.status_code == 413 and "1000 bytes" in r.json()["error"]
+        r = await client.post("/v1/request/query", json={"filter": "all"})
+        assert r.status_code == 200
+        r = await client.post("/v1/request/query", content=b"{}",
+                              headers={"content-length": "nope"})
+        assert r.status_code == 400
+
+
+@pytest.mark.parametrize("failure", [
+    LogStoreError("the log writer process exited"),
+    LogStoreError("the log writer process is unreachable: [Errno 32] Broken pipe"),
+    LogStoreError("clickhouse: HTTPConnectionPool(host='ch', port=8123): Connection refused"),
+    ConnectionRefusedError(111, "Connection refused"),
+    TimeoutError(),
+], ids=["child-exited", "child-unreachable", "server-refused", "oserror", "timeout"])
+async def test_store_down_is_503_envelope(failure: Exception,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    async def down(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        raise failure
+
+    async with _app(query=down) as client:
+        for r in (await client.post("/v1/request/query", json={"filter": "all"}),
+                  await client.post("/v1/request/query-ids", json={"requestIds": [rid(1)]}),
+                  await client.get(f"/v1/request/{rid(1)}")):
+            assert r.status_code == 503, r.text
+            assert r.json() == {"data": None, "error": "The request log store is unavailable; "
+                                "try again shortly."}
+            assert r.headers["retry-after"] == "5"
+    assert "log store unavailable" in caplog.text
+
+
+async def test_body_store_down_is_503_envelope(chdb_query: ChdbQuery) -> None:
+    async def down(org_id: str, request_id: str) -> dict[str, Any] | None:
+        raise BodyStoreError("cannot read bodies from /data/bodies.sqlite3: disk I/O error")
+
+    async with _app(query=chdb_query, get_bodies=down) as client:
+        r = await client.get(f"/v1/request/{rid(1)}", params={"includeBody": "true"})
+        assert r.status_code == 503, r.text
+        assert r.json()["data"] is None and "unavailable" in r.json()["error"]
+        r = await client.get(f"/v1/request/{rid(1)}")  # no body asked: no body store needed
+        assert r.status_code == 200
+
+
+async def test_hung_store_is_503_after_the_timeout() -> None:
+    async def hung(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        await asyncio.sleep(60)
+        return []
+
+    async with _app(query=hung, query_timeout=0.2) as client:
+        r = await client.post("/v1/request/query", json={"filter": "all"})
+    assert r.status_code == 503, r.text
+    assert "unavailable" in r.json()["error"]
+
+
+
+@pytest.mark.parametrize(("stored_token", "shown"), [
+    (18446744073709551615, "body"),  # the newest request's body: shown with its row
+    (111, "replaced"),  # the older request's body was written last: not shown
+    (None, "replaced"),  # a body without a token cannot be the row's
+])
+async def test_reused_request_id_never_mixes_row_and_body(
+    chdb_query: ChdbQuery, stored_token: int | None, shown: str
+) -> None:
+    model = "gpt-4o-mini" if stored_token == 18446744073709551615 else "gpt-4o"
+    document: dict[str, Any] = {"request": {"model": model}, "response": {"model": model}}
+    if stored_token is not None:
+        document["token"] = stored_token
+
+    async def bodies(org_id: str, request_id: str) -> dict[str, Any] | None:
+        return document if (org_id, request_id) == (ORG_D, rid(403)) else None
+
+    app = FastAPI()
+    include_request_api(app, RequestApiDeps(fake_authenticate, chdb_query, bodies))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                                 headers={"authorization": "key-d"}) as client:
+        r = await client.get(f"/v1/request/{rid(403)}", params={"includeBody": "true"})
+        assert r.status_code == 200, r.text
+        data = r.json()["data"]
+        assert data["request_model"] == "gpt-4o-mini"  # the newest request's row
+        if shown == "body":
+            assert data["request_body"] == {"model": "gpt-4o-mini"}
+            assert data["response_body"] == {"model": "gpt-4o-mini"}
+        else:
+            assert data["request_body"] == dict(BODY_REPLACED) == data["response_body"]
+        r = await client.post("/v1/request/query-ids", json={"requestIds": [rid(403)]})
+        assert [d["request_model"] for d in r.json()["data"]] == ["gpt-4o-mini"]

@@ -15,7 +15,9 @@ ignored. ``/query`` and ``/query-clickhouse`` share one engine; both accept the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +28,13 @@ from fastapi.responses import Response
 
 from gateway.api.envelope import fail, ok
 from gateway.errors import GatewayError
+from gateway.jsondepth import depth_message, too_deep
+from logging_pipeline.bodies import BodyStoreError
+from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.query import (
     FilterError,
     RequestQuery,
+    bodies_of,
     build_get_query,
     build_ids_query,
     build_request_query,
@@ -37,6 +43,16 @@ from logging_pipeline.query import (
 )
 
 logger = logging.getLogger(__name__)
+
+QUERY_MAX_BODY_BYTES = 256 * 1024
+"""The query API's body limit (below ``GATEWAY_MAX_BODY_BYTES`` unless that is lower): the
+largest valid body (1,000 ids, or a filter of 500 conditions) is well under 100 KB, and
+filter values travel to a ClickHouse server as URL parameters, which it caps at 1 MiB
+(``http_max_uri_size``) — 256 KiB stays under that even fully percent-encoded."""
+QUERY_TIMEOUT_SECONDS = 30.0
+"""How long a query may wait for the log store before the answer is a 503."""
+RETRY_AFTER_SECONDS = 5
+_UNAVAILABLE = "The request log store is unavailable; try again shortly."
 
 Authenticate = Callable[[dict[str, str]], Awaitable[str]]
 RunQuery = Callable[[str, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]
@@ -53,15 +69,27 @@ class RequestApiDeps:
     bool) and returns rows as dicts (UUIDs as str, DateTime64 as datetime or ISO string, Map
     as dict, Nullable as None).
     ``get_bodies``: ``(org_id, request_id)`` -> ``{"request": ..., "response": ...}`` or None.
+    ``max_body_bytes``: larger request bodies are a 413.
+    ``query_timeout``: seconds a query may take before the store counts as unavailable (503).
     """
 
     authenticate: Authenticate
     query: RunQuery
     get_bodies: GetBodies
+    max_body_bytes: int = QUERY_MAX_BODY_BYTES
+    query_timeout: float = QUERY_TIMEOUT_SECONDS
 
 
 class _NotFound(Exception):
     """The requested object does not exist in the caller's organization."""
+
+
+class _TooLarge(Exception):
+    """The request body is over ``RequestApiDeps.max_body_bytes``."""
+
+
+class _StoreUnavailable(Exception):
+    """The log store did not answer in time."""
 
 
 def request_router(deps: RequestApiDeps) -> APIRouter:
@@ -79,15 +107,37 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
             return fail(400, exc.message)
         except _NotFound as exc:
             return fail(404, str(exc))
+        except _TooLarge:
+            return fail(413, f"Request body is larger than the query API's limit of "
+                             f"{deps.max_body_bytes} bytes.")
+        except (_StoreUnavailable, LogStoreError, BodyStoreError, OSError, TimeoutError) as exc:
+            if _engine_refused(exc):
+                logger.error("request query failed: %s %s: %s", request.method,
+                             request.url.path, exc)
+                return fail(500, "Internal error while querying requests")
+            logger.warning("log store unavailable for %s %s: %r", request.method,
+                           request.url.path, exc)
+            response = fail(503, _UNAVAILABLE)
+            response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+            return response
         except Exception:
             logger.exception("request query failed: %s %s", request.method, request.url.path)
             return fail(500, "Internal error while querying requests")
 
+    async def run_query(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        try:
+            return await asyncio.wait_for(deps.query(sql, params), deps.query_timeout)
+        except TimeoutError:
+            raise _StoreUnavailable(f"no answer in {deps.query_timeout:g} s") from None
+
+    async def json_body(request: Request) -> Any:
+        return await _json_body(request, deps.max_body_bytes)
+
     async def list_requests(request: Request) -> Response:
         async def work(org_id: str) -> list[dict[str, Any]]:
-            query = RequestQuery.from_body(await _json_body(request))
+            query = RequestQuery.from_body(await json_body(request))
             compiled = build_request_query(org_id, query)
-            rows = await deps.query(compiled.sql, compiled.params)
+            rows = await run_query(compiled.sql, compiled.params)
             return [helicone_request(row) for row in _dedupe(rows)]
 
         return await respond(request, work)
@@ -107,12 +157,14 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
         """``{"requestIds": [...]}`` (<= 1000); unknown ids are dropped; input order is kept."""
 
         async def work(org_id: str) -> list[dict[str, Any]]:
-            ids = parse_request_ids(await _json_body(request))
+            ids = parse_request_ids(await json_body(request))
             if not ids:
                 return []
             compiled = build_ids_query(org_id, ids)
-            found = await deps.query(compiled.sql, compiled.params)
-            rows = {str(r["request_id"]): r for r in found}
+            found = await run_query(compiled.sql, compiled.params)
+            rows: dict[str, dict[str, Any]] = {}
+            for row in found:  # newest first: a reused id shows its latest request
+                rows.setdefault(str(row["request_id"]), row)
             return [helicone_request(rows[i]) for i in ids if i in rows]
 
         return await respond(request, work)
@@ -124,14 +176,14 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
         async def work(org_id: str) -> dict[str, Any]:
             include_body = _flag(request.query_params.get("includeBody"), "includeBody")
             compiled = build_get_query(org_id, requestId)
-            rows = await deps.query(compiled.sql, compiled.params)
+            rows = await run_query(compiled.sql, compiled.params)
             if not rows:
                 raise _NotFound(f"Request {requestId} not found")
             row = rows[0]
             if not include_body:
                 return helicone_request(row)
-            bodies = await deps.get_bodies(org_id, str(row["request_id"]))
-            return helicone_request(row, bodies or {"request": None, "response": None})
+            document = await deps.get_bodies(org_id, str(row["request_id"]))
+            return helicone_request(row, bodies_of(row, document))
 
         return await respond(request, work)
 
@@ -143,14 +195,60 @@ def include_request_api(app: FastAPI, deps: RequestApiDeps) -> None:
     app.include_router(request_router(deps))
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
+async def _json_body(request: Request, limit: int) -> Any:
+    raw = await _read_body(request, limit)
     if not raw.strip():
         raise FilterError("request body is empty; expected a JSON object")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise FilterError(f"request body is not valid JSON: {exc}") from None
+    if too_deep(raw, body):  # the data plane's rule, so one body gets one answer everywhere
+        raise FilterError(depth_message())
+    return body
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) from ``Content-Length`` before reading, or once over ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise FilterError(f"invalid Content-Length header: {declared!r}") from None
+        if length > limit:
+            raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_AVAILABILITY_CODES = frozenset({159, 202, 209, 210, 241, 242, 394})
+"""ClickHouse error codes that mean "busy or unreachable", not "bad statement": TIMEOUT_EXCEEDED,
+TOO_MANY_SIMULTANEOUS_QUERIES, SOCKET_TIMEOUT, NETWORK_ERROR, MEMORY_LIMIT_EXCEEDED,
+TABLE_IS_READ_ONLY, QUERY_WAS_CANCELLED."""
+
+
+def _engine_refused(exc: BaseException) -> bool:
+    """Whether the store answered and refused the statement (a 500: the gateway's own bug).
+
+    Everything the caller controls is validated before the query is built, so a statement
+    the engine rejects is ours to fix, and retrying will not help; anything else from the
+    store (a child that exited, a refused connection, a timeout, a busy server) is a 503.
+    """
+    if not isinstance(exc, LogStoreError):
+        return False
+    text = str(exc)
+    marker = text.find("DB::Exception")
+    if marker < 0:
+        return False
+    code = re.search(r"Code: (\d+)", text) or re.search(r"error code (\d+)", text)
+    return code is None or int(code.group(1)) not in _AVAILABILITY_CODES
 
 
 def _flag(value: str | None, name: str) -> bool:

@@ -26,11 +26,18 @@ from logging_pipeline.query.builder import (
 )
 from logging_pipeline.query.compiler import compile_filter
 from logging_pipeline.query.errors import FilterError
-from logging_pipeline.query.rows import BODY_PLACEHOLDER, helicone_request, iso_timestamp
+from logging_pipeline.query.rows import (
+    BODY_PLACEHOLDER,
+    BODY_REPLACED,
+    bodies_of,
+    helicone_request,
+    iso_timestamp,
+)
 from logging_pipeline.query.sort import compile_sort
 
 __all__ = [
     "BODY_PLACEHOLDER",
+    "BODY_REPLACED",
     "DEFAULT_LIMIT",
     "MAX_IDS",
     "MAX_LIMIT",
@@ -38,6 +45,7 @@ __all__ = [
     "FilterError",
     "ParamBinder",
     "RequestQuery",
+    "bodies_of",
     "build_get_query",
     "build_ids_query",
     "build_request_query",

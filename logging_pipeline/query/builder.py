@@ -34,7 +34,7 @@ SELECT_COLUMNS: tuple[str, ...] = (
     "completion_audio_tokens", "reasoning_tokens", "tokens_estimated", "cost", "cost_known",
     "properties", "scores", "assets", "cache_enabled", "cache_reference_id", "prompt_id",
     "prompt_version", "is_stream", "is_passthrough_billing", "storage_location",
-    "request_size_bytes", "response_size_bytes", "updated_at",
+    "request_size_bytes", "response_size_bytes", "updated_at", "body_token",
 )
 """Named explicitly: ``total_tokens`` is MATERIALIZED, so ``SELECT *`` would omit it."""
 
@@ -135,7 +135,10 @@ def parse_request_ids(body: Any) -> list[str]:
 
 
 def build_ids_query(org_id: str, request_ids: Sequence[str]) -> CompiledQuery:
-    """Rows for canonical UUID strings (see :func:`parse_request_ids`); empty ``IN`` is fine."""
+    """Rows for canonical UUID strings (see :func:`parse_request_ids`); empty ``IN`` is fine.
+
+    Newest first, so the first row of a reused id is its latest request (the one kept).
+    """
     binder = ParamBinder()
     org = _org_condition(binder, org_id)
     placeholders = [binder.bind(rid, "UUID") for rid in request_ids]
@@ -155,7 +158,11 @@ def build_get_query(org_id: str, request_id: str) -> CompiledQuery:
     binder = ParamBinder()
     org = _org_condition(binder, org_id)
     rid = binder.bind(canonical, "UUID")
-    sql = f"{_select()} WHERE {org} AND request_id = {rid} LIMIT 1"
+    # A reused request id has one row per request: the newest is the one shown.
+    sql = (
+        f"{_select()} WHERE {org} AND request_id = {rid} "
+        "ORDER BY request_created_at DESC, updated_at DESC LIMIT 1"
+    )
     return CompiledQuery(sql, binder.params)
 
 

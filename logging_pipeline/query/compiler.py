@@ -49,6 +49,11 @@ MAX_DEPTH = 64
 """Deeper trees are refused (400) instead of exhausting the Python stack (500)."""
 MAX_CONDITIONS = 500
 """Bounds the statement size a single request can make the server parse."""
+MAX_NODES = 1000
+"""Bounds the tree's width as :data:`MAX_DEPTH` bounds its depth: every branch, leaf and
+``"all"`` counts. A balanced tree of 65,536 ``"all"`` leaves holds no condition yet compiled
+to ~1 MB of SQL, past ClickHouse's ``max_query_size`` (a 500). 1,000 admits every tree of up
+to :data:`MAX_CONDITIONS` single-condition leaves (999 nodes)."""
 MAX_KEY_LENGTH = 1024
 
 _ZERO_UUID = "toUUID('00000000-0000-0000-0000-000000000000')"
@@ -74,6 +79,7 @@ class FilterCompiler:
     def __init__(self, binder: ParamBinder) -> None:
         self._binder = binder
         self._conditions = 0
+        self._nodes = 0
 
     def compile(self, node: Any) -> str:
         """The boolean SQL expression for ``node`` (``1`` for "all")."""
@@ -84,6 +90,10 @@ class FilterCompiler:
     def _node(self, node: Any, depth: int, path: tuple[str, ...]) -> str:
         if depth > MAX_DEPTH:
             raise FilterError(f"filter is nested deeper than {MAX_DEPTH} levels")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise FilterError(f"filter has more than {MAX_NODES} nodes (branches, leaves and "
+                              f"\"all\" each count; at {describe(path)})")
         if node == "all":
             return "1"
         if not isinstance(node, dict):

@@ -89,7 +89,10 @@ def timestamp_value(value: Any, path: tuple[str, ...]) -> str:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # an offset that moves year 1 or 9999 out of range
+        raise FilterError(f"{describe(path)} timestamp {value!r} is out of range") from None
     if not 1900 <= parsed.year <= 2299:  # DateTime64's range
         raise FilterError(f"{describe(path)} timestamp {value!r} is out of range")
     return parsed.strftime("%Y-%m-%d %H:%M:%S.") + f"{parsed.microsecond // 1000:03d}"
@@ -147,6 +150,8 @@ def text_compare(expr: str, operator: str, value: str, binder: ParamBinder) -> s
     The reference compiles it to ``ILIKE '%'||v||'%'``; ``positionCaseInsensitiveUTF8`` has the
     same case-insensitivity without turning ``%``/``_`` in the user's value into wildcards.
     """
+    if operator in ("like", "ilike"):
+        value = like_pattern(value)
     placeholder = binder.bind(value, "String")
     if operator == "contains":
         return f"positionCaseInsensitiveUTF8({expr}, {placeholder}) > 0"
@@ -157,6 +162,19 @@ def text_compare(expr: str, operator: str, value: str, binder: ParamBinder) -> s
     if operator == "ilike":
         return f"{expr} ILIKE {placeholder}"
     return f"{expr} {_COMPARISON[operator]} {placeholder}"
+
+
+def like_pattern(value: str) -> str:
+    """A ``like``/``ilike`` value as a pattern ClickHouse accepts, meaning what it says.
+
+    The value is a LIKE pattern: ``%`` and ``_`` are wildcards, and a backslash escapes
+    ``%``, ``_`` or a backslash; before any other character ClickHouse takes the backslash
+    literally. The one pattern it refuses is one that ends in an unpaired backslash
+    (nothing left to escape; it was a 500): that backslash is taken literally too, by
+    escaping it.
+    """
+    trailing = len(value) - len(value.rstrip("\\"))
+    return value + "\\" if trailing % 2 else value
 
 
 def _null_test(expr: str, family: Family, is_null: bool, nullable: bool) -> str:

@@ -21,6 +21,12 @@ BODY_PLACEHOLDER: Mapping[str, str] = MappingProxyType({
 })
 """What Helicone returns for a body that is not inlined (reference §1.3)."""
 
+BODY_REPLACED: Mapping[str, str] = MappingProxyType({
+    "helicone_message": "body not shown: it was replaced by another request that reused this "
+    "request id (Helicone-Request-Id)"
+})
+"""What a body is shown as when the stored one belongs to another request with this id."""
+
 NANO_USD = 1_000_000_000
 _ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 _FEEDBACK_SCORE = "helicone-score-feedback"
@@ -90,6 +96,22 @@ def helicone_request(row: Mapping[str, Any], bodies: Mapping[str, Any] | None = 
     for name in _TOKEN_FIELDS:
         out[name] = _int(row.get(name))
     return out
+
+
+def bodies_of(row: Mapping[str, Any], document: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``{"request", "response"}`` to inline for ``row`` from its stored body document.
+
+    The document is shown only when it carries the row's ``body_token``: a request id reused
+    in one organization keeps one body (the last written), which may be another request's —
+    then both bodies are :data:`BODY_REPLACED`. Rows written before the token existed (0)
+    show whatever is stored, as they always did.
+    """
+    if document is None:
+        return {"request": None, "response": None}
+    token = _int(row.get("body_token")) or 0
+    if token and _int(document.get("token")) != token:
+        return {"request": dict(BODY_REPLACED), "response": dict(BODY_REPLACED)}
+    return {"request": document.get("request"), "response": document.get("response")}
 
 
 def iso_timestamp(value: Any) -> str | None:

@@ -13,10 +13,13 @@ from types import MappingProxyType
 from typing import Any
 
 from logging_pipeline.query.binder import ParamBinder
-from logging_pipeline.query.compiler import property_value
+from logging_pipeline.query.compiler import MAX_KEY_LENGTH, property_value
 from logging_pipeline.query.errors import FilterError, describe
 
 DEFAULT_SORT: Mapping[str, str] = MappingProxyType({"created_at": "desc"})
+MAX_SORT_TERMS = 20
+"""More terms than anyone sorts by; bounds the ORDER BY a request makes the server parse
+(a sort over 20,000 property keys was a 500)."""
 
 SORT_COLUMNS: Mapping[str, str] = MappingProxyType({
     "created_at": "request_created_at",
@@ -62,6 +65,8 @@ def compile_sort(sort: Any, binder: ParamBinder) -> str:
         else:
             allowed = ", ".join(["random", *SORT_COLUMNS, *_MAP_KEYS])
             raise FilterError(f"unknown sort key {key!r} (allowed: {allowed})")
+        if len(terms) > MAX_SORT_TERMS:
+            raise FilterError(f"sort has more than {MAX_SORT_TERMS} sort terms")
     if not terms:
         terms.append(f"{SORT_COLUMNS['created_at']} DESC")
     terms.append("request_id ASC")
@@ -72,8 +77,13 @@ def _map_terms(kind: str, keys: Any, binder: ParamBinder) -> list[str]:
     if not isinstance(keys, Mapping):
         raise FilterError(f"sort.{kind} must be an object of key: \"asc\"|\"desc\"")
     terms: list[str] = []
+    if len(keys) > MAX_SORT_TERMS:
+        raise FilterError(f"sort has more than {MAX_SORT_TERMS} sort terms")
     for name, direction in keys.items():
         path = ("sort", kind, str(name))
+        if not name or len(str(name)) > MAX_KEY_LENGTH:
+            raise FilterError(f"invalid sort key at {describe(path[:2])}: must be "
+                              f"1-{MAX_KEY_LENGTH} characters")
         order = _direction(direction, path)
         placeholder = binder.bind(str(name), "String")
         expr = property_value(placeholder) if kind == "properties" else f"scores[{placeholder}]"

@@ -205,7 +205,8 @@ class LocalBodyStore:
         """
         temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            os.makedirs(path.parent, mode=0o700, exist_ok=True)
+            if not path.parent.is_dir():
+                private_dir(path.parent)
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             with open(fd, "wb") as handle:
                 handle.write(blob)

@@ -10,6 +10,7 @@ and by their parent directories being ``0700``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -18,8 +19,22 @@ FILE_MODE = 0o600
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) owner-only; tighten it if it exists."""
-    path.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    """Create ``path`` (and missing parents) owner-only; tighten it if it exists.
+
+    Each missing level is created ``0700`` (``mkdir(parents=True)`` would give the parents the
+    umask's default instead); existing parents are left as they are — they may be shared.
+    """
+    missing: list[Path] = []
+    level = path
+    while not level.exists():
+        missing.append(level)
+        if level.parent == level:
+            break
+        level = level.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            os.mkdir(directory, DIRECTORY_MODE)
+        os.chmod(directory, DIRECTORY_MODE)  # mkdir's mode is filtered by the umask
     if path.stat().st_mode & 0o077:
         os.chmod(path, DIRECTORY_MODE)
     return path

@@ -540,3 +540,26 @@ def test_settings_partial_s3_config_is_an_error(
     settings = Settings(data_dir=tmp_path, **given)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=f"missing {missing} "):
         body_store_from_settings(settings)
+
+
+async def test_local_stores_are_owner_only_even_where_a_looser_directory_existed(
+    tmp_path: Path,
+) -> None:
+    """Bodies are request data: 0700 directories and 0600 files, whatever the umask, and an
+    existing world-readable directory is tightened."""
+    old_umask = os.umask(0o022)
+    try:
+        loose = tmp_path / "sqlite"
+        loose.mkdir(mode=0o755)
+        sqlite_store = SqliteBodyStore(loose)
+        await sqlite_store.put(new_id(), new_id(), b"x")
+        await sqlite_store.close()
+        files_store = LocalBodyStore(tmp_path / "files")
+        await files_store.start()
+        await files_store.put(new_id(), new_id(), b"x")
+    finally:
+        os.umask(old_umask)
+    for path in [tmp_path / "sqlite", *(tmp_path / "sqlite").iterdir(),
+                 *(tmp_path / "files").rglob("*"), tmp_path / "files"]:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))

@@ -1,20 +1,41 @@
 # The three commands the README promises: `make run`, `make test`, `make bench`.
-# Everything installs into .venv (created if missing); re-installs when pyproject.toml changes.
+# Everything installs into .venv (created if missing) from the hashed lock file, and re-installs
+# when the lock or pyproject.toml changes. `make lock` regenerates the locks (README, Development).
 
-PYTHON ?= python3
+PYTHON ?= $(shell command -v python3.11 || echo python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+# The locks are resolved for the machines the project runs on (developers', CI's, the image).
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
+UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --no-strip-extras $(LOCK_TARGET) \
+	--custom-compile-command "make lock"
+# [build-system].requires, so the package itself builds from locked, hashed artifacts too.
+BUILD_REQUIRES := $(BIN)/python -c 'import tomllib; \
+	print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))'
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench lint install lock clean
 
-$(STAMP): pyproject.toml
+# Only hashed, pinned artifacts from the lock (--require-hashes, --no-deps: nothing unlisted is
+# resolved), then the project itself without build isolation (setuptools comes from the lock).
+# The stamp records the lock's digest; tests/test_lock.py compares the environment with it.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@sha256sum $(DEV_LOCK) > $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve both locks from pyproject.toml, keeping the current pins where they still satisfy
+# it (`make lock LOCK_FLAGS=--upgrade` moves everything to the newest allowed versions). The dev
+# lock is constrained to the runtime lock's versions so both agree on every shared package.
+LOCK_FLAGS ?=
+lock: $(STAMP)
+	$(BUILD_REQUIRES) | $(UV_COMPILE) $(LOCK_FLAGS) pyproject.toml - -o $(LOCK)
+	$(BUILD_REQUIRES) | $(UV_COMPILE) $(LOCK_FLAGS) pyproject.toml - --extra dev -c $(LOCK) -o $(DEV_LOCK)
 
 run: $(STAMP)
 	$(BIN)/gateway serve

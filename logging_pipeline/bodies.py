@@ -541,7 +541,8 @@ class SqliteBodyStore:
 
         with contextlib.suppress(BodyStoreError):
             await self._run(shut)
-        self._executor.shutdown(wait=False)
+        # Joined (off the loop), not abandoned: the store owns its thread until it has ended.
+        await asyncio.to_thread(self._executor.shutdown, True)
 
 
 def _id_bytes(org_id: str, request_id: str) -> tuple[bytes, bytes]:

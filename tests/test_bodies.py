@@ -303,6 +303,18 @@ def test_decoding_a_corrupt_object_fails_clearly(blob: bytes) -> None:
         decode_bodies(blob)
 
 
+async def test_close_leaves_no_store_thread_running(store: BodyStore) -> None:
+    """A closed store owns no thread any more: close() joins its workers, so a gateway that
+    stops (or a test) does not leave them running behind it."""
+    before = set(threading.enumerate())
+    org = new_id()
+    await asyncio.gather(*(store.put(org, new_id(), b"blob") for _ in range(8)))
+    # The loop's own default-executor threads (asyncio.to_thread) belong to the loop.
+    started = {t for t in set(threading.enumerate()) - before if not t.name.startswith("asyncio")}
+    await store.close()
+    assert [t.name for t in started if t.is_alive()] == []
+
+
 # --- local store --------------------------------------------------------------------------
 
 

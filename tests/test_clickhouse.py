@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -476,6 +477,18 @@ async def test_chdb_data_survives_reopening(tmp_path: Path) -> None:
         assert len(rows) == 1
     finally:
         await reopened.close()
+
+
+async def test_chdb_close_joins_its_thread(tmp_path: Path) -> None:
+    """close() returns only once the engine's worker thread has ended: nothing keeps running
+    (or holding the data directory) after the transport is closed."""
+    before = set(threading.enumerate())
+    transport = ChdbTransport(tmp_path / "clickhouse")
+    await transport.query("SELECT 1")
+    started = set(threading.enumerate()) - before
+    assert started
+    await transport.close()
+    assert [t.name for t in started if t.is_alive()] == []
 
 
 async def test_chdb_close_without_use(tmp_path: Path) -> None:

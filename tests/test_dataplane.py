@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -58,15 +58,19 @@ def _reset(upstream: OpenAIEmulator, groq_upstream: OpenAIEmulator) -> None:
 
 
 @pytest.fixture
-def client(gateway: tuple[GatewayServer, str]) -> openai.OpenAI:
+def client(gateway: tuple[GatewayServer, str]) -> Iterator[openai.OpenAI]:
     server, key = gateway
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+    with openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0) as sdk:
+        yield sdk
 
 
 @pytest.fixture
-def aclient(gateway: tuple[GatewayServer, str]) -> openai.AsyncOpenAI:
+async def aclient(gateway: tuple[GatewayServer, str]) -> AsyncIterator[openai.AsyncOpenAI]:
+    # Closed on the test's own loop: an async client left to the garbage collector after its
+    # loop is gone cannot close its pooled connections (ResourceWarning: unclosed socket).
     server, key = gateway
-    return openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+    async with openai.AsyncOpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0) as sdk:
+        yield sdk
 
 
 MESSAGES = [{"role": "user", "content": "what is up"}]

@@ -8,6 +8,7 @@ exactly as a Helicone client would.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -126,12 +127,14 @@ def seeded(
         log_flush_ms=20,
     )
     keys = {org: create_key(settings, org=org) for org in ("acme", "globex")}
-    with GatewayServer(settings) as server:
+    with GatewayServer(settings) as server, contextlib.ExitStack() as stack:
         seeded = Seeded(server, keys, {}, {})
         clients = {
             org: openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
             for org, key in keys.items()
         }
+        for client in clients.values():  # closed here, not left to the garbage collector
+            stack.callback(client.close)
         for call in CALLS:
             client = clients[call.org]
             if call.fault_status is not None:

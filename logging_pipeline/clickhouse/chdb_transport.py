@@ -136,7 +136,9 @@ class ChdbTransport:
             # Queued calls run first: the executor is FIFO.
             await asyncio.get_running_loop().run_in_executor(self._executor, self._release)
         finally:
-            self._executor.shutdown(wait=False)
+            # Joined (off the loop), not abandoned: the transport owns its thread until it has
+            # ended, so nothing still runs in (or holds) the engine after close() returns.
+            await asyncio.to_thread(self._executor.shutdown, True)
 
     # -- worker thread -------------------------------------------------------------------------
 

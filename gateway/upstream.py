@@ -25,6 +25,7 @@ import aiohttp
 
 from gateway.asgi import RawHeaders, Receive, Send, send_bytes
 from gateway.errors import GatewayError
+from gateway.pool import UpstreamConnector
 from gateway.sse import EventChunker, UsageChunkFilter
 from logging_pipeline.capture import Capture
 
@@ -108,7 +109,7 @@ class UpstreamClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
+        connector = UpstreamConnector(
             limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300
         )
         self._session = aiohttp.ClientSession(

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from gateway.api.envelope import fail, ok
 from gateway.errors import GatewayError
@@ -79,6 +80,8 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
             return fail(400, exc.message)
         except _NotFound as exc:
             return fail(404, str(exc))
+        except ClientDisconnect:  # gone, or cut off by the body timeout (gateway/protocol.py)
+            return fail(499, "client disconnected")  # sent nowhere; not a failure to log
         except Exception:
             logger.exception("request query failed: %s %s", request.method, request.url.path)
             return fail(500, "Internal error while querying requests")

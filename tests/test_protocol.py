@@ -168,6 +168,17 @@ def test_trickling_headers_are_cut_off_with_408(port: int) -> None:
     }
 
 
+def test_many_slow_connections_are_all_cut_off(port: int) -> None:
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(_connect(port)) for _ in range(30)]
+        started = time.monotonic()
+        for sock in socks:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: gw\r\n")  # never finished
+        answers = [_read_until_closed(sock) for sock in socks]
+        assert time.monotonic() - started < HEADER_TIMEOUT + 1.5
+    assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in answers)
+
+
 def test_a_connection_that_sends_nothing_is_closed(port: int) -> None:
     with _connect(port) as sock:
         started = time.monotonic()

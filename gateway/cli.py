@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -111,12 +112,39 @@ def check_workers(settings: Settings, workers: int) -> None:
         )
 
 
+def check_file_limit(settings: Settings) -> str | None:
+    """Make room for the connection limits in the open-file limit, or say why there is none.
+
+    Each client connection and each pooled upstream connection is a file descriptor; past
+    the process's ``RLIMIT_NOFILE`` new connections fail at ``accept()`` with no answer at
+    all, which would defeat ``GATEWAY_MAX_CONNECTIONS``' clear 503. The soft limit is raised
+    up to the hard one when needed (no privilege required); a warning is returned if even
+    that is not enough.
+    """
+    needed = settings.max_connections + settings.upstream_max_connections + 256
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        soft = raised
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        return (
+            f"warning: the open-file limit ({soft}) is below GATEWAY_MAX_CONNECTIONS + "
+            f"GATEWAY_UPSTREAM_MAX_CONNECTIONS + 256 ({needed}): connections past it will "
+            "be dropped unanswered. Raise 'ulimit -n' or lower GATEWAY_MAX_CONNECTIONS."
+        )
+    return None
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Everything the server writes (databases, bodies, journal, the embedded log's parts)
     # holds request data or key hashes: owner-only, whatever the caller's umask.
     restrict_umask()
     workers = settings.workers if args.workers is None else args.workers
     check_workers(settings, workers)
+    warning = check_file_limit(settings)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     key = prepare_serving(settings)
     if key is not None:
         print(f"Created a gateway key for org '{DEFAULT_ORG}' (shown only once):")
@@ -126,6 +154,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvicorn  # imported here so the key commands start fast
 
+    from gateway.protocol import ClientLimits, protocol_factory
+
     uvicorn.run(
         APP_FACTORY,
         factory=True,
@@ -133,7 +163,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=settings.port if args.port is None else args.port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=protocol_factory(ClientLimits.from_settings(settings)),
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     allow_anonymous: bool = False
     key_cache_ttl_seconds: float = Field(default=10.0, ge=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # Slow clients (gateway/protocol.py): a request's headers, then its body, must arrive
+    # within these many seconds (408 after); connections per process past the limit get 503.
+    client_header_timeout: float = Field(default=10.0, gt=0)
+    client_body_timeout: float = Field(default=60.0, gt=0)
+    max_connections: int = Field(default=2048, ge=1)
     upstream_connect_timeout: float = Field(default=10.0, gt=0)
     upstream_read_timeout: float = Field(default=600.0, gt=0)
     upstream_max_connections: int = Field(default=1000, ge=1)

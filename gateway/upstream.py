@@ -31,6 +31,7 @@ from yarl import URL
 from gateway.asgi import RawHeaders, Receive, Send, send_bytes
 from gateway.auth import carries_key
 from gateway.errors import GatewayError
+from gateway.pool import UpstreamConnector
 from gateway.sse import EventChunker, UsageChunkFilter
 from logging_pipeline.capture import Capture
 
@@ -132,7 +133,7 @@ class UpstreamClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
+        connector = UpstreamConnector(
             limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300
         )
         self._session = aiohttp.ClientSession(

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import uvicorn
 
 from gateway.app import create_app
+from gateway.protocol import ClientLimits, protocol_factory
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.store import ControlStore
@@ -70,7 +71,12 @@ class GatewayServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, lifespan="on", log_level="warning", access_log=False, loop="asyncio"
+            self.app,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            loop="asyncio",
+            http=protocol_factory(ClientLimits.from_settings(settings)),  # as `gateway serve`
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="gateway-server", daemon=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -215,8 +216,13 @@ def test_prepare_serving_bootstraps_one_key(
 
 
 _SERVE_WITHOUT_UVICORN = """
-import json, sys, uvicorn
+import dataclasses, json, pickle, sys, uvicorn
 def fake_run(app, **options):
+    http = pickle.loads(pickle.dumps(options["http"]))  # what --workers N sends each worker
+    options["http"] = {
+        "protocol": f"{http.func.__module__}.{http.func.__qualname__}",
+        **{name: dataclasses.asdict(value) for name, value in http.keywords.items()},
+    }
     print("UVICORN " + json.dumps({"app": app, **options}))
 uvicorn.run = fake_run
 from gateway.cli import main
@@ -258,7 +264,10 @@ def test_serve_prints_a_bootstrap_key_once(env: dict[str, str]) -> None:
         "port": 9001,
         "workers": 2,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": {
+            "protocol": "gateway.protocol.GatewayHttpProtocol",
+            "limits": {"header_timeout": 10.0, "body_timeout": 60.0, "max_connections": 2048},
+        },
         "log_level": "info",
         "access_log": False,
         "lifespan": "on",
@@ -280,6 +289,19 @@ def test_serve_refuses_several_workers_on_embedded_log_store(env: dict[str, str]
     disabled = serve({**env, "GATEWAY_LOGGING_ENABLED": "false"}, "--workers", "2")
     assert disabled.returncode == 0, disabled.stderr
     assert uvicorn_options(disabled.stdout)["workers"] == 2
+
+
+def test_serve_warns_when_the_open_file_limit_cannot_hold_the_connection_limit(
+    env: dict[str, str],
+) -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard open-file limit to exceed")
+    result = serve({**env, "GATEWAY_MAX_CONNECTIONS": str(hard)})
+    assert result.returncode == 0, result.stderr
+    assert "open-file limit" in result.stderr and "GATEWAY_MAX_CONNECTIONS" in result.stderr
+    if hard >= 2048 + 1000 + 256:
+        assert "warning" not in serve(env).stderr  # the defaults fit
 
 
 def test_serve_with_anonymous_access_creates_no_key(env: dict[str, str]) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from gateway.api.envelope import fail, ok
 from gateway.errors import GatewayError
@@ -107,6 +108,8 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
             return fail(400, exc.message)
         except _NotFound as exc:
             return fail(404, str(exc))
+        except ClientDisconnect:  # gone, or cut off by the body timeout (gateway/protocol.py)
+            return fail(499, "client disconnected")  # sent nowhere; not a failure to log
         except _TooLarge:
             return fail(413, f"Request body is larger than the query API's limit of "
                              f"{deps.max_body_bytes} bytes.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -28,6 +29,13 @@ class Fault:
     split_events: bool = False
     """Streaming answers: write each event in two halves, 50 ms apart, so a reader receives
     network chunks that end mid-event (what ``Helicone-Stream-Force-Format`` repairs)."""
+    close: Literal["after_answer", "before_answer"] | None = None
+    """Close the connection without announcing it (no ``Connection: close``):
+    ``after_answer`` once the ``status`` answer is sent, as a server that drops an idle
+    keep-alive connection does; ``before_answer`` once the whole request is read, with no
+    answer at all."""
+    close_delay: float = 0.0
+    """``close="after_answer"``: seconds between the answer and the close."""
     path: str | None = None
     """Only requests whose path ends with this match (``None``: every request)."""
     times: int = 1

@@ -17,6 +17,8 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]
     body: bytes
+    client_port: int | None = None
+    """The sender's TCP port: requests with the same port came over one connection."""
 
     @property
     def json(self) -> Any:

@@ -182,14 +182,21 @@ class OpenAIEmulator:
                     query=request.query_string,
                     headers={name.lower(): value for name, value in request.headers.items()},
                     body=body,
+                    client_port=_client_port(request),
                 )
             )
         fault = self._faults.take(request.path)
         if fault is not None:
             if fault.delay > 0:
                 await asyncio.sleep(fault.delay)
+            if fault.close == "before_answer" and request.transport is not None:
+                request.transport.close()
+                return web.Response()  # written nowhere: the socket is closed
             if fault.status is not None:
-                return status_response(fault.status, fault.body, fault.headers)
+                answer = status_response(fault.status, fault.body, fault.headers)
+                if fault.close == "after_answer":
+                    return await _answer_then_close(request, answer, fault.close_delay)
+                return answer
         refused = self._check_key(request)
         if refused is not None:
             return refused
@@ -234,3 +241,21 @@ class OpenAIEmulator:
         if method == "GET" and path.startswith(prefix) and len(path) > len(prefix):
             return await models.retrieve_model(exchange, path[len(prefix) :])
         return error_response(404, f"Invalid URL ({method} {path})")
+
+
+async def _answer_then_close(
+    request: web.Request, answer: web.Response, delay: float
+) -> web.Response:
+    """Send ``answer`` whole, then (``delay`` seconds later) close the socket as an idle
+    keep-alive timeout would: the client was told nothing, and may reuse it meanwhile."""
+    await answer.prepare(request)
+    await answer.write_eof()
+    transport = request.transport
+    if transport is not None:
+        asyncio.get_running_loop().call_later(delay, transport.close)
+    return answer
+
+
+def _client_port(request: web.Request) -> int | None:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return int(peer[1]) if isinstance(peer, tuple) else None

@@ -1,0 +1,225 @@
+"""uvicorn's HTTP protocol with the limits a public server needs against slow clients.
+
+uvicorn (httptools) has no timeout for a request that arrives slowly: a connection that
+sends nothing, headers one byte at a time, or a body shorter than its ``Content-Length``
+stays open for as long as the client likes, and a few thousand such connections hold a
+worker. ``GatewayHttpProtocol`` adds, per connection:
+
+* a **header deadline** (``GATEWAY_CLIENT_HEADER_TIMEOUT``): from the connection's start (or
+  the first byte of a later request on a keep-alive connection) to the end of the headers.
+  Past it, a request that had begun gets a ``408`` and the connection is closed; a
+  connection that sent nothing is just closed. Idle time *between* requests stays governed by
+  uvicorn's keep-alive timeout (5 s);
+* a **body deadline** (``GATEWAY_CLIENT_BODY_TIMEOUT``): from the end of the headers to the
+  end of the body — a deadline for the whole body, not per read, so a body that trickles in
+  a byte at a time is cut off too. Past it: ``408`` (unless a response was already sent) and
+  the connection is closed; the application sees a client disconnect. It covers the data
+  plane and the FastAPI routes alike, whether or not they read the body;
+* a **connection limit** (``GATEWAY_MAX_CONNECTIONS``, per process): a connection accepted
+  past it is answered ``503`` (``code: too_many_connections``, ``Retry-After: 1``,
+  ``Connection: close``) at its first request, never served. uvicorn's own
+  ``limit_concurrency`` answers a plain-text 503 and counts the connection asking in the
+  limit; this one answers in the OpenAI error shape and names the setting.
+
+Every gateway-made answer is OpenAI-shaped JSON. The hooks are uvicorn's protocol callbacks
+(``connection_made``, httptools' ``on_message_begin`` / ``on_headers_complete`` /
+``on_message_complete``, ``connection_lost``), its ``app`` and ``pipeline``, and a few
+attributes of its request cycle (``response_started``, ``response_complete``,
+``keep_alive``, ``disconnected``, ``message_event``); tests/test_protocol.py pins the
+behaviour against a real ``gateway serve``. Cost per request: a clock read and a few
+attribute writes (~0.3 µs measured); timers are armed per connection (see ``_start``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from gateway.asgi import Receive, Scope, Send, send_bytes
+from gateway.errors import error_body
+from gateway.settings import Settings
+
+logger = logging.getLogger("gateway.protocol")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """What one client connection may take of a worker (see the module docstring)."""
+
+    header_timeout: float
+    body_timeout: float
+    max_connections: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientLimits:
+        return cls(
+            header_timeout=settings.client_header_timeout,
+            body_timeout=settings.client_body_timeout,
+            max_connections=settings.max_connections,
+        )
+
+
+class GatewayHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header and body deadlines and a connection limit.
+
+    Built by uvicorn for each connection; pass :func:`protocol_factory` as ``http=``.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: ClientLimits,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        self._phase: Literal["headers", "body"] | None = None
+        """What the client owes: the headers or the body of a request (``None``: nothing)."""
+        self._due = 0.0
+        """Loop time by which the current phase must be over."""
+        self._request_begun = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    # --- connection ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            # Every request on this connection gets the refusal instead of the gateway.
+            self.app = _refusal(self.limits.max_connections)
+        self._start("headers", self.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._phase = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super().connection_lost(exc)
+
+    # --- httptools callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._request_begun = True
+        if self._phase is None:  # a later request on a keep-alive connection
+            self._start("headers", self.limits.header_timeout)
+
+    def on_headers_complete(self) -> None:
+        self._start("body", self.limits.body_timeout)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._phase = None
+        self._request_begun = False
+        super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._phase = None  # not ours to time any more (the gateway serves no WebSocket)
+        super().handle_websocket_upgrade()
+
+    # --- deadlines ----------------------------------------------------------------------
+    # One timer per connection, re-armed lazily: starting a phase only moves ``_due``, and
+    # the timer, when it fires early, sleeps again until ``_due``. A keep-alive connection
+    # serving many requests so arms about one timer per timeout period, not two per request.
+
+    def _start(self, phase: Literal["headers", "body"], timeout: float) -> None:
+        self._phase = phase
+        self._due = self.loop.time() + timeout
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._due, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        if self._phase is None or self.transport.is_closing():
+            return
+        if self.loop.time() < self._due:
+            self._timer = self.loop.call_at(self._due, self._check)
+        elif self._phase == "headers":
+            self._headers_late()
+        else:
+            self._body_late()
+
+    def _headers_late(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # A pipelined request trickles in behind one still being answered: let that
+            # answer finish, then close instead of reading on.
+            cycle.keep_alive = False
+            return
+        if self._request_begun:
+            self._reject(
+                f"The request headers did not arrive within {self.limits.header_timeout:g} s "
+                "(GATEWAY_CLIENT_HEADER_TIMEOUT)."
+            )
+        else:
+            self.transport.close()  # nothing was asked: nothing to answer
+
+    def _body_late(self) -> None:
+        cycle = self.cycle
+        if self.pipeline:
+            # This request waits behind another one's answer (HTTP pipelining), with reading
+            # paused: the wait is not the client's; time it again later.
+            self._start("body", self.limits.body_timeout)
+            return
+        if cycle is None or cycle.response_started:
+            # The application answered without the body (an auth or size error), or there
+            # is none (an upgrade request): the rest of the body is not worth waiting for.
+            self.transport.close()
+            return
+        # The application is waiting in ``receive()``: it gets a disconnect, and anything it
+        # would still send is dropped (as after a real disconnect).
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self._reject(
+            f"The request body did not arrive within {self.limits.body_timeout:g} s "
+            "(GATEWAY_CLIENT_BODY_TIMEOUT)."
+        )
+
+    def _reject(self, message: str) -> None:
+        """Write a 408 straight to the socket and close (the application is not involved)."""
+        body = error_body(408, message, code="request_timeout")
+        head = (
+            b"HTTP/1.1 408 Request Timeout\r\n"
+            b"content-type: application/json\r\n"
+            b"content-length: %d\r\n"
+            b"connection: close\r\n\r\n" % len(body)
+        )
+        self.transport.write(head + body)
+        self.transport.close()
+        logger.info("closed a slow client connection %s: %s", self.client, message)
+
+
+def _refusal(limit: int) -> Callable[[Scope, Receive, Send], Any]:
+    body = error_body(
+        503,
+        f"The gateway is serving its maximum of {limit} connections "
+        "(GATEWAY_MAX_CONNECTIONS); retry shortly.",
+        code="too_many_connections",
+    )
+    headers = [(b"retry-after", b"1"), (b"connection", b"close")]
+
+    async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await send_bytes(send, 503, body, headers, b"application/json")
+
+    return refuse
+
+
+def protocol_factory(limits: ClientLimits) -> type[asyncio.Protocol]:
+    """The value for uvicorn's ``http=``: builds a :class:`GatewayHttpProtocol` per connection.
+
+    A ``functools.partial`` rather than a generated subclass, so it pickles for uvicorn's
+    worker processes; uvicorn only calls it (its annotation says ``type``, hence the cast).
+    """
+    return cast(type[asyncio.Protocol], functools.partial(GatewayHttpProtocol, limits=limits))

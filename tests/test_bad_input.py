@@ -246,3 +246,39 @@ def test_reused_request_id_end_to_end(logged: Logged) -> None:
     data = response.json()["data"]
     assert data["request_body"]["messages"][0]["content"] == "second"  # newest, and its body
     assert "second" in data["response_body"]["choices"][0]["message"]["content"]
+
+
+def test_query_api_is_503_when_the_log_server_is_down(tmp_path: Path) -> None:
+    """A real gateway whose ClickHouse server does not answer (a closed port): the data plane
+    still serves (fail open, the record waits in the journal) and the query API says 503,
+    not 500, with no internal address in the message."""
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with OpenAIEmulator(api_key=KEY) as upstream:
+        settings = make_settings(
+            tmp_path,
+            provider_api_keys={"openai": KEY},
+            provider_base_urls={"openai": upstream.base_url},
+            logging_enabled=True,
+            clickhouse_url=f"http://default:pw@127.0.0.1:{port}/default",
+        )
+        key = create_key(settings, org="acme")
+        with GatewayServer(settings) as server:
+            headers = {"authorization": f"Bearer {key}"}
+            answer = httpx.post(server.url + "/v1/chat/completions", headers=headers,
+                                json={"model": "gpt-4o-mini",
+                                      "messages": [{"role": "user", "content": "hi"}]})
+            assert answer.status_code == 200, answer.text
+            query = httpx.post(server.url + "/v1/request/query-clickhouse", headers=headers,
+                               json={"filter": "all"}, timeout=60)
+            by_id = httpx.get(
+                server.url + f"/v1/request/{answer.headers['helicone-id']}", headers=headers,
+                timeout=60,
+            )
+    for response in (query, by_id):
+        assert response.status_code == 503, response.text
+        assert response.json()["data"] is None
+        assert str(port) not in response.text and "127.0.0.1" not in response.text

@@ -33,7 +33,6 @@ and delete it. Directories are created ``0700`` and files ``0600``: they hold re
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import pickle
@@ -46,7 +45,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from logging_pipeline.capture import Capture
-from logging_pipeline.private import private_dir
+from logging_pipeline.private import private_dir, try_lock
 
 logger = logging.getLogger("logging_pipeline.journal")
 
@@ -71,20 +70,9 @@ def _segment_name(number: int) -> str:
     return f"{number:012d}{_SUFFIX}"
 
 
-def _try_lock(path: Path) -> int | None:
-    """An exclusive ``flock`` on ``path`` (created if missing), or None if someone holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
 def owner_alive(directory: Path) -> bool:
     """Whether the process appending to ``directory`` still runs (it holds the owner lock)."""
-    fd = _try_lock(directory / _OWNER_LOCK)
+    fd = try_lock(directory / _OWNER_LOCK)
     if fd is None:
         return True
     os.close(fd)  # closing drops the lock: an owner never comes back to a directory
@@ -103,7 +91,7 @@ class JournalAppender:
         private_dir(root)
         self.directory = root / uuid.uuid4().hex
         private_dir(self.directory)
-        lock = _try_lock(self.directory / _OWNER_LOCK)
+        lock = try_lock(self.directory / _OWNER_LOCK)
         assert lock is not None  # a fresh directory nobody else knows
         self._lock_fd: int | None = lock
         self._segment_bytes = segment_bytes
@@ -202,7 +190,7 @@ class JournalAppender:
             self._fd = -1
         if self._lock_fd is None:
             return
-        reader = _try_lock(self.directory / _READER_LOCK)
+        reader = try_lock(self.directory / _READER_LOCK)
         try:
             if reader is not None and _fully_committed(self.directory):
                 shutil.rmtree(self.directory, ignore_errors=True)
@@ -278,7 +266,7 @@ class JournalReader:
     @classmethod
     def attach(cls, directory: Path) -> JournalReader | None:
         """Take the directory's reader lock; None if another writer holds it."""
-        fd = _try_lock(directory / _READER_LOCK)
+        fd = try_lock(directory / _READER_LOCK)
         return None if fd is None else cls(directory, fd)
 
     def read(self, limit: int) -> tuple[list[Capture], Position]:

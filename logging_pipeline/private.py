@@ -11,6 +11,7 @@ and by their parent directories being ``0700``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -53,3 +54,15 @@ def private_file(path: Path) -> Path:
 def restrict_umask() -> None:
     """Make files this process creates from now on owner-only (server and writer processes)."""
     os.umask(0o077)
+
+
+def try_lock(path: Path) -> int | None:
+    """An exclusive ``flock`` on ``path`` (created ``0600`` if missing), held by the returned
+    descriptor until it is closed; None when another process (or descriptor) holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

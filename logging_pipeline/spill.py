@@ -11,7 +11,6 @@ writes spill files any more. All functions block; the writer calls them in a thr
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from logging_pipeline.capture import Capture
+from logging_pipeline.private import try_lock
 
 logger = logging.getLogger("logging_pipeline.spill")
 
@@ -88,23 +88,13 @@ class SpillFile:
         os.replace(tmp, self.offset_path)
 
 
-def _try_lock(directory: Path) -> int | None:
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
 def adopt_spills(root: Path) -> list[SpillFile]:
     """Every spill directory under ``root`` that no live process holds, oldest name first."""
     if not root.is_dir():
         return []
     adopted: list[SpillFile] = []
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):
-        fd = _try_lock(directory)
+        fd = try_lock(directory / "lock")
         if fd is not None:
             adopted.append(SpillFile(directory, fd))
     return adopted

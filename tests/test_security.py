@@ -32,6 +32,15 @@ MANAGED_KEY = "sk-managed-upstream"
 MESSAGES = [{"role": "user", "content": "hi there"}]
 
 
+def post_chat(server: GatewayServer, key: str, model: str) -> httpx.Response:
+    """A chat completion for ``model`` with the gateway key in ``Authorization``."""
+    return httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"model": model, "messages": MESSAGES},
+        headers={"authorization": f"Bearer {key}"},
+    )
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[OpenAIEmulator]:
     """Accepts any provider key, so tests see exactly which headers arrived."""
@@ -98,11 +107,7 @@ def test_unconfigured_local_provider_is_refused_on_unified_routes(
     gateway: tuple[GatewayServer, str],
 ) -> None:
     server, key = gateway
-    response = httpx.post(
-        server.url + "/v1/chat/completions",
-        json={"model": "llama3/ollama", "messages": MESSAGES},
-        headers={"authorization": f"Bearer {key}"},
-    )
+    response = post_chat(server, key, "llama3/ollama")
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert "OLLAMA_BASE_URL" in error["message"]
@@ -132,11 +137,7 @@ def test_configured_local_provider_works(
     local_gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator
 ) -> None:
     server, key = local_gateway
-    response = httpx.post(
-        server.url + "/v1/chat/completions",
-        json={"model": "llama3/ollama", "messages": MESSAGES},
-        headers={"authorization": f"Bearer {key}"},
-    )
+    response = post_chat(server, key, "llama3/ollama")
     assert response.status_code == 200, response.text
     assert upstream.requests[-1].path == "/v1/chat/completions"
     listed = httpx.get(server.url + "/v1/models").json()["data"]
@@ -394,11 +395,7 @@ def test_upstream_errors_name_the_provider_not_the_url(
     gateway: tuple[GatewayServer, str],
 ) -> None:
     server, key = gateway
-    response = httpx.post(
-        server.url + "/v1/chat/completions",
-        json={"model": "llama/cerebras", "messages": MESSAGES},
-        headers={"authorization": f"Bearer {key}"},
-    )
+    response = post_chat(server, key, "llama/cerebras")
     assert response.status_code == 502, response.text
     message = response.json()["error"]["message"]
     assert "cerebras" in message
@@ -440,11 +437,7 @@ def test_records_hold_no_base_url_and_no_query_credentials(
     logged_gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator
 ) -> None:
     server, key = logged_gateway
-    unified = httpx.post(
-        server.url + "/v1/chat/completions",
-        json={"model": "gpt-4o-mini", "messages": MESSAGES},
-        headers={"authorization": f"Bearer {key}"},
-    )
+    unified = post_chat(server, key, "gpt-4o-mini")
     passthrough = httpx.get(
         server.url + "/oai/v1/models?key=s3cret&limit=2&X-Amz-Signature=abc",
         headers={"helicone-auth": f"Bearer {key}", "authorization": "Bearer sk-own"},

@@ -34,7 +34,7 @@ from gateway.auth import read_credentials
 from gateway.errors import GatewayError, send_error
 from gateway.jsondepth import depth_message, too_deep
 from gateway.options import declared_length, flag, request_id
-from gateway.passthrough import Passthrough
+from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.runtime import Runtime
 from gateway.upstream import Exchange, upstream_request_headers
 from providers.routing import RoutingError
@@ -69,7 +69,9 @@ class DataPlane:
         )
         path: str = scope["path"]
         handler: Handler | None
-        if "helicone-target-url" in headers:
+        if LOG_MARK in path and is_log_endpoint(path):
+            handler = self.passthrough.manual_log  # never forwarded, whatever the headers
+        elif "helicone-target-url" in headers:
             handler = self.passthrough.generic
         else:
             handler = self.routes.get(path) or self.passthrough.match(path)

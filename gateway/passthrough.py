@@ -27,6 +27,7 @@ from yarl import URL
 from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import read_credentials
 from gateway.errors import GatewayError
+from gateway.keys import KEY_PATTERN, KEY_SCHEME, looks_like_key
 from gateway.options import declared_length
 from gateway.redact import redact_url
 from gateway.upstream import Exchange, upstream_request_headers
@@ -42,6 +43,62 @@ _SEPARATORS = re.compile(r"[/\\]")
 # RFC 3986 pchar plus "/": what ``quote`` leaves alone when re-encoding a decoded path.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _DECODE_ROUNDS = 3
+LOG_MARK = "/v1/log"
+"""Every manual-logger path contains this: the cheap pre-test before :func:`is_log_endpoint`."""
+_LOG_HEADS = (["oai"], ["anthropic"], ["custom"], ["googleapis"], ["v1", "trace", "custom"])
+
+
+def is_log_endpoint(path: str) -> bool:
+    """Whether ``path`` is one of the manual-logger ingest endpoints (not a proxy path).
+
+    ``/{oai,anthropic,custom,googleapis}/v1/log`` (Helicone's worker), ``/v1/trace/custom/v1/log``
+    (the self-hosted variant) and ``/v1/gateway/{provider}/v1/log`` (a logger whose base URL
+    is a gateway prefix), with or without a gateway key in the path or a trailing slash.
+    No provider serves ``/v1/log``: forwarding one would hand the user's logged prompts and
+    answers to the provider. Called only for paths containing :data:`LOG_MARK`.
+    """
+    path = path.rstrip("/")
+    if not path.endswith(LOG_MARK):
+        return False
+    head = [s for s in path[: -len(LOG_MARK)].split("/") if s and not looks_like_key(s)]
+    return head in _LOG_HEADS or (len(head) == 3 and head[:2] == ["v1", "gateway"])
+
+
+def take_path_key(rest: str) -> tuple[str | None, str]:
+    """The gateway key carried in the path (reference §1.2) and ``rest`` without it.
+
+    The key may be the first segment (``/oai/{key}/v1/...``) or the second one (the
+    hyperbolic form ``/v1/{key}/chat/completions``). A key-shaped string anywhere else is a
+    400, so that a gateway key never reaches a provider. Costs a substring test when the
+    path has no key.
+    """
+    if KEY_SCHEME not in rest:
+        return None, rest
+    segments = rest.split("/")
+    for index in (1, 2):
+        if index < len(segments) and looks_like_key(segments[index]):
+            key = segments.pop(index)
+            stripped = "/".join(segments) or "/"
+            if KEY_PATTERN.search(stripped) is None:
+                return key, stripped
+            break
+    raise GatewayError(
+        400,
+        "A gateway key may appear in the path only right after the provider prefix "
+        "('/oai/{key}/v1/...') or after the version ('/v1/gateway/{provider}/v1/{key}/...'), "
+        "once; it is never forwarded. Send it in Helicone-Auth instead.",
+        code="invalid_path",
+    )
+
+
+def _with_path_key(
+    scope: Scope, headers: dict[str, str], key: str, path: str
+) -> tuple[Scope, dict[str, str]]:
+    """The request as if the key had come in ``Helicone-Auth`` and the path without it.
+
+    ``Authorization`` then belongs to the provider, and the capture records ``path``.
+    """
+    return {**scope, "path": path}, {**headers, "helicone-auth": f"Bearer {key}"}
 
 
 def leaves_base(path: str) -> bool:
@@ -101,6 +158,19 @@ class Passthrough:
             return self.provider
         return None
 
+    async def manual_log(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
+    ) -> None:
+        """The manual-logger endpoints: 501 until ingest exists, before authentication (no
+        key lookup, no body read, no record), whatever the method and headers."""
+        raise GatewayError(
+            501,
+            "The manual logger endpoints (POST /custom/v1/log, /oai/v1/log, /anthropic/v1/log, "
+            "/googleapis/v1/log) are not implemented yet; nothing was logged and nothing was "
+            "forwarded to a provider. Send requests through the gateway to have them logged.",
+            code="not_implemented",
+        )
+
     async def provider(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
     ) -> None:
@@ -111,6 +181,11 @@ class Passthrough:
         else:
             slug, _, tail = path[len(_GATEWAY_PREFIX) :].partition("/")
             rest = "/" + tail
+        key, stripped = take_path_key(rest)
+        if key is not None:
+            path = path[: len(path) - len(rest)] + stripped
+            scope, headers = _with_path_key(scope, headers, key, path)
+            rest = stripped
         name = _PROVIDER_ALIASES.get(slug, slug)
         if name not in OPENAI_COMPATIBLE:
             known = ", ".join(["oai", *OPENAI_COMPATIBLE])
@@ -142,6 +217,9 @@ class Passthrough:
     ) -> None:
         header = "Helicone-Target-Url"
         _check_path(scope)
+        key, stripped = take_path_key(scope["path"])
+        if key is not None:
+            scope, headers = _with_path_key(scope, headers, key, stripped)
         origin = str(self.runtime.targets.check(headers["helicone-target-url"], header))
         query: bytes = scope.get("query_string", b"")
         url, tail = _join(origin, scope["path"], query, overlap=False)

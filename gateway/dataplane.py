@@ -33,6 +33,7 @@ from gateway.asgi import (
 from gateway.auth import read_credentials
 from gateway.errors import GatewayError, send_error
 from gateway.jsondepth import depth_message, too_deep
+from gateway.keys import KEY_PATTERN
 from gateway.options import declared_length, flag, request_id
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.runtime import Runtime
@@ -96,7 +97,10 @@ class DataPlane:
         except asyncio.CancelledError:
             raise
         except Exception:
-            logger.exception("unhandled error in %s %s", scope["method"], path)
+            # The path may carry a gateway key (the key-in-path forms): never log it.
+            logger.exception(
+                "unhandled error in %s %s", scope["method"], KEY_PATTERN.sub("{key}", path)
+            )
             error = GatewayError(500, "Internal gateway error; the request id is in Helicone-Id.")
         if error is not None:
             capture = exchange.capture

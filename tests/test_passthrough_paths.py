@@ -249,3 +249,26 @@ def test_matching_rules() -> None:
     assert not is_log_endpoint("/oai/v1/logs")
     assert not is_log_endpoint("/other/v1/log")
     assert not is_log_endpoint("/v1/gateway/oai/extra/v1/log")
+
+
+def test_a_crash_never_writes_the_path_key_to_the_server_log(
+    gateway: tuple[GatewayServer, str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unexpected error is logged with its path — with the key in the path masked."""
+    server, key = gateway
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(server.runtime.upstream, "relay", broken)
+    with caplog.at_level("ERROR", logger="gateway.dataplane"):
+        response = httpx.post(
+            f"{server.url}/oai/{key}/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": MESSAGES},
+            headers={"authorization": f"Bearer {PROVIDER_KEY}"},
+        )
+    assert response.status_code == 500
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "/oai/" in logged and "/v1/chat/completions" in logged
+    assert key not in logged

@@ -42,6 +42,7 @@ def gateway(
         tmp_path_factory.mktemp("gw"),
         provider_api_keys={"openai": KEY},
         provider_base_urls={"openai": upstream.base_url, "groq": upstream.base_url},
+        allowed_target_hosts=[upstream.origin],
         logging_enabled=True,
         log_flush_ms=20,
     )
@@ -122,6 +123,35 @@ def test_passthrough_leaves_other_requests_untouched(
     )
     assert response.status_code == 200
     assert upstream.requests[-1].body == raw
+
+
+def test_query_api_says_whether_tokens_were_estimated(
+    gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator
+) -> None:
+    """``Helicone-Target-Url`` relays any format, so no usage is asked for: estimated."""
+    server, key = gateway
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    ids = {}
+    for name, path, extra in [
+        ("provider", "/oai/v1/chat/completions", {}),
+        ("target", "/v1/chat/completions", {"helicone-target-url": upstream.origin}),
+    ]:
+        with httpx.stream(
+            "POST", server.url + path, json=body,
+            headers={"authorization": f"Bearer {KEY}", "helicone-auth": f"Bearer {key}",
+                     **extra},
+        ) as response:
+            response.read()
+            ids[name] = response.headers["helicone-id"]
+    for name, estimated in [("provider", False), ("target", True)]:
+        record(server, ids[name])  # written
+        answer = httpx.get(
+            f"{server.url}/v1/request/{ids[name]}", headers={"authorization": f"Bearer {key}"}
+        )
+        assert answer.status_code == 200, answer.text
+        row = answer.json()["data"]
+        assert row["tokens_estimated"] is estimated, name
+        assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
 
 
 def test_each_event_reaches_the_client_before_the_next_is_sent(

@@ -37,6 +37,7 @@ from gateway.keys import KEY_PATTERN
 from gateway.options import declared_length, flag, request_id
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.runtime import Runtime
+from gateway.sse import request_usage_chunk
 from gateway.upstream import Exchange, upstream_request_headers
 from providers.routing import RoutingError
 
@@ -158,8 +159,12 @@ class DataPlane:
             capture.provider = target.provider.name
             capture.request_model = target.model
             capture.target_url = target.recorded_base_url + endpoint
-            if endpoint == "/chat/completions" and payload.get("stream") is True:
-                rewrite = _request_usage_chunk(payload, exchange) or rewrite
+            if (
+                endpoint == "/chat/completions"
+                and payload.get("stream") is True
+                and request_usage_chunk(payload)
+            ):
+                exchange.strip_usage = rewrite = True
         if rewrite:
             raw = orjson.dumps(payload)
         authorization = credentials.provider_authorization or (
@@ -199,17 +204,6 @@ class DataPlane:
             ex.base_headers,
             b"application/json",
         )
-
-
-def _request_usage_chunk(payload: dict[str, object], exchange: Exchange) -> bool:
-    """Ask for the usage chunk upstream (to log tokens) and strip it if the client didn't."""
-    options = payload.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage") is True:
-        return False
-    payload["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                 "include_usage": True}
-    exchange.strip_usage = True
-    return True
 
 
 def _with_request_id(send: Send, exchange: Exchange) -> Send:

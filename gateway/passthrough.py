@@ -6,7 +6,11 @@
 
 The gateway key travels in ``Helicone-Auth``; ``Authorization`` (and ``x-api-key``/``api-key``)
 belong to the provider and are forwarded (a header carrying the gateway key itself is not).
-No body is parsed or rewritten. Client-chosen upstreams are checked against
+No body is parsed or rewritten, with one exception: with logging on, a streamed chat
+(``POST .../chat/completions`` with ``"stream": true``) on the provider routes gets
+``stream_options.include_usage`` like a unified one, so that its tokens are the provider's
+count rather than an estimate; the usage chunk is then stripped from the answer unless the
+client asked for it (:func:`usage_rewrite`). Client-chosen upstreams are checked against
 :class:`gateway.targets.TargetPolicy` (no open relay).
 
 The forwarded path stays under the provider's base path: a ``.`` or ``..`` segment, plain or
@@ -22,6 +26,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
+import orjson
 from yarl import URL
 
 from gateway.asgi import Receive, Scope, Send, read_body
@@ -30,6 +35,7 @@ from gateway.errors import GatewayError
 from gateway.keys import KEY_PATTERN, KEY_SCHEME, looks_like_key
 from gateway.options import declared_length
 from gateway.redact import redact_url
+from gateway.sse import request_usage_chunk
 from gateway.upstream import Exchange, upstream_request_headers
 from providers.openai_compat import OPENAI_COMPATIBLE
 
@@ -210,7 +216,9 @@ class Passthrough:
         else:
             url, tail = _join(config.base_url, rest, query)
             recorded = config.recorded_base_url + redact_url(tail)
-        await self._forward(scope, receive, send, headers, ex, url, recorded, name)
+        await self._forward(
+            scope, receive, send, headers, ex, url, recorded, name, openai_format=True
+        )
 
     async def generic(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
@@ -238,8 +246,13 @@ class Passthrough:
         url: URL,
         recorded_url: str,
         provider: str,
+        openai_format: bool = False,
     ) -> None:
-        """Send to ``url`` (already checked); the log records ``recorded_url`` instead."""
+        """Send to ``url`` (already checked); the log records ``recorded_url`` instead.
+
+        ``openai_format``: the route speaks OpenAI's API (the provider routes, not a
+        ``Helicone-Target-Url`` of any format), so a logged streamed chat may ask for usage.
+        """
         runtime = self.runtime
         credentials = read_credentials(headers)
         identity = await runtime.authenticate(credentials)
@@ -249,6 +262,11 @@ class Passthrough:
             capture.request_body = body
             capture.provider = provider
             capture.target_url = recorded_url
+            if openai_format and scope["method"] == "POST":
+                rewritten = usage_rewrite(scope["path"], body)
+                if rewritten is not None:
+                    body = rewritten
+                    exchange.strip_usage = True
         await runtime.upstream.relay(
             exchange,
             scope["method"],
@@ -261,6 +279,30 @@ class Passthrough:
             send,
             provider,
         )
+
+
+def usage_rewrite(path: str, body: bytes) -> bytes | None:
+    """``body`` asking for the usage chunk, if it is a streamed chat that did not; else None.
+
+    Only a path ending in ``/chat/completions`` whose body has ``"stream"`` in it is parsed
+    (a substring test first, so other requests stay zero-copy). A body that is not a JSON
+    object, or too deep to re-encode, is forwarded as it is: passthrough leaves judging it
+    to the provider.
+    """
+    if not path.rstrip("/").endswith("/chat/completions") or b'"stream"' not in body:
+        return None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(payload, dict) or payload.get("stream") is not True:
+        return None
+    if not request_usage_chunk(payload):
+        return None
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _join(base: str, path: str, query: bytes, overlap: bool = True) -> tuple[URL, str]:

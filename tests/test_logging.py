@@ -153,6 +153,7 @@ def gateway(
         tmp_path_factory.mktemp("gw"),
         provider_api_keys={"openai": KEY},
         provider_base_urls={"openai": upstream.base_url},
+        allowed_target_hosts=[upstream.origin],
         logging_enabled=True,
         log_flush_ms=20,
         **storage,
@@ -412,12 +413,17 @@ def test_passthrough_is_logged(gateway: tuple[GatewayServer, str]) -> None:
 def test_no_usage_means_estimated_tokens(
     gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator
 ) -> None:
-    """A passthrough stream without include_usage carries no usage: tiktoken estimates it."""
+    """A stream without usage is estimated with tiktoken.
+
+    ``Helicone-Target-Url`` relays any format, so the gateway does not ask for usage there
+    (the provider routes do, see tests/test_sse.py).
+    """
     server, key = gateway
     with httpx.stream(
-        "POST", server.url + "/oai/v1/chat/completions",
+        "POST", server.url + "/v1/chat/completions",
         json={"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True},
-        headers={"authorization": f"Bearer {KEY}", "helicone-auth": f"Bearer {key}"},
+        headers={"authorization": f"Bearer {KEY}", "helicone-auth": f"Bearer {key}",
+                 "helicone-target-url": upstream.origin},
     ) as response:
         request_id = response.headers["helicone-id"]
         response.read()

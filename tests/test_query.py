@@ -81,7 +81,8 @@ DATASET: list[dict[str, Any]] = [
                      "Helicone-Session-Name": "Trip plan", "Helicone-Session-Path": "/plan"},
          scores={"accuracy": 0.9}),
     _row(ORG_A, 2, "2024-01-02 00:00:00.000", model="gpt-4o-mini", latency=250,
-         user_id="bob", prompt_tokens=100, completion_tokens=50, cost=200_000,
+         user_id="bob", prompt_tokens=100, completion_tokens=50, tokens_estimated=True,
+         cost=200_000,
          country_code="DE", threat=True,
          properties={"environment": "staging", "Helicone-Session-Id": "s1",
                      "Helicone-Session-Name": "Trip plan",
@@ -611,7 +612,7 @@ HELICONE_REQUEST_FIELDS = {
     "feedback_created_at", "feedback_id", "feedback_rating", "signed_body_url", "llmSchema",
     "country_code", "asset_ids", "asset_urls", "assets", "scores", "cache_reference_id",
     "cache_enabled", "updated_at", "request_referrer", "ai_gateway_body_mapping",
-    "storage_location",
+    "storage_location", "tokens_estimated",
 }
 
 
@@ -657,6 +658,8 @@ async def test_query_clickhouse_endpoint(client: httpx.AsyncClient) -> None:
         assert a1["total_tokens"] == 30 and a1["request_user_id"] == "alice@example.com"
         a2 = data[-2]
         assert a2["feedback_rating"] is True and a2["scores"]["accuracy"] == 0.5
+        # Ours, not Helicone's: whether the tokens (and so the cost) are a tiktoken estimate.
+        assert a2["tokens_estimated"] is True and a1["tokens_estimated"] is False
         assert data[3]["cost"] is None  # A3: price unknown
         assert data[2]["cache_reference_id"] == rid(1) and data[2]["asset_ids"] == ["img-1"]
         r = await client.post("/v1/request/query-clickhouse", json={

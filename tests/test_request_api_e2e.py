@@ -209,6 +209,7 @@ def test_row_shape(seeded: Seeded) -> None:
     assert row["prompt_tokens"] == completion.usage.prompt_tokens
     assert row["completion_tokens"] == completion.usage.completion_tokens
     assert row["total_tokens"] == completion.usage.total_tokens
+    assert row["tokens_estimated"] is False  # the provider's own count
     assert row["delay_ms"] is not None and row["delay_ms"] >= 0
     assert row["request_created_at"].endswith("Z")
     assert row["storage_location"] == "local"

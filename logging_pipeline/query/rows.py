@@ -4,6 +4,9 @@ Renames follow the reference (``latency`` -> ``delay_ms``, ``status`` -> ``respo
 ``user_id`` -> ``request_user_id``), cost goes from nano-USD to USD, and empty-string
 "absent" values become ``null``. Fields we do not record (feedback rows, signed URLs,
 ``llmSchema``, referrer, ...) are present and ``null`` so clients see the documented shape.
+One field is ours, not Helicone's: ``tokens_estimated`` (true when the provider reported no
+usage, so the tokens and the cost are a tiktoken estimate), snake_case like the row's other
+flags (``cache_enabled``).
 The adapter behind the query may return timestamps as datetimes or strings and 64-bit ints
 as strings (ClickHouse quotes them in JSON by default): both are accepted.
 """
@@ -92,6 +95,7 @@ def helicone_request(row: Mapping[str, Any], bodies: Mapping[str, Any] | None = 
         "request_referrer": None,
         "ai_gateway_body_mapping": None,
         "storage_location": row.get("storage_location") or None,
+        "tokens_estimated": bool(row.get("tokens_estimated")),
     }
     for name in _TOKEN_FIELDS:
         out[name] = _int(row.get(name))

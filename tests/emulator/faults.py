@@ -29,6 +29,9 @@ class Fault:
     split_events: bool = False
     """Streaming answers: write each event in two halves, 50 ms apart, so a reader receives
     network chunks that end mid-event (what ``Helicone-Stream-Force-Format`` repairs)."""
+    newline: bytes = b"\n"
+    """Streaming answers: the line ending of every SSE line; ``b"\\r\\n"`` and ``b"\\r"`` are
+    as legal as ``b"\\n"`` (WHATWG SSE), so events end with ``\\r\\n\\r\\n`` or ``\\r\\r``."""
     close: Literal["after_answer", "before_answer"] | None = None
     """Close the connection without announcing it (no ``Connection: close``):
     ``after_answer`` once the ``status`` answer is sent, as a server that drops an idle

@@ -36,6 +36,7 @@ class EventStream:
         self._chunk_delay = fault.chunk_delay if fault else 0.0
         self._drop_after = fault.drop_after_events if fault else None
         self._split = fault.split_events if fault else False
+        self._newline = fault.newline if fault else b"\n"
 
     def _client_gone(self) -> bool:
         transport = self._request.transport
@@ -77,6 +78,8 @@ class EventStream:
         await response.prepare(self._request)
         try:
             for index, data in enumerate(frames):
+                if self._newline != b"\n":  # frames hold one-line JSON: every \n ends a line
+                    data = data.replace(b"\n", self._newline)
                 if self._drop_after is not None and index >= self._drop_after:
                     break
                 if index and self._chunk_delay and not await self._pause(self._chunk_delay):

@@ -240,6 +240,7 @@ OPERATOR_CASES: list[tuple[str, Any, list[str]]] = [
     ("response_created_at null", rmt("response_created_at", "equals", "null"), ["A4"]),
     # boolean
     ("cache_enabled", rmt("cache_enabled", "equals", True), ["A1"]),
+    ("tokens_estimated", rmt("tokens_estimated", "equals", True), ["A2"]),
     ("threat true", rmt("threat", "equals", True), ["A2"]),
     ("threat false", rmt("threat", "equals", False), ["A1"]),
     ("is_passthrough_billing", rmt("is_passthrough_billing", "equals", True), ["A5"]),

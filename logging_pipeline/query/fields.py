@@ -100,6 +100,9 @@ REQUEST_RESPONSE_RMT: Mapping[str, FieldSpec] = MappingProxyType({
     "request_body": Column("request_body", T),
     "response_body": Column("response_body", T),
     "cache_enabled": Column("cache_enabled", B),
+    # Not in Helicone's schema (our extension): the tokens were estimated with tiktoken
+    # because the provider reported no usage.
+    "tokens_estimated": Column("tokens_estimated", B),
     "cache_reference_id": Column("cache_reference_id", T, nullable=True, uuid=True),
     "cached": Special.CACHED,
     "assets": Special.ASSETS,

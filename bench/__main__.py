@@ -120,8 +120,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         "chat_model": payloads.CHAT_MODEL,
         "stream_model": payloads.STREAM_MODEL,
         "json_path": str(args.output),
-        "forwarder_cmd": "python -m bench.forwarder (uvicorn, uvloop + httptools, 1 worker; "
-        "aiohttp keep-alive pool; parse, forward, relay, nothing else)",
+        "forwarder_cmd": "python -m bench.forwarder (uvicorn + uvloop/httptools, aiohttp pool)",
         "gateway_log_problems": {r.name: r.log_problems for r in runs[1:]},
     }
     by_name = {r.name: r for r in runs}

@@ -178,7 +178,7 @@ def _check_line(c: Check) -> str:
         value = "-" if math.isnan(c.measured) else f"{c.measured:.2f}x"
     else:
         value = f"{c.measured:.3f} {c.unit}"
-    width = 62 if c.group == "reference" else 46
+    width = 64 if c.group == "reference" else 46
     return f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<{width}} measured {value}"
 
 
@@ -210,9 +210,9 @@ def _reference(results: Results, high: int) -> list[str]:
     for g in GATEWAYS:
         out.append(
             f"  {TARGETS[g] + ':':<20} RPS {high}c "
-            f"{_pct(d[f'{g}_rps_fraction_of_forwarder_c{high}'])} of the forwarder's; "
-            f"added p50 1c {_times(d[f'{g}_added_p50_multiple_of_forwarder_c1'])} its; "
-            f"added TTFB p50 {_times(d[f'{g}_added_ttfb_p50_multiple_of_forwarder'])} its"
+            f"{_pct(d[f'{g}_rps_fraction_of_forwarder_c{high}'])} of the forwarder's; added "
+            f"p50 1c {_times(d[f'{g}_added_p50_multiple_of_forwarder_c1'])}, added TTFB p50 "
+            f"{_times(d[f'{g}_added_ttfb_p50_multiple_of_forwarder'])} the forwarder's"
         )
     for n, f in enumerate(results.rounds.get("forwarder", []), 1):
         plain = d.get(f"gateway_rps_fraction_of_forwarder_c{high}_round{n}", math.nan)

@@ -1,8 +1,9 @@
 """``python -m bench``: one run, upstream and gateways started and stopped here.
 
 Order of work (:mod:`bench.phases`): start nginx; measure it directly; then start the gateway
-with logging off and the gateway with logging on (the default), measure each at one
-connection, then both at N connections in interleaved rounds; run the optional soak against the
+with logging off, the gateway with logging on (the default) and the reference forwarder
+(:mod:`bench.forwarder`), measure each at one connection, then all three at N connections in
+interleaved rounds; run the optional soak against the
 logging gateway and wait for its request log to settle. Only one target is under load at any
 time. Then print the report and save ``bench/results/latest.json``. Exit status is 0 whether
 or not the performance bar is met; 1 only when the bench itself could not run.
@@ -35,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Measure the gateway's overhead (logging off, then on) against a "
-        "fixed-response nginx upstream.",
+        "fixed-response nginx upstream and a minimal reference forwarder.",
     )
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds per measured wrk run (default 10)"
@@ -64,7 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=10,
-        help="interleaved runs per gateway at --connections (default 10; --quick: 2)",
+        help="interleaved runs per target (both gateways and the forwarder) at --connections "
+        "(default 10; --quick: 2)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument(
@@ -118,15 +120,17 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         "chat_model": payloads.CHAT_MODEL,
         "stream_model": payloads.STREAM_MODEL,
         "json_path": str(args.output),
+        "forwarder_cmd": "python -m bench.forwarder (uvicorn + uvloop/httptools, aiohttp pool)",
         "gateway_log_problems": {r.name: r.log_problems for r in runs[1:]},
     }
+    by_name = {r.name: r for r in runs}
     results = Results(
         meta=meta,
         load={f"{r.name}_{k}": v for r in runs for k, v in r.load.items()},
         ttfb={r.name: _ttfb(r) for r in runs},
         rss_kib={r.name: r.rss_kib for r in runs[1:]},
         rounds={r.name: r.rounds for r in runs[1:]},
-        request_log=runs[2].request_log,
+        request_log=by_name["gateway_logging"].request_log,
     )
     evaluate(results, args.connections)
     return results

@@ -25,6 +25,7 @@ from bench.procs import (
     cpu_seconds,
     free_port,
     own_cpu_seconds,
+    problem_lines,
     process_tree,
     rss_kib,
     spawn,
@@ -185,13 +186,7 @@ class Gateway:
 
     def log_problems(self, limit: int = 10) -> list[str]:
         """Warning, error and traceback lines the gateway printed (it should print none)."""
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return []
-        markers = ("warning", "error", "traceback", "exception", "critical")
-        found = [line for line in text.splitlines() if any(m in line.lower() for m in markers)]
-        return found[:limit]
+        return problem_lines(self.log, limit)
 
     def stop(self) -> None:
         stop(self._proc)

@@ -1,17 +1,18 @@
-"""The measurement phases of one run: the direct upstream, then both gateways.
+"""The measurement phases of one run: the direct upstream, then both gateways and the reference.
 
 Every target gets the same treatment: one request of each kind end to end (so a broken target
 fails fast with its output instead of producing a table of errors), wrk at 1 and at N
 connections (each measured run preceded by an unmeasured warm-up), then streaming TTFB.
 
-The two gateways (logging off, logging on) each get their own data dir, key and port, and are
-only ever loaded one at a time. Their N-connection throughput is measured in interleaved
-rounds — A B, then B A, then A B … — because this kind of machine drifts by 15% or more over a
-minute: two single back-to-back runs compared mostly that drift. Interleaving puts both
-gateways through the same conditions, and the ratio of their pooled throughput (all rounds)
-is what the bar checks. After each logging run the bench waits until the writer has written
-everything it was handed, so its backlog never runs during the other gateway's turn. The
-logging gateway then gets the optional soak run and the request-log accounting.
+The two gateways (logging off, logging on) each get their own data dir, key and port; the
+reference forwarder (:mod:`bench.forwarder`, the speed limit of a Python proxy here) its own
+port. They are only ever loaded one at a time. Their N-connection throughput is measured in
+interleaved rounds — A B C, then C B A, then A B C … — because this kind of machine drifts by
+15% or more over a minute: single back-to-back runs compared mostly that drift. Interleaving
+puts all three through the same conditions, and the ratios of their pooled throughput (all
+rounds) are what the bar checks. After each logging run the bench waits until the writer
+has written everything it was handed, so its backlog never runs during another target's
+turn. The logging gateway then gets the optional soak run and the request-log accounting.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import payloads
+from bench.forwarder_proc import ForwarderProcess
 from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine
 from bench.procs import BenchError
@@ -30,6 +32,9 @@ from bench.ttfb import RawHttpClient, TtfbResult, measure_ttfb, raw_request
 from bench.upstream import Upstream
 
 _SSE = {"Accept": "text/event-stream"}
+
+Server = Upstream | Gateway | ForwarderProcess
+"""Anything the phases load: the direct upstream, a gateway, the reference forwarder."""
 
 
 @dataclass(frozen=True)
@@ -105,12 +110,18 @@ class Phases:
         return run
 
     def gateways(self) -> list[TargetRun]:
-        """Both gateways, logging off then on: started together, loaded one at a time."""
+        """Both gateways (logging off, on) and the reference forwarder, in that order.
+
+        Started together, loaded one at a time: each gets its 1-connection run and TTFB in
+        turn, then the N-connection runs go in interleaved rounds.
+        """
         gateways = [
             Gateway(self.workdir, self.upstream.base_url, name="gateway", logging=False),
             Gateway(self.workdir, self.upstream.base_url, name="gateway_logging", logging=True),
         ]
-        runs = [TargetRun(gateway.name) for gateway in gateways]
+        forwarder = ForwarderProcess(self.workdir, self.upstream.base_url)
+        servers: list[Gateway | ForwarderProcess] = [*gateways, forwarder]
+        runs = [TargetRun(server.name) for server in servers]
         try:
             for gateway in gateways:
                 progress(f"{gateway.name}: creating a key ...")
@@ -118,29 +129,31 @@ class Phases:
                 state = "on" if gateway.logging else "off"
                 progress(f"{gateway.name}: starting on port {gateway.port} (logging {state}) ...")
                 gateway.start()
-            specs = [self._gateway_specs(gateway) for gateway in gateways]
-            for gateway, run, (chat, stream) in zip(gateways, runs, specs, strict=True):
-                run.rss_kib["before"] = gateway.rss_kib()
-                self._probe(run, gateway, chat, stream)
-                run.load["c1"] = self._load(run, gateway, chat, 1, "c1")
-                self._ttfb(run, gateway, stream)
-                self._settle(gateway, run)
-            self._rounds(gateways, runs, [chat for chat, _ in specs])
+            progress(f"{forwarder.name}: starting on port {forwarder.port} ...")
+            forwarder.start()
+            specs = [*(self._gateway_specs(g) for g in gateways), self._forwarder_specs()]
+            for server, run, (chat, stream) in zip(servers, runs, specs, strict=True):
+                run.rss_kib["before"] = server.rss_kib()
+                self._probe(run, server, chat, stream)
+                run.load["c1"] = self._load(run, server, chat, 1, "c1")
+                self._ttfb(run, server, stream)
+                self._settle(server, run)
+            self._rounds(servers, runs, [chat for chat, _ in specs])
             time.sleep(0.5)  # let in-flight background work (e.g. logging) settle first
-            for gateway, run in zip(gateways, runs, strict=True):
-                run.rss_kib["after"] = gateway.rss_kib()
+            for server, run in zip(servers, runs, strict=True):
+                run.rss_kib["after"] = server.rss_kib()
             logged, logged_run = gateways[1], runs[1]
             if self.plan.soak_s > 0:
                 self._soak(logged_run, logged, specs[1][0])
             progress(f"{logged.name}: waiting for the request log to settle ...")
             logged_run.request_log = wait_for_log(logged, logged_run.tally)
-            for gateway, run in zip(gateways, runs, strict=True):
-                gateway.check_alive()
-                run.log_problems = gateway.log_problems()
+            for server, run in zip(servers, runs, strict=True):
+                server.check_alive()
+                run.log_problems = server.log_problems()
             return runs
         finally:
-            for gateway in gateways:
-                gateway.stop()
+            for server in servers:
+                server.stop()
 
     def _gateway_specs(self, gateway: Gateway) -> tuple[RequestSpec, RequestSpec]:
         auth = {"Authorization": f"Bearer {gateway.key}"}
@@ -149,34 +162,49 @@ class Phases:
             RequestSpec(payloads.CHAT_PATH, self.stream_body, {**auth, **_SSE}),
         )
 
+    def _forwarder_specs(self) -> tuple[RequestSpec, RequestSpec]:
+        """The direct upstream's requests: the forwarder keeps the path and has no routing."""
+        auth = {"Authorization": "Bearer bench"}
+        return (
+            RequestSpec(payloads.CHAT_PATH, self.chat_body, auth),
+            RequestSpec(payloads.STREAM_UPSTREAM_PATH, self.stream_body, {**auth, **_SSE}),
+        )
+
     def _rounds(
-        self, gateways: list[Gateway], runs: list[TargetRun], chats: list[RequestSpec]
+        self,
+        servers: list[Gateway | ForwarderProcess],
+        runs: list[TargetRun],
+        chats: list[RequestSpec],
     ) -> None:
-        """Interleaved N-connection runs: A B, B A, A B, ...; then each gateway's total."""
+        """Interleaved N-connection runs: A B C, C B A, A B C, ...; then each target's total.
+
+        Reversing the order every round gives each target every position equally often (two
+        rounds per cycle), so a machine drifting over the rounds favours none of them.
+        """
         conns = self.plan.connections
-        order = list(zip(gateways, runs, chats, strict=True))
+        order = list(zip(servers, runs, chats, strict=True))
         for number in range(1, self.plan.rounds + 1):
-            for gateway, run, chat in order if number % 2 else order[::-1]:
+            for server, run, chat in order if number % 2 else order[::-1]:
                 label = f"c{conns} round {number}/{self.plan.rounds}"
-                run.rounds.append(self._load(run, gateway, chat, conns, label))
-                self._settle(gateway, run)
+                run.rounds.append(self._load(run, server, chat, conns, label))
+                self._settle(server, run)
         for run in runs:
             run.load[f"c{conns}"] = combine(f"{run.name}_c{conns}", run.rounds)
 
-    def _settle(self, gateway: Gateway, run: TargetRun) -> None:
+    def _settle(self, server: Gateway | ForwarderProcess, run: TargetRun) -> None:
         """Wait until a logging gateway's writer has caught up (no-op without logging)."""
-        if gateway.logging:
-            wait_for_log(gateway, run.tally)
+        if isinstance(server, Gateway) and server.logging:
+            wait_for_log(server, run.tally)
 
     def _probe(
-        self, run: TargetRun, server: Upstream | Gateway, chat: RequestSpec, stream: RequestSpec
+        self, run: TargetRun, server: Server, chat: RequestSpec, stream: RequestSpec
     ) -> None:
         probe(server.port, chat, b'"chat.completion"', f"non-streaming via {run.name}")
         probe(server.port, stream, b"data: [DONE]", f"streaming via {run.name}")
         run.tally.probes += 2
 
     def _load(
-        self, run: TargetRun, server: Upstream | Gateway, chat: RequestSpec, conns: int, what: str
+        self, run: TargetRun, server: Server, chat: RequestSpec, conns: int, what: str
     ) -> LoadResult:
         """One warm-up then one measured wrk run (both counted in the request tally)."""
         plan, counted = self.plan, isinstance(server, Gateway)
@@ -189,7 +217,7 @@ class Phases:
     def _measured(
         self,
         run: TargetRun,
-        server: Upstream | Gateway,
+        server: Server,
         chat: RequestSpec,
         conns: int,
         seconds: float,
@@ -207,7 +235,7 @@ class Phases:
         server.check_alive()
         return result
 
-    def _ttfb(self, run: TargetRun, server: Upstream | Gateway, stream: RequestSpec) -> None:
+    def _ttfb(self, run: TargetRun, server: Server, stream: RequestSpec) -> None:
         progress(f"streaming TTFB via {run.name}: {self.plan.ttfb_requests} requests ...")
         run.ttfb = measure_ttfb(run.name, server.port, stream, self.plan.ttfb_requests)
         run.tally.add_ttfb(run.ttfb)

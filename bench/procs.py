@@ -105,6 +105,17 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def problem_lines(log: Path, limit: int = 10) -> list[str]:
+    """Warning, error and traceback lines a server printed to ``log`` (it should print none)."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return []
+    markers = ("warning", "error", "traceback", "exception", "critical")
+    found = [line for line in text.splitlines() if any(m in line.lower() for m in markers)]
+    return found[:limit]
+
+
 def ensure_tool(binary: str, packages: tuple[str, ...]) -> str | None:
     """Path of ``binary``; if missing, try ``apt-get install`` of the first package that works.
 

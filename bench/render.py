@@ -6,7 +6,7 @@ import math
 
 from bench import requestlog
 from bench.load import LoadResult
-from bench.report import GATEWAYS, TARGETS, Check, Results
+from bench.report import GATEWAYS, PROXIES, TARGETS, Check, Results
 
 
 def _ms(value: float) -> str:
@@ -45,9 +45,10 @@ def _header(results: Results) -> list[str]:
         f"{m['warmup_s']:g} s warm-up{soak}",
         f"  gateway:   {m['gateway_cmd']}",
         "             two of them, each with a fresh data dir, loaded one at a time: no logging",
-        "             (GATEWAY_LOGGING_ENABLED=false) and logging (the default); at "
-        f"{m['connections']} conns",
-        f"             {m['rounds']} interleaved rounds each (A B, B A, ...), totals below",
+        "             (GATEWAY_LOGGING_ENABLED=false) and logging (the default)",
+        f"  reference: {m['forwarder_cmd']}",
+        f"  at {m['connections']} conns: {m['rounds']} interleaved rounds of the three (A B C, "
+        "C B A, ...), totals below",
         "=" * 78,
         "",
     ]
@@ -89,12 +90,12 @@ def _versus(results: Results, high: int) -> list[str]:
             _signed_ms(d[f"{g}_added_p50_ms_c1"]), _signed_ms(d[f"{g}_added_p99_ms_c1"]),
             _signed_ms(d[f"{g}_added_p50_ms_c{high}"]), _signed_ms(d[f"{g}_added_p99_ms_c{high}"]),
         ]
-        for g in GATEWAYS
+        for g in PROXIES
     ]  # fmt: skip
     header = ["vs direct upstream", "RPS ratio 1c", f"RPS ratio {high}c", "added p50 1c"]
     header += ["added p99 1c", f"added p50 {high}c", f"added p99 {high}c"]
     return [
-        "Gateway vs direct (added latency in ms)",
+        "Gateways and the minimal forwarder vs direct (added latency in ms)",
         *_table(header, rows),
         f"  RPS with logging / without: 1 conn {d['logging_rps_ratio_c1']:.3f}   "
         f"{high} conns {d[f'logging_rps_ratio_c{high}']:.3f} (all rounds)",
@@ -138,9 +139,9 @@ def _ttfb(results: Results) -> list[str]:
             name, _ms(t.ttfb_ms["p50"]), _ms(t.ttfb_ms["p90"]), _ms(t.ttfb_ms["p99"]),
             _ms(t.total_ms["p50"]), _ms(t.total_ms["p99"]), str(t.errors),
         ])  # fmt: skip
-    for g in GATEWAYS:
+    for g in PROXIES:
         p50, p99 = d[f"{g}_added_ttfb_p50_ms"], d[f"{g}_added_ttfb_p99_ms"]
-        rows.append([f"added, {TARGETS[g].split(', ')[1]}", _ms(p50), "", _ms(p99), "", "", ""])
+        rows.append([f"added, {TARGETS[g]}", _ms(p50), "", _ms(p99), "", "", ""])
     return [
         f"Streaming time to first body byte, ms (model {m['stream_model']}; "
         f"{ttfb['direct'].requests} sequential requests on one keep-alive connection)",
@@ -151,8 +152,8 @@ def _ttfb(results: Results) -> list[str]:
 
 
 def _memory(results: Results) -> list[str]:
-    out = ["Gateway memory (VmRSS, process and children), MiB"]
-    for g in GATEWAYS:
+    out = ["Memory (VmRSS, process and children), MiB"]
+    for g in (*GATEWAYS, "forwarder"):
         rss = {k: v / 1024 for k, v in results.rss_kib[g].items()}
         line = (
             f"  {TARGETS[g]:<20} before load {rss['before']:6.1f}   after all load "
@@ -172,10 +173,13 @@ def _check_line(c: Check) -> str:
         if c.name.endswith("requests sent") and not math.isnan(c.limit):
             value += f" (requests sent {c.limit:,.0f})"
     elif c.unit == "%":
-        value = f"{c.measured:.1f}%"
+        value = "-" if math.isnan(c.measured) else f"{c.measured:.1f}%"
+    elif c.unit == "x":
+        value = "-" if math.isnan(c.measured) else f"{c.measured:.2f}x"
     else:
         value = f"{c.measured:.3f} {c.unit}"
-    return f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<46} measured {value}"
+    width = 64 if c.group == "reference" else 46
+    return f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<{width}} measured {value}"
 
 
 def _bar(results: Results) -> list[str]:
@@ -189,6 +193,47 @@ def _bar(results: Results) -> list[str]:
     return out
 
 
+def _reference(results: Results, high: int) -> list[str]:
+    """Issue 10's bar: each gateway against the minimal forwarder, measured in the same run.
+
+    The forwarder (``bench.forwarder``) parses, forwards and relays on the gateway's server and
+    upstream client and does nothing else: the speed limit of Python on this machine.
+    """
+    d, load = results.derived, results.load
+    fwd = load[f"forwarder_c{high}"]
+    out = [
+        "Reference (minimal forwarder; informational, not part of the overall verdict)",
+        f"  forwarder: {fwd.rps:,.0f} req/s at {high} conns (all rounds); added over direct at "
+        f"1 conn p50 {_signed_ms(d['forwarder_added_p50_ms_c1'])} ms, streamed TTFB p50 "
+        f"{_signed_ms(d['forwarder_added_ttfb_p50_ms'])} ms",
+    ]
+    for g in GATEWAYS:
+        out.append(
+            f"  {TARGETS[g] + ':':<20} RPS {high}c "
+            f"{_pct(d[f'{g}_rps_fraction_of_forwarder_c{high}'])} of the forwarder's; added "
+            f"p50 1c {_times(d[f'{g}_added_p50_multiple_of_forwarder_c1'])}, added TTFB p50 "
+            f"{_times(d[f'{g}_added_ttfb_p50_multiple_of_forwarder'])} the forwarder's"
+        )
+    for n, f in enumerate(results.rounds.get("forwarder", []), 1):
+        plain = d.get(f"gateway_rps_fraction_of_forwarder_c{high}_round{n}", math.nan)
+        logged = d.get(f"gateway_logging_rps_fraction_of_forwarder_c{high}_round{n}", math.nan)
+        out.append(
+            f"    round {n}: forwarder {f.rps:>8,.0f} req/s   no logging {_pct(plain)}   "
+            f"logging {_pct(logged)}   "
+            f"forwarder CPU us/req {_us(f.server_main_cpu_us_per_request)}"
+        )
+    out += [_check_line(c) for c in results.checks if c.group == "reference"]
+    return out
+
+
+def _pct(fraction: float) -> str:
+    return "-" if math.isnan(fraction) else f"{100 * fraction:.1f}%"
+
+
+def _times(multiple: float) -> str:
+    return "-" if math.isnan(multiple) else f"{multiple:.2f}x"
+
+
 def render(results: Results, high: int) -> str:
     """The whole report."""
     m = results.meta
@@ -200,14 +245,15 @@ def render(results: Results, high: int) -> str:
         _memory(results),
         requestlog.render(results.request_log),
         _bar(results),
+        _reference(results, high),
     ):
         if section:
             out += [*section, ""]
     problems: dict[str, list[str]] = m.get("gateway_log_problems") or {}
     total = sum(len(v) for v in problems.values())
-    out.append(f"Gateway output: {total} warning/error line(s){':' if total else ''}")
+    out.append(f"Gateway and forwarder output: {total} warning/error line(s){':' if total else ''}")
     for g, lines in problems.items():
         out += [f"  [{TARGETS.get(g, g)}] {line[:150]}" for line in lines]
-    verdict = "PASS" if all(c.passed for c in results.checks) else "FAIL"
+    verdict = "PASS" if results.passed else "FAIL"
     out += ["", f"Overall: {verdict}", f"Results saved to {m['json_path']}"]
     return "\n".join(out)

@@ -22,19 +22,29 @@ BAR = {
     "max_added_p50_ms_1": 0.5,
     "max_added_p99_ms_1": 2.0,
     "min_logging_rps_ratio_32": 0.85,
+    "target_min_forwarder_rps_fraction_32": 0.90,
+    "target_max_forwarder_added_p50_multiple_1": 1.15,
+    "floor_min_forwarder_rps_fraction_32": 0.75,
+    "floor_max_forwarder_added_p50_multiple_1": 1.30,
 }
 """Foundation: no-logging gateway RPS at 32 connections, added latency over direct at 1
 connection. Logging: RPS with logging as a fraction of the no-logging RPS at 32 connections
-(plus zero records lost, and records written == requests sent)."""
+(plus zero records lost, and records written == requests sent). Reference (issue 10): each
+gateway's RPS at 32 connections as a fraction of the minimal forwarder's, and its added p50 at
+1 connection as a multiple of the forwarder's; the target is the whole product's, the floor
+(measured 2026-12-01: 75-79% and 1.3x) what the gateway with logging must not fall below."""
 
 TARGETS = {
     "direct": "direct upstream",
+    "forwarder": "minimal forwarder",
     "gateway": "gateway, no logging",
     "gateway_logging": "gateway, logging",
 }
 """Target keys (prefixes of the ``load`` keys) and how the report names them."""
 
 GATEWAYS = ("gateway", "gateway_logging")
+PROXIES = ("forwarder", *GATEWAYS)
+"""Everything measured against the direct upstream."""
 
 
 @dataclass
@@ -47,6 +57,8 @@ class Check:
     passed: bool
     unit: str
     group: str = "foundation"
+    informational: bool = False
+    """Printed and saved, but not part of the overall verdict (the reference lines)."""
 
 
 @dataclass
@@ -78,8 +90,13 @@ class Results:
             "derived": self.derived,
             "bar": BAR,
             "checks": [asdict(c) for c in self.checks],
-            "passed": all(c.passed for c in self.checks),
+            "passed": self.passed,
         }
+
+    @property
+    def passed(self) -> bool:
+        """The verdict: every check that is not informational passed."""
+        return all(c.passed for c in self.checks if not c.informational)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +130,7 @@ def gateway_errors(results: Results, gateway: str) -> int:
 def _derive(results: Results, high: int) -> None:
     load, d = results.load, results.derived
     d1, dh = load["direct_c1"], load[f"direct_c{high}"]
-    for g in GATEWAYS:
+    for g in PROXIES:
         g1, gh = load[f"{g}_c1"], load[f"{g}_c{high}"]
         d[f"{g}_rps_ratio_c1"] = _ratio(g1.rps, d1.rps)
         d[f"{g}_rps_ratio_c{high}"] = _ratio(gh.rps, dh.rps)
@@ -123,8 +140,9 @@ def _derive(results: Results, high: int) -> None:
             d[f"{g}_added_ttfb_{pct}_ms"] = (
                 results.ttfb[g].ttfb_ms[pct] - results.ttfb["direct"].ttfb_ms[pct]
             )
-        rss = results.rss_kib[g]
-        d[f"{g}_rss_growth_kib"] = rss["after"] - rss["before"]
+        rss = results.rss_kib.get(g)
+        if rss:
+            d[f"{g}_rss_growth_kib"] = rss["after"] - rss["before"]
     for conns in (1, high):
         d[f"logging_rps_ratio_c{conns}"] = _ratio(
             load[f"gateway_logging_c{conns}"].rps, load[f"gateway_c{conns}"].rps
@@ -133,6 +151,32 @@ def _derive(results: Results, high: int) -> None:
     pairs = zip(plain, logged, strict=True)
     for number, (a, b) in enumerate(pairs, 1):
         d[f"logging_rps_ratio_c{high}_round{number}"] = _ratio(b.rps, a.rps)
+    _derive_reference(results, high)
+
+
+def _derive_reference(results: Results, high: int) -> None:
+    """Each gateway against the minimal forwarder: RPS fraction, added-latency multiples.
+
+    A multiple of the forwarder's added latency means nothing when that is not above zero
+    (noise on a fast machine): it is then NaN (``null`` in the JSON) and its lines fail.
+    """
+    load, d = results.load, results.derived
+    fwd_rps = load[f"forwarder_c{high}"].rps
+    fwd_p50 = d["forwarder_added_p50_ms_c1"]
+    fwd_ttfb = d["forwarder_added_ttfb_p50_ms"]
+    for g in GATEWAYS:
+        d[f"{g}_rps_fraction_of_forwarder_c{high}"] = _ratio(load[f"{g}_c{high}"].rps, fwd_rps)
+        d[f"{g}_added_p50_multiple_of_forwarder_c1"] = _multiple(d[f"{g}_added_p50_ms_c1"], fwd_p50)
+        d[f"{g}_added_ttfb_p50_multiple_of_forwarder"] = _multiple(
+            d[f"{g}_added_ttfb_p50_ms"], fwd_ttfb
+        )
+        rounds = zip(results.rounds.get(g, []), results.rounds.get("forwarder", []), strict=True)
+        for number, (a, f) in enumerate(rounds, 1):
+            d[f"{g}_rps_fraction_of_forwarder_c{high}_round{number}"] = _ratio(a.rps, f.rps)
+
+
+def _multiple(added: float, reference: float) -> float:
+    return added / reference if reference > 0 else math.nan
 
 
 def evaluate(results: Results, high: int) -> None:
@@ -158,6 +202,7 @@ def evaluate(results: Results, high: int) -> None:
         ),
         Check("no failed requests through the gateway", errors, 0, errors == 0, "errors"),
         *_logging_checks(results, high),
+        *_reference_checks(results, high),
     ]  # fmt: skip
 
 
@@ -189,3 +234,38 @@ def _logging_checks(results: Results, high: int) -> list[Check]:
             errors, 0, errors == 0, "errors", "logging",
         ),
     ]  # fmt: skip
+
+
+def _reference_checks(results: Results, high: int) -> list[Check]:
+    """Issue 10's bar against the minimal forwarder: informational, outside the verdict.
+
+    Both gateways are held to the product's target; the logging gateway also to the floor.
+    """
+    d, checks = results.derived, []
+    for g in GATEWAYS:
+        bars = [("target", BAR["target_min_forwarder_rps_fraction_32"],
+                 BAR["target_max_forwarder_added_p50_multiple_1"])]  # fmt: skip
+        if g == "gateway_logging":
+            bars.append(("floor", BAR["floor_min_forwarder_rps_fraction_32"],
+                         BAR["floor_max_forwarder_added_p50_multiple_1"]))  # fmt: skip
+        name = TARGETS[g]
+        fraction = 100 * d[f"{g}_rps_fraction_of_forwarder_c{high}"]
+        multiple = d[f"{g}_added_p50_multiple_of_forwarder_c1"]
+        for kind, min_fraction, max_multiple in bars:
+            checks += [
+                Check(
+                    f"{name}: RPS {high}c >= {100 * min_fraction:.0f}% of forwarder's ({kind})",
+                    fraction, 100 * min_fraction, fraction >= 100 * min_fraction, "%",
+                    "reference", informational=True,
+                ),
+                Check(
+                    f"{name}: added p50 1c <= {max_multiple:.2f}x forwarder's ({kind})",
+                    multiple, max_multiple, multiple <= max_multiple, "x",
+                    "reference", informational=True,
+                ),
+            ]  # fmt: skip
+    errors = gateway_errors(results, "forwarder")
+    ok = errors == 0
+    name = "no failed requests through the forwarder"
+    checks.append(Check(name, errors, 0, ok, "errors", "reference", informational=True))
+    return checks

@@ -15,16 +15,17 @@ import orjson
 
 from gateway.auth import Authenticator, Credentials, KeyCache, read_credentials
 from gateway.errors import GatewayError
+from gateway.logconfig import log_config
 from gateway.settings import Settings
 from gateway.store import DEFAULT_ORG, ControlStore, KeyIdentity
 from gateway.targets import TargetPolicy
 from gateway.upstream import Exchange, UpstreamClient
-from logging_pipeline.bodies import body_store_from_settings, decode_bodies
+from logging_pipeline.bodies import body_store_from_config, decode_bodies
 from logging_pipeline.capture import Capture, apply_headers
 from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
 from logging_pipeline.sink import LogSink
-from logging_pipeline.writer import LogWriter, journal_root, open_log_writer
+from logging_pipeline.writer import LogWriter, open_log_writer
 from providers.routing import DEFAULT_PROVIDER, ProviderConfig, ProviderDirectory
 
 logger = logging.getLogger("gateway.runtime")
@@ -62,19 +63,19 @@ class Runtime:
     async def _start_logging(self) -> None:
         """Open this process's record journal and start the writer that consumes it: in a
         child process (default) or as a task in this one."""
-        settings = self.settings
+        config = log_config(self.settings)  # all the writer (and its child) is told
         journal = await asyncio.to_thread(
-            JournalAppender, journal_root(settings), fsync_ms=settings.log_journal_fsync_ms
+            JournalAppender, config.journal_root, fsync_ms=config.journal_fsync_ms
         )
         consumer: LogWriter | WriterProcess
         try:
-            if settings.log_writer_process:
+            if self.settings.log_writer_process:
                 consumer = WriterProcess(
-                    settings, body_store_from_settings(settings), journal.directory
+                    config, body_store_from_config(config.body_store), journal.directory
                 )
                 await consumer.start()
             else:
-                consumer = await open_log_writer(settings, journal.directory)
+                consumer = await open_log_writer(config, journal.directory)
         except BaseException:
             journal.close()
             raise

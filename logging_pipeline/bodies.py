@@ -24,16 +24,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 from isal import isal_zlib
 
+from logging_pipeline.config import BodyStoreConfig
 from logging_pipeline.private import private_dir, private_file
-
-if TYPE_CHECKING:
-    from gateway.settings import Settings
 
 T = TypeVar("T")
 
@@ -554,29 +552,14 @@ def _id_bytes(org_id: str, request_id: str) -> tuple[bytes, bytes]:
     return bytes.fromhex(org.replace("-", "")), bytes.fromhex(request.replace("-", ""))
 
 
-def body_store_from_settings(settings: Settings) -> BodyStore:
-    """S3 when all four S3 settings are set, the local directory when none is.
+def body_store_from_config(config: BodyStoreConfig) -> BodyStore:
+    """The S3 store when ``config.s3`` is set, else the local store of ``config.kind``.
 
-    Some but not all set is a configuration mistake: refusing to start beats silently keeping
-    bodies on local disk the operator believes are in S3.
+    Nothing is opened here (``start`` does that).
     """
-    endpoint, bucket = settings.s3_endpoint, settings.s3_bucket_name
-    access_key, secret_key = settings.s3_access_key, settings.s3_secret_key
-    if endpoint and bucket and access_key and secret_key:
-        return S3BodyStore(endpoint, bucket, access_key, secret_key, settings.s3_region)
-    given = {
-        "S3_ENDPOINT": endpoint,
-        "S3_BUCKET_NAME": bucket,
-        "S3_ACCESS_KEY": access_key,
-        "S3_SECRET_KEY": secret_key,
-    }
-    missing = [name for name, value in given.items() if not value]
-    if len(missing) < len(given):
-        raise ValueError(
-            "incomplete S3 body storage configuration: missing "
-            + ", ".join(missing)
-            + " (set all of S3_ENDPOINT, S3_BUCKET_NAME, S3_ACCESS_KEY, S3_SECRET_KEY, or none)"
-        )
-    if settings.body_store == "files":
-        return LocalBodyStore(settings.data_dir / "bodies")
-    return SqliteBodyStore(settings.data_dir / "bodies")
+    if config.s3 is not None:
+        s3 = config.s3
+        return S3BodyStore(s3.endpoint, s3.bucket, s3.access_key, s3.secret_key, s3.region)
+    if config.kind == "files":
+        return LocalBodyStore(config.directory)
+    return SqliteBodyStore(config.directory)

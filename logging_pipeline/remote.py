@@ -29,9 +29,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from gateway.settings import Settings
 from logging_pipeline.bodies import BodyStore
 from logging_pipeline.clickhouse import LogStoreError
+from logging_pipeline.config import LogConfig
 from logging_pipeline.worker import run_worker
 from logging_pipeline.writer import WriterCounters
 
@@ -55,10 +55,13 @@ class _QueryProxy:
 
 
 class WriterProcess:
-    """Runs the log writer in a child process that consumes ``journal``."""
+    """Runs the log writer in a child process that consumes ``journal``.
 
-    def __init__(self, settings: Settings, bodies: BodyStore, journal: Path) -> None:
-        self.settings = settings
+    The child is given ``config`` and nothing else of the gateway's (no provider keys).
+    """
+
+    def __init__(self, config: LogConfig, bodies: BodyStore, journal: Path) -> None:
+        self.config = config
         self.bodies = bodies  # read side (the query API); the child writes its own
         self.journal = journal
         self.transport = _QueryProxy(self)
@@ -102,7 +105,7 @@ class WriterProcess:
         """Start a child and wait for it to be ready (blocking: runs in a thread)."""
         parent, child = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=run_worker, args=(self.settings, child, self.journal),
+            target=run_worker, args=(self.config, child, self.journal),
             name="gateway-log-writer", daemon=True,
         )  # fmt: skip
         process.start()

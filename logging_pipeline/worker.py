@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from gateway.settings import Settings
+from logging_pipeline.config import LogConfig
 from logging_pipeline.private import restrict_umask
 from logging_pipeline.writer import open_log_writer
 
@@ -37,20 +37,22 @@ logger = logging.getLogger("logging_pipeline.worker")
 STATS_INTERVAL = 0.1
 
 
-def run_worker(settings: Settings, connection: Connection, journal: Path) -> None:
+def run_worker(config: LogConfig, connection: Connection, journal: Path) -> None:
     """Entry point of the child process (``multiprocessing`` target).
 
-    ``journal`` is the directory the parent appends its records to.
+    ``config`` is all the child is told (pickled at ``spawn``: no provider keys, see
+    :mod:`logging_pipeline.config`); ``journal`` is the directory the parent appends its
+    records to.
     """
     restrict_umask()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(name)s: %(message)s")
-    _lower_priority(settings.log_writer_nice)
+    logging.basicConfig(level=config.log_level.upper(), format="%(name)s: %(message)s")
+    _lower_priority(config.writer_nice)
     # Ctrl-C in a terminal (or a process manager signalling the whole group) reaches this
     # child too; dying here would drop its queue. The child stops only when the gateway says
     # so or goes away (end of the connection), and writes what is journaled first either way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    asyncio.run(_serve(settings, connection, journal))
+    asyncio.run(_serve(config, connection, journal))
 
 
 def _lower_priority(increment: int) -> None:
@@ -68,7 +70,7 @@ def _lower_priority(increment: int) -> None:
             logger.warning("could not lower the log writer's priority: %s", exc)
 
 
-async def _serve(settings: Settings, connection: Connection, journal: Path) -> None:
+async def _serve(config: LogConfig, connection: Connection, journal: Path) -> None:
     loop = asyncio.get_running_loop()
     send_lock = threading.Lock()
 
@@ -76,7 +78,7 @@ async def _serve(settings: Settings, connection: Connection, journal: Path) -> N
         with send_lock:
             connection.send(message)
 
-    writer = await open_log_writer(settings, journal)
+    writer = await open_log_writer(config, journal)
     transport, bodies = writer.transport, writer.bodies
     stop = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()

@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.settings import Settings
-from logging_pipeline.bodies import BodyStore, body_store_from_settings, compress_json
+from logging_pipeline.bodies import BodyStore, body_store_from_config, compress_json
 from logging_pipeline.capture import Capture
-from logging_pipeline.clickhouse import LogTransport, migrate, transport_from_settings
+from logging_pipeline.clickhouse import LogTransport, migrate, transport_from_config
+from logging_pipeline.config import LogConfig
 from logging_pipeline.estimate import TokenEstimator
 from logging_pipeline.journal import JournalReader, adopt_orphans, pending_bytes
 from logging_pipeline.record import BuiltRecord, build_record, fallback_record
@@ -291,31 +291,26 @@ class LogWriter:
             return fallback_record(capture)
 
 
-def journal_root(settings: Settings) -> Path:
-    """Where the record journals of every gateway process on this data directory live."""
-    return settings.data_dir / "journal"
-
-
-async def open_log_writer(settings: Settings, own: Path | None) -> LogWriter:
-    """The writer for ``settings`` consuming journal ``own``, its task started.
+async def open_log_writer(config: LogConfig, own: Path | None) -> LogWriter:
+    """The writer for ``config`` consuming journal ``own``, its task started.
 
     Fails open: a store that is down now only means records wait in the journal until it is
     back.
     """
-    bodies = body_store_from_settings(settings)
+    bodies = body_store_from_config(config.body_store)
     try:
         await bodies.start()
     except Exception as exc:
         logger.warning("body store not ready yet (records wait in the journal): %r", exc)
     writer = LogWriter(
-        transport_from_settings(settings),
+        transport_from_config(config.log_store),
         bodies,
         PriceTable.load(),
-        journal_root(settings),
+        config.journal_root,
         own=own,
-        spill_root=settings.data_dir / "spill",
-        flush_rows=settings.log_flush_rows,
-        flush_ms=settings.log_flush_ms,
+        spill_root=config.spill_root,
+        flush_rows=config.flush_rows,
+        flush_ms=config.flush_ms,
     )
     await writer.start()
     return writer

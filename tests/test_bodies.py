@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.logconfig import log_config
 from gateway.settings import Settings
 from logging_pipeline.bodies import (
     BodyStore,
@@ -25,7 +26,7 @@ from logging_pipeline.bodies import (
     S3BodyStore,
     SqliteBodyStore,
     body_key,
-    body_store_from_settings,
+    body_store_from_config,
     decode_bodies,
     encode_bodies,
 )
@@ -500,6 +501,11 @@ async def test_sqlite_reads_bodies_written_in_the_path_keyed_layout(tmp_path: Pa
 
 
 # --- configuration ------------------------------------------------------------------------
+
+
+def body_store_from_settings(settings: Settings) -> BodyStore:
+    """The body store the gateway opens for ``settings``."""
+    return body_store_from_config(log_config(settings).body_store)
 
 
 @pytest.fixture

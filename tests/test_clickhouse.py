@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from gateway.logconfig import log_config
 from gateway.settings import Settings
 from logging_pipeline.clickhouse import (
     ChdbTransport,
@@ -29,7 +30,7 @@ from logging_pipeline.clickhouse import (
     LogStoreError,
     LogTransport,
     migrate,
-    transport_from_settings,
+    transport_from_config,
 )
 from logging_pipeline.clickhouse.connect_transport import ServerAddress
 from logging_pipeline.clickhouse.values import bind_text, parse_type
@@ -560,6 +561,11 @@ async def test_clickhouse_unreachable_raises_log_store_error(tmp_path: Path) -> 
 
 
 # -- settings ------------------------------------------------------------------------------------
+
+
+def transport_from_settings(settings: Settings) -> LogTransport:
+    """The log transport the gateway opens for ``settings``."""
+    return transport_from_config(log_config(settings).log_store)
 
 
 def test_transport_from_settings(tmp_path: Path) -> None:

@@ -440,14 +440,15 @@ async def test_spill_files_of_older_versions_are_replayed(
 async def test_writer_process_survives_its_child_dying(tmp_path: Path) -> None:
     """The gateway's writer process: records flow; a killed child is replaced and the new one
     writes what the old one had not — nothing lost, nothing twice."""
+    from gateway.logconfig import log_config
     from logging_pipeline.bodies import SqliteBodyStore
     from logging_pipeline.remote import WriterProcess
     from logging_pipeline.sink import LogSink
     from tests.harness import make_settings
 
-    settings = make_settings(tmp_path, logging_enabled=True, log_flush_ms=20)
+    config = log_config(make_settings(tmp_path, logging_enabled=True, log_flush_ms=20))
     journal = JournalAppender(tmp_path / "journal")
-    process = WriterProcess(settings, SqliteBodyStore(tmp_path / "bodies"), journal.directory)
+    process = WriterProcess(config, SqliteBodyStore(tmp_path / "bodies"), journal.directory)
     sink = LogSink(journal, process)
     await process.start()
     try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from logging_pipeline.clickhouse.chdb_transport import ChdbTransport
 from logging_pipeline.clickhouse.connect_transport import ClickHouseConnectTransport
 from logging_pipeline.clickhouse.errors import LogStoreError
-from logging_pipeline.clickhouse.factory import transport_from_settings
+from logging_pipeline.clickhouse.factory import transport_from_config
 from logging_pipeline.clickhouse.migrate import migrate
 from logging_pipeline.clickhouse.transport import LogTransport
 
@@ -29,5 +29,5 @@ __all__ = [
     "LogStoreError",
     "LogTransport",
     "migrate",
-    "transport_from_settings",
+    "transport_from_config",
 ]

@@ -98,8 +98,8 @@ def split_model(model: str, table: ProviderTable = PROVIDERS) -> tuple[str, str]
         return head, tail
     known = ", ".join(routed)
     raise RoutingError(
-        f"Unknown provider {tail!r} in model {model!r}. Use 'model' (routes to openai) or "
-        f"'model/provider' with one of: {known}"
+        f"Unknown provider {tail!r} in model {model!r}. Use 'model' (routes to "
+        f"{DEFAULT_PROVIDER}) or 'model/provider' with one of: {known}"
     )
 
 

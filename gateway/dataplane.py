@@ -152,6 +152,13 @@ class DataPlane:
             target = runtime.providers.resolve(model)
         except RoutingError as exc:
             raise GatewayError(400, str(exc), code="invalid_model", param="model") from exc
+        if endpoint not in target.provider.endpoints:
+            raise GatewayError(
+                400,
+                f"Provider {target.provider.name!r} does not serve {endpoint}.",
+                code="unsupported_endpoint",
+                param="model",
+            )
         rewrite = target.model != model
         if rewrite:
             payload["model"] = target.model

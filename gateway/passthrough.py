@@ -1,7 +1,8 @@
 """Passthrough mode: forward any path to a provider, with the client's own provider key.
 
 * ``/oai/...`` and ``/v1/gateway/oai/...`` go to OpenAI (or ``Helicone-OpenAI-Api-Base``);
-* ``/v1/gateway/{provider}/...`` goes to any provider of the OpenAI-compatible family;
+* ``/v1/gateway/{provider}/...`` goes to any routed provider of :mod:`providers.spec` (or
+  one of its ``path_aliases``, such as ``oai``);
 * any request carrying ``Helicone-Target-Url`` goes to that origin, path unchanged.
 
 The gateway key travels in ``Helicone-Auth``; ``Authorization`` (and ``x-api-key``/``api-key``)
@@ -37,14 +38,12 @@ from gateway.options import declared_length
 from gateway.redact import redact_url
 from gateway.sse import request_usage_chunk
 from gateway.upstream import Exchange, upstream_request_headers
-from providers.openai_compat import OPENAI_COMPATIBLE
 
 if TYPE_CHECKING:
     from gateway.dataplane import Handler
     from gateway.runtime import Runtime
 
 _GATEWAY_PREFIX = "/v1/gateway/"
-_PROVIDER_ALIASES = {"oai": "openai", "openai": "openai"}
 _SEPARATORS = re.compile(r"[/\\]")
 # RFC 3986 pchar plus "/": what ``quote`` leaves alone when re-encoding a decoded path.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -192,9 +191,10 @@ class Passthrough:
             path = path[: len(path) - len(rest)] + stripped
             scope, headers = _with_path_key(scope, headers, key, path)
             rest = stripped
-        name = _PROVIDER_ALIASES.get(slug, slug)
-        if name not in OPENAI_COMPATIBLE:
-            known = ", ".join(["oai", *OPENAI_COMPATIBLE])
+        table = self.runtime.providers.table
+        name = table.passthrough_name(slug)
+        if name is None:
+            known = ", ".join(table.passthrough_slugs())
             raise GatewayError(
                 404,
                 f"Unknown passthrough provider {slug!r} in {path!r}; known: {known}.",
@@ -206,9 +206,9 @@ class Passthrough:
                 400, config.not_configured_message() + ".", code="provider_not_configured"
             )
         query: bytes = scope.get("query_string", b"")
-        override = headers.get("helicone-openai-api-base")
-        if override and name == "openai":
-            header = "Helicone-OpenAI-Api-Base"
+        header = config.spec.base_url_header
+        override = headers.get(header.lower()) if header else None
+        if header and override:
             base = str(self.runtime.targets.check(override, header))
             url, tail = _join(base, rest, query)
             self.runtime.targets.require(url, header)

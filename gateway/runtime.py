@@ -129,8 +129,9 @@ class Runtime:
         return await self.authenticator.authenticate(credentials)
 
     async def list_models(self) -> list[dict[str, Any]]:
-        """Every usable provider's ``/models``, fetched concurrently; failures are skipped."""
-        configs = self.providers.usable()
+        """Every usable provider's ``/models`` (those that serve it), fetched concurrently;
+        failures are skipped."""
+        configs = [c for c in self.providers.usable() if "/models" in c.spec.endpoints]
         results = await asyncio.gather(
             *(self._provider_models(config) for config in configs), return_exceptions=True
         )
@@ -143,7 +144,7 @@ class Runtime:
         return models
 
     async def _provider_models(self, config: ProviderConfig) -> list[dict[str, Any]]:
-        headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        headers = dict([config.spec.auth_header(config.api_key)]) if config.api_key else {}
         async with self.upstream.session.get(config.base_url + "/models", headers=headers) as r:
             r.raise_for_status()
             body = orjson.loads(await r.read())

@@ -23,15 +23,22 @@ from pydantic_settings import (
 from yarl import URL
 
 from gateway.targets import parse_pattern
-from providers.openai_compat import OPENAI_COMPATIBLE
+from providers.spec import PROVIDERS, ProviderTable
 
 
 class _ProviderEnvSource(PydanticBaseSettingsSource):
-    """Collects ``<PROVIDER>_API_KEY`` / ``<PROVIDER>_BASE_URL`` for every known provider.
+    """Collects ``<PROVIDER>_API_KEY`` / ``<PROVIDER>_BASE_URL`` for every routed provider of
+    the table (:mod:`providers.spec`).
 
     These are the operator's managed credentials; they keep the providers' own variable names
     instead of living under the ``GATEWAY_`` prefix.
     """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], table: ProviderTable = PROVIDERS
+    ) -> None:
+        super().__init__(settings_cls)
+        self.table = table
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -39,9 +46,9 @@ class _ProviderEnvSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         keys: dict[str, str] = {}
         urls: dict[str, str] = {}
-        for spec in OPENAI_COMPATIBLE.values():
-            key = os.environ.get(f"{spec.env_prefix}_API_KEY")
-            url = os.environ.get(f"{spec.env_prefix}_BASE_URL")
+        for spec in self.table.routed().values():
+            key = os.environ.get(spec.key_env)
+            url = os.environ.get(spec.base_url_env)
             if key:
                 keys[spec.name] = key
             if url:
@@ -75,8 +82,8 @@ def _check_base_urls(value: dict[str, str]) -> dict[str, str]:
     names the variable, never the URL (it may hold a password).
     """
     for name, raw in value.items():
-        spec = OPENAI_COMPATIBLE.get(name)
-        variable = f"{spec.env_prefix}_BASE_URL" if spec else f"the base URL of {name!r}"
+        spec = PROVIDERS.routed().get(name)
+        variable = spec.base_url_env if spec else f"the base URL of {name!r}"
         try:
             url = URL(raw)
             valid = url.absolute and url.scheme in ("http", "https") and bool(url.raw_host)
@@ -85,7 +92,7 @@ def _check_base_urls(value: dict[str, str]) -> dict[str, str]:
         if not valid:
             raise ValueError(f"{variable} must be an absolute http(s) URL")
         if url.raw_user is not None or url.raw_password is not None:
-            key = f"{spec.env_prefix}_API_KEY" if spec else "the provider's API key"
+            key = spec.key_env if spec else "the provider's API key"
             raise ValueError(
                 f"{variable} must not contain credentials (user:password@); put the provider "
                 f"key in {key}"

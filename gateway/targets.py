@@ -2,8 +2,9 @@
 
 ``Helicone-Target-Url`` and ``Helicone-OpenAI-Api-Base`` let the client name the upstream; an
 unrestricted version of that is an open relay (and an SSRF hole into the operator's network).
-Targets must be on the provider allow-list, be the origin of a configured provider base URL,
-or be added by the operator with ``GATEWAY_ALLOWED_TARGET_HOSTS``.
+Targets must be on the provider allow-list (the ``hosts`` of every provider in
+:mod:`providers.spec`), be the origin of a configured provider base URL, or be added by the
+operator with ``GATEWAY_ALLOWED_TARGET_HOSTS``.
 
 The rules, each closing a way around the list:
 
@@ -27,37 +28,7 @@ from dataclasses import dataclass
 from yarl import URL
 
 from gateway.errors import GatewayError
-
-DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = (
-    "api.openai.com",
-    "*.openai.azure.com",
-    "*.cognitiveservices.azure.com",
-    "api.anthropic.com",
-    "generativelanguage.googleapis.com",
-    "*-aiplatform.googleapis.com",
-    "aiplatform.googleapis.com",
-    "bedrock-runtime.{region}.amazonaws.com",
-    "api.groq.com",
-    "api.x.ai",
-    "api.deepseek.com",
-    "api.mistral.ai",
-    "openrouter.ai",
-    "api.together.xyz",
-    "api.fireworks.ai",
-    "api.perplexity.ai",
-    "api.deepinfra.com",
-    "api.tokenfactory.nebius.com",
-    "api.novita.ai",
-    "api.hyperbolic.xyz",
-    "integrate.api.nvidia.com",
-    "api.cerebras.ai",
-    "api.endpoints.anyscale.com",
-    "gateway.ai.cloudflare.com",
-    "api.lemonfox.ai",
-    "api.llama.com",
-)
-"""Provider API hosts (Helicone's approved domains plus the providers this gateway knows),
-reachable over https on port 443."""
+from providers.spec import PROVIDERS, ProviderTable
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _WILDCARD = "[a-z0-9-]+"
@@ -141,10 +112,19 @@ def _refused(header: str, raw: str, why: str) -> GatewayError:
 
 
 class TargetPolicy:
-    """Decides whether an absolute URL may be a passthrough upstream."""
+    """Decides whether an absolute URL may be a passthrough upstream.
 
-    def __init__(self, extra_hosts: Iterable[str], configured_urls: Iterable[str]) -> None:
-        patterns = [parse_pattern(entry) for entry in DEFAULT_ALLOWED_HOSTS]
+    The built-in entries are the provider table's hosts (Helicone's approved domains plus the
+    providers this gateway knows), reachable over https on port 443.
+    """
+
+    def __init__(
+        self,
+        extra_hosts: Iterable[str],
+        configured_urls: Iterable[str],
+        table: ProviderTable = PROVIDERS,
+    ) -> None:
+        patterns = [parse_pattern(entry) for entry in table.allowed_hosts()]
         patterns.extend(parse_pattern(entry) for entry in extra_hosts if entry.strip())
         for raw in configured_urls:
             url = URL(raw)

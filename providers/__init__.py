@@ -1,5 +1,5 @@
-"""Everything that knows a provider: the OpenAI-compatible family table and model-string parsing."""
+"""Everything that knows a provider: the provider table, model-string routing, prices."""
 
-from providers.openai_compat import OPENAI_COMPATIBLE, ProviderSpec, provider_names
+from providers.spec import PROVIDERS, ProviderSpec, ProviderTable
 
-__all__ = ["OPENAI_COMPATIBLE", "ProviderSpec", "provider_names"]
+__all__ = ["PROVIDERS", "ProviderSpec", "ProviderTable"]

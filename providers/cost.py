@@ -25,8 +25,9 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
 from importlib import resources
-from types import MappingProxyType
 from typing import Any, NamedTuple
+
+from providers.spec import PROVIDERS
 
 __all__ = [
     "ALLOWED_PROVIDERS",
@@ -40,24 +41,13 @@ __all__ = [
 DATA_PACKAGE = "providers"
 DATA_FILE = "models.json"
 
-ALLOWED_PROVIDERS: frozenset[str] = frozenset(
-    {"openai", "anthropic", "google", "xai", "mistral", "deepseek", "groq"}
-)
-"""Provider slugs the registry may price (``google`` is the Gemini API / AI Studio)."""
+ALLOWED_PROVIDERS: frozenset[str] = PROVIDERS.price_slugs()
+"""Provider slugs the registry may price: the ``price_slug`` of every provider in
+:mod:`providers.spec` (``google`` is the Gemini API / AI Studio)."""
 
-_PROVIDER_ALIASES: Mapping[str, str] = MappingProxyType(
-    {
-        "gemini": "google",
-        "google-ai-studio": "google",
-        "googleai": "google",
-        "google-ai": "google",
-        "x-ai": "xai",
-        "grok": "xai",
-        "mistralai": "mistral",
-        "mistral-ai": "mistral",
-    }
-)
-"""Other spellings of registry slugs (OpenRouter-style prefixes such as ``x-ai/grok-4``)."""
+_PROVIDER_ALIASES: Mapping[str, str] = PROVIDERS.price_names()
+"""Every spelling of a priced provider (its slug, OpenRouter-style prefixes such as
+``x-ai/grok-4``) → its registry slug, from the provider table."""
 
 _DATED_SUFFIX = re.compile(r"[-@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{6}|\d{4}|\d{3})(?:[-:@.].*)?")
 """What may follow a known id for it to count as an unlisted snapshot of that id.

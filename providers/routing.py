@@ -1,10 +1,10 @@
 """From a model string to one upstream target.
 
 This is the foundation's deliberately small routing: ``model`` goes to ``openai``;
-``model/provider`` goes to that provider of the OpenAI-compatible family, with the suffix
-stripped before forwarding. The last ``/``-separated segment names the provider, so model ids
-that contain slashes themselves (``meta-llama/Llama-3.3-70B-Instruct``) are written with an
-explicit provider (``meta-llama/Llama-3.3-70B-Instruct/together``).
+``model/provider`` goes to that routed provider of the table (:mod:`providers.spec`), with
+the suffix stripped before forwarding. The last ``/``-separated segment names the provider,
+so model ids that contain slashes themselves (``meta-llama/Llama-3.3-70B-Instruct``) are
+written with an explicit provider (``meta-llama/Llama-3.3-70B-Instruct/together``).
 
 A provider whose built-in base URL is on the local network (``ollama``) is usable only when
 the operator configured it (its ``<PREFIX>_BASE_URL`` or ``<PREFIX>_API_KEY`` set): it needs
@@ -16,12 +16,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from yarl import URL
+from providers.spec import DEFAULT_PROVIDER, PROVIDERS, ProviderSpec, ProviderTable
 
-from providers.addresses import is_local_host
-from providers.openai_compat import OPENAI_COMPATIBLE, ProviderSpec
-
-DEFAULT_PROVIDER = "openai"
+__all__ = [
+    "DEFAULT_PROVIDER",
+    "ProviderConfig",
+    "ProviderDirectory",
+    "RoutingError",
+    "Target",
+    "split_model",
+]
 
 
 class RoutingError(ValueError):
@@ -66,22 +70,22 @@ class ProviderConfig:
     @property
     def recorded_base_url(self) -> str:
         if self.base_url_overridden:
-            return f"{{{self.spec.env_prefix}_BASE_URL}}"
+            return f"{{{self.spec.base_url_env}}}"
         return self.base_url
 
     def not_configured_message(self) -> str:
-        prefix = self.spec.env_prefix
+        spec = self.spec
         return (
-            f"Provider {self.spec.name!r} is a server on the gateway's own network and is off "
-            f"until the operator configures it: set {prefix}_BASE_URL (or {prefix}_API_KEY) "
+            f"Provider {spec.name!r} is a server on the gateway's own network and is off "
+            f"until the operator configures it: set {spec.base_url_env} (or {spec.key_env}) "
             "on the gateway"
         )
 
 
-def split_model(model: str) -> tuple[str, str]:
+def split_model(model: str, table: ProviderTable = PROVIDERS) -> tuple[str, str]:
     """Split ``model[/provider]`` into ``(model_id, provider_slug)``.
 
-    Raises :class:`RoutingError` when a suffix is present but names no known provider.
+    Raises :class:`RoutingError` when a suffix is present but names no routed provider.
     """
     model = model.strip()
     if not model:
@@ -89,21 +93,30 @@ def split_model(model: str) -> tuple[str, str]:
     head, sep, tail = model.rpartition("/")
     if not sep:
         return model, DEFAULT_PROVIDER
-    if tail in OPENAI_COMPATIBLE and head:
+    routed = table.routed()
+    if tail in routed and head:
         return head, tail
-    known = ", ".join(OPENAI_COMPATIBLE)
+    known = ", ".join(routed)
     raise RoutingError(
-        f"Unknown provider {tail!r} in model {model!r}. Use 'model' (routes to openai) or "
-        f"'model/provider' with one of: {known}"
+        f"Unknown provider {tail!r} in model {model!r}. Use 'model' (routes to "
+        f"{DEFAULT_PROVIDER}) or 'model/provider' with one of: {known}"
     )
 
 
 class ProviderDirectory:
-    """The configured providers of this process, built once from settings."""
+    """The configured providers of this process, built once from settings (and ``table``,
+    which tests may replace)."""
 
-    def __init__(self, api_keys: Mapping[str, str], base_urls: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        api_keys: Mapping[str, str],
+        base_urls: Mapping[str, str],
+        table: ProviderTable = PROVIDERS,
+    ) -> None:
+        self.table = table
         self._configs: dict[str, ProviderConfig] = {}
-        for name, spec in OPENAI_COMPATIBLE.items():
+        for name, spec in table.routed().items():
+            assert spec.base_url is not None  # routed
             base_url = base_urls.get(name, spec.base_url).rstrip("/")
             configured = name in base_urls or name in api_keys
             self._configs[name] = ProviderConfig(
@@ -112,7 +125,7 @@ class ProviderDirectory:
                 api_key=api_keys.get(name),
                 configured=configured,
                 base_url_overridden=name in base_urls,
-                local_unconfigured=not configured and is_local_host(URL(base_url).raw_host or ""),
+                local_unconfigured=not configured and spec.local,
             )
 
     def config(self, name: str) -> ProviderConfig:
@@ -128,7 +141,7 @@ class ProviderDirectory:
 
         A client key wins over the managed one (the client asked for its own account).
         """
-        model_id, provider = split_model(model)
+        model_id, provider = split_model(model, self.table)
         config = self._configs[provider]
         if config.local_unconfigured:
             raise RoutingError(config.not_configured_message())
@@ -136,7 +149,7 @@ class ProviderDirectory:
         if key is None and config.spec.requires_key:
             raise RoutingError(
                 f"No API key configured for provider {provider!r}: set "
-                f"{config.spec.env_prefix}_API_KEY on the gateway, or send your own key in "
+                f"{config.spec.key_env} on the gateway, or send your own key in "
                 "'Authorization' together with 'Helicone-Auth'"
             )
         return Target(

@@ -1,0 +1,288 @@
+"""The provider table: every fact the gateway knows about a provider, in one record each.
+
+Settings (which ``<PREFIX>_API_KEY`` / ``<PREFIX>_BASE_URL`` to read), routing (which
+``model/provider`` suffixes exist), the passthrough routes (``/v1/gateway/{provider}``,
+``/oai``), the passthrough allow-list (provider hosts), ``/v1/models`` and pricing (which
+provider names the price table knows) all read :data:`PROVIDERS`; no other module lists
+providers. Adding a provider that speaks the OpenAI wire format is one :class:`ProviderSpec`
+in :data:`PROVIDERS` with its slug, base URL (including the version prefix, so that
+``base_url + "/chat/completions"`` is the endpoint), env prefix and hosts.
+
+Two kinds of record:
+
+* *routed* (``base_url`` set): selectable by ``model/<slug>``, by ``/v1/gateway/<slug>/...``,
+  configured by ``<PREFIX>_API_KEY`` / ``<PREFIX>_BASE_URL``, listed by ``/v1/models``.
+  Only wire formats with an adapter can be routed (today the OpenAI-compatible family with
+  bearer keys); the table refuses anything else, so an entry can never be half supported.
+* *host-only* (no ``base_url``): a provider the gateway does not route to yet whose API hosts
+  are on the passthrough allow-list (``Helicone-Target-Url``) and whose name the price table
+  may know (Anthropic, Google, Bedrock, Azure…).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+from yarl import URL
+
+from providers.addresses import is_local_host
+
+WireFormat = Literal["openai", "anthropic", "gemini", "bedrock"]
+"""The request/response format a provider speaks (one adapter per format)."""
+
+AuthStyle = Literal["bearer", "x-api-key", "api-key", "sigv4", "oauth"]
+"""How a provider takes its credential: ``Authorization: Bearer``, ``x-api-key``, ``api-key``
+(Azure), AWS SigV4 (Bedrock) or an OAuth token (Vertex)."""
+
+Endpoint = Literal["/chat/completions", "/responses", "/embeddings", "/models"]
+
+OPENAI_ENDPOINTS: frozenset[Endpoint] = frozenset(
+    {"/chat/completions", "/responses", "/embeddings", "/models"}
+)
+"""What the gateway offers on an OpenAI-compatible provider (forwarded as they are)."""
+
+ROUTABLE: frozenset[tuple[WireFormat, AuthStyle]] = frozenset({("openai", "bearer")})
+"""(wire format, auth style) pairs the gateway has an adapter for, so may route to."""
+
+DEFAULT_PROVIDER = "openai"
+"""Where a ``model`` without a ``/provider`` suffix goes; its ``/v1/models`` ids have none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """One provider.
+
+    ``env_prefix`` names its variables, ``<PREFIX>_API_KEY`` and ``<PREFIX>_BASE_URL``.
+    ``hosts`` are allow-list entries (:func:`gateway.targets.parse_pattern` syntax, https on
+    443 only); a local server has none (its base URL joins the allow-list only when the
+    operator configures it). ``requires_key`` is false for local servers (ollama) that accept
+    any or no key; ``local``: its built-in base URL is on the gateway's own network.
+    ``price_slug`` is its name in ``providers/models.json`` (None: it resells models priced
+    under their makers' names) and ``price_aliases`` are other spellings of that name
+    accepted by the price table (``x-ai/grok-4``). ``path_aliases`` are other passthrough
+    prefixes for it (``/oai``, ``/v1/gateway/oai``). ``base_url_header`` is a request header
+    with which a passthrough client names its own base URL for it (checked against the
+    allow-list), as Helicone's ``Helicone-OpenAI-Api-Base``. ``quirks`` lists parameter
+    differences adapters must honour, as ``(parameter, rule)`` pairs (none in the
+    OpenAI-compatible family yet: bodies are forwarded as sent).
+    """
+
+    name: str
+    base_url: str | None = None
+    env_prefix: str | None = None
+    wire: WireFormat = "openai"
+    auth: AuthStyle = "bearer"
+    hosts: tuple[str, ...] = ()
+    endpoints: frozenset[Endpoint] = OPENAI_ENDPOINTS
+    price_slug: str | None = None
+    price_aliases: tuple[str, ...] = ()
+    path_aliases: tuple[str, ...] = ()
+    requires_key: bool = True
+    local: bool = False
+    base_url_header: str | None = None
+    quirks: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def routed(self) -> bool:
+        """The gateway sends requests to it (not only allow-lists its hosts)."""
+        return self.base_url is not None
+
+    @property
+    def key_env(self) -> str:
+        return f"{self.env_prefix}_API_KEY"
+
+    @property
+    def base_url_env(self) -> str:
+        return f"{self.env_prefix}_BASE_URL"
+
+    def auth_header(self, key: str) -> tuple[str, str]:
+        """The request header carrying ``key`` in this provider's auth style."""
+        if self.auth == "bearer":
+            return "authorization", f"Bearer {key}"
+        if self.auth in ("x-api-key", "api-key"):
+            return self.auth, key
+        raise ValueError(f"provider {self.name!r}: {self.auth} credentials are not a header")
+
+
+class ProviderTable:
+    """The providers, by slug, with the views other modules need (built once, immutable).
+
+    Construction checks the invariants an entry must meet, so a bad entry fails at import
+    (and in the tests), never on a request: unique slugs and aliases, routed entries with a
+    base URL, an env prefix and an adapter, a remote base URL served by its own hosts.
+    """
+
+    __slots__ = ("_by_name", "_passthrough", "_price_names", "_routed")
+
+    def __init__(self, specs: tuple[ProviderSpec, ...]) -> None:
+        by_name: dict[str, ProviderSpec] = {}
+        passthrough: dict[str, str] = {}
+        price_names: dict[str, str] = {}
+        for spec in specs:
+            if spec.name in by_name:
+                raise ValueError(f"provider {spec.name!r} is in the table twice")
+            by_name[spec.name] = spec
+            if spec.routed:
+                _check_routed(spec)
+                for slug in (*spec.path_aliases, spec.name):
+                    if passthrough.setdefault(slug, spec.name) != spec.name:
+                        raise ValueError(f"passthrough prefix {slug!r} names two providers")
+            if spec.price_slug is not None:
+                for spelling in (spec.name, *spec.price_aliases):
+                    if price_names.setdefault(spelling, spec.price_slug) != spec.price_slug:
+                        raise ValueError(f"price spelling {spelling!r} names two price slugs")
+        self._by_name: Mapping[str, ProviderSpec] = MappingProxyType(by_name)
+        self._passthrough: Mapping[str, str] = MappingProxyType(passthrough)
+        self._price_names: Mapping[str, str] = MappingProxyType(price_names)
+        self._routed: Mapping[str, ProviderSpec] = MappingProxyType(
+            {name: spec for name, spec in by_name.items() if spec.routed}
+        )
+
+    def __iter__(self) -> Iterator[ProviderSpec]:
+        return iter(self._by_name.values())
+
+    def get(self, name: str) -> ProviderSpec | None:
+        return self._by_name.get(name)
+
+    def routed(self) -> Mapping[str, ProviderSpec]:
+        """Routed providers by slug, in table order (built once: routing reads it per
+        request)."""
+        return self._routed
+
+    def passthrough_name(self, slug: str) -> str | None:
+        """The routed provider a passthrough prefix (``oai``, ``groq``…) names, or None."""
+        return self._passthrough.get(slug)
+
+    def passthrough_slugs(self) -> list[str]:
+        """Every passthrough prefix, aliases first (for error messages)."""
+        aliases = [slug for slug, name in self._passthrough.items() if slug != name]
+        return [*aliases, *(slug for slug, name in self._passthrough.items() if slug == name)]
+
+    def allowed_hosts(self) -> tuple[str, ...]:
+        """The built-in passthrough allow-list: every provider's hosts, in table order."""
+        return tuple(host for spec in self._by_name.values() for host in spec.hosts)
+
+    def price_slugs(self) -> frozenset[str]:
+        """Provider names the price table may hold prices for."""
+        return frozenset(self._price_names.values())
+
+    def price_names(self) -> Mapping[str, str]:
+        """Every spelling of a priced provider (its slug, its aliases) → its price slug."""
+        return self._price_names
+
+
+def _check_routed(spec: ProviderSpec) -> None:
+    if (spec.wire, spec.auth) not in ROUTABLE:
+        raise ValueError(
+            f"provider {spec.name!r}: no adapter for {spec.wire} with {spec.auth} auth yet"
+        )
+    if not spec.env_prefix or not spec.env_prefix.isidentifier() or not spec.env_prefix.isupper():
+        raise ValueError(f"provider {spec.name!r}: env_prefix must be an UPPER_CASE name")
+    url = URL(spec.base_url or "")
+    if url.scheme not in ("http", "https") or url.raw_host is None:
+        raise ValueError(f"provider {spec.name!r}: the base URL must be absolute http(s)")
+    if spec.local != is_local_host(url.raw_host):
+        raise ValueError(f"provider {spec.name!r}: 'local' must say whether its host is local")
+    if not spec.local and (url.scheme != "https" or url.raw_host not in spec.hosts):
+        raise ValueError(
+            f"provider {spec.name!r}: a remote base URL must be https on one of its hosts"
+        )
+
+
+PROVIDERS = ProviderTable(
+    (
+        # Routed: the OpenAI-compatible family.
+        ProviderSpec(
+            "openai", "https://api.openai.com/v1", "OPENAI",
+            hosts=("api.openai.com",), price_slug="openai", path_aliases=("oai",),
+            base_url_header="Helicone-OpenAI-Api-Base",
+        ),
+        ProviderSpec(
+            "groq", "https://api.groq.com/openai/v1", "GROQ",
+            hosts=("api.groq.com",), price_slug="groq",
+        ),
+        ProviderSpec(
+            "xai", "https://api.x.ai/v1", "XAI",
+            hosts=("api.x.ai",), price_slug="xai", price_aliases=("x-ai", "grok"),
+        ),
+        ProviderSpec(
+            "deepseek", "https://api.deepseek.com/v1", "DEEPSEEK",
+            hosts=("api.deepseek.com",), price_slug="deepseek",
+        ),
+        ProviderSpec(
+            "mistral", "https://api.mistral.ai/v1", "MISTRAL",
+            hosts=("api.mistral.ai",), price_slug="mistral",
+            price_aliases=("mistralai", "mistral-ai"),
+        ),
+        ProviderSpec(
+            "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER", hosts=("openrouter.ai",)
+        ),
+        ProviderSpec(
+            "together", "https://api.together.xyz/v1", "TOGETHER", hosts=("api.together.xyz",)
+        ),
+        ProviderSpec(
+            "fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS",
+            hosts=("api.fireworks.ai",),
+        ),
+        ProviderSpec(
+            "perplexity", "https://api.perplexity.ai", "PERPLEXITY", hosts=("api.perplexity.ai",)
+        ),
+        ProviderSpec(
+            "deepinfra", "https://api.deepinfra.com/v1/openai", "DEEPINFRA",
+            hosts=("api.deepinfra.com",),
+        ),
+        ProviderSpec(
+            "nebius", "https://api.tokenfactory.nebius.com/v1", "NEBIUS",
+            hosts=("api.tokenfactory.nebius.com",),
+        ),
+        ProviderSpec(
+            "novita", "https://api.novita.ai/v3/openai", "NOVITA", hosts=("api.novita.ai",)
+        ),
+        ProviderSpec(
+            "hyperbolic", "https://api.hyperbolic.xyz/v1", "HYPERBOLIC",
+            hosts=("api.hyperbolic.xyz",),
+        ),
+        ProviderSpec(
+            "nvidia", "https://integrate.api.nvidia.com/v1", "NVIDIA",
+            hosts=("integrate.api.nvidia.com",),
+        ),
+        ProviderSpec(
+            "cerebras", "https://api.cerebras.ai/v1", "CEREBRAS", hosts=("api.cerebras.ai",)
+        ),
+        ProviderSpec(
+            "ollama", "http://localhost:11434/v1", "OLLAMA", requires_key=False, local=True
+        ),
+        # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains) and
+        # known to the price table, not routed yet.
+        ProviderSpec(
+            "anthropic", wire="anthropic", auth="x-api-key",
+            hosts=("api.anthropic.com",), price_slug="anthropic",
+        ),
+        ProviderSpec(
+            "google", wire="gemini", auth="x-api-key",
+            hosts=("generativelanguage.googleapis.com",), price_slug="google",
+            price_aliases=("gemini", "google-ai-studio", "googleai", "google-ai"),
+        ),
+        ProviderSpec(
+            "vertex", wire="gemini", auth="oauth",
+            hosts=("*-aiplatform.googleapis.com", "aiplatform.googleapis.com"),
+        ),
+        ProviderSpec(
+            "bedrock", wire="bedrock", auth="sigv4",
+            hosts=("bedrock-runtime.{region}.amazonaws.com",),
+        ),
+        ProviderSpec(
+            "azure", auth="api-key",
+            hosts=("*.openai.azure.com", "*.cognitiveservices.azure.com"),
+        ),
+        ProviderSpec("anyscale", hosts=("api.endpoints.anyscale.com",)),
+        ProviderSpec("cloudflare", hosts=("gateway.ai.cloudflare.com",)),
+        ProviderSpec("lemonfox", hosts=("api.lemonfox.ai",)),
+        ProviderSpec("llama", hosts=("api.llama.com",)),
+    )
+)
+"""Every provider the gateway knows, by slug (routed ones first, in the order errors list
+them)."""

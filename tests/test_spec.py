@@ -1,0 +1,278 @@
+"""The provider table (providers/spec.py) is the one source of provider facts.
+
+Invariants of :data:`providers.spec.PROVIDERS` itself, that every consumer (settings,
+routing, passthrough, the allow-list, pricing) honours every entry, and, end to end, that a
+provider added to a table is served by a real gateway (chat, ``/v1/models``, passthrough)
+against the upstream emulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from yarl import URL
+
+from gateway.settings import Settings, _ProviderEnvSource
+from gateway.targets import TargetPolicy
+from providers import cost
+from providers.routing import ProviderDirectory, RoutingError, split_model
+from providers.spec import DEFAULT_PROVIDER, PROVIDERS, ProviderSpec, ProviderTable
+from tests.emulator import OpenAIEmulator
+from tests.harness import GatewayServer, create_key, make_settings
+
+BUILT_IN_HOSTS = {
+    "api.openai.com", "*.openai.azure.com", "*.cognitiveservices.azure.com",
+    "api.anthropic.com", "generativelanguage.googleapis.com", "*-aiplatform.googleapis.com",
+    "aiplatform.googleapis.com", "bedrock-runtime.{region}.amazonaws.com", "api.groq.com",
+    "api.x.ai", "api.deepseek.com", "api.mistral.ai", "openrouter.ai", "api.together.xyz",
+    "api.fireworks.ai", "api.perplexity.ai", "api.deepinfra.com",
+    "api.tokenfactory.nebius.com", "api.novita.ai", "api.hyperbolic.xyz",
+    "integrate.api.nvidia.com", "api.cerebras.ai", "api.endpoints.anyscale.com",
+    "gateway.ai.cloudflare.com", "api.lemonfox.ai", "api.llama.com",
+}  # fmt: skip
+"""The allow-list before the table existed (gateway/targets.py): none may be lost."""
+
+ROUTED = list(PROVIDERS.routed().values())
+ACME = ProviderSpec(
+    "acme", "https://api.acme.example/v1", "ACME", hosts=("api.acme.example",),
+    path_aliases=("acme-ai",),
+)  # fmt: skip
+ACME_KEY = "sk-acme-emulator"
+
+
+def with_acme(*extra: ProviderSpec) -> ProviderTable:
+    return ProviderTable((*PROVIDERS, ACME, *extra))
+
+
+# -- the table's invariants -------------------------------------------------------------------
+
+
+def test_slugs_are_unique_and_a_duplicate_is_refused() -> None:
+    names = [spec.name for spec in PROVIDERS]
+    assert len(names) == len(set(names))
+    with pytest.raises(ValueError, match="'groq' is in the table twice"):
+        ProviderTable((*PROVIDERS, ProviderSpec("groq", hosts=("api.groq.example",))))
+
+
+@pytest.mark.parametrize("spec", ROUTED, ids=lambda spec: spec.name)
+def test_routed_provider_has_a_base_url_on_its_own_hosts(spec: ProviderSpec) -> None:
+    url = URL(spec.base_url or "")
+    assert url.absolute and url.raw_host
+    if spec.local:
+        # Never on the built-in allow-list: reachable only once the operator configures it.
+        assert spec.hosts == () and not spec.requires_key and url.raw_host == "localhost"
+    else:
+        assert url.scheme == "https" and url.raw_host in spec.hosts
+        assert TargetPolicy([], []).allows(spec.base_url or "")
+
+
+@pytest.mark.parametrize("spec", ROUTED, ids=lambda spec: spec.name)
+def test_env_names_follow_the_convention(spec: ProviderSpec) -> None:
+    prefix = spec.name.upper().replace("-", "_")
+    assert spec.env_prefix == prefix
+    assert (spec.key_env, spec.base_url_env) == (f"{prefix}_API_KEY", f"{prefix}_BASE_URL")
+
+
+def test_only_formats_with_an_adapter_can_be_routed() -> None:
+    assert {(spec.wire, spec.auth) for spec in ROUTED} == {("openai", "bearer")}
+    anthropic = PROVIDERS.get("anthropic")
+    assert anthropic is not None and not anthropic.routed
+    routed_anthropic = dataclasses.replace(
+        anthropic, base_url="https://api.anthropic.com/v1", env_prefix="ANTHROPIC"
+    )
+    with pytest.raises(ValueError, match="no adapter for anthropic with x-api-key auth"):
+        ProviderTable((routed_anthropic,))
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"base_url": "http://api.acme.example/v1"}, "must be https on one of its hosts"),
+        ({"base_url": "https://elsewhere.example/v1"}, "must be https on one of its hosts"),
+        ({"base_url": "http://localhost:9/v1"}, "'local' must say"),
+        ({"env_prefix": "acme"}, "UPPER_CASE"),
+        ({"env_prefix": None}, "UPPER_CASE"),
+        ({"path_aliases": ("oai",)}, "prefix 'oai' names two providers"),
+    ],
+)
+def test_the_table_refuses_a_bad_entry(change: dict[str, object], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        with_acme(dataclasses.replace(ACME, name="acme2", **change))  # type: ignore[arg-type]
+
+
+def test_aliases_resolve() -> None:
+    assert PROVIDERS.passthrough_name("oai") == "openai"
+    for spec in ROUTED:
+        assert PROVIDERS.passthrough_name(spec.name) == spec.name
+        for alias in spec.path_aliases:
+            assert PROVIDERS.passthrough_name(alias) == spec.name
+    assert PROVIDERS.passthrough_name("anthropic") is None  # not routed yet
+    # The error lists the aliases first, then every routed slug, as before the table.
+    assert PROVIDERS.passthrough_slugs() == ["oai", *PROVIDERS.routed()]
+    assert PROVIDERS.get(DEFAULT_PROVIDER) in ROUTED
+
+
+def test_allow_list_is_the_tables_hosts_and_keeps_every_host_allowed_before() -> None:
+    assert set(PROVIDERS.allowed_hosts()) == BUILT_IN_HOSTS
+    hosts = {host for spec in PROVIDERS for host in spec.hosts}
+    assert set(PROVIDERS.allowed_hosts()) == hosts
+    policy = TargetPolicy([], [])
+    samples = {"*": "eastus", "{region}": "us-east-1"}
+    for host in hosts:
+        for pattern, sample in samples.items():
+            host = host.replace(pattern, sample)
+        assert policy.allows(f"https://{host}/v1"), host
+        assert not policy.allows(f"http://{host}/v1"), host
+    assert not policy.allows("https://api.acme.example/v1")
+    assert TargetPolicy([], [], with_acme()).allows("https://api.acme.example/v1")
+
+
+def test_pricing_reads_the_table() -> None:
+    assert cost.ALLOWED_PROVIDERS == PROVIDERS.price_slugs()
+    assert cost.ALLOWED_PROVIDERS == {
+        "openai", "anthropic", "google", "xai", "mistral", "deepseek", "groq",
+    }  # fmt: skip
+    for spec in PROVIDERS:
+        for spelling in (spec.name, *spec.price_aliases):
+            expected = spec.price_slug or spelling
+            assert cost._normalise_provider(spelling) == expected, spelling
+    prices = cost.PriceTable.load()
+    assert {price.provider for price in prices.prices()} <= PROVIDERS.price_slugs()
+    # A provider's price comes through its table entry's slug and aliases.
+    gpt = prices.lookup("openai", "gpt-4o-mini")
+    grok = prices.lookup("x-ai", "grok-4")
+    assert gpt is not None and gpt.provider == "openai"
+    assert grok is not None and grok.provider == "xai"
+
+
+# -- every entry is honoured by every consumer ------------------------------------------------
+
+
+def test_settings_read_every_routed_providers_env_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for spec in ROUTED:
+        monkeypatch.setenv(spec.key_env, f"key-{spec.name}")
+        monkeypatch.setenv(spec.base_url_env, f"http://127.0.0.1:9/{spec.name}")
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert settings.provider_api_keys == {spec.name: f"key-{spec.name}" for spec in ROUTED}
+    assert set(settings.provider_base_urls) == {spec.name for spec in ROUTED}
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "not read: anthropic is not routed yet")
+    assert "anthropic" not in Settings(_env_file=None).provider_api_keys  # type: ignore[call-arg]
+
+
+def test_settings_source_reads_a_provider_added_to_the_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACME_API_KEY", "ak")
+    monkeypatch.setenv("ACME_BASE_URL", "https://acme.internal/v1")
+    found = _ProviderEnvSource(Settings, with_acme())()
+    assert found["provider_api_keys"]["acme"] == "ak"
+    assert found["provider_base_urls"]["acme"] == "https://acme.internal/v1"
+    assert "acme" not in _ProviderEnvSource(Settings)().get("provider_api_keys", {})
+
+
+@pytest.mark.parametrize("spec", ROUTED, ids=lambda spec: spec.name)
+def test_routing_honours_every_routed_provider(spec: ProviderSpec) -> None:
+    assert split_model(f"some/model/{spec.name}") == ("some/model", spec.name)
+    target = ProviderDirectory({spec.name: "k"}, {}).resolve(f"m/{spec.name}")
+    assert (target.provider, target.base_url, target.api_key) == (spec, spec.base_url, "k")
+
+
+def test_routing_honours_a_provider_added_to_the_table() -> None:
+    with pytest.raises(RoutingError, match="Unknown provider 'acme'"):
+        split_model("m/acme")
+    assert split_model("m/acme", with_acme()) == ("m", "acme")
+    directory = ProviderDirectory({"acme": "ak"}, {}, with_acme())
+    target = directory.resolve("m/acme")
+    assert (target.provider, target.base_url, target.api_key) == (ACME, ACME.base_url, "ak")
+    with pytest.raises(RoutingError, match="set ACME_API_KEY on the gateway"):
+        ProviderDirectory({}, {}, with_acme()).resolve("m/acme")
+    assert [c.spec.name for c in directory.usable()] == ["acme"]
+
+
+# -- end to end: a provider added to a table, served by a real gateway ------------------------
+
+
+@pytest.fixture(scope="module")
+def acme_upstream() -> Iterator[OpenAIEmulator]:
+    with OpenAIEmulator(api_key=ACME_KEY) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, acme_upstream: OpenAIEmulator
+) -> Iterator[tuple[GatewayServer, str]]:
+    """A gateway whose table has ``acme`` (pointed at the emulator) and ``acme-lite``, which
+    serves chat only (no ``/embeddings``, no ``/models``)."""
+    lite = dataclasses.replace(
+        ACME, name="acme-lite", env_prefix="ACME_LITE", path_aliases=(),
+        endpoints=frozenset({"/chat/completions"}),
+    )  # fmt: skip
+    table = with_acme(lite)
+    urls = {"acme": acme_upstream.base_url, "acme-lite": acme_upstream.base_url}
+    keys = {"acme": ACME_KEY, "acme-lite": ACME_KEY}
+    settings = make_settings(
+        tmp_path_factory.mktemp("spec"), provider_api_keys=keys, provider_base_urls=urls
+    )
+    key = create_key(settings)
+    server = GatewayServer(settings)
+    server.runtime.providers = ProviderDirectory(keys, urls, table)
+    server.runtime.targets = TargetPolicy([], urls.values(), table)
+    with server:
+        yield server, key
+
+
+@pytest.fixture
+def client(gateway: tuple[GatewayServer, str]) -> Iterator[openai.OpenAI]:
+    server, key = gateway
+    with openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0) as sdk:
+        yield sdk
+
+
+def test_added_provider_serves_chat_and_models(
+    client: openai.OpenAI, acme_upstream: OpenAIEmulator
+) -> None:
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini/acme", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.choices[0].message.content
+    sent = acme_upstream.requests[-1]
+    assert (sent.path, sent.headers["authorization"]) == (
+        "/v1/chat/completions", f"Bearer {ACME_KEY}",
+    )  # fmt: skip
+    ids = [model.id for model in client.models.list()]
+    assert "gpt-4o-mini/acme" in ids
+    assert not any(i.endswith("/acme-lite") for i in ids)  # it does not serve /models
+
+
+def test_added_provider_endpoints_are_honoured(client: openai.OpenAI) -> None:
+    client.chat.completions.create(
+        model="gpt-4o-mini/acme-lite", messages=[{"role": "user", "content": "hi"}]
+    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="text-embedding-3-small/acme-lite", input="x")
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["code"] == "unsupported_endpoint"
+    assert error["message"] == "Provider 'acme-lite' does not serve /embeddings."
+
+
+def test_added_provider_passthrough_and_alias(
+    gateway: tuple[GatewayServer, str], acme_upstream: OpenAIEmulator
+) -> None:
+    server, key = gateway
+    headers = {"helicone-auth": f"Bearer {key}", "authorization": f"Bearer {ACME_KEY}"}
+    for prefix in ("acme", "acme-ai"):
+        response = httpx.get(f"{server.url}/v1/gateway/{prefix}/v1/models", headers=headers)
+        assert response.status_code == 200, response.text
+        assert acme_upstream.requests[-1].path == "/v1/models"
+    unknown = httpx.get(f"{server.url}/v1/gateway/nowhere/v1/models", headers=headers)
+    assert unknown.status_code == 404
+    assert "known: oai, acme-ai, openai, groq" in unknown.json()["error"]["message"]

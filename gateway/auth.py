@@ -50,10 +50,12 @@ def carries_key(value: str, key: str) -> bool:
     return _bearer(value) == key
 
 
-def read_credentials(headers: dict[str, str]) -> Credentials:
-    """Apply the two-styles rule to the request headers."""
-    helicone_auth = headers.get("helicone-auth")
-    authorization = headers.get("authorization")
+def resolve_credentials(helicone_auth: str | None, authorization: str | None) -> Credentials:
+    """Apply the two-styles rule to the ``Helicone-Auth`` and ``Authorization`` values.
+
+    Takes values, not headers: :mod:`gateway.context` is the one reader of ``Helicone-*``
+    headers.
+    """
     if helicone_auth:
         key = _bearer(helicone_auth)
         if authorization and carries_key(authorization, key):

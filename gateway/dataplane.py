@@ -27,23 +27,21 @@ from gateway.asgi import (
     Scope,
     Send,
     header_map,
-    read_body,
     send_bytes,
 )
-from gateway.auth import read_credentials
+from gateway.context import RequestContext, parse_options
 from gateway.errors import GatewayError, send_error
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
-from gateway.options import declared_length, flag, request_id
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.runtime import Runtime
 from gateway.sse import request_usage_chunk
-from gateway.upstream import Exchange, upstream_request_headers
+from gateway.upstream import upstream_request_headers
 from providers.routing import RoutingError
 
 logger = logging.getLogger("gateway.dataplane")
 
-Handler = Callable[[Scope, Receive, Send, dict[str, str], Exchange], Awaitable[None]]
+Handler = Callable[[Scope, Receive, Send, dict[str, str], RequestContext], Awaitable[None]]
 
 _UNIFIED_ENDPOINTS = ("/chat/completions", "/responses", "/embeddings")
 
@@ -66,23 +64,21 @@ class DataPlane:
             await self.app(scope, receive, send)
             return
         headers = header_map(scope)
-        exchange = Exchange(
-            request_id(headers), force_format=flag(headers, "helicone-stream-force-format")
-        )
+        ctx = RequestContext(parse_options(headers))
         path: str = scope["path"]
         handler: Handler | None
         if LOG_MARK in path and is_log_endpoint(path):
             handler = self.passthrough.manual_log  # never forwarded, whatever the headers
-        elif "helicone-target-url" in headers:
+        elif ctx.options.target_url is not None:
             handler = self.passthrough.generic
         else:
             handler = self.routes.get(path) or self.passthrough.match(path)
         if handler is None:
-            await self.app(scope, receive, _with_request_id(send, exchange))
+            await self.app(scope, receive, _with_request_id(send, ctx))
             return
         error: GatewayError | None = None
         try:
-            await handler(scope, receive, send, headers, exchange)
+            await handler(scope, receive, send, headers, ctx)
         except GatewayError as exc:
             error = exc
         except BodyTooLarge as exc:
@@ -93,8 +89,8 @@ class DataPlane:
                 code="request_too_large",
             )
         except ClientDisconnected:
-            if exchange.capture is not None:
-                exchange.capture.status = exchange.capture.status or 499
+            if ctx.capture is not None:
+                ctx.capture.status = ctx.capture.status or 499
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -104,20 +100,20 @@ class DataPlane:
             )
             error = GatewayError(500, "Internal gateway error; the request id is in Helicone-Id.")
         if error is not None:
-            capture = exchange.capture
+            capture = ctx.capture
             if capture is not None and not capture.status:
                 capture.status = error.status
                 capture.response_body = error.body()
-            exchange.log()  # journaled before the answer goes out
+            ctx.log()  # journaled before the answer goes out
             try:
-                await send_error(send, error, exchange.base_headers)
+                await send_error(send, error, ctx.base_headers)
             except Exception:  # pragma: no cover - the response had already started
                 logger.warning("could not send error after response start: %s", error.message)
-        exchange.log()  # a client that left mid-request: its record all the same
+        ctx.log()  # a client that left mid-request: its record all the same
 
     def _make_unified(self, endpoint: str) -> Handler:
         async def handle(
-            scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
+            scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: RequestContext
         ) -> None:
             await self._unified(endpoint, scope, receive, send, headers, ex)
 
@@ -130,18 +126,14 @@ class DataPlane:
         receive: Receive,
         send: Send,
         headers: dict[str, str],
-        exchange: Exchange,
+        ctx: RequestContext,
     ) -> None:
         runtime = self.runtime
         if scope["method"] != "POST":
             raise GatewayError(405, f"Method {scope['method']} not allowed; use POST {endpoint}.")
-        credentials = read_credentials(headers)
-        identity = await runtime.authenticate(credentials)
-        capture = runtime.begin_capture(exchange, identity, scope["path"], headers)
-        _check_content_type(headers)
-        raw = await read_body(receive, runtime.settings.max_body_bytes, declared_length(headers))
-        if capture is not None:
-            capture.request_body = raw
+        raw = await runtime.start_request(ctx, scope, receive, headers, json_body=True)
+        credentials = ctx.request_credentials(headers)
+        capture = ctx.capture
         payload = _parse_json_object(raw)
         model = payload.get("model")
         if model is None:
@@ -171,7 +163,7 @@ class DataPlane:
                 and payload.get("stream") is True
                 and request_usage_chunk(payload)
             ):
-                exchange.strip_usage = rewrite = True
+                ctx.strip_usage = rewrite = True
         if rewrite:
             raw = orjson.dumps(payload)
         authorization = credentials.provider_authorization or (
@@ -182,7 +174,7 @@ class DataPlane:
         )
         upstream_headers["content-type"] = "application/json"
         await runtime.upstream.relay(
-            exchange,
+            ctx,
             "POST",
             URL(target.base_url + endpoint),
             upstream_headers,
@@ -193,7 +185,12 @@ class DataPlane:
         )
 
     async def _models(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        ex: RequestContext,
     ) -> None:
         """``GET /v1/models``: the union of every configured provider's model list.
 
@@ -213,29 +210,15 @@ class DataPlane:
         )
 
 
-def _with_request_id(send: Send, exchange: Exchange) -> Send:
+def _with_request_id(send: Send, ctx: RequestContext) -> Send:
     """Wrap ``send`` so framework-served responses carry ``Helicone-Id`` too."""
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), *exchange.base_headers]
+            message["headers"] = [*message.get("headers", []), *ctx.base_headers]
         await send(message)
 
     return wrapped
-
-
-def _check_content_type(headers: dict[str, str]) -> None:
-    content_type = headers.get("content-type")
-    if content_type is None:
-        return
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise GatewayError(
-            415,
-            f"Unsupported Content-Type {content_type!r}: send a JSON body with "
-            "'Content-Type: application/json'.",
-            code="unsupported_media_type",
-        )
 
 
 def _parse_json_object(raw: bytes) -> dict[str, object]:

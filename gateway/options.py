@@ -1,34 +1,16 @@
-"""Parsing of the ``Helicone-*`` request headers the data plane uses so far.
+"""Request ids and the few plain-HTTP request facts the data plane needs.
 
-Header names are case-insensitive (ASGI hands them over lower-cased); boolean flags are true
-only for the string ``true`` (any case), as in the reference implementation.
+The ``Helicone-*`` headers are parsed in :mod:`gateway.context`, nowhere else.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 
 from gateway.errors import GatewayError
 
-_REQUEST_ID = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
-)
-"""A UUID of an RFC 9562 version (1-8) and the RFC variant, in the canonical text form."""
 _RAND_B = (1 << 62) - 1
-
-
-def request_id(headers: dict[str, str]) -> str:
-    """``Helicone-Request-Id`` when it is a valid UUID, else a new one.
-
-    An invalid value is replaced rather than refused, as Helicone does: the id is a
-    convenience for correlating feedback, not something worth failing a request over.
-    """
-    candidate = headers.get("helicone-request-id")
-    if candidate and _REQUEST_ID.match(candidate.strip()):
-        return candidate.strip().lower()
-    return new_request_id()
 
 
 def new_request_id() -> str:
@@ -51,12 +33,6 @@ def new_request_id() -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def flag(headers: dict[str, str], name: str) -> bool:
-    """A ``true``/``false`` Helicone flag header (absent or anything else is false)."""
-    value = headers.get(name)
-    return value is not None and value.strip().lower() == "true"
-
-
 def declared_length(headers: dict[str, str]) -> int | None:
     """``Content-Length`` as an int (None when absent); a malformed value is a 400."""
     value = headers.get("content-length")
@@ -66,3 +42,18 @@ def declared_length(headers: dict[str, str]) -> int | None:
         return int(value)
     except ValueError as exc:
         raise GatewayError(400, f"Invalid Content-Length header: {value!r}.") from exc
+
+
+def check_json_content_type(headers: dict[str, str]) -> None:
+    """A ``Content-Type`` other than JSON (``application/json``, ``*+json``) is a 415."""
+    content_type = headers.get("content-type")
+    if content_type is None:
+        return
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise GatewayError(
+            415,
+            f"Unsupported Content-Type {content_type!r}: send a JSON body with "
+            "'Content-Type: application/json'.",
+            code="unsupported_media_type",
+        )

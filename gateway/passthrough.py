@@ -30,14 +30,13 @@ from urllib.parse import quote, unquote, urlsplit
 import orjson
 from yarl import URL
 
-from gateway.asgi import Receive, Scope, Send, read_body
-from gateway.auth import read_credentials
+from gateway.asgi import Receive, Scope, Send
+from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.keys import KEY_PATTERN, KEY_SCHEME, looks_like_key
-from gateway.options import declared_length
 from gateway.redact import redact_url
 from gateway.sse import request_usage_chunk
-from gateway.upstream import Exchange, upstream_request_headers
+from gateway.upstream import upstream_request_headers
 
 if TYPE_CHECKING:
     from gateway.dataplane import Handler
@@ -96,14 +95,9 @@ def take_path_key(rest: str) -> tuple[str | None, str]:
     )
 
 
-def _with_path_key(
-    scope: Scope, headers: dict[str, str], key: str, path: str
-) -> tuple[Scope, dict[str, str]]:
-    """The request as if the key had come in ``Helicone-Auth`` and the path without it.
-
-    ``Authorization`` then belongs to the provider, and the capture records ``path``.
-    """
-    return {**scope, "path": path}, {**headers, "helicone-auth": f"Bearer {key}"}
+def _without_path_key(scope: Scope, path: str) -> Scope:
+    """The request as if the path had not carried the key (the capture records ``path``)."""
+    return {**scope, "path": path}
 
 
 def leaves_base(path: str) -> bool:
@@ -164,7 +158,12 @@ class Passthrough:
         return None
 
     async def manual_log(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        ctx: RequestContext,
     ) -> None:
         """The manual-logger endpoints: 501 until ingest exists, before authentication (no
         key lookup, no body read, no record), whatever the method and headers."""
@@ -177,7 +176,12 @@ class Passthrough:
         )
 
     async def provider(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        ctx: RequestContext,
     ) -> None:
         path: str = scope["path"]
         _check_path(scope)
@@ -189,7 +193,8 @@ class Passthrough:
         key, stripped = take_path_key(rest)
         if key is not None:
             path = path[: len(path) - len(rest)] + stripped
-            scope, headers = _with_path_key(scope, headers, key, path)
+            scope = _without_path_key(scope, path)
+            ctx.use_path_key(key, headers)
             rest = stripped
         table = self.runtime.providers.table
         name = table.passthrough_name(slug)
@@ -207,7 +212,7 @@ class Passthrough:
             )
         query: bytes = scope.get("query_string", b"")
         header = config.spec.base_url_header
-        override = headers.get(header.lower()) if header else None
+        override = ctx.options.openai_api_base if header else None
         if header and override:
             base = str(self.runtime.targets.check(override, header))
             url, tail = _join(base, rest, query)
@@ -217,24 +222,33 @@ class Passthrough:
             url, tail = _join(config.base_url, rest, query)
             recorded = config.recorded_base_url + redact_url(tail)
         await self._forward(
-            scope, receive, send, headers, ex, url, recorded, name, openai_format=True
+            scope, receive, send, headers, ctx, url, recorded, name, openai_format=True
         )
 
     async def generic(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: Exchange
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        ctx: RequestContext,
     ) -> None:
         header = "Helicone-Target-Url"
         _check_path(scope)
         key, stripped = take_path_key(scope["path"])
         if key is not None:
-            scope, headers = _with_path_key(scope, headers, key, stripped)
-        origin = str(self.runtime.targets.check(headers["helicone-target-url"], header))
+            scope = _without_path_key(scope, stripped)
+            ctx.use_path_key(key, headers)
+        target_url = ctx.options.target_url
+        assert target_url is not None  # the data plane routes here only when it is set
+        origin = str(self.runtime.targets.check(target_url, header))
         query: bytes = scope.get("query_string", b"")
         url, tail = _join(origin, scope["path"], query, overlap=False)
         self.runtime.targets.require(url, header)
-        provider = headers.get("helicone-target-provider", "").strip().lower() or "custom"
         recorded = redact_url(origin + tail)
-        await self._forward(scope, receive, send, headers, ex, url, recorded, provider)
+        await self._forward(
+            scope, receive, send, headers, ctx, url, recorded, ctx.options.target_provider
+        )
 
     async def _forward(
         self,
@@ -242,7 +256,7 @@ class Passthrough:
         receive: Receive,
         send: Send,
         headers: dict[str, str],
-        exchange: Exchange,
+        ctx: RequestContext,
         url: URL,
         recorded_url: str,
         provider: str,
@@ -254,21 +268,19 @@ class Passthrough:
         ``Helicone-Target-Url`` of any format), so a logged streamed chat may ask for usage.
         """
         runtime = self.runtime
-        credentials = read_credentials(headers)
-        identity = await runtime.authenticate(credentials)
-        capture = runtime.begin_capture(exchange, identity, scope["path"], headers)
-        body = await read_body(receive, runtime.settings.max_body_bytes, declared_length(headers))
+        body = await runtime.start_request(ctx, scope, receive, headers)
+        credentials = ctx.request_credentials(headers)
+        capture = ctx.capture
         if capture is not None:
-            capture.request_body = body
             capture.provider = provider
             capture.target_url = recorded_url
             if openai_format and scope["method"] == "POST":
                 rewritten = usage_rewrite(scope["path"], body)
                 if rewritten is not None:
                     body = rewritten
-                    exchange.strip_usage = True
+                    ctx.strip_usage = True
         await runtime.upstream.relay(
-            exchange,
+            ctx,
             scope["method"],
             url,
             upstream_request_headers(

@@ -13,15 +13,17 @@ from typing import Any
 
 import orjson
 
-from gateway.auth import Authenticator, Credentials, KeyCache, read_credentials
+from gateway.asgi import Receive, Scope, read_body
+from gateway.auth import Authenticator, Credentials, KeyCache
+from gateway.context import RequestContext, read_credentials
 from gateway.errors import GatewayError
 from gateway.logconfig import log_config
+from gateway.options import check_json_content_type, declared_length
 from gateway.settings import Settings
 from gateway.store import DEFAULT_ORG, ControlStore, KeyIdentity
 from gateway.targets import TargetPolicy
-from gateway.upstream import Exchange, UpstreamClient
+from gateway.upstream import UpstreamClient
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
-from logging_pipeline.capture import Capture, apply_headers
 from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
 from logging_pipeline.sink import LogSink
@@ -88,23 +90,31 @@ class Runtime:
             await writer.close()  # writes what is journaled (bounded); the rest waits on disk
         await self.store.close()
 
-    def begin_capture(
-        self, exchange: Exchange, identity: KeyIdentity, path: str, headers: dict[str, str]
-    ) -> Capture | None:
-        """Start recording an authenticated request (None when logging is off)."""
-        if self.writer is None:
-            return None
-        capture = Capture(
-            request_id=exchange.request_id,
-            organization_id=identity.org_id,
-            api_key_id=identity.key_id,
-            path=path,
-            started=exchange.started,
-        )
-        apply_headers(capture, headers)
-        exchange.capture = capture
-        exchange.sink = self.writer.submit
-        return capture
+    async def start_request(
+        self,
+        ctx: RequestContext,
+        scope: Scope,
+        receive: Receive,
+        headers: dict[str, str],
+        *,
+        json_body: bool = False,
+    ) -> bytes:
+        """The request-start step every forwarding route shares (unified and passthrough):
+        authenticate, start the capture, read the body (checking it is JSON first when
+        ``json_body``); returns the body. Errors raised here are recorded by the capture."""
+        identity = await self.authenticate(ctx.request_credentials(headers))
+        ctx.identity = identity
+        capture = None
+        if self.writer is not None:
+            capture = ctx.new_capture(identity, scope["path"])
+            ctx.capture = capture
+            ctx.sink = self.writer.submit
+        if json_body:
+            check_json_content_type(headers)
+        body = await read_body(receive, self.settings.max_body_bytes, declared_length(headers))
+        if capture is not None:
+            capture.request_body = body
+        return body
 
     async def authenticate_org(self, headers: dict[str, str]) -> str:
         """The org of a REST API caller (same keys and rules as the data plane)."""

@@ -22,18 +22,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import aiohttp
 from yarl import URL
 
 from gateway.asgi import RawHeaders, Receive, Send, send_bytes
 from gateway.auth import carries_key
+from gateway.context import HELICONE_PREFIX, RequestContext
 from gateway.errors import GatewayError
 from gateway.pool import UpstreamConnector
 from gateway.sse import EventChunker, UsageChunkFilter
-from logging_pipeline.capture import Capture
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -74,7 +72,7 @@ def upstream_request_headers(
         name: value
         for name, value in headers.items()
         if name not in _REQUEST_DROP
-        and not name.startswith("helicone-")
+        and not name.startswith(HELICONE_PREFIX)
         and not (gateway_key and gateway_key in value and carries_key(value, gateway_key))
     }
     if authorization:
@@ -88,36 +86,6 @@ def _response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> RawHeaders:
         for name, value in raw
         if name.lower().decode("latin-1") not in _RESPONSE_DROP
     ]
-
-
-@dataclass(slots=True)
-class Exchange:
-    """Per-request facts the relay needs: id, clock, headers every response carries."""
-
-    request_id: str
-    started: float = field(default_factory=time.perf_counter)
-    force_format: bool = False
-    strip_usage: bool = False
-    """The gateway asked upstream for a usage chunk the client did not ask for: drop it."""
-    capture: Capture | None = None
-    """Set once the request is authenticated, when logging is on."""
-    sink: Callable[[Capture], None] | None = None
-    """Where :meth:`log` hands the finished capture (the request journal)."""
-
-    def log(self) -> None:
-        """Finish the capture and journal it, once.
-
-        Called *before* the last byte of the response is sent: a client that has its whole
-        answer can count on the request being in the journal, whatever is killed next.
-        """
-        capture, self.capture = self.capture, None
-        if capture is not None and self.sink is not None:
-            capture.finish()
-            self.sink(capture)
-
-    @property
-    def base_headers(self) -> RawHeaders:
-        return [(b"helicone-id", self.request_id.encode())]
 
 
 class UpstreamClient:
@@ -156,7 +124,7 @@ class UpstreamClient:
 
     async def relay(
         self,
-        exchange: Exchange,
+        ctx: RequestContext,
         method: str,
         url: URL,
         headers: dict[str, str],
@@ -175,19 +143,19 @@ class UpstreamClient:
                 method, url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 if response.content_type == "text/event-stream":
-                    await _relay_stream(exchange, response, receive, send)
+                    await _relay_stream(ctx, response, receive, send)
                     return
                 payload = await response.read()
                 upstream_elapsed = time.perf_counter() - upstream_started
-                capture = exchange.capture
+                capture = ctx.capture
                 if capture is not None:
                     capture.status = response.status
                     capture.response_body = payload
                 out = _response_headers(response.raw_headers)
-                out.extend(exchange.base_headers)
-                overhead_ms = (time.perf_counter() - exchange.started - upstream_elapsed) * 1000
+                out.extend(ctx.base_headers)
+                overhead_ms = (time.perf_counter() - ctx.started - upstream_elapsed) * 1000
                 out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
-                exchange.log()
+                ctx.log()
                 await send_bytes(send, response.status, payload, out)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             logger.info(
@@ -208,13 +176,13 @@ class UpstreamClient:
 
 
 async def _relay_stream(
-    exchange: Exchange, response: aiohttp.ClientResponse, receive: Receive, send: Send
+    ctx: RequestContext, response: aiohttp.ClientResponse, receive: Receive, send: Send
 ) -> None:
     """Relay an SSE answer as it arrives; stop (and drop upstream) if the client leaves."""
     headers = _response_headers(response.raw_headers)
-    headers.extend(exchange.base_headers)
+    headers.extend(ctx.base_headers)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    capture = exchange.capture
+    capture = ctx.capture
     recorded: list[bytes] | None = None
     if capture is not None:
         capture.status = response.status
@@ -236,9 +204,9 @@ async def _relay_stream(
 
     watcher = asyncio.create_task(watch_disconnect())
     chunker: EventChunker | None = None
-    if exchange.strip_usage:
+    if ctx.strip_usage:
         chunker = UsageChunkFilter()
-    elif exchange.force_format:
+    elif ctx.force_format:
         chunker = EventChunker()
     try:
         try:
@@ -261,7 +229,7 @@ async def _relay_stream(
             logger.info("upstream stream ended early: %r", exc)
         if capture is not None and recorded is not None:
             capture.response_body = b"".join(recorded)
-        exchange.log()
+        ctx.log()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
         if not disconnected:

@@ -3,7 +3,9 @@
 A :class:`Capture` is filled in while the request is served (ids, clock readings, the bytes
 that went up and came back) and handed to the batch writer when the response is finished.
 Everything that costs CPU — JSON parsing, usage extraction, stream reconstruction, token
-estimates, cost — happens later, in the writer (see :mod:`logging_pipeline.record`).
+estimates, cost — happens later, in the writer (see :mod:`logging_pipeline.record`). The
+gateway fills the ``Helicone-*`` facts (user id, properties, omit flags…) from the options it
+parsed once (``gateway/context.py``); this package reads no request header.
 """
 
 from __future__ import annotations
@@ -14,15 +16,6 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-_PROPERTY_PREFIX = "helicone-property-"
-_SESSION_HEADERS = {
-    "helicone-session-id": "Helicone-Session-Id",
-    "helicone-session-path": "Helicone-Session-Path",
-    "helicone-session-name": "Helicone-Session-Name",
-    "helicone-prompt-id": "Helicone-Prompt-Id",
-}
-_COUNTRY_HEADERS = ("cf-ipcountry", "cloudfront-viewer-country", "x-vercel-ip-country",
-                    "x-country-code")
 _BYTES_FIELDS = ("request_body", "response_body")
 
 
@@ -82,34 +75,6 @@ class Capture:
         for name in _BYTES_FIELDS:
             values[name] = base64.b64decode(values.get(name) or "")
         return cls(**values)
-
-
-def apply_headers(capture: Capture, headers: dict[str, str]) -> None:
-    """Copy the ``Helicone-*`` facts a record keeps from the (lower-cased) request headers.
-
-    Custom property keys arrive lower-cased (HTTP header names are case-insensitive and ASGI
-    lower-cases them), so they are stored lower-cased; the reserved session/prompt keys use
-    their canonical casing because queries name them that way (``Helicone-Session-Id``).
-    """
-    properties: dict[str, str] = {}
-    for name, value in headers.items():
-        if not name.startswith("helicone-"):
-            continue
-        if name.startswith(_PROPERTY_PREFIX) and len(name) > len(_PROPERTY_PREFIX):
-            properties[name[len(_PROPERTY_PREFIX) :]] = value
-        elif name in _SESSION_HEADERS:
-            properties[_SESSION_HEADERS[name]] = value
-    capture.properties = properties
-    capture.user_id = headers.get("helicone-user-id", "")
-    capture.model_override = headers.get("helicone-model-override", "")
-    capture.omit_request = headers.get("helicone-omit-request", "").lower() == "true"
-    capture.omit_response = headers.get("helicone-omit-response", "").lower() == "true"
-    capture.cache_enabled = headers.get("helicone-cache-enabled", "").lower() == "true"
-    for name in _COUNTRY_HEADERS:
-        country = headers.get(name)
-        if country and len(country) == 2 and country.isalpha():
-            capture.country_code = country.upper()
-            break
 
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Capture))

@@ -1,0 +1,224 @@
+"""The request context: everything the gateway knows about one request, parsed once.
+
+:func:`parse_options` is the one place a ``Helicone-*`` request header is read (ASGI hands
+header names over lower-cased, so every name below is lower-case). The data plane parses them
+when the request arrives, into a :class:`HeliconeOptions`, and every later step — routing,
+authentication, the capture, the relay — reads that object instead of the headers. The one
+other place that names a ``helicone-`` header is :func:`gateway.upstream.upstream_request_headers`,
+which drops the whole :data:`HELICONE_PREFIX` family before forwarding.
+
+Invalid values are lenient, as in the reference implementation: an invalid request id is
+replaced by a fresh one, a flag is true only for ``true`` (any case), a country code that is
+not two letters is skipped. Nothing here refuses a request.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.asgi import RawHeaders
+from gateway.auth import Credentials, resolve_credentials
+from gateway.options import new_request_id
+from gateway.store import KeyIdentity
+from logging_pipeline.capture import Capture
+
+HELICONE_PREFIX = "helicone-"
+"""Every gateway control header starts with this; none of them is forwarded upstream."""
+_AUTH = "helicone-auth"
+_REQUEST_ID_HEADER = "helicone-request-id"
+_TARGET_URL = "helicone-target-url"
+_TARGET_PROVIDER = "helicone-target-provider"
+_OPENAI_API_BASE = "helicone-openai-api-base"
+_FORCE_FORMAT = "helicone-stream-force-format"
+_USER_ID = "helicone-user-id"
+_MODEL_OVERRIDE = "helicone-model-override"
+_OMIT_REQUEST = "helicone-omit-request"
+_OMIT_RESPONSE = "helicone-omit-response"
+_CACHE_ENABLED = "helicone-cache-enabled"
+_PROPERTY_PREFIX = "helicone-property-"
+_PROPERTY_START = len(_PROPERTY_PREFIX)
+_SESSION_KEYS = {
+    "helicone-session-id": "Helicone-Session-Id",
+    "helicone-session-path": "Helicone-Session-Path",
+    "helicone-session-name": "Helicone-Session-Name",
+    "helicone-prompt-id": "Helicone-Prompt-Id",
+}
+"""Reserved properties, stored with the casing the queries (and the schema) name them by."""
+_COUNTRY_HEADERS = (
+    "cf-ipcountry",
+    "cloudfront-viewer-country",
+    "x-vercel-ip-country",
+    "x-country-code",
+)
+"""Set by the CDN in front of the gateway, in this order of preference."""
+_RESPONSE_ID = b"helicone-id"
+_REQUEST_ID = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
+)
+"""A UUID of an RFC 9562 version (1-8) and the RFC variant, in the canonical text form."""
+
+
+@dataclass(slots=True)
+class HeliconeOptions:
+    """The ``Helicone-*`` request headers the gateway uses (and the CDN's country header).
+
+    Built by :func:`parse_options` and not changed afterwards. Defaults are what an absent
+    header means.
+    """
+
+    request_id: str
+    """``Helicone-Request-Id`` lower-cased when it is a valid UUID, else a fresh UUIDv7."""
+    auth: str | None = None
+    """``Helicone-Auth`` as sent: present means it carries the gateway key (see
+    :func:`gateway.auth.resolve_credentials`)."""
+    target_url: str | None = None
+    """``Helicone-Target-Url`` as sent; present (even empty) selects the generic passthrough."""
+    target_provider: str = "custom"
+    """``Helicone-Target-Provider`` stripped and lower-cased, ``custom`` when absent or empty."""
+    openai_api_base: str | None = None
+    """``Helicone-OpenAI-Api-Base`` (None when absent or empty): the OpenAI passthrough's
+    base URL override (the provider table's ``base_url_header``)."""
+    force_format: bool = False
+    """``Helicone-Stream-Force-Format: true``: re-frame SSE on event boundaries."""
+    user_id: str = ""
+    """``Helicone-User-Id`` as sent."""
+    model_override: str = ""
+    """``Helicone-Model-Override`` as sent: the model the record is priced as."""
+    omit_request: bool = False
+    """``Helicone-Omit-Request: true``: the request body is not stored."""
+    omit_response: bool = False
+    """``Helicone-Omit-Response: true``: the response body is not stored."""
+    cache_enabled: bool = False
+    """``Helicone-Cache-Enabled: true`` (recorded; the cache is a later issue)."""
+    properties: dict[str, str] = field(default_factory=dict)
+    """``Helicone-Property-<key>`` by lower-cased key, plus the session and prompt ids under
+    their canonical names (``Helicone-Session-Id``…)."""
+    country_code: str | None = None
+    """The first two-letter country header of :data:`_COUNTRY_HEADERS`, upper-cased."""
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.strip().lower() == "true"
+
+
+def parse_options(headers: dict[str, str]) -> HeliconeOptions:
+    """Parse every ``Helicone-*`` header the gateway uses, once per request.
+
+    Cost: a dict lookup per known header and one pass over the header names (a prefix test
+    each) for the properties; about 2 µs for a typical request (README, performance).
+    """
+    candidate = headers.get(_REQUEST_ID_HEADER)
+    if candidate and _REQUEST_ID.match(candidate := candidate.strip()):
+        rid = candidate.lower()
+    else:
+        rid = new_request_id()
+    properties: dict[str, str] = {}
+    for name, value in headers.items():
+        if name.startswith(_PROPERTY_PREFIX):
+            if len(name) > _PROPERTY_START:
+                properties[name[_PROPERTY_START:]] = value
+        elif name in _SESSION_KEYS:
+            properties[_SESSION_KEYS[name]] = value
+    country_code = None
+    for name in _COUNTRY_HEADERS:
+        country = headers.get(name)
+        if country and len(country) == 2 and country.isalpha():
+            country_code = country.upper()
+            break
+    return HeliconeOptions(
+        rid,
+        headers.get(_AUTH),
+        headers.get(_TARGET_URL),
+        headers.get(_TARGET_PROVIDER, "").strip().lower() or "custom",
+        headers.get(_OPENAI_API_BASE) or None,
+        _flag(headers.get(_FORCE_FORMAT)),
+        headers.get(_USER_ID, ""),
+        headers.get(_MODEL_OVERRIDE, ""),
+        _flag(headers.get(_OMIT_REQUEST)),
+        _flag(headers.get(_OMIT_RESPONSE)),
+        _flag(headers.get(_CACHE_ENABLED)),
+        properties,
+        country_code,
+    )
+
+
+def read_credentials(headers: dict[str, str]) -> Credentials:
+    """The credentials of a request whose options are not parsed (the REST API)."""
+    return resolve_credentials(headers.get(_AUTH), headers.get("authorization"))
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """One request's state, from arrival to the journaled record.
+
+    The relay reads the clock, the flags and the capture from here; :meth:`log` journals the
+    capture once, before the last byte of the response goes out.
+    """
+
+    options: HeliconeOptions
+    started: float = field(default_factory=time.perf_counter)
+    credentials: Credentials | None = None
+    """Set by the request-start step (or earlier by a key-in-path route)."""
+    identity: KeyIdentity | None = None
+    """Set once the request is authenticated."""
+    strip_usage: bool = False
+    """The gateway asked upstream for a usage chunk the client did not ask for: drop it."""
+    capture: Capture | None = None
+    """Set once the request is authenticated, when logging is on."""
+    sink: Callable[[Capture], None] | None = None
+    """Where :meth:`log` hands the finished capture (the request journal)."""
+
+    @property
+    def request_id(self) -> str:
+        return self.options.request_id
+
+    @property
+    def force_format(self) -> bool:
+        return self.options.force_format
+
+    def use_path_key(self, key: str, headers: dict[str, str]) -> None:
+        """The gateway key came in the path: as if it had come in ``Helicone-Auth``, so
+        ``Authorization`` belongs to the provider."""
+        self.credentials = resolve_credentials(f"Bearer {key}", headers.get("authorization"))
+
+    def request_credentials(self, headers: dict[str, str]) -> Credentials:
+        if self.credentials is None:
+            self.credentials = resolve_credentials(self.options.auth, headers.get("authorization"))
+        return self.credentials
+
+    def new_capture(self, identity: KeyIdentity, path: str) -> Capture:
+        """A capture of this request, filled from the parsed options."""
+        options = self.options
+        return Capture(
+            request_id=options.request_id,
+            organization_id=identity.org_id,
+            api_key_id=identity.key_id,
+            path=path,
+            started=self.started,
+            user_id=options.user_id,
+            properties=options.properties,
+            model_override=options.model_override,
+            omit_request=options.omit_request,
+            omit_response=options.omit_response,
+            cache_enabled=options.cache_enabled,
+            country_code=options.country_code,
+        )
+
+    def log(self) -> None:
+        """Finish the capture and journal it, once.
+
+        Called *before* the last byte of the response is sent: a client that has its whole
+        answer can count on the request being in the journal, whatever is killed next.
+        """
+        capture, self.capture = self.capture, None
+        if capture is not None and self.sink is not None:
+            capture.finish()
+            self.sink(capture)
+
+    @property
+    def base_headers(self) -> RawHeaders:
+        """Headers every response carries: ``Helicone-Id``."""
+        return [(_RESPONSE_ID, self.options.request_id.encode())]

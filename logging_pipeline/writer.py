@@ -31,7 +31,7 @@ from logging_pipeline.capture import Capture
 from logging_pipeline.clickhouse import LogTransport, migrate, transport_from_config
 from logging_pipeline.config import LogConfig
 from logging_pipeline.estimate import TokenEstimator
-from logging_pipeline.journal import JournalReader, adopt_orphans, pending_bytes
+from logging_pipeline.journal import JournalReader, Position, adopt_orphans, pending_bytes
 from logging_pipeline.record import BuiltRecord, build_record, fallback_record
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
 from logging_pipeline.spill import SpillFile, adopt_spills
@@ -41,6 +41,7 @@ logger = logging.getLogger("logging_pipeline.writer")
 
 _MAX_BACKOFF = 30.0
 _SLICE = 32
+_READ_SLICE = 256
 _ORPHAN_SCAN = 5.0
 """Seconds between looks for journals whose process is gone."""
 
@@ -176,7 +177,7 @@ class LogWriter:
             full = False
             progressed = False
             for reader in self._readers():
-                captures, position = reader.read(self.flush_rows)
+                captures, position = await self._read_batch(reader)
                 self.counters.lost += reader.lost
                 reader.lost = 0
                 if captures:
@@ -197,6 +198,22 @@ class LogWriter:
                 return
             if not full:
                 await self._pause(self.flush_interval)
+
+    async def _read_batch(self, reader: JournalReader) -> tuple[list[Capture], Position]:
+        """Up to ``flush_rows`` records, read in slices with a yield between them.
+
+        Unpickling a full batch (10,000 records) takes tens of milliseconds; in slices the
+        event loop — the gateway's own, when the writer runs in-process — never waits more
+        than about a millisecond for it.
+        """
+        captures, position = reader.read(min(_READ_SLICE, self.flush_rows))
+        while len(captures) < self.flush_rows:
+            await asyncio.sleep(0)
+            more, position = reader.read(min(_READ_SLICE, self.flush_rows - len(captures)))
+            if not more:
+                break
+            captures.extend(more)
+        return captures, position
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once when the writer is told to close."""

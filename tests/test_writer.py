@@ -573,3 +573,25 @@ def test_a_record_that_cannot_be_journaled_is_counted_lost(tmp_path: Path) -> No
     read, _ = reader.read(100)
     assert len(read) == int(appended) and reader.lost == 0  # what was journaled is whole
     reader.close()
+
+
+async def test_a_batch_is_read_in_slices_but_written_in_one_insert(
+    transport: FlakyTransport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unpickling 10,000 records at once would stall the event loop (the gateway's own, in
+    in-process mode) for tens of milliseconds: reads come in slices, the insert stays whole."""
+    sizes: list[int] = []
+    original = JournalReader.read
+
+    def read(self: JournalReader, limit: int) -> Any:
+        sizes.append(limit)
+        return original(self, limit)
+
+    monkeypatch.setattr(JournalReader, "read", read)
+    pipeline = Pipeline(transport, tmp_path, flush_rows=1000, flush_ms=200)
+    pipeline.submit([capture(i) for i in range(1000)])  # waiting before the writer starts
+    await pipeline.writer.start()
+    await wait_until(lambda: pipeline.writer.counters.written == 1000)
+    await pipeline.close()
+    assert pipeline.writer.counters.batches == 1
+    assert max(sizes) <= 256 and len(sizes) >= 4

@@ -22,14 +22,9 @@ from typing import Any
 from bench.procs import (
     HOST,
     BenchError,
-    cpu_seconds,
+    ServedProcess,
     free_port,
-    own_cpu_seconds,
-    problem_lines,
-    process_tree,
-    rss_kib,
     spawn,
-    stop,
     tail,
 )
 
@@ -48,11 +43,13 @@ def gateway_binary() -> str:
     return found
 
 
-class Gateway:
+class Gateway(ServedProcess):
     """One gateway process with its own data dir, port and key.
 
     ``name`` keeps the data dir and output log of several gateways in one workdir apart.
     """
+
+    label = "the gateway"
 
     def __init__(
         self,
@@ -83,16 +80,6 @@ class Gateway:
             GROQ_BASE_URL=f"{upstream_base_url}/stream/v1",
         )
         self.env = env
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        if self._proc is None:
-            raise BenchError("the gateway is not running")
-        return self._proc.pid
 
     def create_key(self) -> str:
         """``gateway keys create``; the key is the last line it prints."""
@@ -165,29 +152,3 @@ class Gateway:
         data: dict[str, Any] = json.loads(body)
         return data
 
-    def check_alive(self) -> None:
-        if self._proc is not None and self._proc.poll() is not None:
-            raise BenchError(
-                f"the gateway died (status {self._proc.returncode}).\n"
-                f"--- last lines of its output ({self.log}) ---\n{tail(self.log)}"
-            )
-
-    def rss_kib(self) -> int:
-        """VmRSS of the gateway and all its child processes, in KiB."""
-        return sum(rss_kib(pid) for pid in process_tree(self.pid))
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time used so far by the gateway and its children."""
-        return cpu_seconds(self.pid)
-
-    def main_cpu_seconds(self) -> float:
-        """The same for the gateway's own process (the children: its log writer)."""
-        return own_cpu_seconds(self.pid)
-
-    def log_problems(self, limit: int = 10) -> list[str]:
-        """Warning, error and traceback lines the gateway printed (it should print none)."""
-        return problem_lines(self.log, limit)
-
-    def stop(self) -> None:
-        stop(self._proc)
-        self._proc = None

@@ -200,3 +200,52 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+class ServedProcess:
+    """A server the bench started and measures (a gateway, the reference forwarder).
+
+    Subclasses set ``label`` (how errors name it), ``port``, ``log`` and start ``_proc``.
+    """
+
+    label = "the server"
+    port: int
+    log: Path
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise BenchError(f"{self.label} is not running")
+        return self._proc.pid
+
+    def check_alive(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            raise BenchError(
+                f"{self.label} died (status {self._proc.returncode}).\n"
+                f"--- last lines of its output ({self.log}) ---\n{tail(self.log)}"
+            )
+
+    def rss_kib(self) -> int:
+        """VmRSS of the process and all its children, in KiB."""
+        return sum(rss_kib(pid) for pid in process_tree(self.pid))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by the process and its children."""
+        return cpu_seconds(self.pid)
+
+    def main_cpu_seconds(self) -> float:
+        """The same for the process alone (a gateway's children: its log writer)."""
+        return own_cpu_seconds(self.pid)
+
+    def log_problems(self, limit: int = 10) -> list[str]:
+        """Warning, error and traceback lines it printed (it should print none)."""
+        return problem_lines(self.log, limit)
+
+    def stop(self) -> None:
+        stop(self._proc)
+        self._proc = None

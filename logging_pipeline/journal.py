@@ -217,32 +217,29 @@ def _segments(directory: Path) -> list[int]:
     return sorted(numbers)
 
 
-def _fully_committed(directory: Path) -> bool:
+def _uncommitted(directory: Path) -> int:
+    """Bytes of ``directory``'s segments after its committed position."""
     committed = _read_committed(directory)
+    total = 0
     for number in _segments(directory):
-        size = (directory / _segment_name(number)).stat().st_size
-        if Position(number, size) > committed and size > 0:
-            return False
-    return True
+        with contextlib.suppress(FileNotFoundError):  # deleted by its reader meanwhile
+            size = (directory / _segment_name(number)).stat().st_size
+            if number > committed.segment:
+                total += size
+            elif number == committed.segment:
+                total += max(0, size - committed.offset)
+    return total
+
+
+def _fully_committed(directory: Path) -> bool:
+    return _uncommitted(directory) == 0
 
 
 def pending_bytes(root: Path) -> int:
     """Journal bytes not yet committed by a writer, over every directory under ``root``."""
-    total = 0
     if not root.exists():
         return 0
-    for directory in root.iterdir():
-        if not directory.is_dir():
-            continue
-        committed = _read_committed(directory)
-        for number in _segments(directory):
-            with contextlib.suppress(FileNotFoundError):
-                size = (directory / _segment_name(number)).stat().st_size
-                if number > committed.segment:
-                    total += size
-                elif number == committed.segment:
-                    total += max(0, size - committed.offset)
-    return total
+    return sum(_uncommitted(d) for d in root.iterdir() if d.is_dir())
 
 
 class JournalReader:

@@ -98,15 +98,3 @@ def adopt_spills(root: Path) -> list[SpillFile]:
         if fd is not None:
             adopted.append(SpillFile(directory, fd))
     return adopted
-
-
-def spill_pending(root: Path) -> int:
-    """Bytes not yet replayed across every spill directory under ``root`` (for tests, ops)."""
-    if not root.exists():
-        return 0
-    total = 0
-    for directory in root.iterdir():
-        if directory.is_dir():
-            spill = SpillFile(directory)
-            total += max(0, spill._size() - spill._offset())
-    return total

@@ -1,0 +1,63 @@
+"""The adapter seam: what every wire format provides so that one OpenAI client reaches it.
+
+Inside the gateway the unified format is OpenAI Chat Completions. A request on
+``/v1/chat/completions`` is already in it; a ``/v1/responses`` request for a provider without a
+Responses endpoint is first translated to it (:mod:`providers.responses`). An adapter then
+turns the unified request into its provider's request and the provider's answer back into a
+chat completion (whole) or chat completion chunks (streamed, incrementally).
+
+Contract of the unified chat format beyond OpenAI's own fields (the extension the
+translations agree on, documented in the README):
+
+* an assistant message (or a stream delta) may carry ``reasoning_content`` (the model's
+  thinking as text) and ``thinking_blocks``: a list of ``{"type": "thinking", "thinking":
+  str, "signature": str}`` or ``{"type": "redacted_thinking", "data": str}``, which a client
+  sends back unchanged in a follow-up turn so the provider can verify its own thinking. In a
+  stream, text arrives as ``reasoning_content`` deltas and each block's signature as a delta
+  ``{"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": ...}]}``.
+* a chunk ``{"error": {...}}`` (OpenAI error object) is an error in the middle of a stream;
+  the openai SDK raises it as an ``APIError``.
+
+An adapter never drops what it cannot express: it raises :class:`TranslationError`, which the
+gateway answers with a 400 naming the field and the provider.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from providers.usage import Usage
+
+__all__ = ["ChatStreamDecoder", "TranslationError", "Usage"]
+
+JSONObject = dict[str, Any]
+
+
+class TranslationError(ValueError):
+    """The request uses something the target format cannot express.
+
+    ``param`` is the request field at fault in OpenAI's dotted form (``messages[2].content``,
+    ``tools[0].type``…), returned as the error's ``param``.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class ChatStreamDecoder(Protocol):
+    """A provider's stream → ``chat.completion.chunk`` objects, one upstream event at a time.
+
+    ``feed`` takes one complete SSE event (its ``event:`` name, or None, and its ``data``
+    bytes) and returns the chunks it completes, at once: nothing that could be sent is held
+    back. ``close`` is called when the upstream stream ended and returns any closing chunks.
+    ``usage`` is what the stream reported so far (None when it reported nothing).
+    """
+
+    def feed(self, event: str | None, data: bytes) -> list[JSONObject]: ...
+
+    def close(self) -> list[JSONObject]: ...
+
+    @property
+    def usage(self) -> Usage | None: ...

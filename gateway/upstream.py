@@ -18,20 +18,20 @@ Relaying rules:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import aiohttp
 from yarl import URL
 
-from gateway.asgi import RawHeaders, Receive, Send, send_bytes
+from gateway.asgi import Receive, Send
 from gateway.auth import carries_key
 from gateway.context import HELICONE_PREFIX, RequestContext
 from gateway.errors import GatewayError
 from gateway.pool import UpstreamConnector
-from gateway.sse import EventChunker, UsageChunkFilter
+from gateway.relay import Translation, forward
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -53,7 +53,6 @@ _HOP_BY_HOP = frozenset(
         "host",
     }
 )
-_RESPONSE_DROP = _HOP_BY_HOP | {"content-encoding", "date", "server", "set-cookie"}
 _REQUEST_DROP = _HOP_BY_HOP | {"accept-encoding", "cookie", "authorization"}
 
 
@@ -78,14 +77,6 @@ def upstream_request_headers(
     if authorization:
         out["authorization"] = authorization
     return out
-
-
-def _response_headers(raw: tuple[tuple[bytes, bytes], ...]) -> RawHeaders:
-    return [
-        (name.lower(), value)
-        for name, value in raw
-        if name.lower().decode("latin-1") not in _RESPONSE_DROP
-    ]
 
 
 class UpstreamClient:
@@ -122,41 +113,27 @@ class UpstreamClient:
             raise RuntimeError("UpstreamClient.start() was not called")
         return self._session
 
-    async def relay(
+    @contextlib.asynccontextmanager
+    async def open(
         self,
-        ctx: RequestContext,
         method: str,
         url: URL,
         headers: dict[str, str],
         body: bytes | None,
-        receive: Receive,
-        send: Send,
         provider: str,
-    ) -> None:
-        """Send the request upstream and relay the answer to the client.
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """Open one upstream attempt: send, and yield the answer once its status and headers
+        are in, before anything reaches the client (the staged relay's *open* step).
 
-        ``url`` is sent as it is: the same object the caller checked.
+        ``url`` is sent as it is: the same object the caller checked. A failure before the
+        answer (or while its body is read, inside the block) becomes a 502 or 504 naming the
+        provider, never the URL.
         """
-        upstream_started = time.perf_counter()
         try:
             async with self.session.request(
                 method, url, data=body, headers=headers, allow_redirects=False
             ) as response:
-                if response.content_type == "text/event-stream":
-                    await _relay_stream(ctx, response, receive, send)
-                    return
-                payload = await response.read()
-                upstream_elapsed = time.perf_counter() - upstream_started
-                capture = ctx.capture
-                if capture is not None:
-                    capture.status = response.status
-                    capture.response_body = payload
-                out = _response_headers(response.raw_headers)
-                out.extend(ctx.base_headers)
-                overhead_ms = (time.perf_counter() - ctx.started - upstream_elapsed) * 1000
-                out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
-                ctx.log()
-                await send_bytes(send, response.status, payload, out)
+                yield response
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             logger.info(
                 "upstream %s timed out: %s %s: %r", provider, method, url.with_query(None), exc
@@ -174,72 +151,19 @@ class UpstreamClient:
                 code="upstream_unreachable",
             ) from exc
 
-
-async def _relay_stream(
-    ctx: RequestContext, response: aiohttp.ClientResponse, receive: Receive, send: Send
-) -> None:
-    """Relay an SSE answer as it arrives; stop (and drop upstream) if the client leaves."""
-    headers = _response_headers(response.raw_headers)
-    headers.extend(ctx.base_headers)
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    capture = ctx.capture
-    recorded: list[bytes] | None = None
-    if capture is not None:
-        capture.status = response.status
-        capture.is_stream = True
-        recorded = []
-
-    pump = asyncio.current_task()
-    assert pump is not None
-    disconnected = False
-
-    async def watch_disconnect() -> None:
-        nonlocal disconnected
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                disconnected = True
-                pump.cancel()
-                return
-
-    watcher = asyncio.create_task(watch_disconnect())
-    chunker: EventChunker | None = None
-    if ctx.strip_usage:
-        chunker = UsageChunkFilter()
-    elif ctx.force_format:
-        chunker = EventChunker()
-    try:
-        try:
-            async for chunk in response.content.iter_any():
-                if recorded is not None:
-                    if not recorded and capture is not None:
-                        capture.first_byte_at = time.perf_counter()
-                    recorded.append(chunk)
-                if chunker is not None:
-                    chunk = chunker.feed(chunk)
-                    if not chunk:
-                        continue
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if chunker is not None:
-                tail = chunker.flush()
-                if tail:
-                    await send({"type": "http.response.body", "body": tail, "more_body": True})
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            # Headers are gone already: the only honest thing left is to end the stream.
-            logger.info("upstream stream ended early: %r", exc)
-        if capture is not None and recorded is not None:
-            capture.response_body = b"".join(recorded)
-        ctx.log()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-    except asyncio.CancelledError:
-        if not disconnected:
-            raise
-        pump.uncancel()
-        # Closing (not releasing) the response drops the upstream connection mid-stream.
-        response.close()
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-        if capture is not None and recorded is not None:
-            capture.response_body = b"".join(recorded)
+    async def relay(
+        self,
+        ctx: RequestContext,
+        method: str,
+        url: URL,
+        headers: dict[str, str],
+        body: bytes | None,
+        receive: Receive,
+        send: Send,
+        provider: str,
+        translation: Translation | None = None,
+    ) -> None:
+        """Open one attempt and forward its answer to the client (open, then commit)."""
+        upstream_started = time.perf_counter()
+        async with self.open(method, url, headers, body, provider) as response:
+            await forward(ctx, response, receive, send, translation, upstream_started)

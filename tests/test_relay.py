@@ -1,0 +1,215 @@
+"""The staged relay driven by an in-memory upstream double: no sockets, every stage visible.
+
+The double hands out one chunk at a time and only when the test releases it, so a test can
+check what reached the client *before* the next upstream chunk exists: no stage may hold back
+a complete event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from gateway.asgi import Message
+from gateway.context import RequestContext, parse_options
+from gateway.relay import Recorder, forward, response_headers
+from logging_pipeline.capture import Capture
+
+
+class _Content:
+    def __init__(self, gate: asyncio.Queue[bytes | None]) -> None:
+        self._gate = gate
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        while (chunk := await self._gate.get()) is not None:
+            yield chunk
+
+
+class UpstreamDouble:
+    """An opened upstream answer whose body the test feeds chunk by chunk."""
+
+    def __init__(
+        self,
+        status: int = 200,
+        content_type: str = "text/event-stream",
+        body: bytes = b"",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        self.status = status
+        self.content_type = content_type
+        self.raw_headers = ((b"Content-Type", content_type.encode()), *headers)
+        self.gate: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.content = _Content(self.gate)
+        self._body = body
+        self.closed = False
+
+    async def read(self) -> bytes:
+        return self._body
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Client:
+    """The ASGI side: collects what was sent, and never disconnects."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.sent = asyncio.Event()
+
+    async def receive(self) -> Message:
+        await asyncio.Event().wait()  # never: the client stays
+        raise AssertionError
+
+    async def send(self, message: Message) -> None:
+        self.messages.append(message)
+        self.sent.set()
+
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages[1:])
+
+    def chunks(self) -> list[bytes]:
+        return [m["body"] for m in self.messages[1:] if m.get("body")]
+
+
+def _ctx(headers: dict[str, str] | None = None, *, capture: bool = True) -> RequestContext:
+    ctx = RequestContext(parse_options(headers or {}))
+    if capture:
+        ctx.capture = Capture(request_id=ctx.request_id, organization_id="o", api_key_id="k",
+                              path="/v1/chat/completions")
+        ctx.sink = lambda _capture: None
+    return ctx
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+class Upper:
+    """A translator double: every complete ``\\n\\n`` event upper-cased, a closing event at
+    the end (what a real translator's ``[DONE]`` is)."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        self.pending += chunk
+        head, sep, rest = self.pending.rpartition(b"\n\n")
+        if not sep:
+            return b""
+        self.pending = rest
+        return (head + sep).upper()
+
+    def flush(self) -> bytes:
+        return b"data: end\n\n"
+
+
+class UpperTranslation:
+    def whole(self, status: int, body: bytes) -> bytes:
+        return b'{"status": %d, "body": "%s"}' % (status, body.upper())
+
+    def stream(self) -> Upper:
+        return Upper()
+
+
+async def test_each_upstream_event_reaches_the_client_before_the_next_is_read() -> None:
+    """Usage strip + recorder: an event completed by a chunk is sent before the next chunk."""
+    ctx = _ctx()
+    ctx.strip_usage = True
+    upstream = UpstreamDouble()
+    client = Client()
+    task = asyncio.create_task(forward(ctx, upstream, client.receive, client.send))
+    events = [b'data: {"choices": [{"delta": {"content": "a"}}]}\n\n',
+              b'data: {"choices": [{"delta": {"content": "b"}}]}\r\n\r\n']
+    for event in events:
+        half = len(event) // 2
+        await upstream.gate.put(event[:half])
+        await _settle()
+        assert client.chunks() == events[: events.index(event)]  # half an event: nothing new
+        await upstream.gate.put(event[half:])
+        await _settle()
+        assert client.chunks() == events[: events.index(event) + 1]  # whole: sent at once
+    usage = b'data: {"choices": [], "usage": {"prompt_tokens": 1}}\n\n'
+    await upstream.gate.put(usage + b"data: [DONE]\n\n")
+    await upstream.gate.put(None)
+    await task
+    assert client.body() == b"".join(events) + b"data: [DONE]\n\n"
+    assert client.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def test_the_recorder_keeps_the_raw_upstream_bytes_and_the_translator_runs_after_it() -> None:
+    captured: list[Capture] = []
+    ctx = _ctx()
+    ctx.sink = captured.append
+    upstream = UpstreamDouble()
+    client = Client()
+    task = asyncio.create_task(
+        forward(ctx, upstream, client.receive, client.send, UpperTranslation())
+    )
+    await upstream.gate.put(b"data: a\n\ndata: b")
+    await _settle()
+    assert client.chunks() == [b"DATA: A\n\n"]
+    await upstream.gate.put(b"\n\n")
+    await upstream.gate.put(None)
+    await task
+    assert client.chunks() == [b"DATA: A\n\n", b"DATA: B\n\n", b"data: end\n\n"]
+    (capture,) = captured
+    assert capture.response_body == b"data: a\n\ndata: b\n\n"  # what the provider said
+    assert capture.is_stream and capture.first_byte_at is not None
+    start = client.messages[0]
+    assert (b"content-type", b"text/event-stream") in start["headers"]
+
+
+async def test_a_translators_closing_events_pass_through_the_later_stages() -> None:
+    """The flush of stage N is fed to stage N+1 (force-format would otherwise drop it)."""
+    ctx = _ctx({"helicone-stream-force-format": "true"})
+    ctx.strip_usage = True
+    upstream = UpstreamDouble()
+    client = Client()
+    task = asyncio.create_task(
+        forward(ctx, upstream, client.receive, client.send, UpperTranslation())
+    )
+    await upstream.gate.put(b"data: x\n\n")
+    await upstream.gate.put(None)
+    await task
+    assert client.body() == b"DATA: X\n\ndata: end\n\n"
+
+
+async def test_a_whole_answer_is_translated_with_its_status_and_recorded_raw() -> None:
+    captured: list[Capture] = []
+    ctx = _ctx()
+    ctx.sink = captured.append
+    upstream = UpstreamDouble(
+        status=429, content_type="application/json", body=b"slow down",
+        headers=((b"Retry-After", b"7"), (b"Content-Length", b"9")),
+    )
+    client = Client()
+    await forward(ctx, upstream, client.receive, client.send, UpperTranslation())
+    start = client.messages[0]
+    assert start["status"] == 429
+    headers = dict(start["headers"])
+    assert headers[b"content-type"] == b"application/json"
+    assert headers[b"retry-after"] == b"7"
+    assert b"content-length" not in headers  # the translated body has its own length
+    assert client.body() == b'{"status": 429, "body": "SLOW DOWN"}'
+    assert captured[0].response_body == b"slow down"
+    assert captured[0].status == 429
+
+
+def test_response_headers_drop_hop_by_hop_and_replace_the_content_type() -> None:
+    raw = ((b"Connection", b"keep-alive"), (b"Content-Type", b"text/plain"), (b"X-A", b"1"),
+           (b"Set-Cookie", b"s=1"))
+    assert response_headers(raw) == [(b"content-type", b"text/plain"), (b"x-a", b"1")]
+    assert response_headers(raw, b"application/json") == [
+        (b"x-a", b"1"), (b"content-type", b"application/json")
+    ]
+
+
+def test_the_recorder_is_a_pass_through_stage() -> None:
+    recorder = Recorder()
+    assert recorder.feed(b"ab") == b"ab"
+    assert recorder.feed(b"c") == b"c"
+    assert recorder.flush() == b""
+    assert recorder.body() == b"abc"
+    assert recorder.first_byte_at is not None

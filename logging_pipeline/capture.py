@@ -45,6 +45,8 @@ class Capture:
     omit_response: bool = False
     cache_enabled: bool = False
     country_code: str | None = None
+    wire: str = "openai"
+    """The wire format of ``response_body`` (the provider's own answer): picks its reader."""
 
     def finish(self) -> None:
         if self.finished_at is None:
@@ -57,8 +59,9 @@ class Capture:
 
     @classmethod
     def from_tuple(cls, values: tuple[Any, ...]) -> Capture:
-        """The capture :meth:`to_tuple` gave (both sides run the same code: same fields)."""
-        if len(values) != len(_FIELDS):
+        """The capture :meth:`to_tuple` gave. Fields are only ever appended, each with a
+        default, so a shorter tuple (journaled by an older version) takes the defaults."""
+        if not _REQUIRED <= len(values) <= len(_FIELDS):
             raise ValueError(f"a capture has {len(_FIELDS)} fields, got {len(values)} values")
         return cls(*values)
 
@@ -79,3 +82,5 @@ class Capture:
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Capture))
 _FIELD_VALUES = operator.attrgetter(*_FIELDS)
+_REQUIRED = 22
+"""Fields every journaled capture has had (``country_code`` was the last of them)."""

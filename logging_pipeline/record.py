@@ -18,9 +18,11 @@ import orjson
 from logging_pipeline.capture import Capture
 from logging_pipeline.estimate import TokenEstimator, prompt_text
 from logging_pipeline.schema import INSERT_COLUMNS
-from logging_pipeline.usage import TokenUsage, summarise_stream, usage_from
-from providers.cost import PriceTable, Usage
+from providers.cost import PriceTable
+from providers.formats import response_reader
+from providers.usage import Usage
 
+_NO_USAGE = Usage()
 _ROW = operator.itemgetter(*INSERT_COLUMNS)
 """A dict of column values → the row tuple in ``INSERT_COLUMNS`` order (in C, per record)."""
 
@@ -64,23 +66,6 @@ def _stream_document(raw: bytes, reconstructed: Any) -> bytes:
         return orjson.dumps({"stream": stream, "reconstructed": None})
 
 
-def _completion_text(response: Any) -> str:
-    if not isinstance(response, dict):
-        return ""
-    parts: list[str] = []
-    for choice in response.get("choices") or []:
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            parts.append(message["content"])
-    if isinstance(response.get("output_text"), str):
-        parts.append(response["output_text"])
-    for item in response.get("output") or []:
-        for content in (item.get("content") or []) if isinstance(item, dict) else []:
-            if isinstance(content, dict) and isinstance(content.get("text"), str):
-                parts.append(content["text"])
-    return "\n".join(parts)
-
-
 def body_token(capture: Capture) -> int:
     """A 64-bit token of one capture, stored on its row and in its body document (non-zero).
 
@@ -108,24 +93,25 @@ def build_record(
     when neither body is kept).
     """
     request, request_json = _parse(capture.request_body)
+    reader = response_reader(capture.wire)
+    response: Any = None
     if capture.is_stream:
-        summary = summarise_stream(capture.response_body)
+        summary = reader.summarise_stream(capture.response_body)
         usage = summary.usage
         response_model = summary.model or ""
         completion_text: str | None = summary.text
         response_json = _stream_document(capture.response_body, summary.final)
     else:
         response, response_json = _parse(capture.response_body)
-        usage = usage_from(response)
-        model_value = response.get("model") if isinstance(response, dict) else None
-        response_model = model_value if isinstance(model_value, str) else ""
+        usage = reader.usage(response)
+        response_model = reader.model(response) or ""
         completion_text = None  # only needed for an estimate; extracted then
 
     estimated = False
-    if not usage.present and 200 <= capture.status < 300:
+    if usage is None and 200 <= capture.status < 300:
         if completion_text is None:
-            completion_text = _completion_text(response)
-        usage = TokenUsage(
+            completion_text = reader.completion_text(response)
+        usage = Usage(
             prompt_tokens=estimator.count(prompt_text(request)),
             completion_tokens=estimator.count(completion_text),
         )
@@ -135,19 +121,7 @@ def build_record(
     if not request_model and isinstance(request, dict) and isinstance(request.get("model"), str):
         request_model = request["model"]  # passthrough mode does not parse bodies in-flight
     model = capture.model_override or response_model or request_model
-    cost = prices.cost(
-        capture.provider,
-        model,
-        Usage(
-            usage.prompt_tokens or 0,
-            usage.completion_tokens or 0,
-            usage.cache_read_tokens,
-            usage.cache_write_tokens,
-            usage.reasoning_tokens,
-            usage.prompt_audio_tokens,
-            usage.completion_audio_tokens,
-        ),
-    )
+    cost = prices.cost(capture.provider, model, usage or _NO_USAGE)
 
     document: bytes | None = None
     token = body_token(capture)
@@ -187,13 +161,13 @@ def build_record(
         "user_id": capture.user_id,
         "api_key_id": capture.api_key_id,
         "country_code": capture.country_code,
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "prompt_cache_write_tokens": usage.cache_write_tokens,
-        "prompt_cache_read_tokens": usage.cache_read_tokens,
-        "prompt_audio_tokens": usage.prompt_audio_tokens,
-        "completion_audio_tokens": usage.completion_audio_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
+        "prompt_tokens": None if usage is None else usage.prompt_tokens,
+        "completion_tokens": None if usage is None else usage.completion_tokens,
+        "prompt_cache_write_tokens": (usage or _NO_USAGE).cache_write_tokens,
+        "prompt_cache_read_tokens": (usage or _NO_USAGE).cache_read_tokens,
+        "prompt_audio_tokens": (usage or _NO_USAGE).prompt_audio_tokens,
+        "completion_audio_tokens": (usage or _NO_USAGE).completion_audio_tokens,
+        "reasoning_tokens": (usage or _NO_USAGE).reasoning_tokens,
         "tokens_estimated": estimated,
         "cost": cost.nano_usd,
         "cost_known": cost.known,
@@ -206,6 +180,7 @@ def build_record(
         "response_size_bytes": len(capture.response_body),
         "updated_at": datetime.now(UTC),
         "body_token": token,
+        "wire_format": capture.wire,
     }
     return BuiltRecord(_ROW(values), document, capture)
 
@@ -245,5 +220,6 @@ def fallback_record(capture: Capture) -> BuiltRecord:
         response_size_bytes=len(capture.response_body),
         updated_at=datetime.now(UTC),
         body_token=body_token(capture),
+        wire_format=capture.wire,
     )
     return BuiltRecord(_ROW(values), None, capture)

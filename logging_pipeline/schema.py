@@ -92,6 +92,15 @@ ORDER BY (organization_id, request_created_at, request_id)
             f"ALTER TABLE {REQUEST_TABLE} ADD COLUMN IF NOT EXISTS body_token UInt64 DEFAULT 0",
         ),
     ),
+    (
+        # The wire format of the stored response body (the provider's own answer: "openai",
+        # "anthropic"…), so that a reader knows how to read it. '': rows written before.
+        "0003_wire_format",
+        (
+            f"ALTER TABLE {REQUEST_TABLE} "
+            "ADD COLUMN IF NOT EXISTS wire_format LowCardinality(String) DEFAULT ''",
+        ),
+    ),
 )
 """(version, statements) in order; each statement is idempotent."""
 
@@ -132,5 +141,6 @@ INSERT_COLUMNS: tuple[str, ...] = (
     "response_size_bytes",
     "updated_at",
     "body_token",
+    "wire_format",
 )
 """The columns the writer fills, in the order of the rows it inserts."""

@@ -24,11 +24,12 @@ gateway answers with a 400 naming the field and the provider.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from providers.usage import Usage
 
-__all__ = ["ChatStreamDecoder", "TranslationError", "Usage"]
+__all__ = ["ChatStreamDecoder", "StreamSummary", "TranslationError", "Usage"]
 
 JSONObject = dict[str, Any]
 
@@ -61,3 +62,15 @@ class ChatStreamDecoder(Protocol):
 
     @property
     def usage(self) -> Usage | None: ...
+
+
+@dataclass(slots=True)
+class StreamSummary:
+    """What a recorded stream amounted to, in its own wire format: the final object a
+    non-streamed call would have returned, its usage (None: the stream reported none), the
+    model it named, and the completion text (for an estimate when usage is missing)."""
+
+    final: dict[str, Any] | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    text: str = ""

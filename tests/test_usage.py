@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from logging_pipeline.capture import Capture
-from logging_pipeline.usage import iter_sse_data, summarise_stream, usage_from
+from providers.openai_format import summarise_stream, usage_from
+from providers.sse import iter_sse_data
 from tests.emulator import OpenAIEmulator
 
 KEY = "sk-emulator"
@@ -63,7 +64,7 @@ def test_responses_usage() -> None:
 
 @pytest.mark.parametrize("value", [None, "text", {"usage": "x"}, {"no": 1}])
 def test_no_usage(value: object) -> None:
-    assert not usage_from(value).present
+    assert usage_from(value) is None
 
 
 def test_chat_stream_reconstruction_matches_plain(upstream: OpenAIEmulator) -> None:
@@ -85,6 +86,7 @@ def test_chat_stream_reconstruction_matches_plain(upstream: OpenAIEmulator) -> N
         expected["choices"][0]["message"]["content"]
     )
     assert summary.final["choices"][0]["finish_reason"] == "stop"
+    assert summary.usage is not None
     assert summary.usage.prompt_tokens == expected["usage"]["prompt_tokens"]
     assert summary.usage.completion_tokens == expected["usage"]["completion_tokens"]
     assert summary.model == "gpt-4o-mini"
@@ -97,7 +99,7 @@ def test_chat_stream_without_usage_has_text_but_no_usage(upstream: OpenAIEmulato
         {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True},
     )
     summary = summarise_stream(streamed.content)
-    assert not summary.usage.present
+    assert summary.usage is None
     assert summary.text.endswith("count these four words")
 
 
@@ -124,6 +126,7 @@ def test_responses_stream_final_object(upstream: OpenAIEmulator) -> None:
     summary = summarise_stream(streamed.content)
     assert summary.final is not None
     assert summary.final["status"] == "completed"
+    assert summary.usage is not None
     assert summary.usage.prompt_tokens == plain.json()["usage"]["input_tokens"]
     assert summary.text == plain.json()["output"][0]["content"][0]["text"]
 
@@ -135,7 +138,7 @@ def test_sse_parsing_handles_crlf_and_multiline_data() -> None:
 
 def test_garbage_stream_is_harmless() -> None:
     summary = summarise_stream(b"data: {not json\n\ndata: [DONE]\n\n")
-    assert summary.final is None and not summary.usage.present
+    assert summary.final is None and summary.usage is None
 
 
 def _chat_capture(model: str, request_body: bytes, response_body: bytes) -> Capture:

@@ -1,100 +1,62 @@
-"""Token usage and final response objects, read from what the upstream sent.
+"""Reading OpenAI-format answers: token usage, the final object of a stream, its text.
 
-Runs in the batch writer, never on the request path. Understands the OpenAI-compatible
-shapes the gateway relays today: chat completions (plain and streamed chunks), the Responses
-API (plain and its event stream) and embeddings. Streams are also *reconstructed* into the
-final object a non-streaming call would have returned, so stored bodies and token counts look
-the same either way.
+The OpenAI wire format's part of the adapter seam (:mod:`providers.formats` picks a reader by
+the wire format a record says its response is in). Runs in the log writer, never on the
+request path. Understands the OpenAI-compatible shapes: chat completions (plain and streamed
+chunks), the Responses API (plain and its event stream) and embeddings. Streams are also
+*reconstructed* into the final object a non-streaming call would have returned, so stored
+bodies and token counts look the same either way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-
-@dataclass(slots=True)
-class TokenUsage:
-    """Usage in the OpenAI convention: prompt includes cached, completion includes reasoning."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    prompt_audio_tokens: int = 0
-    completion_audio_tokens: int = 0
-
-    @property
-    def present(self) -> bool:
-        return self.prompt_tokens is not None or self.completion_tokens is not None
+from providers.adapter import StreamSummary
+from providers.sse import iter_sse_data
+from providers.usage import Usage
 
 
 def _int(value: Any) -> int:
     return value if type(value) is int else 0  # JSON ints only: not bool, not float
 
 
-def _opt_int(value: Any) -> int | None:
-    return value if type(value) is int else None
-
-
-def usage_from(obj: Any) -> TokenUsage:
-    """Usage of a chat completion, Responses API object or embeddings answer (or none)."""
+def usage_from(obj: Any) -> Usage | None:
+    """Usage of a chat completion, Responses API object or embeddings answer (or None)."""
     if not isinstance(obj, dict):
-        return TokenUsage()
+        return None
     usage = obj.get("usage")
     if not isinstance(usage, dict):
-        return TokenUsage()
+        return None
     if "input_tokens" in usage or "output_tokens" in usage:  # Responses API
         in_details = usage.get("input_tokens_details") or {}
         out_details = usage.get("output_tokens_details") or {}
-        return TokenUsage(
-            prompt_tokens=_opt_int(usage.get("input_tokens")),
-            completion_tokens=_opt_int(usage.get("output_tokens")),
+        prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
+        if type(prompt) is not int and type(completion) is not int:
+            return None
+        return Usage(
+            prompt_tokens=_int(prompt),
+            completion_tokens=_int(completion),
             cache_read_tokens=_int(in_details.get("cached_tokens")),
             cache_write_tokens=_int(in_details.get("cache_write_tokens")),
             reasoning_tokens=_int(out_details.get("reasoning_tokens")),
         )
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
-    return TokenUsage(
-        prompt_tokens=_opt_int(usage.get("prompt_tokens")),
-        completion_tokens=_opt_int(usage.get("completion_tokens")),
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if type(prompt) is not int and type(completion) is not int:
+        return None
+    return Usage(
+        prompt_tokens=_int(prompt),
+        completion_tokens=_int(completion),
         cache_read_tokens=_int(prompt_details.get("cached_tokens")),
         cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
         reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
         prompt_audio_tokens=_int(prompt_details.get("audio_tokens")),
         completion_audio_tokens=_int(completion_details.get("audio_tokens")),
     )
-
-
-def iter_sse_data(text: bytes) -> list[tuple[str | None, bytes]]:
-    """``(event name, data)`` of every event in a complete SSE body."""
-    events: list[tuple[str | None, bytes]] = []
-    normalised = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    for block in normalised.split(b"\n\n"):
-        name: str | None = None
-        data: list[bytes] = []
-        for line in block.split(b"\n"):
-            if line.startswith(b"data:"):
-                data.append(line[5:].removeprefix(b" "))
-            elif line.startswith(b"event:"):
-                name = line[6:].strip().decode("utf-8", "replace")
-        if data:
-            events.append((name, b"\n".join(data)))
-    return events
-
-
-@dataclass(slots=True)
-class StreamSummary:
-    """What a stream amounted to: the final object, its usage, and the model it named."""
-
-    final: dict[str, Any] | None = None
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    model: str | None = None
-    text: str = ""
 
 
 def summarise_stream(raw: bytes) -> StreamSummary:
@@ -143,7 +105,7 @@ def _summarise_responses(events: list[dict[str, Any]]) -> StreamSummary:
 def _summarise_chat(chunks: list[dict[str, Any]]) -> StreamSummary:
     first = chunks[0]
     choices: dict[int, dict[str, Any]] = {}
-    usage = TokenUsage()
+    usage: Usage | None = None
     for chunk in chunks:
         if isinstance(chunk.get("usage"), dict):
             usage = usage_from(chunk)
@@ -175,7 +137,7 @@ def _summarise_chat(chunks: list[dict[str, Any]]) -> StreamSummary:
         "model": first.get("model"),
         "choices": [choices[i] for i in sorted(choices)],
     }
-    if usage.present:
+    if usage is not None:
         last_usage = next(c["usage"] for c in reversed(chunks) if isinstance(c.get("usage"), dict))
         final["usage"] = last_usage
     text = "".join(
@@ -204,3 +166,21 @@ def _merge_tool_call(message: dict[str, Any], call: Any) -> None:
         target["function"]["name"] += function["name"]
     if isinstance(function.get("arguments"), str):
         target["function"]["arguments"] += function["arguments"]
+
+
+def completion_text(response: Any) -> str:
+    """The text of a chat completion or Responses object (for a token estimate)."""
+    if not isinstance(response, dict):
+        return ""
+    parts: list[str] = []
+    for choice in response.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            parts.append(message["content"])
+    if isinstance(response.get("output_text"), str):
+        parts.append(response["output_text"])
+    for item in response.get("output") or []:
+        for content in (item.get("content") or []) if isinstance(item, dict) else []:
+            if isinstance(content, dict) and isinstance(content.get("text"), str):
+                parts.append(content["text"])
+    return "\n".join(parts)

@@ -153,7 +153,10 @@ class Passthrough:
         self.runtime = runtime
 
     def match(self, path: str) -> Handler | None:
-        if path.startswith("/oai/") or path.startswith(_GATEWAY_PREFIX):
+        if path.startswith(_GATEWAY_PREFIX):
+            return self.provider
+        root = path[1 : path.find("/", 1)] if path.count("/") > 1 else ""
+        if root and self.runtime.providers.table.root_name(root) is not None:
             return self.provider
         return None
 
@@ -185,19 +188,21 @@ class Passthrough:
     ) -> None:
         path: str = scope["path"]
         _check_path(scope)
-        if path.startswith("/oai/"):
-            slug, rest = "oai", path[len("/oai") :]
-        else:
+        table = self.runtime.providers.table
+        if path.startswith(_GATEWAY_PREFIX):
             slug, _, tail = path[len(_GATEWAY_PREFIX) :].partition("/")
             rest = "/" + tail
+            name = table.passthrough_name(slug)
+        else:  # a root path (``/oai/...``, ``/anthropic/...``): match() checked it
+            slug, _, tail = path[1:].partition("/")
+            rest = "/" + tail
+            name = table.root_name(slug)
         key, stripped = take_path_key(rest)
         if key is not None:
             path = path[: len(path) - len(rest)] + stripped
             scope = _without_path_key(scope, path)
             ctx.use_path_key(key, headers)
             rest = stripped
-        table = self.runtime.providers.table
-        name = table.passthrough_name(slug)
         if name is None:
             known = ", ".join(table.passthrough_slugs())
             raise GatewayError(
@@ -222,7 +227,7 @@ class Passthrough:
             url, tail = _join(config.base_url, rest, query)
             recorded = config.recorded_base_url + redact_url(tail)
         await self._forward(
-            scope, receive, send, headers, ctx, url, recorded, name, openai_format=True
+            scope, receive, send, headers, ctx, url, recorded, name, config.spec.wire
         )
 
     async def generic(
@@ -246,9 +251,9 @@ class Passthrough:
         url, tail = _join(origin, scope["path"], query, overlap=False)
         self.runtime.targets.require(url, header)
         recorded = redact_url(origin + tail)
-        await self._forward(
-            scope, receive, send, headers, ctx, url, recorded, ctx.options.target_provider
-        )
+        provider = ctx.options.target_provider
+        wire = self.runtime.providers.table.wire_for(url.raw_host or "", provider)
+        await self._forward(scope, receive, send, headers, ctx, url, recorded, provider, wire)
 
     async def _forward(
         self,
@@ -260,12 +265,12 @@ class Passthrough:
         url: URL,
         recorded_url: str,
         provider: str,
-        openai_format: bool = False,
+        wire: str,
     ) -> None:
         """Send to ``url`` (already checked); the log records ``recorded_url`` instead.
 
-        ``openai_format``: the route speaks OpenAI's API (the provider routes, not a
-        ``Helicone-Target-Url`` of any format), so a logged streamed chat may ask for usage.
+        ``wire``: the format the provider answers in, which the record is read with; on an
+        OpenAI-format route a logged streamed chat may ask for usage.
         """
         runtime = self.runtime
         body = await runtime.start_request(ctx, scope, receive, headers)
@@ -274,7 +279,8 @@ class Passthrough:
         if capture is not None:
             capture.provider = provider
             capture.target_url = recorded_url
-            if openai_format and scope["method"] == "POST":
+            capture.wire = wire
+            if wire == "openai" and scope["method"] == "POST":
                 rewritten = usage_rewrite(scope["path"], body)
                 if rewritten is not None:
                     body = rewritten

@@ -42,10 +42,19 @@ Endpoint = Literal["/chat/completions", "/responses", "/embeddings", "/models"]
 OPENAI_ENDPOINTS: frozenset[Endpoint] = frozenset(
     {"/chat/completions", "/responses", "/embeddings", "/models"}
 )
-"""What the gateway offers on an OpenAI-compatible provider (forwarded as they are)."""
+"""Every OpenAI endpoint, as OpenAI itself serves them."""
+CHAT_ENDPOINTS: frozenset[Endpoint] = frozenset({"/chat/completions", "/embeddings", "/models"})
+"""What most OpenAI-compatible servers serve: no Responses API (the gateway translates it)."""
 
-ROUTABLE: frozenset[tuple[WireFormat, AuthStyle]] = frozenset({("openai", "bearer")})
+ROUTABLE: frozenset[tuple[WireFormat, AuthStyle]] = frozenset(
+    {("openai", "bearer"), ("anthropic", "x-api-key")}
+)
 """(wire format, auth style) pairs the gateway has an adapter for, so may route to."""
+
+TRANSLATED: Mapping[WireFormat, frozenset[Endpoint]] = MappingProxyType(
+    {"anthropic": frozenset({"/chat/completions", "/responses"})}
+)
+"""Unified endpoints a native wire format serves through its adapter's translation."""
 
 DEFAULT_PROVIDER = "openai"
 """Where a ``model`` without a ``/provider`` suffix goes; its ``/v1/models`` ids have none."""
@@ -63,11 +72,15 @@ class ProviderSpec:
     ``price_slug`` is its name in ``providers/models.json`` (None: it resells models priced
     under their makers' names) and ``price_aliases`` are other spellings of that name
     accepted by the price table (``x-ai/grok-4``). ``path_aliases`` are other passthrough
-    prefixes for it (``/oai``, ``/v1/gateway/oai``). ``base_url_header`` is a request header
-    with which a passthrough client names its own base URL for it (checked against the
-    allow-list), as Helicone's ``Helicone-OpenAI-Api-Base``. ``quirks`` lists parameter
-    differences adapters must honour, as ``(parameter, rule)`` pairs (none in the
-    OpenAI-compatible family yet: bodies are forwarded as sent).
+    prefixes for it under ``/v1/gateway/`` (``/v1/gateway/oai``); ``root_paths`` are top-level
+    passthrough prefixes (``/oai``, ``/anthropic``: Helicone's dedicated proxy hosts).
+    ``base_url_header`` is a request header with which a passthrough client names its own
+    base URL for it (checked against the allow-list), as Helicone's
+    ``Helicone-OpenAI-Api-Base``. ``endpoints`` are the OpenAI-shaped endpoints the provider
+    serves itself (forwarded as they are; :meth:`serves` adds what the gateway offers by
+    translation). ``quirks`` lists parameter differences adapters must honour, as
+    ``(parameter, rule)`` pairs (none in the OpenAI-compatible family yet: bodies are
+    forwarded as sent).
     """
 
     name: str
@@ -80,10 +93,25 @@ class ProviderSpec:
     price_slug: str | None = None
     price_aliases: tuple[str, ...] = ()
     path_aliases: tuple[str, ...] = ()
+    root_paths: tuple[str, ...] = ()
     requires_key: bool = True
     local: bool = False
     base_url_header: str | None = None
     quirks: tuple[tuple[str, str], ...] = ()
+
+    def serves(self, endpoint: str) -> bool:
+        """Whether the unified ``endpoint`` reaches this provider (natively or translated)."""
+        return endpoint in self.endpoints or endpoint in self.translated
+
+    @property
+    def translated(self) -> frozenset[Endpoint]:
+        """Unified endpoints served by translating them: a native format's chat and
+        Responses; the Responses API of an OpenAI-compatible server that has only chat."""
+        if self.wire != "openai":
+            return TRANSLATED.get(self.wire, frozenset())
+        if "/chat/completions" in self.endpoints and "/responses" not in self.endpoints:
+            return frozenset({"/responses"})
+        return frozenset()
 
     @property
     def routed(self) -> bool:
@@ -115,11 +143,12 @@ class ProviderTable:
     base URL, an env prefix and an adapter, a remote base URL served by its own hosts.
     """
 
-    __slots__ = ("_by_name", "_passthrough", "_price_names", "_routed")
+    __slots__ = ("_by_name", "_passthrough", "_price_names", "_roots", "_routed")
 
     def __init__(self, specs: tuple[ProviderSpec, ...]) -> None:
         by_name: dict[str, ProviderSpec] = {}
         passthrough: dict[str, str] = {}
+        roots: dict[str, str] = {}
         price_names: dict[str, str] = {}
         for spec in specs:
             if spec.name in by_name:
@@ -130,12 +159,16 @@ class ProviderTable:
                 for slug in (*spec.path_aliases, spec.name):
                     if passthrough.setdefault(slug, spec.name) != spec.name:
                         raise ValueError(f"passthrough prefix {slug!r} names two providers")
+                for root in spec.root_paths:
+                    if roots.setdefault(root, spec.name) != spec.name or root in ("v1", ""):
+                        raise ValueError(f"root path {root!r} is taken")
             if spec.price_slug is not None:
                 for spelling in (spec.name, *spec.price_aliases):
                     if price_names.setdefault(spelling, spec.price_slug) != spec.price_slug:
                         raise ValueError(f"price spelling {spelling!r} names two price slugs")
         self._by_name: Mapping[str, ProviderSpec] = MappingProxyType(by_name)
         self._passthrough: Mapping[str, str] = MappingProxyType(passthrough)
+        self._roots: Mapping[str, str] = MappingProxyType(roots)
         self._price_names: Mapping[str, str] = MappingProxyType(price_names)
         self._routed: Mapping[str, ProviderSpec] = MappingProxyType(
             {name: spec for name, spec in by_name.items() if spec.routed}
@@ -156,10 +189,24 @@ class ProviderTable:
         """The routed provider a passthrough prefix (``oai``, ``groq``…) names, or None."""
         return self._passthrough.get(slug)
 
+    def root_name(self, root: str) -> str | None:
+        """The routed provider a top-level passthrough prefix (``oai``…) names, or None."""
+        return self._roots.get(root)
+
     def passthrough_slugs(self) -> list[str]:
         """Every passthrough prefix, aliases first (for error messages)."""
         aliases = [slug for slug, name in self._passthrough.items() if slug != name]
         return [*aliases, *(slug for slug, name in self._passthrough.items() if slug == name)]
+
+    def wire_for(self, host: str, provider: str = "") -> WireFormat:
+        """The wire format a passthrough target answers in: that of the provider whose
+        (literal) host it is, else of the provider the client named, else OpenAI's."""
+        host = host.lower()
+        for spec in self._by_name.values():
+            if host in spec.hosts:
+                return spec.wire
+        spec = self._by_name.get(provider)
+        return spec.wire if spec is not None else "openai"
 
     def allowed_hosts(self) -> tuple[str, ...]:
         """The built-in passthrough allow-list: every provider's hosts, in table order."""
@@ -198,7 +245,7 @@ PROVIDERS = ProviderTable(
         ProviderSpec(
             "openai", "https://api.openai.com/v1", "OPENAI",
             hosts=("api.openai.com",), price_slug="openai", path_aliases=("oai",),
-            base_url_header="Helicone-OpenAI-Api-Base",
+            root_paths=("oai",), base_url_header="Helicone-OpenAI-Api-Base",
         ),
         ProviderSpec(
             "groq", "https://api.groq.com/openai/v1", "GROQ",
@@ -211,56 +258,71 @@ PROVIDERS = ProviderTable(
         ProviderSpec(
             "deepseek", "https://api.deepseek.com/v1", "DEEPSEEK",
             hosts=("api.deepseek.com",), price_slug="deepseek",
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
             "mistral", "https://api.mistral.ai/v1", "MISTRAL",
             hosts=("api.mistral.ai",), price_slug="mistral",
             price_aliases=("mistralai", "mistral-ai"),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
-            "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER", hosts=("openrouter.ai",)
+            "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER", hosts=("openrouter.ai",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
-            "together", "https://api.together.xyz/v1", "TOGETHER", hosts=("api.together.xyz",)
+            "together", "https://api.together.xyz/v1", "TOGETHER", hosts=("api.together.xyz",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
             "fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS",
             hosts=("api.fireworks.ai",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
-            "perplexity", "https://api.perplexity.ai", "PERPLEXITY", hosts=("api.perplexity.ai",)
+            "perplexity", "https://api.perplexity.ai", "PERPLEXITY", hosts=("api.perplexity.ai",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
             "deepinfra", "https://api.deepinfra.com/v1/openai", "DEEPINFRA",
             hosts=("api.deepinfra.com",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
             "nebius", "https://api.tokenfactory.nebius.com/v1", "NEBIUS",
             hosts=("api.tokenfactory.nebius.com",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
-            "novita", "https://api.novita.ai/v3/openai", "NOVITA", hosts=("api.novita.ai",)
+            "novita", "https://api.novita.ai/v3/openai", "NOVITA", hosts=("api.novita.ai",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
             "hyperbolic", "https://api.hyperbolic.xyz/v1", "HYPERBOLIC",
             hosts=("api.hyperbolic.xyz",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
             "nvidia", "https://integrate.api.nvidia.com/v1", "NVIDIA",
             hosts=("integrate.api.nvidia.com",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
-            "cerebras", "https://api.cerebras.ai/v1", "CEREBRAS", hosts=("api.cerebras.ai",)
+            "cerebras", "https://api.cerebras.ai/v1", "CEREBRAS", hosts=("api.cerebras.ai",),
+            endpoints=CHAT_ENDPOINTS,
         ),
         ProviderSpec(
-            "ollama", "http://localhost:11434/v1", "OLLAMA", requires_key=False, local=True
+            "ollama", "http://localhost:11434/v1", "OLLAMA", requires_key=False, local=True,
+            endpoints=CHAT_ENDPOINTS,
+        ),
+        # Routed through an adapter of its own wire format.
+        ProviderSpec(
+            "anthropic", "https://api.anthropic.com", "ANTHROPIC", wire="anthropic",
+            auth="x-api-key", hosts=("api.anthropic.com",), price_slug="anthropic",
+            endpoints=frozenset(), root_paths=("anthropic",),
         ),
         # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains) and
         # known to the price table, not routed yet.
-        ProviderSpec(
-            "anthropic", wire="anthropic", auth="x-api-key",
-            hosts=("api.anthropic.com",), price_slug="anthropic",
-        ),
         ProviderSpec(
             "google", wire="gemini", auth="x-api-key",
             hosts=("generativelanguage.googleapis.com",), price_slug="google",

@@ -79,14 +79,39 @@ def test_env_names_follow_the_convention(spec: ProviderSpec) -> None:
 
 
 def test_only_formats_with_an_adapter_can_be_routed() -> None:
-    assert {(spec.wire, spec.auth) for spec in ROUTED} == {("openai", "bearer")}
-    anthropic = PROVIDERS.get("anthropic")
-    assert anthropic is not None and not anthropic.routed
-    routed_anthropic = dataclasses.replace(
-        anthropic, base_url="https://api.anthropic.com/v1", env_prefix="ANTHROPIC"
+    assert {(spec.wire, spec.auth) for spec in ROUTED} == {
+        ("openai", "bearer"), ("anthropic", "x-api-key")
+    }
+    google = PROVIDERS.get("google")
+    assert google is not None and not google.routed
+    routed_google = dataclasses.replace(
+        google, base_url="https://generativelanguage.googleapis.com", env_prefix="GOOGLE"
     )
-    with pytest.raises(ValueError, match="no adapter for anthropic with x-api-key auth"):
-        ProviderTable((routed_anthropic,))
+    with pytest.raises(ValueError, match="no adapter for gemini with x-api-key auth"):
+        ProviderTable((routed_google,))
+
+
+def test_what_each_provider_serves_natively_and_by_translation() -> None:
+    openai, groq, mistral, anthropic = (
+        PROVIDERS.get(name) for name in ("openai", "groq", "mistral", "anthropic")
+    )
+    assert openai is not None and groq is not None and mistral is not None
+    assert anthropic is not None
+    assert openai.translated == groq.translated == frozenset()  # Responses API of their own
+    assert mistral.translated == {"/responses"} and mistral.serves("/responses")
+    assert anthropic.serves("/chat/completions") and anthropic.serves("/responses")
+    assert not anthropic.serves("/embeddings") and anthropic.endpoints == frozenset()
+
+
+def test_root_paths_and_wire_formats_of_passthrough_targets() -> None:
+    assert PROVIDERS.root_name("oai") == "openai"
+    assert PROVIDERS.root_name("anthropic") == "anthropic"
+    assert PROVIDERS.root_name("groq") is None  # only under /v1/gateway/
+    assert PROVIDERS.wire_for("api.anthropic.com") == "anthropic"
+    assert PROVIDERS.wire_for("API.ANTHROPIC.COM") == "anthropic"
+    assert PROVIDERS.wire_for("proxy.example", "anthropic") == "anthropic"
+    assert PROVIDERS.wire_for("api.groq.com", "anthropic") == "openai"  # the host decides
+    assert PROVIDERS.wire_for("proxy.example", "custom") == "openai"
 
 
 @pytest.mark.parametrize(
@@ -111,7 +136,7 @@ def test_aliases_resolve() -> None:
         assert PROVIDERS.passthrough_name(spec.name) == spec.name
         for alias in spec.path_aliases:
             assert PROVIDERS.passthrough_name(alias) == spec.name
-    assert PROVIDERS.passthrough_name("anthropic") is None  # not routed yet
+    assert PROVIDERS.passthrough_name("google") is None  # not routed yet
     # The error lists the aliases first, then every routed slug, as before the table.
     assert PROVIDERS.passthrough_slugs() == ["oai", *PROVIDERS.routed()]
     assert PROVIDERS.get(DEFAULT_PROVIDER) in ROUTED
@@ -162,8 +187,9 @@ def test_settings_read_every_routed_providers_env_names(
     settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
     assert settings.provider_api_keys == {spec.name: f"key-{spec.name}" for spec in ROUTED}
     assert set(settings.provider_base_urls) == {spec.name for spec in ROUTED}
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "not read: anthropic is not routed yet")
-    assert "anthropic" not in Settings(_env_file=None).provider_api_keys  # type: ignore[call-arg]
+    assert settings.provider_api_keys["anthropic"] == "key-anthropic"
+    monkeypatch.setenv("GOOGLE_API_KEY", "not read: google is not routed yet")
+    assert "google" not in Settings(_env_file=None).provider_api_keys  # type: ignore[call-arg]
 
 
 def test_settings_source_reads_a_provider_added_to_the_table(

@@ -205,8 +205,8 @@ class ProviderTable:
         for spec in self._by_name.values():
             if host in spec.hosts:
                 return spec.wire
-        spec = self._by_name.get(provider)
-        return spec.wire if spec is not None else "openai"
+        named = self._by_name.get(provider)
+        return named.wire if named is not None else "openai"
 
     def allowed_hosts(self) -> tuple[str, ...]:
         """The built-in passthrough allow-list: every provider's hosts, in table order."""

@@ -74,3 +74,39 @@ class StreamSummary:
     usage: Usage | None = None
     model: str | None = None
     text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """What an adapter sends for one unified request: the path under the provider's base
+    URL, the headers it adds (credential included) and the JSON body."""
+
+    path: str
+    headers: dict[str, str]
+    body: JSONObject
+
+
+class Adapter(Protocol):
+    """One wire format: the unified chat request in, the provider's answer back out."""
+
+    @property
+    def wire(self) -> str: ...
+
+    def build_request(
+        self, chat: JSONObject, *, api_key: str | None, default_max_tokens: int
+    ) -> UpstreamRequest:
+        """The provider's request for a unified chat ``chat`` (its ``model`` is already the
+        provider's id). Raises :class:`TranslationError` for what the format cannot say."""
+        ...
+
+    def chat_completion(self, answer: JSONObject) -> JSONObject:
+        """A whole (non-streamed, successful) answer → a ``chat.completion`` object."""
+        ...
+
+    def stream_decoder(self, *, include_usage: bool) -> ChatStreamDecoder:
+        """A fresh decoder for one streamed answer."""
+        ...
+
+    def error(self, status: int, body: bytes) -> JSONObject:
+        """An error answer → OpenAI's ``{"error": {...}}``, original message and type kept."""
+        ...

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from providers.adapter import StreamSummary
+from providers.adapter import JSONObject, StreamSummary, UpstreamRequest
 from providers.sse import iter_sse_data
 from providers.usage import Usage
 
@@ -184,3 +184,75 @@ def completion_text(response: Any) -> str:
             if isinstance(content, dict) and isinstance(content.get("text"), str):
                 parts.append(content["text"])
     return "\n".join(parts)
+
+
+class ChatChunkDecoder:
+    """An OpenAI-compatible chat stream read as chunk objects (the identity decoder: the
+    Responses translation of a provider that speaks chat). ``[DONE]`` and events that are
+    not JSON objects are skipped; ``usage`` is that of the last chunk reporting one."""
+
+    __slots__ = ("_usage",)
+
+    def __init__(self) -> None:
+        self._usage: Usage | None = None
+
+    def feed(self, event: str | None, data: bytes) -> list[dict[str, Any]]:
+        if data == b"[DONE]":
+            return []
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(chunk, dict):
+            return []
+        if isinstance(chunk.get("usage"), dict):
+            self._usage = usage_from(chunk)
+        return [chunk]
+
+    def close(self) -> list[dict[str, Any]]:
+        return []
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._usage
+
+
+class OpenAIChatAdapter:
+    """The OpenAI-compatible family as a translation target: the unified request *is* its
+    format, so building is a header and answers are already chat completions. Used when a
+    Responses request goes to a server that has only chat; plain chat stays zero-copy and
+    never reaches an adapter."""
+
+    wire = "openai"
+
+    def build_request(
+        self, chat: JSONObject, *, api_key: str | None, default_max_tokens: int
+    ) -> UpstreamRequest:
+        headers = {"content-type": "application/json"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        return UpstreamRequest("/chat/completions", headers, chat)
+
+    def chat_completion(self, answer: JSONObject) -> JSONObject:
+        return answer
+
+    def stream_decoder(self, *, include_usage: bool) -> ChatChunkDecoder:
+        return ChatChunkDecoder()
+
+    def error(self, status: int, body: bytes) -> JSONObject:
+        """An OpenAI-shaped error stays as it is; anything else gets that shape."""
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            return parsed
+        text = body.decode("utf-8", "replace").strip()[:1000]
+        return {
+            "error": {
+                "message": text or f"The provider answered HTTP {status}.",
+                "type": "upstream_error",
+                "param": None,
+                "code": None,
+            }
+        }

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     upstream_read_timeout: float = Field(default=600.0, gt=0)
     upstream_max_connections: int = Field(default=1000, ge=1)
     allowed_target_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # URLs a client gives for an image or file that a translation must inline
+    # (gateway/fetcher.py): the largest body fetched, and the time for the whole fetch,
+    # redirects included.
+    fetch_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    fetch_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "info"
     clickhouse_url: str | None = Field(
         default=None, validation_alias=AliasChoices("CLICKHOUSE_URL", "clickhouse_url")

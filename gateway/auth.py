@@ -45,6 +45,11 @@ def _bearer(value: str) -> str:
     return value.strip()
 
 
+def bearer_token(value: str) -> str:
+    """The token of ``Bearer <token>`` (any case, spacing), or the value itself."""
+    return _bearer(value)
+
+
 def carries_key(value: str, key: str) -> bool:
     """Whether a header value is ``key``, bare or as ``Bearer <key>`` (any case, spacing)."""
     return _bearer(value) == key

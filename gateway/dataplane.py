@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from yarl import URL
@@ -29,6 +30,7 @@ from gateway.asgi import (
     header_map,
     send_bytes,
 )
+from gateway.auth import bearer_token
 from gateway.context import RequestContext, parse_options
 from gateway.errors import GatewayError, send_error
 from gateway.jsondepth import depth_message, too_deep
@@ -37,7 +39,16 @@ from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.runtime import Runtime
 from gateway.sse import request_usage_chunk
 from gateway.upstream import upstream_request_headers
-from providers.routing import RoutingError
+from gateway.translate import (
+    ExchangeTranslation,
+    adapter_for,
+    inline_file_urls,
+    translation_error,
+    wants_usage,
+)
+from providers.adapter import TranslationError
+from providers.responses import responses_to_chat
+from providers.routing import RoutingError, Target
 
 logger = logging.getLogger("gateway.dataplane")
 
@@ -140,22 +151,29 @@ class DataPlane:
             raise GatewayError(400, "Missing required field 'model'.", param="model")
         if not isinstance(model, str):
             raise GatewayError(400, "'model' must be a string.", param="model")
+        client_key = credentials.provider_authorization
         try:
-            target = runtime.providers.resolve(model)
+            target = runtime.providers.resolve(
+                model, bearer_token(client_key) if client_key else None
+            )
         except RoutingError as exc:
             raise GatewayError(400, str(exc), code="invalid_model", param="model") from exc
-        if endpoint not in target.provider.endpoints:
-            raise GatewayError(
-                400,
-                f"Provider {target.provider.name!r} does not serve {endpoint}.",
-                code="unsupported_endpoint",
-                param="model",
-            )
+        spec = target.provider
+        if endpoint not in spec.endpoints:
+            if not spec.serves(endpoint):
+                raise GatewayError(
+                    400,
+                    f"Provider {spec.name!r} does not serve {endpoint}.",
+                    code="unsupported_endpoint",
+                    param="model",
+                )
+            await self._translated(endpoint, payload, target, receive, send, ctx)
+            return
         rewrite = target.model != model
         if rewrite:
             payload["model"] = target.model
         if capture is not None:
-            capture.provider = target.provider.name
+            capture.provider = spec.name
             capture.request_model = target.model
             capture.target_url = target.recorded_base_url + endpoint
             if (
@@ -166,9 +184,7 @@ class DataPlane:
                 ctx.strip_usage = rewrite = True
         if rewrite:
             raw = orjson.dumps(payload)
-        authorization = credentials.provider_authorization or (
-            f"Bearer {target.api_key}" if target.api_key else None
-        )
+        authorization = client_key or (f"Bearer {target.api_key}" if target.api_key else None)
         upstream_headers = upstream_request_headers(
             headers, authorization, credentials.gateway_key
         )
@@ -181,7 +197,58 @@ class DataPlane:
             raw,
             receive,
             send,
-            target.provider.name,
+            spec.name,
+        )
+
+    async def _translated(
+        self,
+        endpoint: str,
+        payload: dict[str, Any],
+        target: Target,
+        receive: Receive,
+        send: Send,
+        ctx: RequestContext,
+    ) -> None:
+        """A unified request its provider serves through translation (gateway/translate.py):
+        a Responses request for a chat-only server, anything for a native wire format."""
+        runtime = self.runtime
+        spec = target.provider
+        adapter = adapter_for(spec.wire)
+        responses_request: dict[str, Any] | None = None
+        try:
+            if endpoint == "/responses":
+                await inline_file_urls(payload, runtime.fetcher)
+                responses_request = payload
+                chat = responses_to_chat(payload)
+            else:
+                chat = payload
+            chat["model"] = target.model
+            call = adapter.build_request(
+                chat,
+                api_key=target.api_key,
+                default_max_tokens=runtime.max_output_tokens(spec.name, target.model),
+            )
+        except TranslationError as exc:
+            raise translation_error(exc, spec.name) from exc
+        capture = ctx.capture
+        if capture is not None:
+            capture.provider = spec.name
+            capture.request_model = target.model
+            capture.target_url = target.recorded_base_url + call.path
+            capture.wire = spec.wire
+        translation = ExchangeTranslation(
+            adapter, responses_request is not None or wants_usage(chat), responses_request
+        )
+        await runtime.upstream.relay(
+            ctx,
+            "POST",
+            URL(target.base_url + call.path),
+            call.headers,
+            orjson.dumps(call.body),
+            receive,
+            send,
+            spec.name,
+            translation,
         )
 
     async def _models(

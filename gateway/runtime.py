@@ -17,6 +17,7 @@ from gateway.asgi import Receive, Scope, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.context import RequestContext, read_credentials
 from gateway.errors import GatewayError
+from gateway.fetcher import GuardedFetcher
 from gateway.logconfig import log_config
 from gateway.options import check_json_content_type, declared_length
 from gateway.settings import Settings
@@ -28,7 +29,12 @@ from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
 from logging_pipeline.sink import LogSink
 from logging_pipeline.writer import LogWriter, open_log_writer
+from providers.cost import PriceTable
 from providers.routing import DEFAULT_PROVIDER, ProviderConfig, ProviderDirectory
+
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+"""``max_tokens`` sent to a provider that requires it (Anthropic) when the client gave none and
+the model's own limit is unknown (not in ``providers/models.json``)."""
 
 logger = logging.getLogger("gateway.runtime")
 
@@ -48,9 +54,13 @@ class Runtime:
             settings.upstream_read_timeout,
             settings.upstream_max_connections,
         )
+        self.fetcher = GuardedFetcher(
+            max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout_seconds
+        )
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
         self.writer: LogSink | None = None
+        self.prices: PriceTable | None = None
 
     async def start(self) -> None:
         await self.store.migrate()
@@ -59,6 +69,8 @@ class Runtime:
             anonymous = KeyIdentity(key_id="anonymous", org_id=org_id, org_name=DEFAULT_ORG)
             self.authenticator = Authenticator(self.key_cache, anonymous)
         await self.upstream.start()
+        await self.fetcher.start()
+        self.prices = await asyncio.to_thread(PriceTable.load)
         if self.settings.logging_enabled:
             await self._start_logging()
 
@@ -85,6 +97,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.upstream.close()
+        await self.fetcher.close()
         writer, self.writer = self.writer, None
         if writer is not None:
             await writer.close()  # writes what is journaled (bounded); the rest waits on disk
@@ -115,6 +128,14 @@ class Runtime:
         if capture is not None:
             capture.request_body = body
         return body
+
+    def max_output_tokens(self, provider: str, model: str) -> int:
+        """The model's output limit from the price table (a translation's default
+        ``max_tokens``), else :data:`DEFAULT_MAX_OUTPUT_TOKENS`."""
+        price = self.prices.lookup(provider, model) if self.prices is not None else None
+        if price is None or not price.max_output_tokens:
+            return DEFAULT_MAX_OUTPUT_TOKENS
+        return price.max_output_tokens
 
     async def authenticate_org(self, headers: dict[str, str]) -> str:
         """The org of a REST API caller (same keys and rules as the data plane)."""

@@ -1,0 +1,188 @@
+"""Serving a unified request through translation: the request built by the provider's adapter,
+the answer turned back into what the client asked for.
+
+Two client formats (Chat Completions, the Responses API) meet the providers' wire formats in
+the middle, the unified chat format (:mod:`providers.adapter`):
+
+* client side: a Responses request becomes a chat request (:mod:`providers.responses`) and
+  the chat answer becomes a Response object or the Responses event sequence; a chat client
+  gets chat completions, or chunks then ``data: [DONE]``;
+* provider side: the adapter of the provider's wire format builds its request and decodes
+  its answer into chat completions (whole) or chunks (one upstream event at a time).
+
+Streams go through one translator stage of the staged relay (:class:`EventTranslator`): the
+SSE framer hands it each upstream event as soon as it is complete, the decoder turns it into
+chunks, the client encoder into events, and all of it is sent before the next upstream chunk
+is read. Plain chat on an OpenAI-compatible provider never comes here (zero-copy relay).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+from gateway.errors import GatewayError
+from gateway.sse import SSEFramer
+from providers.adapter import Adapter, ChatStreamDecoder, JSONObject, TranslationError
+from providers.anthropic import AnthropicAdapter
+from providers.openai_format import OpenAIChatAdapter
+from providers.responses import ChatToResponsesStream, chat_to_response, encode_event
+
+logger = logging.getLogger("gateway.translate")
+
+_DONE = b"data: [DONE]\n\n"
+
+
+def adapter_for(wire: str) -> Adapter:
+    """The adapter of a routed wire format (the provider table admits no other)."""
+    if wire == "anthropic":
+        return AnthropicAdapter()
+    return OpenAIChatAdapter()
+
+
+def parse_event(raw: bytes) -> tuple[str | None, bytes] | None:
+    """``(event name, data)`` of one framed SSE event; None for a comment or empty event."""
+    name: str | None = None
+    data: list[bytes] = []
+    for line in raw.splitlines():
+        if line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(b" ") else value)
+        elif line.startswith(b"event:"):
+            name = line[6:].strip().decode("utf-8", "replace")
+    if not data:
+        return None
+    return name, b"\n".join(data)
+
+
+class ClientEncoder(Protocol):
+    """Chat chunks → the client's stream bytes (chat SSE or Responses events)."""
+
+    def feed(self, chunk: JSONObject) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+
+class ChatEncoder:
+    """Chat chunks as OpenAI streams them: ``data: {...}`` events, then ``[DONE]``."""
+
+    __slots__ = ()
+
+    def feed(self, chunk: JSONObject) -> bytes:
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def close(self) -> bytes:
+        return _DONE
+
+
+class ResponsesEncoder:
+    """Chat chunks as the Responses API's event sequence."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, request: JSONObject) -> None:
+        self._stream = ChatToResponsesStream(request)
+
+    def feed(self, chunk: JSONObject) -> bytes:
+        return b"".join(encode_event(event) for event in self._stream.feed(chunk))
+
+    def close(self) -> bytes:
+        return b"".join(encode_event(event) for event in self._stream.close())
+
+
+class EventTranslator:
+    """The translator stage: upstream events in, client events out, one event at a time."""
+
+    __slots__ = ("_decoder", "_encoder", "_framer")
+
+    def __init__(self, decoder: ChatStreamDecoder, encoder: ClientEncoder) -> None:
+        self._framer = SSEFramer()
+        self._decoder = decoder
+        self._encoder = encoder
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._translate(self._framer.feed(chunk))
+
+    def flush(self) -> bytes:
+        out = self._translate(self._framer.flush())
+        encoder = self._encoder
+        closing = b"".join(encoder.feed(c) for c in self._decoder.close())
+        return out + closing + encoder.close()
+
+    def _translate(self, events: list[bytes]) -> bytes:
+        out: list[bytes] = []
+        for raw in events:
+            event = parse_event(raw)
+            if event is None:
+                continue
+            try:
+                chunks = self._decoder.feed(*event)
+            except (ValueError, TypeError, KeyError) as exc:  # a malformed upstream event
+                logger.info("untranslatable upstream event skipped: %r", exc)
+                continue
+            out.extend(self._encoder.feed(chunk) for chunk in chunks)
+        return b"".join(out)
+
+
+@dataclass(slots=True)
+class ExchangeTranslation:
+    """One request's :class:`gateway.relay.Translation`: provider answer → client format."""
+
+    adapter: Adapter
+    include_usage: bool
+    responses_request: JSONObject | None = None
+    """The client's Responses request, when the client speaks the Responses API."""
+
+    def whole(self, status: int, body: bytes) -> bytes:
+        if not 200 <= status < 300:
+            return orjson.dumps(self.adapter.error(status, body))
+        try:
+            answer = orjson.loads(body)
+            if not isinstance(answer, dict):
+                raise TypeError(f"a JSON {type(answer).__name__}, not an object")
+            chat = self.adapter.chat_completion(answer)
+            if self.responses_request is not None:
+                return orjson.dumps(chat_to_response(chat, self.responses_request))
+            return orjson.dumps(chat)
+        except (ValueError, TypeError, KeyError) as exc:
+            logger.info("untranslatable %s answer: %r", self.adapter.wire, exc)
+            raise GatewayError(
+                502,
+                f"The provider's answer could not be read as {self.adapter.wire} format.",
+                code="upstream_bad_response",
+            ) from exc
+
+    def stream(self) -> EventTranslator:
+        encoder: ClientEncoder
+        if self.responses_request is not None:
+            encoder = ResponsesEncoder(self.responses_request)
+        else:
+            encoder = ChatEncoder()
+        return EventTranslator(
+            self.adapter.stream_decoder(include_usage=self.include_usage), encoder
+        )
+
+
+def translation_error(exc: TranslationError, provider: str) -> GatewayError:
+    """A request the provider's format cannot express: a 400 naming the field."""
+    return GatewayError(400, exc.message, code="unsupported_parameter", param=exc.param)
+
+
+def wants_usage(chat: JSONObject) -> bool:
+    options = chat.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+__all__ = [
+    "ChatEncoder",
+    "EventTranslator",
+    "ExchangeTranslation",
+    "ResponsesEncoder",
+    "adapter_for",
+    "parse_event",
+    "translation_error",
+    "wants_usage",
+]

@@ -1,7 +1,10 @@
-"""An upstream emulator speaking OpenAI's wire format, for end-to-end tests and benchmarks.
+"""An upstream emulator speaking OpenAI's and Anthropic's wire formats, for end-to-end
+tests and benchmarks.
 
-Point the gateway at ``OpenAIEmulator().start().base_url`` (``OPENAI_BASE_URL``); inject
-``Fault``s to make it fail, stall or cut streams; read ``requests`` to see what was sent.
+Point the gateway at ``OpenAIEmulator().start().base_url`` (``OPENAI_BASE_URL``) and
+``.anthropic_base_url`` (``ANTHROPIC_BASE_URL``); inject ``Fault``s to make it fail, stall or
+cut streams; read ``requests`` to see what was sent. The Anthropic assistant's scenario
+markers are in :mod:`.messages_plan`.
 """
 
 from .faults import Fault

@@ -76,13 +76,17 @@ def default_error(status: int) -> tuple[str, str, str | None]:
 
 
 def status_response(
-    status: int, body: bytes | None, headers: dict[str, str] | None
+    status: int,
+    body: bytes | None,
+    headers: dict[str, str] | None,
+    message: str | None = None,
 ) -> web.Response:
-    """The answer to a ``Fault(status=...)``: given body, or the usual error for the status."""
+    """The answer to a ``Fault(status=...)``: given body, or the usual error for the status
+    (with ``message`` instead of the usual one if given)."""
     out: dict[str, str] = {}
     if body is None:
-        message, type_, code = default_error(status)
-        body = error_body(message, type_, None, code)
+        usual, type_, code = default_error(status)
+        body = error_body(message or usual, type_, None, code)
         out["Content-Type"] = JSON
     if status == 429:
         out["retry-after"] = "1"

@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from .faults import Fault
+from .messages_plan import PromptCache
+from .messages_validation import MessagesValidator
 from .validation import RequestValidator
+
+
+@dataclass(frozen=True)
+class AnthropicState:
+    """What the Messages endpoint keeps across requests, per emulator."""
+
+    validator: MessagesValidator
+    cache: PromptCache
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,7 @@ class Exchange:
     fault: Fault | None
     """The fault taken for this request (pacing and dropping apply to streams)."""
     validator: RequestValidator
+    anthropic: AnthropicState
     serial: int
     """Unique per request on this emulator; used in ids (``chatcmpl-emu-<serial>``)."""
     on_disconnect: Callable[[], None]

@@ -17,8 +17,15 @@ class Fault:
     """One kind of misbehaviour, applied to the next ``times`` matching requests."""
 
     status: int | None = None
-    """Reply with this status and an OpenAI-shaped error body (or ``body`` if given)."""
+    """Reply with this status and the error body of the endpoint's API (OpenAI's, or
+    Anthropic's on ``/v1/messages``), or ``body`` if given."""
     body: bytes | None = None
+    message: str | None = None
+    """The error's message instead of the status's usual one (e.g. Anthropic's
+    ``prompt_too_long(...)`` with ``status=400``); also the ``error_after_events`` error's."""
+    error_type: str | None = None
+    """Anthropic's ``error.type`` instead of the status's usual one (``error_after_events``:
+    instead of ``overloaded_error``)."""
     headers: dict[str, str] | None = None
     delay: float = 0.0
     """Seconds to wait before answering (before any header is sent)."""
@@ -26,6 +33,9 @@ class Fault:
     """Streaming answers: seconds between SSE events."""
     drop_after_events: int | None = None
     """Streaming answers: send this many SSE events, then cut the connection."""
+    error_after_events: int | None = None
+    """Anthropic streams: send this many SSE events, then an ``event: error``, then end the
+    stream as Anthropic does when it fails after the answer has begun."""
     split_events: bool = False
     """Streaming answers: write each event in two halves, 50 ms apart, so a reader receives
     network chunks that end mid-event (what ``Helicone-Stream-Force-Format`` repairs)."""

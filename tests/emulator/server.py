@@ -1,11 +1,19 @@
 """``OpenAIEmulator``: the upstream stand-in, on a real socket in its own thread and loop.
 
+One instance speaks both OpenAI (``/v1/chat/completions``, ``/v1/responses``...) and
+Anthropic (``/v1/messages``): point ``OPENAI_BASE_URL`` at ``base_url`` and
+``ANTHROPIC_BASE_URL`` at ``anthropic_base_url``. A request is Anthropic's when its path is
+under ``/v1/messages`` or it carries ``anthropic-version``; it is then keyed by
+``x-api-key`` (or ``Authorization: Bearer``, as anthropic SDK 2.x sends it), and every error
+it gets is Anthropic's.
+
 Tests (sync or async) and the gateway under test each run their own event loop; giving the
 emulator a private loop in a daemon thread means it keeps answering however the test's loop
 is blocked (e.g. a sync SDK call), and it behaves as a separate network peer would.
 
 Every request is recorded first, then a matching injected fault is taken (delay, status),
-then the key is checked, then the endpoint answers.
+then the key (and for Anthropic the ``anthropic-version`` header) is checked, then the
+endpoint answers.
 """
 
 from __future__ import annotations
@@ -19,10 +27,13 @@ from types import TracebackType
 
 from aiohttp import web
 
-from . import chat, embeddings, models, responses
+from . import anthropic_errors, chat, embeddings, messages, models, responses
+from .anthropic_errors import AnthropicError
 from .errors import InvalidRequest, error_response, invalid_request, mask_key, status_response
-from .exchange import Exchange
+from .exchange import AnthropicState, Exchange
 from .faults import Fault, FaultQueue
+from .messages_plan import PromptCache
+from .messages_validation import MessagesValidator
 from .recording import RecordedRequest
 from .validation import RequestValidator
 
@@ -39,7 +50,7 @@ _NO_KEY = (
 
 
 class OpenAIEmulator:
-    """An OpenAI-compatible HTTP server for tests and benchmarks.
+    """An OpenAI- and Anthropic-compatible HTTP server for tests and benchmarks.
 
     ``requests`` and ``disconnects`` are written by the server thread and read by tests;
     ``inject``/``reset`` may be called from any thread.
@@ -62,6 +73,10 @@ class OpenAIEmulator:
             ("POST", "/v1/responses"): responses.handle,
             ("POST", "/v1/embeddings"): embeddings.handle,
             ("GET", "/v1/models"): models.list_models,
+        }
+        self._anthropic = AnthropicState(MessagesValidator(), PromptCache())
+        self._anthropic_routes: dict[tuple[str, str], Handler] = {
+            ("POST", "/v1/messages"): messages.handle,
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -153,17 +168,26 @@ class OpenAIEmulator:
 
     @property
     def base_url(self) -> str:
+        """OpenAI's base URL (``OPENAI_BASE_URL``, the openai SDK's ``base_url``)."""
         return f"{self.origin}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """Anthropic's base URL (``ANTHROPIC_BASE_URL``, the anthropic SDK's ``base_url``):
+        the origin, to which clients append ``/v1/messages``."""
+        return self.origin
 
     def inject(self, fault: Fault) -> None:
         self._faults.add(fault)
 
     def reset(self) -> None:
-        """Forget recorded requests, pending faults and the disconnect count."""
+        """Forget recorded requests, pending faults, the disconnect count and the prompt
+        cache."""
         with self._lock:
             self.requests.clear()
             self.disconnects = 0
         self._faults.clear()
+        self._anthropic.cache.clear()
 
     def _count_disconnect(self) -> None:
         with self._lock:
@@ -174,6 +198,8 @@ class OpenAIEmulator:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
+        serial = next(self._serials)
+        anthropic = _speaks_anthropic(request)
         with self._lock:
             self.requests.append(
                 RecordedRequest(
@@ -193,11 +219,14 @@ class OpenAIEmulator:
                 request.transport.close()
                 return web.Response()  # written nowhere: the socket is closed
             if fault.status is not None:
-                answer = status_response(fault.status, fault.body, fault.headers)
+                answer = self._fault_answer(fault, fault.status, serial, anthropic)
                 if fault.close == "after_answer":
                     return await _answer_then_close(request, answer, fault.close_delay)
                 return answer
-        refused = self._check_key(request)
+        if anthropic:
+            refused = anthropic_errors.check_headers(request, self.api_key, serial)
+        else:
+            refused = self._check_key(request)
         if refused is not None:
             return refused
         exchange = Exchange(
@@ -205,17 +234,35 @@ class OpenAIEmulator:
             body=body,
             fault=fault,
             validator=self._validator,
-            serial=next(self._serials),
+            anthropic=self._anthropic,
+            serial=serial,
             on_disconnect=self._count_disconnect,
         )
         try:
+            if anthropic:
+                return await self._route_anthropic(exchange)
             return await self._route(exchange)
         except InvalidRequest as exc:
             return invalid_request(exc)
+        except AnthropicError as exc:
+            return anthropic_errors.error_response(exc.status, serial, exc.error_type, exc.message)
         except Exception as exc:
             # An emulator bug: say so in the body, where a failing test will show it.
             logger.exception("emulator failed on %s %s", request.method, request.path)
+            if anthropic:
+                return anthropic_errors.error_response(
+                    500, serial, message=f"emulator error: {exc!r}"
+                )
             return error_response(500, f"emulator error: {exc!r}", "server_error")
+
+    @staticmethod
+    def _fault_answer(fault: Fault, status: int, serial: int, anthropic: bool) -> web.Response:
+        """The ``status`` answer a fault asks for, in the error envelope of the request's API."""
+        if anthropic:
+            return anthropic_errors.error_response(
+                status, serial, fault.error_type, fault.message, fault.headers, fault.body
+            )
+        return status_response(status, fault.body, fault.headers, fault.message)
 
     def _check_key(self, request: web.Request) -> web.Response | None:
         if self.api_key is None:
@@ -241,6 +288,21 @@ class OpenAIEmulator:
         if method == "GET" and path.startswith(prefix) and len(path) > len(prefix):
             return await models.retrieve_model(exchange, path[len(prefix) :])
         return error_response(404, f"Invalid URL ({method} {path})")
+
+    async def _route_anthropic(self, exchange: Exchange) -> web.StreamResponse:
+        request = exchange.request
+        handler = self._anthropic_routes.get((request.method, request.path))
+        if handler is not None:
+            return await handler(exchange)
+        return anthropic_errors.error_response(404, exchange.serial)
+
+
+def _speaks_anthropic(request: web.Request) -> bool:
+    """Whether ``request`` is for Anthropic's API (and so gets Anthropic's errors)."""
+    path = request.path
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return True
+    return "anthropic-version" in request.headers
 
 
 async def _answer_then_close(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
@@ -66,13 +66,16 @@ class EventStream:
             await asyncio.sleep(0.005)
         transport.abort()
 
-    async def send(self, frames: Sequence[bytes]) -> web.StreamResponse:
+    async def send(
+        self, frames: Sequence[bytes], headers: Mapping[str, str] | None = None
+    ) -> web.StreamResponse:
+        """Write ``frames``; ``headers`` replace the default ``x-request-id`` header."""
         response = web.StreamResponse(
             status=200,
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",
                 "Cache-Control": "no-cache",
-                "x-request-id": f"req_emu_{self._exchange.serial}",
+                **(headers or {"x-request-id": f"req_emu_{self._exchange.serial}"}),
             },
         )
         await response.prepare(self._request)

@@ -58,19 +58,19 @@ def _request_type(kind: Kind, stream: bool) -> Any:
     return embedding_create_params.EmbeddingCreateParams
 
 
-def _tighten(schema: Any) -> Any:
+def tighten(schema: Any) -> Any:
     """A copy of a core schema with extra keys forbidden and iterables validated eagerly."""
     if isinstance(schema, Mapping):
-        out = {key: _tighten(value) for key, value in schema.items()}
-        if out.get("type") == "typed-dict":
+        out = {key: tighten(value) for key, value in schema.items()}
+        if out.get("type") == "typed-dict" and "extras_schema" not in out:
             out["extra_behavior"] = "forbid"
         elif out.get("type") == "generator":
             out["type"] = "list"
         return out
     if isinstance(schema, list):
-        return [_tighten(item) for item in schema]
+        return [tighten(item) for item in schema]
     if isinstance(schema, tuple):
-        return tuple(_tighten(item) for item in schema)
+        return tuple(tighten(item) for item in schema)
     return schema
 
 
@@ -84,7 +84,7 @@ class RequestValidator:
         key = (kind, stream)
         if key not in self._compiled:
             schema = TypeAdapter(_request_type(kind, stream)).core_schema
-            self._compiled[key] = SchemaValidator(_tighten(schema))
+            self._compiled[key] = SchemaValidator(tighten(schema))
         return self._compiled[key]
 
     def validate(self, kind: Kind, raw: bytes) -> dict[str, Any]:
@@ -105,7 +105,7 @@ class RequestValidator:
 
 
 @dataclass(frozen=True)
-class _Located:
+class Located:
     """A pydantic error split into its path in the input and the union branches it went via."""
 
     error: ErrorDetails
@@ -113,7 +113,7 @@ class _Located:
     branches: tuple[Loc, ...]
 
 
-def _locate(error: ErrorDetails, body: Any) -> _Located:
+def locate(error: ErrorDetails, body: Any) -> Located:
     """Separate real keys/indexes from union-member tags by walking the input alongside."""
     loc = tuple(error["loc"])
     path: list[int | str] = []
@@ -130,10 +130,10 @@ def _locate(error: ErrorDetails, body: Any) -> _Located:
             path.append(part)
         else:
             branches.append(loc[: index + 1])
-    return _Located(error, tuple(path), tuple(branches))
+    return Located(error, tuple(path), tuple(branches))
 
 
-def _discriminator_miss(item: _Located) -> Loc | None:
+def discriminator_miss(item: Located) -> Loc | None:
     """The union member ruled out by ``item``: its ``role``/``type`` is wrong, absent, or one
     the member does not have at all."""
     loc = tuple(item.error["loc"])
@@ -148,14 +148,14 @@ def _discriminator_miss(item: _Located) -> Loc | None:
     return None
 
 
-def _relevant(located: Sequence[_Located]) -> list[_Located]:
+def relevant(located: Sequence[Located]) -> list[Located]:
     """Errors from the union members the input was plausibly meant to be.
 
     A union member whose ``role``/``type`` does not match the input is not what the caller
     meant, so its errors are noise, unless *no* member of that union matched, in which case
     the wrong discriminator value itself is the mistake and is what gets reported.
     """
-    missed = {branch for item in located if (branch := _discriminator_miss(item))}
+    missed = {branch for item in located if (branch := discriminator_miss(item))}
     members: dict[Loc, set[Loc]] = {}
     for item in located:
         for branch in item.branches:
@@ -167,7 +167,7 @@ def _relevant(located: Sequence[_Located]) -> list[_Located]:
             kept.append(item)
         elif (
             item.error["type"] != "extra_forbidden"
-            and _discriminator_miss(item) is not None
+            and discriminator_miss(item) is not None
             and item.branches[-1][:-1] in hopeless
             and not any(branch in missed for branch in item.branches[:-1])
         ):
@@ -187,7 +187,7 @@ def _quote(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str) else orjson.dumps(value).decode()
 
 
-def _supported(items: Sequence[_Located]) -> str:
+def _supported(items: Sequence[Located]) -> str:
     values: list[str] = []
     for item in items:
         expected = str((item.error.get("ctx") or {}).get("expected", ""))
@@ -201,14 +201,14 @@ def _supported(items: Sequence[_Located]) -> str:
 
 def summarise(errors: Sequence[ErrorDetails], body: Any) -> tuple[str, str | None]:
     """One readable (message, param) for a pydantic error list, as OpenAI reports one."""
-    located = [_locate(error, body) for error in errors]
+    located = [locate(error, body) for error in errors]
     for item in located:
         if item.error["type"] == "extra_forbidden" and len(item.path) == 1:
             return f"Unrecognized request argument supplied: {item.path[0]}", None
-    relevant = _relevant(located)
+    kept = relevant(located)
     # The most specific location wins; at equal depth a wrong value beats an absent key.
-    chosen = max(relevant, key=lambda item: (len(item.path), item.error["type"] != "missing"))
-    same = [item for item in relevant if item.path == chosen.path]
+    chosen = max(kept, key=lambda item: (len(item.path), item.error["type"] != "missing"))
+    same = [item for item in kept if item.path == chosen.path]
     param = _param(chosen.path)
     kinds = {item.error["type"] for item in same}
     if param is None:

@@ -21,10 +21,13 @@ Mappings worth knowing (README, "Anthropic translation"):
   first one given, in that order).
 * ``context_editing`` (§5.1) → ``context_management`` (beta, see :mod:`.headers`).
 * ``service_tier``: ``auto`` → ``auto``, ``default`` → ``standard_only``.
+* ``temperature`` / ``top_p`` (Anthropic's range 0 to 1) are sent only when they differ from the
+  default 1 (:data:`SAMPLING_DEFAULTS`); ``top_k`` as given.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -35,9 +38,24 @@ from providers.anthropic.conversation import split_conversation
 EFFORT_BUDGETS: dict[str, int] = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
 """Thinking budget per OpenAI ``reasoning_effort`` (Anthropic's minimum budget is 1024)."""
 
+SAMPLING_DEFAULTS: dict[str, float] = {"temperature": 1.0, "top_p": 1.0}
+"""OpenAI's and Anthropic's shared defaults: a request that states one means the same without
+it, and is not sent. Newer Claude models refuse sampling parameters (Sonnet 4.5 refuses
+``temperature`` together with ``top_p``, which OpenAI clients often send as 1; later models
+refuse ``temperature`` altogether, and the anthropic SDK no longer types either), so only a
+value that changes something is forwarded, and the model answers for it."""
+
 MIN_THINKING_BUDGET = 1024
 MAX_CACHE_BREAKPOINTS = 4
 """Anthropic accepts at most four ``cache_control`` blocks per request (§5.2)."""
+
+
+def _shown(value: Any) -> str:
+    """A request value as the client wrote it (JSON), for error messages."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _is_none(value: Any) -> bool:
@@ -116,7 +134,7 @@ def _reject_inexpressible(payload: JSONObject) -> None:
             )
         if not check(value):
             raise TranslationError(
-                f"`{key}` = {value!r} cannot be expressed by the Anthropic Messages API; "
+                f"`{key}` = {_shown(value)} cannot be expressed by the Anthropic Messages API; "
                 "remove it or use its default.",
                 param=key,
             )
@@ -138,7 +156,7 @@ def _number(payload: JSONObject, key: str, low: float, high: float) -> float | i
     if type(value) not in (int, float) or not low <= value <= high:
         raise TranslationError(
             f"`{key}` must be a number from {low:g} to {high:g}: Anthropic's range "
-            f"(got {value!r}).",
+            f"(got {_shown(value)}).",
             param=key,
         )
     number: float | int = value
@@ -206,7 +224,7 @@ def _tool_choice(choice: Any, parallel: Any, has_tools: bool) -> JSONObject | No
     else:
         kind = choice.get("type") if isinstance(choice, dict) else choice
         raise TranslationError(
-            f"Anthropic cannot express tool_choice {kind!r}; use auto, none, required or "
+            f"Anthropic cannot express tool_choice {_shown(kind)}; use auto, none, required or "
             "a function.",
             param="tool_choice",
         )
@@ -221,7 +239,7 @@ def _thinking_budget(payload: JSONObject) -> int | None:
     options = payload.get("reasoning_options")
     if effort is not None and effort != "none" and effort not in EFFORT_BUDGETS:
         raise TranslationError(
-            f"Unknown reasoning_effort {effort!r}; use one of "
+            f"Unknown reasoning_effort {_shown(effort)}; use one of "
             f"{', '.join(['none', *EFFORT_BUDGETS])}.",
             param="reasoning_effort",
         )
@@ -291,7 +309,7 @@ def _output_config(response_format: Any) -> JSONObject | None:
             "use json_schema.",
             param="response_format",
         )
-    raise TranslationError(f"Unknown response_format type {kind!r}.", param="response_format")
+    raise TranslationError(f"Unknown response_format type {_shown(kind)}.", param="response_format")
 
 
 def _edit_int(spec: JSONObject, key: str, param: str) -> int:
@@ -433,9 +451,9 @@ def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dic
     body["messages"] = messages
     if thinking is not None:
         body["thinking"] = thinking
-    for key, low, high in (("temperature", 0.0, 1.0), ("top_p", 0.0, 1.0)):
-        value = _number(payload, key, low, high)
-        if value is not None:
+    for key in SAMPLING_DEFAULTS:
+        value = _number(payload, key, 0.0, 1.0)
+        if value is not None and value != SAMPLING_DEFAULTS[key]:
             body[key] = value
     top_k = _int(payload, "top_k", minimum=1)
     if top_k is not None:
@@ -472,7 +490,7 @@ def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dic
     if tier is not None:
         if tier not in _SERVICE_TIERS:
             raise TranslationError(
-                f"Anthropic cannot express service_tier {tier!r}; use 'auto' or 'default'.",
+                f"Anthropic cannot express service_tier {_shown(tier)}; use 'auto' or 'default'.",
                 param="service_tier",
             )
         body["service_tier"] = _SERVICE_TIERS[tier]

@@ -62,8 +62,8 @@ def _tighten(schema: Any) -> Any:
     """A copy of a core schema with extra keys forbidden and iterables validated eagerly."""
     if isinstance(schema, Mapping):
         out = {key: _tighten(value) for key, value in schema.items()}
-        if out.get("type") == "typed-dict":
-            out["extra_behavior"] = "forbid"
+        if out.get("type") == "typed-dict" and "extras_schema" not in out:
+            out["extra_behavior"] = "forbid"  # (a TypedDict that types its extras allows them)
         elif out.get("type") == "generator":
             out["type"] = "list"
         return out

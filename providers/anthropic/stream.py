@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from providers.adapter import ChatStreamDecoder
 from providers.anthropic.response import compact_json, finish_reason
 from providers.anthropic.usage import JSONObject, merge_usage, openai_usage, usage_from_anthropic
 from providers.usage import Usage
@@ -31,8 +32,9 @@ def error_chunk(message: str, kind: str) -> JSONObject:
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
-class MessagesStreamDecoder:
-    """Implements :class:`providers.adapter.ChatStreamDecoder` for the Messages API."""
+class MessagesStreamDecoder(ChatStreamDecoder):
+    """The :class:`~providers.adapter.ChatStreamDecoder` of the Messages API (subclassing the
+    protocol makes mypy check the implementation against it)."""
 
     def __init__(self, *, include_usage: bool, created: int | None = None) -> None:
         self._include_usage = include_usage

@@ -1,0 +1,122 @@
+"""An Anthropic Message → an OpenAI ``chat.completion``.
+
+Text blocks join into ``content``; ``tool_use`` blocks become ``tool_calls`` (the tool_use id
+is the call id, so the client's tool message finds its way back; ``input`` becomes compact JSON
+``arguments``); thinking becomes the unified format's ``reasoning_content`` and
+``thinking_blocks`` (:mod:`providers.adapter`). Blocks of server tools the translation never
+requests (web search results and the like) are not part of a chat completion and are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from providers.anthropic.usage import JSONObject, openai_usage, usage_from_anthropic
+
+FINISH_REASONS: dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "length",
+    "model_context_window_exceeded": "length",
+}
+"""Anthropic ``stop_reason`` → OpenAI ``finish_reason``.
+
+``pause_turn`` (a long server-tool turn paused; sending the answer back continues it) and
+``model_context_window_exceeded`` (the context window, not ``max_tokens``, cut the answer) both
+mean the answer is incomplete for a reason other than a stop: OpenAI reports such a cut as
+``length``. An unknown or missing reason reads as ``stop``.
+"""
+
+
+def finish_reason(stop_reason: Any) -> str:
+    return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def compact_json(value: Any) -> str:
+    """JSON text the way OpenAI writes tool-call arguments: no spaces, UTF-8 kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def thinking_block(block: JSONObject) -> JSONObject | None:
+    """A thinking or redacted_thinking block as the unified format carries it."""
+    if block.get("type") == "thinking":
+        return {
+            "type": "thinking",
+            "thinking": block.get("thinking") if isinstance(block.get("thinking"), str) else "",
+            "signature": block.get("signature") if isinstance(block.get("signature"), str) else "",
+        }
+    if block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
+        return {"type": "redacted_thinking", "data": block["data"]}
+    return None
+
+
+def chat_message(content: list[Any]) -> JSONObject:
+    """The assistant ``message`` of a chat completion made of Anthropic content blocks."""
+    texts: list[str] = []
+    calls: list[JSONObject] = []
+    reasoning: list[str] = []
+    thinking: list[JSONObject] = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            calls.append(
+                {
+                    "id": str(block.get("id", "")),
+                    "type": "function",
+                    "function": {
+                        "name": str(block.get("name", "")),
+                        "arguments": compact_json(block.get("input", {})),
+                    },
+                }
+            )
+        elif (carried := thinking_block(block)) is not None:
+            thinking.append(carried)
+            if carried["type"] == "thinking":
+                reasoning.append(carried["thinking"])
+    message: JSONObject = {
+        "role": "assistant",
+        "content": "".join(texts) if texts else None,
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = calls
+    if thinking:
+        message["reasoning_content"] = "".join(reasoning)
+        message["thinking_blocks"] = thinking
+    return message
+
+
+def messages_to_chat(message: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:
+    """The ``chat.completion`` for an Anthropic Message (``created`` defaults to now).
+
+    The Message id is kept as the completion id, so the request log and Anthropic's own
+    records name the same call.
+    """
+    content = message.get("content")
+    completion: JSONObject = {
+        "id": str(message.get("id", "")),
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": str(message.get("model", "")),
+        "choices": [
+            {
+                "index": 0,
+                "message": chat_message(content if isinstance(content, list) else []),
+                "logprobs": None,
+                "finish_reason": finish_reason(message.get("stop_reason")),
+            }
+        ],
+    }
+    usage = usage_from_anthropic(message.get("usage"))
+    if usage is not None:
+        completion["usage"] = openai_usage(usage)
+    return completion

@@ -38,7 +38,6 @@ from gateway.keys import KEY_PATTERN
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.runtime import Runtime
 from gateway.sse import request_usage_chunk
-from gateway.upstream import upstream_request_headers
 from gateway.translate import (
     ExchangeTranslation,
     adapter_for,
@@ -46,6 +45,7 @@ from gateway.translate import (
     translation_error,
     wants_usage,
 )
+from gateway.upstream import upstream_request_headers
 from providers.adapter import TranslationError
 from providers.responses import responses_to_chat
 from providers.routing import RoutingError, Target

@@ -18,13 +18,17 @@ is read. Plain chat on an OpenAI-compatible provider never comes here (zero-copy
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Protocol
 
 import orjson
+from yarl import URL
 
 from gateway.errors import GatewayError
+from gateway.fetcher import GuardedFetcher
 from gateway.sse import SSEFramer
 from providers.adapter import Adapter, ChatStreamDecoder, JSONObject, TranslationError
 from providers.anthropic import AnthropicAdapter
@@ -166,6 +170,40 @@ class ExchangeTranslation:
         )
 
 
+FILE_TYPES = ("application/pdf", "text/plain", "image/*")
+"""What a Responses ``input_file.file_url`` may point at when the gateway fetches it."""
+
+
+async def inline_file_urls(request: JSONObject, fetcher: GuardedFetcher) -> None:
+    """Replace every ``input_file.file_url`` of a Responses request by ``file_data``.
+
+    A chat-only provider takes files as data, not URLs, so the gateway fetches them itself,
+    through its one guarded fetcher (public addresses only, size and time limits; a refusal
+    is a 400 naming the field). Other parts are left for the translation.
+    """
+    items = request.get("input")
+    if not isinstance(items, list):
+        return
+    for i, item in enumerate(items):
+        content = item.get("content") if isinstance(item, dict) else None
+        if not isinstance(content, list):
+            continue
+        for j, part in enumerate(content):
+            if not (isinstance(part, dict) and part.get("type") == "input_file"):
+                continue
+            url = part.get("file_url")
+            if not isinstance(url, str):
+                continue
+            fetched = await fetcher.fetch(
+                url, accept=FILE_TYPES, param=f"input[{i}].content[{j}].file_url"
+            )
+            del part["file_url"]
+            encoded = base64.b64encode(fetched.data).decode("ascii")
+            part["file_data"] = f"data:{fetched.content_type};base64,{encoded}"
+            if not part.get("filename"):
+                part["filename"] = PurePosixPath(URL(fetched.url).path).name or "file"
+
+
 def translation_error(exc: TranslationError, provider: str) -> GatewayError:
     """A request the provider's format cannot express: a 400 naming the field."""
     return GatewayError(400, exc.message, code="unsupported_parameter", param=exc.param)
@@ -182,6 +220,7 @@ __all__ = [
     "ExchangeTranslation",
     "ResponsesEncoder",
     "adapter_for",
+    "inline_file_urls",
     "parse_event",
     "translation_error",
     "wants_usage",

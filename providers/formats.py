@@ -14,6 +14,8 @@ from typing import Any
 
 from providers import openai_format
 from providers.adapter import StreamSummary
+from providers.anthropic import adapter as anthropic_adapter
+from providers.anthropic.usage import usage_from_message
 from providers.usage import Usage
 
 __all__ = ["ResponseReader", "response_reader"]
@@ -42,7 +44,7 @@ def _model(obj: Any) -> str | None:
 def response_reader(wire: str) -> ResponseReader:
     """The reader for ``wire``; an unknown format is read as OpenAI's (the passthrough of an
     OpenAI-compatible server is the common case, and nothing here ever raises on a body)."""
-    return _OPENAI
+    return _ANTHROPIC if wire == "anthropic" else _OPENAI
 
 
 _OPENAI = ResponseReader(
@@ -50,5 +52,12 @@ _OPENAI = ResponseReader(
     openai_format.usage_from,
     openai_format.summarise_stream,
     openai_format.completion_text,
+    _model,
+)
+_ANTHROPIC = ResponseReader(
+    "anthropic",
+    usage_from_message,
+    anthropic_adapter.stream_summary,
+    anthropic_adapter.completion_text,
     _model,
 )

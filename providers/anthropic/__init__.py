@@ -1,6 +1,7 @@
 """The Anthropic Messages API as a wire format: pure translation to and from the unified
 chat format (:mod:`providers.adapter`), with no network and no gateway imports.
 
+* :class:`AnthropicAdapter` — all of it behind the adapter protocol;
 * :func:`chat_to_messages` — OpenAI chat request → Messages request body;
   :func:`request_headers` — the headers to send it with;
 * :func:`messages_to_chat` — Message → ``chat.completion``;
@@ -10,6 +11,7 @@ chat format (:mod:`providers.adapter`), with no network and no gateway imports.
   (passthrough) Anthropic traffic, for the request log.
 """
 
+from providers.anthropic.adapter import AnthropicAdapter
 from providers.anthropic.errors import error_to_openai
 from providers.anthropic.headers import ANTHROPIC_VERSION, CONTEXT_MANAGEMENT_BETA, request_headers
 from providers.anthropic.request import EFFORT_BUDGETS, chat_to_messages, context_management
@@ -23,6 +25,7 @@ __all__ = [
     "CONTEXT_MANAGEMENT_BETA",
     "EFFORT_BUDGETS",
     "FINISH_REASONS",
+    "AnthropicAdapter",
     "MessagesStreamDecoder",
     "MessagesStreamSummary",
     "chat_to_messages",

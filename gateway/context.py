@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal
 
 from gateway.asgi import RawHeaders
 from gateway.auth import Credentials, resolve_credentials
@@ -204,6 +205,12 @@ def read_credentials(headers: dict[str, str]) -> Credentials:
     return resolve_credentials(headers.get(_AUTH), headers.get("authorization"))
 
 
+Route = Literal["unified", "models", "passthrough", "target_url", "manual_log", "app"]
+"""Which kind of handler serves a request: a unified route (``/v1/chat/completions``…),
+``/v1/models``, a provider passthrough (``/oai``, ``/anthropic``, ``/v1/gateway/{provider}``),
+a ``Helicone-Target-Url`` relay, a manual-logger endpoint, or the REST app."""
+
+
 @dataclass(slots=True)
 class RequestContext:
     """One request's state, from arrival to the journaled record.
@@ -214,6 +221,9 @@ class RequestContext:
 
     options: HeliconeOptions
     started: float = field(default_factory=time.perf_counter)
+    route: Route = "app"
+    """Set by the data plane when it picks the handler (later steps — cache, rate limits —
+    read it instead of looking at the path again)."""
     credentials: Credentials | None = None
     """Set by the request-start step (or earlier by a key-in-path route)."""
     identity: KeyIdentity | None = None

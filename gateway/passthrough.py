@@ -227,7 +227,8 @@ class Passthrough:
             url, tail = _join(config.base_url, rest, query)
             recorded = config.recorded_base_url + redact_url(tail)
         await self._forward(
-            scope, receive, send, headers, ctx, url, recorded, name, config.spec.wire
+            scope, receive, send, headers, ctx, url, recorded, name, config.spec.wire,
+            provider_route=True,
         )
 
     async def generic(
@@ -266,11 +267,13 @@ class Passthrough:
         recorded_url: str,
         provider: str,
         wire: str,
+        provider_route: bool = False,
     ) -> None:
         """Send to ``url`` (already checked); the log records ``recorded_url`` instead.
 
-        ``wire``: the format the provider answers in, which the record is read with; on an
-        OpenAI-format route a logged streamed chat may ask for usage.
+        ``wire``: the format the provider answers in, which the record is read with. On an
+        OpenAI-format provider route a logged streamed chat may ask for usage; a
+        ``Helicone-Target-Url`` body is never rewritten (its format is only a guess).
         """
         runtime = self.runtime
         body = await runtime.start_request(ctx, scope, receive, headers)
@@ -280,7 +283,7 @@ class Passthrough:
             capture.provider = provider
             capture.target_url = recorded_url
             capture.wire = wire
-            if wire == "openai" and scope["method"] == "POST":
+            if provider_route and wire == "openai" and scope["method"] == "POST":
                 rewritten = usage_rewrite(scope["path"], body)
                 if rewritten is not None:
                     body = rewritten

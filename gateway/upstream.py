@@ -1,19 +1,16 @@
-"""The upstream side of a proxied request: one pooled client, and relaying its answer.
+"""The upstream side of a proxied request: one pooled client, and opening an attempt.
 
 One ``aiohttp`` session (keep-alive pool) serves every request of a process; it is created at
 startup and closed at shutdown. aiohttp was chosen by measurement: on this class of machine
 httpx 0.28's pool collapses under concurrency (see the README's performance section).
 
-Relaying rules:
-
-* non-streaming answers are read whole, then sent with ``X-Gateway-Overhead-Ms``;
-* ``text/event-stream`` answers are relayed chunk by chunk as they arrive (never buffered);
-  a client disconnect cancels the upstream request; an upstream failure after the first byte
-  ends the stream cleanly;
-* a failure before any upstream answer becomes a 502 (unreachable) or 504 (timeout), whose
-  message names the provider, never the URL (an operator's base URL may name internal
-  hosts, and error bodies are returned to the caller and stored); the URL, without its
-  query string, goes to the log at info level.
+:meth:`UpstreamClient.open` is the staged relay's *open* step: the request is sent and the
+answer's status and headers are in, nothing has reached the client. A failure before the
+answer becomes a 502 (unreachable) or 504 (timeout), whose message names the provider, never
+the URL (an operator's base URL may name internal hosts, and error bodies are returned to the
+caller and stored); the URL, without its query string, goes to the log at info level.
+:meth:`UpstreamClient.relay` opens and commits at once (:func:`gateway.relay.forward`), which
+is every route's case until failover decides between attempts.
 """
 
 from __future__ import annotations

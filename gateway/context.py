@@ -24,6 +24,7 @@ from typing import Literal
 from gateway.asgi import RawHeaders
 from gateway.auth import Credentials, resolve_credentials
 from gateway.options import new_request_id
+from gateway.retry import RetryPolicy
 from gateway.store import KeyIdentity
 from logging_pipeline.capture import Capture
 
@@ -40,6 +41,11 @@ _MODEL_OVERRIDE = "helicone-model-override"
 _OMIT_REQUEST = "helicone-omit-request"
 _OMIT_RESPONSE = "helicone-omit-response"
 _CACHE_ENABLED = "helicone-cache-enabled"
+_RETRY_ENABLED = "helicone-retry-enabled"
+_RETRY_NUM = "helicone-retry-num"
+_RETRY_FACTOR = "helicone-retry-factor"
+_RETRY_MIN_TIMEOUT = "helicone-retry-min-timeout"
+_RETRY_MAX_TIMEOUT = "helicone-retry-max-timeout"
 _PROPERTY_PREFIX = "helicone-property-"
 _PROPERTY_START = len(_PROPERTY_PREFIX)
 _SESSION_KEYS = {
@@ -95,6 +101,8 @@ class HeliconeOptions:
     """``Helicone-Omit-Response: true``: the response body is not stored."""
     cache_enabled: bool = False
     """``Helicone-Cache-Enabled: true`` (recorded; the cache is a later issue)."""
+    retry: RetryPolicy | None = None
+    """``Helicone-Retry-Enabled: true``: the ``Helicone-Retry-*`` policy (gateway/retry.py)."""
     properties: dict[str, str] = field(default_factory=dict)
     """``Helicone-Property-<key>`` by lower-cased key, plus the session and prompt ids under
     their canonical names (``Helicone-Session-Id``…)."""
@@ -192,6 +200,14 @@ def parse_options(headers: dict[str, str]) -> HeliconeOptions:
             properties[_SESSION_KEYS[name]] = value
     if not options.request_id:
         options.request_id = new_request_id()
+    retry = headers.get(_RETRY_ENABLED)
+    if retry is not None and _flag(retry):
+        options.retry = RetryPolicy.from_headers(
+            headers.get(_RETRY_NUM),
+            headers.get(_RETRY_FACTOR),
+            headers.get(_RETRY_MIN_TIMEOUT),
+            headers.get(_RETRY_MAX_TIMEOUT),
+        )
     for name in _COUNTRY_HEADERS:
         country = headers.get(name)
         if country and len(country) == 2 and country.isalpha():
@@ -228,6 +244,8 @@ class RequestContext:
     """Set by the request-start step (or earlier by a key-in-path route)."""
     identity: KeyIdentity | None = None
     """Set once the request is authenticated."""
+    retries: int = 0
+    """Answers discarded and sent again under the request's retry policy."""
     strip_usage: bool = False
     """The gateway asked upstream for a usage chunk the client did not ask for: drop it."""
     capture: Capture | None = None

@@ -15,6 +15,7 @@ is every route's case until failover decides between attempts.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -29,6 +30,7 @@ from gateway.context import HELICONE_PREFIX, RequestContext
 from gateway.errors import GatewayError
 from gateway.pool import UpstreamConnector
 from gateway.relay import Translation, forward
+from gateway.retry import retryable
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -160,7 +162,31 @@ class UpstreamClient:
         provider: str,
         translation: Translation | None = None,
     ) -> None:
-        """Open one attempt and forward its answer to the client (open, then commit)."""
-        upstream_started = time.perf_counter()
-        async with self.open(method, url, headers, body, provider) as response:
-            await forward(ctx, response, receive, send, translation, upstream_started)
+        """Open one attempt and forward its answer to the client (open, decide, commit).
+
+        With ``Helicone-Retry-Enabled`` (``ctx.options.retry``), a 429 or 5xx answer (or an
+        unreachable or timed-out provider) is sent again after a backoff, up to the policy's
+        number of retries, before anything reaches the client (gateway/retry.py); the last
+        answer is forwarded whatever it is.
+        """
+        policy = ctx.options.retry
+        attempt = 0
+        while True:
+            upstream_started = time.perf_counter()
+            retry_after: str | None = None
+            try:
+                async with self.open(method, url, headers, body, provider) as response:
+                    if policy is None or attempt >= policy.retries or not retryable(
+                        response.status
+                    ):
+                        await forward(ctx, response, receive, send, translation, upstream_started)
+                        return
+                    retry_after = response.headers.get("retry-after")
+                    await response.read()  # a small error body: the connection stays pooled
+            except GatewayError as exc:
+                if policy is None or attempt >= policy.retries or exc.status not in (502, 504):
+                    raise
+            assert policy is not None
+            await asyncio.sleep(policy.delay(attempt, retry_after))
+            attempt += 1
+            ctx.retries = attempt

@@ -41,6 +41,7 @@ _MODEL_OVERRIDE = "helicone-model-override"
 _OMIT_REQUEST = "helicone-omit-request"
 _OMIT_RESPONSE = "helicone-omit-response"
 _CACHE_ENABLED = "helicone-cache-enabled"
+_FALLBACKS = "helicone-fallbacks"
 _RETRY_ENABLED = "helicone-retry-enabled"
 _RETRY_NUM = "helicone-retry-num"
 _RETRY_FACTOR = "helicone-retry-factor"
@@ -63,6 +64,7 @@ _COUNTRY_HEADERS = (
 )
 """Set by the CDN in front of the gateway, in this order of preference."""
 _RESPONSE_ID = b"helicone-id"
+_FALLBACK_INDEX = b"helicone-fallback-index"
 _REQUEST_ID = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
 )
@@ -101,6 +103,9 @@ class HeliconeOptions:
     """``Helicone-Omit-Response: true``: the response body is not stored."""
     cache_enabled: bool = False
     """``Helicone-Cache-Enabled: true`` (recorded; the cache is a later issue)."""
+    fallbacks: str | None = None
+    """``Helicone-Fallbacks`` as sent (a JSON array, parsed by gateway/fallbacks.py): selects
+    the legacy fallback relay."""
     retry: RetryPolicy | None = None
     """``Helicone-Retry-Enabled: true``: the ``Helicone-Retry-*`` policy (gateway/retry.py)."""
     properties: dict[str, str] = field(default_factory=dict)
@@ -160,6 +165,10 @@ def _set_cache_enabled(options: HeliconeOptions, value: str) -> None:
     options.cache_enabled = _flag(value)
 
 
+def _set_fallbacks(options: HeliconeOptions, value: str) -> None:
+    options.fallbacks = value
+
+
 _SETTERS: Mapping[str, Callable[[HeliconeOptions, str], None]] = MappingProxyType(
     {
         _REQUEST_ID_HEADER: _set_request_id,
@@ -173,6 +182,7 @@ _SETTERS: Mapping[str, Callable[[HeliconeOptions, str], None]] = MappingProxyTyp
         _OMIT_REQUEST: _set_omit_request,
         _OMIT_RESPONSE: _set_omit_response,
         _CACHE_ENABLED: _set_cache_enabled,
+        _FALLBACKS: _set_fallbacks,
     }
 )
 """The single-valued headers, by name: what each sets on the options."""
@@ -221,10 +231,13 @@ def read_credentials(headers: dict[str, str]) -> Credentials:
     return resolve_credentials(headers.get(_AUTH), headers.get("authorization"))
 
 
-Route = Literal["unified", "models", "passthrough", "target_url", "manual_log", "app"]
+Route = Literal[
+    "unified", "models", "passthrough", "target_url", "fallbacks", "manual_log", "app"
+]
 """Which kind of handler serves a request: a unified route (``/v1/chat/completions``…),
 ``/v1/models``, a provider passthrough (``/oai``, ``/anthropic``, ``/v1/gateway/{provider}``),
-a ``Helicone-Target-Url`` relay, a manual-logger endpoint, or the REST app."""
+a ``Helicone-Target-Url`` relay, a ``Helicone-Fallbacks`` relay, a manual-logger endpoint, or
+the REST app."""
 
 
 @dataclass(slots=True)
@@ -244,6 +257,8 @@ class RequestContext:
     """Set by the request-start step (or earlier by a key-in-path route)."""
     identity: KeyIdentity | None = None
     """Set once the request is authenticated."""
+    response_headers: RawHeaders | None = None
+    """Extra ``Helicone-*`` response headers set by a step (the fallback index…)."""
     retries: int = 0
     """Answers discarded and sent again under the request's retry policy."""
     strip_usage: bool = False
@@ -300,7 +315,15 @@ class RequestContext:
             capture.finish()
             self.sink(capture)
 
+    def served_by_fallback(self, index: int) -> None:
+        """Say in the response which ``Helicone-Fallbacks`` entry answered (0-based)."""
+        self.response_headers = [(_FALLBACK_INDEX, str(index).encode())]
+
     @property
     def base_headers(self) -> RawHeaders:
-        """Headers every response carries: ``Helicone-Id``."""
-        return [(_RESPONSE_ID, self.options.request_id.encode())]
+        """Headers every response carries: ``Helicone-Id``, plus what a step added
+        (:attr:`response_headers`: ``Helicone-Fallback-Index``…)."""
+        headers = [(_RESPONSE_ID, self.options.request_id.encode())]
+        if self.response_headers:
+            headers.extend(self.response_headers)
+        return headers

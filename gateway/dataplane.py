@@ -33,6 +33,7 @@ from gateway.asgi import (
 from gateway.auth import bearer_token
 from gateway.context import RequestContext, Route, parse_options
 from gateway.errors import GatewayError, send_error
+from gateway.fallbacks import FallbackRelay
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
@@ -64,6 +65,7 @@ class DataPlane:
         self.app = app
         self.runtime = runtime
         self.passthrough = Passthrough(runtime)
+        self.fallbacks = FallbackRelay(runtime)
         routes: dict[str, tuple[Route, Handler]] = {}
         for endpoint in _UNIFIED_ENDPOINTS:
             unified: tuple[Route, Handler] = ("unified", self._make_unified(endpoint))
@@ -82,6 +84,9 @@ class DataPlane:
         if LOG_MARK in path and is_log_endpoint(path):
             handler = self.passthrough.manual_log  # never forwarded, whatever the headers
             ctx.route = "manual_log"
+        elif ctx.options.fallbacks is not None:
+            handler = self.fallbacks
+            ctx.route = "fallbacks"
         elif ctx.options.target_url is not None:
             handler = self.passthrough.generic
             ctx.route = "target_url"

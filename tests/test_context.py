@@ -39,6 +39,8 @@ class TestDefaults:
             "omit_request": False,
             "omit_response": False,
             "cache_enabled": False,
+            "fallbacks": None,
+            "retry": None,
             "properties": {},
             "country_code": None,
         }

@@ -31,8 +31,10 @@ Ordering rules (reference §3.2, §3.7; issue 11 §2 and §4), applied in this o
 Which attempts an item yields:
 
 * ``model`` (bare): every registry offering of the model that serves the endpoint and is not
-  excluded: one BYOK attempt per org key of that provider, one credits attempt when the
-  provider has a managed key. A bare model the registry does not know is a 400
+  excluded: one BYOK attempt per org key of that provider (deployments included, in the key
+  store's order: the caller passes only keys that may serve the request, e.g. filters Azure
+  deployments by model), one credits attempt when the provider has a managed key. A bare
+  model the registry does not know is a 400
   (``Unknown model: X. Please specify a provider…``), unless the planner has a
   ``default_provider`` (today's behaviour: a bare model goes to ``openai``), in which case it
   is read as ``model/<default_provider>``.
@@ -65,6 +67,7 @@ from providers.grammar import GrammarError, ModelItem, ModelSpec, parse_model
 from providers.health import CREDITS_KEY_ID, Health
 
 __all__ = [
+    "NO_PROVIDERS",
     "Attempt",
     "KeyRecord",
     "KeySource",

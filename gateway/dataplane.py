@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from yarl import URL
 
 from gateway.asgi import (
     ASGIApp,
@@ -37,19 +36,8 @@ from gateway.fallbacks import FallbackRelay
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
+from gateway.routing import Exchange
 from gateway.runtime import Runtime
-from gateway.sse import request_usage_chunk
-from gateway.translate import (
-    ExchangeTranslation,
-    adapter_for,
-    inline_file_urls,
-    translation_error,
-    wants_usage,
-)
-from gateway.upstream import upstream_request_headers
-from providers.adapter import TranslationError
-from providers.responses import responses_to_chat
-from providers.routing import RoutingError, Target
 
 logger = logging.getLogger("gateway.dataplane")
 
@@ -155,112 +143,17 @@ class DataPlane:
             raise GatewayError(405, f"Method {scope['method']} not allowed; use POST {endpoint}.")
         raw = await runtime.start_request(ctx, scope, receive, headers, json_body=True)
         credentials = ctx.request_credentials(headers)
-        capture = ctx.capture
         payload = _parse_json_object(raw)
         model = payload.get("model")
         if model is None:
             raise GatewayError(400, "Missing required field 'model'.", param="model")
         if not isinstance(model, str):
             raise GatewayError(400, "'model' must be a string.", param="model")
-        client_key = credentials.provider_authorization
-        try:
-            target = runtime.providers.resolve(
-                model, bearer_token(client_key) if client_key else None
-            )
-        except RoutingError as exc:
-            raise GatewayError(400, str(exc), code="invalid_model", param="model") from exc
-        spec = target.provider
-        if endpoint not in spec.endpoints:
-            if not spec.serves(endpoint):
-                raise GatewayError(
-                    400,
-                    f"Provider {spec.name!r} does not serve {endpoint}.",
-                    code="unsupported_endpoint",
-                    param="model",
-                )
-            await self._translated(endpoint, payload, target, receive, send, ctx)
-            return
-        rewrite = target.model != model
-        if rewrite:
-            payload["model"] = target.model
-        if capture is not None:
-            capture.provider = spec.name
-            capture.request_model = target.model
-            capture.target_url = target.recorded_base_url + endpoint
-            if (
-                endpoint == "/chat/completions"
-                and payload.get("stream") is True
-                and request_usage_chunk(payload)
-            ):
-                ctx.strip_usage = rewrite = True
-        if rewrite:
-            raw = orjson.dumps(payload)
-        authorization = client_key or (f"Bearer {target.api_key}" if target.api_key else None)
-        upstream_headers = upstream_request_headers(
-            headers, authorization, credentials.gateway_key
-        )
-        upstream_headers["content-type"] = "application/json"
-        await runtime.upstream.relay(
-            ctx,
-            "POST",
-            URL(target.base_url + endpoint),
-            upstream_headers,
-            raw,
-            receive,
-            send,
-            spec.name,
-        )
-
-    async def _translated(
-        self,
-        endpoint: str,
-        payload: dict[str, Any],
-        target: Target,
-        receive: Receive,
-        send: Send,
-        ctx: RequestContext,
-    ) -> None:
-        """A unified request its provider serves through translation (gateway/translate.py):
-        a Responses request for a chat-only server, anything for a native wire format."""
-        runtime = self.runtime
-        spec = target.provider
-        adapter = adapter_for(spec.wire)
-        responses_request: dict[str, Any] | None = None
-        try:
-            if endpoint == "/responses":
-                await inline_file_urls(payload, runtime.fetcher)
-                responses_request = payload
-                chat = responses_to_chat(payload)
-            else:
-                chat = payload
-            chat["model"] = target.model
-            call = adapter.build_request(
-                chat,
-                api_key=target.api_key,
-                default_max_tokens=runtime.max_output_tokens(spec.name, target.model),
-            )
-        except TranslationError as exc:
-            raise translation_error(exc, spec.name) from exc
-        capture = ctx.capture
-        if capture is not None:
-            capture.provider = spec.name
-            capture.request_model = target.model
-            capture.target_url = target.recorded_base_url + call.path
-            capture.wire = spec.wire
-        translation = ExchangeTranslation(
-            adapter, responses_request is not None or wants_usage(chat), responses_request
-        )
-        await runtime.upstream.relay(
-            ctx,
-            "POST",
-            URL(target.base_url + call.path),
-            call.headers,
-            orjson.dumps(call.body),
-            receive,
-            send,
-            spec.name,
-            translation,
-        )
+        authorization = credentials.provider_authorization
+        client_key = bearer_token(authorization) if authorization else None
+        attempts = runtime.router.plan(model, endpoint, client_key)
+        exchange = Exchange(runtime, ctx, endpoint, payload, raw, headers)
+        await exchange.walk(attempts, client_key, receive, send)
 
     async def _models(
         self,
@@ -299,7 +192,7 @@ def _with_request_id(send: Send, ctx: RequestContext) -> Send:
     return wrapped
 
 
-def _parse_json_object(raw: bytes) -> dict[str, object]:
+def _parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise GatewayError(400, "The request body is empty; send a JSON object.")
     try:

@@ -20,6 +20,7 @@ from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
 from gateway.logconfig import log_config
 from gateway.options import check_json_content_type, declared_length
+from gateway.routing import Router
 from gateway.settings import Settings
 from gateway.store import DEFAULT_ORG, ControlStore, KeyIdentity
 from gateway.targets import TargetPolicy
@@ -61,6 +62,7 @@ class Runtime:
         self.authenticator = Authenticator(self.key_cache, None)
         self.writer: LogSink | None = None
         self.prices: PriceTable | None = None
+        self._router: Router | None = None
 
     async def start(self) -> None:
         await self.store.migrate()
@@ -71,6 +73,7 @@ class Runtime:
         await self.upstream.start()
         await self.fetcher.start()
         self.prices = await asyncio.to_thread(PriceTable.load)
+        self._router = Router(self, self.prices)
         if self.settings.logging_enabled:
             await self._start_logging()
 
@@ -128,6 +131,13 @@ class Runtime:
         if capture is not None:
             capture.request_body = body
         return body
+
+    @property
+    def router(self) -> Router:
+        """The planning step (built at start, once the price table is loaded)."""
+        if self._router is None:
+            raise RuntimeError("Runtime.start() was not called")
+        return self._router
 
     def max_output_tokens(self, provider: str, model: str) -> int:
         """The model's output limit from the price table (a translation's default

@@ -80,6 +80,17 @@ def body_token(capture: Capture) -> int:
     return (hash((capture.created_at, capture.started)) & 0xFFFF_FFFF_FFFF_FFFF) or 1
 
 
+def _attempts(capture: Capture) -> str:
+    if not capture.attempts:
+        return ""
+    return orjson.dumps(
+        [
+            {"source": source, "status": status, "latency_ms": latency}
+            for source, status, latency in capture.attempts
+        ]
+    ).decode()
+
+
 def _ms(start: float, end: float | None) -> int | None:
     return None if end is None else max(0, round((end - start) * 1000))
 
@@ -181,6 +192,7 @@ def build_record(
         "updated_at": datetime.now(UTC),
         "body_token": token,
         "wire_format": capture.wire,
+        "attempts": _attempts(capture),
     }
     return BuiltRecord(_ROW(values), document, capture)
 
@@ -221,5 +233,6 @@ def fallback_record(capture: Capture) -> BuiltRecord:
         updated_at=datetime.now(UTC),
         body_token=body_token(capture),
         wire_format=capture.wire,
+        attempts=_attempts(capture),
     )
     return BuiltRecord(_ROW(values), None, capture)

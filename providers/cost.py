@@ -348,6 +348,15 @@ class PriceTable:
                 return price
         return None
 
+    def offerings(self, model: str) -> tuple[str, tuple[ModelPrice, ...]] | None:
+        """The canonical id of ``model`` (a name, alias or provider id, any case; or an
+        unlisted dated snapshot of one) and every provider's price of it; None when the
+        registry does not know it."""
+        canonical = self._resolve(model.strip().lower())
+        if canonical is None:
+            return None
+        return canonical, tuple(self._offerings.get(canonical, {}).values())
+
     def cost(self, provider: str, model: str, usage: Usage) -> CostResult:
         """Cost of one request; ``known=False`` and 0 when the model has no price (no raise)."""
         price = self.lookup(provider, model)

@@ -203,12 +203,21 @@ def test_models_needs_no_key(gateway: tuple[GatewayServer, str]) -> None:
 def test_provider_suffix_routes_and_is_stripped(
     client: openai.OpenAI, upstream: OpenAIEmulator, groq_upstream: OpenAIEmulator
 ) -> None:
-    completion = client.chat.completions.create(model="llama-3.3-70b/groq", messages=MESSAGES)
-    assert completion.model == "llama-3.3-70b"
+    """An id the registry does not list at the provider goes as written, suffix stripped."""
+    completion = client.chat.completions.create(model="my-llama-tune/groq", messages=MESSAGES)
+    assert completion.model == "my-llama-tune"
     assert upstream.requests == []
     sent = groq_upstream.requests[-1]
-    assert sent.json["model"] == "llama-3.3-70b"
+    assert sent.json["model"] == "my-llama-tune"
     assert sent.headers["authorization"] == f"Bearer {GROQ_KEY}"
+
+
+def test_a_registry_model_is_sent_as_the_providers_own_id(
+    client: openai.OpenAI, groq_upstream: OpenAIEmulator
+) -> None:
+    """The registry's canonical id (``llama-3.3-70b``) reaches Groq as Groq names it."""
+    client.chat.completions.create(model="llama-3.3-70b/groq", messages=MESSAGES)
+    assert groq_upstream.requests[-1].json["model"] == "llama-3.3-70b-versatile"
 
 
 def test_unknown_provider_is_400(client: openai.OpenAI) -> None:
@@ -366,11 +375,11 @@ def test_nesting_at_the_limit_is_forwarded(
     server, key = gateway
     response = httpx.post(
         server.url + "/v1/chat/completions",
-        content=_deep_body("llama-3.3-70b/groq", 128),
+        content=_deep_body("my-llama-tune/groq", 128),
         headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
     )
     assert response.status_code == 200, response.text
-    assert groq_upstream.requests[-1].json["model"] == "llama-3.3-70b"
+    assert groq_upstream.requests[-1].json["model"] == "my-llama-tune"
 
 
 def test_wrong_method_and_unknown_path(gateway: tuple[GatewayServer, str]) -> None:

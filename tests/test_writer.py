@@ -534,12 +534,14 @@ def test_capture_tuple_round_trip() -> None:
     original.is_stream, original.first_byte_at = True, original.started + 0.01
     original.country_code, original.omit_response = "DE", True
     original.wire = "anthropic"
+    original.attempts = [("m/openai/credits", 429, 12), ("m/groq/credits", 200, 40)]
     values = original.to_tuple()
     assert values == tuple(getattr(original, f.name) for f in dataclasses.fields(Capture))
     assert Capture.from_tuple(values) == original
-    # A frame journaled before ``wire`` existed (an upgrade with records on disk) still reads.
-    older = Capture.from_tuple(values[:-1])
-    assert older.wire == "openai" and older.country_code == "DE"
+    # A frame journaled before ``wire`` and ``attempts`` existed (an upgrade with records on
+    # disk) still reads.
+    older = Capture.from_tuple(values[:-2])
+    assert older.wire == "openai" and older.attempts == [] and older.country_code == "DE"
     with pytest.raises(ValueError, match="fields"):
         Capture.from_tuple(values[:5])
     with pytest.raises(ValueError, match="fields"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from gateway.store import (
 )
 from tests.emulator import Fault, OpenAIEmulator
 from tests.harness import GatewayServer, make_settings
+from tests.test_cli import GATEWAY, assert_clean_failure
 
 UPSTREAM_KEY = "sk-ant-emulator-0123456789-wxyz"
 """The emulator's key: passes both OpenAI's (``sk-``) and Anthropic's (``sk-ant-``) format."""
@@ -599,3 +601,33 @@ def test_embedded_default_generates_one_key_and_keeps_it(tmp_path: Path) -> None
     chosen = load_keyring(configured)
     assert chosen is not None and chosen.current_id != first.current_id, "the setting wins"
     assert not [p for p in os.listdir(tmp_path / "data") if p.startswith(".encryption")]
+
+
+def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("GATEWAY_") and name != "DATABASE_URL"
+    }
+    clean.update(GATEWAY_DATA_DIR=str(tmp_path / "data"), **env)
+    return subprocess.run(
+        [GATEWAY, *args], env=clean, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_cli_refuses_to_serve_a_server_database_without_a_key(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "serve", DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    assert_clean_failure(result)
+    assert result.stderr.strip() == f"error: {MISSING_KEY_MESSAGE}"
+
+    printed = _cli(tmp_path, "encryption-key")
+    assert printed.returncode == 0, printed.stderr
+    assert KeyRing.parse(printed.stdout.strip()).current_id
+    assert _cli(tmp_path, "encryption-key").stdout != printed.stdout
+
+    malformed = _cli(tmp_path, "provider-keys", "reencrypt", GATEWAY_ENCRYPTION_KEY="short")
+    assert_clean_failure(malformed)
+    assert "GATEWAY_ENCRYPTION_KEY: key #1 is not 32 bytes" in malformed.stderr
+    done = _cli(tmp_path, "provider-keys", "reencrypt")
+    assert done.returncode == 0, done.stderr
+    assert "Re-encrypted 0 provider key(s)" in done.stdout

@@ -631,3 +631,11 @@ def test_cli_refuses_to_serve_a_server_database_without_a_key(tmp_path: Path) ->
     done = _cli(tmp_path, "provider-keys", "reencrypt")
     assert done.returncode == 0, done.stderr
     assert "Re-encrypted 0 provider key(s)" in done.stdout
+
+
+def test_openapi_documents_the_routes_once(server: GatewayServer) -> None:
+    schema = _ok(httpx.get(server.url + "/openapi.json"))
+    documented = {p: sorted(v) for p, v in schema["paths"].items() if "provider_key" in p}
+    assert documented[f"{BASE.replace('@current', '{env}')}/provider_keys/{{key_id}}/"] == [
+        "delete", "get", "patch", "put"]
+    assert len(documented) == 8, "the /api/projects/ twins and slash-less forms are hidden"

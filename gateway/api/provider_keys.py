@@ -505,23 +505,32 @@ def provider_keys_router(deps: ProviderKeyApiDeps) -> APIRouter:
 
         return await answer(work)
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    every = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     for prefix in ("/api/environments/{env}/llm_analytics", "/api/projects/{env}/llm_analytics"):
         keys = f"{prefix}/provider_keys"
-        routes: list[tuple[str, Callable[..., Awaitable[Response]]]] = [
-            (f"{prefix}/provider_key_validations", key_validations),
-            (keys, collection),
-            (f"{keys}/trial_evaluations", trial_collection),
-            (f"{keys}/{{key_id}}", item),
-            (f"{keys}/{{key_id}}/validate", validate_action),
-            (f"{keys}/{{key_id}}/assign", assign_action),
-            (f"{keys}/{{key_id}}/dependent_configs", dependents_action),
-            (f"{keys}/{{key_id}}/trial_evaluations", trial_item),
+        routes: list[tuple[str, Callable[..., Awaitable[Response]], tuple[str, ...]]] = [
+            (f"{prefix}/provider_key_validations", key_validations, ("POST",)),
+            (keys, collection, ("GET", "POST")),
+            (f"{keys}/trial_evaluations", trial_collection, ("GET",)),
+            (f"{keys}/{{key_id}}", item, ("GET", "PATCH", "PUT", "DELETE")),
+            (f"{keys}/{{key_id}}/validate", validate_action, ("POST",)),
+            (f"{keys}/{{key_id}}/assign", assign_action, ("POST",)),
+            (f"{keys}/{{key_id}}/dependent_configs", dependents_action, ("GET",)),
+            (f"{keys}/{{key_id}}/trial_evaluations", trial_item, ("GET",)),
         ]
-        for path, endpoint in routes:
+        documented = prefix.startswith("/api/environments/")
+        for path, endpoint, allowed in routes:
             for variant in (path + "/", path):  # no redirect: a POST body would be lost
+                for method in allowed:
+                    router.add_api_route(
+                        variant, endpoint, methods=[method],
+                        include_in_schema=documented and variant.endswith("/"),
+                        operation_id=f"{endpoint.__name__}_{method.lower()}",
+                    )
+                # Any other method reaches the handler too, which answers PostHog's 405.
                 router.add_api_route(
-                    variant, endpoint, methods=methods, include_in_schema=variant.endswith("/")
+                    variant, endpoint, methods=[m for m in every if m not in allowed],
+                    include_in_schema=False,
                 )
     return router
 

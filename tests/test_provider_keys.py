@@ -460,6 +460,10 @@ def test_router_view_order_and_defaults(caller: Caller) -> None:
     assert UPSTREAM_KEY not in repr(openai[0]), "the secret stays out of repr"
     assert [k.id for k in caller.keys() if k.provider == "anthropic"] == [claude]
 
+    caller.server.call(caller.server.runtime.store.provider_keys.mark_used([claude]))
+    assert _ok(caller.client.get(f"{KEYS}{claude}/"))["last_used_at"] is not None
+    assert _ok(caller.client.get(f"{KEYS}{older}/"))["last_used_at"] is None
+
     # Making another key the default moves the flag (one default per provider).
     _ok(caller.client.patch(f"{KEYS}{older}/", json={"is_default": True}))
     flags = {k.id: k.is_default for k in caller.keys() if k.provider == "openai"}

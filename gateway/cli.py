@@ -1,4 +1,5 @@
-"""The ``gateway`` command: ``serve``, ``migrate`` and ``keys create|list|revoke``.
+"""The ``gateway`` command: ``serve``, ``migrate``, ``keys create|list|revoke``,
+``encryption-key`` and ``provider-keys reencrypt``.
 
 Every command applies pending migrations first (a no-op when there are none), so each works
 on a fresh data directory. Failures the operator can fix (bad input, unknown key, unreachable
@@ -20,8 +21,19 @@ from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.scopes import ALIASES, NATIVE_SCOPES, UnknownScope, expand
 from gateway.settings import Settings
-from gateway.store import DEFAULT_ORG, AmbiguousKey, ControlStore, KeyNotFound, KeyRecord
+from gateway.store import (
+    DEFAULT_ORG,
+    MISSING_KEY_MESSAGE,
+    AmbiguousKey,
+    ControlStore,
+    DecryptionError,
+    EncryptionKeyError,
+    KeyNotFound,
+    KeyRecord,
+    generate_key,
+)
 from gateway.store._engine import display_url
 from logging_pipeline.private import restrict_umask
 
@@ -47,6 +59,8 @@ def _run_with_store(
     where = display_url(settings.resolved_database_url)
     try:
         store = ControlStore.from_settings(settings)
+    except EncryptionKeyError as exc:
+        raise CommandFailed(str(exc)) from exc
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise CommandFailed(f"invalid database URL {where}: {_reason(exc)}") from exc
     except OSError as exc:
@@ -64,6 +78,8 @@ def _run_with_store(
         return asyncio.run(run())
     except (KeyNotFound, AmbiguousKey) as exc:
         raise CommandFailed(str(exc.args[0]) if exc.args else str(exc)) from exc
+    except (EncryptionKeyError, DecryptionError) as exc:
+        raise CommandFailed(str(exc)) from exc
     except CommandError as exc:
         raise CommandFailed(f"cannot migrate the database at {where}: {exc}") from exc
     except (SQLAlchemyError, OSError) as exc:
@@ -95,6 +111,18 @@ def prepare_serving(settings: Settings) -> str | None:
         return key
 
     return _run_with_store(settings, bootstrap)
+
+
+def check_encryption_key(settings: Settings) -> None:
+    """Refuse a server database without ``GATEWAY_ENCRYPTION_KEY`` (and a malformed key).
+
+    The server refuses at startup as well (:meth:`gateway.runtime.Runtime.start`); checking
+    here first turns it into one clear line before anything else happens.
+    """
+    if settings.database_url and (
+        settings.encryption_key is None or not settings.encryption_key.get_secret_value()
+    ):
+        raise CommandFailed(MISSING_KEY_MESSAGE)
 
 
 def check_workers(settings: Settings, workers: int) -> None:
@@ -140,6 +168,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Everything the server writes (databases, bodies, journal, the embedded log's parts)
     # holds request data or key hashes: owner-only, whatever the caller's umask.
     restrict_umask()
+    check_encryption_key(settings)
     workers = settings.workers if args.workers is None else args.workers
     check_workers(settings, workers)
     warning = check_file_limit(settings)
@@ -193,12 +222,18 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        scopes = expand(args.scope) if args.scope else None
+    except UnknownScope as exc:
+        raise CommandFailed(str(exc)) from exc
+
     async def create(store: ControlStore) -> tuple[str, KeyRecord]:
-        return await store.create_key(args.org, name=args.name or None)
+        return await store.create_key(args.org, name=args.name or None, scopes=scopes)
 
     key, record = _run_with_store(settings, create)
     label = f" '{record.name}'" if record.name else ""
-    print(f"Created key{label} {record.id} for org '{record.org_name}'.")
+    print(f"Created key{label} {record.id} for org '{record.org_name}' (id {record.org_id}).")
+    print(f"Scopes: {_scopes(record.scopes)}.")
     print("Store it now; it cannot be shown again:")
     print(key)
     return 0
@@ -217,13 +252,14 @@ def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _table(records: Sequence[KeyRecord]) -> str:
-    header = ("ID", "PREFIX", "ORG", "NAME", "CREATED", "REVOKED")
+    header = ("ID", "PREFIX", "ORG", "NAME", "SCOPES", "CREATED", "REVOKED")
     rows = [
         (
             r.id,
             r.prefix,
             r.org_name,
             r.name or "-",
+            ",".join(sorted(r.scopes)) if r.scopes is not None else "all",
             _timestamp(r.created_at),
             _timestamp(r.revoked_at) if r.revoked_at else "active",
         )
@@ -234,6 +270,12 @@ def _table(records: Sequence[KeyRecord]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     )
+
+
+def _scopes(scopes: frozenset[str] | None) -> str:
+    if scopes is None:
+        return "all (full access)"
+    return ", ".join(sorted(scopes)) if scopes else "none"
 
 
 def _timestamp(value: datetime) -> str:
@@ -250,6 +292,23 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
         f"Key {record.id} ({record.prefix}, org '{record.org_name}') is revoked since "
         f"{_timestamp(record.revoked_at)}."
     )
+    return 0
+
+
+# --- encryption keys ----------------------------------------------------------------------
+
+
+def _encryption_key(args: argparse.Namespace, settings: Settings) -> int:
+    print(generate_key())
+    return 0
+
+
+def _provider_keys_reencrypt(args: argparse.Namespace, settings: Settings) -> int:
+    async def reencrypt(store: ControlStore) -> int:
+        return await store.provider_keys.reencrypt()
+
+    changed = _run_with_store(settings, reencrypt)
+    print(f"Re-encrypted {changed} provider key(s) with the first key of GATEWAY_ENCRYPTION_KEY.")
     return 0
 
 
@@ -303,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="create a key (printed as the last line)")
     create.add_argument("--org", type=_non_empty, default=DEFAULT_ORG, help="organisation name")
     create.add_argument("--name", help="a label for the key")
+    create.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="limit the key to this scope (repeatable; default: full access). Native: "
+        f"{', '.join(sorted(NATIVE_SCOPES))}; PostHog aliases: {', '.join(sorted(ALIASES))}",
+    )
     create.set_defaults(handler=_keys_create)
 
     listing = key_commands.add_parser("list", help="list keys (never shows the keys)")
@@ -312,6 +378,22 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key", metavar="KEY_ID_OR_PREFIX", help="key id or its prefix")
     revoke.set_defaults(handler=_keys_revoke)
+
+    encryption = commands.add_parser(
+        "encryption-key", help="print a new random GATEWAY_ENCRYPTION_KEY (stores nothing)"
+    )
+    encryption.set_defaults(handler=_encryption_key)
+
+    provider_keys = commands.add_parser("provider-keys", help="manage stored provider keys")
+    provider_commands = provider_keys.add_subparsers(
+        dest="provider_keys_command", required=True, metavar="ACTION"
+    )
+    reencrypt = provider_commands.add_parser(
+        "reencrypt",
+        help="re-encrypt every provider key with the first key of GATEWAY_ENCRYPTION_KEY "
+        "(after rotating it)",
+    )
+    reencrypt.set_defaults(handler=_provider_keys_reencrypt)
     return parser
 
 

@@ -15,14 +15,23 @@ import orjson
 
 from gateway.asgi import Receive, Scope, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
+from gateway.byok import ProviderKeyCache
 from gateway.context import RequestContext, read_credentials
 from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
+from gateway.keycheck import KeyValidator
 from gateway.logconfig import log_config
 from gateway.options import check_json_content_type, declared_length
 from gateway.routing import Router
+from gateway.scopes import INVOKE, TRACE_READ, allows
 from gateway.settings import Settings
-from gateway.store import DEFAULT_ORG, ControlStore, KeyIdentity
+from gateway.store import (
+    DEFAULT_ORG,
+    MISSING_KEY_MESSAGE,
+    ControlStore,
+    EncryptionKeyError,
+    KeyIdentity,
+)
 from gateway.targets import TargetPolicy
 from gateway.upstream import UpstreamClient
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
@@ -60,11 +69,25 @@ class Runtime:
         )
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
+        self.provider_keys = ProviderKeyCache(
+            self.store.provider_keys, settings.provider_key_cache_ttl_seconds
+        )
+        """BYOK for the router: ``await runtime.provider_keys.list_provider_keys(org_id,
+        provider=None)`` (gateway/byok.py)."""
+        self.key_validator = KeyValidator(
+            lambda: self.upstream.session,
+            {name: self.providers.config(name).base_url for name in self.providers.table.routed()},
+            self.targets,
+        )
         self.writer: LogSink | None = None
         self.prices: PriceTable | None = None
         self._router: Router | None = None
 
     async def start(self) -> None:
+        if self.store.keyring is None:
+            # A server database without GATEWAY_ENCRYPTION_KEY: refuse rather than store
+            # provider keys that no other process (or a restart with a new key) could read.
+            raise EncryptionKeyError(MISSING_KEY_MESSAGE)
         await self.store.migrate()
         if self.settings.allow_anonymous:
             org_id = await self.store.ensure_org(DEFAULT_ORG)
@@ -119,6 +142,13 @@ class Runtime:
         authenticate, start the capture, read the body (checking it is JSON first when
         ``json_body``); returns the body. Errors raised here are recorded by the capture."""
         identity = await self.authenticate(ctx.request_credentials(headers))
+        if identity.scopes is not None and INVOKE not in identity.scopes:
+            raise GatewayError(
+                403,
+                f"This gateway key lacks the '{INVOKE}' scope needed to send requests through "
+                "the gateway.",
+                code="missing_scope",
+            )
         ctx.identity = identity
         capture = None
         if self.writer is not None:
@@ -148,9 +178,16 @@ class Runtime:
         return price.max_output_tokens
 
     async def authenticate_org(self, headers: dict[str, str]) -> str:
-        """The org of a REST API caller (same keys and rules as the data plane)."""
+        """The org of a request-log API caller (same keys and rules as the data plane); a key
+        without the log's read scope gets Helicone's 403 (``"Forbidden"``)."""
         identity = await self.authenticate(read_credentials(headers))
+        if not allows(identity.scopes, TRACE_READ):
+            raise GatewayError(403, "Forbidden", code="missing_scope")
         return identity.org_id
+
+    async def authenticate_identity(self, headers: dict[str, str]) -> KeyIdentity:
+        """The identity of a REST API caller; scopes are the router's to check."""
+        return await self.authenticate(read_credentials(headers))
 
     async def query_log(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         if self.writer is None:

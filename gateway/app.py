@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import __version__
 from gateway.api import RequestApiDeps, include_request_api
+from gateway.api.models import include_model_registry
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
@@ -89,6 +90,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             max_body_bytes=min(settings.max_body_bytes, QUERY_MAX_BODY_BYTES),
         ),
     )
+    include_model_registry(app, lambda: runtime.listing)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     return DataPlane(app, runtime)

@@ -1,5 +1,5 @@
 """The ``gateway`` command: ``serve``, ``migrate``, ``keys create|list|revoke``,
-``encryption-key`` and ``provider-keys reencrypt``.
+``encryption-key``, ``provider-keys reencrypt`` and ``models``.
 
 Every command applies pending migrations first (a no-op when there are none), so each works
 on a fresh data directory. Failures the operator can fix (bad input, unknown key, unreachable
@@ -15,8 +15,11 @@ import resource
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, TypeVar
 
+import orjson
 from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,6 +39,10 @@ from gateway.store import (
 )
 from gateway.store._engine import display_url
 from logging_pipeline.private import restrict_umask
+from providers.cost import ModelPrice
+
+if TYPE_CHECKING:
+    from providers.registry import Model
 
 T = TypeVar("T")
 
@@ -310,6 +317,118 @@ def _provider_keys_reencrypt(args: argparse.Namespace, settings: Settings) -> in
     changed = _run_with_store(settings, reencrypt)
     print(f"Re-encrypted {changed} provider key(s) with the first key of GATEWAY_ENCRYPTION_KEY.")
     return 0
+# --- models -------------------------------------------------------------------------------
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    """List the model registry: each model's providers, prices and where each price is from.
+
+    Needs no database (reads only the registry), so it works before ``migrate``.
+    """
+    from providers.registry import Registry
+
+    registry = Registry.load()
+    models = registry.models()
+    if args.model:
+        wanted = {registry.resolve(name) or name for name in args.model}
+        models = tuple(m for m in models if m.id in wanted)
+        unknown = sorted(wanted - {m.id for m in models})
+        if unknown:
+            raise CommandFailed(f"not in the model registry: {', '.join(unknown)}")
+    if args.json:
+        print(orjson.dumps([_model_json(m) for m in models], option=orjson.OPT_INDENT_2).decode())
+        return 0
+    header = ("MODEL", "PROVIDER", "PROVIDER MODEL ID", "INPUT", "OUTPUT", "CACHE READ",
+              "CACHE WRITE", "SOURCE")  # fmt: skip
+    rows = [
+        (
+            model.id,
+            offering.provider,
+            offering.provider_model_id,
+            *_price_cells(offering.price),
+            offering.source_label,
+        )
+        for model in models
+        for offering in model.offerings
+    ]
+    print(_columns(header, rows))
+    print("Prices: USD per 1M tokens (base tier; 'gateway models --json' shows tiers).")
+    return 0
+
+
+def _price_cells(price: ModelPrice | None) -> tuple[str, str, str, str]:
+    if price is None:
+        return ("-", "-", "-", "-")
+    return (
+        _usd(price.input),
+        _usd(price.output),
+        _usd(price.cache_read) if price.cache_read is not None else "-",
+        _usd(price.cache_write) if price.cache_write is not None else "-",
+    )
+
+
+def _usd(value: Fraction) -> str:
+    """Exact where it is a finite decimal (prices always are, in practice), else 6 places."""
+    text = f"{Decimal(value.numerator) / Decimal(value.denominator):f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if len(text) <= 12 else f"{float(value):.6f}"
+
+
+def _model_json(model: Model) -> dict[str, object]:
+    return {
+        "id": model.id,
+        "name": model.name,
+        "author": model.author,
+        "kind": model.kind,
+        "aliases": list(model.aliases),
+        "context_window": model.context_window,
+        "max_output_tokens": model.max_output_tokens,
+        "input_modalities": list(model.input_modalities),
+        "output_modalities": list(model.output_modalities),
+        "capabilities": sorted(model.capabilities),
+        "offerings": [
+            {
+                "provider": o.provider,
+                "provider_model_id": o.provider_model_id,
+                "routed": o.routed,
+                "endpoints": sorted(o.endpoints),
+                "context_window": o.context_window,
+                "max_output_tokens": o.max_output_tokens,
+                "price_source": o.price_source,
+                "price_from": o.price_from,
+                "prices": _prices_json(o.price),
+            }
+            for o in model.offerings
+        ],
+    }
+
+
+def _prices_json(price: ModelPrice | None) -> dict[str, object] | None:
+    """USD per 1M tokens as decimal strings (exact), with tiers."""
+    if price is None:
+        return None
+    fields = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning",
+              "audio_input", "audio_output")  # fmt: skip
+    prices: dict[str, object] = {
+        name: _usd(value) for name in fields if (value := getattr(price, name)) is not None
+    }
+    prices["tiers"] = [
+        {
+            "above_prompt_tokens": tier.above_prompt_tokens,
+            **{name: _usd(v) for name in fields if (v := getattr(tier, name)) is not None},
+        }
+        for tier in price.tiers
+    ]
+    return prices
+
+
+def _columns(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
 
 
 # --- argument parsing ---------------------------------------------------------------------
@@ -394,6 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(after rotating it)",
     )
     reencrypt.set_defaults(handler=_provider_keys_reencrypt)
+    models = commands.add_parser(
+        "models", help="list the model registry: providers, prices and their sources"
+    )
+    models.add_argument("model", nargs="*", help="only these models (any of their names)")
+    models.add_argument("--json", action="store_true", help="machine-readable, with tiers")
+    models.set_defaults(handler=_models)
     return parser
 
 

@@ -59,6 +59,9 @@ class DataPlane:
             unified: tuple[Route, Handler] = ("unified", self._make_unified(endpoint))
             routes[endpoint] = routes["/v1" + endpoint] = unified
         routes["/models"] = routes["/v1/models"] = ("models", self._models)
+        routes["/models/multimodal"] = routes["/v1/models/multimodal"] = (
+            "models", self._multimodal_models,
+        )  # fmt: skip
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,22 +166,33 @@ class DataPlane:
         headers: dict[str, str],
         ex: RequestContext,
     ) -> None:
-        """``GET /v1/models``: the union of every configured provider's model list.
+        """``GET /v1/models``: every registry model a configured provider serves.
 
-        Public like the reference (no key needed). The default provider's ids are listed as
-        they are; other providers' ids get their ``/provider`` suffix so that every listed
-        id is a valid ``model`` string. A provider that fails to answer is left out.
+        Public like the reference (no key needed), and free: the body was computed once at
+        startup from the model registry (:mod:`gateway.listing` has the id conventions), so
+        no request reaches a provider.
         """
         if scope["method"] != "GET":
             raise GatewayError(405, f"Method {scope['method']} not allowed; use GET /v1/models.")
-        data = await self.runtime.list_models()
-        await send_bytes(
-            send,
-            200,
-            orjson.dumps({"object": "list", "data": data}),
-            ex.base_headers,
-            b"application/json",
-        )
+        body = self.runtime.listing.models_body
+        await send_bytes(send, 200, body, ex.base_headers, b"application/json")
+
+    async def _multimodal_models(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        ex: RequestContext,
+    ) -> None:
+        """``GET /v1/models/multimodal``: the models of ``/v1/models`` that take more than
+        one input modality or give more than one output modality."""
+        if scope["method"] != "GET":
+            raise GatewayError(
+                405, f"Method {scope['method']} not allowed; use GET /v1/models/multimodal."
+            )
+        body = self.runtime.listing.multimodal_body
+        await send_bytes(send, 200, body, ex.base_headers, b"application/json")
 
 
 def _with_request_id(send: Send, ctx: RequestContext) -> Send:

@@ -44,63 +44,60 @@ from gateway.translate import (
 )
 from gateway.upstream import upstream_request_headers
 from providers.adapter import TranslationError
-from providers.cost import ModelPrice, PriceTable
 from providers.failover import Outcome, final_error, triggers_failover
 from providers.grammar import GrammarError, ModelSpec
 from providers.health import Health
 from providers.plan import Attempt, KeySources, Offer, Planner, RoundRobin
+from providers.registry import Registry
 from providers.responses import responses_to_chat
-from providers.routing import DEFAULT_PROVIDER, ProviderDirectory
+from providers.routing import DEFAULT_PROVIDER
 from providers.spec import ProviderSpec
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
 
-class PriceRegistry:
-    """The planner's view of the price table: which routed providers offer a model, at what
-    list price (input + output per 1M tokens ranks them)."""
+class RegistryView:
+    """The planner's view of the model registry: which routed providers offer a model, ranked
+    by list price (input + output per 1M tokens).
 
-    __slots__ = ("_directory", "_prices")
+    Only the registry's own canonical id (``llama-3.3-70b``, ``claude-sonnet-4.5``) is
+    translated to each provider's id; an alias, a provider's id or a dated snapshot is sent as
+    the client wrote it (``…-latest`` must stay "latest", a snapshot that snapshot).
+    """
 
-    def __init__(self, prices: PriceTable, directory: ProviderDirectory) -> None:
-        self._prices = prices
-        self._directory = directory
+    __slots__ = ("_registry",)
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
 
     def offerings(self, model_id: str) -> list[Offer]:
-        """The routed providers' offers of ``model_id``. Only the registry's own canonical id
-        (``llama-3.3-70b``, ``claude-sonnet-4.5``) is translated to each provider's id; an
-        alias, a provider's id or a dated snapshot is sent as the client wrote it (``…-latest``
-        must stay "latest", a snapshot must stay that snapshot)."""
-        found = self._prices.offerings(model_id)
-        if found is None:
+        registry = self._registry
+        canonical = registry.resolve(model_id)
+        if canonical is None:
             return []
-        canonical, prices = found
         as_written = None if model_id.strip().lower() == canonical.lower() else model_id
-        routed = self._directory.table.routed()
         return [
-            _offer(routed[price.provider], price, as_written)
-            for price in prices
-            if price.provider in routed
+            Offer(
+                offering.provider,
+                as_written or offering.provider_model_id,
+                offering.per_million,
+                offering.endpoints,
+            )
+            for offering in registry.offerings(canonical)
+            if offering.routed
         ]
-
-
-def _offer(spec: ProviderSpec, price: ModelPrice, as_written: str | None) -> Offer:
-    served = frozenset({*spec.endpoints, *spec.translated})
-    return Offer(
-        spec.name, as_written or price.provider_model_id, price.input + price.output, served
-    )
 
 
 class Router:
     """The planning step of one process: planner, balancer and provider health."""
 
-    def __init__(self, runtime: Runtime, prices: PriceTable) -> None:
+    def __init__(self, runtime: Runtime, registry: Registry) -> None:
         self.runtime = runtime
         directory = runtime.providers
         self.health = Health()
         self.planner = Planner(
-            PriceRegistry(prices, directory),
+            RegistryView(registry),
             tuple(directory.table.routed()),
             balancer=RoundRobin(),
             health=self.health,

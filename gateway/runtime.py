@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import orjson
 
 from gateway.asgi import Receive, Scope, read_body
@@ -20,6 +21,7 @@ from gateway.context import RequestContext, read_credentials
 from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
 from gateway.keycheck import KeyValidator
+from gateway.listing import ModelListing
 from gateway.logconfig import log_config
 from gateway.options import check_json_content_type, declared_length
 from gateway.routing import Router
@@ -39,12 +41,15 @@ from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
 from logging_pipeline.sink import LogSink
 from logging_pipeline.writer import LogWriter, open_log_writer
-from providers.cost import PriceTable
-from providers.routing import DEFAULT_PROVIDER, ProviderConfig, ProviderDirectory
+from providers.registry import Registry
+from providers.routing import ProviderConfig, ProviderDirectory
+
+LOCAL_MODELS_TIMEOUT_SECONDS = 2.0
+"""How long startup waits for a local server's model list (it is then listed without it)."""
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 """``max_tokens`` sent to a provider that requires it (Anthropic) when the client gave none and
-the model's own limit is unknown (not in ``providers/models.json``)."""
+the model's own limit is unknown (not in the model registry)."""
 
 logger = logging.getLogger("gateway.runtime")
 
@@ -80,7 +85,8 @@ class Runtime:
             self.targets,
         )
         self.writer: LogSink | None = None
-        self.prices: PriceTable | None = None
+        self.registry: Registry | None = None
+        self._listing: ModelListing | None = None
         self._router: Router | None = None
 
     async def start(self) -> None:
@@ -95,10 +101,53 @@ class Runtime:
             self.authenticator = Authenticator(self.key_cache, anonymous)
         await self.upstream.start()
         await self.fetcher.start()
-        self.prices = await asyncio.to_thread(PriceTable.load)
-        self._router = Router(self, self.prices)
+        self.registry = await asyncio.to_thread(Registry.load)
+        self._router = Router(self, self.registry)
+        usable = self.providers.usable()
+        local = await self._local_models([c for c in usable if c.spec.local])
+        self._listing = ModelListing(
+            self.registry, [c.spec.name for c in usable], self.providers.table, local
+        )
         if self.settings.logging_enabled:
             await self._start_logging()
+
+    async def _local_models(self, configs: list[ProviderConfig]) -> list[dict[str, Any]]:
+        """The model lists of configured local servers (``ollama``), asked once at startup.
+
+        A local server's models are whatever its operator installed, so no registry can list
+        them; they join ``/v1/models`` as ``<id>/<provider>``. Asked once, with a short
+        timeout, never per request; a server that does not answer is left out (logged).
+        """
+        configs = [c for c in configs if "/models" in c.spec.endpoints]
+        results = await asyncio.gather(
+            *(self._provider_models(config) for config in configs), return_exceptions=True
+        )
+        models: list[dict[str, Any]] = []
+        for config, result in zip(configs, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.info("model list from %s failed: %r", config.spec.name, result)
+                continue
+            models.extend(result)
+        return models
+
+    async def _provider_models(self, config: ProviderConfig) -> list[dict[str, Any]]:
+        headers = dict([config.spec.auth_header(config.api_key)]) if config.api_key else {}
+        timeout = aiohttp.ClientTimeout(total=LOCAL_MODELS_TIMEOUT_SECONDS)
+        session = self.upstream.session
+        async with session.get(config.base_url + "/models", headers=headers, timeout=timeout) as r:
+            r.raise_for_status()
+            body = orjson.loads(await r.read())
+        data = body.get("data", []) if isinstance(body, dict) else []
+        return [
+            {
+                "id": f"{item['id']}/{config.spec.name}",
+                "object": "model",
+                "created": item.get("created", 0) if isinstance(item.get("created"), int) else 0,
+                "owned_by": str(item.get("owned_by", config.spec.name)),
+            }
+            for item in data
+            if isinstance(item, dict) and isinstance(item.get("id"), str)
+        ]
 
     async def _start_logging(self) -> None:
         """Open this process's record journal and start the writer that consumes it: in a
@@ -115,7 +164,7 @@ class Runtime:
                 )
                 await consumer.start()
             else:
-                consumer = await open_log_writer(config, journal.directory)
+                consumer = await open_log_writer(config, journal.directory, self.registry)
         except BaseException:
             journal.close()
             raise
@@ -164,15 +213,22 @@ class Runtime:
 
     @property
     def router(self) -> Router:
-        """The planning step (built at start, once the price table is loaded)."""
+        """The planning step (built at start, once the registry is loaded)."""
         if self._router is None:
             raise RuntimeError("Runtime.start() was not called")
         return self._router
 
+    @property
+    def listing(self) -> ModelListing:
+        """The model listings (``/v1/models``…), built once at start."""
+        if self._listing is None:
+            raise GatewayError(503, "The gateway is starting; try again shortly.")
+        return self._listing
+
     def max_output_tokens(self, provider: str, model: str) -> int:
-        """The model's output limit from the price table (a translation's default
+        """The model's output limit from the registry (a translation's default
         ``max_tokens``), else :data:`DEFAULT_MAX_OUTPUT_TOKENS`."""
-        price = self.prices.lookup(provider, model) if self.prices is not None else None
+        price = self.registry.lookup(provider, model) if self.registry is not None else None
         if price is None or not price.max_output_tokens:
             return DEFAULT_MAX_OUTPUT_TOKENS
         return price.max_output_tokens
@@ -205,37 +261,3 @@ class Runtime:
 
     async def authenticate(self, credentials: Credentials) -> KeyIdentity:
         return await self.authenticator.authenticate(credentials)
-
-    async def list_models(self) -> list[dict[str, Any]]:
-        """Every usable provider's ``/models`` (those that serve it), fetched concurrently;
-        failures are skipped."""
-        configs = [c for c in self.providers.usable() if "/models" in c.spec.endpoints]
-        results = await asyncio.gather(
-            *(self._provider_models(config) for config in configs), return_exceptions=True
-        )
-        models: list[dict[str, Any]] = []
-        for config, result in zip(configs, results, strict=True):
-            if isinstance(result, BaseException):
-                logger.info("model list from %s failed: %r", config.spec.name, result)
-                continue
-            models.extend(result)
-        return models
-
-    async def _provider_models(self, config: ProviderConfig) -> list[dict[str, Any]]:
-        headers = dict([config.spec.auth_header(config.api_key)]) if config.api_key else {}
-        async with self.upstream.session.get(config.base_url + "/models", headers=headers) as r:
-            r.raise_for_status()
-            body = orjson.loads(await r.read())
-        suffix = "" if config.spec.name == DEFAULT_PROVIDER else f"/{config.spec.name}"
-        out = []
-        for item in body.get("data", []):
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                out.append(
-                    {
-                        "id": item["id"] + suffix,
-                        "object": "model",
-                        "created": item.get("created", 0),
-                        "owned_by": item.get("owned_by", config.spec.name),
-                    }
-                )
-        return out

@@ -2,7 +2,7 @@
 
 This is where a request's bytes are understood: bodies parsed, usage read (or rebuilt from a
 stream, or estimated with tiktoken when the provider gave none), the effective model chosen
-(``Helicone-Model-Override`` first), and the cost computed from the price table.
+(``Helicone-Model-Override`` first), and the cost computed from the model registry.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import orjson
 from logging_pipeline.capture import Capture
 from logging_pipeline.estimate import TokenEstimator, prompt_text
 from logging_pipeline.schema import INSERT_COLUMNS
-from providers.cost import PriceTable
 from providers.formats import response_reader
+from providers.registry import Registry
 from providers.usage import Usage
 
 _NO_USAGE = Usage()
@@ -96,7 +96,7 @@ def _ms(start: float, end: float | None) -> int | None:
 
 
 def build_record(
-    capture: Capture, prices: PriceTable, estimator: TokenEstimator, location: str = "local"
+    capture: Capture, prices: Registry, estimator: TokenEstimator, location: str = "local"
 ) -> BuiltRecord:
     """Understand one capture. Never raises for odd bodies: unknown shapes just carry no usage.
 

@@ -26,7 +26,7 @@ from logging_pipeline.clickhouse import ChdbTransport, LogStoreError, LogTranspo
 from logging_pipeline.journal import JournalAppender, JournalReader, adopt_orphans, pending_bytes
 from logging_pipeline.schema import REQUEST_TABLE
 from logging_pipeline.writer import LogWriter
-from providers.cost import PriceTable
+from providers.registry import Registry
 
 _REPO = Path(__file__).resolve().parents[1]
 # Fixed, so the killed-writer subprocess (which imports this module) writes the same org.
@@ -137,7 +137,7 @@ def make_writer(transport: LogTransport, tmp_path: Path, **kwargs: Any) -> LogWr
     options: dict[str, Any] = {"flush_rows": 20, "flush_ms": 30, "max_backoff": 0.3}
     options.update(kwargs)
     return LogWriter(
-        transport, LocalBodyStore(tmp_path / "bodies"), PriceTable.load(), tmp_path / "journal",
+        transport, LocalBodyStore(tmp_path / "bodies"), Registry.load(), tmp_path / "journal",
         **options,
     )
 
@@ -280,7 +280,7 @@ _KILLED_WRITER = textwrap.dedent(
     from logging_pipeline.clickhouse import LogStoreError
     from logging_pipeline.journal import JournalAppender
     from logging_pipeline.writer import LogWriter
-    from providers.cost import PriceTable
+    from providers.registry import Registry
     from tests.test_writer import capture
 
     class Down:
@@ -293,7 +293,7 @@ _KILLED_WRITER = textwrap.dedent(
     async def main():
         root = Path(sys.argv[1])
         journal = JournalAppender(root / "journal")
-        writer = LogWriter(Down(), LocalBodyStore(root / "bodies"), PriceTable.load(),
+        writer = LogWriter(Down(), LocalBodyStore(root / "bodies"), Registry.load(),
                            root / "journal", own=journal.directory, flush_rows=10,
                            flush_ms=20, max_backoff=0.1)
         await writer.start()

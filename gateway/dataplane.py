@@ -154,7 +154,10 @@ class DataPlane:
             raise GatewayError(400, "'model' must be a string.", param="model")
         authorization = credentials.provider_authorization
         client_key = bearer_token(authorization) if authorization else None
-        attempts = runtime.router.plan(model, endpoint, client_key)
+        assert ctx.identity is not None  # authenticated by start_request
+        attempts = await runtime.router.plan_request(
+            model, endpoint, client_key, ctx.identity.org_id
+        )
         exchange = Exchange(runtime, ctx, endpoint, payload, raw, headers)
         await exchange.walk(attempts, client_key, receive, send)
 

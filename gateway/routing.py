@@ -24,6 +24,7 @@ provider: the model's ``/provider``, else the default (``openai``); it is the on
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.relay import forward
 from gateway.sse import request_usage_chunk
+from gateway.store import ProviderKeyRecord
 from gateway.translate import (
     ExchangeTranslation,
     adapter_for,
@@ -47,7 +49,15 @@ from providers.adapter import TranslationError
 from providers.failover import Outcome, final_error, triggers_failover
 from providers.grammar import GrammarError, ModelSpec
 from providers.health import Health
-from providers.plan import Attempt, KeySources, Offer, Planner, RoundRobin
+from providers.plan import (
+    Attempt,
+    KeyRecord,
+    KeySources,
+    Offer,
+    Planner,
+    ProviderKey,
+    RoundRobin,
+)
 from providers.registry import Registry
 from providers.responses import responses_to_chat
 from providers.routing import DEFAULT_PROVIDER
@@ -104,7 +114,26 @@ class Router:
             default_provider=DEFAULT_PROVIDER,
         )
 
-    def plan(self, model: str, endpoint: str, client_key: str | None) -> list[Attempt]:
+    async def plan_request(
+        self, model: str, endpoint: str, client_key: str | None, org_id: str
+    ) -> list[Attempt]:
+        """:meth:`plan` with the organisation's own provider keys (BYOK), unless the client
+        sent its own key (which names one provider and is the only attempt)."""
+        byok: dict[str, list[KeyRecord]] = {}
+        if client_key is None:
+            for record in await self.runtime.provider_keys.list_provider_keys(org_id):
+                # The grammar's ``model/provider/<deployment>`` names a key's deployment id.
+                key = ProviderKey(record.id, record.deployment_id, record)
+                byok.setdefault(record.provider, []).append(key)
+        return self.plan(model, endpoint, client_key, byok)
+
+    def plan(
+        self,
+        model: str,
+        endpoint: str,
+        client_key: str | None,
+        byok: Mapping[str, Sequence[KeyRecord]] | None = None,
+    ) -> list[Attempt]:
         """The attempts for ``model`` on ``endpoint`` (a 400 naming what is wrong)."""
         directory = self.runtime.providers
         try:
@@ -114,7 +143,9 @@ class Router:
                 attempts = self._client_key_plan(spec, endpoint)
             else:
                 credits = frozenset(config.spec.name for config in directory.usable())
-                keys = KeySources(credits=credits, credits_for_unlisted=True)
+                keys = KeySources(
+                    byok=byok or {}, credits=credits, credits_for_unlisted=True
+                )
                 attempts = self.planner.plan(spec, keys, endpoint=endpoint)
         except GrammarError as exc:
             message = exc.message
@@ -209,12 +240,17 @@ class Exchange:
         provider's format cannot express)."""
         config = self.runtime.providers.config(attempt.provider)
         spec = config.spec
+        base, recorded = config.base_url, config.recorded_base_url
+        record = attempt.deployment
+        if isinstance(record, ProviderKeyRecord) and record.deployment.base_url:
+            # The org's own endpoint for this provider (checked against the allow-list when
+            # the key was stored); recorded as a placeholder, it may name internal hosts.
+            base = record.deployment.base_url.rstrip("/")
+            recorded = f"{{byok:{record.deployment_id}}}"
         if self.endpoint in spec.endpoints:
-            return self._native(attempt, spec, config.base_url, config.recorded_base_url, key)
+            return self._native(attempt, spec, base, recorded, key)
         try:
-            return await self._translated(
-                attempt, spec, config.base_url, config.recorded_base_url, key
-            )
+            return await self._translated(attempt, spec, base, recorded, key)
         except TranslationError as exc:
             raise translation_error(exc, spec.name) from exc
 
@@ -281,9 +317,13 @@ class Exchange:
         )
 
     def key_for(self, attempt: Attempt, client_key: str | None) -> str | None:
-        """The key an attempt is sent with: the client's own, else the managed one."""
+        """The key an attempt is sent with: the client's own, the org's (BYOK), else the
+        operator's managed key (credits)."""
         if client_key is not None:
             return client_key
+        record = attempt.deployment
+        if isinstance(record, ProviderKeyRecord):
+            return record.api_key
         return self.runtime.providers.config(attempt.provider).api_key
 
     async def walk(

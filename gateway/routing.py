@@ -344,6 +344,7 @@ class Exchange:
                     raise
                 outcomes.append(Outcome(attempt.source, exc.status, orjson.loads(exc.body())))
                 if last:
+                    ctx.response_headers = None
                     raise _all_failed(outcomes) from exc
                 continue
             self._record(call, attempt)
@@ -364,6 +365,7 @@ class Exchange:
                             self._note(attempt, status, started)
                             if not last:
                                 continue
+                            ctx.response_headers = None
                             raise _all_failed(outcomes)
                     if status < 400:
                         health.success(attempt.provider, attempt.key_id)
@@ -379,6 +381,7 @@ class Exchange:
                     raise
                 outcomes.append(Outcome(attempt.source, exc.status, orjson.loads(exc.body())))
                 if last:
+                    ctx.response_headers = None
                     raise _all_failed(outcomes) from exc
 
     def _record(self, call: UpstreamCall, attempt: Attempt) -> None:
@@ -397,6 +400,7 @@ class Exchange:
 
 
 def _all_failed(outcomes: list[Outcome]) -> GatewayError:
+    """The error of a walk whose every attempt failed (no fallback index: none served)."""
     status, body = final_error(outcomes)
     error = body["error"]
     return GatewayError(

@@ -158,6 +158,7 @@ def test_when_every_attempt_fails_the_most_actionable_error_wins(
     assert [(d["source"], d["statusCode"]) for d in details] == [
         ("my-model/openai/credits", 429), ("my-model/groq/credits", 401)
     ]
+    assert "helicone-fallback-index" not in caught.value.response.headers  # none served
     row = record(server, caught.value.response.headers["helicone-id"])
     assert row["status"] == 401 and len(json.loads(row["attempts"])) == 2
 

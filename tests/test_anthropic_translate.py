@@ -39,7 +39,7 @@ from providers.anthropic import (
     usage_from_message,
 )
 from providers.usage import Usage
-from tests.emulator.validation import _tighten
+from tests.emulator.validation import tighten
 
 FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -83,7 +83,7 @@ def assert_anthropic_request(body: dict[str, Any]) -> None:
             if key[0]
             else module.MessageCreateParamsNonStreaming
         )
-        _validators[key] = SchemaValidator(_tighten(TypeAdapter(kind).core_schema))
+        _validators[key] = SchemaValidator(tighten(TypeAdapter(kind).core_schema))
     _validators[key].validate_json(orjson.dumps(body), strict=True)
 
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import orjson
+import pytest
+
 from gateway.asgi import Message
 from gateway.context import RequestContext, parse_options
 from gateway.relay import Recorder, forward, response_headers
+from gateway.translate import ExchangeTranslation
 from logging_pipeline.capture import Capture
+from providers.anthropic import AnthropicAdapter
 
 
 class _Content:
@@ -213,3 +218,63 @@ def test_the_recorder_is_a_pass_through_stage() -> None:
     assert recorder.flush() == b""
     assert recorder.body() == b"abc"
     assert recorder.first_byte_at is not None
+
+
+def _sse(event: str, data: dict[str, object]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+ANTHROPIC_EVENTS = [
+    _sse("message_start", {"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 7, "output_tokens": 1}}}),
+    _sse("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+    _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": "Hel"}}),
+    _sse("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": "lo"}}),
+    _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+    _sse("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                           "usage": {"output_tokens": 2}}),
+    _sse("message_stop", {"type": "message_stop"}),
+]
+
+
+@pytest.mark.parametrize("client_format", ["chat", "responses"])
+async def test_a_translated_stream_sends_each_upstream_event_before_the_next_arrives(
+    client_format: str,
+) -> None:
+    """Anthropic events in, chat chunks or Responses events out: every text delta reaches the
+    client in the same step as the upstream event that carried it."""
+    request = {"model": "claude-sonnet-4-5", "input": "hi"}
+    translation = ExchangeTranslation(
+        AnthropicAdapter(), True, request if client_format == "responses" else None
+    )
+    ctx = _ctx()
+    upstream = UpstreamDouble()
+    client = Client()
+    task = asyncio.create_task(
+        forward(ctx, upstream, client.receive, client.send, translation)
+    )
+    seen = 0
+    for event in ANTHROPIC_EVENTS:
+        delta = orjson.loads(event.split(b"data: ", 1)[1]).get("delta", {})
+        await upstream.gate.put(event[:-1])  # all but the final newline: not complete yet
+        await _settle()
+        assert len(client.chunks()) == seen
+        await upstream.gate.put(event[-1:])
+        await _settle()
+        sent = client.chunks()[seen:]
+        seen = len(client.chunks())
+        if delta.get("type") == "text_delta":
+            assert sent and delta["text"].encode() in b"".join(sent)
+    await upstream.gate.put(None)
+    await task
+    body = client.body()
+    if client_format == "chat":
+        assert body.endswith(b"data: [DONE]\n\n")
+    else:
+        assert b"event: response.completed" in body

@@ -19,10 +19,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal
 
 from gateway.asgi import RawHeaders
 from gateway.auth import Credentials, resolve_credentials
 from gateway.options import new_request_id
+from gateway.retry import RetryPolicy
 from gateway.store import KeyIdentity
 from logging_pipeline.capture import Capture
 
@@ -39,6 +41,12 @@ _MODEL_OVERRIDE = "helicone-model-override"
 _OMIT_REQUEST = "helicone-omit-request"
 _OMIT_RESPONSE = "helicone-omit-response"
 _CACHE_ENABLED = "helicone-cache-enabled"
+_FALLBACKS = "helicone-fallbacks"
+_RETRY_ENABLED = "helicone-retry-enabled"
+_RETRY_NUM = "helicone-retry-num"
+_RETRY_FACTOR = "helicone-retry-factor"
+_RETRY_MIN_TIMEOUT = "helicone-retry-min-timeout"
+_RETRY_MAX_TIMEOUT = "helicone-retry-max-timeout"
 _PROPERTY_PREFIX = "helicone-property-"
 _PROPERTY_START = len(_PROPERTY_PREFIX)
 _SESSION_KEYS = {
@@ -56,6 +64,7 @@ _COUNTRY_HEADERS = (
 )
 """Set by the CDN in front of the gateway, in this order of preference."""
 _RESPONSE_ID = b"helicone-id"
+_FALLBACK_INDEX = b"helicone-fallback-index"
 _REQUEST_ID = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
 )
@@ -94,6 +103,11 @@ class HeliconeOptions:
     """``Helicone-Omit-Response: true``: the response body is not stored."""
     cache_enabled: bool = False
     """``Helicone-Cache-Enabled: true`` (recorded; the cache is a later issue)."""
+    fallbacks: str | None = None
+    """``Helicone-Fallbacks`` as sent (a JSON array, parsed by gateway/fallbacks.py): selects
+    the legacy fallback relay."""
+    retry: RetryPolicy | None = None
+    """``Helicone-Retry-Enabled: true``: the ``Helicone-Retry-*`` policy (gateway/retry.py)."""
     properties: dict[str, str] = field(default_factory=dict)
     """``Helicone-Property-<key>`` by lower-cased key, plus the session and prompt ids under
     their canonical names (``Helicone-Session-Id``…)."""
@@ -151,6 +165,10 @@ def _set_cache_enabled(options: HeliconeOptions, value: str) -> None:
     options.cache_enabled = _flag(value)
 
 
+def _set_fallbacks(options: HeliconeOptions, value: str) -> None:
+    options.fallbacks = value
+
+
 _SETTERS: Mapping[str, Callable[[HeliconeOptions, str], None]] = MappingProxyType(
     {
         _REQUEST_ID_HEADER: _set_request_id,
@@ -164,6 +182,7 @@ _SETTERS: Mapping[str, Callable[[HeliconeOptions, str], None]] = MappingProxyTyp
         _OMIT_REQUEST: _set_omit_request,
         _OMIT_RESPONSE: _set_omit_response,
         _CACHE_ENABLED: _set_cache_enabled,
+        _FALLBACKS: _set_fallbacks,
     }
 )
 """The single-valued headers, by name: what each sets on the options."""
@@ -191,6 +210,14 @@ def parse_options(headers: dict[str, str]) -> HeliconeOptions:
             properties[_SESSION_KEYS[name]] = value
     if not options.request_id:
         options.request_id = new_request_id()
+    retry = headers.get(_RETRY_ENABLED)
+    if retry is not None and _flag(retry):
+        options.retry = RetryPolicy.from_headers(
+            headers.get(_RETRY_NUM),
+            headers.get(_RETRY_FACTOR),
+            headers.get(_RETRY_MIN_TIMEOUT),
+            headers.get(_RETRY_MAX_TIMEOUT),
+        )
     for name in _COUNTRY_HEADERS:
         country = headers.get(name)
         if country and len(country) == 2 and country.isalpha():
@@ -204,6 +231,15 @@ def read_credentials(headers: dict[str, str]) -> Credentials:
     return resolve_credentials(headers.get(_AUTH), headers.get("authorization"))
 
 
+Route = Literal[
+    "unified", "models", "passthrough", "target_url", "fallbacks", "manual_log", "app"
+]
+"""Which kind of handler serves a request: a unified route (``/v1/chat/completions``…),
+``/v1/models``, a provider passthrough (``/oai``, ``/anthropic``, ``/v1/gateway/{provider}``),
+a ``Helicone-Target-Url`` relay, a ``Helicone-Fallbacks`` relay, a manual-logger endpoint, or
+the REST app."""
+
+
 @dataclass(slots=True)
 class RequestContext:
     """One request's state, from arrival to the journaled record.
@@ -214,10 +250,17 @@ class RequestContext:
 
     options: HeliconeOptions
     started: float = field(default_factory=time.perf_counter)
+    route: Route = "app"
+    """Set by the data plane when it picks the handler (later steps — cache, rate limits —
+    read it instead of looking at the path again)."""
     credentials: Credentials | None = None
     """Set by the request-start step (or earlier by a key-in-path route)."""
     identity: KeyIdentity | None = None
     """Set once the request is authenticated."""
+    response_headers: RawHeaders | None = None
+    """Extra ``Helicone-*`` response headers set by a step (the fallback index…)."""
+    retries: int = 0
+    """Answers discarded and sent again under the request's retry policy."""
     strip_usage: bool = False
     """The gateway asked upstream for a usage chunk the client did not ask for: drop it."""
     capture: Capture | None = None
@@ -272,7 +315,15 @@ class RequestContext:
             capture.finish()
             self.sink(capture)
 
+    def served_by_fallback(self, index: int) -> None:
+        """Say in the response which ``Helicone-Fallbacks`` entry answered (0-based)."""
+        self.response_headers = [(_FALLBACK_INDEX, str(index).encode())]
+
     @property
     def base_headers(self) -> RawHeaders:
-        """Headers every response carries: ``Helicone-Id``."""
-        return [(_RESPONSE_ID, self.options.request_id.encode())]
+        """Headers every response carries: ``Helicone-Id``, plus what a step added
+        (:attr:`response_headers`: ``Helicone-Fallback-Index``…)."""
+        headers = [(_RESPONSE_ID, self.options.request_id.encode())]
+        if self.response_headers:
+            headers.extend(self.response_headers)
+        return headers

@@ -31,8 +31,9 @@ from gateway.asgi import (
     send_bytes,
 )
 from gateway.auth import bearer_token
-from gateway.context import RequestContext, parse_options
+from gateway.context import RequestContext, Route, parse_options
 from gateway.errors import GatewayError, send_error
+from gateway.fallbacks import FallbackRelay
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
@@ -64,10 +65,12 @@ class DataPlane:
         self.app = app
         self.runtime = runtime
         self.passthrough = Passthrough(runtime)
-        routes: dict[str, Handler] = {}
+        self.fallbacks = FallbackRelay(runtime)
+        routes: dict[str, tuple[Route, Handler]] = {}
         for endpoint in _UNIFIED_ENDPOINTS:
-            routes[endpoint] = routes["/v1" + endpoint] = self._make_unified(endpoint)
-        routes["/models"] = routes["/v1/models"] = self._models
+            unified: tuple[Route, Handler] = ("unified", self._make_unified(endpoint))
+            routes[endpoint] = routes["/v1" + endpoint] = unified
+        routes["/models"] = routes["/v1/models"] = ("models", self._models)
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -80,10 +83,18 @@ class DataPlane:
         handler: Handler | None
         if LOG_MARK in path and is_log_endpoint(path):
             handler = self.passthrough.manual_log  # never forwarded, whatever the headers
+            ctx.route = "manual_log"
+        elif ctx.options.fallbacks is not None:
+            handler = self.fallbacks
+            ctx.route = "fallbacks"
         elif ctx.options.target_url is not None:
             handler = self.passthrough.generic
+            ctx.route = "target_url"
+        elif (known := self.routes.get(path)) is not None:
+            ctx.route, handler = known
         else:
-            handler = self.routes.get(path) or self.passthrough.match(path)
+            handler = self.passthrough.match(path)
+            ctx.route = "passthrough"
         if handler is None:
             await self.app(scope, receive, _with_request_id(send, ctx))
             return

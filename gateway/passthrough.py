@@ -119,7 +119,8 @@ def leaves_base(path: str) -> bool:
     return True
 
 
-def _check_path(scope: Scope) -> None:
+def check_path(scope: Scope) -> None:
+    """A 400 when the path would leave the target's base path (see :func:`leaves_base`)."""
     raw_path: bytes = scope.get("raw_path") or b""
     if leaves_base(scope["path"]) or leaves_base(raw_path.decode("latin-1")):
         raise GatewayError(
@@ -187,7 +188,7 @@ class Passthrough:
         ctx: RequestContext,
     ) -> None:
         path: str = scope["path"]
-        _check_path(scope)
+        check_path(scope)
         table = self.runtime.providers.table
         if path.startswith(_GATEWAY_PREFIX):
             slug, _, tail = path[len(_GATEWAY_PREFIX) :].partition("/")
@@ -227,7 +228,8 @@ class Passthrough:
             url, tail = _join(config.base_url, rest, query)
             recorded = config.recorded_base_url + redact_url(tail)
         await self._forward(
-            scope, receive, send, headers, ctx, url, recorded, name, config.spec.wire
+            scope, receive, send, headers, ctx, url, recorded, name, config.spec.wire,
+            provider_route=True,
         )
 
     async def generic(
@@ -239,7 +241,7 @@ class Passthrough:
         ctx: RequestContext,
     ) -> None:
         header = "Helicone-Target-Url"
-        _check_path(scope)
+        check_path(scope)
         key, stripped = take_path_key(scope["path"])
         if key is not None:
             scope = _without_path_key(scope, stripped)
@@ -266,11 +268,13 @@ class Passthrough:
         recorded_url: str,
         provider: str,
         wire: str,
+        provider_route: bool = False,
     ) -> None:
         """Send to ``url`` (already checked); the log records ``recorded_url`` instead.
 
-        ``wire``: the format the provider answers in, which the record is read with; on an
-        OpenAI-format route a logged streamed chat may ask for usage.
+        ``wire``: the format the provider answers in, which the record is read with. On an
+        OpenAI-format provider route a logged streamed chat may ask for usage; a
+        ``Helicone-Target-Url`` body is never rewritten (its format is only a guess).
         """
         runtime = self.runtime
         body = await runtime.start_request(ctx, scope, receive, headers)
@@ -280,7 +284,7 @@ class Passthrough:
             capture.provider = provider
             capture.target_url = recorded_url
             capture.wire = wire
-            if wire == "openai" and scope["method"] == "POST":
+            if provider_route and wire == "openai" and scope["method"] == "POST":
                 rewritten = usage_rewrite(scope["path"], body)
                 if rewritten is not None:
                     body = rewritten
@@ -341,3 +345,9 @@ def _join(base: str, path: str, query: bytes, overlap: bool = True) -> tuple[URL
     if base_path and not (url.raw_path + "/").startswith(base_path + "/"):
         raise GatewayError(400, "The path leaves the provider's base path.", code="invalid_path")
     return url, joined[len(base) :]
+
+
+def join_target(origin: str, path: str, query: bytes) -> tuple[URL, str]:
+    """A client-named target's URL (origin + the request's path and query, as
+    ``Helicone-Target-Url`` relays) and what it adds to ``origin``."""
+    return _join(origin, path, query, overlap=False)

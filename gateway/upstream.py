@@ -1,23 +1,21 @@
-"""The upstream side of a proxied request: one pooled client, and relaying its answer.
+"""The upstream side of a proxied request: one pooled client, and opening an attempt.
 
 One ``aiohttp`` session (keep-alive pool) serves every request of a process; it is created at
 startup and closed at shutdown. aiohttp was chosen by measurement: on this class of machine
 httpx 0.28's pool collapses under concurrency (see the README's performance section).
 
-Relaying rules:
-
-* non-streaming answers are read whole, then sent with ``X-Gateway-Overhead-Ms``;
-* ``text/event-stream`` answers are relayed chunk by chunk as they arrive (never buffered);
-  a client disconnect cancels the upstream request; an upstream failure after the first byte
-  ends the stream cleanly;
-* a failure before any upstream answer becomes a 502 (unreachable) or 504 (timeout), whose
-  message names the provider, never the URL (an operator's base URL may name internal
-  hosts, and error bodies are returned to the caller and stored); the URL, without its
-  query string, goes to the log at info level.
+:meth:`UpstreamClient.open` is the staged relay's *open* step: the request is sent and the
+answer's status and headers are in, nothing has reached the client. A failure before the
+answer becomes a 502 (unreachable) or 504 (timeout), whose message names the provider, never
+the URL (an operator's base URL may name internal hosts, and error bodies are returned to the
+caller and stored); the URL, without its query string, goes to the log at info level.
+:meth:`UpstreamClient.relay` opens and commits at once (:func:`gateway.relay.forward`), which
+is every route's case until failover decides between attempts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -32,6 +30,7 @@ from gateway.context import HELICONE_PREFIX, RequestContext
 from gateway.errors import GatewayError
 from gateway.pool import UpstreamConnector
 from gateway.relay import Translation, forward
+from gateway.retry import retryable
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -163,7 +162,31 @@ class UpstreamClient:
         provider: str,
         translation: Translation | None = None,
     ) -> None:
-        """Open one attempt and forward its answer to the client (open, then commit)."""
-        upstream_started = time.perf_counter()
-        async with self.open(method, url, headers, body, provider) as response:
-            await forward(ctx, response, receive, send, translation, upstream_started)
+        """Open one attempt and forward its answer to the client (open, decide, commit).
+
+        With ``Helicone-Retry-Enabled`` (``ctx.options.retry``), a 429 or 5xx answer (or an
+        unreachable or timed-out provider) is sent again after a backoff, up to the policy's
+        number of retries, before anything reaches the client (gateway/retry.py); the last
+        answer is forwarded whatever it is.
+        """
+        policy = ctx.options.retry
+        attempt = 0
+        while True:
+            upstream_started = time.perf_counter()
+            retry_after: str | None = None
+            try:
+                async with self.open(method, url, headers, body, provider) as response:
+                    if policy is None or attempt >= policy.retries or not retryable(
+                        response.status
+                    ):
+                        await forward(ctx, response, receive, send, translation, upstream_started)
+                        return
+                    retry_after = response.headers.get("retry-after")
+                    await response.read()  # a small error body: the connection stays pooled
+            except GatewayError as exc:
+                if policy is None or attempt >= policy.retries or exc.status not in (502, 504):
+                    raise
+            assert policy is not None
+            await asyncio.sleep(policy.delay(attempt, retry_after))
+            attempt += 1
+            ctx.retries = attempt

@@ -260,8 +260,7 @@ def test_responses_stream_helper_gets_the_final_response(
         events = [event.type for event in stream]
         final = stream.get_final_response()
     assert events[0] == "response.created" and events[-1] == "response.completed"
-    if model == MODEL:  # the OpenAI emulator has no text-then-tool scenario: a call only
-        assert final.output_text == ECHO + "call [[text+tool]] now"
+    assert final.output_text == ECHO + "call [[text+tool]] now"
     calls = [item for item in final.output if item.type == "function_call"]
     assert calls and calls[0].name == "lookup"
     assert final.usage is not None and final.usage.output_tokens > 0

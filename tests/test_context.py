@@ -39,6 +39,8 @@ class TestDefaults:
             "omit_request": False,
             "omit_response": False,
             "cache_enabled": False,
+            "fallbacks": None,
+            "retry": None,
             "properties": {},
             "country_code": None,
         }
@@ -232,3 +234,50 @@ def helicone_header_literals(root: Path) -> list[str]:
 
 def test_only_the_context_reads_helicone_headers() -> None:
     assert helicone_header_literals(ROOT) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "route"),
+    [
+        ("/v1/chat/completions", {}, "unified"),
+        ("/responses", {}, "unified"),
+        ("/v1/models", {}, "models"),
+        ("/oai/v1/chat/completions", {}, "passthrough"),
+        ("/anthropic/v1/messages", {}, "passthrough"),
+        ("/v1/gateway/groq/v1/chat/completions", {}, "passthrough"),
+        ("/v1/chat/completions", {"helicone-target-url": "https://api.groq.com"}, "target_url"),
+        ("/oai/v1/log", {"helicone-target-url": "https://api.groq.com"}, "manual_log"),
+        ("/healthz", {}, "app"),
+    ],
+)
+async def test_the_data_plane_names_the_kind_of_handler_in_the_context(
+    tmp_path: Path, path: str, headers: dict[str, str], route: str
+) -> None:
+    from gateway.asgi import Message, Scope
+    from gateway.dataplane import DataPlane
+    from gateway.runtime import Runtime
+    from tests.harness import make_settings
+
+    seen: list[str] = []
+
+    async def spy(scope: Scope, *args: object) -> None:
+        seen.append(args[-1].route)  # type: ignore[attr-defined]
+
+    async def app(scope: Scope, receive: object, send: object) -> None:
+        seen.append("app")
+
+    plane = DataPlane(app, Runtime(make_settings(tmp_path)))
+    plane.routes = {p: (kind, spy) for p, (kind, _) in plane.routes.items()}
+    plane.passthrough.generic = plane.passthrough.manual_log = spy  # type: ignore[method-assign]
+    plane.passthrough.provider = spy  # type: ignore[method-assign]
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        return None
+
+    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
+    await plane(scope, receive, send)
+    assert seen == [route]

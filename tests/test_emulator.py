@@ -243,6 +243,125 @@ class TestChat:
         assert all(c.usage is None for c in chunks[:-1])
 
 
+class TestChatScenarios:
+    """The marker words and request parameters of :mod:`tests.emulator.chat_plan`, each
+    answer the same whether whole or streamed (the SDK's stream helper rebuilds it)."""
+
+    TWO_TOOLS: list[Any] = [
+        *TOOLS,
+        {"type": "function", "function": {"name": "convert", "parameters": {"type": "object"}}},
+    ]
+
+    def both(self, client: openai.OpenAI, **kwargs: Any) -> Any:
+        whole = client.chat.completions.create(model=MODEL, **kwargs)
+        with client.chat.completions.stream(model=MODEL, **kwargs) as stream:
+            try:
+                streamed = stream.get_final_completion()
+            except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
+                assert exc.completion is not None
+                streamed = exc.completion
+        for kept in (whole, streamed):
+            assert kept.choices[0].finish_reason == whole.choices[0].finish_reason
+            assert kept.choices[0].message.content == whole.choices[0].message.content
+            calls = kept.choices[0].message.tool_calls or []
+            assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+                (c.id, c.function.name, c.function.arguments)
+                for c in whole.choices[0].message.tool_calls or []
+            ]
+        return whole
+
+    def test_parallel_tool_calls(self, client: openai.OpenAI) -> None:
+        text = "both [[parallel]]"
+        answer = self.both(client, messages=[{"role": "user", "content": text}],
+                           tools=self.TWO_TOOLS)
+        calls = answer.choices[0].message.tool_calls
+        assert [(c.id, c.function.name) for c in calls] == [
+            ("call_emu_1", "lookup"), ("call_emu_2", "convert")
+        ]
+        assert [json.loads(c.function.arguments) for c in calls] == [
+            {"echo": text, "call": 1}, {"echo": text, "call": 2}
+        ]
+        assert answer.choices[0].finish_reason == "tool_calls"
+        assert answer.usage.completion_tokens == 10
+        single = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": text}], tools=self.TWO_TOOLS,
+            parallel_tool_calls=False,
+        )
+        assert len(single.choices[0].message.tool_calls or []) == 1
+
+    def test_text_then_tool_call(self, client: openai.OpenAI) -> None:
+        text = "say it [[text+tool]]"
+        answer = self.both(client, messages=[{"role": "user", "content": text}], tools=TOOLS)
+        message = answer.choices[0].message
+        assert message.content == f"Hello from the emulator. You said: {text}"
+        assert message.tool_calls and message.tool_calls[0].function.name == "lookup"
+        forced = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": text}], tools=TOOLS,
+            tool_choice="required",
+        )
+        assert forced.choices[0].message.content is None
+
+    def test_refusal_is_a_content_filter_stop(self, client: openai.OpenAI) -> None:
+        answer = self.both(
+            client, messages=[{"role": "user", "content": "say [[refuse]] this"}], tools=TOOLS
+        )
+        assert answer.choices[0].finish_reason == "content_filter"
+        assert answer.choices[0].message.content == "Hello from the emulator. You said: say"
+        assert answer.choices[0].message.tool_calls is None
+
+    def test_reasoning_content(self, client: openai.OpenAI, emulator: OpenAIEmulator) -> None:
+        answer = self.both(client, messages=USER, reasoning_effort="low")
+        message: Any = answer.choices[0].message
+        assert message.reasoning_content == "The user said: what is up"
+        assert message.content == EXPECTED
+        assert answer.usage.completion_tokens_details.reasoning_tokens == 6
+        assert answer.usage.completion_tokens == 15
+        body = {"model": MODEL, "messages": USER, "stream": True, "reasoning_effort": "low"}
+        chunks = sse_payloads(raw_post(emulator, "/chat/completions", body).content)[:-1]
+        reasoning = [c["choices"][0]["delta"].get("reasoning_content") for c in chunks]
+        assert "".join(r for r in reasoning if r) == "The user said: what is up"
+        none = client.chat.completions.create(model=MODEL, messages=USER, reasoning_effort="none")
+        assert "reasoning_content" not in none.choices[0].message.model_dump()
+
+    def test_stop_sequence_cuts_the_text(self, client: openai.OpenAI) -> None:
+        answer = self.both(client, messages=USER, stop=["said", "emulator"])
+        assert answer.choices[0].message.content == "Hello from the "
+        assert answer.choices[0].finish_reason == "stop"
+
+    def test_max_tokens_cut(self, client: openai.OpenAI) -> None:
+        answer = self.both(client, messages=USER, max_completion_tokens=3)
+        assert answer.choices[0].message.content == "Hello from the"
+        assert answer.choices[0].finish_reason == "length"
+        assert answer.usage.completion_tokens == 3
+        thinking = client.chat.completions.create(
+            model=MODEL, messages=USER, max_tokens=7, reasoning_effort="high"
+        )
+        message: Any = thinking.choices[0].message
+        assert message.reasoning_content == "The user said: what is up"
+        assert message.content == "Hello"  # the one word the reasoning left
+        tool = client.chat.completions.create(
+            model=MODEL, messages=USER, tools=TOOLS, max_completion_tokens=4
+        )
+        assert tool.choices[0].message.tool_calls is None  # a call that does not fit whole
+        assert tool.choices[0].finish_reason == "length"
+
+    def test_error_after_events(self, emulator: OpenAIEmulator, client: openai.OpenAI) -> None:
+        emulator.inject(Fault(error_after_events=3, message="boom", error_type="server_error"))
+        received: list[str] = []
+        with pytest.raises(openai.APIError, match="boom") as caught:
+            for chunk in client.chat.completions.create(model=MODEL, messages=USER, stream=True):  # type: ignore[arg-type]
+                received.append(chunk.choices[0].delta.content or "")
+        assert "".join(received) == "Hello from"
+        assert caught.value.body == {
+            "message": "boom", "type": "server_error", "param": None, "code": None
+        }
+        emulator.inject(Fault(error_after_events=1))
+        raw = raw_post(emulator, "/chat/completions", {"model": MODEL, "messages": USER,
+                                                        "stream": True})
+        payloads = sse_payloads(raw.content)
+        assert payloads[-1]["error"]["type"] == "server_error" and "[DONE]" not in payloads
+
+
 class TestResponses:
     def test_plain(self, client: openai.OpenAI) -> None:
         response = client.responses.create(model=MODEL, input="what is up")

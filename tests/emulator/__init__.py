@@ -3,8 +3,9 @@ tests and benchmarks.
 
 Point the gateway at ``OpenAIEmulator().start().base_url`` (``OPENAI_BASE_URL``) and
 ``.anthropic_base_url`` (``ANTHROPIC_BASE_URL``); inject ``Fault``s to make it fail, stall or
-cut streams; read ``requests`` to see what was sent. The Anthropic assistant's scenario
-markers are in :mod:`.messages_plan`.
+cut streams; read ``requests`` to see what was sent. Both assistants take the same scenario
+markers in the user text (``[[parallel]]``, ``[[text+tool]]``, ``[[refuse]]``): the chat
+one's are in :mod:`.chat_plan`, the Anthropic one's in :mod:`.messages_plan`.
 """
 
 from .faults import Fault

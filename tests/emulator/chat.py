@@ -1,75 +1,37 @@
 """``POST /v1/chat/completions``: a deterministic assistant, plain or streamed.
 
-The answer echoes the last user message, or, when tools are offered (and the conversation
-is not already answering a tool call, and ``tool_choice`` is not ``"none"``), calls the first
-function tool with the user text as ``{"echo": ...}``. Streams follow OpenAI's chunk order
-exactly: role chunk, content (or tool-call) deltas, finish chunk, optional usage chunk,
+What it answers, and the marker words that select a scenario (``[[parallel]]``,
+``[[text+tool]]``, ``[[refuse]]``, reasoning, ``stop``, token limits), is in
+:mod:`.chat_plan`. Streams follow OpenAI's chunk order exactly: role chunk, reasoning
+deltas, content deltas, tool calls one after the other (each: a chunk with id, type, name
+and empty arguments, then argument fragments), finish chunk, optional usage chunk,
 ``[DONE]``.
+
+``reasoning_content`` is not a field of OpenAI's types (it is DeepSeek's extension, which
+OpenAI-compatible servers copy), so it is added after the SDK's model has checked the rest.
+
+``Fault(error_after_events=n)`` sends the first ``n`` chunks, then ``data: {"error": ...}``
+(``server_error`` unless ``error_type``/``message`` say otherwise) and ends the stream
+without ``[DONE]``, as OpenAI does when it fails after the answer has begun.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from .errors import InvalidRequest
+from .chat_plan import Plan, plan
+from .errors import InvalidRequest, default_error
 from .exchange import Exchange
 from .sse import EventStream, frame
-from .text import content_text, count_words, reply_to, split_words
+from .text import split_words
 from .wire import dump, json_response
 
-TOOL_CALL_ID = "call_emu_1"
-TOOL_CALL_TOKENS = 5
 FINGERPRINT = "fp_emulator"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the assistant will say: ``text``, or a call of ``tool`` with ``arguments``."""
-
-    text: str | None
-    tool: str | None
-    arguments: str
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def finish_reason(self) -> str:
-        return "tool_calls" if self.tool else "stop"
-
-
-def _chosen_tool(params: dict[str, Any]) -> str | None:
-    tools = params.get("tools") or []
-    choice = params.get("tool_choice")
-    if not tools or choice == "none" or params["messages"][-1].get("role") == "tool":
-        return None
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        return str(choice["function"]["name"])
-    for tool in tools:
-        if tool.get("type") == "function":
-            return str(tool["function"]["name"])
-    return None
-
-
-def plan(params: dict[str, Any]) -> Plan:
-    messages: list[dict[str, Any]] = params["messages"]
-    user_text = next(
-        (content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"),
-        "",
-    )
-    prompt_tokens = max(1, sum(count_words(content_text(m.get("content"))) for m in messages))
-    tool = _chosen_tool(params)
-    if tool is not None:
-        arguments = json.dumps({"echo": user_text})
-        return Plan(None, tool, arguments, prompt_tokens, TOOL_CALL_TOKENS)
-    text = reply_to(user_text)
-    return Plan(text, None, "", prompt_tokens, count_words(text))
 
 
 def _check(params: dict[str, Any]) -> None:
@@ -95,7 +57,7 @@ def _usage(p: Plan) -> dict[str, Any]:
         "total_tokens": p.prompt_tokens + p.completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": p.reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -110,13 +72,10 @@ def completion(p: Plan, completion_id: str, created: int, model: str) -> dict[st
         "refusal": None,
         "annotations": [],
     }
-    if p.tool:
+    if p.calls:
         message["tool_calls"] = [
-            {
-                "id": TOOL_CALL_ID,
-                "type": "function",
-                "function": {"name": p.tool, "arguments": p.arguments},
-            }
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in p.calls
         ]
     body = {
         "id": completion_id,
@@ -130,7 +89,10 @@ def completion(p: Plan, completion_id: str, created: int, model: str) -> dict[st
         "service_tier": "default",
         "system_fingerprint": FINGERPRINT,
     }
-    return dump(ChatCompletion.model_validate(body))
+    out = dump(ChatCompletion.model_validate(body))
+    if p.reasoning is not None:
+        out["choices"][0]["message"]["reasoning_content"] = p.reasoning
+    return out
 
 
 def chunks(
@@ -148,30 +110,45 @@ def chunks(
     if include_usage:
         base["usage"] = None
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    def chunk(
+        delta: dict[str, Any], finish_reason: str | None = None, reasoning: str | None = None
+    ) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return dump(ChatCompletionChunk.model_validate({**base, "choices": [choice]}))
+        out = dump(ChatCompletionChunk.model_validate({**base, "choices": [choice]}))
+        if reasoning is not None:
+            out["choices"][0]["delta"]["reasoning_content"] = reasoning
+        return out
 
-    out = [
-        chunk({"role": "assistant", "content": "" if p.text is not None else None, "refusal": None})
-    ]
-    if p.tool:
+    opening = {"role": "assistant", "content": "" if p.text is not None else None, "refusal": None}
+    out = [chunk(opening)]
+    out += [chunk({}, reasoning=piece) for piece in split_words(p.reasoning or "")]
+    out += [chunk({"content": piece}) for piece in split_words(p.text or "")]
+    for index, call in enumerate(p.calls):
         start = {
-            "index": 0,
-            "id": TOOL_CALL_ID,
+            "index": index,
+            "id": call.id,
             "type": "function",
-            "function": {"name": p.tool, "arguments": ""},
+            "function": {"name": call.name, "arguments": ""},
         }
         out.append(chunk({"tool_calls": [start]}))
-        for piece in split_words(p.arguments):
-            out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
-    else:
-        out += [chunk({"content": piece}) for piece in split_words(p.text or "")]
+        for piece in split_words(call.arguments):
+            out.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
     out.append(chunk({}, p.finish_reason))
     if include_usage:
         usage = {**base, "choices": [], "usage": _usage(p)}
         out.append(dump(ChatCompletionChunk.model_validate(usage)))
     return out
+
+
+def _error_frame(error_type: str | None, message: str | None) -> bytes:
+    usual, usual_type, code = default_error(500)
+    error = {
+        "message": message or usual,
+        "type": error_type or usual_type,
+        "param": None,
+        "code": code,
+    }
+    return frame(orjson.dumps({"error": error}))
 
 
 async def handle(exchange: Exchange) -> web.StreamResponse:
@@ -188,4 +165,8 @@ async def handle(exchange: Exchange) -> web.StreamResponse:
         frame(orjson.dumps(c)) for c in chunks(p, completion_id, created, model, include_usage)
     ]
     frames.append(frame(b"[DONE]"))
+    fault = exchange.fault
+    if fault is not None and fault.error_after_events is not None:
+        failure = _error_frame(fault.error_type, fault.message)
+        frames = [*frames[: fault.error_after_events], failure]
     return await EventStream(exchange).send(frames)

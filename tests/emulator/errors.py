@@ -75,6 +75,15 @@ def default_error(status: int) -> tuple[str, str, str | None]:
     return "Your request was rejected.", "invalid_request_error", None
 
 
+def context_length_exceeded(tokens: int, maximum: int = 128_000) -> bytes:
+    """OpenAI's 400 body for a prompt over the model's context window."""
+    message = (
+        f"This model's maximum context length is {maximum} tokens. However, your messages "
+        f"resulted in {tokens} tokens. Please reduce the length of the messages."
+    )
+    return error_body(message, param="messages", code="context_length_exceeded")
+
+
 def status_response(
     status: int,
     body: bytes | None,

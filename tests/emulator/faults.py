@@ -24,8 +24,9 @@ class Fault:
     """The error's message instead of the status's usual one (e.g. Anthropic's
     ``prompt_too_long(...)`` with ``status=400``); also the ``error_after_events`` error's."""
     error_type: str | None = None
-    """Anthropic's ``error.type`` instead of the status's usual one (``error_after_events``:
-    instead of ``overloaded_error``)."""
+    """The error's type instead of the status's usual one: Anthropic's ``error.type``
+    (``error_after_events``: instead of ``overloaded_error``), OpenAI's stream error ``type``
+    (instead of ``server_error``)."""
     headers: dict[str, str] | None = None
     delay: float = 0.0
     """Seconds to wait before answering (before any header is sent)."""
@@ -34,8 +35,10 @@ class Fault:
     drop_after_events: int | None = None
     """Streaming answers: send this many SSE events, then cut the connection."""
     error_after_events: int | None = None
-    """Anthropic streams: send this many SSE events, then an ``event: error``, then end the
-    stream as Anthropic does when it fails after the answer has begun."""
+    """Streaming answers: send this many SSE events, then the API's error event, then end
+    the stream as the provider does when it fails after the answer has begun: Anthropic's
+    ``event: error`` (then the stream ends normally), OpenAI's chat ``data: {"error": ...}``
+    (no ``[DONE]``)."""
     split_events: bool = False
     """Streaming answers: write each event in two halves, 50 ms apart, so a reader receives
     network chunks that end mid-event (what ``Helicone-Stream-Force-Format`` repairs)."""

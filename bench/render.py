@@ -159,9 +159,10 @@ def _ttfb(results: Results) -> list[str]:
     return [
         f"Streaming time to first body byte, ms (model {m['stream_model']}; translated: "
         f"{m['translated_model']})",
-        f"  {m['ttfb_requests']} sequential requests on one keep-alive connection per target; "
-        f"the translated stream and its OpenAI pair: on the third gateway, {m['ttfb_requests']}",
-        f"  each after every one of the {rounds} rounds, in turn, pooled",
+        f"  {m['ttfb_requests']} sequential requests per target on one keep-alive connection; "
+        "the translated stream and",
+        f"  its OpenAI pair on the third gateway: {m['ttfb_requests']} each after each of the "
+        f"{rounds} rounds, pooled",
         *_table(
             ["target", "TTFB p50", "TTFB p90", "TTFB p99", "full p50", "full p99", "errors"], rows
         ),

@@ -35,7 +35,7 @@ from logging_pipeline.clickhouse.migrate import migrate
 from logging_pipeline.estimate import TokenEstimator
 from logging_pipeline.record import build_record
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
-from providers.cost import PriceTable
+from providers.registry import Registry
 
 
 def _cpu() -> float:
@@ -98,7 +98,7 @@ async def _run(
     stages = Stages()
     transport = ChdbTransport(root / "clickhouse")
     bodies = SqliteBodyStore(root / "bodies")
-    prices = PriceTable.load()
+    prices = Registry.load()
     estimator = TokenEstimator(root / "tiktoken")
     await bodies.start()
     await migrate(transport)
@@ -121,7 +121,7 @@ async def _run(
 async def _one_batch(
     transport: ChdbTransport,
     bodies: SqliteBodyStore,
-    prices: PriceTable,
+    prices: Registry,
     estimator: TokenEstimator,
     batch: int,
     stream_every: int,

@@ -22,6 +22,8 @@ from starlette.exceptions import HTTPException
 
 from gateway import __version__
 from gateway.api import RequestApiDeps, include_request_api
+from gateway.api.models import include_model_registry
+from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
@@ -89,6 +91,17 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             max_body_bytes=min(settings.max_body_bytes, QUERY_MAX_BODY_BYTES),
         ),
     )
+    include_provider_keys_api(
+        app,
+        ProviderKeyApiDeps(
+            authenticate=runtime.authenticate_identity,
+            store=runtime.store.provider_keys,
+            validator=runtime.key_validator,
+            targets=runtime.targets,
+            on_change=runtime.provider_keys.invalidate,
+        ),
+    )
+    include_model_registry(app, lambda: runtime.listing)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     return DataPlane(app, runtime)

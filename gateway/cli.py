@@ -1,4 +1,5 @@
-"""The ``gateway`` command: ``serve``, ``migrate`` and ``keys create|list|revoke``.
+"""The ``gateway`` command: ``serve``, ``migrate``, ``keys create|list|revoke``,
+``encryption-key``, ``provider-keys reencrypt`` and ``models``.
 
 Every command applies pending migrations first (a no-op when there are none), so each works
 on a fresh data directory. Failures the operator can fix (bad input, unknown key, unreachable
@@ -14,16 +15,34 @@ import resource
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, TypeVar
 
+import orjson
 from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.scopes import ALIASES, NATIVE_SCOPES, UnknownScope, expand
 from gateway.settings import Settings
-from gateway.store import DEFAULT_ORG, AmbiguousKey, ControlStore, KeyNotFound, KeyRecord
+from gateway.store import (
+    DEFAULT_ORG,
+    MISSING_KEY_MESSAGE,
+    AmbiguousKey,
+    ControlStore,
+    DecryptionError,
+    EncryptionKeyError,
+    KeyNotFound,
+    KeyRecord,
+    generate_key,
+)
 from gateway.store._engine import display_url
 from logging_pipeline.private import restrict_umask
+from providers.cost import ModelPrice
+
+if TYPE_CHECKING:
+    from providers.registry import Model
 
 T = TypeVar("T")
 
@@ -47,6 +66,8 @@ def _run_with_store(
     where = display_url(settings.resolved_database_url)
     try:
         store = ControlStore.from_settings(settings)
+    except EncryptionKeyError as exc:
+        raise CommandFailed(str(exc)) from exc
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise CommandFailed(f"invalid database URL {where}: {_reason(exc)}") from exc
     except OSError as exc:
@@ -64,6 +85,8 @@ def _run_with_store(
         return asyncio.run(run())
     except (KeyNotFound, AmbiguousKey) as exc:
         raise CommandFailed(str(exc.args[0]) if exc.args else str(exc)) from exc
+    except (EncryptionKeyError, DecryptionError) as exc:
+        raise CommandFailed(str(exc)) from exc
     except CommandError as exc:
         raise CommandFailed(f"cannot migrate the database at {where}: {exc}") from exc
     except (SQLAlchemyError, OSError) as exc:
@@ -95,6 +118,18 @@ def prepare_serving(settings: Settings) -> str | None:
         return key
 
     return _run_with_store(settings, bootstrap)
+
+
+def check_encryption_key(settings: Settings) -> None:
+    """Refuse a server database without ``GATEWAY_ENCRYPTION_KEY`` (and a malformed key).
+
+    The server refuses at startup as well (:meth:`gateway.runtime.Runtime.start`); checking
+    here first turns it into one clear line before anything else happens.
+    """
+    if settings.database_url and (
+        settings.encryption_key is None or not settings.encryption_key.get_secret_value()
+    ):
+        raise CommandFailed(MISSING_KEY_MESSAGE)
 
 
 def check_workers(settings: Settings, workers: int) -> None:
@@ -140,6 +175,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Everything the server writes (databases, bodies, journal, the embedded log's parts)
     # holds request data or key hashes: owner-only, whatever the caller's umask.
     restrict_umask()
+    check_encryption_key(settings)
     workers = settings.workers if args.workers is None else args.workers
     check_workers(settings, workers)
     warning = check_file_limit(settings)
@@ -193,12 +229,18 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        scopes = expand(args.scope) if args.scope else None
+    except UnknownScope as exc:
+        raise CommandFailed(str(exc)) from exc
+
     async def create(store: ControlStore) -> tuple[str, KeyRecord]:
-        return await store.create_key(args.org, name=args.name or None)
+        return await store.create_key(args.org, name=args.name or None, scopes=scopes)
 
     key, record = _run_with_store(settings, create)
     label = f" '{record.name}'" if record.name else ""
-    print(f"Created key{label} {record.id} for org '{record.org_name}'.")
+    print(f"Created key{label} {record.id} for org '{record.org_name}' (id {record.org_id}).")
+    print(f"Scopes: {_scopes(record.scopes)}.")
     print("Store it now; it cannot be shown again:")
     print(key)
     return 0
@@ -217,13 +259,14 @@ def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _table(records: Sequence[KeyRecord]) -> str:
-    header = ("ID", "PREFIX", "ORG", "NAME", "CREATED", "REVOKED")
+    header = ("ID", "PREFIX", "ORG", "NAME", "SCOPES", "CREATED", "REVOKED")
     rows = [
         (
             r.id,
             r.prefix,
             r.org_name,
             r.name or "-",
+            ",".join(sorted(r.scopes)) if r.scopes is not None else "all",
             _timestamp(r.created_at),
             _timestamp(r.revoked_at) if r.revoked_at else "active",
         )
@@ -234,6 +277,12 @@ def _table(records: Sequence[KeyRecord]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     )
+
+
+def _scopes(scopes: frozenset[str] | None) -> str:
+    if scopes is None:
+        return "all (full access)"
+    return ", ".join(sorted(scopes)) if scopes else "none"
 
 
 def _timestamp(value: datetime) -> str:
@@ -251,6 +300,135 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
         f"{_timestamp(record.revoked_at)}."
     )
     return 0
+
+
+# --- encryption keys ----------------------------------------------------------------------
+
+
+def _encryption_key(args: argparse.Namespace, settings: Settings) -> int:
+    print(generate_key())
+    return 0
+
+
+def _provider_keys_reencrypt(args: argparse.Namespace, settings: Settings) -> int:
+    async def reencrypt(store: ControlStore) -> int:
+        return await store.provider_keys.reencrypt()
+
+    changed = _run_with_store(settings, reencrypt)
+    print(f"Re-encrypted {changed} provider key(s) with the first key of GATEWAY_ENCRYPTION_KEY.")
+    return 0
+# --- models -------------------------------------------------------------------------------
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    """List the model registry: each model's providers, prices and where each price is from.
+
+    Needs no database (reads only the registry), so it works before ``migrate``.
+    """
+    from providers.registry import Registry
+
+    registry = Registry.load()
+    models = registry.models()
+    if args.model:
+        wanted = {registry.resolve(name) or name for name in args.model}
+        models = tuple(m for m in models if m.id in wanted)
+        unknown = sorted(wanted - {m.id for m in models})
+        if unknown:
+            raise CommandFailed(f"not in the model registry: {', '.join(unknown)}")
+    if args.json:
+        print(orjson.dumps([_model_json(m) for m in models], option=orjson.OPT_INDENT_2).decode())
+        return 0
+    header = ("MODEL", "PROVIDER", "PROVIDER MODEL ID", "INPUT", "OUTPUT", "CACHE READ",
+              "CACHE WRITE", "SOURCE")  # fmt: skip
+    rows = [
+        (
+            model.id,
+            offering.provider,
+            offering.provider_model_id,
+            *_price_cells(offering.price),
+            offering.source_label,
+        )
+        for model in models
+        for offering in model.offerings
+    ]
+    print(_columns(header, rows))
+    print("Prices: USD per 1M tokens (base tier; 'gateway models --json' shows tiers).")
+    return 0
+
+
+def _price_cells(price: ModelPrice | None) -> tuple[str, str, str, str]:
+    if price is None:
+        return ("-", "-", "-", "-")
+    return (
+        _usd(price.input),
+        _usd(price.output),
+        _usd(price.cache_read) if price.cache_read is not None else "-",
+        _usd(price.cache_write) if price.cache_write is not None else "-",
+    )
+
+
+def _usd(value: Fraction) -> str:
+    """Exact where it is a finite decimal (prices always are, in practice), else 6 places."""
+    text = f"{Decimal(value.numerator) / Decimal(value.denominator):f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if len(text) <= 12 else f"{float(value):.6f}"
+
+
+def _model_json(model: Model) -> dict[str, object]:
+    return {
+        "id": model.id,
+        "name": model.name,
+        "author": model.author,
+        "kind": model.kind,
+        "aliases": list(model.aliases),
+        "context_window": model.context_window,
+        "max_output_tokens": model.max_output_tokens,
+        "input_modalities": list(model.input_modalities),
+        "output_modalities": list(model.output_modalities),
+        "capabilities": sorted(model.capabilities),
+        "offerings": [
+            {
+                "provider": o.provider,
+                "provider_model_id": o.provider_model_id,
+                "routed": o.routed,
+                "endpoints": sorted(o.endpoints),
+                "context_window": o.context_window,
+                "max_output_tokens": o.max_output_tokens,
+                "price_source": o.price_source,
+                "price_from": o.price_from,
+                "prices": _prices_json(o.price),
+            }
+            for o in model.offerings
+        ],
+    }
+
+
+def _prices_json(price: ModelPrice | None) -> dict[str, object] | None:
+    """USD per 1M tokens as decimal strings (exact), with tiers."""
+    if price is None:
+        return None
+    fields = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning",
+              "audio_input", "audio_output")  # fmt: skip
+    prices: dict[str, object] = {
+        name: _usd(value) for name in fields if (value := getattr(price, name)) is not None
+    }
+    prices["tiers"] = [
+        {
+            "above_prompt_tokens": tier.above_prompt_tokens,
+            **{name: _usd(v) for name in fields if (v := getattr(tier, name)) is not None},
+        }
+        for tier in price.tiers
+    ]
+    return prices
+
+
+def _columns(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
 
 
 # --- argument parsing ---------------------------------------------------------------------
@@ -303,6 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="create a key (printed as the last line)")
     create.add_argument("--org", type=_non_empty, default=DEFAULT_ORG, help="organisation name")
     create.add_argument("--name", help="a label for the key")
+    create.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="limit the key to this scope (repeatable; default: full access). Native: "
+        f"{', '.join(sorted(NATIVE_SCOPES))}; PostHog aliases: {', '.join(sorted(ALIASES))}",
+    )
     create.set_defaults(handler=_keys_create)
 
     listing = key_commands.add_parser("list", help="list keys (never shows the keys)")
@@ -312,6 +497,28 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key", metavar="KEY_ID_OR_PREFIX", help="key id or its prefix")
     revoke.set_defaults(handler=_keys_revoke)
+
+    encryption = commands.add_parser(
+        "encryption-key", help="print a new random GATEWAY_ENCRYPTION_KEY (stores nothing)"
+    )
+    encryption.set_defaults(handler=_encryption_key)
+
+    provider_keys = commands.add_parser("provider-keys", help="manage stored provider keys")
+    provider_commands = provider_keys.add_subparsers(
+        dest="provider_keys_command", required=True, metavar="ACTION"
+    )
+    reencrypt = provider_commands.add_parser(
+        "reencrypt",
+        help="re-encrypt every provider key with the first key of GATEWAY_ENCRYPTION_KEY "
+        "(after rotating it)",
+    )
+    reencrypt.set_defaults(handler=_provider_keys_reencrypt)
+    models = commands.add_parser(
+        "models", help="list the model registry: providers, prices and their sources"
+    )
+    models.add_argument("model", nargs="*", help="only these models (any of their names)")
+    models.add_argument("--json", action="store_true", help="machine-readable, with tiers")
+    models.set_defaults(handler=_models)
     return parser
 
 

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from yarl import URL
 
 from gateway.asgi import (
     ASGIApp,
@@ -37,19 +36,8 @@ from gateway.fallbacks import FallbackRelay
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
+from gateway.routing import Exchange
 from gateway.runtime import Runtime
-from gateway.sse import request_usage_chunk
-from gateway.translate import (
-    ExchangeTranslation,
-    adapter_for,
-    inline_file_urls,
-    translation_error,
-    wants_usage,
-)
-from gateway.upstream import upstream_request_headers
-from providers.adapter import TranslationError
-from providers.responses import responses_to_chat
-from providers.routing import RoutingError, Target
 
 logger = logging.getLogger("gateway.dataplane")
 
@@ -71,6 +59,9 @@ class DataPlane:
             unified: tuple[Route, Handler] = ("unified", self._make_unified(endpoint))
             routes[endpoint] = routes["/v1" + endpoint] = unified
         routes["/models"] = routes["/v1/models"] = ("models", self._models)
+        routes["/models/multimodal"] = routes["/v1/models/multimodal"] = (
+            "models", self._multimodal_models,
+        )  # fmt: skip
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -155,112 +146,20 @@ class DataPlane:
             raise GatewayError(405, f"Method {scope['method']} not allowed; use POST {endpoint}.")
         raw = await runtime.start_request(ctx, scope, receive, headers, json_body=True)
         credentials = ctx.request_credentials(headers)
-        capture = ctx.capture
         payload = _parse_json_object(raw)
         model = payload.get("model")
         if model is None:
             raise GatewayError(400, "Missing required field 'model'.", param="model")
         if not isinstance(model, str):
             raise GatewayError(400, "'model' must be a string.", param="model")
-        client_key = credentials.provider_authorization
-        try:
-            target = runtime.providers.resolve(
-                model, bearer_token(client_key) if client_key else None
-            )
-        except RoutingError as exc:
-            raise GatewayError(400, str(exc), code="invalid_model", param="model") from exc
-        spec = target.provider
-        if endpoint not in spec.endpoints:
-            if not spec.serves(endpoint):
-                raise GatewayError(
-                    400,
-                    f"Provider {spec.name!r} does not serve {endpoint}.",
-                    code="unsupported_endpoint",
-                    param="model",
-                )
-            await self._translated(endpoint, payload, target, receive, send, ctx)
-            return
-        rewrite = target.model != model
-        if rewrite:
-            payload["model"] = target.model
-        if capture is not None:
-            capture.provider = spec.name
-            capture.request_model = target.model
-            capture.target_url = target.recorded_base_url + endpoint
-            if (
-                endpoint == "/chat/completions"
-                and payload.get("stream") is True
-                and request_usage_chunk(payload)
-            ):
-                ctx.strip_usage = rewrite = True
-        if rewrite:
-            raw = orjson.dumps(payload)
-        authorization = client_key or (f"Bearer {target.api_key}" if target.api_key else None)
-        upstream_headers = upstream_request_headers(
-            headers, authorization, credentials.gateway_key
+        authorization = credentials.provider_authorization
+        client_key = bearer_token(authorization) if authorization else None
+        assert ctx.identity is not None  # authenticated by start_request
+        attempts = await runtime.router.plan_request(
+            model, endpoint, client_key, ctx.identity.org_id
         )
-        upstream_headers["content-type"] = "application/json"
-        await runtime.upstream.relay(
-            ctx,
-            "POST",
-            URL(target.base_url + endpoint),
-            upstream_headers,
-            raw,
-            receive,
-            send,
-            spec.name,
-        )
-
-    async def _translated(
-        self,
-        endpoint: str,
-        payload: dict[str, Any],
-        target: Target,
-        receive: Receive,
-        send: Send,
-        ctx: RequestContext,
-    ) -> None:
-        """A unified request its provider serves through translation (gateway/translate.py):
-        a Responses request for a chat-only server, anything for a native wire format."""
-        runtime = self.runtime
-        spec = target.provider
-        adapter = adapter_for(spec.wire)
-        responses_request: dict[str, Any] | None = None
-        try:
-            if endpoint == "/responses":
-                await inline_file_urls(payload, runtime.fetcher)
-                responses_request = payload
-                chat = responses_to_chat(payload)
-            else:
-                chat = payload
-            chat["model"] = target.model
-            call = adapter.build_request(
-                chat,
-                api_key=target.api_key,
-                default_max_tokens=runtime.max_output_tokens(spec.name, target.model),
-            )
-        except TranslationError as exc:
-            raise translation_error(exc, spec.name) from exc
-        capture = ctx.capture
-        if capture is not None:
-            capture.provider = spec.name
-            capture.request_model = target.model
-            capture.target_url = target.recorded_base_url + call.path
-            capture.wire = spec.wire
-        translation = ExchangeTranslation(
-            adapter, responses_request is not None or wants_usage(chat), responses_request
-        )
-        await runtime.upstream.relay(
-            ctx,
-            "POST",
-            URL(target.base_url + call.path),
-            call.headers,
-            orjson.dumps(call.body),
-            receive,
-            send,
-            spec.name,
-            translation,
-        )
+        exchange = Exchange(runtime, ctx, endpoint, payload, raw, headers)
+        await exchange.walk(attempts, client_key, receive, send)
 
     async def _models(
         self,
@@ -270,22 +169,33 @@ class DataPlane:
         headers: dict[str, str],
         ex: RequestContext,
     ) -> None:
-        """``GET /v1/models``: the union of every configured provider's model list.
+        """``GET /v1/models``: every registry model a configured provider serves.
 
-        Public like the reference (no key needed). The default provider's ids are listed as
-        they are; other providers' ids get their ``/provider`` suffix so that every listed
-        id is a valid ``model`` string. A provider that fails to answer is left out.
+        Public like the reference (no key needed), and free: the body was computed once at
+        startup from the model registry (:mod:`gateway.listing` has the id conventions), so
+        no request reaches a provider.
         """
         if scope["method"] != "GET":
             raise GatewayError(405, f"Method {scope['method']} not allowed; use GET /v1/models.")
-        data = await self.runtime.list_models()
-        await send_bytes(
-            send,
-            200,
-            orjson.dumps({"object": "list", "data": data}),
-            ex.base_headers,
-            b"application/json",
-        )
+        body = self.runtime.listing.models_body
+        await send_bytes(send, 200, body, ex.base_headers, b"application/json")
+
+    async def _multimodal_models(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        ex: RequestContext,
+    ) -> None:
+        """``GET /v1/models/multimodal``: the models of ``/v1/models`` that take more than
+        one input modality or give more than one output modality."""
+        if scope["method"] != "GET":
+            raise GatewayError(
+                405, f"Method {scope['method']} not allowed; use GET /v1/models/multimodal."
+            )
+        body = self.runtime.listing.multimodal_body
+        await send_bytes(send, 200, body, ex.base_headers, b"application/json")
 
 
 def _with_request_id(send: Send, ctx: RequestContext) -> Send:
@@ -299,7 +209,7 @@ def _with_request_id(send: Send, ctx: RequestContext) -> Send:
     return wrapped
 
 
-def _parse_json_object(raw: bytes) -> dict[str, object]:
+def _parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise GatewayError(400, "The request body is empty; send a JSON object.")
     try:

@@ -7,6 +7,8 @@ errors are never rewritten: they pass through with their own status and body.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from gateway.asgi import RawHeaders, Send, send_bytes
@@ -31,16 +33,25 @@ class GatewayError(Exception):
     """A failure the gateway reports to the client itself (not an upstream answer)."""
 
     def __init__(
-        self, status: int, message: str, code: str | None = None, param: str | None = None
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
         self.param = param
+        self.payload = payload
+        """A whole body to send instead of the plain shape (the failover's ``details``)."""
 
     def body(self) -> bytes:
         """The OpenAI-shaped JSON body."""
+        if self.payload is not None:
+            return orjson.dumps(self.payload)
         return error_body(self.status, self.message, self.code, self.param)
 
 

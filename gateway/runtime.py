@@ -11,17 +11,29 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import orjson
 
 from gateway.asgi import Receive, Scope, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
+from gateway.byok import ProviderKeyCache
 from gateway.context import RequestContext, read_credentials
 from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
+from gateway.keycheck import KeyValidator
+from gateway.listing import ModelListing
 from gateway.logconfig import log_config
 from gateway.options import check_json_content_type, declared_length
+from gateway.routing import Router
+from gateway.scopes import INVOKE, TRACE_READ, allows
 from gateway.settings import Settings
-from gateway.store import DEFAULT_ORG, ControlStore, KeyIdentity
+from gateway.store import (
+    DEFAULT_ORG,
+    MISSING_KEY_MESSAGE,
+    ControlStore,
+    EncryptionKeyError,
+    KeyIdentity,
+)
 from gateway.targets import TargetPolicy
 from gateway.upstream import UpstreamClient
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
@@ -29,12 +41,15 @@ from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
 from logging_pipeline.sink import LogSink
 from logging_pipeline.writer import LogWriter, open_log_writer
-from providers.cost import PriceTable
-from providers.routing import DEFAULT_PROVIDER, ProviderConfig, ProviderDirectory
+from providers.registry import Registry
+from providers.routing import ProviderConfig, ProviderDirectory
+
+LOCAL_MODELS_TIMEOUT_SECONDS = 2.0
+"""How long startup waits for a local server's model list (it is then listed without it)."""
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 """``max_tokens`` sent to a provider that requires it (Anthropic) when the client gave none and
-the model's own limit is unknown (not in ``providers/models.json``)."""
+the model's own limit is unknown (not in the model registry)."""
 
 logger = logging.getLogger("gateway.runtime")
 
@@ -59,10 +74,26 @@ class Runtime:
         )
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
+        self.provider_keys = ProviderKeyCache(
+            self.store.provider_keys, settings.provider_key_cache_ttl_seconds
+        )
+        """BYOK for the router: ``await runtime.provider_keys.list_provider_keys(org_id,
+        provider=None)`` (gateway/byok.py)."""
+        self.key_validator = KeyValidator(
+            lambda: self.upstream.session,
+            {name: self.providers.config(name).base_url for name in self.providers.table.routed()},
+            self.targets,
+        )
         self.writer: LogSink | None = None
-        self.prices: PriceTable | None = None
+        self.registry: Registry | None = None
+        self._listing: ModelListing | None = None
+        self._router: Router | None = None
 
     async def start(self) -> None:
+        if self.store.keyring is None:
+            # A server database without GATEWAY_ENCRYPTION_KEY: refuse rather than store
+            # provider keys that no other process (or a restart with a new key) could read.
+            raise EncryptionKeyError(MISSING_KEY_MESSAGE)
         await self.store.migrate()
         if self.settings.allow_anonymous:
             org_id = await self.store.ensure_org(DEFAULT_ORG)
@@ -70,9 +101,53 @@ class Runtime:
             self.authenticator = Authenticator(self.key_cache, anonymous)
         await self.upstream.start()
         await self.fetcher.start()
-        self.prices = await asyncio.to_thread(PriceTable.load)
+        self.registry = await asyncio.to_thread(Registry.load)
+        self._router = Router(self, self.registry)
+        usable = self.providers.usable()
+        local = await self._local_models([c for c in usable if c.spec.local])
+        self._listing = ModelListing(
+            self.registry, [c.spec.name for c in usable], self.providers.table, local
+        )
         if self.settings.logging_enabled:
             await self._start_logging()
+
+    async def _local_models(self, configs: list[ProviderConfig]) -> list[dict[str, Any]]:
+        """The model lists of configured local servers (``ollama``), asked once at startup.
+
+        A local server's models are whatever its operator installed, so no registry can list
+        them; they join ``/v1/models`` as ``<id>/<provider>``. Asked once, with a short
+        timeout, never per request; a server that does not answer is left out (logged).
+        """
+        configs = [c for c in configs if "/models" in c.spec.endpoints]
+        results = await asyncio.gather(
+            *(self._provider_models(config) for config in configs), return_exceptions=True
+        )
+        models: list[dict[str, Any]] = []
+        for config, result in zip(configs, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.info("model list from %s failed: %r", config.spec.name, result)
+                continue
+            models.extend(result)
+        return models
+
+    async def _provider_models(self, config: ProviderConfig) -> list[dict[str, Any]]:
+        headers = dict([config.spec.auth_header(config.api_key)]) if config.api_key else {}
+        timeout = aiohttp.ClientTimeout(total=LOCAL_MODELS_TIMEOUT_SECONDS)
+        session = self.upstream.session
+        async with session.get(config.base_url + "/models", headers=headers, timeout=timeout) as r:
+            r.raise_for_status()
+            body = orjson.loads(await r.read())
+        data = body.get("data", []) if isinstance(body, dict) else []
+        return [
+            {
+                "id": f"{item['id']}/{config.spec.name}",
+                "object": "model",
+                "created": item.get("created", 0) if isinstance(item.get("created"), int) else 0,
+                "owned_by": str(item.get("owned_by", config.spec.name)),
+            }
+            for item in data
+            if isinstance(item, dict) and isinstance(item.get("id"), str)
+        ]
 
     async def _start_logging(self) -> None:
         """Open this process's record journal and start the writer that consumes it: in a
@@ -89,7 +164,7 @@ class Runtime:
                 )
                 await consumer.start()
             else:
-                consumer = await open_log_writer(config, journal.directory)
+                consumer = await open_log_writer(config, journal.directory, self.registry)
         except BaseException:
             journal.close()
             raise
@@ -116,6 +191,13 @@ class Runtime:
         authenticate, start the capture, read the body (checking it is JSON first when
         ``json_body``); returns the body. Errors raised here are recorded by the capture."""
         identity = await self.authenticate(ctx.request_credentials(headers))
+        if identity.scopes is not None and INVOKE not in identity.scopes:
+            raise GatewayError(
+                403,
+                f"This gateway key lacks the '{INVOKE}' scope needed to send requests through "
+                "the gateway.",
+                code="missing_scope",
+            )
         ctx.identity = identity
         capture = None
         if self.writer is not None:
@@ -129,18 +211,39 @@ class Runtime:
             capture.request_body = body
         return body
 
+    @property
+    def router(self) -> Router:
+        """The planning step (built at start, once the registry is loaded)."""
+        if self._router is None:
+            raise RuntimeError("Runtime.start() was not called")
+        return self._router
+
+    @property
+    def listing(self) -> ModelListing:
+        """The model listings (``/v1/models``…), built once at start."""
+        if self._listing is None:
+            raise GatewayError(503, "The gateway is starting; try again shortly.")
+        return self._listing
+
     def max_output_tokens(self, provider: str, model: str) -> int:
-        """The model's output limit from the price table (a translation's default
+        """The model's output limit from the registry (a translation's default
         ``max_tokens``), else :data:`DEFAULT_MAX_OUTPUT_TOKENS`."""
-        price = self.prices.lookup(provider, model) if self.prices is not None else None
+        price = self.registry.lookup(provider, model) if self.registry is not None else None
         if price is None or not price.max_output_tokens:
             return DEFAULT_MAX_OUTPUT_TOKENS
         return price.max_output_tokens
 
     async def authenticate_org(self, headers: dict[str, str]) -> str:
-        """The org of a REST API caller (same keys and rules as the data plane)."""
+        """The org of a request-log API caller (same keys and rules as the data plane); a key
+        without the log's read scope gets Helicone's 403 (``"Forbidden"``)."""
         identity = await self.authenticate(read_credentials(headers))
+        if not allows(identity.scopes, TRACE_READ):
+            raise GatewayError(403, "Forbidden", code="missing_scope")
         return identity.org_id
+
+    async def authenticate_identity(self, headers: dict[str, str]) -> KeyIdentity:
+        """The identity of a REST API caller; scopes are the router's to check."""
+        return await self.authenticate(read_credentials(headers))
 
     async def query_log(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         if self.writer is None:
@@ -158,37 +261,3 @@ class Runtime:
 
     async def authenticate(self, credentials: Credentials) -> KeyIdentity:
         return await self.authenticator.authenticate(credentials)
-
-    async def list_models(self) -> list[dict[str, Any]]:
-        """Every usable provider's ``/models`` (those that serve it), fetched concurrently;
-        failures are skipped."""
-        configs = [c for c in self.providers.usable() if "/models" in c.spec.endpoints]
-        results = await asyncio.gather(
-            *(self._provider_models(config) for config in configs), return_exceptions=True
-        )
-        models: list[dict[str, Any]] = []
-        for config, result in zip(configs, results, strict=True):
-            if isinstance(result, BaseException):
-                logger.info("model list from %s failed: %r", config.spec.name, result)
-                continue
-            models.extend(result)
-        return models
-
-    async def _provider_models(self, config: ProviderConfig) -> list[dict[str, Any]]:
-        headers = dict([config.spec.auth_header(config.api_key)]) if config.api_key else {}
-        async with self.upstream.session.get(config.base_url + "/models", headers=headers) as r:
-            r.raise_for_status()
-            body = orjson.loads(await r.read())
-        suffix = "" if config.spec.name == DEFAULT_PROVIDER else f"/{config.spec.name}"
-        out = []
-        for item in body.get("data", []):
-            if isinstance(item, dict) and isinstance(item.get("id"), str):
-                out.append(
-                    {
-                        "id": item["id"] + suffix,
-                        "object": "model",
-                        "created": item.get("created", 0),
-                        "owned_by": item.get("owned_by", config.spec.name),
-                    }
-                )
-        return out

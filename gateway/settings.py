@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     )
     allow_anonymous: bool = False
     key_cache_ttl_seconds: float = Field(default=10.0, ge=0)
+    # Provider keys at rest (gateway/store/_crypto.py): AES-256-GCM key(s), URL-safe base64 of
+    # 32 bytes, comma separated; the first encrypts, every one decrypts (rotation). Required
+    # with DATABASE_URL; the SQLite default generates data_dir/encryption.key on first start.
+    encryption_key: SecretStr | None = None
+    provider_key_cache_ttl_seconds: float = Field(default=10.0, ge=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Slow clients (gateway/protocol.py): a request's headers, then its body, must arrive
     # within these many seconds (408 after); connections per process past the limit get 503.

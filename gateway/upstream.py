@@ -150,6 +150,48 @@ class UpstreamClient:
                 code="upstream_unreachable",
             ) from exc
 
+    @contextlib.asynccontextmanager
+    async def attempt(
+        self,
+        ctx: RequestContext,
+        method: str,
+        url: URL,
+        headers: dict[str, str],
+        body: bytes | None,
+        provider: str,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """:meth:`open`, plus the request's retry policy (``Helicone-Retry-*``, gateway/retry.py):
+        a 429 or 5xx answer, or an unreachable or timed-out provider, is sent again after a
+        backoff, up to the policy's number of retries; the last answer is yielded whatever it
+        is. Retries happen before anything reaches the client. An exception raised inside the
+        block is never retried (the answer may have been committed)."""
+        policy = ctx.options.retry
+        tries = 0
+        while True:
+            stack = contextlib.AsyncExitStack()
+            can_retry = policy is not None and tries < policy.retries
+            try:
+                response = await stack.enter_async_context(
+                    self.open(method, url, headers, body, provider)
+                )
+            except GatewayError as exc:
+                await stack.aclose()
+                if not can_retry or exc.status not in (502, 504):
+                    raise
+                retry_after = None
+            else:
+                if not can_retry or not retryable(response.status):
+                    break
+                async with stack:
+                    retry_after = response.headers.get("retry-after")
+                    await response.read()  # a small error body: the connection stays pooled
+            assert policy is not None
+            await asyncio.sleep(policy.delay(tries, retry_after))
+            tries += 1
+            ctx.retries = tries
+        async with stack:
+            yield response
+
     async def relay(
         self,
         ctx: RequestContext,
@@ -162,31 +204,8 @@ class UpstreamClient:
         provider: str,
         translation: Translation | None = None,
     ) -> None:
-        """Open one attempt and forward its answer to the client (open, decide, commit).
-
-        With ``Helicone-Retry-Enabled`` (``ctx.options.retry``), a 429 or 5xx answer (or an
-        unreachable or timed-out provider) is sent again after a backoff, up to the policy's
-        number of retries, before anything reaches the client (gateway/retry.py); the last
-        answer is forwarded whatever it is.
-        """
-        policy = ctx.options.retry
-        attempt = 0
-        while True:
-            upstream_started = time.perf_counter()
-            retry_after: str | None = None
-            try:
-                async with self.open(method, url, headers, body, provider) as response:
-                    if policy is None or attempt >= policy.retries or not retryable(
-                        response.status
-                    ):
-                        await forward(ctx, response, receive, send, translation, upstream_started)
-                        return
-                    retry_after = response.headers.get("retry-after")
-                    await response.read()  # a small error body: the connection stays pooled
-            except GatewayError as exc:
-                if policy is None or attempt >= policy.retries or exc.status not in (502, 504):
-                    raise
-            assert policy is not None
-            await asyncio.sleep(policy.delay(attempt, retry_after))
-            attempt += 1
-            ctx.retries = attempt
+        """Open one attempt (with the request's retries) and forward its answer to the client:
+        open, then commit."""
+        upstream_started = time.perf_counter()
+        async with self.attempt(ctx, method, url, headers, body, provider) as response:
+            await forward(ctx, response, receive, send, translation, upstream_started)

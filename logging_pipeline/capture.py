@@ -47,6 +47,8 @@ class Capture:
     country_code: str | None = None
     wire: str = "openai"
     """The wire format of ``response_body`` (the provider's own answer): picks its reader."""
+    attempts: list[tuple[str, int, int]] = field(default_factory=list)
+    """Every upstream attempt of a routed request: (source, status, latency ms), in order."""
 
     def finish(self) -> None:
         if self.finished_at is None:

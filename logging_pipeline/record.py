@@ -2,7 +2,7 @@
 
 This is where a request's bytes are understood: bodies parsed, usage read (or rebuilt from a
 stream, or estimated with tiktoken when the provider gave none), the effective model chosen
-(``Helicone-Model-Override`` first), and the cost computed from the price table.
+(``Helicone-Model-Override`` first), and the cost computed from the model registry.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import orjson
 from logging_pipeline.capture import Capture
 from logging_pipeline.estimate import TokenEstimator, prompt_text
 from logging_pipeline.schema import INSERT_COLUMNS
-from providers.cost import PriceTable
 from providers.formats import response_reader
+from providers.registry import Registry
 from providers.usage import Usage
 
 _NO_USAGE = Usage()
@@ -80,12 +80,23 @@ def body_token(capture: Capture) -> int:
     return (hash((capture.created_at, capture.started)) & 0xFFFF_FFFF_FFFF_FFFF) or 1
 
 
+def _attempts(capture: Capture) -> str:
+    if not capture.attempts:
+        return ""
+    return orjson.dumps(
+        [
+            {"source": source, "status": status, "latency_ms": latency}
+            for source, status, latency in capture.attempts
+        ]
+    ).decode()
+
+
 def _ms(start: float, end: float | None) -> int | None:
     return None if end is None else max(0, round((end - start) * 1000))
 
 
 def build_record(
-    capture: Capture, prices: PriceTable, estimator: TokenEstimator, location: str = "local"
+    capture: Capture, prices: Registry, estimator: TokenEstimator, location: str = "local"
 ) -> BuiltRecord:
     """Understand one capture. Never raises for odd bodies: unknown shapes just carry no usage.
 
@@ -181,6 +192,7 @@ def build_record(
         "updated_at": datetime.now(UTC),
         "body_token": token,
         "wire_format": capture.wire,
+        "attempts": _attempts(capture),
     }
     return BuiltRecord(_ROW(values), document, capture)
 
@@ -221,5 +233,6 @@ def fallback_record(capture: Capture) -> BuiltRecord:
         updated_at=datetime.now(UTC),
         body_token=body_token(capture),
         wire_format=capture.wire,
+        attempts=_attempts(capture),
     )
     return BuiltRecord(_ROW(values), None, capture)

@@ -101,6 +101,12 @@ ORDER BY (organization_id, request_created_at, request_id)
             "ADD COLUMN IF NOT EXISTS wire_format LowCardinality(String) DEFAULT ''",
         ),
     ),
+    (
+        # The attempts of a routed request (failover), as a JSON array of
+        # {"source", "status", "latency_ms"}; '' when the request had none.
+        "0004_attempts",
+        (f"ALTER TABLE {REQUEST_TABLE} ADD COLUMN IF NOT EXISTS attempts String DEFAULT ''",),
+    ),
 )
 """(version, statements) in order; each statement is idempotent."""
 
@@ -142,5 +148,6 @@ INSERT_COLUMNS: tuple[str, ...] = (
     "updated_at",
     "body_token",
     "wire_format",
+    "attempts",
 )
 """The columns the writer fills, in the order of the rows it inserts."""

@@ -35,7 +35,7 @@ from logging_pipeline.journal import JournalReader, Position, adopt_orphans, pen
 from logging_pipeline.record import BuiltRecord, build_record, fallback_record
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
 from logging_pipeline.spill import SpillFile, adopt_spills
-from providers.cost import PriceTable
+from providers.registry import Registry
 
 logger = logging.getLogger("logging_pipeline.writer")
 
@@ -87,7 +87,7 @@ class LogWriter:
         self,
         transport: LogTransport,
         bodies: BodyStore,
-        prices: PriceTable,
+        prices: Registry,
         journal_root: Path,
         *,
         own: Path | None = None,
@@ -308,12 +308,18 @@ class LogWriter:
             return fallback_record(capture)
 
 
-async def open_log_writer(config: LogConfig, own: Path | None) -> LogWriter:
+async def open_log_writer(
+    config: LogConfig, own: Path | None, prices: Registry | None = None
+) -> LogWriter:
     """The writer for ``config`` consuming journal ``own``, its task started.
 
+    ``prices``: the model registry, when the caller already built one (the gateway's own,
+    for a writer in its process); else it is built here, off the event loop.
     Fails open: a store that is down now only means records wait in the journal until it is
     back.
     """
+    if prices is None:
+        prices = await asyncio.to_thread(Registry.load)
     bodies = body_store_from_config(config.body_store)
     try:
         await bodies.start()
@@ -322,7 +328,7 @@ async def open_log_writer(config: LogConfig, own: Path | None) -> LogWriter:
     writer = LogWriter(
         transport_from_config(config.log_store),
         bodies,
-        PriceTable.load(),
+        prices,
         config.journal_root,
         own=own,
         spill_root=config.spill_root,

@@ -71,6 +71,10 @@ class Health:
         self._state: dict[tuple[str, str], list[float]] = {}
         """(provider, key_id) → [consecutive failures, cooled until (clock time)]."""
 
+    def reset(self) -> None:
+        """Forget every record (all providers healthy again)."""
+        self._state.clear()
+
     def failure(self, provider: str, key_id: str) -> None:
         """Record a failed attempt; the threshold-th consecutive one starts a cool-down."""
         state = self._state.setdefault((provider, key_id), [0.0, 0.0])

@@ -2,21 +2,23 @@
 
 Settings (which ``<PREFIX>_API_KEY`` / ``<PREFIX>_BASE_URL`` to read), routing (which
 ``model/provider`` suffixes exist), the passthrough routes (``/v1/gateway/{provider}``,
-``/oai``), the passthrough allow-list (provider hosts), ``/v1/models`` and pricing (which
-provider names the price table knows) all read :data:`PROVIDERS`; no other module lists
-providers. Adding a provider that speaks the OpenAI wire format is one :class:`ProviderSpec`
-in :data:`PROVIDERS` with its slug, base URL (including the version prefix, so that
-``base_url + "/chat/completions"`` is the endpoint), env prefix and hosts.
+``/oai``), the passthrough allow-list (provider hosts) and the model registry (which
+providers serve which models, their ``genai-prices`` ids, first-party price names) all read
+:data:`PROVIDERS`; no other module lists providers. Adding a provider that speaks the OpenAI
+wire format is one :class:`ProviderSpec` in :data:`PROVIDERS` with its slug, base URL
+(including the version prefix, so that ``base_url + "/chat/completions"`` is the endpoint),
+env prefix and hosts.
 
 Two kinds of record:
 
 * *routed* (``base_url`` set): selectable by ``model/<slug>``, by ``/v1/gateway/<slug>/...``,
-  configured by ``<PREFIX>_API_KEY`` / ``<PREFIX>_BASE_URL``, listed by ``/v1/models``.
+  configured by ``<PREFIX>_API_KEY`` / ``<PREFIX>_BASE_URL``, listed by ``/v1/models`` (its
+  models in the registry).
   Only wire formats with an adapter can be routed (today the OpenAI-compatible family with
   bearer keys); the table refuses anything else, so an entry can never be half supported.
 * *host-only* (no ``base_url``): a provider the gateway does not route to yet whose API hosts
-  are on the passthrough allow-list (``Helicone-Target-Url``) and whose name the price table
-  may know (Anthropic, Google, Bedrock, Azure…).
+  are on the passthrough allow-list (``Helicone-Target-Url``) and whose prices the registry
+  may know (Google, Bedrock, Azure…).
 """
 
 from __future__ import annotations
@@ -69,11 +71,14 @@ class ProviderSpec:
     443 only); a local server has none (its base URL joins the allow-list only when the
     operator configures it). ``requires_key`` is false for local servers (ollama) that accept
     any or no key; ``local``: its built-in base URL is on the gateway's own network.
-    ``price_slug`` is its name in ``providers/models.json`` (None: it resells models priced
-    under their makers' names) and ``price_aliases`` are other spellings of that name
-    accepted by the price table (``x-ai/grok-4``). ``path_aliases`` are other passthrough
-    prefixes for it under ``/v1/gateway/`` (``/v1/gateway/oai``); ``root_paths`` are top-level
-    passthrough prefixes (``/oai``, ``/anthropic``: Helicone's dedicated proxy hosts).
+    ``price_slug`` is its first-party name for pricing (None: it resells models made by
+    others) and ``price_aliases`` are other spellings of that name accepted by the price
+    lookup (``x-ai/grok-4``). ``genai_prices`` is its provider id in the ``genai-prices``
+    library, where the model registry (:mod:`providers.registry`) takes its prices from
+    (None: the library does not price it). ``display_name`` is how listings name it.
+    ``path_aliases`` are other passthrough prefixes for it under ``/v1/gateway/``
+    (``/v1/gateway/oai``); ``root_paths`` are top-level passthrough prefixes
+    (``/oai``, ``/anthropic``: Helicone's dedicated proxy hosts).
     ``base_url_header`` is a request header with which a passthrough client names its own
     base URL for it (checked against the allow-list), as Helicone's
     ``Helicone-OpenAI-Api-Base``. ``endpoints`` are the OpenAI-shaped endpoints the provider
@@ -92,12 +97,19 @@ class ProviderSpec:
     endpoints: frozenset[Endpoint] = OPENAI_ENDPOINTS
     price_slug: str | None = None
     price_aliases: tuple[str, ...] = ()
+    genai_prices: str | None = None
+    display_name: str = ""
     path_aliases: tuple[str, ...] = ()
     root_paths: tuple[str, ...] = ()
     requires_key: bool = True
     local: bool = False
     base_url_header: str | None = None
     quirks: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def title(self) -> str:
+        """The provider's display name (``OpenAI``), its slug when none is set."""
+        return self.display_name or self.name
 
     def serves(self, endpoint: str) -> bool:
         """Whether the unified ``endpoint`` reaches this provider (natively or translated)."""
@@ -213,7 +225,7 @@ class ProviderTable:
         return tuple(host for spec in self._by_name.values() for host in spec.hosts)
 
     def price_slugs(self) -> frozenset[str]:
-        """Provider names the price table may hold prices for."""
+        """First-party provider names for pricing (see ``ProviderSpec.price_slug``)."""
         return frozenset(self._price_names.values())
 
     def price_names(self) -> Mapping[str, str]:
@@ -246,99 +258,120 @@ PROVIDERS = ProviderTable(
             "openai", "https://api.openai.com/v1", "OPENAI",
             hosts=("api.openai.com",), price_slug="openai", path_aliases=("oai",),
             root_paths=("oai",), base_url_header="Helicone-OpenAI-Api-Base",
+            display_name="OpenAI", genai_prices="openai",
         ),
         ProviderSpec(
             "groq", "https://api.groq.com/openai/v1", "GROQ",
             hosts=("api.groq.com",), price_slug="groq",
+            display_name="Groq", genai_prices="groq",
         ),
         ProviderSpec(
             "xai", "https://api.x.ai/v1", "XAI",
             hosts=("api.x.ai",), price_slug="xai", price_aliases=("x-ai", "grok"),
+            display_name="xAI", genai_prices="x-ai",
         ),
         ProviderSpec(
             "deepseek", "https://api.deepseek.com/v1", "DEEPSEEK",
             hosts=("api.deepseek.com",), price_slug="deepseek",
             endpoints=CHAT_ENDPOINTS,
+            display_name="DeepSeek", genai_prices="deepseek",
         ),
         ProviderSpec(
             "mistral", "https://api.mistral.ai/v1", "MISTRAL",
             hosts=("api.mistral.ai",), price_slug="mistral",
             price_aliases=("mistralai", "mistral-ai"),
             endpoints=CHAT_ENDPOINTS,
+            display_name="Mistral", genai_prices="mistral",
         ),
         ProviderSpec(
             "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER", hosts=("openrouter.ai",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="OpenRouter", genai_prices="openrouter",
         ),
         ProviderSpec(
             "together", "https://api.together.xyz/v1", "TOGETHER", hosts=("api.together.xyz",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="Together AI", genai_prices="together",
         ),
         ProviderSpec(
             "fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS",
             hosts=("api.fireworks.ai",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="Fireworks", genai_prices="fireworks",
         ),
         ProviderSpec(
             "perplexity", "https://api.perplexity.ai", "PERPLEXITY", hosts=("api.perplexity.ai",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="Perplexity", genai_prices="perplexity",
         ),
         ProviderSpec(
             "deepinfra", "https://api.deepinfra.com/v1/openai", "DEEPINFRA",
             hosts=("api.deepinfra.com",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="DeepInfra",
         ),
         ProviderSpec(
             "nebius", "https://api.tokenfactory.nebius.com/v1", "NEBIUS",
             hosts=("api.tokenfactory.nebius.com",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="Nebius Token Factory",
         ),
         ProviderSpec(
             "novita", "https://api.novita.ai/v3/openai", "NOVITA", hosts=("api.novita.ai",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="Novita", genai_prices="novita",
         ),
         ProviderSpec(
             "hyperbolic", "https://api.hyperbolic.xyz/v1", "HYPERBOLIC",
             hosts=("api.hyperbolic.xyz",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="Hyperbolic",
         ),
         ProviderSpec(
             "nvidia", "https://integrate.api.nvidia.com/v1", "NVIDIA",
             hosts=("integrate.api.nvidia.com",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="NVIDIA NIM",
         ),
         ProviderSpec(
             "cerebras", "https://api.cerebras.ai/v1", "CEREBRAS", hosts=("api.cerebras.ai",),
             endpoints=CHAT_ENDPOINTS,
+            display_name="Cerebras", genai_prices="cerebras",
         ),
         ProviderSpec(
             "ollama", "http://localhost:11434/v1", "OLLAMA", requires_key=False, local=True,
             endpoints=CHAT_ENDPOINTS,
+            display_name="Ollama",
         ),
         # Routed through an adapter of its own wire format.
         ProviderSpec(
             "anthropic", "https://api.anthropic.com", "ANTHROPIC", wire="anthropic",
             auth="x-api-key", hosts=("api.anthropic.com",), price_slug="anthropic",
             endpoints=frozenset(), root_paths=("anthropic",),
+            display_name="Anthropic", genai_prices="anthropic",
         ),
         # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains) and
-        # known to the price table, not routed yet.
+        # priced by the model registry, not routed yet.
         ProviderSpec(
             "google", wire="gemini", auth="x-api-key",
             hosts=("generativelanguage.googleapis.com",), price_slug="google",
             price_aliases=("gemini", "google-ai-studio", "googleai", "google-ai"),
+            display_name="Google AI Studio", genai_prices="google",
         ),
         ProviderSpec(
             "vertex", wire="gemini", auth="oauth",
             hosts=("*-aiplatform.googleapis.com", "aiplatform.googleapis.com"),
+            display_name="Google Vertex AI", genai_prices="google",
         ),
         ProviderSpec(
             "bedrock", wire="bedrock", auth="sigv4",
             hosts=("bedrock-runtime.{region}.amazonaws.com",),
+            display_name="AWS Bedrock", genai_prices="aws",
         ),
         ProviderSpec(
             "azure", auth="api-key",
             hosts=("*.openai.azure.com", "*.cognitiveservices.azure.com"),
+            display_name="Azure OpenAI", genai_prices="azure",
         ),
         ProviderSpec("anyscale", hosts=("api.endpoints.anyscale.com",)),
         ProviderSpec("cloudflare", hosts=("gateway.ai.cloudflare.com",)),

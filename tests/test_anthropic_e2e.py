@@ -101,7 +101,7 @@ def test_chat_is_translated_to_messages_and_back(
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None and completion.usage.prompt_tokens > 0
     sent = _sent(upstream)
-    assert sent["model"] == "claude-sonnet-4-5" and sent["system"]
+    assert sent["model"] == "claude-sonnet-4-5" and sent["system"]  # an alias: as written
     assert sent["max_tokens"] == 64000  # the model's output limit (providers/models.json)
     headers = upstream.requests[-1].headers
     assert headers["x-api-key"] == KEY and headers["anthropic-version"] == "2023-06-01"

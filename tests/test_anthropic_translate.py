@@ -881,3 +881,36 @@ def test_request_headers() -> None:
     }
     edited = request_headers("k", translate(base_request(context_editing={"enabled": True})))
     assert edited["anthropic-beta"] == CONTEXT_MANAGEMENT_BETA
+
+
+def test_a_streamed_turns_thinking_text_goes_back_into_its_signed_block() -> None:
+    """The stream gives the text as reasoning_content and the signature in an empty block:
+    sent back, the block carries the text again (Anthropic checks it against the signature)."""
+    sent = chat_to_messages(
+        {
+            "model": "claude-sonnet-4-5",
+            "messages": [
+                {"role": "user", "content": "think"},
+                {
+                    "role": "assistant",
+                    "content": "done",
+                    "reasoning_content": "Let me think.",
+                    "thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "c2ln"}],
+                },
+                {"role": "user", "content": "again"},
+            ],
+        },
+        default_max_tokens=1000,
+    )
+    assistant = sent["messages"][1]["content"]
+    assert assistant[0] == {"type": "thinking", "thinking": "Let me think.", "signature": "c2ln"}
+
+
+def test_a_prompt_too_long_error_carries_openais_code() -> None:
+    body = b'{"type":"error","error":{"type":"invalid_request_error",' \
+           b'"message":"prompt is too long: 210000 tokens > 200000 maximum"}}'
+    error = error_to_openai(400, body)["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert error["message"].startswith("prompt is too long")
+    other = error_to_openai(400, body.replace(b"prompt is too long", b"max_tokens: bad"))
+    assert other["error"]["code"] is None

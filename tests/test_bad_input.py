@@ -21,7 +21,7 @@ from logging_pipeline.capture import Capture
 from logging_pipeline.estimate import TokenEstimator
 from logging_pipeline.record import build_record
 from logging_pipeline.schema import INSERT_COLUMNS
-from providers.cost import PriceTable
+from providers.registry import Registry
 from tests.emulator import OpenAIEmulator
 from tests.harness import GatewayServer, create_key, make_settings
 
@@ -91,7 +91,7 @@ def test_record_from_deeply_nested_bodies(tmp_path: Path, levels: int) -> None:
         "model": "gpt-4o-mini",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "general kenobi"}}],
     })
-    record = build_record(_capture(request, response, stream=False), PriceTable.load(),
+    record = build_record(_capture(request, response, stream=False), Registry.load(),
                           TokenEstimator(tmp_path))
     row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
     assert row["request_model"] == "gpt-4o-mini" and row["tokens_estimated"] is True
@@ -115,7 +115,7 @@ def test_record_from_deeply_nested_stream(tmp_path: Path) -> None:
     record = build_record(
         _capture(b'{"model": "gpt-4o-mini", "stream": true, "messages": []}', stream,
                  stream=True),
-        PriceTable.load(), TokenEstimator(tmp_path),
+        Registry.load(), TokenEstimator(tmp_path),
     )
     row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
     assert (row["prompt_tokens"], row["completion_tokens"]) == (2, 3)
@@ -210,7 +210,7 @@ def test_row_and_body_carry_one_token_per_capture(tmp_path: Path) -> None:
     second = _capture(request, response, stream=False)  # same request id, a later request
     tokens = []
     for capture in (first, second):
-        record = build_record(capture, PriceTable.load(), TokenEstimator(tmp_path))
+        record = build_record(capture, Registry.load(), TokenEstimator(tmp_path))
         row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
         assert record.document is not None
         assert orjson.loads(record.document)["token"] == row["body_token"] == body_token(capture)

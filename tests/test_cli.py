@@ -67,12 +67,12 @@ def create_key(env: dict[str, str], *args: str) -> str:
 def test_migrate_on_a_fresh_data_dir(env: dict[str, str]) -> None:
     first = run(env, "migrate")
     assert first.returncode == 0, first.stderr
-    assert "from (empty) to 0001" in first.stdout
+    assert "from (empty) to 0002" in first.stdout
     assert (Path(env["GATEWAY_DATA_DIR"]) / "gateway.db").is_file()
 
     second = run(env, "migrate")
     assert second.returncode == 0, second.stderr
-    assert "up to date (revision 0001)" in second.stdout
+    assert "up to date (revision 0002)" in second.stdout
 
 
 def test_keys_create_prints_the_key_last(env: dict[str, str]) -> None:
@@ -95,7 +95,7 @@ def test_keys_list_shows_prefixes_never_keys(env: dict[str, str]) -> None:
     assert key_a not in listing.stdout and key_b not in listing.stdout
     assert key_a[:17] not in listing.stdout
     header, *rows = listing.stdout.splitlines()
-    assert header.split() == ["ID", "PREFIX", "ORG", "NAME", "CREATED", "REVOKED"]
+    assert header.split() == ["ID", "PREFIX", "ORG", "NAME", "SCOPES", "CREATED", "REVOKED"]
     assert len(rows) == 2 and all(row.endswith("active") for row in rows)
 
     only_acme = run(env, "keys", "list", "--org", "acme")

@@ -127,6 +127,7 @@ def make_row(org: str, n: int, **overrides: Any) -> dict[str, Any]:
         "updated_at": created + timedelta(seconds=2),
         "body_token": 2**64 - 1 - n,
         "wire_format": "anthropic" if n == 0 else "openai",
+        "attempts": '[{"source": "gpt-4o-mini/openai/credits", "status": 429}]' if n == 0 else "",
         "assets": ["a.png", "ü/b.jpg", ""] if n == 0 else [],
         "scores": {"quality": 0.75, "élan": -1.5} if n == 0 else {},
     }

@@ -1,6 +1,7 @@
 """Cost calculation: hand-computed prices, model-name resolution and the registry data file.
 
-Expected values are worked out by hand from the per-1M prices in ``providers/models.json``:
+Expected values are worked out by hand from the per-1M list prices (from ``genai-prices``, or
+the overrides in ``providers/models.json`` where noted):
 ``nano_usd = sum(tokens x price_per_1M) x 1000`` (USD per 1M x tokens / 1e6 x 1e9).
 """
 
@@ -18,18 +19,25 @@ import pytest
 
 from providers.cost import (
     _PRICE_FIELDS,
-    ALLOWED_PROVIDERS,
     CostResult,
     ModelPrice,
-    PriceTable,
     PriceTier,
     Usage,
 )
+from providers.registry import Registry
+from providers.spec import PROVIDERS
 
 
 @pytest.fixture(scope="module")
-def table() -> PriceTable:
-    return PriceTable.load()
+def table() -> Registry:
+    return Registry.load()
+
+
+def _priced_by(price: ModelPrice) -> str:
+    """The provider whose price list applies (the maker's, for a maker price)."""
+    if price.source.startswith("maker:"):
+        return price.source.split(":")[1]
+    return price.provider
 
 
 def _registry() -> dict[str, Any]:
@@ -43,7 +51,7 @@ def _registry() -> dict[str, Any]:
 
 class TestHandComputedCosts:
     def test_openai_cached_tokens_are_billed_at_cache_price_not_twice(
-        self, table: PriceTable
+        self, table: Registry
     ) -> None:
         # gpt-4o: input 2.50, cached 1.25, output 10.00.
         # 6,000 x 2.50 + 4,000 x 1.25 + 500 x 10 = 15,000 + 5,000 + 5,000 = 25,000 -> $0.025
@@ -52,7 +60,7 @@ class TestHandComputedCosts:
         assert result == CostResult(nano_usd=25_000_000, known=True)
         assert result.usd == pytest.approx(0.025)
 
-    def test_anthropic_cache_writes_and_reads(self, table: PriceTable) -> None:
+    def test_anthropic_cache_writes_and_reads(self, table: Registry) -> None:
         # Anthropic raw usage: input_tokens=1000 (uncached), cache_creation_input_tokens=2000,
         # cache_read_input_tokens=5000, output_tokens=300. Adapter: prompt_tokens = sum = 8000.
         # claude-sonnet-4.5: 1000 x 3 + 5000 x 0.30 + 2000 x 3.75 + 300 x 15
@@ -66,7 +74,7 @@ class TestHandComputedCosts:
         result = table.cost("anthropic", "claude-sonnet-4-5-20250929", usage)
         assert result == CostResult(nano_usd=16_500_000, known=True)
 
-    def test_anthropic_opus_matches_registry_example(self, table: PriceTable) -> None:
+    def test_anthropic_opus_matches_registry_example(self, table: Registry) -> None:
         # The design doc's example entry: prompt 15, completion 75, cacheRead 1.5, write 18.75.
         # 1M uncached + 1M read + 1M write + 1M output = 15 + 1.5 + 18.75 + 75 = $110.25
         usage = Usage(
@@ -77,7 +85,7 @@ class TestHandComputedCosts:
         )
         assert table.cost("anthropic", "claude-opus-4-1", usage).nano_usd == 110_250_000_000
 
-    def test_anthropic_long_context_tier_counts_cache_traffic(self, table: PriceTable) -> None:
+    def test_anthropic_long_context_tier_counts_cache_traffic(self, table: Registry) -> None:
         # claude-sonnet-4 above 200k total input: input 6, read 0.60, write 7.50, output 22.50.
         # 150k x 6 + 100k x 0.60 + 50k x 7.50 + 1k x 22.50
         #   = 900,000 + 60,000 + 375,000 + 22,500 = 1,357,500 -> $1.3575
@@ -89,7 +97,7 @@ class TestHandComputedCosts:
         )
         assert table.cost("anthropic", "claude-sonnet-4", usage).nano_usd == 1_357_500_000
 
-    def test_gemini_pro_long_prompt_tier(self, table: PriceTable) -> None:
+    def test_gemini_pro_long_prompt_tier(self, table: Registry) -> None:
         # gemini-2.5-pro above 200k: input 2.50, cached 0.25, output 15 (thinking included).
         # 200k x 2.50 + 50k x 0.25 + 2k x 15 = 500,000 + 12,500 + 30,000 = 542,500 -> $0.5425
         usage = Usage(
@@ -100,35 +108,35 @@ class TestHandComputedCosts:
         )
         assert table.cost("google", "gemini-2.5-pro", usage).nano_usd == 542_500_000
 
-    def test_gemini_pro_tier_boundary_is_exclusive(self, table: PriceTable) -> None:
+    def test_gemini_pro_tier_boundary_is_exclusive(self, table: Registry) -> None:
         # Exactly 200k is still "<= 200k": 200,000 x 1.25 = 250,000 -> $0.25.
         at = table.cost("google", "gemini-2.5-pro", Usage(prompt_tokens=200_000))
         above = table.cost("google", "gemini-2.5-pro", Usage(prompt_tokens=200_001))
         assert at.nano_usd == 250_000_000
         assert above.nano_usd == 500_002_500  # 200,001 x 2.50 = 500,002.5 -> x1000
 
-    def test_grok_tier_keeps_inherited_cache_price(self, table: PriceTable) -> None:
+    def test_grok_tier_keeps_inherited_cache_price(self, table: Registry) -> None:
         # grok-4 above 128k: input 6, output 30; cache_read not overridden -> 0.75.
         # 100k x 6 + 30k x 0.75 + 1k x 30 = 600,000 + 22,500 + 30,000 = 652,500
         usage = Usage(prompt_tokens=130_000, completion_tokens=1_000, cache_read_tokens=30_000)
         assert table.cost("xai", "grok-4", usage).nano_usd == 652_500_000
 
     def test_reasoning_tokens_are_part_of_completion_at_output_price(
-        self, table: PriceTable
+        self, table: Registry
     ) -> None:
         # o3: input 2, output 8; reasoning has no own price and is inside completion_tokens.
         # 1000 x 2 + 5000 x 8 = 42,000 -> $0.042 (not 1000 x 2 + 9000 x 8)
         usage = Usage(prompt_tokens=1_000, completion_tokens=5_000, reasoning_tokens=4_000)
         assert table.cost("openai", "o3", usage).nano_usd == 42_000_000
 
-    def test_separately_priced_reasoning(self, table: PriceTable) -> None:
+    def test_separately_priced_reasoning(self, table: Registry) -> None:
         # gemini-2.5-flash-preview-04-17: input 0.15, output 0.60, thinking 3.50.
         # 1000 x 0.15 + 200 x 0.60 + 800 x 3.50 = 150 + 120 + 2800 = 3,070 -> $0.00307
         usage = Usage(prompt_tokens=1_000, completion_tokens=1_000, reasoning_tokens=800)
         result = table.cost("google", "gemini-2.5-flash-preview-05-20", usage)
         assert result.nano_usd == 3_070_000
 
-    def test_audio_tokens_at_audio_prices(self, table: PriceTable) -> None:
+    def test_audio_tokens_at_audio_prices(self, table: Registry) -> None:
         # gpt-4o-audio-preview: text 2.50/10, audio 40/80.
         # 400 x 2.5 + 600 x 40 + 100 x 10 + 400 x 80 = 1000 + 24000 + 1000 + 32000 = 58,000
         usage = Usage(
@@ -140,24 +148,24 @@ class TestHandComputedCosts:
         result = table.cost("openai", "gpt-4o-audio-preview-2024-12-17", usage)
         assert result.nano_usd == 58_000_000
 
-    def test_audio_input_without_audio_output_price(self, table: PriceTable) -> None:
+    def test_audio_input_without_audio_output_price(self, table: Registry) -> None:
         # gemini-2.0-flash: text input 0.10, audio input 0.70, output 0.40 (no audio output).
         # 1000 x 0.10 + 1000 x 0.70 + 1000 x 0.40 = 100 + 700 + 400 = 1,200
         usage = Usage(prompt_tokens=2_000, completion_tokens=1_000, prompt_audio_tokens=1_000)
         assert table.cost("google", "gemini-2.0-flash-001", usage).nano_usd == 1_200_000
 
-    def test_deepseek_cache_hit_and_miss(self, table: PriceTable) -> None:
+    def test_deepseek_cache_hit_and_miss(self, table: Registry) -> None:
         # deepseek-chat: miss 0.28, hit 0.028, output 0.42.
         # 400k x 0.28 + 600k x 0.028 + 10k x 0.42 = 112,000 + 16,800 + 4,200 = 133,000
         usage = Usage(prompt_tokens=1_000_000, completion_tokens=10_000, cache_read_tokens=600_000)
         assert table.cost("deepseek", "deepseek-chat", usage).nano_usd == 133_000_000
 
-    def test_embeddings_have_no_output(self, table: PriceTable) -> None:
+    def test_embeddings_have_no_output(self, table: Registry) -> None:
         # 1M tokens of text-embedding-3-small at $0.02.
         result = table.cost("openai", "text-embedding-3-small", Usage(prompt_tokens=1_000_000))
         assert result.nano_usd == 20_000_000
 
-    def test_groq_and_mistral(self, table: PriceTable) -> None:
+    def test_groq_and_mistral(self, table: Registry) -> None:
         # llama-3.3-70b-versatile 0.59/0.79: 1000 x 0.59 + 1000 x 0.79 = 1,380
         # mistral-small 0.10/0.30: 1000 x 0.10 + 1000 x 0.30 = 400
         usage = Usage(prompt_tokens=1_000, completion_tokens=1_000)
@@ -166,23 +174,23 @@ class TestHandComputedCosts:
 
 
 class TestIntegerExactness:
-    def test_one_token_at_fifteen_cents_per_million(self, table: PriceTable) -> None:
+    def test_one_token_at_fifteen_cents_per_million(self, table: Registry) -> None:
         assert table.cost("openai", "gpt-4o-mini", Usage(prompt_tokens=1)).nano_usd == 150
 
-    def test_sums_are_exact_where_floats_are_not(self, table: PriceTable) -> None:
+    def test_sums_are_exact_where_floats_are_not(self, table: Registry) -> None:
         # 3 x 0.10 in floats is 0.30000000000000004; in nano-USD it is exactly 300.
         result = table.cost("openai", "gpt-4.1-nano", Usage(prompt_tokens=3))
         assert result.nano_usd == 300
         assert isinstance(result.nano_usd, int)
 
-    def test_rounds_half_up_once_at_the_end(self, table: PriceTable) -> None:
+    def test_rounds_half_up_once_at_the_end(self, table: Registry) -> None:
         # gpt-oss-20b cached input 0.0375 per 1M = 37.5 nano-USD per token.
         one = table.cost("groq", "openai/gpt-oss-20b", Usage(prompt_tokens=1, cache_read_tokens=1))
         two = table.cost("groq", "openai/gpt-oss-20b", Usage(prompt_tokens=2, cache_read_tokens=2))
         assert one.nano_usd == 38
         assert two.nano_usd == 75  # not 2 x 38: rounding happens on the total only
 
-    def test_large_usage_stays_exact(self, table: PriceTable) -> None:
+    def test_large_usage_stays_exact(self, table: Registry) -> None:
         # 10^9 output tokens of claude-opus-4.1 at $75 = $75,000 = 7.5e13 nano-USD.
         result = table.cost("anthropic", "claude-opus-4.1", Usage(completion_tokens=10**9))
         assert result.nano_usd == 75_000_000_000_000
@@ -202,7 +210,7 @@ class TestIntegerExactness:
         mixed = price.cost(Usage(prompt_tokens=10, cache_read_tokens=7, completion_tokens=1))
         assert mixed.nano_usd == 4_000
 
-    def test_tier_merge_recomputes_the_per_token_rates(self, table: PriceTable) -> None:
+    def test_tier_merge_recomputes_the_per_token_rates(self, table: Registry) -> None:
         price = table.lookup("google", "gemini-2.5-pro")
         assert price is not None and price.tiers
         above = price.tiers[0].above_prompt_tokens + 1
@@ -212,7 +220,7 @@ class TestIntegerExactness:
         assert price.cost(Usage(prompt_tokens=above)).nano_usd == merged.input * above * 1000
 
 class TestUnknownAndEmpty:
-    def test_unknown_model_is_zero_and_not_known(self, table: PriceTable) -> None:
+    def test_unknown_model_is_zero_and_not_known(self, table: Registry) -> None:
         usage = Usage(prompt_tokens=1_000, completion_tokens=1_000)
         result = table.cost("openai", "definitely-not-a-model", usage)
         assert result == CostResult(nano_usd=0, known=False)
@@ -223,22 +231,37 @@ class TestUnknownAndEmpty:
         [
             ("openai", ""),
             ("", "   "),
-            ("openai", "o3-pro"),  # a different, pricier model, not a snapshot of o3
-            ("anthropic", "claude-opus-4-6"),  # not a snapshot of claude-opus-4
-            ("openai", "gpt-4o-mini-tts"),
-            ("anthropic", "gpt-4o"),  # a first-party slug only prices its own models
             ("openrouter", "some-vendor/unknown"),
+            ("deepinfra", "qwen3-32b"),  # no maker offering, several resellers: no guess
         ],
     )
     def test_unpriced_inputs_never_raise(
-        self, table: PriceTable, provider: str, model: str
+        self, table: Registry, provider: str, model: str
     ) -> None:
         assert table.cost(provider, model, Usage(prompt_tokens=5)) == CostResult(0, False)
 
-    def test_zero_usage_of_known_model(self, table: PriceTable) -> None:
+    @pytest.mark.parametrize(
+        ("provider", "model", "not_as"),
+        [
+            ("openai", "o3-pro", "o3"),  # a different, pricier model, not a snapshot of o3
+            ("anthropic", "claude-opus-4-6", "claude-opus-4"),  # not a snapshot of opus 4
+        ],
+    )
+    def test_similar_names_are_not_priced_as_the_shorter_model(
+        self, table: Registry, provider: str, model: str, not_as: str
+    ) -> None:
+        # Not in the registry's table, so the provider's own library price is used (the
+        # library prices both); never the price of the registry model they extend.
+        price = table.lookup(provider, model)
+        shorter = table.lookup(provider, not_as)
+        assert shorter is not None
+        assert price is None or (price.model, price.source) == (model, "genai-prices")
+        assert price is None or (price.input, price.output) != (shorter.input, shorter.output)
+
+    def test_zero_usage_of_known_model(self, table: Registry) -> None:
         assert table.cost("openai", "gpt-5", Usage()) == CostResult(nano_usd=0, known=True)
 
-    def test_inconsistent_usage_is_clamped_not_negative(self, table: PriceTable) -> None:
+    def test_inconsistent_usage_is_clamped_not_negative(self, table: Registry) -> None:
         # More cached than prompt tokens: all 100 prompt tokens billed as cached (1.25), never
         # a negative uncached count; reasoning beyond completion likewise capped.
         usage = Usage(
@@ -254,7 +277,7 @@ class TestUnknownAndEmpty:
 
 class TestLookup:
     def test_remembered_answers_match_fresh_ones_and_stay_bounded(self) -> None:
-        remembering = PriceTable.load()
+        remembering = Registry.load()
         pairs = [("openai", "gpt-4o-mini-2024-07-18"), ("anthropic", "claude-haiku-4-5"),
                  ("openai", "no-such-model"), ("OpenAI", " GPT-4o ")]
         first = [remembering.lookup(p, m) for p, m in pairs]
@@ -291,7 +314,7 @@ class TestLookup:
         ],
     )
     def test_aliases_and_provider_ids(
-        self, table: PriceTable, provider: str, model: str, canonical: str
+        self, table: Registry, provider: str, model: str, canonical: str
     ) -> None:
         price = table.lookup(provider, model)
         assert price is not None
@@ -310,13 +333,13 @@ class TestLookup:
         ],
     )
     def test_unlisted_dated_snapshots_match_by_prefix(
-        self, table: PriceTable, provider: str, model: str, canonical: str
+        self, table: Registry, provider: str, model: str, canonical: str
     ) -> None:
         price = table.lookup(provider, model)
         assert price is not None
         assert price.model == canonical
 
-    def test_listed_snapshot_beats_prefix_match(self, table: PriceTable) -> None:
+    def test_listed_snapshot_beats_prefix_match(self, table: Registry) -> None:
         price = table.lookup("openai", "gpt-4o-2024-05-13")
         assert price is not None
         assert (price.model, price.input, price.output) == (
@@ -325,7 +348,7 @@ class TestLookup:
             Fraction(15),
         )
 
-    def test_longest_prefix_wins(self, table: PriceTable) -> None:
+    def test_longest_prefix_wins(self, table: Registry) -> None:
         # claude-opus-4-1-20990101 extends both claude-opus-4 and claude-opus-4-1.
         price = table.lookup("anthropic", "claude-opus-4-1-20990101")
         assert price is not None
@@ -336,10 +359,14 @@ class TestLookup:
         [
             ("openai", "openai/gpt-4o", ("openai", "gpt-4o")),
             ("OpenAI", " openai/GPT-4O ", ("openai", "gpt-4o")),
-            ("openrouter", "anthropic/claude-sonnet-4.5", ("anthropic", "claude-sonnet-4.5")),
-            ("openrouter", "x-ai/grok-4", ("xai", "grok-4")),
-            ("openrouter", "google/gemini-2.5-pro", ("google", "gemini-2.5-pro")),
-            ("openrouter", "mistralai/codestral-2508", ("mistral", "codestral")),
+            # DeepInfra has no price of its own anywhere: the prefix's / maker's price.
+            ("deepinfra", "anthropic/claude-sonnet-4.5", ("anthropic", "claude-sonnet-4.5")),
+            ("deepinfra", "x-ai/grok-4", ("xai", "grok-4")),
+            ("deepinfra", "google/gemini-2.5-pro", ("google", "gemini-2.5-pro")),
+            ("deepinfra", "mistralai/codestral-2508", ("mistral", "codestral")),
+            ("deepinfra", "groq/llama-3.3-70b-versatile", ("groq", "llama-3.3-70b")),
+            # OpenRouter serves it in the registry: its own price.
+            ("openrouter", "anthropic/claude-sonnet-4.5", ("openrouter", "claude-sonnet-4.5")),
             ("google", "models/gemini-2.5-flash", ("google", "gemini-2.5-flash")),
             ("gemini", "gemini-2.5-flash", ("google", "gemini-2.5-flash")),
             ("openai", "gpt-4o-mini/openai", ("openai", "gpt-4o-mini")),
@@ -349,26 +376,50 @@ class TestLookup:
         ],
     )
     def test_provider_prefixes(
-        self, table: PriceTable, provider: str, model: str, expected: tuple[str, str]
+        self, table: Registry, provider: str, model: str, expected: tuple[str, str]
     ) -> None:
         price = table.lookup(provider, model)
         assert price is not None
-        assert (price.provider, price.model) == expected
+        assert (_priced_by(price), price.model) == expected
 
-    def test_reseller_falls_back_to_unambiguous_model(self, table: PriceTable) -> None:
+    def test_reseller_uses_its_own_offering(self, table: Registry) -> None:
         price = table.lookup("together", "llama-3.3-70b-instruct")
         assert price is not None
-        assert (price.provider, price.model) == ("groq", "llama-3.3-70b")
-        assert table.lookup("some-new-reseller", "gpt-4o-2024-08-06") is not None
+        assert (price.provider, price.model) == ("together", "llama-3.3-70b")
+        assert price.provider_model_id == "meta-llama/Llama-3.3-70B-Instruct-Turbo"
+        unknown_reseller = table.lookup("some-new-reseller", "gpt-4o-2024-08-06")
+        assert unknown_reseller is not None and _priced_by(unknown_reseller) == "openai"
 
-    def test_first_party_slug_is_strict(self, table: PriceTable) -> None:
-        # OpenAI does not serve gpt-oss-120b in the registry; don't borrow Groq's price.
-        assert table.lookup("openai", "openai/gpt-oss-120b") is None
-        assert table.lookup("groq", "gpt-4o") is None
+    def test_first_party_slug_never_borrows_a_resellers_price(self, table: Registry) -> None:
+        # gpt-oss-120b's maker (OpenAI) serves it nowhere in the registry: a request that
+        # OpenAI answered is priced at OpenAI's own library price, never at Groq's.
+        groq = table.lookup("groq", "openai/gpt-oss-120b")
+        openai = table.lookup("openai", "openai/gpt-oss-120b")
+        assert groq is not None
+        assert openai is None or (openai.provider, openai.source) == ("openai", "genai-prices")
+
+    def test_a_known_model_on_a_provider_without_a_price_costs_the_makers_price(
+        self, table: Registry
+    ) -> None:
+        # The issue's case: gpt-4o-mini/groq logged no cost. Groq has no price for it, so it
+        # costs what OpenAI (the maker) charges, flagged in the source.
+        maker = table.lookup("openai", "gpt-4o-mini")
+        price = table.lookup("groq", "gpt-4o-mini")
+        assert maker is not None and price is not None
+        assert (price.provider, price.model, price.source) == (
+            "groq", "gpt-4o-mini", "maker:openai:genai-prices",
+        )  # fmt: skip
+        assert (price.input, price.output, price.cache_read) == (
+            maker.input, maker.output, maker.cache_read,
+        )  # fmt: skip
+        usage = Usage(prompt_tokens=1_000, completion_tokens=1_000)
+        # 1000 x 0.15 + 1000 x 0.60 = 750 -> $0.00075
+        assert table.cost("groq", "gpt-4o-mini", usage) == CostResult(750_000, True)
+        assert table.cost("anthropic", "gpt-4o", usage).known
 
 
-def _synthetic(models: list[dict[str, Any]]) -> PriceTable:
-    return PriceTable.from_data({"models": models})
+def _synthetic(models: list[dict[str, Any]]) -> Registry:
+    return Registry.from_data({"models": models})
 
 
 def _offering(provider: str, model_id: str, input_price: str = "1") -> dict[str, Any]:
@@ -377,6 +428,7 @@ def _offering(provider: str, model_id: str, input_price: str = "1") -> dict[str,
         "model_id": model_id,
         "prices": {"input": input_price, "output": "2"},
         "source": "https://example.com/pricing",
+        "notes": "a test price",
     }
 
 
@@ -401,12 +453,22 @@ class TestAmbiguity:
         assert groq is not None and groq.provider == "groq"
         assert mistral is not None and mistral.input == 3
 
+    def test_reseller_falls_back_to_the_only_offering(self) -> None:
+        table = _synthetic(
+            [{"id": "solo", "author": "meta-llama", "offerings": [_offering("groq", "solo-v")]}]
+        )
+        reseller = table.lookup("together", "solo")
+        assert reseller is not None and reseller.provider == "groq"
+        # A first-party slug does not borrow another provider's (non-maker) price.
+        assert table.lookup("mistral", "solo") is None
+
     @pytest.mark.parametrize(
         "broken",
         [
             lambda m: m[0]["aliases"].append("other-model"),  # alias collides with another id
             lambda m: m[0]["offerings"][0]["prices"].update(input="-1"),
-            lambda m: m[0]["offerings"][0].update(provider="openrouter"),
+            lambda m: m[0]["offerings"][0].update(provider="nowhere"),
+            lambda m: m[0]["offerings"][0].pop("notes"),  # an override says why
             lambda m: m[0]["offerings"][0].update(source="not a url"),
             lambda m: m[0]["offerings"][0]["prices"].pop("output"),
             lambda m: m[0]["offerings"][0]["prices"].update(cached="1"),  # typo'd field
@@ -430,23 +492,26 @@ class TestAmbiguity:
 
 class TestRegistryData:
     def test_load_reads_fresh_each_time(self) -> None:
-        assert PriceTable.load() is not PriceTable.load()
+        assert Registry.load() is not Registry.load()
 
     def test_every_offering_is_well_formed(self) -> None:
         for model in _registry()["models"]:
             assert model["offerings"], model["id"]
+            for key in ("context_window", "max_output_tokens"):
+                assert model[key] is None or model[key] > 0, model["id"]
             for offering in model["offerings"]:
                 label = f"{model['id']}@{offering['provider']}"
-                assert offering["provider"] in ALLOWED_PROVIDERS, label
+                assert PROVIDERS.get(offering["provider"]) is not None, label
+                if "prices" not in offering:
+                    continue  # priced by the library
                 assert offering["source"].startswith("https://"), label
+                assert offering["notes"].strip(), label  # why the library is overridden
                 prices = offering["prices"]
                 assert prices["input"] >= 0 and prices["output"] >= 0, label
                 assert all(value >= 0 for value in prices.values()), label
                 for tier in offering.get("tiers", []):
                     assert tier["above_prompt_tokens"] > 0, label
                     assert all(value >= 0 for value in tier["prices"].values()), label
-                for key in ("context_window", "max_output_tokens"):
-                    assert offering[key] is None or offering[key] > 0, label
 
     def test_no_duplicate_ids_or_aliases(self) -> None:
         names: list[str] = []
@@ -456,7 +521,7 @@ class TestRegistryData:
         duplicates = sorted({name for name in names if names.count(name) > 1})
         assert duplicates == []
 
-    def test_every_name_resolves_to_its_own_model(self, table: PriceTable) -> None:
+    def test_every_name_resolves_to_its_own_model(self, table: Registry) -> None:
         for model in _registry()["models"]:
             for offering in model["offerings"]:
                 for name in (model["id"], *model["aliases"], offering["model_id"]):
@@ -464,7 +529,7 @@ class TestRegistryData:
                     assert price is not None, name
                     assert price.model == model["id"], name
 
-    def test_required_models_are_covered(self, table: PriceTable) -> None:
+    def test_required_models_are_covered(self, table: Registry) -> None:
         required = {
             "openai": [
                 "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o1", "o3",
@@ -491,7 +556,7 @@ class TestRegistryData:
         ]
         assert missing == []
 
-    def test_cache_prices_are_discounts(self, table: PriceTable) -> None:
+    def test_cache_prices_are_discounts(self, table: Registry) -> None:
         # A cached read costing more than a fresh input token would be a data-entry error.
         for price in table.prices():
             if price.cache_read is not None:

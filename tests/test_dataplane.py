@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from openai.pagination import SyncPage
+from openai.types import Model
 
 from tests.emulator import Fault, OpenAIEmulator
 from tests.harness import GatewayServer, create_key, make_settings
@@ -184,17 +186,52 @@ def test_embeddings(client: openai.OpenAI, upstream: OpenAIEmulator) -> None:
     assert upstream.requests[-1].path == "/v1/embeddings"
 
 
-def test_models_lists_every_configured_provider(client: openai.OpenAI) -> None:
-    ids = [model.id for model in client.models.list()]
+def test_models_lists_the_registry_for_every_configured_provider(
+    client: openai.OpenAI, upstream: OpenAIEmulator, groq_upstream: OpenAIEmulator
+) -> None:
+    # From the model registry: the default provider's models by their registry id, another
+    # configured provider's as id/provider, only where that provider serves the model.
+    models = list(client.models.list())
+    ids = [model.id for model in models]
     assert "gpt-4o-mini" in ids
-    assert "gpt-4o-mini/groq" in ids
+    assert "llama-3.3-70b/groq" in ids
+    assert "gpt-4o-mini/groq" not in ids  # Groq does not serve it
+    assert "claude-sonnet-4.5/anthropic" not in ids  # no Anthropic key configured
+    assert "llama-3.3-70b/together" not in ids
+    assert len(ids) == len(set(ids))
+    mini = next(model for model in models if model.id == "gpt-4o-mini")
+    assert (mini.owned_by, mini.created) == ("openai", 1721260800)  # 2024-07-18
+    # Computed at startup: listing models asks no provider anything.
+    assert upstream.requests == [] and groq_upstream.requests == []
 
 
-def test_models_needs_no_key(gateway: tuple[GatewayServer, str]) -> None:
+def test_models_needs_no_key(
+    gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator
+) -> None:
     server, _ = gateway
-    response = httpx.get(server.url + "/models")
-    assert response.status_code == 200
-    assert response.json()["object"] == "list"
+    for path in ("/models", "/v1/models", "/v1/models/multimodal", "/models/multimodal"):
+        response = httpx.get(server.url + path)
+        assert response.status_code == 200, path
+        page = SyncPage[Model].model_validate(response.json())
+        assert page.object == "list" and page.data, path
+    assert upstream.requests == []
+    refused = httpx.post(server.url + "/v1/models/multimodal")
+    assert refused.status_code == 405
+
+
+def test_multimodal_models_take_or_give_more_than_text(
+    client: openai.OpenAI, gateway: tuple[GatewayServer, str]
+) -> None:
+    server, _ = gateway
+    every = {model.id for model in client.models.list()}
+    listed = httpx.get(server.url + "/v1/models/multimodal").json()["data"]
+    ids = {item["id"] for item in listed}
+    assert "gpt-4o-mini" in ids  # text + image in
+    assert "gpt-4o-audio-preview" in ids  # text + audio, in and out
+    assert "llama-4-scout/groq" in ids
+    assert "llama-3.3-70b/groq" not in ids  # text only
+    assert "text-embedding-3-small" not in ids
+    assert ids < every
 
 
 # -- routing -------------------------------------------------------------------------------
@@ -203,12 +240,21 @@ def test_models_needs_no_key(gateway: tuple[GatewayServer, str]) -> None:
 def test_provider_suffix_routes_and_is_stripped(
     client: openai.OpenAI, upstream: OpenAIEmulator, groq_upstream: OpenAIEmulator
 ) -> None:
-    completion = client.chat.completions.create(model="llama-3.3-70b/groq", messages=MESSAGES)
-    assert completion.model == "llama-3.3-70b"
+    """An id the registry does not list at the provider goes as written, suffix stripped."""
+    completion = client.chat.completions.create(model="my-llama-tune/groq", messages=MESSAGES)
+    assert completion.model == "my-llama-tune"
     assert upstream.requests == []
     sent = groq_upstream.requests[-1]
-    assert sent.json["model"] == "llama-3.3-70b"
+    assert sent.json["model"] == "my-llama-tune"
     assert sent.headers["authorization"] == f"Bearer {GROQ_KEY}"
+
+
+def test_a_registry_model_is_sent_as_the_providers_own_id(
+    client: openai.OpenAI, groq_upstream: OpenAIEmulator
+) -> None:
+    """The registry's canonical id (``llama-3.3-70b``) reaches Groq as Groq names it."""
+    client.chat.completions.create(model="llama-3.3-70b/groq", messages=MESSAGES)
+    assert groq_upstream.requests[-1].json["model"] == "llama-3.3-70b-versatile"
 
 
 def test_unknown_provider_is_400(client: openai.OpenAI) -> None:
@@ -366,11 +412,11 @@ def test_nesting_at_the_limit_is_forwarded(
     server, key = gateway
     response = httpx.post(
         server.url + "/v1/chat/completions",
-        content=_deep_body("llama-3.3-70b/groq", 128),
+        content=_deep_body("my-llama-tune/groq", 128),
         headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
     )
     assert response.status_code == 200, response.text
-    assert groq_upstream.requests[-1].json["model"] == "llama-3.3-70b"
+    assert groq_upstream.requests[-1].json["model"] == "my-llama-tune"
 
 
 def test_wrong_method_and_unknown_path(gateway: tuple[GatewayServer, str]) -> None:

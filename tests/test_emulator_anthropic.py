@@ -689,3 +689,18 @@ class TestFaults:
         )
         assert response.json()["error"]["message"] == "custom words"
         assert "type" not in response.json()  # still OpenAI's envelope
+
+
+def test_models_list_reads_with_the_sdk(client: anthropic.Anthropic) -> None:
+    """``GET /v1/models`` (what a provider-key check asks for) is a page the SDK reads."""
+    page = client.models.list()
+    assert [model.id for model in page.data] == ["claude-sonnet-4-5", "claude-haiku-4-5"]
+    assert all(model.type == "model" for model in page.data)
+    assert page.has_more is False
+
+
+def test_models_list_refuses_a_wrong_key(emulator: OpenAIEmulator) -> None:
+    with _client(emulator, **{"x-api-key": "sk-ant-wrong"}) as sdk, pytest.raises(
+        anthropic.AuthenticationError
+    ):
+        sdk.models.list()

@@ -140,8 +140,13 @@ def test_configured_local_provider_works(
     response = post_chat(server, key, "llama3/ollama")
     assert response.status_code == 200, response.text
     assert upstream.requests[-1].path == "/v1/chat/completions"
-    listed = httpx.get(server.url + "/v1/models").json()["data"]
-    assert listed and all(model["id"].endswith("/ollama") for model in listed)
+    # Its own models (no registry knows them) were asked once, at startup: listing them
+    # again asks it nothing.
+    asked = [r for r in upstream.requests if r.path == "/v1/models"]
+    for _ in range(3):
+        listed = httpx.get(server.url + "/v1/models").json()["data"]
+        assert listed and all(model["id"].endswith("/ollama") for model in listed)
+    assert [r for r in upstream.requests if r.path == "/v1/models"] == asked
     # configured by key alone (the built-in URL stays): usable too, the operator asked for it
     assert ProviderDirectory({"ollama": "x"}, {}).resolve("llama3/ollama").api_key == "x"
 

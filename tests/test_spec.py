@@ -2,7 +2,7 @@
 
 Invariants of :data:`providers.spec.PROVIDERS` itself, that every consumer (settings,
 routing, passthrough, the allow-list, pricing) honours every entry, and, end to end, that a
-provider added to a table is served by a real gateway (chat, ``/v1/models``, passthrough)
+provider added to a table is served by a real gateway (chat, passthrough)
 against the upstream emulator.
 """
 
@@ -20,6 +20,7 @@ from yarl import URL
 from gateway.settings import Settings, _ProviderEnvSource
 from gateway.targets import TargetPolicy
 from providers import cost
+from providers.registry import Registry
 from providers.routing import ProviderDirectory, RoutingError, split_model
 from providers.spec import DEFAULT_PROVIDER, PROVIDERS, ProviderSpec, ProviderTable
 from tests.emulator import OpenAIEmulator
@@ -162,17 +163,22 @@ def test_pricing_reads_the_table() -> None:
     assert cost.ALLOWED_PROVIDERS == {
         "openai", "anthropic", "google", "xai", "mistral", "deepseek", "groq",
     }  # fmt: skip
+    prices = Registry.load()
     for spec in PROVIDERS:
         for spelling in (spec.name, *spec.price_aliases):
             expected = spec.price_slug or spelling
-            assert cost._normalise_provider(spelling) == expected, spelling
-    prices = cost.PriceTable.load()
-    assert {price.provider for price in prices.prices()} <= PROVIDERS.price_slugs()
+            assert prices._normalise_provider(spelling) == expected, spelling
+    assert {price.provider for price in prices.prices()} <= {spec.name for spec in PROVIDERS}
     # A provider's price comes through its table entry's slug and aliases.
     gpt = prices.lookup("openai", "gpt-4o-mini")
     grok = prices.lookup("x-ai", "grok-4")
     assert gpt is not None and gpt.provider == "openai"
     assert grok is not None and grok.provider == "xai"
+    # ... and its genai-prices id: every id the table names exists in the library.
+    from genai_prices.data import providers as library
+
+    library_ids = {provider.id for provider in library}
+    assert {spec.genai_prices for spec in PROVIDERS if spec.genai_prices} <= library_ids
 
 
 # -- every entry is honoured by every consumer ------------------------------------------------
@@ -273,9 +279,12 @@ def test_added_provider_serves_chat_and_models(
     assert (sent.path, sent.headers["authorization"]) == (
         "/v1/chat/completions", f"Bearer {ACME_KEY}",
     )  # fmt: skip
+    # /v1/models lists the model registry, which has no offering on a provider added to
+    # the table only: nothing of acme's is listed, and nothing is asked of it.
+    before = len(acme_upstream.requests)
     ids = [model.id for model in client.models.list()]
-    assert "gpt-4o-mini/acme" in ids
-    assert not any(i.endswith("/acme-lite") for i in ids)  # it does not serve /models
+    assert not any(i.endswith(("/acme", "/acme-lite")) for i in ids)
+    assert len(acme_upstream.requests) == before
 
 
 def test_added_provider_endpoints_are_honoured(client: openai.OpenAI) -> None:

@@ -162,7 +162,7 @@ def test_non_stream_answer_without_usage_is_estimated(tmp_path: Path) -> None:
     from logging_pipeline.estimate import TokenEstimator
     from logging_pipeline.record import build_record
     from logging_pipeline.schema import INSERT_COLUMNS
-    from providers.cost import PriceTable
+    from providers.registry import Registry
 
     capture = _chat_capture(
         "gpt-4o-mini",
@@ -170,7 +170,7 @@ def test_non_stream_answer_without_usage_is_estimated(tmp_path: Path) -> None:
         b'{"id":"x","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,'
         b'"message":{"role":"assistant","content":"general kenobi"},"finish_reason":"stop"}]}',
     )
-    record = build_record(capture, PriceTable.load(), TokenEstimator(tmp_path))
+    record = build_record(capture, Registry.load(), TokenEstimator(tmp_path))
     row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
     assert row["tokens_estimated"] is True
     assert row["prompt_tokens"] == 2  # "hello there" in o200k_base
@@ -187,7 +187,8 @@ def test_every_usage_detail_is_priced_in_its_own_slot(tmp_path: Path) -> None:
     from logging_pipeline.estimate import TokenEstimator
     from logging_pipeline.record import build_record
     from logging_pipeline.schema import INSERT_COLUMNS
-    from providers.cost import PriceTable, Usage
+    from providers.cost import Usage
+    from providers.registry import Registry
 
     usage = {
         "prompt_tokens": 100_000,
@@ -203,7 +204,7 @@ def test_every_usage_detail_is_priced_in_its_own_slot(tmp_path: Path) -> None:
         json.dumps({"model": "gpt-4o-audio-preview", "usage": usage}).encode(),
     )
     capture.omit_request = capture.omit_response = True
-    prices = PriceTable.load()
+    prices = Registry.load()
     record = build_record(capture, prices, TokenEstimator(tmp_path), "s3")
     row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
     expected = prices.cost("openai", "gpt-4o-audio-preview", Usage(

@@ -26,7 +26,7 @@ from logging_pipeline.clickhouse import ChdbTransport, LogStoreError, LogTranspo
 from logging_pipeline.journal import JournalAppender, JournalReader, adopt_orphans, pending_bytes
 from logging_pipeline.schema import REQUEST_TABLE
 from logging_pipeline.writer import LogWriter
-from providers.cost import PriceTable
+from providers.registry import Registry
 
 _REPO = Path(__file__).resolve().parents[1]
 # Fixed, so the killed-writer subprocess (which imports this module) writes the same org.
@@ -137,7 +137,7 @@ def make_writer(transport: LogTransport, tmp_path: Path, **kwargs: Any) -> LogWr
     options: dict[str, Any] = {"flush_rows": 20, "flush_ms": 30, "max_backoff": 0.3}
     options.update(kwargs)
     return LogWriter(
-        transport, LocalBodyStore(tmp_path / "bodies"), PriceTable.load(), tmp_path / "journal",
+        transport, LocalBodyStore(tmp_path / "bodies"), Registry.load(), tmp_path / "journal",
         **options,
     )
 
@@ -280,7 +280,7 @@ _KILLED_WRITER = textwrap.dedent(
     from logging_pipeline.clickhouse import LogStoreError
     from logging_pipeline.journal import JournalAppender
     from logging_pipeline.writer import LogWriter
-    from providers.cost import PriceTable
+    from providers.registry import Registry
     from tests.test_writer import capture
 
     class Down:
@@ -293,7 +293,7 @@ _KILLED_WRITER = textwrap.dedent(
     async def main():
         root = Path(sys.argv[1])
         journal = JournalAppender(root / "journal")
-        writer = LogWriter(Down(), LocalBodyStore(root / "bodies"), PriceTable.load(),
+        writer = LogWriter(Down(), LocalBodyStore(root / "bodies"), Registry.load(),
                            root / "journal", own=journal.directory, flush_rows=10,
                            flush_ms=20, max_backoff=0.1)
         await writer.start()
@@ -534,12 +534,14 @@ def test_capture_tuple_round_trip() -> None:
     original.is_stream, original.first_byte_at = True, original.started + 0.01
     original.country_code, original.omit_response = "DE", True
     original.wire = "anthropic"
+    original.attempts = [("m/openai/credits", 429, 12), ("m/groq/credits", 200, 40)]
     values = original.to_tuple()
     assert values == tuple(getattr(original, f.name) for f in dataclasses.fields(Capture))
     assert Capture.from_tuple(values) == original
-    # A frame journaled before ``wire`` existed (an upgrade with records on disk) still reads.
-    older = Capture.from_tuple(values[:-1])
-    assert older.wire == "openai" and older.country_code == "DE"
+    # A frame journaled before ``wire`` and ``attempts`` existed (an upgrade with records on
+    # disk) still reads.
+    older = Capture.from_tuple(values[:-2])
+    assert older.wire == "openai" and older.attempts == [] and older.country_code == "DE"
     with pytest.raises(ValueError, match="fields"):
         Capture.from_tuple(values[:5])
     with pytest.raises(ValueError, match="fields"):

@@ -1,23 +1,58 @@
-"""The control-plane store: organisations and gateway keys (SQLite or PostgreSQL).
+"""The control-plane store: organisations, gateway keys and provider keys (SQLite or
+PostgreSQL).
 
 One implementation over async SQLAlchemy serves both backends; the schema is managed by the
 Alembic migrations shipped in ``migrations/`` and applied by :meth:`ControlStore.migrate`.
 """
 
 from gateway.store._control import ControlStore
+from gateway.store._crypto import (
+    MISSING_KEY_MESSAGE,
+    DecryptionError,
+    EncryptionKeyError,
+    KeyRing,
+    generate_key,
+    load_keyring,
+)
+from gateway.store._provider_keys import (
+    DEPLOYMENT_ID_PATTERN,
+    ProviderKeyStore,
+    SealedProviderKey,
+    mask_key,
+)
 from gateway.store._records import (
     DEFAULT_ORG,
+    PROVIDER_KEY_STATES,
     AmbiguousKey,
+    Deployment,
     KeyIdentity,
     KeyNotFound,
     KeyRecord,
+    ProviderKeyConflict,
+    ProviderKeyNotFound,
+    ProviderKeyRecord,
 )
 
 __all__ = [
     "DEFAULT_ORG",
+    "DEPLOYMENT_ID_PATTERN",
+    "MISSING_KEY_MESSAGE",
+    "PROVIDER_KEY_STATES",
     "AmbiguousKey",
     "ControlStore",
+    "DecryptionError",
+    "Deployment",
+    "EncryptionKeyError",
     "KeyIdentity",
     "KeyNotFound",
     "KeyRecord",
+    "KeyRing",
+    "ProviderKeyConflict",
+    "ProviderKeyNotFound",
+    "ProviderKeyRecord",
+    "ProviderKeyStore",
+    "SealedProviderKey",
+    "generate_key",
+    "load_keyring",
+    "mask_key",
 ]

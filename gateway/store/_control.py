@@ -13,8 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.keys import KEY_SCHEME, PREFIX_LENGTH, generate_key, hash_key, key_prefix
 from gateway.keys import looks_like_key as _looks_like_key
+from gateway.scopes import decode as decode_scopes
+from gateway.scopes import encode as encode_scopes
+from gateway.store._crypto import KeyRing, load_keyring
 from gateway.store._engine import create_engine
 from gateway.store._migrate import database_revision, head_revision, upgrade_to_head
+from gateway.store._provider_keys import ProviderKeyStore
 from gateway.store._records import DEFAULT_ORG, AmbiguousKey, KeyIdentity, KeyNotFound, KeyRecord
 from gateway.store._schema import ApiKey, Organization, utc_now
 from logging_pipeline.private import private_file
@@ -29,7 +33,7 @@ _PARTIAL_PREFIX = re.compile(
 as ``gateway keys list`` shows them. The bare scheme identifies nothing and is not accepted."""
 
 
-_RecordRow = tuple[str, str, str, str | None, str, datetime, datetime | None]
+_RecordRow = tuple[str, str, str, str | None, str, datetime, datetime | None, str | None]
 
 
 def _records_query() -> Select[*_RecordRow]:
@@ -42,36 +46,51 @@ def _records_query() -> Select[*_RecordRow]:
         ApiKey.key_prefix,
         ApiKey.created_at,
         ApiKey.revoked_at,
+        ApiKey.scopes,
     ).join(Organization, Organization.id == ApiKey.org_id)
 
 
 def _to_record(row: Row[*_RecordRow]) -> KeyRecord:
-    return KeyRecord(*row)
+    key_id, org_id, org_name, name, prefix, created_at, revoked_at, scopes = row
+    return KeyRecord(
+        key_id, org_id, org_name, name, prefix, created_at, revoked_at, decode_scopes(scopes)
+    )
 
 
 class ControlStore:
-    """Organisations and their gateway keys.
+    """Organisations, their gateway keys and their provider keys.
 
     Keys are stored only as a SHA-256 digest plus a short display prefix; the plaintext is
-    returned once by :meth:`create_key` and never again. One instance owns one engine (and its
-    connection pool); create it at startup, pass it where needed, and :meth:`close` it on
-    shutdown.
+    returned once by :meth:`create_key` and never again. Provider keys (:attr:`provider_keys`)
+    are encrypted with ``keyring``. One instance owns one engine (and its connection pool);
+    create it at startup, pass it where needed, and :meth:`close` it on shutdown.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, keyring: KeyRing | None = None) -> None:
         self._engine = create_engine(database_url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        self._keyring = keyring
+        self.provider_keys = ProviderKeyStore(self._sessions, keyring)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ControlStore:
-        """The store configured by ``settings``; creates ``data_dir`` for the SQLite default."""
+        """The store configured by ``settings``; creates ``data_dir`` for the SQLite default.
+
+        The key ring is ``GATEWAY_ENCRYPTION_KEY``, else for the SQLite default the data
+        directory's generated ``encryption.key``; with a server database and no key it is
+        ``None`` (:attr:`keyring`), and the server refuses to start.
+        """
         if not settings.database_url:
             private_file(settings.data_dir / "gateway.db")
-        return cls(settings.resolved_database_url)
+        return cls(settings.resolved_database_url, load_keyring(settings))
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
+
+    @property
+    def keyring(self) -> KeyRing | None:
+        return self._keyring
 
     async def migrate(self) -> None:
         """Bring the schema to the newest packaged revision; a no-op when it already is."""
@@ -107,9 +126,16 @@ class ControlStore:
         return org_id
 
     async def create_key(
-        self, org: str = DEFAULT_ORG, name: str | None = None
+        self,
+        org: str = DEFAULT_ORG,
+        name: str | None = None,
+        scopes: frozenset[str] | None = None,
     ) -> tuple[str, KeyRecord]:
-        """A new key for ``org`` (created on demand): the plaintext, shown once, and its record."""
+        """A new key for ``org`` (created on demand): the plaintext, shown once, and its record.
+
+        ``scopes``: native scopes (:func:`gateway.scopes.expand` turns names and aliases into
+        them); ``None`` is full access.
+        """
         org_id = await self.ensure_org(org)
         plaintext = generate_key()
         row = ApiKey(
@@ -120,6 +146,7 @@ class ControlStore:
             key_prefix=key_prefix(plaintext),
             created_at=utc_now(),
             revoked_at=None,
+            scopes=encode_scopes(scopes),
         )
         async with self._sessions.begin() as session:
             session.add(row)
@@ -131,6 +158,7 @@ class ControlStore:
             prefix=row.key_prefix,
             created_at=row.created_at,
             revoked_at=None,
+            scopes=scopes,
         )
         return plaintext, record
 
@@ -174,7 +202,7 @@ class ControlStore:
     async def find_active_key(self, key_hash: str) -> KeyIdentity | None:
         """The identity of an unrevoked key with this digest, in one indexed query."""
         query = (
-            select(ApiKey.id, ApiKey.org_id, Organization.name)
+            select(ApiKey.id, ApiKey.org_id, Organization.name, ApiKey.scopes)
             .join(Organization, Organization.id == ApiKey.org_id)
             .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
         )
@@ -182,7 +210,9 @@ class ControlStore:
             row = (await connection.execute(query)).first()
         if row is None:
             return None
-        return KeyIdentity(key_id=row[0], org_id=row[1], org_name=row[2])
+        return KeyIdentity(
+            key_id=row[0], org_id=row[1], org_name=row[2], scopes=decode_scopes(row[3])
+        )
 
     async def has_active_key(self) -> bool:
         """Whether any unrevoked key exists (``serve`` bootstraps one when none does)."""

@@ -9,7 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, String
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -76,3 +87,44 @@ class ApiKey(Base):
     key_prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Native scopes, space separated (gateway/scopes.py); NULL is full access.
+    scopes: Mapped[str | None] = mapped_column(Text)
+
+
+class ProviderKey(Base):
+    """An organisation's own provider key (BYOK). ``config_ciphertext`` is AES-GCM of
+    ``{"api_key": ..., <deployment fields>}`` (gateway/store/_crypto.py); the mask is computed
+    at write time so that nothing else needs decrypting to be shown."""
+
+    __tablename__ = "provider_keys"
+    __table_args__ = (
+        UniqueConstraint("org_id", "provider", "deployment_id"),
+        Index("ix_provider_keys_org_id_provider", "org_id", "provider"),
+        Index(
+            "uq_provider_keys_default",
+            "org_id",
+            "provider",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    deployment_id: Mapped[str] = mapped_column(String(64))
+    config_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    encryption_key_id: Mapped[str] = mapped_column(String(16))
+    api_key_masked: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(Boolean)
+    created_by_key_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -69,6 +69,26 @@ def _thinking_blocks(value: Any, param: str) -> list[JSONObject]:
     return blocks
 
 
+def _with_streamed_text(blocks: list[JSONObject], reasoning: Any) -> list[JSONObject]:
+    """Put a streamed turn's thinking text back into its one signed block.
+
+    A stream sends the thinking text as ``reasoning_content`` deltas and the block's signature
+    as its own ``thinking_blocks`` delta with empty ``thinking``, so a client that accumulated
+    the stream (the openai SDK's helper) holds the text in ``reasoning_content`` and an empty
+    block. Anthropic verifies the block's text against its signature: with exactly one signed
+    block whose text is empty, the text is ``reasoning_content``.
+    """
+    signed = [b for b in blocks if b["type"] == "thinking"]
+    if (
+        len(signed) == 1
+        and not signed[0]["thinking"]
+        and isinstance(reasoning, str)
+        and reasoning
+    ):
+        signed[0]["thinking"] = reasoning
+    return blocks
+
+
 def _tool_use(call: Any, param: str) -> JSONObject:
     if not isinstance(call, dict):
         raise TranslationError("A tool call must be an object.", param=param)
@@ -108,7 +128,8 @@ def _assistant_blocks(message: JSONObject, param: str) -> list[JSONObject]:
             )
     blocks: list[JSONObject] = []
     if message.get("thinking_blocks") is not None:
-        blocks += _thinking_blocks(message["thinking_blocks"], f"{param}.thinking_blocks")
+        thinking = _thinking_blocks(message["thinking_blocks"], f"{param}.thinking_blocks")
+        blocks += _with_streamed_text(thinking, message.get("reasoning_content"))
     content = message.get("content")
     if content is not None:
         blocks += [

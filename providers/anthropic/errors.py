@@ -46,11 +46,13 @@ def error_to_openai(status: int, body: bytes) -> dict[str, Any]:
     if not isinstance(message, str):
         text = body.decode("utf-8", "replace").strip()[:_MAX_RAW_MESSAGE]
         message = f"Anthropic returned HTTP {status}" + (f": {text}" if text else ".")
+    # OpenAI clients recognise a prompt over the context window by this code.
+    too_long = status == 400 and message.lower().startswith("prompt is too long")
     return {
         "error": {
             "message": message,
             "type": kind if isinstance(kind, str) else _status_type(status),
-            "param": None,
-            "code": None,
+            "param": "messages" if too_long else None,
+            "code": "context_length_exceeded" if too_long else None,
         }
     }

@@ -147,7 +147,9 @@ def responses_to_chat(payload: JSONObject) -> JSONObject:
         if payload.get(key) is not None:
             chat[key] = payload[key]
     if payload.get("max_output_tokens") is not None:
-        chat["max_completion_tokens"] = payload["max_output_tokens"]
+        # ``max_tokens``, not ``max_completion_tokens``: only chat-only servers get here (OpenAI
+        # serves the Responses API itself), and the OpenAI-compatible family documents this one.
+        chat["max_tokens"] = payload["max_output_tokens"]
     if payload.get("tools") is not None:
         tools = _tools(payload["tools"])
         if tools:

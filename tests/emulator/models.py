@@ -1,4 +1,5 @@
-"""``GET /v1/models`` and ``GET /v1/models/{id}``: a small fixed catalogue.
+"""``GET /v1/models`` and ``GET /v1/models/{id}``: a small fixed catalogue, in OpenAI's shape,
+and Anthropic's ``GET /v1/models`` (a request carrying ``anthropic-version``) in its own.
 
 The emulator answers any model name on the other endpoints (tests route arbitrary names
 through the gateway); the catalogue only serves clients that list or look up models.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from anthropic.types import ModelInfo
 from openai.types import Model
 
 from .errors import error_response
@@ -21,6 +23,12 @@ CATALOGUE: tuple[tuple[str, int], ...] = (
     ("gpt-4.1-mini", 1744318173),
     ("text-embedding-3-small", 1705948997),
     ("text-embedding-3-large", 1705953180),
+)
+
+
+ANTHROPIC_CATALOGUE: tuple[tuple[str, str, str], ...] = (
+    ("claude-sonnet-4-5", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
+    ("claude-haiku-4-5", "Claude Haiku 4.5", "2025-10-15T00:00:00Z"),
 )
 
 
@@ -47,3 +55,28 @@ async def retrieve_model(exchange: Exchange, model_id: str) -> web.StreamRespons
         param="model",
         code="model_not_found",
     )
+
+
+async def list_anthropic_models(exchange: Exchange) -> web.StreamResponse:
+    """Anthropic's model list: one page of ``ModelInfo`` (what a key check asks for)."""
+    data = [
+        dump(
+            ModelInfo.model_validate(
+                {
+                    "type": "model",
+                    "id": model_id,
+                    "display_name": name,
+                    "created_at": created,
+                    "lifecycle": "active",
+                }
+            )
+        )
+        for model_id, name, created in ANTHROPIC_CATALOGUE
+    ]
+    page = {
+        "data": data,
+        "has_more": False,
+        "first_id": data[0]["id"],
+        "last_id": data[-1]["id"],
+    }
+    return json_response(page, exchange.serial)

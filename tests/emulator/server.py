@@ -77,6 +77,7 @@ class OpenAIEmulator:
         self._anthropic = AnthropicState(MessagesValidator(), PromptCache())
         self._anthropic_routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/messages"): messages.handle,
+            ("GET", "/v1/models"): models.list_anthropic_models,
         }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

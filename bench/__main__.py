@@ -1,9 +1,12 @@
 """``python -m bench``: one run, upstream and gateways started and stopped here.
 
 Order of work (:mod:`bench.phases`): start nginx; measure it directly; then start the gateway
-with logging off, the gateway with logging on (the default) and the reference forwarder
-(:mod:`bench.forwarder`), measure each at one connection, then all three at N connections in
-interleaved rounds; run the optional soak against the
+with logging off, the gateway with logging on (the default), the reference forwarder
+(:mod:`bench.forwarder`) and a second no-logging gateway for the translated path's stream,
+measure each at one connection (the translated path, ``model/anthropic``, on the no-logging
+gateway right after its OpenAI path), then all four at N connections in interleaved rounds,
+each round followed by the OpenAI and the translated stream's TTFB in turn; run the optional
+soak against the
 logging gateway and wait for its request log to settle. Only one target is under load at any
 time. Then print the report and save ``bench/results/latest.json``. Exit status is 0 whether
 or not the performance bar is met; 1 only when the bench itself could not run.
@@ -65,8 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=10,
-        help="interleaved runs per target (both gateways and the forwarder) at --connections "
-        "(default 10; --quick: 2)",
+        help="interleaved runs per target (both gateways, the translated path and the "
+        "forwarder) at --connections (default 10; --quick: 2)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument(
@@ -115,10 +118,15 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         "gateways": {
             "gateway": "GATEWAY_LOGGING_ENABLED=false",
             "gateway_logging": "logging on (default): embedded ClickHouse (chdb) + SQLite bodies",
+            "gateway_stream": "GATEWAY_LOGGING_ENABLED=false, ANTHROPIC_BASE_URL at the "
+            "upstream's event-stream location (the translated stream and its OpenAI pair)",
         },
         "chat_path": payloads.CHAT_PATH,
         "chat_model": payloads.CHAT_MODEL,
         "stream_model": payloads.STREAM_MODEL,
+        "translated_model": payloads.TRANSLATED_MODEL,
+        "translated_upstream": f"POST {payloads.MESSAGES_PATH} (stream: "
+        f"{payloads.ANTHROPIC_STREAM_PATH}), Anthropic Messages",
         "json_path": str(args.output),
         "forwarder_cmd": "python -m bench.forwarder (uvicorn + uvloop/httptools, aiohttp pool)",
         "gateway_log_problems": {r.name: r.log_problems for r in runs[1:]},
@@ -128,8 +136,9 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         meta=meta,
         load={f"{r.name}_{k}": v for r in runs for k, v in r.load.items()},
         ttfb={r.name: _ttfb(r) for r in runs},
-        rss_kib={r.name: r.rss_kib for r in runs[1:]},
-        rounds={r.name: r.rounds for r in runs[1:]},
+        rss_kib={r.name: r.rss_kib for r in runs[1:] if r.rss_kib},
+        rounds={r.name: r.rounds for r in runs[1:] if r.rounds},
+        ttfb_rounds={r.name: r.ttfb_rounds for r in runs if r.ttfb_rounds},
         request_log=by_name["gateway_logging"].request_log,
     )
     evaluate(results, args.connections)

@@ -2,9 +2,12 @@
 
 It gets a fresh data directory (SQLite; with logging on also the embedded ClickHouse log and
 the SQLite body store) and a key made with ``gateway keys create``, and its provider base URLs
-point at the fake upstream. Inherited ``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL`` and
-``S3_*`` variables are dropped so that a developer's shell settings cannot change what is
-measured; request logging is switched explicitly with ``GATEWAY_LOGGING_ENABLED``.
+point at the fake upstream: OpenAI's at its JSON location, Groq's at its SSE one, Anthropic's
+at its Messages JSON location or, for a gateway made with ``anthropic_stream``, at its Messages
+event-stream location (the upstream tells the two apart by path only). Inherited
+``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL`` and ``S3_*`` variables are dropped so that
+a developer's shell settings cannot change what is measured; request logging is switched
+explicitly with ``GATEWAY_LOGGING_ENABLED``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.payloads import ANTHROPIC_STREAM_PREFIX
 from bench.procs import (
     HOST,
     BenchError,
@@ -59,6 +63,7 @@ class Gateway(ServedProcess):
         name: str = "gateway",
         logging: bool = True,
         workers: int = 1,
+        anthropic_stream: bool = False,
     ) -> None:
         self.name = name
         self.logging = logging
@@ -78,6 +83,9 @@ class Gateway(ServedProcess):
             OPENAI_BASE_URL=f"{upstream_base_url}/v1",
             GROQ_API_KEY="bench",
             GROQ_BASE_URL=f"{upstream_base_url}/stream/v1",
+            ANTHROPIC_API_KEY="bench",
+            ANTHROPIC_BASE_URL=upstream_base_url
+            + (ANTHROPIC_STREAM_PREFIX if anthropic_stream else ""),
         )
         self.env = env
 
@@ -151,4 +159,3 @@ class Gateway(ServedProcess):
             raise BenchError(f"GET /healthz answered {response.status}: {body[:300]!r}")
         data: dict[str, Any] = json.loads(body)
         return data
-

@@ -1,7 +1,9 @@
 """The fixed request and response bodies the bench sends and the fake upstream returns.
 
-The responses copy the shape of real OpenAI answers (same fields, similar sizes) so that the
-gateway does the same parsing and copying work it would do in production.
+The responses copy the shape of real OpenAI and Anthropic answers (same fields, similar sizes)
+so that the gateway does the same parsing and copying work it would do in production. The
+Anthropic answers carry the same text and token counts as the OpenAI ones, so the translated
+path (``model/anthropic``) and the OpenAI path differ only by what translation costs.
 """
 
 from __future__ import annotations
@@ -15,13 +17,33 @@ CHAT_MODEL = "gpt-4o-mini"
 STREAM_MODEL = "gpt-4o-mini/groq"
 """Routed to ``GROQ_BASE_URL``, which points at the upstream's SSE location."""
 
+TRANSLATED_MODEL = "claude-sonnet-4-5/anthropic"
+"""Routed to ``ANTHROPIC_BASE_URL`` through the Anthropic adapter: the translated path. The
+same chat body is sent with ``stream: true`` for the streamed variant."""
+
 CHAT_PATH = "/v1/chat/completions"
 STREAM_UPSTREAM_PATH = "/stream/v1/chat/completions"
+
+MESSAGES_PATH = "/v1/messages"
+"""Where the gateway sends a translated request, under ``ANTHROPIC_BASE_URL`` (which has no
+``/v1``, as Anthropic's own base URL has none)."""
+
+ANTHROPIC_STREAM_PREFIX = "/anthropic-stream"
+"""Base URL path of the Anthropic event-stream location: the gateway's request looks the same
+streamed or not (the flag is in the body, which nginx does not read), so the streamed target
+is a gateway whose ``ANTHROPIC_BASE_URL`` ends in this prefix."""
+
+ANTHROPIC_STREAM_PATH = ANTHROPIC_STREAM_PREFIX + MESSAGES_PATH
 
 _CREATED = 1_741_569_952
 _ID = "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"
 _FINGERPRINT = "fp_06737a9306"
 _UPSTREAM_MODEL = "gpt-4o-mini-2024-07-18"
+_MESSAGE_ID = "msg_01XFDUDYJgAACzvnptvVoYEL"
+_ANTHROPIC_MODEL = "claude-sonnet-4-5-20250929"
+_TEXT = "Hello! How can I assist you today?"
+_STREAM_PIECES = ("Hello", "!", " How", " can", " I", "?")
+_PROMPT_TOKENS, _COMPLETION_TOKENS = 19, 10
 
 
 def _dumps(value: Any) -> str:
@@ -55,7 +77,7 @@ def chat_completion() -> str:
                     "index": 0,
                     "message": {
                         "role": "assistant",
-                        "content": "Hello! How can I assist you today?",
+                        "content": _TEXT,
                         "refusal": None,
                         "annotations": [],
                     },
@@ -64,9 +86,9 @@ def chat_completion() -> str:
                 }
             ],
             "usage": {
-                "prompt_tokens": 19,
-                "completion_tokens": 10,
-                "total_tokens": 29,
+                "prompt_tokens": _PROMPT_TOKENS,
+                "completion_tokens": _COMPLETION_TOKENS,
+                "total_tokens": _PROMPT_TOKENS + _COMPLETION_TOKENS,
                 "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
                 "completion_tokens_details": {
                     "reasoning_tokens": 0,
@@ -100,6 +122,75 @@ def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
 def sse_stream() -> str:
     """A complete SSE answer: role chunk, content chunks, the stop chunk, then ``[DONE]``."""
     events = [_chunk({"role": "assistant", "content": "", "refusal": None})]
-    events += [_chunk({"content": piece}) for piece in ("Hello", "!", " How", " can", " I", "?")]
+    events += [_chunk({"content": piece}) for piece in _STREAM_PIECES]
     events.append(_chunk({}, finish_reason="stop"))
     return "".join(f"data: {event}\n\n" for event in events) + "data: [DONE]\n\n"
+
+
+def _anthropic_usage(output_tokens: int) -> dict[str, Any]:
+    """Usage as Anthropic reports it for a request without prompt caching."""
+    return {
+        "input_tokens": _PROMPT_TOKENS,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": output_tokens,
+        "service_tier": "standard",
+    }
+
+
+def anthropic_message() -> str:
+    """One ``Message``: what ``POST /v1/messages`` returns for :func:`chat_completion`'s answer."""
+    return _dumps(
+        {
+            "id": _MESSAGE_ID,
+            "type": "message",
+            "role": "assistant",
+            "model": _ANTHROPIC_MODEL,
+            "content": [{"type": "text", "text": _TEXT}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": _anthropic_usage(_COMPLETION_TOKENS),
+        }
+    )
+
+
+def anthropic_events() -> list[dict[str, Any]]:
+    """The event sequence of :func:`anthropic_sse_stream`, in order (the same text as
+    :func:`sse_stream`, one ``text_delta`` per OpenAI content chunk)."""
+    start = {
+        "id": _MESSAGE_ID,
+        "type": "message",
+        "role": "assistant",
+        "model": _ANTHROPIC_MODEL,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": _anthropic_usage(1),
+    }
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+    ]
+    events += [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+        for piece in _STREAM_PIECES
+    ]
+    events += [
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": _COMPLETION_TOKENS},
+        },
+        {"type": "message_stop"},
+    ]
+    return events
+
+
+def anthropic_sse_stream() -> str:
+    """A complete Messages event stream: ``event: <type>`` and ``data: <json>`` per event."""
+    return "".join(
+        f"event: {event['type']}\ndata: {_dumps(event)}\n\n" for event in anthropic_events()
+    )

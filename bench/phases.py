@@ -13,6 +13,15 @@ puts all three through the same conditions, and the ratios of their pooled throu
 rounds) are what the bar checks. After each logging run the bench waits until the writer
 has written everything it was handed, so its backlog never runs during another target's
 turn. The logging gateway then gets the optional soak run and the request-log accounting.
+
+The translated path (``model/anthropic``: the gateway sends an Anthropic Messages request and
+translates the answer back) is a fourth target in those rounds, served by the no-logging
+gateway, so its throughput is compared with the OpenAI path's of the same process under the
+same conditions. Its stream needs the upstream's event-stream location, which nginx picks by
+path alone, so it goes through a second no-logging gateway (``gateway_stream``, Anthropic's
+base URL at that location); there, after each round, the OpenAI stream and the translated
+stream take turns at the TTFB measurement (order reversed every round), and the pooled
+samples of all rounds are compared.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine
 from bench.procs import BenchError
 from bench.requestlog import LogAccount, RequestTally, wait_for_log
-from bench.ttfb import RawHttpClient, TtfbResult, measure_ttfb, raw_request
+from bench.ttfb import RawHttpClient, TtfbResult, measure_ttfb, pool_ttfb, raw_request
 from bench.upstream import Upstream
 
 _SSE = {"Accept": "text/event-stream"}
@@ -49,17 +58,28 @@ class Plan:
     rounds: int = 3
 
 
+@dataclass(frozen=True)
+class Paired:
+    """One of the two streams measured in turn after each round: its run, gateway, request."""
+
+    run: TargetRun
+    gateway: Gateway
+    spec: RequestSpec
+
+
 @dataclass
 class TargetRun:
     """What one target's phase measured; ``load`` is keyed ``c1``, ``c<N>`` and ``soak``.
 
-    For a gateway, ``c<N>`` combines its ``rounds`` (see :func:`bench.load.combine`).
+    For a gateway, ``c<N>`` combines its ``rounds`` (see :func:`bench.load.combine`); for the
+    paired streams (``translated``, ``gateway_stream``) ``ttfb`` pools ``ttfb_rounds``.
     """
 
     name: str
     load: dict[str, LoadResult] = field(default_factory=dict)
     rounds: list[LoadResult] = field(default_factory=list)
     ttfb: TtfbResult | None = None
+    ttfb_rounds: list[TtfbResult] = field(default_factory=list)
     rss_kib: dict[str, int] = field(default_factory=dict)
     tally: RequestTally = field(default_factory=RequestTally)
     request_log: LogAccount | None = None
@@ -97,6 +117,8 @@ class Phases:
         self.workdir = workdir
         self.chat_body = payloads.request_body(payloads.CHAT_MODEL)
         self.stream_body = payloads.request_body(payloads.STREAM_MODEL, stream=True)
+        self.translated_body = payloads.request_body(payloads.TRANSLATED_MODEL)
+        self.translated_stream_body = payloads.request_body(payloads.TRANSLATED_MODEL, stream=True)
 
     def direct(self) -> TargetRun:
         auth = {"Authorization": "Bearer bench"}
@@ -110,18 +132,25 @@ class Phases:
         return run
 
     def gateways(self) -> list[TargetRun]:
-        """Both gateways (logging off, on) and the reference forwarder, in that order.
+        """Both gateways (logging off, on), the reference forwarder, the translated path and
+        the OpenAI stream it is paired with, in that order.
 
         Started together, loaded one at a time: each gets its 1-connection run and TTFB in
-        turn, then the N-connection runs go in interleaved rounds.
+        turn (the translated path right after the OpenAI path of the same gateway), then the
+        N-connection runs go in interleaved rounds, each round followed by a pair of TTFB
+        measurements.
         """
-        gateways = [
-            Gateway(self.workdir, self.upstream.base_url, name="gateway", logging=False),
-            Gateway(self.workdir, self.upstream.base_url, name="gateway_logging", logging=True),
-        ]
-        forwarder = ForwarderProcess(self.workdir, self.upstream.base_url)
-        servers: list[Gateway | ForwarderProcess] = [*gateways, forwarder]
+        base = self.upstream.base_url
+        plain = Gateway(self.workdir, base, name="gateway", logging=False)
+        logged = Gateway(self.workdir, base, name="gateway_logging", logging=True)
+        paired = Gateway(
+            self.workdir, base, name="gateway_stream", logging=False, anthropic_stream=True
+        )
+        forwarder = ForwarderProcess(self.workdir, base)
+        gateways = [plain, logged, paired]
+        servers: list[Gateway | ForwarderProcess] = [plain, logged, forwarder, paired]
         runs = [TargetRun(server.name) for server in servers]
+        translated = TargetRun("translated")
         try:
             for gateway in gateways:
                 progress(f"{gateway.name}: creating a key ...")
@@ -131,18 +160,29 @@ class Phases:
                 gateway.start()
             progress(f"{forwarder.name}: starting on port {forwarder.port} ...")
             forwarder.start()
-            specs = [*(self._gateway_specs(g) for g in gateways), self._forwarder_specs()]
-            for server, run, (chat, stream) in zip(servers, runs, specs, strict=True):
+            specs = [*(self._gateway_specs(g) for g in gateways[:2]), self._forwarder_specs()]
+            translated_chat = self._translated_chat(plain)
+            for server, run, (chat, stream) in zip(servers[:3], runs[:3], specs, strict=True):
                 run.rss_kib["before"] = server.rss_kib()
                 self._probe(run, server, chat, stream)
                 run.load["c1"] = self._load(run, server, chat, 1, "c1")
                 self._ttfb(run, server, stream)
                 self._settle(server, run)
-            self._rounds(servers, runs, [chat for chat, _ in specs])
+                if server is plain:  # same gateway, right after: the same machine phase
+                    probe(plain.port, translated_chat, b'"chat.completion"', "translated")
+                    translated.tally.probes += 1
+                    translated.load["c1"] = self._load(translated, plain, translated_chat, 1, "c1")
+            pair = self._pair(runs[3], paired, translated)
+            self._rounds(
+                [plain, plain, logged, forwarder],
+                [runs[0], translated, runs[1], runs[2]],
+                [specs[0][0], translated_chat, specs[1][0], specs[2][0]],
+                pair,
+            )
             time.sleep(0.5)  # let in-flight background work (e.g. logging) settle first
             for server, run in zip(servers, runs, strict=True):
                 run.rss_kib["after"] = server.rss_kib()
-            logged, logged_run = gateways[1], runs[1]
+            logged_run = runs[1]
             if self.plan.soak_s > 0:
                 self._soak(logged_run, logged, specs[1][0])
             progress(f"{logged.name}: waiting for the request log to settle ...")
@@ -150,10 +190,32 @@ class Phases:
             for server, run in zip(servers, runs, strict=True):
                 server.check_alive()
                 run.log_problems = server.log_problems()
-            return runs
+            return [*runs[:3], translated, runs[3]]
         finally:
             for server in servers:
                 server.stop()
+
+    def _translated_chat(self, gateway: Gateway) -> RequestSpec:
+        """The translated path's non-streamed request (``model/anthropic``) to ``gateway``."""
+        auth = {"Authorization": f"Bearer {gateway.key}"}
+        return RequestSpec(payloads.CHAT_PATH, self.translated_body, auth)
+
+    def _pair(self, run: TargetRun, gateway: Gateway, translated: TargetRun) -> list[Paired]:
+        """The two streams of the TTFB pair on ``gateway``, probed (OpenAI path first)."""
+        run.rss_kib["before"] = gateway.rss_kib()
+        auth = {"Authorization": f"Bearer {gateway.key}", **_SSE}
+        pair = [
+            Paired(run, gateway, RequestSpec(payloads.CHAT_PATH, self.stream_body, auth)),
+            Paired(
+                translated,
+                gateway,
+                RequestSpec(payloads.CHAT_PATH, self.translated_stream_body, auth),
+            ),
+        ]
+        for paired in pair:
+            probe(gateway.port, paired.spec, b"data: [DONE]", f"streaming via {paired.run.name}")
+            paired.run.tally.probes += 1
+        return pair
 
     def _gateway_specs(self, gateway: Gateway) -> tuple[RequestSpec, RequestSpec]:
         auth = {"Authorization": f"Bearer {gateway.key}"}
@@ -175,21 +237,29 @@ class Phases:
         servers: list[Gateway | ForwarderProcess],
         runs: list[TargetRun],
         chats: list[RequestSpec],
+        pair: list[Paired],
     ) -> None:
-        """Interleaved N-connection runs: A B C, C B A, A B C, ...; then each target's total.
+        """Interleaved N-connection runs: A B C D, D C B A, A B C D, ...; then each target's
+        total. After each round, the TTFB ``pair`` (both on ``gateway_stream``), in the
+        round's order too; then each stream's pooled TTFB.
 
         Reversing the order every round gives each target every position equally often (two
         rounds per cycle), so a machine drifting over the rounds favours none of them.
         """
-        conns = self.plan.connections
+        conns, total = self.plan.connections, self.plan.rounds
         order = list(zip(servers, runs, chats, strict=True))
-        for number in range(1, self.plan.rounds + 1):
-            for server, run, chat in order if number % 2 else order[::-1]:
-                label = f"c{conns} round {number}/{self.plan.rounds}"
+        for number in range(1, total + 1):
+            forward = number % 2 == 1
+            for server, run, chat in order if forward else order[::-1]:
+                label = f"c{conns} round {number}/{total}"
                 run.rounds.append(self._load(run, server, chat, conns, label))
                 self._settle(server, run)
+            for paired in pair if forward else pair[::-1]:
+                self._ttfb(paired.run, paired.gateway, paired.spec, f"round {number}/{total}")
         for run in runs:
             run.load[f"c{conns}"] = combine(f"{run.name}_c{conns}", run.rounds)
+        for paired in pair:
+            paired.run.ttfb = pool_ttfb(paired.run.name, paired.run.ttfb_rounds)
 
     def _settle(self, server: Gateway | ForwarderProcess, run: TargetRun) -> None:
         """Wait until a logging gateway's writer has caught up (no-op without logging)."""
@@ -235,10 +305,17 @@ class Phases:
         server.check_alive()
         return result
 
-    def _ttfb(self, run: TargetRun, server: Server, stream: RequestSpec) -> None:
-        progress(f"streaming TTFB via {run.name}: {self.plan.ttfb_requests} requests ...")
-        run.ttfb = measure_ttfb(run.name, server.port, stream, self.plan.ttfb_requests)
-        run.tally.add_ttfb(run.ttfb)
+    def _ttfb(self, run: TargetRun, server: Server, stream: RequestSpec, rnd: str = "") -> None:
+        """One TTFB measurement: the target's (or, with ``rnd``, one more of its rounds)."""
+        what = f", {rnd}" if rnd else ""
+        count = self.plan.ttfb_requests
+        progress(f"streaming TTFB via {run.name}{what}: {count} requests ...")
+        result = measure_ttfb(run.name, server.port, stream, count)
+        if rnd:
+            run.ttfb_rounds.append(result)
+        else:
+            run.ttfb = result
+        run.tally.add_ttfb(result)
         server.check_alive()
 
     def _soak(self, run: TargetRun, gateway: Gateway, chat: RequestSpec) -> None:

@@ -29,6 +29,12 @@ def _response(body: str, content_type: str) -> bytes:
 
 _CHAT = _response(payloads.chat_completion(), "application/json")
 _STREAM = _response(payloads.sse_stream(), "text/event-stream")
+_REPLIES = {
+    payloads.CHAT_PATH: _CHAT,
+    payloads.STREAM_UPSTREAM_PATH: _STREAM,
+    payloads.MESSAGES_PATH: _response(payloads.anthropic_message(), "application/json"),
+    payloads.ANTHROPIC_STREAM_PATH: _response(payloads.anthropic_sse_stream(), "text/event-stream"),
+}
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 
 
@@ -58,13 +64,7 @@ class FixedResponse(asyncio.Protocol):
             if len(self.buffer) < end + 4 + length:
                 return
             del self.buffer[: end + 4 + length]
-            path = head.split(" ", 2)[1]
-            if path == payloads.CHAT_PATH:
-                reply = _CHAT
-            elif path == payloads.STREAM_UPSTREAM_PATH:
-                reply = _STREAM
-            else:
-                reply = _NOT_FOUND
+            reply = _REPLIES.get(head.split(" ", 2)[1], _NOT_FOUND)
             assert self.transport is not None
             self.transport.write(reply)
 

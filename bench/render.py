@@ -6,7 +6,7 @@ import math
 
 from bench import requestlog
 from bench.load import LoadResult
-from bench.report import GATEWAYS, PROXIES, TARGETS, Check, Results
+from bench.report import GATEWAYS, PAIRED, PROXIES, TARGETS, Check, Results
 
 
 def _ms(value: float) -> str:
@@ -47,8 +47,11 @@ def _header(results: Results) -> list[str]:
         "             two of them, each with a fresh data dir, loaded one at a time: no logging",
         "             (GATEWAY_LOGGING_ENABLED=false) and logging (the default)",
         f"  reference: {m['forwarder_cmd']}",
-        f"  at {m['connections']} conns: {m['rounds']} interleaved rounds of the three (A B C, "
-        "C B A, ...), totals below",
+        f"  translated: model {m['translated_model']} (the upstream answers as Anthropic)",
+        "             via the no-logging gateway; its stream via a third gateway (no logging),",
+        "             in turn with the OpenAI stream after each round",
+        f"  at {m['connections']} conns: {m['rounds']} interleaved rounds of the four (A B C D, "
+        "D C B A, ...), totals below",
         "=" * 78,
         "",
     ]
@@ -139,12 +142,27 @@ def _ttfb(results: Results) -> list[str]:
             name, _ms(t.ttfb_ms["p50"]), _ms(t.ttfb_ms["p90"]), _ms(t.ttfb_ms["p99"]),
             _ms(t.total_ms["p50"]), _ms(t.total_ms["p99"]), str(t.errors),
         ])  # fmt: skip
+        if target == "translated" and PAIRED in ttfb:
+            t = ttfb[PAIRED]
+            rows.append([
+                "its OpenAI pair", _ms(t.ttfb_ms["p50"]), _ms(t.ttfb_ms["p90"]),
+                _ms(t.ttfb_ms["p99"]), _ms(t.total_ms["p50"]), _ms(t.total_ms["p99"]),
+                str(t.errors),
+            ])  # fmt: skip
     for g in PROXIES:
         p50, p99 = d[f"{g}_added_ttfb_p50_ms"], d[f"{g}_added_ttfb_p99_ms"]
         rows.append([f"added, {TARGETS[g]}", _ms(p50), "", _ms(p99), "", "", ""])
+    p50 = d.get("translated_added_ttfb_p50_over_openai_ms", math.nan)
+    p99 = d.get("translated_added_ttfb_p99_over_openai_ms", math.nan)
+    rows.append(["translated over its pair", _ms(p50), "", _ms(p99), "", "", ""])
+    rounds = len(results.ttfb_rounds.get("translated", []))
     return [
-        f"Streaming time to first body byte, ms (model {m['stream_model']}; "
-        f"{ttfb['direct'].requests} sequential requests on one keep-alive connection)",
+        f"Streaming time to first body byte, ms (model {m['stream_model']}; translated: "
+        f"{m['translated_model']})",
+        f"  {m['ttfb_requests']} sequential requests per target on one keep-alive connection; "
+        "the translated stream and",
+        f"  its OpenAI pair on the third gateway: {m['ttfb_requests']} each after each of the "
+        f"{rounds} rounds, pooled",
         *_table(
             ["target", "TTFB p50", "TTFB p90", "TTFB p99", "full p50", "full p99", "errors"], rows
         ),
@@ -153,10 +171,13 @@ def _ttfb(results: Results) -> list[str]:
 
 def _memory(results: Results) -> list[str]:
     out = ["Memory (VmRSS, process and children), MiB"]
-    for g in (*GATEWAYS, "forwarder"):
+    names = {**TARGETS, PAIRED: "gateway, stream pair"}
+    for g in (*GATEWAYS, "forwarder", PAIRED):
+        if g not in results.rss_kib:
+            continue
         rss = {k: v / 1024 for k, v in results.rss_kib[g].items()}
         line = (
-            f"  {TARGETS[g]:<20} before load {rss['before']:6.1f}   after all load "
+            f"  {names[g]:<20} before load {rss['before']:6.1f}   after all load "
             f"{rss['after']:6.1f}   growth {rss['after'] - rss['before']:+6.1f}"
         )
         if "after_soak" in rss:
@@ -178,7 +199,7 @@ def _check_line(c: Check) -> str:
         value = "-" if math.isnan(c.measured) else f"{c.measured:.2f}x"
     else:
         value = f"{c.measured:.3f} {c.unit}"
-    width = 64 if c.group == "reference" else 46
+    width = {"reference": 64, "translation": 62}.get(c.group, 46)
     return f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<{width}} measured {value}"
 
 
@@ -187,9 +208,47 @@ def _bar(results: Results) -> list[str]:
     for group, title in (
         ("foundation", "Performance bar: foundation (gateway, no logging)"),
         ("logging", "Performance bar: request logging (gateway, logging)"),
+        ("translation", "Performance bar: translation (model/anthropic vs the OpenAI path)"),
     ):
         out += ["", title] if out else [title]
         out += [_check_line(c) for c in results.checks if c.group == group]
+    return out
+
+
+def _translation(results: Results, high: int) -> list[str]:
+    """The translated path next to the OpenAI path: throughput, added latency, streamed TTFB.
+
+    Both non-streamed paths run on the no-logging gateway in the same rounds; both streams on
+    the third gateway, in turn after each round. The per-round lines show how far a single
+    round strays from the pooled figure the bar judges.
+    """
+    d, load, m = results.derived, results.load, results.meta
+    if "translated_c1" not in load:
+        return []
+    openai, translated = load[f"gateway_c{high}"], load[f"translated_c{high}"]
+    out = [
+        f"Translated path (model {m['translated_model']}: the gateway sends Anthropic Messages "
+        "and translates the answer back)",
+        f"  RPS at {high} conns (all rounds): OpenAI path {openai.rps:,.0f}, translated "
+        f"{translated.rps:,.0f} = {_pct(d[f'translated_rps_fraction_of_openai_c{high}'])}",
+        f"  added at 1 conn over direct, p50: OpenAI path "
+        f"{_signed_ms(d['gateway_added_p50_ms_c1'])} ms, translated "
+        f"{_signed_ms(d['translated_added_p50_ms_c1'])} ms "
+        f"(translation {_signed_ms(d['translated_added_p50_over_openai_ms_c1'])} ms; p99 "
+        f"{_signed_ms(d['translated_added_p99_over_openai_ms_c1'])} ms)",
+        f"  streamed TTFB added over the OpenAI path (pooled): p50 "
+        f"{_signed_ms(d['translated_added_ttfb_p50_over_openai_ms'])} ms, p99 "
+        f"{_signed_ms(d['translated_added_ttfb_p99_over_openai_ms'])} ms",
+    ]
+    pairs = results.rounds.get("gateway", []), results.rounds.get("translated", [])
+    for n, (o, t) in enumerate(zip(*pairs, strict=False), 1):
+        fraction = d.get(f"translated_rps_fraction_of_openai_c{high}_round{n}", math.nan)
+        ttfb = d.get(f"translated_added_ttfb_p50_over_openai_ms_round{n}", math.nan)
+        out.append(
+            f"    round {n}: OpenAI {o.rps:>8,.0f} req/s   translated {t.rps:>8,.0f} req/s   "
+            f"{_pct(fraction):>6}   CPU us/req {_us(o.server_main_cpu_us_per_request)} vs "
+            f"{_us(t.server_main_cpu_us_per_request)}   TTFB p50 added {_signed_ms(ttfb)} ms"
+        )
     return out
 
 
@@ -241,6 +300,7 @@ def render(results: Results, high: int) -> str:
     for section in (
         _load(results, high),
         _versus(results, high),
+        _translation(results, high),
         _ttfb(results),
         _memory(results),
         requestlog.render(results.request_log),

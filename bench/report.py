@@ -2,7 +2,8 @@
 
 The performance bar (from the issues) is encoded once, in :data:`BAR`, so the printed report
 (:mod:`bench.render`) and ``latest.json`` always agree on what was checked. The foundation
-lines apply to the gateway with logging off, the logging lines to the one with logging on.
+lines apply to the gateway with logging off, the logging lines to the one with logging on,
+the translation lines to the translated path (``model/anthropic``) against the OpenAI path.
 """
 
 from __future__ import annotations
@@ -26,24 +27,34 @@ BAR = {
     "target_max_forwarder_added_p50_multiple_1": 1.15,
     "floor_min_forwarder_rps_fraction_32": 0.75,
     "floor_max_forwarder_added_p50_multiple_1": 1.30,
+    "min_translated_rps_fraction_32": 0.85,
+    "max_translated_added_ttfb_p50_ms": 0.3,
 }
 """Foundation: no-logging gateway RPS at 32 connections, added latency over direct at 1
 connection. Logging: RPS with logging as a fraction of the no-logging RPS at 32 connections
 (plus zero records lost, and records written == requests sent). Reference (issue 10): each
 gateway's RPS at 32 connections as a fraction of the minimal forwarder's, and its added p50 at
 1 connection as a multiple of the forwarder's; the target is the whole product's, the floor
-(measured 2026-12-01: 75-79% and 1.3x) what the gateway with logging must not fall below."""
+(measured 2026-12-01: 75-79% and 1.3x) what the gateway with logging must not fall below.
+Translation: the translated path's RPS at 32 connections as a fraction of the OpenAI path's
+(same gateway, same rounds), and its streamed TTFB p50 minus the OpenAI stream's (same gateway,
+alternating rounds), both pooled over all rounds."""
 
 TARGETS = {
     "direct": "direct upstream",
     "forwarder": "minimal forwarder",
     "gateway": "gateway, no logging",
     "gateway_logging": "gateway, logging",
+    "translated": "gateway, translated",
 }
 """Target keys (prefixes of the ``load`` keys) and how the report names them."""
 
+PAIRED = "gateway_stream"
+"""The ``ttfb`` key of the OpenAI stream the translated stream is compared with: measured on
+the second no-logging gateway, in turn with the translated one after each round."""
+
 GATEWAYS = ("gateway", "gateway_logging")
-PROXIES = ("forwarder", *GATEWAYS)
+PROXIES = ("forwarder", *GATEWAYS, "translated")
 """Everything measured against the direct upstream."""
 
 
@@ -67,7 +78,9 @@ class Results:
 
     ``load`` is keyed ``<target>_c<connections>`` (and ``gateway_logging_soak``), ``ttfb`` and
     ``rss_kib`` by gateway/target name. ``rounds`` holds each gateway's interleaved
-    N-connection runs, which its ``load[...c<N>]`` entry combines.
+    N-connection runs, which its ``load[...c<N>]`` entry combines; ``ttfb_rounds`` the paired
+    streams' per-round measurements (``translated`` and :data:`PAIRED`), which their ``ttfb``
+    entries pool.
     """
 
     meta: dict[str, Any]
@@ -76,6 +89,7 @@ class Results:
     rss_kib: dict[str, dict[str, int]]
     request_log: LogAccount | None = None
     rounds: dict[str, list[LoadResult]] = field(default_factory=dict)
+    ttfb_rounds: dict[str, list[TtfbResult]] = field(default_factory=dict)
     derived: dict[str, float] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
@@ -87,6 +101,7 @@ class Results:
             "rss_kib": self.rss_kib,
             "request_log": self.request_log.to_json() if self.request_log else None,
             "rounds": {k: [r.to_json() for r in v] for k, v in self.rounds.items()},
+            "ttfb_rounds": {k: [r.to_json() for r in v] for k, v in self.ttfb_rounds.items()},
             "derived": self.derived,
             "bar": BAR,
             "checks": [asdict(c) for c in self.checks],
@@ -152,6 +167,34 @@ def _derive(results: Results, high: int) -> None:
     for number, (a, b) in enumerate(pairs, 1):
         d[f"logging_rps_ratio_c{high}_round{number}"] = _ratio(b.rps, a.rps)
     _derive_reference(results, high)
+    _derive_translated(results, high)
+
+
+def _derive_translated(results: Results, high: int) -> None:
+    """The translated path against the OpenAI path: RPS fraction, added latency and TTFB.
+
+    Throughput: pooled over the rounds (and per round), both runs on the no-logging gateway.
+    TTFB: percentiles of all rounds' samples pooled, both streams on :data:`PAIRED`.
+    """
+    load, ttfb, d = results.load, results.ttfb, results.derived
+    d[f"translated_rps_fraction_of_openai_c{high}"] = _ratio(
+        load[f"translated_c{high}"].rps, load[f"gateway_c{high}"].rps
+    )
+    rounds = results.rounds.get("translated", []), results.rounds.get("gateway", [])
+    for number, (t, o) in enumerate(zip(*rounds, strict=True), 1):
+        d[f"translated_rps_fraction_of_openai_c{high}_round{number}"] = _ratio(t.rps, o.rps)
+    for pct in ("p50", "p99"):
+        d[f"translated_added_{pct}_over_openai_ms_c1"] = (
+            load["translated_c1"].latency_ms[pct] - load["gateway_c1"].latency_ms[pct]
+        )
+        d[f"translated_added_ttfb_{pct}_over_openai_ms"] = (
+            ttfb["translated"].ttfb_ms[pct] - ttfb[PAIRED].ttfb_ms[pct]
+        )
+    pairs = results.ttfb_rounds.get("translated", []), results.ttfb_rounds.get(PAIRED, [])
+    for number, (t, o) in enumerate(zip(*pairs, strict=True), 1):
+        d[f"translated_added_ttfb_p50_over_openai_ms_round{number}"] = (
+            t.ttfb_ms["p50"] - o.ttfb_ms["p50"]
+        )
 
 
 def _derive_reference(results: Results, high: int) -> None:
@@ -202,7 +245,35 @@ def evaluate(results: Results, high: int) -> None:
         ),
         Check("no failed requests through the gateway", errors, 0, errors == 0, "errors"),
         *_logging_checks(results, high),
+        *_translation_checks(results, high),
         *_reference_checks(results, high),
+    ]  # fmt: skip
+
+
+def _translation_checks(results: Results, high: int) -> list[Check]:
+    """The translated path's bar: RPS fraction and added TTFB (pooled), no failures.
+
+    Failures of the paired OpenAI stream count too: without it there is no comparison.
+    """
+    d = results.derived
+    fraction = 100 * d[f"translated_rps_fraction_of_openai_c{high}"]
+    floor = 100 * BAR["min_translated_rps_fraction_32"]
+    added = d["translated_added_ttfb_p50_over_openai_ms"]
+    most = BAR["max_translated_added_ttfb_p50_ms"]
+    errors = gateway_errors(results, "translated") + results.ttfb[PAIRED].errors
+    return [
+        Check(
+            f"translated RPS at {high} connections >= {floor:.0f}% of the OpenAI path's",
+            fraction, floor, fraction >= floor, "%", "translation",
+        ),
+        Check(
+            f"streamed TTFB p50 added over the OpenAI path <= {most} ms",
+            added, most, added <= most, "ms", "translation",
+        ),
+        Check(
+            "no failed requests (translated path, paired stream)",
+            errors, 0, errors == 0, "errors", "translation",
+        ),
     ]  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -129,9 +130,15 @@ class TtfbResult:
     """Requests sent, warm-ups included."""
     answered: int = 0
     """Of those, the ones that got a response (any status)."""
+    ttfb_samples_s: list[float] = field(default_factory=list, repr=False)
+    total_samples_s: list[float] = field(default_factory=list, repr=False)
+    """The measured timings themselves, kept so that several rounds can be pooled
+    (:func:`pool_ttfb`); left out of the JSON."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["ttfb_samples_s"], data["total_samples_s"]
+        return data
 
 
 def raw_request(port: int, spec: RequestSpec) -> bytes:
@@ -197,4 +204,31 @@ def measure_ttfb(
         error_samples=errors[:3],
         sent=warmup + count,
         answered=answered,
+        ttfb_samples_s=ttfb,
+        total_samples_s=total,
+    )
+
+
+def pool_ttfb(label: str, results: Sequence[TtfbResult]) -> TtfbResult:
+    """Several measurements of one target as one: percentiles over all their samples.
+
+    A TTFB difference of a tenth of a millisecond is within one round's drift on a shared
+    machine; percentiles of the pooled samples of rounds that alternated with the compared
+    target are what such a difference can be judged on.
+    """
+    if not results:
+        raise ValueError("pool_ttfb() needs at least one measurement")
+    ttfb = [s for r in results for s in r.ttfb_samples_s]
+    total = [s for r in results for s in r.total_samples_s]
+    return TtfbResult(
+        label=label,
+        requests=sum(r.requests for r in results),
+        ttfb_ms=_summary(ttfb),
+        total_ms=_summary(total),
+        errors=sum(r.errors for r in results),
+        error_samples=[e for r in results for e in r.error_samples][:3],
+        sent=sum(r.sent for r in results),
+        answered=sum(r.answered for r in results),
+        ttfb_samples_s=ttfb,
+        total_samples_s=total,
     )

@@ -1,5 +1,8 @@
 """The fake LLM provider: a fixed-response HTTP server the gateway forwards to.
 
+It speaks OpenAI (``/v1/chat/completions``; its SSE variant under ``/stream``) and Anthropic
+(``/v1/messages``; its event stream under ``/anthropic-stream``): one fixed answer per path.
+
 nginx answers from memory in a few microseconds, so whatever the bench measures above the
 direct-upstream baseline is the gateway's own cost. nginx is installed with apt-get when it is
 missing; only when that is impossible does the bench fall back to :mod:`bench.pyupstream`,
@@ -77,6 +80,19 @@ http {{
             add_header cache-control no-cache;
             add_header x-request-id req_bench_fixed;
             return 200 {_nginx_string(payloads.sse_stream())};
+        }}
+
+        location = {payloads.MESSAGES_PATH} {{
+            default_type application/json;
+            add_header request-id req_bench_fixed;
+            return 200 {_nginx_string(payloads.anthropic_message())};
+        }}
+
+        location = {payloads.ANTHROPIC_STREAM_PATH} {{
+            default_type text/event-stream;
+            add_header cache-control no-cache;
+            add_header request-id req_bench_fixed;
+            return 200 {_nginx_string(payloads.anthropic_sse_stream())};
         }}
     }}
 }}

@@ -330,59 +330,65 @@ class Exchange:
         self, attempts: list[Attempt], client_key: str | None, receive: Receive, send: Send
     ) -> None:
         """Try ``attempts`` in order until one is committed to the client."""
-        runtime = self.runtime
         ctx = self.ctx
-        health = runtime.router.health
         outcomes: list[Outcome] = []
         several = len(attempts) > 1
         for index, attempt in enumerate(attempts):
-            last = index == len(attempts) - 1
             try:
                 call = await self.prepare(attempt, self.key_for(attempt, client_key))
-            except GatewayError as exc:
+            except GatewayError as exc:  # what this provider's format cannot express
                 if not several:
                     raise
                 outcomes.append(Outcome(attempt.source, exc.status, orjson.loads(exc.body())))
-                if last:
-                    ctx.response_headers = None
-                    raise _all_failed(outcomes) from exc
                 continue
             self._record(call, attempt)
             if several:
                 ctx.served_by_fallback(index)
-            started = time.perf_counter()
-            try:
-                async with runtime.upstream.attempt(
-                    ctx, "POST", call.url, call.headers, call.body, call.spec.name
-                ) as response:
-                    status = response.status
-                    if status >= 400 and several:
-                        body = await response.read()
-                        outcome = Outcome(attempt.source, status, call.error(status, body))
-                        if triggers_failover(outcome):
-                            health.failure(attempt.provider, attempt.key_id)
-                            outcomes.append(outcome)
-                            self._note(attempt, status, started)
-                            if not last:
-                                continue
-                            ctx.response_headers = None
-                            raise _all_failed(outcomes)
-                    if status < 400:
-                        health.success(attempt.provider, attempt.key_id)
-                    self._note(attempt, status, started)
-                    await forward(ctx, response, receive, send, call.translation, started)
-                    return
-            except GatewayError as exc:
-                if exc.code not in ("upstream_unreachable", "upstream_timeout"):
-                    raise
-                health.failure(attempt.provider, attempt.key_id)
-                self._note(attempt, exc.status, started)
-                if not several:
-                    raise
-                outcomes.append(Outcome(attempt.source, exc.status, orjson.loads(exc.body())))
-                if last:
-                    ctx.response_headers = None
-                    raise _all_failed(outcomes) from exc
+            outcome = await self._try(attempt, call, several, receive, send)
+            if outcome is None:
+                return  # committed
+            outcomes.append(outcome)
+        ctx.response_headers = None  # none served
+        raise _all_failed(outcomes)
+
+    async def _try(
+        self,
+        attempt: Attempt,
+        call: UpstreamCall,
+        may_fail_over: bool,
+        receive: Receive,
+        send: Send,
+    ) -> Outcome | None:
+        """Open ``call``: commit its answer (None), or return the outcome of a failure that
+        fails over (only when ``may_fail_over``: a single attempt's error is the answer)."""
+        runtime = self.runtime
+        health = runtime.router.health
+        started = time.perf_counter()
+        try:
+            async with runtime.upstream.attempt(
+                self.ctx, "POST", call.url, call.headers, call.body, call.spec.name
+            ) as response:
+                status = response.status
+                if status >= 400 and may_fail_over:
+                    body = await response.read()
+                    outcome = Outcome(attempt.source, status, call.error(status, body))
+                    if triggers_failover(outcome):
+                        health.failure(attempt.provider, attempt.key_id)
+                        self._note(attempt, status, started)
+                        return outcome
+                if status < 400:
+                    health.success(attempt.provider, attempt.key_id)
+                self._note(attempt, status, started)
+                await forward(self.ctx, response, receive, send, call.translation, started)
+                return None
+        except GatewayError as exc:
+            if exc.code not in ("upstream_unreachable", "upstream_timeout"):
+                raise
+            health.failure(attempt.provider, attempt.key_id)
+            self._note(attempt, exc.status, started)
+            if not may_fail_over:
+                raise
+            return Outcome(attempt.source, exc.status, orjson.loads(exc.body()))
 
     def _record(self, call: UpstreamCall, attempt: Attempt) -> None:
         capture = self.ctx.capture

@@ -232,3 +232,23 @@ def test_grammar_errors_are_a_400_naming_the_item(client: openai.OpenAI) -> None
         _chat(client, "!,gpt-4o-mini")
     with pytest.raises(openai.BadRequestError, match=r"nowhere"):
         _chat(client, "gpt-4o-mini/nowhere")
+
+
+def test_every_attempt_unreachable_lists_each_attempt_once(
+    gateway: tuple[GatewayServer, str],
+    client: openai.OpenAI,
+    first: OpenAIEmulator,
+    second: OpenAIEmulator,
+) -> None:
+    server, _ = gateway
+    first.inject(Fault(close="before_answer"))
+    second.inject(Fault(close="before_answer"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        _chat(client)
+    assert caught.value.status_code == 502
+    body: Any = caught.value.body
+    assert [d["source"] for d in body["details"]] == [
+        "my-model/openai/credits", "my-model/groq/credits"
+    ]
+    row = record(server, caught.value.response.headers["helicone-id"])
+    assert len(json.loads(row["attempts"])) == 2

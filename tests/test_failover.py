@@ -234,15 +234,17 @@ def test_grammar_errors_are_a_400_naming_the_item(client: openai.OpenAI) -> None
         _chat(client, "gpt-4o-mini/nowhere")
 
 
-def test_every_attempt_unreachable_lists_each_attempt_once(
+def test_every_attempt_failing_lists_each_attempt_once(
     gateway: tuple[GatewayServer, str],
     client: openai.OpenAI,
     first: OpenAIEmulator,
     second: OpenAIEmulator,
 ) -> None:
+    """The chosen error (the unreachable first attempt's 502) is not taken for a new failure
+    of the last attempt."""
     server, _ = gateway
     first.inject(Fault(close="before_answer"))
-    second.inject(Fault(close="before_answer"))
+    second.inject(Fault(status=503))
     with pytest.raises(openai.APIStatusError) as caught:
         _chat(client)
     assert caught.value.status_code == 502

@@ -212,7 +212,7 @@ class Passthrough:
                 code="unknown_provider",
             )
         config = self.runtime.providers.config(name)
-        if config.local_unconfigured:
+        if config.local_unconfigured or not config.base_url:
             raise GatewayError(
                 400, config.not_configured_message() + ".", code="provider_not_configured"
             )

@@ -46,6 +46,7 @@ from gateway.translate import (
 )
 from gateway.upstream import upstream_request_headers
 from providers.adapter import TranslationError
+from providers.azure import azure_path, azure_url
 from providers.failover import Outcome, final_error, triggers_failover
 from providers.grammar import GrammarError, ModelSpec
 from providers.health import Health
@@ -188,7 +189,9 @@ class Router:
             if item.provider is None:
                 continue
             config = self.runtime.providers.config(item.provider)
-            if config.api_key is None and config.spec.requires_key:
+            if not config.base_url:
+                hints.append(f" {config.not_configured_message()}.")
+            elif config.api_key is None and config.spec.requires_key:
                 hints.append(
                     f" No API key configured for provider {item.provider!r}: set "
                     f"{config.spec.key_env} on the gateway, or send your own key in "
@@ -242,11 +245,17 @@ class Exchange:
         spec = config.spec
         base, recorded = config.base_url, config.recorded_base_url
         record = attempt.deployment
-        if isinstance(record, ProviderKeyRecord) and record.deployment.base_url:
+        if isinstance(record, ProviderKeyRecord):
             # The org's own endpoint for this provider (checked against the allow-list when
             # the key was stored); recorded as a placeholder, it may name internal hosts.
-            base = record.deployment.base_url.rstrip("/")
-            recorded = f"{{byok:{record.deployment_id}}}"
+            own = record.deployment.base_url or record.deployment.azure_endpoint
+            if own:
+                base = own.rstrip("/")
+                recorded = f"{{byok:{record.deployment_id}}}"
+        if not base:
+            raise GatewayError(
+                400, config.not_configured_message() + ".", code="provider_not_configured"
+            )
         if self.endpoint in spec.endpoints:
             return self._native(attempt, spec, base, recorded, key)
         try:
@@ -262,7 +271,9 @@ class Exchange:
         ctx = self.ctx
         payload = self.payload
         body = self.raw
-        rewrite = payload.get("model") != attempt.model
+        model, url, path = attempt.model, base + self.endpoint, self.endpoint
+        if spec.api_style == "azure":
+            model, url, path = self._azure(attempt, base)
         inject = (
             ctx.capture is not None
             and self.endpoint == "/chat/completions"
@@ -270,20 +281,34 @@ class Exchange:
             and not self.client_wants_usage
         )
         ctx.strip_usage = inject
-        if rewrite or inject:
+        if payload.get("model") != model or inject:
             sent = dict(payload)
-            sent["model"] = attempt.model
+            sent["model"] = model
             if inject:
                 request_usage_chunk(sent)
             body = orjson.dumps(sent)
         credentials = ctx.request_credentials(self.headers)
-        authorization = f"Bearer {key}" if key else None
-        headers = upstream_request_headers(self.headers, authorization, credentials.gateway_key)
+        headers = upstream_request_headers(self.headers, None, credentials.gateway_key)
+        if key:
+            name, value = spec.auth_header(key)
+            headers[name] = value
         headers["content-type"] = "application/json"
-        return UpstreamCall(
-            spec, URL(base + self.endpoint), headers, body, None, recorded + self.endpoint,
-            attempt.model,
-        )
+        return UpstreamCall(spec, URL(url), headers, body, None, recorded + path, model)
+
+    def _azure(self, attempt: Attempt, base: str) -> tuple[str, str, str]:
+        """Azure OpenAI's deployment and URL for the attempt (providers/azure.py): the
+        deployment and API version of the org's key-store deployment, else the model id and
+        ``AZURE_OPENAI_API_VERSION``."""
+        deployment, version = attempt.model, self.runtime.settings.azure_openai_api_version
+        record = attempt.deployment
+        if isinstance(record, ProviderKeyRecord):
+            deployment = record.deployment.azure_deployment or deployment
+            version = record.deployment.api_version or version
+        try:
+            url = azure_url(base, deployment, self.endpoint, version)
+            return deployment, url, azure_path(deployment, self.endpoint, version)
+        except ValueError as exc:
+            raise GatewayError(400, str(exc), code="invalid_model", param="model") from exc
 
     async def _translated(
         self, attempt: Attempt, spec: ProviderSpec, base: str, recorded: str, key: str | None

@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     # redirects included.
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     fetch_timeout_seconds: float = Field(default=10.0, gt=0)
+    azure_openai_api_version: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AZURE_OPENAI_API_VERSION", "azure_openai_api_version"),
+    )
+    """Azure OpenAI's ``api-version`` for the classic deployments API; unset: the v1 API
+    (providers/azure.py)."""
     log_level: str = "info"
     clickhouse_url: str | None = Field(
         default=None, validation_alias=AliasChoices("CLICKHOUSE_URL", "clickhouse_url")

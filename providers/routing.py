@@ -63,7 +63,8 @@ class ProviderConfig:
 
     @property
     def usable(self) -> bool:
-        if self.local_unconfigured:
+        """The operator's own key (credits) can be used: configured, with an endpoint."""
+        if self.local_unconfigured or not self.base_url:
             return False
         return self.api_key is not None or not self.spec.requires_key
 
@@ -75,6 +76,11 @@ class ProviderConfig:
 
     def not_configured_message(self) -> str:
         spec = self.spec
+        if spec.needs_endpoint:
+            return (
+                f"Provider {spec.name!r} has no endpoint configured: set {spec.base_url_env} "
+                "on the gateway, or add a deployment with its endpoint to your provider keys"
+            )
         return (
             f"Provider {spec.name!r} is a server on the gateway's own network and is off "
             f"until the operator configures it: set {spec.base_url_env} (or {spec.key_env}) "

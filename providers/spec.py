@@ -36,6 +36,11 @@ WireFormat = Literal["openai", "anthropic", "gemini", "bedrock"]
 """The request/response format a provider speaks (one adapter per format)."""
 
 AuthStyle = Literal["bearer", "x-api-key", "api-key", "sigv4", "oauth"]
+
+ApiStyle = Literal["openai", "azure"]
+"""How an OpenAI-format provider's URLs are built: ``base_url + endpoint``, or Azure OpenAI's
+deployments (``/openai/deployments/{deployment}{endpoint}?api-version=…``, or its ``/openai/v1``
+API when no version is set; see :mod:`providers.azure`)."""
 """How a provider takes its credential: ``Authorization: Bearer``, ``x-api-key``, ``api-key``
 (Azure), AWS SigV4 (Bedrock) or an OAuth token (Vertex)."""
 
@@ -49,7 +54,7 @@ CHAT_ENDPOINTS: frozenset[Endpoint] = frozenset({"/chat/completions", "/embeddin
 """What most OpenAI-compatible servers serve: no Responses API (the gateway translates it)."""
 
 ROUTABLE: frozenset[tuple[WireFormat, AuthStyle]] = frozenset(
-    {("openai", "bearer"), ("anthropic", "x-api-key")}
+    {("openai", "bearer"), ("openai", "api-key"), ("anthropic", "x-api-key")}
 )
 """(wire format, auth style) pairs the gateway has an adapter for, so may route to."""
 
@@ -101,6 +106,11 @@ class ProviderSpec:
     display_name: str = ""
     path_aliases: tuple[str, ...] = ()
     root_paths: tuple[str, ...] = ()
+    base_url_var: str | None = None
+    """The base URL's variable when it is not ``<PREFIX>_BASE_URL`` (``AZURE_OPENAI_ENDPOINT``).
+    A routed provider whose built-in ``base_url`` is ``""`` has none: it is usable only once
+    that variable (or an organisation's deployment) names its endpoint."""
+    api_style: ApiStyle = "openai"
     requires_key: bool = True
     local: bool = False
     base_url_header: str | None = None
@@ -136,7 +146,12 @@ class ProviderSpec:
 
     @property
     def base_url_env(self) -> str:
-        return f"{self.env_prefix}_BASE_URL"
+        return self.base_url_var or f"{self.env_prefix}_BASE_URL"
+
+    @property
+    def needs_endpoint(self) -> bool:
+        """No built-in base URL: the operator (or an org's deployment) must name one."""
+        return self.base_url == ""
 
     def auth_header(self, key: str) -> tuple[str, str]:
         """The request header carrying ``key`` in this provider's auth style."""
@@ -240,6 +255,8 @@ def _check_routed(spec: ProviderSpec) -> None:
         )
     if not spec.env_prefix or not spec.env_prefix.isidentifier() or not spec.env_prefix.isupper():
         raise ValueError(f"provider {spec.name!r}: env_prefix must be an UPPER_CASE name")
+    if spec.needs_endpoint:
+        return  # the operator's endpoint is checked like any configured base URL
     url = URL(spec.base_url or "")
     if url.scheme not in ("http", "https") or url.raw_host is None:
         raise ValueError(f"provider {spec.name!r}: the base URL must be absolute http(s)")
@@ -350,6 +367,14 @@ PROVIDERS = ProviderTable(
             endpoints=frozenset(), root_paths=("anthropic",),
             display_name="Anthropic", genai_prices="anthropic",
         ),
+        # Azure OpenAI: the OpenAI format on per-resource endpoints (deployments).
+        ProviderSpec(
+            "azure", "", "AZURE_OPENAI", auth="api-key",
+            hosts=("*.openai.azure.com", "*.cognitiveservices.azure.com"),
+            display_name="Azure OpenAI", genai_prices="azure",
+            endpoints=frozenset({"/chat/completions", "/responses", "/embeddings"}),
+            base_url_var="AZURE_OPENAI_ENDPOINT", api_style="azure",
+        ),
         # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains) and
         # priced by the model registry, not routed yet.
         ProviderSpec(
@@ -367,11 +392,6 @@ PROVIDERS = ProviderTable(
             "bedrock", wire="bedrock", auth="sigv4",
             hosts=("bedrock-runtime.{region}.amazonaws.com",),
             display_name="AWS Bedrock", genai_prices="aws",
-        ),
-        ProviderSpec(
-            "azure", auth="api-key",
-            hosts=("*.openai.azure.com", "*.cognitiveservices.azure.com"),
-            display_name="Azure OpenAI", genai_prices="azure",
         ),
         ProviderSpec("anyscale", hosts=("api.endpoints.anyscale.com",)),
         ProviderSpec("cloudflare", hosts=("gateway.ai.cloudflare.com",)),

@@ -27,7 +27,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from . import anthropic_errors, chat, embeddings, messages, models, responses
+from . import anthropic_errors, azure, chat, embeddings, messages, models, responses
 from .anthropic_errors import AnthropicError
 from .errors import InvalidRequest, error_response, invalid_request, mask_key, status_response
 from .exchange import AnthropicState, Exchange
@@ -226,6 +226,8 @@ class OpenAIEmulator:
                 return answer
         if anthropic:
             refused = anthropic_errors.check_headers(request, self.api_key, serial)
+        elif azure.is_azure(request):
+            refused = azure.check_key(request, self.api_key)
         else:
             refused = self._check_key(request)
         if refused is not None:
@@ -282,6 +284,11 @@ class OpenAIEmulator:
 
     async def _route(self, exchange: Exchange) -> web.StreamResponse:
         method, path = exchange.request.method, exchange.request.path
+        if azure.is_azure(exchange.request):
+            mapped = azure.openai_path(exchange.request)
+            if mapped is None:
+                return azure.not_found()
+            path = mapped
         handler = self._routes.get((method, path))
         if handler is not None:
             return await handler(exchange)

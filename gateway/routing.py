@@ -382,6 +382,10 @@ class Exchange:
                     raise _all_failed(outcomes) from exc
 
     def _record(self, call: UpstreamCall, attempt: Attempt) -> None:
+        if self.ctx.cache is not None:
+            self.ctx.cache.note_upstream(
+                call.spec.name, call.model, call.recorded_url, call.spec.wire
+            )
         capture = self.ctx.capture
         if capture is not None:
             capture.provider = call.spec.name

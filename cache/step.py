@@ -28,12 +28,6 @@ from gateway.sse import SSEFramer, UsageChunkFilter
 if TYPE_CHECKING:
     from gateway.context import RequestContext
 
-HEADER = b"helicone-cache"
-BUCKET_INDEX = b"helicone-cache-bucket-idx"
-_HIT = b"HIT"
-_MISS = b"MISS"
-
-
 class CacheTee:
     """A relay stage that keeps a copy of the stream for the cache, up to the entry limit
     (past it the copy is dropped and the stream is not stored), passing every byte on."""
@@ -146,10 +140,7 @@ async def open_cache(
     digest = request_digest(identity.org_id, policy.seed, endpoint, canonical)
     keys = slot_keys(digest, policy.bucket_size)
     lookup = await cache.lookup(keys, policy.read)
-    headers: RawHeaders = [(HEADER, _HIT if lookup.answer is not None else _MISS)]
-    if lookup.index is not None:
-        headers.append((BUCKET_INDEX, str(lookup.index).encode()))
-    ctx.add_response_headers(headers)
+    ctx.cache_status(lookup.answer is not None, lookup.index)
     if lookup.answer is not None:
         return lookup.answer
     if policy.stores:

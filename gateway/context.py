@@ -75,6 +75,8 @@ _COUNTRY_HEADERS = (
 """Set by the CDN in front of the gateway, in this order of preference."""
 _RESPONSE_ID = b"helicone-id"
 _FALLBACK_INDEX = b"helicone-fallback-index"
+_CACHE_STATUS = b"helicone-cache"
+_CACHE_BUCKET_INDEX = b"helicone-cache-bucket-idx"
 _REQUEST_ID = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
 )
@@ -354,12 +356,14 @@ class RequestContext:
         headers.append((_FALLBACK_INDEX, str(index).encode()))
         self.response_headers = headers
 
-    def add_response_headers(self, headers: RawHeaders) -> None:
-        """Headers every response to this request carries from now on (lower-case names)."""
-        if self.response_headers is None:
-            self.response_headers = list(headers)
-        else:
-            self.response_headers.extend(headers)
+    def cache_status(self, hit: bool, index: int | None) -> None:
+        """Say in the response whether the cache answered (``Helicone-Cache: HIT|MISS``) and
+        which bucket slot it served or will fill (``Helicone-Cache-Bucket-Idx``)."""
+        headers = self.response_headers if self.response_headers is not None else []
+        headers.append((_CACHE_STATUS, b"HIT" if hit else b"MISS"))
+        if index is not None:
+            headers.append((_CACHE_BUCKET_INDEX, str(index).encode()))
+        self.response_headers = headers
 
     @property
     def base_headers(self) -> RawHeaders:

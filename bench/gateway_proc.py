@@ -2,9 +2,9 @@
 
 It gets a fresh data directory (SQLite; with logging on also the embedded ClickHouse log and
 the SQLite body store) and a key made with ``gateway keys create``, and its provider base URLs
-point at the fake upstream. Inherited ``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL`` and
-``S3_*`` variables are dropped so that a developer's shell settings cannot change what is
-measured; request logging is switched explicitly with ``GATEWAY_LOGGING_ENABLED``.
+point at the fake upstream. Inherited ``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL``,
+``S3_*`` and ``REDIS_URL`` variables are dropped so that a developer's shell settings cannot
+change what is measured; request logging is switched explicitly with ``GATEWAY_LOGGING_ENABLED``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from bench.procs import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-_DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_")
+_DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_", "REDIS_URL")
 
 
 def gateway_binary() -> str:

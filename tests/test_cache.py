@@ -370,34 +370,34 @@ def test_a_cut_stream_is_not_stored(env: Env) -> None:
 
 
 def test_sdk_chat_stream_helper_on_a_hit(env: Env) -> None:
-    client = openai.OpenAI(
-        base_url=env.server.url + "/v1", api_key=env.key, max_retries=0, default_headers=ON
-    )
     messages: Any = chat()["messages"]
     finals = []
-    for _ in range(2):
-        with client.chat.completions.stream(model="gpt-4o-mini", messages=messages) as stream:
-            deltas = [e.delta for e in stream if e.type == "content.delta"]
-            final = stream.get_final_completion()
-        assert "".join(deltas) == final.choices[0].message.content
-        finals.append(final)
+    with openai.OpenAI(
+        base_url=env.server.url + "/v1", api_key=env.key, max_retries=0, default_headers=ON
+    ) as client:
+        for _ in range(2):
+            with client.chat.completions.stream(model="gpt-4o-mini", messages=messages) as stream:
+                deltas = [e.delta for e in stream if e.type == "content.delta"]
+                final = stream.get_final_completion()
+            assert "".join(deltas) == final.choices[0].message.content
+            finals.append(final)
     assert env.upstream_calls == 1
     assert finals[1] == finals[0]
     assert finals[0].choices[0].message.content
 
 
 def test_sdk_responses_stream_helper_on_a_hit(env: Env) -> None:
-    client = openai.OpenAI(
-        base_url=env.server.url + "/v1", api_key=env.key, max_retries=0, default_headers=ON
-    )
     text = f"responses {uuid.uuid4()}"
     finals = []
-    for _ in range(2):
-        with client.responses.stream(model="gpt-4o-mini", input=text) as stream:
-            deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
-            final = stream.get_final_response()
-        assert "".join(deltas) == final.output_text
-        finals.append(final)
+    with openai.OpenAI(
+        base_url=env.server.url + "/v1", api_key=env.key, max_retries=0, default_headers=ON
+    ) as client:
+        for _ in range(2):
+            with client.responses.stream(model="gpt-4o-mini", input=text) as stream:
+                deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+                final = stream.get_final_response()
+            assert "".join(deltas) == final.output_text
+            finals.append(final)
     assert env.upstream_calls == 1
     assert finals[1] == finals[0] and text in finals[0].output_text
 

@@ -332,3 +332,29 @@ def test_record_of_a_hit(tmp_path: Path) -> None:
     assert hit["cache_saved_latency"] == 1234
     assert hit["cache_reference_id"] == reference and hit["cache_enabled"] is True
     assert hit["prompt_tokens"] == 1000  # the answer's usage, as served
+
+
+async def test_a_read_past_its_budget_is_a_miss() -> None:
+    """A Redis that accepts connections but never answers: the read gives up at its budget
+    (a MISS, not a failed request), counted as a timeout that does not stop later tries."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections complete in the backlog; nothing is ever read or sent
+    port = silent.getsockname()[1]
+    redis = SharedRedis(f"redis://127.0.0.1:{port}/0", retry_after=5)
+    await redis.start()
+    cache = ResponseCache(
+        RedisBackend(redis), max_entry_bytes=1 << 20, read_timeout=0.05, write_timeout=0.05
+    )
+    try:
+        started = time.perf_counter()
+        lookup = await cache.lookup(slot_keys("d", 2), read=True)
+        elapsed = time.perf_counter() - started
+        assert lookup.answer is None and lookup.free is None
+        assert 0.04 <= elapsed < 0.5
+        assert (cache.misses, cache.unavailable) == (1, 1)
+        assert redis.timeouts == 1 and redis.available  # a slow reply is not an outage
+        assert redis.health()["state"] == "ok"
+    finally:
+        await redis.close()
+        silent.close()

@@ -45,6 +45,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.cache
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway providers logging_pipeline cache ratelimit tests bench

@@ -5,9 +5,9 @@ the SQLite body store) and a key made with ``gateway keys create``, and its prov
 point at the fake upstream: OpenAI's at its JSON location, Groq's at its SSE one, Anthropic's
 at its Messages JSON location or, for a gateway made with ``anthropic_stream``, at its Messages
 event-stream location (the upstream tells the two apart by path only). Inherited
-``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL`` and ``S3_*`` variables are dropped so that
-a developer's shell settings cannot change what is measured; request logging is switched
-explicitly with ``GATEWAY_LOGGING_ENABLED``.
+``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL``, ``S3_*`` and ``REDIS_URL`` variables are
+dropped so that a developer's shell settings cannot change what is measured; request logging
+is switched explicitly with ``GATEWAY_LOGGING_ENABLED``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from bench.procs import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-_DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_")
+_DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_", "REDIS_URL")
 
 
 def gateway_binary() -> str:

@@ -62,10 +62,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
-        """Liveness, plus the log writer's counters (where every request record went)."""
+        """Liveness, plus the log writer's counters (where every request record went), the
+        response cache's and, with ``REDIS_URL``, Redis's (state ``down`` while it fails:
+        the gateway then serves without cache and rate limits)."""
         status: dict[str, object] = {"status": "ok", "version": __version__}
         if runtime.writer is not None:
             status["logging"] = logging_health(runtime.writer.counters.as_dict())
+        status["cache"] = runtime.cache.health()
+        if runtime.redis is not None:
+            status["redis"] = runtime.redis.health()
         body = orjson.dumps(status)
         return Response(body, media_type="application/json")
 

@@ -19,14 +19,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from cache.policy import CacheHeaderError, CachePolicy, cache_policy
 from gateway.asgi import RawHeaders
 from gateway.auth import Credentials, resolve_credentials
 from gateway.options import new_request_id
 from gateway.retry import RetryPolicy
 from gateway.store import KeyIdentity
 from logging_pipeline.capture import Capture
+
+if TYPE_CHECKING:
+    from cache.step import CacheRequest
 
 HELICONE_PREFIX = "helicone-"
 """Every gateway control header starts with this; none of them is forwarded upstream."""
@@ -41,6 +45,12 @@ _MODEL_OVERRIDE = "helicone-model-override"
 _OMIT_REQUEST = "helicone-omit-request"
 _OMIT_RESPONSE = "helicone-omit-response"
 _CACHE_ENABLED = "helicone-cache-enabled"
+_CACHE_SAVE = "helicone-cache-save"
+_CACHE_READ = "helicone-cache-read"
+_CACHE_BUCKET = "helicone-cache-bucket-max-size"
+_CACHE_SEED = "helicone-cache-seed"
+_CACHE_IGNORE_KEYS = "helicone-cache-ignore-keys"
+_CACHE_CONTROL = "cache-control"
 _FALLBACKS = "helicone-fallbacks"
 _RETRY_ENABLED = "helicone-retry-enabled"
 _RETRY_NUM = "helicone-retry-num"
@@ -65,6 +75,8 @@ _COUNTRY_HEADERS = (
 """Set by the CDN in front of the gateway, in this order of preference."""
 _RESPONSE_ID = b"helicone-id"
 _FALLBACK_INDEX = b"helicone-fallback-index"
+_CACHE_STATUS = b"helicone-cache"
+_CACHE_BUCKET_INDEX = b"helicone-cache-bucket-idx"
 _REQUEST_ID = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
 )
@@ -102,7 +114,12 @@ class HeliconeOptions:
     omit_response: bool = False
     """``Helicone-Omit-Response: true``: the response body is not stored."""
     cache_enabled: bool = False
-    """``Helicone-Cache-Enabled: true`` (recorded; the cache is a later issue)."""
+    """``Helicone-Cache-Enabled: true``."""
+    cache: CachePolicy | None = None
+    """The response cache's settings when ``Helicone-Cache-Enabled``, ``-Save`` or ``-Read``
+    is true (with ``Cache-Control`` and the other ``Helicone-Cache-*`` headers): cache/policy.py."""
+    cache_error: CacheHeaderError | None = None
+    """A cache header the cache cannot honour: the cache step answers 400 with it."""
     fallbacks: str | None = None
     """``Helicone-Fallbacks`` as sent (a JSON array, parsed by gateway/fallbacks.py): selects
     the legacy fallback relay."""
@@ -210,6 +227,21 @@ def parse_options(headers: dict[str, str]) -> HeliconeOptions:
             properties[_SESSION_KEYS[name]] = value
     if not options.request_id:
         options.request_id = new_request_id()
+    save = headers.get(_CACHE_SAVE)
+    read = headers.get(_CACHE_READ)
+    if options.cache_enabled or save is not None or read is not None:
+        try:
+            options.cache = cache_policy(
+                enabled=options.cache_enabled,
+                read=read is not None and _flag(read),
+                save=save is not None and _flag(save),
+                cache_control=headers.get(_CACHE_CONTROL),
+                bucket_size=headers.get(_CACHE_BUCKET),
+                seed=headers.get(_CACHE_SEED),
+                ignore_keys=headers.get(_CACHE_IGNORE_KEYS),
+            )
+        except CacheHeaderError as exc:
+            options.cache_error = exc
     retry = headers.get(_RETRY_ENABLED)
     if retry is not None and _flag(retry):
         options.retry = RetryPolicy.from_headers(
@@ -258,7 +290,8 @@ class RequestContext:
     identity: KeyIdentity | None = None
     """Set once the request is authenticated."""
     response_headers: RawHeaders | None = None
-    """Extra ``Helicone-*`` response headers set by a step (the fallback index…)."""
+    """Extra ``Helicone-*`` response headers set by a step (the fallback index, the cache
+    status…)."""
     retries: int = 0
     """Answers discarded and sent again under the request's retry policy."""
     strip_usage: bool = False
@@ -267,6 +300,8 @@ class RequestContext:
     """Set once the request is authenticated, when logging is on."""
     sink: Callable[[Capture], None] | None = None
     """Where :meth:`log` hands the finished capture (the request journal)."""
+    cache: CacheRequest | None = None
+    """Set by the cache step on a miss whose answer is to be stored (the relay stores it)."""
 
     @property
     def request_id(self) -> str:
@@ -300,7 +335,7 @@ class RequestContext:
             model_override=options.model_override,
             omit_request=options.omit_request,
             omit_response=options.omit_response,
-            cache_enabled=options.cache_enabled,
+            cache_enabled=options.cache is not None,
             country_code=options.country_code,
         )
 
@@ -317,7 +352,25 @@ class RequestContext:
 
     def served_by_fallback(self, index: int) -> None:
         """Say in the response which ``Helicone-Fallbacks`` entry answered (0-based)."""
-        self.response_headers = [(_FALLBACK_INDEX, str(index).encode())]
+        headers = [h for h in self.response_headers or () if h[0] != _FALLBACK_INDEX]
+        headers.append((_FALLBACK_INDEX, str(index).encode()))
+        self.response_headers = headers
+
+    def served_by_none(self) -> None:
+        """Every attempt failed: no fallback index (the other response headers stay)."""
+        if self.response_headers:
+            self.response_headers = [
+                h for h in self.response_headers if h[0] != _FALLBACK_INDEX
+            ] or None
+
+    def cache_status(self, hit: bool, index: int | None) -> None:
+        """Say in the response whether the cache answered (``Helicone-Cache: HIT|MISS``) and
+        which bucket slot it served or will fill (``Helicone-Cache-Bucket-Idx``)."""
+        headers = self.response_headers if self.response_headers is not None else []
+        headers.append((_CACHE_STATUS, b"HIT" if hit else b"MISS"))
+        if index is not None:
+            headers.append((_CACHE_BUCKET_INDEX, str(index).encode()))
+        self.response_headers = headers
 
     @property
     def base_headers(self) -> RawHeaders:

@@ -6,7 +6,8 @@ without the framework's request objects; everything else falls through to the Fa
 
 Per request, in order (ARCHITECTURE.md "One request, top to bottom"): assign the request id
 and start the clock, authenticate, read and check the body, route to a provider, relay.
-Later steps (rate limits, cache, logging) slot in between without changing the shape.
+Later steps slot in between without changing the shape: the response cache answers a hit
+once the body is read (before routing), logging records every request.
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ class DataPlane:
             raise GatewayError(400, "Missing required field 'model'.", param="model")
         if not isinstance(model, str):
             raise GatewayError(400, "'model' must be a string.", param="model")
+        if await runtime.serve_from_cache(ctx, send, "unified " + endpoint, raw, payload):
+            return
         authorization = credentials.provider_authorization
         client_key = bearer_token(authorization) if authorization else None
         assert ctx.identity is not None  # authenticated by start_request

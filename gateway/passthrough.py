@@ -284,6 +284,12 @@ class Passthrough:
             capture.provider = provider
             capture.target_url = recorded_url
             capture.wire = wire
+        # The cache key names the upstream as recorded (no key in it) and the client's body.
+        if await runtime.serve_from_cache(ctx, send, f"{scope['method']} {recorded_url}", body):
+            return
+        if ctx.cache is not None:
+            ctx.cache.note_upstream(provider, "", recorded_url, wire)
+        if capture is not None:
             if provider_route and wire == "openai" and scope["method"] == "POST":
                 rewritten = usage_rewrite(scope["path"], body)
                 if rewritten is not None:

@@ -8,10 +8,14 @@ explicit list of stages:
 
 1. the recorder (the raw upstream bytes, for the request log);
 2. the translator (a provider's format into the client's, when they differ);
-3. the usage strip (the usage chunk the gateway asked for on the client's behalf);
-4. force-format (whole events per chunk, ``Helicone-Stream-Force-Format``).
+3. the cache tee (a copy of the stream in the client's format for the response cache, when
+   the request stores its answer: cache/step.py); before the usage strip, so that the stored
+   stream keeps the usage chunk for the log of later hits (their replay strips it again);
+4. the usage strip (the usage chunk the gateway asked for on the client's behalf);
+5. force-format (whole events per chunk, ``Helicone-Stream-Force-Format``).
 
-Later stages (the cache tee) join the same list. Every stage that needs events uses the one
+A whole answer is stored in the cache after it was sent; a stream after its last event, if it
+ended normally (not cut by the upstream or the client). Every stage that needs events uses the one
 framer of :mod:`gateway.sse`. A stage never holds back what it could send: whatever an
 upstream chunk completes goes out before the next chunk is read (tests/test_relay.py shows
 it per stage).
@@ -154,6 +158,8 @@ def stream_stages(ctx: RequestContext, translation: Translation | None) -> list[
     stages: list[Stage] = []
     if translation is not None:
         stages.append(translation.stream())  # emits whole events: no force-format needed
+    if ctx.cache is not None and (tee := ctx.cache.stream_tee()) is not None:
+        stages.append(tee)
     if ctx.strip_usage:
         stages.append(UsageChunkFilter())
     elif ctx.force_format and translation is None:
@@ -183,11 +189,15 @@ async def forward(
     if translation is not None:
         payload = translation.whole(answer.status, payload)
     out = response_headers(answer.raw_headers, _JSON if translation is not None else None)
+    cache = ctx.cache
+    stored_headers = list(out) if cache is not None else out
     out.extend(ctx.base_headers)
     overhead_ms = (time.perf_counter() - ctx.started - upstream_elapsed) * 1000
     out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
     ctx.log()
     await send_bytes(send, answer.status, payload, out)
+    if cache is not None:
+        await cache.save_whole(answer.status, stored_headers, payload, translation is not None)
 
 
 async def _forward_stream(
@@ -201,6 +211,7 @@ async def _forward_stream(
     headers = response_headers(
         answer.raw_headers, _EVENT_STREAM if translation is not None else None
     )
+    stored_headers = list(headers)
     headers.extend(ctx.base_headers)
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     capture = ctx.capture
@@ -225,6 +236,7 @@ async def _forward_stream(
                 return
 
     watcher = asyncio.create_task(watch_disconnect())
+    complete = True
     try:
         try:
             async for chunk in answer.content.iter_any():
@@ -239,12 +251,17 @@ async def _forward_stream(
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Headers are gone already: the only honest thing left is to end the stream.
             logger.info("upstream stream ended early: %r", exc)
+            complete = False
         tail = _flush(stages)
         if tail:
             await send({"type": "http.response.body", "body": tail, "more_body": True})
         _record(ctx, recorder)
         ctx.log()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if ctx.cache is not None and complete:
+            await ctx.cache.save_stream(
+                answer.status, stored_headers, ctx.strip_usage, translation is not None
+            )
     except asyncio.CancelledError:
         if not disconnected:
             raise

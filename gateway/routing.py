@@ -373,7 +373,7 @@ class Exchange:
             if outcome is None:
                 return  # committed
             outcomes.append(outcome)
-        ctx.response_headers = None  # none served
+        ctx.served_by_none()
         raise _all_failed(outcomes)
 
     async def _try(
@@ -416,6 +416,10 @@ class Exchange:
             return Outcome(attempt.source, exc.status, orjson.loads(exc.body()))
 
     def _record(self, call: UpstreamCall, attempt: Attempt) -> None:
+        if self.ctx.cache is not None:
+            self.ctx.cache.note_upstream(
+                call.spec.name, call.model, call.recorded_url, call.spec.wire
+            )
         capture = self.ctx.capture
         if capture is not None:
             capture.provider = call.spec.name

@@ -14,7 +14,11 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.asgi import Receive, Scope, read_body
+from cache.backends import CacheBackend, MemoryBackend, RedisBackend
+from cache.key import UNPARSED
+from cache.step import open_cache, replay
+from cache.store import ResponseCache
+from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.byok import ProviderKeyCache
 from gateway.context import RequestContext, read_credentials
@@ -24,6 +28,7 @@ from gateway.keycheck import KeyValidator
 from gateway.listing import ModelListing
 from gateway.logconfig import log_config
 from gateway.options import check_json_content_type, declared_length
+from gateway.redisconn import SharedRedis
 from gateway.routing import Router
 from gateway.scopes import INVOKE, TRACE_READ, allows
 from gateway.settings import Settings
@@ -84,6 +89,26 @@ class Runtime:
             {name: self.providers.config(name).base_url for name in self.providers.table.routed()},
             self.targets,
         )
+        self.redis: SharedRedis | None = None
+        """The shared Redis pool when ``REDIS_URL`` is set (cache and rate limits)."""
+        backend: CacheBackend
+        if settings.redis_url:
+            self.redis = SharedRedis(
+                settings.redis_url,
+                prefix=settings.redis_key_prefix,
+                max_connections=settings.redis_max_connections,
+                connect_timeout=settings.redis_connect_timeout,
+                retry_after=settings.redis_retry_seconds,
+            )
+            backend = RedisBackend(self.redis)
+        else:
+            backend = MemoryBackend(settings.cache_memory_bytes)
+        self.cache = ResponseCache(
+            backend,
+            max_entry_bytes=settings.cache_max_entry_bytes,
+            read_timeout=settings.cache_read_timeout_ms / 1000,
+            write_timeout=settings.cache_write_timeout_ms / 1000,
+        )
         self.writer: LogSink | None = None
         self.registry: Registry | None = None
         self._listing: ModelListing | None = None
@@ -101,6 +126,8 @@ class Runtime:
             self.authenticator = Authenticator(self.key_cache, anonymous)
         await self.upstream.start()
         await self.fetcher.start()
+        if self.redis is not None:
+            await self.redis.start()
         self.registry = await asyncio.to_thread(Registry.load)
         self._router = Router(self, self.registry)
         usable = self.providers.usable()
@@ -173,6 +200,8 @@ class Runtime:
     async def close(self) -> None:
         await self.upstream.close()
         await self.fetcher.close()
+        if self.redis is not None:
+            await self.redis.close()
         writer, self.writer = self.writer, None
         if writer is not None:
             await writer.close()  # writes what is journaled (bounded); the rest waits on disk
@@ -210,6 +239,26 @@ class Runtime:
         if capture is not None:
             capture.request_body = body
         return body
+
+    async def serve_from_cache(
+        self, ctx: RequestContext, send: Send, endpoint: str, body: bytes, parsed: Any = UNPARSED
+    ) -> bool:
+        """The cache step (cache/step.py), after :meth:`start_request`: True when the answer
+        was replayed from the cache; else the relay stores the provider's when it should.
+        ``endpoint`` names what the key hashes besides the body (cache/key.py)."""
+        options = ctx.options
+        if options.cache_error is not None:
+            raise GatewayError(
+                400, options.cache_error.message, code="invalid_cache_header",
+                param=options.cache_error.header,
+            )
+        if options.cache is None:
+            return False
+        answer = await open_cache(ctx, self.cache, options.cache, endpoint, body, parsed)
+        if answer is None:
+            return False
+        await replay(ctx, answer, send)
+        return True
 
     @property
     def router(self) -> Router:

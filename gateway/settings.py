@@ -181,6 +181,23 @@ class Settings(BaseSettings):
     # The record journal is written to the page cache; with this set (> 0), a thread also
     # fdatasyncs it every so many milliseconds, bounding what a power loss can take.
     log_journal_fsync_ms: int = Field(default=0, ge=0)
+    # Redis (gateway/redisconn.py), shared by the response cache and rate limits: unset, both
+    # live in the process. The prefix starts every key (several deployments on one server);
+    # after a connection fault Redis is left alone for redis_retry_seconds (fail open).
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
+    )
+    redis_key_prefix: str = "gateway:"
+    redis_max_connections: int = Field(default=64, ge=1)
+    redis_connect_timeout: float = Field(default=1.0, gt=0)
+    redis_retry_seconds: float = Field(default=1.0, ge=0)
+    # The response cache (cache/): the largest answer stored (larger ones are served, not
+    # stored), the in-process store's bound (without REDIS_URL), and the time budgets of a
+    # read (past it: a MISS) and a write (after the client has its answer).
+    cache_max_entry_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+    cache_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    cache_read_timeout_ms: float = Field(default=100.0, gt=0)
+    cache_write_timeout_ms: float = Field(default=1000.0, gt=0)
     provider_api_keys: dict[str, str] = Field(default_factory=dict)
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
 

@@ -49,6 +49,10 @@ class Capture:
     """The wire format of ``response_body`` (the provider's own answer): picks its reader."""
     attempts: list[tuple[str, int, int]] = field(default_factory=list)
     """Every upstream attempt of a routed request: (source, status, latency ms), in order."""
+    cache_reference_id: str | None = None
+    """A cache hit: the id of the request whose answer was replayed (None: not a hit)."""
+    cache_saved_latency_ms: int = 0
+    """A cache hit: that request's latency, which the hit saved."""
 
     def finish(self) -> None:
         if self.finished_at is None:

@@ -133,6 +133,9 @@ def build_record(
         request_model = request["model"]  # passthrough mode does not parse bodies in-flight
     model = capture.model_override or response_model or request_model
     cost = prices.cost(capture.provider, model, usage or _NO_USAGE)
+    # A cache hit was not paid for: its cost is 0, and the price of the answer it replayed
+    # (the same answer, so the same usage) is what it saved.
+    hit = capture.cache_reference_id is not None
 
     document: bytes | None = None
     token = body_token(capture)
@@ -180,11 +183,11 @@ def build_record(
         "completion_audio_tokens": (usage or _NO_USAGE).completion_audio_tokens,
         "reasoning_tokens": (usage or _NO_USAGE).reasoning_tokens,
         "tokens_estimated": estimated,
-        "cost": cost.nano_usd,
-        "cost_known": cost.known,
+        "cost": 0 if hit else cost.nano_usd,
+        "cost_known": hit or cost.known,
         "properties": capture.properties,
         "cache_enabled": capture.cache_enabled,
-        "cache_reference_id": None,
+        "cache_reference_id": capture.cache_reference_id,
         "is_stream": capture.is_stream,
         "storage_location": "omitted" if document is None else location,
         "request_size_bytes": len(capture.request_body),
@@ -193,6 +196,8 @@ def build_record(
         "body_token": token,
         "wire_format": capture.wire,
         "attempts": _attempts(capture),
+        "cache_saved_cost": cost.nano_usd if hit else 0,
+        "cache_saved_latency": capture.cache_saved_latency_ms if hit else 0,
     }
     return BuiltRecord(_ROW(values), document, capture)
 
@@ -226,6 +231,9 @@ def fallback_record(capture: Capture) -> BuiltRecord:
         cost_known=False,
         properties=capture.properties,
         cache_enabled=capture.cache_enabled,
+        cache_reference_id=capture.cache_reference_id,
+        cache_saved_cost=0,
+        cache_saved_latency=capture.cache_saved_latency_ms,
         is_stream=capture.is_stream,
         storage_location="omitted",
         request_size_bytes=len(capture.request_body),

@@ -107,6 +107,18 @@ ORDER BY (organization_id, request_created_at, request_id)
         "0004_attempts",
         (f"ALTER TABLE {REQUEST_TABLE} ADD COLUMN IF NOT EXISTS attempts String DEFAULT ''",),
     ),
+    (
+        # A response-cache hit (cache_reference_id set) costs nothing (cost 0); what it saved:
+        # the cost of the replayed answer at the provider's price (nano-USD, computed like
+        # any cost) and the latency of the request that was answered by the provider (ms).
+        "0005_cache_savings",
+        (
+            f"ALTER TABLE {REQUEST_TABLE} "
+            "ADD COLUMN IF NOT EXISTS cache_saved_cost UInt64 DEFAULT 0",
+            f"ALTER TABLE {REQUEST_TABLE} "
+            "ADD COLUMN IF NOT EXISTS cache_saved_latency Int64 DEFAULT 0",
+        ),
+    ),
 )
 """(version, statements) in order; each statement is idempotent."""
 
@@ -149,5 +161,7 @@ INSERT_COLUMNS: tuple[str, ...] = (
     "body_token",
     "wire_format",
     "attempts",
+    "cache_saved_cost",
+    "cache_saved_latency",
 )
 """The columns the writer fills, in the order of the rows it inserts."""

@@ -128,6 +128,8 @@ def make_row(org: str, n: int, **overrides: Any) -> dict[str, Any]:
         "body_token": 2**64 - 1 - n,
         "wire_format": "anthropic" if n == 0 else "openai",
         "attempts": '[{"source": "gpt-4o-mini/openai/credits", "status": 429}]' if n == 0 else "",
+        "cache_saved_cost": 1_500 if n == 0 else 0,
+        "cache_saved_latency": 830 if n == 0 else 0,
         "assets": ["a.png", "ü/b.jpg", ""] if n == 0 else [],
         "scores": {"quality": 0.75, "élan": -1.5} if n == 0 else {},
     }

@@ -39,6 +39,8 @@ class TestDefaults:
             "omit_request": False,
             "omit_response": False,
             "cache_enabled": False,
+            "cache": None,
+            "cache_error": None,
             "fallbacks": None,
             "retry": None,
             "properties": {},

@@ -141,6 +141,13 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     fetch_timeout_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "info"
+    # /readyz (gateway/readiness.py): each store's probe gets this long; the replica is not
+    # ready while the record journal holds more than this many bytes not yet written.
+    ready_timeout_seconds: float = Field(default=2.0, gt=0)
+    ready_max_log_backlog_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
+    )
     clickhouse_url: str | None = Field(
         default=None, validation_alias=AliasChoices("CLICKHOUSE_URL", "clickhouse_url")
     )

@@ -112,11 +112,11 @@ def _secrets(settings: Settings) -> list[str]:
                 found.append(value)
             elif "://" in value:
                 try:
-                    password = URL(value).password
+                    url = URL(value)
                 except (ValueError, TypeError):
-                    password = None
-                if password:
-                    found.append(password)
+                    continue
+                if url.password:  # as written in the URL and decoded: either may be echoed
+                    found.extend((url.password, url.raw_password or ""))
     return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
 
 

@@ -35,7 +35,7 @@ install: $(STAMP)
 LOCK_FLAGS ?=
 lock: $(STAMP)
 	$(BUILD_REQUIRES) | $(UV_COMPILE) $(LOCK_FLAGS) pyproject.toml - -o $(LOCK)
-	$(BUILD_REQUIRES) | $(UV_COMPILE) $(LOCK_FLAGS) pyproject.toml - --extra dev -c $(LOCK) -o $(DEV_LOCK)
+	$(BUILD_REQUIRES) | $(UV_COMPILE) $(LOCK_FLAGS) pyproject.toml - --extra dev --extra embedded -c $(LOCK) -o $(DEV_LOCK)
 
 run: $(STAMP)
 	$(BIN)/gateway serve

@@ -74,6 +74,18 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
         body = orjson.dumps(status)
         return Response(body, media_type="application/json")
 
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        """Readiness: every store this process needs answers (gateway/readiness.py); 503 when
+        one does not. Unauthenticated, so it names checks and reasons, never hosts."""
+        report = await runtime.readiness.check()
+        return Response(
+            report.body(),
+            status_code=200 if report.ready else 503,
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "Internal gateway error"

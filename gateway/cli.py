@@ -1,5 +1,5 @@
 """The ``gateway`` command: ``serve``, ``migrate``, ``keys create|list|revoke``,
-``encryption-key``, ``provider-keys reencrypt`` and ``models``.
+``encryption-key``, ``provider-keys reencrypt``, ``doctor`` and ``models``.
 
 Every command applies pending migrations first (a no-op when there are none), so each works
 on a fresh data directory. Failures the operator can fix (bad input, unknown key, unreachable
@@ -24,6 +24,7 @@ from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.logconfig import log_store_problem
 from gateway.scopes import ALIASES, NATIVE_SCOPES, UnknownScope, expand
 from gateway.settings import Settings
 from gateway.store import (
@@ -147,6 +148,14 @@ def check_workers(settings: Settings, workers: int) -> None:
         )
 
 
+def check_log_store(settings: Settings) -> None:
+    """Refuse to serve when the request log has no store at all (see
+    :func:`gateway.logconfig.log_store_problem`)."""
+    problem = log_store_problem(settings)
+    if problem is not None:
+        raise CommandFailed(problem)
+
+
 def check_file_limit(settings: Settings) -> str | None:
     """Make room for the connection limits in the open-file limit, or say why there is none.
 
@@ -178,6 +187,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     check_encryption_key(settings)
     workers = settings.workers if args.workers is None else args.workers
     check_workers(settings, workers)
+    check_log_store(settings)
     warning = check_file_limit(settings)
     if warning is not None:
         print(warning, file=sys.stderr)
@@ -317,6 +327,15 @@ def _provider_keys_reencrypt(args: argparse.Namespace, settings: Settings) -> in
     changed = _run_with_store(settings, reencrypt)
     print(f"Re-encrypted {changed} provider key(s) with the first key of GATEWAY_ENCRYPTION_KEY.")
     return 0
+# --- doctor -------------------------------------------------------------------------------
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.doctor import run
+
+    return run(settings, sys.stdout)
+
+
 # --- models -------------------------------------------------------------------------------
 
 
@@ -513,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(after rotating it)",
     )
     reencrypt.set_defaults(handler=_provider_keys_reencrypt)
+    doctor = commands.add_parser(
+        "doctor",
+        help="print the configuration (secrets masked) and whether each store answers "
+        "(exit 1 when one does not)",
+    )
+    doctor.set_defaults(handler=_doctor)
     models = commands.add_parser(
         "models", help="list the model registry: providers, prices and their sources"
     )

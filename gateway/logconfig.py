@@ -9,7 +9,20 @@ logging needs (:mod:`logging_pipeline.config`), and checks the S3 settings as a 
 from __future__ import annotations
 
 from gateway.settings import Settings
+from logging_pipeline.clickhouse.chdb_transport import EMBEDDED_MISSING, embedded_available
 from logging_pipeline.config import BodyStoreConfig, LogConfig, LogStoreConfig, S3Config
+
+
+def log_store_problem(settings: Settings) -> str | None:
+    """Why no request log could be written at all, or ``None``.
+
+    The embedded engine (chdb) is an optional extra that the server image leaves out; a
+    gateway there without ``CLICKHOUSE_URL`` would journal every record and never write one.
+    Said once at start-up instead (``gateway serve`` refuses, naming the three ways out).
+    """
+    if settings.logging_enabled and not settings.clickhouse_url and not embedded_available():
+        return EMBEDDED_MISSING
+    return None
 
 
 def log_config(settings: Settings) -> LogConfig:

@@ -26,8 +26,15 @@ from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
 from gateway.keycheck import KeyValidator
 from gateway.listing import ModelListing
-from gateway.logconfig import log_config
+from gateway.logconfig import log_config, log_store_problem
 from gateway.options import check_json_content_type, declared_length
+from gateway.readiness import (
+    Readiness,
+    body_store_probe,
+    control_store_probe,
+    log_store_probe,
+    redis_probe,
+)
 from gateway.redisconn import SharedRedis
 from gateway.routing import Router
 from gateway.scopes import INVOKE, TRACE_READ, allows
@@ -42,6 +49,7 @@ from gateway.store import (
 from gateway.targets import TargetPolicy
 from gateway.upstream import UpstreamClient
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
+from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
 from logging_pipeline.sink import LogSink
@@ -113,6 +121,19 @@ class Runtime:
         self.registry: Registry | None = None
         self._listing: ModelListing | None = None
         self._router: Router | None = None
+        self.readiness = self._readiness(settings)
+        """``/readyz``: the stores this process needs, asked on demand (gateway/readiness.py)."""
+
+    def _readiness(self, settings: Settings) -> Readiness:
+        readiness = Readiness(timeout=settings.ready_timeout_seconds)
+        readiness.add("control_store", control_store_probe(self.store))
+        if settings.logging_enabled:
+            backlog = settings.ready_max_log_backlog_bytes
+            readiness.add("log_store", log_store_probe(lambda: self.writer, backlog))
+            readiness.add("body_store", body_store_probe(lambda: self.writer))
+        if settings.redis_url:
+            readiness.add("redis", redis_probe(settings.redis_url, settings.ready_timeout_seconds))
+        return readiness
 
     async def start(self) -> None:
         if self.store.keyring is None:
@@ -179,6 +200,9 @@ class Runtime:
     async def _start_logging(self) -> None:
         """Open this process's record journal and start the writer that consumes it: in a
         child process (default) or as a task in this one."""
+        problem = log_store_problem(self.settings)
+        if problem is not None:
+            raise LogStoreError(problem)
         config = log_config(self.settings)  # all the writer (and its child) is told
         journal = await asyncio.to_thread(
             JournalAppender, config.journal_root, fsync_ms=config.journal_fsync_ms
@@ -198,6 +222,7 @@ class Runtime:
         self.writer = LogSink(journal, consumer)
 
     async def close(self) -> None:
+        await self.readiness.close()  # not ready from here on
         await self.upstream.close()
         await self.fetcher.close()
         if self.redis is not None:

@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     """Azure OpenAI's ``api-version`` for the classic deployments API; unset: the v1 API
     (providers/azure.py)."""
     log_level: str = "info"
+    # /readyz (gateway/readiness.py): each store's probe gets this long; the replica is not
+    # ready while the record journal holds more than this many bytes not yet written.
+    ready_timeout_seconds: float = Field(default=2.0, gt=0)
+    ready_max_log_backlog_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     clickhouse_url: str | None = Field(
         default=None, validation_alias=AliasChoices("CLICKHOUSE_URL", "clickhouse_url")
     )

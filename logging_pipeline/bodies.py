@@ -110,6 +110,10 @@ class BodyStore(Protocol):
 
     async def get(self, org_id: str, request_id: str) -> bytes | None: ...
 
+    async def ping(self) -> None:
+        """Raise :class:`BodyStoreError` unless the store answers now (readiness, doctor)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -188,6 +192,13 @@ class LocalBodyStore:
     async def get(self, org_id: str, request_id: str) -> bytes | None:
         return await asyncio.to_thread(self._read, self.path(org_id, request_id))
 
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._check_root)
+
+    def _check_root(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            raise BodyStoreError(f"body directory {self.root} is missing or not writable")
+
     async def close(self) -> None:
         """Nothing to release: every call opens and closes its own file."""
 
@@ -258,6 +269,7 @@ class S3BodyStore:
         # No threads exist until the first task is submitted, so constructing a store is free.
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="s3-bodies")
         self._client: Any = None
+        self._client_lock = threading.Lock()  # pool threads (start, ping) create it once
         self._ready = False
         self._closed = False
         self._start_lock = asyncio.Lock()
@@ -283,6 +295,11 @@ class S3BodyStore:
         key = body_key(org_id, request_id)
         await self._ensure_started()
         return await self._run(self._get_object, key)
+
+    async def ping(self) -> None:
+        """One ``HEAD`` of the bucket: the endpoint answers, the credentials are good and the
+        bucket exists (a probe creates nothing, unlike :meth:`start`)."""
+        await self._run(self._head_bucket)
 
     async def close(self) -> None:
         """Wait for in-flight requests (off the loop), then release threads and connections."""
@@ -316,6 +333,14 @@ class S3BodyStore:
     # --- blocking parts, run on the pool only ---------------------------------------------
 
     def _connect(self) -> None:
+        self._open_client()
+        self._ensure_bucket()
+
+    def _open_client(self) -> None:
+        with self._client_lock:
+            self._create_client()
+
+    def _create_client(self) -> None:
         if self._client is None:
             # boto3 is imported here, in a worker thread, so a gateway that stores bodies
             # locally never pays for importing it, and the loop never waits for it.
@@ -342,7 +367,6 @@ class S3BodyStore:
                 region_name=self.region,
             )
             self._client = session.client("s3", endpoint_url=self.endpoint, config=config)
-        self._ensure_bucket()
 
     def _ensure_bucket(self) -> None:
         try:
@@ -359,6 +383,10 @@ class S3BodyStore:
         except ClientError as exc:  # created concurrently, e.g. by another worker process
             if _error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise
+
+    def _head_bucket(self) -> None:
+        self._open_client()
+        self._client.head_bucket(Bucket=self.bucket)
 
     def _put_object(self, key: str, blob: bytes) -> None:
         self._client.put_object(
@@ -530,6 +558,15 @@ class SqliteBodyStore:
             return sorted(set(found))
 
         return await self._run(read)
+
+    async def ping(self) -> None:
+        def probe() -> None:
+            try:
+                self._connect().execute("SELECT 1").fetchone()
+            except sqlite3.Error as exc:
+                raise BodyStoreError(f"body database {self.path} does not answer: {exc}") from exc
+
+        await self._run(probe)
 
     async def close(self) -> None:
         def shut() -> None:

@@ -133,7 +133,20 @@ def test_dev_lock_pins_runtime_dev_and_build_requirements() -> None:
     pins = parse_lock(DEV_LOCK.read_text())
     assert_pinned(requirements("project", "dependencies"), pins, DEV_LOCK.name)
     assert_pinned(requirements("project", "optional-dependencies", "dev"), pins, DEV_LOCK.name)
+    # The embedded log engine: `make run` and the tests use it; the image does not.
+    assert_pinned(requirements("project", "optional-dependencies", "embedded"), pins, DEV_LOCK.name)
     assert_pinned(requirements("build-system", "requires"), pins, DEV_LOCK.name)
+
+
+def test_runtime_lock_leaves_the_embedded_engine_out() -> None:
+    """The image installs only the runtime lock: the `embedded` extra (chdb, ~500 MB, and what
+    only it needs) stays out unless a runtime dependency needs the same package."""
+    runtime = parse_lock(RUNTIME_LOCK.read_text())
+    extra = {
+        canonicalize_name(r.name)
+        for r in requirements("project", "optional-dependencies", "embedded")
+    }
+    assert extra and not extra & set(runtime), sorted(extra & set(runtime))
 
 
 @pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK], ids=lambda p: p.name)

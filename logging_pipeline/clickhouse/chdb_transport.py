@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -79,6 +80,21 @@ SESSION_SETTINGS: tuple[str, ...] = (
 )
 """Applied once per session: the output conventions ``decode_json_compact`` relies on, and
 RFC 3339 datetime input for JSON inserts."""
+
+
+EMBEDDED_MISSING = (
+    "the embedded ClickHouse engine (chdb) is not installed, and CLICKHOUSE_URL is not set: "
+    "set CLICKHOUSE_URL to a ClickHouse server, install the engine with "
+    "pip install 'llm-gateway[embedded]', or turn the request log off with "
+    "GATEWAY_LOGGING_ENABLED=false"
+)
+"""Why no log store can be opened: chdb is an optional extra (``embedded``), left out of the
+server image, where ``CLICKHOUSE_URL`` names the store."""
+
+
+def embedded_available() -> bool:
+    """Whether chdb is installed, without importing it (its library is ~500 MB)."""
+    return importlib.util.find_spec("chdb") is not None
 
 
 class ChdbTransport:
@@ -165,7 +181,10 @@ class ChdbTransport:
             raise
 
     def _open(self) -> Session:
-        from chdb import session as chdb_session
+        try:
+            from chdb import session as chdb_session
+        except ImportError as exc:
+            raise LogStoreError(EMBEDDED_MISSING) from exc
 
         open_session = cast(Callable[[str], Session], chdb_session.Session)
         directory = self.path.resolve()  # chdb compares engine paths literally

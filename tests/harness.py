@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,8 @@ from gateway.settings import Settings
 from gateway.store import ControlStore
 
 T = TypeVar("T")
+
+_START_TIMEOUT = 60.0
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -108,7 +111,10 @@ class GatewayServer:
 
     def start(self) -> GatewayServer:
         self._thread.start()
-        for _ in range(500):
+        # Start-up loads the model registry and migrates the stores: seconds on a loaded
+        # 2-core machine, so the bound is generous (a failure still ends the wait at once).
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
             if self._server.started or self._error or not self._thread.is_alive():
                 break
             threading.Event().wait(0.01)

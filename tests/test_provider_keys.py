@@ -356,8 +356,9 @@ def test_azure_deployment(caller: Caller, upstream: OpenAIEmulator) -> None:
         "azure_endpoint",
         "Azure endpoint must be an https:// URL on an Azure domain (e.g. *.openai.azure.com).",
     )
-    # The emulator knows no ``api-key`` header: a 401, blamed on the key.
-    _validation_error(_create(caller, provider="azure_openai", azure_endpoint=endpoint),
+    # A key the emulator's Azure side refuses: a 401, blamed on the key.
+    _validation_error(_create(caller, provider="azure_openai", azure_endpoint=endpoint,
+                              api_key="azure-key-wrong-123456"),
                       "api_key", "Invalid API key")
     upstream.inject(Fault(status=404, path="/openai/deployments"))
     _validation_error(_create(caller, provider="azure_openai", azure_endpoint=endpoint),

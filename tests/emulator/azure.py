@@ -24,8 +24,11 @@ def is_azure(request: web.Request) -> bool:
 
 
 def openai_path(request: web.Request) -> str | None:
-    """The OpenAI route an Azure path stands for, or None (Azure's 404)."""
+    """The OpenAI route an Azure path stands for, or None (Azure's 404). The deployments
+    listing (``GET /openai/deployments``, what a key check calls) is the models list."""
     path = request.path
+    if path == "/openai/deployments" and "api-version" in request.query:
+        return "/v1/models"
     if path.startswith("/openai/v1/"):
         return path[len("/openai") :]
     if "api-version" not in request.query:

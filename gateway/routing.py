@@ -34,6 +34,7 @@ from yarl import URL
 from gateway.asgi import Receive, Send
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.metering import Hold, InsufficientCredits, MeterSession
 from gateway.relay import forward
 from gateway.sse import request_usage_chunk
 from gateway.store import ProviderKeyRecord
@@ -120,12 +121,14 @@ class Router:
         """:meth:`plan` with the organisation's own provider keys (BYOK), unless the client
         sent its own key (which names one provider and is the only attempt)."""
         byok: dict[str, list[KeyRecord]] = {}
+        metered = False
         if client_key is None:
             for record in await self.runtime.provider_keys.list_provider_keys(org_id):
                 # The grammar's ``model/provider/<deployment>`` names a key's deployment id.
                 key = ProviderKey(record.id, record.deployment_id, record)
                 byok.setdefault(record.provider, []).append(key)
-        return self.plan(model, endpoint, client_key, byok)
+            metered = (await self.runtime.meter.policy(org_id)).account
+        return self.plan(model, endpoint, client_key, byok, metered=metered)
 
     def plan(
         self,
@@ -133,8 +136,13 @@ class Router:
         endpoint: str,
         client_key: str | None,
         byok: Mapping[str, Sequence[KeyRecord]] | None = None,
+        *,
+        metered: bool = False,
     ) -> list[Attempt]:
-        """The attempts for ``model`` on ``endpoint`` (a 400 naming what is wrong)."""
+        """The attempts for ``model`` on ``endpoint`` (a 400 naming what is wrong).
+
+        ``metered``: the organisation has a credit account, so the managed keys serve only
+        models the registry prices (an unpriced one cannot be charged)."""
         directory = self.runtime.providers
         try:
             spec = self.planner.parse(model)
@@ -144,7 +152,7 @@ class Router:
             else:
                 credits = frozenset(config.spec.name for config in directory.usable())
                 keys = KeySources(
-                    byok=byok or {}, credits=credits, credits_for_unlisted=True
+                    byok=byok or {}, credits=credits, credits_for_unlisted=not metered
                 )
                 attempts = self.planner.plan(spec, keys, endpoint=endpoint)
         except GrammarError as exc:
@@ -264,7 +272,7 @@ class Exchange:
         body = self.raw
         rewrite = payload.get("model") != attempt.model
         inject = (
-            ctx.capture is not None
+            (ctx.capture is not None or ctx.tap is not None)
             and self.endpoint == "/chat/completions"
             and payload.get("stream") is True
             and not self.client_wants_usage
@@ -329,10 +337,16 @@ class Exchange:
     async def walk(
         self, attempts: list[Attempt], client_key: str | None, receive: Receive, send: Send
     ) -> None:
-        """Try ``attempts`` in order until one is committed to the client."""
+        """Try ``attempts`` in order until one is committed to the client.
+
+        Metering (gateway/metering), when the request has any: each attempt holds its
+        worst-case cost before it is sent (a credits attempt the account cannot cover fails
+        over with 429 "Insufficient credits"; a budget that cannot is the answer), and the hold
+        is settled to the real cost once the attempt is committed, or released."""
         runtime = self.runtime
         ctx = self.ctx
         health = runtime.router.health
+        metering = await runtime.meter.session(ctx)
         outcomes: list[Outcome] = []
         several = len(attempts) > 1
         for index, attempt in enumerate(attempts):
@@ -349,6 +363,16 @@ class Exchange:
             self._record(call, attempt)
             if several:
                 ctx.served_by_fallback(index)
+            hold: Hold | None = None
+            if metering is not None:
+                try:
+                    hold = await self._reserve(metering, attempt, call, client_key)
+                except InsufficientCredits as refused:
+                    self._note(attempt, 429, time.perf_counter())
+                    outcomes.append(refused.outcome)
+                    if last:
+                        raise _all_failed(outcomes) from None
+                    continue
             started = time.perf_counter()
             try:
                 async with runtime.upstream.attempt(
@@ -380,6 +404,25 @@ class Exchange:
                 outcomes.append(Outcome(attempt.source, exc.status, orjson.loads(exc.body())))
                 if last:
                     raise _all_failed(outcomes) from exc
+            finally:
+                if metering is not None:
+                    await metering.finish(hold)
+
+    async def _reserve(
+        self, metering: MeterSession, attempt: Attempt, call: UpstreamCall, client_key: str | None
+    ) -> Hold | None:
+        """Hold an attempt's worst-case cost: on the budgets, and on the credit account when
+        the operator's managed key pays (not the org's own key, nor the client's)."""
+        return await metering.reserve(
+            provider=attempt.provider,
+            model=attempt.model,
+            wire=call.spec.wire,
+            body_size=len(call.body),
+            payload=self.payload,
+            path=self.endpoint,
+            credits=client_key is None and attempt.key_source == "credits",
+            source=attempt.source,
+        )
 
     def _record(self, call: UpstreamCall, attempt: Attempt) -> None:
         capture = self.ctx.capture

@@ -23,6 +23,7 @@ from gateway.fetcher import GuardedFetcher
 from gateway.keycheck import KeyValidator
 from gateway.listing import ModelListing
 from gateway.logconfig import log_config
+from gateway.metering import Meter
 from gateway.options import check_json_content_type, declared_length
 from gateway.routing import Router
 from gateway.scopes import INVOKE, TRACE_READ, allows
@@ -88,6 +89,7 @@ class Runtime:
         self.registry: Registry | None = None
         self._listing: ModelListing | None = None
         self._router: Router | None = None
+        self._meter: Meter | None = None
 
     async def start(self) -> None:
         if self.store.keyring is None:
@@ -103,6 +105,14 @@ class Runtime:
         await self.fetcher.start()
         self.registry = await asyncio.to_thread(Registry.load)
         self._router = Router(self, self.registry)
+        self._meter = Meter(
+            self.store.credits,
+            self.registry,
+            cache_ttl=self.settings.credits_cache_ttl_seconds,
+            hold_ttl=self.settings.credit_hold_ttl_seconds,
+            sweep_interval=self.settings.credit_sweep_interval_seconds,
+        )
+        await self._meter.start()
         usable = self.providers.usable()
         local = await self._local_models([c for c in usable if c.spec.local])
         self._listing = ModelListing(
@@ -171,6 +181,9 @@ class Runtime:
         self.writer = LogSink(journal, consumer)
 
     async def close(self) -> None:
+        meter, self._meter = self._meter, None
+        if meter is not None:
+            await meter.close()
         await self.upstream.close()
         await self.fetcher.close()
         writer, self.writer = self.writer, None
@@ -217,6 +230,13 @@ class Runtime:
         if self._router is None:
             raise RuntimeError("Runtime.start() was not called")
         return self._router
+
+    @property
+    def meter(self) -> Meter:
+        """Credit accounts and budgets applied to requests (built at start)."""
+        if self._meter is None:
+            raise RuntimeError("Runtime.start() was not called")
+        return self._meter
 
     @property
     def listing(self) -> ModelListing:

@@ -226,13 +226,16 @@ def test_concurrent_requests_cannot_share_what_is_left(
     body = {"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 1000}
     # 1000 output tokens at 0.60/1M = 600,000 nano: one request's worst case fits, two do not.
     org.budget("org", org.id, "day", "0.001")
-    upstream.inject(Fault(delay=1.0))
+    upstream.inject(Fault(delay=2.0))
     results: list[int] = []
     first = threading.Thread(
         target=lambda: results.append(org.passthrough("/oai/v1/chat/completions", body).status_code)
     )
     first.start()
-    time.sleep(0.4)  # the first one holds its reservation by now
+    credits = server.runtime.store.credits
+    deadline = time.monotonic() + 5
+    while not server.call(credits.holds(org.id)) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the first one holds its reservation
     second = org.passthrough("/oai/v1/chat/completions", body)
     first.join(10)
     assert results == [200]

@@ -436,7 +436,7 @@ def test_a_credits_attempt_holds_the_worst_case_then_settles_to_the_real_cost(
 ) -> None:
     org = _org(server)
     org.add("1")
-    managed.inject(Fault(delay=0.5))
+    managed.inject(Fault(delay=1.0))
     seen: list[tuple[int, int]] = []
     result: list[Any] = []
 
@@ -628,7 +628,7 @@ def test_credits_never_go_below_zero_across_two_gateways(
         first.call(first.runtime.store.credits.add(org.id, balance))
         # Every answer takes a while, so all 50 reserve before any settles: what the credits
         # can serve is decided by the reservations alone.
-        managed.inject(Fault(delay=2.0, times=CONCURRENT))
+        managed.inject(Fault(delay=4.0, times=CONCURRENT))
         lowest: list[int] = []
         done = threading.Event()
 
@@ -657,6 +657,7 @@ def test_credits_never_go_below_zero_across_two_gateways(
         finally:
             done.set()
             watcher.join()
+        org.account()  # waits until the last holds are settled (just after the last answers)
         state = first.call(first.runtime.store.credits.account(org.id))
     assert all(status == 200 for status, _ in results), results
     served_on_credits = sum(index == "0" for _, index in results)

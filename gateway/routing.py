@@ -19,6 +19,9 @@ keeps every attempt (source, status, latency) and is priced as the one that serv
 
 A client's own provider key (``Authorization`` next to ``Helicone-Auth``) names one
 provider: the model's ``/provider``, else the default (``openai``); it is the only attempt.
+
+Metering (credit accounts and budgets, :mod:`gateway.metering`) wraps each attempt when the
+request has any: a hold before it is opened, settled or released after (:meth:`Exchange.walk`).
 """
 
 from __future__ import annotations

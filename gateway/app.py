@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import __version__
 from gateway.api import RequestApiDeps, include_request_api
+from gateway.api.credits import CreditsApiDeps, include_credits_api
 from gateway.api.models import include_model_registry
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
@@ -119,6 +120,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
         ),
     )
     include_model_registry(app, lambda: runtime.listing)
+    include_credits_api(
+        app,
+        CreditsApiDeps(
+            authenticate=runtime.authenticate_identity,
+            store=runtime.store,
+            on_change=lambda org_id: runtime.meter.invalidate(org_id),
+        ),
+    )
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     return DataPlane(app, runtime)

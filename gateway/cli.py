@@ -1,5 +1,6 @@
 """The ``gateway`` command: ``serve``, ``migrate``, ``keys create|list|revoke``,
-``encryption-key``, ``provider-keys reencrypt``, ``doctor`` and ``models``.
+``encryption-key``, ``provider-keys reencrypt``, ``doctor``, ``models`` and ``credits``
+(gateway/cli_credits.py).
 
 Every command applies pending migrations first (a no-op when there are none), so each works
 on a fresh data directory. Failures the operator can fix (bad input, unknown key, unreachable
@@ -544,6 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("model", nargs="*", help="only these models (any of their names)")
     models.add_argument("--json", action="store_true", help="machine-readable, with tiers")
     models.set_defaults(handler=_models)
+
+    from gateway.cli_credits import add_credits_parser  # imports this module: here, not on top
+
+    add_credits_parser(commands)
     return parser
 
 
@@ -569,4 +574,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m gateway.cli`` runs this file as ``__main__``; run the canonical module
+    # instead, whose names (``CommandFailed``) the command modules (gateway/cli_credits.py)
+    # import.
+    from gateway.cli import main as canonical_main
+
+    sys.exit(canonical_main())

@@ -263,6 +263,18 @@ def read_credentials(headers: dict[str, str]) -> Credentials:
     return resolve_credentials(headers.get(_AUTH), headers.get("authorization"))
 
 
+@dataclass(slots=True)
+class AnswerTap:
+    """The committed upstream answer, raw, for the meter (gateway/metering): set by the relay
+    when a step asks for it (:attr:`RequestContext.tap`), independently of the capture, so
+    that metering works with request logging off. The body is the bytes already read or
+    recorded: no copy for a whole answer, one join for a stream."""
+
+    status: int = 0
+    body: bytes = b""
+    streamed: bool = False
+
+
 Route = Literal[
     "unified", "models", "passthrough", "target_url", "fallbacks", "manual_log", "app"
 ]
@@ -302,6 +314,8 @@ class RequestContext:
     """Where :meth:`log` hands the finished capture (the request journal)."""
     cache: CacheRequest | None = None
     """Set by the cache step on a miss whose answer is to be stored (the relay stores it)."""
+    tap: AnswerTap | None = None
+    """Set by the meter when this request is metered: the relay records the answer there."""
 
     @property
     def request_id(self) -> str:

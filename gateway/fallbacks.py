@@ -28,7 +28,7 @@ from yarl import URL
 from gateway.asgi import Receive, Scope, Send
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
-from gateway.passthrough import check_path, join_target
+from gateway.passthrough import check_path, join_target, json_object
 from gateway.redact import redact_url
 from gateway.relay import forward
 from gateway.upstream import upstream_request_headers
@@ -163,6 +163,7 @@ class FallbackRelay:
             targets.append((url, redact_url(origin + tail)))
         body = await runtime.start_request(ctx, scope, receive, headers)
         credentials = ctx.request_credentials(headers)
+        metering = await runtime.meter.session(ctx)
         provider = ctx.options.target_provider
         method: str = scope["method"]
         last = len(entries) - 1
@@ -178,6 +179,19 @@ class FallbackRelay:
                 capture.target_url = recorded
                 capture.wire = runtime.providers.table.wire_for(url.raw_host or "", provider)
             ctx.served_by_fallback(index)
+            hold = None
+            if metering is not None and method == "POST":  # budgets: the client's own keys
+                payload = json_object(data)
+                model = payload.get("model") if payload is not None else None
+                hold = await metering.reserve(
+                    provider=provider,
+                    model=model if isinstance(model, str) else None,
+                    wire=runtime.providers.table.wire_for(url.raw_host or "", provider),
+                    body_size=len(data),
+                    payload=payload,
+                    path=scope["path"],
+                    credits=False,
+                )
             started = time.perf_counter()
             try:
                 async with runtime.upstream.open(
@@ -193,3 +207,6 @@ class FallbackRelay:
                 if index < last and entry.moves_on(exc.status):
                     continue
                 raise
+            finally:
+                if metering is not None:
+                    await metering.finish(hold)

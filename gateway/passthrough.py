@@ -7,12 +7,14 @@
 
 The gateway key travels in ``Helicone-Auth``; ``Authorization`` (and ``x-api-key``/``api-key``)
 belong to the provider and are forwarded (a header carrying the gateway key itself is not).
-No body is parsed or rewritten, with one exception: with logging on, a streamed chat
+No body is parsed or rewritten, with two exceptions: with logging or metering on, a streamed chat
 (``POST .../chat/completions`` with ``"stream": true``) on the provider routes gets
 ``stream_options.include_usage`` like a unified one, so that its tokens are the provider's
 count rather than an estimate; the usage chunk is then stripped from the answer unless the
-client asked for it (:func:`usage_rewrite`). Client-chosen upstreams are checked against
-:class:`gateway.targets.TargetPolicy` (no open relay).
+client asked for it (:func:`usage_rewrite`); and a request of an organisation with a budget that
+applies is parsed for its ``model`` and output cap, to hold its worst-case cost before it is
+sent and settle it after from the answer (gateway/metering). Client-chosen upstreams are
+checked against :class:`gateway.targets.TargetPolicy` (no open relay).
 
 The forwarded path stays under the provider's base path: a ``.`` or ``..`` segment, plain or
 percent-encoded (even twice), in the decoded or the raw path, is a 400. Otherwise
@@ -24,7 +26,7 @@ segments when the URL is built). The path is re-encoded before joining, so an en
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 import orjson
@@ -279,34 +281,69 @@ class Passthrough:
         runtime = self.runtime
         body = await runtime.start_request(ctx, scope, receive, headers)
         credentials = ctx.request_credentials(headers)
+        metering = await runtime.meter.session(ctx)
         capture = ctx.capture
         if capture is not None:
             capture.provider = provider
             capture.target_url = recorded_url
             capture.wire = wire
-        # The cache key names the upstream as recorded (no key in it) and the client's body.
+        # The cache key names the upstream as recorded (no key in it) and the client's body;
+        # a hit is never reserved or charged.
         if await runtime.serve_from_cache(ctx, send, f"{scope['method']} {recorded_url}", body):
             return
         if ctx.cache is not None:
             ctx.cache.note_upstream(provider, "", recorded_url, wire)
-        if capture is not None:
-            if provider_route and wire == "openai" and scope["method"] == "POST":
-                rewritten = usage_rewrite(scope["path"], body)
-                if rewritten is not None:
-                    body = rewritten
-                    ctx.strip_usage = True
-        await runtime.upstream.relay(
-            ctx,
-            scope["method"],
-            url,
-            upstream_request_headers(
-                headers, credentials.provider_authorization, credentials.gateway_key
-            ),
-            body if body or scope["method"] not in ("GET", "HEAD") else None,
-            receive,
-            send,
-            provider,
-        )
+        if (
+            (capture is not None or metering is not None)
+            and provider_route
+            and wire == "openai"
+            and scope["method"] == "POST"
+        ):
+            rewritten = usage_rewrite(scope["path"], body)
+            if rewritten is not None:
+                body = rewritten
+                ctx.strip_usage = True
+        hold = None
+        if metering is not None and scope["method"] == "POST":
+            payload = json_object(body)
+            model = payload.get("model") if payload is not None else None
+            hold = await metering.reserve(
+                provider=provider,
+                model=model if isinstance(model, str) else None,
+                wire=wire,
+                body_size=len(body),
+                payload=payload,
+                path=scope["path"],
+                credits=False,  # passthrough always sends the client's own provider key
+            )
+        try:
+            await runtime.upstream.relay(
+                ctx,
+                scope["method"],
+                url,
+                upstream_request_headers(
+                    headers, credentials.provider_authorization, credentials.gateway_key
+                ),
+                body if body or scope["method"] not in ("GET", "HEAD") else None,
+                receive,
+                send,
+                provider,
+            )
+        finally:
+            if metering is not None:
+                await metering.finish(hold)
+
+
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """``body`` parsed when it is a JSON object (the meter's model and output cap), else
+    None: passthrough bodies may be anything."""
+    if not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def usage_rewrite(path: str, body: bytes) -> bytes | None:

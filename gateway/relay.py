@@ -6,7 +6,8 @@ to use this answer (the routing issue's failover on a 429 or 5xx plugs in there)
 (:func:`forward`) commits: the answer goes to the client, whole or streamed, through an
 explicit list of stages:
 
-1. the recorder (the raw upstream bytes, for the request log);
+1. the recorder (the raw upstream bytes, for the request log and the meter's
+   :class:`~gateway.context.AnswerTap`);
 2. the translator (a provider's format into the client's, when they differ);
 3. the cache tee (a copy of the stream in the client's format for the response cache, when
    the request stores its answer: cache/step.py); before the usage strip, so that the stored
@@ -186,6 +187,10 @@ async def forward(
     if capture is not None:
         capture.status = answer.status
         capture.response_body = payload
+    tap = ctx.tap
+    if tap is not None:
+        tap.status = answer.status
+        tap.body = payload
     if translation is not None:
         payload = translation.whole(answer.status, payload)
     out = response_headers(answer.raw_headers, _JSON if translation is not None else None)
@@ -220,6 +225,10 @@ async def _forward_stream(
         capture.status = answer.status
         capture.is_stream = True
         recorder = Recorder()
+    if ctx.tap is not None:
+        ctx.tap.status = answer.status
+        ctx.tap.streamed = True
+        recorder = recorder or Recorder()
     stages = stream_stages(ctx, translation)
 
     pump = asyncio.current_task()
@@ -286,7 +295,11 @@ def _flush(stages: list[Stage]) -> bytes:
 
 
 def _record(ctx: RequestContext, recorder: Recorder | None) -> None:
-    capture = ctx.capture
-    if capture is not None and recorder is not None:
+    if recorder is None:
+        return
+    capture, tap = ctx.capture, ctx.tap
+    if capture is not None:
         capture.response_body = recorder.body()
         capture.first_byte_at = recorder.first_byte_at
+    if tap is not None:
+        tap.body = capture.response_body if capture is not None else recorder.body()

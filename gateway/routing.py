@@ -19,6 +19,9 @@ keeps every attempt (source, status, latency) and is priced as the one that serv
 
 A client's own provider key (``Authorization`` next to ``Helicone-Auth``) names one
 provider: the model's ``/provider``, else the default (``openai``); it is the only attempt.
+
+Metering (credit accounts and budgets, :mod:`gateway.metering`) wraps each attempt when the
+request has any: a hold before it is opened, settled or released after (:meth:`Exchange.walk`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from yarl import URL
 from gateway.asgi import Receive, Send
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.metering import Hold, InsufficientCredits, MeterSession
 from gateway.relay import forward
 from gateway.sse import request_usage_chunk
 from gateway.store import ProviderKeyRecord
@@ -121,12 +125,14 @@ class Router:
         """:meth:`plan` with the organisation's own provider keys (BYOK), unless the client
         sent its own key (which names one provider and is the only attempt)."""
         byok: dict[str, list[KeyRecord]] = {}
+        metered = False
         if client_key is None:
             for record in await self.runtime.provider_keys.list_provider_keys(org_id):
                 # The grammar's ``model/provider/<deployment>`` names a key's deployment id.
                 key = ProviderKey(record.id, record.deployment_id, record)
                 byok.setdefault(record.provider, []).append(key)
-        return self.plan(model, endpoint, client_key, byok)
+            metered = (await self.runtime.meter.policy(org_id)).account
+        return self.plan(model, endpoint, client_key, byok, metered=metered)
 
     def plan(
         self,
@@ -134,8 +140,13 @@ class Router:
         endpoint: str,
         client_key: str | None,
         byok: Mapping[str, Sequence[KeyRecord]] | None = None,
+        *,
+        metered: bool = False,
     ) -> list[Attempt]:
-        """The attempts for ``model`` on ``endpoint`` (a 400 naming what is wrong)."""
+        """The attempts for ``model`` on ``endpoint`` (a 400 naming what is wrong).
+
+        ``metered``: the organisation has a credit account, so the managed keys serve only
+        models the registry prices (an unpriced one cannot be charged)."""
         directory = self.runtime.providers
         try:
             spec = self.planner.parse(model)
@@ -145,7 +156,7 @@ class Router:
             else:
                 credits = frozenset(config.spec.name for config in directory.usable())
                 keys = KeySources(
-                    byok=byok or {}, credits=credits, credits_for_unlisted=True
+                    byok=byok or {}, credits=credits, credits_for_unlisted=not metered
                 )
                 attempts = self.planner.plan(spec, keys, endpoint=endpoint)
         except GrammarError as exc:
@@ -275,7 +286,7 @@ class Exchange:
         if spec.api_style == "azure":
             model, url, path = self._azure(attempt, base)
         inject = (
-            ctx.capture is not None
+            (ctx.capture is not None or ctx.tap is not None)
             and self.endpoint == "/chat/completions"
             and payload.get("stream") is True
             and not self.client_wants_usage
@@ -354,8 +365,14 @@ class Exchange:
     async def walk(
         self, attempts: list[Attempt], client_key: str | None, receive: Receive, send: Send
     ) -> None:
-        """Try ``attempts`` in order until one is committed to the client."""
+        """Try ``attempts`` in order until one is committed to the client.
+
+        Metering (gateway/metering), when the request has any: each attempt holds its
+        worst-case cost before it is sent (a credits attempt the account cannot cover fails
+        over with 429 "Insufficient credits"; a budget that cannot is the answer), and the hold
+        is settled to the real cost once the attempt is committed, or released."""
         ctx = self.ctx
+        metering = await self.runtime.meter.session(ctx)
         outcomes: list[Outcome] = []
         several = len(attempts) > 1
         for index, attempt in enumerate(attempts):
@@ -369,12 +386,40 @@ class Exchange:
             self._record(call, attempt)
             if several:
                 ctx.served_by_fallback(index)
-            outcome = await self._try(attempt, call, several, receive, send)
+            hold: Hold | None = None
+            if metering is not None:
+                try:
+                    hold = await self._reserve(metering, attempt, call, client_key)
+                except InsufficientCredits as refused:
+                    self._note(attempt, 429, time.perf_counter())
+                    outcomes.append(refused.outcome)
+                    continue
+            try:
+                outcome = await self._try(attempt, call, several, receive, send)
+            finally:
+                if metering is not None:
+                    await metering.finish(hold)
             if outcome is None:
                 return  # committed
             outcomes.append(outcome)
         ctx.served_by_none()
         raise _all_failed(outcomes)
+
+    async def _reserve(
+        self, metering: MeterSession, attempt: Attempt, call: UpstreamCall, client_key: str | None
+    ) -> Hold | None:
+        """Hold an attempt's worst-case cost: on the budgets, and on the credit account when
+        the operator's managed key pays (not the org's own key, nor the client's)."""
+        return await metering.reserve(
+            provider=attempt.provider,
+            model=attempt.model,
+            wire=call.spec.wire,
+            body_size=len(call.body),
+            payload=self.payload,
+            path=self.endpoint,
+            credits=client_key is None and attempt.key_source == "credits",
+            source=attempt.source,
+        )
 
     async def _try(
         self,

@@ -27,6 +27,7 @@ from gateway.fetcher import GuardedFetcher
 from gateway.keycheck import KeyValidator
 from gateway.listing import ModelListing
 from gateway.logconfig import log_config, log_store_problem
+from gateway.metering import Meter
 from gateway.options import check_json_content_type, declared_length
 from gateway.readiness import (
     Readiness,
@@ -134,6 +135,7 @@ class Runtime:
         if settings.redis_url:
             readiness.add("redis", redis_probe(settings.redis_url, settings.ready_timeout_seconds))
         return readiness
+        self._meter: Meter | None = None
 
     async def start(self) -> None:
         if self.store.keyring is None:
@@ -151,6 +153,14 @@ class Runtime:
             await self.redis.start()
         self.registry = await asyncio.to_thread(Registry.load)
         self._router = Router(self, self.registry)
+        self._meter = Meter(
+            self.store.credits,
+            self.registry,
+            cache_ttl=self.settings.credits_cache_ttl_seconds,
+            hold_ttl=self.settings.credit_hold_ttl_seconds,
+            sweep_interval=self.settings.credit_sweep_interval_seconds,
+        )
+        await self._meter.start()
         usable = self.providers.usable()
         local = await self._local_models([c for c in usable if c.spec.local])
         self._listing = ModelListing(
@@ -223,6 +233,9 @@ class Runtime:
 
     async def close(self) -> None:
         await self.readiness.close()  # not ready from here on
+        meter, self._meter = self._meter, None
+        if meter is not None:
+            await meter.close()
         await self.upstream.close()
         await self.fetcher.close()
         if self.redis is not None:
@@ -291,6 +304,13 @@ class Runtime:
         if self._router is None:
             raise RuntimeError("Runtime.start() was not called")
         return self._router
+
+    @property
+    def meter(self) -> Meter:
+        """Credit accounts and budgets applied to requests (built at start)."""
+        if self._meter is None:
+            raise RuntimeError("Runtime.start() was not called")
+        return self._meter
 
     @property
     def listing(self) -> ModelListing:

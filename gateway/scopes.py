@@ -10,7 +10,8 @@ provider keys may also list them.
 
 The reference's catalogue (prompts-and-peer-apis.md E.5) is kept whole, also for features
 not served yet (prompts, reviews, evaluations, ingest), so a key created today keeps its
-meaning when they arrive.
+meaning when they arrive. One scope is ours: ``gateway:admin`` (the operator's admin API),
+which a key must name explicitly.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ PROVIDER_KEY_WRITE = "provider_key:write"
 TRACE_READ = "trace:read"
 """The request log (``/v1/request/*``)."""
 EVALUATION_WRITE = "evaluation:write"
+ADMIN = "gateway:admin"
+"""The operator's powers over every organisation (credit accounts and budgets:
+``/admin/credits``). Ours, not the reference's; never implied by full access
+(:func:`is_admin`): an organisation's key must not be able to add credits to itself."""
 
 NATIVE_SCOPES: frozenset[str] = frozenset(
     {
@@ -39,6 +44,7 @@ NATIVE_SCOPES: frozenset[str] = frozenset(
         "evaluation:read",
         EVALUATION_WRITE,
         INVOKE,
+        ADMIN,
     }
 )
 
@@ -102,3 +108,9 @@ def allows(scopes: frozenset[str] | None, required: str) -> bool:
     if required.endswith(":read"):
         return required[: -len("read")] + "write" in scopes
     return False
+
+
+def is_admin(scopes: frozenset[str] | None) -> bool:
+    """Whether a key may use the operator's admin API: only with :data:`ADMIN` named
+    explicitly (``gateway keys create --scope gateway:admin``), never by full access."""
+    return scopes is not None and ADMIN in scopes

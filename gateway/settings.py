@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     # with DATABASE_URL; the SQLite default generates data_dir/encryption.key on first start.
     encryption_key: SecretStr | None = None
     provider_key_cache_ttl_seconds: float = Field(default=10.0, ge=0)
+    # Metering (gateway/metering): how long an organisation's credit account and budgets are
+    # cached per process; how long a reservation holds before the sweep may release it (a
+    # process died between reserve and settle); how often each process sweeps.
+    credits_cache_ttl_seconds: float = Field(default=10.0, ge=0)
+    credit_hold_ttl_seconds: float = Field(default=3600.0, gt=0)
+    credit_sweep_interval_seconds: float = Field(default=60.0, gt=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Slow clients (gateway/protocol.py): a request's headers, then its body, must arrive
     # within these many seconds (408 after); connections per process past the limit get 503.

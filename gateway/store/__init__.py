@@ -1,11 +1,27 @@
-"""The control-plane store: organisations, gateway keys and provider keys (SQLite or
-PostgreSQL).
+"""The control-plane store: organisations, gateway keys, provider keys, credit accounts and
+budgets (SQLite or PostgreSQL).
 
 One implementation over async SQLAlchemy serves both backends; the schema is managed by the
 Alembic migrations shipped in ``migrations/`` and applied by :meth:`ControlStore.migrate`.
 """
 
 from gateway.store._control import ControlStore
+from gateway.store._credits import (
+    PERIODS,
+    SCOPES,
+    AccountState,
+    BudgetRefused,
+    BudgetRule,
+    BudgetState,
+    CreditsRefused,
+    CreditStore,
+    HoldRecord,
+    MeterPolicy,
+    Period,
+    Scope,
+    UnknownBudget,
+    period_start,
+)
 from gateway.store._crypto import (
     MISSING_KEY_MESSAGE,
     DecryptionError,
@@ -37,22 +53,36 @@ __all__ = [
     "DEFAULT_ORG",
     "DEPLOYMENT_ID_PATTERN",
     "MISSING_KEY_MESSAGE",
+    "PERIODS",
     "PROVIDER_KEY_STATES",
+    "SCOPES",
+    "AccountState",
     "AmbiguousKey",
+    "BudgetRefused",
+    "BudgetRule",
+    "BudgetState",
     "ControlStore",
+    "CreditStore",
+    "CreditsRefused",
     "DecryptionError",
     "Deployment",
     "EncryptionKeyError",
+    "HoldRecord",
     "KeyIdentity",
     "KeyNotFound",
     "KeyRecord",
     "KeyRing",
+    "MeterPolicy",
+    "Period",
     "ProviderKeyConflict",
     "ProviderKeyNotFound",
     "ProviderKeyRecord",
     "ProviderKeyStore",
+    "Scope",
     "SealedProviderKey",
+    "UnknownBudget",
     "generate_key",
     "load_keyring",
     "mask_key",
+    "period_start",
 ]

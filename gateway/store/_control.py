@@ -15,6 +15,7 @@ from gateway.keys import KEY_SCHEME, PREFIX_LENGTH, generate_key, hash_key, key_
 from gateway.keys import looks_like_key as _looks_like_key
 from gateway.scopes import decode as decode_scopes
 from gateway.scopes import encode as encode_scopes
+from gateway.store._credits import CreditStore
 from gateway.store._crypto import KeyRing, load_keyring
 from gateway.store._engine import create_engine
 from gateway.store._migrate import database_revision, head_revision, upgrade_to_head
@@ -71,6 +72,7 @@ class ControlStore:
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
         self._keyring = keyring
         self.provider_keys = ProviderKeyStore(self._sessions, keyring)
+        self.credits = CreditStore(self._engine)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ControlStore:
@@ -198,6 +200,34 @@ class ControlStore:
         async with self._sessions() as session:
             matches = await self._match_keys(session, record.id)
         return matches[0]
+
+    async def find_key(self, key_id_or_prefix: str) -> KeyRecord:
+        """The key with this id, display prefix (or shorter prefix of it), or plaintext;
+        raises :class:`KeyNotFound` or :class:`AmbiguousKey` as :meth:`revoke_key` does."""
+        async with self._sessions() as session:
+            matches = await self._match_keys(session, key_id_or_prefix.strip())
+        if not matches:
+            raise KeyNotFound(f"no key matches {key_id_or_prefix!r}")
+        if len(matches) > 1:
+            ids = ", ".join(f"{m.id} ({m.prefix})" for m in matches)
+            raise AmbiguousKey(
+                f"{key_id_or_prefix!r} matches {len(matches)} keys: {ids}; use the key id"
+            )
+        return matches[0]
+
+    async def find_org(self, name_or_id: str) -> tuple[str, str] | None:
+        """``(id, name)`` of the organisation with this name (else this id), or None."""
+        needle = name_or_id.strip()
+        async with self._engine.connect() as connection:
+            for column in (Organization.name, Organization.id):
+                row = (
+                    await connection.execute(
+                        select(Organization.id, Organization.name).where(column == needle)
+                    )
+                ).first()
+                if row is not None:
+                    return row[0], row[1]
+        return None
 
     async def find_active_key(self, key_hash: str) -> KeyIdentity | None:
         """The identity of an unrevoked key with this digest, in one indexed query."""

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -128,3 +129,62 @@ class ProviderKey(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CreditAccount(Base):
+    """An organisation's prepaid balance for the managed keys (credits), in nano-USD.
+
+    ``balance_nano`` is what was added minus what settled requests cost; ``reserved_nano`` the
+    sum of open holds. What a new request may reserve is ``balance_nano - reserved_nano``."""
+
+    __tablename__ = "credit_accounts"
+
+    org_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    balance_nano: Mapped[int] = mapped_column(BigInteger)
+    reserved_nano: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class BudgetRow(Base):
+    """A spend limit per UTC period for an organisation, one of its gateway keys or one of its
+    users (``Helicone-User-Id``). ``spent_nano`` counts the period that starts at
+    ``period_start``; a later period starts from zero (rolled over by the statements that
+    touch the row)."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (UniqueConstraint("org_id", "scope", "subject", "period"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    scope: Mapped[str] = mapped_column(String(8))
+    subject: Mapped[str] = mapped_column(String(255))
+    period: Mapped[str] = mapped_column(String(8))
+    limit_nano: Mapped[int] = mapped_column(BigInteger)
+    spent_nano: Mapped[int] = mapped_column(BigInteger)
+    reserved_nano: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+
+
+class CreditHold(Base):
+    """One request attempt's reservation: ``amount_nano`` held on the org's account (when
+    ``account``) and on each budget in ``budget_ids`` (space separated) until it is settled,
+    released, or found expired by the sweep. Whoever deletes the row gives the amount back."""
+
+    __tablename__ = "credit_holds"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    account: Mapped[bool] = mapped_column(Boolean)
+    budget_ids: Mapped[str] = mapped_column(Text)
+    amount_nano: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

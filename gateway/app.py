@@ -66,6 +66,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
         status: dict[str, object] = {"status": "ok", "version": __version__}
         if runtime.writer is not None:
             status["logging"] = logging_health(runtime.writer.counters.as_dict())
+        status["ratelimit"] = runtime.limiter.health()
         body = orjson.dumps(status)
         return Response(body, media_type="application/json")
 

@@ -32,6 +32,7 @@ from gateway.passthrough import check_path, join_target
 from gateway.redact import redact_url
 from gateway.relay import forward
 from gateway.upstream import upstream_request_headers
+from ratelimit import CostEstimate, estimate_cost, json_payload
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -166,30 +167,38 @@ class FallbackRelay:
         provider = ctx.options.target_provider
         method: str = scope["method"]
         last = len(entries) - 1
-        for index, (entry, (url, recorded)) in enumerate(zip(entries, targets, strict=True)):
-            sent_headers = upstream_request_headers(
-                headers, credentials.provider_authorization, credentials.gateway_key
-            )
-            sent_headers.update(entry.headers)
-            data = _body(body, entry.body_override)
-            capture = ctx.capture
-            if capture is not None:
-                capture.provider = provider
-                capture.target_url = recorded
-                capture.wire = runtime.providers.table.wire_for(url.raw_host or "", provider)
-            ctx.served_by_fallback(index)
-            started = time.perf_counter()
-            try:
-                async with runtime.upstream.open(
-                    method, url, sent_headers, data if data or method not in ("GET", "HEAD")
-                    else None, provider
-                ) as response:
-                    if index < last and entry.moves_on(response.status):
-                        await response.read()
+        def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
+            assert runtime.registry is not None
+            payload = json_payload(body)
+            model = payload.get("model") if payload is not None else None
+            candidates = [(provider, model)] if isinstance(model, str) else []
+            return estimate_cost(runtime.registry, candidates, payload, len(body), scope["path"])
+
+        async with runtime.limiter.limit(ctx, estimate):
+            for index, (entry, (url, recorded)) in enumerate(zip(entries, targets, strict=True)):
+                sent_headers = upstream_request_headers(
+                    headers, credentials.provider_authorization, credentials.gateway_key
+                )
+                sent_headers.update(entry.headers)
+                data = _body(body, entry.body_override)
+                capture = ctx.capture
+                if capture is not None:
+                    capture.provider = provider
+                    capture.target_url = recorded
+                    capture.wire = runtime.providers.table.wire_for(url.raw_host or "", provider)
+                ctx.served_by_fallback(index)
+                started = time.perf_counter()
+                try:
+                    async with runtime.upstream.open(
+                        method, url, sent_headers, data if data or method not in ("GET", "HEAD")
+                        else None, provider
+                    ) as response:
+                        if index < last and entry.moves_on(response.status):
+                            await response.read()
+                            continue
+                        await forward(ctx, response, receive, send, None, started)
+                        return
+                except GatewayError as exc:
+                    if index < last and entry.moves_on(exc.status):
                         continue
-                    await forward(ctx, response, receive, send, None, started)
-                    return
-            except GatewayError as exc:
-                if index < last and entry.moves_on(exc.status):
-                    continue
-                raise
+                    raise

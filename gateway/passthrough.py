@@ -37,6 +37,7 @@ from gateway.keys import KEY_PATTERN, KEY_SCHEME, looks_like_key
 from gateway.redact import redact_url
 from gateway.sse import request_usage_chunk
 from gateway.upstream import upstream_request_headers
+from ratelimit import CostEstimate, estimate_cost, json_payload
 
 if TYPE_CHECKING:
     from gateway.dataplane import Handler
@@ -279,28 +280,37 @@ class Passthrough:
         runtime = self.runtime
         body = await runtime.start_request(ctx, scope, receive, headers)
         credentials = ctx.request_credentials(headers)
-        capture = ctx.capture
-        if capture is not None:
-            capture.provider = provider
-            capture.target_url = recorded_url
-            capture.wire = wire
-            if provider_route and wire == "openai" and scope["method"] == "POST":
-                rewritten = usage_rewrite(scope["path"], body)
-                if rewritten is not None:
-                    body = rewritten
-                    ctx.strip_usage = True
-        await runtime.upstream.relay(
-            ctx,
-            scope["method"],
-            url,
-            upstream_request_headers(
-                headers, credentials.provider_authorization, credentials.gateway_key
-            ),
-            body if body or scope["method"] not in ("GET", "HEAD") else None,
-            receive,
-            send,
-            provider,
-        )
+
+        def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
+            assert runtime.registry is not None
+            payload = json_payload(body)
+            model = payload.get("model") if payload is not None else None
+            candidates = [(provider, model)] if isinstance(model, str) else []
+            return estimate_cost(runtime.registry, candidates, payload, len(body), scope["path"])
+
+        async with runtime.limiter.limit(ctx, estimate):
+            capture = ctx.capture
+            if capture is not None:
+                capture.provider = provider
+                capture.target_url = recorded_url
+                capture.wire = wire
+                if provider_route and wire == "openai" and scope["method"] == "POST":
+                    rewritten = usage_rewrite(scope["path"], body)
+                    if rewritten is not None:
+                        body = rewritten
+                        ctx.strip_usage = True
+            await runtime.upstream.relay(
+                ctx,
+                scope["method"],
+                url,
+                upstream_request_headers(
+                    headers, credentials.provider_authorization, credentials.gateway_key
+                ),
+                body if body or scope["method"] not in ("GET", "HEAD") else None,
+                receive,
+                send,
+                provider,
+            )
 
 
 def usage_rewrite(path: str, body: bytes) -> bytes | None:

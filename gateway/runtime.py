@@ -43,6 +43,7 @@ from logging_pipeline.sink import LogSink
 from logging_pipeline.writer import LogWriter, open_log_writer
 from providers.registry import Registry
 from providers.routing import ProviderConfig, ProviderDirectory
+from ratelimit import Limiter
 
 LOCAL_MODELS_TIMEOUT_SECONDS = 2.0
 """How long startup waits for a local server's model list (it is then listed without it)."""
@@ -86,6 +87,10 @@ class Runtime:
         )
         self.writer: LogSink | None = None
         self.registry: Registry | None = None
+        self.limiter = Limiter.create(
+            settings.redis_url, prices=lambda: self.registry, prefix=settings.ratelimit_prefix
+        )
+        """``Helicone-RateLimit-Policy`` (ratelimit/): in process, or on ``REDIS_URL``."""
         self._listing: ModelListing | None = None
         self._router: Router | None = None
 
@@ -173,6 +178,7 @@ class Runtime:
     async def close(self) -> None:
         await self.upstream.close()
         await self.fetcher.close()
+        await self.limiter.close()
         writer, self.writer = self.writer, None
         if writer is not None:
             await writer.close()  # writes what is journaled (bounded); the rest waits on disk

@@ -175,6 +175,14 @@ class Settings(BaseSettings):
     # The record journal is written to the page cache; with this set (> 0), a thread also
     # fdatasyncs it every so many milliseconds, bounding what a power loss can take.
     log_journal_fsync_ms: int = Field(default=0, ge=0)
+    # Shared counters for rate limits (ratelimit/): with it, every gateway process using the
+    # same Redis enforces one limit; without it, limits are counted in each process.
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
+    )
+    # Every rate-limit counter key starts with this (deployments sharing one Redis keep
+    # their counters apart with different prefixes).
+    ratelimit_prefix: str = "gw:rl:"
     provider_api_keys: dict[str, str] = Field(default_factory=dict)
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
 

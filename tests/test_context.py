@@ -41,6 +41,8 @@ class TestDefaults:
             "cache_enabled": False,
             "fallbacks": None,
             "retry": None,
+            "rate_limit_policy": None,
+            "rate_limit_alias": None,
             "properties": {},
             "country_code": None,
         }

@@ -1,0 +1,52 @@
+"""The limiter's Redis access: :class:`ScriptRunner` over ``redis.asyncio``.
+
+One client (one connection pool) per process, created at startup. Timeouts are short and
+there is at most one immediate retry (a pooled connection broken by a server restart fails
+once, the retry opens a fresh one): a rate limit must never hold a request for seconds, so an
+unreachable server is reported at once and the limiter fails open (ratelimit/_limiter.py).
+The integrator may replace this with the process's shared pool: anything with the same
+``eval`` will do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ratelimit._buckets import BackendUnavailable, LuaScript
+
+CONNECT_TIMEOUT_SECONDS = 0.5
+COMMAND_TIMEOUT_SECONDS = 0.5
+
+
+class RedisScripts:
+    """Runs scripts with ``EVALSHA``, loading one with ``EVAL`` the first time (or after the
+    server lost its script cache: a restart)."""
+
+    def __init__(self, url: str, max_connections: int = 256) -> None:
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=COMMAND_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 1),
+            max_connections=max_connections,
+        )
+
+    async def eval(self, script: LuaScript, keys: list[str], args: list[str]) -> Any:
+        client = self._client
+        try:
+            try:
+                return await client.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                return await client.eval(script.source, len(keys), *keys, *args)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise BackendUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._client.aclose()

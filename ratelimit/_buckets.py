@@ -26,6 +26,8 @@ Redis.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import math
 import time
@@ -125,33 +127,40 @@ class MemoryBuckets:
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local quota = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local amount = tonumber(ARGV[4])
-local state = redis.call('HMGET', KEYS[1], 'l', 't')
-local level = tonumber(state[1]) or 0
-local last = tonumber(state[2]) or now
-if now > last then
-  level = level - (now - last) * quota / window
-  if level < 0 then level = 0 end
-end
-if ARGV[1] == 'take' then
-  if level + amount > quota then
-    return {0, string.format('%.17g', level)}
+local out = {}
+for i = 1, #KEYS do
+  local op = ARGV[4 * i - 3]
+  local quota = tonumber(ARGV[4 * i - 2])
+  local window = tonumber(ARGV[4 * i - 1])
+  local amount = tonumber(ARGV[4 * i])
+  local state = redis.call('HMGET', KEYS[i], 'l', 't')
+  local level = tonumber(state[1]) or 0
+  local last = tonumber(state[2]) or now
+  if now > last then
+    level = level - (now - last) * quota / window
+    if level < 0 then level = 0 end
   end
-  level = level + amount
-else
-  level = level + amount
-  if level < 0 then level = 0 end
+  local admitted = 1
+  if op == 'take' and level + amount > quota then
+    admitted = 0
+  else
+    level = level + amount
+    if level < 0 then level = 0 end
+    redis.call('HSET', KEYS[i], 'l', string.format('%.17g', level),
+               't', string.format('%.17g', now))
+    redis.call('PEXPIRE', KEYS[i], math.ceil(level * window / quota / 1000) + 1)
+  end
+  out[2 * i - 1] = admitted
+  out[2 * i] = string.format('%.17g', level)
 end
-redis.call('HSET', KEYS[1], 'l', string.format('%.17g', level), 't', string.format('%.17g', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(level * window / quota / 1000) + 1)
-return {1, string.format('%.17g', level)}
+return out
 """
-"""One GCRA step on the server (see the module docstring): ``ARGV`` = op (``take`` or
-``adjust``), quota, window (µs), amount. Numbers are returned as text: a Lua number becomes
-an integer reply, which would truncate the level. The key expires once its level has drained
-to zero, so idle counters cost no memory."""
+"""GCRA steps on the server (see the module docstring), one per key, in order: ``ARGV`` holds
+four values per key: op (``take`` or ``adjust``), quota, window (µs), amount. A key may appear
+more than once (each step sees the one before). One ``TIME`` for the whole batch. A level is
+returned as text: a Lua number becomes an integer reply, which would truncate it. A key expires
+once its level has drained to zero, so idle counters cost no memory. (All keys of a batch must
+live on one server: Redis Cluster is not supported.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,16 +189,74 @@ class ScriptRunner(Protocol):
 
 
 class RedisBuckets:
-    """Counters on a Redis server, every step one :data:`GCRA` script run."""
+    """Counters on a Redis server; concurrent steps share one :data:`GCRA` script run.
+
+    Why batch: a round trip through ``redis.asyncio`` costs ~100 µs of this process's CPU,
+    a quarter of what a whole request costs the gateway at full load. Steps issued while
+    a batch is on its way are queued and go together in the next one (at most
+    :data:`MAX_BATCH`), so under load the cost per request shrinks with the load, and a lone
+    request still goes at once. The script runs the steps in queue order, atomically, so
+    batching changes no decision.
+    """
+
+    MAX_BATCH = 128
 
     def __init__(self, runner: ScriptRunner) -> None:
         self._runner = runner
+        self._queue: list[tuple[str, list[str], asyncio.Future[tuple[int, float]]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def take(self, key: str, quota: int, window_us: int, amount: int) -> Decision:
-        reply = await self._runner.eval(
-            GCRA, [key], ["take", str(quota), str(window_us), str(amount)]
-        )
-        return Decision(bool(int(reply[0])), float(reply[1]))
+        admitted, level = await self._step(key, "take", quota, window_us, amount)
+        return Decision(bool(admitted), level)
 
     async def adjust(self, key: str, quota: int, window_us: int, delta: int) -> None:
-        await self._runner.eval(GCRA, [key], ["adjust", str(quota), str(window_us), str(delta)])
+        await self._step(key, "adjust", quota, window_us, delta)
+
+    async def _step(
+        self, key: str, op: str, quota: int, window_us: int, amount: int
+    ) -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, float]] = loop.create_future()
+        self._queue.append((key, [op, str(quota), str(window_us), str(amount)], future))
+        if self._sender is None:
+            self._sender = loop.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        """Send queued steps, a batch at a time, until the queue is empty."""
+        try:
+            while self._queue:
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+                keys = [key for key, _, _ in batch]
+                args = [arg for _, step, _ in batch for arg in step]
+                try:
+                    reply = await self._runner.eval(GCRA, keys, args)
+                except BackendUnavailable as exc:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(BackendUnavailable(str(exc)))
+                    continue
+                except BaseException as exc:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(BackendUnavailable(repr(exc)))
+                    raise
+                for index, (_, _, future) in enumerate(batch):
+                    if not future.done():
+                        future.set_result((int(reply[2 * index]), float(reply[2 * index + 1])))
+        finally:
+            self._sender = None
+
+    async def close(self) -> None:
+        """Stop sending (queued steps fail as unavailable)."""
+        sender = self._sender
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        for _, _, future in self._queue:
+            if not future.done():
+                future.set_exception(BackendUnavailable("closed"))
+        self._queue.clear()

@@ -111,6 +111,8 @@ class Limiter:
         return cls(RedisBuckets(scripts), "redis", prices=prices, prefix=prefix, scripts=scripts)
 
     async def close(self) -> None:
+        if isinstance(self._buckets, RedisBuckets):
+            await self._buckets.close()
         if self._scripts is not None:
             await self._scripts.close()
 

@@ -68,7 +68,7 @@ async def test_weighted_amounts_and_refunds(buckets: tuple[Buckets, str]) -> Non
 
 
 async def test_concurrent_takes_never_exceed_the_quota(buckets: tuple[Buckets, str]) -> None:
-    """200 takes at once (on Redis: over many pooled connections) admit exactly the quota."""
+    """200 takes at once admit exactly the quota (on Redis they go in batches)."""
     store, prefix = buckets
     decisions = await asyncio.gather(
         *(store.take(prefix + "burst", 37, YEAR_US, 1) for _ in range(200))
@@ -77,6 +77,31 @@ async def test_concurrent_takes_never_exceed_the_quota(buckets: tuple[Buckets, s
     # Every admitted take saw a different level: no two read the same state.
     levels = sorted(round(d.level) for d in decisions if d.admitted)
     assert levels == list(range(1, 38))
+
+
+async def test_two_clients_on_one_server_share_the_counter() -> None:
+    """Two independent clients (two connections, each batching on its own), as two gateway
+    processes would be: 200 takes interleaved between them admit exactly the quota."""
+    url = shared_redis_url()
+    prefix = new_prefix()
+    first, second = RedisScripts(url), RedisScripts(url)
+    stores = [RedisBuckets(first), RedisBuckets(second)]
+    for store in stores:
+        store.MAX_BATCH = 4  # small batches, so that the two clients' batches interleave
+    try:
+        decisions = await asyncio.gather(
+            *(stores[i % 2].take(prefix + "k", 37, YEAR_US, 1) for i in range(200))
+        )
+        admitted = [d for d in decisions if d.admitted]
+        assert len(admitted) == 37
+        assert sorted(round(d.level) for d in admitted) == list(range(1, 38))
+        assert {i % 2 for i, d in enumerate(decisions) if d.admitted} == {0, 1}
+    finally:
+        for store in stores:
+            await store.close()
+        await first.close()
+        await second.close()
+        delete_prefix(url, prefix)
 
 
 async def test_the_quota_comes_back_gradually() -> None:

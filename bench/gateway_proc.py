@@ -4,7 +4,8 @@ It gets a fresh data directory (SQLite; with logging on also the embedded ClickH
 the SQLite body store) and a key made with ``gateway keys create``, and its provider base URLs
 point at the fake upstream. Inherited ``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL`` and
 ``S3_*`` variables are dropped so that a developer's shell settings cannot change what is
-measured; request logging is switched explicitly with ``GATEWAY_LOGGING_ENABLED``.
+measured; request logging is switched explicitly with ``GATEWAY_LOGGING_ENABLED``, Redis
+(rate-limit counters) with ``REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from bench.procs import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-_DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_")
+_DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_", "REDIS_URL")
 
 
 def gateway_binary() -> str:
@@ -59,6 +61,7 @@ class Gateway(ServedProcess):
         name: str = "gateway",
         logging: bool = True,
         workers: int = 1,
+        redis_url: str | None = None,
     ) -> None:
         self.name = name
         self.logging = logging
@@ -79,6 +82,8 @@ class Gateway(ServedProcess):
             GROQ_API_KEY="bench",
             GROQ_BASE_URL=f"{upstream_base_url}/stream/v1",
         )
+        if redis_url is not None:  # rate-limit counters on Redis, under this run's own prefix
+            env.update(REDIS_URL=redis_url, GATEWAY_RATELIMIT_PREFIX=f"bench:{uuid.uuid4().hex}:")
         self.env = env
 
     def create_key(self) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import payloads
+from bench import ratelimit as rl
 from bench.forwarder_proc import ForwarderProcess
 from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine
@@ -110,18 +111,29 @@ class Phases:
         return run
 
     def gateways(self) -> list[TargetRun]:
-        """Both gateways (logging off, on) and the reference forwarder, in that order.
+        """Both gateways (logging off, on) and the reference forwarder, in that order, then
+        the rate-limit target (the no-logging gateway's process, requests with a policy) when
+        a Redis server is there.
 
         Started together, loaded one at a time: each gets its 1-connection run and TTFB in
         turn, then the N-connection runs go in interleaved rounds.
         """
+        redis_url = rl.redis_url()
         gateways = [
-            Gateway(self.workdir, self.upstream.base_url, name="gateway", logging=False),
+            Gateway(self.workdir, self.upstream.base_url, name="gateway", logging=False,
+                    redis_url=redis_url),
             Gateway(self.workdir, self.upstream.base_url, name="gateway_logging", logging=True),
-        ]
+        ]  # fmt: skip
         forwarder = ForwarderProcess(self.workdir, self.upstream.base_url)
         servers: list[Gateway | ForwarderProcess] = [*gateways, forwarder]
+        targets = list(servers)
+        if redis_url is not None:
+            targets.append(gateways[0])
+        else:
+            progress("no Redis server answers: the rate-limit line is not measured")
         runs = [TargetRun(server.name) for server in servers]
+        if redis_url is not None:
+            runs.append(TargetRun(rl.NAME))
         try:
             for gateway in gateways:
                 progress(f"{gateway.name}: creating a key ...")
@@ -132,22 +144,25 @@ class Phases:
             progress(f"{forwarder.name}: starting on port {forwarder.port} ...")
             forwarder.start()
             specs = [*(self._gateway_specs(g) for g in gateways), self._forwarder_specs()]
-            for server, run, (chat, stream) in zip(servers, runs, specs, strict=True):
+            if redis_url is not None:
+                chat, stream = specs[0]
+                specs.append((rl.limited(chat), rl.limited(stream)))
+            for server, run, (chat, stream) in zip(targets, runs, specs, strict=True):
                 run.rss_kib["before"] = server.rss_kib()
                 self._probe(run, server, chat, stream)
                 run.load["c1"] = self._load(run, server, chat, 1, "c1")
                 self._ttfb(run, server, stream)
                 self._settle(server, run)
-            self._rounds(servers, runs, [chat for chat, _ in specs])
+            self._rounds(targets, runs, [chat for chat, _ in specs])
             time.sleep(0.5)  # let in-flight background work (e.g. logging) settle first
-            for server, run in zip(servers, runs, strict=True):
+            for server, run in zip(targets, runs, strict=True):
                 run.rss_kib["after"] = server.rss_kib()
             logged, logged_run = gateways[1], runs[1]
             if self.plan.soak_s > 0:
                 self._soak(logged_run, logged, specs[1][0])
             progress(f"{logged.name}: waiting for the request log to settle ...")
             logged_run.request_log = wait_for_log(logged, logged_run.tally)
-            for server, run in zip(servers, runs, strict=True):
+            for server, run in zip(servers, runs[: len(servers)], strict=True):
                 server.check_alive()
                 run.log_problems = server.log_problems()
             return runs

@@ -48,6 +48,7 @@ logger = logging.getLogger("ratelimit")
 DEFAULT_PREFIX = "gw:rl:"
 LOG_INTERVAL_SECONDS = 60.0
 RETRY_INTERVAL_SECONDS = 1.0
+MAX_PARSED = 1024
 
 
 @dataclass(slots=True)
@@ -95,6 +96,8 @@ class Limiter:
         """Calls to the counter store that failed."""
         self.unlimited = 0
         """Requests served without their limit because the store was unreachable."""
+        self._parsed: dict[str, RatePolicy] = {}
+        """Policies by header value: a client sends the same few values again and again."""
 
     @classmethod
     def create(
@@ -203,11 +206,20 @@ class Limiter:
 
     # -- parts -----------------------------------------------------------------------------
 
+    def _parse(self, value: str) -> RatePolicy:
+        policy = self._parsed.get(value)
+        if policy is None:
+            policy = parse_policy(value)
+            if len(self._parsed) >= MAX_PARSED:  # values come from clients: stay bounded
+                self._parsed.clear()
+            self._parsed[value] = policy
+        return policy
+
     def _policy(self, ctx: RequestContext) -> RatePolicy | None:
         options = ctx.options
         if options.rate_limit_policy is not None:
             try:
-                return parse_policy(options.rate_limit_policy)
+                return self._parse(options.rate_limit_policy)
             except PolicyError as exc:
                 raise GatewayError(
                     400,
@@ -217,7 +229,7 @@ class Limiter:
                 ) from exc
         if options.rate_limit_alias is not None:
             try:
-                return parse_policy(options.rate_limit_alias)
+                return self._parse(options.rate_limit_alias)
             except PolicyError:
                 return None  # the integration pages' "basic-100": not a policy, ignored
         return None

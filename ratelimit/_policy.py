@@ -24,6 +24,7 @@ quota and window as numbers, ``u`` only when it is ``cents``, ``s`` only when se
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -53,9 +54,9 @@ class PolicyError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RatePolicy:
-    """One parsed policy."""
+    """One parsed policy (no ``__slots__``: :attr:`canonical` is computed once and kept)."""
 
     quota: int
     window: int
@@ -64,7 +65,7 @@ class RatePolicy:
     segment: str | None = None
     """``user``, a lower-cased property name, or None (the organisation)."""
 
-    @property
+    @functools.cached_property
     def canonical(self) -> str:
         """The policy as the response header states it (reference: rebuilt, not echoed)."""
         text = f"{self.quota};w={self.window}"

@@ -331,3 +331,19 @@ def test_unpriced_models_are_not_held_back_by_cents(gateway: GatewayServer, key:
         response = _post(gateway, key, headers, model="no-such-model/openai")
         assert response.status_code == 200
         assert response.headers["helicone-ratelimit-remaining"] == "1"
+
+
+def test_an_error_answer_gives_its_reservation_back(
+    gateway: GatewayServer, key: str, upstream: OpenAIEmulator
+) -> None:
+    """A provider error costs nothing: with room for one reservation only, the request after
+    a 500 still passes."""
+    max_tokens = 10_000
+    body = orjson.dumps({"model": "gpt-4o", "messages": MESSAGES, "max_tokens": max_tokens})
+    quota = math.ceil(_estimate(gateway, body, max_tokens) * 1.5 / CENT)
+    headers = {"Helicone-RateLimit-Policy": f"{quota};w={YEAR};u=cents"}
+    upstream.inject(Fault(status=500))
+    failed = _post(gateway, key, headers, model="gpt-4o", max_tokens=max_tokens)
+    assert failed.status_code == 500
+    # Had the 500 kept its reservation, this one would not fit (two reservations > quota).
+    assert _post(gateway, key, headers, model="gpt-4o", max_tokens=max_tokens).status_code == 200

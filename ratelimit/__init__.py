@@ -19,7 +19,7 @@ from ratelimit._buckets import (
 from ratelimit._cost import CostEstimate, answer_cost, estimate_cost, json_payload
 from ratelimit._limiter import Limiter, Ticket
 from ratelimit._policy import MAX_QUOTA, PolicyError, RatePolicy, parse_policy
-from ratelimit._redis import RedisScripts
+from ratelimit._redis import PooledScripts, RedisPool, RedisScripts
 
 __all__ = [
     "GCRA",
@@ -32,8 +32,10 @@ __all__ = [
     "LuaScript",
     "MemoryBuckets",
     "PolicyError",
+    "PooledScripts",
     "RatePolicy",
     "RedisBuckets",
+    "RedisPool",
     "RedisScripts",
     "ScriptRunner",
     "Ticket",

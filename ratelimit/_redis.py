@@ -11,7 +11,8 @@ The integrator may replace this with the process's shared pool: anything with th
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -53,3 +54,40 @@ class RedisScripts:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+T = TypeVar("T")
+
+
+class RedisPool(Protocol):
+    """A process-wide Redis pool that fails open: ``run`` awaits ``operation(client)`` within
+    ``budget`` seconds or raises (down, too slow, backing off), having counted and logged the
+    fault itself. main's ``gateway.redisconn.SharedRedis`` has this shape."""
+
+    async def run(self, operation: Callable[[aioredis.Redis], Awaitable[T]], budget: float) -> T:
+        ...
+
+
+class PooledScripts:
+    """:class:`~ratelimit._buckets.ScriptRunner` over a shared :class:`RedisPool` (the
+    integration path: one pool for the cache and rate limits). Any failure the pool reports
+    becomes :class:`BackendUnavailable`, so the limiter fails open."""
+
+    def __init__(self, pool: RedisPool, budget: float = COMMAND_TIMEOUT_SECONDS) -> None:
+        self._pool = pool
+        self._budget = budget
+
+    async def eval(self, script: LuaScript, keys: list[str], args: list[str]) -> Any:
+        async def call(client: aioredis.Redis) -> Any:
+            try:
+                return await client.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                return await client.eval(script.source, len(keys), *keys, *args)
+
+        try:
+            return await self._pool.run(call, self._budget)
+        except Exception as exc:  # the pool's "unavailable": counted and logged there
+            raise BackendUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        """The pool belongs to the process, not to the limiter: nothing to close."""

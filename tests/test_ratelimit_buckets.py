@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from ratelimit import BackendUnavailable, Buckets, MemoryBuckets, RedisBuckets, RedisScripts
+from ratelimit import (
+    BackendUnavailable,
+    Buckets,
+    MemoryBuckets,
+    PooledScripts,
+    RedisBuckets,
+    RedisScripts,
+)
 from ratelimit._buckets import retry_after
 from tests.redis_server import delete_prefix, free_port, new_prefix, shared_redis_url
 
@@ -178,3 +186,39 @@ async def test_an_unreachable_server_is_reported() -> None:
             await RedisBuckets(scripts).take("k", 1, YEAR_US, 1)
     finally:
         await scripts.close()
+
+
+class _Pool:
+    """A shared pool as main's gateway.redisconn.SharedRedis is: run(operation, budget)."""
+
+    def __init__(self, url: str, down: bool = False) -> None:
+        self.client = aioredis.Redis.from_url(url)
+        self.down = down
+        self.calls = 0
+
+    async def run(self, operation: Any, budget: float) -> Any:
+        self.calls += 1
+        if self.down:
+            raise ConnectionError("redis is in its back-off window")
+        async with asyncio.timeout(budget):
+            return await operation(self.client)
+
+
+async def test_counters_over_a_shared_pool() -> None:
+    url = shared_redis_url()
+    prefix = new_prefix()
+    pool = _Pool(url)
+    store = RedisBuckets(PooledScripts(pool))
+    try:
+        decisions = await asyncio.gather(
+            *(store.take(prefix + "k", 5, YEAR_US, 1) for _ in range(20))
+        )
+        assert sum(d.admitted for d in decisions) == 5
+        assert pool.calls < 20  # batched
+        pool.down = True
+        with pytest.raises(BackendUnavailable):
+            await store.take(prefix + "k", 5, YEAR_US, 1)
+    finally:
+        await store.close()
+        await pool.client.aclose()
+        delete_prefix(url, prefix)

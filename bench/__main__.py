@@ -120,6 +120,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
             "gateway_logging": "logging on (default): embedded ClickHouse (chdb) + SQLite bodies",
             "gateway_stream": "GATEWAY_LOGGING_ENABLED=false, ANTHROPIC_BASE_URL at the "
             "upstream's event-stream location (the translated stream and its OpenAI pair)",
+            "gateway_ratelimit": "the no-logging gateway (REDIS_URL set), each request with "
+            "Helicone-RateLimit-Policy: 1000000000;w=60",
         },
         "chat_path": payloads.CHAT_PATH,
         "chat_model": payloads.CHAT_MODEL,

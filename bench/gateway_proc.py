@@ -7,7 +7,8 @@ at its Messages JSON location or, for a gateway made with ``anthropic_stream``, 
 event-stream location (the upstream tells the two apart by path only). Inherited
 ``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL``, ``S3_*`` and ``REDIS_URL`` variables are
 dropped so that a developer's shell settings cannot change what is measured; request logging
-is switched explicitly with ``GATEWAY_LOGGING_ENABLED``.
+is switched explicitly with ``GATEWAY_LOGGING_ENABLED``, Redis (rate-limit counters)
+with ``REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,7 @@ class Gateway(ServedProcess):
         logging: bool = True,
         workers: int = 1,
         anthropic_stream: bool = False,
+        redis_url: str | None = None,
     ) -> None:
         self.name = name
         self.logging = logging
@@ -87,6 +90,8 @@ class Gateway(ServedProcess):
             ANTHROPIC_BASE_URL=upstream_base_url
             + (ANTHROPIC_STREAM_PREFIX if anthropic_stream else ""),
         )
+        if redis_url is not None:  # rate-limit counters on Redis, under this run's own prefix
+            env.update(REDIS_URL=redis_url, GATEWAY_REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex}:")
         self.env = env
 
     def create_key(self) -> str:

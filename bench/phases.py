@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import payloads
+from bench import ratelimit as rl
 from bench.forwarder_proc import ForwarderProcess
 from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine
@@ -132,16 +133,18 @@ class Phases:
         return run
 
     def gateways(self) -> list[TargetRun]:
-        """Both gateways (logging off, on), the reference forwarder, the translated path and
-        the OpenAI stream it is paired with, in that order.
+        """Both gateways (logging off, on), the reference forwarder, the translated path, the
+        OpenAI stream it is paired with, and — when a Redis server answers — the rate-limit
+        target (the no-logging gateway's process, requests with a policy), in that order.
 
         Started together, loaded one at a time: each gets its 1-connection run and TTFB in
-        turn (the translated path right after the OpenAI path of the same gateway), then the
-        N-connection runs go in interleaved rounds, each round followed by a pair of TTFB
-        measurements.
+        turn (the translated path and the rate-limited requests right after the OpenAI path of
+        the same gateway), then the N-connection runs go in interleaved rounds, each round
+        followed by a pair of TTFB measurements.
         """
         base = self.upstream.base_url
-        plain = Gateway(self.workdir, base, name="gateway", logging=False)
+        redis_url = rl.redis_url()
+        plain = Gateway(self.workdir, base, name="gateway", logging=False, redis_url=redis_url)
         logged = Gateway(self.workdir, base, name="gateway_logging", logging=True)
         paired = Gateway(
             self.workdir, base, name="gateway_stream", logging=False, anthropic_stream=True
@@ -151,6 +154,9 @@ class Phases:
         servers: list[Gateway | ForwarderProcess] = [plain, logged, forwarder, paired]
         runs = [TargetRun(server.name) for server in servers]
         translated = TargetRun("translated")
+        limited_run = TargetRun(rl.NAME) if redis_url is not None else None
+        if limited_run is None:
+            progress("no Redis server answers: the rate-limit line is not measured")
         try:
             for gateway in gateways:
                 progress(f"{gateway.name}: creating a key ...")
@@ -162,6 +168,7 @@ class Phases:
             forwarder.start()
             specs = [*(self._gateway_specs(g) for g in gateways[:2]), self._forwarder_specs()]
             translated_chat = self._translated_chat(plain)
+            limited = (rl.limited(specs[0][0]), rl.limited(specs[0][1]))
             for server, run, (chat, stream) in zip(servers[:3], runs[:3], specs, strict=True):
                 run.rss_kib["before"] = server.rss_kib()
                 self._probe(run, server, chat, stream)
@@ -172,12 +179,20 @@ class Phases:
                     probe(plain.port, translated_chat, b'"chat.completion"', "translated")
                     translated.tally.probes += 1
                     translated.load["c1"] = self._load(translated, plain, translated_chat, 1, "c1")
+                    if limited_run is not None:
+                        self._probe(limited_run, plain, *limited)
+                        limited_run.load["c1"] = self._load(limited_run, plain, limited[0], 1, "c1")
             pair = self._pair(runs[3], paired, translated)
+            order: list[tuple[Gateway | ForwarderProcess, TargetRun, RequestSpec]] = [
+                (plain, runs[0], specs[0][0]),
+                (plain, translated, translated_chat),
+                (logged, runs[1], specs[1][0]),
+                (forwarder, runs[2], specs[2][0]),
+            ]
+            if limited_run is not None:
+                order.append((plain, limited_run, limited[0]))
             self._rounds(
-                [plain, plain, logged, forwarder],
-                [runs[0], translated, runs[1], runs[2]],
-                [specs[0][0], translated_chat, specs[1][0], specs[2][0]],
-                pair,
+                [o[0] for o in order], [o[1] for o in order], [o[2] for o in order], pair
             )
             time.sleep(0.5)  # let in-flight background work (e.g. logging) settle first
             for server, run in zip(servers, runs, strict=True):
@@ -190,7 +205,8 @@ class Phases:
             for server, run in zip(servers, runs, strict=True):
                 server.check_alive()
                 run.log_problems = server.log_problems()
-            return [*runs[:3], translated, runs[3]]
+            extra = [limited_run] if limited_run is not None else []
+            return [*runs[:3], translated, runs[3], *extra]
         finally:
             for server in servers:
                 server.stop()

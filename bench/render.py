@@ -209,9 +209,12 @@ def _bar(results: Results) -> list[str]:
         ("foundation", "Performance bar: foundation (gateway, no logging)"),
         ("logging", "Performance bar: request logging (gateway, logging)"),
         ("translation", "Performance bar: translation (model/anthropic vs the OpenAI path)"),
+        ("ratelimit", "Performance bar: rate limits (gateway, no logging, global request "
+                      "policy on Redis vs none)"),
     ):
         out += ["", title] if out else [title]
         out += [_check_line(c) for c in results.checks if c.group == group]
+    out += _ratelimit_figures(results)
     return out
 
 
@@ -250,6 +253,23 @@ def _translation(results: Results, high: int) -> list[str]:
             f"{_us(t.server_main_cpu_us_per_request)}   TTFB p50 added {_signed_ms(ttfb)} ms"
         )
     return out
+def _ratelimit_figures(results: Results) -> list[str]:
+    """The rate-limit line's figures: pooled RPS, CPU per request, the ratio per round."""
+    high = results.meta["connections"]
+    plain = results.load.get(f"gateway_c{high}")
+    limited = results.load.get(f"gateway_ratelimit_c{high}")
+    if plain is None or limited is None:
+        return []
+    d = results.derived
+    rounds = "  ".join(
+        f"{d[f'ratelimit_rps_ratio_c{high}_round{n}']:.3f}"
+        for n in range(1, len(results.rounds.get("gateway_ratelimit", [])) + 1)
+    )
+    return [
+        f"    {high} conns, all rounds: no policy {plain.rps:,.0f} req/s "
+        f"({_us(plain.server_cpu_us_per_request)} CPU us/req), policy {limited.rps:,.0f} req/s "
+        f"({_us(limited.server_cpu_us_per_request)} CPU us/req); ratio per round: {rounds}"
+    ]
 
 
 def _reference(results: Results, high: int) -> list[str]:

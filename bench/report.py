@@ -29,6 +29,8 @@ BAR = {
     "floor_max_forwarder_added_p50_multiple_1": 1.30,
     "min_translated_rps_fraction_32": 0.85,
     "max_translated_added_ttfb_p50_ms": 0.3,
+    "min_ratelimit_rps_ratio_32": 0.90,
+    "max_ratelimit_added_p50_ms_1": 0.3,
 }
 """Foundation: no-logging gateway RPS at 32 connections, added latency over direct at 1
 connection. Logging: RPS with logging as a fraction of the no-logging RPS at 32 connections
@@ -38,7 +40,11 @@ gateway's RPS at 32 connections as a fraction of the minimal forwarder's, and it
 (measured 2026-12-01: 75-79% and 1.3x) what the gateway with logging must not fall below.
 Translation: the translated path's RPS at 32 connections as a fraction of the OpenAI path's
 (same gateway, same rounds), and its streamed TTFB p50 minus the OpenAI stream's (same gateway,
-alternating rounds), both pooled over all rounds."""
+alternating rounds), both pooled over all rounds.
+
+Rate limits (issue 12): the no-logging gateway with a global request-rate policy on Redis, RPS
+at 32 connections as a fraction of the same gateway without a policy (pooled rounds), and the
+p50 it adds at 1 connection."""
 
 TARGETS = {
     "direct": "direct upstream",
@@ -246,6 +252,7 @@ def evaluate(results: Results, high: int) -> None:
         Check("no failed requests through the gateway", errors, 0, errors == 0, "errors"),
         *_logging_checks(results, high),
         *_translation_checks(results, high),
+        *_ratelimit_checks(results, high),
         *_reference_checks(results, high),
     ]  # fmt: skip
 
@@ -274,6 +281,40 @@ def _translation_checks(results: Results, high: int) -> list[Check]:
             "no failed requests (translated path, paired stream)",
             errors, 0, errors == 0, "errors", "translation",
         ),
+    ]
+
+
+RATELIMIT = "gateway_ratelimit"
+
+
+def _ratelimit_checks(results: Results, high: int) -> list[Check]:
+    """The gateway with a global request-rate policy on Redis vs the same gateway without.
+
+    Not measured (no Redis server answered): one failing line saying so.
+    """
+    load, d = results.load, results.derived
+    if f"{RATELIMIT}_c{high}" not in load:
+        return [Check("not measured: no Redis server answered (REDIS_URL)", 0, 1, False, "errors",
+                      "ratelimit")]  # fmt: skip
+    plain, limited = load[f"gateway_c{high}"], load[f"{RATELIMIT}_c{high}"]
+    d[f"ratelimit_rps_ratio_c{high}"] = _ratio(limited.rps, plain.rps)
+    d["ratelimit_added_p50_ms_c1"] = (
+        load[f"{RATELIMIT}_c1"].latency_ms["p50"] - load["gateway_c1"].latency_ms["p50"]
+    )
+    rounds = zip(results.rounds.get("gateway", []), results.rounds.get(RATELIMIT, []), strict=True)
+    for number, (a, b) in enumerate(rounds, 1):
+        d[f"ratelimit_rps_ratio_c{high}_round{number}"] = _ratio(b.rps, a.rps)
+    ratio = 100 * d[f"ratelimit_rps_ratio_c{high}"]
+    floor = 100 * BAR["min_ratelimit_rps_ratio_32"]
+    added, ceiling = d["ratelimit_added_p50_ms_c1"], BAR["max_ratelimit_added_p50_ms_1"]
+    errors = gateway_errors(results, RATELIMIT)
+    return [
+        Check(f"RPS at {high} connections >= {floor:.0f}% of no policy",
+              ratio, floor, ratio >= floor, "%", "ratelimit"),
+        Check(f"added p50 latency at 1 connection <= {ceiling} ms",
+              added, ceiling, added <= ceiling, "ms", "ratelimit"),
+        Check("no failed requests with the policy", errors, 0, errors == 0, "errors",
+              "ratelimit"),
     ]  # fmt: skip
 
 

@@ -72,6 +72,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
         status["cache"] = runtime.cache.health()
         if runtime.redis is not None:
             status["redis"] = runtime.redis.health()
+        status["ratelimit"] = runtime.limiter.health()
         body = orjson.dumps(status)
         return Response(body, media_type="application/json")
 

@@ -9,7 +9,8 @@ which drops the whole :data:`HELICONE_PREFIX` family before forwarding.
 
 Invalid values are lenient, as in the reference implementation: an invalid request id is
 replaced by a fresh one, a flag is true only for ``true`` (any case), a country code that is
-not two letters is skipped. Nothing here refuses a request.
+not two letters is skipped. Nothing here refuses a request (a rate-limit policy is kept as
+sent; :mod:`ratelimit` refuses an invalid one).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ _RETRY_NUM = "helicone-retry-num"
 _RETRY_FACTOR = "helicone-retry-factor"
 _RETRY_MIN_TIMEOUT = "helicone-retry-min-timeout"
 _RETRY_MAX_TIMEOUT = "helicone-retry-max-timeout"
+_RATE_LIMIT_POLICY = "helicone-ratelimit-policy"
+_RATE_LIMIT_POLICY_ALIAS = "helicone-rate-limit-policy"
+"""The integration pages' spelling (LangChain, LiteLLM, DSPy: ``basic-100``); see
+:attr:`HeliconeOptions.rate_limit_alias`."""
 _PROPERTY_PREFIX = "helicone-property-"
 _PROPERTY_START = len(_PROPERTY_PREFIX)
 _SESSION_KEYS = {
@@ -77,6 +82,10 @@ _RESPONSE_ID = b"helicone-id"
 _FALLBACK_INDEX = b"helicone-fallback-index"
 _CACHE_STATUS = b"helicone-cache"
 _CACHE_BUCKET_INDEX = b"helicone-cache-bucket-idx"
+_RATE_LIMIT_LIMIT = b"helicone-ratelimit-limit"
+_RATE_LIMIT_REMAINING = b"helicone-ratelimit-remaining"
+_RATE_LIMIT_POLICY_OUT = b"helicone-ratelimit-policy"
+_RETRY_AFTER = b"retry-after"
 _REQUEST_ID = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.IGNORECASE
 )
@@ -125,6 +134,12 @@ class HeliconeOptions:
     the legacy fallback relay."""
     retry: RetryPolicy | None = None
     """``Helicone-Retry-Enabled: true``: the ``Helicone-Retry-*`` policy (gateway/retry.py)."""
+    rate_limit_policy: str | None = None
+    """``Helicone-RateLimit-Policy`` as sent (parsed, and refused when invalid, by
+    :mod:`ratelimit`)."""
+    rate_limit_alias: str | None = None
+    """``Helicone-Rate-Limit-Policy`` as sent: applied like the documented header when it
+    parses, ignored when it does not (the integration pages' ``basic-100``)."""
     properties: dict[str, str] = field(default_factory=dict)
     """``Helicone-Property-<key>`` by lower-cased key, plus the session and prompt ids under
     their canonical names (``Helicone-Session-Id``…)."""
@@ -186,6 +201,14 @@ def _set_fallbacks(options: HeliconeOptions, value: str) -> None:
     options.fallbacks = value
 
 
+def _set_rate_limit_policy(options: HeliconeOptions, value: str) -> None:
+    options.rate_limit_policy = value
+
+
+def _set_rate_limit_alias(options: HeliconeOptions, value: str) -> None:
+    options.rate_limit_alias = value
+
+
 _SETTERS: Mapping[str, Callable[[HeliconeOptions, str], None]] = MappingProxyType(
     {
         _REQUEST_ID_HEADER: _set_request_id,
@@ -200,6 +223,8 @@ _SETTERS: Mapping[str, Callable[[HeliconeOptions, str], None]] = MappingProxyTyp
         _OMIT_RESPONSE: _set_omit_response,
         _CACHE_ENABLED: _set_cache_enabled,
         _FALLBACKS: _set_fallbacks,
+        _RATE_LIMIT_POLICY: _set_rate_limit_policy,
+        _RATE_LIMIT_POLICY_ALIAS: _set_rate_limit_alias,
     }
 )
 """The single-valued headers, by name: what each sets on the options."""
@@ -316,6 +341,8 @@ class RequestContext:
     """Set by the cache step on a miss whose answer is to be stored (the relay stores it)."""
     tap: AnswerTap | None = None
     """Set by the meter when this request is metered: the relay records the answer there."""
+    rate_limit_headers: RawHeaders | None = None
+    """``Helicone-RateLimit-*`` (and ``Retry-After`` on a refusal), set by :meth:`rate_limited`."""
 
     @property
     def request_id(self) -> str:
@@ -386,11 +413,27 @@ class RequestContext:
             headers.append((_CACHE_BUCKET_INDEX, str(index).encode()))
         self.response_headers = headers
 
+    def rate_limited(
+        self, limit: int, remaining: int, policy: str, retry_after: int | None = None
+    ) -> None:
+        """State the active rate-limit policy in the response (custom-rate-limits page): its
+        quota, what is left of it, its canonical form; ``retry_after`` (seconds) on a 429."""
+        headers = [
+            (_RATE_LIMIT_LIMIT, str(limit).encode()),
+            (_RATE_LIMIT_REMAINING, str(remaining).encode()),
+            (_RATE_LIMIT_POLICY_OUT, policy.encode()),
+        ]
+        if retry_after is not None:
+            headers.append((_RETRY_AFTER, str(retry_after).encode()))
+        self.rate_limit_headers = headers
+
     @property
     def base_headers(self) -> RawHeaders:
         """Headers every response carries: ``Helicone-Id``, plus what a step added
-        (:attr:`response_headers`: ``Helicone-Fallback-Index``…)."""
+        (:attr:`response_headers`: ``Helicone-Fallback-Index``…; the rate-limit headers)."""
         headers = [(_RESPONSE_ID, self.options.request_id.encode())]
         if self.response_headers:
             headers.extend(self.response_headers)
+        if self.rate_limit_headers:
+            headers.extend(self.rate_limit_headers)
         return headers

@@ -5,9 +5,9 @@ Hot routes (unified ``/v1/chat/completions``, ``/v1/responses``, ``/v1/embedding
 without the framework's request objects; everything else falls through to the FastAPI app.
 
 Per request, in order (ARCHITECTURE.md "One request, top to bottom"): assign the request id
-and start the clock, authenticate, read and check the body, route to a provider, relay.
-Later steps slot in between without changing the shape: the response cache answers a hit
-once the body is read (before routing), logging records every request.
+and start the clock, authenticate, read and check the body, answer a cache hit, route to a
+provider, count the request against its rate limit (``Helicone-RateLimit-Policy``: a 429
+here, before anything is sent), relay; logging records every request.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from gateway.keys import KEY_PATTERN
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.routing import Exchange
 from gateway.runtime import Runtime
+from ratelimit import CostEstimate, estimate_cost
 
 logger = logging.getLogger("gateway.dataplane")
 
@@ -162,7 +163,14 @@ class DataPlane:
             model, endpoint, client_key, ctx.identity.org_id
         )
         exchange = Exchange(runtime, ctx, endpoint, payload, raw, headers)
-        await exchange.walk(attempts, client_key, receive, send)
+
+        def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
+            assert runtime.registry is not None
+            candidates = [(attempt.provider, attempt.model) for attempt in attempts]
+            return estimate_cost(runtime.registry, candidates, payload, len(raw), endpoint)
+
+        async with runtime.limiter.limit(ctx, estimate):
+            await exchange.walk(attempts, client_key, receive, send)
 
     async def _models(
         self,

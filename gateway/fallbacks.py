@@ -28,10 +28,11 @@ from yarl import URL
 from gateway.asgi import Receive, Scope, Send
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
-from gateway.passthrough import check_path, join_target, json_object
+from gateway.passthrough import check_path, join_target
 from gateway.redact import redact_url
 from gateway.relay import forward
 from gateway.upstream import upstream_request_headers
+from ratelimit import CostEstimate, estimate_cost, json_payload
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -167,46 +168,54 @@ class FallbackRelay:
         provider = ctx.options.target_provider
         method: str = scope["method"]
         last = len(entries) - 1
-        for index, (entry, (url, recorded)) in enumerate(zip(entries, targets, strict=True)):
-            sent_headers = upstream_request_headers(
-                headers, credentials.provider_authorization, credentials.gateway_key
-            )
-            sent_headers.update(entry.headers)
-            data = _body(body, entry.body_override)
-            capture = ctx.capture
-            if capture is not None:
-                capture.provider = provider
-                capture.target_url = recorded
-                capture.wire = runtime.providers.table.wire_for(url.raw_host or "", provider)
-            ctx.served_by_fallback(index)
-            hold = None
-            if metering is not None and method == "POST":  # budgets: the client's own keys
-                payload = json_object(data)
-                model = payload.get("model") if payload is not None else None
-                hold = await metering.reserve(
-                    provider=provider,
-                    model=model if isinstance(model, str) else None,
-                    wire=runtime.providers.table.wire_for(url.raw_host or "", provider),
-                    body_size=len(data),
-                    payload=payload,
-                    path=scope["path"],
-                    credits=False,
+        def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
+            assert runtime.registry is not None
+            payload = json_payload(body)
+            model = payload.get("model") if payload is not None else None
+            candidates = [(provider, model)] if isinstance(model, str) else []
+            return estimate_cost(runtime.registry, candidates, payload, len(body), scope["path"])
+
+        async with runtime.limiter.limit(ctx, estimate):
+            for index, (entry, (url, recorded)) in enumerate(zip(entries, targets, strict=True)):
+                sent_headers = upstream_request_headers(
+                    headers, credentials.provider_authorization, credentials.gateway_key
                 )
-            started = time.perf_counter()
-            try:
-                async with runtime.upstream.open(
-                    method, url, sent_headers, data if data or method not in ("GET", "HEAD")
-                    else None, provider
-                ) as response:
-                    if index < last and entry.moves_on(response.status):
-                        await response.read()
+                sent_headers.update(entry.headers)
+                data = _body(body, entry.body_override)
+                capture = ctx.capture
+                if capture is not None:
+                    capture.provider = provider
+                    capture.target_url = recorded
+                    capture.wire = runtime.providers.table.wire_for(url.raw_host or "", provider)
+                ctx.served_by_fallback(index)
+                hold = None
+                if metering is not None and method == "POST":  # budgets: the client's own keys
+                    payload = json_payload(data)
+                    model = payload.get("model") if payload is not None else None
+                    hold = await metering.reserve(
+                        provider=provider,
+                        model=model if isinstance(model, str) else None,
+                        wire=runtime.providers.table.wire_for(url.raw_host or "", provider),
+                        body_size=len(data),
+                        payload=payload,
+                        path=scope["path"],
+                        credits=False,
+                    )
+                started = time.perf_counter()
+                try:
+                    async with runtime.upstream.open(
+                        method, url, sent_headers, data if data or method not in ("GET", "HEAD")
+                        else None, provider
+                    ) as response:
+                        if index < last and entry.moves_on(response.status):
+                            await response.read()
+                            continue
+                        await forward(ctx, response, receive, send, None, started)
+                        return
+                except GatewayError as exc:
+                    if index < last and entry.moves_on(exc.status):
                         continue
-                    await forward(ctx, response, receive, send, None, started)
-                    return
-            except GatewayError as exc:
-                if index < last and entry.moves_on(exc.status):
-                    continue
-                raise
-            finally:
-                if metering is not None:
-                    await metering.finish(hold)
+                    raise
+                finally:
+                    if metering is not None:
+                        await metering.finish(hold)

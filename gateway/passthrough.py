@@ -26,7 +26,7 @@ segments when the URL is built). The path is re-encoded before joining, so an en
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 import orjson
@@ -39,6 +39,7 @@ from gateway.keys import KEY_PATTERN, KEY_SCHEME, looks_like_key
 from gateway.redact import redact_url
 from gateway.sse import request_usage_chunk
 from gateway.upstream import upstream_request_headers
+from ratelimit import CostEstimate, estimate_cost, json_payload
 
 if TYPE_CHECKING:
     from gateway.dataplane import Handler
@@ -288,62 +289,59 @@ class Passthrough:
             capture.target_url = recorded_url
             capture.wire = wire
         # The cache key names the upstream as recorded (no key in it) and the client's body;
-        # a hit is never reserved or charged.
+        # a hit is never rate limited, reserved or charged.
         if await runtime.serve_from_cache(ctx, send, f"{scope['method']} {recorded_url}", body):
             return
         if ctx.cache is not None:
             ctx.cache.note_upstream(provider, "", recorded_url, wire)
-        if (
-            (capture is not None or metering is not None)
-            and provider_route
-            and wire == "openai"
-            and scope["method"] == "POST"
-        ):
-            rewritten = usage_rewrite(scope["path"], body)
-            if rewritten is not None:
-                body = rewritten
-                ctx.strip_usage = True
-        hold = None
-        if metering is not None and scope["method"] == "POST":
-            payload = json_object(body)
+
+        def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
+            assert runtime.registry is not None
+            payload = json_payload(body)
             model = payload.get("model") if payload is not None else None
-            hold = await metering.reserve(
-                provider=provider,
-                model=model if isinstance(model, str) else None,
-                wire=wire,
-                body_size=len(body),
-                payload=payload,
-                path=scope["path"],
-                credits=False,  # passthrough always sends the client's own provider key
-            )
-        try:
-            await runtime.upstream.relay(
-                ctx,
-                scope["method"],
-                url,
-                upstream_request_headers(
-                    headers, credentials.provider_authorization, credentials.gateway_key
-                ),
-                body if body or scope["method"] not in ("GET", "HEAD") else None,
-                receive,
-                send,
-                provider,
-            )
-        finally:
-            if metering is not None:
-                await metering.finish(hold)
+            candidates = [(provider, model)] if isinstance(model, str) else []
+            return estimate_cost(runtime.registry, candidates, payload, len(body), scope["path"])
 
-
-def json_object(body: bytes) -> dict[str, Any] | None:
-    """``body`` parsed when it is a JSON object (the meter's model and output cap), else
-    None: passthrough bodies may be anything."""
-    if not body.lstrip().startswith(b"{"):
-        return None
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return payload if isinstance(payload, dict) else None
+        async with runtime.limiter.limit(ctx, estimate):
+            if (
+                (capture is not None or metering is not None)
+                and provider_route
+                and wire == "openai"
+                and scope["method"] == "POST"
+            ):
+                rewritten = usage_rewrite(scope["path"], body)
+                if rewritten is not None:
+                    body = rewritten
+                    ctx.strip_usage = True
+            hold = None
+            if metering is not None and scope["method"] == "POST":
+                payload = json_payload(body)
+                model = payload.get("model") if payload is not None else None
+                hold = await metering.reserve(
+                    provider=provider,
+                    model=model if isinstance(model, str) else None,
+                    wire=wire,
+                    body_size=len(body),
+                    payload=payload,
+                    path=scope["path"],
+                    credits=False,  # passthrough always sends the client's own provider key
+                )
+            try:
+                await runtime.upstream.relay(
+                    ctx,
+                    scope["method"],
+                    url,
+                    upstream_request_headers(
+                        headers, credentials.provider_authorization, credentials.gateway_key
+                    ),
+                    body if body or scope["method"] not in ("GET", "HEAD") else None,
+                    receive,
+                    send,
+                    provider,
+                )
+            finally:
+                if metering is not None:
+                    await metering.finish(hold)
 
 
 def usage_rewrite(path: str, body: bytes) -> bytes | None:

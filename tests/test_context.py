@@ -43,6 +43,8 @@ class TestDefaults:
             "cache_error": None,
             "fallbacks": None,
             "retry": None,
+            "rate_limit_policy": None,
+            "rate_limit_alias": None,
             "properties": {},
             "country_code": None,
         }

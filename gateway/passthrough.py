@@ -37,6 +37,7 @@ from gateway.keys import KEY_PATTERN, KEY_SCHEME, looks_like_key
 from gateway.redact import redact_url
 from gateway.sse import request_usage_chunk
 from gateway.upstream import upstream_request_headers
+from providers.gemini import model_from_path
 
 if TYPE_CHECKING:
     from gateway.dataplane import Handler
@@ -284,6 +285,8 @@ class Passthrough:
             capture.provider = provider
             capture.target_url = recorded_url
             capture.wire = wire
+            if wire == "gemini":  # Gemini names the model in the path, not in the body
+                capture.request_model = model_from_path(scope["path"]) or ""
             if provider_route and wire == "openai" and scope["method"] == "POST":
                 rewritten = usage_rewrite(scope["path"], body)
                 if rewritten is not None:

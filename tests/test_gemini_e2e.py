@@ -105,7 +105,7 @@ def _sent(upstream: OpenAIEmulator) -> dict[str, Any]:
     return body
 
 
-# --- chat completions → generateContent ---------------------------------------------------------
+# --- chat completions → generateContent -------------------------------------------------------
 
 
 def test_chat_is_translated_to_generate_content_and_back(
@@ -285,7 +285,7 @@ def test_an_inexpressible_parameter_is_a_400_naming_it(
     assert upstream.requests == []
 
 
-# --- images ---------------------------------------------------------------------------------------
+# --- images -----------------------------------------------------------------------------------
 
 
 def test_images_by_data_url_and_by_http_url_through_the_guarded_fetcher(
@@ -397,7 +397,7 @@ def test_an_error_event_mid_stream_raises_in_the_sdk(
     assert "".join(received) == "Hello from the"
 
 
-# --- Responses ----------------------------------------------------------------------------------
+# --- Responses --------------------------------------------------------------------------------
 
 
 def test_responses_api_is_served_by_translation(
@@ -430,7 +430,7 @@ def test_responses_stream_with_a_tool_call(client: openai.OpenAI) -> None:
     assert [item.type for item in final.output] == ["message", "function_call"]
 
 
-# --- embeddings -------------------------------------------------------------------------------------
+# --- embeddings -------------------------------------------------------------------------------
 
 
 def test_embeddings_one_and_many(
@@ -463,7 +463,7 @@ def test_base64_embeddings_are_little_endian_float32() -> None:
     assert base64.b64decode(out["data"][0]["embedding"]) == struct.pack("<2f", 0.5, -1.0)
 
 
-# --- native passthrough -------------------------------------------------------------------------
+# --- native passthrough -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("prefix", ["/v1/gateway/google-ai-studio", "/v1/gateway/gemini"])

@@ -1,6 +1,6 @@
-"""The Gemini API: ``POST /v1beta/models/{model}:generateContent`` (or ``/v1/…``), ``:streamGenerateContent``
-(``?alt=sse``: server-sent events; without it: one JSON array, as the REST API streams it),
-``:embedContent`` and ``:batchEmbedContents``.
+"""The Gemini API: ``POST /v1beta/models/{model}:generateContent`` (or ``/v1/…``),
+``:streamGenerateContent`` (``?alt=sse``: server-sent events; without it: one JSON array, as
+the REST API streams it), ``:embedContent`` and ``:batchEmbedContents``.
 
 The answer comes from :mod:`.gemini_plan`; every response object is checked against
 google-genai's ``GenerateContentResponse`` (JSON mode) before it is sent. A stream is the

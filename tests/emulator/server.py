@@ -6,8 +6,8 @@ One instance speaks OpenAI (``/v1/chat/completions``, ``/v1/responses``...), Ant
 ``GEMINI_BASE_URL`` at ``gemini_base_url``. A request is Anthropic's when its path is under
 ``/v1/messages`` or it carries ``anthropic-version``; it is then keyed by ``x-api-key`` (or
 ``Authorization: Bearer``, as anthropic SDK 2.x sends it), and every error it gets is
-Anthropic's. A ``POST /v1beta/models/{model}:{method}`` (or ``/v1/…``) is Gemini's: keyed by ``x-goog-api-key`` (or
-``?key=``), with Google's errors.
+Anthropic's. A ``POST /v1beta/models/{model}:{method}`` (or ``/v1/…``) is Gemini's: keyed by
+``x-goog-api-key`` (or ``?key=``), with Google's errors.
 
 Tests (sync or async) and the gateway under test each run their own event loop; giving the
 emulator a private loop in a daemon thread means it keeps answering however the test's loop

@@ -107,6 +107,14 @@ def _check_turns(contents: list[dict[str, Any]], model: str) -> None:
 def validate_generate(raw: bytes, model: str) -> dict[str, Any]:
     """The parsed ``generateContent`` body, or :class:`GeminiError` naming what is wrong."""
     body = _parse(raw)
+    check_types(body)
+    _check_turns(body["contents"], model)
+    return body
+
+
+def check_types(body: dict[str, Any]) -> None:
+    """``body``'s fields are google-genai's types (JSON mode, no unknown key), and it has
+    contents: :class:`GeminiError` otherwise."""
     unknown = sorted(set(body) - set(_FIELDS))
     if unknown:
         raise GeminiError(
@@ -117,8 +125,6 @@ def validate_generate(raw: bytes, model: str) -> dict[str, Any]:
     for key, adapter in _FIELDS.items():
         if key in body:
             _typed(adapter, body[key], key)
-    _check_turns(body["contents"], model)
-    return body
 
 
 def validate_embed(raw: bytes, *, batch: bool) -> list[dict[str, Any]]:

@@ -453,6 +453,7 @@ def test_embeddings_one_and_many(
     assert many.model == "gemini-embedding-001"
     row = record(server, raw.headers["helicone-id"])
     assert row["provider"] == "google-ai-studio" and row["tokens_estimated"] is True
+    assert row["cost"] > 0  # priced from the registry (models.json)
 
 
 def test_base64_embeddings_are_little_endian_float32() -> None:

@@ -14,11 +14,12 @@ Two kinds of record:
 * *routed* (``base_url`` set): selectable by ``model/<slug>``, by ``/v1/gateway/<slug>/...``,
   configured by ``<PREFIX>_API_KEY`` / ``<PREFIX>_BASE_URL``, listed by ``/v1/models`` (its
   models in the registry).
-  Only wire formats with an adapter can be routed (today the OpenAI-compatible family with
-  bearer keys); the table refuses anything else, so an entry can never be half supported.
+  Only wire formats with an adapter can be routed (:data:`ROUTABLE`: the OpenAI-compatible
+  family with bearer keys, Anthropic, the Gemini API); the table refuses anything else, so an
+  entry can never be half supported.
 * *host-only* (no ``base_url``): a provider the gateway does not route to yet whose API hosts
   are on the passthrough allow-list (``Helicone-Target-Url``) and whose prices the registry
-  may know (Google, Bedrock, Azure…).
+  may know (Vertex, Bedrock, Azure…).
 """
 
 from __future__ import annotations

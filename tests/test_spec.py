@@ -118,6 +118,9 @@ def test_root_paths_and_wire_formats_of_passthrough_targets() -> None:
     assert PROVIDERS.wire_for("proxy.example", "anthropic") == "anthropic"
     assert PROVIDERS.wire_for("api.groq.com", "anthropic") == "openai"  # the host decides
     assert PROVIDERS.wire_for("proxy.example", "custom") == "openai"
+    # Helicone-Target-Url to Google's host is read as Gemini whatever the client names.
+    assert PROVIDERS.wire_for("generativelanguage.googleapis.com") == "gemini"
+    assert PROVIDERS.wire_for("proxy.example", "google-ai-studio") == "gemini"
 
 
 @pytest.mark.parametrize(

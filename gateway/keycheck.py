@@ -39,7 +39,6 @@ _AZURE_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".servic
 AZURE_DISALLOWED = (
     "Azure endpoint must be an https:// URL on an Azure domain (e.g. *.openai.azure.com)."
 )
-_GEMINI_BASE = "https://generativelanguage.googleapis.com"
 _UNSUPPORTED = frozenset({"bedrock", "vertex"})
 """Credentials that are not one header (SigV4, OAuth): stored, never checked live."""
 
@@ -47,7 +46,7 @@ _LABELS = {
     "openai": "OpenAI",
     "anthropic": "Anthropic",
     "azure": "Azure OpenAI",
-    "google": "Gemini",
+    "google-ai-studio": "Gemini",
     "openrouter": "OpenRouter",
 }
 
@@ -160,15 +159,13 @@ class KeyValidator:
             if not base_url_allowed(deployment.base_url, self._targets):
                 return Validation("invalid", "Base URL is not on the gateway's allow-list")
             base = deployment.base_url.rstrip("/")
-        elif name == "google":
-            base = _GEMINI_BASE
         else:
             base = self._base_urls.get(name) or (spec.base_url or "")
         headers: dict[str, str]
         if spec.wire == "anthropic":
             url = f"{base}/v1/models"
             headers = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
-        elif name == "google":
+        elif spec.wire == "gemini":
             url = f"{base}/v1beta/models"
             headers = {"x-goog-api-key": api_key}
         elif name == "openrouter":

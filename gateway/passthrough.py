@@ -39,6 +39,7 @@ from gateway.keys import KEY_PATTERN, KEY_SCHEME, looks_like_key
 from gateway.redact import redact_url
 from gateway.sse import request_usage_chunk
 from gateway.upstream import upstream_request_headers
+from providers.gemini import model_from_path
 from ratelimit import CostEstimate, estimate_cost, json_payload
 
 if TYPE_CHECKING:
@@ -301,6 +302,10 @@ class Passthrough:
             model = payload.get("model") if payload is not None else None
             candidates = [(provider, model)] if isinstance(model, str) else []
             return estimate_cost(runtime.registry, candidates, payload, len(body), scope["path"])
+
+        if capture is not None and wire == "gemini":
+            # Gemini names the model in the path, not in the body.
+            capture.request_model = model_from_path(scope["path"]) or ""
 
         async with runtime.limiter.limit(ctx, estimate):
             if (

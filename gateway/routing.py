@@ -44,7 +44,10 @@ from gateway.store import ProviderKeyRecord
 from gateway.translate import (
     ExchangeTranslation,
     adapter_for,
+    embeddings_adapter_for,
     inline_file_urls,
+    inline_image_urls,
+    inlines_images,
     translation_error,
     wants_usage,
 )
@@ -248,6 +251,8 @@ class Exchange:
         self.headers = headers
         self.client_wants_usage = wants_usage(payload)
         self._files_inlined = False
+        self._fetched_images: dict[str, str] = {}
+        """Image URLs fetched for a format that cannot reference them → their data URLs."""
 
     async def prepare(self, attempt: Attempt, key: str | None) -> UpstreamCall:
         """The request for ``attempt``, sent with ``key`` (a 400 ``GatewayError`` for what its
@@ -330,6 +335,8 @@ class Exchange:
         adapter = adapter_for(spec.wire)
         responses_request: dict[str, Any] | None = None
         self.ctx.strip_usage = False
+        if self.endpoint == "/embeddings":
+            return self._embeddings(attempt, spec, recorded, base, key)
         if self.endpoint == "/responses":
             if not self._files_inlined:
                 await inline_file_urls(self.payload, runtime.fetcher)
@@ -339,6 +346,10 @@ class Exchange:
         else:
             chat = dict(self.payload)
         chat["model"] = attempt.model
+        if inlines_images(spec.wire):
+            chat["messages"] = await inline_image_urls(
+                spec.wire, chat.get("messages"), runtime.fetcher, self._fetched_images
+            )
         call = adapter.build_request(
             chat,
             api_key=key,
@@ -346,6 +357,27 @@ class Exchange:
         )
         translation = ExchangeTranslation(
             adapter, responses_request is not None or wants_usage(chat), responses_request
+        )
+        return UpstreamCall(
+            spec, URL(base + call.path), call.headers, orjson.dumps(call.body), translation,
+            recorded + call.path, attempt.model,
+        )
+
+    def _embeddings(
+        self, attempt: Attempt, spec: ProviderSpec, recorded: str, base: str, key: str | None
+    ) -> UpstreamCall:
+        """An embeddings request for a native wire format with an embeddings translation."""
+        embedder = embeddings_adapter_for(spec.wire)
+        if embedder is None:  # the provider table says which formats serve /embeddings
+            raise GatewayError(
+                400, f"Provider {spec.name!r} does not serve /embeddings.",
+                code="unsupported_endpoint", param="model",
+            )
+        request = dict(self.payload)
+        request["model"] = attempt.model
+        call = embedder.build_embeddings_request(request, api_key=key)
+        translation = ExchangeTranslation(
+            adapter_for(spec.wire), False, embeddings=(embedder, request)
         )
         return UpstreamCall(
             spec, URL(base + call.path), call.headers, orjson.dumps(call.body), translation,

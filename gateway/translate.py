@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Protocol
+from types import MappingProxyType
+from typing import Any, Protocol
 
 import orjson
 from yarl import URL
@@ -30,8 +32,15 @@ from yarl import URL
 from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
 from gateway.sse import SSEFramer
-from providers.adapter import Adapter, ChatStreamDecoder, JSONObject, TranslationError
+from providers.adapter import (
+    Adapter,
+    ChatStreamDecoder,
+    EmbeddingsAdapter,
+    JSONObject,
+    TranslationError,
+)
 from providers.anthropic import AnthropicAdapter
+from providers.gemini import GeminiAdapter, is_file_uri
 from providers.openai_format import OpenAIChatAdapter
 from providers.responses import ChatToResponsesStream, chat_to_response, encode_event
 
@@ -44,7 +53,14 @@ def adapter_for(wire: str) -> Adapter:
     """The adapter of a routed wire format (the provider table admits no other)."""
     if wire == "anthropic":
         return AnthropicAdapter()
+    if wire == "gemini":
+        return GeminiAdapter()
     return OpenAIChatAdapter()
+
+
+def embeddings_adapter_for(wire: str) -> EmbeddingsAdapter | None:
+    """The embeddings translation of a wire format (None: it has none)."""
+    return GeminiAdapter() if wire == "gemini" else None
 
 
 def parse_event(raw: bytes) -> tuple[str | None, bytes] | None:
@@ -139,6 +155,8 @@ class ExchangeTranslation:
     include_usage: bool
     responses_request: JSONObject | None = None
     """The client's Responses request, when the client speaks the Responses API."""
+    embeddings: tuple[EmbeddingsAdapter, JSONObject] | None = None
+    """An embeddings request: its translation and the request (model as the provider's)."""
 
     def whole(self, status: int, body: bytes) -> bytes:
         if not 200 <= status < 300:
@@ -147,6 +165,9 @@ class ExchangeTranslation:
             answer = orjson.loads(body)
             if not isinstance(answer, dict):
                 raise TypeError(f"a JSON {type(answer).__name__}, not an object")
+            if self.embeddings is not None:
+                embedder, request = self.embeddings
+                return orjson.dumps(embedder.embeddings(answer, request))
             chat = self.adapter.chat_completion(answer)
             if self.responses_request is not None:
                 return orjson.dumps(chat_to_response(chat, self.responses_request))
@@ -204,6 +225,68 @@ async def inline_file_urls(request: JSONObject, fetcher: GuardedFetcher) -> None
                 part["filename"] = PurePosixPath(URL(fetched.url).path).name or "file"
 
 
+IMAGE_TYPES = ("image/*",)
+"""What an ``image_url`` may point at when the gateway fetches it."""
+
+_READS_URLS_ITSELF: Mapping[str, Callable[[str], bool]] = MappingProxyType(
+    {"gemini": is_file_uri}
+)
+"""Wire formats that cannot reference a client's image URL, each with the test of the URLs
+its provider does read itself (Gemini: ``gs://`` objects and Files API URIs): every other
+http(s) image is fetched by the gateway and sent inline."""
+
+
+def inlines_images(wire: str) -> bool:
+    """Whether ``wire``'s translation needs http(s) images fetched first."""
+    return wire in _READS_URLS_ITSELF
+
+
+async def inline_image_urls(
+    wire: str, messages: Any, fetcher: GuardedFetcher, fetched: dict[str, str]
+) -> Any:
+    """``messages`` (a chat request's) with every http(s) ``image_url`` its provider cannot
+    read replaced by a ``data:`` URL of the image, fetched through the one guarded fetcher
+    (public addresses only, size and time limits; a refusal is a 400 naming the part).
+
+    The messages and parts that change are copies, the rest is shared; ``fetched`` remembers
+    each URL's data URL, so that a fallback attempt on another provider of the same format
+    does not fetch again. Anything that is not a well-formed image part is left for the
+    translation to judge.
+    """
+    reads_itself = _READS_URLS_ITSELF.get(wire)
+    if reads_itself is None or not isinstance(messages, list):
+        return messages
+    out: list[Any] = []
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            out.append(message)
+            continue
+        parts: list[Any] = []
+        for j, part in enumerate(content):
+            image = part.get("image_url") if isinstance(part, dict) else None
+            url = image.get("url") if isinstance(image, dict) else image
+            if (
+                not isinstance(part, dict)
+                or part.get("type") != "image_url"
+                or not isinstance(url, str)
+                or not url.startswith(("https://", "http://"))
+                or reads_itself(url)
+            ):
+                parts.append(part)
+                continue
+            if url not in fetched:
+                got = await fetcher.fetch(
+                    url, accept=IMAGE_TYPES, param=f"messages[{i}].content[{j}].image_url.url"
+                )
+                encoded = base64.b64encode(got.data).decode("ascii")
+                fetched[url] = f"data:{got.content_type};base64,{encoded}"
+            kept = dict(image) if isinstance(image, dict) else {}
+            parts.append({**part, "image_url": {**kept, "url": fetched[url]}})
+        out.append({**message, "content": parts} if parts != content else message)
+    return out
+
+
 def translation_error(exc: TranslationError, provider: str) -> GatewayError:
     """A request the provider's format cannot express: a 400 naming the field."""
     return GatewayError(400, exc.message, code="unsupported_parameter", param=exc.param)
@@ -220,7 +303,10 @@ __all__ = [
     "ExchangeTranslation",
     "ResponsesEncoder",
     "adapter_for",
+    "embeddings_adapter_for",
     "inline_file_urls",
+    "inline_image_urls",
+    "inlines_images",
     "parse_event",
     "translation_error",
     "wants_usage",

@@ -29,7 +29,15 @@ from typing import Any, Protocol
 
 from providers.usage import Usage
 
-__all__ = ["ChatStreamDecoder", "StreamSummary", "TranslationError", "Usage"]
+__all__ = [
+    "Adapter",
+    "ChatStreamDecoder",
+    "EmbeddingsAdapter",
+    "StreamSummary",
+    "TranslationError",
+    "UpstreamRequest",
+    "Usage",
+]
 
 JSONObject = dict[str, Any]
 
@@ -79,7 +87,8 @@ class StreamSummary:
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     """What an adapter sends for one unified request: the path under the provider's base
-    URL, the headers it adds (credential included) and the JSON body."""
+    URL (it may end in a query string: Gemini's ``:streamGenerateContent?alt=sse``), the
+    headers it adds (credential included) and the JSON body."""
 
     path: str
     headers: dict[str, str]
@@ -109,4 +118,20 @@ class Adapter(Protocol):
 
     def error(self, status: int, body: bytes) -> JSONObject:
         """An error answer → OpenAI's ``{"error": {...}}``, original message and type kept."""
+        ...
+
+
+class EmbeddingsAdapter(Protocol):
+    """A wire format that also serves ``/v1/embeddings`` by translation (Gemini's
+    ``embedContent``); errors are answered by the same adapter's :meth:`Adapter.error`."""
+
+    def build_embeddings_request(
+        self, request: JSONObject, *, api_key: str | None
+    ) -> UpstreamRequest:
+        """The provider's call for an OpenAI embeddings ``request`` (``model`` already the
+        provider's id); :class:`TranslationError` for what it cannot express."""
+        ...
+
+    def embeddings(self, answer: JSONObject, request: JSONObject) -> JSONObject:
+        """A whole successful answer → OpenAI's embeddings ``list`` for ``request``."""
         ...

@@ -16,6 +16,7 @@ from providers import openai_format
 from providers.adapter import StreamSummary
 from providers.anthropic import adapter as anthropic_adapter
 from providers.anthropic.usage import usage_from_message
+from providers.gemini import summary as gemini_summary
 from providers.usage import Usage
 
 __all__ = ["ResponseReader", "response_reader"]
@@ -44,7 +45,9 @@ def _model(obj: Any) -> str | None:
 def response_reader(wire: str) -> ResponseReader:
     """The reader for ``wire``; an unknown format is read as OpenAI's (the passthrough of an
     OpenAI-compatible server is the common case, and nothing here ever raises on a body)."""
-    return _ANTHROPIC if wire == "anthropic" else _OPENAI
+    if wire == "anthropic":
+        return _ANTHROPIC
+    return _GEMINI if wire == "gemini" else _OPENAI
 
 
 _OPENAI = ResponseReader(
@@ -60,4 +63,11 @@ _ANTHROPIC = ResponseReader(
     anthropic_adapter.stream_summary,
     anthropic_adapter.completion_text,
     _model,
+)
+_GEMINI = ResponseReader(
+    "gemini",
+    gemini_summary.usage_of,
+    gemini_summary.stream_summary,
+    gemini_summary.text_of,
+    gemini_summary.model_of,
 )

@@ -14,11 +14,12 @@ Two kinds of record:
 * *routed* (``base_url`` set): selectable by ``model/<slug>``, by ``/v1/gateway/<slug>/...``,
   configured by ``<PREFIX>_API_KEY`` / ``<PREFIX>_BASE_URL``, listed by ``/v1/models`` (its
   models in the registry).
-  Only wire formats with an adapter can be routed (today the OpenAI-compatible family with
-  bearer keys); the table refuses anything else, so an entry can never be half supported.
+  Only wire formats with an adapter can be routed (:data:`ROUTABLE`: the OpenAI-compatible
+  family with bearer keys, Anthropic, the Gemini API); the table refuses anything else, so an
+  entry can never be half supported.
 * *host-only* (no ``base_url``): a provider the gateway does not route to yet whose API hosts
   are on the passthrough allow-list (``Helicone-Target-Url``) and whose prices the registry
-  may know (Google, Bedrock, Azure…).
+  may know (Vertex, Bedrock, Azure…).
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ from providers.addresses import is_local_host
 WireFormat = Literal["openai", "anthropic", "gemini", "bedrock"]
 """The request/response format a provider speaks (one adapter per format)."""
 
-AuthStyle = Literal["bearer", "x-api-key", "api-key", "sigv4", "oauth"]
+AuthStyle = Literal["bearer", "x-api-key", "x-goog-api-key", "api-key", "sigv4", "oauth"]
+"""How a provider takes its credential: ``Authorization: Bearer``, ``x-api-key``,
+``x-goog-api-key`` (the Gemini API), ``api-key`` (Azure), AWS SigV4 (Bedrock) or an OAuth
+token (Vertex)."""
 
 ApiStyle = Literal["openai", "azure"]
 """How an OpenAI-format provider's URLs are built: ``base_url + endpoint``, or Azure OpenAI's
 deployments (``/openai/deployments/{deployment}{endpoint}?api-version=…``, or its ``/openai/v1``
 API when no version is set; see :mod:`providers.azure`)."""
-"""How a provider takes its credential: ``Authorization: Bearer``, ``x-api-key``, ``api-key``
-(Azure), AWS SigV4 (Bedrock) or an OAuth token (Vertex)."""
 
 Endpoint = Literal["/chat/completions", "/responses", "/embeddings", "/models"]
 
@@ -54,12 +56,20 @@ CHAT_ENDPOINTS: frozenset[Endpoint] = frozenset({"/chat/completions", "/embeddin
 """What most OpenAI-compatible servers serve: no Responses API (the gateway translates it)."""
 
 ROUTABLE: frozenset[tuple[WireFormat, AuthStyle]] = frozenset(
-    {("openai", "bearer"), ("openai", "api-key"), ("anthropic", "x-api-key")}
+    {
+        ("openai", "bearer"),
+        ("openai", "api-key"),
+        ("anthropic", "x-api-key"),
+        ("gemini", "x-goog-api-key"),
+    }
 )
 """(wire format, auth style) pairs the gateway has an adapter for, so may route to."""
 
 TRANSLATED: Mapping[WireFormat, frozenset[Endpoint]] = MappingProxyType(
-    {"anthropic": frozenset({"/chat/completions", "/responses"})}
+    {
+        "anthropic": frozenset({"/chat/completions", "/responses"}),
+        "gemini": frozenset({"/chat/completions", "/responses", "/embeddings"}),
+    }
 )
 """Unified endpoints a native wire format serves through its adapter's translation."""
 
@@ -157,7 +167,7 @@ class ProviderSpec:
         """The request header carrying ``key`` in this provider's auth style."""
         if self.auth == "bearer":
             return "authorization", f"Bearer {key}"
-        if self.auth in ("x-api-key", "api-key"):
+        if self.auth in ("x-api-key", "x-goog-api-key", "api-key"):
             return self.auth, key
         raise ValueError(f"provider {self.name!r}: {self.auth} credentials are not a header")
 
@@ -375,14 +385,18 @@ PROVIDERS = ProviderTable(
             endpoints=frozenset({"/chat/completions", "/responses", "/embeddings"}),
             base_url_var="AZURE_OPENAI_ENDPOINT", api_style="azure",
         ),
-        # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains) and
-        # priced by the model registry, not routed yet.
+        # The Gemini API (Google AI Studio): its base URL has no version, the adapter's paths
+        # carry it (/v1beta/models/{model}:generateContent); `gemini` is the passthrough alias
+        # and, with `google`, a spelling of its price slug (logs of older clients say either).
         ProviderSpec(
-            "google", wire="gemini", auth="x-api-key",
-            hosts=("generativelanguage.googleapis.com",), price_slug="google",
-            price_aliases=("gemini", "google-ai-studio", "googleai", "google-ai"),
+            "google-ai-studio", "https://generativelanguage.googleapis.com", "GEMINI",
+            wire="gemini", auth="x-goog-api-key", hosts=("generativelanguage.googleapis.com",),
+            endpoints=frozenset(), price_slug="google-ai-studio",
+            price_aliases=("google", "gemini", "googleai", "google-ai"), path_aliases=("gemini",),
             display_name="Google AI Studio", genai_prices="google",
         ),
+        # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains) and
+        # priced by the model registry, not routed yet.
         ProviderSpec(
             "vertex", wire="gemini", auth="oauth",
             hosts=("*-aiplatform.googleapis.com", "aiplatform.googleapis.com"),

@@ -306,7 +306,7 @@ class TestLookup:
             ("anthropic", "claude-3-5-haiku-latest", "claude-3.5-haiku"),
             ("anthropic", "claude-haiku-4-5", "claude-haiku-4.5"),
             ("anthropic", "claude-opus-4-20250514", "claude-opus-4"),
-            ("google", "gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"),
+            ("google-ai-studio", "gemini-2.5-flash-lite-preview-06-17", "gemini-2.5-flash-lite"),
             ("xai", "grok-4-0709", "grok-4"),
             ("mistral", "mistral-large-2411", "mistral-large"),
             ("mistral", "codestral-latest", "codestral"),
@@ -362,13 +362,13 @@ class TestLookup:
             # DeepInfra has no price of its own anywhere: the prefix's / maker's price.
             ("deepinfra", "anthropic/claude-sonnet-4.5", ("anthropic", "claude-sonnet-4.5")),
             ("deepinfra", "x-ai/grok-4", ("xai", "grok-4")),
-            ("deepinfra", "google/gemini-2.5-pro", ("google", "gemini-2.5-pro")),
+            ("deepinfra", "google/gemini-2.5-pro", ("google-ai-studio", "gemini-2.5-pro")),
             ("deepinfra", "mistralai/codestral-2508", ("mistral", "codestral")),
             ("deepinfra", "groq/llama-3.3-70b-versatile", ("groq", "llama-3.3-70b")),
             # OpenRouter serves it in the registry: its own price.
             ("openrouter", "anthropic/claude-sonnet-4.5", ("openrouter", "claude-sonnet-4.5")),
-            ("google", "models/gemini-2.5-flash", ("google", "gemini-2.5-flash")),
-            ("gemini", "gemini-2.5-flash", ("google", "gemini-2.5-flash")),
+            ("google", "models/gemini-2.5-flash", ("google-ai-studio", "gemini-2.5-flash")),
+            ("gemini", "gemini-2.5-flash", ("google-ai-studio", "gemini-2.5-flash")),
             ("openai", "gpt-4o-mini/openai", ("openai", "gpt-4o-mini")),
             # Groq's own id contains a slash: the full string is tried before stripping.
             ("groq", "openai/gpt-oss-120b", ("groq", "gpt-oss-120b")),

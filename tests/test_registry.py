@@ -79,7 +79,7 @@ class TestBuild:
             ("anthropic", "claude-sonnet-4-5", (3_000_000, 300_000, 3_750_000, 3_000_000,
                                                 15_000_000, 15_000_000, 15_000_000)),
             # gemini-2.5-flash: 0.30 text in, 0.03 cached, 1.00 audio in, 2.50 out
-            ("google", "gemini-2.5-flash", (300_000, 30_000, 300_000, 1_000_000,
+            ("google-ai-studio", "gemini-2.5-flash", (300_000, 30_000, 300_000, 1_000_000,
                                             2_500_000, 2_500_000, 2_500_000)),
             # groq llama-3.3-70b-versatile: 0.59 / 0.79
             ("groq", "llama-3.3-70b-versatile", (590_000, 590_000, 590_000, 590_000,
@@ -215,13 +215,31 @@ class TestRoutingFacts:
         assert groq.provider_model_id == "llama-3.3-70b-versatile"
         assert groq.per_million == Fraction(59 + 79, 100)
 
-    def test_host_only_providers_are_priced_not_routed(self, registry: Registry) -> None:
+    def test_host_only_providers_are_priced_not_routed(self, library: PriceLibrary) -> None:
+        table = {
+            "models": [{
+                "id": "gemini-2.5-pro", "author": "google",
+                "offerings": [{"provider": "vertex", "model_id": "gemini-2.5-pro"}],
+            }]
+        }  # fmt: skip
+        registry = Registry.from_data(table, library=library)
         assert registry.offerings("gemini-2.5-pro") == ()
-        google = registry.offering("gemini-2.5-pro", "google")
-        assert google is not None and google.price is not None
-        assert (google.routed, google.endpoints) == (False, frozenset())
-        [openrouter] = registry.offerings("gemini-2.5-flash")  # routed through OpenRouter
-        assert openrouter.provider_model_id == "google/gemini-2.5-flash"
+        vertex = registry.offering("gemini-2.5-pro", "vertex")
+        assert vertex is not None and vertex.price is not None
+        assert (vertex.routed, vertex.endpoints) == (False, frozenset())
+
+    def test_gemini_models_route_to_ai_studio_and_its_maker_price_is_googles(
+        self, registry: Registry
+    ) -> None:
+        studio = registry.offering("gemini-2.5-pro", "google-ai-studio")
+        assert studio is not None and studio.routed and studio.price is not None
+        assert studio.endpoints == {"/chat/completions", "/responses"}
+        offered = {o.provider: o for o in registry.offerings("gemini-2.5-flash")}
+        assert set(offered) == {"google-ai-studio", "openrouter"}
+        assert offered["openrouter"].provider_model_id == "google/gemini-2.5-flash"
+        # The author `google` names the AI Studio price list: a reseller's maker price.
+        resold = registry.lookup("deepinfra", "google/gemini-2.5-pro")
+        assert resold is not None and resold.provider == "google-ai-studio"
 
     def test_endpoints_and_responses_support(self, registry: Registry) -> None:
         def endpoints(model: str, provider: str) -> frozenset[str]:
@@ -464,7 +482,7 @@ class TestListings:
         assert "gpt-oss-120b/groq" in by_id
         assert "gpt-oss-120b" not in by_id  # OpenAI does not serve it
         assert not any(i.endswith("/openrouter") for i in by_id)  # no OpenRouter key
-        assert not any(i.startswith("gemini") for i in by_id)  # Google is not routed
+        assert not any(i.endswith("/google-ai-studio") for i in by_id)  # no Gemini key
 
     def test_multimodal_shape(self, gateway: GatewayServer) -> None:
         response = httpx.get(gateway.url + "/v1/models/multimodal")

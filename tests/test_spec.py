@@ -82,22 +82,25 @@ def test_env_names_follow_the_convention(spec: ProviderSpec) -> None:
             "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT"
         )
         return
-    prefix = spec.name.upper().replace("-", "_")
+    # The Gemini API's own SDKs read GEMINI_API_KEY (ARCHITECTURE.md, configuration).
+    vendor_names = {"google-ai-studio": "GEMINI"}
+    prefix = vendor_names.get(spec.name, spec.name.upper().replace("-", "_"))
     assert spec.env_prefix == prefix
     assert (spec.key_env, spec.base_url_env) == (f"{prefix}_API_KEY", f"{prefix}_BASE_URL")
 
 
 def test_only_formats_with_an_adapter_can_be_routed() -> None:
     assert {(spec.wire, spec.auth) for spec in ROUTED} == {
-        ("openai", "bearer"), ("openai", "api-key"), ("anthropic", "x-api-key")
+        ("openai", "bearer"), ("openai", "api-key"), ("anthropic", "x-api-key"),
+        ("gemini", "x-goog-api-key"),
     }
-    google = PROVIDERS.get("google")
-    assert google is not None and not google.routed
-    routed_google = dataclasses.replace(
-        google, base_url="https://generativelanguage.googleapis.com", env_prefix="GOOGLE"
+    vertex = PROVIDERS.get("vertex")
+    assert vertex is not None and not vertex.routed
+    routed_vertex = dataclasses.replace(
+        vertex, base_url="https://aiplatform.googleapis.com", env_prefix="VERTEX"
     )
-    with pytest.raises(ValueError, match="no adapter for gemini with x-api-key auth"):
-        ProviderTable((routed_google,))
+    with pytest.raises(ValueError, match="no adapter for gemini with oauth auth"):
+        ProviderTable((routed_vertex,))
 
 
 def test_what_each_provider_serves_natively_and_by_translation() -> None:
@@ -110,6 +113,9 @@ def test_what_each_provider_serves_natively_and_by_translation() -> None:
     assert mistral.translated == {"/responses"} and mistral.serves("/responses")
     assert anthropic.serves("/chat/completions") and anthropic.serves("/responses")
     assert not anthropic.serves("/embeddings") and anthropic.endpoints == frozenset()
+    gemini = PROVIDERS.get("google-ai-studio")
+    assert gemini is not None and gemini.endpoints == frozenset()
+    assert gemini.translated == {"/chat/completions", "/responses", "/embeddings"}
 
 
 def test_root_paths_and_wire_formats_of_passthrough_targets() -> None:
@@ -121,6 +127,9 @@ def test_root_paths_and_wire_formats_of_passthrough_targets() -> None:
     assert PROVIDERS.wire_for("proxy.example", "anthropic") == "anthropic"
     assert PROVIDERS.wire_for("api.groq.com", "anthropic") == "openai"  # the host decides
     assert PROVIDERS.wire_for("proxy.example", "custom") == "openai"
+    # Helicone-Target-Url to Google's host is read as Gemini whatever the client names.
+    assert PROVIDERS.wire_for("generativelanguage.googleapis.com") == "gemini"
+    assert PROVIDERS.wire_for("proxy.example", "google-ai-studio") == "gemini"
 
 
 @pytest.mark.parametrize(
@@ -145,9 +154,10 @@ def test_aliases_resolve() -> None:
         assert PROVIDERS.passthrough_name(spec.name) == spec.name
         for alias in spec.path_aliases:
             assert PROVIDERS.passthrough_name(alias) == spec.name
-    assert PROVIDERS.passthrough_name("google") is None  # not routed yet
+    assert PROVIDERS.passthrough_name("gemini") == "google-ai-studio"
+    assert PROVIDERS.passthrough_name("google") is None  # a price spelling, not a route
     # The error lists the aliases first, then every routed slug, as before the table.
-    assert PROVIDERS.passthrough_slugs() == ["oai", *PROVIDERS.routed()]
+    assert PROVIDERS.passthrough_slugs() == ["oai", "gemini", *PROVIDERS.routed()]
     assert PROVIDERS.get(DEFAULT_PROVIDER) in ROUTED
 
 
@@ -169,7 +179,7 @@ def test_allow_list_is_the_tables_hosts_and_keeps_every_host_allowed_before() ->
 def test_pricing_reads_the_table() -> None:
     assert cost.ALLOWED_PROVIDERS == PROVIDERS.price_slugs()
     assert cost.ALLOWED_PROVIDERS == {
-        "openai", "anthropic", "google", "xai", "mistral", "deepseek", "groq",
+        "openai", "anthropic", "google-ai-studio", "xai", "mistral", "deepseek", "groq",
     }  # fmt: skip
     prices = Registry.load()
     for spec in PROVIDERS:
@@ -318,4 +328,4 @@ def test_added_provider_passthrough_and_alias(
         assert acme_upstream.requests[-1].path == "/v1/models"
     unknown = httpx.get(f"{server.url}/v1/gateway/nowhere/v1/models", headers=headers)
     assert unknown.status_code == 404
-    assert "known: oai, acme-ai, openai, groq" in unknown.json()["error"]["message"]
+    assert "known: oai, gemini, acme-ai, openai, groq" in unknown.json()["error"]["message"]

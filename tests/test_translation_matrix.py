@@ -2,11 +2,15 @@
 
 A cell is one provider (``mistral``, standing for every OpenAI-compatible chat-only provider:
 its chat is relayed as it is, its Responses translated to chat and back; ``anthropic``: both
-translated to Messages and back), one client API (chat, responses), one mode (stream,
+translated to Messages and back; ``gemini``: both translated to Google AI Studio's
+``generateContent`` and back), one client API (chat, responses), one mode (stream,
 non-stream) and one scenario of :data:`SCENARIOS` (text, one tool call, parallel tool calls,
 text then tool call, a tool-result follow-up, image input, thinking, and the stop reasons
-length, content_filter and stop sequence), or one error case of :data:`ERRORS` (401, 429
-with ``retry-after``, overloaded, context too long) or an error in the middle of a stream.
+length, content_filter and stop sequence; for Gemini also JSON schema output and a blocked
+prompt), or one error case of :data:`ERRORS` (401, 429 with ``retry-after`` where the provider
+sends one, overloaded, context too long) or an error in the middle of a stream. Gemini's image
+cells give an http URL the gateway must fetch (Gemini cannot reference it) from the emulator,
+through the guarded fetcher's test seam.
 
 Each cell's client-visible result (status, content type, the SDK's objects; for streams the
 stream helper's final object and the raw chunks or the event sequence) and every request
@@ -36,6 +40,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -46,22 +51,30 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import BaseModel, TypeAdapter
 
+from gateway.fetcher import GuardedFetcher
+from providers.addresses import is_public_address
 from tests.emulator import Fault, OpenAIEmulator
 from tests.emulator.anthropic_errors import prompt_too_long
 from tests.emulator.errors import context_length_exceeded
+from tests.emulator.gemini_errors import too_many_tokens
 from tests.harness import GatewayServer, create_key, make_settings
 from tests.test_logging import record
 
 FIXTURES = Path(__file__).parent / "fixtures" / "matrix"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 KEY = "sk-emulator-provider"
-MODELS = {"mistral": "mistral-small-latest/mistral", "anthropic": "claude-sonnet-4-5/anthropic"}
-"""``mistral`` stands for every OpenAI-compatible provider without a Responses endpoint."""
+MODELS = {
+    "mistral": "mistral-small-latest/mistral",
+    "anthropic": "claude-sonnet-4-5/anthropic",
+    "gemini": "gemini-2.5-flash/google-ai-studio",
+}
+"""``mistral`` stands for every OpenAI-compatible provider without a Responses endpoint;
+``gemini`` is Google AI Studio (the Gemini API, translated both ways)."""
 PROVIDERS = tuple(MODELS)
 APIS = ("chat", "responses")
 MODES = ("non-stream", "stream")
 UPSTREAM_HEADERS = ("anthropic-beta", "anthropic-version", "authorization", "content-type",
-                    "x-api-key")
+                    "x-api-key", "x-goog-api-key")
 """The upstream request headers a golden file keeps (the rest are the SDK's own)."""
 
 EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -92,7 +105,7 @@ RESPONSES_TOOLS: list[Any] = [
 
 # --- normalisation and golden files -----------------------------------------------------------
 
-_SERIAL = re.compile(r"(chatcmpl-emu-|msg_emu_|req_emu_|resp_emu_|toolu_emu)(\d+)")
+_SERIAL = re.compile(r"(chatcmpl-emu-|msg_emu_|req_emu_|resp_emu_|toolu_emu|gemini_emu_)(\d+)")
 _RANDOM = re.compile(r"[0-9a-f]{48}")
 _TIMESTAMPS = frozenset({"created", "created_at", "completed_at"})
 
@@ -164,16 +177,27 @@ def gateway(
 ) -> Iterator[tuple[GatewayServer, str]]:
     settings = make_settings(
         tmp_path_factory.mktemp("gw"),
-        provider_api_keys={"anthropic": KEY, "mistral": KEY},
+        provider_api_keys={"anthropic": KEY, "mistral": KEY, "google-ai-studio": KEY},
         provider_base_urls={
             "anthropic": upstream.anthropic_base_url,
             "mistral": upstream.base_url,
+            "google-ai-studio": upstream.gemini_base_url,
         },
         logging_enabled=True,
         log_flush_ms=20,
     )
     key = create_key(settings)
     with GatewayServer(settings) as server:
+        # Gemini cannot reference image URLs: the gateway fetches them through its guarded
+        # fetcher, here built with the fetcher's test seam (``images.test`` is the emulator).
+        seam = GuardedFetcher(
+            max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout_seconds,
+            static_hosts={"images.test": ["127.0.0.1"]},
+            address_policy=lambda a: a == IPv4Address("127.0.0.1") or is_public_address(a),
+        )
+        server.call(server.runtime.fetcher.close())
+        server.call(seam.start())
+        server.runtime.fetcher = seam
         yield server, key
 
 
@@ -203,7 +227,8 @@ def sent_upstream(
             assert gateway_key not in value, f"the gateway key went upstream in {name}"
         headers = {name: request.headers[name] for name in UPSTREAM_HEADERS
                    if name in request.headers}
-        out.append({"path": request.path, "headers": headers, "body": request.json})
+        body = request.json if request.body else None  # the image fetch is a bodiless GET
+        out.append({"path": request.path, "headers": headers, "body": body})
     return out
 
 
@@ -286,7 +311,7 @@ def responses_call(
     numbers = [event.sequence_number for event in events]
     assert numbers == list(range(len(events)))
     for event in events:
-        EVENT.validate_python(event.model_dump(exclude={"snapshot"}, warnings=False))
+        EVENT.validate_python(event.model_dump(exclude={"snapshot"}, by_alias=True, warnings=False))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == final.output_text
     return {
@@ -300,13 +325,15 @@ def responses_call(
 
 # --- scenarios --------------------------------------------------------------------------------
 
-Build = Callable[[openai.OpenAI, str], dict[str, Any]]
-"""(client, model) → the keyword arguments of the call a cell measures; a scenario may make
-calls of its own first (the tool-result follow-up answers a real first turn)."""
+Build = Callable[[openai.OpenAI, str, str], dict[str, Any]]
+"""(client, model, image URL) → the keyword arguments of the call a cell measures; a scenario
+may make calls of its own first (the tool-result follow-up answers a real first turn). The
+image URL is the public one, or for a provider the gateway fetches images for, the emulator's
+(reached through the fetcher's test seam): the cell's results do not depend on which."""
 
 
 def _call(**kwargs: Any) -> Build:
-    return lambda client, model: kwargs
+    return lambda client, model, image: kwargs
 
 
 def _user(text: str) -> list[Any]:
@@ -318,7 +345,7 @@ FIRST_TURN = "find the answer [[text+tool]]"
 back an assistant turn holding both."""
 
 
-def _chat_tool_result(client: openai.OpenAI, model: str) -> dict[str, Any]:
+def _chat_tool_result(client: openai.OpenAI, model: str, image: str) -> dict[str, Any]:
     messages = _user(FIRST_TURN)
     first = client.chat.completions.create(model=model, messages=messages, tools=CHAT_TOOLS)
     message = first.choices[0].message
@@ -337,7 +364,7 @@ def _chat_tool_result(client: openai.OpenAI, model: str) -> dict[str, Any]:
     }
 
 
-def _responses_tool_result(client: openai.OpenAI, model: str) -> dict[str, Any]:
+def _responses_tool_result(client: openai.OpenAI, model: str, image: str) -> dict[str, Any]:
     first = client.responses.create(model=model, input=FIRST_TURN, tools=RESPONSES_TOOLS)
     calls = [item for item in first.output if item.type == "function_call"]
     assert calls
@@ -358,9 +385,13 @@ class Scenario:
     refused: tuple[str, ...] = ()
     """The APIs on which the gateway must refuse the call with a 400 (nothing sent upstream);
     any other error status fails the cell rather than becoming its expected result."""
+    only: tuple[str, ...] = PROVIDERS
+    """The providers whose emulator plays the scenario (a marker only one of them knows)."""
 
 
 LONG = "please answer this question with a long and detailed explanation of every step"
+CITY_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}},
+               "required": ["name"], "additionalProperties": False}
 SCENARIOS: dict[str, Scenario] = {
     "text": Scenario(
         _call(messages=[{"role": "system", "content": "Be brief."}, *_user("what is up")]),
@@ -380,30 +411,26 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "tool_result_follow_up": Scenario(_chat_tool_result, _responses_tool_result),
     "image_input": Scenario(
-        _call(
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "what are these"},
-                        {"type": "image_url", "image_url": {"url": IMAGE_URL, "detail": "low"}},
-                        {"type": "image_url", "image_url": {"url": DATA_URL}},
-                    ],
-                }
-            ]
-        ),
-        _call(
-            input=[
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "input_text", "text": "what are these"},
-                        {"type": "input_image", "image_url": IMAGE_URL, "detail": "low"},
-                        {"type": "input_image", "image_url": DATA_URL, "detail": "auto"},
-                    ],
-                }
-            ]
-        ),
+        lambda client, model, image: {"messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what are these"},
+                    {"type": "image_url", "image_url": {"url": image, "detail": "low"}},
+                    {"type": "image_url", "image_url": {"url": DATA_URL}},
+                ],
+            }
+        ]},
+        lambda client, model, image: {"input": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "what are these"},
+                    {"type": "input_image", "image_url": image, "detail": "low"},
+                    {"type": "input_image", "image_url": DATA_URL, "detail": "auto"},
+                ],
+            }
+        ]},
     ),
     "thinking": Scenario(
         _call(messages=_user("think it over"), reasoning_effort="low"),
@@ -423,14 +450,29 @@ SCENARIOS: dict[str, Scenario] = {
         _call(input="where to stop", extra_body={"stop": ["You said"]}),
         refused=("responses",),
     ),
+    "json_schema_output": Scenario(
+        _call(messages=_user("a city as json"), response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "city", "schema": CITY_SCHEMA},
+        }),
+        _call(input="a city as json", text={
+            "format": {"type": "json_schema", "name": "city", "schema": CITY_SCHEMA},
+        }),
+        only=("gemini",),
+    ),
+    "safety_block": Scenario(
+        _call(messages=_user("[[blocked]] this prompt")),
+        _call(input="[[blocked]] this prompt"),
+        only=("gemini",),
+    ),
 }
 
 
 def _cells() -> list[Any]:
     return [
         pytest.param(scenario, provider, api, mode, id=f"{scenario}-{provider}-{api}-{mode}")
-        for scenario in SCENARIOS
-        for provider in PROVIDERS
+        for scenario, spec in SCENARIOS.items()
+        for provider in spec.only
         for api in APIS
         for mode in MODES
     ]
@@ -447,7 +489,10 @@ def test_matrix_cell(
     mode: str,
 ) -> None:
     model, stream, spec = MODELS[provider], mode == "stream", SCENARIOS[scenario]
-    kwargs = getattr(spec, api)(client, model)
+    image = IMAGE_URL
+    if provider == "gemini":
+        image = f"http://images.test:{upstream.port}/images/pixel.png"
+    kwargs = getattr(spec, api)(client, model, image)
     call = chat_call if api == "chat" else responses_call
     result: dict[str, Any]
     if api in spec.refused:
@@ -480,20 +525,24 @@ ERRORS: dict[str, dict[str, Fault]] = {
     "unauthorized": {
         "mistral": Fault(status=401),
         "anthropic": Fault(status=401),
+        "gemini": Fault(status=401),  # UNAUTHENTICATED (a bad API key is Google's 400)
     },
-    "rate_limited": {  # both emulators add `retry-after: 1`
+    "rate_limited": {  # the OpenAI and Anthropic emulators add `retry-after: 1`; Google not
         "mistral": Fault(status=429),
         "anthropic": Fault(status=429),
+        "gemini": Fault(status=429),
     },
-    "overloaded": {  # Anthropic's own status; OpenAI-compatible servers say 503
+    "overloaded": {  # Anthropic's own status; OpenAI-compatible servers and Google say 503
         "mistral": Fault(status=503),
         "anthropic": Fault(status=529),
+        "gemini": Fault(status=503),
     },
     "context_too_long": {
         "mistral": Fault(
             status=400, body=context_length_exceeded(210_000), headers=JSON_HEADERS
         ),
         "anthropic": Fault(status=400, message=prompt_too_long(210_000)),
+        "gemini": Fault(status=400, message=too_many_tokens(2_000_000)),
     },
 }
 ERROR_CLASSES = {
@@ -534,15 +583,15 @@ def test_provider_error(
         else:
             client.responses.create(model=model, input="what is up", stream=stream)
     result = error_result(caught.value)
-    if kind == "rate_limited":
+    if kind == "rate_limited" and provider != "gemini":
         assert result["retry-after"] == "1"
     cell = {"client": result, "upstream": sent_upstream(upstream, gateway)}
     check_golden(f"error_{kind}", f"{provider}/{api}/{mode}", Normaliser()(cell))
 
 
-MID_STREAM = {"mistral": 4, "anthropic": 6}
+MID_STREAM = {"mistral": 4, "anthropic": 6, "gemini": 3}
 """Events sent before the error: the role chunk and three words (chat), message_start,
-content_block_start, ping and three words (Messages)."""
+content_block_start, ping and three words (Messages), three words (Gemini)."""
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -594,7 +643,8 @@ def test_a_translated_responses_stream_is_logged_with_the_usage_the_client_saw(
         request_id = stream._response.headers["helicone-id"]
     assert final.usage is not None
     row = record(server, request_id)
-    assert row["provider"] == provider and row["is_stream"] is True and row["status"] == 200
+    slug = MODELS[provider].rpartition("/")[2]
+    assert row["provider"] == slug and row["is_stream"] is True and row["status"] == 200
     assert row["prompt_tokens"] == final.usage.input_tokens
     assert row["completion_tokens"] == final.usage.output_tokens
     assert row["tokens_estimated"] is False
@@ -606,8 +656,8 @@ def test_a_translated_responses_stream_is_logged_with_the_usage_the_client_saw(
 def test_golden_files_hold_exactly_the_matrix() -> None:
     """No stale cell or file survives a change of the matrix."""
     expected: dict[str, set[str]] = {}
-    for scenario in SCENARIOS:
-        expected[scenario] = {f"{p}/{a}/{m}" for p in PROVIDERS for a in APIS for m in MODES}
+    for scenario, spec in SCENARIOS.items():
+        expected[scenario] = {f"{p}/{a}/{m}" for p in spec.only for a in APIS for m in MODES}
     for kind in ERRORS:
         expected[f"error_{kind}"] = {f"{p}/{a}/{m}" for p in PROVIDERS for a in APIS for m in MODES}
     expected["error_mid_stream"] = {f"{p}/{a}/stream" for p in PROVIDERS for a in APIS}

@@ -64,12 +64,14 @@ from providers.spec import PROVIDERS
 
 logger = logging.getLogger("gateway.api.provider_keys")
 
-POSTHOG_ALIASES = {"azure_openai": "azure", "gemini": "google", "together_ai": "together"}
+POSTHOG_ALIASES = {
+    "azure_openai": "azure", "gemini": "google-ai-studio", "together_ai": "together"
+}
 """PostHog's provider names for the gateway's slugs; accepted on input, used on output."""
 _OUTPUT_NAMES = {slug: alias for alias, slug in POSTHOG_ALIASES.items()}
 PROVIDER_CHOICES: tuple[str, ...] = (
     *PROVIDERS.routed(),
-    *(name for name in ("azure", "google", "bedrock", "vertex") if PROVIDERS.get(name)),
+    *(name for name in ("azure", "bedrock", "vertex") if PROVIDERS.get(name)),
 )
 """Providers a key may be stored for: every routed one, and the deployment-style ones."""
 

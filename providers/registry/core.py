@@ -197,7 +197,7 @@ class Registry:
 
     def _build_model(self, entry: CatalogModel) -> Model:
         own = {o.provider: self._own_price(entry, o) for o in entry.offerings}
-        maker_price = own.get(entry.author)
+        maker_price = own.get(self._maker(entry.author))
         offerings: list[Offering] = []
         for catalog_offering in entry.offerings:
             price, context = own[catalog_offering.provider]
@@ -407,13 +407,18 @@ class Registry:
         priced = self._priced[canonical]
         if hint is not None and hint in priced:
             return priced[hint]
-        author = self._models[canonical].author
-        maker = priced.get(author)
+        maker = priced.get(self._maker(self._models[canonical].author))
         if maker is not None and not maker.source.startswith(MAKER_PREFIX):
             return _as_maker_price(maker, slug, maker.provider_model_id)
         if slug not in ALLOWED_PROVIDERS and len(priced) == 1:
             return next(iter(priced.values()))
         return None
+
+    def _maker(self, author: str) -> str:
+        """The provider slug that sells a maker's own models: the author itself, or the
+        provider whose price slug the author's name spells (``google`` →
+        ``google-ai-studio``)."""
+        return self._table.price_names().get(author, author)
 
     def _normalise_provider(self, provider: str) -> str:
         slug = provider.strip().lower().replace("_", "-")

@@ -1,11 +1,13 @@
-"""An upstream emulator speaking OpenAI's and Anthropic's wire formats, for end-to-end
-tests and benchmarks.
+"""An upstream emulator speaking OpenAI's, Anthropic's and the Gemini API's wire formats, for
+end-to-end tests and benchmarks.
 
-Point the gateway at ``OpenAIEmulator().start().base_url`` (``OPENAI_BASE_URL``) and
-``.anthropic_base_url`` (``ANTHROPIC_BASE_URL``); inject ``Fault``s to make it fail, stall or
-cut streams; read ``requests`` to see what was sent. Both assistants take the same scenario
-markers in the user text (``[[parallel]]``, ``[[text+tool]]``, ``[[refuse]]``): the chat
-one's are in :mod:`.chat_plan`, the Anthropic one's in :mod:`.messages_plan`.
+Point the gateway at ``OpenAIEmulator().start().base_url`` (``OPENAI_BASE_URL``),
+``.anthropic_base_url`` (``ANTHROPIC_BASE_URL``) and ``.gemini_base_url``
+(``GEMINI_BASE_URL``); inject ``Fault``s to make it fail, stall or cut streams; read
+``requests`` to see what was sent. The assistants take the same scenario markers in the user
+text (``[[parallel]]``, ``[[text+tool]]``, ``[[refuse]]``): the chat one's are in
+:mod:`.chat_plan`, the Anthropic one's in :mod:`.messages_plan`, the Gemini one's in
+:mod:`.gemini_plan`.
 """
 
 from .faults import Fault

@@ -1,11 +1,13 @@
 """``OpenAIEmulator``: the upstream stand-in, on a real socket in its own thread and loop.
 
-One instance speaks both OpenAI (``/v1/chat/completions``, ``/v1/responses``...) and
-Anthropic (``/v1/messages``): point ``OPENAI_BASE_URL`` at ``base_url`` and
-``ANTHROPIC_BASE_URL`` at ``anthropic_base_url``. A request is Anthropic's when its path is
-under ``/v1/messages`` or it carries ``anthropic-version``; it is then keyed by
-``x-api-key`` (or ``Authorization: Bearer``, as anthropic SDK 2.x sends it), and every error
-it gets is Anthropic's.
+One instance speaks OpenAI (``/v1/chat/completions``, ``/v1/responses``...), Anthropic
+(``/v1/messages``) and the Gemini API (``/v1beta/models/{model}:generateContent``...): point
+``OPENAI_BASE_URL`` at ``base_url``, ``ANTHROPIC_BASE_URL`` at ``anthropic_base_url`` and
+``GEMINI_BASE_URL`` at ``gemini_base_url``. A request is Anthropic's when its path is under
+``/v1/messages`` or it carries ``anthropic-version``; it is then keyed by ``x-api-key`` (or
+``Authorization: Bearer``, as anthropic SDK 2.x sends it), and every error it gets is
+Anthropic's. A ``POST /v1beta/models/{model}:{method}`` (or ``/v1/…``) is Gemini's: keyed by
+``x-goog-api-key`` (or ``?key=``), with Google's errors.
 
 Tests (sync or async) and the gateway under test each run their own event loop; giving the
 emulator a private loop in a daemon thread means it keeps answering however the test's loop
@@ -27,7 +29,18 @@ from types import TracebackType
 
 from aiohttp import web
 
-from . import anthropic_errors, azure, chat, embeddings, messages, models, responses
+from . import (
+    anthropic_errors,
+    azure,
+    chat,
+    embeddings,
+    gemini,
+    gemini_errors,
+    images,
+    messages,
+    models,
+    responses,
+)
 from .anthropic_errors import AnthropicError
 from .errors import InvalidRequest, error_response, invalid_request, mask_key, status_response
 from .exchange import AnthropicState, Exchange
@@ -178,6 +191,12 @@ class OpenAIEmulator:
         the origin, to which clients append ``/v1/messages``."""
         return self.origin
 
+    @property
+    def gemini_base_url(self) -> str:
+        """The Gemini API's base URL (``GEMINI_BASE_URL``, google-genai's ``base_url``): the
+        origin, to which clients append ``/v1beta/models/...``."""
+        return self.origin
+
     def inject(self, fault: Fault) -> None:
         self._faults.add(fault)
 
@@ -201,6 +220,7 @@ class OpenAIEmulator:
         body = await request.read()
         serial = next(self._serials)
         anthropic = _speaks_anthropic(request)
+        google = gemini.is_gemini(request.path)
         with self._lock:
             self.requests.append(
                 RecordedRequest(
@@ -212,6 +232,8 @@ class OpenAIEmulator:
                     client_port=_client_port(request),
                 )
             )
+        if request.method == "GET" and request.path.startswith(images.PREFIX):
+            return images.handle(request)
         fault = self._faults.take(request.path)
         if fault is not None:
             if fault.delay > 0:
@@ -219,12 +241,19 @@ class OpenAIEmulator:
             if fault.close == "before_answer" and request.transport is not None:
                 request.transport.close()
                 return web.Response()  # written nowhere: the socket is closed
+            if fault.status is not None and google:
+                answer = gemini_errors.error_response(
+                    fault.status, fault.message, fault.headers, fault.body
+                )
+                return answer
             if fault.status is not None:
                 answer = self._fault_answer(fault, fault.status, serial, anthropic)
                 if fault.close == "after_answer":
                     return await _answer_then_close(request, answer, fault.close_delay)
                 return answer
-        if anthropic:
+        if google:
+            refused = gemini_errors.check_key(request, self.api_key)
+        elif anthropic:
             refused = anthropic_errors.check_headers(request, self.api_key, serial)
         elif azure.is_azure(request):
             refused = azure.check_key(request, self.api_key)
@@ -242,6 +271,8 @@ class OpenAIEmulator:
             on_disconnect=self._count_disconnect,
         )
         try:
+            if google:
+                return await gemini.handle(exchange)
             if anthropic:
                 return await self._route_anthropic(exchange)
             return await self._route(exchange)
@@ -252,6 +283,8 @@ class OpenAIEmulator:
         except Exception as exc:
             # An emulator bug: say so in the body, where a failing test will show it.
             logger.exception("emulator failed on %s %s", request.method, request.path)
+            if google:
+                return gemini_errors.error_response(500, f"emulator error: {exc!r}")
             if anthropic:
                 return anthropic_errors.error_response(
                     500, serial, message=f"emulator error: {exc!r}"

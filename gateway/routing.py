@@ -41,11 +41,14 @@ from gateway.translate import (
     ExchangeTranslation,
     adapter_for,
     inline_file_urls,
+    inline_image_urls,
     translation_error,
     wants_usage,
 )
 from gateway.upstream import upstream_request_headers
 from providers.adapter import TranslationError
+from providers.bedrock import endpoint_url, is_region
+from providers.bedrock.signing import auth_headers
 from providers.failover import Outcome, final_error, triggers_failover
 from providers.grammar import GrammarError, ModelSpec
 from providers.health import Health
@@ -242,6 +245,11 @@ class Exchange:
         spec = config.spec
         base, recorded = config.base_url, config.recorded_base_url
         record = attempt.deployment
+        region: str | None = None
+        if spec.auth == "sigv4":
+            region = self._region(record)
+            if not config.base_url_overridden:
+                base = recorded = endpoint_url(region)
         if isinstance(record, ProviderKeyRecord) and record.deployment.base_url:
             # The org's own endpoint for this provider (checked against the allow-list when
             # the key was stored); recorded as a placeholder, it may name internal hosts.
@@ -250,9 +258,23 @@ class Exchange:
         if self.endpoint in spec.endpoints:
             return self._native(attempt, spec, base, recorded, key)
         try:
-            return await self._translated(attempt, spec, base, recorded, key)
+            return await self._translated(attempt, spec, base, recorded, key, region)
         except TranslationError as exc:
             raise translation_error(exc, spec.name) from exc
+
+    def _region(self, record: object) -> str:
+        """A SigV4 provider's region: the deployment's (BYOK), else the operator's."""
+        region = self.runtime.settings.bedrock_region
+        if isinstance(record, ProviderKeyRecord) and record.deployment.region:
+            region = record.deployment.region
+        if not is_region(region):
+            raise GatewayError(
+                400,
+                f"The deployment's region {region[:64]!r} is not an AWS region name.",
+                code="invalid_deployment",
+                param="model",
+            )
+        return region
 
     def _native(
         self, attempt: Attempt, spec: ProviderSpec, base: str, recorded: str, key: str | None
@@ -286,10 +308,20 @@ class Exchange:
         )
 
     async def _translated(
-        self, attempt: Attempt, spec: ProviderSpec, base: str, recorded: str, key: str | None
+        self,
+        attempt: Attempt,
+        spec: ProviderSpec,
+        base: str,
+        recorded: str,
+        key: str | None,
+        region: str | None = None,
     ) -> UpstreamCall:
         """A request its provider serves through translation (gateway/translate.py): a
-        Responses request for a chat-only server, anything for a native wire format."""
+        Responses request for a chat-only server, anything for a native wire format.
+
+        A SigV4 provider (Bedrock) is signed last, over the exact URL and body sent, with
+        ``key`` (AWS credentials or a Bedrock API key) for ``region``; it takes images only
+        as bytes, so http(s) image URLs are fetched first (the guarded fetcher)."""
         runtime = self.runtime
         adapter = adapter_for(spec.wire)
         responses_request: dict[str, Any] | None = None
@@ -303,6 +335,8 @@ class Exchange:
         else:
             chat = dict(self.payload)
         chat["model"] = attempt.model
+        if spec.wire == "bedrock":
+            chat = await inline_image_urls(chat, runtime.fetcher)
         call = adapter.build_request(
             chat,
             api_key=key,
@@ -311,9 +345,17 @@ class Exchange:
         translation = ExchangeTranslation(
             adapter, responses_request is not None or wants_usage(chat), responses_request
         )
+        body = orjson.dumps(call.body)
+        headers = call.headers
+        if region is not None:
+            # The path is already encoded as it must be signed (a model id's ``:`` as %3A).
+            url = URL(base + call.path, encoded=True)
+            if key:
+                headers = auth_headers("POST", str(url), headers, body, key, region)
+        else:
+            url = URL(base + call.path)
         return UpstreamCall(
-            spec, URL(base + call.path), call.headers, orjson.dumps(call.body), translation,
-            recorded + call.path, attempt.model,
+            spec, url, headers, body, translation, recorded + call.path, attempt.model
         )
 
     def key_for(self, attempt: Attempt, client_key: str | None) -> str | None:

@@ -11,9 +11,11 @@ the middle, the unified chat format (:mod:`providers.adapter`):
   its answer into chat completions (whole) or chunks (one upstream event at a time).
 
 Streams go through one translator stage of the staged relay (:class:`EventTranslator`): the
-SSE framer hands it each upstream event as soon as it is complete, the decoder turns it into
-chunks, the client encoder into events, and all of it is sent before the next upstream chunk
-is read. Plain chat on an OpenAI-compatible provider never comes here (zero-copy relay).
+framer of the provider's stream hands it each upstream event as soon as it is complete (SSE;
+for Bedrock, AWS event-stream messages decoded by botocore's parser, :class:`EventStreamEvents`),
+the decoder turns it into chunks, the client encoder into events, and all of it is sent before
+the next upstream chunk is read. Plain chat on an OpenAI-compatible provider never comes here
+(zero-copy relay).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from gateway.fetcher import GuardedFetcher
 from gateway.sse import SSEFramer
 from providers.adapter import Adapter, ChatStreamDecoder, JSONObject, TranslationError
 from providers.anthropic import AnthropicAdapter
+from providers.bedrock import BedrockAdapter, EventStreamFramer
 from providers.openai_format import OpenAIChatAdapter
 from providers.responses import ChatToResponsesStream, chat_to_response, encode_event
 
@@ -44,6 +47,8 @@ def adapter_for(wire: str) -> Adapter:
     """The adapter of a routed wire format (the provider table admits no other)."""
     if wire == "anthropic":
         return AnthropicAdapter()
+    if wire == "bedrock":
+        return BedrockAdapter()  # one per request: it remembers the model and API it chose
     return OpenAIChatAdapter()
 
 
@@ -97,13 +102,51 @@ class ResponsesEncoder:
         return b"".join(encode_event(event) for event in self._stream.close())
 
 
+class EventFramer(Protocol):
+    """A provider's stream bytes → complete ``(event name, data)`` events, incrementally."""
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]: ...
+
+    def flush(self) -> list[tuple[str | None, bytes]]: ...
+
+
+class SSEEvents:
+    """Server-sent events (every provider but Bedrock): the one SSE framer, then
+    :func:`parse_event`; comments and empty events are skipped."""
+
+    __slots__ = ("_framer",)
+
+    def __init__(self) -> None:
+        self._framer = SSEFramer()
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        return [event for raw in self._framer.feed(chunk) if (event := parse_event(raw))]
+
+    def flush(self) -> list[tuple[str | None, bytes]]:
+        return [event for raw in self._framer.flush() if (event := parse_event(raw))]
+
+
+EventStreamEvents = EventStreamFramer
+"""AWS event streams (``application/vnd.amazon.eventstream``, Bedrock): binary messages,
+decoded incrementally by botocore's parser (:mod:`providers.bedrock.eventstream`)."""
+
+def framer_for(wire: str) -> EventFramer:
+    """A fresh framer for one streamed answer in ``wire`` format."""
+    return EventStreamEvents() if wire == "bedrock" else SSEEvents()
+
+
 class EventTranslator:
     """The translator stage: upstream events in, client events out, one event at a time."""
 
     __slots__ = ("_decoder", "_encoder", "_framer")
 
-    def __init__(self, decoder: ChatStreamDecoder, encoder: ClientEncoder) -> None:
-        self._framer = SSEFramer()
+    def __init__(
+        self,
+        decoder: ChatStreamDecoder,
+        encoder: ClientEncoder,
+        framer: EventFramer | None = None,
+    ) -> None:
+        self._framer = framer if framer is not None else SSEEvents()
         self._decoder = decoder
         self._encoder = encoder
 
@@ -116,12 +159,9 @@ class EventTranslator:
         closing = b"".join(encoder.feed(c) for c in self._decoder.close())
         return out + closing + encoder.close()
 
-    def _translate(self, events: list[bytes]) -> bytes:
+    def _translate(self, events: list[tuple[str | None, bytes]]) -> bytes:
         out: list[bytes] = []
-        for raw in events:
-            event = parse_event(raw)
-            if event is None:
-                continue
+        for event in events:
             try:
                 chunks = self._decoder.feed(*event)
             except (ValueError, TypeError, KeyError) as exc:  # a malformed upstream event
@@ -166,7 +206,9 @@ class ExchangeTranslation:
         else:
             encoder = ChatEncoder()
         return EventTranslator(
-            self.adapter.stream_decoder(include_usage=self.include_usage), encoder
+            self.adapter.stream_decoder(include_usage=self.include_usage),
+            encoder,
+            framer_for(self.adapter.wire),
         )
 
 
@@ -204,6 +246,55 @@ async def inline_file_urls(request: JSONObject, fetcher: GuardedFetcher) -> None
                 part["filename"] = PurePosixPath(URL(fetched.url).path).name or "file"
 
 
+IMAGE_TYPES = ("image/*",)
+
+
+async def inline_image_urls(chat: JSONObject, fetcher: GuardedFetcher) -> JSONObject:
+    """``chat`` with every http(s) ``image_url`` of its messages replaced by a data URL.
+
+    For providers that take images only as bytes (Bedrock): the gateway fetches them itself,
+    through its one guarded fetcher (public addresses only, size and time limits; a refusal
+    is a 400 naming the field). The request is copied where it changes, never modified (the
+    same request may go to another provider next, which takes URLs). A URL repeated in the
+    request is fetched once.
+    """
+    messages = chat.get("messages")
+    if not isinstance(messages, list):
+        return chat
+    fetched: dict[str, str] = {}
+    changed = False
+    new_messages: list[object] = []
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict) or not isinstance(content, list):
+            new_messages.append(message)
+            continue
+        parts: list[object] = []
+        touched = False
+        for j, part in enumerate(content):
+            image = part.get("image_url") if isinstance(part, dict) else None
+            url = image.get("url") if isinstance(image, dict) else image
+            if not (
+                isinstance(part, dict)
+                and part.get("type") == "image_url"
+                and isinstance(url, str)
+                and url.startswith(("https://", "http://"))
+            ):
+                parts.append(part)
+                continue
+            if url not in fetched:
+                got = await fetcher.fetch(
+                    url, accept=IMAGE_TYPES, param=f"messages[{i}].content[{j}].image_url.url"
+                )
+                encoded = base64.b64encode(got.data).decode("ascii")
+                fetched[url] = f"data:{got.content_type};base64,{encoded}"
+            details = dict(image) if isinstance(image, dict) else {}
+            parts.append({**part, "image_url": {**details, "url": fetched[url]}})
+            touched = changed = True
+        new_messages.append({**message, "content": parts} if touched else message)
+    return {**chat, "messages": new_messages} if changed else chat
+
+
 def translation_error(exc: TranslationError, provider: str) -> GatewayError:
     """A request the provider's format cannot express: a 400 naming the field."""
     return GatewayError(400, exc.message, code="unsupported_parameter", param=exc.param)
@@ -216,11 +307,16 @@ def wants_usage(chat: JSONObject) -> bool:
 
 __all__ = [
     "ChatEncoder",
+    "EventFramer",
+    "EventStreamEvents",
     "EventTranslator",
     "ExchangeTranslation",
     "ResponsesEncoder",
+    "SSEEvents",
     "adapter_for",
+    "framer_for",
     "inline_file_urls",
+    "inline_image_urls",
     "parse_event",
     "translation_error",
     "wants_usage",

@@ -16,6 +16,7 @@ from providers import openai_format
 from providers.adapter import StreamSummary
 from providers.anthropic import adapter as anthropic_adapter
 from providers.anthropic.usage import usage_from_message
+from providers.bedrock import summary as bedrock_summary
 from providers.usage import Usage
 
 __all__ = ["ResponseReader", "response_reader"]
@@ -29,7 +30,8 @@ class ResponseReader:
     usage: Callable[[Any], Usage | None]
     """Usage of a parsed (non-streamed) answer, None when it reports none."""
     summarise_stream: Callable[[bytes], StreamSummary]
-    """A recorded SSE body → final object, usage, model and text."""
+    """A recorded stream body (SSE; an AWS event stream for Bedrock) → final object, usage,
+    model and text."""
     completion_text: Callable[[Any], str]
     """The text of a parsed answer (for a token estimate when usage is missing)."""
     model: Callable[[Any], str | None]
@@ -44,7 +46,9 @@ def _model(obj: Any) -> str | None:
 def response_reader(wire: str) -> ResponseReader:
     """The reader for ``wire``; an unknown format is read as OpenAI's (the passthrough of an
     OpenAI-compatible server is the common case, and nothing here ever raises on a body)."""
-    return _ANTHROPIC if wire == "anthropic" else _OPENAI
+    if wire == "anthropic":
+        return _ANTHROPIC
+    return _BEDROCK if wire == "bedrock" else _OPENAI
 
 
 _OPENAI = ResponseReader(
@@ -60,4 +64,11 @@ _ANTHROPIC = ResponseReader(
     anthropic_adapter.stream_summary,
     anthropic_adapter.completion_text,
     _model,
+)
+_BEDROCK = ResponseReader(
+    "bedrock",
+    bedrock_summary.usage_from_answer,
+    bedrock_summary.summarise_stream,
+    bedrock_summary.completion_text,
+    bedrock_summary.model_of,
 )

@@ -48,6 +48,7 @@ from gateway.translate import (
 from gateway.upstream import upstream_request_headers
 from providers.adapter import TranslationError
 from providers.bedrock import endpoint_url, is_region
+from providers.bedrock.models import is_model_id
 from providers.bedrock.signing import auth_headers
 from providers.failover import Outcome, final_error, triggers_failover
 from providers.grammar import GrammarError, ModelSpec
@@ -76,7 +77,9 @@ class RegistryView:
 
     Only the registry's own canonical id (``llama-3.3-70b``, ``claude-sonnet-4.5``) is
     translated to each provider's id; an alias, a provider's id or a dated snapshot is sent as
-    the client wrote it (``…-latest`` must stay "latest", a snapshot that snapshot).
+    the client wrote it (``…-latest`` must stay "latest", a snapshot that snapshot). Bedrock is
+    the exception: its ids are namespaced (``us.anthropic.claude-…-v1:0``), so a name not
+    spelled as one of them is always sent as the offering's id.
     """
 
     __slots__ = ("_registry",)
@@ -93,13 +96,20 @@ class RegistryView:
         return [
             Offer(
                 offering.provider,
-                as_written or offering.provider_model_id,
+                _sendable(offering.provider, as_written) or offering.provider_model_id,
                 offering.per_million,
                 offering.endpoints,
             )
             for offering in registry.offerings(canonical)
             if offering.routed
         ]
+
+
+def _sendable(provider: str, written: str | None) -> str | None:
+    """The model name as the client wrote it, if ``provider`` can take it as it is."""
+    if written is None or (provider == "bedrock" and not is_model_id(written)):
+        return None
+    return written
 
 
 class Router:

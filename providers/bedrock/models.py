@@ -43,6 +43,15 @@ def model_path(model_id: str, operation: Operation) -> str:
     return f"/model/{quote(model_id, safe='')}/{operation}"
 
 
+_NATIVE_ID = re.compile(r"[a-z0-9]+\.[a-z0-9]")
+
+
+def is_model_id(name: str) -> bool:
+    """Whether ``name`` is spelled as Bedrock spells model ids (``vendor.model…``, behind an
+    optional geography, or an ARN), not as a registry alias (``claude-sonnet-4-5``)."""
+    return name.startswith("arn:") or _NATIVE_ID.match(base_model(name)) is not None
+
+
 def base_model(model_id: str) -> str:
     """The base model behind an id: an ARN's resource name, without a profile's geography."""
     name = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id

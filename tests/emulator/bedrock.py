@@ -344,7 +344,7 @@ async def invoke(
         raise validation_error(exc.message) from None
     p = plan(checked, exchange.serial, cache)
     name = base_model(model_id).removeprefix("anthropic.").rsplit("-v", 1)[0]
-    message_id = f"msg_bdrk_emu_{exchange.serial}"
+    message_id = f"msg_emu_{exchange.serial}"
     if not stream:
         return web.json_response(messages_message(p, message_id, name))
     raw = messages_events(p, message_id, name)

@@ -42,6 +42,11 @@ logger = logging.getLogger("tests.emulator")
 
 Handler = Callable[[Exchange], Awaitable[web.StreamResponse]]
 
+PIXEL_PATH = "/static/pixel.png"
+PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360f8cfc000000301010018dd8db00000000049454e44ae426082"
+)
 BEDROCK_ACCESS_KEY = "AKIDEMULATOR00000001"
 BEDROCK_SECRET_KEY = "emulator/secret+access/key0000000000000"
 _START_TIMEOUT = 10.0
@@ -216,6 +221,9 @@ class OpenAIEmulator:
         serial = next(self._serials)
         if request.path.startswith("/model/"):
             return await self._dispatch_bedrock(request, body, serial)
+        if request.method == "GET" and request.path == PIXEL_PATH:
+            # A public image for the fetcher of translations that inline image URLs.
+            return web.Response(body=PIXEL_PNG, content_type="image/png")
         anthropic = _speaks_anthropic(request)
         with self._lock:
             self.requests.append(

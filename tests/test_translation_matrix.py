@@ -286,7 +286,7 @@ def responses_call(
     numbers = [event.sequence_number for event in events]
     assert numbers == list(range(len(events)))
     for event in events:
-        EVENT.validate_python(event.model_dump(exclude={"snapshot"}, warnings=False))
+        EVENT.validate_python(event.model_dump(exclude={"snapshot"}, by_alias=True, warnings=False))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == final.output_text
     return {

@@ -223,6 +223,7 @@ class OpenAIEmulator:
             return await self._dispatch_bedrock(request, body, serial)
         if request.method == "GET" and request.path == PIXEL_PATH:
             # A public image for the fetcher of translations that inline image URLs.
+            self._record(request, body)
             return web.Response(body=PIXEL_PNG, content_type="image/png")
         anthropic = _speaks_anthropic(request)
         with self._lock:

@@ -665,3 +665,15 @@ def test_credential_strings() -> None:
         "POST", "https://x/", {"x-amz-date": "1"}, b"", "bedrock-api-key-abc", "us-east-1"
     )
     assert bearer == {"authorization": "Bearer bedrock-api-key-abc"}
+
+
+def test_the_signing_benchmark_reports_per_request_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import sigv4
+
+    status = sigv4.main(["--requests", "50", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["requests"] == 50 and report["body_bytes"] > 1000
+    assert 0 < report["p50_us"] <= report["p90_us"] <= report["p99_us"]
+    assert status == (0 if report["ok"] else 1) and report["ok"] == (report["p50_us"] <= 100)

@@ -28,6 +28,8 @@ import pytest
 from botocore.config import Config
 
 from gateway.fetcher import GuardedFetcher
+from gateway.settings import Settings
+from gateway.store import Deployment
 from tests.emulator import BEDROCK_ACCESS_KEY, BEDROCK_SECRET_KEY, Fault, OpenAIEmulator
 from tests.emulator.server import PIXEL_PATH
 from tests.harness import GatewayServer, create_key, make_settings
@@ -546,3 +548,65 @@ def test_passthrough_without_aws_credentials_is_refused(
         client.converse(modelId="m", messages=[{"role": "user", "content": [{"text": "x"}]}])
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
     assert upstream.requests == []
+
+
+# --- configuration: managed credentials from AWS's variables, BYOK regions ----------------------
+
+
+def test_managed_credentials_and_region_come_from_awss_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("BEDROCK_API_KEY", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env/secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "env-token")
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert settings.provider_api_keys["bedrock"] == "AKIDENV:env/secret:env-token"
+    assert settings.bedrock_region == "eu-central-1"
+    monkeypatch.setenv("BEDROCK_API_KEY", "bedrock-api-key")
+    monkeypatch.setenv("GATEWAY_BEDROCK_REGION", "ap-south-1")
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert settings.provider_api_keys["bedrock"] == "bedrock-api-key"
+    assert settings.bedrock_region == "ap-south-1"
+    monkeypatch.setenv("GATEWAY_BEDROCK_REGION", "evil.example.com/")
+    with pytest.raises(ValueError, match="AWS region"):
+        Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+
+
+def test_a_byok_deployment_signs_with_its_own_credentials_for_its_region(
+    tmp_path: Path, upstream: OpenAIEmulator
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        provider_api_keys={"bedrock": KEY},
+        provider_base_urls={"bedrock": upstream.origin},
+    )
+    key = create_key(settings)
+    upstream.bedrock_credentials["AKIDORGOWN"] = ("org/secret", None)
+    upstream.bedrock_region = "eu-west-1"
+    try:
+        with GatewayServer(settings) as server:
+            store = server.runtime.store
+            org_id = server.call(store.ensure_org("default"))
+            server.call(
+                store.provider_keys.create(
+                    org_id,
+                    provider="bedrock",
+                    name="EU Bedrock",
+                    api_key="AKIDORGOWN:org/secret",
+                    deployment=Deployment(region="eu-west-1"),
+                    deployment_id="eu-bedrock",
+                )
+            )
+            server.runtime.provider_keys.invalidate(org_id)
+            with openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0) as sdk:
+                answer = sdk.chat.completions.create(
+                    model="nova-pro/bedrock/eu-bedrock", messages=_user("from the EU")
+                )
+    finally:
+        upstream.bedrock_region = "us-east-1"
+        del upstream.bedrock_credentials["AKIDORGOWN"]
+    assert answer.choices[0].message.content == "Hello from the emulator. You said: from the EU"
+    authorization = upstream.requests[-1].headers["authorization"]
+    assert "Credential=AKIDORGOWN/" in authorization and "/eu-west-1/bedrock/" in authorization

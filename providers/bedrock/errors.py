@@ -28,8 +28,18 @@ _STATUS_TYPES = {
 }
 """The exception Bedrock's runtime API documents for each status."""
 
-EXCEPTION_STATUS = {name[0].lower() + name[1:]: status for status, name in _STATUS_TYPES.items()}
-EXCEPTION_STATUS.update({"modelStreamErrorException": 424, "serviceQuotaExceededException": 400})
+EXCEPTION_STATUS = {
+    "validationException": 400,
+    "serviceQuotaExceededException": 400,
+    "accessDeniedException": 403,
+    "resourceNotFoundException": 404,
+    "modelTimeoutException": 408,
+    "modelErrorException": 424,
+    "modelStreamErrorException": 424,
+    "throttlingException": 429,
+    "internalServerException": 500,
+    "serviceUnavailableException": 503,
+}
 """An event-stream exception's name (``:exception-type``) → the status it stands for."""
 
 _TOO_LONG = re.compile(r"prompt is too long|input is too long|too many (?:input )?tokens", re.I)
@@ -78,5 +88,4 @@ def error_to_openai(status: int, body: bytes, error_type: str | None = None) -> 
 def exception_chunk(name: str, payload: bytes) -> dict[str, Any]:
     """An exception message of a Bedrock event stream as the unified format's error chunk."""
     status = EXCEPTION_STATUS.get(name, 500)
-    error = error_to_openai(status, payload, name[:1].upper() + name[1:])
-    return error
+    return error_to_openai(status, payload, name[:1].upper() + name[1:])

@@ -3,6 +3,9 @@
 * ``/oai/...`` and ``/v1/gateway/oai/...`` go to OpenAI (or ``Helicone-OpenAI-Api-Base``);
 * ``/v1/gateway/{provider}/...`` goes to any routed provider of :mod:`providers.spec` (or
   one of its ``path_aliases``, such as ``oai``);
+* ``/bedrock/v1/{region}/...`` (and ``/v1/gateway/bedrock/v1/{region}/...``) goes to that
+  region's Bedrock runtime, re-signed with the caller's AWS credentials
+  (:mod:`gateway.bedrock_passthrough`);
 * any request carrying ``Helicone-Target-Url`` goes to that origin, path unchanged.
 
 The gateway key travels in ``Helicone-Auth``; ``Authorization`` (and ``x-api-key``/``api-key``)
@@ -32,6 +35,7 @@ from urllib.parse import quote, unquote, urlsplit
 import orjson
 from yarl import URL
 
+from gateway import bedrock_passthrough
 from gateway.asgi import Receive, Scope, Send
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
@@ -220,6 +224,11 @@ class Passthrough:
             raise GatewayError(
                 400, config.not_configured_message() + ".", code="provider_not_configured"
             )
+        if config.spec.auth == "sigv4":  # Bedrock: re-signed for AWS (its own module)
+            await bedrock_passthrough.forward(
+                self.runtime, scope, receive, send, headers, ctx, rest, config
+            )
+            return
         query: bytes = scope.get("query_string", b"")
         header = config.spec.base_url_header
         override = ctx.options.openai_api_base if header else None

@@ -67,6 +67,8 @@ for themselves (length; encoding, since aiohttp decompresses), and cookies."""
 _CONTENT_TYPE = b"content-type"
 _JSON = b"application/json"
 _EVENT_STREAM = b"text/event-stream"
+_AWS_EVENT_STREAM = "application/vnd.amazon.eventstream"
+"""Bedrock's binary stream framing: streamed through like SSE, never read whole."""
 
 
 class Stage(Protocol):
@@ -154,11 +156,17 @@ def response_headers(
     return out
 
 
-def stream_stages(ctx: RequestContext, translation: Translation | None) -> list[Stage]:
-    """The stages after the recorder, in order, for this request."""
+def stream_stages(
+    ctx: RequestContext, translation: Translation | None, *, sse: bool = True
+) -> list[Stage]:
+    """The stages after the recorder, in order, for this request. ``sse``: the upstream
+    streams server-sent events (an AWS event stream is binary: relayed as it is unless
+    translated, since no SSE stage can read it)."""
     stages: list[Stage] = []
     if translation is not None:
         stages.append(translation.stream())  # emits whole events: no force-format needed
+    elif not sse:
+        return stages
     if ctx.cache is not None and (tee := ctx.cache.stream_tee()) is not None:
         stages.append(tee)
     if ctx.strip_usage:
@@ -177,8 +185,10 @@ async def forward(
     upstream_started: float | None = None,
 ) -> None:
     """Commit ``answer`` to the client: whole (read, translated, sent with
-    ``X-Gateway-Overhead-Ms``) or, for ``text/event-stream``, streamed through the stages."""
-    if answer.content_type == "text/event-stream":
+    ``X-Gateway-Overhead-Ms``) or, for ``text/event-stream`` and AWS event streams, streamed
+    through the stages."""
+    content_type = answer.content_type
+    if content_type == "text/event-stream" or content_type == _AWS_EVENT_STREAM:
         await _forward_stream(ctx, answer, receive, send, translation)
         return
     payload = await answer.read()
@@ -212,7 +222,7 @@ async def _forward_stream(
     send: Send,
     translation: Translation | None,
 ) -> None:
-    """Relay an SSE answer as it arrives; stop (and drop upstream) if the client leaves."""
+    """Relay a streamed answer as it arrives; stop (and drop upstream) if the client leaves."""
     headers = response_headers(
         answer.raw_headers, _EVENT_STREAM if translation is not None else None
     )
@@ -229,7 +239,7 @@ async def _forward_stream(
         ctx.tap.status = answer.status
         ctx.tap.streamed = True
         recorder = recorder or Recorder()
-    stages = stream_stages(ctx, translation)
+    stages = stream_stages(ctx, translation, sse=answer.content_type != _AWS_EVENT_STREAM)
 
     pump = asyncio.current_task()
     assert pump is not None

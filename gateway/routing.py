@@ -54,6 +54,9 @@ from gateway.translate import (
 from gateway.upstream import upstream_request_headers
 from providers.adapter import TranslationError
 from providers.azure import azure_path, azure_url
+from providers.bedrock import endpoint_url, is_region
+from providers.bedrock.models import is_model_id
+from providers.bedrock.signing import auth_headers
 from providers.failover import Outcome, final_error, triggers_failover
 from providers.grammar import GrammarError, ModelSpec
 from providers.health import Health
@@ -81,7 +84,9 @@ class RegistryView:
 
     Only the registry's own canonical id (``llama-3.3-70b``, ``claude-sonnet-4.5``) is
     translated to each provider's id; an alias, a provider's id or a dated snapshot is sent as
-    the client wrote it (``…-latest`` must stay "latest", a snapshot that snapshot).
+    the client wrote it (``…-latest`` must stay "latest", a snapshot that snapshot). Bedrock is
+    the exception: its ids are namespaced (``us.anthropic.claude-…-v1:0``), so a name not
+    spelled as one of them is always sent as the offering's id.
     """
 
     __slots__ = ("_registry",)
@@ -98,13 +103,20 @@ class RegistryView:
         return [
             Offer(
                 offering.provider,
-                as_written or offering.provider_model_id,
+                _sendable(offering.provider, as_written) or offering.provider_model_id,
                 offering.per_million,
                 offering.endpoints,
             )
             for offering in registry.offerings(canonical)
             if offering.routed
         ]
+
+
+def _sendable(provider: str, written: str | None) -> str | None:
+    """The model name as the client wrote it, if ``provider`` can take it as it is."""
+    if written is None or (provider == "bedrock" and not is_model_id(written)):
+        return None
+    return written
 
 
 class Router:
@@ -261,6 +273,11 @@ class Exchange:
         spec = config.spec
         base, recorded = config.base_url, config.recorded_base_url
         record = attempt.deployment
+        region: str | None = None
+        if spec.auth == "sigv4":
+            region = self._region(record)
+            if not config.base_url_overridden:
+                base = recorded = endpoint_url(region)
         if isinstance(record, ProviderKeyRecord):
             # The org's own endpoint for this provider (checked against the allow-list when
             # the key was stored); recorded as a placeholder, it may name internal hosts.
@@ -275,9 +292,23 @@ class Exchange:
         if self.endpoint in spec.endpoints:
             return self._native(attempt, spec, base, recorded, key)
         try:
-            return await self._translated(attempt, spec, base, recorded, key)
+            return await self._translated(attempt, spec, base, recorded, key, region)
         except TranslationError as exc:
             raise translation_error(exc, spec.name) from exc
+
+    def _region(self, record: object) -> str:
+        """A SigV4 provider's region: the deployment's (BYOK), else the operator's."""
+        region = self.runtime.settings.bedrock_region
+        if isinstance(record, ProviderKeyRecord) and record.deployment.region:
+            region = record.deployment.region
+        if not is_region(region):
+            raise GatewayError(
+                400,
+                f"The deployment's region {region[:64]!r} is not an AWS region name.",
+                code="invalid_deployment",
+                param="model",
+            )
+        return region
 
     def _native(
         self, attempt: Attempt, spec: ProviderSpec, base: str, recorded: str, key: str | None
@@ -327,10 +358,20 @@ class Exchange:
             raise GatewayError(400, str(exc), code="invalid_model", param="model") from exc
 
     async def _translated(
-        self, attempt: Attempt, spec: ProviderSpec, base: str, recorded: str, key: str | None
+        self,
+        attempt: Attempt,
+        spec: ProviderSpec,
+        base: str,
+        recorded: str,
+        key: str | None,
+        region: str | None = None,
     ) -> UpstreamCall:
         """A request its provider serves through translation (gateway/translate.py): a
-        Responses request for a chat-only server, anything for a native wire format."""
+        Responses request for a chat-only server, anything for a native wire format.
+
+        A SigV4 provider (Bedrock) is signed last, over the exact URL and body sent, with
+        ``key`` (AWS credentials or a Bedrock API key) for ``region``; it takes images only
+        as bytes, so http(s) image URLs are fetched first (the guarded fetcher)."""
         runtime = self.runtime
         adapter = adapter_for(spec.wire)
         responses_request: dict[str, Any] | None = None
@@ -358,9 +399,17 @@ class Exchange:
         translation = ExchangeTranslation(
             adapter, responses_request is not None or wants_usage(chat), responses_request
         )
+        body = orjson.dumps(call.body)
+        headers = call.headers
+        if region is not None:
+            # The path is already encoded as it must be signed (a model id's ``:`` as %3A).
+            url = URL(base + call.path, encoded=True)
+            if key:
+                headers = auth_headers("POST", str(url), headers, body, key, region)
+        else:
+            url = URL(base + call.path)
         return UpstreamCall(
-            spec, URL(base + call.path), call.headers, orjson.dumps(call.body), translation,
-            recorded + call.path, attempt.model,
+            spec, url, headers, body, translation, recorded + call.path, attempt.model
         )
 
     def _embeddings(

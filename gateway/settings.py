@@ -23,6 +23,7 @@ from pydantic_settings import (
 from yarl import URL
 
 from gateway.targets import parse_pattern
+from providers.bedrock.models import DEFAULT_REGION, is_region
 from providers.spec import PROVIDERS, ProviderTable
 
 
@@ -31,7 +32,11 @@ class _ProviderEnvSource(PydanticBaseSettingsSource):
     the table (:mod:`providers.spec`).
 
     These are the operator's managed credentials; they keep the providers' own variable names
-    instead of living under the ``GATEWAY_`` prefix.
+    instead of living under the ``GATEWAY_`` prefix. A SigV4 provider (Bedrock) reads AWS's
+    standard variables, ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (and
+    ``AWS_SESSION_TOKEN``), as its key (``ACCESS:SECRET[:TOKEN]``,
+    :class:`providers.bedrock.AwsCredentials`), unless ``<PREFIX>_API_KEY`` is set (a Bedrock
+    API key, or credentials in that form).
     """
 
     def __init__(
@@ -48,6 +53,8 @@ class _ProviderEnvSource(PydanticBaseSettingsSource):
         urls: dict[str, str] = {}
         for spec in self.table.routed().values():
             key = os.environ.get(spec.key_env)
+            if not key and spec.auth == "sigv4":
+                key = _aws_environment_key()
             url = os.environ.get(spec.base_url_env)
             if key:
                 keys[spec.name] = key
@@ -59,6 +66,22 @@ class _ProviderEnvSource(PydanticBaseSettingsSource):
         if urls:
             found["provider_base_urls"] = urls
         return found
+
+
+def _aws_environment_key() -> str | None:
+    """AWS's standard credential variables as one ``ACCESS:SECRET[:TOKEN]`` key, if set."""
+    access = os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access or not secret:
+        return None
+    token = os.environ.get("AWS_SESSION_TOKEN")
+    return f"{access}:{secret}:{token}" if token else f"{access}:{secret}"
+
+
+def _check_region(value: str) -> str:
+    if not is_region(value):
+        raise ValueError("the Bedrock region must be an AWS region name such as us-east-1")
+    return value
 
 
 def _split_csv(value: Any) -> Any:
@@ -208,12 +231,20 @@ class Settings(BaseSettings):
     cache_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     cache_read_timeout_ms: float = Field(default=100.0, gt=0)
     cache_write_timeout_ms: float = Field(default=1000.0, gt=0)
+    # Where Bedrock requests go when the deployment (BYOK key) names no region.
+    bedrock_region: str = Field(
+        default=DEFAULT_REGION,
+        validation_alias=AliasChoices(
+            "GATEWAY_BEDROCK_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", "bedrock_region"
+        ),
+    )
     provider_api_keys: dict[str, str] = Field(default_factory=dict)
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
 
     _split_hosts = field_validator("allowed_target_hosts", mode="before")(_split_csv)
     _valid_hosts = field_validator("allowed_target_hosts")(_check_patterns)
     _valid_base_urls = field_validator("provider_base_urls")(_check_base_urls)
+    _valid_region = field_validator("bedrock_region")(_check_region)
 
     @classmethod
     def settings_customise_sources(

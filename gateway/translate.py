@@ -11,9 +11,11 @@ the middle, the unified chat format (:mod:`providers.adapter`):
   its answer into chat completions (whole) or chunks (one upstream event at a time).
 
 Streams go through one translator stage of the staged relay (:class:`EventTranslator`): the
-SSE framer hands it each upstream event as soon as it is complete, the decoder turns it into
-chunks, the client encoder into events, and all of it is sent before the next upstream chunk
-is read. Plain chat on an OpenAI-compatible provider never comes here (zero-copy relay).
+framer of the provider's stream hands it each upstream event as soon as it is complete (SSE;
+for Bedrock, AWS event-stream messages decoded by botocore's parser, :class:`EventStreamEvents`),
+the decoder turns it into chunks, the client encoder into events, and all of it is sent before
+the next upstream chunk is read. Plain chat on an OpenAI-compatible provider never comes here
+(zero-copy relay).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from providers.adapter import (
     TranslationError,
 )
 from providers.anthropic import AnthropicAdapter
+from providers.bedrock import BedrockAdapter, EventStreamFramer
 from providers.gemini import GeminiAdapter, is_file_uri
 from providers.openai_format import OpenAIChatAdapter
 from providers.responses import ChatToResponsesStream, chat_to_response, encode_event
@@ -55,6 +58,8 @@ def adapter_for(wire: str) -> Adapter:
         return AnthropicAdapter()
     if wire == "gemini":
         return GeminiAdapter()
+    if wire == "bedrock":
+        return BedrockAdapter()  # one per request: it remembers the model and API it chose
     return OpenAIChatAdapter()
 
 
@@ -113,13 +118,51 @@ class ResponsesEncoder:
         return b"".join(encode_event(event) for event in self._stream.close())
 
 
+class EventFramer(Protocol):
+    """A provider's stream bytes → complete ``(event name, data)`` events, incrementally."""
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]: ...
+
+    def flush(self) -> list[tuple[str | None, bytes]]: ...
+
+
+class SSEEvents:
+    """Server-sent events (every provider but Bedrock): the one SSE framer, then
+    :func:`parse_event`; comments and empty events are skipped."""
+
+    __slots__ = ("_framer",)
+
+    def __init__(self) -> None:
+        self._framer = SSEFramer()
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        return [event for raw in self._framer.feed(chunk) if (event := parse_event(raw))]
+
+    def flush(self) -> list[tuple[str | None, bytes]]:
+        return [event for raw in self._framer.flush() if (event := parse_event(raw))]
+
+
+EventStreamEvents = EventStreamFramer
+"""AWS event streams (``application/vnd.amazon.eventstream``, Bedrock): binary messages,
+decoded incrementally by botocore's parser (:mod:`providers.bedrock.eventstream`)."""
+
+def framer_for(wire: str) -> EventFramer:
+    """A fresh framer for one streamed answer in ``wire`` format."""
+    return EventStreamEvents() if wire == "bedrock" else SSEEvents()
+
+
 class EventTranslator:
     """The translator stage: upstream events in, client events out, one event at a time."""
 
     __slots__ = ("_decoder", "_encoder", "_framer")
 
-    def __init__(self, decoder: ChatStreamDecoder, encoder: ClientEncoder) -> None:
-        self._framer = SSEFramer()
+    def __init__(
+        self,
+        decoder: ChatStreamDecoder,
+        encoder: ClientEncoder,
+        framer: EventFramer | None = None,
+    ) -> None:
+        self._framer = framer if framer is not None else SSEEvents()
         self._decoder = decoder
         self._encoder = encoder
 
@@ -132,12 +175,9 @@ class EventTranslator:
         closing = b"".join(encoder.feed(c) for c in self._decoder.close())
         return out + closing + encoder.close()
 
-    def _translate(self, events: list[bytes]) -> bytes:
+    def _translate(self, events: list[tuple[str | None, bytes]]) -> bytes:
         out: list[bytes] = []
-        for raw in events:
-            event = parse_event(raw)
-            if event is None:
-                continue
+        for event in events:
             try:
                 chunks = self._decoder.feed(*event)
             except (ValueError, TypeError, KeyError) as exc:  # a malformed upstream event
@@ -187,7 +227,9 @@ class ExchangeTranslation:
         else:
             encoder = ChatEncoder()
         return EventTranslator(
-            self.adapter.stream_decoder(include_usage=self.include_usage), encoder
+            self.adapter.stream_decoder(include_usage=self.include_usage),
+            encoder,
+            framer_for(self.adapter.wire),
         )
 
 
@@ -228,12 +270,17 @@ async def inline_file_urls(request: JSONObject, fetcher: GuardedFetcher) -> None
 IMAGE_TYPES = ("image/*",)
 """What an ``image_url`` may point at when the gateway fetches it."""
 
+def _reads_none(url: str) -> bool:
+    return False
+
+
 _READS_URLS_ITSELF: Mapping[str, Callable[[str], bool]] = MappingProxyType(
-    {"gemini": is_file_uri}
+    {"gemini": is_file_uri, "bedrock": _reads_none}
 )
 """Wire formats that cannot reference a client's image URL, each with the test of the URLs
-its provider does read itself (Gemini: ``gs://`` objects and Files API URIs): every other
-http(s) image is fetched by the gateway and sent inline."""
+its provider does read itself (Gemini: ``gs://`` objects and Files API URIs; Bedrock: none,
+it takes image bytes only): every other http(s) image is fetched by the gateway and sent
+inline."""
 
 
 def inlines_images(wire: str) -> bool:
@@ -299,11 +346,15 @@ def wants_usage(chat: JSONObject) -> bool:
 
 __all__ = [
     "ChatEncoder",
+    "EventFramer",
+    "EventStreamEvents",
     "EventTranslator",
     "ExchangeTranslation",
     "ResponsesEncoder",
+    "SSEEvents",
     "adapter_for",
     "embeddings_adapter_for",
+    "framer_for",
     "inline_file_urls",
     "inline_image_urls",
     "inlines_images",

@@ -8,14 +8,16 @@ format is one entry in :func:`response_reader`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from providers import openai_format
 from providers.adapter import StreamSummary
 from providers.anthropic import adapter as anthropic_adapter
 from providers.anthropic.usage import usage_from_message
+from providers.bedrock import summary as bedrock_summary
 from providers.gemini import summary as gemini_summary
 from providers.usage import Usage
 
@@ -30,7 +32,8 @@ class ResponseReader:
     usage: Callable[[Any], Usage | None]
     """Usage of a parsed (non-streamed) answer, None when it reports none."""
     summarise_stream: Callable[[bytes], StreamSummary]
-    """A recorded SSE body → final object, usage, model and text."""
+    """A recorded stream body (SSE; an AWS event stream for Bedrock) → final object, usage,
+    model and text."""
     completion_text: Callable[[Any], str]
     """The text of a parsed answer (for a token estimate when usage is missing)."""
     model: Callable[[Any], str | None]
@@ -45,9 +48,7 @@ def _model(obj: Any) -> str | None:
 def response_reader(wire: str) -> ResponseReader:
     """The reader for ``wire``; an unknown format is read as OpenAI's (the passthrough of an
     OpenAI-compatible server is the common case, and nothing here ever raises on a body)."""
-    if wire == "anthropic":
-        return _ANTHROPIC
-    return _GEMINI if wire == "gemini" else _OPENAI
+    return _READERS.get(wire, _OPENAI)
 
 
 _OPENAI = ResponseReader(
@@ -70,4 +71,14 @@ _GEMINI = ResponseReader(
     gemini_summary.stream_summary,
     gemini_summary.text_of,
     gemini_summary.model_of,
+)
+_BEDROCK = ResponseReader(
+    "bedrock",
+    bedrock_summary.usage_from_answer,
+    bedrock_summary.summarise_stream,
+    bedrock_summary.completion_text,
+    bedrock_summary.model_of,
+)
+_READERS: Mapping[str, ResponseReader] = MappingProxyType(
+    {"anthropic": _ANTHROPIC, "gemini": _GEMINI, "bedrock": _BEDROCK}
 )

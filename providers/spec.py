@@ -19,11 +19,12 @@ Two kinds of record:
   entry can never be half supported.
 * *host-only* (no ``base_url``): a provider the gateway does not route to yet whose API hosts
   are on the passthrough allow-list (``Helicone-Target-Url``) and whose prices the registry
-  may know (Vertex, Bedrock, Azure…).
+  may know (Vertex…).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -61,6 +62,7 @@ ROUTABLE: frozenset[tuple[WireFormat, AuthStyle]] = frozenset(
         ("openai", "api-key"),
         ("anthropic", "x-api-key"),
         ("gemini", "x-goog-api-key"),
+        ("bedrock", "sigv4"),
     }
 )
 """(wire format, auth style) pairs the gateway has an adapter for, so may route to."""
@@ -69,6 +71,7 @@ TRANSLATED: Mapping[WireFormat, frozenset[Endpoint]] = MappingProxyType(
     {
         "anthropic": frozenset({"/chat/completions", "/responses"}),
         "gemini": frozenset({"/chat/completions", "/responses", "/embeddings"}),
+        "bedrock": frozenset({"/chat/completions", "/responses"}),
     }
 )
 """Unified endpoints a native wire format serves through its adapter's translation."""
@@ -240,7 +243,7 @@ class ProviderTable:
         (literal) host it is, else of the provider the client named, else OpenAI's."""
         host = host.lower()
         for spec in self._by_name.values():
-            if host in spec.hosts:
+            if host in spec.hosts or any(_region_host(p, host) for p in spec.hosts):
                 return spec.wire
         named = self._by_name.get(provider)
         return named.wire if named is not None else "openai"
@@ -258,6 +261,19 @@ class ProviderTable:
         return self._price_names
 
 
+_AWS_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
+
+
+def _region_host(pattern: str, host: str) -> bool:
+    """Whether ``host`` is ``pattern`` with its ``{region}`` an AWS region name (Bedrock's
+    hosts are one per region; :mod:`gateway.targets` reads the same pattern)."""
+    head, sep, tail = pattern.partition("{region}")
+    if not sep or not (host.startswith(head) and host.endswith(tail)):
+        return False
+    middle = host[len(head) : len(host) - len(tail)]
+    return len(host) >= len(head) + len(tail) and _AWS_REGION.fullmatch(middle) is not None
+
+
 def _check_routed(spec: ProviderSpec) -> None:
     if (spec.wire, spec.auth) not in ROUTABLE:
         raise ValueError(
@@ -272,7 +288,9 @@ def _check_routed(spec: ProviderSpec) -> None:
         raise ValueError(f"provider {spec.name!r}: the base URL must be absolute http(s)")
     if spec.local != is_local_host(url.raw_host):
         raise ValueError(f"provider {spec.name!r}: 'local' must say whether its host is local")
-    if not spec.local and (url.scheme != "https" or url.raw_host not in spec.hosts):
+    host = url.raw_host
+    on_hosts = host in spec.hosts or any(_region_host(p, host) for p in spec.hosts)
+    if not spec.local and (url.scheme != "https" or not on_hosts):
         raise ValueError(
             f"provider {spec.name!r}: a remote base URL must be https on one of its hosts"
         )
@@ -377,6 +395,15 @@ PROVIDERS = ProviderTable(
             endpoints=frozenset(), root_paths=("anthropic",),
             display_name="Anthropic", genai_prices="anthropic",
         ),
+        # Bedrock: the base URL is per region (the deployment's, else GATEWAY_BEDROCK_REGION /
+        # AWS_REGION); this one is the default region's. Credentials: AWS_ACCESS_KEY_ID /
+        # AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, or BEDROCK_API_KEY (gateway/settings.py).
+        ProviderSpec(
+            "bedrock", "https://bedrock-runtime.us-east-1.amazonaws.com", "BEDROCK",
+            wire="bedrock", auth="sigv4", hosts=("bedrock-runtime.{region}.amazonaws.com",),
+            endpoints=frozenset(), root_paths=("bedrock",),
+            display_name="AWS Bedrock", genai_prices="aws",
+        ),
         # Azure OpenAI: the OpenAI format on per-resource endpoints (deployments).
         ProviderSpec(
             "azure", "", "AZURE_OPENAI", auth="api-key",
@@ -401,11 +428,6 @@ PROVIDERS = ProviderTable(
             "vertex", wire="gemini", auth="oauth",
             hosts=("*-aiplatform.googleapis.com", "aiplatform.googleapis.com"),
             display_name="Google Vertex AI", genai_prices="google",
-        ),
-        ProviderSpec(
-            "bedrock", wire="bedrock", auth="sigv4",
-            hosts=("bedrock-runtime.{region}.amazonaws.com",),
-            display_name="AWS Bedrock", genai_prices="aws",
         ),
         ProviderSpec("anyscale", hosts=("api.endpoints.anyscale.com",)),
         ProviderSpec("cloudflare", hosts=("gateway.ai.cloudflare.com",)),

@@ -203,7 +203,7 @@ class TestRoutingFacts:
     def test_offerings_are_routed_and_cheapest_first(self, registry: Registry) -> None:
         offerings = registry.offerings("llama-3.3-70b-instruct")
         providers = [o.provider for o in offerings]
-        assert set(providers) == {"groq", "cerebras", "together", "novita", "openrouter"}
+        assert set(providers) == {"groq", "cerebras", "together", "novita", "openrouter", "bedrock"}
         rates = [o.per_million for o in offerings]
         assert all(rate is not None for rate in rates)
         assert rates == sorted(rates)  # type: ignore[type-var]
@@ -499,7 +499,8 @@ class TestListings:
         opus = next(m for m in data.models if m.id == "claude-opus-4.1")
         assert (opus.author, opus.contextLength, opus.maxOutput) == ("anthropic", 200000, 32000)
         assert opus.trainingDate == "2025-08-05"
-        [endpoint] = opus.endpoints
+        assert [e.provider for e in opus.endpoints] == ["anthropic", "bedrock"]  # same price
+        endpoint = opus.endpoints[0]
         assert (endpoint.provider, endpoint.supportsPtb) == ("anthropic", True)
         pricing = endpoint.pricing
         assert (pricing.prompt, pricing.completion, pricing.cacheRead, pricing.cacheWrite) == (

@@ -18,7 +18,7 @@ import pytest
 from yarl import URL
 
 from gateway.settings import Settings, _ProviderEnvSource
-from gateway.targets import TargetPolicy
+from gateway.targets import TargetPolicy, parse_pattern
 from providers import cost
 from providers.registry import Registry
 from providers.routing import ProviderDirectory, RoutingError, split_model
@@ -71,7 +71,9 @@ def test_routed_provider_has_a_base_url_on_its_own_hosts(spec: ProviderSpec) -> 
         # Never on the built-in allow-list: reachable only once the operator configures it.
         assert spec.hosts == () and not spec.requires_key and url.raw_host == "localhost"
     else:
-        assert url.scheme == "https" and url.raw_host in spec.hosts
+        # Bedrock's hosts are one per region: its pattern (``{region}``) must match.
+        assert url.scheme == "https"
+        assert any(parse_pattern(host).matches(url) for host in spec.hosts)
         assert TargetPolicy([], []).allows(spec.base_url or "")
 
 
@@ -92,7 +94,7 @@ def test_env_names_follow_the_convention(spec: ProviderSpec) -> None:
 def test_only_formats_with_an_adapter_can_be_routed() -> None:
     assert {(spec.wire, spec.auth) for spec in ROUTED} == {
         ("openai", "bearer"), ("openai", "api-key"), ("anthropic", "x-api-key"),
-        ("gemini", "x-goog-api-key"),
+        ("gemini", "x-goog-api-key"), ("bedrock", "sigv4"),
     }
     vertex = PROVIDERS.get("vertex")
     assert vertex is not None and not vertex.routed

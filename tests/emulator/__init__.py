@@ -1,5 +1,6 @@
-"""An upstream emulator speaking OpenAI's, Anthropic's and the Gemini API's wire formats, for
-end-to-end tests and benchmarks.
+"""An upstream emulator speaking OpenAI's, Anthropic's, the Gemini API's and Bedrock's wire
+formats, for end-to-end tests and benchmarks (Bedrock: ``/model/{modelId}/...`` on the same
+origin, signed with ``BEDROCK_ACCESS_KEY`` / ``BEDROCK_SECRET_KEY``; :mod:`.bedrock`).
 
 Point the gateway at ``OpenAIEmulator().start().base_url`` (``OPENAI_BASE_URL``),
 ``.anthropic_base_url`` (``ANTHROPIC_BASE_URL``) and ``.gemini_base_url``
@@ -12,6 +13,6 @@ text (``[[parallel]]``, ``[[text+tool]]``, ``[[refuse]]``): the chat one's are i
 
 from .faults import Fault
 from .recording import RecordedRequest
-from .server import OpenAIEmulator
+from .server import BEDROCK_ACCESS_KEY, BEDROCK_SECRET_KEY, OpenAIEmulator
 
-__all__ = ["Fault", "OpenAIEmulator", "RecordedRequest"]
+__all__ = ["BEDROCK_ACCESS_KEY", "BEDROCK_SECRET_KEY", "Fault", "OpenAIEmulator", "RecordedRequest"]

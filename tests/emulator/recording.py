@@ -19,6 +19,8 @@ class RecordedRequest:
     body: bytes
     client_port: int | None = None
     """The sender's TCP port: requests with the same port came over one connection."""
+    raw_path: str = ""
+    """The path as sent, percent-encoding kept (Bedrock's model ids: ``%3A``)."""
 
     @property
     def json(self) -> Any:

@@ -32,6 +32,7 @@ from aiohttp import web
 from . import (
     anthropic_errors,
     azure,
+    bedrock,
     chat,
     embeddings,
     gemini,
@@ -42,6 +43,7 @@ from . import (
     responses,
 )
 from .anthropic_errors import AnthropicError
+from .bedrock_validation import BedrockError, BedrockValidator, verify_signature
 from .errors import InvalidRequest, error_response, invalid_request, mask_key, status_response
 from .exchange import AnthropicState, Exchange
 from .faults import Fault, FaultQueue
@@ -54,6 +56,13 @@ logger = logging.getLogger("tests.emulator")
 
 Handler = Callable[[Exchange], Awaitable[web.StreamResponse]]
 
+PIXEL_PATH = "/static/pixel.png"
+PIXEL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360f8cfc000000301010018dd8db00000000049454e44ae426082"
+)
+BEDROCK_ACCESS_KEY = "AKIDEMULATOR00000001"
+BEDROCK_SECRET_KEY = "emulator/secret+access/key0000000000000"
 _START_TIMEOUT = 10.0
 _SHUTDOWN_TIMEOUT = 0.2
 _NO_KEY = (
@@ -88,6 +97,16 @@ class OpenAIEmulator:
             ("GET", "/v1/models"): models.list_models,
         }
         self._anthropic = AnthropicState(MessagesValidator(), PromptCache())
+        self.bedrock_credentials: dict[str, tuple[str, str | None]] = {
+            BEDROCK_ACCESS_KEY: (BEDROCK_SECRET_KEY, None)
+        }
+        """AWS access key id → (secret, session token) the Bedrock routes accept (SigV4)."""
+        self.bedrock_region = "us-east-1"
+        """The region a Bedrock request's signature must be scoped to."""
+        self.bedrock_api_key: str | None = None
+        """A Bedrock API key accepted as ``Authorization: Bearer`` instead of a signature."""
+        self._bedrock = BedrockValidator()
+        self._bedrock_cache = PromptCache()
         self._anthropic_routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/messages"): messages.handle,
             ("GET", "/v1/models"): models.list_anthropic_models,
@@ -208,6 +227,7 @@ class OpenAIEmulator:
             self.disconnects = 0
         self._faults.clear()
         self._anthropic.cache.clear()
+        self._bedrock_cache.clear()
 
     def _count_disconnect(self) -> None:
         with self._lock:
@@ -219,6 +239,12 @@ class OpenAIEmulator:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         serial = next(self._serials)
+        if request.path.startswith("/model/"):
+            return await self._dispatch_bedrock(request, body, serial)
+        if request.method == "GET" and request.path == PIXEL_PATH:
+            # A public image for the fetcher of translations that inline image URLs.
+            self._record(request, body)
+            return web.Response(body=PIXEL_PNG, content_type="image/png")
         anthropic = _speaks_anthropic(request)
         google = gemini.is_gemini(request.path)
         with self._lock:
@@ -290,6 +316,78 @@ class OpenAIEmulator:
                     500, serial, message=f"emulator error: {exc!r}"
                 )
             return error_response(500, f"emulator error: {exc!r}", "server_error")
+
+    def _record(self, request: web.Request, body: bytes) -> None:
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=request.query_string,
+                    headers={name.lower(): value for name, value in request.headers.items()},
+                    body=body,
+                    client_port=_client_port(request),
+                    raw_path=request.raw_path,
+                )
+            )
+
+    async def _dispatch_bedrock(
+        self, request: web.Request, body: bytes, serial: int
+    ) -> web.StreamResponse:
+        """Bedrock's runtime API (``/model/{modelId}/...``): faults, SigV4, then the
+        endpoint; every error in Bedrock's shape (:mod:`.bedrock`)."""
+        self._record(request, body)
+        fault = self._faults.take(request.path)
+        if fault is not None:
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                kind, message = bedrock.STATUS_ERRORS.get(
+                    fault.status, ("InternalServerException", "Internal error.")
+                )
+                answer = bedrock.error_response(
+                    fault.status, fault.error_type or kind, fault.message or message, serial
+                )
+                if fault.body is not None:
+                    answer.body = fault.body
+                return answer
+        target = bedrock.split_path(request.raw_path.split("?", 1)[0])
+        try:
+            if target is None:
+                raise BedrockError(404, "UnknownOperationException", "Unknown operation")
+            authorization = request.headers.get("Authorization", "")
+            if (
+                self.bedrock_api_key is not None
+                and authorization == f"Bearer {self.bedrock_api_key}"
+            ):
+                pass
+            else:
+                url = f"{request.scheme}://{request.host}{request.raw_path}"
+                verify_signature(
+                    request.method,
+                    url,
+                    request.headers,
+                    body,
+                    self.bedrock_credentials,
+                    self.bedrock_region,
+                )
+            exchange = Exchange(
+                request=request,
+                body=body,
+                fault=fault,
+                validator=self._validator,
+                anthropic=self._anthropic,
+                serial=serial,
+                on_disconnect=self._count_disconnect,
+            )
+            return await bedrock.handle(exchange, self._bedrock, self._bedrock_cache, *target)
+        except BedrockError as exc:
+            return bedrock.error_response(exc.status, exc.kind, exc.message, serial)
+        except Exception as exc:
+            logger.exception("emulator failed on %s %s", request.method, request.path)
+            return bedrock.error_response(
+                500, "InternalServerException", f"emulator error: {exc!r}", serial
+            )
 
     @staticmethod
     def _fault_answer(fault: Fault, status: int, serial: int, anthropic: bool) -> web.Response:

@@ -67,13 +67,17 @@ class EventStream:
         transport.abort()
 
     async def send(
-        self, frames: Sequence[bytes], headers: Mapping[str, str] | None = None
+        self,
+        frames: Sequence[bytes],
+        headers: Mapping[str, str] | None = None,
+        content_type: str = "text/event-stream; charset=utf-8",
     ) -> web.StreamResponse:
-        """Write ``frames``; ``headers`` replace the default ``x-request-id`` header."""
+        """Write ``frames``; ``headers`` replace the default ``x-request-id`` header;
+        ``content_type``: Bedrock's binary event streams take the same faults."""
         response = web.StreamResponse(
             status=200,
             headers={
-                "Content-Type": "text/event-stream; charset=utf-8",
+                "Content-Type": content_type,
                 "Cache-Control": "no-cache",
                 **(headers or {"x-request-id": f"req_emu_{self._exchange.serial}"}),
             },

@@ -1,0 +1,162 @@
+"""A Converse answer → an OpenAI ``chat.completion``; Bedrock usage → :class:`Usage`.
+
+Converse answers carry neither an id nor the model: the completion gets a fresh
+``chatcmpl-…`` id and the model id the request was sent to. Content blocks map as the
+Anthropic adapter maps Claude's: text joins into ``content``, ``toolUse`` becomes a tool call
+(its ``toolUseId`` the call id), ``reasoningContent`` the unified format's
+``reasoning_content`` and ``thinking_blocks`` (:mod:`providers.adapter`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from providers.anthropic.response import compact_json
+from providers.anthropic.usage import openai_usage
+from providers.usage import Usage
+
+JSONObject = dict[str, Any]
+
+FINISH_REASONS: dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+"""Converse ``stopReason`` → OpenAI ``finish_reason``. ``malformed_model_output`` and
+``malformed_tool_use`` (the model produced something Bedrock could not parse) and unknown
+reasons read as ``stop``."""
+
+
+def finish_reason(stop_reason: Any) -> str:
+    return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+
+
+def completion_id() -> str:
+    """A fresh ``chatcmpl-`` id (Converse answers have none of their own)."""
+    return f"chatcmpl-{secrets.token_hex(24)}"
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int and value > 0 else 0
+
+
+def usage_from_converse(usage: Any) -> Usage | None:
+    """A Converse ``usage`` (``TokenUsage``) as :class:`Usage`.
+
+    Like Anthropic's, Bedrock's ``inputTokens`` excludes the prompt-cache traffic
+    (``totalTokens`` is input + output + cache reads + cache writes), so the prompt is the sum.
+    """
+    if not isinstance(usage, dict) or not ({"inputTokens", "outputTokens"} & usage.keys()):
+        return None
+    read = _count(usage.get("cacheReadInputTokens"))
+    write = _count(usage.get("cacheWriteInputTokens"))
+    return Usage(
+        prompt_tokens=_count(usage.get("inputTokens")) + read + write,
+        completion_tokens=_count(usage.get("outputTokens")),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+    )
+
+
+def usage_from_invocation_metrics(metrics: Any) -> Usage | None:
+    """InvokeModel's ``amazon-bedrock-invocationMetrics`` (the last chunk of a stream, for
+    every model family) as :class:`Usage`."""
+    if not isinstance(metrics, dict) or "inputTokenCount" not in metrics:
+        return None
+    read = _count(metrics.get("cacheReadInputTokenCount"))
+    write = _count(metrics.get("cacheWriteInputTokenCount"))
+    return Usage(
+        prompt_tokens=_count(metrics.get("inputTokenCount")) + read + write,
+        completion_tokens=_count(metrics.get("outputTokenCount")),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+    )
+
+
+def reasoning_block(block: Any) -> JSONObject | None:
+    """A ``reasoningContent`` block as the unified format's thinking block."""
+    if not isinstance(block, dict):
+        return None
+    text = block.get("reasoningText")
+    if isinstance(text, dict):
+        return {
+            "type": "thinking",
+            "thinking": text.get("text") if isinstance(text.get("text"), str) else "",
+            "signature": text.get("signature") if isinstance(text.get("signature"), str) else "",
+        }
+    if isinstance(block.get("redactedContent"), str):
+        return {"type": "redacted_thinking", "data": block["redactedContent"]}
+    return None
+
+
+def chat_message(content: list[Any]) -> JSONObject:
+    """The assistant ``message`` of a chat completion made of Converse content blocks."""
+    texts: list[str] = []
+    calls: list[JSONObject] = []
+    reasoning: list[str] = []
+    thinking: list[JSONObject] = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        if isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif isinstance(block.get("toolUse"), dict):
+            use = block["toolUse"]
+            calls.append(
+                {
+                    "id": str(use.get("toolUseId", "")),
+                    "type": "function",
+                    "function": {
+                        "name": str(use.get("name", "")),
+                        "arguments": compact_json(use.get("input", {})),
+                    },
+                }
+            )
+        elif (carried := reasoning_block(block.get("reasoningContent"))) is not None:
+            thinking.append(carried)
+            if carried["type"] == "thinking":
+                reasoning.append(carried["thinking"])
+    message: JSONObject = {
+        "role": "assistant",
+        "content": "".join(texts) if texts else None,
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = calls
+    if thinking:
+        message["reasoning_content"] = "".join(reasoning)
+        message["thinking_blocks"] = thinking
+    return message
+
+
+def converse_to_chat(answer: JSONObject, *, model: str, created: int | None = None) -> JSONObject:
+    """The ``chat.completion`` for a Converse answer to a request for ``model``."""
+    output = answer.get("output")
+    message = output.get("message") if isinstance(output, dict) else None
+    if not isinstance(message, dict):
+        raise ValueError("a Converse answer without output.message")
+    content = message.get("content")
+    completion: JSONObject = {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": chat_message(content if isinstance(content, list) else []),
+                "logprobs": None,
+                "finish_reason": finish_reason(answer.get("stopReason")),
+            }
+        ],
+    }
+    usage = usage_from_converse(answer.get("usage"))
+    if usage is not None:
+        completion["usage"] = openai_usage(usage)
+    return completion

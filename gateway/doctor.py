@@ -78,6 +78,8 @@ def setting_variables(settings_cls: type[Settings] = Settings) -> dict[str, str]
     for spec in PROVIDERS.routed().values():
         variables[spec.key_env] = "provider_api_keys"
         variables[spec.base_url_env] = "provider_base_urls"
+    for aws in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        variables[aws] = "provider_api_keys"  # Bedrock's managed credentials (settings.py)
     variables["GATEWAY_CONFIG_FILE"] = "(the TOML settings file)"
     return variables
 

@@ -89,18 +89,31 @@ class RegistryView:
     spelled as one of them is always sent as the offering's id.
     """
 
-    __slots__ = ("_registry",)
+    __slots__ = ("_found", "_registry")
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
+        self._found: dict[str, tuple[Offer, ...]] = {}
+        """Answers by model name: the registry never changes after start-up, and a process
+        sees the same few names again and again (building the offers was ~15 µs a request)."""
 
-    def offerings(self, model_id: str) -> list[Offer]:
+    def offerings(self, model_id: str) -> tuple[Offer, ...]:
+        found = self._found.get(model_id)
+        if found is None:
+            found = self._offerings(model_id)
+            if len(model_id) <= _MAX_REMEMBERED_CHARS:  # names come from clients: bounded
+                if len(self._found) >= _MAX_REMEMBERED:
+                    self._found.clear()
+                self._found[model_id] = found
+        return found
+
+    def _offerings(self, model_id: str) -> tuple[Offer, ...]:
         registry = self._registry
         canonical = registry.resolve(model_id)
         if canonical is None:
-            return []
+            return ()
         as_written = None if model_id.strip().lower() == canonical.lower() else model_id
-        return [
+        return tuple(
             Offer(
                 offering.provider,
                 _sendable(offering.provider, as_written) or offering.provider_model_id,
@@ -109,7 +122,7 @@ class RegistryView:
             )
             for offering in registry.offerings(canonical)
             if offering.routed
-        ]
+        )
 
 
 def _sendable(provider: str, written: str | None) -> str | None:
@@ -119,12 +132,24 @@ def _sendable(provider: str, written: str | None) -> str | None:
     return written
 
 
+_MAX_REMEMBERED = 4096
+"""Distinct model strings whose offers (and parse) a process remembers (then it starts over)."""
+_MAX_REMEMBERED_CHARS = 200
+"""Longer model strings are worked out every time, never kept."""
+
+
 class Router:
-    """The planning step of one process: planner, balancer and provider health."""
+    """The planning step of one process: planner, balancer and provider health.
+
+    What does not change while the process runs is worked out once: the providers whose
+    managed key is usable (credits), each model string's parse and each model's offers.
+    """
 
     def __init__(self, runtime: Runtime, registry: Registry) -> None:
         self.runtime = runtime
         directory = runtime.providers
+        self._credits = frozenset(config.spec.name for config in directory.usable())
+        self._parsed: dict[str, ModelSpec] = {}
         self.health = Health()
         self.planner = Planner(
             RegistryView(registry),
@@ -164,14 +189,13 @@ class Router:
         models the registry prices (an unpriced one cannot be charged)."""
         directory = self.runtime.providers
         try:
-            spec = self.planner.parse(model)
+            spec = self._parse(model)
             self._check_local(spec)
             if client_key is not None:
                 attempts = self._client_key_plan(spec, endpoint)
             else:
-                credits = frozenset(config.spec.name for config in directory.usable())
                 keys = KeySources(
-                    byok=byok or {}, credits=credits, credits_for_unlisted=not metered
+                    byok=byok or {}, credits=self._credits, credits_for_unlisted=not metered
                 )
                 attempts = self.planner.plan(spec, keys, endpoint=endpoint)
         except GrammarError as exc:
@@ -190,6 +214,18 @@ class Router:
                 param="model",
             )
         return served
+
+    def _parse(self, model: str) -> ModelSpec:
+        """The parsed model string (remembered: a :class:`ModelSpec` is immutable); a grammar
+        error is raised each time, never remembered."""
+        spec = self._parsed.get(model)
+        if spec is None:
+            spec = self.planner.parse(model)
+            if len(model) <= _MAX_REMEMBERED_CHARS:
+                if len(self._parsed) >= _MAX_REMEMBERED:
+                    self._parsed.clear()
+                self._parsed[model] = spec
+        return spec
 
     def _client_key_plan(self, spec: ModelSpec, endpoint: str) -> list[Attempt]:
         item = spec.items[0]

@@ -105,7 +105,7 @@ class Router:
     def __init__(self, runtime: Runtime, registry: Registry) -> None:
         self.runtime = runtime
         directory = runtime.providers
-        self.health = Health()
+        self.health = Health(cooldown=runtime.settings.provider_cooldown_seconds)
         self.planner = Planner(
             RegistryView(registry),
             tuple(directory.table.routed()),

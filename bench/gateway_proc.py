@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,9 @@ def gateway_binary() -> str:
 class Gateway(ServedProcess):
     """One gateway process with its own data dir, port and key.
 
-    ``name`` keeps the data dir and output log of several gateways in one workdir apart.
+    ``name`` keeps the data dir and output log of several gateways in one workdir apart;
+    ``extra_env`` adds or overrides variables (the routing gateway's failing provider and its
+    health cool-down, :mod:`bench.routing`).
     """
 
     label = "the gateway"
@@ -64,6 +67,7 @@ class Gateway(ServedProcess):
         logging: bool = True,
         workers: int = 1,
         anthropic_stream: bool = False,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.logging = logging
@@ -87,6 +91,7 @@ class Gateway(ServedProcess):
             ANTHROPIC_BASE_URL=upstream_base_url
             + (ANTHROPIC_STREAM_PREFIX if anthropic_stream else ""),
         )
+        env.update(extra_env or {})
         self.env = env
 
     def create_key(self) -> str:
@@ -143,6 +148,23 @@ class Gateway(ServedProcess):
             return None
         finally:
             conn.close()
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """One control-plane request with the gateway key: (status, decoded JSON body)."""
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=30)
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+        try:
+            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+            response = conn.getresponse()
+            raw = response.read()
+        except OSError as exc:
+            raise BenchError(f"{method} {path} failed: {exc}") from exc
+        finally:
+            conn.close()
+        try:
+            return response.status, json.loads(raw) if raw else None
+        except ValueError:
+            return response.status, raw[:300]
 
     def health(self) -> dict[str, Any]:
         """The decoded ``GET /healthz`` body (with logging on it holds the writer's counters)."""

@@ -2,12 +2,14 @@
 
 Order of work (:mod:`bench.phases`): start nginx; measure it directly; then start the gateway
 with logging off, the gateway with logging on (the default), the reference forwarder
-(:mod:`bench.forwarder`) and a second no-logging gateway for the translated path's stream,
-measure each at one connection (the translated path, ``model/anthropic``, on the no-logging
-gateway right after its OpenAI path), then all four at N connections in interleaved rounds,
-each round followed by the OpenAI and the translated stream's TTFB in turn; run the optional
-soak against the
-logging gateway and wait for its request log to settle. Only one target is under load at any
+(:mod:`bench.forwarder`), a second no-logging gateway for the translated path's stream and a
+third for issue 11's routing lines (:mod:`bench.routing`; its organisation's BYOK key stored
+through the provider-keys API), measure each at one connection (the translated path,
+``model/anthropic``, on the no-logging gateway right after its OpenAI path), then all six
+targets at N connections in interleaved rounds (the routed and the pinned model at half
+length), each round followed by the OpenAI and the translated stream's TTFB in turn and the
+failover turns; run the optional soak against the logging gateway and wait for its request
+log to settle. Only one target is under load at any
 time. Then print the report and save ``bench/results/latest.json``. Exit status is 0 whether
 or not the performance bar is met; 1 only when the bench itself could not run.
 """
@@ -29,9 +31,12 @@ from bench.phases import Phases, Plan, TargetRun, progress
 from bench.procs import BenchError
 from bench.render import render
 from bench.report import Results, evaluate
+from bench.routing import pool_failover
 from bench.ttfb import TtfbResult
 from bench.upstream import Upstream
 
+UNSTREAMED = ("routed", "pinned", "gateway_routing")
+"""Runs without a TTFB measurement: the routing lines measure throughput and failover only."""
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -68,8 +73,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=10,
-        help="interleaved runs per target (both gateways, the translated path and the "
-        "forwarder) at --connections (default 10; --quick: 2)",
+        help="interleaved runs per target (both gateways, the translated path, the "
+        "forwarder, the routed and the pinned model) at --connections (default 10; --quick: 2)",
+    )
+    parser.add_argument(
+        "--failover-requests",
+        type=int,
+        default=200,
+        help="turns of the failover measurement (chain, direct, failed attempt) after each "
+        "round (default 200; --quick: 100)",
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument(
@@ -78,10 +90,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.ttfb_requests = 3.0, 1.0, 100
+        args.failover_requests = min(args.failover_requests, 100)
         args.rounds = min(args.rounds, 2)
-    if args.duration < 1 or args.connections < 2 or args.ttfb_requests < 1 or args.rounds < 1:
+    if (
+        args.duration < 1
+        or args.connections < 2
+        or args.ttfb_requests < 1
+        or args.rounds < 1
+        or args.failover_requests < 1
+    ):
         parser.error(
-            "need --duration >= 1, --connections >= 2, --ttfb-requests >= 1, --rounds >= 1"
+            "need --duration >= 1, --connections >= 2, --ttfb-requests >= 1, --rounds >= 1, "
+            "--failover-requests >= 1"
         )
     if args.soak != 0 and args.soak < 1:
         parser.error("need --soak 0 (none) or >= 1")
@@ -91,7 +111,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace, workdir: Path) -> Results:
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     plan = Plan(
-        args.duration, args.warmup, args.connections, args.ttfb_requests, args.soak, args.rounds
+        args.duration,
+        args.warmup,
+        args.connections,
+        args.ttfb_requests,
+        args.soak,
+        args.rounds,
+        args.failover_requests,
     )
     upstream = Upstream(workdir)
     try:
@@ -129,6 +155,14 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         "translated_model": payloads.TRANSLATED_MODEL,
         "translated_upstream": f"POST {payloads.MESSAGES_PATH} (stream: "
         f"{payloads.ANTHROPIC_STREAM_PATH}), Anthropic Messages",
+        "routed_model": payloads.ROUTED_MODEL,
+        "pinned_model": payloads.PINNED_MODEL,
+        "failover_model": payloads.FAILOVER_MODEL,
+        "failover_requests": args.failover_requests,
+        "routing_gateway": "GATEWAY_LOGGING_ENABLED=false, GATEWAY_PROVIDER_COOLDOWN_SECONDS=0; "
+        f"org BYOK OpenAI key at {payloads.BYOK_PREFIX}/v1 (stored through the provider-keys "
+        f"API), managed OpenAI key, {payloads.FAILING_PROVIDER} at {payloads.FAILING_PREFIX}/v1 "
+        "(503)",
         "json_path": str(args.output),
         "forwarder_cmd": "python -m bench.forwarder (uvicorn + uvloop/httptools, aiohttp pool)",
         "gateway_log_problems": {r.name: r.log_problems for r in runs[1:]},
@@ -137,11 +171,13 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
     results = Results(
         meta=meta,
         load={f"{r.name}_{k}": v for r in runs for k, v in r.load.items()},
-        ttfb={r.name: _ttfb(r) for r in runs},
+        ttfb={r.name: _ttfb(r) for r in runs if r.name not in UNSTREAMED},
         rss_kib={r.name: r.rss_kib for r in runs[1:] if r.rss_kib},
         rounds={r.name: r.rounds for r in runs[1:] if r.rounds},
         ttfb_rounds={r.name: r.ttfb_rounds for r in runs if r.ttfb_rounds},
         request_log=by_name["gateway_logging"].request_log,
+        failover=pool_failover(phases.failover_rounds),
+        failover_rounds=phases.failover_rounds,
     )
     evaluate(results, args.connections)
     return results

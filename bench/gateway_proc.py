@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,9 @@ def gateway_binary() -> str:
 class Gateway(ServedProcess):
     """One gateway process with its own data dir, port and key.
 
-    ``name`` keeps the data dir and output log of several gateways in one workdir apart.
+    ``name`` keeps the data dir and output log of several gateways in one workdir apart;
+    ``extra_env`` adds or overrides variables (the routing gateway's failing provider and its
+    health cool-down, :mod:`bench.routing`).
     """
 
     label = "the gateway"
@@ -67,6 +70,7 @@ class Gateway(ServedProcess):
         workers: int = 1,
         anthropic_stream: bool = False,
         redis_url: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.logging = logging
@@ -92,6 +96,7 @@ class Gateway(ServedProcess):
         )
         if redis_url is not None:  # rate-limit counters on Redis, under this run's own prefix
             env.update(REDIS_URL=redis_url, GATEWAY_REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex}:")
+        env.update(extra_env or {})
         self.env = env
 
     def create_key(self) -> str:
@@ -148,6 +153,23 @@ class Gateway(ServedProcess):
             return None
         finally:
             conn.close()
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """One control-plane request with the gateway key: (status, decoded JSON body)."""
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=30)
+        headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+        try:
+            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+            response = conn.getresponse()
+            raw = response.read()
+        except OSError as exc:
+            raise BenchError(f"{method} {path} failed: {exc}") from exc
+        finally:
+            conn.close()
+        try:
+            return response.status, json.loads(raw) if raw else None
+        except ValueError:
+            return response.status, raw[:300]
 
     def health(self) -> dict[str, Any]:
         """The decoded ``GET /healthz`` body (with logging on it holds the writer's counters)."""

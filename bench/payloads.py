@@ -35,6 +35,36 @@ is a gateway whose ``ANTHROPIC_BASE_URL`` ends in this prefix."""
 
 ANTHROPIC_STREAM_PATH = ANTHROPIC_STREAM_PREFIX + MESSAGES_PATH
 
+ROUTED_MODEL = CHAT_MODEL
+"""Issue 11's routed request: a bare model, planned from the registry. On the routing gateway
+the organisation holds a BYOK OpenAI key (base URL at :data:`BYOK_PREFIX`) and the operator a
+managed one, so the plan is BYOK first, then credits."""
+
+PINNED_MODEL = "gpt-4o-mini/openai"
+"""What the routed request is compared with: pinned to OpenAI and sent with the client's own
+key (``Authorization``, the gateway key in ``Helicone-Auth``): one attempt, no key store."""
+
+FAILING_PROVIDER = "deepseek"
+"""A provider whose base URL on the routing gateway is :data:`FAILING_PREFIX`: every request
+to it gets a 503 at once."""
+
+FAILOVER_MODEL = f"gpt-4o-mini/{FAILING_PROVIDER},{PINNED_MODEL}"
+"""The failover chain: the failing provider first, then the request that serves
+(``gpt-4o-mini/openai`` with the gateway key: the org's BYOK key) — the same request a direct
+``gpt-4o-mini/openai`` makes."""
+
+BYOK_PREFIX = "/byok"
+"""Base URL path of the organisation's own OpenAI endpoint (its ``/v1`` appended): the same
+answer as :data:`CHAT_PATH` under another request id, so a probe can tell which key served."""
+
+BYOK_PATH = BYOK_PREFIX + CHAT_PATH
+BYOK_MODELS_PATH = BYOK_PREFIX + "/v1/models"
+"""What storing the BYOK key checks it against (the provider-keys API validates live)."""
+
+FAILING_PREFIX = "/failing"
+FAILING_PATH = FAILING_PREFIX + CHAT_PATH
+BYOK_REQUEST_ID = "req_bench_byok"
+
 _CREATED = 1_741_569_952
 _ID = "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT"
 _FINGERPRINT = "fp_06737a9306"
@@ -99,6 +129,32 @@ def chat_completion() -> str:
             },
             "service_tier": "default",
             "system_fingerprint": _FINGERPRINT,
+        }
+    )
+
+
+def model_list() -> str:
+    """``GET /v1/models`` as OpenAI answers it (a page of one model)."""
+    return _dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": CHAT_MODEL, "object": "model", "created": _CREATED, "owned_by": "system"}
+            ],
+        }
+    )
+
+
+def overloaded_error() -> str:
+    """The body of the failing provider's 503, in OpenAI's error shape."""
+    return _dumps(
+        {
+            "error": {
+                "message": "The server is overloaded or not ready yet.",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
         }
     )
 

@@ -22,12 +22,19 @@ path alone, so it goes through a second no-logging gateway (``gateway_stream``, 
 base URL at that location); there, after each round, the OpenAI stream and the translated
 stream take turns at the TTFB measurement (order reversed every round), and the pooled
 samples of all rounds are compared.
+
+Issue 11's routing lines (:mod:`bench.routing`) use a fourth no-logging gateway
+(``gateway_routing``: an organisation BYOK key stored through the provider-keys API, a
+provider that always fails, no health cool-down): the routed model (``gpt-4o-mini``, BYOK
+first) and the pinned one (``gpt-4o-mini/openai`` with the client's key) are two more targets
+of the rounds, at half the run length; after each round, the failover measurement.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +45,14 @@ from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine
 from bench.procs import BenchError
 from bench.requestlog import LogAccount, RequestTally, wait_for_log
+from bench.routing import (
+    FailoverResult,
+    RoutingSpecs,
+    measure_failover,
+    routing_gateway,
+    routing_specs,
+    store_byok_key,
+)
 from bench.ttfb import RawHttpClient, TtfbResult, measure_ttfb, pool_ttfb, raw_request
 from bench.upstream import Upstream
 
@@ -57,6 +72,8 @@ class Plan:
     ttfb_requests: int
     soak_s: float = 0.0
     rounds: int = 3
+    failover_requests: int = 200
+    """Turns of the failover measurement after each round (see :mod:`bench.routing`)."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +109,11 @@ def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def probe(port: int, spec: RequestSpec, expect: bytes, what: str) -> None:
-    """One request end to end; a clear error if it is not a 200 with the expected body."""
+def probe(
+    port: int, spec: RequestSpec, expect: bytes, what: str, headers: dict[str, str] | None = None
+) -> None:
+    """One request end to end; a clear error if it is not a 200 with the expected body (and
+    the expected response ``headers``, names lower-case)."""
     client = RawHttpClient(port)
     try:
         exchange = client.request(raw_request(port, spec))
@@ -106,6 +126,11 @@ def probe(port: int, spec: RequestSpec, expect: bytes, what: str) -> None:
             f"{what}: expected a 200 containing {expect!r}, got {exchange.status}: "
             f"{exchange.body[:500]!r}"
         )
+    for name, value in (headers or {}).items():
+        if exchange.headers.get(name) != value:
+            raise BenchError(
+                f"{what}: expected {name}: {value}, got {exchange.headers.get(name)!r}"
+            )
 
 
 class Phases:
@@ -120,6 +145,8 @@ class Phases:
         self.stream_body = payloads.request_body(payloads.STREAM_MODEL, stream=True)
         self.translated_body = payloads.request_body(payloads.TRANSLATED_MODEL)
         self.translated_stream_body = payloads.request_body(payloads.TRANSLATED_MODEL, stream=True)
+        self.failover_rounds: list[FailoverResult] = []
+        """Filled by :meth:`gateways`: the failover measurement after each round."""
 
     def direct(self) -> TargetRun:
         auth = {"Authorization": "Bearer bench"}
@@ -134,13 +161,15 @@ class Phases:
 
     def gateways(self) -> list[TargetRun]:
         """Both gateways (logging off, on), the reference forwarder, the translated path, the
-        OpenAI stream it is paired with, and — when a Redis server answers — the rate-limit
-        target (the no-logging gateway's process, requests with a policy), in that order.
+        OpenAI stream it is paired with, the routed and the pinned model and the routing
+        gateway that serves them, and — when a Redis server answers — the rate-limit target
+        (the no-logging gateway's process, requests with a policy), in that order.
 
         Started together, loaded one at a time: each gets its 1-connection run and TTFB in
         turn (the translated path and the rate-limited requests right after the OpenAI path of
         the same gateway), then the N-connection runs go in interleaved rounds, each round
-        followed by a pair of TTFB measurements.
+        followed by a pair of TTFB measurements and the failover measurement
+        (:mod:`bench.routing`).
         """
         base = self.upstream.base_url
         redis_url = rl.redis_url()
@@ -149,11 +178,16 @@ class Phases:
         paired = Gateway(
             self.workdir, base, name="gateway_stream", logging=False, anthropic_stream=True
         )
+        routing = routing_gateway(self.workdir, base)
         forwarder = ForwarderProcess(self.workdir, base)
-        gateways = [plain, logged, paired]
-        servers: list[Gateway | ForwarderProcess] = [plain, logged, forwarder, paired]
+        gateways = [plain, logged, paired, routing]
+        servers: list[Gateway | ForwarderProcess] = [plain, logged, forwarder, paired, routing]
         runs = [TargetRun(server.name) for server in servers]
-        translated = TargetRun("translated")
+        translated, routed, pinned = (
+            TargetRun("translated"),
+            TargetRun("routed"),
+            TargetRun("pinned"),
+        )
         limited_run = TargetRun(rl.NAME) if redis_url is not None else None
         if limited_run is None:
             progress("no Redis server answers: the rate-limit line is not measured")
@@ -167,6 +201,7 @@ class Phases:
             progress(f"{forwarder.name}: starting on port {forwarder.port} ...")
             forwarder.start()
             specs = [*(self._gateway_specs(g) for g in gateways[:2]), self._forwarder_specs()]
+            routing_requests = self._routing(routing, runs[4])
             translated_chat = self._translated_chat(plain)
             limited = (rl.limited(specs[0][0]), rl.limited(specs[0][1]))
             for server, run, (chat, stream) in zip(servers[:3], runs[:3], specs, strict=True):
@@ -188,11 +223,18 @@ class Phases:
                 (plain, translated, translated_chat),
                 (logged, runs[1], specs[1][0]),
                 (forwarder, runs[2], specs[2][0]),
+                (routing, routed, routing_requests.routed),
+                (routing, pinned, routing_requests.pinned),
             ]
             if limited_run is not None:
                 order.append((plain, limited_run, limited[0]))
             self._rounds(
-                [o[0] for o in order], [o[1] for o in order], [o[2] for o in order], pair
+                [o[0] for o in order],
+                [o[1] for o in order],
+                [o[2] for o in order],
+                pair,
+                halved={routed.name, pinned.name},
+                after_round=lambda n: self._failover(routing, routing_requests, n),
             )
             time.sleep(0.5)  # let in-flight background work (e.g. logging) settle first
             for server, run in zip(servers, runs, strict=True):
@@ -206,10 +248,31 @@ class Phases:
                 server.check_alive()
                 run.log_problems = server.log_problems()
             extra = [limited_run] if limited_run is not None else []
-            return [*runs[:3], translated, runs[3], *extra]
+            return [*runs[:3], translated, runs[3], routed, pinned, runs[4], *extra]
         finally:
             for server in servers:
                 server.stop()
+
+    def _routing(self, gateway: Gateway, run: TargetRun) -> RoutingSpecs:
+        """Store the org's BYOK key, then probe the routed, pinned and failover requests: each
+        must be served where it should be (the org's endpoint, the managed one, the org's
+        after a failover)."""
+        progress(f"{gateway.name}: storing the organisation's OpenAI key (provider-keys API) ...")
+        store_byok_key(gateway, self.upstream.base_url)
+        run.rss_kib["before"] = gateway.rss_kib()
+        specs = routing_specs(gateway.key)
+        port, completion = gateway.port, b'"chat.completion"'
+        probe(port, specs.routed, completion, "routed", {"x-request-id": payloads.BYOK_REQUEST_ID})
+        probe(port, specs.pinned, completion, "pinned", {"x-request-id": "req_bench_fixed"})
+        probe(port, specs.failover, completion, "failover", {"helicone-fallback-index": "1"})
+        return specs
+
+    def _failover(self, gateway: Gateway, specs: RoutingSpecs, number: int) -> None:
+        count, total = self.plan.failover_requests, self.plan.rounds
+        progress(f"failover via {gateway.name}, round {number}/{total}: {count} turns ...")
+        result = measure_failover(gateway.port, self.upstream.port, specs, count)
+        self.failover_rounds.append(result)
+        gateway.check_alive()
 
     def _translated_chat(self, gateway: Gateway) -> RequestSpec:
         """The translated path's non-streamed request (``model/anthropic``) to ``gateway``."""
@@ -254,13 +317,17 @@ class Phases:
         runs: list[TargetRun],
         chats: list[RequestSpec],
         pair: list[Paired],
+        halved: Collection[str] = (),
+        after_round: Callable[[int], None] | None = None,
     ) -> None:
         """Interleaved N-connection runs: A B C D, D C B A, A B C D, ...; then each target's
         total. After each round, the TTFB ``pair`` (both on ``gateway_stream``), in the
-        round's order too; then each stream's pooled TTFB.
+        round's order too, and ``after_round(number)``; then each stream's pooled TTFB.
 
         Reversing the order every round gives each target every position equally often (two
-        rounds per cycle), so a machine drifting over the rounds favours none of them.
+        rounds per cycle), so a machine drifting over the rounds favours none of them. The
+        runs named in ``halved`` last half as long (warm-up too): the routing pair, compared
+        only with each other, pools enough over the rounds at half the bench's time.
         """
         conns, total = self.plan.connections, self.plan.rounds
         order = list(zip(servers, runs, chats, strict=True))
@@ -268,10 +335,13 @@ class Phases:
             forward = number % 2 == 1
             for server, run, chat in order if forward else order[::-1]:
                 label = f"c{conns} round {number}/{total}"
-                run.rounds.append(self._load(run, server, chat, conns, label))
+                share = 0.5 if run.name in halved else 1.0
+                run.rounds.append(self._load(run, server, chat, conns, label, share))
                 self._settle(server, run)
             for paired in pair if forward else pair[::-1]:
                 self._ttfb(paired.run, paired.gateway, paired.spec, f"round {number}/{total}")
+            if after_round is not None:
+                after_round(number)
         for run in runs:
             run.load[f"c{conns}"] = combine(f"{run.name}_c{conns}", run.rounds)
         for paired in pair:
@@ -290,15 +360,23 @@ class Phases:
         run.tally.probes += 2
 
     def _load(
-        self, run: TargetRun, server: Server, chat: RequestSpec, conns: int, what: str
+        self,
+        run: TargetRun,
+        server: Server,
+        chat: RequestSpec,
+        conns: int,
+        what: str,
+        share: float = 1.0,
     ) -> LoadResult:
-        """One warm-up then one measured wrk run (both counted in the request tally)."""
-        plan, counted = self.plan, isinstance(server, Gateway)
+        """One warm-up then one measured wrk run (both counted in the request tally), each
+        ``share`` of the plan's length."""
+        counted = isinstance(server, Gateway)
+        warmup, duration = share * self.plan.warmup_s, share * self.plan.duration_s
         label = f"{run.name}_c{conns}"
-        progress(f"{run.name} {what}: {plan.warmup_s:g} s warm-up, then {plan.duration_s:g} s ...")
-        warm = self.tool.run(label, server.base_url, chat, conns, plan.warmup_s, counted)
+        progress(f"{run.name} {what}: {warmup:g} s warm-up, then {duration:g} s ...")
+        warm = self.tool.run(label, server.base_url, chat, conns, warmup, counted)
         run.tally.add_load(warm)
-        return self._measured(run, server, chat, conns, plan.duration_s, label)
+        return self._measured(run, server, chat, conns, duration, label)
 
     def _measured(
         self,

@@ -15,13 +15,18 @@ from bench import payloads
 from bench.procs import HOST
 
 
-def _response(body: str, content_type: str) -> bytes:
+def _response(
+    body: str,
+    content_type: str,
+    status: str = "200 OK",
+    request_id: str = "req_bench_fixed",
+) -> bytes:
     data = body.encode()
     head = (
-        "HTTP/1.1 200 OK\r\n"
+        f"HTTP/1.1 {status}\r\n"
         f"Content-Type: {content_type}\r\n"
         f"Content-Length: {len(data)}\r\n"
-        "x-request-id: req_bench_fixed\r\n"
+        f"x-request-id: {request_id}\r\n"
         "\r\n"
     )
     return head.encode() + data
@@ -34,6 +39,13 @@ _REPLIES = {
     payloads.STREAM_UPSTREAM_PATH: _STREAM,
     payloads.MESSAGES_PATH: _response(payloads.anthropic_message(), "application/json"),
     payloads.ANTHROPIC_STREAM_PATH: _response(payloads.anthropic_sse_stream(), "text/event-stream"),
+    payloads.BYOK_PATH: _response(
+        payloads.chat_completion(), "application/json", request_id=payloads.BYOK_REQUEST_ID
+    ),
+    payloads.BYOK_MODELS_PATH: _response(payloads.model_list(), "application/json"),
+    payloads.FAILING_PATH: _response(
+        payloads.overloaded_error(), "application/json", "503 Service Unavailable"
+    ),
 }
 _NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 

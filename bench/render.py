@@ -6,7 +6,7 @@ import math
 
 from bench import requestlog
 from bench.load import LoadResult
-from bench.report import GATEWAYS, PAIRED, PROXIES, TARGETS, Check, Results
+from bench.report import GATEWAYS, PAIRED, PROXIES, ROUTING, TARGETS, Check, Results
 
 
 def _ms(value: float) -> str:
@@ -50,8 +50,12 @@ def _header(results: Results) -> list[str]:
         f"  translated: model {m['translated_model']} (the upstream answers as Anthropic)",
         "             via the no-logging gateway; its stream via a third gateway (no logging),",
         "             in turn with the OpenAI stream after each round",
-        f"  at {m['connections']} conns: {m['rounds']} interleaved rounds of the four (A B C D, "
-        "D C B A, ...), totals below",
+        f"  routing:   model {m.get('routed_model')} (org BYOK key + managed key) vs "
+        f"{m.get('pinned_model')} (client key)",
+        "             via a fourth gateway (no logging), half-length runs; after each round,",
+        f"             failover turns: {m.get('failover_model')}",
+        f"  at {m['connections']} conns: {m['rounds']} interleaved rounds of the six (A B C D E "
+        "F, F E D C B A, ...), totals below",
         "=" * 78,
         "",
     ]
@@ -171,8 +175,8 @@ def _ttfb(results: Results) -> list[str]:
 
 def _memory(results: Results) -> list[str]:
     out = ["Memory (VmRSS, process and children), MiB"]
-    names = {**TARGETS, PAIRED: "gateway, stream pair"}
-    for g in (*GATEWAYS, "forwarder", PAIRED):
+    names = {**TARGETS, PAIRED: "gateway, stream pair", "gateway_routing": "gateway, routing"}
+    for g in (*GATEWAYS, "forwarder", PAIRED, "gateway_routing"):
         if g not in results.rss_kib:
             continue
         rss = {k: v / 1024 for k, v in results.rss_kib[g].items()}
@@ -199,7 +203,7 @@ def _check_line(c: Check) -> str:
         value = "-" if math.isnan(c.measured) else f"{c.measured:.2f}x"
     else:
         value = f"{c.measured:.3f} {c.unit}"
-    width = {"reference": 64, "translation": 62}.get(c.group, 46)
+    width = {"reference": 64, "translation": 62, "routing": 62}.get(c.group, 46)
     return f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<{width}} measured {value}"
 
 
@@ -211,6 +215,7 @@ def _bar(results: Results) -> list[str]:
         ("translation", "Performance bar: translation (model/anthropic vs the OpenAI path)"),
         ("ratelimit", "Performance bar: rate limits (gateway, no logging, global request "
                       "policy on Redis vs none)"),
+        ("routing", "Performance bar: routing and failover (issue 11)"),
     ):
         out += ["", title] if out else [title]
         out += [_check_line(c) for c in results.checks if c.group == group]
@@ -272,6 +277,56 @@ def _ratelimit_figures(results: Results) -> list[str]:
     ]
 
 
+def _routing(results: Results, high: int) -> list[str]:
+    """The routed model next to the pinned one (same gateway, same rounds) and failover.
+
+    Failover: full-response p50/p99 of the chain, of the same request served directly, and of
+    the failed attempt's own request to the failing location; added = chain - direct - failed.
+    """
+    d, load, m = results.derived, results.load, results.meta
+    routed, pinned = load.get(f"routed_c{high}"), load.get(f"pinned_c{high}")
+    if routed is None or pinned is None:
+        return []
+    out = [
+        f"Routing (issue 11): {ROUTING['routed']} vs {ROUTING['pinned']}",
+        f"  RPS at {high} conns (all rounds, half-length runs): pinned {pinned.rps:,.0f}, routed "
+        f"{routed.rps:,.0f} = {_pct(d[f'routed_rps_fraction_of_pinned_c{high}'])}   "
+        f"({routed.error_total + pinned.error_total} errors)",
+    ]
+    pairs = results.rounds.get("pinned", []), results.rounds.get("routed", [])
+    for n, (p, r) in enumerate(zip(*pairs, strict=False), 1):
+        fraction = d.get(f"routed_rps_fraction_of_pinned_c{high}_round{n}", math.nan)
+        added = d.get(f"failover_added_p50_ms_round{n}", math.nan)
+        out.append(
+            f"    round {n}: pinned {p.rps:>8,.0f} req/s   routed {r.rps:>8,.0f} req/s   "
+            f"{_pct(fraction):>6}   CPU us/req {_us(p.server_main_cpu_us_per_request)} vs "
+            f"{_us(r.server_main_cpu_us_per_request)}   failover added p50 {_signed_ms(added)} ms"
+        )
+    failover = results.failover
+    if failover is not None:
+        names = {
+            "failover": f"chain {m.get('failover_model')}",
+            "direct": f"direct {m.get('pinned_model')}",
+            "failed": "failed attempt alone (upstream 503)",
+        }
+        out.append(
+            f"  failover, 1 connection, full response ms ({failover.requests:,} turns of the "
+            f"three, pooled; {failover.errors} errors):"
+        )
+        for kind, name in names.items():
+            ms = failover.ms[kind]
+            out.append(
+                f"    {name:<58} p50 {_ms(ms['p50'])}  p90 {_ms(ms['p90'])}  p99 {_ms(ms['p99'])}"
+            )
+        out.append(
+            f"    added beyond the failed attempt (chain - direct - failed): p50 "
+            f"{_signed_ms(d['failover_added_p50_ms'])} ms, p99 "
+            f"{_signed_ms(d['failover_added_p99_ms'])} ms"
+        )
+        out += [f"    error: {e[:150]}" for e in failover.error_samples]
+    return out
+
+
 def _reference(results: Results, high: int) -> list[str]:
     """Issue 10's bar: each gateway against the minimal forwarder, measured in the same run.
 
@@ -321,6 +376,7 @@ def render(results: Results, high: int) -> str:
         _load(results, high),
         _versus(results, high),
         _translation(results, high),
+        _routing(results, high),
         _ttfb(results),
         _memory(results),
         requestlog.render(results.request_log),

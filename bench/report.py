@@ -3,7 +3,8 @@
 The performance bar (from the issues) is encoded once, in :data:`BAR`, so the printed report
 (:mod:`bench.render`) and ``latest.json`` always agree on what was checked. The foundation
 lines apply to the gateway with logging off, the logging lines to the one with logging on,
-the translation lines to the translated path (``model/anthropic``) against the OpenAI path.
+the translation lines to the translated path (``model/anthropic``) against the OpenAI path,
+the routing lines to issue 11's routed model and failover (:mod:`bench.routing`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from bench.load import LoadResult
 from bench.requestlog import LogAccount
+from bench.routing import FailoverResult
 from bench.ttfb import TtfbResult
 
 BAR = {
@@ -31,6 +33,8 @@ BAR = {
     "max_translated_added_ttfb_p50_ms": 0.3,
     "min_ratelimit_rps_ratio_32": 0.90,
     "max_ratelimit_added_p50_ms_1": 0.3,
+    "min_routed_rps_fraction_32": 0.95,
+    "max_failover_added_p50_ms": 1.0,
 }
 """Foundation: no-logging gateway RPS at 32 connections, added latency over direct at 1
 connection. Logging: RPS with logging as a fraction of the no-logging RPS at 32 connections
@@ -40,7 +44,10 @@ gateway's RPS at 32 connections as a fraction of the minimal forwarder's, and it
 (measured 2026-12-01: 75-79% and 1.3x) what the gateway with logging must not fall below.
 Translation: the translated path's RPS at 32 connections as a fraction of the OpenAI path's
 (same gateway, same rounds), and its streamed TTFB p50 minus the OpenAI stream's (same gateway,
-alternating rounds), both pooled over all rounds.
+alternating rounds), both pooled over all rounds. Routing (issue 11): the routed model's RPS at
+32 connections (BYOK and credits configured) as a fraction of the pinned one's (client key),
+pooled over the rounds; a failover's p50 minus the directly served request's p50 minus its
+failed attempt's own p50, on the pooled samples of all rounds.
 
 Rate limits (issue 12): the no-logging gateway with a global request-rate policy on Redis, RPS
 at 32 connections as a fraction of the same gateway without a policy (pooled rounds), and the
@@ -54,6 +61,13 @@ TARGETS = {
     "translated": "gateway, translated",
 }
 """Target keys (prefixes of the ``load`` keys) and how the report names them."""
+
+ROUTING = {
+    "routed": "routed (gpt-4o-mini: BYOK, credits)",
+    "pinned": "pinned (gpt-4o-mini/openai, client key)",
+}
+"""The routing gateway's two throughput targets (``load`` keys ``routed_c<N>``,
+``pinned_c<N>``); they have no 1-connection run and no TTFB."""
 
 PAIRED = "gateway_stream"
 """The ``ttfb`` key of the OpenAI stream the translated stream is compared with: measured on
@@ -96,6 +110,9 @@ class Results:
     request_log: LogAccount | None = None
     rounds: dict[str, list[LoadResult]] = field(default_factory=dict)
     ttfb_rounds: dict[str, list[TtfbResult]] = field(default_factory=dict)
+    failover: FailoverResult | None = None
+    """The failover measurement, pooled over the rounds (:mod:`bench.routing`)."""
+    failover_rounds: list[FailoverResult] = field(default_factory=list)
     derived: dict[str, float] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
@@ -108,6 +125,8 @@ class Results:
             "request_log": self.request_log.to_json() if self.request_log else None,
             "rounds": {k: [r.to_json() for r in v] for k, v in self.rounds.items()},
             "ttfb_rounds": {k: [r.to_json() for r in v] for k, v in self.ttfb_rounds.items()},
+            "failover": self.failover.to_json() if self.failover else None,
+            "failover_rounds": [r.to_json() for r in self.failover_rounds],
             "derived": self.derived,
             "bar": BAR,
             "checks": [asdict(c) for c in self.checks],
@@ -174,6 +193,28 @@ def _derive(results: Results, high: int) -> None:
         d[f"logging_rps_ratio_c{high}_round{number}"] = _ratio(b.rps, a.rps)
     _derive_reference(results, high)
     _derive_translated(results, high)
+    _derive_routing(results, high)
+
+
+def _derive_routing(results: Results, high: int) -> None:
+    """The routed model against the pinned one (pooled RPS, and per round) and the failover
+    figures (pooled samples, and the added p50 per round). Missing measurements are NaN, and
+    their lines fail."""
+    load, d = results.load, results.derived
+    routed, pinned = load.get(f"routed_c{high}"), load.get(f"pinned_c{high}")
+    d[f"routed_rps_fraction_of_pinned_c{high}"] = (
+        _ratio(routed.rps, pinned.rps) if routed and pinned else math.nan
+    )
+    rounds = results.rounds.get("routed", []), results.rounds.get("pinned", [])
+    for number, (r, p) in enumerate(zip(*rounds, strict=True), 1):
+        d[f"routed_rps_fraction_of_pinned_c{high}_round{number}"] = _ratio(r.rps, p.rps)
+    failover = results.failover
+    for pct in ("p50", "p99"):
+        for kind in ("failover", "direct", "failed"):
+            d[f"failover_{kind}_{pct}_ms"] = failover.ms[kind][pct] if failover else math.nan
+        d[f"failover_added_{pct}_ms"] = failover.added_ms(pct) if failover else math.nan
+    for number, one in enumerate(results.failover_rounds, 1):
+        d[f"failover_added_p50_ms_round{number}"] = one.added_p50_ms
 
 
 def _derive_translated(results: Results, high: int) -> None:
@@ -253,7 +294,37 @@ def evaluate(results: Results, high: int) -> None:
         *_logging_checks(results, high),
         *_translation_checks(results, high),
         *_ratelimit_checks(results, high),
+        *_routing_checks(results, high),
         *_reference_checks(results, high),
+    ]  # fmt: skip
+
+
+def _routing_checks(results: Results, high: int) -> list[Check]:
+    """Issue 11's bar: routed RPS >= 95% of pinned, failover adds <= 1 ms beyond its failed
+    attempt, and no failed requests on either target or in the failover turns (a failover
+    turn that was not served by the second attempt counts as failed)."""
+    d = results.derived
+    fraction = 100 * d[f"routed_rps_fraction_of_pinned_c{high}"]
+    floor = 100 * BAR["min_routed_rps_fraction_32"]
+    added = d["failover_added_p50_ms"]
+    most = BAR["max_failover_added_p50_ms"]
+    runs = [v for k, v in results.load.items() if k in (f"routed_c{high}", f"pinned_c{high}")]
+    failover = results.failover
+    errors = sum(r.error_total for r in runs) + (failover.errors if failover else 0)
+    measured = len(runs) == 2 and failover is not None
+    return [
+        Check(
+            f"routed RPS at {high} connections >= {floor:.0f}% of the pinned model's",
+            fraction, floor, fraction >= floor, "%", "routing",
+        ),
+        Check(
+            f"failover p50 added beyond its failed attempt <= {most:g} ms",
+            added, most, added <= most, "ms", "routing",
+        ),
+        Check(
+            "no failed requests (routed, pinned, failover)",
+            errors, 0, measured and errors == 0, "errors", "routing",
+        ),
     ]  # fmt: skip
 
 

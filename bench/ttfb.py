@@ -20,12 +20,14 @@ from bench.procs import HOST, BenchError
 
 @dataclass
 class Exchange:
-    """One request/response: status, the two timings and the decoded body."""
+    """One request/response: status, the two timings, the decoded body and the headers
+    (lower-cased names)."""
 
     status: int
     ttfb_s: float
     total_s: float
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class RawHttpClient:
@@ -89,7 +91,7 @@ class RawHttpClient:
         finished = time.perf_counter()
         if headers.get("connection", "").lower() == "close":
             self.close()
-        return Exchange(status, first_byte - started, finished - started, body)
+        return Exchange(status, first_byte - started, finished - started, body, headers)
 
     def _read_chunked(self) -> bytes:
         body = bytearray()

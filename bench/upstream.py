@@ -2,6 +2,9 @@
 
 It speaks OpenAI (``/v1/chat/completions``; its SSE variant under ``/stream``) and Anthropic
 (``/v1/messages``; its event stream under ``/anthropic-stream``): one fixed answer per path.
+For issue 11's routing lines it is also an organisation's own OpenAI endpoint (``/byok/v1``:
+the same answer, and the model list that storing a key checks) and a provider that fails
+(anything under ``/failing/`` is a 503 at once).
 
 nginx answers from memory in a few microseconds, so whatever the bench measures above the
 direct-upstream baseline is the gateway's own cost. nginx is installed with apt-get when it is
@@ -93,6 +96,23 @@ http {{
             add_header cache-control no-cache;
             add_header request-id req_bench_fixed;
             return 200 {_nginx_string(payloads.anthropic_sse_stream())};
+        }}
+
+        location = {payloads.BYOK_PATH} {{
+            default_type application/json;
+            add_header x-request-id {payloads.BYOK_REQUEST_ID};
+            add_header openai-processing-ms 312;
+            return 200 {_nginx_string(payloads.chat_completion())};
+        }}
+
+        location = {payloads.BYOK_MODELS_PATH} {{
+            default_type application/json;
+            return 200 {_nginx_string(payloads.model_list())};
+        }}
+
+        location {payloads.FAILING_PREFIX}/ {{
+            default_type application/json;
+            return 503 {_nginx_string(payloads.overloaded_error())};
         }}
     }}
 }}

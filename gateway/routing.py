@@ -150,7 +150,7 @@ class Router:
         directory = runtime.providers
         self._credits = frozenset(config.spec.name for config in directory.usable())
         self._parsed: dict[str, ModelSpec] = {}
-        self.health = Health()
+        self.health = Health(cooldown=runtime.settings.provider_cooldown_seconds)
         self.planner = Planner(
             RegistryView(registry),
             tuple(directory.table.routed()),

@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     credits_cache_ttl_seconds: float = Field(default=10.0, ge=0)
     credit_hold_ttl_seconds: float = Field(default=3600.0, gt=0)
     credit_sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # Routing health (providers/health.py): how long a (provider, key) that failed 3 times in
+    # a row goes to the end of every plan. 0 turns the reordering off: every request tries
+    # its attempts in their planned order (the bench measures failover that way).
+    provider_cooldown_seconds: float = Field(default=30.0, ge=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Slow clients (gateway/protocol.py): a request's headers, then its body, must arrive
     # within these many seconds (408 after); connections per process past the limit get 503.

@@ -26,6 +26,7 @@ from bench.phases import Paired, Phases, Plan, TargetRun
 from bench.render import render
 from bench.report import BAR, PAIRED, Results, evaluate
 from bench.requestlog import LogAccount, RequestTally
+from bench.routing import FailoverResult, pool_failover, summarise
 from bench.ttfb import TtfbResult, pool_ttfb
 from bench.upstream import nginx_config
 from gateway.translate import ExchangeTranslation, adapter_for, parse_event
@@ -145,6 +146,8 @@ def test_nginx_answers_each_path_with_its_fixed_body(tmp_path: Path) -> None:
         payloads.STREAM_UPSTREAM_PATH: ("text/event-stream", payloads.sse_stream()),
         payloads.MESSAGES_PATH: ("application/json", payloads.anthropic_message()),
         payloads.ANTHROPIC_STREAM_PATH: ("text/event-stream", payloads.anthropic_sse_stream()),
+        payloads.BYOK_PATH: ("application/json", payloads.chat_completion()),
+        payloads.BYOK_MODELS_PATH: ("application/json", payloads.model_list()),
     }
 
 
@@ -299,20 +302,41 @@ def test_pooled_ttfb_takes_percentiles_over_all_samples() -> None:
 # --- the report --------------------------------------------------------------------------------
 
 
+def failover_round(
+    chain_ms: float, direct_ms: float, failed_ms: float, count: int = 100, errors: int = 0
+) -> FailoverResult:
+    """One synthetic failover round: ``count`` samples per kind spread around the given
+    medians (±0.005 ms), summarised by the bench's own code."""
+    spread = [(i - count // 2) * 1e-7 for i in range(count)]
+    samples = {
+        kind: [base / 1000 + s for s in spread]
+        for kind, base in (("failover", chain_ms), ("direct", direct_ms), ("failed", failed_ms))
+    }
+    return summarise(samples, [f"failover: status 502: {i}" for i in range(errors)], 3 * count)
+
+
 def _results(
     openai_rps: list[float],
     translated_rps: list[float],
     openai_ttfb_ms: float = 0.5,
     translated_ttfb_ms: float = 0.6,
     translated_errors: int = 0,
+    routed_rps: list[float] | None = None,
+    pinned_rps: list[float] | None = None,
+    failover_rounds: list[FailoverResult] | None = None,
 ) -> Results:
-    """A complete synthetic run: two rounds, everything else fixed."""
+    """A complete synthetic run: two rounds, everything else fixed (by default the routed
+    model at 98% of the pinned one, and a failover adding 0.2 ms beyond its failed attempt)."""
     rounds = {
         "gateway": [_load(f"gateway_c32_r{i}", r) for i, r in enumerate(openai_rps)],
         "translated": [_load(f"translated_c32_r{i}", r) for i, r in enumerate(translated_rps)],
         "gateway_logging": [_load("gl", 0.9 * r) for r in openai_rps],
         "forwarder": [_load("f", 1.1 * r) for r in openai_rps],
+        "routed": [_load("r", r) for r in routed_rps or [0.98 * r for r in openai_rps]],
+        "pinned": [_load("p", r) for r in pinned_rps or openai_rps],
     }
+    if failover_rounds is None:
+        failover_rounds = [failover_round(0.9, 0.5, 0.2), failover_round(0.9, 0.5, 0.2)]
     from bench.load import combine
 
     load = {
@@ -354,6 +378,8 @@ def _results(
     results = Results(
         meta=meta, load=load, ttfb=ttfb, rss_kib=rss, request_log=account,
         rounds=rounds, ttfb_rounds=ttfb_rounds,
+        failover=pool_failover(failover_rounds) if failover_rounds else None,
+        failover_rounds=failover_rounds,
     )  # fmt: skip
     evaluate(results, 32)
     return results

@@ -169,6 +169,9 @@ class DataPlane:
             candidates = [(attempt.provider, attempt.model) for attempt in attempts]
             return estimate_cost(runtime.registry, candidates, payload, len(raw), endpoint)
 
+        if not runtime.limiter.wanted(ctx):
+            await exchange.walk(attempts, client_key, receive, send)
+            return
         async with runtime.limiter.limit(ctx, estimate):
             await exchange.walk(attempts, client_key, receive, send)
 

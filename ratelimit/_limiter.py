@@ -180,6 +180,13 @@ class Limiter:
             return
         self._reachable()
 
+    @staticmethod
+    def wanted(ctx: RequestContext) -> bool:
+        """Whether the request asks for a rate limit at all (most do not: the hot path skips
+        :meth:`limit` and its context manager then)."""
+        options = ctx.options
+        return options.rate_limit_policy is not None or options.rate_limit_alias is not None
+
     @asynccontextmanager
     async def limit(
         self, ctx: RequestContext, estimate: Callable[[], CostEstimate] | None = None

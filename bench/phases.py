@@ -217,6 +217,7 @@ class Phases:
                     if limited_run is not None:
                         self._probe(limited_run, plain, *limited)
                         limited_run.load["c1"] = self._load(limited_run, plain, limited[0], 1, "c1")
+                        self._ttfb(limited_run, plain, limited[1])
             pair = self._pair(runs[3], paired, translated)
             order: list[tuple[Gateway | ForwarderProcess, TargetRun, RequestSpec]] = [
                 (plain, runs[0], specs[0][0]),

@@ -10,7 +10,6 @@ requests that reached it.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -449,19 +448,18 @@ def test_health_counts(env: Env) -> None:
         assert "redis" not in after
 
 
-def test_a_hit_is_faster_than_a_miss(env: Env) -> None:
-    """Through the (fast, local) emulator: a hit skips routing and the upstream round trip."""
+def test_a_hit_skips_the_upstream(env: Env) -> None:
+    """A hit is answered without routing or an upstream round trip (its speed is measured in
+    the bench, `python -m bench.cache`: timed assertions in unit tests are flaky here — both
+    medians were ~44 ms on a loaded CI machine)."""
     hot = chat()
     with httpx.Client(base_url=env.server.url, timeout=30) as client:
         headers = {**ON, "authorization": f"Bearer {env.key}"}
         client.post(CHAT, json=hot, headers=headers)
-        hits, misses = [], []
-        for _ in range(30):
-            started = time.perf_counter()
+        sent = len(env.upstream.requests)
+        for _ in range(5):
             assert client.post(CHAT, json=hot, headers=headers).headers["helicone-cache"] == "HIT"
-            hits.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            miss = client.post(CHAT, json=chat(), headers=headers)
-            assert miss.headers["helicone-cache"] == "MISS"
-            misses.append(time.perf_counter() - started)
-    assert statistics.median(hits) < statistics.median(misses)
+        assert len(env.upstream.requests) == sent
+        miss = client.post(CHAT, json=chat(), headers=headers)
+        assert miss.headers["helicone-cache"] == "MISS"
+        assert len(env.upstream.requests) == sent + 1

@@ -240,9 +240,11 @@ class RoundRobin:
     distinct (scope, group) pairs, i.e. by the registry.
     """
 
-    __slots__ = ("_counters", "_sequences", "_weights")
+    __slots__ = ("_counters", "_sequences", "_weights", "turns")
 
     def __init__(self, weights: Mapping[str, int] | None = None) -> None:
+        self.turns = 0
+        """How many times a group was rotated (a plan that did not rotate any can be reused)."""
         self._weights: Mapping[str, int] = dict(weights or {})
         if any(weight < 1 for weight in self._weights.values()):
             raise ValueError("weights must be positive integers")
@@ -255,6 +257,7 @@ class RoundRobin:
     def first(self, scope: Hashable, group: tuple[str, ...]) -> int:
         """The index in ``group`` (provider slugs) that goes first this time; ``scope``
         separates counters (the planner uses (model, key source))."""
+        self.turns += 1
         key = (scope, group)
         count = self._counters.get(key, 0)
         self._counters[key] = count + 1

@@ -157,6 +157,7 @@ class Router:
             balancer=RoundRobin(),
             health=self.health,
             default_provider=DEFAULT_PROVIDER,
+            aliases=directory.table.model_aliases(),
         )
 
     async def plan_request(

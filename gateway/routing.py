@@ -162,6 +162,7 @@ class Router:
             balancer=RoundRobin(),
             health=self.health,
             default_provider=DEFAULT_PROVIDER,
+            aliases=directory.table.model_aliases(),
         )
 
     async def plan_request(

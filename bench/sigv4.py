@@ -1,8 +1,9 @@
 """Micro-benchmark: SigV4 signing of one Bedrock request (budget: p50 <= 100 us).
 
-What a translated Bedrock request pays on top of any other provider's: parsing the credential
-string and signing the final URL and body with botocore's ``SigV4Auth``
-(:func:`providers.bedrock.signing.auth_headers`, exactly the call the router makes). The
+What a translated Bedrock request pays on top of any other provider's: looking up the
+credential string and signing the final URL and body with botocore's ``SigV4Auth``
+(:meth:`providers.bedrock.signing.Signer.auth_headers` on one long-lived signer, exactly the
+call the router makes on the runtime's). The
 request is a Converse call of a typical chat turn (a system prompt, a few messages, two tools:
 about 2 KB of JSON) to a cross-region inference profile, with a session token (the heaviest
 header set). Timed one call at a time with ``perf_counter_ns`` after a warm-up; the figures
@@ -24,7 +25,7 @@ import orjson
 
 from bench.load import percentile
 from providers.bedrock import chat_to_converse, endpoint_url, model_path
-from providers.bedrock.signing import auth_headers
+from providers.bedrock.signing import Signer
 
 BUDGET_US = 100.0
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -62,6 +63,7 @@ def measure(requests: int) -> dict[str, float]:
     body = orjson.dumps(chat_to_converse(CHAT, claude=True, default_max_tokens=1024))
     url = endpoint_url("us-east-1") + model_path(MODEL, "converse")
     headers = {"content-type": "application/json", "accept": "application/json"}
+    auth_headers = Signer().auth_headers
     for _ in range(min(1000, requests)):  # warm-up: imports, caches
         auth_headers("POST", url, headers, body, KEY, "us-east-1")
     samples: list[float] = []

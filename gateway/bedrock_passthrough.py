@@ -31,7 +31,7 @@ from gateway.context import RequestContext
 from gateway.errors import GatewayError
 from gateway.upstream import upstream_request_headers
 from providers.bedrock import endpoint_url, is_region
-from providers.bedrock.signing import AwsCredentials, signed_headers
+from providers.bedrock.signing import AwsCredentials
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -110,7 +110,7 @@ async def forward(
     if access and secret:
         aws = AwsCredentials(access.strip(), secret.strip(), headers.get("aws-session-token"))
         upstream = upstream_request_headers(sent, None, credentials.gateway_key)
-        upstream = signed_headers(method, str(url), upstream, body, aws, region)
+        upstream = runtime.signer.signed_headers(method, str(url), upstream, body, aws, region)
     elif (bearer := credentials.provider_authorization) and bearer.lower().startswith("bearer "):
         upstream = upstream_request_headers(sent, bearer, credentials.gateway_key)
         upstream = {k: v for k, v in upstream.items() if not k.startswith("x-amz-")}

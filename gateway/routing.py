@@ -56,7 +56,6 @@ from providers.adapter import TranslationError
 from providers.azure import azure_path, azure_url
 from providers.bedrock import endpoint_url, is_region
 from providers.bedrock.models import is_model_id
-from providers.bedrock.signing import auth_headers
 from providers.failover import Outcome, final_error, triggers_failover
 from providers.grammar import GrammarError, ModelSpec
 from providers.health import Health
@@ -464,7 +463,7 @@ class Exchange:
             # The path is already encoded as it must be signed (a model id's ``:`` as %3A).
             url = URL(base + call.path, encoded=True)
             if key:
-                headers = auth_headers("POST", str(url), headers, body, key, region)
+                headers = runtime.signer.auth_headers("POST", str(url), headers, body, key, region)
         else:
             url = URL(base + call.path)
         return UpstreamCall(

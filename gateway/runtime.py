@@ -55,6 +55,7 @@ from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
 from logging_pipeline.sink import LogSink
 from logging_pipeline.writer import LogWriter, open_log_writer
+from providers.bedrock.signing import Signer
 from providers.registry import Registry
 from providers.routing import ProviderConfig, ProviderDirectory
 from ratelimit import Limiter
@@ -87,6 +88,8 @@ class Runtime:
         self.fetcher = GuardedFetcher(
             max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout_seconds
         )
+        self.signer = Signer()
+        """SigV4 for Bedrock, with its caches (parsed credentials, signing keys, hosts)."""
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
         self.provider_keys = ProviderKeyCache(

@@ -19,7 +19,11 @@ A whole answer is stored in the cache after it was sent; a stream after its last
 ended normally (not cut by the upstream or the client). Every stage that needs events uses the one
 framer of :mod:`gateway.sse`. A stage never holds back what it could send: whatever an
 upstream chunk completes goes out before the next chunk is read (tests/test_relay.py shows
-it per stage).
+it per stage). A translator that can hand out its output one upstream event at a time
+(``feed_each``, :class:`gateway.translate.EventTranslator`) does: the first event a network read
+completes is sent before the others in it are translated, and those follow in one more send,
+so the first token of an answer read whole does not wait for the whole answer's
+translation.
 
 :func:`forward` reads the answer through the small :class:`UpstreamAnswer` protocol that an
 aiohttp response satisfies, so tests can drive it with an in-memory upstream double.
@@ -31,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Protocol
 
 import aiohttp
@@ -240,6 +244,10 @@ async def _forward_stream(
         ctx.tap.streamed = True
         recorder = recorder or Recorder()
     stages = stream_stages(ctx, translation, sse=answer.content_type != _AWS_EVENT_STREAM)
+    each: Callable[[bytes], Iterable[bytes]] | None = None
+    if translation is not None:
+        each = getattr(stages[0], "feed_each", None)
+    after = stages[1:] if each is not None else stages
 
     pump = asyncio.current_task()
     assert pump is not None
@@ -261,6 +269,9 @@ async def _forward_stream(
             async for chunk in answer.content.iter_any():
                 if recorder is not None:
                     recorder.feed(chunk)
+                if each is not None:
+                    await _send_each(each(chunk), after, send)
+                    continue
                 for stage in stages:
                     chunk = stage.feed(chunk)
                     if not chunk:
@@ -292,6 +303,28 @@ async def _forward_stream(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         _record(ctx, recorder)
+
+
+async def _send_each(pieces: Iterable[bytes], stages: list[Stage], send: Send) -> None:
+    """A translator's output for one upstream chunk, ``pieces`` one upstream event each,
+    through the later ``stages``: the first piece that comes out is sent at once, the rest
+    (made after that send) joined into one more, so a read of many events costs two sends."""
+    pieces = iter(pieces)
+    for piece in pieces:
+        for stage in stages:
+            piece = stage.feed(piece)
+            if not piece:
+                break
+        else:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            break
+    rest = b"".join(pieces)
+    if rest:
+        for stage in stages:
+            rest = stage.feed(rest)
+            if not rest:
+                return
+        await send({"type": "http.response.body", "body": rest, "more_body": True})
 
 
 def _flush(stages: list[Stage]) -> bytes:

@@ -13,8 +13,10 @@ the middle, the unified chat format (:mod:`providers.adapter`):
 Streams go through one translator stage of the staged relay (:class:`EventTranslator`): the
 framer of the provider's stream hands it each upstream event as soon as it is complete (SSE;
 for Bedrock, AWS event-stream messages decoded by botocore's parser, :class:`EventStreamEvents`),
-the decoder turns it into chunks, the client encoder into events, and all of it is sent before
-the next upstream chunk is read. Plain chat on an OpenAI-compatible provider never comes here
+the decoder turns it into chunks, the client encoder into events, and each upstream event's
+translation is sent as soon as it is made (:meth:`EventTranslator.feed_each`: when one network
+read holds many events, the first is not kept waiting while the others are parsed), all of it
+before the next upstream chunk is read. Plain chat on an OpenAI-compatible provider never comes here
 (zero-copy relay).
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from types import MappingProxyType
@@ -123,6 +125,10 @@ class EventFramer(Protocol):
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]: ...
 
+    def events(self, chunk: bytes) -> Iterator[tuple[str | None, bytes]]:
+        """What :meth:`feed` returns, one event at a time (an event may be framed lazily)."""
+        ...
+
     def flush(self) -> list[tuple[str | None, bytes]]: ...
 
 
@@ -137,6 +143,11 @@ class SSEEvents:
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
         return [event for raw in self._framer.feed(chunk) if (event := parse_event(raw))]
+
+    def events(self, chunk: bytes) -> Iterator[tuple[str | None, bytes]]:
+        for raw in self._framer.feed(chunk):  # framing is a cheap split; parsing waits
+            if event := parse_event(raw):
+                yield event
 
     def flush(self) -> list[tuple[str | None, bytes]]:
         return [event for raw in self._framer.flush() if (event := parse_event(raw))]
@@ -167,24 +178,32 @@ class EventTranslator:
         self._encoder = encoder
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._translate(self._framer.feed(chunk))
+        return b"".join(self.feed_each(chunk))
+
+    def feed_each(self, chunk: bytes) -> Iterator[bytes]:
+        """The client bytes of each upstream event ``chunk`` completes, one upstream event at
+        a time (events that translate to nothing are skipped): the relay sends the first
+        before the next is framed, parsed and translated."""
+        return self._translate(self._framer.events(chunk))
 
     def flush(self) -> bytes:
-        out = self._translate(self._framer.flush())
+        out = b"".join(self._translate(self._framer.flush()))
         encoder = self._encoder
         closing = b"".join(encoder.feed(c) for c in self._decoder.close())
         return out + closing + encoder.close()
 
-    def _translate(self, events: list[tuple[str | None, bytes]]) -> bytes:
-        out: list[bytes] = []
+    def _translate(self, events: Iterable[tuple[str | None, bytes]]) -> Iterator[bytes]:
+        decoder, encoder = self._decoder, self._encoder
         for event in events:
             try:
-                chunks = self._decoder.feed(*event)
+                chunks = decoder.feed(*event)
             except (ValueError, TypeError, KeyError) as exc:  # a malformed upstream event
                 logger.info("untranslatable upstream event skipped: %r", exc)
                 continue
-            out.extend(self._encoder.feed(chunk) for chunk in chunks)
-        return b"".join(out)
+            if chunks:
+                out = b"".join([encoder.feed(c) for c in chunks])
+                if out:
+                    yield out
 
 
 @dataclass(slots=True)

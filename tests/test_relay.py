@@ -8,7 +8,7 @@ a complete event.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import orjson
 import pytest
@@ -16,9 +16,12 @@ import pytest
 from gateway.asgi import Message
 from gateway.context import RequestContext, parse_options
 from gateway.relay import Recorder, forward, response_headers
-from gateway.translate import ExchangeTranslation
+from gateway.sse import UsageChunkFilter
+from gateway.translate import ChatEncoder, EventTranslator, ExchangeTranslation
 from logging_pipeline.capture import Capture
 from providers.anthropic import AnthropicAdapter
+from providers.bedrock import BedrockAdapter, ConverseStreamDecoder, EventStreamFramer
+from tests.emulator import eventstream
 
 
 class _Content:
@@ -278,3 +281,115 @@ async def test_a_translated_stream_sends_each_upstream_event_before_the_next_arr
         assert body.endswith(b"data: [DONE]\n\n")
     else:
         assert b"event: response.completed" in body
+
+
+class CountingFramer(EventStreamFramer):
+    """The Bedrock framer, counting the messages it has parsed so far."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parsed = 0
+
+    def events(self, chunk: bytes) -> Iterator[tuple[str | None, bytes]]:
+        for event in super().events(chunk):
+            self.parsed += 1
+            yield event
+
+
+class BedrockTranslation(ExchangeTranslation):
+    """ConverseStream → chat chunks, through a :class:`CountingFramer`."""
+
+    def __init__(self) -> None:
+        super().__init__(BedrockAdapter(), True)
+        self.framer = CountingFramer()
+
+    def stream(self) -> EventTranslator:
+        decoder = ConverseStreamDecoder(include_usage=True, model="us.amazon.nova-lite-v1:0")
+        return EventTranslator(decoder, ChatEncoder(), self.framer)
+
+
+def _converse_stream(pieces: list[str]) -> bytes:
+    messages = [eventstream.event("messageStart", {"role": "assistant"})]
+    messages += [
+        eventstream.event("contentBlockDelta", {"delta": {"text": p}, "contentBlockIndex": 0})
+        for p in pieces
+    ]
+    messages += [
+        eventstream.event("contentBlockStop", {"contentBlockIndex": 0}),
+        eventstream.event("messageStop", {"stopReason": "end_turn"}),
+        eventstream.event(
+            "metadata", {"usage": {"inputTokens": 3, "outputTokens": 2, "totalTokens": 5},
+                         "metrics": {"latencyMs": 1}},
+        ),
+    ]
+    return b"".join(messages)
+
+
+@pytest.mark.parametrize("strip_usage", [False, True])
+async def test_an_event_stream_read_whole_sends_its_first_event_before_parsing_the_rest(
+    strip_usage: bool,
+) -> None:
+    """The whole ConverseStream in one network read: the first client event is sent when one
+    upstream message has been parsed, the rest follow in one more send (through the usage
+    strip when it is on), and the stream is what translating the read at once makes."""
+    ctx = _ctx()
+    ctx.strip_usage = strip_usage
+    translation = BedrockTranslation()
+    upstream = UpstreamDouble(content_type="application/vnd.amazon.eventstream")
+    parsed_at_send: list[int] = []
+    client = Client()
+
+    async def send(message: Message) -> None:
+        parsed_at_send.append(translation.framer.parsed)
+        await client.send(message)
+
+    task = asyncio.create_task(forward(ctx, upstream, client.receive, send, translation))
+    raw = _converse_stream(["Hel", "lo", "!"])
+    await upstream.gate.put(raw)
+    await _settle()
+    assert parsed_at_send == [0, 1, 7]  # headers; the role chunk after one message; the rest
+    first = orjson.loads(client.chunks()[0][6:])
+    assert first["choices"][0]["delta"]["role"] == "assistant"
+    await upstream.gate.put(None)
+    await task
+    whole = EventTranslator(
+        ConverseStreamDecoder(include_usage=True, model="us.amazon.nova-lite-v1:0"),
+        ChatEncoder(), EventStreamFramer(),
+    )
+    expected = whole.feed(raw) + whole.flush()
+    if strip_usage:
+        expected = UsageChunkFilter().feed(expected)
+    assert _chunks(client.body()) == _chunks(expected)
+    assert client.body().endswith(b"data: [DONE]\n\n")
+    assert (b'"usage":{' in client.body()) is not strip_usage  # the usage-only chunk
+
+
+def _chunks(stream: bytes) -> list[object]:
+    """A chat stream's chunks without their per-answer ``id``, ``created``."""
+    out: list[object] = []
+    for event in stream.split(b"\n\n"):
+        if event.startswith(b"data: {"):
+            chunk = orjson.loads(event[6:])
+            out.append({k: v for k, v in chunk.items() if k not in ("id", "created")})
+    return out
+
+
+async def test_an_event_stream_cut_anywhere_sends_each_message_with_the_byte_completing_it(
+) -> None:
+    translation = BedrockTranslation()
+    upstream = UpstreamDouble(content_type="application/vnd.amazon.eventstream")
+    client = Client()
+    task = asyncio.create_task(forward(_ctx(), upstream, client.receive, client.send, translation))
+    first, second = (eventstream.event("contentBlockDelta", {"delta": {"text": t},
+                                                             "contentBlockIndex": 0})
+                     for t in ("a", "b"))
+    start = eventstream.event("messageStart", {"role": "assistant"})
+    await upstream.gate.put(start + first[:-1])  # the role, and all of "a" but its last byte
+    await _settle()
+    assert len(client.chunks()) == 1
+    await upstream.gate.put(first[-1:] + second)  # "a" completes, then "b": two sends
+    await _settle()
+    assert [b'"a"' in c for c in client.chunks()[1:]] == [True, False]
+    assert b'"b"' in client.chunks()[2]
+    await upstream.gate.put(None)
+    await task

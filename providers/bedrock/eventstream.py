@@ -21,6 +21,7 @@ A corrupt stream (a CRC mismatch, an impossible length) ends the framing with on
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -56,19 +57,24 @@ class EventStreamFramer:
         self._broken = False
 
     def feed(self, chunk: bytes) -> list[Event]:
+        """Every message ``chunk`` completes (:meth:`events`, all at once)."""
+        return list(self.events(chunk))
+
+    def events(self, chunk: bytes) -> Iterator[Event]:
+        """The messages ``chunk`` completes, each parsed only when the previous one has been
+        taken: a translator can send the first before the parser reads the next (one network
+        read may hold a whole answer)."""
         if self._broken:
-            return []
+            return
         self._buffer.add_data(chunk)
-        events: list[Event] = []
         try:
             for message in self._buffer:
-                events.append(_event(message))
+                yield _event(message)
         except ParserError as exc:
             logger.info("corrupt Bedrock event stream: %r", exc)
             self._broken = True
             note = {"message": f"The Bedrock event stream is corrupt ({type(exc).__name__})."}
-            events.append((CORRUPT, orjson.dumps(note)))
-        return events
+            yield CORRUPT, orjson.dumps(note)
 
     def flush(self) -> list[Event]:
         """The end of the body: an incomplete trailing message is dropped (the decoder's

@@ -21,6 +21,7 @@ A corrupt stream (a CRC mismatch, an impossible length) ends the framing with on
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,14 +48,34 @@ def _event(message: Any) -> Event:
     return (name if isinstance(name, str) else None), bytes(message.payload)
 
 
-class EventStreamFramer:
-    """Event-stream bytes in (network chunks, cut anywhere), complete messages out."""
+_PRELUDE = 12
+"""Total length, headers length (4 bytes each, big-endian), the prelude's CRC32."""
+_SMALLEST = _PRELUDE + 4
+"""A message with no headers and no payload: the prelude and the message CRC32."""
 
-    __slots__ = ("_broken", "_buffer")
+
+class EventStreamFramer:
+    """Event-stream bytes in (network chunks, cut anywhere), complete messages out.
+
+    botocore's buffer is handed one message at a time (cut at each message's total length,
+    the first four bytes of its prelude), never a whole network read: the buffer copies
+    everything it holds past a message each time it parses one, which for a read of *n*
+    messages is O(n²) copying. botocore still checks every prelude (as soon as it has its 12
+    bytes, as before) and every CRC. A length too small to be a message is not cut on: from
+    there on the buffer gets the bytes as they come, as it would have anyway, and reports
+    what is wrong with them."""
+
+    __slots__ = ("_broken", "_buffer", "_carry", "_owed", "_uncut")
 
     def __init__(self) -> None:
         self._buffer = EventStreamBuffer()
         self._broken = False
+        self._carry = b""
+        """The first bytes (fewer than 4) of a message whose length is not known yet."""
+        self._owed = 0
+        """How many bytes the message the buffer holds part of still lacks (0: it holds none)."""
+        self._uncut = False
+        """A length that is no message's was met: the buffer gets everything as it comes."""
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Every message ``chunk`` completes (:meth:`events`, all at once)."""
@@ -66,15 +87,50 @@ class EventStreamFramer:
         read may hold a whole answer)."""
         if self._broken:
             return
-        self._buffer.add_data(chunk)
         try:
-            for message in self._buffer:
-                yield _event(message)
-        except ParserError as exc:
+            yield from self._messages(chunk)
+        except (ParserError, struct.error) as exc:  # struct: lengths botocore does not check
             logger.info("corrupt Bedrock event stream: %r", exc)
             self._broken = True
             note = {"message": f"The Bedrock event stream is corrupt ({type(exc).__name__})."}
             yield CORRUPT, orjson.dumps(note)
+
+    def _messages(self, chunk: bytes) -> Iterator[Event]:
+        buffer = self._buffer
+        if self._uncut:
+            buffer.add_data(chunk)
+            for message in buffer:
+                yield _event(message)
+            return
+        data = self._carry + chunk if self._carry else chunk
+        self._carry = b""
+        at, end = 0, len(data)
+        if self._owed:  # the rest of the message the buffer holds the start of
+            at = min(self._owed, end)
+            buffer.add_data(data[:at] if at < end else data)
+            self._owed -= at
+            for message in buffer:
+                yield _event(message)
+            if self._owed:
+                return
+        while end - at >= 4:
+            total = int.from_bytes(data[at : at + 4], "big")
+            if total < _SMALLEST:
+                self._uncut = True
+                buffer.add_data(data[at:])
+                for message in buffer:
+                    yield _event(message)
+                return
+            stop = at + total
+            if stop > end:
+                self._owed = stop - end
+                stop = end
+            buffer.add_data(data[at:stop] if at or stop < end else data)
+            at = stop
+            for message in buffer:
+                yield _event(message)
+        if at < end:
+            self._carry = data[at:]
 
     def flush(self) -> list[Event]:
         """The end of the body: an incomplete trailing message is dropped (the decoder's

@@ -130,11 +130,12 @@ def test_a_full_cache_drops_its_oldest_entries_and_still_signs_right(clock: Cloc
         "http://[::1]:9000/model/m/converse",
         "https://BEDROCK-runtime.us-east-1.amazonaws.com:443/model/m/converse",  # default port
         "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse?x=1",
+        "http://127.0.0.1:8080/model/./x/../arn%3Aaws%3Abedrock%2Fp~q r/invoke",  # canonicalised
     ],
 )
-def test_the_remembered_host_is_botocore_s(clock: Clock, url: str) -> None:
+def test_the_remembered_host_and_path_are_botocore_s(clock: Clock, url: str) -> None:
     signer = Signer()
-    for _ in range(3):  # the first derives the host, the others reuse it
+    for _ in range(3):  # the first derives the host and the path, the others reuse them
         check(signer, url, {"content-type": "application/json"}, b"{}", IDENTITY, "us-east-1",
               clock.now)
 

@@ -25,7 +25,7 @@ about twice that, in ~570 small Python calls). It keeps, in bounded caches:
   region and the service — the same all day for one identity — so only the last HMAC, over
   the string to sign, is computed per request (:class:`_CachedKeySigV4Auth`);
 * each endpoint's ``host`` value, which botocore would otherwise derive from the URL (parsed
-  twice, with an IPv6 check) on every signature.
+  twice, with an IPv6 check) on every signature, and each path's canonical form.
 
 It also spares botocore's signer work that does not change the signature: the request's
 headers are a plain dict with lower-case names instead of an ``email.message`` object
@@ -203,10 +203,20 @@ class _CachedKeySigV4Auth(SigV4Auth):  # type: ignore[misc]  # botocore is untyp
         service_name: str,
         region_name: str,
         keys: _Bounded[tuple[bytes, str, str, str], bytes],
+        paths: _Bounded[str, str],
     ) -> None:
         super().__init__(identity.credentials, service_name, region_name)
         self._digest = identity.secret_digest
         self._keys = keys
+        self._paths = paths
+
+    def _normalize_url_path(self, path: str) -> str:
+        """botocore's canonical form of a URL path (dot segments resolved, percent-encoded),
+        remembered: it depends on the path alone, and a gateway sends a handful of paths."""
+        canonical = self._paths.get(path)
+        if canonical is None:
+            canonical = self._paths.put(path, super()._normalize_url_path(path))
+        return canonical
 
     def headers_to_sign(self, request: Any) -> Any:
         """botocore's selection (every header but its unsigned list, and ``host``), made once
@@ -248,9 +258,10 @@ class Signer:
     """Signs Bedrock requests (SigV4 through botocore), with the caches described in the
     module doc. One per process (``Runtime.signer``): nothing in it is per request."""
 
-    __slots__ = ("_hosts", "_identities", "_keys", "_parsed")
+    __slots__ = ("_hosts", "_identities", "_keys", "_parsed", "_paths")
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._paths: _Bounded[str, str] = _Bounded(size)
         self._parsed: _Bounded[str, AwsCredentials | None] = _Bounded(size)
         self._identities: _Bounded[AwsCredentials, _Identity] = _Bounded(size)
         self._keys: _Bounded[tuple[bytes, str, str, str], bytes] = _Bounded(size)
@@ -312,7 +323,9 @@ class Signer:
         if host is not None:
             to_sign["host"] = host  # else botocore derives it from the URL (kept below)
         request = _BytesRequest(method, url, body, to_sign)
-        signer = _CachedKeySigV4Auth(self._identity(credentials), service, region, self._keys)
+        signer = _CachedKeySigV4Auth(
+            self._identity(credentials), service, region, self._keys, self._paths
+        )
         signer.add_auth(request)
         if host is None:
             self._hosts.put(origin, request.context[_HEADER_MAP]["host"])

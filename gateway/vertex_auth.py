@@ -201,5 +201,6 @@ def _refused(reason: str) -> GatewayError:
 
 
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    text = " ".join(first.split()) or type(exc).__name__
     return text[:_MAX_REASON]

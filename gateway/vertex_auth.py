@@ -60,10 +60,12 @@ class VertexAuth:
 
 @dataclass(slots=True)
 class _Minted:
-    """One service-account key's credentials and its current token."""
+    """One service-account key, its google-auth credentials (made on the first mint, in the
+    worker thread) and its current token."""
 
-    credentials: Credentials
+    info: dict[str, Any]
     project: str | None
+    credentials: Credentials | None = None
     auth: VertexAuth | None = None
     fresh_until: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -128,54 +130,41 @@ class VertexTokens:
             return await self._mint(entry)
 
     def _entry(self, key: str, info: dict[str, Any]) -> _Minted:
-        from google.oauth2 import service_account  # only once a Vertex key is used
-
-        try:
-            credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
-                info, scopes=[SCOPE]
-            )
-        except (ValueError, TypeError) as exc:  # a private key that cannot be read
-            raise _refused(f"the service-account key cannot be used ({_reason(exc)})") from None
         if len(self._minted) >= _MAX_KEYS:
             self._minted.clear()
         project = info.get("project_id")
-        entry = _Minted(credentials, project if isinstance(project, str) else None)
+        entry = _Minted(info, project if isinstance(project, str) else None)
         self._minted[key] = entry
         return entry
 
     async def _mint(self, entry: _Minted) -> VertexAuth:
-        from google.auth import exceptions
-
         started = self._clock()
-        try:
-            lifetime = await asyncio.to_thread(_refresh, entry.credentials, self._timeout)
-        except exceptions.RefreshError as exc:  # the token endpoint answered with a refusal
-            raise _refused(f"Google's token endpoint refused the key: {_reason(exc)}") from None
-        except exceptions.TransportError as exc:
-            raise GatewayError(
-                502,
-                f"Vertex AI: Google's token endpoint could not be reached ({_reason(exc)}).",
-                code="upstream_unreachable",
-            ) from None
+        token, lifetime = await asyncio.to_thread(_refresh, entry, self._timeout)
         self.mints += 1
-        token = entry.credentials.token
-        if not isinstance(token, str) or not token:
-            raise GatewayError(
-                502, "Vertex AI: Google's token endpoint returned no access token.",
-                code="upstream_bad_response",
-            )
         entry.auth = VertexAuth(token, entry.project)
         entry.fresh_until = started + lifetime - self._margin
         return entry.auth
 
 
-def _refresh(credentials: Credentials, timeout: float) -> float:
-    """Mint a token (blocking; run in a worker thread): the seconds it is valid for. Each
-    exchange gets its own HTTP session (one an hour per key: nothing worth pooling) and
-    ``timeout`` (google-auth's own default is two minutes)."""
+def _refresh(entry: _Minted, timeout: float) -> tuple[str, float]:
+    """Mint a token (blocking: run in a worker thread, where google-auth is imported and the
+    private key read too): the token and the seconds it is valid for. Each exchange gets its
+    own HTTP session (one an hour per key: nothing worth pooling) and ``timeout``
+    (google-auth's own default is two minutes). Failures are ``GatewayError``s."""
     import requests
+    from google.auth import exceptions
     from google.auth.transport.requests import Request
+    from google.oauth2 import service_account
 
+    credentials = entry.credentials
+    if credentials is None:
+        try:
+            credentials = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+                entry.info, scopes=[SCOPE]
+            )
+        except (ValueError, TypeError) as exc:  # a private key that cannot be read
+            raise _refused(f"the service-account key cannot be used ({_reason(exc)})") from None
+        entry.credentials = credentials
     with requests.Session() as session:
         transport = Request(session)
 
@@ -185,12 +174,27 @@ def _refresh(credentials: Credentials, timeout: float) -> float:
             kwargs.pop("timeout", None)
             return transport(url, method, body, headers, timeout, **kwargs)
 
-        credentials.refresh(timed)  # type: ignore[no-untyped-call]
+        try:
+            credentials.refresh(timed)
+        except exceptions.RefreshError as exc:  # the token endpoint answered with a refusal
+            raise _refused(f"Google's token endpoint refused the key: {_reason(exc)}") from None
+        except exceptions.TransportError as exc:
+            raise GatewayError(
+                502,
+                f"Vertex AI: Google's token endpoint could not be reached ({_reason(exc)}).",
+                code="upstream_unreachable",
+            ) from None
+    token = credentials.token
+    if not isinstance(token, str) or not token:
+        raise GatewayError(
+            502, "Vertex AI: Google's token endpoint returned no access token.",
+            code="upstream_bad_response",
+        )
     expiry: dt.datetime | None = credentials.expiry
     if expiry is None:
-        return 3600.0  # Google's tokens last an hour when the answer does not say
+        return token, 3600.0  # Google's tokens last an hour when the answer does not say
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)  # google-auth's naive UTC
-    return max(0.0, (expiry - now).total_seconds())
+    return token, max(0.0, (expiry - now).total_seconds())
 
 
 def _refused(reason: str) -> GatewayError:

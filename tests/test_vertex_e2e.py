@@ -18,6 +18,9 @@ import anthropic
 import httpx
 import openai
 import pytest
+from google import genai
+from google.genai import types as genai_types
+from google.oauth2.credentials import Credentials as OAuthCredentials
 
 from gateway.settings import Settings
 from gateway.store import Deployment
@@ -429,3 +432,31 @@ def test_the_project_defaults_to_the_service_accounts_own(
     assert _model_calls(upstream)[-1].path.startswith(
         "/v1/projects/sa-own-project/locations/global/publishers/google/"
     )
+
+
+def test_the_google_genai_sdk_in_vertex_mode_through_the_passthrough(
+    gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator
+) -> None:
+    server, key = gateway
+    upstream.vertex.access_tokens.add("ya29.genai")
+    sdk = genai.Client(
+        vertexai=True, project=PROJECT, location=LOCATION,
+        credentials=OAuthCredentials("ya29.genai"),  # type: ignore[no-untyped-call]
+        http_options=genai_types.HttpOptions(
+            base_url=server.url + "/v1/gateway/vertex/", api_version="v1",
+            headers={"helicone-auth": f"Bearer {key}"},
+        ),
+    )
+    whole = sdk.models.generate_content(model="gemini-2.5-flash", contents="vertex genai")
+    pieces = list(sdk.models.generate_content_stream(model="gemini-2.5-flash", contents="again"))
+    assert whole.text == ECHO + "vertex genai"
+    assert "".join(piece.text or "" for piece in pieces) == ECHO + "again"
+    sent = upstream.requests[-1]
+    assert sent.path == f"{PREFIX}/google/models/gemini-2.5-flash:streamGenerateContent"
+    assert sent.headers["authorization"] == "Bearer ya29.genai"
+    whole_id = whole.sdk_http_response.headers["helicone-id"]  # type: ignore[union-attr]
+    row = record(server, whole_id)
+    assert (row["provider"], row["wire_format"], row["model"]) == (
+        "vertex", "gemini", "gemini-2.5-flash"
+    )
+    assert row["cost"] > 0 and row["tokens_estimated"] is False

@@ -80,6 +80,7 @@ def setting_variables(settings_cls: type[Settings] = Settings) -> dict[str, str]
         variables[spec.base_url_env] = "provider_base_urls"
     for aws in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         variables[aws] = "provider_api_keys"  # Bedrock's managed credentials (settings.py)
+    variables["GOOGLE_APPLICATION_CREDENTIALS"] = "provider_api_keys"  # Vertex's key file
     variables["GATEWAY_CONFIG_FILE"] = "(the TOML settings file)"
     return variables
 

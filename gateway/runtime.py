@@ -49,6 +49,7 @@ from gateway.store import (
 )
 from gateway.targets import TargetPolicy
 from gateway.upstream import UpstreamClient
+from gateway.vertex_auth import VertexTokens
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
 from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.journal import JournalAppender
@@ -87,6 +88,9 @@ class Runtime:
         self.fetcher = GuardedFetcher(
             max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout_seconds
         )
+        self.vertex = VertexTokens()
+        """Vertex AI access tokens, minted from service-account keys and cached
+        (gateway/vertex_auth.py)."""
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
         self.provider_keys = ProviderKeyCache(

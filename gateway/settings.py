@@ -25,6 +25,7 @@ from yarl import URL
 from gateway.targets import parse_pattern
 from providers.bedrock.models import DEFAULT_REGION, is_region
 from providers.spec import PROVIDERS, ProviderTable
+from providers.vertex import DEFAULT_LOCATION, is_location, is_project
 
 
 class _ProviderEnvSource(PydanticBaseSettingsSource):
@@ -36,7 +37,9 @@ class _ProviderEnvSource(PydanticBaseSettingsSource):
     standard variables, ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (and
     ``AWS_SESSION_TOKEN``), as its key (``ACCESS:SECRET[:TOKEN]``,
     :class:`providers.bedrock.AwsCredentials`), unless ``<PREFIX>_API_KEY`` is set (a Bedrock
-    API key, or credentials in that form).
+    API key, or credentials in that form). An OAuth provider (Vertex) reads the
+    service-account key file that Google's standard ``GOOGLE_APPLICATION_CREDENTIALS`` names,
+    unless ``<PREFIX>_API_KEY`` holds the key's JSON itself (or an access token).
     """
 
     def __init__(
@@ -55,6 +58,8 @@ class _ProviderEnvSource(PydanticBaseSettingsSource):
             key = os.environ.get(spec.key_env)
             if not key and spec.auth == "sigv4":
                 key = _aws_environment_key()
+            if not key and spec.auth == "oauth":
+                key = _google_credentials_file()
             url = os.environ.get(spec.base_url_env)
             if key:
                 keys[spec.name] = key
@@ -76,6 +81,33 @@ def _aws_environment_key() -> str | None:
         return None
     token = os.environ.get("AWS_SESSION_TOKEN")
     return f"{access}:{secret}:{token}" if token else f"{access}:{secret}"
+
+
+def _google_credentials_file() -> str | None:
+    """The content of the key file ``GOOGLE_APPLICATION_CREDENTIALS`` names, if set (read
+    once at startup; an unreadable file is a startup error naming the variable)."""
+    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ValueError(
+            f"GOOGLE_APPLICATION_CREDENTIALS: cannot read {path!r}: {reason}"
+        ) from None
+
+
+def _check_vertex_location(value: str) -> str:
+    if not is_location(value):
+        raise ValueError("the Vertex location must be 'global' or a region such as us-central1")
+    return value
+
+
+def _check_vertex_project(value: str | None) -> str | None:
+    if value is not None and not is_project(value):
+        raise ValueError("the Vertex project must be a Google Cloud project id")
+    return value
 
 
 def _check_region(value: str) -> str:
@@ -242,6 +274,20 @@ class Settings(BaseSettings):
             "GATEWAY_BEDROCK_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", "bedrock_region"
         ),
     )
+    # Vertex AI: the project and location of requests whose deployment (BYOK key) names none;
+    # the project defaults to the service account's own (its key's project_id).
+    vertex_project: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT", "vertex_project"
+        ),
+    )
+    vertex_location: str = Field(
+        default=DEFAULT_LOCATION,
+        validation_alias=AliasChoices(
+            "GATEWAY_VERTEX_LOCATION", "GOOGLE_CLOUD_LOCATION", "vertex_location"
+        ),
+    )
     provider_api_keys: dict[str, str] = Field(default_factory=dict)
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
 
@@ -249,6 +295,8 @@ class Settings(BaseSettings):
     _valid_hosts = field_validator("allowed_target_hosts")(_check_patterns)
     _valid_base_urls = field_validator("provider_base_urls")(_check_base_urls)
     _valid_region = field_validator("bedrock_region")(_check_region)
+    _valid_vertex_location = field_validator("vertex_location")(_check_vertex_location)
+    _valid_vertex_project = field_validator("vertex_project")(_check_vertex_project)
 
     @classmethod
     def settings_customise_sources(

@@ -7,7 +7,7 @@ logging_pipeline/logformat.py)::
     {"ts": "…Z", "level": "info", "logger": "gateway.request", "message": "request",
      "event": "request", "request_id": "…", "org": "…", "mode": "unified", "provider": "openai",
      "model": "gpt-4o-mini", "status": 200, "latency_ms": 12.3, "overhead_ms": 0.21,
-     "cache": null, "attempts": 1, "retries": 0, "stream": false}
+     "cache": null, "attempts": 1, "retries": 0, "stream": false, "pid": 7}
 
 and one ``fault`` line (level ``error``) per request the gateway itself failed with a 5xx
 (an unexpected error, with its traceback; a provider unreachable or timed out; every attempt
@@ -61,6 +61,7 @@ class AccessLog:
     def __init__(self, log_format: str = "json", write: Callable[[bytes], None] = _stderr) -> None:
         self.text = log_format == "text"
         self.write = write
+        self.pid = os.getpid()  # which worker: the runtime is made in the worker process
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessLog | None:
@@ -90,6 +91,7 @@ class AccessLog:
             "attempts": ctx.attempts,
             "retries": ctx.retries,
             "stream": ctx.first_byte_at is not None,
+            "pid": self.pid,
         }
         if error is not None:
             fields["error"] = error.code

@@ -35,6 +35,7 @@ BAR = {
     "max_ratelimit_added_p50_ms_1": 0.3,
     "min_routed_rps_fraction_32": 0.95,
     "max_failover_added_p50_ms": 1.0,
+    "min_observability_rps_ratio_32": 0.95,
 }
 """Foundation: no-logging gateway RPS at 32 connections, added latency over direct at 1
 connection. Logging: RPS with logging as a fraction of the no-logging RPS at 32 connections
@@ -51,7 +52,11 @@ failed attempt's own p50, on the pooled samples of all rounds.
 
 Rate limits (issue 12): the no-logging gateway with a global request-rate policy on Redis, RPS
 at 32 connections as a fraction of the same gateway without a policy (pooled rounds), and the
-p50 it adds at 1 connection."""
+p50 it adds at 1 connection.
+
+Observability (issue 14): the no-logging gateway (``/metrics`` and the request line on, the
+default) against the same build with both off (``gateway_quiet``), RPS at 32 connections,
+pooled rounds."""
 
 TARGETS = {
     "direct": "direct upstream",
@@ -295,6 +300,7 @@ def evaluate(results: Results, high: int) -> None:
         *_translation_checks(results, high),
         *_ratelimit_checks(results, high),
         *_routing_checks(results, high),
+        *_observability_checks(results, high),
         *_reference_checks(results, high),
     ]  # fmt: skip
 
@@ -353,6 +359,30 @@ def _translation_checks(results: Results, high: int) -> list[Check]:
             errors, 0, errors == 0, "errors", "translation",
         ),
     ]
+
+
+QUIET = "gateway_quiet"
+
+
+def _observability_checks(results: Results, high: int) -> list[Check]:
+    """Metrics and the request line on (the no-logging gateway) vs both off (``QUIET``)."""
+    load, d = results.load, results.derived
+    if f"{QUIET}_c{high}" not in load:
+        return []
+    on, off = load[f"gateway_c{high}"], load[f"{QUIET}_c{high}"]
+    d[f"observability_rps_ratio_c{high}"] = _ratio(on.rps, off.rps)
+    rounds = zip(results.rounds.get("gateway", []), results.rounds.get(QUIET, []), strict=True)
+    for number, (a, b) in enumerate(rounds, 1):
+        d[f"observability_rps_ratio_c{high}_round{number}"] = _ratio(a.rps, b.rps)
+    ratio = 100 * d[f"observability_rps_ratio_c{high}"]
+    floor = 100 * BAR["min_observability_rps_ratio_32"]
+    errors = sum(v.error_total for k, v in load.items() if k.rsplit("_", 1)[0] == QUIET)
+    return [
+        Check(f"RPS at {high} connections >= {floor:.0f}% of both off",
+              ratio, floor, ratio >= floor, "%", "observability"),
+        Check("no failed requests with both off", errors, 0, errors == 0, "errors",
+              "observability"),
+    ]  # fmt: skip
 
 
 RATELIMIT = "gateway_ratelimit"

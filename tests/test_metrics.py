@@ -97,6 +97,7 @@ def test_counters_equal_the_requests_sent(
     server, key = gateway
     first, _second = emulators
     before = scrape(server.url)
+    server.request_lines.clear()
     messages = [{"role": "user", "content": PROMPT}]
     usage = {"prompt": 0, "completion": 0}
 
@@ -151,7 +152,8 @@ def test_counters_equal_the_requests_sent(
         return total(after, name, **labels) - total(before, name, **labels)
 
     requests = "gateway_requests_total"
-    assert gained(requests, provider="openai", model=MODEL, status="200", mode="unified") == 3 + 2 + 1 + 1
+    served = gained(requests, provider="openai", model=MODEL, status="200", mode="unified")
+    assert served == 3 + 2 + 1 + 1
     assert gained(requests, provider="openai", model=MODEL, status="200", mode="cache") == 2
     assert gained(requests, provider="groq", model=MODEL, status="200", mode="unified") == 1
     assert gained(requests, provider="none", model="none", status="429", mode="unified") == 1
@@ -172,6 +174,18 @@ def test_counters_equal_the_requests_sent(
     assert gained("gateway_log_records_total", outcome="journaled") == logged
     assert value(after, "gateway_log_records_total", outcome="lost") == 0
     assert value(after, "gateway_log_queue_bytes") >= 0
+
+    lines = [json.loads(line) for line in server.request_lines]
+    assert len(lines) == logged
+    assert sorted(line["status"] for line in lines) == [200] * 10 + [400, 429]
+    assert [line["error"] for line in lines if line["status"] != 200] == ["rate_limited",
+                                                                          "invalid_model"]
+    assert sum(line["stream"] for line in lines) == 2
+    assert [line["cache"] for line in lines if line["cache"]] == ["miss", "hit", "hit"]
+    assert [line["attempts"] for line in lines if line["provider"] == "groq"] == [2]
+    text = b"".join(server.request_lines)
+    assert PROMPT.encode() not in text and key.encode() not in text
+    assert OPENAI_KEY.encode() not in text
 
 
 def test_unknown_models_and_providers_fold_into_other(gateway: tuple[GatewayServer, str]) -> None:
@@ -226,7 +240,8 @@ def test_the_request_line_in_json_and_in_text() -> None:
     assert line["request_id"] == "0190f1c2-1234-7abc-8def-0123456789ab"
     assert line["latency_ms"] == pytest.approx(300.0) and line["overhead_ms"] == pytest.approx(50)
     assert (line["status"], line["provider"], line["model"]) == (200, "openai", "gpt-4o-mini")
-    assert (line["cache"], line["attempts"], line["mode"], line["org"]) == ("miss", 2, "unified", None)
+    assert (line["cache"], line["attempts"], line["mode"]) == ("miss", 2, "unified")
+    assert line["org"] is None and "error" not in line
     AccessLog("text", lines.append).request(ctx, 200, None, now=100.3)
     text = lines[1].decode()
     assert "INFO gateway.request: request request_id=0190f1c2" in text
@@ -252,8 +267,8 @@ def test_two_workers_one_count_and_json_lines(tmp_path: Path) -> None:
     """Either worker's ``/metrics`` counts the requests both served; every request has its JSON
     line on stderr, and nothing there holds the gateway key, the provider key or the prompt."""
     with OpenAIEmulator(api_key=OPENAI_KEY) as upstream:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("GATEWAY_", "PROMETHEUS_")) and k != "DATABASE_URL"}  # fmt: skip
+        dropped = ("GATEWAY_", "PROMETHEUS_", "DATABASE_URL")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
         env.update(
             GATEWAY_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT),
             GATEWAY_LOGGING_ENABLED="false", GATEWAY_LOG_FORMAT="json",

@@ -26,7 +26,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -62,6 +61,8 @@ class AccessLog:
         self.text = log_format == "text"
         self.write = write
         self.pid = os.getpid()  # which worker: the runtime is made in the worker process
+        self._second = -1
+        self._prefix = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessLog | None:
@@ -75,19 +76,28 @@ class AccessLog:
     def request(
         self, ctx: RequestContext, status: int, error: GatewayError | None, now: float
     ) -> None:
-        """The line of one finished request (``now``: ``time.perf_counter()`` at its end)."""
+        """The line of one finished request (``now``: ``time.perf_counter()`` at its end).
+
+        Built for speed (it runs for every request): one dict, milliseconds rounded to
+        microseconds by integer arithmetic, the timestamp's text reused within a second."""
         latency = now - ctx.started
         identity = ctx.identity
+        hit = ctx.cache_hit
         fields: dict[str, Any] = {
+            "ts": self._timestamp(),
+            "level": "info",
+            "logger": "gateway.request",
+            "message": "request",
+            "event": "request",
             "request_id": ctx.options.request_id,
             "org": identity.org_id if identity is not None else None,
-            "mode": "cache" if ctx.cache_hit else MODES[ctx.route],
+            "mode": "cache" if hit else MODES[ctx.route],
             "provider": ctx.provider or None,
             "model": ctx.model[:_MAX_MODEL_CHARS] or None,
             "status": status,
-            "latency_ms": round(latency * 1000, 3),
-            "overhead_ms": round((latency - ctx.upstream_seconds) * 1000, 3),
-            "cache": _CACHE[ctx.cache_hit],
+            "latency_ms": int(latency * 1e6 + 0.5) / 1000,
+            "overhead_ms": int((latency - ctx.upstream_seconds) * 1e6 + 0.5) / 1000,
+            "cache": _CACHE[hit],
             "attempts": ctx.attempts,
             "retries": ctx.retries,
             "stream": ctx.first_byte_at is not None,
@@ -96,20 +106,21 @@ class AccessLog:
         if error is not None:
             fields["error"] = error.code
         if self.text:
-            line = f"{timestamp(time.time())} INFO gateway.request: request {pairs(fields)}\n"
-            self.write(line.encode())
+            del fields["level"], fields["logger"], fields["message"], fields["event"]
+            ts = fields.pop("ts")
+            self.write(f"{ts} INFO gateway.request: request {pairs(fields)}\n".encode())
             return
-        self.write(
-            orjson.dumps(
-                {"ts": _now(), "level": "info", "logger": "gateway.request", "message": "request",
-                 "event": "request", **fields},
-                option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z,
-            )
-        )  # fmt: skip
+        self.write(orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE))
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+    def _timestamp(self) -> str:
+        """:func:`logging_pipeline.logformat.timestamp` of now, its first 19 characters (to
+        the second) computed once a second."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = timestamp(second)[:19]
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
 
 
 def log_fault(

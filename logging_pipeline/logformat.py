@@ -24,9 +24,11 @@ import orjson
 LogFormat = Literal["json", "text"]
 
 _STANDARD = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
+    | {"message", "asctime", "color_message"}
 )
-"""Attributes every log record has: anything else on a record came from ``extra=``."""
+"""Attributes every log record has: anything else on a record came from ``extra=`` (except
+uvicorn's ``color_message``, its message again with terminal colours)."""
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

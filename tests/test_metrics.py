@@ -201,6 +201,41 @@ def test_unknown_models_and_providers_fold_into_other(gateway: tuple[GatewayServ
     assert "other" in models and not any(m.startswith("my-own-model") for m in models)
 
 
+def test_one_fault_line_per_failed_request(
+    gateway: tuple[GatewayServer, str], emulators: tuple[OpenAIEmulator, OpenAIEmulator],
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A provider unreachable and an unexpected error: one ``fault`` record each (the second
+    with its traceback), with the request's id, never its prompt or key."""
+    server, key = gateway
+    first, _ = emulators
+    first.inject(Fault(close="before_answer"))
+    body = {"model": f"{MODEL}/openai", "messages": [{"role": "user", "content": PROMPT}]}
+    headers = {"authorization": f"Bearer {key}"}
+    with caplog.at_level("INFO", logger="gateway.fault"):
+        unreachable = httpx.post(server.url + "/v1/chat/completions", json=body, headers=headers)
+
+        async def broken(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(server.runtime.router, "plan_request", broken)
+        crashed = httpx.post(server.url + "/v1/chat/completions", json=body, headers=headers)
+    assert (unreachable.status_code, crashed.status_code) == (502, 500)
+    faults = [r for r in caplog.records if r.name == "gateway.fault"]
+    assert [r.__dict__["request_id"] for r in faults] == [
+        unreachable.headers["helicone-id"], crashed.headers["helicone-id"]
+    ]
+    assert [r.__dict__["error"] for r in faults] == ["upstream_unreachable", None]
+    assert [r.__dict__["event"] for r in faults] == ["fault", "fault"]
+    assert faults[0].exc_info is None and faults[1].exc_info is not None
+    line = json.loads(JsonFormatter().format(faults[1]))
+    assert line["status"] == 500 and "RuntimeError: boom" in line["exc"]
+    assert "POST /v1/chat/completions" in line["message"]
+    for record in faults:
+        text = JsonFormatter().format(record)
+        assert PROMPT not in text and key not in text
+
+
 def test_the_scrape_token(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, metrics_token="scrape-secret", allow_anonymous=True)
     with GatewayServer(settings) as server:
@@ -278,36 +313,41 @@ def test_two_workers_one_count_and_json_lines(tmp_path: Path) -> None:
         key = cli_create_key(env)
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        stderr = (tmp_path / "stderr.log").open("w+")
-        process = subprocess.Popen(
-            [GATEWAY, "serve", "--port", str(port), "--workers", "2"],
-            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 90
-            while not _healthy(url + "/healthz"):
-                assert process.poll() is None, (tmp_path / "stderr.log").read_text()
-                assert time.monotonic() < deadline, "gateway did not become healthy"
-                time.sleep(0.1)
-            sent, pids = 0, set[int]()
-            while len(pids) < 2:  # until both workers have served (the kernel picks)
-                assert sent < 600, "one worker served every request"
-                sent += asyncio.run(_fire(url, key, 40))
-                pids = {line["pid"] for line in _request_lines(tmp_path / "stderr.log")}
-            directories = list(tmp_path.glob("gateway-metrics-*"))
-            assert len(directories) == 1 and not (tmp_path / "ignored").exists()
-            deadline = time.monotonic() + 30
-            while True:  # each worker moves its counts to the shared files every second
-                seen = [total(scrape(url), "gateway_requests_total") for _ in range(6)]
-                if seen == [sent] * 6:
-                    break
-                assert time.monotonic() < deadline, (seen, sent)
-                time.sleep(0.2)
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
+        with (tmp_path / "stderr.log").open("w") as stderr:
+            process = subprocess.Popen(
+                [GATEWAY, "serve", "--port", str(port), "--workers", "2"],
+                env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+            )  # fmt: skip
+            try:
+                deadline = time.monotonic() + 90
+                while not _healthy(url + "/healthz"):
+                    assert process.poll() is None, (tmp_path / "stderr.log").read_text()
+                    assert time.monotonic() < deadline, "gateway did not become healthy"
+                    time.sleep(0.1)
+                while len(_started(tmp_path / "stderr.log")) < 2:  # both workers serving
+                    assert process.poll() is None and time.monotonic() < deadline, \
+                        _other_lines(tmp_path / "stderr.log")  # fmt: skip
+                    time.sleep(0.1)
+                sent, pids = 0, set[int]()
+                deadline = time.monotonic() + 120
+                while len(pids) < 2:  # until both workers have served (the kernel picks)
+                    assert time.monotonic() < deadline, _other_lines(tmp_path / "stderr.log")
+                    sent += asyncio.run(_fire(url, key, 50))
+                    pids = {line["pid"] for line in _request_lines(tmp_path / "stderr.log")}
+                    time.sleep(0.2)
+                directories = list(tmp_path.glob("gateway-metrics-*"))
+                assert len(directories) == 1 and not (tmp_path / "ignored").exists()
+                deadline = time.monotonic() + 30
+                while True:  # each worker moves its counts to the shared files every second
+                    seen = [total(scrape(url), "gateway_requests_total") for _ in range(6)]
+                    if seen == [sent] * 6:
+                        break
+                    assert time.monotonic() < deadline, (seen, sent)
+                    time.sleep(0.2)
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
         output = (tmp_path / "stderr.log").read_text()
-        stderr.close()
         assert not list(tmp_path.glob("gateway-metrics-*")), "the metrics directory is removed"
         lines = _request_lines(tmp_path / "stderr.log")
         assert len(lines) == sent
@@ -337,6 +377,20 @@ async def _fire(url: str, key: str, count: int) -> int:
 
     await asyncio.gather(*(one() for _ in range(count)))
     return count
+
+
+def _started(path: Path) -> set[int]:
+    """The workers that said "Application startup complete." (uvicorn's line, as JSON)."""
+    return {
+        line["pid"]
+        for line in map(json.loads, path.read_text().splitlines())
+        if line.get("message") == "Application startup complete."
+    }
+
+
+def _other_lines(path: Path) -> str:
+    """What the server said besides the request lines (to show why a worker is missing)."""
+    return "\n".join(t for t in path.read_text().splitlines() if '"event":"request"' not in t)
 
 
 def _request_lines(path: Path) -> list[dict[str, Any]]:

@@ -221,8 +221,10 @@ def _bar(results: Results) -> list[str]:
     ):
         out += ["", title] if out else [title]
         out += [_check_line(c) for c in results.checks if c.group == group]
-    out += _ratelimit_figures(results)
-    out += _observability_figures(results)
+        if group == "ratelimit":
+            out += _ratelimit_figures(results)
+        elif group == "observability":
+            out += _observability_figures(results)
     return out
 
 

@@ -5,10 +5,11 @@ with logging off, the gateway with logging on (the default), the reference forwa
 (:mod:`bench.forwarder`), a second no-logging gateway for the translated path's stream and a
 third for issue 11's routing lines (:mod:`bench.routing`; its organisation's BYOK key stored
 through the provider-keys API), measure each at one connection (the translated path,
-``model/anthropic``, on the no-logging gateway right after its OpenAI path), then all six
-targets at N connections in interleaved rounds (the routed and the pinned model at half
-length), each round followed by the OpenAI and the translated stream's TTFB in turn and the
-failover turns; run the optional soak against the logging gateway and wait for its request
+``model/anthropic``, on the no-logging gateway right after its OpenAI path), then every
+target at N connections in interleaved rounds (the routed and the pinned model, and issue
+13's Gemini and Bedrock paths on the no-logging gateway, at half length), each round followed
+by the TTFB turns of the OpenAI stream and the translated ones (Anthropic, Gemini, Bedrock)
+and the failover turns; run the optional soak against the logging gateway and wait for its request
 log to settle. Only one target is under load at any
 time. Then print the report and save ``bench/results/latest.json``. Exit status is 0 whether
 or not the performance bar is met; 1 only when the bench itself could not run.
@@ -74,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=10,
-        help="interleaved runs per target (both gateways, the translated path, the "
+        help="interleaved runs per target (both gateways, the translated paths, the "
         "forwarder, the routed and the pinned model) at --connections (default 10; --quick: 2)",
     )
     parser.add_argument(
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
             "gateway": "GATEWAY_LOGGING_ENABLED=false",
             "gateway_logging": "logging on (default): embedded ClickHouse (chdb) + SQLite bodies",
             "gateway_stream": "GATEWAY_LOGGING_ENABLED=false, ANTHROPIC_BASE_URL at the "
-            "upstream's event-stream location (the translated stream and its OpenAI pair)",
+            "upstream's event-stream location (the translated streams and their OpenAI pair)",
             "gateway_ratelimit": "the no-logging gateway (REDIS_URL set), each request with "
             "Helicone-RateLimit-Policy: 1000000000;w=60",
             "gateway_quiet": "GATEWAY_LOGGING_ENABLED=false, GATEWAY_METRICS_ENABLED=false, "
@@ -158,6 +159,13 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         "translated_model": payloads.TRANSLATED_MODEL,
         "translated_upstream": f"POST {payloads.MESSAGES_PATH} (stream: "
         f"{payloads.ANTHROPIC_STREAM_PATH}), Anthropic Messages",
+        "gemini_model": payloads.GEMINI_MODEL,
+        "gemini_upstream": f"POST {payloads.GEMINI_PATH} (stream: "
+        f"{payloads.GEMINI_STREAM_PATH}?alt=sse)",
+        "bedrock_model": payloads.BEDROCK_MODEL,
+        "bedrock_upstream": f"POST {payloads.BEDROCK_PATH} (stream: "
+        f"{payloads.BEDROCK_STREAM_PATH}, {payloads.BEDROCK_CONTENT_TYPE}), SigV4-signed",
+        "round_targets": sum(1 for r in runs if r.rounds),
         "routed_model": payloads.ROUTED_MODEL,
         "pinned_model": payloads.PINNED_MODEL,
         "failover_model": payloads.FAILOVER_MODEL,

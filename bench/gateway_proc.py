@@ -4,10 +4,14 @@ It gets a fresh data directory (SQLite; with logging on also the embedded ClickH
 the SQLite body store) and a key made with ``gateway keys create``, and its provider base URLs
 point at the fake upstream: OpenAI's at its JSON location, Groq's at its SSE one, Anthropic's
 at its Messages JSON location or, for a gateway made with ``anthropic_stream``, at its Messages
-event-stream location (the upstream tells the two apart by path only). Inherited
-``GATEWAY_*``, ``DATABASE_URL``, ``CLICKHOUSE_URL``, ``S3_*`` and ``REDIS_URL`` variables are
-dropped so that a developer's shell settings cannot change what is measured; request logging
-is switched explicitly with ``GATEWAY_LOGGING_ENABLED``, Redis (rate-limit counters)
+event-stream location (the upstream tells the two apart by path only); Gemini's and Bedrock's
+at its root (their adapters' paths differ streamed or not, so one base URL serves both).
+Bedrock's managed key is a made-up AWS access key and secret (``BEDROCK_API_KEY``, the
+``ACCESS:SECRET`` form), so every Bedrock request is SigV4-signed as in production; the
+upstream does not check the signature. Inherited ``GATEWAY_*``, ``DATABASE_URL``,
+``CLICKHOUSE_URL``, ``S3_*``, ``REDIS_URL`` and ``AWS_*`` variables are dropped so that a
+developer's shell settings (or real AWS credentials) cannot change what is measured; request
+logging is switched explicitly with ``GATEWAY_LOGGING_ENABLED``, Redis (rate-limit counters)
 with ``REDIS_URL``.
 """
 
@@ -36,7 +40,10 @@ from bench.procs import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-_DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_", "REDIS_URL")
+_DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_", "REDIS_URL", "AWS_")
+BEDROCK_KEY = "AKIABENCHMARK0000001:bench/secret+access/key0000000000000000"
+"""A made-up AWS access key id and secret (``ACCESS:SECRET``): signed with, never checked."""
+BEDROCK_REGION = "us-east-1"
 
 
 def gateway_binary() -> str:
@@ -93,6 +100,11 @@ class Gateway(ServedProcess):
             ANTHROPIC_API_KEY="bench",
             ANTHROPIC_BASE_URL=upstream_base_url
             + (ANTHROPIC_STREAM_PREFIX if anthropic_stream else ""),
+            GEMINI_API_KEY="bench",
+            GEMINI_BASE_URL=upstream_base_url,
+            BEDROCK_API_KEY=BEDROCK_KEY,
+            BEDROCK_BASE_URL=upstream_base_url,
+            GATEWAY_BEDROCK_REGION=BEDROCK_REGION,
         )
         if redis_url is not None:  # rate-limit counters on Redis, under this run's own prefix
             env.update(REDIS_URL=redis_url, GATEWAY_REDIS_KEY_PREFIX=f"bench:{uuid.uuid4().hex}:")

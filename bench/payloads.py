@@ -1,14 +1,20 @@
 """The fixed request and response bodies the bench sends and the fake upstream returns.
 
-The responses copy the shape of real OpenAI and Anthropic answers (same fields, similar sizes)
-so that the gateway does the same parsing and copying work it would do in production. The
-Anthropic answers carry the same text and token counts as the OpenAI ones, so the translated
-path (``model/anthropic``) and the OpenAI path differ only by what translation costs.
+The responses copy the shape of real OpenAI, Anthropic, Gemini and Bedrock answers (same
+fields, similar sizes) so that the gateway does the same parsing and copying work it would do
+in production. The native answers carry the same text and token counts as the OpenAI ones, so
+the translated paths (``model/anthropic``, ``model/google-ai-studio``, ``model/bedrock``) and
+the OpenAI path differ only by what translation (and, for Bedrock, SigV4 signing) costs.
+Bedrock streams are binary AWS event streams (:func:`bedrock_event_stream`, encoded here:
+the bench does not import the tests' emulator).
 """
 
 from __future__ import annotations
 
 import json
+import struct
+import zlib
+from collections.abc import Mapping
 from typing import Any
 
 CHAT_MODEL = "gpt-4o-mini"
@@ -34,6 +40,28 @@ streamed or not (the flag is in the body, which nginx does not read), so the str
 is a gateway whose ``ANTHROPIC_BASE_URL`` ends in this prefix."""
 
 ANTHROPIC_STREAM_PATH = ANTHROPIC_STREAM_PREFIX + MESSAGES_PATH
+
+GEMINI_MODEL = "gemini-2.5-flash/google-ai-studio"
+"""Routed to ``GEMINI_BASE_URL`` through the Gemini adapter (issue 13): ``generateContent``,
+or ``streamGenerateContent?alt=sse`` with ``stream: true``."""
+
+GEMINI_PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
+GEMINI_STREAM_PATH = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+"""The Gemini adapter's paths under ``GEMINI_BASE_URL`` (the stream's query, ``alt=sse``, is
+not part of a location: nginx and the fallback upstream match the path alone)."""
+
+BEDROCK_MODEL = "nova-lite/bedrock"
+"""Routed to ``BEDROCK_BASE_URL`` through the Bedrock adapter (issue 13), signed with SigV4:
+Nova goes through Converse (Claude would go through InvokeModel), ``ConverseStream`` with
+``stream: true``, whose answer is a binary ``application/vnd.amazon.eventstream``."""
+
+BEDROCK_MODEL_ID = "us.amazon.nova-lite-v1:0"
+"""The registry's Bedrock id of ``nova-lite``; in the request path it is one segment,
+percent-encoded (``%3A``), which nginx decodes before matching a location."""
+
+BEDROCK_PATH = f"/model/{BEDROCK_MODEL_ID}/converse"
+BEDROCK_STREAM_PATH = f"/model/{BEDROCK_MODEL_ID}/converse-stream"
+BEDROCK_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 
 ROUTED_MODEL = CHAT_MODEL
 """Issue 11's routed request: a bare model, planned from the registry. On the routing gateway
@@ -71,6 +99,8 @@ _FINGERPRINT = "fp_06737a9306"
 _UPSTREAM_MODEL = "gpt-4o-mini-2024-07-18"
 _MESSAGE_ID = "msg_01XFDUDYJgAACzvnptvVoYEL"
 _ANTHROPIC_MODEL = "claude-sonnet-4-5-20250929"
+_GEMINI_MODEL = "gemini-2.5-flash"
+_GEMINI_RESPONSE_ID = "P2zBaMyNBaW_nvgP6ZOQ8Ak"
 _TEXT = "Hello! How can I assist you today?"
 _STREAM_PIECES = ("Hello", "!", " How", " can", " I", "?")
 _PROMPT_TOKENS, _COMPLETION_TOKENS = 19, 10
@@ -214,7 +244,7 @@ def anthropic_message() -> str:
 def anthropic_events() -> list[dict[str, Any]]:
     """The event sequence of :func:`anthropic_sse_stream`, in order (the same text as
     :func:`sse_stream`, one ``text_delta`` per OpenAI content chunk)."""
-    start = {
+    start: dict[str, Any] = {
         "id": _MESSAGE_ID,
         "type": "message",
         "role": "assistant",
@@ -249,4 +279,121 @@ def anthropic_sse_stream() -> str:
     """A complete Messages event stream: ``event: <type>`` and ``data: <json>`` per event."""
     return "".join(
         f"event: {event['type']}\ndata: {_dumps(event)}\n\n" for event in anthropic_events()
+    )
+
+
+def _gemini_usage(candidates: int | None) -> dict[str, Any]:
+    """``usageMetadata``: the prompt count only until the last event, as Gemini streams it."""
+    prompt = [{"modality": "TEXT", "tokenCount": _PROMPT_TOKENS}]
+    if candidates is None:
+        usage = {"promptTokenCount": _PROMPT_TOKENS, "totalTokenCount": _PROMPT_TOKENS}
+        return {**usage, "promptTokensDetails": prompt}
+    return {
+        "promptTokenCount": _PROMPT_TOKENS,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": _PROMPT_TOKENS + candidates,
+        "promptTokensDetails": prompt,
+    }
+
+
+def _gemini_response(text: str, last: bool, usage: dict[str, Any]) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+    if last:
+        candidate["finishReason"] = "STOP"
+    candidate["index"] = 0
+    return {
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": _GEMINI_MODEL,
+        "responseId": _GEMINI_RESPONSE_ID,
+    }
+
+
+def gemini_response() -> str:
+    """One ``GenerateContentResponse``: what ``generateContent`` returns for
+    :func:`chat_completion`'s answer."""
+    return _dumps(_gemini_response(_TEXT, True, _gemini_usage(_COMPLETION_TOKENS)))
+
+
+def gemini_events() -> list[dict[str, Any]]:
+    """The events of :func:`gemini_sse_stream`: one ``GenerateContentResponse`` per piece of
+    :func:`sse_stream`'s text, the last with ``finishReason`` and the full usage."""
+    last = len(_STREAM_PIECES) - 1
+    return [
+        _gemini_response(
+            piece, i == last, _gemini_usage(_COMPLETION_TOKENS if i == last else None)
+        )
+        for i, piece in enumerate(_STREAM_PIECES)
+    ]
+
+
+def gemini_sse_stream() -> str:
+    """``streamGenerateContent?alt=sse``: ``data: <GenerateContentResponse>`` per event."""
+    return "".join(f"data: {_dumps(event)}\n\n" for event in gemini_events())
+
+
+def _bedrock_usage() -> dict[str, int]:
+    total = _PROMPT_TOKENS + _COMPLETION_TOKENS
+    return {"inputTokens": _PROMPT_TOKENS, "outputTokens": _COMPLETION_TOKENS, "totalTokens": total}
+
+
+def converse_response() -> str:
+    """Bedrock ``Converse``'s answer for :func:`chat_completion`'s (``end_turn``)."""
+    return _dumps(
+        {
+            "output": {"message": {"role": "assistant", "content": [{"text": _TEXT}]}},
+            "stopReason": "end_turn",
+            "usage": _bedrock_usage(),
+            "metrics": {"latencyMs": 312},
+        }
+    )
+
+
+def converse_events() -> list[tuple[str, dict[str, Any]]]:
+    """``ConverseStream``'s events, in order, as ``(:event-type, payload)``: ``messageStart``,
+    a ``contentBlockDelta`` per piece of :func:`sse_stream`'s text, ``contentBlockStop``,
+    ``messageStop`` and ``metadata`` (usage)."""
+    events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
+    events += [
+        ("contentBlockDelta", {"delta": {"text": piece}, "contentBlockIndex": 0})
+        for piece in _STREAM_PIECES
+    ]
+    events += [
+        ("contentBlockStop", {"contentBlockIndex": 0}),
+        ("messageStop", {"stopReason": "end_turn"}),
+        ("metadata", {"usage": _bedrock_usage(), "metrics": {"latencyMs": 312}}),
+    ]
+    return events
+
+
+def event_stream_message(headers: Mapping[str, str], payload: bytes) -> bytes:
+    """One AWS event-stream message with string headers: a prelude (total length, headers
+    length, CRC-32 of those 8 bytes), the headers (name length u8, name, type 7 = string,
+    value length u16, value), the payload, and a CRC-32 of everything before it. Big-endian;
+    zlib's CRC-32, which is the one AWS uses."""
+    encoded = b"".join(
+        struct.pack("!B", len(name.encode()))
+        + name.encode()
+        + struct.pack("!BH", 7, len(value.encode()))
+        + value.encode()
+        for name, value in headers.items()
+    )
+    prelude = struct.pack("!II", 12 + len(encoded) + len(payload) + 4, len(encoded))
+    prelude += struct.pack("!I", zlib.crc32(prelude))
+    message = prelude + encoded + payload
+    return message + struct.pack("!I", zlib.crc32(message))
+
+
+def bedrock_event_stream() -> bytes:
+    """The whole ``ConverseStream`` body: :func:`converse_events` as event messages."""
+    return b"".join(
+        event_stream_message(
+            {
+                ":event-type": name,
+                ":content-type": "application/json",
+                ":message-type": "event",
+            },
+            _dumps(payload).encode(),
+        )
+        for name, payload in converse_events()
     )

@@ -23,6 +23,12 @@ base URL at that location); there, after each round, the OpenAI stream and the t
 stream take turns at the TTFB measurement (order reversed every round), and the pooled
 samples of all rounds are compared.
 
+Issue 13's lines put two more translated paths in those rounds, on the same no-logging
+gateway: Gemini (``model/google-ai-studio``) and Bedrock (``model/bedrock``, Converse, SigV4),
+at half the run length (their pooled throughput is compared with the OpenAI path's); their
+streams (Gemini's SSE, Bedrock's binary event stream) join the TTFB turns on
+``gateway_stream``.
+
 Issue 11's routing lines (:mod:`bench.routing`) use a fourth no-logging gateway
 (``gateway_routing``: an organisation BYOK key stored through the provider-keys API, a
 provider that always fails, no health cool-down): the routed model (``gpt-4o-mini``, BYOK
@@ -61,6 +67,10 @@ _SSE = {"Accept": "text/event-stream"}
 
 Server = Upstream | Gateway | ForwarderProcess
 """Anything the phases load: the direct upstream, a gateway, the reference forwarder."""
+
+NATIVE = {"gemini": payloads.GEMINI_MODEL, "bedrock": payloads.BEDROCK_MODEL}
+"""Issue 13's translated paths (run names → model): throughput in the rounds on the
+no-logging gateway, their streams in the TTFB turns on ``gateway_stream``."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +156,10 @@ class Phases:
         self.stream_body = payloads.request_body(payloads.STREAM_MODEL, stream=True)
         self.translated_body = payloads.request_body(payloads.TRANSLATED_MODEL)
         self.translated_stream_body = payloads.request_body(payloads.TRANSLATED_MODEL, stream=True)
+        self.native_bodies = {
+            name: (payloads.request_body(model), payloads.request_body(model, stream=True))
+            for name, model in NATIVE.items()
+        }
         self.failover_rounds: list[FailoverResult] = []
         """Filled by :meth:`gateways`: the failover measurement after each round."""
 
@@ -161,15 +175,16 @@ class Phases:
         return run
 
     def gateways(self) -> list[TargetRun]:
-        """Both gateways (logging off, on), the reference forwarder, the translated path, the
-        OpenAI stream it is paired with, the routed and the pinned model and the routing
+        """Both gateways (logging off, on), the reference forwarder, the translated path,
+        Gemini's and Bedrock's (:data:`NATIVE`), the OpenAI stream they are paired with, the
+        routed and the pinned model and the routing
         gateway that serves them, and — when a Redis server answers — the rate-limit target
         (the no-logging gateway's process, requests with a policy), in that order.
 
         Started together, loaded one at a time: each gets its 1-connection run and TTFB in
         turn (the translated path and the rate-limited requests right after the OpenAI path of
         the same gateway), then the N-connection runs go in interleaved rounds, each round
-        followed by a pair of TTFB measurements and the failover measurement
+        followed by the TTFB turns of the streams and the failover measurement
         (:mod:`bench.routing`).
         """
         base = self.upstream.base_url
@@ -193,6 +208,7 @@ class Phases:
             TargetRun("routed"),
             TargetRun("pinned"),
         )
+        natives = [TargetRun(name) for name in NATIVE]
         limited_run = TargetRun(rl.NAME) if redis_url is not None else None
         if limited_run is None:
             progress("no Redis server answers: the rate-limit line is not measured")
@@ -208,6 +224,7 @@ class Phases:
             specs = [*(self._gateway_specs(g) for g in gateways[:2]), self._forwarder_specs()]
             routing_requests = self._routing(routing, runs[4])
             translated_chat = self._translated_chat(plain)
+            native_chats = [self._native_chat(plain, run) for run in natives]
             limited = (rl.limited(specs[0][0]), rl.limited(specs[0][1]))
             for server, run, (chat, stream) in zip(servers[:3], runs[:3], specs, strict=True):
                 run.rss_kib["before"] = server.rss_kib()
@@ -227,10 +244,11 @@ class Phases:
                     probe(quiet.port, quiet_chat, b'"chat.completion"', f"via {quiet.name}")
                     quiet_run.tally.probes += 1
                     quiet_run.load["c1"] = self._load(quiet_run, quiet, quiet_chat, 1, "c1")
-            pair = self._pair(runs[3], paired, translated)
+            pair = self._pair(runs[3], paired, translated, natives)
             order: list[tuple[Gateway | ForwarderProcess, TargetRun, RequestSpec]] = [
                 (plain, runs[0], specs[0][0]),
                 (plain, translated, translated_chat),
+                *((plain, run, chat) for run, chat in zip(natives, native_chats, strict=True)),
                 (logged, runs[1], specs[1][0]),
                 (forwarder, runs[2], specs[2][0]),
                 (routing, routed, routing_requests.routed),
@@ -244,7 +262,7 @@ class Phases:
                 [o[1] for o in order],
                 [o[2] for o in order],
                 pair,
-                halved={routed.name, pinned.name},
+                halved={routed.name, pinned.name, *NATIVE},
                 after_round=lambda n: self._failover(routing, routing_requests, n),
             )
             time.sleep(0.5)  # let in-flight background work (e.g. logging) settle first
@@ -259,7 +277,8 @@ class Phases:
                 server.check_alive()
                 run.log_problems = server.log_problems()
             extra = [limited_run] if limited_run is not None else []
-            return [*runs[:3], translated, runs[3], routed, pinned, runs[4], *extra, quiet_run]
+            return [*runs[:3], translated, *natives, runs[3], routed, pinned, runs[4], *extra,
+                    quiet_run]
         finally:
             for server in servers:
                 server.stop()
@@ -290,8 +309,23 @@ class Phases:
         auth = {"Authorization": f"Bearer {gateway.key}"}
         return RequestSpec(payloads.CHAT_PATH, self.translated_body, auth)
 
-    def _pair(self, run: TargetRun, gateway: Gateway, translated: TargetRun) -> list[Paired]:
-        """The two streams of the TTFB pair on ``gateway``, probed (OpenAI path first)."""
+    def _native_chat(self, gateway: Gateway, run: TargetRun) -> RequestSpec:
+        """An issue-13 path's non-streamed request to ``gateway``, probed."""
+        auth = {"Authorization": f"Bearer {gateway.key}"}
+        spec = RequestSpec(payloads.CHAT_PATH, self.native_bodies[run.name][0], auth)
+        probe(gateway.port, spec, b'"chat.completion"', f"non-streaming via {run.name}")
+        run.tally.probes += 1
+        return spec
+
+    def _pair(
+        self,
+        run: TargetRun,
+        gateway: Gateway,
+        translated: TargetRun,
+        natives: Collection[TargetRun] = (),
+    ) -> list[Paired]:
+        """The streams of the TTFB turns on ``gateway``, probed: the OpenAI path first, then
+        the Anthropic-translated stream and issue 13's (``natives``)."""
         run.rss_kib["before"] = gateway.rss_kib()
         auth = {"Authorization": f"Bearer {gateway.key}", **_SSE}
         pair = [
@@ -300,6 +334,14 @@ class Phases:
                 translated,
                 gateway,
                 RequestSpec(payloads.CHAT_PATH, self.translated_stream_body, auth),
+            ),
+            *(
+                Paired(
+                    native,
+                    gateway,
+                    RequestSpec(payloads.CHAT_PATH, self.native_bodies[native.name][1], auth),
+                )
+                for native in natives
             ),
         ]
         for paired in pair:
@@ -332,13 +374,14 @@ class Phases:
         after_round: Callable[[int], None] | None = None,
     ) -> None:
         """Interleaved N-connection runs: A B C D, D C B A, A B C D, ...; then each target's
-        total. After each round, the TTFB ``pair`` (both on ``gateway_stream``), in the
+        total. After each round, the TTFB ``pair`` (all on ``gateway_stream``), in the
         round's order too, and ``after_round(number)``; then each stream's pooled TTFB.
 
         Reversing the order every round gives each target every position equally often (two
         rounds per cycle), so a machine drifting over the rounds favours none of them. The
         runs named in ``halved`` last half as long (warm-up too): the routing pair, compared
-        only with each other, pools enough over the rounds at half the bench's time.
+        only with each other, and issue 13's paths, compared with the OpenAI path by pooled
+        req/s, pool enough over the rounds at half the bench's time.
         """
         conns, total = self.plan.connections, self.plan.rounds
         order = list(zip(servers, runs, chats, strict=True))

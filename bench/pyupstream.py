@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from urllib.parse import unquote
 
 from bench import payloads
 from bench.procs import HOST
 
 
 def _response(
-    body: str,
+    body: str | bytes,
     content_type: str,
     status: str = "200 OK",
     request_id: str = "req_bench_fixed",
 ) -> bytes:
-    data = body.encode()
+    data = body.encode() if isinstance(body, str) else body
     head = (
         f"HTTP/1.1 {status}\r\n"
         f"Content-Type: {content_type}\r\n"
@@ -39,6 +40,12 @@ _REPLIES = {
     payloads.STREAM_UPSTREAM_PATH: _STREAM,
     payloads.MESSAGES_PATH: _response(payloads.anthropic_message(), "application/json"),
     payloads.ANTHROPIC_STREAM_PATH: _response(payloads.anthropic_sse_stream(), "text/event-stream"),
+    payloads.GEMINI_PATH: _response(payloads.gemini_response(), "application/json"),
+    payloads.GEMINI_STREAM_PATH: _response(payloads.gemini_sse_stream(), "text/event-stream"),
+    payloads.BEDROCK_PATH: _response(payloads.converse_response(), "application/json"),
+    payloads.BEDROCK_STREAM_PATH: _response(
+        payloads.bedrock_event_stream(), payloads.BEDROCK_CONTENT_TYPE
+    ),
     payloads.BYOK_PATH: _response(
         payloads.chat_completion(), "application/json", request_id=payloads.BYOK_REQUEST_ID
     ),
@@ -76,7 +83,10 @@ class FixedResponse(asyncio.Protocol):
             if len(self.buffer) < end + 4 + length:
                 return
             del self.buffer[: end + 4 + length]
-            reply = _REPLIES.get(head.split(" ", 2)[1], _NOT_FOUND)
+            # nginx matches the decoded path without the query (Bedrock's model id is
+            # percent-encoded, Gemini's stream has ?alt=sse): so does this.
+            path = unquote(head.split(" ", 2)[1].partition("?")[0])
+            reply = _REPLIES.get(path, _NOT_FOUND)
             assert self.transport is not None
             self.transport.write(reply)
 

@@ -6,7 +6,7 @@ import math
 
 from bench import requestlog
 from bench.load import LoadResult
-from bench.report import GATEWAYS, PAIRED, PROXIES, ROUTING, TARGETS, Check, Results
+from bench.report import GATEWAYS, NATIVE, PAIRED, PROXIES, ROUTING, TARGETS, Check, Results
 
 
 def _ms(value: float) -> str:
@@ -50,12 +50,18 @@ def _header(results: Results) -> list[str]:
         f"  translated: model {m['translated_model']} (the upstream answers as Anthropic)",
         "             via the no-logging gateway; its stream via a third gateway (no logging),",
         "             in turn with the OpenAI stream after each round",
+        f"  issue 13:  models {m.get('gemini_model')} and {m.get('bedrock_model')} (the "
+        "upstream answers as",
+        "             Gemini, and as Bedrock Converse with a binary event stream; SigV4 with a "
+        "made-up key)",
+        "             via the no-logging gateway, half-length runs; their streams in the turns "
+        "on the third",
         f"  routing:   model {m.get('routed_model')} (org BYOK key + managed key) vs "
         f"{m.get('pinned_model')} (client key)",
         "             via a fourth gateway (no logging), half-length runs; after each round,",
         f"             failover turns: {m.get('failover_model')}",
-        f"  at {m['connections']} conns: {m['rounds']} interleaved rounds of the six (A B C D E "
-        "F, F E D C B A, ...), totals below",
+        f"  at {m['connections']} conns: {m['rounds']} interleaved rounds of the "
+        f"{m.get('round_targets', 'targets')} targets (A B C ..., ... C B A, ...), totals below",
         "=" * 78,
         "",
     ]
@@ -147,26 +153,33 @@ def _ttfb(results: Results) -> list[str]:
             _ms(t.total_ms["p50"]), _ms(t.total_ms["p99"]), str(t.errors),
         ])  # fmt: skip
         if target == "translated" and PAIRED in ttfb:
-            t = ttfb[PAIRED]
-            rows.append([
-                "its OpenAI pair", _ms(t.ttfb_ms["p50"]), _ms(t.ttfb_ms["p90"]),
-                _ms(t.ttfb_ms["p99"]), _ms(t.total_ms["p50"]), _ms(t.total_ms["p99"]),
-                str(t.errors),
-            ])  # fmt: skip
+            paired = [("its OpenAI pair", PAIRED)]
+            paired += [(f"{name}, translated", name) for name in NATIVE if name in ttfb]
+            for label, key in paired:
+                t = ttfb[key]
+                rows.append([
+                    label, _ms(t.ttfb_ms["p50"]), _ms(t.ttfb_ms["p90"]),
+                    _ms(t.ttfb_ms["p99"]), _ms(t.total_ms["p50"]), _ms(t.total_ms["p99"]),
+                    str(t.errors),
+                ])  # fmt: skip
     for g in PROXIES:
         p50, p99 = d[f"{g}_added_ttfb_p50_ms"], d[f"{g}_added_ttfb_p99_ms"]
         rows.append([f"added, {TARGETS[g]}", _ms(p50), "", _ms(p99), "", "", ""])
     p50 = d.get("translated_added_ttfb_p50_over_openai_ms", math.nan)
     p99 = d.get("translated_added_ttfb_p99_over_openai_ms", math.nan)
     rows.append(["translated over its pair", _ms(p50), "", _ms(p99), "", "", ""])
+    for name in NATIVE:
+        p50 = d.get(f"{name}_added_ttfb_p50_over_openai_ms", math.nan)
+        p99 = d.get(f"{name}_added_ttfb_p99_over_openai_ms", math.nan)
+        rows.append([f"{name} over the pair", _ms(p50), "", _ms(p99), "", "", ""])
     rounds = len(results.ttfb_rounds.get("translated", []))
     return [
         f"Streaming time to first body byte, ms (model {m['stream_model']}; translated: "
         f"{m['translated_model']})",
         f"  {m['ttfb_requests']} sequential requests per target on one keep-alive connection; "
-        "the translated stream and",
-        f"  its OpenAI pair on the third gateway: {m['ttfb_requests']} each after each of the "
-        f"{rounds} rounds, pooled",
+        "the translated streams",
+        f"  (Anthropic, Gemini, Bedrock) and their OpenAI pair on the third gateway: "
+        f"{m['ttfb_requests']} each after each of the {rounds} rounds, pooled",
         *_table(
             ["target", "TTFB p50", "TTFB p90", "TTFB p99", "full p50", "full p99", "errors"], rows
         ),
@@ -203,7 +216,7 @@ def _check_line(c: Check) -> str:
         value = "-" if math.isnan(c.measured) else f"{c.measured:.2f}x"
     else:
         value = f"{c.measured:.3f} {c.unit}"
-    width = {"reference": 64, "translation": 62, "routing": 62}.get(c.group, 46)
+    width = {"reference": 64, "translation": 62, "routing": 62, "native": 70}.get(c.group, 46)
     return f"  {'PASS' if c.passed else 'FAIL'}  {c.name:<{width}} measured {value}"
 
 
@@ -213,6 +226,8 @@ def _bar(results: Results) -> list[str]:
         ("foundation", "Performance bar: foundation (gateway, no logging)"),
         ("logging", "Performance bar: request logging (gateway, logging)"),
         ("translation", "Performance bar: translation (model/anthropic vs the OpenAI path)"),
+        ("native", "Performance bar: Gemini and Bedrock (issue 13; translated vs the OpenAI "
+                   "path)"),
         ("ratelimit", "Performance bar: rate limits (gateway, no logging, global request "
                       "policy on Redis vs none)"),
         ("routing", "Performance bar: routing and failover (issue 11)"),
@@ -281,6 +296,53 @@ def _translation(results: Results, high: int) -> list[str]:
             f"{_us(t.server_main_cpu_us_per_request)}   TTFB p50 added {_signed_ms(ttfb)} ms"
         )
     return out
+
+
+def _native(results: Results, high: int) -> list[str]:
+    """Issue 13's translated paths next to the OpenAI path: pooled throughput and streamed
+    TTFB, and per round (with the gateway's CPU us per request for each path)."""
+    d, load, m = results.derived, results.load, results.meta
+    openai = load.get(f"gateway_c{high}")
+    runs = {name: load.get(f"{name}_c{high}") for name in NATIVE}
+    if openai is None or not any(runs.values()):
+        return []
+    pooled = ", ".join(
+        f"{name} {run.rps:,.0f} = {_pct(d[f'{name}_rps_fraction_of_openai_c{high}'])}"
+        for name, run in runs.items()
+        if run is not None
+    )
+    ttfb = ", ".join(
+        f"{name} p50 {_signed_ms(d[f'{name}_added_ttfb_p50_over_openai_ms'])} ms, p99 "
+        f"{_signed_ms(d[f'{name}_added_ttfb_p99_over_openai_ms'])} ms"
+        for name in NATIVE
+    )
+    out = [
+        f"Gemini and Bedrock (issue 13; models {m.get('gemini_model')}, "
+        f"{m.get('bedrock_model')}: the gateway translates to generateContent / Converse)",
+        f"  RPS at {high} conns (all rounds, half-length runs): OpenAI path {openai.rps:,.0f}, "
+        f"{pooled}",
+        f"  streamed TTFB added over the OpenAI path (pooled): {ttfb}",
+    ]
+    openai_rounds = results.rounds.get("gateway", [])
+    for n, o in enumerate(openai_rounds, 1):
+        cells, cpu, added = [], [_us(o.server_main_cpu_us_per_request)], []
+        for name in NATIVE:
+            rounds = results.rounds.get(name, [])
+            if n > len(rounds):
+                continue
+            r = rounds[n - 1]
+            fraction = d.get(f"{name}_rps_fraction_of_openai_c{high}_round{n}", math.nan)
+            cells.append(f"{name} {r.rps:>7,.0f} {_pct(fraction):>6}")
+            cpu.append(_us(r.server_main_cpu_us_per_request))
+            ttfb_added = d.get(f"{name}_added_ttfb_p50_over_openai_ms_round{n}", math.nan)
+            added.append(f"{name} {_signed_ms(ttfb_added)}")
+        out.append(
+            f"    round {n}: OpenAI {o.rps:>7,.0f}   {'   '.join(cells)}   CPU us/req "
+            f"{' vs '.join(cpu)}   TTFB p50 added ms {', '.join(added)}"
+        )
+    return out
+
+
 def _ratelimit_figures(results: Results) -> list[str]:
     """The rate-limit line's figures: pooled RPS, CPU per request, the ratio per round."""
     high = results.meta["connections"]
@@ -399,6 +461,7 @@ def render(results: Results, high: int) -> str:
         _load(results, high),
         _versus(results, high),
         _translation(results, high),
+        _native(results, high),
         _routing(results, high),
         _ttfb(results),
         _memory(results),

@@ -35,6 +35,9 @@ BAR = {
     "max_ratelimit_added_p50_ms_1": 0.3,
     "min_routed_rps_fraction_32": 0.95,
     "max_failover_added_p50_ms": 1.0,
+    "min_gemini_rps_fraction_32": 0.85,
+    "min_bedrock_rps_fraction_32": 0.85,
+    "max_bedrock_added_ttfb_p50_ms": 0.5,
     "min_observability_rps_ratio_32": 0.95,
 }
 """Foundation: no-logging gateway RPS at 32 connections, added latency over direct at 1
@@ -49,6 +52,10 @@ alternating rounds), both pooled over all rounds. Routing (issue 11): the routed
 32 connections (BYOK and credits configured) as a fraction of the pinned one's (client key),
 pooled over the rounds; a failover's p50 minus the directly served request's p50 minus its
 failed attempt's own p50, on the pooled samples of all rounds.
+
+Gemini and Bedrock (issue 13): each translated path's RPS at 32 connections as a fraction of
+the OpenAI path's (same gateway, same rounds, pooled), and the Bedrock event stream's TTFB p50
+minus the OpenAI stream's (pooled samples, same turns as the Anthropic stream's).
 
 Rate limits (issue 12): the no-logging gateway with a global request-rate policy on Redis, RPS
 at 32 connections as a fraction of the same gateway without a policy (pooled rounds), and the
@@ -73,6 +80,13 @@ ROUTING = {
 }
 """The routing gateway's two throughput targets (``load`` keys ``routed_c<N>``,
 ``pinned_c<N>``); they have no 1-connection run and no TTFB."""
+
+NATIVE = {
+    "gemini": "Gemini (model/google-ai-studio)",
+    "bedrock": "Bedrock (model/bedrock, Converse)",
+}
+"""Issue 13's translated paths (``load`` keys ``<name>_c<N>``, ``ttfb`` keys ``<name>``):
+throughput in the rounds, streams in the TTFB turns; no 1-connection run."""
 
 PAIRED = "gateway_stream"
 """The ``ttfb`` key of the OpenAI stream the translated stream is compared with: measured on
@@ -198,7 +212,34 @@ def _derive(results: Results, high: int) -> None:
         d[f"logging_rps_ratio_c{high}_round{number}"] = _ratio(b.rps, a.rps)
     _derive_reference(results, high)
     _derive_translated(results, high)
+    _derive_native(results, high)
     _derive_routing(results, high)
+
+
+def _derive_native(results: Results, high: int) -> None:
+    """Issue 13's paths against the OpenAI path, as the Anthropic-translated one: pooled RPS
+    fraction (and per round), streamed TTFB added over the OpenAI stream (pooled samples, and
+    the p50 per round). A path that was not measured gets NaN, and its lines fail."""
+    load, ttfb, d = results.load, results.ttfb, results.derived
+    openai = load.get(f"gateway_c{high}")
+    for name in NATIVE:
+        run = load.get(f"{name}_c{high}")
+        d[f"{name}_rps_fraction_of_openai_c{high}"] = (
+            _ratio(run.rps, openai.rps) if run and openai else math.nan
+        )
+        rounds = results.rounds.get(name, []), results.rounds.get("gateway", [])
+        for number, (t, o) in enumerate(zip(*rounds, strict=False), 1):
+            d[f"{name}_rps_fraction_of_openai_c{high}_round{number}"] = _ratio(t.rps, o.rps)
+        stream, pair = ttfb.get(name), ttfb.get(PAIRED)
+        for pct in ("p50", "p99"):
+            d[f"{name}_added_ttfb_{pct}_over_openai_ms"] = (
+                stream.ttfb_ms[pct] - pair.ttfb_ms[pct] if stream and pair else math.nan
+            )
+        pairs = results.ttfb_rounds.get(name, []), results.ttfb_rounds.get(PAIRED, [])
+        for number, (ts, os) in enumerate(zip(*pairs, strict=False), 1):
+            d[f"{name}_added_ttfb_p50_over_openai_ms_round{number}"] = (
+                ts.ttfb_ms["p50"] - os.ttfb_ms["p50"]
+            )
 
 
 def _derive_routing(results: Results, high: int) -> None:
@@ -243,9 +284,9 @@ def _derive_translated(results: Results, high: int) -> None:
             ttfb["translated"].ttfb_ms[pct] - ttfb[PAIRED].ttfb_ms[pct]
         )
     pairs = results.ttfb_rounds.get("translated", []), results.ttfb_rounds.get(PAIRED, [])
-    for number, (t, o) in enumerate(zip(*pairs, strict=True), 1):
+    for number, (ts, os) in enumerate(zip(*pairs, strict=True), 1):
         d[f"translated_added_ttfb_p50_over_openai_ms_round{number}"] = (
-            t.ttfb_ms["p50"] - o.ttfb_ms["p50"]
+            ts.ttfb_ms["p50"] - os.ttfb_ms["p50"]
         )
 
 
@@ -298,6 +339,7 @@ def evaluate(results: Results, high: int) -> None:
         Check("no failed requests through the gateway", errors, 0, errors == 0, "errors"),
         *_logging_checks(results, high),
         *_translation_checks(results, high),
+        *_native_checks(results, high),
         *_ratelimit_checks(results, high),
         *_routing_checks(results, high),
         *_observability_checks(results, high),
@@ -361,6 +403,31 @@ def _translation_checks(results: Results, high: int) -> list[Check]:
     ]
 
 
+def _native_checks(results: Results, high: int) -> list[Check]:
+    """Issue 13's bar: Gemini's and Bedrock's RPS >= 85% of the OpenAI path's, the Bedrock
+    event stream's added TTFB p50 <= 0.5 ms; no failed requests on either path (streams
+    included) or on the OpenAI stream they are compared with. Gemini's stream is measured
+    and reported too, without a line of its own."""
+    d = results.derived
+    checks = []
+    for name in NATIVE:
+        fraction = 100 * d[f"{name}_rps_fraction_of_openai_c{high}"]
+        floor = 100 * BAR[f"min_{name}_rps_fraction_32"]
+        what = f"{name.capitalize()} RPS at {high} connections >= {floor:.0f}% of the OpenAI path's"
+        checks.append(Check(what, fraction, floor, fraction >= floor, "%", "native"))
+    added = d["bedrock_added_ttfb_p50_over_openai_ms"]
+    most = BAR["max_bedrock_added_ttfb_p50_ms"]
+    what = f"Bedrock event stream TTFB p50 added over the OpenAI path <= {most} ms"
+    checks.append(Check(what, added, most, added <= most, "ms", "native"))
+    measured = all(f"{n}_c{high}" in results.load and n in results.ttfb for n in NATIVE)
+    errors = (
+        sum(gateway_errors(results, name) for name in NATIVE) + results.ttfb[PAIRED].errors
+        if measured
+        else math.nan
+    )
+    what = "no failed requests (Gemini, Bedrock, their streams, the paired stream)"
+    checks.append(Check(what, errors, 0, errors == 0, "errors", "native"))
+    return checks
 QUIET = "gateway_quiet"
 
 

@@ -1,7 +1,10 @@
 """The fake LLM provider: a fixed-response HTTP server the gateway forwards to.
 
-It speaks OpenAI (``/v1/chat/completions``; its SSE variant under ``/stream``) and Anthropic
-(``/v1/messages``; its event stream under ``/anthropic-stream``): one fixed answer per path.
+It speaks OpenAI (``/v1/chat/completions``; its SSE variant under ``/stream``), Anthropic
+(``/v1/messages``; its event stream under ``/anthropic-stream``), Gemini
+(``/v1beta/models/gemini-2.5-flash:generateContent`` and ``:streamGenerateContent``, SSE) and
+Bedrock (``/model/us.amazon.nova-lite-v1:0/converse`` and ``/converse-stream``, a binary AWS
+event stream): one fixed answer per path.
 For issue 11's routing lines it is also an organisation's own OpenAI endpoint (``/byok/v1``:
 the same answer, and the model list that storing a key checks) and a provider that fails
 (anything under ``/failing/`` is a 503 at once).
@@ -15,8 +18,10 @@ which is much slower and makes the baseline (and the RPS bar) less meaningful.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from bench import payloads
@@ -35,6 +40,26 @@ from bench.procs import (
 _TEMP_PATH_MODULES = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 """Modules whose temp path defaults to /var/lib/nginx; each gets one in the bench's dir."""
 
+_STATIC_PREFIX = "/bench-static/"
+
+
+def static_files() -> dict[str, bytes]:
+    """Binary answers, by file name: an nginx ``return`` string cannot hold NUL bytes, which
+    every event-stream prelude has, so nginx serves them from files."""
+    return {"converse-stream": payloads.bedrock_event_stream()}
+
+
+def write_static_files() -> Path:
+    """A new world-readable directory holding :func:`static_files`. Not in the bench's
+    workdir: that one is private (``mkdtemp``, mode 0700), and nginx's workers, which run as
+    an unprivileged user when the bench runs as root, could not read a file in it."""
+    folder = Path(tempfile.mkdtemp(prefix="gateway-bench-static-"))
+    folder.chmod(0o755)
+    for name, data in static_files().items():
+        (folder / name).write_bytes(data)
+        (folder / name).chmod(0o644)
+    return folder
+
 
 def _nginx_string(text: str) -> str:
     """``text`` as a single-quoted nginx config string (``$`` would start a variable)."""
@@ -43,8 +68,12 @@ def _nginx_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def nginx_config(workdir: Path, port: int, disabled_modules: set[str]) -> str:
-    """A self-contained config: every path in ``workdir``, one worker, no access log."""
+def nginx_config(
+    workdir: Path, port: int, disabled_modules: set[str], static_dir: Path | None = None
+) -> str:
+    """A self-contained config: every path in ``workdir`` (the binary answers in
+    ``static_dir``, :func:`write_static_files`), one worker, no access log."""
+    static_dir = static_dir if static_dir is not None else workdir / "static"
     temp_paths = "\n".join(
         f"    {module}_temp_path {workdir / (module + '_temp')};"
         for module in _TEMP_PATH_MODULES
@@ -98,6 +127,37 @@ http {{
             return 200 {_nginx_string(payloads.anthropic_sse_stream())};
         }}
 
+        location = {payloads.GEMINI_PATH} {{
+            default_type application/json;
+            return 200 {_nginx_string(payloads.gemini_response())};
+        }}
+
+        location = {payloads.GEMINI_STREAM_PATH} {{
+            default_type text/event-stream;
+            add_header cache-control no-cache;
+            return 200 {_nginx_string(payloads.gemini_sse_stream())};
+        }}
+
+        location = {payloads.BEDROCK_PATH} {{
+            default_type application/json;
+            add_header x-amzn-requestid req_bench_fixed;
+            return 200 {_nginx_string(payloads.converse_response())};
+        }}
+
+        # The binary event stream is a file: the static module answers GET only, so the
+        # POST is turned into an internal GET of the file (error_page changes the method).
+        location = {payloads.BEDROCK_STREAM_PATH} {{
+            error_page 405 =200 {_STATIC_PREFIX}converse-stream;
+            return 405;
+        }}
+
+        location {_STATIC_PREFIX} {{
+            internal;
+            alias {static_dir}/;
+            default_type {payloads.BEDROCK_CONTENT_TYPE};
+            add_header x-amzn-requestid req_bench_fixed;
+        }}
+
         location = {payloads.BYOK_PATH} {{
             default_type application/json;
             add_header x-request-id {payloads.BYOK_REQUEST_ID};
@@ -128,6 +188,7 @@ class Upstream:
         self.kind = ""
         self.log = workdir / "upstream.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._static_dir: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -145,8 +206,9 @@ class Upstream:
         info = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=False).stderr
         version = re.search(r"nginx/(\S+)", info)
         disabled = set(re.findall(r"--without-http_(\w+?)_module", info))
+        self._static_dir = write_static_files()
         conf = self.workdir / "nginx.conf"
-        conf.write_text(nginx_config(self.workdir, self.port, disabled))
+        conf.write_text(nginx_config(self.workdir, self.port, disabled, self._static_dir))
         self.log = self.workdir / "nginx-error.log"
         argv = [nginx, "-p", str(self.workdir), "-c", str(conf), "-e", str(self.log)]
         self._proc = spawn(argv, self.workdir / "nginx-stdout.log")
@@ -179,3 +241,6 @@ class Upstream:
     def stop(self) -> None:
         stop(self._proc)
         self._proc = None
+        if self._static_dir is not None:
+            shutil.rmtree(self._static_dir, ignore_errors=True)
+            self._static_dir = None

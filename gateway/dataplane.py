@@ -13,6 +13,7 @@ here, before anything is sent), relay; logging records every request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -138,12 +139,8 @@ class DataPlane:
             finish(ctx, error)
 
     def _make_unified(self, endpoint: str) -> Handler:
-        async def handle(
-            scope: Scope, receive: Receive, send: Send, headers: dict[str, str], ex: RequestContext
-        ) -> None:
-            await self._unified(endpoint, scope, receive, send, headers, ex)
-
-        return handle
+        # A partial, not a wrapping coroutine: one frame fewer on every request.
+        return functools.partial(self._unified, endpoint)
 
     async def _unified(
         self,
@@ -165,8 +162,10 @@ class DataPlane:
             raise GatewayError(400, "Missing required field 'model'.", param="model")
         if not isinstance(model, str):
             raise GatewayError(400, "'model' must be a string.", param="model")
-        if await runtime.serve_from_cache(ctx, send, "unified " + endpoint, raw, payload):
-            return
+        options = ctx.options
+        if options.cache is not None or options.cache_error is not None:  # else no await
+            if await runtime.serve_from_cache(ctx, send, "unified " + endpoint, raw, payload):
+                return
         authorization = credentials.provider_authorization
         client_key = bearer_token(authorization) if authorization else None
         assert ctx.identity is not None  # authenticated by start_request
@@ -174,15 +173,15 @@ class DataPlane:
             model, endpoint, client_key, ctx.identity.org_id
         )
         exchange = Exchange(runtime, ctx, endpoint, payload, raw, headers)
+        if not runtime.limiter.wanted(ctx):
+            await exchange.walk(attempts, client_key, receive, send)
+            return
 
         def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
             assert runtime.registry is not None
             candidates = [(attempt.provider, attempt.model) for attempt in attempts]
             return estimate_cost(runtime.registry, candidates, payload, len(raw), endpoint)
 
-        if not runtime.limiter.wanted(ctx):
-            await exchange.walk(attempts, client_key, receive, send)
-            return
         async with runtime.limiter.limit(ctx, estimate):
             await exchange.walk(attempts, client_key, receive, send)
 

@@ -39,12 +39,22 @@ def peer_closed(protocol: ResponseHandler) -> bool:
     transport = protocol.transport
     if transport is None or transport.is_closing():
         return True
-    sock = transport.get_extra_info("socket")
-    if sock is None:  # not a socket transport: nothing to ask the kernel
-        return False
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
+    poller: select.poll | None = getattr(protocol, _POLLER, None)
+    if poller is None:
+        sock = transport.get_extra_info("socket")
+        if sock is None:  # not a socket transport: nothing to ask the kernel
+            return False
+        # Made once per connection and kept on it: the socket, and so the poller's one
+        # registration, live exactly as long as the connection (a keep-alive connection is
+        # checked on every reuse: this saves two calls each time).
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        setattr(protocol, _POLLER, poller)
     return bool(poller.poll(0))
+
+
+_POLLER = "_gateway_idle_poller"
+"""The attribute of a pooled connection's protocol that keeps its poller."""
 
 
 class UpstreamConnector(aiohttp.TCPConnector):

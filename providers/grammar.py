@@ -24,7 +24,9 @@ How an item with slashes is read (model ids may contain ``/`` themselves:
 Rule 1 wins over rule 2, so a deployment cannot be named after a provider slug
 (``gpt-4o/azure/openai`` is the model ``gpt-4o/azure`` at ``openai``): deployment ids are
 CUIDs or the names an org gives them, and a name equal to a slug would be ambiguous anyway.
-Slugs are case-sensitive, like model ids.
+Slugs are case-sensitive, like model ids. A provider may also be named by one of its
+aliases (``gemini`` for ``google-ai-studio``, the caller's ``aliases``), in a suffix or an
+exclusion alike; the parsed item carries the slug, so nothing after the grammar sees aliases.
 
 ``:online`` (web search, §5.7) is accepted at the end of the model id
 (``claude-3-5-sonnet-20241022:online/anthropic``) or of the whole item
@@ -40,7 +42,7 @@ is an error rather than silently ignored, so a typo never routes somewhere unexp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = ["MODELS_HINT", "GrammarError", "ModelItem", "ModelSpec", "parse_model"]
@@ -108,26 +110,33 @@ def _valid(providers: Iterable[str]) -> str:
     return ", ".join(providers)
 
 
+_NO_ALIASES: Mapping[str, str] = {}
+
+
 def _split(
     text: str,
     providers: Collection[str],
     known_model: Callable[[str], bool] | None,
+    aliases: Mapping[str, str] = _NO_ALIASES,
 ) -> tuple[str, str | None, str | None]:
-    """``(model, provider, deployment)`` of one item, by the rules of the module docstring."""
+    """``(model, provider, deployment)`` of one item, by the rules of the module docstring
+    (a provider named by an alias is returned as its slug)."""
     if "/" not in text:
         return text, None, None
     head, _, last = text.rpartition("/")
-    if last in providers:
+    slug = aliases.get(last, last)
+    if slug in providers:
         if not head:
             raise GrammarError(f"Missing model before '/{last}'", item=text)
-        return head, last, None
+        return head, slug, None
     model, sep, middle = head.rpartition("/")
-    if sep and middle in providers:
+    slug = aliases.get(middle, middle)
+    if sep and slug in providers:
         if not model:
             raise GrammarError(f"Missing model before '/{middle}'", item=text)
         if not last:
             raise GrammarError(f"Missing deployment id after '{middle}/'", item=text)
-        return model, middle, last
+        return model, slug, last
     if known_model is None or known_model(text):
         return text, None, None
     if not last:
@@ -143,6 +152,7 @@ def parse_model(
     model: object,
     providers: Collection[str],
     known_model: Callable[[str], bool] | None = None,
+    aliases: Mapping[str, str] = _NO_ALIASES,
 ) -> ModelSpec:
     """Parse a request's ``model`` value (as read from the JSON body: None or a non-string is
     the reference's "missing model" / "invalid model type" error).
@@ -151,6 +161,8 @@ def parse_model(
     membership; its iteration order is the order error messages list them).
     ``known_model``: whether the registry knows a model id, used only to read a slashed item
     that names no provider (rule 3 of the module docstring).
+    ``aliases``: other names of providers → their slugs (:meth:`providers.spec.ProviderTable.
+    model_aliases`); an alias is accepted wherever its slug is, and read as the slug.
     """
     if model is not None and not isinstance(model, str):
         raise GrammarError(
@@ -170,6 +182,7 @@ def parse_model(
             )
         if text[0] == "!":
             slug = text[1:].strip()
+            slug = aliases.get(slug, slug)
             if not slug:
                 raise GrammarError(
                     "Invalid global ignore syntax. Use !provider (e.g., !openai)",
@@ -189,7 +202,7 @@ def parse_model(
         online = body.endswith(ONLINE_SUFFIX)
         if online:
             body = body[: -len(ONLINE_SUFFIX)]
-        model_id, provider, deployment = _split(body, providers, known_model)
+        model_id, provider, deployment = _split(body, providers, known_model, aliases)
         if model_id.endswith(ONLINE_SUFFIX):
             model_id = model_id[: -len(ONLINE_SUFFIX)]
             online = True

@@ -71,6 +71,11 @@ class Health:
         self._state: dict[tuple[str, str], list[float]] = {}
         """(provider, key_id) → [consecutive failures, cooled until (clock time)]."""
 
+    @property
+    def quiet(self) -> bool:
+        """No failure on record: every plan is in its plain order."""
+        return not self._state
+
     def reset(self) -> None:
         """Forget every record (all providers healthy again)."""
         self._state.clear()

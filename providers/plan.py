@@ -240,9 +240,11 @@ class RoundRobin:
     distinct (scope, group) pairs, i.e. by the registry.
     """
 
-    __slots__ = ("_counters", "_sequences", "_weights")
+    __slots__ = ("_counters", "_sequences", "_weights", "turns")
 
     def __init__(self, weights: Mapping[str, int] | None = None) -> None:
+        self.turns = 0
+        """How many times a group was rotated (a plan that did not rotate any can be reused)."""
         self._weights: Mapping[str, int] = dict(weights or {})
         if any(weight < 1 for weight in self._weights.values()):
             raise ValueError("weights must be positive integers")
@@ -255,6 +257,7 @@ class RoundRobin:
     def first(self, scope: Hashable, group: tuple[str, ...]) -> int:
         """The index in ``group`` (provider slugs) that goes first this time; ``scope``
         separates counters (the planner uses (model, key source))."""
+        self.turns += 1
         key = (scope, group)
         count = self._counters.get(key, 0)
         self._counters[key] = count + 1
@@ -467,10 +470,13 @@ class Planner:
     """The planning step of the data plane: one per process, built at startup.
 
     Owns nothing mutable but the balancer and the health record it is given; ``plan`` is
-    called once per request with the organisation's key sources.
+    called once per request with the organisation's key sources. ``aliases``: other names of
+    providers in a model string → their slugs (``gemini``), for the grammar.
     """
 
-    __slots__ = ("_known", "balancer", "default_provider", "health", "providers", "registry")
+    __slots__ = (
+        "_known", "aliases", "balancer", "default_provider", "health", "providers", "registry"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -480,6 +486,7 @@ class Planner:
         balancer: RoundRobin | None = None,
         health: Health | None = None,
         default_provider: str | None = None,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         if default_provider is not None and default_provider not in providers:
             raise ValueError(f"default provider {default_provider!r} is not a provider")
@@ -488,11 +495,12 @@ class Planner:
         self.balancer = balancer if balancer is not None else RoundRobin()
         self.health = health
         self.default_provider = default_provider
+        self.aliases: Mapping[str, str] = aliases or {}
         self._known: Callable[[str], bool] = lambda model: bool(registry.offerings(model))
 
     def parse(self, model: object) -> ModelSpec:
         """Parse a request's ``model`` (raises :class:`GrammarError`)."""
-        return parse_model(model, self.providers, self._known)
+        return parse_model(model, self.providers, self._known, self.aliases)
 
     def plan(
         self,

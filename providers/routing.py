@@ -100,6 +100,7 @@ def split_model(model: str, table: ProviderTable = PROVIDERS) -> tuple[str, str]
     if not sep:
         return model, DEFAULT_PROVIDER
     routed = table.routed()
+    tail = table.model_aliases().get(tail, tail)
     if tail in routed and head:
         return head, tail
     known = ", ".join(routed)

@@ -95,7 +95,10 @@ class ProviderSpec:
     library, where the model registry (:mod:`providers.registry`) takes its prices from
     (None: the library does not price it). ``display_name`` is how listings name it.
     ``path_aliases`` are other passthrough prefixes for it under ``/v1/gateway/``
-    (``/v1/gateway/oai``); ``root_paths`` are top-level passthrough prefixes
+    (``/v1/gateway/oai``); ``model_aliases`` other names for it in a ``model`` string
+    (``gemini-2.5-flash/gemini``, ``!gemini``), read as its slug by the grammar
+    (:mod:`providers.grammar`), so that plans, keys and logs only ever see the slug;
+    ``root_paths`` are top-level passthrough prefixes
     (``/oai``, ``/anthropic``: Helicone's dedicated proxy hosts).
     ``base_url_header`` is a request header with which a passthrough client names its own
     base URL for it (checked against the allow-list), as Helicone's
@@ -118,6 +121,7 @@ class ProviderSpec:
     genai_prices: str | None = None
     display_name: str = ""
     path_aliases: tuple[str, ...] = ()
+    model_aliases: tuple[str, ...] = ()
     root_paths: tuple[str, ...] = ()
     base_url_var: str | None = None
     """The base URL's variable when it is not ``<PREFIX>_BASE_URL`` (``AZURE_OPENAI_ENDPOINT``).
@@ -183,13 +187,16 @@ class ProviderTable:
     base URL, an env prefix and an adapter, a remote base URL served by its own hosts.
     """
 
-    __slots__ = ("_by_name", "_passthrough", "_price_names", "_roots", "_routed")
+    __slots__ = (
+        "_by_name", "_model_aliases", "_passthrough", "_price_names", "_roots", "_routed"
+    )  # fmt: skip
 
     def __init__(self, specs: tuple[ProviderSpec, ...]) -> None:
         by_name: dict[str, ProviderSpec] = {}
         passthrough: dict[str, str] = {}
         roots: dict[str, str] = {}
         price_names: dict[str, str] = {}
+        model_aliases: dict[str, str] = {}
         for spec in specs:
             if spec.name in by_name:
                 raise ValueError(f"provider {spec.name!r} is in the table twice")
@@ -202,6 +209,9 @@ class ProviderTable:
                 for root in spec.root_paths:
                     if roots.setdefault(root, spec.name) != spec.name or root in ("v1", ""):
                         raise ValueError(f"root path {root!r} is taken")
+                for alias in spec.model_aliases:
+                    if model_aliases.setdefault(alias, spec.name) != spec.name:
+                        raise ValueError(f"model alias {alias!r} names two providers")
             if spec.price_slug is not None:
                 for spelling in (spec.name, *spec.price_aliases):
                     if price_names.setdefault(spelling, spec.price_slug) != spec.price_slug:
@@ -213,6 +223,10 @@ class ProviderTable:
         self._routed: Mapping[str, ProviderSpec] = MappingProxyType(
             {name: spec for name, spec in by_name.items() if spec.routed}
         )
+        for alias in model_aliases:
+            if alias in by_name or not alias or "/" in alias:
+                raise ValueError(f"model alias {alias!r} is a slug or not a plain name")
+        self._model_aliases: Mapping[str, str] = MappingProxyType(model_aliases)
 
     def __iter__(self) -> Iterator[ProviderSpec]:
         return iter(self._by_name.values())
@@ -224,6 +238,11 @@ class ProviderTable:
         """Routed providers by slug, in table order (built once: routing reads it per
         request)."""
         return self._routed
+
+    def model_aliases(self) -> Mapping[str, str]:
+        """Other names of routed providers in a ``model`` string → their slugs
+        (``gemini`` → ``google-ai-studio``)."""
+        return self._model_aliases
 
     def passthrough_name(self, slug: str) -> str | None:
         """The routed provider a passthrough prefix (``oai``, ``groq``…) names, or None."""
@@ -413,14 +432,15 @@ PROVIDERS = ProviderTable(
             base_url_var="AZURE_OPENAI_ENDPOINT", api_style="azure",
         ),
         # The Gemini API (Google AI Studio): its base URL has no version, the adapter's paths
-        # carry it (/v1beta/models/{model}:generateContent); `gemini` is the passthrough alias
-        # and, with `google`, a spelling of its price slug (logs of older clients say either).
+        # carry it (/v1beta/models/{model}:generateContent); `gemini` is its alias in a model
+        # string and the passthrough path and, with `google`, a spelling of its price slug
+        # (logs of older clients say either).
         ProviderSpec(
             "google-ai-studio", "https://generativelanguage.googleapis.com", "GEMINI",
             wire="gemini", auth="x-goog-api-key", hosts=("generativelanguage.googleapis.com",),
             endpoints=frozenset(), price_slug="google-ai-studio",
             price_aliases=("google", "gemini", "googleai", "google-ai"), path_aliases=("gemini",),
-            display_name="Google AI Studio", genai_prices="google",
+            model_aliases=("gemini",), display_name="Google AI Studio", genai_prices="google",
         ),
         # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains) and
         # priced by the model registry, not routed yet.

@@ -146,9 +146,12 @@ def test_nginx_answers_each_path_with_its_fixed_body(tmp_path: Path) -> None:
         payloads.STREAM_UPSTREAM_PATH: ("text/event-stream", payloads.sse_stream()),
         payloads.MESSAGES_PATH: ("application/json", payloads.anthropic_message()),
         payloads.ANTHROPIC_STREAM_PATH: ("text/event-stream", payloads.anthropic_sse_stream()),
+        payloads.GEMINI_PATH: ("application/json", payloads.gemini_response()),
+        payloads.GEMINI_STREAM_PATH: ("text/event-stream", payloads.gemini_sse_stream()),
+        payloads.BEDROCK_PATH: ("application/json", payloads.converse_response()),
         payloads.BYOK_PATH: ("application/json", payloads.chat_completion()),
         payloads.BYOK_MODELS_PATH: ("application/json", payloads.model_list()),
-    }
+    }  # the Bedrock event stream is binary: a file (tests/test_bench_native.py)
 
 
 @dataclass
@@ -159,6 +162,18 @@ class _Transport:
         self.written.append(data)
 
 
+def _transport_reply(target: str) -> bytes:
+    """What the fallback upstream writes for one POST to ``target`` (path and query)."""
+    protocol = pyupstream.FixedResponse()
+    transport = _Transport()
+    protocol.transport = transport  # type: ignore[assignment]
+    request = b'{"model":"m"}'
+    head = f"POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(request)}\r\n\r\n"
+    protocol.data_received(head.encode() + request)
+    assert len(transport.written) == 1
+    return transport.written[0]
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [
@@ -167,15 +182,9 @@ class _Transport:
     ],
 )
 def test_python_fallback_upstream_answers_the_anthropic_paths(path: str, body: str) -> None:
-    protocol = pyupstream.FixedResponse()
-    transport = _Transport()
-    protocol.transport = transport  # type: ignore[assignment]
-    request = b'{"model":"claude-sonnet-4-5"}'
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(request)}\r\n\r\n"
-    protocol.data_received(head.encode() + request)
-    assert len(transport.written) == 1
-    assert transport.written[0].startswith(b"HTTP/1.1 200 OK\r\n")
-    assert transport.written[0].endswith(body.encode())
+    reply = _transport_reply(path)
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert reply.endswith(body.encode())
 
 
 @pytest.mark.parametrize(("stream", "suffix"), [(False, ""), (True, "/anthropic-stream")])
@@ -324,9 +333,16 @@ def _results(
     routed_rps: list[float] | None = None,
     pinned_rps: list[float] | None = None,
     failover_rounds: list[FailoverResult] | None = None,
+    native_rps: dict[str, list[float]] | None = None,
+    native_ttfb_ms: dict[str, float] | None = None,
+    native_errors: int = 0,
 ) -> Results:
     """A complete synthetic run: two rounds, everything else fixed (by default the routed
-    model at 98% of the pinned one, and a failover adding 0.2 ms beyond its failed attempt)."""
+    model at 98% of the pinned one, a failover adding 0.2 ms beyond its failed attempt, Gemini
+    and Bedrock at 90% of the OpenAI path's RPS, their streams 0.2 ms behind the OpenAI one).
+    ``native_errors`` failed requests go to Bedrock's first round."""
+    native_rps = native_rps or {n: [0.9 * r for r in openai_rps] for n in ("gemini", "bedrock")}
+    native_ttfb_ms = native_ttfb_ms or {n: openai_ttfb_ms + 0.2 for n in native_rps}
     rounds = {
         "gateway": [_load(f"gateway_c32_r{i}", r) for i, r in enumerate(openai_rps)],
         "translated": [_load(f"translated_c32_r{i}", r) for i, r in enumerate(translated_rps)],
@@ -334,7 +350,10 @@ def _results(
         "forwarder": [_load("f", 1.1 * r) for r in openai_rps],
         "routed": [_load("r", r) for r in routed_rps or [0.98 * r for r in openai_rps]],
         "pinned": [_load("p", r) for r in pinned_rps or openai_rps],
+        **{n: [_load(f"{n}_c32_r{i}", r) for i, r in enumerate(v)] for n, v in native_rps.items()},
     }
+    if native_errors and "bedrock" in rounds:
+        rounds["bedrock"][0].errors["status"] = native_errors
     if failover_rounds is None:
         failover_rounds = [failover_round(0.9, 0.5, 0.2), failover_round(0.9, 0.5, 0.2)]
     from bench.load import combine
@@ -355,6 +374,7 @@ def _results(
             _ttfb("translated", [translated_ttfb_ms + 0.1] * 100),
         ],
         PAIRED: [_ttfb(PAIRED, [openai_ttfb_ms] * 100), _ttfb(PAIRED, [openai_ttfb_ms] * 100)],
+        **{n: [_ttfb(n, [ms] * 100), _ttfb(n, [ms] * 100)] for n, ms in native_ttfb_ms.items()},
     }
     ttfb = {
         "direct": _ttfb("direct", base),

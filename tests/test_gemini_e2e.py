@@ -139,6 +139,29 @@ def test_chat_is_translated_to_generate_content_and_back(
     assert row["target_url"].endswith("/v1beta/models/gemini-2.5-flash:generateContent")
 
 
+def test_the_gemini_alias_routes_to_google_ai_studio(
+    gateway: tuple[GatewayServer, str], client: openai.OpenAI, upstream: OpenAIEmulator
+) -> None:
+    """``model/gemini`` is ``model/google-ai-studio`` (issue 13): the same upstream call, and
+    the log names the provider by its slug."""
+    server, _ = gateway
+    response = client.chat.completions.with_raw_response.create(
+        model="gemini-2.5-flash/gemini", messages=[{"role": "user", "content": "alias"}]
+    )
+    assert response.parse().choices[0].message.content == ECHO + "alias"
+    assert upstream.requests[-1].path == "/v1beta/models/gemini-2.5-flash:generateContent"
+    row = record(server, response.headers["helicone-id"])
+    assert row["provider"] == "google-ai-studio"
+    sent = len(upstream.requests)
+    with pytest.raises(openai.BadRequestError) as refused:  # excluded by its alias: no attempt
+        client.chat.completions.create(
+            model="gemini-2.5-flash/google-ai-studio,!gemini",
+            messages=[{"role": "user", "content": "x"}],
+        )
+    assert "google-ai-studio is excluded" in refused.value.message
+    assert len(upstream.requests) == sent
+
+
 def test_a_streamed_chat_with_tools_through_the_sdks_stream_helper(
     client: openai.OpenAI, upstream: OpenAIEmulator
 ) -> None:

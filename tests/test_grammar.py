@@ -116,6 +116,26 @@ def test_real_provider_table_slugs() -> None:
     ]
 
 
+def test_a_provider_alias_reads_as_its_slug() -> None:
+    """``gemini`` names ``google-ai-studio`` (issue 13) in a suffix, before a deployment and
+    in an exclusion; the parsed spec carries the slug only."""
+    table, aliases = PROVIDERS.routed(), PROVIDERS.model_aliases()
+    assert aliases == {"gemini": "google-ai-studio"}
+    spec = parse_model(
+        "gemini-2.5-flash/gemini,gemini-2.5-pro/gemini/my-key:online,gpt-4o/openai,!gemini",
+        table, aliases=aliases,
+    )  # fmt: skip
+    assert [(i.model, i.provider, i.deployment, i.online) for i in spec.items] == [
+        ("gemini-2.5-flash", "google-ai-studio", None, False),
+        ("gemini-2.5-pro", "google-ai-studio", "my-key", True),
+        ("gpt-4o", "openai", None, False),
+    ]
+    assert spec.items[0].text == "gemini-2.5-flash/gemini"
+    assert spec.excluded == frozenset({"google-ai-studio"})
+    with pytest.raises(GrammarError, match="Invalid provider: gemini"):
+        parse_model("gemini-2.5-flash/gemini", table, lambda model: False)  # no aliases given
+
+
 @pytest.mark.parametrize(
     ("model", "message", "item", "code"),
     [

@@ -163,6 +163,15 @@ def test_aliases_resolve() -> None:
     assert PROVIDERS.get(DEFAULT_PROVIDER) in ROUTED
 
 
+def test_model_aliases_name_routed_providers_and_no_slug() -> None:
+    assert PROVIDERS.model_aliases() == {"gemini": "google-ai-studio"}
+    acme = dataclasses.replace(ACME, name="acme2", path_aliases=())
+    with pytest.raises(ValueError, match="model alias 'groq' is a slug"):
+        with_acme(dataclasses.replace(acme, model_aliases=("groq",)))
+    with pytest.raises(ValueError, match="model alias 'gemini' names two providers"):
+        with_acme(dataclasses.replace(acme, model_aliases=("gemini",)))
+
+
 def test_allow_list_is_the_tables_hosts_and_keeps_every_host_allowed_before() -> None:
     assert set(PROVIDERS.allowed_hosts()) == BUILT_IN_HOSTS
     hosts = {host for spec in PROVIDERS for host in spec.hosts}

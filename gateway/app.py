@@ -28,6 +28,7 @@ from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -87,6 +88,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             media_type="application/json",
             headers={"Cache-Control": "no-store"},
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus' text format (gateway/metrics.py); with ``GATEWAY_METRICS_TOKEN``, only
+        for a scrape that sends it as a bearer token."""
+        status, body = runtime.metrics_answer(request.headers.get("authorization"))
+        if status == 200:
+            return Response(body, media_type=METRICS_CONTENT_TYPE)
+        headers = {"WWW-Authenticate": 'Bearer realm="metrics"'} if status == 401 else None
+        return Response(body, status_code=status, media_type="text/plain", headers=headers)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

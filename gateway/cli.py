@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import resource
+import shutil
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -40,6 +44,7 @@ from gateway.store import (
     generate_key,
 )
 from gateway.store._engine import display_url
+from logging_pipeline.logformat import dict_config
 from logging_pipeline.private import restrict_umask
 from providers.cost import ModelPrice
 
@@ -203,19 +208,49 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from gateway.protocol import ClientLimits, protocol_factory
 
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host if args.host is None else args.host,
-        port=settings.port if args.port is None else args.port,
-        workers=workers,
-        loop="uvloop",
-        http=protocol_factory(ClientLimits.from_settings(settings)),
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        lifespan="on",
-    )
+    with metrics_directory(workers > 1 and settings.metrics_enabled):
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.host if args.host is None else args.host,
+            port=settings.port if args.port is None else args.port,
+            workers=workers,
+            loop="uvloop",
+            http=protocol_factory(ClientLimits.from_settings(settings)),
+            log_level=settings.log_level.lower(),
+            log_config=dict_config(settings.log_level, settings.log_format),
+            access_log=False,
+            lifespan="on",
+        )
     return 0
+
+
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def metrics_directory(shared: bool) -> Iterator[str | None]:
+    """prometheus-client's multiprocess mode for several workers (gateway/metrics.py).
+
+    Each worker writes its metric values to files in ``PROMETHEUS_MULTIPROC_DIR`` and the one
+    answering a scrape reads them all. The directory is this server's own — a fresh, private
+    temporary directory (so it starts empty: files of an earlier run would be counted again),
+    removed when the server stops — and the variable is set before any worker starts, since
+    prometheus-client reads it when it is first imported. With one worker (``shared`` False)
+    the variable is removed: values stay in the process, which is faster. An operator's own
+    value is not used either way: the gateway manages the directory.
+    """
+    if not shared:
+        os.environ.pop(MULTIPROC_VARIABLE, None)
+        yield None
+        return
+    directory = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[MULTIPROC_VARIABLE] = directory
+    try:
+        yield directory
+    finally:
+        os.environ.pop(MULTIPROC_VARIABLE, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # --- migrate ------------------------------------------------------------------------------

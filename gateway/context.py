@@ -343,6 +343,23 @@ class RequestContext:
     """Set by the meter when this request is metered: the relay records the answer there."""
     rate_limit_headers: RawHeaders | None = None
     """``Helicone-RateLimit-*`` (and ``Retry-After`` on a refusal), set by :meth:`rate_limited`."""
+    # What the request came to, for the metrics and the request log line (gateway/metrics.py,
+    # gateway/accesslog.py), read once when the request is over. Kept here, not only on the
+    # capture: they are wanted with request logging off too.
+    provider: str = ""
+    """The provider that answered (or was tried last); empty before one is chosen."""
+    model: str = ""
+    """The model sent to that provider, as sent (when the route knows it without parsing)."""
+    status: int = 0
+    """The status sent to the client (0: none yet; the data plane fills in an error's)."""
+    attempts: int = 0
+    """Upstream attempts of a routed or ``Helicone-Fallbacks`` request (failovers + 1)."""
+    upstream_seconds: float = 0.0
+    """Time spent waiting on providers: every attempt, the answer's whole body or stream."""
+    first_byte_at: float | None = None
+    """A streamed answer: when its first chunk arrived (``time.perf_counter``)."""
+    cache_hit: bool | None = None
+    """The response cache's answer: hit, miss, or None when the request did not ask."""
 
     @property
     def request_id(self) -> str:
@@ -407,6 +424,7 @@ class RequestContext:
     def cache_status(self, hit: bool, index: int | None) -> None:
         """Say in the response whether the cache answered (``Helicone-Cache: HIT|MISS``) and
         which bucket slot it served or will fill (``Helicone-Cache-Bucket-Idx``)."""
+        self.cache_hit = hit
         headers = self.response_headers if self.response_headers is not None else []
         headers.append((_CACHE_STATUS, b"HIT" if hit else b"MISS"))
         if index is not None:

@@ -66,6 +66,12 @@ class DataPlane:
             "models", self._multimodal_models,
         )  # fmt: skip
         self.routes = routes
+        self.finish = (
+            runtime.finish_request
+            if runtime.metrics is not None or runtime.access_log is not None
+            else None
+        )
+        """Once per request at its end: the metrics and the request line (None: both off)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +99,7 @@ class DataPlane:
             await self.app(scope, receive, _with_request_id(send, ctx))
             return
         error: GatewayError | None = None
+        unexpected: Exception | None = None
         try:
             await handler(scope, receive, send, headers, ctx)
         except GatewayError as exc:
@@ -109,13 +116,14 @@ class DataPlane:
                 ctx.capture.status = ctx.capture.status or 499
         except asyncio.CancelledError:
             raise
-        except Exception:
-            # The path may carry a gateway key (the key-in-path forms): never log it.
-            logger.exception(
-                "unhandled error in %s %s", scope["method"], KEY_PATTERN.sub("{key}", path)
-            )
+        except Exception as exc:
             error = GatewayError(500, "Internal gateway error; the request id is in Helicone-Id.")
+            unexpected = exc
         if error is not None:
+            if error.status >= 500:
+                # The path may carry a gateway key (the key-in-path forms): never log it.
+                where = f"{scope['method']} {KEY_PATTERN.sub('{key}', path)}"
+                self.runtime.request_failed(ctx, error, where, unexpected)
             capture = ctx.capture
             if capture is not None and not capture.status:
                 capture.status = error.status
@@ -126,6 +134,9 @@ class DataPlane:
             except Exception:  # pragma: no cover - the response had already started
                 logger.warning("could not send error after response start: %s", error.message)
         ctx.log()  # a client that left mid-request: its record all the same
+        finish = self.finish
+        if finish is not None:
+            finish(ctx, error)
 
     def _make_unified(self, endpoint: str) -> Handler:
         # A partial, not a wrapping coroutine: one frame fewer on every request.

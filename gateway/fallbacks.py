@@ -182,6 +182,8 @@ class FallbackRelay:
                 )
                 sent_headers.update(entry.headers)
                 data = _body(body, entry.body_override)
+                ctx.provider = provider
+                ctx.attempts += 1
                 capture = ctx.capture
                 wire = runtime.providers.table.wire_for(url.raw_host or "", provider, scope["path"])
                 if capture is not None:
@@ -210,11 +212,13 @@ class FallbackRelay:
                     ) as response:
                         if index < last and entry.moves_on(response.status):
                             await response.read()
+                            ctx.upstream_seconds += time.perf_counter() - started
                             continue
                         await forward(ctx, response, receive, send, None, started)
                         return
                 except GatewayError as exc:
                     if index < last and entry.moves_on(exc.status):
+                        ctx.upstream_seconds += time.perf_counter() - started
                         continue
                     raise
                 finally:

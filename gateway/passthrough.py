@@ -316,6 +316,7 @@ class Passthrough:
         body = await runtime.start_request(ctx, scope, receive, headers)
         credentials = ctx.request_credentials(headers)
         metering = await runtime.meter.session(ctx)
+        ctx.provider = provider
         capture = ctx.capture
         if capture is not None:
             capture.provider = provider
@@ -335,9 +336,11 @@ class Passthrough:
             candidates = [(provider, model)] if isinstance(model, str) else []
             return estimate_cost(runtime.registry, candidates, payload, len(body), scope["path"])
 
-        if capture is not None and (wire == "gemini" or model_in_path):
+        if wire == "gemini" or model_in_path:
             # Gemini and Vertex name the model in the path, not in the body.
-            capture.request_model = model_from_path(scope["path"]) or ""
+            ctx.model = model_from_path(scope["path"]) or ""
+            if capture is not None:
+                capture.request_model = ctx.model
 
         async with runtime.limiter.limit(ctx, estimate):
             if (

@@ -643,7 +643,7 @@ class Exchange:
                     outcome = Outcome(attempt.source, status, call.error(status, body))
                     if triggers_failover(outcome):
                         health.failure(attempt.provider, attempt.key_id)
-                        self._note(attempt, status, started)
+                        self._note(attempt, status, started, failed=True)
                         return outcome
                 if status < 400:
                     health.success(attempt.provider, attempt.key_id)
@@ -654,12 +654,14 @@ class Exchange:
             if exc.code not in ("upstream_unreachable", "upstream_timeout"):
                 raise
             health.failure(attempt.provider, attempt.key_id)
-            self._note(attempt, exc.status, started)
+            self._note(attempt, exc.status, started, failed=True)
             if not may_fail_over:
                 raise
             return Outcome(attempt.source, exc.status, orjson.loads(exc.body()))
 
     def _record(self, call: UpstreamCall, attempt: Attempt) -> None:
+        self.ctx.provider = call.spec.name
+        self.ctx.model = call.model
         if self.ctx.cache is not None:
             self.ctx.cache.note_upstream(
                 call.spec.name, call.model, call.recorded_url, call.wire
@@ -671,11 +673,17 @@ class Exchange:
             capture.target_url = call.recorded_url
             capture.wire = call.wire
 
-    def _note(self, attempt: Attempt, status: int, started: float) -> None:
-        capture = self.ctx.capture
+    def _note(self, attempt: Attempt, status: int, started: float, *, failed: bool = False) -> None:
+        """Count an attempt (and keep it in the record); ``failed``: it fails over, and its
+        time was spent on the provider (the committed one's is counted by the relay)."""
+        ctx = self.ctx
+        ctx.attempts += 1
+        elapsed = time.perf_counter() - started
+        if failed:
+            ctx.upstream_seconds += elapsed
+        capture = ctx.capture
         if capture is not None:
-            latency = round((time.perf_counter() - started) * 1000)
-            capture.attempts.append((attempt.source, status, latency))
+            capture.attempts.append((attempt.source, status, round(elapsed * 1000)))
 
 
 def _all_failed(outcomes: list[Outcome]) -> GatewayError:

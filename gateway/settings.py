@@ -212,6 +212,15 @@ class Settings(BaseSettings):
     """Azure OpenAI's ``api-version`` for the classic deployments API; unset: the v1 API
     (providers/azure.py)."""
     log_level: str = "info"
+    # The gateway's own log lines (logging_pipeline/logformat.py): one JSON object per line, or
+    # text for a terminal; log_requests writes one line per request (gateway/accesslog.py) at
+    # level info.
+    log_format: Literal["json", "text"] = "json"
+    log_requests: bool = True
+    # GET /metrics (gateway/metrics.py): Prometheus' text format; with a token, a scrape must
+    # send it as "Authorization: Bearer <token>" (401 without).
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
     # /readyz (gateway/readiness.py): each store's probe gets this long; the replica is not
     # ready while the record journal holds more than this many bytes not yet written.
     ready_timeout_seconds: float = Field(default=2.0, gt=0)

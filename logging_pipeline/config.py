@@ -64,6 +64,8 @@ class LogConfig:
     """Niceness added to the writer child (0-19): request serving comes first on busy cores."""
     journal_fsync_ms: int
     log_level: str
+    log_format: str
+    """``json`` or ``text``: the writer child's own log lines (logging_pipeline/logformat.py)."""
 
     @property
     def journal_root(self) -> Path:

@@ -33,7 +33,7 @@ from logging_pipeline.bodies import BodyStore
 from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.config import LogConfig
 from logging_pipeline.worker import run_worker
-from logging_pipeline.writer import WriterCounters
+from logging_pipeline.writer import Usage, WriterCounters
 
 logger = logging.getLogger("logging_pipeline.remote")
 
@@ -73,6 +73,7 @@ class WriterProcess:
         self._restart: asyncio.Task[None] | None = None
         self._stats: dict[str, Any] = {}
         self._earlier: dict[str, int] = {}  # totals of children that have exited
+        self._earlier_usage: Usage = {}
         self._results: dict[int, asyncio.Future[list[dict[str, Any]]]] = {}
         self._ids = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,7 +94,19 @@ class WriterProcess:
             batches=self._total("batches"),
             pending_bytes=int(self._stats.get("pending_bytes", 0)),
             last_error=str(self._stats.get("last_error", "")),
+            usage=self._usage(),
         )
+
+    def _usage(self) -> Usage:
+        """Token and cost totals, the children that have exited included."""
+        current: Usage = self._stats.get("usage") or {}
+        if not self._earlier_usage:
+            return current
+        merged = dict(self._earlier_usage)
+        for key, (p, c, n) in current.items():
+            ep, ec, en = merged.get(key, (0, 0, 0))
+            merged[key] = (ep + p, ec + c, en + n)
+        return merged
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -158,6 +171,7 @@ class WriterProcess:
         self._results.clear()
         for name in _TOTALS:
             self._earlier[name] = self._total(name)
+        self._earlier_usage = self._usage()
         self._stats = {}
         if self._closing:
             return

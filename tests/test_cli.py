@@ -18,6 +18,7 @@ import pytest
 from gateway.cli import main, prepare_serving
 from gateway.keys import KEY_PATTERN
 from gateway.settings import Settings
+from logging_pipeline.logformat import dict_config
 
 
 def _gateway_executable() -> str:
@@ -269,6 +270,7 @@ def test_serve_prints_a_bootstrap_key_once(env: dict[str, str]) -> None:
             "limits": {"header_timeout": 10.0, "body_timeout": 60.0, "max_connections": 2048},
         },
         "log_level": "info",
+        "log_config": dict_config("info", "json"),  # every line JSON: logging_pipeline/logformat.py
         "access_log": False,
         "lifespan": "on",
     }

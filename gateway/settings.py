@@ -239,8 +239,8 @@ class Settings(BaseSettings):
     # long to finish after the gateway stops accepting; then the log writer gets
     # shutdown_log_drain_seconds to write what is journaled (the rest stays in the journal for
     # the next start). Kubernetes' terminationGracePeriodSeconds must cover both.
-    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
-    shutdown_log_drain_seconds: float = Field(default=20.0, ge=0)
+    shutdown_grace_seconds: int = Field(default=30, ge=0)
+    shutdown_log_drain_seconds: int = Field(default=20, ge=0)
     # Traces (gateway/traces.py): one OpenTelemetry span per request, exported over OTLP/HTTP
     # when enabled; the endpoint, service name and protocol use OpenTelemetry's own variable
     # names (the SDK reads the other OTEL_* variables itself). Message content only when
@@ -261,6 +261,11 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_PROTOCOL", "otel_exporter_otlp_protocol"),
     )
+    otel_exporter_otlp_headers: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_HEADERS", "otel_exporter_otlp_headers"),
+    )
+    """``key=value,key2=value2`` sent with every export (a hosted backend's API key)."""
     otel_service_name: str = Field(
         default="llm-gateway",
         validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,8 @@ class _Finished:
     tracestate: str | None
     retries: int
     overhead_ms: float | None
+    start_ns: int
+    end_ns: int
 
 
 class RequestTracer:
@@ -143,6 +146,7 @@ class RequestTracer:
         if endpoint is None:
             raise ValueError(traces_problems(settings)[0])
         self.endpoint = endpoint
+        self.headers = settings.otel_exporter_otlp_headers
         self.service_name = settings.otel_service_name
         self.capture_content = settings.traces_capture_content
         self.dropped = 0
@@ -164,8 +168,14 @@ class RequestTracer:
         resource = Resource.create(
             {"service.name": self.service_name, "service.version": __version__}
         )
+        from opentelemetry.util.re import parse_env_headers
+
+        headers = None
+        if self.headers is not None:  # the specification's format: key=value pairs, URL-encoded
+            headers = parse_env_headers(self.headers.get_secret_value(), liberal=True)
+        exporter = OTLPSpanExporter(endpoint=self.endpoint, headers=headers)
         provider = TracerProvider(resource=resource)
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=self.endpoint)))
+        provider.add_span_processor(BatchSpanProcessor(exporter))
         self._provider = provider
         self._tracer = provider.get_tracer("llm-gateway", __version__)
         self._thread = threading.Thread(target=self._run, name="gateway-traces", daemon=True)
@@ -176,8 +186,13 @@ class RequestTracer:
 
         The capture is not changed after it is finished, so the thread may read it."""
         traceparent, tracestate = ctx.trace_parent or (None, None)
+        # The request's clock readings (perf_counter) placed on the wall clock: the capture's
+        # own wall time is taken when it is created, after authentication, not at arrival.
+        wall, now = time.time_ns(), time.perf_counter()
+        end = wall - int((now - (capture.finished_at or now)) * 1e9)
+        start = min(end, wall - int((now - capture.started) * 1e9))
         finished = _Finished(
-            capture, ctx.route, traceparent, tracestate, ctx.retries, ctx.overhead_ms
+            capture, ctx.route, traceparent, tracestate, ctx.retries, ctx.overhead_ms, start, end
         )
         try:
             self._queue.put_nowait(finished)
@@ -230,19 +245,16 @@ class RequestTracer:
             attributes.update(content_attributes(capture, answer))
         operation = attributes["gen_ai.operation.name"]
         model = attributes.get("gen_ai.request.model")
-        start = int(capture.created_at * 1e9)
-        elapsed = (capture.finished_at or capture.started) - capture.started
-        end = start + int(max(0.0, elapsed) * 1e9)
         span = tracer.start_span(
             f"{operation} {model}" if model else str(operation),
             context=parent,
             kind=SpanKind.SERVER,
             attributes=attributes,
-            start_time=start,
+            start_time=finished.start_ns,
         )
         if capture.status >= 500 or capture.status == 0:
             span.set_status(Status(StatusCode.ERROR))
-        span.end(end_time=end)
+        span.end(end_time=finished.end_ns)
 
 
 # --- reading the answer (the thread's work) -----------------------------------------------------

@@ -64,6 +64,9 @@ class LogConfig:
     """Niceness added to the writer child (0-19): request serving comes first on busy cores."""
     journal_fsync_ms: int
     log_level: str
+    drain_seconds: float
+    """At shutdown, how long the writer may keep writing what is journaled; what it has not
+    written by then stays in the journal, and the next writer on this data directory writes it."""
 
     @property
     def journal_root(self) -> Path:

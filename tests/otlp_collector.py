@@ -53,6 +53,8 @@ class OtlpCollector:
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
         self.exports = 0
+        self.headers: list[dict[str, str]] = []
+        """The HTTP headers of each export (lower-cased names)."""
         self._lock = threading.Lock()
         collector = self
 
@@ -70,7 +72,7 @@ class OtlpCollector:
                     body = gzip.decompress(body)
                 request = ExportTraceServiceRequest()
                 request.ParseFromString(body)
-                collector._receive(request)
+                collector._receive(request, {k.lower(): v for k, v in self.headers.items()})
                 self._answer(200, ExportTraceServiceResponse().SerializeToString())
 
             def _answer(self, status: int, body: bytes) -> None:
@@ -91,7 +93,7 @@ class OtlpCollector:
         """The base URL (``OTEL_EXPORTER_OTLP_ENDPOINT``); traces go to ``/v1/traces``."""
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def _receive(self, request: ExportTraceServiceRequest) -> None:
+    def _receive(self, request: ExportTraceServiceRequest, headers: dict[str, str]) -> None:
         received = []
         for resource_spans in request.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
@@ -100,6 +102,7 @@ class OtlpCollector:
                     received.append(_span(span, resource))
         with self._lock:
             self.exports += 1
+            self.headers.append(headers)
             self.spans.extend(received)
 
     def __enter__(self) -> OtlpCollector:

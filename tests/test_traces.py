@@ -63,6 +63,7 @@ def _gateway(
         traces_enabled=True,
         otel_exporter_otlp_endpoint=collector.endpoint,
         otel_service_name="gateway-under-test",
+        otel_exporter_otlp_headers="x-backend-key=k%20ey,x-team=gateway",
         **extra,
     )
     return GatewayServer(settings), create_key(settings)
@@ -140,6 +141,10 @@ def test_a_request_is_one_server_span_with_the_genai_attributes(
     )
     assert "gateway.cache" not in attributes  # the request did not use the cache
     assert span.resource["service.name"] == "gateway-under-test"
+    # OTEL_EXPORTER_OTLP_HEADERS (URL-encoded pairs) on every export: a hosted backend's key.
+    assert {(h.get("x-backend-key"), h.get("x-team")) for h in collector.headers} == {
+        ("k ey", "gateway")
+    }
     assert span.status_code != STATUS_ERROR
     # No content, no key, no user id unless asked.
     assert not {"gen_ai.input.messages", "gen_ai.output.messages"} & set(attributes)

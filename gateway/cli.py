@@ -229,15 +229,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Everything the server writes (databases, bodies, journal, the embedded log's parts)
     # holds request data or key hashes: owner-only, whatever the caller's umask.
     restrict_umask()
-    # SIGTERM before the server starts stops here, with 0; uvicorn takes it over to drain
-    # (gateway/lifecycle.py).
-    exit_on_signal()
     workers = settings.workers if args.workers is None else args.workers
     problems = configuration_problems(settings, workers)
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
+    # SIGTERM before the server starts stops here, with 0; uvicorn takes it over to drain
+    # (gateway/lifecycle.py).
+    exit_on_signal()
     warning = check_file_limit(settings)
     if warning is not None:
         print(warning, file=sys.stderr)

@@ -162,14 +162,13 @@ class RequestTracer:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.util.re import parse_env_headers
 
         from gateway import __version__
 
         resource = Resource.create(
             {"service.name": self.service_name, "service.version": __version__}
         )
-        from opentelemetry.util.re import parse_env_headers
-
         headers = None
         if self.headers is not None:  # the specification's format: key=value pairs, URL-encoded
             headers = parse_env_headers(self.headers.get_secret_value(), liberal=True)

@@ -28,6 +28,7 @@ from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
+from gateway.lifecycle import not_ready_on_signal
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -43,6 +44,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        # SIGTERM: /readyz says 503 from the signal on, while uvicorn drains (gateway/lifecycle.py).
+        restore_signals = not_ready_on_signal(runtime.readiness.stop)
         # Everything allocated so far (framework, SDK types, routes) lives for the whole
         # process: moving it out of the collector's generations keeps full collections
         # from walking it again and again under load.
@@ -51,6 +54,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
         try:
             yield
         finally:
+            restore_signals()
             await runtime.close()
 
     app = FastAPI(

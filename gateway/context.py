@@ -360,6 +360,13 @@ class RequestContext:
     """A streamed answer: when its first chunk arrived (``time.perf_counter``)."""
     cache_hit: bool | None = None
     """The response cache's answer: hit, miss, or None when the request did not ask."""
+    tracer: Callable[[RequestContext, Capture], None] | None = None
+    """With traces on (gateway/traces.py): :meth:`log` hands it the finished capture too."""
+    trace_parent: tuple[str, str | None] | None = None
+    """The client's W3C ``traceparent`` (and ``tracestate``), read only when traces are on."""
+    overhead_ms: float | None = None
+    """The gateway's own time before the answer went out (``X-Gateway-Overhead-Ms``), set by
+    the relay; for a stream, the time before the upstream call that served it."""
 
     @property
     def request_id(self) -> str:
@@ -398,15 +405,20 @@ class RequestContext:
         )
 
     def log(self) -> None:
-        """Finish the capture and journal it, once.
+        """Finish the capture and journal it (and hand it to the tracer), once.
 
         Called *before* the last byte of the response is sent: a client that has its whole
         answer can count on the request being in the journal, whatever is killed next.
         """
         capture, self.capture = self.capture, None
-        if capture is not None and self.sink is not None:
+        if capture is None:
+            return
+        if self.sink is not None:
             capture.finish()
             self.sink(capture)
+        if self.tracer is not None:
+            capture.finish()
+            self.tracer(self, capture)
 
     def served_by_fallback(self, index: int) -> None:
         """Say in the response which ``Helicone-Fallbacks`` entry answered (0-based)."""

@@ -115,7 +115,19 @@ class DataPlane:
             if ctx.capture is not None:
                 ctx.capture.status = ctx.capture.status or 499
         except asyncio.CancelledError:
-            raise
+            # Cut by the server: a shutdown past GATEWAY_SHUTDOWN_GRACE_SECONDS (uvicorn cancels
+            # what still runs). Answered 503 if nothing was sent yet, else the connection
+            # closes mid-answer; recorded either way (what was relayed so far). Not re-raised:
+            # uvicorn would log a traceback for each request cut.
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():
+                raise
+            task.uncancel()
+            logger.warning("request %s cut by the shutdown (GATEWAY_SHUTDOWN_GRACE_SECONDS)",
+                           ctx.request_id)
+            error = GatewayError(
+                503, "The gateway is shutting down; retry the request.", code="shutting_down"
+            )
         except Exception as exc:
             error = GatewayError(500, "Internal gateway error; the request id is in Helicone-Id.")
             unexpected = exc

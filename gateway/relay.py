@@ -192,6 +192,8 @@ async def forward(
     if upstream_started is None:
         upstream_started = ctx.started
     if content_type == "text/event-stream" or content_type == _AWS_EVENT_STREAM:
+        if upstream_started is not None:
+            ctx.overhead_ms = (upstream_started - ctx.started) * 1000
         await _forward_stream(ctx, answer, receive, send, translation, upstream_started)
         return
     payload = await answer.read()
@@ -211,7 +213,7 @@ async def forward(
     cache = ctx.cache
     stored_headers = list(out) if cache is not None else out
     out.extend(ctx.base_headers)
-    overhead_ms = (time.perf_counter() - ctx.started - upstream_elapsed) * 1000
+    overhead_ms = ctx.overhead_ms = (time.perf_counter() - ctx.started - upstream_elapsed) * 1000
     out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
     ctx.log()
     await send_bytes(send, answer.status, payload, out)

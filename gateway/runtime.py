@@ -52,6 +52,7 @@ from gateway.store import (
     KeyIdentity,
 )
 from gateway.targets import TargetPolicy
+from gateway.traces import RequestTracer
 from gateway.upstream import UpstreamClient
 from gateway.vertex_auth import VertexTokens
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
@@ -137,6 +138,10 @@ class Runtime:
         """``Helicone-RateLimit-Policy`` (ratelimit/): in process, or on ``REDIS_URL`` over a
         connection of its own (one batch at a time: no pool checkout per call, measured
         ~30 µs of CPU less than the shared pool)."""
+        self.tracer: RequestTracer | None = (
+            RequestTracer(settings) if settings.traces_enabled else None
+        )
+        """One OpenTelemetry span per recorded request when traces are on (gateway/traces.py)."""
         self._meter: Meter | None = None
         self._listing: ModelListing | None = None
         self._router: Router | None = None
@@ -193,6 +198,8 @@ class Runtime:
             await self._start_logging()
         if self.metrics is not None:
             self.metrics.start(self.sync_metrics)
+        if self.tracer is not None:
+            self.tracer.start()
 
     async def _local_models(self, configs: list[ProviderConfig]) -> list[dict[str, Any]]:
         """The model lists of configured local servers (``ollama``), asked once at startup.
@@ -272,6 +279,9 @@ class Runtime:
         writer, self.writer = self.writer, None
         if writer is not None:
             await writer.close()  # writes what is journaled (bounded); the rest waits on disk
+        tracer, self.tracer = self.tracer, None
+        if tracer is not None:
+            await asyncio.to_thread(tracer.close)  # the last spans, exported (bounded)
         await self.store.close()
 
     # -- the end of a request: metrics and the request line ---------------------------------
@@ -348,6 +358,13 @@ class Runtime:
             capture = ctx.new_capture(identity, scope["path"])
             ctx.capture = capture
             ctx.sink = self.writer.submit
+        if self.tracer is not None:
+            if capture is None:  # logging off: a capture for the span alone
+                capture = ctx.capture = ctx.new_capture(identity, scope["path"])
+            ctx.tracer = self.tracer.submit
+            traceparent = headers.get("traceparent")
+            if traceparent is not None:
+                ctx.trace_parent = (traceparent, headers.get("tracestate"))
         if json_body:
             check_json_content_type(headers)
         body = await read_body(receive, self.settings.max_body_bytes, declared_length(headers))

@@ -276,6 +276,41 @@ class Settings(BaseSettings):
     cache_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     cache_read_timeout_ms: float = Field(default=100.0, gt=0)
     cache_write_timeout_ms: float = Field(default=1000.0, gt=0)
+    # Shutdown on SIGTERM (docs/operations.md): requests in flight (streams included) get this
+    # long to finish after the gateway stops accepting; then the log writer gets
+    # shutdown_log_drain_seconds to write what is journaled (the rest stays in the journal for
+    # the next start). Kubernetes' terminationGracePeriodSeconds must cover both.
+    shutdown_grace_seconds: int = Field(default=30, ge=0)
+    shutdown_log_drain_seconds: int = Field(default=20, ge=0)
+    # Traces (gateway/traces.py): one OpenTelemetry span per request, exported over OTLP/HTTP
+    # when enabled; the endpoint, service name and protocol use OpenTelemetry's own variable
+    # names (the SDK reads the other OTEL_* variables itself). Message content only when
+    # traces_capture_content is set.
+    traces_enabled: bool = False
+    traces_capture_content: bool = False
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otel_exporter_otlp_traces_endpoint"
+        ),
+    )
+    otel_exporter_otlp_protocol: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_PROTOCOL", "otel_exporter_otlp_protocol"),
+    )
+    otel_exporter_otlp_headers: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_HEADERS", "otel_exporter_otlp_headers"),
+    )
+    """``key=value,key2=value2`` sent with every export (a hosted backend's API key)."""
+    otel_service_name: str = Field(
+        default="llm-gateway",
+        validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"),
+    )
     # Where Bedrock requests go when the deployment (BYOK key) names no region.
     bedrock_region: str = Field(
         default=DEFAULT_REGION,

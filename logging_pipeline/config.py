@@ -66,6 +66,9 @@ class LogConfig:
     log_level: str
     log_format: str
     """``json`` or ``text``: the writer child's own log lines (logging_pipeline/logformat.py)."""
+    drain_seconds: float
+    """At shutdown, how long the writer may keep writing what is journaled; what it has not
+    written by then stays in the journal, and the next writer on this data directory writes it."""
 
     @property
     def journal_root(self) -> Path:

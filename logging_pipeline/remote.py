@@ -39,6 +39,8 @@ logger = logging.getLogger("logging_pipeline.remote")
 
 _TOTALS = ("written", "replayed", "failed", "lost", "batches")
 _START_TIMEOUT = 60.0
+STOP_MARGIN_SECONDS = 5.0
+"""What a stopping child gets past its drain to close its stores before it is killed."""
 
 
 class _QueryProxy:
@@ -221,12 +223,16 @@ class WriterProcess:
             raise
         return await future
 
-    async def close(self, drain_seconds: float = 30.0) -> None:
+    async def close(self, drain_seconds: float | None = None) -> None:
         """Ask the child to write what the journal holds and stop; wait for it (bounded).
 
-        The caller has stopped appending. A child that does not stop in time is killed: what
-        it had not committed stays in the journal, and the next start writes it.
+        The caller has stopped appending. The child drains for the configured
+        ``drain_seconds``, then closes its stores; one that has not stopped
+        :data:`STOP_MARGIN_SECONDS` after that is killed: what it had not committed stays in
+        the journal, and the next start writes it.
         """
+        if drain_seconds is None:
+            drain_seconds = self.config.drain_seconds + STOP_MARGIN_SECONDS
         deadline = time.monotonic() + drain_seconds
         self._closing = True
         restart, self._restart = self._restart, None

@@ -361,6 +361,7 @@ async def open_log_writer(
         spill_root=config.spill_root,
         flush_rows=config.flush_rows,
         flush_ms=config.flush_ms,
+        drain_seconds=config.drain_seconds,
     )
     await writer.start()
     return writer

@@ -36,8 +36,9 @@ from bench.routing import pool_failover
 from bench.ttfb import TtfbResult
 from bench.upstream import Upstream
 
-UNSTREAMED = ("routed", "pinned", "gateway_routing")
-"""Runs without a TTFB measurement: the routing lines measure throughput and failover only."""
+UNSTREAMED = ("routed", "pinned", "gateway_routing", "gateway_quiet")
+"""Runs without a TTFB measurement: the routing lines measure throughput and failover only,
+the observability line (bench/observability.py) throughput only."""
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -149,6 +150,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
             "upstream's event-stream location (the translated streams and their OpenAI pair)",
             "gateway_ratelimit": "the no-logging gateway (REDIS_URL set), each request with "
             "Helicone-RateLimit-Policy: 1000000000;w=60",
+            "gateway_quiet": "GATEWAY_LOGGING_ENABLED=false, GATEWAY_METRICS_ENABLED=false, "
+            "GATEWAY_LOG_REQUESTS=false (the other gateways: both on, the default)",
         },
         "chat_path": payloads.CHAT_PATH,
         "chat_model": payloads.CHAT_MODEL,

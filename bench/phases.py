@@ -44,6 +44,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import observability as obs
 from bench import payloads
 from bench import ratelimit as rl
 from bench.forwarder_proc import ForwarderProcess
@@ -195,9 +196,13 @@ class Phases:
         )
         routing = routing_gateway(self.workdir, base)
         forwarder = ForwarderProcess(self.workdir, base)
-        gateways = [plain, logged, paired, routing]
-        servers: list[Gateway | ForwarderProcess] = [plain, logged, forwarder, paired, routing]
+        quiet = obs.quiet_gateway(self.workdir, base)  # issue 14: metrics and request line off
+        gateways = [plain, logged, paired, routing, quiet]
+        servers: list[Gateway | ForwarderProcess] = [
+            plain, logged, forwarder, paired, routing, quiet,
+        ]  # fmt: skip
         runs = [TargetRun(server.name) for server in servers]
+        quiet_run = runs[5]
         translated, routed, pinned = (
             TargetRun("translated"),
             TargetRun("routed"),
@@ -235,6 +240,10 @@ class Phases:
                         self._probe(limited_run, plain, *limited)
                         limited_run.load["c1"] = self._load(limited_run, plain, limited[0], 1, "c1")
                         self._ttfb(limited_run, plain, limited[1])
+                    quiet_chat = self._gateway_specs(quiet)[0]
+                    probe(quiet.port, quiet_chat, b'"chat.completion"', f"via {quiet.name}")
+                    quiet_run.tally.probes += 1
+                    quiet_run.load["c1"] = self._load(quiet_run, quiet, quiet_chat, 1, "c1")
             pair = self._pair(runs[3], paired, translated, natives)
             order: list[tuple[Gateway | ForwarderProcess, TargetRun, RequestSpec]] = [
                 (plain, runs[0], specs[0][0]),
@@ -247,6 +256,7 @@ class Phases:
             ]
             if limited_run is not None:
                 order.append((plain, limited_run, limited[0]))
+            order.append((quiet, quiet_run, quiet_chat))
             self._rounds(
                 [o[0] for o in order],
                 [o[1] for o in order],
@@ -267,7 +277,8 @@ class Phases:
                 server.check_alive()
                 run.log_problems = server.log_problems()
             extra = [limited_run] if limited_run is not None else []
-            return [*runs[:3], translated, *natives, runs[3], routed, pinned, runs[4], *extra]
+            return [*runs[:3], translated, *natives, runs[3], routed, pinned, runs[4], *extra,
+                    quiet_run]
         finally:
             for server in servers:
                 server.stop()

@@ -8,6 +8,7 @@ always stopped, even when the bench fails half-way.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -111,9 +112,26 @@ def problem_lines(log: Path, limit: int = 10) -> list[str]:
         text = log.read_text(errors="replace")
     except OSError:
         return []
-    markers = ("warning", "error", "traceback", "exception", "critical")
-    found = [line for line in text.splitlines() if any(m in line.lower() for m in markers)]
+    found = [line for line in text.splitlines() if _is_problem(line)]
     return found[:limit]
+
+
+_MARKERS = ("warning", "error", "traceback", "exception", "critical")
+_PROBLEM_LEVELS = frozenset({"warning", "error", "critical"})
+
+
+def _is_problem(line: str) -> bool:
+    """A text line naming a problem; a JSON line (``GATEWAY_LOG_FORMAT=json``, the default)
+    at level warning or above, or with a traceback (its logger's name, ``uvicorn.error``,
+    says nothing)."""
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            return record.get("level") in _PROBLEM_LEVELS or "exc" in record
+    return any(m in line.lower() for m in _MARKERS)
 
 
 def ensure_tool(binary: str, packages: tuple[str, ...]) -> str | None:

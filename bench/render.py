@@ -231,11 +231,34 @@ def _bar(results: Results) -> list[str]:
         ("ratelimit", "Performance bar: rate limits (gateway, no logging, global request "
                       "policy on Redis vs none)"),
         ("routing", "Performance bar: routing and failover (issue 11)"),
+        ("observability", "Performance bar: /metrics and the request line on vs both off "
+                          "(gateway, no logging; issue 14)"),
     ):
         out += ["", title] if out else [title]
         out += [_check_line(c) for c in results.checks if c.group == group]
-    out += _ratelimit_figures(results)
+        if group == "ratelimit":
+            out += _ratelimit_figures(results)
+        elif group == "observability":
+            out += _observability_figures(results)
     return out
+
+
+def _observability_figures(results: Results) -> list[str]:
+    """The observability line's figures: pooled RPS, CPU per request, the ratio per round."""
+    high = results.meta["connections"]
+    on, off = results.load.get(f"gateway_c{high}"), results.load.get(f"gateway_quiet_c{high}")
+    if on is None or off is None:
+        return []
+    d = results.derived
+    rounds = "  ".join(
+        f"{d[f'observability_rps_ratio_c{high}_round{n}']:.3f}"
+        for n in range(1, len(results.rounds.get("gateway_quiet", [])) + 1)
+    )
+    return [
+        f"    {high} conns, all rounds: both on {on.rps:,.0f} req/s "
+        f"({_us(on.server_cpu_us_per_request)} CPU us/req), both off {off.rps:,.0f} req/s "
+        f"({_us(off.server_cpu_us_per_request)} CPU us/req); per round: {rounds}",
+    ]
 
 
 def _translation(results: Results, high: int) -> list[str]:

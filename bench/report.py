@@ -38,6 +38,7 @@ BAR = {
     "min_gemini_rps_fraction_32": 0.85,
     "min_bedrock_rps_fraction_32": 0.85,
     "max_bedrock_added_ttfb_p50_ms": 0.5,
+    "min_observability_rps_ratio_32": 0.95,
 }
 """Foundation: no-logging gateway RPS at 32 connections, added latency over direct at 1
 connection. Logging: RPS with logging as a fraction of the no-logging RPS at 32 connections
@@ -58,7 +59,11 @@ minus the OpenAI stream's (pooled samples, same turns as the Anthropic stream's)
 
 Rate limits (issue 12): the no-logging gateway with a global request-rate policy on Redis, RPS
 at 32 connections as a fraction of the same gateway without a policy (pooled rounds), and the
-p50 it adds at 1 connection."""
+p50 it adds at 1 connection.
+
+Observability (issue 14): the no-logging gateway (``/metrics`` and the request line on, the
+default) against the same build with both off (``gateway_quiet``), RPS at 32 connections,
+pooled rounds."""
 
 TARGETS = {
     "direct": "direct upstream",
@@ -337,6 +342,7 @@ def evaluate(results: Results, high: int) -> None:
         *_native_checks(results, high),
         *_ratelimit_checks(results, high),
         *_routing_checks(results, high),
+        *_observability_checks(results, high),
         *_reference_checks(results, high),
     ]  # fmt: skip
 
@@ -422,6 +428,28 @@ def _native_checks(results: Results, high: int) -> list[Check]:
     what = "no failed requests (Gemini, Bedrock, their streams, the paired stream)"
     checks.append(Check(what, errors, 0, errors == 0, "errors", "native"))
     return checks
+QUIET = "gateway_quiet"
+
+
+def _observability_checks(results: Results, high: int) -> list[Check]:
+    """Metrics and the request line on (the no-logging gateway) vs both off (``QUIET``)."""
+    load, d = results.load, results.derived
+    if f"{QUIET}_c{high}" not in load:
+        return []
+    on, off = load[f"gateway_c{high}"], load[f"{QUIET}_c{high}"]
+    d[f"observability_rps_ratio_c{high}"] = _ratio(on.rps, off.rps)
+    rounds = zip(results.rounds.get("gateway", []), results.rounds.get(QUIET, []), strict=True)
+    for number, (a, b) in enumerate(rounds, 1):
+        d[f"observability_rps_ratio_c{high}_round{number}"] = _ratio(a.rps, b.rps)
+    ratio = 100 * d[f"observability_rps_ratio_c{high}"]
+    floor = 100 * BAR["min_observability_rps_ratio_32"]
+    errors = sum(v.error_total for k, v in load.items() if k.rsplit("_", 1)[0] == QUIET)
+    return [
+        Check(f"RPS at {high} connections >= {floor:.0f}% of both off",
+              ratio, floor, ratio >= floor, "%", "observability"),
+        Check("no failed requests with both off", errors, 0, errors == 0, "errors",
+              "observability"),
+    ]  # fmt: skip
 
 
 RATELIMIT = "gateway_ratelimit"

@@ -150,6 +150,7 @@ async def open_cache(
 
 async def replay(ctx: RequestContext, answer: CachedAnswer, send: Send) -> None:
     """Send a cached answer as the provider's was sent: whole, or event by event."""
+    ctx.provider, ctx.model, ctx.status = answer.origin.provider, answer.origin.model, answer.status
     capture = ctx.capture
     if capture is not None:
         origin = answer.origin

@@ -28,6 +28,8 @@ from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
+from gateway.lifecycle import not_ready_on_signal
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -42,6 +44,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        # SIGTERM: /readyz says 503 from the signal on, while uvicorn drains (gateway/lifecycle.py).
+        restore_signals = not_ready_on_signal(runtime.readiness.stop)
         # Everything allocated so far (framework, SDK types, routes) lives for the whole
         # process: moving it out of the collector's generations keeps full collections
         # from walking it again and again under load.
@@ -50,6 +54,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
         try:
             yield
         finally:
+            restore_signals()
             await runtime.close()
 
     app = FastAPI(
@@ -87,6 +92,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             media_type="application/json",
             headers={"Cache-Control": "no-store"},
         )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus' text format (gateway/metrics.py); with ``GATEWAY_METRICS_TOKEN``, only
+        for a scrape that sends it as a bearer token."""
+        status, body = runtime.metrics_answer(request.headers.get("authorization"))
+        if status == 200:
+            return Response(body, media_type=METRICS_CONTENT_TYPE)
+        headers = {"WWW-Authenticate": 'Bearer realm="metrics"'} if status == 401 else None
+        return Response(body, status_code=status, media_type="text/plain", headers=headers)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

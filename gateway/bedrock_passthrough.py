@@ -97,12 +97,13 @@ async def forward(
     target = base.rstrip("/") + encoded + (f"?{query.decode('latin-1')}" if query else "")
     url = URL(target, encoded=True)
     body = await runtime.start_request(ctx, scope, receive, headers)
+    ctx.provider, ctx.model = config.spec.name, model_in_path(tail)
     capture = ctx.capture
     if capture is not None:
         capture.provider = config.spec.name
         capture.target_url = recorded.rstrip("/") + encoded
         capture.wire = config.spec.wire
-        capture.request_model = model_in_path(tail)
+        capture.request_model = ctx.model
     credentials = ctx.request_credentials(headers)
     access, secret = headers.get("aws-access-key"), headers.get("aws-secret-key")
     sent = {k: v for k, v in headers.items() if k not in CREDENTIAL_HEADERS}

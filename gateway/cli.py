@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import resource
+import shutil
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import tempfile
+import tomllib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -23,9 +28,11 @@ from typing import TYPE_CHECKING, TypeVar
 import orjson
 from alembic.util import CommandError
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.logconfig import log_store_problem
+from gateway.lifecycle import exit_on_signal, validation_problems
+from gateway.logconfig import log_config, log_store_problem
 from gateway.scopes import ALIASES, NATIVE_SCOPES, UnknownScope, expand
 from gateway.settings import Settings
 from gateway.store import (
@@ -37,9 +44,11 @@ from gateway.store import (
     EncryptionKeyError,
     KeyNotFound,
     KeyRecord,
+    KeyRing,
     generate_key,
 )
 from gateway.store._engine import display_url
+from logging_pipeline.logformat import dict_config
 from logging_pipeline.private import restrict_umask
 from providers.cost import ModelPrice
 
@@ -157,6 +166,46 @@ def check_log_store(settings: Settings) -> None:
         raise CommandFailed(problem)
 
 
+def check_body_store(settings: Settings) -> None:
+    """Refuse a partial S3 body-store configuration (some of the four S3 variables set)."""
+    if settings.logging_enabled:
+        try:
+            log_config(settings)
+        except ValueError as exc:
+            raise CommandFailed(str(exc)) from exc
+
+
+def check_encryption_key_format(settings: Settings) -> None:
+    """Refuse a ``GATEWAY_ENCRYPTION_KEY`` that is not URL-safe base64 of 32 bytes."""
+    if settings.encryption_key is not None and settings.encryption_key.get_secret_value():
+        try:
+            KeyRing.parse(settings.encryption_key.get_secret_value())
+        except EncryptionKeyError as exc:
+            raise CommandFailed(str(exc)) from exc
+
+
+def configuration_problems(settings: Settings, workers: int) -> list[str]:
+    """Every problem of this configuration that would stop the server, one line each (the
+    settings model has checked each value on its own; these are the combinations)."""
+    checks: list[Callable[[Settings], None]] = [
+        check_encryption_key,
+        check_encryption_key_format,
+        lambda s: check_workers(s, workers),
+        check_log_store,
+        check_body_store,
+    ]
+    problems = []
+    for check in checks:
+        try:
+            check(settings)
+        except CommandFailed as exc:
+            problems.append(str(exc))
+    from gateway.traces import traces_problems  # here: the key commands start without it
+
+    problems.extend(traces_problems(settings))
+    return problems
+
+
 def check_file_limit(settings: Settings) -> str | None:
     """Make room for the connection limits in the open-file limit, or say why there is none.
 
@@ -185,10 +234,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # Everything the server writes (databases, bodies, journal, the embedded log's parts)
     # holds request data or key hashes: owner-only, whatever the caller's umask.
     restrict_umask()
-    check_encryption_key(settings)
     workers = settings.workers if args.workers is None else args.workers
-    check_workers(settings, workers)
-    check_log_store(settings)
+    problems = configuration_problems(settings, workers)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    # SIGTERM before the server starts stops here, with 0; uvicorn takes it over to drain
+    # (gateway/lifecycle.py).
+    exit_on_signal()
     warning = check_file_limit(settings)
     if warning is not None:
         print(warning, file=sys.stderr)
@@ -203,19 +257,51 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from gateway.protocol import ClientLimits, protocol_factory
 
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host if args.host is None else args.host,
-        port=settings.port if args.port is None else args.port,
-        workers=workers,
-        loop="uvloop",
-        http=protocol_factory(ClientLimits.from_settings(settings)),
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        lifespan="on",
-    )
+    with metrics_directory(workers > 1 and settings.metrics_enabled):
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.host if args.host is None else args.host,
+            port=settings.port if args.port is None else args.port,
+            workers=workers,
+            loop="uvloop",
+            http=protocol_factory(ClientLimits.from_settings(settings)),
+            log_level=settings.log_level.lower(),
+            log_config=dict_config(settings.log_level, settings.log_format),
+            access_log=False,
+            lifespan="on",
+            # In flight at SIGTERM (streams included): this long to finish, then cut.
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
     return 0
+
+
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextlib.contextmanager
+def metrics_directory(shared: bool) -> Iterator[str | None]:
+    """prometheus-client's multiprocess mode for several workers (gateway/metrics.py).
+
+    Each worker writes its metric values to files in ``PROMETHEUS_MULTIPROC_DIR`` and the one
+    answering a scrape reads them all. The directory is this server's own — a fresh, private
+    temporary directory (so it starts empty: files of an earlier run would be counted again),
+    removed when the server stops — and the variable is set before any worker starts, since
+    prometheus-client reads it when it is first imported. With one worker (``shared`` False)
+    the variable is removed: values stay in the process, which is faster. An operator's own
+    value is not used either way: the gateway manages the directory.
+    """
+    if not shared:
+        os.environ.pop(MULTIPROC_VARIABLE, None)
+        yield None
+        return
+    directory = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[MULTIPROC_VARIABLE] = directory
+    try:
+        yield directory
+    finally:
+        os.environ.pop(MULTIPROC_VARIABLE, None)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # --- migrate ------------------------------------------------------------------------------
@@ -557,11 +643,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        print(f"error: invalid configuration: {problems}", file=sys.stderr)
+        for problem in validation_problems(exc):
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except (SettingsError, tomllib.TOMLDecodeError, OSError) as exc:
+        # A value the environment source cannot decode, or an unreadable GATEWAY_CONFIG_FILE.
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return 1
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:

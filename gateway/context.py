@@ -343,6 +343,30 @@ class RequestContext:
     """Set by the meter when this request is metered: the relay records the answer there."""
     rate_limit_headers: RawHeaders | None = None
     """``Helicone-RateLimit-*`` (and ``Retry-After`` on a refusal), set by :meth:`rate_limited`."""
+    # What the request came to, for the metrics and the request log line (gateway/metrics.py,
+    # gateway/accesslog.py), read once when the request is over. Kept here, not only on the
+    # capture: they are wanted with request logging off too.
+    provider: str = ""
+    """The provider that answered (or was tried last); empty before one is chosen."""
+    model: str = ""
+    """The model sent to that provider, as sent (when the route knows it without parsing)."""
+    status: int = 0
+    """The status sent to the client (0: none yet; the data plane fills in an error's)."""
+    attempts: int = 0
+    """Upstream attempts of a routed or ``Helicone-Fallbacks`` request (failovers + 1)."""
+    upstream_seconds: float = 0.0
+    """Time spent waiting on providers: every attempt, the answer's whole body or stream."""
+    first_byte_at: float | None = None
+    """A streamed answer: when its first chunk arrived (``time.perf_counter``)."""
+    cache_hit: bool | None = None
+    """The response cache's answer: hit, miss, or None when the request did not ask."""
+    tracer: Callable[[RequestContext, Capture], None] | None = None
+    """With traces on (gateway/traces.py): :meth:`log` hands it the finished capture too."""
+    trace_parent: tuple[str, str | None] | None = None
+    """The client's W3C ``traceparent`` (and ``tracestate``), read only when traces are on."""
+    overhead_ms: float | None = None
+    """The gateway's own time before the answer went out (``X-Gateway-Overhead-Ms``), set by
+    the relay; for a stream, the time before the upstream call that served it."""
 
     @property
     def request_id(self) -> str:
@@ -381,15 +405,20 @@ class RequestContext:
         )
 
     def log(self) -> None:
-        """Finish the capture and journal it, once.
+        """Finish the capture and journal it (and hand it to the tracer), once.
 
         Called *before* the last byte of the response is sent: a client that has its whole
         answer can count on the request being in the journal, whatever is killed next.
         """
         capture, self.capture = self.capture, None
-        if capture is not None and self.sink is not None:
+        if capture is None:
+            return
+        if self.sink is not None:
             capture.finish()
             self.sink(capture)
+        if self.tracer is not None:
+            capture.finish()
+            self.tracer(self, capture)
 
     def served_by_fallback(self, index: int) -> None:
         """Say in the response which ``Helicone-Fallbacks`` entry answered (0-based)."""
@@ -407,6 +436,7 @@ class RequestContext:
     def cache_status(self, hit: bool, index: int | None) -> None:
         """Say in the response whether the cache answered (``Helicone-Cache: HIT|MISS``) and
         which bucket slot it served or will fill (``Helicone-Cache-Bucket-Idx``)."""
+        self.cache_hit = hit
         headers = self.response_headers if self.response_headers is not None else []
         headers.append((_CACHE_STATUS, b"HIT" if hit else b"MISS"))
         if index is not None:

@@ -6,6 +6,9 @@ asks each store once: the control-plane database (and whether its schema is at t
 migrations' head), the log store, the body store and Redis when ``REDIS_URL`` is set. It exits
 ``1`` when a store does not answer, so it also serves as a deployment smoke test.
 
+Problems in the configuration as a whole — what ``gateway serve`` would refuse to start with
+(:func:`gateway.cli.configuration_problems`) — are listed too, and fail the command as well.
+
 It changes nothing: no migration, no bucket or file created, and the embedded log engine is
 not opened (a running gateway holds it; the check is that the engine is installed). Its output
 is for the operator, so store errors are shown in full — but every secret value the settings
@@ -80,6 +83,7 @@ def setting_variables(settings_cls: type[Settings] = Settings) -> dict[str, str]
         variables[spec.base_url_env] = "provider_base_urls"
     for aws in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         variables[aws] = "provider_api_keys"  # Bedrock's managed credentials (settings.py)
+    variables["GOOGLE_APPLICATION_CREDENTIALS"] = "provider_api_keys"  # Vertex's key file
     variables["GATEWAY_CONFIG_FILE"] = "(the TOML settings file)"
     return variables
 
@@ -302,6 +306,14 @@ def run(settings: Settings, out: TextIO) -> int:
     for variable, value, is_default in rows:
         say(f"  {' ' if is_default else '*'} {variable.ljust(width)}  {value}")
     say()
+    from gateway.cli import configuration_problems  # the cli imports this module lazily
+
+    problems = configuration_problems(settings, settings.workers)
+    if problems:  # what `gateway serve` would refuse to start with
+        say("Configuration problems ('gateway serve' refuses to start):")
+        for problem in problems:
+            say(f"  FAIL  {problem}")
+        say()
     findings = asyncio.run(check_stores(settings))
     say("Stores:")
     for finding in findings:
@@ -314,4 +326,7 @@ def run(settings: Settings, out: TextIO) -> int:
         say(f"{len(failed)} of {len(findings)} stores did not answer: {', '.join(failed)}.")
         return 1
     say(f"All {len(findings)} stores answer.")
+    if problems:
+        say(f"{len(problems)} configuration problem(s): see above.")
+        return 1
     return 0

@@ -182,11 +182,14 @@ class FallbackRelay:
                 )
                 sent_headers.update(entry.headers)
                 data = _body(body, entry.body_override)
+                ctx.provider = provider
+                ctx.attempts += 1
                 capture = ctx.capture
+                wire = runtime.providers.table.wire_for(url.raw_host or "", provider, scope["path"])
                 if capture is not None:
                     capture.provider = provider
                     capture.target_url = recorded
-                    capture.wire = runtime.providers.table.wire_for(url.raw_host or "", provider)
+                    capture.wire = wire
                 ctx.served_by_fallback(index)
                 hold = None
                 if metering is not None and method == "POST":  # budgets: the client's own keys
@@ -195,7 +198,7 @@ class FallbackRelay:
                     hold = await metering.reserve(
                         provider=provider,
                         model=model if isinstance(model, str) else None,
-                        wire=runtime.providers.table.wire_for(url.raw_host or "", provider),
+                        wire=wire,
                         body_size=len(data),
                         payload=payload,
                         path=scope["path"],
@@ -209,11 +212,13 @@ class FallbackRelay:
                     ) as response:
                         if index < last and entry.moves_on(response.status):
                             await response.read()
+                            ctx.upstream_seconds += time.perf_counter() - started
                             continue
                         await forward(ctx, response, receive, send, None, started)
                         return
                 except GatewayError as exc:
                     if index < last and entry.moves_on(exc.status):
+                        ctx.upstream_seconds += time.perf_counter() - started
                         continue
                     raise
                 finally:

@@ -41,6 +41,8 @@ def log_config(settings: Settings) -> LogConfig:
         writer_nice=settings.log_writer_nice,
         journal_fsync_ms=settings.log_journal_fsync_ms,
         log_level=settings.log_level,
+        log_format=settings.log_format,
+        drain_seconds=settings.shutdown_log_drain_seconds,
     )
 
 

@@ -6,6 +6,10 @@
 * ``/bedrock/v1/{region}/...`` (and ``/v1/gateway/bedrock/v1/{region}/...``) goes to that
   region's Bedrock runtime, re-signed with the caller's AWS credentials
   (:mod:`gateway.bedrock_passthrough`);
+* ``/v1/gateway/vertex/v1/projects/{project}/locations/{location}/...`` goes to that
+  location's Vertex AI host (``aiplatform.googleapis.com`` for ``global``) with the caller's
+  ``Authorization: Bearer`` access token, and is logged in the format of the model's
+  publisher (Google's ``generateContent`` or Anthropic's ``rawPredict``);
 * any request carrying ``Helicone-Target-Url`` goes to that origin, path unchanged.
 
 The gateway key travels in ``Helicone-Auth``; ``Authorization`` (and ``x-api-key``/``api-key``)
@@ -44,6 +48,7 @@ from gateway.redact import redact_url
 from gateway.sse import request_usage_chunk
 from gateway.upstream import upstream_request_headers
 from providers.gemini import model_from_path
+from providers.vertex import answer_wire, endpoint_url, is_location, location_in_path
 from ratelimit import CostEstimate, estimate_cost, json_payload
 
 if TYPE_CHECKING:
@@ -232,6 +237,18 @@ class Passthrough:
         query: bytes = scope.get("query_string", b"")
         header = config.spec.base_url_header
         override = ctx.options.openai_api_base if header else None
+        wire = config.spec.wire
+        if wire == "vertex":
+            base = config.base_url if config.base_url_overridden else _vertex_host(rest)
+            url, tail = _join(base, rest, query)
+            recorded = (config.recorded_base_url if config.base_url_overridden else base) + (
+                redact_url(tail)
+            )
+            await self._forward(
+                scope, receive, send, headers, ctx, url, recorded, name, answer_wire(rest),
+                provider_route=True, model_in_path=True,
+            )
+            return
         if header and override:
             base = str(self.runtime.targets.check(override, header))
             url, tail = _join(base, rest, query)
@@ -267,8 +284,12 @@ class Passthrough:
         self.runtime.targets.require(url, header)
         recorded = redact_url(origin + tail)
         provider = ctx.options.target_provider
-        wire = self.runtime.providers.table.wire_for(url.raw_host or "", provider)
-        await self._forward(scope, receive, send, headers, ctx, url, recorded, provider, wire)
+        path: str = scope["path"]
+        wire = self.runtime.providers.table.wire_for(url.raw_host or "", provider, path)
+        await self._forward(
+            scope, receive, send, headers, ctx, url, recorded, provider, wire,
+            model_in_path=location_in_path(path) is not None,
+        )
 
     async def _forward(
         self,
@@ -282,17 +303,20 @@ class Passthrough:
         provider: str,
         wire: str,
         provider_route: bool = False,
+        model_in_path: bool = False,
     ) -> None:
         """Send to ``url`` (already checked); the log records ``recorded_url`` instead.
 
         ``wire``: the format the provider answers in, which the record is read with. On an
         OpenAI-format provider route a logged streamed chat may ask for usage; a
         ``Helicone-Target-Url`` body is never rewritten (its format is only a guess).
+        ``model_in_path``: the path names the model (a Vertex path, whatever its publisher).
         """
         runtime = self.runtime
         body = await runtime.start_request(ctx, scope, receive, headers)
         credentials = ctx.request_credentials(headers)
         metering = await runtime.meter.session(ctx)
+        ctx.provider = provider
         capture = ctx.capture
         if capture is not None:
             capture.provider = provider
@@ -312,9 +336,11 @@ class Passthrough:
             candidates = [(provider, model)] if isinstance(model, str) else []
             return estimate_cost(runtime.registry, candidates, payload, len(body), scope["path"])
 
-        if capture is not None and wire == "gemini":
-            # Gemini names the model in the path, not in the body.
-            capture.request_model = model_from_path(scope["path"]) or ""
+        if wire == "gemini" or model_in_path:
+            # Gemini and Vertex name the model in the path, not in the body.
+            ctx.model = model_from_path(scope["path"]) or ""
+            if capture is not None:
+                capture.request_model = ctx.model
 
         async with runtime.limiter.limit(ctx, estimate):
             if (
@@ -400,6 +426,20 @@ def _join(base: str, path: str, query: bytes, overlap: bool = True) -> tuple[URL
     if base_path and not (url.raw_path + "/").startswith(base_path + "/"):
         raise GatewayError(400, "The path leaves the provider's base path.", code="invalid_path")
     return url, joined[len(base) :]
+
+
+def _vertex_host(rest: str) -> str:
+    """The Vertex AI host of the location a passthrough path names (a 400 for a path that
+    names none, or a location that could not be a host label)."""
+    location = location_in_path(rest)
+    if location is None or not is_location(location):
+        raise GatewayError(
+            400,
+            "Vertex AI passthrough paths are /v1/gateway/vertex/v1/projects/{project}/"
+            "locations/{location}/... with 'global' or a Google Cloud region as the location.",
+            code="invalid_path",
+        )
+    return endpoint_url(location)
 
 
 def join_target(origin: str, path: str, query: bytes) -> tuple[URL, str]:

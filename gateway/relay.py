@@ -192,11 +192,17 @@ async def forward(
     ``X-Gateway-Overhead-Ms``) or, for ``text/event-stream`` and AWS event streams, streamed
     through the stages."""
     content_type = answer.content_type
+    ctx.status = answer.status
+    if upstream_started is None:
+        upstream_started = ctx.started
     if content_type == "text/event-stream" or content_type == _AWS_EVENT_STREAM:
-        await _forward_stream(ctx, answer, receive, send, translation)
+        if upstream_started is not None:
+            ctx.overhead_ms = (upstream_started - ctx.started) * 1000
+        await _forward_stream(ctx, answer, receive, send, translation, upstream_started)
         return
     payload = await answer.read()
-    upstream_elapsed = time.perf_counter() - (upstream_started or ctx.started)
+    upstream_elapsed = time.perf_counter() - upstream_started
+    ctx.upstream_seconds += upstream_elapsed
     capture = ctx.capture
     if capture is not None:
         capture.status = answer.status
@@ -211,7 +217,7 @@ async def forward(
     cache = ctx.cache
     stored_headers = list(out) if cache is not None else out
     out.extend(ctx.base_headers)
-    overhead_ms = (time.perf_counter() - ctx.started - upstream_elapsed) * 1000
+    overhead_ms = ctx.overhead_ms = (time.perf_counter() - ctx.started - upstream_elapsed) * 1000
     out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
     ctx.log()
     await send_bytes(send, answer.status, payload, out)
@@ -225,6 +231,7 @@ async def _forward_stream(
     receive: Receive,
     send: Send,
     translation: Translation | None,
+    upstream_started: float,
 ) -> None:
     """Relay a streamed answer as it arrives; stop (and drop upstream) if the client leaves."""
     headers = response_headers(
@@ -267,6 +274,8 @@ async def _forward_stream(
     try:
         try:
             async for chunk in answer.content.iter_any():
+                if ctx.first_byte_at is None:
+                    ctx.first_byte_at = time.perf_counter()
                 if recorder is not None:
                     recorder.feed(chunk)
                 if each is not None:
@@ -299,6 +308,7 @@ async def _forward_stream(
         # Closing (not releasing) the response drops the upstream connection mid-stream.
         answer.close()
     finally:
+        ctx.upstream_seconds += time.perf_counter() - upstream_started
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher

@@ -52,6 +52,7 @@ from gateway.translate import (
     wants_usage,
 )
 from gateway.upstream import upstream_request_headers
+from gateway.vertex_auth import VertexAuth
 from providers.adapter import TranslationError
 from providers.azure import azure_path, azure_url
 from providers.bedrock import endpoint_url, is_region
@@ -72,6 +73,8 @@ from providers.registry import Registry
 from providers.responses import responses_to_chat
 from providers.routing import DEFAULT_PROVIDER
 from providers.spec import ProviderSpec
+from providers.vertex import endpoint_url as vertex_endpoint_url
+from providers.vertex import is_location, is_project, location_path
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -85,7 +88,8 @@ class RegistryView:
     translated to each provider's id; an alias, a provider's id or a dated snapshot is sent as
     the client wrote it (``…-latest`` must stay "latest", a snapshot that snapshot). Bedrock is
     the exception: its ids are namespaced (``us.anthropic.claude-…-v1:0``), so a name not
-    spelled as one of them is always sent as the offering's id.
+    spelled as one of them is always sent as the offering's id; so is Vertex for Claude, whose
+    ids name their version after an ``@`` (``claude-sonnet-4@20250514``).
     """
 
     __slots__ = ("_found", "_registry")
@@ -127,6 +131,8 @@ class RegistryView:
 def _sendable(provider: str, written: str | None) -> str | None:
     """The model name as the client wrote it, if ``provider`` can take it as it is."""
     if written is None or (provider == "bedrock" and not is_model_id(written)):
+        return None
+    if provider == "vertex" and written.startswith("claude") and "@" not in written:
         return None
     return written
 
@@ -296,8 +302,15 @@ class UpstreamCall:
     recorded_url: str
     model: str
 
+    @property
+    def wire(self) -> str:
+        """The format the answer comes in (Vertex: its publisher's, for the log's reader)."""
+        return self.translation.adapter.wire if self.translation else self.spec.wire
+
     def error(self, status: int, body: bytes) -> dict[str, Any]:
         """The answer's error as an OpenAI error body (to choose the final error)."""
+        if self.translation is not None:
+            return self.translation.adapter.error(status, body)
         return adapter_for(self.spec.wire).error(status, body)
 
 
@@ -332,10 +345,15 @@ class Exchange:
         base, recorded = config.base_url, config.recorded_base_url
         record = attempt.deployment
         region: str | None = None
+        vertex: tuple[VertexAuth | None, str, str] | None = None
         if spec.auth == "sigv4":
             region = self._region(record)
             if not config.base_url_overridden:
                 base = recorded = endpoint_url(region)
+        elif spec.auth == "oauth":
+            vertex = await self._vertex(record, key)
+            if not config.base_url_overridden:
+                base = recorded = vertex_endpoint_url(vertex[2])
         if isinstance(record, ProviderKeyRecord):
             # The org's own endpoint for this provider (checked against the allow-list when
             # the key was stored); recorded as a placeholder, it may name internal hosts.
@@ -347,12 +365,49 @@ class Exchange:
             raise GatewayError(
                 400, config.not_configured_message() + ".", code="provider_not_configured"
             )
+        auth: VertexAuth | None = None
+        if vertex is not None:  # Vertex: every path is under the project's location
+            auth, project, location = vertex
+            prefix = location_path(project, location)
+            base, recorded = base + prefix, recorded + prefix
         if self.endpoint in spec.endpoints:
             return self._native(attempt, spec, base, recorded, key)
         try:
-            return await self._translated(attempt, spec, base, recorded, key, region)
+            return await self._translated(attempt, spec, base, recorded, key, region, auth)
         except TranslationError as exc:
             raise translation_error(exc, spec.name) from exc
+
+    async def _vertex(
+        self, record: object, key: str | None
+    ) -> tuple[VertexAuth | None, str, str]:
+        """Vertex's access token for ``key``, and the request's project and location: the
+        deployment's (BYOK), else the operator's (``GATEWAY_VERTEX_PROJECT`` /
+        ``GATEWAY_VERTEX_LOCATION``), the project else the service account's own."""
+        settings = self.runtime.settings
+        project, location = settings.vertex_project, settings.vertex_location
+        if isinstance(record, ProviderKeyRecord):
+            project = record.deployment.project or project
+            location = record.deployment.location or location
+        auth = await self.runtime.vertex.authorize(key) if key else None
+        project = project or (auth.project if auth is not None else None)
+        if not project:
+            raise GatewayError(
+                400,
+                "Vertex AI needs a Google Cloud project: set GATEWAY_VERTEX_PROJECT on the "
+                "gateway, use a service-account key (its project_id), or add a deployment "
+                "with vertex_project to your provider keys.",
+                code="provider_not_configured",
+            )
+        for value, valid, name in ((project, is_project, "project"),
+                                   (location, is_location, "location")):
+            if not valid(value):
+                raise GatewayError(
+                    400,
+                    f"The Vertex AI {name} {value[:64]!r} is not a Google Cloud {name} name.",
+                    code="invalid_deployment",
+                    param="model",
+                )
+        return auth, project, location
 
     def _region(self, record: object) -> str:
         """A SigV4 provider's region: the deployment's (BYOK), else the operator's."""
@@ -423,13 +478,15 @@ class Exchange:
         recorded: str,
         key: str | None,
         region: str | None = None,
+        vertex: VertexAuth | None = None,
     ) -> UpstreamCall:
         """A request its provider serves through translation (gateway/translate.py): a
         Responses request for a chat-only server, anything for a native wire format.
 
         A SigV4 provider (Bedrock) is signed last, over the exact URL and body sent, with
         ``key`` (AWS credentials or a Bedrock API key) for ``region``; it takes images only
-        as bytes, so http(s) image URLs are fetched first (the guarded fetcher)."""
+        as bytes, so http(s) image URLs are fetched first (the guarded fetcher). Vertex is
+        sent with the access token ``vertex`` (minted from ``key``, or ``key`` itself)."""
         runtime = self.runtime
         adapter = adapter_for(spec.wire)
         responses_request: dict[str, Any] | None = None
@@ -466,6 +523,8 @@ class Exchange:
                 headers = runtime.signer.auth_headers("POST", str(url), headers, body, key, region)
         else:
             url = URL(base + call.path)
+        if vertex is not None:
+            headers["authorization"] = f"Bearer {vertex.token}"
         return UpstreamCall(
             spec, url, headers, body, translation, recorded + call.path, attempt.model
         )
@@ -552,7 +611,7 @@ class Exchange:
         return await metering.reserve(
             provider=attempt.provider,
             model=attempt.model,
-            wire=call.spec.wire,
+            wire=call.wire,
             body_size=len(call.body),
             payload=self.payload,
             path=self.endpoint,
@@ -583,7 +642,7 @@ class Exchange:
                     outcome = Outcome(attempt.source, status, call.error(status, body))
                     if triggers_failover(outcome):
                         health.failure(attempt.provider, attempt.key_id)
-                        self._note(attempt, status, started)
+                        self._note(attempt, status, started, failed=True)
                         return outcome
                 if status < 400:
                     health.success(attempt.provider, attempt.key_id)
@@ -594,28 +653,36 @@ class Exchange:
             if exc.code not in ("upstream_unreachable", "upstream_timeout"):
                 raise
             health.failure(attempt.provider, attempt.key_id)
-            self._note(attempt, exc.status, started)
+            self._note(attempt, exc.status, started, failed=True)
             if not may_fail_over:
                 raise
             return Outcome(attempt.source, exc.status, orjson.loads(exc.body()))
 
     def _record(self, call: UpstreamCall, attempt: Attempt) -> None:
+        self.ctx.provider = call.spec.name
+        self.ctx.model = call.model
         if self.ctx.cache is not None:
             self.ctx.cache.note_upstream(
-                call.spec.name, call.model, call.recorded_url, call.spec.wire
+                call.spec.name, call.model, call.recorded_url, call.wire
             )
         capture = self.ctx.capture
         if capture is not None:
             capture.provider = call.spec.name
             capture.request_model = call.model
             capture.target_url = call.recorded_url
-            capture.wire = call.spec.wire
+            capture.wire = call.wire
 
-    def _note(self, attempt: Attempt, status: int, started: float) -> None:
-        capture = self.ctx.capture
+    def _note(self, attempt: Attempt, status: int, started: float, *, failed: bool = False) -> None:
+        """Count an attempt (and keep it in the record); ``failed``: it fails over, and its
+        time was spent on the provider (the committed one's is counted by the relay)."""
+        ctx = self.ctx
+        ctx.attempts += 1
+        elapsed = time.perf_counter() - started
+        if failed:
+            ctx.upstream_seconds += elapsed
+        capture = ctx.capture
         if capture is not None:
-            latency = round((time.perf_counter() - started) * 1000)
-            capture.attempts.append((attempt.source, status, latency))
+            capture.attempts.append((attempt.source, status, round(elapsed * 1000)))
 
 
 def _all_failed(outcomes: list[Outcome]) -> GatewayError:

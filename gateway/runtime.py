@@ -7,7 +7,9 @@ the data plane and the lifespan, so tests can run several gateways in one proces
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +20,7 @@ from cache.backends import CacheBackend, MemoryBackend, RedisBackend
 from cache.key import UNPARSED
 from cache.step import open_cache, replay
 from cache.store import ResponseCache
+from gateway.accesslog import AccessLog, log_fault
 from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.byok import ProviderKeyCache
@@ -28,6 +31,7 @@ from gateway.keycheck import KeyValidator
 from gateway.listing import ModelListing
 from gateway.logconfig import log_config, log_store_problem
 from gateway.metering import Meter
+from gateway.metrics import Metrics
 from gateway.options import check_json_content_type, declared_length
 from gateway.readiness import (
     Readiness,
@@ -48,7 +52,9 @@ from gateway.store import (
     KeyIdentity,
 )
 from gateway.targets import TargetPolicy
+from gateway.traces import RequestTracer
 from gateway.upstream import UpstreamClient
+from gateway.vertex_auth import VertexTokens
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
 from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.journal import JournalAppender
@@ -90,6 +96,9 @@ class Runtime:
         )
         self.signer = Signer()
         """SigV4 for Bedrock, with its caches (parsed credentials, signing keys, hosts)."""
+        self.vertex = VertexTokens()
+        """Vertex AI access tokens, minted from service-account keys and cached
+        (gateway/vertex_auth.py)."""
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
         self.provider_keys = ProviderKeyCache(
@@ -132,11 +141,19 @@ class Runtime:
         """``Helicone-RateLimit-Policy`` (ratelimit/): in process, or on ``REDIS_URL`` over a
         connection of its own (one batch at a time: no pool checkout per call, measured
         ~30 µs of CPU less than the shared pool)."""
+        self.tracer: RequestTracer | None = (
+            RequestTracer(settings) if settings.traces_enabled else None
+        )
+        """One OpenTelemetry span per recorded request when traces are on (gateway/traces.py)."""
         self._meter: Meter | None = None
         self._listing: ModelListing | None = None
         self._router: Router | None = None
         self.readiness = self._readiness(settings)
         """``/readyz``: the stores this process needs, asked on demand (gateway/readiness.py)."""
+        self.metrics = Metrics.from_environment() if settings.metrics_enabled else None
+        """``/metrics`` (gateway/metrics.py); None with ``GATEWAY_METRICS_ENABLED=false``."""
+        self.access_log = AccessLog.from_settings(settings)
+        """The request line (gateway/accesslog.py); None when off."""
 
     def _readiness(self, settings: Settings) -> Readiness:
         readiness = Readiness(timeout=settings.ready_timeout_seconds)
@@ -164,6 +181,8 @@ class Runtime:
         if self.redis is not None:
             await self.redis.start()
         self.registry = await asyncio.to_thread(Registry.load)
+        if self.metrics is not None:
+            self.metrics.bind(self.registry)
         self._router = Router(self, self.registry)
         self._meter = Meter(
             self.store.credits,
@@ -180,6 +199,10 @@ class Runtime:
         )
         if self.settings.logging_enabled:
             await self._start_logging()
+        if self.metrics is not None:
+            self.metrics.start(self.sync_metrics)
+        if self.tracer is not None:
+            self.tracer.start()
 
     async def _local_models(self, configs: list[ProviderConfig]) -> list[dict[str, Any]]:
         """The model lists of configured local servers (``ollama``), asked once at startup.
@@ -245,6 +268,9 @@ class Runtime:
 
     async def close(self) -> None:
         await self.readiness.close()  # not ready from here on
+        if self.metrics is not None:
+            self.sync_metrics()
+            await self.metrics.close()
         meter, self._meter = self._meter, None
         if meter is not None:
             await meter.close()
@@ -256,7 +282,58 @@ class Runtime:
         writer, self.writer = self.writer, None
         if writer is not None:
             await writer.close()  # writes what is journaled (bounded); the rest waits on disk
+        tracer, self.tracer = self.tracer, None
+        if tracer is not None:
+            await asyncio.to_thread(tracer.close)  # the last spans, exported (bounded)
         await self.store.close()
+
+    # -- the end of a request: metrics and the request line ---------------------------------
+
+    def finish_request(self, ctx: RequestContext, error: GatewayError | None) -> None:
+        """Count a finished request and write its line (the data plane calls this once per
+        request, after the last byte; only when the metrics or the line are on)."""
+        now = time.perf_counter()
+        status = ctx.status or (error.status if error is not None else 499)
+        refused = error is not None and error.code == "rate_limited"
+        if self.metrics is not None:
+            self.metrics.observe(ctx, status, refused, now)
+        if self.access_log is not None:
+            self.access_log.request(ctx, status, error, now)
+
+    @staticmethod
+    def request_failed(ctx: RequestContext, error: GatewayError, where: str,
+                       exc: BaseException | None = None) -> None:  # fmt: skip
+        """The fault line of a request the gateway failed with a 5xx (gateway/accesslog.py)."""
+        if error.status >= 500:
+            log_fault(ctx, error, where, exc)
+
+    def sync_metrics(self) -> None:
+        """Bring ``/metrics`` up to date: this process's tallies, the log writer's counters,
+        the stores' error counts."""
+        if self.metrics is None:
+            return
+        stores: dict[str, int] = {}
+        cache = self.cache.health()
+        stores["cache"] = _int(cache.get("unavailable")) + _int(cache.get("damaged"))
+        stores["ratelimit"] = _int(self.limiter.health().get("faults"))
+        if self.redis is not None:
+            redis = self.redis.health()
+            stores["redis"] = _int(redis.get("faults")) + _int(redis.get("timeouts"))
+        writer = self.writer
+        self.metrics.sync(writer.counters if writer is not None else None, stores)
+
+    def metrics_answer(self, authorization: str | None) -> tuple[int, bytes]:
+        """``GET /metrics``: (200, the exposition), (401, …) without the configured token,
+        or (404, …) with metrics off."""
+        if self.metrics is None:
+            return 404, b"Metrics are off (GATEWAY_METRICS_ENABLED=false).\n"
+        token = self.settings.metrics_token
+        if token is not None and token.get_secret_value():
+            expected = f"Bearer {token.get_secret_value()}".encode()
+            if not hmac.compare_digest((authorization or "").encode(), expected):
+                return 401, b"Send the metrics token as 'Authorization: Bearer <token>'.\n"
+        self.sync_metrics()
+        return 200, self.metrics.render()
 
     async def start_request(
         self,
@@ -284,6 +361,13 @@ class Runtime:
             capture = ctx.new_capture(identity, scope["path"])
             ctx.capture = capture
             ctx.sink = self.writer.submit
+        if self.tracer is not None:
+            if capture is None:  # logging off: a capture for the span alone
+                capture = ctx.capture = ctx.new_capture(identity, scope["path"])
+            ctx.tracer = self.tracer.submit
+            traceparent = headers.get("traceparent")
+            if traceparent is not None:
+                ctx.trace_parent = (traceparent, headers.get("tracestate"))
         if json_body:
             check_json_content_type(headers)
         body = await read_body(receive, self.settings.max_body_bytes, declared_length(headers))
@@ -368,3 +452,7 @@ class Runtime:
 
     async def authenticate(self, credentials: Credentials) -> KeyIdentity:
         return await self.authenticator.authenticate(credentials)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0

@@ -25,6 +25,7 @@ from yarl import URL
 from gateway.targets import parse_pattern
 from providers.bedrock.models import DEFAULT_REGION, is_region
 from providers.spec import PROVIDERS, ProviderTable
+from providers.vertex import DEFAULT_LOCATION, is_location, is_project
 
 
 class _ProviderEnvSource(PydanticBaseSettingsSource):
@@ -36,7 +37,9 @@ class _ProviderEnvSource(PydanticBaseSettingsSource):
     standard variables, ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (and
     ``AWS_SESSION_TOKEN``), as its key (``ACCESS:SECRET[:TOKEN]``,
     :class:`providers.bedrock.AwsCredentials`), unless ``<PREFIX>_API_KEY`` is set (a Bedrock
-    API key, or credentials in that form).
+    API key, or credentials in that form). An OAuth provider (Vertex) reads the
+    service-account key file that Google's standard ``GOOGLE_APPLICATION_CREDENTIALS`` names,
+    unless ``<PREFIX>_API_KEY`` holds the key's JSON itself (or an access token).
     """
 
     def __init__(
@@ -55,6 +58,8 @@ class _ProviderEnvSource(PydanticBaseSettingsSource):
             key = os.environ.get(spec.key_env)
             if not key and spec.auth == "sigv4":
                 key = _aws_environment_key()
+            if not key and spec.auth == "oauth":
+                key = _google_credentials_file()
             url = os.environ.get(spec.base_url_env)
             if key:
                 keys[spec.name] = key
@@ -76,6 +81,33 @@ def _aws_environment_key() -> str | None:
         return None
     token = os.environ.get("AWS_SESSION_TOKEN")
     return f"{access}:{secret}:{token}" if token else f"{access}:{secret}"
+
+
+def _google_credentials_file() -> str | None:
+    """The content of the key file ``GOOGLE_APPLICATION_CREDENTIALS`` names, if set (read
+    once at startup; an unreadable file is a startup error naming the variable)."""
+    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ValueError(
+            f"GOOGLE_APPLICATION_CREDENTIALS: cannot read {path!r}: {reason}"
+        ) from None
+
+
+def _check_vertex_location(value: str) -> str:
+    if not is_location(value):
+        raise ValueError("the Vertex location must be 'global' or a region such as us-central1")
+    return value
+
+
+def _check_vertex_project(value: str | None) -> str | None:
+    if value is not None and not is_project(value):
+        raise ValueError("the Vertex project must be a Google Cloud project id")
+    return value
 
 
 def _check_region(value: str) -> str:
@@ -180,6 +212,15 @@ class Settings(BaseSettings):
     """Azure OpenAI's ``api-version`` for the classic deployments API; unset: the v1 API
     (providers/azure.py)."""
     log_level: str = "info"
+    # The gateway's own log lines (logging_pipeline/logformat.py): one JSON object per line, or
+    # text for a terminal; log_requests writes one line per request (gateway/accesslog.py) at
+    # level info.
+    log_format: Literal["json", "text"] = "json"
+    log_requests: bool = True
+    # GET /metrics (gateway/metrics.py): Prometheus' text format; with a token, a scrape must
+    # send it as "Authorization: Bearer <token>" (401 without).
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
     # /readyz (gateway/readiness.py): each store's probe gets this long; the replica is not
     # ready while the record journal holds more than this many bytes not yet written.
     ready_timeout_seconds: float = Field(default=2.0, gt=0)
@@ -235,11 +276,60 @@ class Settings(BaseSettings):
     cache_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     cache_read_timeout_ms: float = Field(default=100.0, gt=0)
     cache_write_timeout_ms: float = Field(default=1000.0, gt=0)
+    # Shutdown on SIGTERM (docs/operations.md): requests in flight (streams included) get this
+    # long to finish after the gateway stops accepting; then the log writer gets
+    # shutdown_log_drain_seconds to write what is journaled (the rest stays in the journal for
+    # the next start). Kubernetes' terminationGracePeriodSeconds must cover both.
+    shutdown_grace_seconds: int = Field(default=30, ge=0)
+    shutdown_log_drain_seconds: int = Field(default=20, ge=0)
+    # Traces (gateway/traces.py): one OpenTelemetry span per request, exported over OTLP/HTTP
+    # when enabled; the endpoint, service name and protocol use OpenTelemetry's own variable
+    # names (the SDK reads the other OTEL_* variables itself). Message content only when
+    # traces_capture_content is set.
+    traces_enabled: bool = False
+    traces_capture_content: bool = False
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otel_exporter_otlp_traces_endpoint"
+        ),
+    )
+    otel_exporter_otlp_protocol: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_PROTOCOL", "otel_exporter_otlp_protocol"),
+    )
+    otel_exporter_otlp_headers: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_HEADERS", "otel_exporter_otlp_headers"),
+    )
+    """``key=value,key2=value2`` sent with every export (a hosted backend's API key)."""
+    otel_service_name: str = Field(
+        default="llm-gateway",
+        validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"),
+    )
     # Where Bedrock requests go when the deployment (BYOK key) names no region.
     bedrock_region: str = Field(
         default=DEFAULT_REGION,
         validation_alias=AliasChoices(
             "GATEWAY_BEDROCK_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", "bedrock_region"
+        ),
+    )
+    # Vertex AI: the project and location of requests whose deployment (BYOK key) names none;
+    # the project defaults to the service account's own (its key's project_id).
+    vertex_project: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "GATEWAY_VERTEX_PROJECT", "GOOGLE_CLOUD_PROJECT", "vertex_project"
+        ),
+    )
+    vertex_location: str = Field(
+        default=DEFAULT_LOCATION,
+        validation_alias=AliasChoices(
+            "GATEWAY_VERTEX_LOCATION", "GOOGLE_CLOUD_LOCATION", "vertex_location"
         ),
     )
     provider_api_keys: dict[str, str] = Field(default_factory=dict)
@@ -249,6 +339,8 @@ class Settings(BaseSettings):
     _valid_hosts = field_validator("allowed_target_hosts")(_check_patterns)
     _valid_base_urls = field_validator("provider_base_urls")(_check_base_urls)
     _valid_region = field_validator("bedrock_region")(_check_region)
+    _valid_vertex_location = field_validator("vertex_location")(_check_vertex_location)
+    _valid_vertex_project = field_validator("vertex_project")(_check_vertex_project)
 
     @classmethod
     def settings_customise_sources(

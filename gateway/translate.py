@@ -48,6 +48,7 @@ from providers.bedrock import BedrockAdapter, EventStreamFramer
 from providers.gemini import GeminiAdapter, is_file_uri
 from providers.openai_format import OpenAIChatAdapter
 from providers.responses import ChatToResponsesStream, chat_to_response, encode_event
+from providers.vertex import VertexAdapter
 
 logger = logging.getLogger("gateway.translate")
 
@@ -62,6 +63,8 @@ def adapter_for(wire: str) -> Adapter:
         return GeminiAdapter()
     if wire == "bedrock":
         return BedrockAdapter()  # one per request: it remembers the model and API it chose
+    if wire == "vertex":
+        return VertexAdapter()  # one per request: it remembers the publisher it chose
     return OpenAIChatAdapter()
 
 
@@ -294,12 +297,12 @@ def _reads_none(url: str) -> bool:
 
 
 _READS_URLS_ITSELF: Mapping[str, Callable[[str], bool]] = MappingProxyType(
-    {"gemini": is_file_uri, "bedrock": _reads_none}
+    {"gemini": is_file_uri, "bedrock": _reads_none, "vertex": is_file_uri}
 )
 """Wire formats that cannot reference a client's image URL, each with the test of the URLs
 its provider does read itself (Gemini: ``gs://`` objects and Files API URIs; Bedrock: none,
-it takes image bytes only): every other http(s) image is fetched by the gateway and sent
-inline."""
+it takes image bytes only; Vertex, Gemini or Claude: Cloud Storage objects): every other
+http(s) image is fetched by the gateway and sent inline."""
 
 
 def inlines_images(wire: str) -> bool:

@@ -64,6 +64,11 @@ class LogConfig:
     """Niceness added to the writer child (0-19): request serving comes first on busy cores."""
     journal_fsync_ms: int
     log_level: str
+    log_format: str
+    """``json`` or ``text``: the writer child's own log lines (logging_pipeline/logformat.py)."""
+    drain_seconds: float
+    """At shutdown, how long the writer may keep writing what is journaled; what it has not
+    written by then stays in the journal, and the next writer on this data directory writes it."""
 
     @property
     def journal_root(self) -> Path:

@@ -33,12 +33,14 @@ from logging_pipeline.bodies import BodyStore
 from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.config import LogConfig
 from logging_pipeline.worker import run_worker
-from logging_pipeline.writer import WriterCounters
+from logging_pipeline.writer import Usage, WriterCounters
 
 logger = logging.getLogger("logging_pipeline.remote")
 
 _TOTALS = ("written", "replayed", "failed", "lost", "batches")
 _START_TIMEOUT = 60.0
+STOP_MARGIN_SECONDS = 5.0
+"""What a stopping child gets past its drain to close its stores before it is killed."""
 
 
 class _QueryProxy:
@@ -73,6 +75,7 @@ class WriterProcess:
         self._restart: asyncio.Task[None] | None = None
         self._stats: dict[str, Any] = {}
         self._earlier: dict[str, int] = {}  # totals of children that have exited
+        self._earlier_usage: Usage = {}
         self._results: dict[int, asyncio.Future[list[dict[str, Any]]]] = {}
         self._ids = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,7 +96,19 @@ class WriterProcess:
             batches=self._total("batches"),
             pending_bytes=int(self._stats.get("pending_bytes", 0)),
             last_error=str(self._stats.get("last_error", "")),
+            usage=self._usage(),
         )
+
+    def _usage(self) -> Usage:
+        """Token and cost totals, the children that have exited included."""
+        current: Usage = self._stats.get("usage") or {}
+        if not self._earlier_usage:
+            return current
+        merged = dict(self._earlier_usage)
+        for key, (p, c, n) in current.items():
+            ep, ec, en = merged.get(key, (0, 0, 0))
+            merged[key] = (ep + p, ec + c, en + n)
+        return merged
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -158,6 +173,7 @@ class WriterProcess:
         self._results.clear()
         for name in _TOTALS:
             self._earlier[name] = self._total(name)
+        self._earlier_usage = self._usage()
         self._stats = {}
         if self._closing:
             return
@@ -207,12 +223,16 @@ class WriterProcess:
             raise
         return await future
 
-    async def close(self, drain_seconds: float = 30.0) -> None:
+    async def close(self, drain_seconds: float | None = None) -> None:
         """Ask the child to write what the journal holds and stop; wait for it (bounded).
 
-        The caller has stopped appending. A child that does not stop in time is killed: what
-        it had not committed stays in the journal, and the next start writes it.
+        The caller has stopped appending. The child drains for the configured
+        ``drain_seconds``, then closes its stores; one that has not stopped
+        :data:`STOP_MARGIN_SECONDS` after that is killed: what it had not committed stays in
+        the journal, and the next start writes it.
         """
+        if drain_seconds is None:
+            drain_seconds = self.config.drain_seconds + STOP_MARGIN_SECONDS
         deadline = time.monotonic() + drain_seconds
         self._closing = True
         restart, self._restart = self._restart, None

@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from logging_pipeline import logformat
 from logging_pipeline.config import LogConfig
 from logging_pipeline.private import restrict_umask
 from logging_pipeline.writer import open_log_writer
@@ -45,7 +46,7 @@ def run_worker(config: LogConfig, connection: Connection, journal: Path) -> None
     records to.
     """
     restrict_umask()
-    logging.basicConfig(level=config.log_level.upper(), format="%(name)s: %(message)s")
+    logformat.configure(config.log_level, config.log_format)
     _lower_priority(config.writer_nice)
     # Ctrl-C in a terminal (or a process manager signalling the whole group) reaches this
     # child too; dying here would drop its queue. The child stops only when the gateway says

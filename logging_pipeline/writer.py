@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from logging_pipeline.bodies import BodyStore, body_store_from_config, compress_json
@@ -35,6 +36,7 @@ from logging_pipeline.journal import JournalReader, Position, adopt_orphans, pen
 from logging_pipeline.record import BuiltRecord, build_record, fallback_record
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
 from logging_pipeline.spill import SpillFile, adopt_spills
+from providers.labels import MetricLabels
 from providers.registry import Registry
 
 logger = logging.getLogger("logging_pipeline.writer")
@@ -44,6 +46,15 @@ _SLICE = 32
 _READ_SLICE = 256
 _ORPHAN_SCAN = 5.0
 """Seconds between looks for journals whose process is gone."""
+_USAGE_VALUES = operator.itemgetter(
+    *(INSERT_COLUMNS.index(name)
+      for name in ("provider", "model", "prompt_tokens", "completion_tokens", "cost"))
+)  # fmt: skip
+"""A row → (provider, model, prompt tokens, completion tokens, cost in nano-USD)."""
+_NO_USAGE = (0, 0, 0)
+
+Usage = dict[tuple[str, str], tuple[int, int, int]]
+"""Tokens and cost by (provider, model) label: (prompt tokens, completion tokens, nano-USD)."""
 
 
 @dataclass(slots=True)
@@ -55,7 +66,10 @@ class WriterCounters:
     that is gone); ``failed`` records in failed write attempts (each written again later);
     ``lost`` records that could not be journaled (disk full) or were torn in the journal by a
     power loss — the only ways a record is lost; ``pending_bytes`` journal bytes not yet
-    written; ``last_error`` the last write's failure, empty once a write succeeds again.
+    written; ``last_error`` the last write's failure, empty once a write succeeds again;
+    ``usage`` the tokens and cost of the rows written, by provider and model folded into
+    bounded metric labels (providers/labels.py), for the gateway's ``/metrics``: they are
+    known only here, where the answers are read.
     """
 
     enqueued: int = 0
@@ -66,8 +80,9 @@ class WriterCounters:
     batches: int = 0
     pending_bytes: int = 0
     last_error: str = ""
+    usage: Usage = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int | float | str]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "enqueued": self.enqueued,
             "written": self.written,
@@ -77,7 +92,17 @@ class WriterCounters:
             "batches": self.batches,
             "pending_bytes": self.pending_bytes,
             "last_error": self.last_error,
+            "usage": dict(self.usage),
         }
+
+    def count_usage(self, rows: Sequence[tuple[object, ...]], labels: MetricLabels) -> None:
+        """Add the tokens and cost of ``rows`` (written) to :attr:`usage`."""
+        usage = self.usage
+        for row in rows:
+            provider, model, prompt, completion, cost = _USAGE_VALUES(row)
+            key = (labels.provider(str(provider or "")), labels.model(str(model or "")))
+            p, c, n = usage.get(key, _NO_USAGE)
+            usage[key] = (p + int(prompt or 0), c + int(completion or 0), n + int(cost or 0))
 
 
 class LogWriter:
@@ -112,6 +137,7 @@ class LogWriter:
         self.max_backoff = max_backoff
         self.orphan_scan_seconds = orphan_scan_seconds
         self.counters = WriterCounters()
+        self._labels = MetricLabels(prices)
         self._own_reader: JournalReader | None = None
         self._orphans: list[JournalReader] = []
         self._next_scan = 0.0
@@ -272,6 +298,7 @@ class LogWriter:
         self.counters.last_error = ""  # the store is back: /healthz says "ok" again
         self.counters.batches += 1
         self.counters.written += len(captures)
+        self.counters.count_usage(rows, self._labels)
         return True
 
     async def _prepare(
@@ -334,6 +361,7 @@ async def open_log_writer(
         spill_root=config.spill_root,
         flush_rows=config.flush_rows,
         flush_ms=config.flush_ms,
+        drain_seconds=config.drain_seconds,
     )
     await writer.start()
     return writer

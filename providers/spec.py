@@ -19,7 +19,7 @@ Two kinds of record:
   entry can never be half supported.
 * *host-only* (no ``base_url``): a provider the gateway does not route to yet whose API hosts
   are on the passthrough allow-list (``Helicone-Target-Url``) and whose prices the registry
-  may know (Vertex…).
+  may know.
 """
 
 from __future__ import annotations
@@ -33,9 +33,12 @@ from typing import Literal
 from yarl import URL
 
 from providers.addresses import is_local_host
+from providers.vertex.paths import answer_wire
 
-WireFormat = Literal["openai", "anthropic", "gemini", "bedrock"]
-"""The request/response format a provider speaks (one adapter per format)."""
+WireFormat = Literal["openai", "anthropic", "gemini", "bedrock", "vertex"]
+"""The request/response format a provider speaks (one adapter per format). ``vertex`` is
+Google's and Anthropic's formats on Vertex AI's paths, by the model's publisher: its answers
+are read as ``gemini`` or ``anthropic`` (:meth:`ProviderTable.wire_for`)."""
 
 AuthStyle = Literal["bearer", "x-api-key", "x-goog-api-key", "api-key", "sigv4", "oauth"]
 """How a provider takes its credential: ``Authorization: Bearer``, ``x-api-key``,
@@ -63,6 +66,7 @@ ROUTABLE: frozenset[tuple[WireFormat, AuthStyle]] = frozenset(
         ("anthropic", "x-api-key"),
         ("gemini", "x-goog-api-key"),
         ("bedrock", "sigv4"),
+        ("vertex", "oauth"),
     }
 )
 """(wire format, auth style) pairs the gateway has an adapter for, so may route to."""
@@ -72,6 +76,7 @@ TRANSLATED: Mapping[WireFormat, frozenset[Endpoint]] = MappingProxyType(
         "anthropic": frozenset({"/chat/completions", "/responses"}),
         "gemini": frozenset({"/chat/completions", "/responses", "/embeddings"}),
         "bedrock": frozenset({"/chat/completions", "/responses"}),
+        "vertex": frozenset({"/chat/completions", "/responses"}),
     }
 )
 """Unified endpoints a native wire format serves through its adapter's translation."""
@@ -257,15 +262,20 @@ class ProviderTable:
         aliases = [slug for slug, name in self._passthrough.items() if slug != name]
         return [*aliases, *(slug for slug, name in self._passthrough.items() if slug == name)]
 
-    def wire_for(self, host: str, provider: str = "") -> WireFormat:
+    def wire_for(self, host: str, provider: str = "", path: str = "") -> WireFormat:
         """The wire format a passthrough target answers in: that of the provider whose
-        (literal) host it is, else of the provider the client named, else OpenAI's."""
+        (literal) host it is, else of the provider the client named, else OpenAI's. Vertex
+        answers in the format of the model's publisher, which its ``path`` names."""
         host = host.lower()
+        wire: WireFormat = "openai"
         for spec in self._by_name.values():
-            if host in spec.hosts or any(_region_host(p, host) for p in spec.hosts):
-                return spec.wire
-        named = self._by_name.get(provider)
-        return named.wire if named is not None else "openai"
+            if host in spec.hosts or any(_pattern_host(p, host) for p in spec.hosts):
+                wire = spec.wire
+                break
+        else:
+            named = self._by_name.get(provider)
+            wire = named.wire if named is not None else "openai"
+        return answer_wire(path) if wire == "vertex" else wire
 
     def allowed_hosts(self) -> tuple[str, ...]:
         """The built-in passthrough allow-list: every provider's hosts, in table order."""
@@ -291,6 +301,15 @@ def _region_host(pattern: str, host: str) -> bool:
         return False
     middle = host[len(head) : len(host) - len(tail)]
     return len(host) >= len(head) + len(tail) and _AWS_REGION.fullmatch(middle) is not None
+
+
+def _pattern_host(pattern: str, host: str) -> bool:
+    """Whether ``host`` matches a host pattern with a ``{region}`` or a leading ``*`` (one
+    label or a label's start: ``*-aiplatform.googleapis.com``, ``*.openai.azure.com``)."""
+    if pattern.startswith("*"):
+        head = host[: len(host) - len(pattern) + 1]
+        return host.endswith(pattern[1:]) and bool(head) and "." not in head
+    return _region_host(pattern, host)
 
 
 def _check_routed(spec: ProviderSpec) -> None:
@@ -442,13 +461,18 @@ PROVIDERS = ProviderTable(
             price_aliases=("google", "gemini", "googleai", "google-ai"), path_aliases=("gemini",),
             model_aliases=("gemini",), display_name="Google AI Studio", genai_prices="google",
         ),
-        # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains) and
-        # priced by the model registry, not routed yet.
+        # Vertex AI: Gemini and Claude on Google Cloud. The base URL is per location (the
+        # deployment's, else GATEWAY_VERTEX_LOCATION, default global: this one); the project
+        # comes from the deployment, GATEWAY_VERTEX_PROJECT or the service account. The key
+        # (VERTEX_API_KEY, or the file GOOGLE_APPLICATION_CREDENTIALS names) is a
+        # service-account key the gateway mints OAuth tokens from, or an access token.
         ProviderSpec(
-            "vertex", wire="gemini", auth="oauth",
+            "vertex", "https://aiplatform.googleapis.com", "VERTEX", wire="vertex", auth="oauth",
             hosts=("*-aiplatform.googleapis.com", "aiplatform.googleapis.com"),
-            display_name="Google Vertex AI", genai_prices="google",
+            endpoints=frozenset(), display_name="Google Vertex AI", genai_prices="google",
         ),
+        # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains), not
+        # routed yet.
         ProviderSpec("anyscale", hosts=("api.endpoints.anyscale.com",)),
         ProviderSpec("cloudflare", hosts=("gateway.ai.cloudflare.com",)),
         ProviderSpec("lemonfox", hosts=("api.lemonfox.ai",)),

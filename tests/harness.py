@@ -10,6 +10,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -69,6 +70,11 @@ class GatewayServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = create_app(settings)
+        self.request_lines: deque[bytes] = deque(maxlen=10_000)
+        """The request log lines (gateway/accesslog.py): kept here, not written to stderr."""
+        access_log = self.app.runtime.access_log
+        if access_log is not None:
+            access_log.write = self.request_lines.append
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))

@@ -18,6 +18,7 @@ import pytest
 from gateway.cli import main, prepare_serving
 from gateway.keys import KEY_PATTERN
 from gateway.settings import Settings
+from logging_pipeline.logformat import dict_config
 
 
 def _gateway_executable() -> str:
@@ -175,7 +176,8 @@ def test_database_errors_are_one_line(env: dict[str, str], database_url: str, me
 def test_invalid_settings(env: dict[str, str]) -> None:
     result = run({**env, "GATEWAY_PORT": "eighty"}, "migrate")
     assert_clean_failure(result)
-    assert "invalid configuration" in result.stderr and "port" in result.stderr
+    # One line naming the variable (tests/test_lifecycle.py: one line per problem).
+    assert result.stderr.startswith("error: GATEWAY_PORT: Input should be a valid integer")
 
 
 def test_base_url_with_credentials_is_refused_at_start(env: dict[str, str]) -> None:
@@ -269,8 +271,10 @@ def test_serve_prints_a_bootstrap_key_once(env: dict[str, str]) -> None:
             "limits": {"header_timeout": 10.0, "body_timeout": 60.0, "max_connections": 2048},
         },
         "log_level": "info",
+        "log_config": dict_config("info", "json"),  # every line JSON: logging_pipeline/logformat.py
         "access_log": False,
         "lifespan": "on",
+        "timeout_graceful_shutdown": 30,  # GATEWAY_SHUTDOWN_GRACE_SECONDS
     }
 
     second = serve(env, "--port", "9002")

@@ -25,6 +25,7 @@ from gateway.cli import check_workers
 from gateway.doctor import setting_variables
 from gateway.settings import Settings
 from gateway.store import generate_key
+from logging_pipeline.remote import STOP_MARGIN_SECONDS
 from tests.deployfiles import (
     COMPOSE_FILE,
     COMPOSE_SCHEMA,
@@ -205,6 +206,33 @@ def test_gateway_environment_is_exactly_what_the_gateway_reads(compose: dict[str
         given = set(compose["services"][name]["environment"])
         assert given - reads == set(), f"{name}: the gateway ignores {sorted(given - reads)}"
         assert reads - given == set(), f"{name}: not passed on: {sorted(reads - given)}"
+
+
+def test_the_stop_grace_period_covers_the_gateway_shutdown(
+    compose: dict[str, Any], env: dict[str, str]
+) -> None:
+    """``docker compose stop`` kills the gateway stop_grace_period after SIGTERM: enough for
+    the in-flight streams, the log writer's drain and its stores' closing."""
+    gateway = compose["services"]["gateway"]
+    period = re.fullmatch(r"(\d+)s", gateway["stop_grace_period"])
+    assert period is not None, gateway["stop_grace_period"]
+
+    def needed(project: dict[str, str]) -> int:
+        given = {
+            name.removeprefix("GATEWAY_").lower(): value
+            for name, value in service_environment(gateway, project).items()
+            if name.startswith("GATEWAY_SHUTDOWN_")
+        }
+        settings = Settings(_env_file=None, **given)  # type: ignore[call-arg]
+        return (
+            settings.shutdown_grace_seconds
+            + settings.shutdown_log_drain_seconds
+            + STOP_MARGIN_SECONDS
+        )
+
+    assert int(period.group(1)) >= needed(env)
+    # The settings passed through from .env count (so a raised grace fails this check).
+    assert int(period.group(1)) < needed({**env, "GATEWAY_SHUTDOWN_GRACE_SECONDS": "120"})
 
 
 def test_env_example_names_every_variable(compose: dict[str, Any]) -> None:

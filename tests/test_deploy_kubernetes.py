@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from gateway.doctor import setting_variables
+from gateway.settings import Settings
+from logging_pipeline.remote import STOP_MARGIN_SECONDS
 from tests.deployfiles import KUBERNETES_DIR
 
 KUBERNETES_VERSION = "1.31.0"
@@ -154,3 +156,21 @@ def test_pods_run_unprivileged_and_pinned() -> None:
     # Time to drain on SIGTERM: longer than the pre-stop pause.
     assert pod["terminationGracePeriodSeconds"] >= 30
     assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_the_termination_grace_covers_the_gateway_shutdown() -> None:
+    """Kubernetes kills the pod terminationGracePeriodSeconds after it starts stopping it
+    (preStop included): by then the gateway must have let its streams finish
+    (GATEWAY_SHUTDOWN_GRACE_SECONDS), drained its log writer
+    (GATEWAY_SHUTDOWN_LOG_DRAIN_SECONDS) and let the writer close its stores."""
+    pod = _objects()["Deployment"]["spec"]["template"]["spec"]
+    config = _objects()["ConfigMap"]["data"]
+    defaults = Settings.model_fields
+    grace = int(config.get("GATEWAY_SHUTDOWN_GRACE_SECONDS",
+                           defaults["shutdown_grace_seconds"].default))  # fmt: skip
+    drain = int(config.get("GATEWAY_SHUTDOWN_LOG_DRAIN_SECONDS",
+                           defaults["shutdown_log_drain_seconds"].default))  # fmt: skip
+    pre_stop = _container()["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    needed = int(pre_stop[1]) + grace + drain + STOP_MARGIN_SECONDS
+    assert pod["terminationGracePeriodSeconds"] >= needed

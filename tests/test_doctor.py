@@ -184,3 +184,22 @@ async def test_the_embedded_transport_names_the_ways_out_when_chdb_is_missing(
         await transport.close()
     assert str(caught.value) == EMBEDDED_MISSING
 
+
+
+def test_configuration_problems_are_listed_and_fail_the_command(
+    environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What `gateway serve` would refuse (here: traces on without an endpoint, a header
+    secret set) is listed, one line each, secrets masked; the stores are still asked."""
+    environ.setenv("GATEWAY_TRACES_ENABLED", "true")
+    environ.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=otel-secret-222")
+    code, output = _doctor(capsys)
+    assert code == 1
+    problems = output.split("Configuration problems ('gateway serve' refuses to start):\n")[1]
+    first = problems.splitlines()[0]
+    assert first.startswith("  FAIL  GATEWAY_TRACES_ENABLED=true needs an OTLP endpoint")
+    assert "All 3 stores answer." in output and "1 configuration problem(s)" in output
+    assert "otel-secret-222" not in output
+    environ.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    code, output = _doctor(capsys)
+    assert code == 0 and "Configuration problems" not in output, output

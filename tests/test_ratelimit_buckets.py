@@ -19,7 +19,13 @@ from ratelimit import (
     RedisScripts,
 )
 from ratelimit._buckets import retry_after
-from tests.redis_server import delete_prefix, free_port, new_prefix, shared_redis_url
+from tests.redis_server import (
+    RedisProcess,
+    delete_prefix,
+    free_port,
+    new_prefix,
+    shared_redis_url,
+)
 
 YEAR_US = 31_536_000 * 1_000_000
 
@@ -222,3 +228,54 @@ async def test_counters_over_a_shared_pool() -> None:
         await store.close()
         await pool.client.aclose()
         delete_prefix(url, prefix)
+
+
+async def test_scripts_reload_after_the_server_forgets_them(tmp_path: Any) -> None:
+    """A restarted server has an empty script cache: ``EVALSHA`` answers NOSCRIPT, the script
+    is sent whole, and the open connection, broken by the restart, is replaced at once."""
+    server = RedisProcess(tmp_path).start()
+    scripts = RedisScripts(server.url)
+    try:
+        store = RedisBuckets(scripts)
+        assert (await store.take("k", 2, YEAR_US, 1)).admitted
+        assert (await store.take("k", 2, YEAR_US, 1)).admitted
+        assert not (await store.take("k", 2, YEAR_US, 1)).admitted
+        server.stop()
+        server.start()  # same port, no data, no scripts
+        assert (await store.take("k", 2, YEAR_US, 1)).admitted  # no BackendUnavailable
+        client = aioredis.Redis.from_url(server.url)
+        try:
+            await client.script_flush()
+        finally:
+            await client.aclose()
+        assert (await store.take("k", 2, YEAR_US, 1)).admitted
+        assert not (await store.take("k", 2, YEAR_US, 1)).admitted
+    finally:
+        await scripts.close()
+        server.stop()
+
+
+async def test_a_server_that_does_not_answer_is_reported_in_time() -> None:
+    """A peer that accepts the connection and never answers: unavailable within the command
+    timeout, not a hang; the next call works once a real server answers again."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    scripts = RedisScripts(f"redis://127.0.0.1:{port}/0")
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(BackendUnavailable, match="in time"):
+            await RedisBuckets(scripts).take("k", 1, YEAR_US, 1)
+        assert loop.time() - started < 5  # the 0.5 s command budget, with room for a slow CI
+        assert accepted
+    finally:
+        await scripts.close()
+        server.close()
+        for writer in accepted:
+            writer.close()
+        await server.wait_closed()

@@ -219,14 +219,22 @@ class TestRoutingFacts:
         table = {
             "models": [{
                 "id": "gemini-2.5-pro", "author": "google",
-                "offerings": [{"provider": "vertex", "model_id": "gemini-2.5-pro"}],
+                "offerings": [
+                    {"provider": "cloudflare", "model_id": "gemini-2.5-pro",
+                     "prices": {"input": "1.25", "output": 10}, "source": "https://example.com",
+                     "notes": "a host-only provider priced by the table"},
+                    {"provider": "vertex", "model_id": "gemini-2.5-pro"},
+                ],
             }]
         }  # fmt: skip
         registry = Registry.from_data(table, library=library)
-        assert registry.offerings("gemini-2.5-pro") == ()
+        assert [o.provider for o in registry.offerings("gemini-2.5-pro")] == ["vertex"]
+        hosted = registry.offering("gemini-2.5-pro", "cloudflare")
+        assert hosted is not None and hosted.price is not None
+        assert (hosted.routed, hosted.endpoints) == (False, frozenset())
         vertex = registry.offering("gemini-2.5-pro", "vertex")
-        assert vertex is not None and vertex.price is not None
-        assert (vertex.routed, vertex.endpoints) == (False, frozenset())
+        assert vertex is not None and vertex.price is not None and vertex.routed
+        assert vertex.endpoints == {"/chat/completions", "/responses"}
 
     def test_gemini_models_route_to_ai_studio_and_its_maker_price_is_googles(
         self, registry: Registry
@@ -235,8 +243,9 @@ class TestRoutingFacts:
         assert studio is not None and studio.routed and studio.price is not None
         assert studio.endpoints == {"/chat/completions", "/responses"}
         offered = {o.provider: o for o in registry.offerings("gemini-2.5-flash")}
-        assert set(offered) == {"google-ai-studio", "openrouter"}
+        assert set(offered) == {"google-ai-studio", "openrouter", "vertex"}
         assert offered["openrouter"].provider_model_id == "google/gemini-2.5-flash"
+        assert offered["vertex"].per_million == offered["google-ai-studio"].per_million
         # The author `google` names the AI Studio price list: a reseller's maker price.
         resold = registry.lookup("deepinfra", "google/gemini-2.5-pro")
         assert resold is not None and resold.provider == "google-ai-studio"
@@ -499,7 +508,8 @@ class TestListings:
         opus = next(m for m in data.models if m.id == "claude-opus-4.1")
         assert (opus.author, opus.contextLength, opus.maxOutput) == ("anthropic", 200000, 32000)
         assert opus.trainingDate == "2025-08-05"
-        assert [e.provider for e in opus.endpoints] == ["anthropic", "bedrock"]  # same price
+        # same price
+        assert [e.provider for e in opus.endpoints] == ["anthropic", "bedrock", "vertex"]
         endpoint = opus.endpoints[0]
         assert (endpoint.provider, endpoint.supportsPtb) == ("anthropic", True)
         pricing = endpoint.pricing

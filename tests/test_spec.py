@@ -94,15 +94,25 @@ def test_env_names_follow_the_convention(spec: ProviderSpec) -> None:
 def test_only_formats_with_an_adapter_can_be_routed() -> None:
     assert {(spec.wire, spec.auth) for spec in ROUTED} == {
         ("openai", "bearer"), ("openai", "api-key"), ("anthropic", "x-api-key"),
-        ("gemini", "x-goog-api-key"), ("bedrock", "sigv4"),
+        ("gemini", "x-goog-api-key"), ("bedrock", "sigv4"), ("vertex", "oauth"),
     }
+    anthropic = PROVIDERS.get("anthropic")
+    assert anthropic is not None
+    oauth_anthropic = dataclasses.replace(anthropic, auth="oauth")
+    with pytest.raises(ValueError, match="no adapter for anthropic with oauth auth"):
+        ProviderTable((oauth_anthropic,))
+
+
+def test_vertex_answers_in_its_publishers_formats() -> None:
     vertex = PROVIDERS.get("vertex")
-    assert vertex is not None and not vertex.routed
-    routed_vertex = dataclasses.replace(
-        vertex, base_url="https://aiplatform.googleapis.com", env_prefix="VERTEX"
-    )
-    with pytest.raises(ValueError, match="no adapter for gemini with oauth auth"):
-        ProviderTable((routed_vertex,))
+    assert vertex is not None and vertex.routed and vertex.wire == "vertex"
+    assert vertex.translated == {"/chat/completions", "/responses"}
+    claude = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-x:rawPredict"
+    gemini = "/v1/projects/p/locations/global/publishers/google/models/g:generateContent"
+    assert PROVIDERS.wire_for("us-east5-aiplatform.googleapis.com", "", claude) == "anthropic"
+    assert PROVIDERS.wire_for("aiplatform.googleapis.com", "", gemini) == "gemini"
+    assert PROVIDERS.wire_for("proxy.example", "vertex", claude) == "anthropic"
+    assert PROVIDERS.wire_for("evil.example-aiplatform.googleapis.com.x", "") == "openai"
 
 
 def test_what_each_provider_serves_natively_and_by_translation() -> None:

@@ -3,14 +3,15 @@
 A cell is one provider (``mistral``, standing for every OpenAI-compatible chat-only provider:
 its chat is relayed as it is, its Responses translated to chat and back; ``anthropic``: both
 translated to Messages and back; ``gemini``: both translated to Google AI Studio's
-``generateContent`` and back), one client API (chat, responses), one mode (stream,
-non-stream) and one scenario of :data:`SCENARIOS` (text, one tool call, parallel tool calls,
-text then tool call, a tool-result follow-up, image input, thinking, and the stop reasons
-length, content_filter and stop sequence; for Gemini also JSON schema output and a blocked
-prompt), or one error case of :data:`ERRORS` (401, 429 with ``retry-after`` where the provider
-sends one, overloaded, context too long) or an error in the middle of a stream. Gemini's image
-cells give an http URL the gateway must fetch (Gemini cannot reference it) from the emulator,
-through the guarded fetcher's test seam.
+``generateContent`` and back; ``vertex-gemini`` and ``vertex-claude``: the same translations
+on Vertex AI's paths, for a representative subset of the scenarios), one client API (chat,
+responses), one mode (stream, non-stream) and one scenario of :data:`SCENARIOS` (text, one
+tool call, parallel tool calls, text then tool call, a tool-result follow-up, image input,
+thinking, and the stop reasons length, content_filter and stop sequence; for Gemini also JSON
+schema output and a blocked prompt), or one error case of :data:`ERRORS` (401, 429 with
+``retry-after`` where the provider sends one, overloaded, context too long) or an error in the
+middle of a stream. Gemini's and Vertex's image cells give an http URL the gateway must fetch
+(they cannot reference it) from the emulator, through the guarded fetcher's test seam.
 
 Each cell's client-visible result (status, content type, the SDK's objects; for streams the
 stream helper's final object and the raw chunks or the event sequence) and every request
@@ -57,6 +58,7 @@ from tests.emulator import Fault, OpenAIEmulator
 from tests.emulator.anthropic_errors import prompt_too_long
 from tests.emulator.errors import context_length_exceeded
 from tests.emulator.gemini_errors import too_many_tokens
+from tests.emulator.vertex import TOKEN_PATH
 from tests.harness import GatewayServer, create_key, make_settings
 from tests.test_logging import record
 
@@ -67,10 +69,22 @@ MODELS = {
     "mistral": "mistral-small-latest/mistral",
     "anthropic": "claude-sonnet-4-5/anthropic",
     "gemini": "gemini-2.5-flash/google-ai-studio",
+    "vertex-gemini": "gemini-2.5-flash/vertex",
+    "vertex-claude": "claude-sonnet-4/vertex",
 }
 """``mistral`` stands for every OpenAI-compatible provider without a Responses endpoint;
-``gemini`` is Google AI Studio (the Gemini API, translated both ways)."""
-PROVIDERS = tuple(MODELS)
+``gemini`` is Google AI Studio (the Gemini API, translated both ways); ``vertex-gemini`` and
+``vertex-claude`` are Vertex AI's two publishers (the same translations on Vertex's paths,
+with an OAuth token minted from a service-account key)."""
+PROVIDERS = ("mistral", "anthropic", "gemini")
+"""The columns of every scenario and error."""
+VERTEX = ("vertex-gemini", "vertex-claude")
+VERTEX_SCENARIOS = frozenset(
+    {"text", "tool_call", "image_input", "stop_length", "stop_content_filter"}
+)
+"""Vertex's columns: a representative subset (text, a tool call, image input and the finish
+reasons), since its translations are the Gemini and Anthropic columns' own."""
+VERTEX_PROJECT, VERTEX_LOCATION = "matrix-project", "us-east5"
 APIS = ("chat", "responses")
 MODES = ("non-stream", "stream")
 UPSTREAM_HEADERS = ("anthropic-beta", "anthropic-version", "authorization", "content-type",
@@ -105,6 +119,7 @@ RESPONSES_TOOLS: list[Any] = [
 
 # --- normalisation and golden files -----------------------------------------------------------
 
+_TOKEN = re.compile(r"ya29\.emu-\d+")
 _SERIAL = re.compile(r"(chatcmpl-emu-|msg_emu_|req_emu_|resp_emu_|toolu_emu|gemini_emu_)(\d+)")
 _RANDOM = re.compile(r"[0-9a-f]{48}")
 _TIMESTAMPS = frozenset({"created", "created_at", "completed_at"})
@@ -177,12 +192,18 @@ def gateway(
 ) -> Iterator[tuple[GatewayServer, str]]:
     settings = make_settings(
         tmp_path_factory.mktemp("gw"),
-        provider_api_keys={"anthropic": KEY, "mistral": KEY, "google-ai-studio": KEY},
+        provider_api_keys={
+            "anthropic": KEY, "mistral": KEY, "google-ai-studio": KEY,
+            "vertex": upstream.vertex.new_service_account(upstream.origin),
+        },
         provider_base_urls={
             "anthropic": upstream.anthropic_base_url,
             "mistral": upstream.base_url,
             "google-ai-studio": upstream.gemini_base_url,
+            "vertex": upstream.origin,
         },
+        vertex_project=VERTEX_PROJECT,
+        vertex_location=VERTEX_LOCATION,
         logging_enabled=True,
         log_flush_ms=20,
     )
@@ -218,15 +239,18 @@ def _clean(upstream: OpenAIEmulator) -> Iterator[None]:
 def sent_upstream(
     upstream: OpenAIEmulator, gateway: tuple[GatewayServer, str]
 ) -> list[dict[str, Any]]:
-    """Every request the gateway sent upstream in this cell: path, headers kept, body."""
+    """Every request the gateway sent upstream in this cell: path, headers kept, body (Vertex
+    tokens minted on the way are not the cell's, and their serial is a placeholder)."""
     _, gateway_key = gateway
     out = []
     for request in upstream.requests:
+        if request.path == TOKEN_PATH:
+            continue
         for name, value in request.headers.items():
             assert not name.startswith("helicone-"), name
             assert gateway_key not in value, f"the gateway key went upstream in {name}"
-        headers = {name: request.headers[name] for name in UPSTREAM_HEADERS
-                   if name in request.headers}
+        headers = {name: _TOKEN.sub("ya29.emu-<n>", request.headers[name])
+                   for name in UPSTREAM_HEADERS if name in request.headers}
         body = request.json if request.body else None  # the image fetch is a bodiless GET
         out.append({"path": request.path, "headers": headers, "body": body})
     return out
@@ -468,11 +492,16 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def _columns(scenario: str) -> tuple[str, ...]:
+    """The providers that play ``scenario``."""
+    return SCENARIOS[scenario].only + (VERTEX if scenario in VERTEX_SCENARIOS else ())
+
+
 def _cells() -> list[Any]:
     return [
         pytest.param(scenario, provider, api, mode, id=f"{scenario}-{provider}-{api}-{mode}")
-        for scenario, spec in SCENARIOS.items()
-        for provider in spec.only
+        for scenario in SCENARIOS
+        for provider in _columns(scenario)
         for api in APIS
         for mode in MODES
     ]
@@ -490,7 +519,7 @@ def test_matrix_cell(
 ) -> None:
     model, stream, spec = MODELS[provider], mode == "stream", SCENARIOS[scenario]
     image = IMAGE_URL
-    if provider == "gemini":
+    if provider in ("gemini", *VERTEX):  # formats whose image URLs the gateway fetches
         image = f"http://images.test:{upstream.port}/images/pixel.png"
     kwargs = getattr(spec, api)(client, model, image)
     call = chat_call if api == "chat" else responses_call
@@ -656,8 +685,10 @@ def test_a_translated_responses_stream_is_logged_with_the_usage_the_client_saw(
 def test_golden_files_hold_exactly_the_matrix() -> None:
     """No stale cell or file survives a change of the matrix."""
     expected: dict[str, set[str]] = {}
-    for scenario, spec in SCENARIOS.items():
-        expected[scenario] = {f"{p}/{a}/{m}" for p in spec.only for a in APIS for m in MODES}
+    for scenario in SCENARIOS:
+        expected[scenario] = {
+            f"{p}/{a}/{m}" for p in _columns(scenario) for a in APIS for m in MODES
+        }
     for kind in ERRORS:
         expected[f"error_{kind}"] = {f"{p}/{a}/{m}" for p in PROVIDERS for a in APIS for m in MODES}
     expected["error_mid_stream"] = {f"{p}/{a}/stream" for p in PROVIDERS for a in APIS}

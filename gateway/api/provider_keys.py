@@ -61,6 +61,7 @@ from gateway.store import (
 )
 from gateway.targets import TargetPolicy
 from providers.spec import PROVIDERS
+from providers.vertex import is_location, is_project
 
 logger = logging.getLogger("gateway.api.provider_keys")
 
@@ -196,6 +197,12 @@ def _deployment(
     if provider == "vertex" and not (deployment.project and deployment.location):
         attr = "vertex_project" if not deployment.project else "vertex_location"
         raise invalid(attr, "Vertex project and location are required for Vertex AI.")
+    if provider == "vertex" and not is_project(deployment.project or ""):
+        raise invalid("vertex_project", "Vertex project must be a Google Cloud project id.")
+    if provider == "vertex" and not is_location(deployment.location or ""):
+        raise invalid(
+            "vertex_location", "Vertex location must be 'global' or a region such as us-east5."
+        )
     if deployment.base_url and not base_url_allowed(deployment.base_url, targets):
         raise invalid(
             "base_url",

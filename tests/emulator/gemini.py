@@ -117,7 +117,12 @@ async def handle(exchange: Exchange) -> web.StreamResponse:
     match = _PATH.fullmatch(request.path)
     if request.method != "POST" or match is None:
         return error_response(404, f"Unknown path {request.path}.")
-    model, method = match["model"], match["method"]
+    return await answer(exchange, match["model"], match["method"])
+
+
+async def answer(exchange: Exchange, model: str, method: str) -> web.StreamResponse:
+    """One call of ``model``'s ``method`` (also Vertex AI's, on its own paths)."""
+    request = exchange.request
     try:
         if method in ("embedContent", "batchEmbedContents"):
             return _embed(exchange, model, method == "batchEmbedContents")

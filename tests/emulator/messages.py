@@ -162,9 +162,14 @@ def _json(data: Any, serial: int) -> web.Response:
 async def handle(exchange: Exchange) -> web.StreamResponse:
     headers: Mapping[str, str] = exchange.request.headers
     body = exchange.anthropic.validator.validate(exchange.body, beta="anthropic-beta" in headers)
+    return await answer(exchange, body, str(body["model"]))
+
+
+async def answer(exchange: Exchange, body: dict[str, Any], model: str) -> web.StreamResponse:
+    """The answer to a validated Messages ``body`` (also Claude's on Vertex AI), naming
+    ``model``."""
     p = plan(body, exchange.serial, exchange.anthropic.cache)
     message_id = f"msg_emu_{exchange.serial}"
-    model = str(body["model"])
     if body.get("stream") is not True:
         return _json(message(p, message_id, model), exchange.serial)
     frames = [frame(orjson.dumps(e), str(e["type"])) for e in events(p, message_id, model)]

@@ -1,7 +1,9 @@
 """``OpenAIEmulator``: the upstream stand-in, on a real socket in its own thread and loop.
 
 One instance speaks OpenAI (``/v1/chat/completions``, ``/v1/responses``...), Anthropic
-(``/v1/messages``) and the Gemini API (``/v1beta/models/{model}:generateContent``...): point
+(``/v1/messages``), the Gemini API (``/v1beta/models/{model}:generateContent``...), Bedrock
+(``/model/{modelId}/...``) and Vertex AI (``/v1/projects/.../publishers/{google,anthropic}/
+models/...`` and Google's token endpoint, :mod:`.vertex`; ``VERTEX_BASE_URL`` is ``origin``): point
 ``OPENAI_BASE_URL`` at ``base_url``, ``ANTHROPIC_BASE_URL`` at ``anthropic_base_url`` and
 ``GEMINI_BASE_URL`` at ``gemini_base_url``. A request is Anthropic's when its path is under
 ``/v1/messages`` or it carries ``anthropic-version``; it is then keyed by ``x-api-key`` (or
@@ -41,6 +43,7 @@ from . import (
     messages,
     models,
     responses,
+    vertex,
 )
 from .anthropic_errors import AnthropicError
 from .bedrock_validation import BedrockError, BedrockValidator, verify_signature
@@ -107,6 +110,8 @@ class OpenAIEmulator:
         """A Bedrock API key accepted as ``Authorization: Bearer`` instead of a signature."""
         self._bedrock = BedrockValidator()
         self._bedrock_cache = PromptCache()
+        self.vertex = vertex.VertexState()
+        """Vertex AI's service accounts and tokens (:mod:`.vertex`)."""
         self._anthropic_routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/messages"): messages.handle,
             ("GET", "/v1/models"): models.list_anthropic_models,
@@ -241,6 +246,8 @@ class OpenAIEmulator:
         serial = next(self._serials)
         if request.path.startswith("/model/"):
             return await self._dispatch_bedrock(request, body, serial)
+        if vertex.is_vertex(request.path):
+            return await self._dispatch_vertex(request, body, serial)
         if request.method == "GET" and request.path == PIXEL_PATH:
             # A public image for the fetcher of translations that inline image URLs.
             self._record(request, body)
@@ -388,6 +395,49 @@ class OpenAIEmulator:
             return bedrock.error_response(
                 500, "InternalServerException", f"emulator error: {exc!r}", serial
             )
+
+    async def _dispatch_vertex(
+        self, request: web.Request, body: bytes, serial: int
+    ) -> web.StreamResponse:
+        """Vertex AI (:mod:`.vertex`): the token endpoint, or a model call — faults, the
+        access token, then the publisher's endpoint, errors in the publisher's shape."""
+        self._record(request, body)
+        if request.path == vertex.TOKEN_PATH:
+            return vertex.token(request, body, self.vertex)
+        target = vertex.split(request.path)
+        assert target is not None  # is_vertex() said so
+        publisher = target[0]
+        fault = self._faults.take(request.path)
+        if fault is not None:
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            if fault.status is not None:
+                return vertex.fault_answer(
+                    publisher, fault.status, fault.message, fault.error_type, serial
+                )
+        rejected = vertex.refused(request, self.vertex)
+        if rejected is not None:
+            return rejected
+        exchange = Exchange(
+            request=request,
+            body=body,
+            fault=fault,
+            validator=self._validator,
+            anthropic=self._anthropic,
+            serial=serial,
+            on_disconnect=self._count_disconnect,
+        )
+        try:
+            return await vertex.handle(exchange, *target)
+        except AnthropicError as exc:
+            return anthropic_errors.error_response(exc.status, serial, exc.error_type, exc.message)
+        except Exception as exc:
+            logger.exception("emulator failed on %s %s", request.method, request.path)
+            if publisher == "anthropic":
+                return anthropic_errors.error_response(
+                    500, serial, message=f"emulator error: {exc!r}"
+                )
+            return gemini_errors.error_response(500, f"emulator error: {exc!r}")
 
     @staticmethod
     def _fault_answer(fault: Fault, status: int, serial: int, anthropic: bool) -> web.Response:

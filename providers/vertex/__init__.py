@@ -1,0 +1,34 @@
+"""Vertex AI as a routed provider: Google's Gemini models and Anthropic's Claude on Google
+Cloud, through the Gemini and Anthropic translations (pure, no network, no gateway imports).
+
+* :class:`VertexAdapter` — the adapter protocol on Vertex's resource paths;
+* :func:`chat_to_vertex_claude` — OpenAI chat request → Claude's ``rawPredict`` body;
+* :mod:`.paths` — locations, hosts, resource paths, the answer format of a Vertex path.
+
+Access tokens (minted from a service-account key, cached) are the gateway's business:
+:mod:`gateway.vertex_auth`.
+"""
+
+from providers.vertex.adapter import VERTEX_ANTHROPIC_VERSION, VertexAdapter, chat_to_vertex_claude
+from providers.vertex.paths import (
+    DEFAULT_LOCATION,
+    answer_wire,
+    endpoint_url,
+    is_location,
+    is_project,
+    location_in_path,
+    location_path,
+)
+
+__all__ = [
+    "DEFAULT_LOCATION",
+    "VERTEX_ANTHROPIC_VERSION",
+    "VertexAdapter",
+    "answer_wire",
+    "chat_to_vertex_claude",
+    "endpoint_url",
+    "is_location",
+    "is_project",
+    "location_in_path",
+    "location_path",
+]

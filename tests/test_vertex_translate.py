@@ -1,0 +1,134 @@
+"""Vertex AI without a network: the adapter's paths and bodies, errors by publisher, locations
+and hosts, and the URL a routed attempt is sent to (``Exchange.prepare`` on Vertex's own
+hosts, which the end-to-end tests replace with the emulator)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.errors import GatewayError
+from gateway.routing import Exchange
+from gateway.vertex_auth import VertexTokens
+from providers.adapter import TranslationError
+from providers.plan import Attempt
+from providers.routing import ProviderDirectory
+from providers.spec import PROVIDERS
+from providers.vertex import (
+    VertexAdapter,
+    answer_wire,
+    endpoint_url,
+    is_location,
+    is_project,
+    location_in_path,
+)
+from tests.harness import make_settings
+
+CHAT: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_hosts_and_names() -> None:
+    assert endpoint_url("global") == "https://aiplatform.googleapis.com"
+    assert endpoint_url("us-east5") == "https://us-east5-aiplatform.googleapis.com"
+    assert all(is_location(x) for x in ("global", "us-central1", "europe-west4"))
+    assert not any(is_location(x) for x in ("", "evil.com/", "us", "us-east5.x", "GLOBAL"))
+    assert all(is_project(x) for x in ("my-project", "123456789", "example.com:proj"))
+    assert not any(is_project(x) for x in ("", "a/b", "a..b", "x?y", "Proj"))
+    claude = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/c@1:rawPredict"
+    assert (answer_wire(claude), location_in_path(claude)) == ("anthropic", "us-east5")
+    assert answer_wire("/v1/projects/p/locations/global/publishers/google/models/g:x") == "gemini"
+    assert location_in_path("/v1/models/g:generateContent") is None
+
+
+def test_claude_body_path_and_headers() -> None:
+    adapter = VertexAdapter()
+    call = adapter.build_request(
+        {**CHAT, "model": "claude-sonnet-4@20250514", "stream": True},
+        api_key=None, default_max_tokens=512,
+    )
+    assert adapter.wire == "anthropic"
+    assert call.path == "/publishers/anthropic/models/claude-sonnet-4@20250514:streamRawPredict"
+    assert call.headers == {"content-type": "application/json"}
+    assert call.body["anthropic_version"] == "vertex-2023-10-16"
+    assert "model" not in call.body and call.body["stream"] is True
+    assert call.body["max_tokens"] == 512
+    with pytest.raises(TranslationError, match="service_tier"):
+        adapter.build_request({**CHAT, "model": "claude-x", "service_tier": "default"},
+                              api_key=None, default_max_tokens=1)
+
+
+def test_gemini_body_and_path() -> None:
+    adapter = VertexAdapter()
+    call = adapter.build_request({**CHAT, "model": "gemini-2.5-flash"}, api_key="unused",
+                                 default_max_tokens=1)
+    assert adapter.wire == "gemini"
+    assert call.path == "/publishers/google/models/gemini-2.5-flash:generateContent"
+    assert call.body == {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    assert "x-goog-api-key" not in call.headers
+    streamed = adapter.build_request({**CHAT, "model": "gemini-2.5-flash", "stream": True},
+                                     api_key=None, default_max_tokens=1)
+    assert streamed.path.endswith(":streamGenerateContent?alt=sse")
+    for bad in ("../x", "a/b", "", "m:x"):
+        with pytest.raises(TranslationError, match="Invalid Vertex AI model id"):
+            adapter.build_request({**CHAT, "model": bad}, api_key=None, default_max_tokens=1)
+
+
+def test_errors_in_the_publishers_shape_and_vertexs_own() -> None:
+    google = orjson.dumps(
+        {"error": {"code": 403, "message": "denied", "status": "PERMISSION_DENIED"}}
+    )
+    anthropic = orjson.dumps({"type": "error", "error": {"type": "overloaded_error",
+                                                         "message": "Overloaded"}})
+    claude = VertexAdapter()
+    claude.build_request({**CHAT, "model": "claude-x"}, api_key=None, default_max_tokens=1)
+    assert claude.error(403, google)["error"]["code"] == "PERMISSION_DENIED"
+    assert claude.error(529, anthropic)["error"]["type"] == "overloaded_error"
+    gemini = VertexAdapter()
+    assert gemini.error(502, b"<html>bad gateway</html>")["error"]["message"].startswith(
+        "Google returned HTTP 502"
+    )
+
+
+def _exchange(tmp_path: Path, **settings: Any) -> Exchange:
+    values = make_settings(tmp_path, **settings)
+    runtime = SimpleNamespace(
+        settings=values,
+        providers=ProviderDirectory(values.provider_api_keys, values.provider_base_urls),
+        vertex=VertexTokens(),
+        fetcher=None,
+        max_output_tokens=lambda provider, model: 1024,
+    )
+    ctx = SimpleNamespace(strip_usage=False)
+    return Exchange(runtime, ctx, "/chat/completions", dict(CHAT), b"", {})  # type: ignore[arg-type]
+
+
+def _attempt(model: str) -> Attempt:
+    return Attempt("vertex", model, "credits", None, None, 0, f"{model}/vertex", model)
+
+
+@pytest.mark.parametrize(
+    ("location", "host"),
+    [("global", "https://aiplatform.googleapis.com"),
+     ("europe-west4", "https://europe-west4-aiplatform.googleapis.com")],
+)
+def test_an_attempt_goes_to_its_locations_host(tmp_path: Path, location: str, host: str) -> None:
+    exchange = _exchange(tmp_path, vertex_project="my-project", vertex_location=location)
+    call = asyncio.run(exchange.prepare(_attempt("claude-sonnet-4@20250514"), "ya29.token"))
+    path = (f"/v1/projects/my-project/locations/{location}/publishers/anthropic/models/"
+            "claude-sonnet-4@20250514:rawPredict")
+    assert str(call.url) == host + path
+    assert call.recorded_url == host + path
+    assert call.headers["authorization"] == "Bearer ya29.token" and call.wire == "anthropic"
+    assert PROVIDERS.wire_for(call.url.raw_host or "", "", call.url.path) == "anthropic"
+
+
+def test_without_a_project_the_attempt_is_a_400_naming_the_settings(tmp_path: Path) -> None:
+    exchange = _exchange(tmp_path)
+    with pytest.raises(GatewayError) as caught:
+        asyncio.run(exchange.prepare(_attempt("gemini-2.5-flash"), "ya29.token"))
+    assert caught.value.status == 400 and "GATEWAY_VERTEX_PROJECT" in caught.value.message

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,19 +30,30 @@ class GatewayProcess:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile("w+")
         self.process = subprocess.Popen(
             [GATEWAY, "serve", "--port", str(self.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            # A file, not a pipe: nobody reads a pipe until the end, and one request line
+            # per request would fill it and block the gateway on its next write.
+            env=env, stdout=subprocess.DEVNULL, stderr=self.log, text=True,
         )
         deadline = time.monotonic() + 60
         while not _healthy(self.url + "/healthz"):
-            assert self.process.poll() is None, self.process.communicate()
+            assert self.process.poll() is None, self.output()
             assert time.monotonic() < deadline, "gateway did not become healthy"
             time.sleep(0.1)
 
     def stop(self) -> str:
         self.process.terminate()
-        return self.process.communicate(timeout=60)[1]
+        self.process.wait(timeout=60)
+        output = self.output()
+        self.log.close()
+        return output
+
+    def output(self) -> str:
+        """What the gateway wrote to stderr so far."""
+        self.log.seek(0)
+        return self.log.read()
 
 
 @pytest.fixture

@@ -33,11 +33,24 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from providers.adapter import TranslationError
 from providers.anthropic.content import DataURL
-from providers.anthropic.request import EFFORT_BUDGETS, MIN_THINKING_BUDGET
+from providers.anthropic.request import thinking_budget
+from providers.chat_params import (
+    boolean,
+    chosen_function,
+    function_tool,
+    integer,
+    is_none,
+    max_output_tokens,
+    neutral,
+    reject_inexpressible,
+    response_format,
+    unknown_tool_choice,
+)
 
 JSONObject = dict[str, Any]
 
@@ -60,24 +73,25 @@ _DOCUMENT_NAME = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
 """Characters a Converse document name may not hold (alphanumerics, whitespace, hyphens,
 parentheses and brackets only)."""
 
-_NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "n": (1,),
-    "presence_penalty": (0, 0.0),
-    "frequency_penalty": (0, 0.0),
-    "logprobs": (False,),
-    "top_logprobs": (0,),
-    "logit_bias": ({},),
-    "store": (False,),
-    "modalities": (["text"],),
-    "parallel_tool_calls": (True,),
-    "service_tier": ("auto",),
-}
-"""Fields with no Converse counterpart: accepted when absent, null or OpenAI's default."""
-
-_NULL_ONLY = frozenset(
-    {"seed", "audio", "prediction", "functions", "function_call", "web_search_options",
-     "verbosity", "context_editing"}
-)  # fmt: skip
+_NEUTRAL_ONLY: dict[str, Callable[[Any], bool]] = {
+    "n": neutral(1),
+    "presence_penalty": neutral(0, 0.0),
+    "frequency_penalty": neutral(0, 0.0),
+    "logprobs": neutral(False),
+    "top_logprobs": neutral(0),
+    "logit_bias": neutral({}),
+    "store": neutral(False),
+    "modalities": neutral(["text"]),
+    "parallel_tool_calls": neutral(True),
+    "service_tier": neutral("auto"),
+    **dict.fromkeys(
+        ("seed", "audio", "prediction", "functions", "function_call", "web_search_options",
+         "verbosity", "context_editing"),
+        is_none,
+    ),
+}  # fmt: skip
+"""Fields with no Converse counterpart: accepted when absent, null or OpenAI's default (a
+null field of any name is accepted: see :func:`chat_to_converse`)."""
 _TRANSLATED = frozenset(
     {
         "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
@@ -86,33 +100,6 @@ _TRANSLATED = frozenset(
         "response_format", "metadata", "cache_control",
     }
 )  # fmt: skip
-
-
-def _shown(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _reject_inexpressible(payload: JSONObject) -> None:
-    for key, value in payload.items():
-        if key in _TRANSLATED or value is None:
-            continue
-        if key in _NULL_ONLY:
-            allowed: tuple[Any, ...] = ()
-        elif key in _NEUTRAL:
-            allowed = _NEUTRAL[key]
-        else:
-            raise TranslationError(
-                f"Unknown parameter `{key}`: {API} cannot express it.", param=key
-            )
-        if not any(type(value) is type(default) and value == default for default in allowed):
-            raise TranslationError(
-                f"`{key}` = {_shown(value)} cannot be expressed by {API}; remove it or use its "
-                "default.",
-                param=key,
-            )
 
 
 # --- content ------------------------------------------------------------------------------------
@@ -404,15 +391,6 @@ def conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
 # --- the rest of the request --------------------------------------------------------------------
 
 
-def _int(payload: JSONObject, key: str) -> int | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if type(value) is not int or value < 1:
-        raise TranslationError(f"`{key}` must be an integer ≥ 1.", param=key)
-    return value
-
-
 def _number(payload: JSONObject, key: str) -> float | int | None:
     value = payload.get(key)
     if value is None:
@@ -429,28 +407,12 @@ def _tools(tools: Any) -> list[JSONObject]:
     out: list[JSONObject] = []
     for index, tool in enumerate(tools):
         param = f"tools[{index}]"
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise TranslationError(
-                f"{API} can only take function tools; got a tool of type '{kind}'.",
-                param=f"{param}.type",
-            )
-        function = tool.get("function")
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise TranslationError(
-                "A function tool needs `function.name`.", param=f"{param}.function"
-            )
-        schema = function.get("parameters")
-        if schema is None:
-            schema = {"type": "object", "properties": {}}
-        elif not isinstance(schema, dict):
-            raise TranslationError(
-                "`function.parameters` must be a JSON schema object.",
-                param=f"{param}.function.parameters",
-            )
+        function, schema = function_tool(tool, param, only=f"{API} can only take function tools")
         spec: JSONObject = {"name": function["name"]}
         if isinstance(function.get("description"), str) and function["description"]:
             spec["description"] = function["description"]
+        if schema is None:
+            schema = {"type": "object", "properties": {}}
         spec["inputSchema"] = {"json": schema}
         if function.get("strict") is True:
             spec["strict"] = True
@@ -486,73 +448,29 @@ def _tool_config(payload: JSONObject, turns: list[JSONObject]) -> JSONObject | N
                 param="tool_choice",
             )
         return None
-    elif (
-        isinstance(choice, dict)
-        and choice.get("type") == "function"
-        and isinstance(choice.get("function"), dict)
-        and isinstance(choice["function"].get("name"), str)
-    ):
-        config["toolChoice"] = {"tool": {"name": choice["function"]["name"]}}
+    elif (name := chosen_function(choice)) is not None:
+        config["toolChoice"] = {"tool": {"name": name}}
     else:
-        raise TranslationError(
-            f"{API} cannot express tool_choice {_shown(choice)}; use auto, none, required or a "
-            "function.",
-            param="tool_choice",
-        )
+        raise unknown_tool_choice(choice, api=API)
     return config
 
 
-def _thinking_budget(payload: JSONObject) -> int | None:
-    effort, options = payload.get("reasoning_effort"), payload.get("reasoning_options")
-    if effort is not None and effort != "none" and effort not in EFFORT_BUDGETS:
-        raise TranslationError(
-            f"Unknown reasoning_effort {_shown(effort)}; use one of "
-            f"{', '.join(['none', *EFFORT_BUDGETS])}.",
-            param="reasoning_effort",
-        )
-    budget = EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
-    if options is None:
-        return budget
-    if not isinstance(options, dict) or set(options) - {"budget_tokens"}:
-        raise TranslationError(
-            "reasoning_options takes only `budget_tokens`.", param="reasoning_options"
-        )
-    given = options.get("budget_tokens")
-    if given is None:
-        return budget
-    if type(given) is not int or given < MIN_THINKING_BUDGET:
-        raise TranslationError(
-            f"Claude needs a thinking budget of at least {MIN_THINKING_BUDGET} tokens.",
-            param="reasoning_options.budget_tokens",
-        )
-    return given
-
-
-def _output_config(response_format: Any) -> JSONObject | None:
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
-    if response_format is None or kind == "text":
+def _output_config(value: Any) -> JSONObject | None:
+    kind, spec = response_format(value)
+    if kind is None:
         return None
     if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(spec, dict) or not isinstance(schema, dict):
-            raise TranslationError(
-                "response_format json_schema needs `json_schema.schema`.",
-                param="response_format.json_schema.schema",
-            )
-        definition: JSONObject = {"schema": json.dumps(schema, separators=(",", ":"))}
+        definition: JSONObject = {"schema": json.dumps(spec["schema"], separators=(",", ":"))}
         for key in ("name", "description"):
             if isinstance(spec.get(key), str) and spec[key]:
                 definition[key] = spec[key]
         structure = {"jsonSchema": definition}
         return {"textFormat": {"type": "json_schema", "structure": structure}}
-    if kind == "json_object":
-        raise TranslationError(
-            f"{API} cannot express response_format json_object (JSON without a schema); use "
-            "json_schema.",
-            param="response_format",
-        )
-    raise TranslationError(f"Unknown response_format type {_shown(kind)}.", param="response_format")
+    raise TranslationError(
+        f"{API} cannot express response_format json_object (JSON without a schema); use "
+        "json_schema.",
+        param="response_format",
+    )
 
 
 def _request_metadata(payload: JSONObject) -> dict[str, str]:
@@ -582,7 +500,9 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     """
     if not isinstance(payload, dict):
         raise TranslationError("The request body must be a JSON object.")
-    _reject_inexpressible(payload)
+    # Converse takes a null field of any name as absent.
+    present = {key: value for key, value in payload.items() if value is not None}
+    reject_inexpressible(present, translated=_TRANSLATED, neutral_only=_NEUTRAL_ONLY, api=API)
     system, messages = conversation(payload.get("messages"))
     if payload.get("cache_control") is not None and messages:
         messages[-1]["content"].append(_cache_point(payload["cache_control"], "cache_control"))
@@ -591,9 +511,9 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
         body["system"] = system
 
     inference: JSONObject = {}
-    max_tokens = _int(payload, "max_completion_tokens") or _int(payload, "max_tokens")
+    max_tokens = max_output_tokens(payload)
     additional: JSONObject = {}
-    budget = _thinking_budget(payload)
+    budget = thinking_budget(payload, who="Claude", none_refuses_options=False)
     if budget is not None:
         if not claude:
             raise TranslationError(
@@ -624,7 +544,7 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     if top_k is not None:
         if not claude:
             raise TranslationError(f"{API} takes top_k for Claude models only.", param="top_k")
-        additional["top_k"] = _int(payload, "top_k")
+        additional["top_k"] = integer(payload, "top_k", minimum=1)
 
     tool_config = _tool_config(payload, messages)
     if tool_config is not None:
@@ -637,6 +557,5 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     metadata = _request_metadata(payload)
     if metadata:
         body["requestMetadata"] = metadata
-    if payload.get("stream") not in (None, True, False):
-        raise TranslationError("`stream` must be a boolean.", param="stream")
+    boolean(payload, "stream")
     return body

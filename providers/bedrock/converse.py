@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Any
 
 from providers.adapter import TranslationError
-from providers.anthropic.content import DataURL
 from providers.anthropic.request import thinking_budget
 from providers.chat_params import (
     boolean,
@@ -50,6 +49,18 @@ from providers.chat_params import (
     reject_inexpressible,
     response_format,
     unknown_tool_choice,
+)
+from providers.chat_parts import (
+    DataURL,
+    add_turn,
+    chat_messages,
+    function_call,
+    image_url,
+    inline_file,
+    part_text,
+    refuse_assistant_extras,
+    tool_call_id,
+    tool_calls,
 )
 
 JSONObject = dict[str, Any]
@@ -130,11 +141,8 @@ def _bytes(data_url: DataURL, param: str) -> str:
 
 
 def _image(part: JSONObject, param: str) -> JSONObject:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
+    url = image_url(part, param)
     where = f"{param}.image_url.url"
-    if not isinstance(url, str):
-        raise TranslationError("An image_url content part needs `image_url.url`.", param=where)
     data_url = DataURL.parse(url)
     if data_url is None:
         raise TranslationError(
@@ -159,19 +167,8 @@ def _document_name(filename: Any, index: int) -> str:
 
 
 def _document(part: JSONObject, param: str, index: int) -> JSONObject:
-    file = part.get("file")
-    if not isinstance(file, dict):
-        raise TranslationError("A file content part needs a `file` object.", param=f"{param}.file")
-    if file.get("file_id") is not None:
-        raise TranslationError(
-            f"{API} cannot read OpenAI uploaded files (`file_id`); send the file inline as "
-            "`file_data`.",
-            param=f"{param}.file.file_id",
-        )
-    data, filename = file.get("file_data"), file.get("filename")
+    data, filename = inline_file(part, param, api=API)
     where = f"{param}.file.file_data"
-    if not isinstance(data, str):
-        raise TranslationError("A file content part needs `file.file_data`.", param=where)
     data_url = DataURL.parse(data)
     if data_url is None:  # bare base64: a PDF unless the name says plain text (as OpenAI reads it)
         is_text = isinstance(filename, str) and filename.lower().endswith(".txt")
@@ -192,13 +189,6 @@ def _document(part: JSONObject, param: str, index: int) -> JSONObject:
     }
 
 
-def _text(part: JSONObject, param: str) -> str:
-    text = part.get("text")
-    if not isinstance(text, str):
-        raise TranslationError("A text content part needs a string `text`.", param=f"{param}.text")
-    return text
-
-
 def _parts(content: Any, param: str, *, media: bool, refusal_ok: bool = False) -> list[JSONObject]:
     """A message's content as Converse blocks (empty texts left out: Converse refuses them),
     each part's ``cache_control`` as a cache point after it. ``media``: images and files
@@ -215,7 +205,7 @@ def _parts(content: Any, param: str, *, media: bool, refusal_ok: bool = False) -
             raise TranslationError("A content part must be an object.", param=where)
         kind = part.get("type")
         if kind == "text":
-            text = _text(part, where)
+            text = part_text(part, where)
             if text:
                 blocks.append({"text": text})
         elif kind == "refusal" and refusal_ok and isinstance(part.get("refusal"), str):
@@ -287,31 +277,14 @@ def _reasoning(value: Any, streamed_text: Any, param: str) -> list[JSONObject]:
 def _tool_use(call: Any, param: str) -> JSONObject:
     if not isinstance(call, dict) or call.get("type", "function") != "function":
         raise TranslationError(f"{API} can only express function tool calls.", param=param)
-    call_id, function = call.get("id"), call.get("function")
-    if not isinstance(call_id, str) or not call_id:
-        raise TranslationError("A tool call needs its `id`.", param=f"{param}.id")
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise TranslationError("A tool call needs `function.name`.", param=f"{param}.function.name")
-    arguments = function.get("arguments")
-    try:
-        tool_input = json.loads(arguments) if isinstance(arguments, str) else None
-    except json.JSONDecodeError:
-        tool_input = None
-    if not isinstance(tool_input, dict):
-        raise TranslationError(
-            f"Tool call arguments must be the JSON text of an object: {API} stores a tool "
-            "call's input as an object.",
-            param=f"{param}.function.arguments",
-        )
-    return {"toolUse": {"toolUseId": call_id, "name": function["name"], "input": tool_input}}
+    call_id, name, tool_input = function_call(
+        call, param, api=API, stores=f"{API} stores a tool call's input as an object"
+    )
+    return {"toolUse": {"toolUseId": call_id, "name": name, "input": tool_input}}
 
 
 def _assistant(message: JSONObject, param: str) -> list[JSONObject]:
-    for key in ("function_call", "audio"):
-        if message.get(key) is not None:
-            raise TranslationError(
-                f"{API} cannot express an assistant message's `{key}`.", param=f"{param}.{key}"
-            )
+    refuse_assistant_extras(message, param, api=API, explained=False)
     blocks: list[JSONObject] = []
     if message.get("thinking_blocks") is not None:
         blocks += _reasoning(
@@ -322,20 +295,13 @@ def _assistant(message: JSONObject, param: str) -> list[JSONObject]:
         blocks += _parts(content, f"{param}.content", media=False, refusal_ok=True)
     elif isinstance(message.get("refusal"), str) and message["refusal"]:
         blocks.append({"text": message["refusal"]})
-    calls = message.get("tool_calls")
-    if calls is not None:
-        if not isinstance(calls, list):
-            raise TranslationError("tool_calls must be a list.", param=f"{param}.tool_calls")
-        blocks += [_tool_use(call, f"{param}.tool_calls[{i}]") for i, call in enumerate(calls)]
+    calls = tool_calls(message, param)
+    blocks += [_tool_use(call, f"{param}.tool_calls[{i}]") for i, call in enumerate(calls)]
     return blocks
 
 
 def _tool_result(message: JSONObject, param: str) -> JSONObject:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise TranslationError(
-            "A tool message needs the `tool_call_id` it answers.", param=f"{param}.tool_call_id"
-        )
+    call_id = tool_call_id(message, param)
     content = message.get("content")
     if isinstance(content, str) or content is None:
         result: list[JSONObject] = [{"text": content or ""}]
@@ -346,19 +312,9 @@ def _tool_result(message: JSONObject, param: str) -> JSONObject:
 
 def conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
     """``(system blocks, messages)`` of an OpenAI ``messages`` list, turns alternating."""
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("`messages` must be a non-empty list.", param="messages")
     system: list[JSONObject] = []
     turns: list[JSONObject] = []
-    for index, message in enumerate(messages):
-        param = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise TranslationError("A message must be an object.", param=param)
-        if message.get("name") is not None:
-            raise TranslationError(
-                f"{API} has no participant names; remove the message's `name`.",
-                param=f"{param}.name",
-            )
+    for param, message in chat_messages(messages, api=API):
         role = message.get("role")
         if role in ("system", "developer"):
             target, blocks = (
@@ -379,12 +335,8 @@ def conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
             blocks.append(_cache_point(message["cache_control"], f"{param}.cache_control"))
         if target == "system":
             system += blocks
-        elif not blocks:
-            continue
-        elif turns and turns[-1]["role"] == target:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": target, "content": blocks})
+        elif blocks:
+            add_turn(turns, target, blocks, "content")
     return system, turns
 
 

@@ -329,6 +329,33 @@ def _user_id(payload: JSONObject) -> str | None:
     return None
 
 
+def platform_body(
+    payload: JSONObject,
+    *,
+    platform: str,
+    anthropic_version: str,
+    default_max_tokens: int,
+    dropped: frozenset[str],
+) -> JSONObject:
+    """The Messages body for Claude on a cloud platform (Bedrock's InvokeModel, Vertex AI's
+    rawPredict): ``anthropic_version`` in the body instead of a header, without the
+    ``dropped`` fields the platform carries elsewhere or does not take. ``service_tier`` is
+    the Anthropic API's own (the platform has its own quotas) and is refused unless it asks
+    for the default."""
+    if payload.get("service_tier") not in (None, "auto"):
+        raise TranslationError(
+            f"{platform} cannot express service_tier for Claude; remove it.",
+            param="service_tier",
+        )
+    messages = chat_to_messages(
+        {k: v for k, v in payload.items() if k != "service_tier"},
+        default_max_tokens=default_max_tokens,
+    )
+    body: JSONObject = {"anthropic_version": anthropic_version}
+    body.update((key, value) for key, value in messages.items() if key not in dropped)
+    return body
+
+
 def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dict[str, Any]:
     """The Anthropic Messages request for an OpenAI chat request (``model`` already native).
 

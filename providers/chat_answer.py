@@ -31,6 +31,16 @@ def function_tool_call(call_id: str, name: str, arguments: Any) -> JSONObject:
     }
 
 
+def unified_thinking(text: Any, signature: Any) -> JSONObject:
+    """A unified ``thinking`` block (a text or signature that is not a string reads as empty:
+    the client sends the block back as it got it)."""
+    return {
+        "type": "thinking",
+        "thinking": text if isinstance(text, str) else "",
+        "signature": signature if isinstance(signature, str) else "",
+    }
+
+
 def assistant_message(
     texts: list[str], calls: list[JSONObject], thinking: list[JSONObject] | None = None
 ) -> JSONObject:

@@ -17,6 +17,7 @@ from providers.chat_answer import (
     chat_completion,
     function_tool_call,
     only_choice,
+    unified_thinking,
 )
 from providers.chat_answer import compact_json as compact_json  # the stream decoder's import
 
@@ -45,11 +46,7 @@ def finish_reason(stop_reason: Any) -> str:
 def thinking_block(block: JSONObject) -> JSONObject | None:
     """A thinking or redacted_thinking block as the unified format carries it."""
     if block.get("type") == "thinking":
-        return {
-            "type": "thinking",
-            "thinking": block.get("thinking") if isinstance(block.get("thinking"), str) else "",
-            "signature": block.get("signature") if isinstance(block.get("signature"), str) else "",
-        }
+        return unified_thinking(block.get("thinking"), block.get("signature"))
     if block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
         return {"type": "redacted_thinking", "data": block["data"]}
     return None

@@ -18,6 +18,7 @@ from providers.chat_answer import (
     chat_completion,
     function_tool_call,
     only_choice,
+    unified_thinking,
 )
 from providers.usage import Usage
 
@@ -97,11 +98,7 @@ def reasoning_block(block: Any) -> JSONObject | None:
         return None
     text = block.get("reasoningText")
     if isinstance(text, dict):
-        return {
-            "type": "thinking",
-            "thinking": text.get("text") if isinstance(text.get("text"), str) else "",
-            "signature": text.get("signature") if isinstance(text.get("signature"), str) else "",
-        }
+        return unified_thinking(text.get("text"), text.get("signature"))
     if isinstance(block.get("redactedContent"), str):
         return {"type": "redacted_thinking", "data": block["redactedContent"]}
     return None

@@ -28,11 +28,10 @@ from yarl import URL
 from gateway.asgi import Receive, Scope, Send
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
-from gateway.passthrough import check_path, join_target
+from gateway.passthrough import body_cost_estimate, check_path, join_target, reserve_client_key
 from gateway.redact import redact_url
 from gateway.relay import forward
 from gateway.upstream import upstream_request_headers
-from ratelimit import CostEstimate, estimate_cost, json_payload
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -168,13 +167,7 @@ class FallbackRelay:
         provider = ctx.options.target_provider
         method: str = scope["method"]
         last = len(entries) - 1
-        def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
-            assert runtime.registry is not None
-            payload = json_payload(body)
-            model = payload.get("model") if payload is not None else None
-            candidates = [(provider, model)] if isinstance(model, str) else []
-            return estimate_cost(runtime.registry, candidates, payload, len(body), scope["path"])
-
+        estimate = body_cost_estimate(runtime, provider, body, scope["path"])
         async with runtime.limiter.limit(ctx, estimate):
             for index, (entry, (url, recorded)) in enumerate(zip(entries, targets, strict=True)):
                 sent_headers = upstream_request_headers(
@@ -193,16 +186,8 @@ class FallbackRelay:
                 ctx.served_by_fallback(index)
                 hold = None
                 if metering is not None and method == "POST":  # budgets: the client's own keys
-                    payload = json_payload(data)
-                    model = payload.get("model") if payload is not None else None
-                    hold = await metering.reserve(
-                        provider=provider,
-                        model=model if isinstance(model, str) else None,
-                        wire=wire,
-                        body_size=len(data),
-                        payload=payload,
-                        path=scope["path"],
-                        credits=False,
+                    hold = await reserve_client_key(
+                        metering, provider=provider, wire=wire, body=data, path=scope["path"]
                     )
                 started = time.perf_counter()
                 try:

@@ -33,7 +33,8 @@ segments when the URL is built). The path is re-encoded before joining, so an en
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 import orjson
@@ -53,6 +54,7 @@ from ratelimit import CostEstimate, estimate_cost, json_payload
 
 if TYPE_CHECKING:
     from gateway.dataplane import Handler
+    from gateway.metering.meter import Hold, MeterSession
     from gateway.runtime import Runtime
 
 _GATEWAY_PREFIX = "/v1/gateway/"
@@ -329,13 +331,7 @@ class Passthrough:
         if ctx.cache is not None:
             ctx.cache.note_upstream(provider, "", recorded_url, wire)
 
-        def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
-            assert runtime.registry is not None
-            payload = json_payload(body)
-            model = payload.get("model") if payload is not None else None
-            candidates = [(provider, model)] if isinstance(model, str) else []
-            return estimate_cost(runtime.registry, candidates, payload, len(body), scope["path"])
-
+        estimate = body_cost_estimate(runtime, provider, body, scope["path"])
         if wire == "gemini" or model_in_path:
             # Gemini and Vertex name the model in the path, not in the body.
             ctx.model = model_from_path(scope["path"]) or ""
@@ -355,16 +351,8 @@ class Passthrough:
                     ctx.strip_usage = True
             hold = None
             if metering is not None and scope["method"] == "POST":
-                payload = json_payload(body)
-                model = payload.get("model") if payload is not None else None
-                hold = await metering.reserve(
-                    provider=provider,
-                    model=model if isinstance(model, str) else None,
-                    wire=wire,
-                    body_size=len(body),
-                    payload=payload,
-                    path=scope["path"],
-                    credits=False,  # passthrough always sends the client's own provider key
+                hold = await reserve_client_key(
+                    metering, provider=provider, wire=wire, body=body, path=scope["path"]
                 )
             try:
                 await runtime.upstream.relay(
@@ -382,6 +370,46 @@ class Passthrough:
             finally:
                 if metering is not None:
                     await metering.finish(hold)
+
+
+def _body_model(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """``(JSON object, the model it names)`` of a body forwarded as the client wrote it
+    (either None when the body does not say)."""
+    payload = json_payload(body)
+    model = payload.get("model") if payload is not None else None
+    return payload, model if isinstance(model, str) else None
+
+
+def body_cost_estimate(
+    runtime: Runtime, provider: str, body: bytes, path: str
+) -> Callable[[], CostEstimate]:
+    """A cents policy's reservation (ratelimit/_cost.py) for a forwarded body: priced as the
+    model its JSON names, if any, at ``provider`` (passthrough and fallbacks)."""
+
+    def estimate() -> CostEstimate:
+        assert runtime.registry is not None
+        payload, model = _body_model(body)
+        candidates = [(provider, model)] if model is not None else []
+        return estimate_cost(runtime.registry, candidates, payload, len(body), path)
+
+    return estimate
+
+
+async def reserve_client_key(
+    metering: MeterSession, *, provider: str, wire: str, body: bytes, path: str
+) -> Hold | None:
+    """The budget hold of a forwarded body: it always goes with the client's own provider
+    key (never the operator's credits), priced as the model its JSON names."""
+    payload, model = _body_model(body)
+    return await metering.reserve(
+        provider=provider,
+        model=model,
+        wire=wire,
+        body_size=len(body),
+        payload=payload,
+        path=path,
+        credits=False,
+    )
 
 
 def usage_rewrite(path: str, body: bytes) -> bytes | None:

@@ -58,6 +58,17 @@ def _to_record(row: Row[*_RecordRow]) -> KeyRecord:
     )
 
 
+def _only_key(matches: list[KeyRecord], asked: str) -> KeyRecord:
+    """The one key an id, prefix or plaintext names: none or several is an error the CLI
+    shows as it is (several: their ids, so the operator can pick one)."""
+    if not matches:
+        raise KeyNotFound(f"no key matches {asked!r}")
+    if len(matches) > 1:
+        ids = ", ".join(f"{m.id} ({m.prefix})" for m in matches)
+        raise AmbiguousKey(f"{asked!r} matches {len(matches)} keys: {ids}; use the key id")
+    return matches[0]
+
+
 class ControlStore:
     """Organisations, their gateway keys and their provider keys.
 
@@ -180,14 +191,7 @@ class ControlStore:
         """
         async with self._sessions.begin() as session:
             matches = await self._match_keys(session, key_id_or_prefix.strip())
-            if not matches:
-                raise KeyNotFound(f"no key matches {key_id_or_prefix!r}")
-            if len(matches) > 1:
-                ids = ", ".join(f"{m.id} ({m.prefix})" for m in matches)
-                raise AmbiguousKey(
-                    f"{key_id_or_prefix!r} matches {len(matches)} keys: {ids}; use the key id"
-                )
-            record = matches[0]
+            record = _only_key(matches, key_id_or_prefix)
             if record.revoked_at is not None:
                 return record
             now = utc_now()
@@ -206,14 +210,7 @@ class ControlStore:
         raises :class:`KeyNotFound` or :class:`AmbiguousKey` as :meth:`revoke_key` does."""
         async with self._sessions() as session:
             matches = await self._match_keys(session, key_id_or_prefix.strip())
-        if not matches:
-            raise KeyNotFound(f"no key matches {key_id_or_prefix!r}")
-        if len(matches) > 1:
-            ids = ", ".join(f"{m.id} ({m.prefix})" for m in matches)
-            raise AmbiguousKey(
-                f"{key_id_or_prefix!r} matches {len(matches)} keys: {ids}; use the key id"
-            )
-        return matches[0]
+        return _only_key(matches, key_id_or_prefix)
 
     async def find_org(self, name_or_id: str) -> tuple[str, str] | None:
         """``(id, name)`` of the organisation with this name (else this id), or None."""

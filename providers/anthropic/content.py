@@ -7,62 +7,18 @@ part, naming the part's place in the request (``param``) when it cannot be expre
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-import urllib.parse
 from typing import Any
 
 from providers.adapter import TranslationError
+from providers.chat_parts import DataURL, image_url, inline_file, part_text, text_parts
 
 JSONObject = dict[str, Any]
 
 _IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 """The only image types the Messages API accepts (``Base64ImageSourceParam.media_type``)."""
 
-_MEDIA_ALIASES = {"image/jpg": "image/jpeg"}
-"""Spellings browsers and libraries produce that mean an accepted type."""
-
-_DATA_URL = re.compile(r"data:(?P<type>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<data>.*)", re.DOTALL)
-
 _DOCUMENT_KEYS = ("type", "source", "title", "context", "citations", "cache_control")
 """A ``document`` part (the gateway's PTB schema, §5.6) is already Anthropic-shaped."""
-
-
-class DataURL:
-    """A parsed ``data:`` URL: its media type and its payload, still base64 when it was."""
-
-    __slots__ = ("data", "is_base64", "media_type")
-
-    def __init__(self, media_type: str, data: str, *, is_base64: bool) -> None:
-        self.media_type = media_type
-        self.data = data
-        self.is_base64 = is_base64
-
-    @classmethod
-    def parse(cls, url: str) -> DataURL | None:
-        """The data URL ``url``, or None when it is not one (RFC 2397)."""
-        match = _DATA_URL.fullmatch(url.strip()) if url.startswith("data:") else None
-        if match is None:
-            return None
-        media_type = match["type"].strip().lower() or "text/plain"
-        params = [p.strip().lower() for p in match["params"].split(";") if p.strip()]
-        return cls(
-            _MEDIA_ALIASES.get(media_type, media_type),
-            match["data"],
-            is_base64="base64" in params,
-        )
-
-    def text(self, param: str) -> str:
-        """The payload decoded to text (UTF-8), for a ``text/plain`` document."""
-        if not self.is_base64:
-            return urllib.parse.unquote(self.data)
-        try:
-            return base64.b64decode(self.data, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise TranslationError(
-                "The text file's data is not valid base64-encoded UTF-8.", param=param
-            ) from None
 
 
 def with_cache_control(block: JSONObject, part: JSONObject, param: str) -> JSONObject:
@@ -80,10 +36,7 @@ def with_cache_control(block: JSONObject, part: JSONObject, param: str) -> JSONO
 
 
 def text_block(part: JSONObject, param: str) -> JSONObject:
-    text = part.get("text")
-    if not isinstance(text, str):
-        raise TranslationError("A text content part needs a string `text`.", param=f"{param}.text")
-    return with_cache_control({"type": "text", "text": text}, part, param)
+    return with_cache_control({"type": "text", "text": part_text(part, param)}, part, param)
 
 
 def image_block(part: JSONObject, param: str) -> JSONObject:
@@ -93,12 +46,7 @@ def image_block(part: JSONObject, param: str) -> JSONObject:
     and Anthropic always sizes images itself (the gateway's own docs send ``detail: "low"``
     alongside ``cache_control`` to Anthropic models).
     """
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str):
-        raise TranslationError(
-            "An image_url content part needs `image_url.url`.", param=f"{param}.image_url.url"
-        )
+    url = image_url(part, param)
     data_url = DataURL.parse(url)
     if data_url is not None:
         if data_url.media_type not in _IMAGE_MEDIA_TYPES or not data_url.is_base64:
@@ -130,21 +78,7 @@ def file_block(part: JSONObject, param: str) -> JSONObject:
     OpenAI reads as a PDF) becomes a base64 PDF source; ``text/plain`` becomes a text source.
     ``file_id`` names a file in *OpenAI's* file store, which Anthropic cannot read.
     """
-    file = part.get("file")
-    if not isinstance(file, dict):
-        raise TranslationError("A file content part needs a `file` object.", param=f"{param}.file")
-    if file.get("file_id") is not None:
-        raise TranslationError(
-            "Anthropic cannot read OpenAI uploaded files (`file_id`); send the file inline "
-            "as `file_data`.",
-            param=f"{param}.file.file_id",
-        )
-    data = file.get("file_data")
-    filename = file.get("filename")
-    if not isinstance(data, str):
-        raise TranslationError(
-            "A file content part needs `file.file_data`.", param=f"{param}.file.file_data"
-        )
+    data, filename = inline_file(part, param, api="Anthropic")
     data_url = DataURL.parse(data)
     if data_url is None:  # bare base64: PDF unless the name says plain text
         is_text = isinstance(filename, str) and filename.lower().endswith(".txt")
@@ -214,20 +148,7 @@ def text_blocks(content: Any, param: str, *, refusal_ok: bool = False) -> list[J
 
     An assistant's ``refusal`` parts are what it said, so they are sent back as text.
     """
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list):
-        raise TranslationError("Message content must be a string or a list of parts.", param=param)
-    blocks = []
-    for index, part in enumerate(content):
-        where = f"{param}[{index}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            blocks.append(text_block(part, where))
-        elif kind == "refusal" and refusal_ok and isinstance(part.get("refusal"), str):
-            blocks.append({"type": "text", "text": part["refusal"]})
-        else:
-            raise TranslationError(
-                f"Only text content parts are allowed here; got '{kind}'.", param=where
-            )
-    return blocks
+    return [
+        with_cache_control({"type": "text", "text": text}, part or {}, where)
+        for where, part, text in text_parts(content, param, refusal_ok=refusal_ok)
+    ]

@@ -21,11 +21,18 @@ block the message produced, which is where Anthropic's breakpoint then sits.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from providers.adapter import TranslationError
 from providers.anthropic.content import JSONObject, text_blocks, user_block, with_cache_control
+from providers.chat_parts import (
+    add_turn,
+    chat_messages,
+    function_call,
+    refuse_assistant_extras,
+    tool_call_id,
+    tool_calls,
+)
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
@@ -90,42 +97,14 @@ def _with_streamed_text(blocks: list[JSONObject], reasoning: Any) -> list[JSONOb
 
 
 def _tool_use(call: Any, param: str) -> JSONObject:
-    if not isinstance(call, dict):
-        raise TranslationError("A tool call must be an object.", param=param)
-    if call.get("type", "function") != "function":
-        raise TranslationError(
-            f"Anthropic cannot express a tool call of type '{call.get('type')}'.",
-            param=f"{param}.type",
-        )
-    call_id, function = call.get("id"), call.get("function")
-    if not isinstance(call_id, str) or not call_id:
-        raise TranslationError("A tool call needs its `id`.", param=f"{param}.id")
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise TranslationError("A tool call needs `function.name`.", param=f"{param}.function.name")
-    arguments = function.get("arguments")
-    try:
-        tool_input = json.loads(arguments) if isinstance(arguments, str) else None
-    except json.JSONDecodeError:
-        tool_input = None
-    if not isinstance(tool_input, dict):
-        raise TranslationError(
-            "Tool call arguments must be the JSON text of an object: Anthropic stores a "
-            "tool call's input as an object.",
-            param=f"{param}.function.arguments",
-        )
-    return {"type": "tool_use", "id": call_id, "name": function["name"], "input": tool_input}
+    call_id, name, tool_input = function_call(
+        call, param, api="Anthropic", stores="Anthropic stores a tool call's input as an object"
+    )
+    return {"type": "tool_use", "id": call_id, "name": name, "input": tool_input}
 
 
 def _assistant_blocks(message: JSONObject, param: str) -> list[JSONObject]:
-    for key, why in (
-        ("function_call", "legacy function calling; send `tool_calls`"),
-        ("audio", "audio output"),
-    ):
-        if message.get(key) is not None:
-            raise TranslationError(
-                f"Anthropic cannot express an assistant message's `{key}` ({why}).",
-                param=f"{param}.{key}",
-            )
+    refuse_assistant_extras(message, param, api="Anthropic")
     blocks: list[JSONObject] = []
     if message.get("thinking_blocks") is not None:
         thinking = _thinking_blocks(message["thinking_blocks"], f"{param}.thinking_blocks")
@@ -139,24 +118,16 @@ def _assistant_blocks(message: JSONObject, param: str) -> list[JSONObject]:
         ]
     elif isinstance(message.get("refusal"), str) and message["refusal"]:
         blocks.append({"type": "text", "text": message["refusal"]})
-    calls = message.get("tool_calls")
-    if calls is not None:
-        if not isinstance(calls, list):
-            raise TranslationError("tool_calls must be a list.", param=f"{param}.tool_calls")
-        blocks += [
-            _tool_use(call, f"{param}.tool_calls[{index}]") for index, call in enumerate(calls)
-        ]
+    blocks += [
+        _tool_use(call, f"{param}.tool_calls[{index}]")
+        for index, call in enumerate(tool_calls(message, param))
+    ]
     return blocks
 
 
 def _tool_result(message: JSONObject, param: str) -> JSONObject:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise TranslationError(
-            "A tool message needs the `tool_call_id` it answers.", param=f"{param}.tool_call_id"
-        )
     content = message.get("content")
-    result: JSONObject = {"type": "tool_result", "tool_use_id": call_id}
+    result: JSONObject = {"type": "tool_result", "tool_use_id": tool_call_id(message, param)}
     if isinstance(content, str):
         result["content"] = content
     elif content is not None:
@@ -164,16 +135,9 @@ def _tool_result(message: JSONObject, param: str) -> JSONObject:
     return result
 
 
-def _convert(message: Any, param: str) -> tuple[str, list[JSONObject]]:
+def _convert(message: JSONObject, param: str) -> tuple[str, list[JSONObject]]:
     """The Anthropic role and blocks of one OpenAI message."""
-    if not isinstance(message, dict):
-        raise TranslationError("A message must be an object.", param=param)
     role = message.get("role")
-    if message.get("name") is not None:
-        raise TranslationError(
-            "Anthropic has no participant names; remove the message's `name`.",
-            param=f"{param}.name",
-        )
     if role in _SYSTEM_ROLES:
         blocks = text_blocks(message.get("content"), f"{param}.content")
         return "system", [block for block in blocks if block["text"] or "cache_control" in block]
@@ -201,21 +165,14 @@ def _collapsed(blocks: list[JSONObject]) -> str | list[JSONObject]:
 
 def split_conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
     """``(system blocks, turns)`` for an OpenAI ``messages`` list."""
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("`messages` must be a non-empty list.", param="messages")
     system: list[JSONObject] = []
-    turns: list[tuple[str, list[JSONObject]]] = []
-    for index, message in enumerate(messages):
-        param = f"messages[{index}]"
+    turns: list[JSONObject] = []
+    for param, message in chat_messages(messages, api="Anthropic"):
         role, blocks = _convert(message, param)
         if blocks:
             with_cache_control(blocks[-1], message, param)
         if role == "system":
             system += blocks
-        elif not blocks:
-            continue  # an assistant message that said nothing carries nothing to send
-        elif turns and turns[-1][0] == role:
-            turns[-1][1].extend(blocks)
-        else:
-            turns.append((role, blocks))
-    return system, [{"role": role, "content": _collapsed(blocks)} for role, blocks in turns]
+        elif blocks:  # an assistant message that said nothing carries nothing to send
+            add_turn(turns, role, blocks, "content")
+    return system, [{**turn, "content": _collapsed(turn["content"])} for turn in turns]

@@ -27,13 +27,28 @@ Mappings worth knowing (README, "Anthropic translation"):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from providers.adapter import TranslationError
 from providers.anthropic.content import JSONObject
 from providers.anthropic.conversation import split_conversation
+from providers.chat_params import (
+    boolean,
+    chosen_function,
+    function_tool,
+    integer,
+    is_none,
+    max_output_tokens,
+    neutral,
+    number,
+    reject_inexpressible,
+    response_format,
+    shown,
+    stop_sequences,
+    tools_list,
+    unknown_tool_choice,
+)
 
 EFFORT_BUDGETS: dict[str, int] = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
 """Thinking budget per OpenAI ``reasoning_effort`` (Anthropic's minimum budget is 1024)."""
@@ -50,43 +65,23 @@ MAX_CACHE_BREAKPOINTS = 4
 """Anthropic accepts at most four ``cache_control`` blocks per request (§5.2)."""
 
 
-def _shown(value: Any) -> str:
-    """A request value as the client wrote it (JSON), for error messages."""
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _is_none(value: Any) -> bool:
-    return value is None
-
-
-def _neutral(*defaults: Any) -> Callable[[Any], bool]:
-    """A check that a value is absent or one of OpenAI's no-op defaults."""
-    return lambda value: (
-        value is None
-        or any(type(value) is type(default) and value == default for default in defaults)
-    )
-
-
 _NEUTRAL_ONLY: dict[str, Callable[[Any], bool]] = {
-    "n": _neutral(1),
-    "presence_penalty": _neutral(0, 0.0),
-    "frequency_penalty": _neutral(0, 0.0),
-    "logprobs": _neutral(False),
-    "top_logprobs": _neutral(0),
-    "logit_bias": _neutral({}),
-    "seed": _is_none,
-    "store": _neutral(False),
-    "metadata": _neutral({}),
-    "modalities": _neutral(["text"]),
-    "audio": _is_none,
-    "prediction": _is_none,
-    "functions": _is_none,
-    "function_call": _is_none,
-    "web_search_options": _is_none,
-    "verbosity": _is_none,
+    "n": neutral(1),
+    "presence_penalty": neutral(0, 0.0),
+    "frequency_penalty": neutral(0, 0.0),
+    "logprobs": neutral(False),
+    "top_logprobs": neutral(0),
+    "logit_bias": neutral({}),
+    "seed": is_none,
+    "store": neutral(False),
+    "metadata": neutral({}),
+    "modalities": neutral(["text"]),
+    "audio": is_none,
+    "prediction": is_none,
+    "functions": is_none,
+    "function_call": is_none,
+    "web_search_options": is_none,
+    "verbosity": is_none,
 }
 """Fields with no Anthropic counterpart: accepted only when they ask for OpenAI's default."""
 
@@ -122,78 +117,12 @@ _SERVICE_TIERS = {"auto": "auto", "default": "standard_only"}
 _USER_ID_FIELDS = ("user", "safety_identifier", "prompt_cache_key")
 
 
-def _reject_inexpressible(payload: JSONObject) -> None:
-    for key, value in payload.items():
-        if key in _TRANSLATED:
-            continue
-        check = _NEUTRAL_ONLY.get(key)
-        if check is None:
-            raise TranslationError(
-                f"Unknown parameter `{key}`: the Anthropic Messages API cannot express it.",
-                param=key,
-            )
-        if not check(value):
-            raise TranslationError(
-                f"`{key}` = {_shown(value)} cannot be expressed by the Anthropic Messages API; "
-                "remove it or use its default.",
-                param=key,
-            )
-
-
-def _int(payload: JSONObject, key: str, *, minimum: int = 0) -> int | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if type(value) is not int or value < minimum:
-        raise TranslationError(f"`{key}` must be an integer ≥ {minimum}.", param=key)
-    return value
-
-
-def _number(payload: JSONObject, key: str, low: float, high: float) -> float | int | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if type(value) not in (int, float) or not low <= value <= high:
-        raise TranslationError(
-            f"`{key}` must be a number from {low:g} to {high:g}: Anthropic's range "
-            f"(got {_shown(value)}).",
-            param=key,
-        )
-    number: float | int = value
-    return number
-
-
-def _stop_sequences(stop: Any) -> list[str] | None:
-    if stop is None:
-        return None
-    sequences = [stop] if isinstance(stop, str) else stop
-    if not isinstance(sequences, list) or not all(isinstance(s, str) for s in sequences):
-        raise TranslationError("`stop` must be a string or a list of strings.", param="stop")
-    return sequences or None
-
-
 def _tool(tool: Any, param: str) -> JSONObject:
-    if not isinstance(tool, dict) or tool.get("type") != "function":
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        raise TranslationError(
-            f"Anthropic can only take function tools; got a tool of type '{kind}'.",
-            param=f"{param}.type",
-        )
-    function = tool.get("function")
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise TranslationError("A function tool needs `function.name`.", param=f"{param}.function")
-    schema = function.get("parameters")
-    if schema is None:
-        schema = {"type": "object", "properties": {}}
-    elif not isinstance(schema, dict):
-        raise TranslationError(
-            "`function.parameters` must be a JSON schema object.",
-            param=f"{param}.function.parameters",
-        )
+    function, schema = function_tool(tool, param, only="Anthropic can only take function tools")
     out: JSONObject = {"name": function["name"]}
     if isinstance(function.get("description"), str):
         out["description"] = function["description"]
-    out["input_schema"] = schema
+    out["input_schema"] = {"type": "object", "properties": {}} if schema is None else schema
     if function.get("strict") is True:
         out["strict"] = True  # Anthropic's strict tool use: inputs validated against the schema
     if tool.get("cache_control") is not None:
@@ -201,11 +130,7 @@ def _tool(tool: Any, param: str) -> JSONObject:
     return out
 
 
-def _tool_choice(choice: Any, parallel: Any, has_tools: bool) -> JSONObject | None:
-    if parallel not in (None, True, False):
-        raise TranslationError(
-            "`parallel_tool_calls` must be a boolean.", param="parallel_tool_calls"
-        )
+def _tool_choice(choice: Any, parallel: bool | None, has_tools: bool) -> JSONObject | None:
     if choice is None:
         out: JSONObject | None = {"type": "auto"} if parallel is False and has_tools else None
     elif choice == "auto":
@@ -214,32 +139,31 @@ def _tool_choice(choice: Any, parallel: Any, has_tools: bool) -> JSONObject | No
         out = {"type": "none"}
     elif choice == "required":
         out = {"type": "any"}
-    elif (
-        isinstance(choice, dict)
-        and choice.get("type") == "function"
-        and isinstance(choice.get("function"), dict)
-        and isinstance(choice["function"].get("name"), str)
-    ):
-        out = {"type": "tool", "name": choice["function"]["name"]}
+    elif (name := chosen_function(choice)) is not None:
+        out = {"type": "tool", "name": name}
     else:
         kind = choice.get("type") if isinstance(choice, dict) else choice
-        raise TranslationError(
-            f"Anthropic cannot express tool_choice {_shown(kind)}; use auto, none, required or "
-            "a function.",
-            param="tool_choice",
-        )
+        raise unknown_tool_choice(kind, api="Anthropic")
     if out is not None and parallel is False and out["type"] != "none":
         out["disable_parallel_tool_use"] = True
     return out
 
 
-def _thinking_budget(payload: JSONObject) -> int | None:
-    """The budget ``reasoning_effort`` / ``reasoning_options`` ask for (None: no thinking)."""
+def thinking_budget(
+    payload: JSONObject, *, who: str = "Anthropic", none_refuses_options: bool = True
+) -> int | None:
+    """The budget ``reasoning_effort`` / ``reasoning_options`` ask for (None: no thinking).
+
+    Shared with Claude on Bedrock Converse, whose thinking is Anthropic's: ``who`` names the
+    model in the message about the minimum budget; ``none_refuses_options`` is whether
+    ``reasoning_effort: none`` with ``reasoning_options`` is refused (Converse has always let
+    the options win).
+    """
     effort = payload.get("reasoning_effort")
     options = payload.get("reasoning_options")
     if effort is not None and effort != "none" and effort not in EFFORT_BUDGETS:
         raise TranslationError(
-            f"Unknown reasoning_effort {_shown(effort)}; use one of "
+            f"Unknown reasoning_effort {shown(effort)}; use one of "
             f"{', '.join(['none', *EFFORT_BUDGETS])}.",
             param="reasoning_effort",
         )
@@ -249,7 +173,7 @@ def _thinking_budget(payload: JSONObject) -> int | None:
         raise TranslationError(
             "reasoning_options takes only `budget_tokens`.", param="reasoning_options"
         )
-    if effort == "none":
+    if effort == "none" and none_refuses_options:
         raise TranslationError(
             "reasoning_options asks for thinking but reasoning_effort is 'none'.",
             param="reasoning_options",
@@ -259,7 +183,7 @@ def _thinking_budget(payload: JSONObject) -> int | None:
         return EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
     if type(budget) is not int or budget < MIN_THINKING_BUDGET:
         raise TranslationError(
-            f"Anthropic needs a thinking budget of at least {MIN_THINKING_BUDGET} tokens.",
+            f"{who} needs a thinking budget of at least {MIN_THINKING_BUDGET} tokens.",
             param="reasoning_options.budget_tokens",
         )
     return budget
@@ -267,7 +191,7 @@ def _thinking_budget(payload: JSONObject) -> int | None:
 
 def _thinking(payload: JSONObject) -> JSONObject | None:
     native = payload.get("thinking")
-    budget = _thinking_budget(payload)
+    budget = thinking_budget(payload)
     if native is None:
         return None if budget is None else {"type": "enabled", "budget_tokens": budget}
     if budget is not None:
@@ -284,32 +208,23 @@ def _thinking(payload: JSONObject) -> JSONObject | None:
     return native
 
 
-def _output_config(response_format: Any) -> JSONObject | None:
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
-    if response_format is None or kind == "text":
+def _output_config(value: Any) -> JSONObject | None:
+    kind, spec = response_format(value)
+    if kind is None:
         return None
     if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(spec, dict) or not isinstance(schema, dict):
-            raise TranslationError(
-                "response_format json_schema needs `json_schema.schema`.",
-                param="response_format.json_schema.schema",
-            )
         if spec.get("description"):
             raise TranslationError(
                 "Anthropic structured outputs take only a schema; it cannot express "
                 "`json_schema.description` (put it in the prompt or the schema).",
                 param="response_format.json_schema.description",
             )
-        return {"format": {"type": "json_schema", "schema": schema}}
-    if kind == "json_object":
-        raise TranslationError(
-            "Anthropic cannot express response_format json_object (JSON without a schema); "
-            "use json_schema.",
-            param="response_format",
-        )
-    raise TranslationError(f"Unknown response_format type {_shown(kind)}.", param="response_format")
+        return {"format": {"type": "json_schema", "schema": spec["schema"]}}
+    raise TranslationError(
+        "Anthropic cannot express response_format json_object (JSON without a schema); "
+        "use json_schema.",
+        param="response_format",
+    )
 
 
 def _edit_int(spec: JSONObject, key: str, param: str) -> int:
@@ -414,6 +329,33 @@ def _user_id(payload: JSONObject) -> str | None:
     return None
 
 
+def platform_body(
+    payload: JSONObject,
+    *,
+    platform: str,
+    anthropic_version: str,
+    default_max_tokens: int,
+    dropped: frozenset[str],
+) -> JSONObject:
+    """The Messages body for Claude on a cloud platform (Bedrock's InvokeModel, Vertex AI's
+    rawPredict): ``anthropic_version`` in the body instead of a header, without the
+    ``dropped`` fields the platform carries elsewhere or does not take. ``service_tier`` is
+    the Anthropic API's own (the platform has its own quotas) and is refused unless it asks
+    for the default."""
+    if payload.get("service_tier") not in (None, "auto"):
+        raise TranslationError(
+            f"{platform} cannot express service_tier for Claude; remove it.",
+            param="service_tier",
+        )
+    messages = chat_to_messages(
+        {k: v for k, v in payload.items() if k != "service_tier"},
+        default_max_tokens=default_max_tokens,
+    )
+    body: JSONObject = {"anthropic_version": anthropic_version}
+    body.update((key, value) for key, value in messages.items() if key not in dropped)
+    return body
+
+
 def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dict[str, Any]:
     """The Anthropic Messages request for an OpenAI chat request (``model`` already native).
 
@@ -422,7 +364,12 @@ def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dic
     """
     if not isinstance(payload, dict):
         raise TranslationError("The request body must be a JSON object.")
-    _reject_inexpressible(payload)
+    reject_inexpressible(
+        payload,
+        translated=_TRANSLATED,
+        neutral_only=_NEUTRAL_ONLY,
+        api="the Anthropic Messages API",
+    )
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise TranslationError("`model` is required.", param="model")
@@ -435,9 +382,7 @@ def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dic
         )
     system, messages = split_conversation(payload.get("messages"))
 
-    max_tokens = _int(payload, "max_completion_tokens", minimum=1)
-    if max_tokens is None:
-        max_tokens = _int(payload, "max_tokens", minimum=1)
+    max_tokens = max_output_tokens(payload)
     if max_tokens is None:
         max_tokens = default_max_tokens
     thinking = _thinking(payload)
@@ -452,22 +397,20 @@ def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dic
     if thinking is not None:
         body["thinking"] = thinking
     for key in SAMPLING_DEFAULTS:
-        value = _number(payload, key, 0.0, 1.0)
+        value = number(payload, key, 0.0, 1.0, whose="Anthropic's range")
         if value is not None and value != SAMPLING_DEFAULTS[key]:
             body[key] = value
-    top_k = _int(payload, "top_k", minimum=1)
+    top_k = integer(payload, "top_k", minimum=1)
     if top_k is not None:
         body["top_k"] = top_k
-    stop = _stop_sequences(payload.get("stop"))
+    stop = stop_sequences(payload.get("stop"))
     if stop is not None:
         body["stop_sequences"] = stop
 
-    tools = payload.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise TranslationError("`tools` must be a list.", param="tools")
+    tools = tools_list(payload)
     if tools:
         body["tools"] = [_tool(tool, f"tools[{index}]") for index, tool in enumerate(tools)]
-    parallel = payload.get("parallel_tool_calls")
+    parallel = boolean(payload, "parallel_tool_calls")
     choice = _tool_choice(payload.get("tool_choice"), parallel, bool(tools))
     if choice is not None and (tools or choice["type"] != "none"):
         body["tool_choice"] = choice
@@ -490,13 +433,10 @@ def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dic
     if tier is not None:
         if tier not in _SERVICE_TIERS:
             raise TranslationError(
-                f"Anthropic cannot express service_tier {_shown(tier)}; use 'auto' or 'default'.",
+                f"Anthropic cannot express service_tier {shown(tier)}; use 'auto' or 'default'.",
                 param="service_tier",
             )
         body["service_tier"] = _SERVICE_TIERS[tier]
-    stream = payload.get("stream")
-    if stream not in (None, True, False):
-        raise TranslationError("`stream` must be a boolean.", param="stream")
-    if stream:
+    if boolean(payload, "stream"):
         body["stream"] = True
     return body

@@ -9,11 +9,17 @@ requests (web search results and the like) are not part of a chat completion and
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 from providers.anthropic.usage import JSONObject, openai_usage, usage_from_anthropic
+from providers.chat_answer import (
+    assistant_message,
+    chat_completion,
+    function_tool_call,
+    only_choice,
+    unified_thinking,
+)
+from providers.chat_answer import compact_json as compact_json  # the stream decoder's import
 
 FINISH_REASONS: dict[str, str] = {
     "end_turn": "stop",
@@ -37,19 +43,10 @@ def finish_reason(stop_reason: Any) -> str:
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
-def compact_json(value: Any) -> str:
-    """JSON text the way OpenAI writes tool-call arguments: no spaces, UTF-8 kept."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def thinking_block(block: JSONObject) -> JSONObject | None:
     """A thinking or redacted_thinking block as the unified format carries it."""
     if block.get("type") == "thinking":
-        return {
-            "type": "thinking",
-            "thinking": block.get("thinking") if isinstance(block.get("thinking"), str) else "",
-            "signature": block.get("signature") if isinstance(block.get("signature"), str) else "",
-        }
+        return unified_thinking(block.get("thinking"), block.get("signature"))
     if block.get("type") == "redacted_thinking" and isinstance(block.get("data"), str):
         return {"type": "redacted_thinking", "data": block["data"]}
     return None
@@ -59,7 +56,6 @@ def chat_message(content: list[Any]) -> JSONObject:
     """The assistant ``message`` of a chat completion made of Anthropic content blocks."""
     texts: list[str] = []
     calls: list[JSONObject] = []
-    reasoning: list[str] = []
     thinking: list[JSONObject] = []
     for block in content:
         if not isinstance(block, dict):
@@ -69,30 +65,13 @@ def chat_message(content: list[Any]) -> JSONObject:
             texts.append(block["text"])
         elif kind == "tool_use":
             calls.append(
-                {
-                    "id": str(block.get("id", "")),
-                    "type": "function",
-                    "function": {
-                        "name": str(block.get("name", "")),
-                        "arguments": compact_json(block.get("input", {})),
-                    },
-                }
+                function_tool_call(
+                    str(block.get("id", "")), str(block.get("name", "")), block.get("input", {})
+                )
             )
         elif (carried := thinking_block(block)) is not None:
             thinking.append(carried)
-            if carried["type"] == "thinking":
-                reasoning.append(carried["thinking"])
-    message: JSONObject = {
-        "role": "assistant",
-        "content": "".join(texts) if texts else None,
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
-    if thinking:
-        message["reasoning_content"] = "".join(reasoning)
-        message["thinking_blocks"] = thinking
-    return message
+    return assistant_message(texts, calls, thinking)
 
 
 def messages_to_chat(message: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:
@@ -102,20 +81,13 @@ def messages_to_chat(message: dict[str, Any], *, created: int | None = None) -> 
     records name the same call.
     """
     content = message.get("content")
-    completion: JSONObject = {
-        "id": str(message.get("id", "")),
-        "object": "chat.completion",
-        "created": int(time.time()) if created is None else created,
-        "model": str(message.get("model", "")),
-        "choices": [
-            {
-                "index": 0,
-                "message": chat_message(content if isinstance(content, list) else []),
-                "logprobs": None,
-                "finish_reason": finish_reason(message.get("stop_reason")),
-            }
-        ],
-    }
+    choices = only_choice(
+        chat_message(content if isinstance(content, list) else []),
+        finish_reason(message.get("stop_reason")),
+    )
+    completion = chat_completion(
+        str(message.get("id", "")), str(message.get("model", "")), choices, created=created
+    )
     usage = usage_from_anthropic(message.get("usage"))
     if usage is not None:
         completion["usage"] = openai_usage(usage)

@@ -33,11 +33,35 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from providers.adapter import TranslationError
-from providers.anthropic.content import DataURL
-from providers.anthropic.request import EFFORT_BUDGETS, MIN_THINKING_BUDGET
+from providers.anthropic.request import thinking_budget
+from providers.chat_params import (
+    boolean,
+    chosen_function,
+    function_tool,
+    integer,
+    is_none,
+    max_output_tokens,
+    neutral,
+    reject_inexpressible,
+    response_format,
+    unknown_tool_choice,
+)
+from providers.chat_parts import (
+    DataURL,
+    add_turn,
+    chat_messages,
+    function_call,
+    image_url,
+    inline_file,
+    part_text,
+    refuse_assistant_extras,
+    tool_call_id,
+    tool_calls,
+)
 
 JSONObject = dict[str, Any]
 
@@ -60,24 +84,25 @@ _DOCUMENT_NAME = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
 """Characters a Converse document name may not hold (alphanumerics, whitespace, hyphens,
 parentheses and brackets only)."""
 
-_NEUTRAL: dict[str, tuple[Any, ...]] = {
-    "n": (1,),
-    "presence_penalty": (0, 0.0),
-    "frequency_penalty": (0, 0.0),
-    "logprobs": (False,),
-    "top_logprobs": (0,),
-    "logit_bias": ({},),
-    "store": (False,),
-    "modalities": (["text"],),
-    "parallel_tool_calls": (True,),
-    "service_tier": ("auto",),
-}
-"""Fields with no Converse counterpart: accepted when absent, null or OpenAI's default."""
-
-_NULL_ONLY = frozenset(
-    {"seed", "audio", "prediction", "functions", "function_call", "web_search_options",
-     "verbosity", "context_editing"}
-)  # fmt: skip
+_NEUTRAL_ONLY: dict[str, Callable[[Any], bool]] = {
+    "n": neutral(1),
+    "presence_penalty": neutral(0, 0.0),
+    "frequency_penalty": neutral(0, 0.0),
+    "logprobs": neutral(False),
+    "top_logprobs": neutral(0),
+    "logit_bias": neutral({}),
+    "store": neutral(False),
+    "modalities": neutral(["text"]),
+    "parallel_tool_calls": neutral(True),
+    "service_tier": neutral("auto"),
+    **dict.fromkeys(
+        ("seed", "audio", "prediction", "functions", "function_call", "web_search_options",
+         "verbosity", "context_editing"),
+        is_none,
+    ),
+}  # fmt: skip
+"""Fields with no Converse counterpart: accepted when absent, null or OpenAI's default (a
+null field of any name is accepted: see :func:`chat_to_converse`)."""
 _TRANSLATED = frozenset(
     {
         "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
@@ -86,33 +111,6 @@ _TRANSLATED = frozenset(
         "response_format", "metadata", "cache_control",
     }
 )  # fmt: skip
-
-
-def _shown(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _reject_inexpressible(payload: JSONObject) -> None:
-    for key, value in payload.items():
-        if key in _TRANSLATED or value is None:
-            continue
-        if key in _NULL_ONLY:
-            allowed: tuple[Any, ...] = ()
-        elif key in _NEUTRAL:
-            allowed = _NEUTRAL[key]
-        else:
-            raise TranslationError(
-                f"Unknown parameter `{key}`: {API} cannot express it.", param=key
-            )
-        if not any(type(value) is type(default) and value == default for default in allowed):
-            raise TranslationError(
-                f"`{key}` = {_shown(value)} cannot be expressed by {API}; remove it or use its "
-                "default.",
-                param=key,
-            )
 
 
 # --- content ------------------------------------------------------------------------------------
@@ -143,11 +141,8 @@ def _bytes(data_url: DataURL, param: str) -> str:
 
 
 def _image(part: JSONObject, param: str) -> JSONObject:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
+    url = image_url(part, param)
     where = f"{param}.image_url.url"
-    if not isinstance(url, str):
-        raise TranslationError("An image_url content part needs `image_url.url`.", param=where)
     data_url = DataURL.parse(url)
     if data_url is None:
         raise TranslationError(
@@ -172,19 +167,8 @@ def _document_name(filename: Any, index: int) -> str:
 
 
 def _document(part: JSONObject, param: str, index: int) -> JSONObject:
-    file = part.get("file")
-    if not isinstance(file, dict):
-        raise TranslationError("A file content part needs a `file` object.", param=f"{param}.file")
-    if file.get("file_id") is not None:
-        raise TranslationError(
-            f"{API} cannot read OpenAI uploaded files (`file_id`); send the file inline as "
-            "`file_data`.",
-            param=f"{param}.file.file_id",
-        )
-    data, filename = file.get("file_data"), file.get("filename")
+    data, filename = inline_file(part, param, api=API)
     where = f"{param}.file.file_data"
-    if not isinstance(data, str):
-        raise TranslationError("A file content part needs `file.file_data`.", param=where)
     data_url = DataURL.parse(data)
     if data_url is None:  # bare base64: a PDF unless the name says plain text (as OpenAI reads it)
         is_text = isinstance(filename, str) and filename.lower().endswith(".txt")
@@ -205,13 +189,6 @@ def _document(part: JSONObject, param: str, index: int) -> JSONObject:
     }
 
 
-def _text(part: JSONObject, param: str) -> str:
-    text = part.get("text")
-    if not isinstance(text, str):
-        raise TranslationError("A text content part needs a string `text`.", param=f"{param}.text")
-    return text
-
-
 def _parts(content: Any, param: str, *, media: bool, refusal_ok: bool = False) -> list[JSONObject]:
     """A message's content as Converse blocks (empty texts left out: Converse refuses them),
     each part's ``cache_control`` as a cache point after it. ``media``: images and files
@@ -228,7 +205,7 @@ def _parts(content: Any, param: str, *, media: bool, refusal_ok: bool = False) -
             raise TranslationError("A content part must be an object.", param=where)
         kind = part.get("type")
         if kind == "text":
-            text = _text(part, where)
+            text = part_text(part, where)
             if text:
                 blocks.append({"text": text})
         elif kind == "refusal" and refusal_ok and isinstance(part.get("refusal"), str):
@@ -300,31 +277,14 @@ def _reasoning(value: Any, streamed_text: Any, param: str) -> list[JSONObject]:
 def _tool_use(call: Any, param: str) -> JSONObject:
     if not isinstance(call, dict) or call.get("type", "function") != "function":
         raise TranslationError(f"{API} can only express function tool calls.", param=param)
-    call_id, function = call.get("id"), call.get("function")
-    if not isinstance(call_id, str) or not call_id:
-        raise TranslationError("A tool call needs its `id`.", param=f"{param}.id")
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise TranslationError("A tool call needs `function.name`.", param=f"{param}.function.name")
-    arguments = function.get("arguments")
-    try:
-        tool_input = json.loads(arguments) if isinstance(arguments, str) else None
-    except json.JSONDecodeError:
-        tool_input = None
-    if not isinstance(tool_input, dict):
-        raise TranslationError(
-            f"Tool call arguments must be the JSON text of an object: {API} stores a tool "
-            "call's input as an object.",
-            param=f"{param}.function.arguments",
-        )
-    return {"toolUse": {"toolUseId": call_id, "name": function["name"], "input": tool_input}}
+    call_id, name, tool_input = function_call(
+        call, param, api=API, stores=f"{API} stores a tool call's input as an object"
+    )
+    return {"toolUse": {"toolUseId": call_id, "name": name, "input": tool_input}}
 
 
 def _assistant(message: JSONObject, param: str) -> list[JSONObject]:
-    for key in ("function_call", "audio"):
-        if message.get(key) is not None:
-            raise TranslationError(
-                f"{API} cannot express an assistant message's `{key}`.", param=f"{param}.{key}"
-            )
+    refuse_assistant_extras(message, param, api=API, explained=False)
     blocks: list[JSONObject] = []
     if message.get("thinking_blocks") is not None:
         blocks += _reasoning(
@@ -335,20 +295,13 @@ def _assistant(message: JSONObject, param: str) -> list[JSONObject]:
         blocks += _parts(content, f"{param}.content", media=False, refusal_ok=True)
     elif isinstance(message.get("refusal"), str) and message["refusal"]:
         blocks.append({"text": message["refusal"]})
-    calls = message.get("tool_calls")
-    if calls is not None:
-        if not isinstance(calls, list):
-            raise TranslationError("tool_calls must be a list.", param=f"{param}.tool_calls")
-        blocks += [_tool_use(call, f"{param}.tool_calls[{i}]") for i, call in enumerate(calls)]
+    calls = tool_calls(message, param)
+    blocks += [_tool_use(call, f"{param}.tool_calls[{i}]") for i, call in enumerate(calls)]
     return blocks
 
 
 def _tool_result(message: JSONObject, param: str) -> JSONObject:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise TranslationError(
-            "A tool message needs the `tool_call_id` it answers.", param=f"{param}.tool_call_id"
-        )
+    call_id = tool_call_id(message, param)
     content = message.get("content")
     if isinstance(content, str) or content is None:
         result: list[JSONObject] = [{"text": content or ""}]
@@ -359,19 +312,9 @@ def _tool_result(message: JSONObject, param: str) -> JSONObject:
 
 def conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
     """``(system blocks, messages)`` of an OpenAI ``messages`` list, turns alternating."""
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("`messages` must be a non-empty list.", param="messages")
     system: list[JSONObject] = []
     turns: list[JSONObject] = []
-    for index, message in enumerate(messages):
-        param = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise TranslationError("A message must be an object.", param=param)
-        if message.get("name") is not None:
-            raise TranslationError(
-                f"{API} has no participant names; remove the message's `name`.",
-                param=f"{param}.name",
-            )
+    for param, message in chat_messages(messages, api=API):
         role = message.get("role")
         if role in ("system", "developer"):
             target, blocks = (
@@ -392,25 +335,12 @@ def conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
             blocks.append(_cache_point(message["cache_control"], f"{param}.cache_control"))
         if target == "system":
             system += blocks
-        elif not blocks:
-            continue
-        elif turns and turns[-1]["role"] == target:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": target, "content": blocks})
+        elif blocks:
+            add_turn(turns, target, blocks, "content")
     return system, turns
 
 
 # --- the rest of the request --------------------------------------------------------------------
-
-
-def _int(payload: JSONObject, key: str) -> int | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if type(value) is not int or value < 1:
-        raise TranslationError(f"`{key}` must be an integer ≥ 1.", param=key)
-    return value
 
 
 def _number(payload: JSONObject, key: str) -> float | int | None:
@@ -429,28 +359,12 @@ def _tools(tools: Any) -> list[JSONObject]:
     out: list[JSONObject] = []
     for index, tool in enumerate(tools):
         param = f"tools[{index}]"
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise TranslationError(
-                f"{API} can only take function tools; got a tool of type '{kind}'.",
-                param=f"{param}.type",
-            )
-        function = tool.get("function")
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise TranslationError(
-                "A function tool needs `function.name`.", param=f"{param}.function"
-            )
-        schema = function.get("parameters")
-        if schema is None:
-            schema = {"type": "object", "properties": {}}
-        elif not isinstance(schema, dict):
-            raise TranslationError(
-                "`function.parameters` must be a JSON schema object.",
-                param=f"{param}.function.parameters",
-            )
+        function, schema = function_tool(tool, param, only=f"{API} can only take function tools")
         spec: JSONObject = {"name": function["name"]}
         if isinstance(function.get("description"), str) and function["description"]:
             spec["description"] = function["description"]
+        if schema is None:
+            schema = {"type": "object", "properties": {}}
         spec["inputSchema"] = {"json": schema}
         if function.get("strict") is True:
             spec["strict"] = True
@@ -486,73 +400,29 @@ def _tool_config(payload: JSONObject, turns: list[JSONObject]) -> JSONObject | N
                 param="tool_choice",
             )
         return None
-    elif (
-        isinstance(choice, dict)
-        and choice.get("type") == "function"
-        and isinstance(choice.get("function"), dict)
-        and isinstance(choice["function"].get("name"), str)
-    ):
-        config["toolChoice"] = {"tool": {"name": choice["function"]["name"]}}
+    elif (name := chosen_function(choice)) is not None:
+        config["toolChoice"] = {"tool": {"name": name}}
     else:
-        raise TranslationError(
-            f"{API} cannot express tool_choice {_shown(choice)}; use auto, none, required or a "
-            "function.",
-            param="tool_choice",
-        )
+        raise unknown_tool_choice(choice, api=API)
     return config
 
 
-def _thinking_budget(payload: JSONObject) -> int | None:
-    effort, options = payload.get("reasoning_effort"), payload.get("reasoning_options")
-    if effort is not None and effort != "none" and effort not in EFFORT_BUDGETS:
-        raise TranslationError(
-            f"Unknown reasoning_effort {_shown(effort)}; use one of "
-            f"{', '.join(['none', *EFFORT_BUDGETS])}.",
-            param="reasoning_effort",
-        )
-    budget = EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
-    if options is None:
-        return budget
-    if not isinstance(options, dict) or set(options) - {"budget_tokens"}:
-        raise TranslationError(
-            "reasoning_options takes only `budget_tokens`.", param="reasoning_options"
-        )
-    given = options.get("budget_tokens")
-    if given is None:
-        return budget
-    if type(given) is not int or given < MIN_THINKING_BUDGET:
-        raise TranslationError(
-            f"Claude needs a thinking budget of at least {MIN_THINKING_BUDGET} tokens.",
-            param="reasoning_options.budget_tokens",
-        )
-    return given
-
-
-def _output_config(response_format: Any) -> JSONObject | None:
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
-    if response_format is None or kind == "text":
+def _output_config(value: Any) -> JSONObject | None:
+    kind, spec = response_format(value)
+    if kind is None:
         return None
     if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(spec, dict) or not isinstance(schema, dict):
-            raise TranslationError(
-                "response_format json_schema needs `json_schema.schema`.",
-                param="response_format.json_schema.schema",
-            )
-        definition: JSONObject = {"schema": json.dumps(schema, separators=(",", ":"))}
+        definition: JSONObject = {"schema": json.dumps(spec["schema"], separators=(",", ":"))}
         for key in ("name", "description"):
             if isinstance(spec.get(key), str) and spec[key]:
                 definition[key] = spec[key]
         structure = {"jsonSchema": definition}
         return {"textFormat": {"type": "json_schema", "structure": structure}}
-    if kind == "json_object":
-        raise TranslationError(
-            f"{API} cannot express response_format json_object (JSON without a schema); use "
-            "json_schema.",
-            param="response_format",
-        )
-    raise TranslationError(f"Unknown response_format type {_shown(kind)}.", param="response_format")
+    raise TranslationError(
+        f"{API} cannot express response_format json_object (JSON without a schema); use "
+        "json_schema.",
+        param="response_format",
+    )
 
 
 def _request_metadata(payload: JSONObject) -> dict[str, str]:
@@ -582,7 +452,9 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     """
     if not isinstance(payload, dict):
         raise TranslationError("The request body must be a JSON object.")
-    _reject_inexpressible(payload)
+    # Converse takes a null field of any name as absent.
+    present = {key: value for key, value in payload.items() if value is not None}
+    reject_inexpressible(present, translated=_TRANSLATED, neutral_only=_NEUTRAL_ONLY, api=API)
     system, messages = conversation(payload.get("messages"))
     if payload.get("cache_control") is not None and messages:
         messages[-1]["content"].append(_cache_point(payload["cache_control"], "cache_control"))
@@ -591,9 +463,9 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
         body["system"] = system
 
     inference: JSONObject = {}
-    max_tokens = _int(payload, "max_completion_tokens") or _int(payload, "max_tokens")
+    max_tokens = max_output_tokens(payload)
     additional: JSONObject = {}
-    budget = _thinking_budget(payload)
+    budget = thinking_budget(payload, who="Claude", none_refuses_options=False)
     if budget is not None:
         if not claude:
             raise TranslationError(
@@ -624,7 +496,7 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     if top_k is not None:
         if not claude:
             raise TranslationError(f"{API} takes top_k for Claude models only.", param="top_k")
-        additional["top_k"] = _int(payload, "top_k")
+        additional["top_k"] = integer(payload, "top_k", minimum=1)
 
     tool_config = _tool_config(payload, messages)
     if tool_config is not None:
@@ -637,6 +509,5 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     metadata = _request_metadata(payload)
     if metadata:
         body["requestMetadata"] = metadata
-    if payload.get("stream") not in (None, True, False):
-        raise TranslationError("`stream` must be a boolean.", param="stream")
+    boolean(payload, "stream")
     return body

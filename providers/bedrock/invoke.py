@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.adapter import TranslationError
-from providers.anthropic import chat_to_messages
+from providers.anthropic.request import platform_body
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 
@@ -24,16 +23,10 @@ JSONObject = dict[str, Any]
 
 def chat_to_invoke(payload: JSONObject, *, default_max_tokens: int) -> JSONObject:
     """The InvokeModel body for Claude for an OpenAI chat request."""
-    if payload.get("service_tier") not in (None, "auto"):
-        raise TranslationError(
-            "Bedrock cannot express service_tier for Claude; remove it.", param="service_tier"
-        )
-    messages = chat_to_messages(
-        {k: v for k, v in payload.items() if k != "service_tier"},
+    return platform_body(
+        payload,
+        platform="Bedrock",
+        anthropic_version=BEDROCK_ANTHROPIC_VERSION,
         default_max_tokens=default_max_tokens,
+        dropped=frozenset({"model", "stream", "metadata", "context_management"}),
     )
-    body: JSONObject = {"anthropic_version": BEDROCK_ANTHROPIC_VERSION}
-    for key, value in messages.items():
-        if key not in ("model", "stream", "metadata", "context_management"):
-            body[key] = value
-    return body

@@ -10,11 +10,16 @@ Anthropic adapter maps Claude's: text joins into ``content``, ``toolUse`` become
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
-from providers.anthropic.response import compact_json
 from providers.anthropic.usage import openai_usage
+from providers.chat_answer import (
+    assistant_message,
+    chat_completion,
+    function_tool_call,
+    only_choice,
+    unified_thinking,
+)
 from providers.usage import Usage
 
 JSONObject = dict[str, Any]
@@ -46,6 +51,18 @@ def _count(value: Any) -> int:
     return value if type(value) is int and value > 0 else 0
 
 
+def _usage(prompt: Any, completion: Any, read: Any, write: Any) -> Usage:
+    """Bedrock's counts as :class:`Usage`: its input count excludes the prompt-cache traffic
+    (as Anthropic's does), so the prompt is the sum of the three."""
+    cache_read, cache_write = _count(read), _count(write)
+    return Usage(
+        prompt_tokens=_count(prompt) + cache_read + cache_write,
+        completion_tokens=_count(completion),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+
+
 def usage_from_converse(usage: Any) -> Usage | None:
     """A Converse ``usage`` (``TokenUsage``) as :class:`Usage`.
 
@@ -54,13 +71,11 @@ def usage_from_converse(usage: Any) -> Usage | None:
     """
     if not isinstance(usage, dict) or not ({"inputTokens", "outputTokens"} & usage.keys()):
         return None
-    read = _count(usage.get("cacheReadInputTokens"))
-    write = _count(usage.get("cacheWriteInputTokens"))
-    return Usage(
-        prompt_tokens=_count(usage.get("inputTokens")) + read + write,
-        completion_tokens=_count(usage.get("outputTokens")),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
+    return _usage(
+        usage.get("inputTokens"),
+        usage.get("outputTokens"),
+        usage.get("cacheReadInputTokens"),
+        usage.get("cacheWriteInputTokens"),
     )
 
 
@@ -69,13 +84,11 @@ def usage_from_invocation_metrics(metrics: Any) -> Usage | None:
     every model family) as :class:`Usage`."""
     if not isinstance(metrics, dict) or "inputTokenCount" not in metrics:
         return None
-    read = _count(metrics.get("cacheReadInputTokenCount"))
-    write = _count(metrics.get("cacheWriteInputTokenCount"))
-    return Usage(
-        prompt_tokens=_count(metrics.get("inputTokenCount")) + read + write,
-        completion_tokens=_count(metrics.get("outputTokenCount")),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
+    return _usage(
+        metrics.get("inputTokenCount"),
+        metrics.get("outputTokenCount"),
+        metrics.get("cacheReadInputTokenCount"),
+        metrics.get("cacheWriteInputTokenCount"),
     )
 
 
@@ -85,11 +98,7 @@ def reasoning_block(block: Any) -> JSONObject | None:
         return None
     text = block.get("reasoningText")
     if isinstance(text, dict):
-        return {
-            "type": "thinking",
-            "thinking": text.get("text") if isinstance(text.get("text"), str) else "",
-            "signature": text.get("signature") if isinstance(text.get("signature"), str) else "",
-        }
+        return unified_thinking(text.get("text"), text.get("signature"))
     if isinstance(block.get("redactedContent"), str):
         return {"type": "redacted_thinking", "data": block["redactedContent"]}
     return None
@@ -99,7 +108,6 @@ def chat_message(content: list[Any]) -> JSONObject:
     """The assistant ``message`` of a chat completion made of Converse content blocks."""
     texts: list[str] = []
     calls: list[JSONObject] = []
-    reasoning: list[str] = []
     thinking: list[JSONObject] = []
     for block in content:
         if not isinstance(block, dict):
@@ -109,30 +117,13 @@ def chat_message(content: list[Any]) -> JSONObject:
         elif isinstance(block.get("toolUse"), dict):
             use = block["toolUse"]
             calls.append(
-                {
-                    "id": str(use.get("toolUseId", "")),
-                    "type": "function",
-                    "function": {
-                        "name": str(use.get("name", "")),
-                        "arguments": compact_json(use.get("input", {})),
-                    },
-                }
+                function_tool_call(
+                    str(use.get("toolUseId", "")), str(use.get("name", "")), use.get("input", {})
+                )
             )
         elif (carried := reasoning_block(block.get("reasoningContent"))) is not None:
             thinking.append(carried)
-            if carried["type"] == "thinking":
-                reasoning.append(carried["thinking"])
-    message: JSONObject = {
-        "role": "assistant",
-        "content": "".join(texts) if texts else None,
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
-    if thinking:
-        message["reasoning_content"] = "".join(reasoning)
-        message["thinking_blocks"] = thinking
-    return message
+    return assistant_message(texts, calls, thinking)
 
 
 def converse_to_chat(answer: JSONObject, *, model: str, created: int | None = None) -> JSONObject:
@@ -142,20 +133,11 @@ def converse_to_chat(answer: JSONObject, *, model: str, created: int | None = No
     if not isinstance(message, dict):
         raise ValueError("a Converse answer without output.message")
     content = message.get("content")
-    completion: JSONObject = {
-        "id": completion_id(),
-        "object": "chat.completion",
-        "created": int(time.time()) if created is None else created,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": chat_message(content if isinstance(content, list) else []),
-                "logprobs": None,
-                "finish_reason": finish_reason(answer.get("stopReason")),
-            }
-        ],
-    }
+    choices = only_choice(
+        chat_message(content if isinstance(content, list) else []),
+        finish_reason(answer.get("stopReason")),
+    )
+    completion = chat_completion(completion_id(), model, choices, created=created)
     usage = usage_from_converse(answer.get("usage"))
     if usage is not None:
         completion["usage"] = openai_usage(usage)

@@ -21,22 +21,32 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import re
 import urllib.parse
 from typing import Any
 
 from providers.adapter import TranslationError
+from providers.chat_parts import (
+    DataURL,
+    add_turn,
+    chat_messages,
+    function_call,
+    image_url,
+    inline_file,
+    part_text,
+    refuse_assistant_extras,
+    text_parts,
+    tool_call_id,
+    tool_calls,
+)
 
 JSONObject = dict[str, Any]
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 """The image types Gemini reads (its documented list)."""
-_ALIASES = {"image/jpg": "image/jpeg"}
 _AUDIO_FORMATS = {"wav": "audio/wav", "mp3": "audio/mp3"}
 FILES_API_PREFIX = "https://generativelanguage.googleapis.com/"
 """Gemini Files API URIs (``…/v1beta/files/abc``) are read by Gemini itself, with the key."""
 
-_DATA_URL = re.compile(r"data:(?P<type>[^;,]*)(?P<params>(?:;[^;,]*)*),(?P<data>.*)", re.DOTALL)
 _SYSTEM_ROLES = frozenset({"system", "developer"})
 
 
@@ -50,21 +60,10 @@ def is_file_uri(url: str) -> bool:
 
 def data_url(url: str) -> tuple[str, str] | None:
     """``(media type, base64 data)`` of a base64 ``data:`` URL, or None for anything else."""
-    match = _DATA_URL.fullmatch(url.strip()) if url.startswith("data:") else None
-    if match is None:
+    parsed = DataURL.parse(url, default_type="application/octet-stream")
+    if parsed is None or not parsed.is_base64:
         return None
-    params = [p.strip().lower() for p in match["params"].split(";") if p.strip()]
-    if "base64" not in params:
-        return None
-    media_type = match["type"].strip().lower() or "application/octet-stream"
-    return _ALIASES.get(media_type, media_type), match["data"]
-
-
-def _text(part: JSONObject, param: str) -> JSONObject:
-    text = part.get("text")
-    if not isinstance(text, str):
-        raise TranslationError("A text content part needs a string `text`.", param=f"{param}.text")
-    return {"text": text}
+    return parsed.media_type, parsed.data
 
 
 def _file_data(url: str) -> JSONObject:
@@ -78,11 +77,8 @@ def _file_data(url: str) -> JSONObject:
 def _image(part: JSONObject, param: str) -> JSONObject:
     """An ``image_url`` part. ``detail`` is a resolution hint with no per-part counterpart
     (Gemini sizes images itself) and is accepted silently, as the Anthropic adapter does."""
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
+    url = image_url(part, param)
     where = f"{param}.image_url.url"
-    if not isinstance(url, str):
-        raise TranslationError("An image_url content part needs `image_url.url`.", param=where)
     inline = data_url(url)
     if inline is not None:
         media_type, data = inline
@@ -123,20 +119,7 @@ def _audio(part: JSONObject, param: str) -> JSONObject:
 def _file(part: JSONObject, param: str) -> JSONObject:
     """A ``file`` part with inline ``file_data`` (a data URL; bare base64 reads as a PDF, as
     OpenAI reads it). ``file_id`` names a file in OpenAI's store, which Gemini cannot read."""
-    file = part.get("file")
-    if not isinstance(file, dict):
-        raise TranslationError("A file content part needs a `file` object.", param=f"{param}.file")
-    if file.get("file_id") is not None:
-        raise TranslationError(
-            "Gemini cannot read OpenAI uploaded files (`file_id`); send the file inline as "
-            "`file_data`.",
-            param=f"{param}.file.file_id",
-        )
-    data = file.get("file_data")
-    if not isinstance(data, str):
-        raise TranslationError(
-            "A file content part needs `file.file_data`.", param=f"{param}.file.file_data"
-        )
+    data, _ = inline_file(part, param, api="Gemini")
     inline = data_url(data) if data.startswith("data:") else ("application/pdf", data)
     if inline is None:
         raise TranslationError(
@@ -150,7 +133,7 @@ def _user_part(part: Any, param: str) -> JSONObject:
         raise TranslationError("A content part must be an object.", param=param)
     kind = part.get("type")
     if kind == "text":
-        return _text(part, param)
+        return {"text": part_text(part, param)}
     if kind == "image_url":
         return _image(part, param)
     if kind == "input_audio":
@@ -165,51 +148,21 @@ def _user_part(part: Any, param: str) -> JSONObject:
 def _text_parts(content: Any, param: str, *, refusal_ok: bool = False) -> list[JSONObject]:
     """Content that may only be text (system, developer and assistant messages); an
     assistant's ``refusal`` parts are what it said, so they go back as text."""
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    if not isinstance(content, list):
-        raise TranslationError("Message content must be a string or a list of parts.", param=param)
-    parts: list[JSONObject] = []
-    for index, part in enumerate(content):
-        where = f"{param}[{index}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            parts.append(_text(part, where))
-        elif kind == "refusal" and refusal_ok and isinstance(part.get("refusal"), str):
-            parts.append({"text": part["refusal"]})
-        else:
-            raise TranslationError(
-                f"Only text content parts are allowed here; got '{kind}'.", param=where
-            )
-    return [part for part in parts if part["text"]]
+    return [
+        {"text": text} for _, _, text in text_parts(content, param, refusal_ok=refusal_ok) if text
+    ]
 
 
 def _function_call(call: Any, param: str, names: dict[str, str]) -> JSONObject:
-    if not isinstance(call, dict):
-        raise TranslationError("A tool call must be an object.", param=param)
-    if call.get("type", "function") != "function":
-        raise TranslationError(
-            f"Gemini cannot express a tool call of type '{call.get('type')}'.",
-            param=f"{param}.type",
-        )
-    call_id, function = call.get("id"), call.get("function")
-    if not isinstance(call_id, str) or not call_id:
-        raise TranslationError("A tool call needs its `id`.", param=f"{param}.id")
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise TranslationError("A tool call needs `function.name`.", param=f"{param}.function.name")
-    arguments = function.get("arguments")
-    try:
-        args = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
-    except json.JSONDecodeError:
-        args = None
-    if not isinstance(args, dict):
-        raise TranslationError(
-            "Tool call arguments must be the JSON text of an object: Gemini stores a function "
-            "call's arguments as an object.",
-            param=f"{param}.function.arguments",
-        )
-    names[call_id] = function["name"]
-    return {"functionCall": {"name": function["name"], "args": args}}
+    call_id, name, args = function_call(
+        call,
+        param,
+        api="Gemini",
+        stores="Gemini stores a function call's arguments as an object",
+        empty_is_object=True,
+    )
+    names[call_id] = name
+    return {"functionCall": {"name": name, "args": args}}
 
 
 def _signatures(value: Any, param: str) -> list[str]:
@@ -235,27 +188,16 @@ def _signatures(value: Any, param: str) -> list[str]:
 
 
 def _assistant_parts(message: JSONObject, param: str, names: dict[str, str]) -> list[JSONObject]:
-    for key, why in (
-        ("function_call", "legacy function calling; send `tool_calls`"),
-        ("audio", "audio output"),
-    ):
-        if message.get(key) is not None:
-            raise TranslationError(
-                f"Gemini cannot express an assistant message's `{key}` ({why}).",
-                param=f"{param}.{key}",
-            )
+    refuse_assistant_extras(message, param, api="Gemini")
     content = message.get("content")
     parts: list[JSONObject] = []
     if content is not None:
         parts += _text_parts(content, f"{param}.content", refusal_ok=True)
     elif isinstance(message.get("refusal"), str) and message["refusal"]:
         parts.append({"text": message["refusal"]})
-    calls = message.get("tool_calls")
-    if calls is not None and not isinstance(calls, list):
-        raise TranslationError("tool_calls must be a list.", param=f"{param}.tool_calls")
     call_parts = [
         _function_call(call, f"{param}.tool_calls[{index}]", names)
-        for index, call in enumerate(calls or [])
+        for index, call in enumerate(tool_calls(message, param))
     ]
     parts += call_parts
     if message.get("thinking_blocks") is not None:
@@ -269,11 +211,7 @@ def _assistant_parts(message: JSONObject, param: str, names: dict[str, str]) -> 
 def _function_response(message: JSONObject, param: str, names: dict[str, str]) -> JSONObject:
     """A tool message → ``functionResponse``. Gemini wants an object: a tool result that is the
     JSON text of an object is sent as that object, any other result as ``{"result": text}``."""
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str) or not call_id:
-        raise TranslationError(
-            "A tool message needs the `tool_call_id` it answers.", param=f"{param}.tool_call_id"
-        )
+    call_id = tool_call_id(message, param)
     name = names.get(call_id)
     if name is None:
         raise TranslationError(
@@ -297,20 +235,10 @@ def _function_response(message: JSONObject, param: str, names: dict[str, str]) -
 
 def split_conversation(messages: Any) -> tuple[JSONObject | None, list[JSONObject]]:
     """``(systemInstruction or None, contents)`` for an OpenAI ``messages`` list."""
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("`messages` must be a non-empty list.", param="messages")
     system: list[JSONObject] = []
     contents: list[JSONObject] = []
     names: dict[str, str] = {}
-    for index, message in enumerate(messages):
-        param = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise TranslationError("A message must be an object.", param=param)
-        if message.get("name") is not None:
-            raise TranslationError(
-                "Gemini has no participant names; remove the message's `name`.",
-                param=f"{param}.name",
-            )
+    for param, message in chat_messages(messages, api="Gemini"):
         role = message.get("role")
         if role in _SYSTEM_ROLES:
             system += _text_parts(message.get("content"), f"{param}.content")
@@ -333,12 +261,8 @@ def split_conversation(messages: Any) -> tuple[JSONObject | None, list[JSONObjec
             parts, turn = [_function_response(message, param, names)], "user"
         else:
             raise TranslationError(f"Unknown message role '{role}'.", param=f"{param}.role")
-        if not parts:
-            continue  # a turn that said nothing carries nothing to send
-        if contents and contents[-1]["role"] == turn:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": turn, "parts": parts})
+        if parts:  # a turn that said nothing carries nothing to send
+            add_turn(contents, turn, parts, "parts")
     if not contents:
         raise TranslationError(
             "Gemini needs at least one user or assistant message besides the system prompt.",

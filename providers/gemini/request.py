@@ -29,12 +29,27 @@ Mappings worth knowing (README, "Gemini translation"):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 from providers.adapter import TranslationError
+from providers.chat_params import (
+    boolean,
+    chosen_function,
+    function_tool,
+    integer,
+    is_none,
+    max_output_tokens,
+    neutral,
+    number,
+    reject_inexpressible,
+    response_format,
+    shown,
+    stop_sequences,
+    tools_list,
+    unknown_tool_choice,
+)
 from providers.gemini.contents import JSONObject, split_conversation
 
 EFFORT_BUDGETS: dict[str, int] = {
@@ -51,38 +66,20 @@ _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """A Gemini model id as it may appear in the request path (no ``/``, ``:`` or ``..``)."""
 
 
-def _shown(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _neutral(*defaults: Any) -> Callable[[Any], bool]:
-    return lambda value: (
-        value is None
-        or any(type(value) is type(default) and value == default for default in defaults)
-    )
-
-
-def _is_none(value: Any) -> bool:
-    return value is None
-
-
 _NEUTRAL_ONLY: dict[str, Callable[[Any], bool]] = {
-    "logprobs": _neutral(False),
-    "top_logprobs": _neutral(0),
-    "logit_bias": _neutral({}),
-    "store": _neutral(False),
-    "metadata": _neutral({}),
-    "modalities": _neutral(["text"]),
-    "audio": _is_none,
-    "prediction": _is_none,
-    "functions": _is_none,
-    "function_call": _is_none,
-    "web_search_options": _is_none,
-    "verbosity": _is_none,
-    "service_tier": _neutral("auto", "default"),
+    "logprobs": neutral(False),
+    "top_logprobs": neutral(0),
+    "logit_bias": neutral({}),
+    "store": neutral(False),
+    "metadata": neutral({}),
+    "modalities": neutral(["text"]),
+    "audio": is_none,
+    "prediction": is_none,
+    "functions": is_none,
+    "function_call": is_none,
+    "web_search_options": is_none,
+    "verbosity": is_none,
+    "service_tier": neutral("auto", "default"),
 }
 """Fields with no Gemini counterpart: accepted only when they ask for OpenAI's default."""
 
@@ -97,87 +94,19 @@ _TRANSLATED = frozenset(
 )  # fmt: skip
 
 
-def _reject_inexpressible(payload: JSONObject) -> None:
-    for key, value in payload.items():
-        if key in _TRANSLATED:
-            continue
-        check = _NEUTRAL_ONLY.get(key)
-        if check is None:
-            raise TranslationError(
-                f"Unknown parameter `{key}`: the Gemini API cannot express it.", param=key
-            )
-        if not check(value):
-            raise TranslationError(
-                f"`{key}` = {_shown(value)} cannot be expressed by the Gemini API; remove it "
-                "or use its default.",
-                param=key,
-            )
-
-
-def _int(payload: JSONObject, key: str, *, minimum: int) -> int | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if type(value) is not int or value < minimum:
-        raise TranslationError(f"`{key}` must be an integer ≥ {minimum}.", param=key)
-    return value
-
-
-def _number(payload: JSONObject, key: str, low: float, high: float) -> float | int | None:
-    value = payload.get(key)
-    if value is None:
-        return None
-    if type(value) not in (int, float) or not low <= value <= high:
-        raise TranslationError(
-            f"`{key}` must be a number from {low:g} to {high:g} (got {_shown(value)}).",
-            param=key,
-        )
-    number: float | int = value
-    return number
-
-
-def _stop_sequences(stop: Any) -> list[str] | None:
-    if stop is None:
-        return None
-    sequences = [stop] if isinstance(stop, str) else stop
-    if not isinstance(sequences, list) or not all(isinstance(s, str) for s in sequences):
-        raise TranslationError("`stop` must be a string or a list of strings.", param="stop")
-    if len(sequences) > MAX_STOP_SEQUENCES:
-        raise TranslationError(
-            f"Gemini accepts at most {MAX_STOP_SEQUENCES} stop sequences.", param="stop"
-        )
-    return sequences or None
-
-
 def _declaration(tool: Any, param: str) -> JSONObject:
-    if not isinstance(tool, dict) or tool.get("type") != "function":
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        raise TranslationError(
-            f"Gemini can only take function tools here; got a tool of type '{kind}'.",
-            param=f"{param}.type",
-        )
-    function = tool.get("function")
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise TranslationError("A function tool needs `function.name`.", param=f"{param}.function")
+    function, schema = function_tool(
+        tool, param, only="Gemini can only take function tools here"
+    )
     declaration: JSONObject = {"name": function["name"]}
     if isinstance(function.get("description"), str):
         declaration["description"] = function["description"]
-    schema = function.get("parameters")
     if schema is not None:
-        if not isinstance(schema, dict):
-            raise TranslationError(
-                "`function.parameters` must be a JSON schema object.",
-                param=f"{param}.function.parameters",
-            )
         declaration["parametersJsonSchema"] = schema
     return declaration
 
 
-def _tool_config(choice: Any, parallel: Any, has_tools: bool) -> JSONObject | None:
-    if parallel not in (None, True, False):
-        raise TranslationError(
-            "`parallel_tool_calls` must be a boolean.", param="parallel_tool_calls"
-        )
+def _tool_config(choice: Any, parallel: bool | None, has_tools: bool) -> JSONObject | None:
     if parallel is False and has_tools:
         raise TranslationError(
             "Gemini cannot be told to make one tool call at a time; remove "
@@ -192,20 +121,11 @@ def _tool_config(choice: Any, parallel: Any, has_tools: bool) -> JSONObject | No
         config = {"mode": "NONE"}
     elif choice == "required":
         config = {"mode": "ANY"}
-    elif (
-        isinstance(choice, dict)
-        and choice.get("type") == "function"
-        and isinstance(choice.get("function"), dict)
-        and isinstance(choice["function"].get("name"), str)
-    ):
-        config = {"mode": "ANY", "allowedFunctionNames": [choice["function"]["name"]]}
+    elif (name := chosen_function(choice)) is not None:
+        config = {"mode": "ANY", "allowedFunctionNames": [name]}
     else:
         kind = choice.get("type") if isinstance(choice, dict) else choice
-        raise TranslationError(
-            f"Gemini cannot express tool_choice {_shown(kind)}; use auto, none, required or "
-            "a function.",
-            param="tool_choice",
-        )
+        raise unknown_tool_choice(kind, api="Gemini")
     return {"functionCallingConfig": config}
 
 
@@ -214,7 +134,7 @@ def _thinking_config(payload: JSONObject) -> JSONObject | None:
     options = payload.get("reasoning_options")
     if effort is not None and effort not in EFFORT_BUDGETS:
         raise TranslationError(
-            f"Unknown reasoning_effort {_shown(effort)}; use one of {', '.join(EFFORT_BUDGETS)}.",
+            f"Unknown reasoning_effort {shown(effort)}; use one of {', '.join(EFFORT_BUDGETS)}.",
             param="reasoning_effort",
         )
     budget = EFFORT_BUDGETS.get(effort) if isinstance(effort, str) else None
@@ -244,29 +164,18 @@ def _thinking_config(payload: JSONObject) -> JSONObject | None:
     return {"thinkingBudget": budget, "includeThoughts": True}
 
 
-def _response_format(response_format: Any) -> JSONObject:
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
-    if response_format is None or kind == "text":
+def _response_format(value: Any) -> JSONObject:
+    kind, spec = response_format(value)
+    if kind is None:
         return {}
     if kind == "json_object":
         return {"responseMimeType": "application/json"}
-    if kind == "json_schema":
-        spec = response_format.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise TranslationError(
-                "response_format json_schema needs `json_schema.schema`.",
-                param="response_format.json_schema.schema",
-            )
-        return {"responseMimeType": "application/json", "responseJsonSchema": schema}
-    raise TranslationError(f"Unknown response_format type {_shown(kind)}.", param="response_format")
+    return {"responseMimeType": "application/json", "responseJsonSchema": spec["schema"]}
 
 
 def _generation_config(payload: JSONObject) -> JSONObject:
     config: JSONObject = {}
-    max_tokens = _int(payload, "max_completion_tokens", minimum=1)
-    if max_tokens is None:
-        max_tokens = _int(payload, "max_tokens", minimum=1)
+    max_tokens = max_output_tokens(payload)
     numbers = {
         "temperature": ("temperature", 0.0, 2.0),
         "topP": ("top_p", 0.0, 1.0),
@@ -274,13 +183,13 @@ def _generation_config(payload: JSONObject) -> JSONObject:
         "frequencyPenalty": ("frequency_penalty", -2.0, 2.0),
     }
     for name, (key, low, high) in numbers.items():
-        value = _number(payload, key, low, high)
+        value = number(payload, key, low, high)
         if value is not None:
             config[name] = value
-    top_k = _int(payload, "top_k", minimum=1)
+    top_k = integer(payload, "top_k", minimum=1)
     if top_k is not None:
         config["topK"] = top_k
-    candidates = _int(payload, "n", minimum=1)
+    candidates = integer(payload, "n", minimum=1)
     if candidates is not None and candidates != 1:
         config["candidateCount"] = candidates
     seed = payload.get("seed")
@@ -290,8 +199,12 @@ def _generation_config(payload: JSONObject) -> JSONObject:
         config["seed"] = seed
     if max_tokens is not None:
         config["maxOutputTokens"] = max_tokens
-    stop = _stop_sequences(payload.get("stop"))
+    stop = stop_sequences(payload.get("stop"))
     if stop is not None:
+        if len(stop) > MAX_STOP_SEQUENCES:
+            raise TranslationError(
+                f"Gemini accepts at most {MAX_STOP_SEQUENCES} stop sequences.", param="stop"
+            )
         config["stopSequences"] = stop
     config.update(_response_format(payload.get("response_format")))
     thinking = _thinking_config(payload)
@@ -316,7 +229,7 @@ def model_path(model: Any, method: str) -> str:
     a model that could leave the path is refused."""
     name = model.removeprefix("models/") if isinstance(model, str) else ""
     if not _MODEL.fullmatch(name) or ".." in name:
-        raise TranslationError(f"Invalid Gemini model id {_shown(model)}.", param="model")
+        raise TranslationError(f"Invalid Gemini model id {shown(model)}.", param="model")
     return f"/v1beta/models/{name}:{method}"
 
 
@@ -326,10 +239,10 @@ def chat_to_gemini(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     Raises :class:`TranslationError` for what Gemini cannot express."""
     if not isinstance(payload, dict):
         raise TranslationError("The request body must be a JSON object.")
-    _reject_inexpressible(payload)
-    stream = payload.get("stream")
-    if stream not in (None, True, False):
-        raise TranslationError("`stream` must be a boolean.", param="stream")
+    reject_inexpressible(
+        payload, translated=_TRANSLATED, neutral_only=_NEUTRAL_ONLY, api="the Gemini API"
+    )
+    stream = boolean(payload, "stream")
     path = model_path(
         payload.get("model"), "streamGenerateContent?alt=sse" if stream else "generateContent"
     )
@@ -337,14 +250,12 @@ def chat_to_gemini(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     body: JSONObject = {"contents": contents}
     if instruction is not None:
         body["systemInstruction"] = instruction
-    tools = payload.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise TranslationError("`tools` must be a list.", param="tools")
+    tools = tools_list(payload)
     if tools:
         declarations = [_declaration(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
         body["tools"] = [{"functionDeclarations": declarations}]
-    tool_config = _tool_config(payload.get("tool_choice"), payload.get("parallel_tool_calls"),
-                               bool(tools))
+    parallel = boolean(payload, "parallel_tool_calls")
+    tool_config = _tool_config(payload.get("tool_choice"), parallel, bool(tools))
     if tool_config is not None and tools:
         body["toolConfig"] = tool_config
     safety = _safety_settings(payload.get("safety_settings"))

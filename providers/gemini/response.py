@@ -16,11 +16,10 @@ function, ``MAX_TOKENS`` is ``length``, every safety-type stop (``SAFETY``, ``RE
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from typing import Any
 
+from providers.chat_answer import assistant_message, chat_completion, function_tool_call
 from providers.gemini.usage import JSONObject, openai_usage, usage_from_gemini
 
 FINISH_REASONS: dict[str, str] = {
@@ -44,11 +43,6 @@ def finish_reason(reason: Any, called: bool) -> str:
     return "tool_calls" if called and mapped == "stop" else mapped
 
 
-def compact_json(value: Any) -> str:
-    """JSON text the way OpenAI writes tool-call arguments: no spaces, UTF-8 kept."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def response_id(answer: JSONObject) -> str:
     """The answer's ``responseId``, or a fresh id when Gemini sent none."""
     value = answer.get("responseId")
@@ -63,14 +57,9 @@ def call_id(function_call: JSONObject, answer_id: str, position: int) -> str:
 
 def tool_call(function_call: JSONObject, call: str) -> JSONObject:
     args = function_call.get("args")
-    return {
-        "id": call,
-        "type": "function",
-        "function": {
-            "name": str(function_call.get("name", "")),
-            "arguments": compact_json(args if isinstance(args, dict) else {}),
-        },
-    }
+    return function_tool_call(
+        call, str(function_call.get("name", "")), args if isinstance(args, dict) else {}
+    )
 
 
 def parts_of(candidate: Any) -> list[JSONObject]:
@@ -93,13 +82,7 @@ def _choice(candidate: JSONObject, position: int, answer_id: str, calls_before: 
             calls.append(tool_call(part["functionCall"], call))
         elif isinstance(part.get("text"), str):
             (thoughts if part.get("thought") is True else texts).append(part["text"])
-    message: JSONObject = {
-        "role": "assistant",
-        "content": "".join(texts) if texts else None,
-        "refusal": None,
-    }
-    if calls:
-        message["tool_calls"] = calls
+    message = assistant_message(texts, calls)
     if thoughts or signatures:
         message["reasoning_content"] = "".join(thoughts)
     if signatures:
@@ -125,7 +108,7 @@ def prompt_blocked(answer: JSONObject) -> bool:
 def _empty_choice(blocked: bool) -> JSONObject:
     return {
         "index": 0,
-        "message": {"role": "assistant", "content": None, "refusal": None},
+        "message": assistant_message([], []),
         "logprobs": None,
         "finish_reason": "content_filter" if blocked else "stop",
     }
@@ -146,13 +129,9 @@ def gemini_to_chat(answer: dict[str, Any], *, created: int | None = None) -> dic
         choices.append(_empty_choice(prompt_blocked(answer)))
     choices.sort(key=lambda choice: int(choice["index"]))
     model = answer.get("modelVersion")
-    completion: JSONObject = {
-        "id": answer_id,
-        "object": "chat.completion",
-        "created": int(time.time()) if created is None else created,
-        "model": model if isinstance(model, str) else "",
-        "choices": choices,
-    }
+    completion = chat_completion(
+        answer_id, model if isinstance(model, str) else "", choices, created=created
+    )
     usage = usage_from_gemini(answer.get("usageMetadata"))
     if usage is not None:
         completion["usage"] = openai_usage(usage)

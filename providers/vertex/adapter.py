@@ -25,10 +25,10 @@ from providers.adapter import ChatStreamDecoder, JSONObject, TranslationError, U
 from providers.anthropic import (
     CONTEXT_MANAGEMENT_BETA,
     MessagesStreamDecoder,
-    chat_to_messages,
     messages_to_chat,
 )
 from providers.anthropic import error_to_openai as anthropic_error
+from providers.anthropic.request import platform_body
 from providers.gemini import GeminiStreamDecoder, chat_to_gemini, gemini_to_chat
 from providers.gemini import error_to_openai as google_error_to_openai
 from providers.gemini.errors import google_error
@@ -45,17 +45,13 @@ def chat_to_vertex_claude(chat: JSONObject, *, default_max_tokens: int) -> JSONO
     """The ``rawPredict`` body for Claude for an OpenAI chat request: the Messages body with
     ``anthropic_version`` and without ``model``. ``service_tier`` is Anthropic's API's own
     (Vertex has its own quotas) and is refused unless it asks for the default."""
-    if chat.get("service_tier") not in (None, "auto"):
-        raise TranslationError(
-            "Vertex AI cannot express service_tier for Claude; remove it.", param="service_tier"
-        )
-    messages = chat_to_messages(
-        {k: v for k, v in chat.items() if k != "service_tier"},
+    return platform_body(
+        chat,
+        platform="Vertex AI",
+        anthropic_version=VERTEX_ANTHROPIC_VERSION,
         default_max_tokens=default_max_tokens,
+        dropped=frozenset({"model"}),
     )
-    body: JSONObject = {"anthropic_version": VERTEX_ANTHROPIC_VERSION}
-    body.update((key, value) for key, value in messages.items() if key != "model")
-    return body
 
 
 class VertexAdapter:

@@ -1,0 +1,80 @@
+"""The pieces of a ``chat.completion`` every native answer translation builds alike.
+
+The Anthropic, Bedrock Converse and Gemini answers (:mod:`providers.anthropic.response`,
+:mod:`providers.bedrock.response`, :mod:`providers.gemini.response`) differ in how they hold
+text, tool calls and thinking, but become the same OpenAI objects: the assistant message
+(text joined, ``refusal`` null, tool calls with compact JSON arguments, the unified format's
+``reasoning_content`` and ``thinking_blocks``, :mod:`providers.adapter`) inside the same
+completion envelope. Built here once, so the three answer in one shape.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+JSONObject = dict[str, Any]
+
+
+def compact_json(value: Any) -> str:
+    """JSON text the way OpenAI writes tool-call arguments: no spaces, UTF-8 kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def function_tool_call(call_id: str, name: str, arguments: Any) -> JSONObject:
+    """An OpenAI tool call (``arguments``: the object, written as compact JSON)."""
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": compact_json(arguments)},
+    }
+
+
+def unified_thinking(text: Any, signature: Any) -> JSONObject:
+    """A unified ``thinking`` block (a text or signature that is not a string reads as empty:
+    the client sends the block back as it got it)."""
+    return {
+        "type": "thinking",
+        "thinking": text if isinstance(text, str) else "",
+        "signature": signature if isinstance(signature, str) else "",
+    }
+
+
+def assistant_message(
+    texts: list[str], calls: list[JSONObject], thinking: list[JSONObject] | None = None
+) -> JSONObject:
+    """The assistant ``message`` of a choice: ``texts`` joined (null when there are none),
+    ``calls`` as ``tool_calls``; ``thinking`` (unified thinking blocks) as ``thinking_blocks``
+    with their texts joined as ``reasoning_content``."""
+    message: JSONObject = {
+        "role": "assistant",
+        "content": "".join(texts) if texts else None,
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = calls
+    if thinking:
+        message["reasoning_content"] = "".join(
+            block["thinking"] for block in thinking if block["type"] == "thinking"
+        )
+        message["thinking_blocks"] = thinking
+    return message
+
+
+def chat_completion(
+    completion_id: str, model: str, choices: list[JSONObject], *, created: int | None
+) -> JSONObject:
+    """The ``chat.completion`` envelope (``created`` defaults to now)."""
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": model,
+        "choices": choices,
+    }
+
+
+def only_choice(message: JSONObject, finish_reason: str) -> list[JSONObject]:
+    """The one choice of an answer that has a single candidate."""
+    return [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}]

@@ -161,7 +161,9 @@ def thinking_budget(
     """
     effort = payload.get("reasoning_effort")
     options = payload.get("reasoning_options")
-    if effort is not None and effort != "none" and effort not in EFFORT_BUDGETS:
+    if effort is not None and (
+        not isinstance(effort, str) or (effort != "none" and effort not in EFFORT_BUDGETS)
+    ):
         raise TranslationError(
             f"Unknown reasoning_effort {shown(effort)}; use one of "
             f"{', '.join(['none', *EFFORT_BUDGETS])}.",
@@ -303,10 +305,12 @@ def context_management(spec: Any) -> JSONObject | None:
 def _cache_breakpoints(payload: JSONObject) -> list[str]:
     """Where the request places ``cache_control`` markers, in request order."""
     found = ["cache_control"] if payload.get("cache_control") is not None else []
-    for index, tool in enumerate(payload.get("tools") or []):
+    tools, messages = payload.get("tools"), payload.get("messages")
+    # Malformed lists are refused where they are translated (a 400 naming the field), later.
+    for index, tool in enumerate(tools if isinstance(tools, list) else []):
         if isinstance(tool, dict) and tool.get("cache_control") is not None:
             found.append(f"tools[{index}].cache_control")
-    for index, message in enumerate(payload.get("messages") or []):
+    for index, message in enumerate(messages if isinstance(messages, list) else []):
         if not isinstance(message, dict):
             continue
         content = message.get("content")

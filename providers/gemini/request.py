@@ -132,7 +132,7 @@ def _tool_config(choice: Any, parallel: bool | None, has_tools: bool) -> JSONObj
 def _thinking_config(payload: JSONObject) -> JSONObject | None:
     effort = payload.get("reasoning_effort")
     options = payload.get("reasoning_options")
-    if effort is not None and effort not in EFFORT_BUDGETS:
+    if effort is not None and (not isinstance(effort, str) or effort not in EFFORT_BUDGETS):
         raise TranslationError(
             f"Unknown reasoning_effort {shown(effort)}; use one of {', '.join(EFFORT_BUDGETS)}.",
             param="reasoning_effort",

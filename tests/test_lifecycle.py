@@ -130,7 +130,9 @@ def test_sigterm_drains_streams_within_the_grace_then_exits_zero(env: dict[str, 
         assert short.error is None, short.error
         assert short.text.rstrip().endswith("data: [DONE]")
         bound = GRACE_SECONDS + DRAIN_SECONDS + 10  # + the writer child's stop margin, slack
-        stderr = gateway.process.communicate(timeout=bound)[1]
+        gateway.process.wait(timeout=bound)
+        stderr = gateway.output()
+        gateway.log.close()
         assert gateway.process.returncode == 0, stderr
         long.join(10)
         assert long.error is not None and "[DONE]" not in long.text  # cut at the grace bound

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from yarl import URL
@@ -104,10 +104,7 @@ class RegistryView:
         found = self._found.get(model_id)
         if found is None:
             found = self._offerings(model_id)
-            if len(model_id) <= _MAX_REMEMBERED_CHARS:  # names come from clients: bounded
-                if len(self._found) >= _MAX_REMEMBERED:
-                    self._found.clear()
-                self._found[model_id] = found
+            _remember(self._found, model_id, model_id, found)
         return found
 
     def _offerings(self, model_id: str) -> tuple[Offer, ...]:
@@ -141,6 +138,19 @@ _MAX_REMEMBERED = 4096
 """Distinct model strings whose offers (and parse) a process remembers (then it starts over)."""
 _MAX_REMEMBERED_CHARS = 200
 """Longer model strings are worked out every time, never kept."""
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(store: dict[K, V], key: K, model: str, value: V) -> None:
+    """Keep ``value`` under ``key`` unless ``model`` (the client's string the key is made
+    of) is too long; model strings come from clients, so the store starts over when full."""
+    if len(model) > _MAX_REMEMBERED_CHARS:
+        return
+    if len(store) >= _MAX_REMEMBERED:
+        store.clear()
+    store[key] = value
 
 
 class Router:
@@ -235,12 +245,10 @@ class Router:
                 code="unsupported_endpoint",
                 param="model",
             )
-        if memo_key is not None and self.health.quiet and len(model) <= _MAX_REMEMBERED_CHARS:
+        if memo_key is not None and self.health.quiet:
             # Kept only when planned with no health record, so in the plain order: health
             # reorders it per request above, and a provider cooled down once does not stay last.
-            if len(self._plans) >= _MAX_REMEMBERED:
-                self._plans.clear()
-            self._plans[memo_key] = tuple(served)
+            _remember(self._plans, memo_key, model, tuple(served))
         return served
 
     def _parse(self, model: str) -> ModelSpec:
@@ -249,10 +257,7 @@ class Router:
         spec = self._parsed.get(model)
         if spec is None:
             spec = self.planner.parse(model)
-            if len(model) <= _MAX_REMEMBERED_CHARS:
-                if len(self._parsed) >= _MAX_REMEMBERED:
-                    self._parsed.clear()
-                self._parsed[model] = spec
+            _remember(self._parsed, model, model, spec)
         return spec
 
     def _client_key_plan(self, spec: ModelSpec, endpoint: str) -> list[Attempt]:

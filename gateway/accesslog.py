@@ -16,12 +16,15 @@ request line shows it.
 
 Never a key, a prompt or a body: the fields are ids, names, numbers and the gateway's own error
 codes. The model is the name the provider was sent, cut to 128 characters (it comes from the
-client). The request line is written straight to standard error, one ``write`` each (whole
-lines, atomic on a pipe), not through :mod:`logging` — which costs ~20 µs a record.
+client). Request lines are written straight to standard error in batches (see
+:class:`AccessLog`), not through :mod:`logging` — which costs ~20 µs a record; each ``write``
+holds whole lines and at most ``PIPE_BUF`` (4,096) bytes unless one line is longer, so that the
+workers sharing one pipe never interleave inside a line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -42,6 +45,20 @@ fault_logger = logging.getLogger("gateway.fault")
 
 _MAX_MODEL_CHARS = 128
 _CACHE = {None: None, True: "hit", False: "miss"}
+FLUSH_SECONDS = 0.05
+"""How long a request line may wait to be written with the others."""
+FLUSH_LINES = 512
+"""Lines that are written at once, without waiting for :data:`FLUSH_SECONDS`."""
+PIPE_BUF = 4096
+"""The most bytes one ``write`` to a pipe is atomic for (POSIX: at least 512; Linux: 4,096)."""
+
+# fmt: off
+_Facts = tuple[
+    float, str, "str | None", str, str, str, int, float, float, "bool | None", int, int, bool,
+    "str | None",
+]
+# fmt: on
+"""What :meth:`AccessLog.request` keeps of a request until its line is written."""
 
 
 def _stderr(line: bytes) -> None:
@@ -55,7 +72,16 @@ def _stderr(line: bytes) -> None:
 
 
 class AccessLog:
-    """Writes the request line (see the module docstring)."""
+    """Writes the request line (see the module docstring), in batches.
+
+    A finished request only appends its facts to a list (a tuple, well under a microsecond);
+    the lines are formatted and written together, ~11 to a ``write``, at most
+    :data:`FLUSH_SECONDS` later (or at once when :data:`FLUSH_LINES` are waiting, outside an
+    event loop, and at shutdown: :meth:`flush`). Measured under load in the bench's gateway,
+    a line built and written per request cost ~10 µs (JSON; ~18 text) of cache-cold work and a
+    system call — about 6% of a request's CPU — against ~3 µs a line in a batch. The price:
+    a process killed outright loses its last 50 ms of request lines (never a record of the
+    request log, which has its own journal)."""
 
     def __init__(self, log_format: str = "json", write: Callable[[bytes], None] = _stderr) -> None:
         self.text = log_format == "text"
@@ -63,6 +89,8 @@ class AccessLog:
         self.pid = os.getpid()  # which worker: the runtime is made in the worker process
         self._second = -1
         self._prefix = ""
+        self._pending: list[_Facts] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessLog | None:
@@ -76,46 +104,97 @@ class AccessLog:
     def request(
         self, ctx: RequestContext, status: int, error: GatewayError | None, now: float
     ) -> None:
-        """The line of one finished request (``now``: ``time.perf_counter()`` at its end).
-
-        Built for speed (it runs for every request): one dict, milliseconds rounded to
-        microseconds by integer arithmetic, the timestamp's text reused within a second."""
-        latency = now - ctx.started
+        """Queue the line of one finished request (``now``: ``time.perf_counter()`` at its
+        end); it is written with the others of the next :data:`FLUSH_SECONDS`."""
         identity = ctx.identity
         hit = ctx.cache_hit
+        latency = now - ctx.started
+        pending = self._pending
+        pending.append((
+            time.time(),
+            ctx.options.request_id,
+            identity.org_id if identity is not None else None,
+            "cache" if hit else MODES[ctx.route],
+            ctx.provider,
+            ctx.model,
+            status,
+            latency,
+            latency - ctx.upstream_seconds,
+            hit,
+            ctx.attempts,
+            ctx.retries,
+            ctx.first_byte_at is not None,
+            error.code if error is not None else None,
+        ))  # fmt: skip
+        if len(pending) >= FLUSH_LINES:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop to wait on (a script, a test): write it now
+                self.flush()
+                return
+            self._timer = loop.call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Write every queued line, in one ``write``."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        line = self._text_line if self.text else self._json_line
+        chunk: list[bytes] = []
+        size = 0
+        for facts in pending:
+            text = line(facts)
+            if size + len(text) > PIPE_BUF and chunk:
+                self.write(b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(text)
+            size += len(text)
+        self.write(b"".join(chunk))
+
+    def _fields(self, facts: _Facts) -> dict[str, Any]:
+        (when, request_id, org, mode, provider, model, status, latency, overhead, hit,
+         attempts, retries, stream, error) = facts  # fmt: skip
         fields: dict[str, Any] = {
-            "ts": self._timestamp(),
+            "ts": self._timestamp(when),
             "level": "info",
             "logger": "gateway.request",
             "message": "request",
             "event": "request",
-            "request_id": ctx.options.request_id,
-            "org": identity.org_id if identity is not None else None,
-            "mode": "cache" if hit else MODES[ctx.route],
-            "provider": ctx.provider or None,
-            "model": ctx.model[:_MAX_MODEL_CHARS] or None,
+            "request_id": request_id,
+            "org": org,
+            "mode": mode,
+            "provider": provider or None,
+            "model": model[:_MAX_MODEL_CHARS] or None,
             "status": status,
             "latency_ms": int(latency * 1e6 + 0.5) / 1000,
-            "overhead_ms": int((latency - ctx.upstream_seconds) * 1e6 + 0.5) / 1000,
+            "overhead_ms": int(overhead * 1e6 + 0.5) / 1000,
             "cache": _CACHE[hit],
-            "attempts": ctx.attempts,
-            "retries": ctx.retries,
-            "stream": ctx.first_byte_at is not None,
+            "attempts": attempts,
+            "retries": retries,
+            "stream": stream,
             "pid": self.pid,
         }
         if error is not None:
-            fields["error"] = error.code
-        if self.text:
-            del fields["level"], fields["logger"], fields["message"], fields["event"]
-            ts = fields.pop("ts")
-            self.write(f"{ts} INFO gateway.request: request {pairs(fields)}\n".encode())
-            return
-        self.write(orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE))
+            fields["error"] = error
+        return fields
 
-    def _timestamp(self) -> str:
-        """:func:`logging_pipeline.logformat.timestamp` of now, its first 19 characters (to
-        the second) computed once a second."""
-        now = time.time()
+    def _json_line(self, facts: _Facts) -> bytes:
+        return orjson.dumps(self._fields(facts), option=orjson.OPT_APPEND_NEWLINE)
+
+    def _text_line(self, facts: _Facts) -> bytes:
+        fields = self._fields(facts)
+        del fields["level"], fields["logger"], fields["message"], fields["event"]
+        ts = fields.pop("ts")
+        return f"{ts} INFO gateway.request: request {pairs(fields)}\n".encode()
+
+    def _timestamp(self, now: float) -> str:
+        """:func:`logging_pipeline.logformat.timestamp` of ``now``, its first 19 characters
+        (to the second) computed once a second."""
         second = int(now)
         if second != self._second:
             self._second = second
@@ -144,4 +223,3 @@ def log_fault(
             "attempts": ctx.attempts,
         },
     )
-

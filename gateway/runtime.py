@@ -282,6 +282,8 @@ class Runtime:
         writer, self.writer = self.writer, None
         if writer is not None:
             await writer.close()  # writes what is journaled (bounded); the rest waits on disk
+        if self.access_log is not None:
+            self.access_log.flush()  # the request lines still queued
         tracer, self.tracer = self.tracer, None
         if tracer is not None:
             await asyncio.to_thread(tracer.close)  # the last spans, exported (bounded)

@@ -25,7 +25,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.accesslog import AccessLog
+from gateway.accesslog import PIPE_BUF, AccessLog
 from gateway.context import HeliconeOptions, RequestContext
 from gateway.metrics import Metrics
 from logging_pipeline.logformat import JsonFormatter, TextFormatter
@@ -97,6 +97,7 @@ def test_counters_equal_the_requests_sent(
     server, key = gateway
     first, _second = emulators
     before = scrape(server.url)
+    server.flush_request_lines()  # the earlier tests' lines
     server.request_lines.clear()
     messages = [{"role": "user", "content": PROMPT}]
     usage = {"prompt": 0, "completion": 0}
@@ -175,7 +176,7 @@ def test_counters_equal_the_requests_sent(
     assert value(after, "gateway_log_records_total", outcome="lost") == 0
     assert value(after, "gateway_log_queue_bytes") >= 0
 
-    lines = [json.loads(line) for line in server.request_lines]
+    lines = [json.loads(line) for line in server.flush_request_lines()]
     assert len(lines) == logged
     assert sorted(line["status"] for line in lines) == [200] * 10 + [400, 429]
     assert [line["error"] for line in lines if line["status"] != 200] == ["rate_limited",
@@ -281,6 +282,29 @@ def test_the_request_line_in_json_and_in_text() -> None:
     text = lines[1].decode()
     assert "INFO gateway.request: request request_id=0190f1c2" in text
     assert " status=200 " in text and " cache=miss " in text and text.endswith("\n")
+
+
+def test_request_lines_are_written_in_batches_of_whole_lines() -> None:
+    """On an event loop the lines wait (at most 50 ms) and go out together: each ``write``
+    whole lines of at most PIPE_BUF bytes, so workers sharing a pipe never split a line."""
+    writes: list[bytes] = []
+    access_log = AccessLog("json", writes.append)
+
+    async def serve() -> None:
+        for number in range(40):
+            ctx = _context(provider="openai", model="m" * number, upstream_seconds=0.01)
+            access_log.request(ctx, 200, None, now=100.3)
+        assert writes == []  # queued, not yet written
+        await asyncio.sleep(0.2)  # past the flush timer (scheduled first, so it fires first)
+
+    asyncio.run(serve())
+    assert 1 < len(writes) < 40
+    assert all(len(chunk) <= PIPE_BUF and chunk.endswith(b"\n") for chunk in writes)
+    lines = [json.loads(line) for chunk in writes for line in chunk.splitlines()]
+    assert [line["model"] for line in lines] == [None] + ["m" * n for n in range(1, 40)]
+    access_log.request(_context(provider="openai", model="x"), 200, None, now=100.3)
+    access_log.flush()  # at shutdown: what is queued, at once
+    assert json.loads(writes[-1])["model"] == "x"
 
 
 def test_formatters_keep_the_structured_fields() -> None:

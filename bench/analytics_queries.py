@@ -97,14 +97,26 @@ QUERIES: tuple[Query, ...] = (
         DASHBOARD_SERIES,
         "/v1/dashboard/series/query",
         {
-            # The body of the dashboard-series endpoint (issue 15 item 5): its shape is the
-            # endpoint's to define; this follows the reference's DataOverTimeRequest (§2.16).
-            "userFilter": "all",
+            # The dashboard-series endpoint's body (issue 15 item 5; the endpoint defines it,
+            # after the reference's DataOverTimeRequest, §2.16).
+            "filter": "all",
             "timeFilter": {"start": "$days_ago_30_iso", "end": "$now_iso"},
             "dbIncrement": "day",
             "timeZoneDifference": 0,
         },
         what="30-day dashboard series, daily buckets",
+    ),
+    Query(
+        "dashboard_series_by_model",
+        "/v1/dashboard/series/query",
+        {
+            "filter": "all",
+            "timeFilter": {"start": "$days_ago_30_iso", "end": "$now_iso"},
+            "dbIncrement": "day",
+            "timeZoneDifference": 0,
+            "groupBy": "model",
+        },
+        what="the same, one series per model",
     ),
     _hql(
         "hql_top_costly_requests",

@@ -456,6 +456,7 @@ def create_org_key(gateway: Gateway, org: str) -> tuple[str, str]:
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Generate, start, measure, stop; the results as JSON-ready data."""
     load_start = os.getloadavg()
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     upstream = Upstream(workdir)
     gateway: Gateway | None = None
     try:
@@ -488,7 +489,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         upstream.stop()
     return {
         "meta": {
-            "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "started_at": started_at,
             "cpus": os.cpu_count(),
             "load_average_start": load_start,
             "load_average_end": os.getloadavg(),

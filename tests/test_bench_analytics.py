@@ -27,10 +27,13 @@ from bench.analytics_data import (
     STATUSES,
     Spec,
     generate,
+    write,
 )
 from bench.analytics_report import NOT_AVAILABLE, report, throughput_lines
 from gateway.store import ControlStore
 from logging_pipeline.clickhouse.chdb_transport import ChdbTransport
+from logging_pipeline.clickhouse.connect_transport import ClickHouseConnectTransport
+from tests.clickhouse_http import ChdbHttpServer
 from tests.harness import GatewayServer, make_settings
 
 pytest.importorskip("chdb")
@@ -166,6 +169,24 @@ def test_generation_is_reproducible(tmp_path: Path) -> None:
     again = tmp_path / "again"
     generate(again, Spec(200, (MAIN,), now_ms=NOW_MS), optimize=False)
     assert _query(again / "clickhouse", sql) == first
+
+
+async def test_writes_through_the_server_transport_too(tmp_path: Path) -> None:
+    """:func:`write` takes any transport: here clickhouse-connect, to a ClickHouse HTTP
+    endpoint (the chdb stand-in), in several statements."""
+    server = ChdbHttpServer(tmp_path / "server").start()
+    transport = ClickHouseConnectTransport(server.url)
+    try:
+        await write(transport, Spec(300, (MAIN, *OTHERS), now_ms=NOW_MS), batch_rows=128)
+        rows = await transport.query(
+            "SELECT count() AS n, countIf(organization_id = toUUID({org:String})) AS main "
+            "FROM request_response_rmt",
+            {"org": MAIN},
+        )
+        assert rows[0]["n"] == 300 and 0.7 < rows[0]["main"] / 300 < 0.9
+    finally:
+        await transport.close()
+        server.stop()
 
 
 def test_spec_rejects_bad_input() -> None:

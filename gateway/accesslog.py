@@ -17,18 +17,16 @@ request line shows it.
 Never a key, a prompt or a body: the fields are ids, names, numbers and the gateway's own error
 codes. The model is the name the provider was sent, cut to 128 characters (it comes from the
 client). Request lines are written straight to standard error in batches (see
-:class:`AccessLog`), not through :mod:`logging` — which costs ~20 µs a record; each ``write``
+:mod:`gateway.finished`), not through :mod:`logging` — which costs ~20 µs a record; each ``write``
 holds whole lines and at most ``PIPE_BUF`` (4,096) bytes unless one line is longer, so that the
 workers sharing one pipe never interleave inside a line.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,26 +37,15 @@ from logging_pipeline.logformat import pairs, timestamp
 if TYPE_CHECKING:
     from gateway.context import RequestContext
     from gateway.errors import GatewayError
+    from gateway.finished import RequestFacts
     from gateway.settings import Settings
 
 fault_logger = logging.getLogger("gateway.fault")
 
 _MAX_MODEL_CHARS = 128
 _CACHE = {None: None, True: "hit", False: "miss"}
-FLUSH_SECONDS = 0.05
-"""How long a request line may wait to be written with the others."""
-FLUSH_LINES = 512
-"""Lines that are written at once, without waiting for :data:`FLUSH_SECONDS`."""
 PIPE_BUF = 4096
 """The most bytes one ``write`` to a pipe is atomic for (POSIX: at least 512; Linux: 4,096)."""
-
-# fmt: off
-_Facts = tuple[
-    float, str, "str | None", str, str, str, int, float, float, "bool | None", int, int, bool,
-    "str | None",
-]
-# fmt: on
-"""What :meth:`AccessLog.request` keeps of a request until its line is written."""
 
 
 def _stderr(line: bytes) -> None:
@@ -72,16 +59,8 @@ def _stderr(line: bytes) -> None:
 
 
 class AccessLog:
-    """Writes the request line (see the module docstring), in batches.
-
-    A finished request only appends its facts to a list (a tuple, well under a microsecond);
-    the lines are formatted and written together, ~11 to a ``write``, at most
-    :data:`FLUSH_SECONDS` later (or at once when :data:`FLUSH_LINES` are waiting, outside an
-    event loop, and at shutdown: :meth:`flush`). Measured under load in the bench's gateway,
-    a line built and written per request cost ~10 µs (JSON; ~18 text) of cache-cold work and a
-    system call — about 6% of a request's CPU — against ~3 µs a line in a batch. The price:
-    a process killed outright loses its last 50 ms of request lines (never a record of the
-    request log, which has its own journal)."""
+    """Writes the request lines (see the module docstring) of a batch of finished requests
+    (gateway/finished.py hands them over, at most 50 ms after their end)."""
 
     def __init__(self, log_format: str = "json", write: Callable[[bytes], None] = _stderr) -> None:
         self.text = log_format == "text"
@@ -89,8 +68,6 @@ class AccessLog:
         self.pid = os.getpid()  # which worker: the runtime is made in the worker process
         self._second = -1
         self._prefix = ""
-        self._pending: list[_Facts] = []
-        self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessLog | None:
@@ -101,92 +78,53 @@ class AccessLog:
             return None
         return cls(settings.log_format)
 
-    def request(
-        self, ctx: RequestContext, status: int, error: GatewayError | None, now: float
-    ) -> None:
-        """Queue the line of one finished request (``now``: ``time.perf_counter()`` at its
-        end); it is written with the others of the next :data:`FLUSH_SECONDS`."""
-        identity = ctx.identity
-        hit = ctx.cache_hit
-        latency = now - ctx.started
-        pending = self._pending
-        pending.append((
-            time.time(),
-            ctx.options.request_id,
-            identity.org_id if identity is not None else None,
-            "cache" if hit else MODES[ctx.route],
-            ctx.provider,
-            ctx.model,
-            status,
-            latency,
-            latency - ctx.upstream_seconds,
-            hit,
-            ctx.attempts,
-            ctx.retries,
-            ctx.first_byte_at is not None,
-            error.code if error is not None else None,
-        ))  # fmt: skip
-        if len(pending) >= FLUSH_LINES:
-            self.flush()
-        elif self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop to wait on (a script, a test): write it now
-                self.flush()
-                return
-            self._timer = loop.call_later(FLUSH_SECONDS, self.flush)
-
-    def flush(self) -> None:
-        """Write every queued line, in one ``write``."""
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
+    def requests(self, batch: Sequence[RequestFacts]) -> None:
+        """Write the lines of ``batch``: whole lines, at most :data:`PIPE_BUF` bytes a
+        ``write`` (unless one line is longer)."""
         line = self._text_line if self.text else self._json_line
         chunk: list[bytes] = []
         size = 0
-        for facts in pending:
+        for facts in batch:
             text = line(facts)
             if size + len(text) > PIPE_BUF and chunk:
                 self.write(b"".join(chunk))
                 chunk, size = [], 0
             chunk.append(text)
             size += len(text)
-        self.write(b"".join(chunk))
+        if chunk:
+            self.write(b"".join(chunk))
 
-    def _fields(self, facts: _Facts) -> dict[str, Any]:
-        (when, request_id, org, mode, provider, model, status, latency, overhead, hit,
-         attempts, retries, stream, error) = facts  # fmt: skip
+    def _fields(self, facts: RequestFacts) -> dict[str, Any]:
+        hit = facts.cache_hit
+        latency = facts.latency
         fields: dict[str, Any] = {
-            "ts": self._timestamp(when),
+            "ts": self._timestamp(facts.when),
             "level": "info",
             "logger": "gateway.request",
             "message": "request",
             "event": "request",
-            "request_id": request_id,
-            "org": org,
-            "mode": mode,
-            "provider": provider or None,
-            "model": model[:_MAX_MODEL_CHARS] or None,
-            "status": status,
+            "request_id": facts.request_id,
+            "org": facts.org,
+            "mode": "cache" if hit else MODES[facts.route],
+            "provider": facts.provider or None,
+            "model": facts.model[:_MAX_MODEL_CHARS] or None,
+            "status": facts.status,
             "latency_ms": int(latency * 1e6 + 0.5) / 1000,
-            "overhead_ms": int(overhead * 1e6 + 0.5) / 1000,
+            "overhead_ms": int((latency - facts.upstream) * 1e6 + 0.5) / 1000,
             "cache": _CACHE[hit],
-            "attempts": attempts,
-            "retries": retries,
-            "stream": stream,
+            "attempts": facts.attempts,
+            "retries": facts.retries,
+            "stream": facts.first_byte is not None,
             "pid": self.pid,
         }
-        if error is not None:
-            fields["error"] = error
+        if facts.error is not None:
+            fields["error"] = facts.error
         return fields
 
-    def _json_line(self, facts: _Facts) -> bytes:
+    def _json_line(self, facts: RequestFacts) -> bytes:
         return orjson.dumps(self._fields(facts), option=orjson.OPT_APPEND_NEWLINE)
 
-    def _text_line(self, facts: _Facts) -> bytes:
+    def _text_line(self, facts: RequestFacts) -> bytes:
         fields = self._fields(facts)
         del fields["level"], fields["logger"], fields["message"], fields["event"]
         ts = fields.pop("ts")

@@ -73,11 +73,11 @@ class GatewayServer:
     def flush_request_lines(self) -> list[bytes]:
         """Every request line of the requests answered so far (the access log writes them
         in batches up to 50 ms after their request: this writes the batch now)."""
-        access_log = self.runtime.access_log
-        if access_log is not None:
+        finished = self.runtime.finished
+        if finished is not None:
 
             async def flush() -> None:
-                access_log.flush()
+                finished.flush()
 
             self.call(flush())
         return list(self.request_lines)

@@ -26,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.accesslog import PIPE_BUF, AccessLog
+from gateway.finished import FinishedRequests, RequestFacts
 from gateway.context import HeliconeOptions, RequestContext
 from gateway.metrics import Metrics
 from logging_pipeline.logformat import JsonFormatter, TextFormatter
@@ -265,46 +266,57 @@ def _context(**facts: Any) -> RequestContext:
     return ctx
 
 
+def _facts(ctx: RequestContext) -> RequestFacts:
+    ctx.status = ctx.status or 200
+    return RequestFacts.of(ctx, None, now=100.3, when=1_700_000_000.25)
+
+
 def test_the_request_line_in_json_and_in_text() -> None:
     lines: list[bytes] = []
     ctx = _context(provider="openai", model="gpt-4o-mini", attempts=2, upstream_seconds=0.25,
                    cache_hit=False)  # fmt: skip
-    AccessLog("json", lines.append).request(ctx, 200, None, now=100.3)
+    AccessLog("json", lines.append).requests([_facts(ctx)])
     line = json.loads(lines[0])
     assert lines[0].endswith(b"\n") and lines[0].count(b"\n") == 1
     assert line["event"] == "request" and line["level"] == "info"
+    assert line["ts"] == "2023-11-14T22:13:20.250Z"
     assert line["request_id"] == "0190f1c2-1234-7abc-8def-0123456789ab"
     assert line["latency_ms"] == pytest.approx(300.0) and line["overhead_ms"] == pytest.approx(50)
     assert (line["status"], line["provider"], line["model"]) == (200, "openai", "gpt-4o-mini")
     assert (line["cache"], line["attempts"], line["mode"]) == ("miss", 2, "unified")
     assert line["org"] is None and "error" not in line
-    AccessLog("text", lines.append).request(ctx, 200, None, now=100.3)
+    AccessLog("text", lines.append).requests([_facts(ctx)])
     text = lines[1].decode()
     assert "INFO gateway.request: request request_id=0190f1c2" in text
     assert " status=200 " in text and " cache=miss " in text and text.endswith("\n")
 
 
-def test_request_lines_are_written_in_batches_of_whole_lines() -> None:
-    """On an event loop the lines wait (at most 50 ms) and go out together: each ``write``
-    whole lines of at most PIPE_BUF bytes, so workers sharing a pipe never split a line."""
+def test_finished_requests_are_handed_over_in_batches_of_whole_lines() -> None:
+    """On an event loop finished requests wait (at most 50 ms) and go to the metrics and the
+    request line together; each ``write`` holds whole lines of at most PIPE_BUF bytes, so
+    workers sharing a pipe never split a line."""
     writes: list[bytes] = []
+    counted: list[int] = []
     access_log = AccessLog("json", writes.append)
+    finished = FinishedRequests([lambda batch: counted.append(len(batch)), access_log.requests])
 
     async def serve() -> None:
         for number in range(40):
             ctx = _context(provider="openai", model="m" * number, upstream_seconds=0.01)
-            access_log.request(ctx, 200, None, now=100.3)
-        assert writes == []  # queued, not yet written
+            ctx.status = 200
+            finished.add(ctx, None)
+        assert writes == [] and counted == []  # waiting, not yet handed over
         await asyncio.sleep(0.2)  # past the flush timer (scheduled first, so it fires first)
 
     asyncio.run(serve())
+    assert counted == [40]
     assert 1 < len(writes) < 40
     assert all(len(chunk) <= PIPE_BUF and chunk.endswith(b"\n") for chunk in writes)
     lines = [json.loads(line) for chunk in writes for line in chunk.splitlines()]
     assert [line["model"] for line in lines] == [None] + ["m" * n for n in range(1, 40)]
-    access_log.request(_context(provider="openai", model="x"), 200, None, now=100.3)
-    access_log.flush()  # at shutdown: what is queued, at once
-    assert json.loads(writes[-1])["model"] == "x"
+    finished.add(_context(provider="openai", model="x"), None)  # outside a loop: at once
+    assert json.loads(writes[-1])["model"] == "x" and counted == [40, 1]
+    assert json.loads(writes[-1])["status"] == 499  # no answer and no error: the client left
 
 
 def test_formatters_keep_the_structured_fields() -> None:

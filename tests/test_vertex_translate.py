@@ -13,13 +13,17 @@ import orjson
 import pytest
 
 from gateway.errors import GatewayError
+from gateway.passthrough import _vertex_host
 from gateway.routing import Exchange
+from gateway.settings import Settings
+from gateway.targets import TargetPolicy
 from gateway.vertex_auth import VertexTokens
 from providers.adapter import TranslationError
 from providers.plan import Attempt
 from providers.routing import ProviderDirectory
 from providers.spec import PROVIDERS
 from providers.vertex import (
+    MULTI_REGIONS,
     VertexAdapter,
     answer_wire,
     endpoint_url,
@@ -35,8 +39,10 @@ CHAT: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
 def test_hosts_and_names() -> None:
     assert endpoint_url("global") == "https://aiplatform.googleapis.com"
     assert endpoint_url("us-east5") == "https://us-east5-aiplatform.googleapis.com"
-    assert all(is_location(x) for x in ("global", "us-central1", "europe-west4"))
-    assert not any(is_location(x) for x in ("", "evil.com/", "us", "us-east5.x", "GLOBAL"))
+    assert all(is_location(x) for x in ("global", "us", "eu", "us-central1", "europe-west4"))
+    assert not any(
+        is_location(x) for x in ("", "evil.com/", "asia", "US", "us.rep", "us-east5.x", "GLOBAL")
+    )
     assert all(is_project(x) for x in ("my-project", "123456789", "example.com:proj"))
     assert not any(is_project(x) for x in ("", "a/b", "a..b", "x?y", "Proj"))
     claude = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/c@1:rawPredict"
@@ -94,6 +100,30 @@ def test_errors_in_the_publishers_shape_and_vertexs_own() -> None:
     )
 
 
+def test_multi_region_hosts_are_allowed_read_as_vertex_and_chosen_by_the_path(
+    tmp_path: Path,
+) -> None:
+    assert dict(MULTI_REGIONS) == {
+        "us": "https://aiplatform.us.rep.googleapis.com",
+        "eu": "https://aiplatform.eu.rep.googleapis.com",
+    }
+    claude = "/v1/projects/p/locations/eu/publishers/anthropic/models/claude-x@1:rawPredict"
+    assert location_in_path(claude) == "eu"
+    assert _vertex_host(claude) == "https://aiplatform.eu.rep.googleapis.com"
+    for location, host in MULTI_REGIONS.items():
+        assert endpoint_url(location) == host
+        assert TargetPolicy([], []).allows(host + claude)  # Helicone-Target-Url may name it
+        assert PROVIDERS.wire_for(host.removeprefix("https://"), "", claude) == "anthropic"
+    assert not TargetPolicy([], []).allows("https://aiplatform.asia.rep.googleapis.com/v1")
+    with pytest.raises(GatewayError) as caught:
+        _vertex_host("/v1/projects/p/locations/asia/publishers/google/models/g:x")
+    assert caught.value.status == 400 and "'us', 'eu'" in caught.value.message
+    settings = Settings(_env_file=None, data_dir=tmp_path, vertex_location="eu")  # type: ignore[call-arg]
+    assert settings.vertex_location == "eu"
+    with pytest.raises(ValueError, match="multi-region"):
+        Settings(_env_file=None, data_dir=tmp_path, vertex_location="asia")  # type: ignore[call-arg]
+
+
 def _exchange(tmp_path: Path, **settings: Any) -> Exchange:
     values = make_settings(tmp_path, **settings)
     runtime = SimpleNamespace(
@@ -114,7 +144,10 @@ def _attempt(model: str) -> Attempt:
 @pytest.mark.parametrize(
     ("location", "host"),
     [("global", "https://aiplatform.googleapis.com"),
-     ("europe-west4", "https://europe-west4-aiplatform.googleapis.com")],
+     ("europe-west4", "https://europe-west4-aiplatform.googleapis.com"),
+     # The multi-regions: Google's regional endpoint proxies, not `us-aiplatform…`.
+     ("us", "https://aiplatform.us.rep.googleapis.com"),
+     ("eu", "https://aiplatform.eu.rep.googleapis.com")],
 )
 def test_an_attempt_goes_to_its_locations_host(tmp_path: Path, location: str, host: str) -> None:
     exchange = _exchange(tmp_path, vertex_project="my-project", vertex_location=location)

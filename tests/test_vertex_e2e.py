@@ -262,7 +262,7 @@ def test_embeddings_input_vertex_cannot_take_is_a_clear_400(
 ) -> None:
     one = client.embeddings.create(model="gemini-embedding-001/vertex", input="just one")
     assert len(one.data[0].embedding) == 3072
-    refused = [
+    refused: list[tuple[dict[str, Any], str, str]] = [
         ({"model": "gemini-embedding-001/vertex", "input": ["a", "b"]}, "input", "at most 1"),
         ({"model": "text-embedding-005/vertex", "input": [1, 2, 3]}, "input", "token ids"),
         ({"model": "text-embedding-005/vertex", "input": "x",
@@ -290,7 +290,7 @@ def test_embeddings_errors_keep_googles_status_and_message(
     upstream.inject(Fault(status=429, path=":predict"))
     with pytest.raises(openai.RateLimitError) as caught:
         client.embeddings.create(model="text-embedding-005/vertex", input="busy")
-    assert caught.value.body == {  # type: ignore[comparison-overlap]
+    assert caught.value.body == {
         "message": "You exceeded your current quota, please check your plan and billing details.",
         "type": "rate_limit_error", "param": None, "code": "RESOURCE_EXHAUSTED",
     }
@@ -317,7 +317,7 @@ def test_google_genai_embeddings_in_vertex_mode_through_the_passthrough(
         vector("text-embedding-005", "embed me please", 4)
     )
     assert _model_calls(upstream)[-1].path == f"{PREFIX}/google/models/text-embedding-005:predict"
-    row = record(server, answer.sdk_http_response.headers["helicone-id"])  # type: ignore[union-attr]
+    row = record(server, answer.sdk_http_response.headers["helicone-id"])  # type: ignore[union-attr, index]
     assert (row["provider"], row["wire_format"], row["model"]) == (
         "vertex", "gemini", "text-embedding-005"
     )

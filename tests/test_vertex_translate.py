@@ -5,6 +5,8 @@ hosts, which the end-to-end tests replace with the emulator)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -165,3 +167,66 @@ def test_without_a_project_the_attempt_is_a_400_naming_the_settings(tmp_path: Pa
     with pytest.raises(GatewayError) as caught:
         asyncio.run(exchange.prepare(_attempt("gemini-2.5-flash"), "ya29.token"))
     assert caught.value.status == 400 and "GATEWAY_VERTEX_PROJECT" in caught.value.message
+
+
+def test_embeddings_request_and_answer() -> None:
+    adapter = VertexAdapter()
+    call = adapter.build_embeddings_request(
+        {"model": "text-embedding-005", "input": "one", "dimensions": 4, "user": "u-1"},
+        api_key="unused",
+    )
+    assert call.path == "/publishers/google/models/text-embedding-005:predict"
+    assert call.body == {
+        "instances": [{"content": "one"}],
+        "parameters": {"autoTruncate": False, "outputDimensionality": 4},
+    }
+    assert adapter.wire == "gemini" and "x-goog-api-key" not in call.headers
+    answer = {
+        "predictions": [
+            {"embeddings": {"values": [0.5, -1.0], "statistics": {"token_count": 3}}},
+            {"embeddings": {"values": [0.25, 2.0], "statistics": {"tokenCount": 4.0}}},
+        ],
+        "metadata": {"billableCharacterCount": 9},
+    }
+    floats = adapter.embeddings(answer, {"model": "text-embedding-005"})
+    assert floats == {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.5, -1.0]},
+            {"object": "embedding", "index": 1, "embedding": [0.25, 2.0]},
+        ],
+        "model": "text-embedding-005",
+        "usage": {"prompt_tokens": 7, "total_tokens": 7},
+    }
+    packed = adapter.embeddings(answer, {"model": "m", "encoding_format": "base64"})
+    assert base64.b64decode(packed["data"][1]["embedding"]) == struct.pack("<2f", 0.25, 2.0)
+    with pytest.raises(ValueError, match="predictions"):
+        adapter.embeddings({"embedding": {"values": [1.0]}}, {"model": "m"})
+    for bad, param in (
+        ({"input": ""}, "input"),
+        ({"input": [[1, 2]]}, "input"),
+        ({"input": ["x"] * 251}, "input"),
+        ({"input": "x", "dimensions": 0}, "dimensions"),
+        ({"input": "x", "encoding_format": "int8"}, "encoding_format"),
+        ({"input": "x", "auto_truncate": "yes"}, "auto_truncate"),
+        ({"input": "x", "task_type": "RETRIEVAL_QUERY", "title": "t"}, "title"),
+        ({"input": "x", "instances": []}, "instances"),
+    ):
+        with pytest.raises(TranslationError) as caught:
+            adapter.build_embeddings_request({"model": "text-embedding-005", **bad}, api_key=None)
+        assert caught.value.param == param
+    with pytest.raises(TranslationError, match="not an embedding model"):
+        adapter.build_embeddings_request({"model": "claude-x", "input": "x"}, api_key=None)
+
+
+def test_an_embeddings_attempt_goes_to_predict_with_the_token(tmp_path: Path) -> None:
+    exchange = _exchange(tmp_path, vertex_project="my-project", vertex_location="us")
+    exchange.endpoint = "/embeddings"
+    exchange.payload = {"model": "text-embedding-005/vertex", "input": ["a", "b"]}
+    call = asyncio.run(exchange.prepare(_attempt("text-embedding-005"), "ya29.token"))
+    assert str(call.url) == (
+        "https://aiplatform.us.rep.googleapis.com/v1/projects/my-project/locations/us/"
+        "publishers/google/models/text-embedding-005:predict"
+    )
+    assert call.headers["authorization"] == "Bearer ya29.token" and call.wire == "gemini"
+    assert orjson.loads(call.body)["instances"] == [{"content": "a"}, {"content": "b"}]

@@ -22,7 +22,8 @@
 
 Every model call needs ``Authorization: Bearer`` with a token this endpoint issued (or one of
 :attr:`VertexState.access_tokens`): else Google's 401 ``UNAUTHENTICATED``. Faults answer in
-the publisher's error shape (Google's, Anthropic's).
+the shape of whoever refuses (:func:`fault_answer`): Google's for Google's models and for what
+Vertex refuses for Claude (401, 403, 404, 429), Anthropic's for the rest of Claude's.
 """
 
 from __future__ import annotations

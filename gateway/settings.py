@@ -100,7 +100,10 @@ def _google_credentials_file() -> str | None:
 
 def _check_vertex_location(value: str) -> str:
     if not is_location(value):
-        raise ValueError("the Vertex location must be 'global' or a region such as us-central1")
+        raise ValueError(
+            "the Vertex location must be 'global', a multi-region ('us', 'eu') or a region "
+            "such as us-central1"
+        )
     return value
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from cache.backends import CacheBackend, MemoryBackend, RedisBackend
+from cache.backends import CacheBackend, MemoryBackend, NearRedisBackend, RedisBackend
 from cache.key import UNPARSED
 from cache.step import open_cache, replay
 from cache.store import ResponseCache
@@ -123,6 +123,9 @@ class Runtime:
                 retry_after=settings.redis_retry_seconds,
             )
             backend = RedisBackend(self.redis)
+            if settings.cache_near_seconds > 0 and settings.cache_memory_bytes > 0:
+                near = MemoryBackend(settings.cache_memory_bytes)
+                backend = NearRedisBackend(backend, near, settings.cache_near_seconds)
         else:
             backend = MemoryBackend(settings.cache_memory_bytes)
         self.cache = ResponseCache(

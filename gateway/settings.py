@@ -273,10 +273,13 @@ class Settings(BaseSettings):
     redis_connect_timeout: float = Field(default=1.0, gt=0)
     redis_retry_seconds: float = Field(default=1.0, ge=0)
     # The response cache (cache/): the largest answer stored (larger ones are served, not
-    # stored), the in-process store's bound (without REDIS_URL), and the time budgets of a
-    # read (past it: a MISS) and a write (after the client has its answer).
+    # stored), the in-process store's bound (without REDIS_URL: the cache; with it: the
+    # near copy of Redis entries), how long a near copy is kept at most (0: no near copy),
+    # and the time budgets of a read (past it: a MISS) and a write (after the client has
+    # its answer).
     cache_max_entry_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
     cache_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    cache_near_seconds: float = Field(default=5.0, ge=0)
     cache_read_timeout_ms: float = Field(default=100.0, gt=0)
     cache_write_timeout_ms: float = Field(default=1000.0, gt=0)
     # Shutdown on SIGTERM (docs/operations.md): requests in flight (streams included) get this

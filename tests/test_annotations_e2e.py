@@ -431,6 +431,12 @@ def test_annotation_of_a_request_that_never_comes_expires(
         wait_for("the expiry", lambda: (c := gateway.counters())["annotations_expired"] >= 1
                  and c["annotations_pending"] == 0)  # fmt: skip
         # (On the shared server, annotations earlier tests left pending expire here too.)
+        metrics = httpx.get(gateway.server.url + "/metrics", timeout=10).text
+        expired_total = [
+            line for line in metrics.splitlines()
+            if line.startswith('gateway_annotations_total{outcome="expired"}')
+        ]  # fmt: skip
+        assert expired_total and float(expired_total[0].split()[-1]) >= 1, metrics[-2000:]
         if transport == "clickhouse":  # the writer runs in this process: its log is here
             expired = [r.getMessage() for r in caplog.records if "expired" in r.getMessage()]
             assert any(request_id in line for line in expired), expired

@@ -51,8 +51,11 @@ NIL_UUID = "00000000-0000-0000-0000-000000000000"
 SESSION_ID_PROPERTY = "Helicone-Session-Id"
 MAX_RECONCILE_SECONDS = 5.0
 """The longest pause between two passes over the store's pending annotations."""
-_MAX_PER_PASS = 5000
-"""Pending annotations handled per pass (the rest wait for the next one)."""
+_CHUNK = 1000
+"""Request ids per ``IN`` list (parameters travel in the URL to a ClickHouse server)."""
+_SCAN_MARGIN = timedelta(hours=1)
+"""A pass reads the partitions of the last ``expiry + margin`` only (the first after a start
+reads them all, so what expired while no writer ran is found and reported too)."""
 _LIVE = ("pending", "applied")
 _COLUMNS = (
     "organization_id", "request_id", "annotation_id", "session_id", "accepted_at", "scores",
@@ -103,6 +106,7 @@ class Annotator:
         """(organization id, session id) of pending session annotations."""
         self._lock = asyncio.Lock()
         self._columns: list[str] | None = None
+        self._scanned_all = False
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -168,11 +172,16 @@ class Annotator:
 
     async def _reconcile(self) -> None:
         now = datetime.now(UTC)
+        since = datetime(1970, 1, 1, tzinfo=UTC)
+        if self._scanned_all:
+            since = now - self.expiry - _SCAN_MARGIN
         rows = await self.transport.query(
             f"SELECT {', '.join(_COLUMNS)} FROM {ANNOTATION_TABLE} FINAL "
-            "WHERE state = 'pending' ORDER BY accepted_at, annotation_id "
-            f"LIMIT {_MAX_PER_PASS}"
+            "WHERE accepted_at >= {since:DateTime64(6, 'UTC')} AND state = 'pending' "
+            "ORDER BY accepted_at, annotation_id",
+            {"since": since},
         )
+        self._scanned_all = True
         cutoff = now - self.expiry
         expired = [row for row in rows if row["accepted_at"] < cutoff]
         if expired:
@@ -313,23 +322,24 @@ class Annotator:
 
     async def _present(self, targets: set[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which of (org, request id) have a record."""
-        if not targets:
-            return set()
-        rows = await self.transport.query(
-            "SELECT DISTINCT toString(organization_id) AS org, toString(request_id) AS rid "
-            f"FROM {REQUEST_TABLE} WHERE request_id IN {{ids:Array(UUID)}}",
-            {"ids": sorted({rid for _, rid in targets})},
-        )
-        return {(str(r["org"]), str(r["rid"])) for r in rows} & targets
+        found = await self._pairs(REQUEST_TABLE, sorted({rid for _, rid in targets}))
+        return found & targets
 
     async def _annotated(self, request_ids: Sequence[str]) -> set[tuple[str, str]]:
         """(org, request id) of the given requests that have any annotation."""
-        rows = await self.transport.query(
-            "SELECT DISTINCT toString(organization_id) AS org, toString(request_id) AS rid "
-            f"FROM {ANNOTATION_TABLE} WHERE request_id IN {{ids:Array(UUID)}}",
-            {"ids": sorted(set(request_ids))},
-        )
-        return {(str(r["org"]), str(r["rid"])) for r in rows}
+        return await self._pairs(ANNOTATION_TABLE, sorted(set(request_ids)))
+
+    async def _pairs(self, table: str, request_ids: Sequence[str]) -> set[tuple[str, str]]:
+        """(org, request id) of the rows of ``table`` with one of ``request_ids``."""
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(request_ids), _CHUNK):
+            rows = await self.transport.query(
+                "SELECT DISTINCT toString(organization_id) AS org, toString(request_id) AS rid "
+                f"FROM {table} WHERE request_id IN {{ids:Array(UUID)}}",
+                {"ids": list(request_ids[start : start + _CHUNK])},
+            )
+            found.update((str(r["org"]), str(r["rid"])) for r in rows)
+        return found
 
     async def _insert(self, rows: list[dict[str, Any]]) -> None:
         if rows:

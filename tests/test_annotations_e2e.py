@@ -447,3 +447,30 @@ def test_annotation_of_a_request_that_never_comes_expires(
         assert row["scores"] == {}
         later = gateway.row(request_id)
         assert later is not None and later["scores"] == {}
+
+
+def test_two_gateway_processes_on_one_server_share_pending_annotations(
+    request: pytest.FixtureRequest, tmp_path: Path, upstream: OpenAIEmulator
+) -> None:
+    """``--workers N`` (or replicas) on one ClickHouse server: each process has its own writer.
+    An annotation accepted by one is applied to a record the other one writes."""
+    server = request.getfixturevalue("clickhouse")
+    with running(tmp_path, upstream, server) as first:
+        settings = first.server.settings
+        with contextlib.ExitStack() as stack:
+            second_server = stack.enter_context(GatewayServer(settings))  # same data directory
+            client = openai.OpenAI(
+                base_url=second_server.url + "/v1", api_key=first.key, max_retries=0
+            )
+            stack.callback(client.close)
+            second = Gateway(second_server, first.key, client, "clickhouse")
+            request_id = str(uuid.uuid4())
+            first.annotate("POST", f"/v1/request/{request_id}/score", {"scores": {"shared": 1}})
+            second.send(request_id)  # written by the second process's writer
+            row = second.row_where(request_id, lambda r: "shared" in r["scores"])
+            assert row["scores"] == {"shared": 1}
+            # And the other way round, the record first.
+            other = first.send()
+            first.landed(other)
+            second.annotate("PUT", f"/v1/request/{other}/property", {"From": "second"})
+            first.row_where(other, lambda r: r["properties"].get("From") == "second")

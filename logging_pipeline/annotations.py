@@ -182,6 +182,7 @@ class Annotator:
             {"since": since},
         )
         self._scanned_all = True
+        self._columns = None  # read again: another process may have migrated the table
         cutoff = now - self.expiry
         expired = [row for row in rows if row["accepted_at"] < cutoff]
         if expired:

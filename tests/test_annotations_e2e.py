@@ -336,6 +336,7 @@ def test_session_feedback_lands_on_the_earliest_request(gateway: Gateway) -> Non
         ("PUT", "/v1/request/{id}/property", {"key": "a", "value": 3}, "property 'a'"),
         ("PUT", "/v1/request/{id}/property", {"Environment": ["x"]}, "Environment"),
         ("PUT", "/v1/request/{id}/property", {}, "key"),
+        ("PUT", "/v1/request/{id}/property", {"key": "a", "value": "b", "c": "d"}, "c"),
         ("POST", "/v1/evals/{id}", {"score": 1}, "name"),
         ("POST", "/v1/evals/{id}", {"name": "a", "score": "x"}, "score"),
         ("POST", "/v1/session/s1/feedback", {}, "rating"),

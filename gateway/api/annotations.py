@@ -236,7 +236,10 @@ def _scores(body: Any) -> dict[str, float]:
 def _properties(body: Any) -> dict[str, str]:
     """``{"key", "value"}`` is one pair; any other object is a map of string pairs."""
     body = _object(body)
-    if "key" in body and "value" in body and len(body) == 2:
+    if "key" in body and "value" in body:
+        extra = sorted(set(body) - {"key", "value"})
+        if extra:
+            raise _Invalid(f"unknown field(s) {', '.join(extra)} beside 'key' and 'value'")
         pairs: Mapping[str, Any] = {_name(body["key"], "key"): body["value"]}
     else:
         pairs = body

@@ -475,3 +475,15 @@ def test_two_gateway_processes_on_one_server_share_pending_annotations(
             first.landed(other)
             second.annotate("PUT", f"/v1/request/{other}/property", {"From": "second"})
             first.row_where(other, lambda r: r["properties"].get("From") == "second")
+
+
+def test_pending_annotation_survives_a_gateway_restart(
+    tmp_path: Path, upstream: OpenAIEmulator
+) -> None:
+    request_id = str(uuid.uuid4())
+    with running(tmp_path, upstream, None) as gateway:
+        gateway.annotate("POST", f"/v1/request/{request_id}/feedback", {"rating": True})
+    with running(tmp_path, upstream, None) as gateway:  # same data directory, a new process
+        gateway.send(request_id)
+        row = gateway.row_where(request_id, lambda r: r["feedback_rating"] is not None)
+        assert row["feedback_rating"] is True

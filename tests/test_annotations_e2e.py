@@ -487,3 +487,15 @@ def test_pending_annotation_survives_a_gateway_restart(
         gateway.send(request_id)
         row = gateway.row_where(request_id, lambda r: r["feedback_rating"] is not None)
         assert row["feedback_rating"] is True
+
+
+def test_annotations_with_logging_disabled_are_503(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, logging_enabled=False)
+    key = create_key(settings, org="acme")
+    with GatewayServer(settings) as server:
+        response = httpx.post(
+            server.url + f"/v1/request/{uuid.uuid4()}/feedback", json={"rating": True},
+            headers={"authorization": f"Bearer {key}"},
+        )  # fmt: skip
+        assert response.status_code == 503, response.text
+        assert "logging is disabled" in response.json()["error"].lower()

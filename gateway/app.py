@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import __version__
 from gateway.api import RequestApiDeps, include_request_api
+from gateway.api.annotations import AnnotationApiDeps, include_annotation_api
 from gateway.api.credits import CreditsApiDeps, include_credits_api
 from gateway.api.models import include_model_registry
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
@@ -123,6 +124,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             query=runtime.query_log,
             get_bodies=runtime.get_bodies,
             max_body_bytes=min(settings.max_body_bytes, QUERY_MAX_BODY_BYTES),
+        ),
+    )
+    include_annotation_api(
+        app,
+        AnnotationApiDeps(
+            authenticate=runtime.authenticate_identity, annotate=runtime.annotate_log
         ),
     )
     include_provider_keys_api(

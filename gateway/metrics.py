@@ -150,6 +150,12 @@ class Metrics:
             "written again), lost.",
             ("outcome",), registry=definitions,
         )  # fmt: skip
+        self._annotations = Counter(
+            "gateway_annotations",
+            "Annotations (feedback, scores, properties) by what happened to them: accepted "
+            "(stored), applied (to their record), expired (the record never came; dropped).",
+            ("outcome",), registry=definitions,
+        )  # fmt: skip
         self._store_errors = Counter(
             "gateway_store_errors", "Errors of the shared stores (served without them).",
             ("store",), registry=definitions,
@@ -274,6 +280,12 @@ class Metrics:
             ("lost", counters.lost),
         ):
             self._add(("log", outcome), total, self._child(self._log_records, outcome))
+        for outcome, total in (
+            ("accepted", counters.annotations_accepted),
+            ("applied", counters.annotations_applied),
+            ("expired", counters.annotations_expired),
+        ):
+            self._add(("annotation", outcome), total, self._child(self._annotations, outcome))
         for (provider, model), (prompt, completion, nano_usd) in counters.usage.items():
             tokens = self._tokens
             self._add(("prompt", provider, model), prompt,

@@ -55,6 +55,7 @@ from gateway.targets import TargetPolicy
 from gateway.traces import RequestTracer
 from gateway.upstream import UpstreamClient
 from gateway.vertex_auth import VertexTokens
+from logging_pipeline.annotations import Annotation
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
 from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.journal import JournalAppender
@@ -450,6 +451,15 @@ class Runtime:
                 code="logging_disabled",
             )
         return await self.writer.transport.query(sql, params)
+
+    async def annotate_log(self, annotation: Annotation) -> str:
+        """Feedback, scores, properties: stored by the log writer that owns the store."""
+        if self.writer is None:
+            raise GatewayError(
+                503, "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false).",
+                code="logging_disabled",
+            )
+        return await self.writer.annotate(annotation)
 
     async def get_bodies(self, org_id: str, request_id: str) -> dict[str, Any] | None:
         if self.writer is None:

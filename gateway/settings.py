@@ -262,6 +262,10 @@ class Settings(BaseSettings):
     # The record journal is written to the page cache; with this set (> 0), a thread also
     # fdatasyncs it every so many milliseconds, bounding what a power loss can take.
     log_journal_fsync_ms: int = Field(default=0, ge=0)
+    # Annotations (feedback, scores, properties) may arrive before their request's record: they
+    # wait in the store this long for it, then are logged, counted and dropped. At most 30
+    # days, how long the store keeps annotations (logging_pipeline/schema.py).
+    annotation_expiry_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     # Redis (gateway/redisconn.py), shared by the response cache and rate limits: unset, both
     # live in the process. The prefix starts every key (several deployments on one server);
     # after a connection fault Redis is left alone for redis_retry_seconds (fail open).

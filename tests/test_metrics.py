@@ -26,8 +26,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.accesslog import PIPE_BUF, AccessLog
-from gateway.finished import FinishedRequests, RequestFacts
 from gateway.context import HeliconeOptions, RequestContext
+from gateway.finished import FinishedRequests, RequestFacts
 from gateway.metrics import Metrics
 from logging_pipeline.logformat import JsonFormatter, TextFormatter
 from tests.emulator import Fault, OpenAIEmulator

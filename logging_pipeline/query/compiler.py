@@ -76,8 +76,14 @@ def property_present(key_placeholder: str) -> str:
 class FilterCompiler:
     """Turns one filter AST into SQL, binding values into ``binder``."""
 
-    def __init__(self, binder: ParamBinder) -> None:
+    def __init__(
+        self, binder: ParamBinder, tables: Mapping[str, Mapping[str, FieldSpec]] | None = None
+    ) -> None:
         self._binder = binder
+        # ``tables``: another endpoint's leaf tables (e.g. the aggregate ``users_view``), in
+        # place of the request tables; the legacy top-level ``properties`` only goes with these.
+        self._tables = FIELD_TABLES if tables is None else tables
+        self._legacy_properties = tables is None
         self._conditions = 0
         self._nodes = 0
 
@@ -127,16 +133,18 @@ class FilterCompiler:
     def _leaf(self, node: dict[str, Any], path: tuple[str, ...]) -> str:
         clauses: list[str] = []
         for table, fields in node.items():
-            if table in UNSUPPORTED_TABLES:
+            if table in UNSUPPORTED_TABLES and table not in self._tables:
                 raise FilterError(f"filter table {table!r}: {UNSUPPORTED_TABLES[table]}")
-            if table != PROPERTIES_TABLE and table not in FIELD_TABLES:
-                allowed = ", ".join([*FIELD_TABLES, PROPERTIES_TABLE])
-                raise FilterError(f"unknown filter table {table!r} (allowed: {allowed})")
+            legacy = self._legacy_properties and table == PROPERTIES_TABLE
+            if not legacy and table not in self._tables:
+                names = [*self._tables, PROPERTIES_TABLE] if self._legacy_properties else [
+                    *self._tables]
+                raise FilterError(f"unknown filter table {table!r} (allowed: {', '.join(names)})")
             fields_obj = _object(fields, (table,))
-            if table == PROPERTIES_TABLE:
+            if legacy:
                 clauses.extend(self._properties(fields_obj, (table,)))
                 continue
-            specs = FIELD_TABLES[table]
+            specs = self._tables[table]
             for field, operators in fields_obj.items():
                 spec = specs.get(field)
                 if spec is None:
@@ -292,9 +300,11 @@ class FilterCompiler:
                               f"(at {describe(path)})")
 
 
-def compile_filter(node: Any, binder: ParamBinder) -> str:
+def compile_filter(
+    node: Any, binder: ParamBinder, tables: Mapping[str, Mapping[str, FieldSpec]] | None = None
+) -> str:
     """Compile ``node`` with a fresh :class:`FilterCompiler` bound to ``binder``."""
-    return FilterCompiler(binder).compile(node)
+    return FilterCompiler(binder, tables).compile(node)
 
 
 def _object(value: Any, path: tuple[str, ...]) -> dict[str, Any]:

@@ -68,15 +68,20 @@ class AggregateApi:
         except ClientDisconnect:
             return fail(499, "client disconnected")
         except _TooLarge:
-            return fail(413, f"Request body is larger than the query API's limit of "
-                             f"{self.deps.max_body_bytes} bytes.")
+            return fail(
+                413,
+                f"Request body is larger than the query API's limit of "
+                f"{self.deps.max_body_bytes} bytes.",
+            )
         except (_StoreUnavailable, LogStoreError, BodyStoreError, OSError, TimeoutError) as exc:
             if _engine_refused(exc):
-                logger.error("aggregate query failed: %s %s: %s", request.method,
-                             request.url.path, exc)
+                logger.error(
+                    "aggregate query failed: %s %s: %s", request.method, request.url.path, exc
+                )
                 return fail(500, "Internal error while querying the request log")
-            logger.warning("log store unavailable for %s %s: %r", request.method,
-                           request.url.path, exc)
+            logger.warning(
+                "log store unavailable for %s %s: %r", request.method, request.url.path, exc
+            )
             response = fail(503, _UNAVAILABLE)
             response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
             return response

@@ -59,8 +59,7 @@ def evals_router(api: AggregateApi) -> APIRouter:
 
         return await api.respond(request, work)
 
-    @router.post("/v1/dashboard/scores/query", summary="Query Dashboard Scores",
-                 tags=["Dashboard"])
+    @router.post("/v1/dashboard/scores/query", summary="Query Dashboard Scores", tags=["Dashboard"])
     async def dashboard_scores(request: Request) -> Response:
         """``DataOverTimeRequest`` -> ``{created_at_trunc, score_sum, score_key}[]``."""
 

@@ -78,8 +78,7 @@ def user_router(api: AggregateApi) -> APIRouter:
 
         return await api.respond(request, work)
 
-    @router.post("/v1/property/values/query", summary="Query Property Values",
-                 tags=["Property"])
+    @router.post("/v1/property/values/query", summary="Query Property Values", tags=["Property"])
     async def property_values_query(request: Request) -> Response:
         """One key's top values with requests, cost, tokens, latency and errors."""
 

@@ -143,12 +143,14 @@ def clip_bounds(array: str, quantile: float, interquartile: bool) -> tuple[str |
     """SQL of the lower (None: unbounded) and upper clip bounds of ``array``.
 
     Helicone's rule: keep values <= q(p); with ``useInterquartile``, between q(1-p) and q(p).
-    ``quantileExact`` so that the bounds are values that occur (reproducible in tests).
+    The quantile is exact, by rank (``quantileExact``: the value at rank floor(p*n) of the
+    sorted values, not an interpolation), so a bound is a value that occurs and, with fewer
+    than 1/(1-p) values, the largest is kept: a handful of sessions has no outlier to clip.
     """
     high = f"arrayReduce('quantileExact({quantile!r})', {array})"
     if not interquartile:
         return None, high
-    return f"arrayReduce('quantileExact({1 - quantile!r})', {array})", high
+    return f"arrayReduce('quantileExact({round(1 - quantile, 6)!r})', {array})", high
 
 
 def histogram_rows(bins: Any) -> list[dict[str, Any]]:
@@ -156,11 +158,13 @@ def histogram_rows(bins: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for item in bins or []:
         lower, upper, height = item[0], item[1], item[2]
-        out.append({
-            "range_start": number_text(lower),
-            "range_end": number_text(upper),
-            "value": finite(height),
-        })
+        out.append(
+            {
+                "range_start": number_text(lower),
+                "range_end": number_text(upper),
+                "value": finite(height),
+            }
+        )
     return out
 
 

@@ -59,8 +59,10 @@ GROUP_COLUMNS: Mapping[str, str] = {"model": "model", "provider": "provider", "u
 DEFAULT_GROUPS = 10
 MAX_GROUPS = 50
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
-_CACHED = ("(cache_reference_id IS NOT NULL AND "
-           "cache_reference_id != toUUID('00000000-0000-0000-0000-000000000000'))")
+_CACHED = (
+    "(cache_reference_id IS NOT NULL AND "
+    "cache_reference_id != toUUID('00000000-0000-0000-0000-000000000000'))"
+)
 
 _SUMS = (
     "count() AS requests",
@@ -82,9 +84,20 @@ _SUMS = (
     f"quantiles({', '.join(map(str, QUANTILES))})(time_to_first_token) AS ttft_q",
 )
 _ADDITIVE = (
-    "requests", "errors", "cost", "prompt_tokens", "completion_tokens",
-    "prompt_cache_read_tokens", "prompt_cache_write_tokens", "reasoning_tokens", "cache_hits",
-    "threats", "latency_n", "latency_sum", "ttft_n", "ttft_sum",
+    "requests",
+    "errors",
+    "cost",
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_cache_read_tokens",
+    "prompt_cache_write_tokens",
+    "reasoning_tokens",
+    "cache_hits",
+    "threats",
+    "latency_n",
+    "latency_sum",
+    "ttft_n",
+    "ttft_sum",
 )
 
 
@@ -127,8 +140,10 @@ def _group_by(value: Any) -> tuple[str | None, str | None]:
         key = value["property"]
         if isinstance(key, str) and 0 < len(key) <= MAX_KEY_LENGTH:
             return "property", key
-    raise FilterError("groupBy must be null, \"model\", \"provider\", \"user\" or "
-                      f"{{\"property\": \"<key>\"}}, got {value!r}")
+    raise FilterError(
+        'groupBy must be null, "model", "provider", "user" or '
+        f'{{"property": "<key>"}}, got {value!r}'
+    )
 
 
 def build_series_query(org_id: str, query: SeriesQuery) -> CompiledQuery:
@@ -136,8 +151,9 @@ def build_series_query(org_id: str, query: SeriesQuery) -> CompiledQuery:
     org = org_condition(binder, org_id)
 
     def where() -> str:  # compiled once per use: each copy binds its own parameters
-        return " AND ".join((org, query.time_range.condition(binder),
-                             f"({compile_filter(query.filter, binder)})"))
+        return " AND ".join(
+            (org, query.time_range.condition(binder), f"({compile_filter(query.filter, binder)})")
+        )
 
     bucket = query.buckets.expr(binder)
     if query.group_by is None:
@@ -149,8 +165,10 @@ def build_series_query(org_id: str, query: SeriesQuery) -> CompiledQuery:
         else:
             expr = GROUP_COLUMNS[query.group_by]
         limit = binder.bind(query.group_limit, "UInt64")
-        top = (f"SELECT {expr} FROM {REQUEST_TABLE} FINAL WHERE {where()} "
-               f"GROUP BY {expr} ORDER BY count() DESC, {expr} ASC LIMIT {limit}")
+        top = (
+            f"SELECT {expr} FROM {REQUEST_TABLE} FINAL WHERE {where()} "
+            f"GROUP BY {expr} ORDER BY count() DESC, {expr} ASC LIMIT {limit}"
+        )
         group = f"({expr}) IN ({top}) AS top, if(top, {expr}, '') AS grp"
         prefix = "top, grp"
     sql = (
@@ -176,12 +194,14 @@ def series(query: SeriesQuery, rows: list[dict[str, Any]]) -> dict[str, Any]:
             continue  # WITH FILL's rows for a group that has none in the range
         by_bucket = {query.buckets.iso(r["bucket"]): r for r in group_rows}
         points = [_point(iso, by_bucket.get(iso)) for iso in query.buckets.all_iso()]
-        out.append({
-            "group": group if top and query.group_by is not None else None,
-            "other": not top and query.group_by is not None,
-            "totals": _totals(totals),
-            "points": points,
-        })
+        out.append(
+            {
+                "group": group if top and query.group_by is not None else None,
+                "other": not top and query.group_by is not None,
+                "totals": _totals(totals),
+                "points": points,
+            }
+        )
     out.sort(key=lambda s: (s["other"], -s["totals"]["requests"], str(s["group"])))
     return {
         "increment": query.buckets.increment,
@@ -226,8 +246,10 @@ def _distribution(row: Mapping[str, Any] | None, name: str) -> dict[str, float |
     if row is None or not finite(row.get(f"{name}_n")):
         return {"avg": None, **{_label(q): None for q in QUANTILES}}
     quantiles = list(row.get(f"{name}_q") or [])
-    values = {_label(q): maybe(quantiles[i]) if i < len(quantiles) else None
-              for i, q in enumerate(QUANTILES)}
+    values = {
+        _label(q): maybe(quantiles[i]) if i < len(quantiles) else None
+        for i, q in enumerate(QUANTILES)
+    }
     return {"avg": finite(row.get(f"{name}_sum")) / finite(row.get(f"{name}_n")), **values}
 
 

@@ -70,15 +70,18 @@ class EvalQuery:
         increment = parse_increment(body.get("dbIncrement", "hour"))
         tz = parse_timezone(body.get("timeZoneDifference"), "timeZoneDifference")
         offset, limit = paging(body, DEFAULT_EVALS_LIMIT, MAX_EVALS_LIMIT)
-        return cls(body["filter"], buckets(time_range, increment, tz), time_range, offset,
-                   limit)
+        return cls(body["filter"], buckets(time_range, increment, tz), time_range, offset, limit)
 
 
 def _scored_rows(binder: ParamBinder, org_id: str, node: Any, where_range: Any,
                  bucket: Buckets | None) -> str:  # fmt: skip
     """``name, value[, bucket]`` per score of every matching row."""
-    conditions = [org_condition(binder, org_id), "notEmpty(scores)",
-                  where_range.condition(binder), f"({compile_filter(node, binder)})"]
+    conditions = [
+        org_condition(binder, org_id),
+        "notEmpty(scores)",
+        where_range.condition(binder),
+        f"({compile_filter(node, binder)})",
+    ]
     bucket_column = f", {bucket.expr(binder)} AS bucket" if bucket is not None else ""
     return (
         f"SELECT name, scores[name] AS value{bucket_column} FROM {REQUEST_TABLE} FINAL "
@@ -101,42 +104,45 @@ def evals(query: EvalQuery, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_name: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
         by_name.setdefault(str(row["name"]), []).append(row)
-    names = sorted(by_name)[query.offset: query.offset + query.limit]
+    names = sorted(by_name)[query.offset : query.offset + query.limit]
     out: list[dict[str, Any]] = []
     for name in names:
         buckets_of = by_name[name]
         count = sum(whole(r["n"]) for r in buckets_of)
         total = sum(finite(r["total"]) for r in buckets_of)
-        out.append({
-            "name": name,
-            "averageScore": total / count if count else 0.0,
-            "minScore": min(finite(r["low"]) for r in buckets_of),
-            "maxScore": max(finite(r["high"]) for r in buckets_of),
-            "count": count,
-            "overTime": [{"count": whole(r["n"]), "date": query.buckets.iso(r["bucket"])}
-                         for r in buckets_of],
-            "averageOverTime": [
-                {"value": finite(r["total"]) / whole(r["n"]) if whole(r["n"]) else 0.0,
-                 "date": query.buckets.iso(r["bucket"])}
-                for r in buckets_of
-            ],
-        })
+        out.append(
+            {
+                "name": name,
+                "averageScore": total / count if count else 0.0,
+                "minScore": min(finite(r["low"]) for r in buckets_of),
+                "maxScore": max(finite(r["high"]) for r in buckets_of),
+                "count": count,
+                "overTime": [
+                    {"count": whole(r["n"]), "date": query.buckets.iso(r["bucket"])}
+                    for r in buckets_of
+                ],
+                "averageOverTime": [
+                    {
+                        "value": finite(r["total"]) / whole(r["n"]) if whole(r["n"]) else 0.0,
+                        "date": query.buckets.iso(r["bucket"]),
+                    }
+                    for r in buckets_of
+                ],
+            }
+        )
     return out
 
 
 def build_score_distributions_query(org_id: str, query: EvalQuery) -> CompiledQuery:
     binder = ParamBinder()
     rows = _scored_rows(binder, org_id, query.filter, query.where_range, None)
-    sql = (
-        f"SELECT name, histogram(10)(value) AS bins FROM ({rows}) "
-        "GROUP BY name ORDER BY name"
-    )
+    sql = f"SELECT name, histogram(10)(value) AS bins FROM ({rows}) GROUP BY name ORDER BY name"
     return CompiledQuery(sql, binder.params)
 
 
 def score_distributions(query: EvalQuery, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``ScoreDistribution[]``: the bins as ``{lower, upper, value}`` (value = height)."""
-    page = rows[query.offset: query.offset + query.limit]
+    page = rows[query.offset : query.offset + query.limit]
     return [
         {
             "name": str(row["name"]),
@@ -187,8 +193,11 @@ def scores_over_time(query: ScoresOverTime, rows: list[dict[str, Any]]) -> list[
     name is never empty).
     """
     out = [
-        {"created_at_trunc": query.buckets.iso(r["bucket"]), "score_sum": finite(r["score_sum"]),
-         "score_key": str(r["name"])}
+        {
+            "created_at_trunc": query.buckets.iso(r["bucket"]),
+            "score_sum": finite(r["score_sum"]),
+            "score_key": str(r["name"]),
+        }
         for r in rows
         if r.get("name")
     ]

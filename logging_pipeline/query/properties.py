@@ -92,21 +92,23 @@ def property_values(key: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     for row in rows:
         prompt, completion = whole(row.get("prompt")), whole(row.get("completion"))
         requests = whole(row.get("requests"))
-        out.append({
-            "property": key,
-            "value": str(row.get("value") or ""),
-            "requests": requests,
-            "cost": usd(row.get("cost")),
-            "avg_cost": usd(row.get("cost")) / requests if requests else 0.0,
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "avg_latency": maybe(row.get("avg_latency")),
-            "p50_latency": maybe(row.get("p50_latency")),
-            "p95_latency": maybe(row.get("p95_latency")),
-            "errors": whole(row.get("errors")),
-            "users": whole(row.get("users")),
-            "first_seen": iso_timestamp(row.get("first_seen")),
-            "last_seen": iso_timestamp(row.get("last_seen")),
-        })
+        out.append(
+            {
+                "property": key,
+                "value": str(row.get("value") or ""),
+                "requests": requests,
+                "cost": usd(row.get("cost")),
+                "avg_cost": usd(row.get("cost")) / requests if requests else 0.0,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "avg_latency": maybe(row.get("avg_latency")),
+                "p50_latency": maybe(row.get("p50_latency")),
+                "p95_latency": maybe(row.get("p95_latency")),
+                "errors": whole(row.get("errors")),
+                "users": whole(row.get("users")),
+                "first_seen": iso_timestamp(row.get("first_seen")),
+                "last_seen": iso_timestamp(row.get("last_seen")),
+            }
+        )
     return out

@@ -50,15 +50,17 @@ SESSIONS_TABLE = "sessions_request_response_rmt"
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
-SESSION_AGGREGATES: Mapping[str, FieldSpec] = MappingProxyType({
-    "session_total_cost": Column("s_cost / 1000000000", Family.NUMBER),
-    "session_total_tokens": Column("(s_prompt + s_completion)", Family.NUMBER),
-    "session_prompt_tokens": Column("s_prompt", Family.NUMBER),
-    "session_completion_tokens": Column("s_completion", Family.NUMBER),
-    "session_total_requests": Column("s_requests", Family.NUMBER),
-    "session_created_at": Column("s_created", Family.TIMESTAMP),
-    "session_latest_request_created_at": Column("s_latest", Family.TIMESTAMP),
-})
+SESSION_AGGREGATES: Mapping[str, FieldSpec] = MappingProxyType(
+    {
+        "session_total_cost": Column("s_cost / 1000000000", Family.NUMBER),
+        "session_total_tokens": Column("(s_prompt + s_completion)", Family.NUMBER),
+        "session_prompt_tokens": Column("s_prompt", Family.NUMBER),
+        "session_completion_tokens": Column("s_completion", Family.NUMBER),
+        "session_total_requests": Column("s_requests", Family.NUMBER),
+        "session_created_at": Column("s_created", Family.TIMESTAMP),
+        "session_latest_request_created_at": Column("s_latest", Family.TIMESTAMP),
+    }
+)
 """The aggregate fields, on the inner query's columns (the outer query's ``WHERE``)."""
 
 _INNER_COLUMNS = (
@@ -98,8 +100,9 @@ class SessionQuery:
     def from_body(cls, raw: Any) -> SessionQuery:
         body = body_object(raw)
         if body.get("timeFilter") is None:
-            raise FilterError("missing required field 'timeFilter' "
-                              "({startTimeUnixMs, endTimeUnixMs})")
+            raise FilterError(
+                "missing required field 'timeFilter' ({startTimeUnixMs, endTimeUnixMs})"
+            )
         offset, limit = paging(body, DEFAULT_LIMIT, MAX_LIMIT)
         name_equals = body.get("nameEquals")
         return cls(
@@ -130,8 +133,9 @@ class SessionMetricsQuery:
         time_filter = body.get("timeFilter")
         return cls(
             filter=body.get("filter", "all"),
-            time_range=None if time_filter is None else parse_unix_range(
-                time_filter, "Ms", bounds="()"),
+            time_range=None
+            if time_filter is None
+            else parse_unix_range(time_filter, "Ms", bounds="()"),
             name_contains=optional_str(body, "nameContains"),
             quantile=psize(body),
             interquartile=optional_bool(body, "useInterquartile"),
@@ -162,8 +166,10 @@ def build_session_query(org_id: str, query: SessionQuery) -> CompiledQuery:
     conditions = [f"({outer})"]
     if query.search:
         text = binder.bind(query.search, "String")
-        conditions.append(f"(positionCaseInsensitiveUTF8(s_name, {text}) > 0 OR "
-                          f"positionCaseInsensitiveUTF8(session_id, {text}) > 0)")
+        conditions.append(
+            f"(positionCaseInsensitiveUTF8(s_name, {text}) > 0 OR "
+            f"positionCaseInsensitiveUTF8(session_id, {text}) > 0)"
+        )
     if query.name_equals is not None:
         conditions.append(f"s_name = {binder.bind(query.name_equals, 'String')}")
     limit = binder.bind_named("lim", query.limit, "UInt64")

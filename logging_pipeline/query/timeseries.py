@@ -35,19 +35,27 @@ _EPOCH_MIN = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_MAX = datetime(2105, 12, 31, tzinfo=UTC)
 """Bucketed ranges stay inside ClickHouse's ``DateTime`` (1970-2106)."""
 
-INCREMENTS: Mapping[str, str] = MappingProxyType({
-    "min": "toStartOfMinute({x})",
-    "hour": "toStartOfHour({x})",
-    "day": "toStartOfDay({x})",
-    "week": "toDateTime(toMonday({x}), 'UTC')",
-    "month": "toDateTime(toStartOfMonth({x}), 'UTC')",
-    "year": "toDateTime(toStartOfYear({x}), 'UTC')",
-})
+INCREMENTS: Mapping[str, str] = MappingProxyType(
+    {
+        "min": "toStartOfMinute({x})",
+        "hour": "toStartOfHour({x})",
+        "day": "toStartOfDay({x})",
+        "week": "toDateTime(toMonday({x}), 'UTC')",
+        "month": "toDateTime(toStartOfMonth({x}), 'UTC')",
+        "year": "toDateTime(toStartOfYear({x}), 'UTC')",
+    }
+)
 """``dbIncrement`` -> the SQL truncating a local ``DateTime('UTC')`` ``{x}`` to its bucket."""
-_FILL_STEP: Mapping[str, str] = MappingProxyType({
-    "min": "INTERVAL 1 MINUTE", "hour": "INTERVAL 1 HOUR", "day": "INTERVAL 1 DAY",
-    "week": "INTERVAL 1 WEEK", "month": "INTERVAL 1 MONTH", "year": "INTERVAL 1 YEAR",
-})
+_FILL_STEP: Mapping[str, str] = MappingProxyType(
+    {
+        "min": "INTERVAL 1 MINUTE",
+        "hour": "INTERVAL 1 HOUR",
+        "day": "INTERVAL 1 DAY",
+        "week": "INTERVAL 1 WEEK",
+        "month": "INTERVAL 1 MONTH",
+        "year": "INTERVAL 1 YEAR",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,10 +32,23 @@ MAX_TRACE_REQUESTS = 10_000
 MAX_SESSION_ID = 1024
 
 _COLUMNS = (
-    "request_id", "request_created_at", "response_created_at", "latency",
-    "time_to_first_token", "status", "model", "provider", "user_id", "prompt_tokens",
-    "completion_tokens", "cost", "cost_known", "session_name", "session_path",
-    "cache_reference_id", "tokens_estimated",
+    "request_id",
+    "request_created_at",
+    "response_created_at",
+    "latency",
+    "time_to_first_token",
+    "status",
+    "model",
+    "provider",
+    "user_id",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "cost_known",
+    "session_name",
+    "session_path",
+    "cache_reference_id",
+    "tokens_estimated",
 )
 
 
@@ -118,8 +131,9 @@ class _Stats:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "latency_ms": self.latency_ms,
-            "avg_latency_ms": (self.latency_ms / self.latency_count
-                               if self.latency_count else None),
+            "avg_latency_ms": (
+                self.latency_ms / self.latency_count if self.latency_count else None
+            ),
             "start": iso_timestamp(self.start),
             "end": iso_timestamp(self.end),
             "duration_ms": duration,
@@ -205,15 +219,18 @@ def _request(row: Mapping[str, Any], segments: tuple[str, ...]) -> dict[str, Any
         "status": status,
         "error": status < 200 or status >= 400,
         "latency_ms": None if row.get("latency") is None else int(row["latency"]),
-        "time_to_first_token": (None if row.get("time_to_first_token") is None
-                                else int(row["time_to_first_token"])),
+        "time_to_first_token": (
+            None if row.get("time_to_first_token") is None else int(row["time_to_first_token"])
+        ),
         "prompt_tokens": None if prompt is None else int(prompt),
         "completion_tokens": None if completion is None else int(completion),
-        "total_tokens": (None if prompt is None and completion is None
-                         else int(prompt or 0) + int(completion or 0)),
+        "total_tokens": (
+            None
+            if prompt is None and completion is None
+            else int(prompt or 0) + int(completion or 0)
+        ),
         "tokens_estimated": bool(row.get("tokens_estimated")),
-        "cost": (None if cost is None or row.get("cost_known") is False
-                 else int(cost) / NANO_USD),
+        "cost": (None if cost is None or row.get("cost_known") is False else int(cost) / NANO_USD),
         "cached": reference not in (None, "", "00000000-0000-0000-0000-000000000000"),
     }
 

@@ -48,40 +48,46 @@ DEFAULT_USERS_LIMIT = 1000
 MAX_LIMIT = 1000
 N, TS = Family.NUMBER, Family.TIMESTAMP
 
-USER_AGGREGATES: Mapping[str, FieldSpec] = MappingProxyType({
-    "user_active_for": Column("u_active", N),
-    "user_first_active": Column("u_first", TS),
-    "user_last_active": Column("u_last", TS),
-    "user_total_requests": Column("u_requests", N),
-    "user_average_requests_per_day_active": Column("(u_requests / u_active)", N),
-    "user_average_tokens_per_request": Column("((u_prompt + u_completion) / u_requests)", N),
-    "user_total_completion_tokens": Column("u_completion", N),
-    "user_total_prompt_tokens": Column("u_prompt", N),
-    "user_cost": Column("(u_cost / 1000000000)", N),
-    "user_rate_limited_count": Column("u_rate_limited", N),  # our addition
-})
+USER_AGGREGATES: Mapping[str, FieldSpec] = MappingProxyType(
+    {
+        "user_active_for": Column("u_active", N),
+        "user_first_active": Column("u_first", TS),
+        "user_last_active": Column("u_last", TS),
+        "user_total_requests": Column("u_requests", N),
+        "user_average_requests_per_day_active": Column("(u_requests / u_active)", N),
+        "user_average_tokens_per_request": Column("((u_prompt + u_completion) / u_requests)", N),
+        "user_total_completion_tokens": Column("u_completion", N),
+        "user_total_prompt_tokens": Column("u_prompt", N),
+        "user_cost": Column("(u_cost / 1000000000)", N),
+        "user_rate_limited_count": Column("u_rate_limited", N),  # our addition
+    }
+)
 """``users_view`` aggregates, on the inner per-user query's columns."""
 
-ROW_TABLES: Mapping[str, Mapping[str, FieldSpec]] = MappingProxyType({
-    **FIELD_TABLES,
-    USERS_TABLE: MappingProxyType({"user_user_id": Column("user_id", Family.TEXT)}),
-})
+ROW_TABLES: Mapping[str, Mapping[str, FieldSpec]] = MappingProxyType(
+    {
+        **FIELD_TABLES,
+        USERS_TABLE: MappingProxyType({"user_user_id": Column("user_id", Family.TEXT)}),
+    }
+)
 """Per-request tables of a user filter: the request tables plus ``users_view.user_user_id``."""
 
-SORT_KEYS: Mapping[str, str] = MappingProxyType({
-    "id": "user_id",
-    "user_id": "user_id",
-    "active_for": "u_active",
-    "first_active": "u_first",
-    "last_active": "u_last",
-    "total_requests": "u_requests",
-    "average_requests_per_day_active": "(u_requests / u_active)",
-    "average_tokens_per_request": "((u_prompt + u_completion) / u_requests)",
-    "total_prompt_tokens": "u_prompt",
-    "total_completion_tokens": "u_completion",
-    "cost": "u_cost",
-    "rate_limited_count": "u_rate_limited",
-})
+SORT_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "id": "user_id",
+        "user_id": "user_id",
+        "active_for": "u_active",
+        "first_active": "u_first",
+        "last_active": "u_last",
+        "total_requests": "u_requests",
+        "average_requests_per_day_active": "(u_requests / u_active)",
+        "average_tokens_per_request": "((u_prompt + u_completion) / u_requests)",
+        "total_prompt_tokens": "u_prompt",
+        "total_completion_tokens": "u_completion",
+        "cost": "u_cost",
+        "rate_limited_count": "u_rate_limited",
+    }
+)
 
 
 def is_user_aggregate(table: str, field: str) -> bool:
@@ -90,18 +96,20 @@ def is_user_aggregate(table: str, field: str) -> bool:
 
 def _inner_columns(binder: ParamBinder, tz_minutes: int) -> str:
     tz = binder.bind(tz_minutes, "Int32")
-    return ", ".join((
-        "user_id",
-        "min(request_created_at) AS u_first",
-        "max(request_created_at) AS u_last",
-        f"uniqExact(toDate(toDateTime(request_created_at, 'UTC') - toIntervalMinute({tz}))) "
-        "AS u_active",
-        "count() AS u_requests",
-        "sum(ifNull(prompt_tokens, 0)) AS u_prompt",
-        "sum(ifNull(completion_tokens, 0)) AS u_completion",
-        "sum(ifNull(cost, 0)) AS u_cost",
-        "countIf(status = 429) AS u_rate_limited",
-    ))
+    return ", ".join(
+        (
+            "user_id",
+            "min(request_created_at) AS u_first",
+            "max(request_created_at) AS u_last",
+            f"uniqExact(toDate(toDateTime(request_created_at, 'UTC') - toIntervalMinute({tz}))) "
+            "AS u_active",
+            "count() AS u_requests",
+            "sum(ifNull(prompt_tokens, 0)) AS u_prompt",
+            "sum(ifNull(completion_tokens, 0)) AS u_completion",
+            "sum(ifNull(cost, 0)) AS u_cost",
+            "countIf(status = 429) AS u_rate_limited",
+        )
+    )
 
 
 def _per_user(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRange | None,
@@ -137,8 +145,7 @@ def build_user_query(org_id: str, raw: Any) -> CompiledQuery:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise FilterError("userIds must be an array of strings")
         if len(ids) > MAX_USER_IDS:
-            raise FilterError(f"userIds has {len(ids)} entries; at most {MAX_USER_IDS} are "
-                              "allowed")
+            raise FilterError(f"userIds has {len(ids)} entries; at most {MAX_USER_IDS} are allowed")
         placeholders = [binder.bind(i, "String") for i in dict.fromkeys(ids)]
         conditions.append(f"user_id IN ({', '.join(placeholders) or 'NULL'})")
     time_range = _seconds_range(body)
@@ -194,8 +201,9 @@ class UserMetricsQuery:
             offset=offset,
             limit=limit,
             time_range=_seconds_range(body),
-            tz_minutes=parse_timezone(body.get("timeZoneDifferenceMinutes"),
-                                      "timeZoneDifferenceMinutes"),
+            tz_minutes=parse_timezone(
+                body.get("timeZoneDifferenceMinutes"), "timeZoneDifferenceMinutes"
+            ),
             sort=_user_sort(body.get("sort")),
         )
 
@@ -209,7 +217,7 @@ def _user_sort(sort: Any) -> tuple[str, str]:
     if key not in SORT_KEYS:
         raise FilterError(f"unknown sort key {key!r} (allowed: {', '.join(SORT_KEYS)})")
     if not isinstance(direction, str) or direction.lower() not in ("asc", "desc"):
-        raise FilterError(f"sort.{key} must be \"asc\" or \"desc\", got {direction!r}")
+        raise FilterError(f'sort.{key} must be "asc" or "desc", got {direction!r}')
     return SORT_KEYS[key], direction.upper()
 
 
@@ -237,8 +245,10 @@ def build_user_count_query(org_id: str, query: UserMetricsQuery) -> CompiledQuer
 def build_has_users_query(org_id: str) -> CompiledQuery:
     """Whether the organization has ever logged a request with a user id."""
     binder = ParamBinder()
-    sql = (f"SELECT 1 AS found FROM {REQUEST_TABLE} WHERE {org_condition(binder, org_id)} "
-           "AND user_id != '' LIMIT 1")
+    sql = (
+        f"SELECT 1 AS found FROM {REQUEST_TABLE} WHERE {org_condition(binder, org_id)} "
+        "AND user_id != '' LIMIT 1"
+    )
     return CompiledQuery(sql, binder.params)
 
 
@@ -306,4 +316,3 @@ def metrics_page(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int 
     """(users, total) of a metrics page; total None when the page is empty."""
     total = whole(rows[0].get("total")) if rows else None
     return [user_metrics_result(row) for row in rows], total
-

@@ -16,7 +16,8 @@ series: [{group, other, totals, points}]}``. ``points`` align with ``buckets`` (
 bucket present: zero-filled with ``WITH FILL``). A point: ``time``, ``requests``, ``errors``
 (non-2xx/3xx), ``error_rate``, ``cost`` (USD), ``prompt_tokens``, ``completion_tokens``,
 ``total_tokens``, ``prompt_cache_read_tokens``, ``prompt_cache_write_tokens``,
-``reasoning_tokens``, ``cache_hits``, ``threats``, ``users`` (distinct), ``latency`` and
+``reasoning_tokens``, ``cache_hits``, ``threats``, ``users`` (distinct; ClickHouse's
+``uniq``: exact for small counts, an estimate within ~1% for large ones), ``latency`` and
 ``ttft`` as ``{avg, p50, p90, p95, p99}`` in ms (null when the bucket has no value).
 ``totals``: the same sums over the range, with ``latency``/``ttft`` averages only
 (percentiles do not add up). Grouped, the ``groupLimit`` groups with the most requests are
@@ -75,7 +76,7 @@ _SUMS = (
     "sum(reasoning_tokens) AS reasoning_tokens",
     f"countIf({_CACHED}) AS cache_hits",
     "countIf(ifNull(threat, false)) AS threats",
-    "uniqExactIf(user_id, user_id != '') AS users",
+    "uniqIf(user_id, user_id != '') AS users",
     "count(latency) AS latency_n",
     "sum(ifNull(latency, 0)) AS latency_sum",
     "count(time_to_first_token) AS ttft_n",

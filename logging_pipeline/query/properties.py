@@ -78,7 +78,7 @@ def build_property_values_query(org_id: str, raw: Any) -> CompiledQuery:
         f"SELECT {property_value(placeholder)} AS value, count() AS requests, "
         "sum(ifNull(cost, 0)) AS cost, sum(ifNull(prompt_tokens, 0)) AS prompt, "
         "sum(ifNull(completion_tokens, 0)) AS completion, avg(latency) AS avg_latency, "
-        "quantile(0.5)(latency) AS p50_latency, quantile(0.95)(latency) AS p95_latency, "
+        "quantiles(0.5, 0.95)(latency) AS latency_q, "
         f"countIf({ERROR_CONDITION}) AS errors, uniqExactIf(user_id, user_id != '') AS users, "
         "min(request_created_at) AS first_seen, max(request_created_at) AS last_seen "
         f"FROM request_response_rmt FINAL WHERE {' AND '.join(conditions)} "
@@ -112,3 +112,8 @@ def property_values(key: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]
             }
         )
     return out
+
+
+def _quantile(row: dict[str, Any], index: int) -> float | None:
+    values = row.get("latency_q") or []
+    return maybe(values[index]) if index < len(values) else None

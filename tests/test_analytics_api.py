@@ -423,6 +423,10 @@ def test_user_query(api: Api) -> None:
     theirs = api.data("/v1/user/query", {}, key="key-globex")
     assert [(u["user_id"], u["count"]) for u in theirs] == [("alice", 1)]
     assert "userIds" in api.error("/v1/user/query", {"userIds": "alice"})
+    assert "JSON object" in api.error("/v1/user/query", ["alice"])
+    assert len(api.data("/v1/user/query", {})) == 5
+    response = httpx.post(api.url + "/v1/user/query", headers={"authorization": "Bearer key-acme"})
+    assert response.status_code == 200 and len(response.json()["data"]) == 5  # no body at all
 
 
 def user_metrics(api: Api, **body: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -102,8 +102,8 @@ class AggregateApi:
         """The JSON body (400 when absent or malformed; 413 over the limit)."""
         return await _json_body(request, self.deps.max_body_bytes)
 
-    async def optional_body(self, request: Request) -> Mapping[str, Any]:
-        """A body that may be empty (``{}`` in Helicone's schema: anything goes)."""
+    async def optional_body(self, request: Request) -> Any:
+        """The JSON body, or ``{}`` when there is none (bodies Helicone does not require)."""
         raw = await _read_body(request, self.deps.max_body_bytes)
         if not raw.strip():
             return {}
@@ -113,4 +113,4 @@ class AggregateApi:
             raise FilterError(f"request body is not valid JSON: {exc}") from None
         if too_deep(raw, body):
             raise FilterError(depth_message())
-        return body if isinstance(body, Mapping) else {}
+        return body

@@ -72,8 +72,13 @@ _INNER_COLUMNS = (
     "count() AS s_requests",
     "sum(ifNull(prompt_tokens, 0)) AS s_prompt",
     "sum(ifNull(completion_tokens, 0)) AS s_completion",
+)
+"""Per session: what the aggregate filter fields read, plus the name."""
+_RESULT_COLUMNS = (
     "avg(latency) AS s_avg_latency",
     "groupUniqArrayIf(user_id, user_id != '') AS s_users",
+)
+_METRICS_COLUMNS = (
     "dateDiff('second', min(request_created_at), max(request_created_at)) AS s_duration",
 )
 
@@ -143,8 +148,8 @@ class SessionMetricsQuery:
         )
 
 
-def _per_session(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRange | None
-                 ) -> tuple[str, str]:  # fmt: skip
+def _per_session(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRange | None,
+                 extra: tuple[str, ...]) -> tuple[str, str]:  # fmt: skip
     """(inner per-session SELECT, outer aggregate condition)."""
     row_filter, aggregate_filter = split_filter(node, is_session_aggregate)
     conditions = [org_condition(binder, org_id), "session_id != ''"]
@@ -153,7 +158,7 @@ def _per_session(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRa
     conditions.append(f"({compile_filter(row_filter, binder)})")
     outer = compile_filter(aggregate_filter, binder, {SESSIONS_TABLE: SESSION_AGGREGATES})
     inner = (
-        f"SELECT {', '.join(_INNER_COLUMNS)} FROM {REQUEST_TABLE} FINAL "
+        f"SELECT {', '.join((*_INNER_COLUMNS, *extra))} FROM {REQUEST_TABLE} FINAL "
         f"WHERE {' AND '.join(conditions)} GROUP BY session_id"
     )
     return inner, outer
@@ -162,7 +167,7 @@ def _per_session(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRa
 def build_session_query(org_id: str, query: SessionQuery) -> CompiledQuery:
     """Sessions newest first (by first request), paged; search = name or id contains."""
     binder = ParamBinder()
-    inner, outer = _per_session(binder, org_id, query.filter, query.time_range)
+    inner, outer = _per_session(binder, org_id, query.filter, query.time_range, _RESULT_COLUMNS)
     conditions = [f"({outer})"]
     if query.search:
         text = binder.bind(query.search, "String")
@@ -206,7 +211,7 @@ def build_session_metrics_query(org_id: str, query: SessionMetricsQuery) -> Comp
     (USD). Clipping is Helicone's (see :func:`clip_bounds`).
     """
     binder = ParamBinder()
-    inner, outer = _per_session(binder, org_id, query.filter, query.time_range)
+    inner, outer = _per_session(binder, org_id, query.filter, query.time_range, _METRICS_COLUMNS)
     conditions = [f"({outer})"]
     if query.name_contains:
         text = binder.bind(query.name_contains, "String")

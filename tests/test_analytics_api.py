@@ -267,6 +267,7 @@ def test_session_query_search_name_filter_paging(api: Api) -> None:
         "right": many,
     }
     assert names(filter=both) == [TRIP]
+    assert names(filter={"properties": {"Environment": {"equals": "staging"}}}) == [TRIP]
     assert names(limit=1) == [RESEARCH]
     assert names(limit=1, offset=1) == [TRIP]
     # The time filter is exclusive at both ends (Helicone's gt/lt).
@@ -471,6 +472,9 @@ def test_user_metrics_filters_and_paging(api: Api) -> None:
     }
     only = user_metrics(api, filter=both)
     assert [(u["user_id"], u["total_requests"]) for u in only["users"]] == [("alice", 1)]
+    # The legacy top-level properties table works on every endpoint.
+    legacy = {"properties": {"environment": {"equals": "staging"}}}
+    assert [u["user_id"] for u in user_metrics(api, filter=legacy)["users"]] == ["bob"]
     page = user_metrics(api, filter=busy, sort={"user_id": "asc"}, limit=1, offset=1)
     assert [u["user_id"] for u in page["users"]] == ["carol"] and page["count"] == 3
     past = user_metrics(api, filter=busy, limit=10, offset=50)

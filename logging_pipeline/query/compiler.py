@@ -80,10 +80,9 @@ class FilterCompiler:
         self, binder: ParamBinder, tables: Mapping[str, Mapping[str, FieldSpec]] | None = None
     ) -> None:
         self._binder = binder
-        # ``tables``: another endpoint's leaf tables (e.g. the aggregate ``users_view``), in
-        # place of the request tables; the legacy top-level ``properties`` only goes with these.
+        # ``tables``: another endpoint's leaf tables (e.g. with the aggregate ``users_view``)
+        # in place of the request tables; the legacy top-level ``properties`` goes with all.
         self._tables = FIELD_TABLES if tables is None else tables
-        self._legacy_properties = tables is None
         self._conditions = 0
         self._nodes = 0
 
@@ -133,15 +132,13 @@ class FilterCompiler:
     def _leaf(self, node: dict[str, Any], path: tuple[str, ...]) -> str:
         clauses: list[str] = []
         for table, fields in node.items():
-            if table in UNSUPPORTED_TABLES and table not in self._tables:
+            if table in UNSUPPORTED_TABLES:
                 raise FilterError(f"filter table {table!r}: {UNSUPPORTED_TABLES[table]}")
-            legacy = self._legacy_properties and table == PROPERTIES_TABLE
-            if not legacy and table not in self._tables:
-                names = [*self._tables, PROPERTIES_TABLE] if self._legacy_properties else [
-                    *self._tables]
-                raise FilterError(f"unknown filter table {table!r} (allowed: {', '.join(names)})")
+            if table != PROPERTIES_TABLE and table not in self._tables:
+                allowed = ", ".join([*self._tables, PROPERTIES_TABLE])
+                raise FilterError(f"unknown filter table {table!r} (allowed: {allowed})")
             fields_obj = _object(fields, (table,))
-            if legacy:
+            if table == PROPERTIES_TABLE:
                 clauses.extend(self._properties(fields_obj, (table,)))
                 continue
             specs = self._tables[table]

@@ -147,6 +147,10 @@ def test_buckets() -> None:
     assert buckets(january, "week", 0).count == 5  # Mondays Jan 1 .. Jan 29
     with pytest.raises(FilterError, match=str(MAX_BUCKETS)):
         buckets(january, "min", 0)
+    epoch = parse_iso_range({"start": "1970-01-01", "end": "1970-01-02"})
+    assert buckets(epoch, "day", -60).count == 2
+    with pytest.raises(FilterError, match="before 1970"):
+        buckets(epoch, "day", 60)  # local 1969-12-31 23:00
 
 
 def test_trace_paths_and_empty_session() -> None:

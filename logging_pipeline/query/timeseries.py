@@ -186,6 +186,8 @@ def buckets(time_range: TimeRange, increment: str, tz_minutes: int) -> Buckets:
     shift = timedelta(minutes=tz_minutes)
     first = truncate(time_range.start.replace(tzinfo=None) - shift, increment)
     last = truncate(time_range.end.replace(tzinfo=None) - shift, increment)
+    if first < _EPOCH_MIN.replace(tzinfo=None):
+        raise FilterError("the time range starts before 1970-01-01 in that time zone")
     count = _count(first, last, increment)
     if count > MAX_BUCKETS:
         raise FilterError(

@@ -37,7 +37,8 @@ from logging_pipeline.query.timeseries import parse_iso_range
 MAX_KEYS = 1000
 DEFAULT_VALUES = 20
 MAX_VALUES = 1000
-RESERVED_PREFIX = "helicone-"
+RESERVED_PREFIX = "Helicone-"
+"""Reserved property keys (sessions, prompts...), matched in any case."""
 
 
 def build_property_keys_query(org_id: str) -> CompiledQuery:
@@ -47,7 +48,7 @@ def build_property_keys_query(org_id: str) -> CompiledQuery:
     sql = (
         "SELECT DISTINCT property FROM request_response_rmt "
         f"ARRAY JOIN mapKeys(properties) AS property WHERE {org} "
-        f"AND NOT startsWith(lowerUTF8(property), '{RESERVED_PREFIX}') "
+        f"AND NOT startsWith(lowerUTF8(property), '{RESERVED_PREFIX.lower()}') "
         f"ORDER BY property ASC LIMIT {MAX_KEYS}"
     )
     return CompiledQuery(sql, binder.params)

@@ -24,6 +24,7 @@ from gateway import __version__
 from gateway.api import RequestApiDeps, include_request_api
 from gateway.api.annotations import AnnotationApiDeps, include_annotation_api
 from gateway.api.credits import CreditsApiDeps, include_credits_api
+from gateway.api.dashboard import include_aggregate_api
 from gateway.api.models import include_model_registry
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
@@ -117,15 +118,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
         message = str(exc.errors() if isinstance(exc, RequestValidationError) else exc)
         return Response(error_body(400, message), status_code=400, media_type="application/json")
 
-    include_request_api(
-        app,
-        RequestApiDeps(
-            authenticate=runtime.authenticate_org,
-            query=runtime.query_log,
-            get_bodies=runtime.get_bodies,
-            max_body_bytes=min(settings.max_body_bytes, QUERY_MAX_BODY_BYTES),
-        ),
+    query_deps = RequestApiDeps(
+        authenticate=runtime.authenticate_org,
+        query=runtime.query_log,
+        get_bodies=runtime.get_bodies,
+        max_body_bytes=min(settings.max_body_bytes, QUERY_MAX_BODY_BYTES),
     )
+    include_request_api(app, query_deps)
+    # Before the annotations: POST /v1/evals/query must not be taken for /v1/evals/{requestId}.
+    include_aggregate_api(app, query_deps)  # sessions, users, properties, evals, dashboard
     include_annotation_api(
         app,
         AnnotationApiDeps(

@@ -76,8 +76,13 @@ def property_present(key_placeholder: str) -> str:
 class FilterCompiler:
     """Turns one filter AST into SQL, binding values into ``binder``."""
 
-    def __init__(self, binder: ParamBinder) -> None:
+    def __init__(
+        self, binder: ParamBinder, tables: Mapping[str, Mapping[str, FieldSpec]] | None = None
+    ) -> None:
         self._binder = binder
+        # ``tables``: another endpoint's leaf tables (e.g. with the aggregate ``users_view``)
+        # in place of the request tables; the legacy top-level ``properties`` goes with all.
+        self._tables = FIELD_TABLES if tables is None else tables
         self._conditions = 0
         self._nodes = 0
 
@@ -129,14 +134,14 @@ class FilterCompiler:
         for table, fields in node.items():
             if table in UNSUPPORTED_TABLES:
                 raise FilterError(f"filter table {table!r}: {UNSUPPORTED_TABLES[table]}")
-            if table != PROPERTIES_TABLE and table not in FIELD_TABLES:
-                allowed = ", ".join([*FIELD_TABLES, PROPERTIES_TABLE])
+            if table != PROPERTIES_TABLE and table not in self._tables:
+                allowed = ", ".join([*self._tables, PROPERTIES_TABLE])
                 raise FilterError(f"unknown filter table {table!r} (allowed: {allowed})")
             fields_obj = _object(fields, (table,))
             if table == PROPERTIES_TABLE:
                 clauses.extend(self._properties(fields_obj, (table,)))
                 continue
-            specs = FIELD_TABLES[table]
+            specs = self._tables[table]
             for field, operators in fields_obj.items():
                 spec = specs.get(field)
                 if spec is None:
@@ -292,9 +297,11 @@ class FilterCompiler:
                               f"(at {describe(path)})")
 
 
-def compile_filter(node: Any, binder: ParamBinder) -> str:
+def compile_filter(
+    node: Any, binder: ParamBinder, tables: Mapping[str, Mapping[str, FieldSpec]] | None = None
+) -> str:
     """Compile ``node`` with a fresh :class:`FilterCompiler` bound to ``binder``."""
-    return FilterCompiler(binder).compile(node)
+    return FilterCompiler(binder, tables).compile(node)
 
 
 def _object(value: Any, path: tuple[str, ...]) -> dict[str, Any]:

@@ -62,6 +62,10 @@ FieldSpec = Column | Special | SessionAggregate | Unsupported
 T, N, TS, B = Family.TEXT, Family.NUMBER, Family.TIMESTAMP, Family.BOOLEAN
 COST_USD = "cost / 1000000000"
 """``cost`` is stored as USD x 1e9 (UInt64); the API's filter values are USD."""
+CACHE_SAVED_USD = "cache_saved_cost / 1000000000"
+"""What a cache hit saved, in USD (stored as nano-USD like ``cost``)."""
+ATTEMPT_COUNT = "if(attempts = '', 0, length(JSONExtractArrayRaw(attempts)))"
+"""Upstream attempts of a routed request (``attempts`` is a JSON array; '' = not routed)."""
 NOT_RECORDED = "''"
 """Deprecated fields the gateway never records (jobs, referrer): always empty."""
 
@@ -111,6 +115,23 @@ REQUEST_RESPONSE_RMT: Mapping[str, FieldSpec] = MappingProxyType({
     "prompt_version": Column("prompt_version", T),
     "request_referrer": Column(NOT_RECORDED, T),
     "is_passthrough_billing": Column("is_passthrough_billing", B),
+    # Our extensions (reference §7.1 "implement the union", widened to every column the
+    # dashboard shows): the record's other columns, by their column names.
+    **{name: Column(name, T) for name in (
+        "request_path", "request_model", "response_model", "model_override", "api_key_id",
+        "storage_location", "wire_format", "session_id", "session_name", "session_path",
+    )},
+    **{name: Column(name, N) for name in (
+        "reasoning_tokens", "prompt_audio_tokens", "completion_audio_tokens",
+        "request_size_bytes", "response_size_bytes", "cache_saved_latency",
+    )},
+    "cost_known": Column("cost_known", B),
+    "is_stream": Column("is_stream", B),
+    "updated_at": Column("updated_at", TS),
+    "cache_saved_cost": Column(CACHE_SAVED_USD, N),
+    "attempts": Column("attempts", T),
+    "attempt_count": Column(ATTEMPT_COUNT, N),
+    "failover": Column(f"({ATTEMPT_COUNT} > 1)", B),
 })
 
 SESSIONS_REQUEST_RESPONSE_RMT: Mapping[str, FieldSpec] = MappingProxyType({

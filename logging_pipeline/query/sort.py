@@ -15,6 +15,7 @@ from typing import Any
 from logging_pipeline.query.binder import ParamBinder
 from logging_pipeline.query.compiler import MAX_KEY_LENGTH, property_value
 from logging_pipeline.query.errors import FilterError, describe
+from logging_pipeline.query.fields import ATTEMPT_COUNT
 
 DEFAULT_SORT: Mapping[str, str] = MappingProxyType({"created_at": "desc"})
 MAX_SORT_TERMS = 20
@@ -39,6 +40,19 @@ SORT_COLUMNS: Mapping[str, str] = MappingProxyType({
     "cost": "cost",
     "cost_usd": "cost",
     "time_to_first_token": "time_to_first_token",
+    # Our extensions: every other column the dashboard shows (item 7 of issue 15).
+    **{name: name for name in (
+        "request_path", "model", "request_model", "response_model", "model_override",
+        "provider", "status", "country_code", "target_url", "response_created_at",
+        "updated_at", "prompt_cache_read_tokens", "prompt_cache_write_tokens",
+        "reasoning_tokens", "prompt_audio_tokens", "completion_audio_tokens",
+        "tokens_estimated", "cost_known", "cache_enabled", "is_stream", "threat",
+        "request_size_bytes", "response_size_bytes", "cache_saved_latency", "session_id",
+        "session_name", "session_path", "prompt_id", "prompt_version", "wire_format",
+        "storage_location", "api_key_id",
+    )},
+    "cache_saved_cost": "cache_saved_cost",
+    "attempt_count": ATTEMPT_COUNT,
 })
 _MAP_KEYS = ("properties", "scores")
 

@@ -1,0 +1,64 @@
+"""``/v1/session/*`` read endpoints: query, metrics and the trace tree (reference §2.12, §4.1).
+
+The statements come from :mod:`logging_pipeline.query.sessions` and
+:mod:`logging_pipeline.query.trace`; this module only routes. Session feedback
+(``POST /v1/session/{sessionId}/feedback``) is an annotation, served elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from gateway.api.aggregate_base import AggregateApi, NotFound
+from logging_pipeline.query.sessions import (
+    SessionMetricsQuery,
+    SessionQuery,
+    build_session_metrics_query,
+    build_session_query,
+    session_metrics,
+    session_result,
+)
+from logging_pipeline.query.trace import build_trace_query, session_trace
+
+
+def session_router(api: AggregateApi) -> APIRouter:
+    router = APIRouter(tags=["Session"])
+
+    @router.post("/v1/session/query", summary="Query Sessions")
+    async def query_sessions(request: Request) -> Response:
+        """``SessionQueryParams`` -> ``SessionResult[]``, newest session first."""
+
+        async def work(org_id: str) -> list[dict[str, Any]]:
+            query = SessionQuery.from_body(await api.body(request))
+            rows = await api.run(build_session_query(org_id, query))
+            return [session_result(row) for row in rows]
+
+        return await api.respond(request, work)
+
+    @router.post("/v1/session/metrics/query", summary="Query Session Metrics")
+    async def session_metrics_query(request: Request) -> Response:
+        """``SessionMetricsQueryParams`` -> ``SessionMetrics`` (clipped histograms, means)."""
+
+        async def work(org_id: str) -> dict[str, Any]:
+            query = SessionMetricsQuery.from_body(await api.body(request))
+            return session_metrics(await api.run(build_session_metrics_query(org_id, query)))
+
+        return await api.respond(request, work)
+
+    @router.get("/v1/session/{sessionId}/trace", summary="Session trace tree")
+    async def trace(request: Request, sessionId: str) -> Response:
+        """A session's requests ordered by path and time, and its path tree with totals."""
+
+        async def work(org_id: str) -> dict[str, Any]:
+            rows = await api.run(build_trace_query(org_id, sessionId))
+            document = session_trace(sessionId, rows)
+            if document is None:
+                raise NotFound(f"Session {sessionId} not found")
+            return document
+
+        return await api.respond(request, work)
+
+    return router

@@ -1,0 +1,251 @@
+"""``/v1/session/query`` and ``/v1/session/metrics/query`` (reference §2.12, §4.1).
+
+A session is every row of the organization sharing ``Helicone-Session-Id`` (the materialized
+``session_id`` column). Both statements aggregate per session in an inner query — whose
+``WHERE`` holds the org scope, the time range and the filter's per-request conditions — and
+test the filter's ``sessions_request_response_rmt`` aggregates (``session_total_cost``...)
+on its result, as Helicone's ``HAVING`` does (see :func:`split_filter`). Costs are USD.
+Timestamps are returned as UTC instants (ISO, ``Z``); ``timezoneDifference`` is validated
+(minutes, ±1440) but does not shift an instant that already says its zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from logging_pipeline.query.aggregates import (
+    body_object,
+    clip_bounds,
+    clipped,
+    finite,
+    histogram_rows,
+    optional_bool,
+    optional_str,
+    org_condition,
+    paging,
+    psize,
+    split_filter,
+    usd,
+    whole,
+)
+from logging_pipeline.query.binder import ParamBinder
+from logging_pipeline.query.builder import CompiledQuery
+from logging_pipeline.query.compiler import compile_filter
+from logging_pipeline.query.errors import FilterError
+from logging_pipeline.query.fields import (
+    SESSIONS_REQUEST_RESPONSE_RMT,
+    Column,
+    FieldSpec,
+    SessionAggregate,
+)
+from logging_pipeline.query.operators import Family
+from logging_pipeline.query.rows import iso_timestamp
+from logging_pipeline.query.timeseries import TimeRange, parse_timezone, parse_unix_range
+from logging_pipeline.schema import REQUEST_TABLE
+
+SESSIONS_TABLE = "sessions_request_response_rmt"
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+SESSION_AGGREGATES: Mapping[str, FieldSpec] = MappingProxyType(
+    {
+        "session_total_cost": Column("s_cost / 1000000000", Family.NUMBER),
+        "session_total_tokens": Column("(s_prompt + s_completion)", Family.NUMBER),
+        "session_prompt_tokens": Column("s_prompt", Family.NUMBER),
+        "session_completion_tokens": Column("s_completion", Family.NUMBER),
+        "session_total_requests": Column("s_requests", Family.NUMBER),
+        "session_created_at": Column("s_created", Family.TIMESTAMP),
+        "session_latest_request_created_at": Column("s_latest", Family.TIMESTAMP),
+    }
+)
+"""The aggregate fields, on the inner query's columns (the outer query's ``WHERE``)."""
+
+_INNER_COLUMNS = (
+    "session_id",
+    "anyIf(session_name, session_name != '') AS s_name",
+    "min(request_created_at) AS s_created",
+    "max(request_created_at) AS s_latest",
+    "sum(ifNull(cost, 0)) AS s_cost",
+    "count() AS s_requests",
+    "sum(ifNull(prompt_tokens, 0)) AS s_prompt",
+    "sum(ifNull(completion_tokens, 0)) AS s_completion",
+)
+"""Per session: what the aggregate filter fields read, plus the name."""
+_RESULT_COLUMNS = (
+    "avg(latency) AS s_avg_latency",
+    "groupUniqArrayIf(user_id, user_id != '') AS s_users",
+)
+_METRICS_COLUMNS = (
+    "dateDiff('second', min(request_created_at), max(request_created_at)) AS s_duration",
+)
+
+
+def is_session_aggregate(table: str, field: str) -> bool:
+    return table == SESSIONS_TABLE and isinstance(
+        SESSIONS_REQUEST_RESPONSE_RMT.get(field), SessionAggregate
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    """A validated ``SessionQueryParams`` body."""
+
+    filter: Any
+    time_range: TimeRange
+    search: str = ""
+    name_equals: str | None = None
+    tz_minutes: int = 0
+    offset: int = 0
+    limit: int = DEFAULT_LIMIT
+
+    @classmethod
+    def from_body(cls, raw: Any) -> SessionQuery:
+        body = body_object(raw)
+        if body.get("timeFilter") is None:
+            raise FilterError(
+                "missing required field 'timeFilter' ({startTimeUnixMs, endTimeUnixMs})"
+            )
+        offset, limit = paging(body, DEFAULT_LIMIT, MAX_LIMIT)
+        name_equals = body.get("nameEquals")
+        return cls(
+            filter=body.get("filter", "all"),
+            time_range=parse_unix_range(body["timeFilter"], "Ms", bounds="()"),
+            search=optional_str(body, "search"),
+            name_equals=optional_str(body, "nameEquals") if name_equals is not None else None,
+            tz_minutes=parse_timezone(body.get("timezoneDifference"), "timezoneDifference"),
+            offset=offset,
+            limit=limit,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMetricsQuery:
+    """A validated ``SessionMetricsQueryParams`` body."""
+
+    filter: Any
+    time_range: TimeRange | None
+    name_contains: str = ""
+    quantile: float = 0.75
+    interquartile: bool = False
+    tz_minutes: int = 0
+
+    @classmethod
+    def from_body(cls, raw: Any) -> SessionMetricsQuery:
+        body = body_object(raw)
+        time_filter = body.get("timeFilter")
+        return cls(
+            filter=body.get("filter", "all"),
+            time_range=None
+            if time_filter is None
+            else parse_unix_range(time_filter, "Ms", bounds="()"),
+            name_contains=optional_str(body, "nameContains"),
+            quantile=psize(body),
+            interquartile=optional_bool(body, "useInterquartile"),
+            tz_minutes=parse_timezone(body.get("timezoneDifference"), "timezoneDifference"),
+        )
+
+
+def _per_session(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRange | None,
+                 extra: tuple[str, ...]) -> tuple[str, str]:  # fmt: skip
+    """(inner per-session SELECT, outer aggregate condition)."""
+    row_filter, aggregate_filter = split_filter(node, is_session_aggregate)
+    conditions = [org_condition(binder, org_id), "session_id != ''"]
+    if time_range is not None:
+        conditions.append(time_range.condition(binder))
+    conditions.append(f"({compile_filter(row_filter, binder)})")
+    outer = compile_filter(aggregate_filter, binder, {SESSIONS_TABLE: SESSION_AGGREGATES})
+    inner = (
+        f"SELECT {', '.join((*_INNER_COLUMNS, *extra))} FROM {REQUEST_TABLE} FINAL "
+        f"WHERE {' AND '.join(conditions)} GROUP BY session_id"
+    )
+    return inner, outer
+
+
+def build_session_query(org_id: str, query: SessionQuery) -> CompiledQuery:
+    """Sessions newest first (by first request), paged; search = name or id contains."""
+    binder = ParamBinder()
+    inner, outer = _per_session(binder, org_id, query.filter, query.time_range, _RESULT_COLUMNS)
+    conditions = [f"({outer})"]
+    if query.search:
+        text = binder.bind(query.search, "String")
+        conditions.append(
+            f"(positionCaseInsensitiveUTF8(s_name, {text}) > 0 OR "
+            f"positionCaseInsensitiveUTF8(session_id, {text}) > 0)"
+        )
+    if query.name_equals is not None:
+        conditions.append(f"s_name = {binder.bind(query.name_equals, 'String')}")
+    limit = binder.bind_named("lim", query.limit, "UInt64")
+    offset = binder.bind_named("off", query.offset, "UInt64")
+    sql = (
+        f"SELECT * FROM ({inner}) WHERE {' AND '.join(conditions)} "
+        f"ORDER BY s_created DESC, session_id ASC LIMIT {limit} OFFSET {offset}"
+    )
+    return CompiledQuery(sql, binder.params)
+
+
+def session_result(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``SessionResult`` (reference §2.12): all documented fields, cost in USD."""
+    prompt, completion = whole(row.get("s_prompt")), whole(row.get("s_completion"))
+    return {
+        "created_at": iso_timestamp(row.get("s_created")),
+        "latest_request_created_at": iso_timestamp(row.get("s_latest")),
+        "session_id": str(row.get("session_id") or ""),
+        "session_name": str(row.get("s_name") or ""),
+        "total_cost": usd(row.get("s_cost")),
+        "total_requests": whole(row.get("s_requests")),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "avg_latency": finite(row.get("s_avg_latency")),
+        "user_ids": sorted(str(u) for u in (row.get("s_users") or [])),
+    }
+
+
+def build_session_metrics_query(org_id: str, query: SessionMetricsQuery) -> CompiledQuery:
+    """One row: the clipped ``histogram(10)`` and the (unclipped) mean of each metric.
+
+    Per session: requests (count), duration (seconds from first to last request) and cost
+    (USD). Clipping is Helicone's (see :func:`clip_bounds`).
+    """
+    binder = ParamBinder()
+    inner, outer = _per_session(binder, org_id, query.filter, query.time_range, _METRICS_COLUMNS)
+    conditions = [f"({outer})"]
+    if query.name_contains:
+        text = binder.bind(query.name_contains, "String")
+        conditions.append(f"positionCaseInsensitiveUTF8(s_name, {text}) > 0")
+    metrics = {
+        "count": "toFloat64(s_requests)",
+        "duration": "toFloat64(s_duration)",
+        "cost": "s_cost / 1000000000",
+    }
+    arrays = ", ".join(f"groupArray({expr}) AS a_{name}" for name, expr in metrics.items())
+    means = ", ".join(f"avg({expr}) AS avg_{name}" for name, expr in metrics.items())
+    histograms: list[str] = []
+    for name in metrics:
+        low, high = clip_bounds(f"a_{name}", query.quantile, query.interquartile)
+        histograms.append(
+            f"arrayReduce('histogram(10)', {clipped(f'a_{name}', low, high)}) AS h_{name}"
+        )
+    sql = (
+        f"SELECT {', '.join(histograms)}, {', '.join(f'avg_{n}' for n in metrics)} FROM ("
+        f"SELECT {arrays}, {means} FROM ({inner}) WHERE {' AND '.join(conditions)})"
+    )
+    return CompiledQuery(sql, binder.params)
+
+
+def session_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``SessionMetrics``: histograms and ``average`` (one ``AverageRow`` per metric)."""
+    row = rows[0] if rows else {}
+    return {
+        "session_count": histogram_rows(row.get("h_count")),
+        "session_duration": histogram_rows(row.get("h_duration")),
+        "session_cost": histogram_rows(row.get("h_cost")),
+        "average": {
+            "session_cost": [{"average": finite(row.get("avg_cost"))}],
+            "session_duration": [{"average": finite(row.get("avg_duration"))}],
+            "session_count": [{"average": finite(row.get("avg_count"))}],
+        },
+    }

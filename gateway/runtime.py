@@ -436,12 +436,16 @@ class Runtime:
         """The identity of a REST API caller; scopes are the router's to check."""
         return await self.authenticate(read_credentials(headers))
 
-    async def query_log(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def query_log(
+        self, sql: str, params: Mapping[str, Any], settings: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         if self.writer is None:
             raise GatewayError(
                 503, "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false).",
                 code="logging_disabled",
             )
+        if settings:
+            return await self.writer.transport.query(sql, params, settings)
         return await self.writer.transport.query(sql, params)
 
     async def get_bodies(self, org_id: str, request_id: str) -> dict[str, Any] | None:

@@ -51,9 +51,12 @@ class _QueryProxy:
         self.name = ""
 
     async def query(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        return await self._owner.query(sql, params)
+        return await self._owner.query(sql, params, settings)
 
 
 class WriterProcess:
@@ -207,14 +210,17 @@ class WriterProcess:
             connection.send(message)
 
     async def query(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         request_id = next(self._ids)
         future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
         self._results[request_id] = future
         try:
-            await asyncio.to_thread(self._send, ("query", request_id, sql, dict(params or {})))
+            await asyncio.to_thread(self._send, ("query", request_id, sql, dict(params or {}), dict(settings or {})))
         except (OSError, ValueError) as exc:
             self._results.pop(request_id, None)
             raise LogStoreError(f"the log writer process is unreachable: {exc}") from exc

@@ -356,8 +356,11 @@ def _apply_limit(scan: _Scan, max_rows: int, default: int) -> tuple[list[Token],
             continue
         numbers = _limit_numbers(tokens, index)
         end = index + 1 + (3 if len(numbers) == 2 else 1)
-        if end < len(tokens) and tokens[end].is_word("BY"):
+        following = tokens[end] if end < len(tokens) else None
+        if following is not None and following.is_word("BY"):
             continue  # LIMIT n BY columns: per group, not the result's size
+        if following is not None and not following.is_word("WITH"):
+            raise HqlError("HQL_SYNTAX_ERROR", "LIMIT and OFFSET take integer literals")
         count_index = index + (3 if len(numbers) == 2 and tokens[index + 2].is_op(",") else 1)
         main = (count_index, int(tokens[count_index].text))
     if main is None:

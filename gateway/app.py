@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from gateway import __version__
 from gateway.api import RequestApiDeps, include_request_api
 from gateway.api.credits import CreditsApiDeps, include_credits_api
+from gateway.api.hql import HqlApiDeps, include_hql_api
 from gateway.api.models import include_model_registry
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
@@ -123,6 +124,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             query=runtime.query_log,
             get_bodies=runtime.get_bodies,
             max_body_bytes=min(settings.max_body_bytes, QUERY_MAX_BODY_BYTES),
+        ),
+    )
+    include_hql_api(
+        app,
+        HqlApiDeps(
+            authenticate=runtime.authenticate_org,
+            service=runtime.hql,
+            saved=runtime.store.hql_queries,
+            take_quota=runtime.limiter.take_quota,
+            enabled=settings.hql_enabled,
         ),
     )
     include_provider_keys_api(

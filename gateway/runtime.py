@@ -21,6 +21,7 @@ from cache.key import UNPARSED
 from cache.step import open_cache, replay
 from cache.store import ResponseCache
 from gateway.accesslog import AccessLog, log_fault
+from gateway.api.hql_service import HqlService
 from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.byok import ProviderKeyCache
@@ -132,6 +133,14 @@ class Runtime:
             write_timeout=settings.cache_write_timeout_ms / 1000,
         )
         self.writer: LogSink | None = None
+        self.hql = HqlService(
+            self.query_log,
+            lambda: self.writer.bodies if self.writer is not None else None,
+            data_dir=settings.data_dir,
+            link_ttl_seconds=settings.hql_link_ttl_seconds,
+            clickhouse_url=settings.hql_clickhouse_url,
+        )
+        """HQL's engine and CSV exports (gateway/api/hql_service.py)."""
         self.registry: Registry | None = None
         self.limiter = Limiter.create(
             settings.redis_url,
@@ -279,6 +288,7 @@ class Runtime:
         if self.redis is not None:
             await self.redis.close()
         await self.limiter.close()
+        await self.hql.close()
         writer, self.writer = self.writer, None
         if writer is not None:
             await writer.close()  # writes what is journaled (bounded); the rest waits on disk

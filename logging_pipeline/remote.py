@@ -220,7 +220,8 @@ class WriterProcess:
         future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
         self._results[request_id] = future
         try:
-            await asyncio.to_thread(self._send, ("query", request_id, sql, dict(params or {}), dict(settings or {})))
+            message = ("query", request_id, sql, dict(params or {}), dict(settings or {}))
+            await asyncio.to_thread(self._send, message)
         except (OSError, ValueError) as exc:
             self._results.pop(request_id, None)
             raise LogStoreError(f"the log writer process is unreachable: {exc}") from exc

@@ -67,9 +67,15 @@ ROWS_A = [
     _row(ORG_A, 24 * 40, request_model="old", model="old"),  # older than every example
 ]
 ROWS_B = [
-    _row(ORG_B, n, request_model="b-secret-model", model="b-secret-model",
-         user_id="b-secret-user", cost=999_000_000_000,
-         properties={"Helicone-Session-Id": "b-secret-session"})
+    _row(
+        ORG_B,
+        n,
+        request_model="b-secret-model",
+        model="b-secret-model",
+        user_id="b-secret-user",
+        cost=999_000_000_000,
+        properties={"Helicone-Session-Id": "b-secret-session"},
+    )
     for n in range(1, 6)
 ]
 B_MARKERS = ("b-secret", ORG_B, "bbbbbbbb")
@@ -122,14 +128,18 @@ def _leaks(rows: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_documented_examples_run_unchanged(store: Store) -> None:
-    results = {name: await store.engine.run(sql, ORG_A, EXECUTE_MAX_ROWS)
-               for name, sql in EXAMPLES.items()}
+    results = {
+        name: await store.engine.run(sql, ORG_A, EXECUTE_MAX_ROWS) for name, sql in EXAMPLES.items()
+    }
     top = results["top_costly"].rows
     assert [r["request_model"] for r in top] == ["claude", "gpt-4o-mini", "gpt-4o", "gpt-4o"]
-    assert [r["provider_total_cost"] for r in top] == [30_000_000, 3_000_000, 2_000_000,
-                                                       1_000_000]
-    assert set(top[0]) == {"request_created_at", "request_model", "response_body",
-                           "provider_total_cost"}
+    assert [r["provider_total_cost"] for r in top] == [30_000_000, 3_000_000, 2_000_000, 1_000_000]
+    assert set(top[0]) == {
+        "request_created_at",
+        "request_model",
+        "response_body",
+        "provider_total_cost",
+    }
     assert results["error_rate"].rows == [
         {"error_count": 2, "total_requests": 3, "error_rate": 0.6667}
     ]
@@ -139,15 +149,22 @@ async def test_documented_examples_run_unchanged(store: Store) -> None:
     assert sessions["sa"]["requests"] == 2 and sessions["sa"]["total_cost"] == 3_000_000
     assert sessions[""]["requests"] == 2
     by_model = {r["request_model"]: r for r in results["cost_by_model"].rows}
-    assert by_model["claude"] == {"request_model": "claude", "total_cost": 30_000_000,
-                                  "request_count": 1}
+    assert by_model["claude"] == {
+        "request_model": "claude",
+        "total_cost": 30_000_000,
+        "request_count": 1,
+    }
     assert "old" not in by_model and "stale" not in by_model
     assert {r["request_model"]: r["count"] for r in results["rest"].rows} == {
-        "gpt-4o": 2, "gpt-4o-mini": 1, "claude": 1}
+        "gpt-4o": 2,
+        "gpt-4o-mini": 1,
+        "claude": 1,
+    }
     download = results["download"].rows
     assert len(download) == 3 and "organization_id" not in download[0]
     assert {"request_model", "provider_total_cost", "total_tokens", "session_id"} <= set(
-        download[0])
+        download[0]
+    )
     usd = {r["request_model"]: r["total_cost_usd"] for r in results["cost_usd"].rows}
     assert usd["claude"] == pytest.approx(0.03)
     for name, result in results.items():
@@ -163,7 +180,9 @@ async def test_accepted_regression_cases_run(store: Store) -> None:
     assert count.rows == [{"count()": len(ROWS_A)}]
     page = await store.engine.run(
         "SELECT request_id FROM request_response_rmt ORDER BY request_id LIMIT 1, 2",
-        ORG_A, EXECUTE_MAX_ROWS)
+        ORG_A,
+        EXECUTE_MAX_ROWS,
+    )
     assert [r["request_id"] for r in page.rows] == sorted(r["request_id"] for r in ROWS_A)[1:3]
 
 
@@ -193,19 +212,25 @@ async def test_cross_organization_attempts_return_nothing_of_the_other(store: St
     for sql in CROSS_ORG:
         result = await store.engine.run(sql, ORG_A, EXECUTE_MAX_ROWS)
         assert not _leaks(result.rows), sql
-    for sql in ("SELECT organization_id FROM request_response_rmt",
-                "SELECT * FROM request_response_rmt WHERE organization_id != toUUID("
-                "'00000000-0000-0000-0000-000000000000')"):
+    for sql in (
+        "SELECT organization_id FROM request_response_rmt",
+        "SELECT * FROM request_response_rmt WHERE organization_id != toUUID("
+        "'00000000-0000-0000-0000-000000000000')",
+    ):
         with pytest.raises(HqlError) as info:
             await store.engine.run(sql, ORG_A, EXECUTE_MAX_ROWS)
         assert info.value.code == "HQL_SYNTAX_ERROR" and info.value.status == 400
     # And the other way round: B sees its own rows only.
-    rows = (await store.engine.run("SELECT DISTINCT user_id FROM request_response_rmt",
-                                   ORG_B, EXECUTE_MAX_ROWS)).rows
+    rows = (
+        await store.engine.run(
+            "SELECT DISTINCT user_id FROM request_response_rmt", ORG_B, EXECUTE_MAX_ROWS
+        )
+    ).rows
     assert rows == [{"user_id": "b-secret-user"}]
     unknown = str(uuid.uuid4())
-    assert (await store.engine.run("SELECT * FROM request_response_rmt", unknown,
-                                   EXECUTE_MAX_ROWS)).rows == []
+    assert (
+        await store.engine.run("SELECT * FROM request_response_rmt", unknown, EXECUTE_MAX_ROWS)
+    ).rows == []
 
 
 async def test_limit_injected_and_clamped(store: Store) -> None:
@@ -226,7 +251,9 @@ async def test_read_only_settings_reach_the_engine(store: Store) -> None:
     # readonly=1 is in force for the statement: the engine refuses to change a setting.
     rows = await store.transport.query(
         "SELECT getSetting('readonly') AS r, getSetting('max_execution_time') AS t",
-        {}, hql_settings(10))
+        {},
+        hql_settings(10),
+    )
     assert rows[0]["r"] == 1 and float(rows[0]["t"]) == 30
     if store.server is not None:  # over HTTP they are the request's settings
         seen = store.server.requests[-1]
@@ -250,9 +277,19 @@ async def test_schema_hides_the_organization(store: Store) -> None:
     assert [table["table_name"] for table in schema] == ["request_response_rmt"]
     names = [column["name"] for column in schema[0]["columns"]]
     assert "organization_id" not in names
-    for documented in ("request_created_at", "request_model", "status", "user_id", "cost",
-                       "provider_total_cost", "prompt_tokens", "completion_tokens",
-                       "total_tokens", "properties", "response_body"):
+    for documented in (
+        "request_created_at",
+        "request_model",
+        "status",
+        "user_id",
+        "cost",
+        "provider_total_cost",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "properties",
+        "response_body",
+    ):
         assert documented in names
     assert {"name", "type", "default_type", "default_expression"} <= set(schema[0]["columns"][0])
 

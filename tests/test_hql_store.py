@@ -58,7 +58,7 @@ async def test_crud_is_scoped_to_the_organization(store: ControlStore) -> None:
     updated = await queries.update(acme, first.id, None, "SELECT 42")
     assert updated is not None and updated.sql == "SELECT 42" and updated.name == "by model"
     assert updated.updated_at >= first.updated_at and updated.created_at == first.created_at
-    assert [q.name for q in await queries.list_all(acme)][0] == "by model"
+    assert next(q.name for q in await queries.list_all(acme)) == "by model"
     with pytest.raises(SavedQueryNameExists):
         await queries.create(acme, "errors", "SELECT 5")
     with pytest.raises(SavedQueryNameExists):

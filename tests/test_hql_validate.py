@@ -33,9 +33,11 @@ def test_accepted(name: str) -> None:
 
 
 def test_every_table_reference_is_scoped() -> None:
-    sql = ("SELECT a.model FROM request_response_rmt a JOIN request_response_rmt AS b "
-           "ON a.request_id = b.request_id WHERE a.request_id IN "
-           "(SELECT request_id FROM request_response_rmt FINAL)")
+    sql = (
+        "SELECT a.model FROM request_response_rmt a JOIN request_response_rmt AS b "
+        "ON a.request_id = b.request_id WHERE a.request_id IN "
+        "(SELECT request_id FROM request_response_rmt FINAL)"
+    )
     prepared = prepare(sql, ORG, COLUMNS, 100)
     assert prepared.sql.count("FROM request_response_rmt FINAL WHERE organization_id") == 3
     assert " a JOIN " in prepared.sql and "AS b ON" in prepared.sql
@@ -50,10 +52,10 @@ def test_limit_injection_and_clamping() -> None:
     assert prepare(base + " LIMIT 5", ORG, COLUMNS, 10_000).sql.endswith("LIMIT 5")
     clamped = prepare(base + " LIMIT 50000", ORG, COLUMNS, 10_000)
     assert clamped.sql.endswith("LIMIT 10000") and clamped.limit == 10_000
-    assert prepare(base + " LIMIT 20, 50000", ORG, COLUMNS, 10_000).sql.endswith(
-        "LIMIT 20, 10000")
+    assert prepare(base + " LIMIT 20, 50000", ORG, COLUMNS, 10_000).sql.endswith("LIMIT 20, 10000")
     assert prepare(base + " LIMIT 50000 OFFSET 3", ORG, COLUMNS, 10_000).sql.endswith(
-        "LIMIT 10000 OFFSET 3")
+        "LIMIT 10000 OFFSET 3"
+    )
     by = prepare(base + " LIMIT 2 BY model", ORG, COLUMNS, 10_000)
     assert by.sql.endswith("LIMIT 2 BY model LIMIT 100")
     download = prepare(base, ORG, COLUMNS, 300_000, 300_000)
@@ -64,14 +66,22 @@ def test_limit_injection_and_clamping() -> None:
 
 def test_lexer_literals_and_comments() -> None:
     tokens = tokenize("SELECT 'a\\'b', 'c''d', x -- c\n/* a /* nested */ b */ FROM t")
-    assert [t.text for t in tokens] == ["SELECT", "'a\\'b'", ",", "'c''d'", ",", "x", "FROM",
-                                        "t"]
+    assert [t.text for t in tokens] == ["SELECT", "'a\\'b'", ",", "'c''d'", ",", "x", "FROM", "t"]
     kept = tokenize("SELECT 1 -- c", keep_comments=True)
     assert kept[-1].kind == "comment"
     assert render(tokenize("SELECT t.1, a::Int8, 1e-5, 0x1F")) == (
-        "SELECT t.1, a::Int8, 1e-5, 0x1F")
-    for bad in ("SELECT 'x", "SELECT /* x", "SELECT `a`", 'SELECT "a"', "SELECT $$",
-                "SELECT # x", "SELECT {p:String}", "SELECT é"):
+        "SELECT t.1, a::Int8, 1e-5, 0x1F"
+    )
+    for bad in (
+        "SELECT 'x",
+        "SELECT /* x",
+        "SELECT `a`",
+        'SELECT "a"',
+        "SELECT $$",
+        "SELECT # x",
+        "SELECT {p:String}",
+        "SELECT é",
+    ):
         with pytest.raises(HqlError):
             tokenize(bad)
 
@@ -85,15 +95,27 @@ def test_trailing_semicolon_only_once() -> None:
 
 def test_documented_statuses() -> None:
     expected = {
-        "HQL_INVALID_STATEMENT": 400, "HQL_INVALID_TABLE": 400, "HQL_SYNTAX_ERROR": 400,
-        "HQL_SQL_INJECTION_ATTEMPT": 400, "HQL_MISSING_QUERY_ID": 400,
-        "HQL_MISSING_QUERY_NAME": 400, "HQL_MISSING_QUERY_SQL": 400,
-        "HQL_QUERY_NAME_TOO_LONG": 400, "HQL_FEATURE_NOT_ENABLED": 403,
-        "HQL_QUERY_ACCESS_DENIED": 403, "HQL_QUERY_NOT_FOUND": 404,
-        "HQL_NO_DATA_RETURNED": 404, "HQL_QUERY_NAME_EXISTS": 409, "HQL_QUERY_TIMEOUT": 503,
-        "HQL_MEMORY_LIMIT_EXCEEDED": 503, "HQL_ROW_LIMIT_EXCEEDED": 503,
-        "HQL_RESULT_LIMIT_EXCEEDED": 503, "HQL_EXECUTION_FAILED": 500,
-        "HQL_SCHEMA_FETCH_FAILED": 500, "HQL_CSV_UPLOAD_FAILED": 500,
-        "HQL_CSV_URL_NOT_RETURNED": 500, "HQL_UNEXPECTED_ERROR": 500,
+        "HQL_INVALID_STATEMENT": 400,
+        "HQL_INVALID_TABLE": 400,
+        "HQL_SYNTAX_ERROR": 400,
+        "HQL_SQL_INJECTION_ATTEMPT": 400,
+        "HQL_MISSING_QUERY_ID": 400,
+        "HQL_MISSING_QUERY_NAME": 400,
+        "HQL_MISSING_QUERY_SQL": 400,
+        "HQL_QUERY_NAME_TOO_LONG": 400,
+        "HQL_FEATURE_NOT_ENABLED": 403,
+        "HQL_QUERY_ACCESS_DENIED": 403,
+        "HQL_QUERY_NOT_FOUND": 404,
+        "HQL_NO_DATA_RETURNED": 404,
+        "HQL_QUERY_NAME_EXISTS": 409,
+        "HQL_QUERY_TIMEOUT": 503,
+        "HQL_MEMORY_LIMIT_EXCEEDED": 503,
+        "HQL_ROW_LIMIT_EXCEEDED": 503,
+        "HQL_RESULT_LIMIT_EXCEEDED": 503,
+        "HQL_EXECUTION_FAILED": 500,
+        "HQL_SCHEMA_FETCH_FAILED": 500,
+        "HQL_CSV_UPLOAD_FAILED": 500,
+        "HQL_CSV_URL_NOT_RETURNED": 500,
+        "HQL_UNEXPECTED_ERROR": 500,
     }
     assert {code: STATUS[code] for code in expected} == expected

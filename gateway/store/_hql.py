@@ -100,7 +100,11 @@ class SavedQueryStore:
     async def create(self, org_id: str, name: str, sql: str) -> SavedQuery:
         now = utc_now()
         row = HqlSavedQueryRow(
-            id=str(uuid.uuid4()), org_id=org_id, name=name, sql=sql, created_at=now,
+            id=str(uuid.uuid4()),
+            org_id=org_id,
+            name=name,
+            sql=sql,
+            created_at=now,
             updated_at=now,
         )
         try:

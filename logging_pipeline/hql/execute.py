@@ -190,8 +190,15 @@ class HqlEngine:
         columns = [
             {
                 key: row.get(key)
-                for key in ("name", "type", "default_type", "default_expression", "comment",
-                            "codec_expression", "ttl_expression")
+                for key in (
+                    "name",
+                    "type",
+                    "default_type",
+                    "default_expression",
+                    "comment",
+                    "codec_expression",
+                    "ttl_expression",
+                )
             }
             for row in await self.describe()
         ]

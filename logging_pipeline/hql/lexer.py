@@ -90,7 +90,7 @@ def tokenize(sql: str, *, keep_comments: bool = False) -> list[Token]:
             end = _string_end(sql, i)
             tokens.append(Token("string", sql[i:end], i))
             i = end
-        elif char in "`\"":
+        elif char in '`"':
             raise _injection(f"quoted identifiers ({char}...{char}) are not allowed (position {i})")
         elif char == "$":
             raise _injection(f"heredocs and '$' are not allowed (position {i})")

@@ -200,9 +200,7 @@ def _scan(sql: object) -> _Scan:
             stack.pop()
         elif token.is_op(","):
             if frame.in_from:
-                raise HqlError(
-                    "HQL_INVALID_TABLE", "comma joins are not allowed; use JOIN ... ON"
-                )
+                raise HqlError("HQL_INVALID_TABLE", "comma joins are not allowed; use JOIN ... ON")
         elif token.kind == "ident":
             _check_word(scan, stack, index)
     if len(stack) != 1:
@@ -309,7 +307,7 @@ def _check_table(scan: _Scan, index: int) -> None:
         if inner < len(tokens) and tokens[inner].is_word("SELECT"):
             return
         if inner < len(tokens) and tokens[inner].is_word("WITH"):
-            raise HqlError("HQL_INVALID_STATEMENT", "WITH (common table expressions) is not allowed")
+            raise HqlError("HQL_INVALID_STATEMENT", "WITH (CTEs) is not allowed")
         shown = tokens[inner].text if inner < len(tokens) else "?"
         raise HqlError(
             "HQL_INVALID_TABLE",
@@ -386,8 +384,10 @@ def _limit_numbers(tokens: list[Token], index: int) -> list[int]:
             raise HqlError("HQL_SYNTAX_ERROR", "LIMIT and OFFSET take integer literals")
         values.append(int(tokens[position].text))
         following = tokens[position + 1] if position + 1 < len(tokens) else None
-        if len(values) == 1 and following is not None and (
-            following.is_op(",") or following.is_word("OFFSET")
+        if (
+            len(values) == 1
+            and following is not None
+            and (following.is_op(",") or following.is_word("OFFSET"))
         ):
             position += 2
             continue

@@ -90,6 +90,18 @@ REJECTED: dict[str, tuple[str, str]] = {
         "HQL_INVALID_TABLE",
     ),
     "in table": ("SELECT * FROM request_response_rmt WHERE user_id IN users", "HQL_INVALID_TABLE"),
+    "in parenthesised table": (
+        "SELECT * FROM request_response_rmt WHERE user_id IN (users)",
+        "HQL_INVALID_TABLE",
+    ),
+    "in qualified table": (
+        "SELECT * FROM request_response_rmt WHERE user_id IN (default.secrets)",
+        "HQL_INVALID_TABLE",
+    ),
+    "in table without parentheses at the end": (
+        "SELECT * FROM request_response_rmt WHERE user_id NOT IN users",
+        "HQL_INVALID_TABLE",
+    ),
     "mergeTreeIndex": (
         "SELECT * FROM mergeTreeIndex(currentDatabase(), request_response_rmt)",
         "HQL_INVALID_TABLE",
@@ -238,6 +250,11 @@ ACCEPTED: dict[str, str] = {
     ),
     "with totals": "SELECT model, count() FROM request_response_rmt GROUP BY model WITH TOTALS",
     "position in": "SELECT position('a' IN model) FROM request_response_rmt",
+    "in list": "SELECT count() FROM request_response_rmt WHERE model IN ('a', 'b')",
+    "in tuple of columns": (
+        "SELECT count() FROM request_response_rmt WHERE 'x' IN (user_id, model)"
+    ),
+    "in function": "SELECT count() FROM request_response_rmt WHERE 'x' IN tuple('x', 'y')",
 }
 """Queries the validator must accept (and the engine run) — the reference's accepted list and
 more."""

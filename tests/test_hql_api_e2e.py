@@ -350,3 +350,22 @@ def test_server_deployment_execute_schema_download_saved(server_deployment: Depl
         "POST", "acme", "/v1/helicone-sql/saved-query", {"name": "q", "sql": "SELECT 1"}
     )
     assert created.status_code == 200, created.text
+
+
+def test_without_the_request_log_or_with_hql_off(tmp_path: Path) -> None:
+    """No request log: queries are 503 (saved queries still work); HQL off: 403."""
+    for enabled, status, code in (
+        (True, 503, "HQL_STORE_UNAVAILABLE"),
+        (False, 403, "HQL_FEATURE_NOT_ENABLED"),
+    ):
+        settings = make_settings(tmp_path / str(enabled), hql_enabled=enabled)
+        key = create_key(settings, org="solo")
+        with GatewayServer(settings) as server:
+            headers = {"authorization": f"Bearer {key}"}
+            response = httpx.post(
+                server.url + "/v1/helicone-sql/execute", json={"sql": "SELECT 1"}, headers=headers
+            )
+            assert response.status_code == status
+            assert response.json()["error"]["code"] == code
+            saved = httpx.get(server.url + "/v1/helicone-sql/saved-queries", headers=headers)
+            assert saved.status_code == (200 if enabled else 403)

@@ -30,6 +30,7 @@ from logging_pipeline.hql import (
     hql_settings,
     prepare,
 )
+from logging_pipeline.hql.policy import row_policy_statements
 from logging_pipeline.schema import REQUEST_TABLE
 from tests.clickhouse_http import ChdbHttpServer
 from tests.hql_cases import ACCEPTED, EXAMPLES
@@ -301,3 +302,36 @@ def test_rewrite_binds_the_org_and_renders_no_comment() -> None:
     assert "{hql_org:UUID}" in prepared.sql and ORG_A not in prepared.sql
     assert prepared.params == {"hql_org": ORG_A}
     assert "--" not in prepared.sql
+
+
+async def test_row_policy_mode_sends_the_org_setting(tmp_path: Path) -> None:
+    """With a row-policy user (server only), every HQL query carries the org as the setting
+    the policy reads. The test server (chdb) has no custom settings, so it refuses the query;
+    what is checked is what the gateway sent."""
+    server = ChdbHttpServer(tmp_path / "server").start()
+    transport = ClickHouseConnectTransport(server.url)
+    try:
+        await migrate(transport)
+        engine = HqlEngine(transport.query, row_policy=True)
+        with pytest.raises(HqlError):
+            await engine.run("SELECT count() FROM request_response_rmt", ORG_A, 10)
+        sent = server.requests[-1].fields
+        assert sent["SQL_helicone_organization_id"] == ORG_A
+        assert sent["readonly"] == "1" and sent["max_execution_time"] == "30"
+        assert "organization_id = {hql_org:UUID}" in server.requests[-1].sql_text
+    finally:
+        await transport.close()
+        server.stop()
+
+
+def test_row_policy_statements() -> None:
+    statements = row_policy_statements("gateway_logs", "hql_user", "p'w")
+    policy = statements[-1]
+    assert policy.startswith(
+        "CREATE ROW POLICY IF NOT EXISTS hql_org_isolation ON gateway_logs.request_response_rmt"
+    )
+    assert "getSetting('SQL_helicone_organization_id')" in policy and "TO hql_user" in policy
+    assert "BY 'p\\'w'" in statements[0]
+    assert "GRANT SELECT ON gateway_logs.request_response_rmt TO hql_user" in statements
+    with pytest.raises(ValueError):
+        row_policy_statements("db; DROP", "u", "p")

@@ -254,17 +254,29 @@ def _check_word(scan: _Scan, stack: list[_Frame], index: int) -> None:
         if previous is None or not previous.is_word("ARRAY"):
             _check_table(scan, index + 1)
     elif word == "IN":
-        if frame.function not in ("POSITION", "LOCATE") and after is not None:
-            if after.kind == "ident" and not _followed_by(tokens, index + 1, "("):
-                raise HqlError(
-                    "HQL_INVALID_TABLE", f"IN {after.text} is not allowed; use IN (SELECT ...)"
-                )
+        if frame.function not in ("POSITION", "LOCATE"):
+            _check_in_target(tokens, index + 1)
     elif word in _FROM_ENDS or word == "ON":
         frame.in_from = False
     if top and (word in _SET_OPERATIONS or (word == "EXCEPT" and _is_set_except(tokens, index))):
         raise HqlError(
             "HQL_INVALID_STATEMENT",
             f"{word} is only allowed inside a subquery: SELECT * FROM (... {word} ...)",
+        )
+
+
+def _check_in_target(tokens: list[Token], index: int) -> None:
+    """``IN t`` and ``IN (t)`` (also ``IN (db.t)``) name a table to ClickHouse, not a value:
+    refused. A subquery, a literal list, a function call or a tuple of several are fine."""
+    while index < len(tokens) and tokens[index].is_op("("):
+        index += 1
+    if index >= len(tokens) or tokens[index].kind != "ident" or tokens[index].is_word("SELECT"):
+        return
+    following = tokens[index + 1] if index + 1 < len(tokens) else None
+    if following is None or following.is_op(")", "."):
+        raise HqlError(
+            "HQL_INVALID_TABLE",
+            f"IN {tokens[index].text} names a table; use IN (SELECT ...) or a list of values",
         )
 
 

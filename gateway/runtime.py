@@ -136,6 +136,7 @@ class Runtime:
         self.hql = HqlService(
             self.query_log,
             lambda: self.writer.bodies if self.writer is not None else None,
+            self.get_bodies,
             data_dir=settings.data_dir,
             link_ttl_seconds=settings.hql_link_ttl_seconds,
             clickhouse_url=settings.hql_clickhouse_url,

@@ -169,6 +169,19 @@ def test_every_documented_example_runs_for_each_org(embedded: Deployment) -> Non
     assert [row["session_id"] for row in sessions] == ["acme-session"]
 
 
+def test_body_columns_are_filled_from_the_body_store(embedded: Deployment) -> None:
+    rows = embedded.execute(
+        "acme",
+        "SELECT request_id, request_body, response_body FROM request_response_rmt "
+        "ORDER BY request_created_at LIMIT 1",
+    )["rows"]
+    assert rows[0]["request_body"]["messages"] == [{"role": "user", "content": "hi"}]
+    assert rows[0]["response_body"]["object"] == "chat.completion"
+    # Without request_id the cells stay the table's own (empty) copies.
+    plain = embedded.execute("acme", "SELECT response_body FROM request_response_rmt LIMIT 1")
+    assert plain["rows"] == [{"response_body": ""}]
+
+
 def test_cross_org_attempts_over_http(embedded: Deployment) -> None:
     for sql in (
         "SELECT user_id FROM request_response_rmt WHERE user_id = 'globex-secret-user'",

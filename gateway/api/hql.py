@@ -137,7 +137,10 @@ def hql_router(deps: HqlApiDeps) -> APIRouter:
             sql = _sql_of(await _json_object(request, deps.max_body_bytes))
             await limit(org_id, "execute", EXECUTE_PER_MINUTE)
             result = await run(sql, org_id, EXECUTE_MAX_ROWS, 100)
-            return dict(result.as_dict())
+            data = dict(result.as_dict())
+            if await service.add_bodies(org_id, result.rows):
+                data["size"] = len(orjson.dumps(result.rows))
+            return data
 
         return await respond(request, work)
 

@@ -28,9 +28,11 @@ from gateway.errors import GatewayError
 from gateway.store import SavedQueryNameExists, SavedQueryStore
 from logging_pipeline.bodies import BodyStoreError
 from logging_pipeline.hql import (
+    DEFAULT_LIMIT,
     DOWNLOAD_MAX_ROWS,
     EXECUTE_MAX_ROWS,
     HqlError,
+    HqlResult,
     rows_to_csv,
 )
 from logging_pipeline.hql.exports import LinkError
@@ -120,10 +122,13 @@ def hql_router(deps: HqlApiDeps) -> APIRouter:
         if wait is not None:
             raise _RateLimited(wait, f"more than {per_minute} HQL {kind}s a minute")
 
-    async def run(sql: object, org_id: str, max_rows: int, default_limit: int) -> Any:
+    async def run(
+        sql: object, org_id: str, max_rows: int, default_limit: int, *, as_json: bool = True
+    ) -> HqlResult:
         try:
             return await asyncio.wait_for(
-                service.engine.run(sql, org_id, max_rows, default_limit), deps.wall_timeout
+                service.engine.run(sql, org_id, max_rows, default_limit, as_json=as_json),
+                deps.wall_timeout,
             )
         except TimeoutError:
             raise HqlError("HQL_QUERY_TIMEOUT", "no answer from the store in time") from None
@@ -136,7 +141,7 @@ def hql_router(deps: HqlApiDeps) -> APIRouter:
         async def work(org_id: str) -> dict[str, Any]:
             sql = _sql_of(await _json_object(request, deps.max_body_bytes))
             await limit(org_id, "execute", EXECUTE_PER_MINUTE)
-            result = await run(sql, org_id, EXECUTE_MAX_ROWS, 100)
+            result = await run(sql, org_id, EXECUTE_MAX_ROWS, DEFAULT_LIMIT)
             data = dict(result.as_dict())
             if await service.add_bodies(org_id, result.rows):
                 data["size"] = len(orjson.dumps(result.rows))
@@ -159,14 +164,16 @@ def hql_router(deps: HqlApiDeps) -> APIRouter:
         async def work(org_id: str) -> str:
             sql = _sql_of(await _json_object(request, deps.max_body_bytes))
             await limit(org_id, "download", DOWNLOAD_PER_MINUTE)
-            result = await run(sql, org_id, DOWNLOAD_MAX_ROWS, DOWNLOAD_MAX_ROWS)
+            result = await run(sql, org_id, DOWNLOAD_MAX_ROWS, DOWNLOAD_MAX_ROWS, as_json=False)
             if not result.rows:
                 raise HqlError("HQL_NO_DATA_RETURNED")
-            data = rows_to_csv(result.rows)
+            data = await asyncio.to_thread(rows_to_csv, result.rows)
             try:
                 link = await service.exports().save(org_id, data)
             except (BodyStoreError, OSError) as exc:
                 raise HqlError("HQL_CSV_UPLOAD_FAILED", type(exc).__name__) from exc
+            except LinkError as exc:
+                raise HqlError("HQL_CSV_URL_NOT_RETURNED", str(exc)) from exc
             if not link:
                 raise HqlError("HQL_CSV_URL_NOT_RETURNED")
             if link.startswith("/"):

@@ -10,6 +10,7 @@ settings, and in both cases they hold for that one query only.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -205,9 +206,20 @@ class HqlEngine:
         return [{"table_name": TABLE, "columns": columns}]
 
     async def run(
-        self, sql: object, org_id: str, max_rows: int, default_limit: int = DEFAULT_LIMIT
+        self,
+        sql: object,
+        org_id: str,
+        max_rows: int,
+        default_limit: int = DEFAULT_LIMIT,
+        *,
+        as_json: bool = True,
     ) -> HqlResult:
-        """Validate, scope and run ``sql`` for ``org_id``; raises :class:`HqlError`."""
+        """Validate, scope and run ``sql`` for ``org_id``; raises :class:`HqlError`.
+
+        ``as_json``: rows as JSON values and ``size`` measured (``execute``); else the
+        transport's Python values and ``size`` 0 (a CSV export: no second copy of up to
+        300,000 rows). Large results are converted off the event loop.
+        """
         columns = [str(row["name"]) for row in await self.describe()]
         prepared = prepare(sql, org_id, columns, max_rows, default_limit)
         settings = hql_settings(max_rows, org_id if self._row_policy else None)
@@ -217,8 +229,20 @@ class HqlEngine:
         except Exception as exc:
             raise map_engine_error(exc) from exc
         elapsed = int((time.perf_counter() - started) * 1000)
-        payload = orjson.dumps(rows, default=_json_default)
-        return HqlResult(orjson.loads(payload), elapsed, len(payload))
+        if not as_json:
+            return HqlResult(rows, elapsed, 0)
+        if len(rows) > _INLINE_ROWS:
+            return await asyncio.to_thread(_json_result, rows, elapsed)
+        return _json_result(rows, elapsed)
+
+
+_INLINE_ROWS = 1000
+"""Results up to this size are converted on the event loop (cheaper than a thread hop)."""
+
+
+def _json_result(rows: list[dict[str, Any]], elapsed_ms: int) -> HqlResult:
+    payload = orjson.dumps(rows, default=_json_default)
+    return HqlResult(orjson.loads(payload), elapsed_ms, len(payload))
 
 
 def _describe_error(exc: BaseException) -> HqlError:
@@ -236,7 +260,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, dict | list):
+    if isinstance(value, dict | list | tuple):
         return orjson.dumps(value, default=_json_default).decode()
     if isinstance(value, datetime | date):
         return value.isoformat()

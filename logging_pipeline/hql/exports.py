@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from logging_pipeline.bodies import S3BodyStore
-from logging_pipeline.private import private_dir, private_file
+from logging_pipeline.private import private_dir
 
 EXPORT_NAME = re.compile(r"hql-export-\d{8}T\d{6}Z-[0-9a-f]{32}\.csv")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -70,24 +70,29 @@ class LocalExports:
         self._key: bytes | None = None
 
     def _secret(self) -> bytes:
-        """The signing key: made once per data directory, so every process on it agrees and
-        links survive a restart."""
+        """The signing key: made once per data directory (32 random bytes, hex, 0600), so
+        every process on it agrees and links survive a restart.
+
+        It is written to a temporary file and hard-linked into place, so a reader never sees
+        a partial key and two processes starting at once end up with the same one.
+        """
         if self._key is None:
-            try:
-                self._key = bytes.fromhex(self._key_file.read_text().strip())
-            except FileNotFoundError:
-                private_file(self._key_file)
+            if not self._key_file.exists():
+                private_dir(self._key_file.parent)
+                temp = self._key_file.with_name(f".{self._key_file.name}.{os.getpid()}.tmp")
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with open(fd, "w") as handle:
+                    handle.write(secrets.token_bytes(32).hex())
                 try:
-                    fd = os.open(self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                except FileExistsError:  # another process made it first
-                    self._key = bytes.fromhex(self._key_file.read_text().strip())
-                else:
-                    key = secrets.token_bytes(32)
-                    with open(fd, "w") as handle:
-                        handle.write(key.hex())
-                    self._key = key
-            except ValueError:
-                raise LinkError("the link signing key file is corrupt") from None
+                    os.link(temp, self._key_file)
+                except FileExistsError:
+                    pass  # another process made it first: use theirs
+                finally:
+                    temp.unlink()
+            text = self._key_file.read_text().strip()
+            if not re.fullmatch(r"[0-9a-f]{64}", text):
+                raise LinkError(f"the link signing key {self._key_file} is corrupt")
+            self._key = bytes.fromhex(text)
         return self._key
 
     def signature(self, org_id: str, name: str, expires: int) -> str:

@@ -37,9 +37,10 @@ def row_policy_statements(database: str, user: str, password: str) -> list[str]:
     return [
         f"CREATE USER IF NOT EXISTS {user} IDENTIFIED WITH sha256_password BY '{secret}' "
         f"DEFAULT DATABASE {database}",
-        # readonly = 2: no writes or DDL, but per-query settings (the org, the caps) allowed;
-        # the gateway also sends readonly = 1 with each query.
-        f"CREATE SETTINGS PROFILE IF NOT EXISTS hql_profile SETTINGS readonly = 2, "
+        # Caps the user cannot raise. No readonly here: the user holds one SELECT grant and
+        # nothing else, and the gateway sends readonly = 1 with each query (which a profile's
+        # readonly = 1 would forbid it to send, with the org setting).
+        f"CREATE SETTINGS PROFILE IF NOT EXISTS hql_profile SETTINGS "
         f"max_execution_time = 30 MAX 30, max_memory_usage = 4000000000 MAX 4000000000 "
         f"TO {user}",
         f"GRANT SELECT ON {database}.{TABLE} TO {user}",

@@ -261,6 +261,26 @@ async def test_read_only_settings_reach_the_engine(store: Store) -> None:
         assert seen.fields["max_result_rows"] == "10" and seen.fields["readonly"] == "1"
 
 
+async def test_wide_integers_and_decimals_are_json(store: Store) -> None:
+    rows = (
+        await store.engine.run(
+            "SELECT toUInt128('1267650600228229401496703205376') AS big, "
+            "toUInt64(18446744073709551615) AS u64, toDecimal64(1.25, 2) AS d, "
+            "[toInt128(1), toInt128('-1267650600228229401496703205376')] AS arr",
+            ORG_A,
+            EXECUTE_MAX_ROWS,
+        )
+    ).rows
+    assert rows == [
+        {
+            "big": "1267650600228229401496703205376",
+            "u64": 18446744073709551615,
+            "d": 1.25,
+            "arr": [1, "-1267650600228229401496703205376"],
+        }
+    ]
+
+
 async def test_engine_errors_are_mapped(store: Store) -> None:
     for sql, code in (
         ("SELECT no_such_column FROM request_response_rmt", "HQL_SYNTAX_ERROR"),

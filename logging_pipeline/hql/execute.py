@@ -241,8 +241,24 @@ _INLINE_ROWS = 1000
 
 
 def _json_result(rows: list[dict[str, Any]], elapsed_ms: int) -> HqlResult:
-    payload = orjson.dumps(rows, default=_json_default)
+    try:
+        payload = orjson.dumps(rows, default=_json_default)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits (UInt128, Int256...)
+        payload = orjson.dumps(_wide_ints_as_text(rows), default=_json_default)
     return HqlResult(orjson.loads(payload), elapsed_ms, len(payload))
+
+
+def _wide_ints_as_text(value: Any) -> Any:
+    """``value`` with integers JSON cannot carry exactly (beyond 64 bits) as strings."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, dict):
+        return {key: _wide_ints_as_text(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wide_ints_as_text(item) for item in value]
+    return value
 
 
 def _describe_error(exc: BaseException) -> HqlError:

@@ -102,6 +102,15 @@ REJECTED: dict[str, tuple[str, str]] = {
         "SELECT * FROM request_response_rmt WHERE user_id NOT IN users",
         "HQL_INVALID_TABLE",
     ),
+    "in function": ("SELECT in(1, secrets)", "HQL_SQL_INJECTION_ATTEMPT"),
+    "in function upper": (
+        "SELECT x FROM (SELECT 1 AS x) WHERE IN(x, secrets)",
+        "HQL_SQL_INJECTION_ATTEMPT",
+    ),
+    "notIn function": ("SELECT notIn(1, secrets)", "HQL_SQL_INJECTION_ATTEMPT"),
+    "globalIn function": ("SELECT globalIn(1, secrets)", "HQL_SQL_INJECTION_ATTEMPT"),
+    "nullIn function": ("SELECT nullIn(1, secrets)", "HQL_SQL_INJECTION_ATTEMPT"),
+    "internal function": ("SELECT __getScalar('x')", "HQL_SQL_INJECTION_ATTEMPT"),
     "mergeTreeIndex": (
         "SELECT * FROM mergeTreeIndex(currentDatabase(), request_response_rmt)",
         "HQL_INVALID_TABLE",
@@ -122,6 +131,21 @@ REJECTED: dict[str, tuple[str, str]] = {
     "comma join": ("SELECT * FROM request_response_rmt, numbers(10)", "HQL_INVALID_TABLE"),
     "comma join table": (
         "SELECT * FROM request_response_rmt a, request_response_rmt b",
+        "HQL_INVALID_TABLE",
+    ),
+    "comma after join on": (
+        "SELECT * FROM request_response_rmt a JOIN request_response_rmt b "
+        "ON a.request_id = b.request_id, secrets",
+        "HQL_INVALID_TABLE",
+    ),
+    "comma after join using": (
+        "SELECT * FROM request_response_rmt a JOIN request_response_rmt b USING (request_id), "
+        "secrets",
+        "HQL_INVALID_TABLE",
+    ),
+    "comma join in subquery": (
+        "SELECT * FROM (SELECT * FROM request_response_rmt a JOIN request_response_rmt b "
+        "ON a.request_id = b.request_id, secrets)",
         "HQL_INVALID_TABLE",
     ),
     "parenthesised table function": ("SELECT * FROM (numbers(10))", "HQL_INVALID_TABLE"),
@@ -236,6 +260,17 @@ ACCEPTED: dict[str, str] = {
         "UNION ALL SELECT request_id FROM request_response_rmt)"
     ),
     "except columns": "SELECT * EXCEPT (request_body) FROM request_response_rmt",
+    "array join of several arrays": (
+        "SELECT count() FROM request_response_rmt ARRAY JOIN [1, 2] AS p, [3, 4] AS r"
+    ),
+    "join after array join": (
+        "SELECT count() FROM request_response_rmt a ARRAY JOIN [1, 2] AS p "
+        "JOIN request_response_rmt b ON a.request_id = b.request_id"
+    ),
+    "join using list": (
+        "SELECT count() FROM request_response_rmt a JOIN request_response_rmt b "
+        "USING (request_id, model)"
+    ),
     "array join": (
         "SELECT k, count() FROM request_response_rmt ARRAY JOIN mapKeys(properties) AS k GROUP BY k"
     ),
@@ -254,7 +289,14 @@ ACCEPTED: dict[str, str] = {
     "in tuple of columns": (
         "SELECT count() FROM request_response_rmt WHERE 'x' IN (user_id, model)"
     ),
-    "in function": "SELECT count() FROM request_response_rmt WHERE 'x' IN tuple('x', 'y')",
+    "in operator before a function": (
+        "SELECT count() FROM request_response_rmt WHERE 'x' IN tuple('x', 'y')"
+    ),
+    "not in list": "SELECT count() FROM request_response_rmt WHERE model NOT IN ('a')",
+    "global not in subquery": (
+        "SELECT count() FROM request_response_rmt WHERE (model) GLOBAL NOT IN "
+        "(SELECT model FROM request_response_rmt WHERE status = 500)"
+    ),
 }
 """Queries the validator must accept (and the engine run) — the reference's accepted list and
 more."""

@@ -79,12 +79,15 @@ DENIED_FUNCTIONS = frozenset(
         "initial_query_id queryID query_id initialQueryStartTime sleep sleepEachRow "
         "catboostEvaluate modelEvaluate getOSKernelVersion transactionID "
         "transactionLatestSnapshot transactionOldestSnapshot shardNum shardCount "
-        "buildId getSubcolumn identity"
+        "buildId getSubcolumn identity notIn globalIn globalNotIn nullIn notNullIn "
+        "globalNullIn globalNotNullIn"
     ).split()
 )
 """Functions that read what a row-scoped user must not see (settings, other tables,
-dictionaries, the host) or only waste the engine (sleep). ``dict*`` functions are refused
-by prefix."""
+dictionaries, the host) or only waste the engine (sleep). ``dict*`` functions and internal
+ones (``_...``) are refused by prefix. The function forms of IN (``in(x, t)``,
+``notIn(x, t)``...) take a table as their second argument: refused (the ``IN`` operator is
+checked where it stands)."""
 
 _SET_OPERATIONS = frozenset({"UNION", "INTERSECT"})
 _WITH_MODIFIERS = frozenset({"TOTALS", "ROLLUP", "CUBE", "FILL", "TIES"})
@@ -101,9 +104,13 @@ _AFTER_TABLE = frozenset(
 )
 """Keywords that can follow a table in ``FROM``: a bare word that is not one is an alias."""
 _FROM_ENDS = frozenset(
-    "WHERE PREWHERE GROUP ORDER LIMIT HAVING JOIN ARRAY UNION EXCEPT INTERSECT WINDOW "
+    "WHERE PREWHERE GROUP ORDER LIMIT HAVING ARRAY UNION EXCEPT INTERSECT WINDOW "
     "QUALIFY OFFSET".split()
 )
+"""Keywords that end a FROM clause's table list. Not ``JOIN``/``ON``/``USING``: ClickHouse
+reads ``a JOIN b ON x = y, c`` as a cross join with ``c``, so a comma anywhere from FROM to
+one of these is a comma join. ``ARRAY`` (``ARRAY JOIN``) starts a list of arrays, where
+commas are fine, until the next ``JOIN``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +207,10 @@ def _scan(sql: object) -> _Scan:
             stack.pop()
         elif token.is_op(","):
             if frame.in_from:
-                raise HqlError("HQL_INVALID_TABLE", "comma joins are not allowed; use JOIN ... ON")
+                raise HqlError(
+                    "HQL_INVALID_TABLE",
+                    "comma joins are not allowed; use JOIN ... ON (and USING (a, b))",
+                )
         elif token.kind == "ident":
             _check_word(scan, stack, index)
     if len(stack) != 1:
@@ -238,6 +248,10 @@ def _check_word(scan: _Scan, stack: list[_Frame], index: int) -> None:
     if word == "FETCH" and top:
         raise HqlError("HQL_SYNTAX_ERROR", "use LIMIT instead of OFFSET ... FETCH")
     if after is not None and after.is_op("("):
+        if word == "IN" and not _is_in_operator(tokens, index):
+            raise HqlError(
+                "HQL_SQL_INJECTION_ATTEMPT", "the function in() is not allowed; write x IN (...)"
+            )
         _check_function(token)
     if after is not None and after.is_op(".") and word in ("SYSTEM", "INFORMATION_SCHEMA"):
         raise HqlError("HQL_INVALID_TABLE", f"system tables are not allowed ({token.text}.…)")
@@ -249,20 +263,34 @@ def _check_word(scan: _Scan, stack: list[_Frame], index: int) -> None:
             _check_table(scan, index + 1)
             frame.in_from = True
     elif word == "JOIN":
-        frame.in_from = False
         previous = tokens[index - 1] if index > 0 else None
         if previous is None or not previous.is_word("ARRAY"):
             _check_table(scan, index + 1)
+            frame.in_from = True
     elif word == "IN":
         if frame.function not in ("POSITION", "LOCATE"):
             _check_in_target(tokens, index + 1)
-    elif word in _FROM_ENDS or word == "ON":
+    elif word in _FROM_ENDS:
         frame.in_from = False
     if top and (word in _SET_OPERATIONS or (word == "EXCEPT" and _is_set_except(tokens, index))):
         raise HqlError(
             "HQL_INVALID_STATEMENT",
             f"{word} is only allowed inside a subquery: SELECT * FROM (... {word} ...)",
         )
+
+
+def _is_in_operator(tokens: list[Token], index: int) -> bool:
+    """Whether the ``IN`` at ``index`` is the operator (``x [GLOBAL] [NOT] IN ...``), that is
+    follows an operand, rather than the function ``in(x, t)``."""
+    before = index - 1
+    while before >= 0 and tokens[before].is_word("NOT", "GLOBAL"):
+        before -= 1
+    if before < 0:
+        return False
+    operand = tokens[before]
+    if operand.kind in ("number", "string") or operand.is_op(")", "]"):
+        return True
+    return operand.kind == "ident" and operand.upper not in _NOT_FUNCTIONS
 
 
 def _check_in_target(tokens: list[Token], index: int) -> None:
@@ -302,7 +330,7 @@ def _check_function(token: Token) -> None:
         raise HqlError(
             "HQL_INVALID_TABLE", f"table function {token.text}() is not allowed ({TABLE} only)"
         )
-    if name in DENIED_FUNCTIONS or name.startswith("dict"):
+    if name in DENIED_FUNCTIONS or name.startswith(("dict", "_")):
         raise HqlError("HQL_SQL_INJECTION_ATTEMPT", f"function {token.text}() is not allowed")
 
 

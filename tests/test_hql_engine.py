@@ -94,6 +94,11 @@ async def _seed(transport: LogTransport) -> None:
     rows = ROWS_A + ROWS_B
     columns = list(rows[0])
     await transport.insert(REQUEST_TABLE, columns, [[r[c] for c in columns] for r in rows])
+    # Another table in the same database: HQL must never reach it.
+    await transport.command(
+        "CREATE TABLE IF NOT EXISTS secrets (a Int64, s String) ENGINE = MergeTree ORDER BY a"
+    )
+    await transport.command("INSERT INTO secrets VALUES (1, 'TOPSECRET')")
     # An older version of A's first row: FINAL must hide it.
     old = dict(ROWS_A[0], request_model="stale", updated_at=NOW - timedelta(days=1))
     await transport.insert(REQUEST_TABLE, columns, [[old[c] for c in columns]])
@@ -313,6 +318,52 @@ async def test_schema_hides_the_organization(store: Store) -> None:
     ):
         assert documented in names
     assert {"name", "type", "default_type", "default_expression"} <= set(schema[0]["columns"][0])
+
+
+OTHER_TABLE_ATTACKS = (
+    "SELECT * FROM secrets",
+    "SELECT * FROM request_response_rmt a JOIN request_response_rmt b "
+    "ON a.request_id = b.request_id, secrets",
+    "SELECT * FROM request_response_rmt a JOIN request_response_rmt b USING (request_id), secrets",
+    "SELECT * FROM request_response_rmt, secrets",
+    "SELECT (SELECT s FROM secrets)",
+    "SELECT 1 IN secrets",
+    "SELECT 1 IN (secrets)",
+    "SELECT in(1, secrets)",
+    "SELECT notIn(1, secrets)",
+    "SELECT * FROM request_response_rmt WHERE 1 IN (SELECT a FROM secrets)",
+    "SELECT * FROM merge(currentDatabase(), 'secrets')",
+    "SELECT * FROM merge('secrets')",
+    "SELECT * FROM (SELECT * FROM secrets)",
+    "SELECT * FROM request_response_rmt JOIN secrets ON 1 = 1",
+    "SELECT * FROM request_response_rmt AS r JOIN ((SELECT * FROM secrets)) s ON 1 = 1",
+    "SELECT joinGet('secrets', 's', 1)",
+    "SELECT hasColumnInTable(currentDatabase(), 'secrets', 's')",
+    "SELECT * FROM default.secrets",
+    "SELECT * FROM /* x */ secrets",
+    "SELECT * FROM `secrets`",
+    'SELECT * FROM "secrets"',
+    "SELECT * FROM request_response_rmt ARRAY JOIN [1] AS x, secrets",
+    "SELECT * FROM view(SELECT * FROM secrets)",
+    "SELECT * FROM request_response_rmt WHERE exists(SELECT * FROM secrets)",
+    "SELECT * FROM request_response_rmt WHERE 1 = ANY (SELECT a FROM secrets)",
+    "SELECT * FROM request_response_rmt UNION ALL SELECT * FROM secrets",
+    "SELECT * FROM (SELECT model FROM request_response_rmt UNION ALL SELECT s FROM secrets)",
+)
+
+
+async def test_other_tables_are_out_of_reach(store: Store) -> None:
+    for sql in OTHER_TABLE_ATTACKS:
+        if "ARRAY JOIN" not in sql:  # there `secrets` is an expression: the engine refuses
+            with pytest.raises(HqlError):  # the validator refuses the others...
+                prepare(sql, ORG_A, ["model"], 10)
+        # ...and, run anyway, none returns the other table's data.
+        try:
+            result = await store.engine.run(sql, ORG_A, EXECUTE_MAX_ROWS)
+        except HqlError as exc:
+            assert exc.status == 400, (sql, exc)
+            continue
+        assert "TOPSECRET" not in repr(result.rows), sql
 
 
 def test_rewrite_binds_the_org_and_renders_no_comment() -> None:

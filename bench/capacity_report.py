@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.load import LoadResult
+from bench.logcheck import LogCount
 from bench.streams import StreamLevel
 
 P99_BOUNDS_MS = (1.0, 5.0, 10.0, 50.0)
@@ -145,6 +146,8 @@ class ConfigResult:
     rss_after_kib: int = 0
     leak: LeakRun = field(default_factory=LeakRun)
     log_settled: bool | None = None
+    log_count: LogCount | None = None
+    """Answered vs logged (:mod:`bench.logcheck`); None when the rows are not countable."""
     not_applicable: str = ""
     problems: list[str] = field(default_factory=list)
 
@@ -210,6 +213,7 @@ class CapacityRun:
                     },
                     "leak": c.leak.to_json(),
                     "log_settled": c.log_settled,
+                    "request_log": c.log_count.to_json() if c.log_count else None,
                     "problems": c.problems,
                 }
                 for c in self.configs
@@ -246,6 +250,7 @@ def render(run: CapacityRun) -> str:
         f"; {meta.get('mode', '')}",
         f"  logging on = request log (rows to ClickHouse: {meta.get('clickhouse', '?')}; bodies "
         "in local SQLite) and the request line; off = both off. /metrics on in both.",
+        *([f"  note: {meta['clickhouse_note']}"] if meta.get("clickhouse_note") else []),
         "",
         f"Throughput at p99 bounds (added p99 = p99 - {d:g} ms; one sweep of "
         f"{', '.join(str(r.connections) for r in run.direct_sweep) or '-'} connections; "
@@ -326,6 +331,8 @@ def render(run: CapacityRun) -> str:
             lines.append(f"  {c.label}: not applicable: {c.not_applicable}")
         if c.log_settled is False:
             lines.append(f"  {c.label}: the log writer had not caught up within 30 s")
+        if c.log_count is not None:
+            lines.append(f"  {c.label}: {c.log_count.describe()}")
         for problem in c.problems:
             lines.append(f"  {c.label}: printed: {problem[:200]}")
     return "\n".join(lines)

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, str(REPO))
     from tests.clickhouse_http import ChdbHttpServer
 
-    server = ChdbHttpServer(data_dir).start()
+    server = ChdbHttpServer(data_dir, record_requests=False).start()
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     url_file.write_text(server.url + "\n")

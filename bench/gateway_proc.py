@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,7 @@ _DROPPED_ENV = ("GATEWAY_", "DATABASE_URL", "CLICKHOUSE_URL", "S3_", "REDIS_URL"
 BEDROCK_KEY = "AKIABENCHMARK0000001:bench/secret+access/key0000000000000000"
 """A made-up AWS access key id and secret (``ACCESS:SECRET``): signed with, never checked."""
 BEDROCK_REGION = "us-east-1"
+_ORG_ID = re.compile(r"\(id ([0-9a-fA-F-]{36})\)")
 
 
 def gateway_binary() -> str:
@@ -87,6 +89,8 @@ class Gateway(ServedProcess):
         self.port = free_port()
         self.workers = workers
         self.key = ""
+        self.org_id = ""
+        """The key's organisation (from ``keys create``): whose rows are this gateway's."""
         self.binary = gateway_binary()
         self._proc: subprocess.Popen[bytes] | None = None
         env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV)}
@@ -129,6 +133,8 @@ class Gateway(ServedProcess):
                 f"{done.stderr.strip() or done.stdout.strip()}"
             )
         self.key = lines[-1].strip()
+        org = _ORG_ID.search(done.stdout)
+        self.org_id = org.group(1) if org else ""
         return self.key
 
     def start(self, timeout: float = 60.0) -> None:

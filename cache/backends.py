@@ -9,6 +9,13 @@ A backend stores opaque bytes under a key with a lifetime, and knows two operati
 
 A backend that cannot answer raises :class:`BackendUnavailable`; the cache then treats the
 request as a miss (and does not store), never as a failed request.
+
+On Redis, each process also keeps a near copy of the entries it has read or written
+(:class:`NearRedisBackend`): a slot, once filled, never changes until it expires (``SET NX``),
+so a copy kept no longer than the entry's remaining lifetime on Redis (``PTTL``, read with the
+values) is the entry itself, and a bucket whose every slot is held here is answered without a
+round trip. Redis-side removals the gateway does not make (an operator's ``FLUSHDB``, eviction
+under ``maxmemory``) are seen within ``GATEWAY_CACHE_NEAR_SECONDS`` at most.
 """
 
 from __future__ import annotations
@@ -91,6 +98,34 @@ class MemoryBackend:
         value, _ = self._entries.pop(key)
         self.size -= _cost(key, value)
 
+    def get_all(self, keys: Sequence[str]) -> list[bytes] | None:
+        """Every key's value, or None as soon as one is missing or expired (no await: the
+        near copy's read)."""
+        now = self._clock()
+        entries = self._entries
+        found: list[bytes] = []
+        for key in keys:
+            item = entries.get(key)
+            if item is None or item[1] <= now:
+                return None
+            entries.move_to_end(key)
+            found.append(item[0])
+        return found
+
+    def put(self, key: str, value: bytes, ttl: float) -> None:
+        """Keep ``value`` for ``ttl`` seconds, replacing what ``key`` held (the near copy's
+        write: the far store has already decided what the slot holds)."""
+        if key in self._entries:
+            self._drop(key)
+        cost = _cost(key, value)
+        if cost > self.max_bytes or ttl <= 0:
+            return
+        self._entries[key] = (value, self._clock() + ttl)
+        self.size += cost
+        while self.size > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+            self.evictions += 1
+
 
 def _cost(key: str, value: bytes) -> int:
     return len(key) + len(value) + _ENTRY_OVERHEAD
@@ -118,6 +153,26 @@ class RedisBackend:
         except RedisUnavailable as exc:
             raise BackendUnavailable(str(exc)) from exc
 
+    async def get_with_ttls(
+        self, keys: Sequence[str], budget: float
+    ) -> tuple[list[bytes | None], list[int]]:
+        """The slots' values and their remaining lifetimes in milliseconds (``PTTL``: -2 for
+        a missing key), in one round trip."""
+        names = [self._prefix + key for key in keys]
+
+        async def mget_pttl(client: Client) -> list[object]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.mget(names)
+                for name in names:
+                    pipe.pttl(name)
+                return cast(list[object], await pipe.execute())
+
+        try:
+            replies = await self.redis.run(mget_pttl, budget)
+        except RedisUnavailable as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        return cast(list[bytes | None], replies[0]), [int(cast(int, t)) for t in replies[1:]]
+
     async def add(self, key: str, value: bytes, ttl: int, budget: float) -> bool:
         name = self._prefix + key
 
@@ -128,3 +183,35 @@ class RedisBackend:
             return await self.redis.run(set_new, budget)
         except RedisUnavailable as exc:
             raise BackendUnavailable(str(exc)) from exc
+
+
+class NearRedisBackend:
+    """:class:`RedisBackend` with this process's near copy of the entries (module docstring).
+
+    ``max_seconds`` bounds how long a copy is kept whatever the entry's lifetime on Redis;
+    the copies share ``near``'s byte bound, least recently used first."""
+
+    name = "redis"
+
+    def __init__(self, far: RedisBackend, near: MemoryBackend, max_seconds: float) -> None:
+        self.far = far
+        self.near = near
+        self.max_seconds = max_seconds
+        self.near_hits = 0
+
+    async def get_many(self, keys: Sequence[str], budget: float) -> list[bytes | None]:
+        held = self.near.get_all(keys)
+        if held is not None:
+            self.near_hits += 1
+            return list(held)
+        values, ttls = await self.far.get_with_ttls(keys, budget)
+        for key, value, ttl_ms in zip(keys, values, ttls, strict=True):
+            if value is not None and ttl_ms > 0:
+                self.near.put(key, value, min(ttl_ms / 1000, self.max_seconds))
+        return values
+
+    async def add(self, key: str, value: bytes, ttl: int, budget: float) -> bool:
+        added = await self.far.add(key, value, ttl, budget)
+        if added:
+            self.near.put(key, value, min(float(ttl), self.max_seconds))
+        return added

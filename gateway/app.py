@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import __version__
 from gateway.api import RequestApiDeps, include_request_api
+from gateway.api.annotations import AnnotationApiDeps, include_annotation_api
 from gateway.api.credits import CreditsApiDeps, include_credits_api
 from gateway.api.hql import HqlApiDeps, include_hql_api
 from gateway.api.models import include_model_registry
@@ -134,6 +135,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             saved=runtime.store.hql_queries,
             take_quota=runtime.limiter.take_quota,
             enabled=settings.hql_enabled,
+        ),
+    )
+    include_annotation_api(
+        app,
+        AnnotationApiDeps(
+            authenticate=runtime.authenticate_identity, annotate=runtime.annotate_log
         ),
     )
     include_provider_keys_api(

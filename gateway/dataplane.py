@@ -66,11 +66,8 @@ class DataPlane:
             "models", self._multimodal_models,
         )  # fmt: skip
         self.routes = routes
-        self.finish = (
-            runtime.finish_request
-            if runtime.metrics is not None or runtime.access_log is not None
-            else None
-        )
+        finished = runtime.finished
+        self.finish = finished.add if finished is not None else None
         """Once per request at its end: the metrics and the request line (None: both off)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,8 +120,9 @@ class DataPlane:
             if task is None or not task.cancelling():
                 raise
             task.uncancel()
-            logger.warning("request %s cut by the shutdown (GATEWAY_SHUTDOWN_GRACE_SECONDS)",
-                           ctx.request_id)
+            logger.warning(
+                "request %s cut by the shutdown (GATEWAY_SHUTDOWN_GRACE_SECONDS)", ctx.request_id
+            )
             error = GatewayError(
                 503, "The gateway is shutting down; retry the request.", code="shutting_down"
             )

@@ -43,6 +43,7 @@ def log_config(settings: Settings) -> LogConfig:
         log_level=settings.log_level,
         log_format=settings.log_format,
         drain_seconds=settings.shutdown_log_drain_seconds,
+        annotation_expiry_seconds=settings.annotation_expiry_seconds,
     )
 
 

@@ -1,7 +1,7 @@
 """Prometheus metrics: ``GET /metrics``, one process or several workers alike.
 
-The request path pays for a metric with a few dictionary operations, once per request when
-it is over (:meth:`Metrics.observe`, called by the data plane): counts go into plain tallies
+The request path pays for a metric with one small tuple per request when it is over
+(gateway/finished.py), counted in batches by :meth:`Metrics.count`: into plain tallies
 keyed by bounded labels (providers/labels.py). A prometheus-client value costs ~1 µs an update
 in one process and ~3-10 µs in multiprocess mode (a lock and a memory-mapped file per value),
 measured — a histogram observation updates two — so they are updated from the tallies by
@@ -25,7 +25,7 @@ import glob
 import os
 import re
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -43,7 +43,7 @@ from providers.labels import MetricLabels
 from providers.registry import Registry
 
 if TYPE_CHECKING:
-    from gateway.context import RequestContext
+    from gateway.finished import RequestFacts
     from logging_pipeline.writer import WriterCounters
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -150,6 +150,12 @@ class Metrics:
             "written again), lost.",
             ("outcome",), registry=definitions,
         )  # fmt: skip
+        self._annotations = Counter(
+            "gateway_annotations",
+            "Annotations (feedback, scores, properties) by what happened to them: accepted "
+            "(stored), applied (to their record), expired (the record never came; dropped).",
+            ("outcome",), registry=definitions,
+        )  # fmt: skip
         self._store_errors = Counter(
             "gateway_store_errors", "Errors of the shared stores (served without them).",
             ("store",), registry=definitions,
@@ -177,32 +183,33 @@ class Metrics:
         """Fold model labels with the model registry (loaded at start-up)."""
         self._labels = MetricLabels(registry)
 
-    # -- the request path ------------------------------------------------------------------
+    # -- counting finished requests --------------------------------------------------------
 
-    def observe(self, ctx: RequestContext, status: int, refused: bool, now: float) -> None:
-        """Count one finished request (``now``: ``time.perf_counter()`` at its end)."""
+    def count(self, batch: Sequence[RequestFacts]) -> None:
+        """Count a batch of finished requests (gateway/finished.py hands them over)."""
         labels = self._labels
-        provider = labels.provider(ctx.provider)
-        hit = ctx.cache_hit
-        mode = "cache" if hit else MODES[ctx.route]
-        key = (provider, labels.model(ctx.model), status, mode)
         counts = self._request_counts
-        counts[key] = counts.get(key, 0) + 1
-        upstream = ctx.upstream_seconds
-        if upstream:
-            self._tally(self._upstream, provider, UPSTREAM_BUCKETS).add(upstream)
-        if upstream or hit:
-            overhead = now - ctx.started - upstream
-            self._tally(self._overhead, mode, OVERHEAD_BUCKETS).add(max(0.0, overhead))
-        if ctx.first_byte_at is not None:
-            self._tally(self._ttft, provider, TTFT_BUCKETS).add(ctx.first_byte_at - ctx.started)
-        if hit is not None:
-            self._cache_counts[hit] += 1
-        if refused or ctx.attempts > 1 or ctx.retries:
-            events = self._events
-            events[0] += refused
-            events[1] += max(0, ctx.attempts - 1)
-            events[2] += ctx.retries
+        events = self._events
+        for facts in batch:
+            provider = labels.provider(facts.provider)
+            hit = facts.cache_hit
+            mode = "cache" if hit else MODES[facts.route]
+            key = (provider, labels.model(facts.model), facts.status, mode)
+            counts[key] = counts.get(key, 0) + 1
+            upstream = facts.upstream
+            if upstream:
+                self._tally(self._upstream, provider, UPSTREAM_BUCKETS).add(upstream)
+            if upstream or hit:
+                overhead = max(0.0, facts.latency - upstream)
+                self._tally(self._overhead, mode, OVERHEAD_BUCKETS).add(overhead)
+            if facts.first_byte is not None:
+                self._tally(self._ttft, provider, TTFT_BUCKETS).add(facts.first_byte)
+            if hit is not None:
+                self._cache_counts[hit] += 1
+            if facts.attempts > 1 or facts.retries or facts.error == "rate_limited":
+                events[0] += facts.error == "rate_limited"
+                events[1] += max(0, facts.attempts - 1)
+                events[2] += facts.retries
 
     def _tally(self, histogram: Histogram, label: str, bounds: tuple[float, ...]) -> _Tally:
         tally = self._tallies.get((histogram, label))
@@ -273,6 +280,12 @@ class Metrics:
             ("lost", counters.lost),
         ):
             self._add(("log", outcome), total, self._child(self._log_records, outcome))
+        for outcome, total in (
+            ("accepted", counters.annotations_accepted),
+            ("applied", counters.annotations_applied),
+            ("expired", counters.annotations_expired),
+        ):
+            self._add(("annotation", outcome), total, self._child(self._annotations, outcome))
         for (provider, model), (prompt, completion, nano_usd) in counters.usage.items():
             tokens = self._tokens
             self._add(("prompt", provider, model), prompt,

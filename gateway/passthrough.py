@@ -7,7 +7,8 @@
   region's Bedrock runtime, re-signed with the caller's AWS credentials
   (:mod:`gateway.bedrock_passthrough`);
 * ``/v1/gateway/vertex/v1/projects/{project}/locations/{location}/...`` goes to that
-  location's Vertex AI host (``aiplatform.googleapis.com`` for ``global``) with the caller's
+  location's Vertex AI host (``aiplatform.googleapis.com`` for ``global``, the ``rep`` hosts for
+  the multi-regions ``us`` and ``eu``) with the caller's
   ``Authorization: Bearer`` access token, and is logged in the format of the model's
   publisher (Google's ``generateContent`` or Anthropic's ``rawPredict``);
 * any request carrying ``Helicone-Target-Url`` goes to that origin, path unchanged.
@@ -464,7 +465,8 @@ def _vertex_host(rest: str) -> str:
         raise GatewayError(
             400,
             "Vertex AI passthrough paths are /v1/gateway/vertex/v1/projects/{project}/"
-            "locations/{location}/... with 'global' or a Google Cloud region as the location.",
+            "locations/{location}/... with 'global', 'us', 'eu' or a Google Cloud region as the "
+            "location.",
             code="invalid_path",
         )
     return endpoint_url(location)

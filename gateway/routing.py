@@ -497,7 +497,7 @@ class Exchange:
         responses_request: dict[str, Any] | None = None
         self.ctx.strip_usage = False
         if self.endpoint == "/embeddings":
-            return self._embeddings(attempt, spec, recorded, base, key)
+            return self._embeddings(attempt, spec, recorded, base, key, vertex)
         if self.endpoint == "/responses":
             if not self._files_inlined:
                 await inline_file_urls(self.payload, runtime.fetcher)
@@ -535,9 +535,16 @@ class Exchange:
         )
 
     def _embeddings(
-        self, attempt: Attempt, spec: ProviderSpec, recorded: str, base: str, key: str | None
+        self,
+        attempt: Attempt,
+        spec: ProviderSpec,
+        recorded: str,
+        base: str,
+        key: str | None,
+        vertex: VertexAuth | None = None,
     ) -> UpstreamCall:
-        """An embeddings request for a native wire format with an embeddings translation."""
+        """An embeddings request for a native wire format with an embeddings translation
+        (Vertex: sent with the access token ``vertex``, like its chat)."""
         embedder = embeddings_adapter_for(spec.wire)
         if embedder is None:  # the provider table says which formats serve /embeddings
             raise GatewayError(
@@ -547,11 +554,14 @@ class Exchange:
         request = dict(self.payload)
         request["model"] = attempt.model
         call = embedder.build_embeddings_request(request, api_key=key)
+        headers = call.headers
+        if vertex is not None:
+            headers["authorization"] = f"Bearer {vertex.token}"
         translation = ExchangeTranslation(
             adapter_for(spec.wire), False, embeddings=(embedder, request)
         )
         return UpstreamCall(
-            spec, URL(base + call.path), call.headers, orjson.dumps(call.body), translation,
+            spec, URL(base + call.path), headers, orjson.dumps(call.body), translation,
             recorded + call.path, attempt.model,
         )
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import orjson
 
-from cache.backends import CacheBackend, MemoryBackend, RedisBackend
+from cache.backends import CacheBackend, MemoryBackend, NearRedisBackend, RedisBackend
 from cache.key import UNPARSED
 from cache.step import open_cache, replay
 from cache.store import ResponseCache
@@ -28,6 +27,7 @@ from gateway.byok import ProviderKeyCache
 from gateway.context import RequestContext, read_credentials
 from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
+from gateway.finished import Consumer, FinishedRequests
 from gateway.keycheck import KeyValidator
 from gateway.listing import ModelListing
 from gateway.logconfig import log_config, log_store_problem
@@ -56,6 +56,7 @@ from gateway.targets import TargetPolicy
 from gateway.traces import RequestTracer
 from gateway.upstream import UpstreamClient
 from gateway.vertex_auth import VertexTokens
+from logging_pipeline.annotations import Annotation
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
 from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.journal import JournalAppender
@@ -124,6 +125,9 @@ class Runtime:
                 retry_after=settings.redis_retry_seconds,
             )
             backend = RedisBackend(self.redis)
+            if settings.cache_near_seconds > 0 and settings.cache_memory_bytes > 0:
+                near = MemoryBackend(settings.cache_memory_bytes)
+                backend = NearRedisBackend(backend, near, settings.cache_near_seconds)
         else:
             backend = MemoryBackend(settings.cache_memory_bytes)
         self.cache = ResponseCache(
@@ -164,6 +168,14 @@ class Runtime:
         """``/metrics`` (gateway/metrics.py); None with ``GATEWAY_METRICS_ENABLED=false``."""
         self.access_log = AccessLog.from_settings(settings)
         """The request line (gateway/accesslog.py); None when off."""
+        consumers: list[Consumer] = []
+        if self.metrics is not None:
+            consumers.append(self.metrics.count)
+        if self.access_log is not None:
+            consumers.append(self.access_log.requests)
+        self.finished = FinishedRequests(consumers) if consumers else None
+        """Finished requests on their way to the metrics and the request line (None: both
+        off)."""
 
     def _readiness(self, settings: Settings) -> Readiness:
         readiness = Readiness(timeout=settings.ready_timeout_seconds)
@@ -278,6 +290,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.readiness.close()  # not ready from here on
+        if self.finished is not None:
+            self.finished.flush()  # the last requests' counts and lines
         if self.metrics is not None:
             self.sync_metrics()
             await self.metrics.close()
@@ -298,18 +312,7 @@ class Runtime:
             await asyncio.to_thread(tracer.close)  # the last spans, exported (bounded)
         await self.store.close()
 
-    # -- the end of a request: metrics and the request line ---------------------------------
-
-    def finish_request(self, ctx: RequestContext, error: GatewayError | None) -> None:
-        """Count a finished request and write its line (the data plane calls this once per
-        request, after the last byte; only when the metrics or the line are on)."""
-        now = time.perf_counter()
-        status = ctx.status or (error.status if error is not None else 499)
-        refused = error is not None and error.code == "rate_limited"
-        if self.metrics is not None:
-            self.metrics.observe(ctx, status, refused, now)
-        if self.access_log is not None:
-            self.access_log.request(ctx, status, error, now)
+    # -- the end of a request: the fault line (metrics and request lines: self.finished) -----
 
     @staticmethod
     def request_failed(ctx: RequestContext, error: GatewayError, where: str,
@@ -323,6 +326,8 @@ class Runtime:
         the stores' error counts."""
         if self.metrics is None:
             return
+        if self.finished is not None:
+            self.finished.flush()  # every request answered so far is counted
         stores: dict[str, int] = {}
         cache = self.cache.health()
         stores["cache"] = _int(cache.get("unavailable")) + _int(cache.get("damaged"))
@@ -395,7 +400,9 @@ class Runtime:
         options = ctx.options
         if options.cache_error is not None:
             raise GatewayError(
-                400, options.cache_error.message, code="invalid_cache_header",
+                400,
+                options.cache_error.message,
+                code="invalid_cache_header",
                 param=options.cache_error.header,
             )
         if options.cache is None:
@@ -452,12 +459,22 @@ class Runtime:
     ) -> list[dict[str, Any]]:
         if self.writer is None:
             raise GatewayError(
-                503, "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false).",
+                503,
+                "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false).",
                 code="logging_disabled",
             )
         if settings:
             return await self.writer.transport.query(sql, params, settings)
         return await self.writer.transport.query(sql, params)
+
+    async def annotate_log(self, annotation: Annotation) -> str:
+        """Feedback, scores, properties: stored by the log writer that owns the store."""
+        if self.writer is None:
+            raise GatewayError(
+                503, "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false).",
+                code="logging_disabled",
+            )
+        return await self.writer.annotate(annotation)
 
     async def get_bodies(self, org_id: str, request_id: str) -> dict[str, Any] | None:
         if self.writer is None:

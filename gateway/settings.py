@@ -100,7 +100,10 @@ def _google_credentials_file() -> str | None:
 
 def _check_vertex_location(value: str) -> str:
     if not is_location(value):
-        raise ValueError("the Vertex location must be 'global' or a region such as us-central1")
+        raise ValueError(
+            "the Vertex location must be 'global', a multi-region ('us', 'eu') or a region "
+            "such as us-central1"
+        )
     return value
 
 
@@ -265,6 +268,10 @@ class Settings(BaseSettings):
     # The record journal is written to the page cache; with this set (> 0), a thread also
     # fdatasyncs it every so many milliseconds, bounding what a power loss can take.
     log_journal_fsync_ms: int = Field(default=0, ge=0)
+    # Annotations (feedback, scores, properties) may arrive before their request's record: they
+    # wait in the store this long for it, then are logged, counted and dropped. At most 30
+    # days, how long the store keeps annotations (logging_pipeline/schema.py).
+    annotation_expiry_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     # Redis (gateway/redisconn.py), shared by the response cache and rate limits: unset, both
     # live in the process. The prefix starts every key (several deployments on one server);
     # after a connection fault Redis is left alone for redis_retry_seconds (fail open).
@@ -276,10 +283,13 @@ class Settings(BaseSettings):
     redis_connect_timeout: float = Field(default=1.0, gt=0)
     redis_retry_seconds: float = Field(default=1.0, ge=0)
     # The response cache (cache/): the largest answer stored (larger ones are served, not
-    # stored), the in-process store's bound (without REDIS_URL), and the time budgets of a
-    # read (past it: a MISS) and a write (after the client has its answer).
+    # stored), the in-process store's bound (without REDIS_URL: the cache; with it: the
+    # near copy of Redis entries), how long a near copy is kept at most (0: no near copy),
+    # and the time budgets of a read (past it: a MISS) and a write (after the client has
+    # its answer).
     cache_max_entry_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
     cache_memory_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    cache_near_seconds: float = Field(default=5.0, ge=0)
     cache_read_timeout_ms: float = Field(default=100.0, gt=0)
     cache_write_timeout_ms: float = Field(default=1000.0, gt=0)
     # Shutdown on SIGTERM (docs/operations.md): requests in flight (streams included) get this

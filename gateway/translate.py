@@ -70,7 +70,9 @@ def adapter_for(wire: str) -> Adapter:
 
 def embeddings_adapter_for(wire: str) -> EmbeddingsAdapter | None:
     """The embeddings translation of a wire format (None: it has none)."""
-    return GeminiAdapter() if wire == "gemini" else None
+    if wire == "gemini":
+        return GeminiAdapter()
+    return VertexAdapter() if wire == "vertex" else None
 
 
 def parse_event(raw: bytes) -> tuple[str | None, bytes] | None:

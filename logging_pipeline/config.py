@@ -69,6 +69,9 @@ class LogConfig:
     drain_seconds: float
     """At shutdown, how long the writer may keep writing what is journaled; what it has not
     written by then stays in the journal, and the next writer on this data directory writes it."""
+    annotation_expiry_seconds: float
+    """How long an annotation (feedback, score, property) waits for its request's record
+    before it is reported and dropped (logging_pipeline/annotations.py)."""
 
     @property
     def journal_root(self) -> Path:

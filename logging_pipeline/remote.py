@@ -7,8 +7,8 @@ is left for :class:`WriterProcess` is the child's life and the questions asked o
 * start the child (``spawn``: a clean interpreter, no inherited event loop or sockets), tell
   it which journal is its, and start it again if it dies — the new child reads the journal
   from the last commit, so a killed child loses nothing;
-* answer ``transport.query`` (the query API) through the child that owns the log store, and
-  keep the counters it reports;
+* answer ``transport.query`` (the query API) and ``annotate`` (feedback, scores, properties:
+  writes) through the child that owns the log store, and keep the counters it reports;
 * at shutdown, ask it to write what the journal holds and stop; whatever it could not write
   in time stays in the journal for the next start.
 
@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from logging_pipeline.annotations import Annotation
 from logging_pipeline.bodies import BodyStore
 from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.config import LogConfig
@@ -37,7 +38,10 @@ from logging_pipeline.writer import Usage, WriterCounters
 
 logger = logging.getLogger("logging_pipeline.remote")
 
-_TOTALS = ("written", "replayed", "failed", "lost", "batches")
+_TOTALS = (
+    "written", "replayed", "failed", "lost", "batches",
+    "annotations_accepted", "annotations_applied", "annotations_expired",
+)  # fmt: skip
 _START_TIMEOUT = 60.0
 STOP_MARGIN_SECONDS = 5.0
 """What a stopping child gets past its drain to close its stores before it is killed."""
@@ -100,6 +104,10 @@ class WriterProcess:
             pending_bytes=int(self._stats.get("pending_bytes", 0)),
             last_error=str(self._stats.get("last_error", "")),
             usage=self._usage(),
+            annotations_accepted=self._total("annotations_accepted"),
+            annotations_applied=self._total("annotations_applied"),
+            annotations_expired=self._total("annotations_expired"),
+            annotations_pending=int(self._stats.get("annotations_pending", 0)),
         )
 
     def _usage(self) -> Usage:
@@ -215,13 +223,21 @@ class WriterProcess:
         params: Mapping[str, Any] | None = None,
         settings: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
+        return await self._ask("query", sql, dict(params or {}), dict(settings or {}))
+
+    async def annotate(self, annotation: Annotation) -> str:
+        """Have the child store (and, if it can, apply) ``annotation``; its state."""
+        rows = await self._ask("annotate", annotation)
+        return str(rows[0]["state"]) if rows else "pending"
+
+    async def _ask(self, kind: str, *args: Any) -> list[dict[str, Any]]:
+        """Send one request to the child and wait for its ``result``."""
         loop = asyncio.get_running_loop()
         request_id = next(self._ids)
         future: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
         self._results[request_id] = future
         try:
-            message = ("query", request_id, sql, dict(params or {}), dict(settings or {}))
-            await asyncio.to_thread(self._send, message)
+            await asyncio.to_thread(self._send, (kind, request_id, *args))
         except (OSError, ValueError) as exc:
             self._results.pop(request_id, None)
             raise LogStoreError(f"the log writer process is unreachable: {exc}") from exc

@@ -11,6 +11,7 @@ Migrations are append-only: never edit a released one, add the next.
 from __future__ import annotations
 
 REQUEST_TABLE = "request_response_rmt"
+ANNOTATION_TABLE = "request_annotations"
 MIGRATIONS_TABLE = "gateway_schema_migrations"
 
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -117,6 +118,34 @@ ORDER BY (organization_id, request_created_at, request_id)
             "ADD COLUMN IF NOT EXISTS cache_saved_cost UInt64 DEFAULT 0",
             f"ALTER TABLE {REQUEST_TABLE} "
             "ADD COLUMN IF NOT EXISTS cache_saved_latency Int64 DEFAULT 0",
+        ),
+    ),
+    (
+        # Feedback, scores and properties added after the fact (logging_pipeline/annotations.py):
+        # one row per annotation, re-inserted with a newer version at each change of state
+        # (pending -> applied | expired | resolved). request_id is the nil UUID for a session
+        # annotation waiting for its session's first record. Kept 30 days (the longest
+        # expiry): applying overlays the annotations still here, newest last.
+        "0006_request_annotations",
+        (
+            f"""
+CREATE TABLE IF NOT EXISTS {ANNOTATION_TABLE}
+(
+    organization_id  UUID,
+    request_id       UUID,
+    annotation_id    UUID,
+    session_id       String DEFAULT '',
+    accepted_at      DateTime64(6, 'UTC'),
+    scores           Map(LowCardinality(String), Float64),
+    properties       Map(LowCardinality(String), String),
+    state            LowCardinality(String),
+    version          DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toDate(accepted_at)
+ORDER BY (organization_id, request_id, annotation_id)
+TTL toDateTime(accepted_at) + INTERVAL 30 DAY
+""",
         ),
     ),
 )

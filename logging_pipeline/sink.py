@@ -4,7 +4,9 @@
 in a child process (:class:`~logging_pipeline.remote.WriterProcess`, the default) or as a task
 in this one (:class:`~logging_pipeline.writer.LogWriter`): ``submit`` appends to the journal
 (durable once it returns, see :mod:`logging_pipeline.journal`), ``counters`` says where every
-record went, ``transport``/``bodies`` read the log, ``close`` drains and stops.
+record went, ``transport``/``bodies`` read the log, ``annotate`` stores feedback, scores and
+properties through the writer that owns the store (:mod:`logging_pipeline.annotations`),
+``close`` drains and stops.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from logging_pipeline.annotations import Annotation
 from logging_pipeline.capture import Capture
 from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
@@ -33,6 +36,11 @@ class LogSink:
     def submit(self, capture: Capture) -> None:
         """Journal one finished request (a few microseconds, on the event loop)."""
         self.journal.append(capture)
+
+    async def annotate(self, annotation: Annotation) -> str:
+        """Store ``annotation`` durably and apply it when its record exists (``"applied"`` or
+        ``"pending"``); raises ``LogStoreError`` when the store cannot take it."""
+        return await self.writer.annotate(annotation)
 
     @property
     def transport(self) -> LogTransport | _QueryProxy:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from logging_pipeline.annotations import Annotation, Annotator
 from logging_pipeline.bodies import BodyStore, body_store_from_config, compress_json
 from logging_pipeline.capture import Capture
 from logging_pipeline.clickhouse import LogTransport, migrate, transport_from_config
@@ -69,7 +70,10 @@ class WriterCounters:
     written; ``last_error`` the last write's failure, empty once a write succeeds again;
     ``usage`` the tokens and cost of the rows written, by provider and model folded into
     bounded metric labels (providers/labels.py), for the gateway's ``/metrics``: they are
-    known only here, where the answers are read.
+    known only here, where the answers are read. ``annotations_*``: feedback, scores and
+    properties stored (``accepted``), applied to their record (``applied``), dropped because
+    the record never came (``expired``), and waiting for it now (``pending``, a gauge;
+    logging_pipeline/annotations.py).
     """
 
     enqueued: int = 0
@@ -81,6 +85,10 @@ class WriterCounters:
     pending_bytes: int = 0
     last_error: str = ""
     usage: Usage = field(default_factory=dict)
+    annotations_accepted: int = 0
+    annotations_applied: int = 0
+    annotations_expired: int = 0
+    annotations_pending: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -93,6 +101,10 @@ class WriterCounters:
             "pending_bytes": self.pending_bytes,
             "last_error": self.last_error,
             "usage": dict(self.usage),
+            "annotations_accepted": self.annotations_accepted,
+            "annotations_applied": self.annotations_applied,
+            "annotations_expired": self.annotations_expired,
+            "annotations_pending": self.annotations_pending,
         }
 
     def count_usage(self, rows: Sequence[tuple[object, ...]], labels: MetricLabels) -> None:
@@ -122,6 +134,7 @@ class LogWriter:
         drain_seconds: float = 5.0,
         max_backoff: float = _MAX_BACKOFF,
         orphan_scan_seconds: float = _ORPHAN_SCAN,
+        annotation_expiry_seconds: float = 86_400.0,
     ) -> None:
         self.transport = transport
         self.bodies = bodies
@@ -137,6 +150,11 @@ class LogWriter:
         self.max_backoff = max_backoff
         self.orphan_scan_seconds = orphan_scan_seconds
         self.counters = WriterCounters()
+        self.annotator = Annotator(transport, annotation_expiry_seconds, self.counters)
+        self._reconciler: asyncio.Task[None] | None = None
+        self._own_fresh = True
+        """The own journal's first batch may have been inserted by a writer killed before it
+        committed: its records are checked for annotations to put back."""
         self._labels = MetricLabels(prices)
         self._own_reader: JournalReader | None = None
         self._orphans: list[JournalReader] = []
@@ -157,6 +175,7 @@ class LogWriter:
         except Exception as exc:
             logger.warning("log store not ready at startup (records wait in the journal): %s", exc)
         self._task = asyncio.create_task(self._run(), name="log-writer")
+        self._reconciler = asyncio.create_task(self._reconcile(), name="log-annotations")
 
     async def close(self) -> None:
         """Write what the journals hold (bounded by ``drain_seconds``), then stop.
@@ -166,6 +185,11 @@ class LogWriter:
         """
         self._closing = True
         self._wake.set()
+        reconciler, self._reconciler = self._reconciler, None
+        if reconciler is not None:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), self.drain_seconds)
@@ -210,10 +234,13 @@ class LogWriter:
                     progressed = True
                     full = full or len(captures) >= self.flush_rows
                     replayed = reader is not self._own_reader
-                    if not await self._write_until_done(captures, replayed):
+                    suspect = replayed or self._own_fresh
+                    if not await self._write_until_done(captures, replayed, suspect):
                         reader.rewind()
                         return  # closing while the store fails: the journal keeps them
                     reader.commit(position)
+                    if not replayed:
+                        self._own_fresh = False
                 elif position != reader.committed:
                     reader.commit(position)  # skipped a torn record
                 if reader is not self._own_reader and reader.finished():
@@ -248,15 +275,52 @@ class LogWriter:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def _write_until_done(self, captures: Sequence[Capture], replayed: bool) -> bool:
-        """Write a batch, retrying with backoff; False if told to close while it fails."""
+    async def _write_until_done(
+        self, captures: Sequence[Capture], replayed: bool, suspect: bool = False
+    ) -> bool:
+        """Write a batch, retrying with backoff; False if told to close while it fails.
+
+        ``suspect``: the batch may have been written before (see :meth:`_annotate_landed`).
+        """
         while not await self._write(captures):
             if self._closing:
                 return False
             await self._pause(self._backoff)
         if replayed:
             self.counters.replayed += len(captures)
+        await self._annotate_landed(captures, suspect or replayed)
         return True
+
+    async def _annotate_landed(self, captures: Sequence[Capture], suspect: bool) -> None:
+        """Apply the annotations that waited for these records (a set lookup per record).
+
+        A failure here does not fail the batch (its rows are in): the annotations stay
+        pending in the store and the next reconcile pass applies them.
+        """
+        try:
+            await self.annotator.landed(captures, suspect)
+        except Exception as exc:
+            logger.warning("could not apply annotations to records just written: %s", exc)
+
+    async def annotate(self, annotation: Annotation) -> str:
+        """Store an annotation and apply it when its record exists (``"applied"``/``"pending"``).
+
+        Raises ``LogStoreError`` when the store does not take it (the API answers 503).
+        """
+        if not self._migrated:
+            await migrate(self.transport)
+            self._migrated = True
+        return await self.annotator.accept(annotation)
+
+    async def _reconcile(self) -> None:
+        """Every few seconds: expire, apply and resolve the store's pending annotations."""
+        while True:
+            if self._migrated:
+                try:
+                    await self.annotator.reconcile()
+                except Exception as exc:
+                    logger.warning("annotation pass failed (retried): %s", exc)
+            await asyncio.sleep(self.annotator.reconcile_seconds)
 
     async def _replay_spills(self) -> None:
         """Write the spill files an older version of the gateway left, then delete them."""
@@ -362,6 +426,7 @@ async def open_log_writer(
         flush_rows=config.flush_rows,
         flush_ms=config.flush_ms,
         drain_seconds=config.drain_seconds,
+        annotation_expiry_seconds=config.annotation_expiry_seconds,
     )
     await writer.start()
     return writer

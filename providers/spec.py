@@ -76,7 +76,7 @@ TRANSLATED: Mapping[WireFormat, frozenset[Endpoint]] = MappingProxyType(
         "anthropic": frozenset({"/chat/completions", "/responses"}),
         "gemini": frozenset({"/chat/completions", "/responses", "/embeddings"}),
         "bedrock": frozenset({"/chat/completions", "/responses"}),
-        "vertex": frozenset({"/chat/completions", "/responses"}),
+        "vertex": frozenset({"/chat/completions", "/responses", "/embeddings"}),
     }
 )
 """Unified endpoints a native wire format serves through its adapter's translation."""
@@ -468,7 +468,8 @@ PROVIDERS = ProviderTable(
         # service-account key the gateway mints OAuth tokens from, or an access token.
         ProviderSpec(
             "vertex", "https://aiplatform.googleapis.com", "VERTEX", wire="vertex", auth="oauth",
-            hosts=("*-aiplatform.googleapis.com", "aiplatform.googleapis.com"),
+            hosts=("*-aiplatform.googleapis.com", "aiplatform.googleapis.com",
+                   "aiplatform.us.rep.googleapis.com", "aiplatform.eu.rep.googleapis.com"),
             endpoints=frozenset(), display_name="Google Vertex AI", genai_prices="google",
         ),
         # Host-only: allow-listed for Helicone-Target-Url (Helicone's approved domains), not

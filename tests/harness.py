@@ -67,14 +67,31 @@ def create_key(settings: Settings, org: str = "default", name: str | None = None
 class GatewayServer:
     """``create_app(settings)`` served by uvicorn on 127.0.0.1 in a daemon thread."""
 
+    def _keep_lines(self, chunk: bytes) -> None:
+        self.request_lines.extend(chunk.splitlines(keepends=True))
+
+    def flush_request_lines(self) -> list[bytes]:
+        """Every request line of the requests answered so far (the access log writes them
+        in batches up to 50 ms after their request: this writes the batch now)."""
+        finished = self.runtime.finished
+        if finished is not None:
+
+            async def flush() -> None:
+                finished.flush()
+
+            self.call(flush())
+        return list(self.request_lines)
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app = create_app(settings)
         self.request_lines: deque[bytes] = deque(maxlen=10_000)
-        """The request log lines (gateway/accesslog.py): kept here, not written to stderr."""
+        """The request log lines (gateway/accesslog.py): kept here, not written to stderr.
+        They are written in batches up to 50 ms after their request: see
+        :meth:`wait_for_request_lines`."""
         access_log = self.app.runtime.access_log
         if access_log is not None:
-            access_log.write = self.request_lines.append
+            access_log.write = self._keep_lines
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))

@@ -2,8 +2,9 @@
 
 The arithmetic the report states — throughput at a p99 bound, the most streams without a
 stall, the leak slope — on made-up runs; the delayed upstream's stream checked with the
-official SDK's chunk type; the stream client against the real upstream on a socket; and one
-tiny end-to-end run (a gateway, short steps) so the runner itself is exercised in ``make test``.
+official SDK's chunk type; the stream client against the real upstream on a socket; one tiny
+end-to-end run (a gateway, short steps) so the runner itself is exercised in ``make test``, and
+one of two workers logging into the ClickHouse stand-in, every answered request logged once.
 No assertion depends on timing.
 """
 
@@ -29,6 +30,7 @@ from bench.capacity_report import (
 )
 from bench.delayed_upstream import DelayedUpstream, stream_events
 from bench.load import LoadResult, RequestSpec
+from bench.logcheck import ANSWERED_METRIC, LogCount, metric_total
 from bench.streams import StreamLevel, StreamSample, run_streams, stall_reasons, summarize
 
 
@@ -182,6 +184,35 @@ def test_render_names_every_section_and_inapplicable_configs() -> None:
     json.dumps(capacity.finite(run.to_json()), allow_nan=False)
 
 
+def test_metric_total_sums_every_label_set_of_one_metric() -> None:
+    text = (
+        "# HELP gateway_requests_total Requests answered by the data plane.\n"
+        "# TYPE gateway_requests_total counter\n"
+        'gateway_requests_total{mode="plain",model="gpt-4o-mini",provider="openai",status="200"}'
+        " 1200.0\n"
+        'gateway_requests_total{mode="stream",model="other",provider="groq",status="200"} 34.0\n'
+        "gateway_requests_totally_else 5.0\n"
+        'gateway_requests_created{mode="plain"} 1.7e9\n'
+    )
+    assert metric_total(text, ANSWERED_METRIC) == 1234
+    assert metric_total(text, "gateway_nothing_total") == 0
+
+
+def test_log_count_verdicts_and_their_report_line() -> None:
+    assert LogCount(10, 10, 10).logged_once
+    assert LogCount(10, 10, 10).describe().endswith("(each logged once)")
+    missing, doubled = LogCount(10, 8, 8), LogCount(10, 11, 10)
+    assert not missing.logged_once and "2 answered requests not logged" in missing.describe()
+    assert not doubled.logged_once and "1 duplicate rows" in doubled.describe()
+    run = CapacityRun(delay_ms=20, chunks=64, interval_ms=20, leak_requests=100)
+    config = ConfigResult("logging_on_w2", True, 2, log_count=missing)
+    run.configs = [config]
+    assert "logging on, --workers 2: request log: 10 requests answered, 8 rows" in render(run)
+    assert run.to_json()["configs"]["logging_on_w2"]["request_log"] == {
+        "answered": 10, "rows": 8, "request_ids": 8, "logged_once": False
+    }  # fmt: skip
+
+
 def test_stream_client_against_the_delayed_upstream(tmp_path: Path) -> None:
     upstream = DelayedUpstream(tmp_path, delay_ms=2, chunks=6, interval_ms=2)
     upstream.start()
@@ -248,3 +279,29 @@ def test_two_workers_with_embedded_logging_is_not_applicable(tmp_path: Path) -> 
     result = capacity.measure_config(None, upstream, tmp_path, True, 2, args)  # type: ignore[arg-type]
     assert result.not_applicable == capacity.NO_EMBEDDED_WORKERS
     assert not result.sweep and not result.streams
+
+
+def test_two_workers_logging_into_the_clickhouse_stand_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--configs on:2 --clickhouse stand-in``, tiny: two workers, each with its log writer,
+    write to the stand-in in its own process; every request the gateway answered (its
+    ``/metrics``) is one row in ClickHouse, and nothing failed on the way."""
+    pytest.importorskip("chdb")
+    out = tmp_path / "capacity.json"
+    status = capacity.main(
+        ["--connections", "1,8", "--duration", "1", "--warmup", "1", "--stream-levels", "4",
+         "--stream-duration", "0.3", "--chunks", "4", "--interval-ms", "5", "--delay-ms", "5",
+         "--leak-requests", "400", "--leak-connections", "8", "--configs", "on:2",
+         "--clickhouse", "stand-in", "--json", str(out)]
+    )  # fmt: skip
+    assert status == 0
+    assert "each logged once" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["meta"]["clickhouse"] == "chdb behind HTTP" and data["meta"]["clickhouse_note"]
+    config = data["configs"]["logging_on_w2"]
+    assert config["not_applicable"] is None and config["log_settled"] is True
+    assert config["problems"] == []
+    assert all(r["error_total"] == 0 for r in config["sweep"])
+    log = config["request_log"]
+    assert log["logged_once"] and log["answered"] >= 400

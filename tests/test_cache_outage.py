@@ -93,6 +93,9 @@ def test_redis_down_fails_open_and_recovers(
             provider_base_urls={"openai": upstream.base_url},
             redis_url=redis_process.url,
             redis_retry_seconds=0.3,
+            # Every read on Redis: the near copy would answer the cached prompt through the
+            # outage (tests/test_cache_units.py shows that); this is Redis' own failure path.
+            cache_near_seconds=0,
         )
         key = create_key(settings)
         body = orjson.dumps(

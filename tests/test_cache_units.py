@@ -10,8 +10,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+import redis.asyncio as aioredis
 
-from cache.backends import BackendUnavailable, MemoryBackend, RedisBackend
+from cache.backends import BackendUnavailable, MemoryBackend, NearRedisBackend, RedisBackend
 from cache.entry import CachedAnswer, EntryFormatError, Origin
 from cache.key import canonical_body, request_digest, slot_keys
 from cache.policy import (
@@ -29,6 +30,7 @@ from logging_pipeline.estimate import TokenEstimator
 from logging_pipeline.record import build_record
 from logging_pipeline.schema import INSERT_COLUMNS
 from providers.registry import Registry
+from tests.redis_server import delete_prefix, new_prefix, shared_redis_url
 
 # -- policy ----------------------------------------------------------------------------------
 
@@ -296,6 +298,71 @@ async def test_shared_redis_fails_open_fast_and_backs_off() -> None:
         assert redis.faults == 2
     finally:
         await redis.close()
+
+
+# -- the near copy of Redis entries -------------------------------------------------------------
+
+
+async def test_near_copy_answers_full_buckets_without_redis_and_never_outlives_an_entry() -> None:
+    """A bucket whose every slot this process holds is answered here (an operator's deletion
+    on Redis goes unseen until the copy's bound); a copy lives no longer than the entry's
+    remaining lifetime on Redis (PTTL) nor ``max_seconds``; a bucket with an empty slot is
+    always read on Redis, where another process may have filled it."""
+    url, prefix = shared_redis_url(), new_prefix()
+    redis = SharedRedis(url, prefix=prefix)
+    await redis.start()
+    clock = _Clock()
+    far = RedisBackend(redis)
+    backend = NearRedisBackend(far, MemoryBackend(1 << 20, clock), max_seconds=30)
+    raw = aioredis.Redis.from_url(url)
+    try:
+        await raw.set(f"{prefix}cache:a", b"A", px=1500)  # written by another process
+        assert await backend.get_many(["a"], 0.5) == [b"A"]
+        await raw.delete(f"{prefix}cache:a")
+        assert await backend.get_many(["a"], 0.5) == [b"A"]  # the copy: no round trip
+        assert backend.near_hits == 1
+        clock.now += 1.6  # past the entry's lifetime on Redis when it was read (1.5 s)
+        assert await backend.get_many(["a"], 0.5) == [None]  # so read on Redis again
+
+        assert await backend.add("b", b"B", 3600, 0.5)  # this process's own write
+        await raw.delete(f"{prefix}cache:b")
+        assert await backend.get_many(["b"], 0.5) == [b"B"]
+        clock.now += 30  # max_seconds: an entry of an hour is re-read after 30 s
+        assert await backend.get_many(["b"], 0.5) == [None]
+
+        assert await backend.add("c0", b"C0", 3600, 0.5)
+        assert await backend.get_many(["c0", "c1"], 0.5) == [b"C0", None]
+        await raw.set(f"{prefix}cache:c1", b"C1", ex=3600)  # another process fills slot 1
+        assert await backend.get_many(["c0", "c1"], 0.5) == [b"C0", b"C1"]
+        hits = backend.near_hits
+        assert await backend.get_many(["c0", "c1"], 0.5) == [b"C0", b"C1"]
+        assert backend.near_hits == hits + 1  # now full here: answered without Redis
+    finally:
+        await raw.aclose()
+        await redis.close()
+        delete_prefix(url, prefix)
+
+
+async def test_near_copy_of_a_full_bucket_serves_while_redis_is_down() -> None:
+    """Held slots are answered even when Redis is unreachable; anything else is a MISS."""
+    url, prefix = shared_redis_url(), new_prefix()
+    redis = SharedRedis(url, prefix=prefix, retry_after=5)
+    await redis.start()
+    backend = NearRedisBackend(RedisBackend(redis), MemoryBackend(1 << 20), max_seconds=30)
+    try:
+        assert await backend.add("k", b"V", 60, 0.5)
+    finally:
+        await redis.close()
+        delete_prefix(url, prefix)
+    down = SharedRedis(f"redis://127.0.0.1:{_free_port()}/0", prefix=prefix, retry_after=5)
+    await down.start()
+    backend.far = RedisBackend(down)
+    try:
+        assert await backend.get_many(["k"], 0.1) == [b"V"]
+        with pytest.raises(BackendUnavailable):
+            await backend.get_many(["k", "other"], 0.1)
+    finally:
+        await down.close()
 
 
 # -- the record of a hit ---------------------------------------------------------------------

@@ -19,6 +19,8 @@ _ALLOWED = {
     # A stored property key (the feedback score in the request log), not a request header.
     Path("logging_pipeline/query/fields.py"): {"helicone-score-feedback"},
     Path("logging_pipeline/query/rows.py"): {"helicone-score-feedback"},
+    # The feedback score written, and the legacy feedback body's field (a JSON key).
+    Path("gateway/api/annotations.py"): {"helicone-score-feedback", "helicone-id"},
 }
 
 

@@ -25,8 +25,9 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.accesslog import AccessLog
+from gateway.accesslog import PIPE_BUF, AccessLog
 from gateway.context import HeliconeOptions, RequestContext
+from gateway.finished import FinishedRequests, RequestFacts
 from gateway.metrics import Metrics
 from logging_pipeline.logformat import JsonFormatter, TextFormatter
 from tests.emulator import Fault, OpenAIEmulator
@@ -97,6 +98,7 @@ def test_counters_equal_the_requests_sent(
     server, key = gateway
     first, _second = emulators
     before = scrape(server.url)
+    server.flush_request_lines()  # the earlier tests' lines
     server.request_lines.clear()
     messages = [{"role": "user", "content": PROMPT}]
     usage = {"prompt": 0, "completion": 0}
@@ -175,7 +177,7 @@ def test_counters_equal_the_requests_sent(
     assert value(after, "gateway_log_records_total", outcome="lost") == 0
     assert value(after, "gateway_log_queue_bytes") >= 0
 
-    lines = [json.loads(line) for line in server.request_lines]
+    lines = [json.loads(line) for line in server.flush_request_lines()]
     assert len(lines) == logged
     assert sorted(line["status"] for line in lines) == [200] * 10 + [400, 429]
     assert [line["error"] for line in lines if line["status"] != 200] == ["rate_limited",
@@ -264,23 +266,57 @@ def _context(**facts: Any) -> RequestContext:
     return ctx
 
 
+def _facts(ctx: RequestContext) -> RequestFacts:
+    ctx.status = ctx.status or 200
+    return RequestFacts.of(ctx, None, now=100.3, when=1_700_000_000.25)
+
+
 def test_the_request_line_in_json_and_in_text() -> None:
     lines: list[bytes] = []
     ctx = _context(provider="openai", model="gpt-4o-mini", attempts=2, upstream_seconds=0.25,
                    cache_hit=False)  # fmt: skip
-    AccessLog("json", lines.append).request(ctx, 200, None, now=100.3)
+    AccessLog("json", lines.append).requests([_facts(ctx)])
     line = json.loads(lines[0])
     assert lines[0].endswith(b"\n") and lines[0].count(b"\n") == 1
     assert line["event"] == "request" and line["level"] == "info"
+    assert line["ts"] == "2023-11-14T22:13:20.250Z"
     assert line["request_id"] == "0190f1c2-1234-7abc-8def-0123456789ab"
     assert line["latency_ms"] == pytest.approx(300.0) and line["overhead_ms"] == pytest.approx(50)
     assert (line["status"], line["provider"], line["model"]) == (200, "openai", "gpt-4o-mini")
     assert (line["cache"], line["attempts"], line["mode"]) == ("miss", 2, "unified")
     assert line["org"] is None and "error" not in line
-    AccessLog("text", lines.append).request(ctx, 200, None, now=100.3)
+    AccessLog("text", lines.append).requests([_facts(ctx)])
     text = lines[1].decode()
     assert "INFO gateway.request: request request_id=0190f1c2" in text
     assert " status=200 " in text and " cache=miss " in text and text.endswith("\n")
+
+
+def test_finished_requests_are_handed_over_in_batches_of_whole_lines() -> None:
+    """On an event loop finished requests wait (at most 50 ms) and go to the metrics and the
+    request line together; each ``write`` holds whole lines of at most PIPE_BUF bytes, so
+    workers sharing a pipe never split a line."""
+    writes: list[bytes] = []
+    counted: list[int] = []
+    access_log = AccessLog("json", writes.append)
+    finished = FinishedRequests([lambda batch: counted.append(len(batch)), access_log.requests])
+
+    async def serve() -> None:
+        for number in range(40):
+            ctx = _context(provider="openai", model="m" * number, upstream_seconds=0.01)
+            ctx.status = 200
+            finished.add(ctx, None)
+        assert writes == [] and counted == []  # waiting, not yet handed over
+        await asyncio.sleep(0.2)  # past the flush timer (scheduled first, so it fires first)
+
+    asyncio.run(serve())
+    assert counted == [40]
+    assert 1 < len(writes) < 40
+    assert all(len(chunk) <= PIPE_BUF and chunk.endswith(b"\n") for chunk in writes)
+    lines = [json.loads(line) for chunk in writes for line in chunk.splitlines()]
+    assert [line["model"] for line in lines] == [None] + ["m" * n for n in range(1, 40)]
+    finished.add(_context(provider="openai", model="x"), None)  # outside a loop: at once
+    assert json.loads(writes[-1])["model"] == "x" and counted == [40, 1]
+    assert json.loads(writes[-1])["status"] == 499  # no answer and no error: the client left
 
 
 def test_formatters_keep_the_structured_fields() -> None:

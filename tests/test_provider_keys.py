@@ -406,6 +406,18 @@ def test_deployment_fields_and_ids(caller: Caller, upstream: OpenAIEmulator) -> 
     assert bedrock["aws_region"] == "eu-west-1"
     _validation_error(_create(caller, provider="bedrock", api_key="AKIA-secret-pair"),
                       "aws_region", "AWS region is required for Bedrock.")
+    # Vertex: the multi-regions `us` and `eu` are locations like `global` and the regions.
+    for location in ("eu", "us", "global", "us-east5"):
+        vertex = _ok(_create(caller, provider="vertex", name=f"v-{location}", api_key="ya29.t",
+                             vertex_project="my-project", vertex_location=location), 201)
+        assert vertex["vertex_location"] == location
+    _validation_error(
+        _create(caller, provider="vertex", api_key="ya29.t", vertex_project="my-project",
+                vertex_location="asia"),
+        "vertex_location",
+        "Vertex location must be 'global', a multi-region ('us', 'eu') or a region such as "
+        "us-east5.",
+    )
 
     groq = [k for k in caller.keys() if k.provider == "groq"]
     assert [k.deployment for k in groq] == [Deployment(base_url=upstream.base_url)]

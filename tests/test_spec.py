@@ -29,7 +29,8 @@ from tests.harness import GatewayServer, create_key, make_settings
 BUILT_IN_HOSTS = {
     "api.openai.com", "*.openai.azure.com", "*.cognitiveservices.azure.com",
     "api.anthropic.com", "generativelanguage.googleapis.com", "*-aiplatform.googleapis.com",
-    "aiplatform.googleapis.com", "bedrock-runtime.{region}.amazonaws.com", "api.groq.com",
+    "aiplatform.googleapis.com", "aiplatform.us.rep.googleapis.com",
+    "aiplatform.eu.rep.googleapis.com", "bedrock-runtime.{region}.amazonaws.com", "api.groq.com",
     "api.x.ai", "api.deepseek.com", "api.mistral.ai", "openrouter.ai", "api.together.xyz",
     "api.fireworks.ai", "api.perplexity.ai", "api.deepinfra.com",
     "api.tokenfactory.nebius.com", "api.novita.ai", "api.hyperbolic.xyz",
@@ -106,7 +107,7 @@ def test_only_formats_with_an_adapter_can_be_routed() -> None:
 def test_vertex_answers_in_its_publishers_formats() -> None:
     vertex = PROVIDERS.get("vertex")
     assert vertex is not None and vertex.routed and vertex.wire == "vertex"
-    assert vertex.translated == {"/chat/completions", "/responses"}
+    assert vertex.translated == {"/chat/completions", "/responses", "/embeddings"}
     claude = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-x:rawPredict"
     gemini = "/v1/projects/p/locations/global/publishers/google/models/g:generateContent"
     assert PROVIDERS.wire_for("us-east5-aiplatform.googleapis.com", "", claude) == "anthropic"

@@ -9,9 +9,12 @@ responses), one mode (stream, non-stream) and one scenario of :data:`SCENARIOS` 
 tool call, parallel tool calls, text then tool call, a tool-result follow-up, image input,
 thinking, and the stop reasons length, content_filter and stop sequence; for Gemini also JSON
 schema output and a blocked prompt), or one error case of :data:`ERRORS` (401, 429 with
-``retry-after`` where the provider sends one, overloaded, context too long) or an error in the
-middle of a stream. Gemini's and Vertex's image cells give an http URL the gateway must fetch
-(they cannot reference it) from the emulator, through the guarded fetcher's test seam.
+``retry-after`` where the provider sends one, overloaded, context too long; for Vertex's two
+publishers also 400, 403, 404 and 500, each in the shape of whoever refuses it: Vertex itself,
+Google's, for authentication, permission, an unknown model and quota, Claude's for the rest)
+or an error in the middle of a stream. Gemini's and Vertex's image cells give an http URL the
+gateway must fetch (they cannot reference it) from the emulator, through the guarded fetcher's
+test seam.
 
 Each cell's client-visible result (status, content type, the SDK's objects; for streams the
 stream helper's final object and the raw chunks or the event sequence) and every request
@@ -550,21 +553,31 @@ def error_result(exc: openai.APIError) -> dict[str, Any]:
 
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+CLAUDE_ON_VERTEX = (
+    f"projects/{VERTEX_PROJECT}/locations/{VERTEX_LOCATION}/publishers/anthropic/models/"
+    "claude-sonnet-4@20250514"
+)
 ERRORS: dict[str, dict[str, Fault]] = {
     "unauthorized": {
         "mistral": Fault(status=401),
         "anthropic": Fault(status=401),
         "gemini": Fault(status=401),  # UNAUTHENTICATED (a bad API key is Google's 400)
+        "vertex-gemini": Fault(status=401),  # Vertex's own UNAUTHENTICATED, for both publishers
+        "vertex-claude": Fault(status=401),
     },
     "rate_limited": {  # the OpenAI and Anthropic emulators add `retry-after: 1`; Google not
         "mistral": Fault(status=429),
         "anthropic": Fault(status=429),
         "gemini": Fault(status=429),
+        "vertex-gemini": Fault(status=429),
+        "vertex-claude": Fault(status=429),  # Vertex's quota: Google's RESOURCE_EXHAUSTED
     },
     "overloaded": {  # Anthropic's own status; OpenAI-compatible servers and Google say 503
         "mistral": Fault(status=503),
         "anthropic": Fault(status=529),
         "gemini": Fault(status=503),
+        "vertex-gemini": Fault(status=503),
+        "vertex-claude": Fault(status=529),  # Claude's own overloaded_error, through Vertex
     },
     "context_too_long": {
         "mistral": Fault(
@@ -572,21 +585,55 @@ ERRORS: dict[str, dict[str, Fault]] = {
         ),
         "anthropic": Fault(status=400, message=prompt_too_long(210_000)),
         "gemini": Fault(status=400, message=too_many_tokens(2_000_000)),
+        "vertex-gemini": Fault(status=400, message=too_many_tokens(2_000_000)),
+        "vertex-claude": Fault(status=400, message=prompt_too_long(210_000)),
+    },
+    # Vertex's remaining statuses: each publisher's own shape for what the model refused,
+    # Google's for what Vertex refused before the model saw the request.
+    "bad_request": {
+        "vertex-gemini": Fault(status=400),  # INVALID_ARGUMENT
+        "vertex-claude": Fault(status=400, message="messages.0.content: Field required"),
+    },
+    "forbidden": {
+        "vertex-gemini": Fault(status=403),  # PERMISSION_DENIED
+        "vertex-claude": Fault(
+            status=403,
+            message=f"Permission 'aiplatform.endpoints.predict' denied on resource "
+            f"'//aiplatform.googleapis.com/{CLAUDE_ON_VERTEX}' (or it may not exist).",
+        ),
+    },
+    "not_found": {
+        "vertex-gemini": Fault(status=404),  # NOT_FOUND
+        "vertex-claude": Fault(
+            status=404,
+            message=f"Publisher Model `{CLAUDE_ON_VERTEX}` not found.",
+        ),
+    },
+    "server_error": {
+        "vertex-gemini": Fault(status=500),  # INTERNAL
+        "vertex-claude": Fault(status=500),  # Claude's api_error
     },
 }
+"""Each error case's columns and the fault that plays it."""
 ERROR_CLASSES = {
     "unauthorized": openai.AuthenticationError,
     "rate_limited": openai.RateLimitError,
     "overloaded": openai.InternalServerError,
     "context_too_long": openai.BadRequestError,
+    "bad_request": openai.BadRequestError,
+    "forbidden": openai.PermissionDeniedError,
+    "not_found": openai.NotFoundError,
+    "server_error": openai.InternalServerError,
 }
+RETRY_AFTER = ("mistral", "anthropic")
+"""The columns whose emulator sends ``retry-after`` with a 429 (Google's APIs send none)."""
 
 
 def _error_cells() -> list[Any]:
     return [
         pytest.param(kind, provider, api, mode, id=f"{kind}-{provider}-{api}-{mode}")
         for kind in ERRORS
-        for provider in PROVIDERS
+        for provider in ERRORS[kind]
         for api in APIS
         for mode in MODES
     ]
@@ -612,18 +659,25 @@ def test_provider_error(
         else:
             client.responses.create(model=model, input="what is up", stream=stream)
     result = error_result(caught.value)
-    if kind == "rate_limited" and provider != "gemini":
+    if kind == "rate_limited" and provider in RETRY_AFTER:
         assert result["retry-after"] == "1"
+    # Whatever the provider's shape, the client gets the upstream status and message in
+    # OpenAI's error object.
+    assert result["status"] == ERRORS[kind][provider].status
+    assert set(result["body"]) == {"message", "type", "param", "code"}
+    if ERRORS[kind][provider].message is not None:
+        assert result["body"]["message"] == ERRORS[kind][provider].message
     cell = {"client": result, "upstream": sent_upstream(upstream, gateway)}
     check_golden(f"error_{kind}", f"{provider}/{api}/{mode}", Normaliser()(cell))
 
 
-MID_STREAM = {"mistral": 4, "anthropic": 6, "gemini": 3}
+MID_STREAM = {"mistral": 4, "anthropic": 6, "gemini": 3, "vertex-gemini": 3, "vertex-claude": 6}
 """Events sent before the error: the role chunk and three words (chat), message_start,
-content_block_start, ping and three words (Messages), three words (Gemini)."""
+content_block_start, ping and three words (Messages, Claude on Vertex), three words (Gemini,
+on AI Studio or Vertex)."""
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", list(MID_STREAM))
 @pytest.mark.parametrize("api", APIS)
 def test_error_in_the_middle_of_a_stream(
     client: openai.OpenAI,
@@ -662,7 +716,7 @@ def test_error_in_the_middle_of_a_stream(
 # --- the request log -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", PROVIDERS + VERTEX)
 def test_a_translated_responses_stream_is_logged_with_the_usage_the_client_saw(
     client: openai.OpenAI, gateway: tuple[GatewayServer, str], provider: str
 ) -> None:
@@ -690,8 +744,10 @@ def test_golden_files_hold_exactly_the_matrix() -> None:
             f"{p}/{a}/{m}" for p in _columns(scenario) for a in APIS for m in MODES
         }
     for kind in ERRORS:
-        expected[f"error_{kind}"] = {f"{p}/{a}/{m}" for p in PROVIDERS for a in APIS for m in MODES}
-    expected["error_mid_stream"] = {f"{p}/{a}/stream" for p in PROVIDERS for a in APIS}
+        expected[f"error_{kind}"] = {
+            f"{p}/{a}/{m}" for p in ERRORS[kind] for a in APIS for m in MODES
+        }
+    expected["error_mid_stream"] = {f"{p}/{a}/stream" for p in MID_STREAM for a in APIS}
     found = {
         path.stem: set(orjson.loads(path.read_bytes())) for path in FIXTURES.glob("*.json")
     }

@@ -21,10 +21,12 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 from google.oauth2.credentials import Credentials as OAuthCredentials
+from openai.types import CreateEmbeddingResponse
 
 from gateway.settings import Settings
 from gateway.store import Deployment
 from tests.emulator import Fault, OpenAIEmulator
+from tests.emulator.embeddings import vector
 from tests.harness import GatewayServer, create_key, make_settings
 from tests.test_logging import record
 
@@ -207,6 +209,135 @@ def test_claude_fails_over_from_anthropic_to_vertex(
     assert paths == ["/v1/messages", vertex_path]
     row = record(server, raw.headers["helicone-id"])
     assert (row["provider"], row["wire_format"]) == ("vertex", "anthropic")
+
+
+# --- embeddings: Vertex's text embeddings API (:predict) ---------------------------------------
+
+
+def test_embeddings_go_to_predict_and_come_back_as_openais_object(
+    gateway: tuple[GatewayServer, str], client: openai.OpenAI, upstream: OpenAIEmulator
+) -> None:
+    server, _ = gateway
+    one = client.embeddings.with_raw_response.create(
+        model="text-embedding-005/vertex", input="hello there", dimensions=8
+    )  # the SDK asks for base64 and decodes it
+    embedded = one.parse()
+    expected = vector("text-embedding-005", "hello there", 8)
+    assert embedded.data[0].embedding == pytest.approx(expected)
+    assert embedded.model == "text-embedding-005" and embedded.object == "list"
+    assert embedded.usage.prompt_tokens == embedded.usage.total_tokens == 2
+    sent = _model_calls(upstream)[-1]
+    assert sent.path == f"{PREFIX}/google/models/text-embedding-005:predict"
+    assert sent.headers["authorization"].startswith("Bearer ya29.emu-")
+    assert sent.json == {
+        "instances": [{"content": "hello there"}],
+        "parameters": {"autoTruncate": False, "outputDimensionality": 8},
+    }
+    row = record(server, one.headers["helicone-id"])
+    assert (row["provider"], row["wire_format"], row["model"]) == (
+        "vertex", "gemini", "text-embedding-005"
+    )
+    assert row["prompt_tokens"] == 2 and row["tokens_estimated"] is False and row["cost"] > 0
+    many = client.embeddings.with_raw_response.create(
+        model="text-embedding-005/vertex", input=["first one", "and the second"],
+        encoding_format="float",
+        extra_body={"task_type": "RETRIEVAL_DOCUMENT", "title": "notes", "auto_truncate": True},
+    )
+    body = many.http_response.json()  # the exact OpenAI object, as floats
+    CreateEmbeddingResponse.model_validate(body)
+    assert [d["index"] for d in body["data"]] == [0, 1]
+    assert len(body["data"][1]["embedding"]) == 768  # the model's own size
+    assert body["usage"] == {"prompt_tokens": 5, "total_tokens": 5}
+    assert _model_calls(upstream)[-1].json == {
+        "instances": [
+            {"content": "first one", "task_type": "RETRIEVAL_DOCUMENT", "title": "notes"},
+            {"content": "and the second", "task_type": "RETRIEVAL_DOCUMENT", "title": "notes"},
+        ],
+        "parameters": {"autoTruncate": True},
+    }
+
+
+def test_embeddings_input_vertex_cannot_take_is_a_clear_400(
+    client: openai.OpenAI, upstream: OpenAIEmulator
+) -> None:
+    one = client.embeddings.create(model="gemini-embedding-001/vertex", input="just one")
+    assert len(one.data[0].embedding) == 3072
+    refused: list[tuple[dict[str, Any], str, str]] = [
+        ({"model": "gemini-embedding-001/vertex", "input": ["a", "b"]}, "input", "at most 1"),
+        ({"model": "text-embedding-005/vertex", "input": [1, 2, 3]}, "input", "token ids"),
+        ({"model": "text-embedding-005/vertex", "input": "x",
+          "extra_body": {"task_type": "SUMMARY"}}, "task_type", "task_type"),
+        ({"model": "text-embedding-005/vertex", "input": "x",
+          "extra_body": {"title": "no task"}}, "title", "RETRIEVAL_DOCUMENT"),
+    ]
+    before = len(_model_calls(upstream))
+    for kwargs, param, words in refused:
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.embeddings.create(**kwargs)
+        assert caught.value.status_code == 400 and words in caught.value.message
+        assert caught.value.body["param"] == param  # type: ignore[index]
+    assert len(_model_calls(upstream)) == before  # nothing went upstream
+    # Over the model's limit: Vertex's own 400 (no silent truncation, as with OpenAI).
+    with pytest.raises(openai.BadRequestError) as long:
+        client.embeddings.create(model="text-embedding-005/vertex", input="word " * 2100)
+    assert "input token count is 2100" in long.value.message
+    assert long.value.body["code"] == "INVALID_ARGUMENT"  # type: ignore[index]
+
+
+def test_embeddings_errors_keep_googles_status_and_message(
+    client: openai.OpenAI, upstream: OpenAIEmulator
+) -> None:
+    upstream.inject(Fault(status=429, path=":predict"))
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.embeddings.create(model="text-embedding-005/vertex", input="busy")
+    assert caught.value.body == {
+        "message": "You exceeded your current quota, please check your plan and billing details.",
+        "type": "rate_limit_error", "param": None, "code": "RESOURCE_EXHAUSTED",
+    }
+
+
+def test_google_genai_embeddings_in_vertex_mode_through_the_passthrough(
+    gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator
+) -> None:
+    server, key = gateway
+    upstream.vertex.access_tokens.add("ya29.embed")
+    sdk = genai.Client(
+        vertexai=True, project=PROJECT, location=LOCATION,
+        credentials=OAuthCredentials("ya29.embed"),  # type: ignore[no-untyped-call]
+        http_options=genai_types.HttpOptions(
+            base_url=server.url + "/v1/gateway/vertex/", api_version="v1",
+            headers={"helicone-auth": f"Bearer {key}"},
+        ),
+    )
+    answer = sdk.models.embed_content(
+        model="text-embedding-005", contents=["embed me please"],
+        config=genai_types.EmbedContentConfig(output_dimensionality=4),
+    )
+    assert answer.embeddings and answer.embeddings[0].values == pytest.approx(
+        vector("text-embedding-005", "embed me please", 4)
+    )
+    assert _model_calls(upstream)[-1].path == f"{PREFIX}/google/models/text-embedding-005:predict"
+    row = record(server, answer.sdk_http_response.headers["helicone-id"])  # type: ignore[union-attr, index]
+    assert (row["provider"], row["wire_format"], row["model"]) == (
+        "vertex", "gemini", "text-embedding-005"
+    )
+    assert row["prompt_tokens"] == 3 and row["tokens_estimated"] is False and row["cost"] > 0
+
+
+def test_a_multi_region_deployment_sends_its_location_in_the_path(
+    gateway: tuple[GatewayServer, str], client: openai.OpenAI, upstream: OpenAIEmulator,
+    service_account: str,
+) -> None:
+    server, _ = gateway
+    _byok(server, service_account, "eu-pool", project="org-project", location="eu")
+    answer = client.chat.completions.create(
+        model="claude-sonnet-4/vertex/eu-pool", messages=_user("in europe")
+    )
+    assert answer.choices[0].message.content == ECHO + "in europe"
+    assert _model_calls(upstream)[-1].path == (
+        "/v1/projects/org-project/locations/eu/publishers/anthropic/models/"
+        "claude-sonnet-4@20250514:rawPredict"
+    )
 
 
 # --- tokens: minted once, refreshed before expiry, failures are clear ---------------------------

@@ -5,6 +5,8 @@ hosts, which the end-to-end tests replace with the emulator)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,13 +15,17 @@ import orjson
 import pytest
 
 from gateway.errors import GatewayError
+from gateway.passthrough import _vertex_host
 from gateway.routing import Exchange
+from gateway.settings import Settings
+from gateway.targets import TargetPolicy
 from gateway.vertex_auth import VertexTokens
 from providers.adapter import TranslationError
 from providers.plan import Attempt
 from providers.routing import ProviderDirectory
 from providers.spec import PROVIDERS
 from providers.vertex import (
+    MULTI_REGIONS,
     VertexAdapter,
     answer_wire,
     endpoint_url,
@@ -35,8 +41,10 @@ CHAT: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
 def test_hosts_and_names() -> None:
     assert endpoint_url("global") == "https://aiplatform.googleapis.com"
     assert endpoint_url("us-east5") == "https://us-east5-aiplatform.googleapis.com"
-    assert all(is_location(x) for x in ("global", "us-central1", "europe-west4"))
-    assert not any(is_location(x) for x in ("", "evil.com/", "us", "us-east5.x", "GLOBAL"))
+    assert all(is_location(x) for x in ("global", "us", "eu", "us-central1", "europe-west4"))
+    assert not any(
+        is_location(x) for x in ("", "evil.com/", "asia", "US", "us.rep", "us-east5.x", "GLOBAL")
+    )
     assert all(is_project(x) for x in ("my-project", "123456789", "example.com:proj"))
     assert not any(is_project(x) for x in ("", "a/b", "a..b", "x?y", "Proj"))
     claude = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/c@1:rawPredict"
@@ -94,6 +102,30 @@ def test_errors_in_the_publishers_shape_and_vertexs_own() -> None:
     )
 
 
+def test_multi_region_hosts_are_allowed_read_as_vertex_and_chosen_by_the_path(
+    tmp_path: Path,
+) -> None:
+    assert dict(MULTI_REGIONS) == {
+        "us": "https://aiplatform.us.rep.googleapis.com",
+        "eu": "https://aiplatform.eu.rep.googleapis.com",
+    }
+    claude = "/v1/projects/p/locations/eu/publishers/anthropic/models/claude-x@1:rawPredict"
+    assert location_in_path(claude) == "eu"
+    assert _vertex_host(claude) == "https://aiplatform.eu.rep.googleapis.com"
+    for location, host in MULTI_REGIONS.items():
+        assert endpoint_url(location) == host
+        assert TargetPolicy([], []).allows(host + claude)  # Helicone-Target-Url may name it
+        assert PROVIDERS.wire_for(host.removeprefix("https://"), "", claude) == "anthropic"
+    assert not TargetPolicy([], []).allows("https://aiplatform.asia.rep.googleapis.com/v1")
+    with pytest.raises(GatewayError) as caught:
+        _vertex_host("/v1/projects/p/locations/asia/publishers/google/models/g:x")
+    assert caught.value.status == 400 and "'us', 'eu'" in caught.value.message
+    settings = Settings(_env_file=None, data_dir=tmp_path, vertex_location="eu")  # type: ignore[call-arg]
+    assert settings.vertex_location == "eu"
+    with pytest.raises(ValueError, match="multi-region"):
+        Settings(_env_file=None, data_dir=tmp_path, vertex_location="asia")  # type: ignore[call-arg]
+
+
 def _exchange(tmp_path: Path, **settings: Any) -> Exchange:
     values = make_settings(tmp_path, **settings)
     runtime = SimpleNamespace(
@@ -114,7 +146,10 @@ def _attempt(model: str) -> Attempt:
 @pytest.mark.parametrize(
     ("location", "host"),
     [("global", "https://aiplatform.googleapis.com"),
-     ("europe-west4", "https://europe-west4-aiplatform.googleapis.com")],
+     ("europe-west4", "https://europe-west4-aiplatform.googleapis.com"),
+     # The multi-regions: Google's regional endpoint proxies, not `us-aiplatform…`.
+     ("us", "https://aiplatform.us.rep.googleapis.com"),
+     ("eu", "https://aiplatform.eu.rep.googleapis.com")],
 )
 def test_an_attempt_goes_to_its_locations_host(tmp_path: Path, location: str, host: str) -> None:
     exchange = _exchange(tmp_path, vertex_project="my-project", vertex_location=location)
@@ -132,3 +167,66 @@ def test_without_a_project_the_attempt_is_a_400_naming_the_settings(tmp_path: Pa
     with pytest.raises(GatewayError) as caught:
         asyncio.run(exchange.prepare(_attempt("gemini-2.5-flash"), "ya29.token"))
     assert caught.value.status == 400 and "GATEWAY_VERTEX_PROJECT" in caught.value.message
+
+
+def test_embeddings_request_and_answer() -> None:
+    adapter = VertexAdapter()
+    call = adapter.build_embeddings_request(
+        {"model": "text-embedding-005", "input": "one", "dimensions": 4, "user": "u-1"},
+        api_key="unused",
+    )
+    assert call.path == "/publishers/google/models/text-embedding-005:predict"
+    assert call.body == {
+        "instances": [{"content": "one"}],
+        "parameters": {"autoTruncate": False, "outputDimensionality": 4},
+    }
+    assert adapter.wire == "gemini" and "x-goog-api-key" not in call.headers
+    answer = {
+        "predictions": [
+            {"embeddings": {"values": [0.5, -1.0], "statistics": {"token_count": 3}}},
+            {"embeddings": {"values": [0.25, 2.0], "statistics": {"tokenCount": 4.0}}},
+        ],
+        "metadata": {"billableCharacterCount": 9},
+    }
+    floats = adapter.embeddings(answer, {"model": "text-embedding-005"})
+    assert floats == {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.5, -1.0]},
+            {"object": "embedding", "index": 1, "embedding": [0.25, 2.0]},
+        ],
+        "model": "text-embedding-005",
+        "usage": {"prompt_tokens": 7, "total_tokens": 7},
+    }
+    packed = adapter.embeddings(answer, {"model": "m", "encoding_format": "base64"})
+    assert base64.b64decode(packed["data"][1]["embedding"]) == struct.pack("<2f", 0.25, 2.0)
+    with pytest.raises(ValueError, match="predictions"):
+        adapter.embeddings({"embedding": {"values": [1.0]}}, {"model": "m"})
+    for bad, param in (
+        ({"input": ""}, "input"),
+        ({"input": [[1, 2]]}, "input"),
+        ({"input": ["x"] * 251}, "input"),
+        ({"input": "x", "dimensions": 0}, "dimensions"),
+        ({"input": "x", "encoding_format": "int8"}, "encoding_format"),
+        ({"input": "x", "auto_truncate": "yes"}, "auto_truncate"),
+        ({"input": "x", "task_type": "RETRIEVAL_QUERY", "title": "t"}, "title"),
+        ({"input": "x", "instances": []}, "instances"),
+    ):
+        with pytest.raises(TranslationError) as caught:
+            adapter.build_embeddings_request({"model": "text-embedding-005", **bad}, api_key=None)
+        assert caught.value.param == param
+    with pytest.raises(TranslationError, match="not an embedding model"):
+        adapter.build_embeddings_request({"model": "claude-x", "input": "x"}, api_key=None)
+
+
+def test_an_embeddings_attempt_goes_to_predict_with_the_token(tmp_path: Path) -> None:
+    exchange = _exchange(tmp_path, vertex_project="my-project", vertex_location="us")
+    exchange.endpoint = "/embeddings"
+    exchange.payload = {"model": "text-embedding-005/vertex", "input": ["a", "b"]}
+    call = asyncio.run(exchange.prepare(_attempt("text-embedding-005"), "ya29.token"))
+    assert str(call.url) == (
+        "https://aiplatform.us.rep.googleapis.com/v1/projects/my-project/locations/us/"
+        "publishers/google/models/text-embedding-005:predict"
+    )
+    assert call.headers["authorization"] == "Bearer ya29.token" and call.wire == "gemini"
+    assert orjson.loads(call.body)["instances"] == [{"content": "a"}, {"content": "b"}]

@@ -201,7 +201,9 @@ def _deployment(
         raise invalid("vertex_project", "Vertex project must be a Google Cloud project id.")
     if provider == "vertex" and not is_location(deployment.location or ""):
         raise invalid(
-            "vertex_location", "Vertex location must be 'global' or a region such as us-east5."
+            "vertex_location",
+            "Vertex location must be 'global', a multi-region ('us', 'eu') or a region such as "
+            "us-east5.",
         )
     if deployment.base_url and not base_url_allowed(deployment.base_url, targets):
         raise invalid(

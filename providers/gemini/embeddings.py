@@ -60,7 +60,9 @@ def embeddings_to_gemini(payload: JSONObject) -> tuple[str, JSONObject]:
     return path, {"requests": [{"model": name, **request} for request in requests]}
 
 
-def _vector(values: Any, encoding: Any) -> list[float] | str:
+def openai_vector(values: Any, encoding: Any) -> list[float] | str:
+    """An embedding as OpenAI sends it: floats, or for ``encoding`` ``base64`` the base64 of
+    little-endian float32 values (what the openai SDK asks for by default and decodes)."""
     floats = [float(v) for v in values] if isinstance(values, list) else []
     if encoding == "base64":
         return base64.b64encode(struct.pack(f"<{len(floats)}f", *floats)).decode("ascii")
@@ -80,7 +82,9 @@ def gemini_to_embeddings(answer: JSONObject, request: JSONObject) -> JSONObject:
         {
             "object": "embedding",
             "index": index,
-            "embedding": _vector(item.get("values") if isinstance(item, dict) else None, encoding),
+            "embedding": openai_vector(
+                item.get("values") if isinstance(item, dict) else None, encoding
+            ),
         }
         for index, item in enumerate(embeddings)
     ]

@@ -38,12 +38,28 @@ def _responses(obj: Any) -> list[JSONObject]:
 
 
 def usage_of(obj: Any) -> Usage | None:
-    """Usage of a whole answer or of the array form of a stream (None: it reports none)."""
+    """Usage of a whole answer or of the array form of a stream (None: it reports none).
+    Vertex AI's text embeddings (``:predict``) count each input's tokens in its prediction's
+    ``embeddings.statistics.token_count``: their sum is the prompt."""
     for item in reversed(_responses(obj)):
         usage = usage_from_gemini(item.get("usageMetadata"))
         if usage is not None:
             return usage
+    if isinstance(obj, dict) and isinstance(obj.get("predictions"), list):
+        counts = [predicted_tokens(p) for p in obj["predictions"]]
+        if any(count is not None for count in counts):
+            return Usage(prompt_tokens=sum(count or 0 for count in counts))
     return None
+
+
+def predicted_tokens(prediction: Any) -> int | None:
+    """The input tokens of one Vertex ``:predict`` embedding (None: it counts none)."""
+    embeddings = prediction.get("embeddings") if isinstance(prediction, dict) else None
+    statistics = embeddings.get("statistics") if isinstance(embeddings, dict) else None
+    if not isinstance(statistics, dict):
+        return None
+    count = statistics.get("token_count", statistics.get("tokenCount"))
+    return int(count) if isinstance(count, int | float) and count >= 0 else None
 
 
 def model_of(obj: Any) -> str | None:

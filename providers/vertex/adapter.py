@@ -32,6 +32,7 @@ from providers.anthropic.request import platform_body
 from providers.gemini import GeminiStreamDecoder, chat_to_gemini, gemini_to_chat
 from providers.gemini import error_to_openai as google_error_to_openai
 from providers.gemini.errors import google_error
+from providers.vertex.embeddings import embeddings_to_vertex, vertex_to_embeddings
 from providers.vertex.paths import is_model_id, model_path, publisher_of
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -90,6 +91,23 @@ class VertexAdapter:
         if self._claude:
             return MessagesStreamDecoder(include_usage=include_usage)
         return GeminiStreamDecoder(include_usage=include_usage)
+
+    def build_embeddings_request(
+        self, request: JSONObject, *, api_key: str | None
+    ) -> UpstreamRequest:
+        """Vertex's text embeddings ``:predict`` (:mod:`providers.vertex.embeddings`); Google's
+        models only (Anthropic publishes no embedding model on Vertex)."""
+        model = request.get("model")
+        if not isinstance(model, str) or not is_model_id(model):
+            raise TranslationError(f"Invalid Vertex AI model id {_shown(model)}.", param="model")
+        if publisher_of(model) != "google":
+            raise TranslationError(f"{model} is not an embedding model.", param="model")
+        self._claude = False
+        path, body = embeddings_to_vertex(request)
+        return UpstreamRequest(path, dict(_JSON), body)
+
+    def embeddings(self, answer: JSONObject, request: JSONObject) -> JSONObject:
+        return vertex_to_embeddings(answer, request)
 
     def error(self, status: int, body: bytes) -> JSONObject:
         """Google's error shape for Gemini, and for Claude whatever Vertex itself refused

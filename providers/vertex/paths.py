@@ -4,7 +4,9 @@ model, and what a Vertex path says about the answer's format.
 Vertex serves every model under one resource path,
 ``/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:{method}``,
 on the location's host, ``https://{location}-aiplatform.googleapis.com`` (the ``global``
-location: ``https://aiplatform.googleapis.com``). Google's models (publisher ``google``) speak
+location: ``https://aiplatform.googleapis.com``; the multi-region locations ``us`` and ``eu``:
+``https://aiplatform.{us,eu}.rep.googleapis.com``, Google's regional endpoint proxies, which
+pool the capacity of one geography's regions). Google's models (publisher ``google``) speak
 the Gemini API's ``generateContent``; Anthropic's (publisher ``anthropic``) speak the Messages
 API through ``rawPredict`` / ``streamRawPredict``. The project and location become part of a
 host name and a path, so they are checked strictly before use.
@@ -13,12 +15,24 @@ host name and a path, so they are checked strictly before use.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Literal
 
 GLOBAL = "global"
 DEFAULT_LOCATION = GLOBAL
 """Where requests go when neither the deployment nor the operator names a location: the
 global endpoint serves Gemini 2.x and the current Claude models alike."""
+
+MULTI_REGIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "us": "https://aiplatform.us.rep.googleapis.com",
+        "eu": "https://aiplatform.eu.rep.googleapis.com",
+    }
+)
+"""The multi-region locations Google documents for Vertex AI and their hosts: not
+``us-aiplatform.googleapis.com`` (no such host) but the ``rep`` (regional endpoint proxy)
+hosts, as the anthropic SDK's ``AnthropicVertex`` and google-genai build them."""
 
 Publisher = Literal["google", "anthropic"]
 
@@ -33,8 +47,9 @@ _LOCATION_IN_PATH = re.compile(r"^/v1(?:beta1)?/projects/[^/]+/locations/([^/:]+
 
 
 def is_location(value: str) -> bool:
-    """Whether ``value`` is a location the gateway sends requests to (``global`` or a region)."""
-    return value == GLOBAL or _LOCATION.fullmatch(value) is not None
+    """Whether ``value`` is a location the gateway sends requests to: ``global``, a
+    multi-region (``us``, ``eu``) or a region."""
+    return value == GLOBAL or value in MULTI_REGIONS or _LOCATION.fullmatch(value) is not None
 
 
 def is_project(value: str) -> bool:
@@ -49,6 +64,9 @@ def endpoint_url(location: str) -> str:
     """The API host of ``location`` (checked with :func:`is_location` first)."""
     if location == GLOBAL:
         return "https://aiplatform.googleapis.com"
+    multi = MULTI_REGIONS.get(location)
+    if multi is not None:
+        return multi
     return f"https://{location}-aiplatform.googleapis.com"
 
 

@@ -11,6 +11,8 @@
 * ``POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:
   {generateContent,streamGenerateContent}`` — the Gemini API's emulation (:mod:`.gemini`),
   bodies validated with google-genai's types.
+* ``POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:predict``
+  — the text embeddings API (:mod:`.vertex_predict`).
 * ``POST /v1/projects/{project}/locations/{location}/publishers/anthropic/models/{model}:
   {rawPredict,streamRawPredict}`` — Claude: the Messages body with ``anthropic_version:
   "vertex-2023-10-16"`` (Anthropic's documented value; the newer ``anthropic-version`` dates
@@ -20,7 +22,8 @@
 
 Every model call needs ``Authorization: Bearer`` with a token this endpoint issued (or one of
 :attr:`VertexState.access_tokens`): else Google's 401 ``UNAUTHENTICATED``. Faults answer in
-the publisher's error shape (Google's, Anthropic's).
+the shape of whoever refuses (:func:`fault_answer`): Google's for Google's models and for what
+Vertex refuses for Claude (401, 403, 404, 429), Anthropic's for the rest of Claude's.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from . import gemini, messages
+from . import gemini, messages, vertex_predict
 from .anthropic_errors import VERSIONS, AnthropicError
 from .anthropic_errors import error_response as anthropic_error
 from .exchange import Exchange
@@ -55,6 +58,13 @@ _GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _PATH = re.compile(
     r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/publishers/"
     r"(?P<publisher>[^/]+)/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)"
+)
+VERTEX_STATUSES = frozenset({401, 403, 404, 429})
+"""The statuses Vertex answers for Claude itself, before the model sees the request."""
+CLAUDE_QUOTA = (
+    "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model "
+    "with base model: anthropic-claude-sonnet-4. Please submit a quota increase request. "
+    "https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai."
 )
 _NO_TOKEN = (
     "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
@@ -181,6 +191,8 @@ def refused(request: web.Request, state: VertexState) -> web.Response | None:
 
 
 async def handle(exchange: Exchange, publisher: str, model: str, method: str) -> web.StreamResponse:
+    if publisher == "google" and method == "predict":
+        return vertex_predict.answer(exchange.body, model)
     if publisher == "google":
         return await gemini.answer(exchange, model, method)
     if publisher != "anthropic":
@@ -209,8 +221,14 @@ async def handle(exchange: Exchange, publisher: str, model: str, method: str) ->
 
 def fault_answer(publisher: str, status: int, message: str | None, error_type: str | None,
                  serial: int) -> web.Response:
-    """A fault's ``status`` in the publisher's error shape."""
-    if publisher == "anthropic" and status not in (401, 403):
+    """A fault's ``status`` in the shape of whoever answers it: Vertex itself (Google's
+    shape) for authentication, permission, an unknown publisher model and quota (Claude's 429s
+    on Vertex are Google's ``RESOURCE_EXHAUSTED`` "Quota exceeded for
+    aiplatform.googleapis.com/…"), and for every status of Google's own models; Claude (the
+    Messages API's shape) for the rest: invalid requests, overloaded, internal errors."""
+    if publisher == "anthropic" and status not in VERTEX_STATUSES:
         return anthropic_error(status, serial, error_type, message)
+    if publisher == "anthropic" and status == 429 and message is None:
+        message = CLAUDE_QUOTA
     return google_error(status, message)
 

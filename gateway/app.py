@@ -25,6 +25,7 @@ from gateway.api import RequestApiDeps, include_request_api
 from gateway.api.annotations import AnnotationApiDeps, include_annotation_api
 from gateway.api.credits import CreditsApiDeps, include_credits_api
 from gateway.api.dashboard import include_aggregate_api
+from gateway.api.hql import HqlApiDeps, include_hql_api
 from gateway.api.models import include_model_registry
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
@@ -127,6 +128,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
     include_request_api(app, query_deps)
     # Before the annotations: POST /v1/evals/query must not be taken for /v1/evals/{requestId}.
     include_aggregate_api(app, query_deps)  # sessions, users, properties, evals, dashboard
+    include_hql_api(
+        app,
+        HqlApiDeps(
+            authenticate=runtime.authenticate_org,
+            service=runtime.hql,
+            saved=runtime.store.hql_queries,
+            take_quota=runtime.limiter.take_quota,
+            enabled=settings.hql_enabled,
+        ),
+    )
     include_annotation_api(
         app,
         AnnotationApiDeps(

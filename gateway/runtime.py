@@ -20,6 +20,7 @@ from cache.key import UNPARSED
 from cache.step import open_cache, replay
 from cache.store import ResponseCache
 from gateway.accesslog import AccessLog, log_fault
+from gateway.api.hql_service import HqlService
 from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.byok import ProviderKeyCache
@@ -136,6 +137,15 @@ class Runtime:
             write_timeout=settings.cache_write_timeout_ms / 1000,
         )
         self.writer: LogSink | None = None
+        self.hql = HqlService(
+            self.query_log,
+            lambda: self.writer.bodies if self.writer is not None else None,
+            self.get_bodies,
+            data_dir=settings.data_dir,
+            link_ttl_seconds=settings.hql_link_ttl_seconds,
+            clickhouse_url=settings.hql_clickhouse_url,
+        )
+        """HQL's engine and CSV exports (gateway/api/hql_service.py)."""
         self.registry: Registry | None = None
         self.limiter = Limiter.create(
             settings.redis_url,
@@ -293,6 +303,7 @@ class Runtime:
         if self.redis is not None:
             await self.redis.close()
         await self.limiter.close()
+        await self.hql.close()
         writer, self.writer = self.writer, None
         if writer is not None:
             await writer.close()  # writes what is journaled (bounded); the rest waits on disk
@@ -443,13 +454,17 @@ class Runtime:
         """The identity of a REST API caller; scopes are the router's to check."""
         return await self.authenticate(read_credentials(headers))
 
-    async def query_log(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def query_log(
+        self, sql: str, params: Mapping[str, Any], settings: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         if self.writer is None:
             raise GatewayError(
                 503,
                 "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false).",
                 code="logging_disabled",
             )
+        if settings:
+            return await self.writer.transport.query(sql, params, settings)
         return await self.writer.transport.query(sql, params)
 
     async def annotate_log(self, annotation: Annotation) -> str:

@@ -246,6 +246,12 @@ class Settings(BaseSettings):
     s3_region: str = Field(
         default="us-east-1", validation_alias=AliasChoices("S3_REGION", "s3_region")
     )
+    # HQL (/v1/helicone-sql/*, logging_pipeline/hql): off answers 403 HQL_FEATURE_NOT_ENABLED;
+    # a ClickHouse server URL of the HQL user whose row policy filters on the org setting
+    # (README "HQL"), used for HQL instead of CLICKHOUSE_URL; how long a CSV link is valid.
+    hql_enabled: bool = True
+    hql_clickhouse_url: str | None = None
+    hql_link_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
     logging_enabled: bool = True
     log_writer_process: bool = True
     # The writer child's CPU priority (added niceness, 0-19): request serving comes first

@@ -296,6 +296,16 @@ class S3BodyStore:
         await self._ensure_started()
         return await self._run(self._get_object, key)
 
+    async def put_file(self, key: str, blob: bytes, content_type: str) -> None:
+        """Store an object that is not a request's bodies (an HQL CSV export) at ``key``."""
+        await self._ensure_started()
+        await self._run(self._put_file, key, blob, content_type)
+
+    async def presigned_url(self, key: str, expires_seconds: int) -> str:
+        """A presigned GET of ``key``, valid ``expires_seconds`` (signing is local: no call)."""
+        await self._ensure_started()
+        return await self._run(self._presign, key, expires_seconds)
+
     async def ping(self) -> None:
         """One ``HEAD`` of the bucket: the endpoint answers, the credentials are good and the
         bucket exists (a probe creates nothing, unlike :meth:`start`)."""
@@ -355,6 +365,9 @@ class S3BodyStore:
                 max_pool_connections=self._max_workers,
                 # Path-style (endpoint/bucket/key) is what MinIO and most S3-compatibles need.
                 s3={"addressing_style": "path"},
+                # SigV4 (also for presigned URLs: HQL exports), which every S3-compatible
+                # store accepts and AWS requires in newer regions.
+                signature_version="s3v4",
                 # Checksums only where the API demands them: S3-compatibles disagree on the
                 # newer trailing-checksum protocol, and CRC-ing every multi-MB body costs CPU.
                 request_checksum_calculation="when_required",
@@ -396,6 +409,15 @@ class S3BodyStore:
             ContentType="application/json",
             ContentEncoding="gzip",
         )
+
+    def _put_file(self, key: str, blob: bytes, content_type: str) -> None:
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=blob, ContentType=content_type)
+
+    def _presign(self, key: str, expires_seconds: int) -> str:
+        url: str = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds
+        )
+        return url
 
     def _get_object(self, key: str) -> bytes | None:
         try:

@@ -55,9 +55,12 @@ class _QueryProxy:
         self.name = ""
 
     async def query(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        return await self._owner.query(sql, params)
+        return await self._owner.query(sql, params, settings)
 
 
 class WriterProcess:
@@ -215,9 +218,12 @@ class WriterProcess:
             connection.send(message)
 
     async def query(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        return await self._ask("query", sql, dict(params or {}))
+        return await self._ask("query", sql, dict(params or {}), dict(settings or {}))
 
     async def annotate(self, annotation: Annotation) -> str:
         """Have the child store (and, if it can, apply) ``annotation``; its state."""

@@ -10,7 +10,8 @@ This module is the child side: :func:`run_worker` owns the log transport, the bo
 journal left by a process that is gone). Records never travel over a pipe: the journal is the
 hand-off, so killing this process loses nothing — the next child reads from the last commit.
 One :func:`multiprocessing.Pipe` connection carries everything else —
-parent → child: ``("query", id, sql, params)``, ``("annotate", id, annotation)``, ``("stop",)``;
+parent → child: ``("query", id, sql, params, settings)``, ``("annotate", id, annotation)``,
+``("stop",)``;
 child → parent: ``("ready", transport_name)``, ``("stats", counters)``,
 ``("result", id, rows, error)``, ``("closed", counters)``.
 The end of that connection (the gateway is gone) also means "write what is journaled, stop".
@@ -84,9 +85,9 @@ async def _serve(config: LogConfig, connection: Connection, journal: Path) -> No
     stop = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
 
-    async def answer(request_id: int, sql: str, params: Any) -> None:
+    async def answer(request_id: int, sql: str, params: Any, settings: Any) -> None:
         try:
-            rows = await transport.query(sql, params)
+            rows = await transport.query(sql, params, settings or None)
         except Exception as exc:
             await asyncio.to_thread(send, ("result", request_id, None, f"{exc}"))
         else:
@@ -103,7 +104,7 @@ async def _serve(config: LogConfig, connection: Connection, journal: Path) -> No
     def dispatch(message: tuple[Any, ...]) -> None:
         if message[0] in ("query", "annotate"):
             if message[0] == "query":
-                task = loop.create_task(answer(message[1], message[2], message[3]))
+                task = loop.create_task(answer(*message[1:5]))
             else:
                 task = loop.create_task(annotate(message[1], message[2]))
             tasks.add(task)

@@ -162,6 +162,26 @@ class Limiter:
             capture = ctx.capture = ctx.new_capture(ctx.identity, "")
         return Ticket(key, policy, amount, capture, cost.model if cost else "")
 
+    async def take_quota(self, name: str, quota: int, window_seconds: int) -> int | None:
+        """One unit of a gateway-defined quota (``name`` identifies the counter, e.g. an API's
+        per-org limit): None when admitted (or the store is unreachable: fail open, like
+        policies), else the seconds until a unit is free. Same counters and backend as
+        ``Helicone-RateLimit-Policy``, under their own key space."""
+        if self._clock() < self._down_until:
+            self.unlimited += 1
+            return None
+        window_us = window_seconds * 1_000_000
+        try:
+            decision = await self._buckets.take(f"{self._prefix}q|{name}", quota, window_us, 1)
+        except BackendUnavailable as exc:
+            self._fault(exc)
+            self.unlimited += 1
+            return None
+        self._reachable()
+        if decision.admitted:
+            return None
+        return retry_after(decision.level, 1, quota, window_us)
+
     async def settle(self, ticket: Ticket | None, nano_usd: int | None) -> None:
         """Replace a cents reservation by the real cost (None: unknown, the reservation
         stands). Requests policies have nothing to settle."""

@@ -309,6 +309,11 @@ class ChdbHttpServer:
         }
         params = {k[len("param_") :]: v for k, v in fields.items() if k.startswith("param_")}
         output_format = fields.get("default_format") or "TabSeparated"
+        readonly = settings.pop("readonly", None)
+        if readonly is not None:
+            # The server applies URL settings to the one query; SET readonly could not be
+            # undone on this shared session, so it becomes the statement's SETTINGS clause.
+            sql = _with_settings_clause(sql, f"readonly = {_quote(readonly)}")
         applied: list[str] = []
         try:
             session.query(f"USE `{fields.get('database') or 'default'}`", "TabSeparated")
@@ -404,6 +409,14 @@ class ChdbHttpServer:
 def _quote(value: str) -> str:
     """A setting value as a SQL string literal (the engine converts it to the setting's type)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _with_settings_clause(sql: bytes, clause: str) -> bytes:
+    """``sql`` with ``SETTINGS clause`` before its trailing ``FORMAT x`` (if any)."""
+    text = sql.decode()
+    match = _FORMAT_AT_END.search(text)
+    head, tail = (text[: match.start()], text[match.start() :]) if match else (text, "")
+    return f"{head.rstrip().rstrip(';')} SETTINGS {clause} {tail}".encode()
 
 
 def _statement_text(sql: bytes, insert: InlineInsert | None) -> str:

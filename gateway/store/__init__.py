@@ -30,6 +30,7 @@ from gateway.store._crypto import (
     generate_key,
     load_keyring,
 )
+from gateway.store._hql import SavedQuery, SavedQueryNameExists, SavedQueryStore
 from gateway.store._provider_keys import (
     DEPLOYMENT_ID_PATTERN,
     ProviderKeyStore,
@@ -78,6 +79,9 @@ __all__ = [
     "ProviderKeyNotFound",
     "ProviderKeyRecord",
     "ProviderKeyStore",
+    "SavedQuery",
+    "SavedQueryNameExists",
+    "SavedQueryStore",
     "Scope",
     "SealedProviderKey",
     "UnknownBudget",

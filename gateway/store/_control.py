@@ -18,6 +18,7 @@ from gateway.scopes import encode as encode_scopes
 from gateway.store._credits import CreditStore
 from gateway.store._crypto import KeyRing, load_keyring
 from gateway.store._engine import create_engine
+from gateway.store._hql import SavedQueryStore
 from gateway.store._migrate import database_revision, head_revision, upgrade_to_head
 from gateway.store._provider_keys import ProviderKeyStore
 from gateway.store._records import DEFAULT_ORG, AmbiguousKey, KeyIdentity, KeyNotFound, KeyRecord
@@ -84,6 +85,7 @@ class ControlStore:
         self._keyring = keyring
         self.provider_keys = ProviderKeyStore(self._sessions, keyring)
         self.credits = CreditStore(self._engine)
+        self.hql_queries = SavedQueryStore(self._sessions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ControlStore:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -134,9 +135,16 @@ class ChdbTransport:
         await self._call(run)
 
     async def query(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         bound = _bind_all(params)
+        if settings:
+            # A SETTINGS clause, not SET: it holds for this statement only, and readonly=1
+            # could not be undone on the session afterwards.
+            sql = f"{sql} SETTINGS {settings_clause(settings)}"
 
         def run(session: Session) -> list[dict[str, Any]]:
             payload = session.query(sql, RESULT_FORMAT, params=bound).bytes()
@@ -221,6 +229,22 @@ def _drain(session: Session) -> None:
     """
     with contextlib.suppress(Exception):  # a session too broken for this fails the next call
         session.query("SELECT 1", "TabSeparated")
+
+
+_SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def settings_clause(settings: Mapping[str, Any]) -> str:
+    """``name = value, ...`` with names checked and strings quoted (never raw text)."""
+    parts: list[str] = []
+    for name, value in settings.items():
+        if not _SETTING_NAME.fullmatch(name):
+            raise LogStoreError(f"invalid setting name {name!r}")
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise LogStoreError(f"setting {name}: expected int or str, got {type(value).__name__}")
+        text = str(value) if isinstance(value, int) else "'" + bind_text(value) + "'"
+        parts.append(f"{name} = {text}")
+    return ", ".join(parts)
 
 
 def _bind_all(params: Mapping[str, Any] | None) -> dict[str, str] | None:

@@ -134,12 +134,19 @@ class ClickHouseConnectTransport:
             raise _failure(exc) from exc
 
     async def query(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         bound = _bind_all(params)
         client = await self._connected()
         try:
-            result = await client.query(sql, parameters=bound)
+            # Settings travel as the HTTP request's settings: the server applies them to
+            # this query only.
+            result = await client.query(
+                sql, parameters=bound, settings=dict(settings) if settings else None
+            )
         except Exception as exc:
             raise _failure(exc) from exc
         names = result.column_names

@@ -29,9 +29,17 @@ class LogTransport(Protocol):
         ...
 
     async def query(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        """Run a ``SELECT`` and return its rows as dicts (see ``values`` for the conventions)."""
+        """Run a ``SELECT`` and return its rows as dicts (see ``values`` for the conventions).
+
+        ``settings`` (names to int/str values) hold for this one query: HQL's read-only caps.
+        A statement given settings must be a plain ``SELECT`` without its own ``SETTINGS`` or
+        ``FORMAT`` clause (the embedded engine appends them as the statement's clause).
+        """
         ...
 
     async def close(self) -> None:

@@ -129,12 +129,17 @@ async def respond(request: Request, deps: RequestApiDeps, work: Work, *, kind: s
             return fail(500, failed)
         logger.warning("log store unavailable for %s %s: %r", request.method,
                        request.url.path, exc)  # fmt: skip
-        response = fail(503, _UNAVAILABLE)
-        response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return store_unavailable()
     except Exception:
         logger.exception("%s query failed: %s %s", kind, request.method, request.url.path)
         return fail(500, failed)
+
+
+def store_unavailable() -> Response:
+    """The 503 of a log store that did not answer (or take a write): retry in a few seconds."""
+    response = fail(503, _UNAVAILABLE)
+    response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 async def run_statement(deps: RequestApiDeps, sql: str, params: Mapping[str, Any]

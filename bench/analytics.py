@@ -32,9 +32,7 @@ import argparse
 import http.client
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,7 +46,7 @@ from bench import payloads
 from bench.analytics_data import Spec, generate
 from bench.analytics_queries import DASHBOARD_SERIES, QUERIES, Query, by_name, placeholders, render
 from bench.analytics_report import report
-from bench.gateway_proc import REPO, Gateway
+from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine, load_generator, percentile
 from bench.phases import probe, progress
 from bench.procs import HOST, BenchError
@@ -434,23 +432,10 @@ def measure_throughput(
 
 def create_org_key(gateway: Gateway, org: str) -> tuple[str, str]:
     """``gateway keys create --org ORG``: (key, organisation id)."""
-    done = subprocess.run(
-        [gateway.binary, "keys", "create", "--org", org, "--name", "bench"],
-        env=gateway.env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    found = re.search(r"\(id ([0-9a-f-]{36})\)", done.stdout)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or found is None or not lines:
-        raise BenchError(
-            f"`gateway keys create --org {org}` failed ({done.returncode}): "
-            f"{done.stderr.strip() or done.stdout.strip()}"
-        )
-    return lines[-1].strip(), found.group(1)
+    key, org_id = gateway.new_key(org)
+    if not org_id:
+        raise BenchError(f"`gateway keys create --org {org}` printed no organisation id")
+    return key, org_id
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

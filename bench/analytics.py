@@ -32,9 +32,7 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -49,7 +47,7 @@ from bench.analytics_report import report
 from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine, load_generator, percentile
 from bench.phases import probe, progress
-from bench.procs import HOST, BenchError
+from bench.procs import HOST, BenchError, in_workdir
 from bench.requestlog import RequestTally, wait_for_log
 from bench.upstream import Upstream
 
@@ -507,19 +505,11 @@ def _other_orgs(seed: int) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-analytics-"))
-    started = time.monotonic()
-    try:
-        results = run(args, workdir)
-    except BenchError as exc:
-        print(f"bench.analytics: error: {exc}", file=sys.stderr)
+    done = in_workdir("analytics", args.keep_workdir, lambda workdir: run(args, workdir))
+    if done is None:
         return 1
-    finally:
-        if args.keep_workdir:
-            print(f"[bench] workdir kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+    results, wall_s = done
+    results["meta"]["wall_s"] = wall_s
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(report(results))

@@ -32,11 +32,7 @@ import argparse
 import http.client
 import json
 import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,10 +44,10 @@ from bench import payloads
 from bench.analytics_data import Spec, generate
 from bench.analytics_queries import DASHBOARD_SERIES, QUERIES, Query, by_name, placeholders, render
 from bench.analytics_report import report
-from bench.gateway_proc import REPO, Gateway
+from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine, load_generator, percentile
 from bench.phases import probe, progress
-from bench.procs import HOST, BenchError
+from bench.procs import HOST, BenchError, in_workdir
 from bench.requestlog import RequestTally, wait_for_log
 from bench.upstream import Upstream
 
@@ -434,23 +430,10 @@ def measure_throughput(
 
 def create_org_key(gateway: Gateway, org: str) -> tuple[str, str]:
     """``gateway keys create --org ORG``: (key, organisation id)."""
-    done = subprocess.run(
-        [gateway.binary, "keys", "create", "--org", org, "--name", "bench"],
-        env=gateway.env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    found = re.search(r"\(id ([0-9a-f-]{36})\)", done.stdout)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or found is None or not lines:
-        raise BenchError(
-            f"`gateway keys create --org {org}` failed ({done.returncode}): "
-            f"{done.stderr.strip() or done.stdout.strip()}"
-        )
-    return lines[-1].strip(), found.group(1)
+    key, org_id = gateway.new_key(org)
+    if not org_id:
+        raise BenchError(f"`gateway keys create --org {org}` printed no organisation id")
+    return key, org_id
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -522,19 +505,11 @@ def _other_orgs(seed: int) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-analytics-"))
-    started = time.monotonic()
-    try:
-        results = run(args, workdir)
-    except BenchError as exc:
-        print(f"bench.analytics: error: {exc}", file=sys.stderr)
+    done = in_workdir("analytics", args.keep_workdir, lambda workdir: run(args, workdir))
+    if done is None:
         return 1
-    finally:
-        if args.keep_workdir:
-            print(f"[bench] workdir kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+    results, wall_s = done
+    results["meta"]["wall_s"] = wall_s
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(report(results))

@@ -39,9 +39,7 @@ import importlib.util
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -56,7 +54,7 @@ from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, load_generator
 from bench.logcheck import count_logged
 from bench.phases import probe, progress
-from bench.procs import BenchError
+from bench.procs import in_workdir
 from bench.streams import StreamLevel, run_streams
 
 RESULTS = Path(__file__).resolve().parent / "results" / "capacity.json"
@@ -380,19 +378,11 @@ def _loadavg() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-capacity-"))
-    started = time.monotonic()
-    try:
-        run = measure(args, workdir)
-    except BenchError as exc:
-        print(f"bench.capacity: error: {exc}", file=sys.stderr)
+    done = in_workdir("capacity", args.keep_workdir, lambda workdir: measure(args, workdir))
+    if done is None:
         return 1
-    finally:
-        if args.keep_workdir:
-            print(f"[bench] workdir kept: {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    run.meta["wall_s"] = round(time.monotonic() - started, 1)
+    run, wall_s = done
+    run.meta["wall_s"] = wall_s
     print(render(run))
     print(f"\n(wall time {run.meta['wall_s']:.0f} s)")
     args.json.parent.mkdir(parents=True, exist_ok=True)

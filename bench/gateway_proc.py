@@ -115,10 +115,12 @@ class Gateway(ServedProcess):
         env.update(extra_env or {})
         self.env = env
 
-    def create_key(self) -> str:
-        """``gateway keys create``; the key is the last line it prints."""
+    def new_key(self, org: str | None = None) -> tuple[str, str]:
+        """``gateway keys create [--org ORG]``: (the key, the last line it prints; the
+        organisation id it names, or "" when it names none)."""
+        argv = [self.binary, "keys", "create", *(("--org", org) if org else ()), "--name", "bench"]
         done = subprocess.run(
-            [self.binary, "keys", "create", "--name", "bench"],
+            argv,
             env=self.env,
             cwd=REPO,
             capture_output=True,
@@ -128,13 +130,17 @@ class Gateway(ServedProcess):
         )
         lines = done.stdout.strip().splitlines()
         if done.returncode != 0 or not lines:
+            command = "gateway keys create" + (f" --org {org}" if org else "")
             raise BenchError(
-                f"`gateway keys create` failed (status {done.returncode}):\n"
+                f"`{command}` failed (status {done.returncode}):\n"
                 f"{done.stderr.strip() or done.stdout.strip()}"
             )
-        self.key = lines[-1].strip()
-        org = _ORG_ID.search(done.stdout)
-        self.org_id = org.group(1) if org else ""
+        found = _ORG_ID.search(done.stdout)
+        return lines[-1].strip(), found.group(1) if found else ""
+
+    def create_key(self) -> str:
+        """A key of the default organisation, kept as this gateway's ``key``/``org_id``."""
+        self.key, self.org_id = self.new_key()
         return self.key
 
     def start(self, timeout: float = 60.0) -> None:

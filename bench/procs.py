@@ -15,15 +15,40 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 HOST = "127.0.0.1"
 """All bench traffic stays on loopback."""
 
 
+T = TypeVar("T")
+
+
 class BenchError(RuntimeError):
     """A failure the bench reports as one clear message (exit status 1), not a traceback."""
+
+
+def in_workdir(name: str, keep: bool, work: Callable[[Path], T]) -> tuple[T, float] | None:
+    """``work(workdir)`` in a new temporary ``gateway-bench-<name>-*`` directory: its result
+    and the wall time in seconds (0.1 s), or None after printing a :class:`BenchError` as
+    ``bench.<name>: error: ...``. The directory is removed afterwards unless ``keep``."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"gateway-bench-{name}-"))
+    started = time.monotonic()
+    try:
+        result = work(workdir)
+    except BenchError as exc:
+        print(f"bench.{name}: error: {exc}", file=sys.stderr)
+        return None
+    finally:
+        if keep:
+            print(f"[bench] workdir kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result, round(time.monotonic() - started, 1)
 
 
 def free_port() -> int:

@@ -30,7 +30,12 @@ from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
 from gateway.api.envelope import fail, ok
-from gateway.api.requests import QUERY_TIMEOUT_SECONDS, RETRY_AFTER_SECONDS, _json_body, _TooLarge
+from gateway.api.requests import (
+    QUERY_TIMEOUT_SECONDS,
+    _json_body,
+    _TooLarge,
+    store_unavailable,
+)
 from gateway.errors import GatewayError
 from gateway.scopes import EVALUATION_WRITE, allows
 from gateway.store import KeyIdentity
@@ -48,7 +53,6 @@ MAX_ENTRIES = 100
 MAX_NAME_CHARS = 256
 MAX_VALUE_CHARS = 10_000
 MAX_BODY_BYTES = 64 * 1024
-_UNAVAILABLE = "The request log store is unavailable; try again shortly."
 
 Authenticate = Callable[[dict[str, str]], Awaitable[KeyIdentity]]
 Annotate = Callable[[Annotation], Awaitable[str]]
@@ -96,9 +100,7 @@ def annotation_router(deps: AnnotationApiDeps) -> APIRouter:
         except (LogStoreError, OSError, TimeoutError) as exc:
             logger.warning("annotation not stored (%s %s): %r", request.method,
                            request.url.path, exc)  # fmt: skip
-            response = fail(503, _UNAVAILABLE)
-            response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
-            return response
+            return store_unavailable()
         except Exception:
             logger.exception("annotation failed: %s %s", request.method, request.url.path)
             return fail(500, "Internal error while storing the annotation")

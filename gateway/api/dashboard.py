@@ -5,8 +5,6 @@ aggregate endpoint on the app.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
@@ -25,11 +23,7 @@ def dashboard_router(api: AggregateApi) -> APIRouter:
     async def series_query(request: Request) -> Response:
         """Requests, errors, cost, tokens, latency and TTFT per bucket, optionally grouped."""
 
-        async def work(org_id: str) -> dict[str, Any]:
-            query = SeriesQuery.from_body(await api.body(request))
-            return series(query, await api.run(build_series_query(org_id, query)))
-
-        return await api.respond(request, work)
+        return await api.answer(request, SeriesQuery.from_body, build_series_query, series)
 
     return router
 

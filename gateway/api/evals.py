@@ -6,8 +6,6 @@ a request id.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -42,32 +40,22 @@ def evals_router(api: AggregateApi) -> APIRouter:
     async def query_evals(request: Request) -> Response:
         """``EvalQueryParams`` -> ``Eval[]`` (per score: mean, min, max, count, over time)."""
 
-        async def work(org_id: str) -> list[dict[str, Any]]:
-            query = EvalQuery.from_body(await api.body(request))
-            return evals(query, await api.run(build_evals_query(org_id, query)))
-
-        return await api.respond(request, work)
+        return await api.answer(request, EvalQuery.from_body, build_evals_query, evals)
 
     @router.post("/v1/evals/score-distributions/query", summary="Query Score Distributions")
     async def distributions(request: Request) -> Response:
         """``EvalQueryParams`` -> ``ScoreDistribution[]`` (``histogram(10)`` per score)."""
 
-        async def work(org_id: str) -> list[dict[str, Any]]:
-            query = EvalQuery.from_body(await api.body(request))
-            rows = await api.run(build_score_distributions_query(org_id, query))
-            return score_distributions(query, rows)
-
-        return await api.respond(request, work)
+        return await api.answer(
+            request, EvalQuery.from_body, build_score_distributions_query, score_distributions
+        )
 
     @router.post("/v1/dashboard/scores/query", summary="Query Dashboard Scores", tags=["Dashboard"])
     async def dashboard_scores(request: Request) -> Response:
         """``DataOverTimeRequest`` -> ``{created_at_trunc, score_sum, score_key}[]``."""
 
-        async def work(org_id: str) -> list[dict[str, Any]]:
-            query = ScoresOverTime.from_body(await api.body(request))
-            rows = await api.run(build_scores_over_time_query(org_id, query))
-            return scores_over_time(query, rows)
-
-        return await api.respond(request, work)
+        return await api.answer(
+            request, ScoresOverTime.from_body, build_scores_over_time_query, scores_over_time
+        )
 
     return router

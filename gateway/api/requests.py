@@ -81,8 +81,8 @@ class RequestApiDeps:
     query_timeout: float = QUERY_TIMEOUT_SECONDS
 
 
-class _NotFound(Exception):
-    """The requested object does not exist in the caller's organization."""
+class NotFound(Exception):
+    """The requested object does not exist in the caller's organization (404)."""
 
 
 class _TooLarge(Exception):
@@ -93,45 +93,73 @@ class _StoreUnavailable(Exception):
     """The log store did not answer in time."""
 
 
+Work = Callable[[str], Awaitable[Any]]
+
+
+async def respond(request: Request, deps: RequestApiDeps, work: Work, *, kind: str,
+                  subject: str) -> Response:  # fmt: skip
+    """Authenticate, run ``work(org_id)`` and answer its result as ``{data, error: null}``.
+
+    One set of status rules for every read API (the request API and the aggregate one):
+    400 for what the caller sent wrong, 401/403 from authentication, 404 :class:`NotFound`,
+    413 over the body limit, 503 with ``Retry-After`` when the store does not answer, 500
+    only for a statement the engine refused or a bug. ``kind`` names the API in the log
+    (``"<kind> query failed"``), ``subject`` what a 500 says was being queried.
+    """
+    failed = f"Internal error while querying {subject}"
+    try:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        org_id = await deps.authenticate(headers)
+        return ok(await work(org_id))
+    except GatewayError as exc:
+        return fail(exc.status, exc.message)
+    except FilterError as exc:
+        return fail(400, exc.message)
+    except NotFound as exc:
+        return fail(404, str(exc))
+    except ClientDisconnect:  # gone, or cut off by the body timeout (gateway/protocol.py)
+        return fail(499, "client disconnected")  # sent nowhere; not a failure to log
+    except _TooLarge:
+        return fail(413, f"Request body is larger than the query API's limit of "
+                         f"{deps.max_body_bytes} bytes.")  # fmt: skip
+    except (_StoreUnavailable, LogStoreError, BodyStoreError, OSError, TimeoutError) as exc:
+        if _engine_refused(exc):
+            logger.error("%s query failed: %s %s: %s", kind, request.method,
+                         request.url.path, exc)  # fmt: skip
+            return fail(500, failed)
+        logger.warning("log store unavailable for %s %s: %r", request.method,
+                       request.url.path, exc)  # fmt: skip
+        return store_unavailable()
+    except Exception:
+        logger.exception("%s query failed: %s %s", kind, request.method, request.url.path)
+        return fail(500, failed)
+
+
+def store_unavailable() -> Response:
+    """The 503 of a log store that did not answer (or take a write): retry in a few seconds."""
+    response = fail(503, _UNAVAILABLE)
+    response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+async def run_statement(deps: RequestApiDeps, sql: str, params: Mapping[str, Any]
+                        ) -> list[dict[str, Any]]:  # fmt: skip
+    """The rows of one statement, or :class:`_StoreUnavailable` (503) after the deadline."""
+    try:
+        return await asyncio.wait_for(deps.query(sql, params), deps.query_timeout)
+    except TimeoutError:
+        raise _StoreUnavailable(f"no answer in {deps.query_timeout:g} s") from None
+
+
 def request_router(deps: RequestApiDeps) -> APIRouter:
     """The ``/v1/request`` read endpoints bound to ``deps``."""
     router = APIRouter(tags=["Request"])
 
-    async def respond(request: Request, work: Callable[[str], Awaitable[Any]]) -> Response:
-        try:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            org_id = await deps.authenticate(headers)
-            return ok(await work(org_id))
-        except GatewayError as exc:
-            return fail(exc.status, exc.message)
-        except FilterError as exc:
-            return fail(400, exc.message)
-        except _NotFound as exc:
-            return fail(404, str(exc))
-        except ClientDisconnect:  # gone, or cut off by the body timeout (gateway/protocol.py)
-            return fail(499, "client disconnected")  # sent nowhere; not a failure to log
-        except _TooLarge:
-            return fail(413, f"Request body is larger than the query API's limit of "
-                             f"{deps.max_body_bytes} bytes.")
-        except (_StoreUnavailable, LogStoreError, BodyStoreError, OSError, TimeoutError) as exc:
-            if _engine_refused(exc):
-                logger.error("request query failed: %s %s: %s", request.method,
-                             request.url.path, exc)
-                return fail(500, "Internal error while querying requests")
-            logger.warning("log store unavailable for %s %s: %r", request.method,
-                           request.url.path, exc)
-            response = fail(503, _UNAVAILABLE)
-            response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
-            return response
-        except Exception:
-            logger.exception("request query failed: %s %s", request.method, request.url.path)
-            return fail(500, "Internal error while querying requests")
+    async def respond_requests(request: Request, work: Work) -> Response:
+        return await respond(request, deps, work, kind="request", subject="requests")
 
     async def run_query(sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        try:
-            return await asyncio.wait_for(deps.query(sql, params), deps.query_timeout)
-        except TimeoutError:
-            raise _StoreUnavailable(f"no answer in {deps.query_timeout:g} s") from None
+        return await run_statement(deps, sql, params)
 
     async def json_body(request: Request) -> Any:
         return await _json_body(request, deps.max_body_bytes)
@@ -143,7 +171,7 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
             rows = await run_query(compiled.sql, compiled.params)
             return [helicone_request(row) for row in _dedupe(rows)]
 
-        return await respond(request, work)
+        return await respond_requests(request, work)
 
     @router.post("/v1/request/query-clickhouse", summary="Get Requests")
     async def query_clickhouse(request: Request) -> Response:
@@ -170,7 +198,7 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
                 rows.setdefault(str(row["request_id"]), row)
             return [helicone_request(rows[i]) for i in ids if i in rows]
 
-        return await respond(request, work)
+        return await respond_requests(request, work)
 
     @router.get("/v1/request/{requestId}", summary="Get Single Request")
     async def get_request(request: Request, requestId: str) -> Response:
@@ -181,14 +209,14 @@ def request_router(deps: RequestApiDeps) -> APIRouter:
             compiled = build_get_query(org_id, requestId)
             rows = await run_query(compiled.sql, compiled.params)
             if not rows:
-                raise _NotFound(f"Request {requestId} not found")
+                raise NotFound(f"Request {requestId} not found")
             row = rows[0]
             if not include_body:
                 return helicone_request(row)
             document = await deps.get_bodies(org_id, str(row["request_id"]))
             return helicone_request(row, bodies_of(row, document))
 
-        return await respond(request, work)
+        return await respond_requests(request, work)
 
     return router
 
@@ -198,9 +226,13 @@ def include_request_api(app: FastAPI, deps: RequestApiDeps) -> None:
     app.include_router(request_router(deps))
 
 
-async def _json_body(request: Request, limit: int) -> Any:
+async def _json_body(request: Request, limit: int, *, required: bool = True) -> Any:
+    """The JSON body: 400 when malformed or too deep, 413 over ``limit``; when empty, a 400
+    or (``required=False``, for bodies Helicone does not require) ``{}``."""
     raw = await _read_body(request, limit)
     if not raw.strip():
+        if not required:
+            return {}
         raise FilterError("request body is empty; expected a JSON object")
     try:
         body = orjson.loads(raw)

@@ -31,22 +31,23 @@ def session_router(api: AggregateApi) -> APIRouter:
     async def query_sessions(request: Request) -> Response:
         """``SessionQueryParams`` -> ``SessionResult[]``, newest session first."""
 
-        async def work(org_id: str) -> list[dict[str, Any]]:
-            query = SessionQuery.from_body(await api.body(request))
-            rows = await api.run(build_session_query(org_id, query))
-            return [session_result(row) for row in rows]
-
-        return await api.respond(request, work)
+        return await api.answer(
+            request,
+            SessionQuery.from_body,
+            build_session_query,
+            lambda _, rows: [session_result(row) for row in rows],
+        )
 
     @router.post("/v1/session/metrics/query", summary="Query Session Metrics")
     async def session_metrics_query(request: Request) -> Response:
         """``SessionMetricsQueryParams`` -> ``SessionMetrics`` (clipped histograms, means)."""
 
-        async def work(org_id: str) -> dict[str, Any]:
-            query = SessionMetricsQuery.from_body(await api.body(request))
-            return session_metrics(await api.run(build_session_metrics_query(org_id, query)))
-
-        return await api.respond(request, work)
+        return await api.answer(
+            request,
+            SessionMetricsQuery.from_body,
+            build_session_metrics_query,
+            lambda _, rows: session_metrics(rows),
+        )
 
     @router.get("/v1/session/{sessionId}/trace", summary="Session trace tree")
     async def trace(request: Request, sessionId: str) -> Response:

@@ -30,6 +30,11 @@ from logging_pipeline.query.users import (
 )
 
 
+def _as_is(body: Any) -> Any:
+    """The body itself: these statements' builders validate the body as they read it."""
+    return body
+
+
 def user_router(api: AggregateApi) -> APIRouter:
     router = APIRouter(tags=["User"])
 
@@ -62,11 +67,9 @@ def user_router(api: AggregateApi) -> APIRouter:
     async def user_metrics_overview(request: Request) -> Response:
         """``{useInterquartile, pSize, filter}`` -> ``{request_count, user_cost}`` histograms."""
 
-        async def work(org_id: str) -> dict[str, Any]:
-            compiled = build_user_overview_query(org_id, await api.body(request))
-            return user_overview(await api.run(compiled))
-
-        return await api.respond(request, work)
+        return await api.answer(
+            request, _as_is, build_user_overview_query, lambda _, rows: user_overview(rows)
+        )
 
     @router.post("/v1/property/query", summary="Query Properties", tags=["Property"])
     async def properties(request: Request) -> Response:
@@ -82,11 +85,11 @@ def user_router(api: AggregateApi) -> APIRouter:
     async def property_values_query(request: Request) -> Response:
         """One key's top values with requests, cost, tokens, latency and errors."""
 
-        async def work(org_id: str) -> list[dict[str, Any]]:
-            body = await api.body(request)
-            rows = await api.run(build_property_values_query(org_id, body))
-            return property_values(str(body["property"]), rows)
-
-        return await api.respond(request, work)
+        return await api.answer(
+            request,
+            _as_is,
+            build_property_values_query,
+            lambda body, rows: property_values(str(body["property"]), rows),
+        )
 
     return router

@@ -12,13 +12,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from logging_pipeline.query.binder import ORG_PARAM, ParamBinder
 from logging_pipeline.query.builder import _bounded_int, canonical_uuid
-from logging_pipeline.query.compiler import MAX_DEPTH
+from logging_pipeline.query.compiler import MAX_DEPTH, compile_filter
 from logging_pipeline.query.errors import FilterError, describe
+from logging_pipeline.query.fields import FieldSpec
+from logging_pipeline.query.timeseries import TimeRange
+from logging_pipeline.schema import REQUEST_TABLE
 
 NANO_USD = 1_000_000_000
 ERROR_CONDITION = "(status < 200 OR status >= 400)"
@@ -28,6 +32,23 @@ DEFAULT_PSIZE = "p75"
 
 IsAggregate = Callable[[str, str], bool]
 """``(table, field) -> True`` when the leaf tests an aggregate (goes to the outer query)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupShape:
+    """What :func:`per_group_query` needs to know of sessions or users.
+
+    ``key``: the grouping column; ``columns``: the inner SELECT list (it may bind values);
+    ``table``/``aggregates``: the filter table whose fields test the inner query's columns;
+    ``row_tables``: the per-request tables of the filter (None: the compiler's default).
+    """
+
+    key: str
+    is_aggregate: IsAggregate
+    columns: Callable[[ParamBinder], str]
+    table: str
+    aggregates: Mapping[str, FieldSpec]
+    row_tables: Mapping[str, Mapping[str, FieldSpec]] | None = None
 
 
 def split_filter(node: Any, is_aggregate: IsAggregate) -> tuple[Any, Any]:
@@ -99,10 +120,24 @@ def paging(body: Mapping[str, Any], default_limit: int, max_limit: int) -> tuple
     return offset, limit
 
 
+def limit_offset(binder: ParamBinder, limit: int, offset: int) -> str:
+    """``LIMIT {lim} OFFSET {off}``, bound under the builder's reserved names."""
+    lim = binder.bind_named("lim", limit, "UInt64")
+    off = binder.bind_named("off", offset, "UInt64")
+    return f"LIMIT {lim} OFFSET {off}"
+
+
 def body_object(body: Any) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         raise FilterError("request body must be a JSON object")
     return body
+
+
+def require(body: Mapping[str, Any], *names: str) -> None:
+    """A 400 naming the first of ``names`` that is absent or null in ``body``."""
+    for name in names:
+        if body.get(name) is None:
+            raise FilterError(f"missing required field '{name}'")
 
 
 def optional_str(body: Mapping[str, Any], name: str, max_length: int = 1024) -> str:
@@ -151,6 +186,42 @@ def clip_bounds(array: str, quantile: float, interquartile: bool) -> tuple[str |
     if not interquartile:
         return None, high
     return f"arrayReduce('quantileExact({round(1 - quantile, 6)!r})', {array})", high
+
+
+def clipped_histograms(names: Iterable[str], quantile: float, interquartile: bool) -> str:
+    """``arrayReduce('histogram(10)', ...) AS h_<name>`` of each array ``a_<name>``, clipped.
+
+    The per-session and per-user metrics endpoints draw their histograms the same way:
+    each array clipped by :func:`clip_bounds`, then binned in ten.
+    """
+    histograms: list[str] = []
+    for name in names:
+        low, high = clip_bounds(f"a_{name}", quantile, interquartile)
+        histograms.append(
+            f"arrayReduce('histogram(10)', {clipped(f'a_{name}', low, high)}) AS h_{name}"
+        )
+    return ", ".join(histograms)
+
+
+def per_group_query(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRange | None,
+                    group: GroupShape) -> tuple[str, str]:  # fmt: skip
+    """(inner per-group SELECT, outer aggregate condition) of a session or user filter.
+
+    The inner query groups the organization's requests by ``group.key`` (non-empty) within
+    ``time_range`` and the filter's per-request conditions; the outer condition is the
+    filter's aggregate part, compiled on the inner query's columns (Helicone's ``HAVING``).
+    """
+    row_filter, aggregate_filter = split_filter(node, group.is_aggregate)
+    conditions = [org_condition(binder, org_id), f"{group.key} != ''"]
+    if time_range is not None:
+        conditions.append(time_range.condition(binder))
+    conditions.append(f"({compile_filter(row_filter, binder, group.row_tables)})")
+    outer = compile_filter(aggregate_filter, binder, {group.table: group.aggregates})
+    inner = (
+        f"SELECT {group.columns(binder)} FROM {REQUEST_TABLE} FINAL "
+        f"WHERE {' AND '.join(conditions)} GROUP BY {group.key}"
+    )
+    return inner, outer
 
 
 def histogram_rows(bins: Any) -> list[dict[str, Any]]:

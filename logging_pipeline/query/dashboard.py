@@ -39,6 +39,7 @@ from logging_pipeline.query.aggregates import (
     finite,
     maybe,
     org_condition,
+    require,
     usd,
     whole,
 )
@@ -46,14 +47,7 @@ from logging_pipeline.query.binder import ParamBinder
 from logging_pipeline.query.builder import CompiledQuery, _bounded_int
 from logging_pipeline.query.compiler import MAX_KEY_LENGTH, compile_filter, property_value
 from logging_pipeline.query.errors import FilterError
-from logging_pipeline.query.timeseries import (
-    Buckets,
-    TimeRange,
-    buckets,
-    parse_increment,
-    parse_iso_range,
-    parse_timezone,
-)
+from logging_pipeline.query.timeseries import Buckets, TimeRange, bucketed_time_filter
 from logging_pipeline.schema import REQUEST_TABLE
 
 GROUP_COLUMNS: Mapping[str, str] = {"model": "model", "provider": "provider", "user": "user_id"}
@@ -115,16 +109,12 @@ class SeriesQuery:
     @classmethod
     def from_body(cls, raw: Any) -> SeriesQuery:
         body = body_object(raw)
-        for name in ("timeFilter", "dbIncrement"):
-            if body.get(name) is None:
-                raise FilterError(f"missing required field '{name}'")
-        time_range = parse_iso_range(body["timeFilter"])
-        increment = parse_increment(body["dbIncrement"])
-        tz = parse_timezone(body.get("timeZoneDifference"), "timeZoneDifference")
+        require(body, "timeFilter", "dbIncrement")
+        time_range, buckets = bucketed_time_filter(body)
         group_by, key = _group_by(body.get("groupBy"))
         limit = _bounded_int(body.get("groupLimit"), "groupLimit", DEFAULT_GROUPS, 1, MAX_GROUPS)
         node = body.get("filter", body.get("userFilter", "all"))
-        return cls(node, time_range, buckets(time_range, increment, tz), group_by, key, limit)
+        return cls(node, time_range, buckets, group_by, key, limit)
 
     def group_by_echo(self) -> Any:
         if self.group_by == "property":

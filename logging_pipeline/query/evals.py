@@ -19,18 +19,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from logging_pipeline.query.aggregates import body_object, finite, org_condition, paging, whole
+from logging_pipeline.query.aggregates import (
+    body_object,
+    finite,
+    org_condition,
+    paging,
+    require,
+    whole,
+)
 from logging_pipeline.query.binder import ParamBinder
 from logging_pipeline.query.builder import CompiledQuery
 from logging_pipeline.query.compiler import compile_filter
-from logging_pipeline.query.errors import FilterError
-from logging_pipeline.query.timeseries import (
-    Buckets,
-    buckets,
-    parse_increment,
-    parse_iso_range,
-    parse_timezone,
-)
+from logging_pipeline.query.timeseries import Buckets, bucketed_time_filter
 from logging_pipeline.schema import REQUEST_TABLE
 
 DEFAULT_EVALS_LIMIT = 100
@@ -63,14 +63,10 @@ class EvalQuery:
     @classmethod
     def from_body(cls, raw: Any) -> EvalQuery:
         body = body_object(raw)
-        for name in ("filter", "timeFilter"):
-            if body.get(name) is None:
-                raise FilterError(f"missing required field '{name}'")
-        time_range = parse_iso_range(body["timeFilter"], bounds="[)")
-        increment = parse_increment(body.get("dbIncrement", "hour"))
-        tz = parse_timezone(body.get("timeZoneDifference"), "timeZoneDifference")
+        require(body, "filter", "timeFilter")
+        time_range, buckets = bucketed_time_filter(body, bounds="[)", default_increment="hour")
         offset, limit = paging(body, DEFAULT_EVALS_LIMIT, MAX_EVALS_LIMIT)
-        return cls(body["filter"], buckets(time_range, increment, tz), time_range, offset, limit)
+        return cls(body["filter"], buckets, time_range, offset, limit)
 
 
 def _scored_rows(binder: ParamBinder, org_id: str, node: Any, where_range: Any,
@@ -166,14 +162,10 @@ class ScoresOverTime:
     @classmethod
     def from_body(cls, raw: Any) -> ScoresOverTime:
         body = body_object(raw)
-        for name in ("timeFilter", "dbIncrement"):
-            if body.get(name) is None:
-                raise FilterError(f"missing required field '{name}'")
-        time_range = parse_iso_range(body["timeFilter"])
-        increment = parse_increment(body["dbIncrement"])
-        tz = parse_timezone(body.get("timeZoneDifference"), "timeZoneDifference")
+        require(body, "timeFilter", "dbIncrement")
+        time_range, buckets = bucketed_time_filter(body)
         node = body.get("userFilter", body.get("filter", "all"))
-        return cls(node, buckets(time_range, increment, tz), time_range)
+        return cls(node, buckets, time_range)
 
 
 def build_scores_over_time_query(org_id: str, query: ScoresOverTime) -> CompiledQuery:

@@ -53,8 +53,8 @@ def text_value(value: Any, path: tuple[str, ...]) -> str:
     return value
 
 
-def number_value(value: Any, path: tuple[str, ...]) -> float:
-    """A finite number; numeric strings are accepted because JS clients send them."""
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, or None; numeric strings count (JS clients send them)."""
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
@@ -63,7 +63,13 @@ def number_value(value: Any, path: tuple[str, ...]) -> float:
             number = float(value.strip())
         except ValueError:
             number = None
-    if number is None or not math.isfinite(number):
+    return number if number is not None and math.isfinite(number) else None
+
+
+def number_value(value: Any, path: tuple[str, ...]) -> float:
+    """A finite number; numeric strings are accepted because JS clients send them."""
+    number = finite_number(value)
+    if number is None:
         raise FilterError(f"{describe(path)} expects a number, got {_kind(value)}")
     return number
 
@@ -78,24 +84,32 @@ def timestamp_value(value: Any, path: tuple[str, ...]) -> str:
     if not isinstance(value, str):
         raise FilterError(f"{describe(path)} expects an ISO-8601 timestamp string, "
                           f"got {_kind(value)}")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = utc_instant(value)
     except ValueError:
         raise FilterError(
             f"{describe(path)} expects an ISO-8601 timestamp, got {value!r}"
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        parsed = parsed.astimezone(UTC)
     except OverflowError:  # an offset that moves year 1 or 9999 out of range
         raise FilterError(f"{describe(path)} timestamp {value!r} is out of range") from None
     if not 1900 <= parsed.year <= 2299:  # DateTime64's range
         raise FilterError(f"{describe(path)} timestamp {value!r} is out of range")
     return parsed.strftime("%Y-%m-%d %H:%M:%S.") + f"{parsed.microsecond // 1000:03d}"
+
+
+def utc_instant(value: str) -> datetime:
+    """ISO-8601 text (``Z`` or an offset; none means UTC) as an aware UTC datetime.
+
+    Raises ValueError for text that is not ISO-8601 and OverflowError when the offset moves
+    the instant out of ``datetime``'s range; callers turn both into their own 400.
+    """
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def boolean_value(value: Any, path: tuple[str, ...]) -> bool:

@@ -17,23 +17,22 @@ from types import MappingProxyType
 from typing import Any
 
 from logging_pipeline.query.aggregates import (
+    GroupShape,
     body_object,
-    clip_bounds,
-    clipped,
+    clipped_histograms,
     finite,
     histogram_rows,
+    limit_offset,
     optional_bool,
     optional_str,
-    org_condition,
     paging,
+    per_group_query,
     psize,
-    split_filter,
     usd,
     whole,
 )
 from logging_pipeline.query.binder import ParamBinder
 from logging_pipeline.query.builder import CompiledQuery
-from logging_pipeline.query.compiler import compile_filter
 from logging_pipeline.query.errors import FilterError
 from logging_pipeline.query.fields import (
     SESSIONS_REQUEST_RESPONSE_RMT,
@@ -44,7 +43,6 @@ from logging_pipeline.query.fields import (
 from logging_pipeline.query.operators import Family
 from logging_pipeline.query.rows import iso_timestamp
 from logging_pipeline.query.timeseries import TimeRange, parse_timezone, parse_unix_range
-from logging_pipeline.schema import REQUEST_TABLE
 
 SESSIONS_TABLE = "sessions_request_response_rmt"
 DEFAULT_LIMIT = 100
@@ -151,17 +149,14 @@ class SessionMetricsQuery:
 def _per_session(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRange | None,
                  extra: tuple[str, ...]) -> tuple[str, str]:  # fmt: skip
     """(inner per-session SELECT, outer aggregate condition)."""
-    row_filter, aggregate_filter = split_filter(node, is_session_aggregate)
-    conditions = [org_condition(binder, org_id), "session_id != ''"]
-    if time_range is not None:
-        conditions.append(time_range.condition(binder))
-    conditions.append(f"({compile_filter(row_filter, binder)})")
-    outer = compile_filter(aggregate_filter, binder, {SESSIONS_TABLE: SESSION_AGGREGATES})
-    inner = (
-        f"SELECT {', '.join((*_INNER_COLUMNS, *extra))} FROM {REQUEST_TABLE} FINAL "
-        f"WHERE {' AND '.join(conditions)} GROUP BY session_id"
+    shape = GroupShape(
+        key="session_id",
+        is_aggregate=is_session_aggregate,
+        columns=lambda _: ", ".join((*_INNER_COLUMNS, *extra)),
+        table=SESSIONS_TABLE,
+        aggregates=SESSION_AGGREGATES,
     )
-    return inner, outer
+    return per_group_query(binder, org_id, node, time_range, shape)
 
 
 def build_session_query(org_id: str, query: SessionQuery) -> CompiledQuery:
@@ -177,11 +172,9 @@ def build_session_query(org_id: str, query: SessionQuery) -> CompiledQuery:
         )
     if query.name_equals is not None:
         conditions.append(f"s_name = {binder.bind(query.name_equals, 'String')}")
-    limit = binder.bind_named("lim", query.limit, "UInt64")
-    offset = binder.bind_named("off", query.offset, "UInt64")
     sql = (
         f"SELECT * FROM ({inner}) WHERE {' AND '.join(conditions)} "
-        f"ORDER BY s_created DESC, session_id ASC LIMIT {limit} OFFSET {offset}"
+        f"ORDER BY s_created DESC, session_id ASC {limit_offset(binder, query.limit, query.offset)}"
     )
     return CompiledQuery(sql, binder.params)
 
@@ -223,14 +216,9 @@ def build_session_metrics_query(org_id: str, query: SessionMetricsQuery) -> Comp
     }
     arrays = ", ".join(f"groupArray({expr}) AS a_{name}" for name, expr in metrics.items())
     means = ", ".join(f"avg({expr}) AS avg_{name}" for name, expr in metrics.items())
-    histograms: list[str] = []
-    for name in metrics:
-        low, high = clip_bounds(f"a_{name}", query.quantile, query.interquartile)
-        histograms.append(
-            f"arrayReduce('histogram(10)', {clipped(f'a_{name}', low, high)}) AS h_{name}"
-        )
+    histograms = clipped_histograms(metrics, query.quantile, query.interquartile)
     sql = (
-        f"SELECT {', '.join(histograms)}, {', '.join(f'avg_{n}' for n in metrics)} FROM ("
+        f"SELECT {histograms}, {', '.join(f'avg_{n}' for n in metrics)} FROM ("
         f"SELECT {arrays}, {means} FROM ({inner}) WHERE {' AND '.join(conditions)})"
     )
     return CompiledQuery(sql, binder.params)

@@ -14,7 +14,6 @@ ISO string ending in ``Z``. Buckets are zero-filled in SQL with ``ORDER BY ... W
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from typing import Any
 
 from logging_pipeline.query.binder import ParamBinder
 from logging_pipeline.query.errors import FilterError
+from logging_pipeline.query.operators import finite_number, utc_instant
 
 MAX_TZ_MINUTES = 24 * 60
 MAX_BUCKETS = 10_000
@@ -108,17 +108,10 @@ def parse_instant(value: Any, name: str) -> datetime:
     """An ISO-8601 timestamp or date (``Z`` or an offset; none means UTC), 1970-2105."""
     if not isinstance(value, str) or not value.strip():
         raise FilterError(f"{name} must be an ISO-8601 timestamp string, got {value!r}")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
+        moment = utc_instant(value)
     except ValueError:
         raise FilterError(f"{name} must be an ISO-8601 timestamp, got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        moment = moment.astimezone(UTC)
     except OverflowError:
         raise FilterError(f"{name} is out of range: {value!r}") from None
     if not _EPOCH_MIN <= moment <= _EPOCH_MAX:
@@ -143,6 +136,20 @@ def parse_increment(value: Any, name: str = "dbIncrement") -> str:
     if not isinstance(value, str) or value not in INCREMENTS:
         raise FilterError(f"{name} must be one of {', '.join(INCREMENTS)}, got {value!r}")
     return value
+
+
+def bucketed_time_filter(
+    body: Mapping[str, Any], bounds: str = "[]", default_increment: str | None = None
+) -> tuple[TimeRange, Buckets]:
+    """``timeFilter`` ({start, end} ISO), ``dbIncrement`` and ``timeZoneDifference`` of a body.
+
+    The evals and dashboard bodies carry their time the same way; ``default_increment`` is
+    for the bodies where ``dbIncrement`` is optional (the caller checks required fields).
+    """
+    time_range = parse_iso_range(body["timeFilter"], bounds=bounds)
+    increment = parse_increment(body.get("dbIncrement", default_increment))
+    tz = parse_timezone(body.get("timeZoneDifference"), "timeZoneDifference")
+    return time_range, buckets(time_range, increment, tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,13 +236,8 @@ def step(moment: datetime, increment: str) -> datetime:
 def as_datetime(value: Any) -> datetime:
     """A result cell (datetime, or ISO text after a JSON hop) as an aware UTC datetime."""
     if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value).strip().replace(" ", "T")
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return utc_instant(str(value).strip().replace(" ", "T"))
 
 
 def _count(first: datetime, last: datetime, increment: str) -> int:
@@ -270,14 +272,7 @@ def _required(body: Mapping[str, Any], field: str, name: str) -> Any:
 
 
 def _number(value: Any, name: str) -> float:
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number):
+    number = finite_number(value)
+    if number is None:
         raise FilterError(f"{name} must be a number, got {value!r}")
     return number

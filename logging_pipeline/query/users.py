@@ -20,21 +20,22 @@ from types import MappingProxyType
 from typing import Any
 
 from logging_pipeline.query.aggregates import (
+    GroupShape,
     body_object,
-    clip_bounds,
-    clipped,
+    clipped_histograms,
     histogram_rows,
+    limit_offset,
     optional_bool,
     org_condition,
     paging,
+    per_group_query,
     psize,
-    split_filter,
+    require,
     usd,
     whole,
 )
 from logging_pipeline.query.binder import ParamBinder
 from logging_pipeline.query.builder import CompiledQuery
-from logging_pipeline.query.compiler import compile_filter
 from logging_pipeline.query.errors import FilterError
 from logging_pipeline.query.fields import FIELD_TABLES, Column, FieldSpec
 from logging_pipeline.query.operators import Family
@@ -114,17 +115,15 @@ def _inner_columns(binder: ParamBinder, tz_minutes: int) -> str:
 
 def _per_user(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRange | None,
               tz_minutes: int) -> tuple[str, str]:  # fmt: skip
-    row_filter, aggregate_filter = split_filter(node, is_user_aggregate)
-    conditions = [org_condition(binder, org_id), "user_id != ''"]
-    if time_range is not None:
-        conditions.append(time_range.condition(binder))
-    conditions.append(f"({compile_filter(row_filter, binder, ROW_TABLES)})")
-    outer = compile_filter(aggregate_filter, binder, {USERS_TABLE: USER_AGGREGATES})
-    inner = (
-        f"SELECT {_inner_columns(binder, tz_minutes)} FROM {REQUEST_TABLE} FINAL "
-        f"WHERE {' AND '.join(conditions)} GROUP BY user_id"
+    shape = GroupShape(
+        key="user_id",
+        is_aggregate=is_user_aggregate,
+        columns=lambda b: _inner_columns(b, tz_minutes),
+        table=USERS_TABLE,
+        aggregates=USER_AGGREGATES,
+        row_tables=ROW_TABLES,
     )
-    return inner, outer
+    return per_group_query(binder, org_id, node, time_range, shape)
 
 
 def _seconds_range(body: Mapping[str, Any]) -> TimeRange | None:
@@ -152,14 +151,12 @@ def build_user_query(org_id: str, raw: Any) -> CompiledQuery:
     if time_range is not None:
         conditions.append(time_range.condition(binder))
     offset, limit = paging(body, DEFAULT_USERS_LIMIT, MAX_LIMIT)
-    lim = binder.bind_named("lim", limit, "UInt64")
-    off = binder.bind_named("off", offset, "UInt64")
     sql = (
         "SELECT user_id, sum(ifNull(cost, 0)) AS u_cost, "
         "sum(ifNull(completion_tokens, 0)) AS u_completion, "
         "sum(ifNull(prompt_tokens, 0)) AS u_prompt, count() AS u_requests "
         f"FROM {REQUEST_TABLE} FINAL WHERE {' AND '.join(conditions)} GROUP BY user_id "
-        f"ORDER BY u_requests DESC, user_id ASC LIMIT {lim} OFFSET {off}"
+        f"ORDER BY u_requests DESC, user_id ASC {limit_offset(binder, limit, offset)}"
     )
     return CompiledQuery(sql, binder.params)
 
@@ -192,9 +189,7 @@ class UserMetricsQuery:
     @classmethod
     def from_body(cls, raw: Any) -> UserMetricsQuery:
         body = body_object(raw)
-        for name in ("filter", "offset", "limit"):
-            if body.get(name) is None:
-                raise FilterError(f"missing required field '{name}'")
+        require(body, "filter", "offset", "limit")
         offset, limit = paging(body, 10, MAX_LIMIT)
         return cls(
             filter=body["filter"],
@@ -226,11 +221,10 @@ def build_user_metrics_query(org_id: str, query: UserMetricsQuery) -> CompiledQu
     binder = ParamBinder()
     inner, outer = _per_user(binder, org_id, query.filter, query.time_range, query.tz_minutes)
     expr, direction = query.sort
-    lim = binder.bind_named("lim", query.limit, "UInt64")
-    off = binder.bind_named("off", query.offset, "UInt64")
     sql = (
         f"SELECT *, count() OVER () AS total FROM ({inner}) WHERE {outer} "
-        f"ORDER BY {expr} {direction}, user_id ASC LIMIT {lim} OFFSET {off}"
+        f"ORDER BY {expr} {direction}, user_id ASC "
+        f"{limit_offset(binder, query.limit, query.offset)}"
     )
     return CompiledQuery(sql, binder.params)
 
@@ -289,14 +283,9 @@ def build_user_overview_query(org_id: str, raw: Any) -> CompiledQuery:
     interquartile = optional_bool(body, "useInterquartile")
     binder = ParamBinder()
     inner, outer = _per_user(binder, org_id, body["filter"], _seconds_range(body), 0)
-    histograms: list[str] = []
-    for name in ("requests", "cost"):
-        low, high = clip_bounds(f"a_{name}", quantile, interquartile)
-        histograms.append(
-            f"arrayReduce('histogram(10)', {clipped(f'a_{name}', low, high)}) AS h_{name}"
-        )
+    histograms = clipped_histograms(("requests", "cost"), quantile, interquartile)
     sql = (
-        f"SELECT {', '.join(histograms)} FROM (SELECT "
+        f"SELECT {histograms} FROM (SELECT "
         "groupArray(toFloat64(u_requests)) AS a_requests, "
         "groupArray(u_cost / 1000000000) AS a_cost "
         f"FROM ({inner}) WHERE {outer})"

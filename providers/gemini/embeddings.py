@@ -21,12 +21,14 @@ from providers.gemini.usage import JSONObject, usage_from_gemini
 _KNOWN = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 
 
-def embeddings_to_gemini(payload: JSONObject) -> tuple[str, JSONObject]:
-    """``(path, body)`` of the Gemini call for an OpenAI embeddings request."""
-    unknown = sorted(set(payload) - _KNOWN)
+def check_embedding_params(payload: JSONObject, known: frozenset[str], provider: str) -> None:
+    """The checks every Google embeddings translation makes of an OpenAI request: no
+    parameter outside ``known`` (``provider`` names who cannot express it), a float or base64
+    ``encoding_format``, a positive integer ``dimensions``."""
+    unknown = sorted(set(payload) - known)
     if unknown:
         raise TranslationError(
-            f"Unknown parameter `{unknown[0]}`: Gemini embeddings cannot express it.",
+            f"Unknown parameter `{unknown[0]}`: {provider} embeddings cannot express it.",
             param=unknown[0],
         )
     if payload.get("encoding_format") not in (None, "float", "base64"):
@@ -36,17 +38,27 @@ def embeddings_to_gemini(payload: JSONObject) -> tuple[str, JSONObject]:
     dimensions = payload.get("dimensions")
     if dimensions is not None and (type(dimensions) is not int or dimensions < 1):
         raise TranslationError("`dimensions` must be a positive integer.", param="dimensions")
-    model = payload.get("model")
-    texts = payload.get("input")
-    single = isinstance(texts, str)
-    if single:
-        texts = [texts]
+
+
+def input_texts(value: Any, provider: str) -> list[str]:
+    """``input`` as a non-empty list of strings (a string is one); token ids are a 400."""
+    texts = [value] if isinstance(value, str) else value
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise TranslationError(
-            "Gemini embeds text: `input` must be a string or a non-empty list of strings "
+            f"{provider} embeds text: `input` must be a string or a non-empty list of strings "
             "(token ids cannot be sent).",
             param="input",
         )
+    return texts
+
+
+def embeddings_to_gemini(payload: JSONObject) -> tuple[str, JSONObject]:
+    """``(path, body)`` of the Gemini call for an OpenAI embeddings request."""
+    check_embedding_params(payload, _KNOWN, "Gemini")
+    dimensions = payload.get("dimensions")
+    model = payload.get("model")
+    single = isinstance(payload.get("input"), str)
+    texts = input_texts(payload.get("input"), "Gemini")
     requests: list[JSONObject] = []
     for text in texts:
         request: JSONObject = {"content": {"parts": [{"text": text}]}}
@@ -77,22 +89,23 @@ def gemini_to_embeddings(answer: JSONObject, request: JSONObject) -> JSONObject:
         if not isinstance(single, dict):
             raise ValueError("a Gemini embeddings answer without `embedding(s)`")
         embeddings = [single]
-    encoding = request.get("encoding_format")
-    data = [
-        {
-            "object": "embedding",
-            "index": index,
-            "embedding": openai_vector(
-                item.get("values") if isinstance(item, dict) else None, encoding
-            ),
-        }
-        for index, item in enumerate(embeddings)
-    ]
     usage = usage_from_gemini(answer.get("usageMetadata"))
     prompt = usage.prompt_tokens if usage is not None else 0
+    vectors = [item.get("values") if isinstance(item, dict) else None for item in embeddings]
+    return embedding_list(vectors, request, prompt)
+
+
+def embedding_list(vectors: list[Any], request: JSONObject, prompt_tokens: int) -> JSONObject:
+    """OpenAI's embeddings answer (``list`` of ``embedding`` objects, in input order) for
+    ``request`` (the client's: its ``encoding_format`` and ``model``)."""
+    encoding = request.get("encoding_format")
+    data = [
+        {"object": "embedding", "index": index, "embedding": openai_vector(values, encoding)}
+        for index, values in enumerate(vectors)
+    ]
     return {
         "object": "list",
         "data": data,
         "model": str(request.get("model", "")),
-        "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }

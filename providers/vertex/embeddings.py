@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from providers.adapter import JSONObject, TranslationError
-from providers.gemini.embeddings import openai_vector
+from providers.gemini.embeddings import check_embedding_params, embedding_list, input_texts
 from providers.gemini.summary import predicted_tokens
 from providers.vertex.paths import model_path
 
@@ -62,32 +62,14 @@ _KNOWN = frozenset(
 
 
 def _texts(value: Any) -> list[str]:
-    texts = [value] if isinstance(value, str) else value
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise TranslationError(
-            "Vertex AI embeds text: `input` must be a string or a non-empty list of strings "
-            "(token ids cannot be sent).",
-            param="input",
-        )
+    texts = input_texts(value, "Vertex AI")
     if not all(texts):
         raise TranslationError("`input` must not contain an empty string.", param="input")
     return texts
 
 
 def _check(payload: JSONObject) -> None:
-    unknown = sorted(set(payload) - _KNOWN)
-    if unknown:
-        raise TranslationError(
-            f"Unknown parameter `{unknown[0]}`: Vertex AI embeddings cannot express it.",
-            param=unknown[0],
-        )
-    if payload.get("encoding_format") not in (None, "float", "base64"):
-        raise TranslationError(
-            "encoding_format must be 'float' or 'base64'.", param="encoding_format"
-        )
-    dimensions = payload.get("dimensions")
-    if dimensions is not None and (type(dimensions) is not int or dimensions < 1):
-        raise TranslationError("`dimensions` must be a positive integer.", param="dimensions")
+    check_embedding_params(payload, _KNOWN, "Vertex AI")
     task = payload.get("task_type")
     if task is not None and task not in TASK_TYPES:
         raise TranslationError(
@@ -129,20 +111,12 @@ def vertex_to_embeddings(answer: JSONObject, request: JSONObject) -> JSONObject:
     predictions = answer.get("predictions")
     if not isinstance(predictions, list):
         raise ValueError("a Vertex embeddings answer without `predictions`")
-    encoding = request.get("encoding_format")
-    data = []
+    vectors: list[Any] = []
     for index, prediction in enumerate(predictions):
         embeddings = prediction.get("embeddings") if isinstance(prediction, dict) else None
         values = embeddings.get("values") if isinstance(embeddings, dict) else None
         if not isinstance(values, list):
             raise ValueError(f"prediction {index} has no embedding values")
-        data.append(
-            {"object": "embedding", "index": index, "embedding": openai_vector(values, encoding)}
-        )
+        vectors.append(values)
     tokens = sum(predicted_tokens(p) or 0 for p in predictions)
-    return {
-        "object": "list",
-        "data": data,
-        "model": str(request.get("model", "")),
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+    return embedding_list(vectors, request, tokens)

@@ -2,44 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from gateway.store import ControlStore, SavedQueryNameExists
+from tests import test_store
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    url: str = request.getfixturevalue("postgres_database_url")
-    asyncio.run(_wipe(url))
-    return url
-
-
-async def _wipe(url: str) -> None:
-    store = ControlStore(url)
-    try:
-        async with store.engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
-    finally:
-        await store.close()
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[ControlStore]:
-    store = ControlStore(database_url)
-    await store.migrate()
-    try:
-        yield store
-    finally:
-        await store.close()
+# The control store on a fresh SQLite file and on the wiped PostgreSQL database, as in
+# tests/test_store.py (the same fixtures, not a copy).
+database_url = test_store.database_url
+store = test_store.store
 
 
 async def test_crud_is_scoped_to_the_organization(store: ControlStore) -> None:

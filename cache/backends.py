@@ -77,22 +77,10 @@ class MemoryBackend:
         return found
 
     async def add(self, key: str, value: bytes, ttl: int, budget: float) -> bool:
-        now = self._clock()
         item = self._entries.get(key)
-        if item is not None:
-            if item[1] > now:
-                return False
-            self._drop(key)
-        cost = _cost(key, value)
-        if cost > self.max_bytes:
-            return False
-        self._entries[key] = (value, now + ttl)
-        self.size += cost
-        while self.size > self.max_bytes:
-            oldest = next(iter(self._entries))
-            self._drop(oldest)
-            self.evictions += 1
-        return True
+        if item is not None and item[1] > self._clock():
+            return False  # a full slot is never overwritten
+        return self.put(key, value, ttl)
 
     def _drop(self, key: str) -> None:
         value, _ = self._entries.pop(key)
@@ -112,19 +100,21 @@ class MemoryBackend:
             found.append(item[0])
         return found
 
-    def put(self, key: str, value: bytes, ttl: float) -> None:
-        """Keep ``value`` for ``ttl`` seconds, replacing what ``key`` held (the near copy's
-        write: the far store has already decided what the slot holds)."""
+    def put(self, key: str, value: bytes, ttl: float) -> bool:
+        """Keep ``value`` for ``ttl`` seconds, replacing what ``key`` held, least recently
+        used entries going first past ``max_bytes``; False when the entry alone is larger.
+        (The near copy's write: the far store has already decided what the slot holds.)"""
         if key in self._entries:
             self._drop(key)
         cost = _cost(key, value)
-        if cost > self.max_bytes or ttl <= 0:
-            return
+        if cost > self.max_bytes:
+            return False
         self._entries[key] = (value, self._clock() + ttl)
         self.size += cost
         while self.size > self.max_bytes:
             self._drop(next(iter(self._entries)))
             self.evictions += 1
+        return True
 
 
 def _cost(key: str, value: bytes) -> int:

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,20 @@ from gateway.settings import Settings
 from gateway.store import ControlStore
 
 T = TypeVar("T")
+
+
+def wait_for(
+    what: str, check: Callable[[], T | None], bound: float = 30.0, interval: float = 0.05
+) -> T:
+    """Poll ``check`` every ``interval`` seconds until it returns something other than
+    ``None``/``False``; fail naming ``what`` after ``bound`` seconds."""
+    deadline = time.monotonic() + bound
+    while True:
+        result = check()
+        if result is not None and result is not False:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
 
 _START_TIMEOUT = 60.0
 

@@ -31,7 +31,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from openai.types.chat import ChatCompletionChunk
 from prometheus_client.parser import text_string_to_metric_families
 
 from logging_pipeline.schema import REQUEST_TABLE
+from tests import harness
 from tests.clickhouse_http import ChdbHttpServer
 from tests.emulator import Fault, OpenAIEmulator
 from tests.redis_server import RedisProcess
@@ -72,16 +72,9 @@ START = 120.0
 
 T = TypeVar("T")
 
-
 def wait_for(what: str, check: Callable[[], T | None], bound: float = WAIT) -> T:
-    """Poll ``check`` until it returns something other than ``None``/``False``."""
-    deadline = time.monotonic() + bound
-    while True:
-        result = check()
-        if result is not None and result is not False:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    """:func:`tests.harness.wait_for` at this module's bound, polling every 0.2 s."""
+    return harness.wait_for(what, check, bound, interval=0.2)
 
 
 class Gateway:

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import openai
@@ -34,25 +34,11 @@ import pytest
 from logging_pipeline.remote import WriterProcess
 from tests.clickhouse_http import ChdbHttpServer
 from tests.emulator import OpenAIEmulator
-from tests.harness import GatewayServer, create_key, make_settings
+from tests.harness import GatewayServer, create_key, make_settings, wait_for
 
 KEY = "sk-emulator"
 WAIT = 30.0
 OK = {"data": None, "error": None}
-T = TypeVar("T")
-
-
-def wait_for(what: str, check: Callable[[], T | None], bound: float = WAIT) -> T:
-    """Poll ``check`` until it returns something other than None/False."""
-    deadline = time.monotonic() + bound
-    while True:
-        result = check()
-        if result is not None and result is not False:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @dataclass
 class Gateway:
     """A running gateway, an org key and an SDK client for it."""

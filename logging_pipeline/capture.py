@@ -53,6 +53,10 @@ class Capture:
     """A cache hit: the id of the request whose answer was replayed (None: not a hit)."""
     cache_saved_latency_ms: int = 0
     """A cache hit: that request's latency, which the hit saved."""
+    reported_usage: dict[str, int] | None = None
+    """Token counts a client reported with a logged (not proxied) call, as
+    :class:`~providers.usage.Usage` field names: used instead of reading the response body
+    (``gateway/ingest``). None: read usage from the body, as for proxied requests."""
 
     def finish(self) -> None:
         if self.finished_at is None:

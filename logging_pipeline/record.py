@@ -95,6 +95,11 @@ def _ms(start: float, end: float | None) -> int | None:
     return None if end is None else max(0, round((end - start) * 1000))
 
 
+def _reported(counts: dict[str, int]) -> Usage:
+    """A client's reported counts as :class:`Usage` (unknown names ignored, negatives 0)."""
+    return Usage(*(max(0, int(counts.get(name) or 0)) for name in Usage._fields))
+
+
 def build_record(
     capture: Capture, prices: Registry, estimator: TokenEstimator, location: str = "local"
 ) -> BuiltRecord:
@@ -118,6 +123,8 @@ def build_record(
         response_model = reader.model(response) or ""
         completion_text = None  # only needed for an estimate; extracted then
 
+    if capture.reported_usage is not None:
+        usage = _reported(capture.reported_usage)
     estimated = False
     if usage is None and 200 <= capture.status < 300:
         if completion_text is None:

@@ -537,14 +537,16 @@ def test_capture_tuple_round_trip() -> None:
     original.attempts = [("m/openai/credits", 429, 12), ("m/groq/credits", 200, 40)]
     original.cache_reference_id = "0190a000-0000-7000-8000-0000000000bb"
     original.cache_saved_latency_ms = 812
+    original.reported_usage = {"prompt_tokens": 3}
     values = original.to_tuple()
     assert values == tuple(getattr(original, f.name) for f in dataclasses.fields(Capture))
     assert Capture.from_tuple(values) == original
-    # A frame journaled before ``wire``, ``attempts`` and the cache fields existed (an
-    # upgrade with records on disk) still reads.
-    older = Capture.from_tuple(values[:-4])
+    # A frame journaled before ``wire``, ``attempts``, the cache fields and reported usage
+    # existed (an upgrade with records on disk) still reads.
+    older = Capture.from_tuple(values[:-5])
     assert older.wire == "openai" and older.attempts == [] and older.country_code == "DE"
     assert older.cache_reference_id is None and older.cache_saved_latency_ms == 0
+    assert older.reported_usage is None
     with pytest.raises(ValueError, match="fields"):
         Capture.from_tuple(values[:5])
     with pytest.raises(ValueError, match="fields"):

@@ -272,6 +272,12 @@ class Settings(BaseSettings):
     # wait in the store this long for it, then are logged, counted and dropped. At most 30
     # days, how long the store keeps annotations (logging_pipeline/schema.py).
     annotation_expiry_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
+    # HoneyHive batches (POST /events/model/batch, /v1/events/batch; gateway/api/honeyhive.py):
+    # one request's body (413 above), the events in one batch (413 above), and one event's JSON
+    # (that event alone fails, in the answer's errors).
+    honeyhive_max_batch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    honeyhive_max_batch_events: int = Field(default=1000, ge=1)
+    honeyhive_max_event_bytes: int = Field(default=1024 * 1024, ge=256)
     # Redis (gateway/redisconn.py), shared by the response cache and rate limits: unset, both
     # live in the process. The prefix starts every key (several deployments on one server);
     # after a connection fault Redis is left alone for redis_retry_seconds (fail open).

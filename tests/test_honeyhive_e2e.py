@@ -23,6 +23,7 @@ import httpx
 import orjson
 import pytest
 
+from gateway.api import honeyhive as honeyhive_api
 from gateway.store import ControlStore
 from providers.registry import Registry
 from providers.usage import Usage
@@ -429,6 +430,22 @@ def test_auth_and_scope(gateway: Gateway) -> None:
     assert forbidden.json() == {"success": False, "error": "Forbidden"}
     allowed = gateway.post("/events/model/batch", body, key="writer")
     assert allowed.status_code == 200, allowed.text
+
+
+def test_large_batches_are_mapped_off_the_event_loop(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the threshold, the same batch is mapped in a worker thread: the same answer and
+    records (the gateway serves in this process, so the threshold can be lowered here)."""
+    monkeypatch.setattr(honeyhive_api, "THREAD_FROM_EVENTS", 2)
+    events = [model_event(), model_event(model=None), model_event(), model_event()]
+    response = gateway.post("/events/model/batch", {"model_events": events})
+    assert response.status_code == 500, response.text
+    assert response.json()["errors"] == [
+        "Could not create event due to missing model (model_events[1])"
+    ]
+    rows = gateway.landed(response.json()["event_ids"])
+    assert [r["prompt_tokens"] for r in rows.values()] == [12, 12, 12]
 
 
 def test_every_accepted_record_is_written(gateway: Gateway) -> None:

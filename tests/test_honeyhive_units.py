@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bench.honeyhive import batch_body, render
 from gateway.ingest.honeyhive import (
     Batch,
     BatchError,
@@ -177,3 +178,16 @@ def test_top_level() -> None:
     # Each form takes the other's names as aliases.
     assert len(parse({"model_events": [model()]}).calls) == 1
     assert parse({"events": [model()], "is_single_session": True}).session_id is not None
+
+
+def test_the_bench_batch_is_all_accepted_and_its_report_reads() -> None:
+    """``bench.honeyhive`` measures what it thinks: every event of its body is a record."""
+    batch = parse(orjson.loads(batch_body(100)), "legacy")
+    assert batch.errors == [] and len(batch.calls) == 100 and batch.session_id is not None
+    assert {c.usage["prompt_tokens"] for c in batch.calls if c.usage} == set(range(30, 130))
+    lines = render({"events_per_batch": 100, "batch_bytes": 1000, "batches": 5,
+                    "warmup_batches": 1, "p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0,
+                    "max_ms": 4.0, "events_per_second_at_p50": 100_000, "accepted": 600,
+                    "written": 600, "lost": 0, "settled": True,
+                    "written_equals_accepted": True, "gateway_log_problems": []})  # fmt: skip
+    assert "p50 1.00 ms" in lines[1] and "written == accepted" in lines[3]

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ def test_documented_batch_lands_as_a_request_in_a_session(gateway: Gateway) -> N
     assert row["request_user_id"] == "google-oauth2|111840237613341303366"
     created = row["request_created_at"]
     assert created.endswith("Z")
-    started = time.mktime(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    started = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
     assert before - 2 <= started <= time.time() + 1
     properties = row["properties"]
     assert properties["Helicone-Session-Id"] == DOC_SESSION

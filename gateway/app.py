@@ -28,6 +28,7 @@ from gateway.api.dashboard import include_aggregate_api
 from gateway.api.honeyhive import HoneyHiveApiDeps, include_honeyhive_api
 from gateway.api.hql import HqlApiDeps, include_hql_api
 from gateway.api.models import include_model_registry
+from gateway.api.otel import OtelApiDeps, include_otel_api
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dataplane import DataPlane
@@ -166,6 +167,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             validator=runtime.key_validator,
             targets=runtime.targets,
             on_change=runtime.provider_keys.invalidate,
+        ),
+    )
+    include_otel_api(
+        app,
+        OtelApiDeps(
+            authenticate=runtime.authenticate_identity,
+            sink=lambda: runtime.writer.submit if runtime.writer is not None else None,
+            max_body_bytes=settings.otel_max_body_bytes,
+            max_span_bytes=settings.otel_max_span_bytes,
         ),
     )
     include_model_registry(app, lambda: runtime.listing)

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from gateway.api.otel import PATHS as INGEST_PATHS
 from gateway.asgi import (
     ASGIApp,
     BodyTooLarge,
@@ -78,7 +79,9 @@ class DataPlane:
         ctx = RequestContext(parse_options(headers))
         path: str = scope["path"]
         handler: Handler | None
-        if LOG_MARK in path and is_log_endpoint(path):
+        if path in INGEST_PATHS:
+            handler = None  # OpenTelemetry ingestion (gateway/api/otel.py), whatever the headers
+        elif LOG_MARK in path and is_log_endpoint(path):
             handler = self.passthrough.manual_log  # never forwarded, whatever the headers
             ctx.route = "manual_log"
         elif ctx.options.fallbacks is not None:

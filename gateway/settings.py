@@ -194,6 +194,11 @@ class Settings(BaseSettings):
     # its attempts in their planned order (the bench measures failover that way).
     provider_cooldown_seconds: float = Field(default=30.0, ge=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # OpenTelemetry ingestion (gateway/api/otel.py): the largest export accepted, measured
+    # after decompression (a compressed body cannot expand past it), and the largest single
+    # span (encoded); a larger span is rejected alone (OTLP partial success).
+    otel_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    otel_max_span_bytes: int = Field(default=1024 * 1024, ge=256)
     # Slow clients (gateway/protocol.py): a request's headers, then its body, must arrive
     # within these many seconds (408 after); connections per process past the limit get 503.
     client_header_timeout: float = Field(default=10.0, gt=0)

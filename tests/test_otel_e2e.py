@@ -340,6 +340,25 @@ def test_helicone_trace_log_answers_204(gateway: Gateway) -> None:
     assert row["request_path"] == "/v1/trace/log" and row["prompt_tokens"] == 40
 
 
+def test_helicone_async_python_path_takes_the_sdk_exporter(gateway: Gateway) -> None:
+    """``helicone-async`` (Python) points the SDK's protobuf exporter at
+    ``/v1/trace/log-python``; a proxy header (``Helicone-Target-Url``) does not divert it."""
+    recorder = Recorder("async-app")
+    span = recorder.span("anthropic.chat", None, 0, **CLAUDE)
+    span.end(end_time=T0 + 40 * MS)
+    exporter = OTLPSpanExporter(
+        endpoint=gateway.server.url + "/v1/trace/log-python",
+        headers={**gateway.auth, "Helicone-Target-Url": "http://127.0.0.1:9"}, timeout=30,
+    )  # fmt: skip
+    try:
+        assert exporter.export(recorder.spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+        recorder.close()
+    row = gateway.record(*_ids(span))
+    assert row["request_path"] == "/v1/trace/log-python" and row["delay_ms"] == 40
+
+
 def _status(response: httpx.Response) -> Status:
     assert response.headers["content-type"] == "application/x-protobuf"
     status = Status()

@@ -312,6 +312,7 @@ def _json_span(span: Any, resource: Mapping[str, Any], scope: str) -> OtelSpan:
     if not isinstance(events, list):
         raise SpanError("span 'events' must be an array")
     parent = _field(span, "parentSpanId", "parent_span_id")
+    end = _field(span, "endTimeUnixNano", "end_time_unix_nano")
     message = status.get("message") or ""
     return _checked(
         OtelSpan(
@@ -321,7 +322,7 @@ def _json_span(span: Any, resource: Mapping[str, Any], scope: str) -> OtelSpan:
             name=name,
             kind=_enum(span.get("kind"), _KIND_NAMES, "kind"),
             start_ns=_uint(_field(span, "startTimeUnixNano", "start_time_unix_nano"), "start"),
-            end_ns=_uint(_field(span, "endTimeUnixNano", "end_time_unix_nano"), "end"),
+            end_ns=_uint(end, "end") if end is not None else 0,
             attributes=_json_attributes(span.get("attributes")),
             events=[_json_event(event) for event in events],
             status_code=_enum(status.get("code"), _STATUS_NAMES, "status.code"),

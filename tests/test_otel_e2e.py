@@ -24,7 +24,10 @@ from google.rpc.status_pb2 import Status
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -401,3 +404,31 @@ def test_bad_exports_get_clear_errors(gateway: Gateway) -> None:
     answer = ExportTraceServiceResponse()
     answer.ParseFromString(empty.content)
     assert not answer.HasField("partial_success")
+
+
+def test_protobuf_partial_success(gateway: Gateway) -> None:
+    """A protobuf export with one span whose id is the wrong length: the answer's
+    ``partial_success`` counts it, the good span is logged."""
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    trace_id = uuid.uuid4().bytes
+    for span_id in (b"\x0d" * 8, b"\x0e" * 3):
+        span = spans.add(trace_id=trace_id, span_id=span_id, name="chat",
+                         start_time_unix_nano=T0, end_time_unix_nano=T0 + 5 * MS)  # fmt: skip
+        for key, value in CLAUDE.items():
+            attribute = span.attributes.add(key=key)
+            if isinstance(value, int):
+                attribute.value.int_value = value
+            else:
+                attribute.value.string_value = value
+    response = httpx.post(
+        gateway.server.url + "/v1/traces", content=request.SerializeToString(),
+        headers={**gateway.auth, "content-type": "application/x-protobuf"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    answer = ExportTraceServiceResponse()
+    answer.ParseFromString(response.content)
+    assert answer.partial_success.rejected_spans == 1
+    assert "span_id must be 8 bytes" in answer.partial_success.error_message
+    row = gateway.record(trace_id.hex(), "0d" * 8)
+    assert row["delay_ms"] == 5 and row["completion_tokens"] == 8

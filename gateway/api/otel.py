@@ -18,13 +18,15 @@ gzip or deflate) and differ only in the answer:
 Both need a gateway key allowed to write traces (``trace:write``; a key without scopes may).
 Ingestion does not wait for storage: the records are appended to the log journal (a few
 microseconds each) and written by the log writer like proxied requests' records, with its
-batching, spill and replay. Every answer carries ``Gateway-Spans-Logged`` /
+batching, spill and replay. A large or compressed export is decoded in a worker thread (the
+journal is still appended to on the event loop). Every answer carries ``Gateway-Spans-Logged`` /
 ``-Dropped`` / ``-Rejected``: records made, spans that are not LLM, tool or retrieval steps,
 spans refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,8 +42,8 @@ from gateway.api.annotations import TRACE_WRITE
 from gateway.api.envelope import fail
 from gateway.errors import GatewayError
 from gateway.ingest.logged import logged_capture
-from gateway.ingest.otel import Caller, map_spans
-from gateway.ingest.otlp import BodyError, decode, decompress
+from gateway.ingest.otel import Caller, Mapped, map_spans
+from gateway.ingest.otlp import BodyError, Decoded, decode, decompress
 from gateway.scopes import allows
 from gateway.store import KeyIdentity
 from logging_pipeline.capture import Capture
@@ -54,6 +56,9 @@ PATHS = frozenset({OTLP_PATH, *HELICONE_PATHS})
 """Every ingestion path; the data plane hands them to this router whatever the headers."""
 PROTOBUF = "application/x-protobuf"
 RETRY_AFTER_SECONDS = 5
+INLINE_BYTES = 64 * 1024
+"""Exports up to this size (uncompressed) are decoded on the event loop; larger or compressed
+ones in a worker thread, so that a 16 MiB export does not hold up the requests around it."""
 
 _RPC_CODES = {400: 3, 401: 16, 403: 7, 413: 3, 415: 3, 499: 1, 500: 13, 503: 14}
 """HTTP status → ``google.rpc.Code`` of the OTLP error body."""
@@ -93,11 +98,21 @@ def otel_router(deps: OtelApiDeps) -> APIRouter:
                     "nothing can be ingested.",
                 )  # fmt: skip
             raw = await _read(request, deps.max_body_bytes)
-            body = decompress(raw, request.headers.get("content-encoding"), deps.max_body_bytes)
-            decoded = decode(body, content_type, deps.max_span_bytes)
-            mapped = map_spans(decoded, Caller(identity.org_id, identity.key_id, path))
-            for call in mapped.calls:
-                submit(logged_capture(call))
+            encoding = request.headers.get("content-encoding")
+            caller = Caller(identity.org_id, identity.key_id, path)
+
+            def work() -> tuple[Decoded, Mapped, list[Capture]]:
+                body = decompress(raw, encoding, deps.max_body_bytes)
+                decoded = decode(body, content_type, deps.max_span_bytes)
+                mapped = map_spans(decoded, caller)
+                return decoded, mapped, [logged_capture(call) for call in mapped.calls]
+
+            if len(raw) > INLINE_BYTES or encoding:
+                decoded, mapped, captures = await asyncio.to_thread(work)
+            else:
+                decoded, mapped, captures = work()
+            for capture in captures:  # the journal is appended to on the event loop
+                submit(capture)
         except GatewayError as exc:
             return _error(exc.status, exc.message, otlp=otlp, protobuf=protobuf)
         except BodyError as exc:

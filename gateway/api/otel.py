@@ -119,6 +119,10 @@ def otel_router(deps: OtelApiDeps) -> APIRouter:
             return _error(exc.status, exc.message, otlp=otlp, protobuf=protobuf)
         except ClientDisconnect:
             return _error(499, "client disconnected", otlp=otlp, protobuf=protobuf)
+        except Exception:
+            logger.exception("OTLP ingestion failed: POST %s", path)
+            return _error(500, "Internal error while ingesting the export.", otlp=otlp,
+                          protobuf=protobuf)  # fmt: skip
         if decoded.rejected:
             logger.info("OTLP export from org %s: %s", identity.org_id, decoded.error_message())
         counts = {

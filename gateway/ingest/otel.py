@@ -54,6 +54,8 @@ _NAMESPACE = uuid.UUID("5b0c1d3e-7f0a-4c59-9a57-0f7e0c2d6a11")
 """Request ids are uuid5(trace id, span id) in this namespace: an export retried after a
 timeout logs the same records again, not new ones."""
 MAX_PATH_DEPTH = 64
+MAX_SEGMENT_CHARS = 128
+"""A span name longer than this is cut in its path segment."""
 MAX_PROPERTY_CHARS = 10_000
 
 LLM_OPERATIONS = frozenset({"chat", "text_completion", "completion", "generate_content"})
@@ -181,6 +183,9 @@ def map_spans(decoded: Decoded, caller: Caller) -> Mapped:
             calls.append(_call(span, kind, caller, by_id))
         except (ValueError, TypeError, OverflowError, orjson.JSONEncodeError) as exc:
             decoded.reject(f"span {span.span_id}: {exc}")
+        except Exception:  # a bug of ours: the span still fails alone, the trace is logged
+            logger.exception("OTLP span %s could not be mapped", span.span_id)
+            decoded.reject(f"span {span.span_id}: internal error while reading it")
     return Mapped(calls, dropped)
 
 
@@ -308,7 +313,9 @@ def session_path(span: OtelSpan, by_id: Mapping[tuple[str, str], OtelSpan]) -> s
         seen.add(parent.span_id)
         names.append(parent.name)
         parent_id = parent.parent_span_id
-    segments = [name.replace("/", "-").strip() or "span" for name in reversed(names)]
+    segments = [
+        name.replace("/", "-").strip()[:MAX_SEGMENT_CHARS] or "span" for name in reversed(names)
+    ]
     return "/" + "/".join(segments)
 
 

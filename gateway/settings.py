@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     # its attempts in their planned order (the bench measures failover that way).
     provider_cooldown_seconds: float = Field(default=30.0, ge=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # The manual logger (gateway/ingest): the largest log body (request + response of one
+    # logged call) accepted; 413 above.
+    manual_log_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Slow clients (gateway/protocol.py): a request's headers, then its body, must arrive
     # within these many seconds (408 after); connections per process past the limit get 503.
     client_header_timeout: float = Field(default=10.0, gt=0)

@@ -144,8 +144,11 @@ class ManualLogRoute:
         capture.model_override = parsed.model_override
         writer.submit(capture)  # journaled (durable) before the answer goes out
         request_id = parsed.call.request_id
+        # The logged call's id (meta may name one) is the one this answer and the request
+        # line name.
+        ctx.options.request_id = request_id
         ctx.status = 200
         ctx.provider = parsed.call.provider
         ctx.model = parsed.call.model
         body = orjson.dumps({"data": {"request_id": request_id}, "error": None})
-        await send_bytes(send, 200, body, [(b"helicone-id", request_id.encode())], _JSON)
+        await send_bytes(send, 200, body, ctx.base_headers, _JSON)

@@ -49,7 +49,7 @@ from providers.usage import Usage
 from providers.vertex import answer_wire
 
 CUSTOM = "custom"
-"""The provider of a call to no known provider (the query API shows ``CUSTOM`` for it)."""
+"""The provider of a call to no known provider (``Helicone-Target-Provider``'s default too)."""
 META_KEY = "_helicone_meta"
 """Where ``providerRequest.meta`` keys that are not ``Helicone-*`` are kept: added to the
 stored request (only when there are any, and never over a key the request has)."""

@@ -357,3 +357,28 @@ def test_bad_bodies_are_refused_naming_the_problem(raw: bytes, message: str) -> 
         parse(raw)
     if message == "nest":
         assert "deep" in str(caught.value) or "nest" in str(caught.value)
+
+
+def test_text_that_only_looks_like_a_stream_stays_text(registry: Registry, tmp_path: Path) -> None:
+    for text in (':) fine\n', '{"a": 1}\n{"b": 2}\n', 'Answer:\n{"name": "x"}\n'):
+        row = row_of(parse(body({}, text=text)), registry, tmp_path)
+        assert not row["is_stream"], text
+        assert row["document"]["response"] == text
+
+
+def test_gemini_json_lines_and_array_streams(registry: Registry, tmp_path: Path) -> None:
+    chunks = [
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hel"}]}}],
+         "modelVersion": "gemini-2.5-flash"},
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "lo"}]},
+                         "finishReason": "STOP"}], "modelVersion": "gemini-2.5-flash",
+         "usageMetadata": {"promptTokenCount": 6, "candidatesTokenCount": 2,
+                           "totalTokenCount": 8}},
+    ]  # fmt: skip
+    lines = "".join(orjson.dumps(c).decode() + "\n" for c in chunks)
+    for text in (lines, orjson.dumps(chunks).decode()):
+        log = parse(body({}, request={"contents": []}, text=text), hint="google-ai-studio")
+        row = row_of(log, registry, tmp_path)
+        assert row["is_stream"] and row["wire_format"] == "gemini"
+        assert (row["prompt_tokens"], row["completion_tokens"]) == (6, 2)
+        assert row["model"] == "gemini-2.5-flash" and row["cost"] > 0

@@ -418,7 +418,7 @@ def _text_answer(text: str, streamed: bool) -> _Answer:
     an array), or plain text (a stream when the request or the timing says so)."""
     raw = text.encode()
     stripped = raw.lstrip()
-    if stripped.startswith((b"data:", b"event:", b":")) or b"\ndata:" in raw:
+    if stripped.startswith((b"data:", b"event:")) or b"\ndata:" in raw:
         return _Answer(raw, None, True, _shape(_first_sse_object(raw)))
     if stripped.startswith((b"{", b"[")):
         whole = _loads(raw)
@@ -442,7 +442,10 @@ def _text_answer(text: str, streamed: bool) -> _Answer:
                 first = first or parsed
             elif line:
                 other.append(line)
-        if first is not None and (len(events) > 1 or _is_chunk(first)):
+        # Chunks, not a text that happens to hold JSON lines: the first is a chunk, or there
+        # are several and the request streamed or their shape names a provider's.
+        several = len(events) > 1 and (streamed or _shape(first) is not None)
+        if first is not None and (_is_chunk(first) or several):
             return _stream(events, other, first)
     return _Answer(raw, None, streamed, None)
 

@@ -238,9 +238,18 @@ def test_streams_are_rebuilt_as_the_proxy_does(
 def test_the_python_chunks_recipe_and_an_anthropic_stream(
     registry: Registry, tmp_path: Path
 ) -> None:
-    row = row_of(parse(body({"chunks": CHUNKS, "time_to_first_token_ms": 12.5},
-                            request=STREAM_REQUEST), hint="openai"), registry, tmp_path)
+    row = row_of(parse(body({"chunks": CHUNKS, "time_to_first_token_ms": 12.0},
+                            request=STREAM_REQUEST, timing=TIMING), hint="openai"),
+                 registry, tmp_path)  # fmt: skip
     assert row["is_stream"] and (row["prompt_tokens"], row["completion_tokens"]) == (9, 2)
+    assert row["time_to_first_token"] == 12
+    # OpenAI-shaped chunks read as OpenAI's whatever provider the model's name guesses.
+    claude = [{**c, "model": "claude-sonnet-4-5"} for c in CHUNKS]
+    text = "".join(orjson.dumps(c).decode() + "\n" for c in claude)
+    log = parse(body(request={"model": "claude-sonnet-4-5", "stream": True}, text=text))
+    row = row_of(log, registry, tmp_path)
+    assert (row["provider"], row["wire_format"]) == ("anthropic", "openai")
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (9, 2) and row["cost"] > 0
     events = [
         {"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant",
          "model": "claude-sonnet-4-5", "content": [],

@@ -134,6 +134,8 @@ def parse_manual_log(
 
     provider, named_wire = _provider(hint, body.get("provider"), url, request_json, table)
     answer = _answer(response, request_json, first_token is not None)
+    if first_token is None and answer.ttft_ms is not None:
+        first_token = start + answer.ttft_ms / 1000
     wire = answer.shape or named_wire or "openai"
     usage: dict[str, int] | None = None
     if event_type is not None:
@@ -383,7 +385,10 @@ class _Answer:
     """The answer as JSON (usage is read from it); None for a stream or plain text."""
     is_stream: bool
     shape: str | None
-    """The wire its shape says (``anthropic``, ``gemini``), None when it says nothing."""
+    """The wire its shape says (``openai``, ``anthropic``, ``gemini``), None when it says
+    nothing."""
+    ttft_ms: float | None = None
+    """A time to first token the answer itself carries (helicone-helpers' chunks recipe)."""
 
 
 def _answer(response: dict[str, Any], request: dict[str, Any], has_ttft: bool) -> _Answer:
@@ -404,7 +409,11 @@ def _answer(response: dict[str, Any], request: dict[str, Any], has_ttft: bool) -
             # helicone-helpers' documented stream recipe: {"chunks": [chunk dicts], ...}
             chunks = [c for c in value["chunks"] if isinstance(c, dict)]
             if chunks:
-                return _stream([orjson.dumps(c) for c in chunks], [], chunks[0])
+                answer = _stream([orjson.dumps(c) for c in chunks], [], chunks[0])
+                ttft = value.get("time_to_first_token_ms")
+                if isinstance(ttft, int | float) and not isinstance(ttft, bool) and ttft >= 0:
+                    answer.ttft_ms = float(ttft)
+                return answer
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             return _stream([orjson.dumps(v) for v in value], [], value[0])  # Gemini's array
         parsed = value if value is not None else None
@@ -493,6 +502,11 @@ def _shape(obj: Any) -> str | None:
     kind = obj.get("type")
     if kind == "message" or kind in _STREAM_EVENTS:
         return "anthropic"
+    named = obj.get("object")
+    if "choices" in obj or (isinstance(kind, str) and kind.startswith("response.")) or (
+        isinstance(named, str) and named.startswith(("chat.completion", "text_completion"))
+    ):
+        return "openai"  # chat, completions, Responses events: whatever the provider
     usage = obj.get("usage")
     if isinstance(usage, dict) and (
         "cache_creation_input_tokens" in usage or "cache_read_input_tokens" in usage

@@ -349,11 +349,15 @@ def test_hints_name_the_provider_and_status_is_kept(registry: Registry, tmp_path
         (b'{"providerRequest": {"json": {}}, "providerResponse": {"textBody": 5}}',
          "'providerResponse.textBody'"),
         (b'{"providerRequest": {"json": {}}, "providerResponse": {}, "timing": 5}', "'timing'"),
+        (b'{"providerRequest": {"json": {}, "meta": {"Helicone-Property-X": "'
+         + b"x" * 70_000 + b'"}}, "providerResponse": {}}', "exceed 65536 characters"),
         (b'{"providerRequest": {"json": {}}, "providerResponse": {}, "timing": {}}',
          "'timing.startTime'"),
         (b'{"providerRequest": {"json": {}}, "providerResponse": {}, "timing": {"startTime":'
          b' {"seconds": 1677721748123, "milliseconds": 0}, "endTime": {"seconds": 1}}}',
          "milliseconds sent by mistake"),
+        (b'{"providerRequest": {"json": {}}, "providerResponse": {}, "timing": {"startTime":'
+         b' {"seconds": 1, "milliseconds": 1e20}, "endTime": {"seconds": 1}}}', "year 5000"),
         (b'{"providerRequest": {"json": {}}, "providerResponse": {}, "timing": {"startTime":'
          b' {"seconds": 1, "milliseconds": 0}, "endTime": {"seconds": 2},'
          b' "timeToFirstToken": -1}}', "'timing.timeToFirstToken'"),

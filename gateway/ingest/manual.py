@@ -61,6 +61,9 @@ MAX_STATUS = 999
 MIN_STATUS = -999
 """``providerResponse.status`` bounds: the SDKs send -3 for a cancelled stream."""
 MAX_URL_CHARS = 2048
+MAX_OPTION_CHARS = 64 * 1024
+"""The ``Helicone-*`` names and values of one call together (meta, headers, response
+headers): what fits a proxied request's header block, so a log call cannot attach more."""
 
 _STREAM_EVENTS = frozenset(
     {
@@ -293,7 +296,10 @@ def _moment(value: Any, label: str) -> float:
             f"'{label}.seconds' {seconds} is not a Unix time in seconds (milliseconds sent by "
             "mistake?)."
         )
-    return float(seconds) + float(millis) / 1000
+    moment = float(seconds) + float(millis) / 1000
+    if moment >= MAX_TIME_SECONDS:
+        raise ManualLogError(f"'{label}.milliseconds' {millis} puts the time past year 5000.")
+    return moment
 
 
 def _options(
@@ -306,6 +312,11 @@ def _options(
             lowered = name.lower()
             if lowered.startswith(HELICONE_PREFIX):
                 merged[lowered] = value
+    if sum(len(name) + len(value) for name, value in merged.items()) > MAX_OPTION_CHARS:
+        raise ManualLogError(
+            f"The Helicone-* entries of meta and the headers exceed {MAX_OPTION_CHARS} "
+            "characters together (what a request's headers may carry)."
+        )
     return parse_options(merged)
 
 

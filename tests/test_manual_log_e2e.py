@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -242,6 +243,69 @@ def test_python_stream_with_time_to_first_token(
     )
     response = record["response_body"]
     assert response["reconstructed"]["choices"][0]["message"]["content"] == text
+
+
+def test_python_documented_stream_recipe_with_log_request(
+    gateway: Gateway, client: openai.OpenAI
+) -> None:
+    """The Python page's "Streaming Responses" example: chunks and the time to first token
+    recorded as the operation's results, posted as ``json`` by ``log_request``."""
+    request_id = str(uuid.uuid4())
+    request = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True,
+               "stream_options": {"include_usage": True}}  # fmt: skip
+
+    def stream_operation(recorder: HeliconeResultRecorder) -> list[Any]:
+        chunks = list(client.chat.completions.create(**request))  # type: ignore[call-overload]
+        recorder.append_results({"chunks": [c.model_dump() for c in chunks],
+                                 "time_to_first_token_ms": 7})  # fmt: skip
+        return chunks
+
+    chunks = logger(gateway).log_request(
+        provider="openai", request=request, operation=stream_operation,
+        additional_headers={"Helicone-Request-Id": request_id},
+    )  # fmt: skip
+    record = gateway.record(request_id)
+    usage = chunks[-1].usage
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (
+        usage.prompt_tokens, usage.completion_tokens)  # fmt: skip
+    assert record["time_to_first_token"] == 7 and not record["tokens_estimated"]
+    assert record["response_body"]["reconstructed"]["choices"][0]["message"]["content"]
+
+
+def test_python_documented_anthropic_recipe(
+    gateway: Gateway, upstream: OpenAIEmulator, registry: Registry
+) -> None:
+    """The Python page's "Using with Anthropic" example, the Messages call answered by the
+    emulator."""
+    request_id = str(uuid.uuid4())
+    request = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": MESSAGES}
+
+    def anthropic_operation(recorder: HeliconeResultRecorder) -> Any:
+        with anthropic.Anthropic(base_url=upstream.anthropic_base_url, api_key=UPSTREAM_KEY,
+                                 max_retries=0) as sdk:  # fmt: skip
+            response = sdk.messages.create(**request)  # type: ignore[call-overload]
+        recorder.append_results({
+            "id": response.id,
+            "content": [{"text": block.text, "type": block.type} for block in response.content],
+            "model": response.model, "role": response.role,
+            "usage": {"input_tokens": response.usage.input_tokens,
+                      "output_tokens": response.usage.output_tokens},
+        })  # fmt: skip
+        return response
+
+    response = logger(gateway).log_request(
+        provider="anthropic", request=request, operation=anthropic_operation,
+        additional_headers={"Helicone-Request-Id": request_id},
+    )  # fmt: skip
+    record = gateway.record(request_id)
+    assert record["request_path"] == "/anthropic/v1/log" and record["provider"] == "anthropic"
+    assert record["model"] == response.model
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (
+        response.usage.input_tokens, response.usage.output_tokens)  # fmt: skip
+    priced = registry.cost("anthropic", response.model, Usage(
+        response.usage.input_tokens, response.usage.output_tokens))  # fmt: skip
+    assert priced.known and record["cost"] == pytest.approx(priced.nano_usd / 1e9)
+    assert record["response_body"]["content"][0]["text"] == response.content[0].text  # type: ignore[union-attr]
 
 
 # --- @helicone/helpers (Node) ------------------------------------------------------------------

@@ -422,6 +422,23 @@ def test_refusals_use_the_envelope(gateway: Gateway) -> None:
     assert unknown.status_code == 401 and unknown.json()["data"] is None
 
 
+def test_the_key_needs_trace_write_and_scopes_the_record(gateway: Gateway) -> None:
+    store = gateway.server.runtime.store
+    reader, _ = gateway.server.call(store.create_key("acme", scopes=frozenset({"trace:read"})))
+    writer, _ = gateway.server.call(store.create_key("other", scopes=frozenset({"trace:write"})))
+    body = {"providerRequest": {"json": {"model": "m"}}, "providerResponse": {"json": {}}}
+    refused = gateway.post("/custom/v1/log", body, authorization=f"Bearer {reader}")
+    assert refused.status_code == 403 and "trace:write" in refused.json()["error"]
+    request_id = str(uuid.uuid4())
+    accepted = gateway.post("/custom/v1/log", body, authorization=f"Bearer {writer}",
+                            **{"Helicone-Request-Id": request_id})  # fmt: skip
+    assert accepted.status_code == 200, accepted.text
+    # Logged under the writer key's organisation: another organisation's key never sees it.
+    other = Gateway(gateway.server, writer)
+    assert other.record(request_id)["model"] == "m"
+    assert gateway.rows([request_id]) == {}
+
+
 def test_records_accepted_are_records_written(gateway: Gateway) -> None:
     before = gateway.counters()
     ids = [str(uuid.uuid4()) for _ in range(20)]

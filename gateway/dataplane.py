@@ -36,6 +36,7 @@ from gateway.auth import bearer_token
 from gateway.context import RequestContext, Route, parse_options
 from gateway.errors import GatewayError, send_error
 from gateway.fallbacks import FallbackRelay
+from gateway.ingest.manual_routes import ManualLogRoute
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
@@ -58,6 +59,7 @@ class DataPlane:
         self.runtime = runtime
         self.passthrough = Passthrough(runtime)
         self.fallbacks = FallbackRelay(runtime)
+        self.manual_log = ManualLogRoute(runtime)
         routes: dict[str, tuple[Route, Handler]] = {}
         for endpoint in _UNIFIED_ENDPOINTS:
             unified: tuple[Route, Handler] = ("unified", self._make_unified(endpoint))
@@ -82,7 +84,7 @@ class DataPlane:
         if path in INGEST_PATHS:
             handler = None  # OpenTelemetry ingestion (gateway/api/otel.py), whatever the headers
         elif LOG_MARK in path and is_log_endpoint(path):
-            handler = self.passthrough.manual_log  # never forwarded, whatever the headers
+            handler = self.manual_log  # logged, never forwarded, whatever the headers
             ctx.route = "manual_log"
         elif ctx.options.fallbacks is not None:
             handler = self.fallbacks

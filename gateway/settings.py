@@ -199,6 +199,9 @@ class Settings(BaseSettings):
     # span (encoded); a larger span is rejected alone (OTLP partial success).
     otel_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     otel_max_span_bytes: int = Field(default=1024 * 1024, ge=256)
+    # The manual logger (gateway/ingest): the largest log body (request + response of one
+    # logged call) accepted; 413 above.
+    manual_log_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Slow clients (gateway/protocol.py): a request's headers, then its body, must arrive
     # within these many seconds (408 after); connections per process past the limit get 503.
     client_header_timeout: float = Field(default=10.0, gt=0)

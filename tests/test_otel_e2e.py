@@ -180,7 +180,7 @@ def test_genai_semconv_trace_becomes_a_three_level_session(gateway: Gateway) -> 
     assert row["request_path"] == "/v1/traces"
     assert row["request_user_id"] == "alice"
     assert row["properties"] == {
-        "Environment": "prod",
+        "environment": "prod",  # lower-cased, as a proxied Helicone-Property-* header
         "Helicone-Session-Id": session,
         "Helicone-Session-Path": "/plan-trip/reason/chat gpt-4o-mini",
         "Helicone-Session-Name": "trip-planner",

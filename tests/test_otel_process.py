@@ -77,7 +77,7 @@ def test_sdk_from_the_environment_to_gateway_serve(
     assert row["request_path"] == "/v1/traces" and row["delay_ms"] >= 0
     session = str(uuid.UUID(hex=trace_id))
     assert row["properties"] == {
-        "Queue": "billing",
+        "queue": "billing",  # lower-cased, as a proxied Helicone-Property-* header
         "Helicone-Session-Id": session,
         "Helicone-Session-Path": "/handle-ticket/draft-reply/chat gpt-4o-mini",
         "Helicone-Session-Name": "support-bot",

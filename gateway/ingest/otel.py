@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from gateway.context import HELICONE_PREFIX, HeliconeOptions, parse_options
 from gateway.ingest.logged import LoggedCall
 from gateway.ingest.otel_content import (
     chat_content,
@@ -117,13 +118,6 @@ _PARAMETERS = (
     ("reasoning_effort", ("gen_ai.request.reasoning_effort",)),
 )
 """Request body field ← the attributes that carry it (first present wins)."""
-_SESSION_KEYS = {
-    "helicone-session-id": "Helicone-Session-Id",
-    "helicone-session-path": "Helicone-Session-Path",
-    "helicone-session-name": "Helicone-Session-Name",
-    "helicone-prompt-id": "Helicone-Prompt-Id",
-}
-_PROPERTY_PREFIX = "helicone-property-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,32 +257,30 @@ class _Labels:
     user, omissions."""
 
     properties: dict[str, str]
-    helicone: dict[str, str]
-    """``helicone-*`` names (lower-cased) → value."""
+    options: HeliconeOptions
+    """The span's ``Helicone-*`` attributes read by the proxy's own header parser."""
     plain: dict[str, str]
     """Association properties that are not ``Helicone-*``."""
 
 
 def _labels(span: OtelSpan) -> _Labels:
     """Resource attributes first, the span's own over them: a ``Helicone-*`` attribute (any
-    case, plain or as an association property) is read as that header; other association
-    properties are custom properties under their own names."""
-    labels = _Labels({}, {}, {})
+    case, plain or as an association property) is read as that header would be on a proxied
+    request (:func:`~gateway.context.parse_options`, the one parser of those headers); other
+    association properties are custom properties under their own names."""
+    helicone: dict[str, str] = {}
+    plain: dict[str, str] = {}
     for source in (span.resource, span.attributes):
         for key, value in source.items():
             associated = key.startswith(ASSOCIATION)
             name = key[len(ASSOCIATION) :] if associated else key
             lower = name.lower()
-            if lower.startswith("helicone-"):
-                labels.helicone[lower] = _string(value)
-                if lower.startswith(_PROPERTY_PREFIX) and len(lower) > len(_PROPERTY_PREFIX):
-                    labels.properties[name[len(_PROPERTY_PREFIX) :]] = _string(value)
-                elif lower in _SESSION_KEYS:
-                    labels.properties[_SESSION_KEYS[lower]] = _string(value)
+            if lower.startswith(HELICONE_PREFIX):
+                helicone[lower] = _string(value)
             elif associated and name:
-                labels.plain[name] = _string(value)
-                labels.properties[name] = _string(value)
-    return labels
+                plain[name] = _string(value)
+    options = parse_options(helicone)
+    return _Labels({**plain, **options.properties}, options, plain)
 
 
 def record_id(trace_id: str, span_id: str) -> str:
@@ -341,8 +333,8 @@ def _session(span: OtelSpan, labels: _Labels, by_id: Mapping[tuple[str, str], Ot
 
 
 def _user(span: OtelSpan, labels: _Labels) -> str:
-    user = labels.helicone.get("helicone-user-id")
-    if user is None:
+    user = labels.options.user_id
+    if not user:
         attributes = {**span.resource, **span.attributes}
         found = _first(attributes, ("user.id", "enduser.id"))
         found = found if found is not None else labels.plain.get("user_id")
@@ -408,8 +400,8 @@ def _call(
         status=status,
         user_id=_user(span, labels),
         properties=labels.properties,
-        omit_request=labels.helicone.get("helicone-omit-request", "").lower() == "true",
-        omit_response=labels.helicone.get("helicone-omit-response", "").lower() == "true",
+        omit_request=labels.options.omit_request,
+        omit_response=labels.options.omit_response,
     )
     if kind in ("tool", "vector_db"):
         _event_bodies(span, kind, call)

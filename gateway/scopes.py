@@ -25,6 +25,9 @@ PROVIDER_KEY_READ = "provider_key:read"
 PROVIDER_KEY_WRITE = "provider_key:write"
 TRACE_READ = "trace:read"
 """The request log (``/v1/request/*``)."""
+TRACE_WRITE = "trace:write"
+"""Writes to the log other than proxying: logging without proxying (manual logger,
+OpenTelemetry, HoneyHive), request properties, session feedback."""
 EVALUATION_WRITE = "evaluation:write"
 ADMIN = "gateway:admin"
 """The operator's powers over every organisation (credit accounts and budgets:

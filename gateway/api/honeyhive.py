@@ -27,7 +27,6 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
-from gateway.api.annotations import TRACE_WRITE
 from gateway.api.requests import _json_body, _TooLarge
 from gateway.errors import GatewayError
 from gateway.ingest.honeyhive import (
@@ -39,7 +38,7 @@ from gateway.ingest.honeyhive import (
     parse_batch,
 )
 from gateway.ingest.logged import logged_capture
-from gateway.scopes import allows
+from gateway.scopes import TRACE_WRITE, allows
 from gateway.store import KeyIdentity
 from logging_pipeline.capture import Capture
 from logging_pipeline.query import FilterError

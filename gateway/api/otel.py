@@ -38,13 +38,12 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import ClientDisconnect
 
-from gateway.api.annotations import TRACE_WRITE
 from gateway.api.envelope import fail
 from gateway.errors import GatewayError
 from gateway.ingest.logged import logged_capture
 from gateway.ingest.otel import Caller, Mapped, map_spans
 from gateway.ingest.otlp import BodyError, Decoded, decode, decompress
-from gateway.scopes import allows
+from gateway.scopes import TRACE_WRITE, allows
 from gateway.store import KeyIdentity
 from logging_pipeline.capture import Capture
 

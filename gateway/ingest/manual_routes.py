@@ -21,7 +21,6 @@ import time
 
 import orjson
 
-from gateway.api.annotations import TRACE_WRITE
 from gateway.asgi import BodyTooLarge, Receive, Scope, Send, read_body, send_bytes
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
@@ -31,7 +30,7 @@ from gateway.keys import looks_like_key
 from gateway.options import check_json_content_type, declared_length
 from gateway.passthrough import LOG_MARK
 from gateway.runtime import Runtime
-from gateway.scopes import allows
+from gateway.scopes import TRACE_WRITE, allows
 
 _HINTS = {"oai": "openai", "anthropic": "anthropic", "googleapis": "google-ai-studio"}
 """The root of a log path → the provider it names (``custom`` and the rest: none)."""

@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.cache
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.honeyhive
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway providers logging_pipeline cache ratelimit tests bench

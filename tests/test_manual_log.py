@@ -47,7 +47,6 @@ def parse(body: Any, hint: str = "", headers: dict[str, str] | None = None) -> M
 
 def row_of(log: ManualLog, registry: Registry, tmp_path: Path) -> dict[str, Any]:
     capture = logged_capture(log.call)
-    capture.model_override = log.model_override
     record = build_record(capture, registry, TokenEstimator(tmp_path))
     row = dict(zip(INSERT_COLUMNS, record.row, strict=True))
     row["document"] = orjson.loads(record.document) if record.document else None

@@ -98,7 +98,6 @@ class ManualLog:
     """One parsed log call: what the writer gets, and the options that are not in it."""
 
     call: LoggedCall
-    model_override: str
     event_type: str | None
     """``tool``, ``vector_db`` or ``data`` for a custom event, else None."""
 
@@ -171,8 +170,9 @@ def parse_manual_log(
         usage=usage,
         omit_request=options.omit_request,
         omit_response=options.omit_response,
+        model_override=options.model_override,
     )
-    return ManualLog(call, options.model_override, event_type)
+    return ManualLog(call, event_type)
 
 
 # --- the envelope ------------------------------------------------------------------------------

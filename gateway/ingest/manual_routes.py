@@ -139,9 +139,7 @@ class ManualLogRoute:
             )
         except ManualLogError as exc:
             raise GatewayError(400, str(exc), code="invalid_log") from None
-        capture = logged_capture(parsed.call)
-        capture.model_override = parsed.model_override
-        writer.submit(capture)  # journaled (durable) before the answer goes out
+        writer.submit(logged_capture(parsed.call))  # journaled (durable) before the answer goes out
         request_id = parsed.call.request_id
         # The logged call's id (meta may name one) is the one this answer and the request
         # line name.

@@ -34,6 +34,7 @@ from gateway.logconfig import log_config, log_store_problem
 from gateway.metering import Meter
 from gateway.metrics import Metrics
 from gateway.options import check_json_content_type, declared_length
+from gateway.prompts.runtime import FALLBACK_HEADER, PromptRuntime
 from gateway.readiness import (
     Readiness,
     body_store_probe,
@@ -136,6 +137,15 @@ class Runtime:
             read_timeout=settings.cache_read_timeout_ms / 1000,
             write_timeout=settings.cache_write_timeout_ms / 1000,
         )
+        self.prompts = PromptRuntime(
+            self.store.prompts,
+            ttl=settings.prompt_cache_ttl_seconds,
+            fallback=settings.prompt_resolution_fallback,
+            substitute_runtime=settings.prompt_substitute_runtime_messages,
+            redis=self.redis,
+        )
+        """Managed prompts at request time: resolution cache and invalidation
+        (gateway/prompts/runtime.py)."""
         self.writer: LogSink | None = None
         self.hql = HqlService(
             self.query_log,
@@ -202,6 +212,7 @@ class Runtime:
         await self.fetcher.start()
         if self.redis is not None:
             await self.redis.start()
+        await self.prompts.start()
         self.registry = await asyncio.to_thread(Registry.load)
         if self.metrics is not None:
             self.metrics.bind(self.registry)
@@ -300,6 +311,7 @@ class Runtime:
             await meter.close()
         await self.upstream.close()
         await self.fetcher.close()
+        await self.prompts.close()
         if self.redis is not None:
             await self.redis.close()
         await self.limiter.close()
@@ -390,6 +402,24 @@ class Runtime:
         if capture is not None:
             capture.request_body = body
         return body
+
+    async def expand_prompt(
+        self, ctx: RequestContext, endpoint: str, payload: dict[str, Any]
+    ) -> tuple[dict[str, Any], bytes]:
+        """The prompt stage of a unified request whose body has a prompt field (after
+        :meth:`start_request`): the assembled request and its bytes, which the record keeps
+        with the prompt's id, version, inputs and environment."""
+        assert ctx.identity is not None
+        body, use = await self.prompts.expand(ctx.identity, endpoint, payload)
+        raw = orjson.dumps(body)
+        capture = ctx.capture
+        if capture is not None:
+            capture.request_body = raw
+            capture.prompt_id, capture.prompt_version = use.prompt_id, use.version_id
+            capture.prompt_inputs, capture.prompt_environment = use.inputs, use.environment
+        if use.fallback:
+            ctx.response_headers = [*(ctx.response_headers or ()), FALLBACK_HEADER]
+        return body, raw
 
     async def serve_from_cache(
         self, ctx: RequestContext, send: Send, endpoint: str, body: bytes, parsed: Any = UNPARSED

@@ -113,6 +113,9 @@ REQUEST_RESPONSE_RMT: Mapping[str, FieldSpec] = MappingProxyType({
     "helicone-score-feedback": Special.FEEDBACK_SCORE,
     "prompt_id": Column("prompt_id", T),
     "prompt_version": Column("prompt_version", T),
+    # Our extension: the inputs (JSON text) and environment of a managed-prompt request.
+    "prompt_inputs": Column("prompt_inputs", T),
+    "prompt_environment": Column("prompt_environment", T),
     "request_referrer": Column(NOT_RECORDED, T),
     "is_passthrough_billing": Column("is_passthrough_billing", B),
     # Our extensions (reference §7.1 "implement the union", widened to every column the

@@ -27,6 +27,7 @@ from gateway.api.credits import CreditsApiDeps, include_credits_api
 from gateway.api.dashboard import include_aggregate_api
 from gateway.api.hql import HqlApiDeps, include_hql_api
 from gateway.api.models import include_model_registry
+from gateway.api.prompts_helicone import HeliconePromptDeps, include_helicone_prompt_api
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dataplane import DataPlane
@@ -152,6 +153,17 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             validator=runtime.key_validator,
             targets=runtime.targets,
             on_change=runtime.provider_keys.invalidate,
+        ),
+    )
+    include_helicone_prompt_api(
+        app,
+        HeliconePromptDeps(
+            authenticate=runtime.authenticate_identity,
+            store=runtime.store.prompts,
+            on_change=runtime.prompts.changed,
+            inputs=runtime.prompt_inputs,
+            keyring=runtime.store.keyring,
+            link_ttl_seconds=settings.prompt_body_link_ttl_seconds,
         ),
     )
     include_model_registry(app, lambda: runtime.listing)

@@ -62,6 +62,7 @@ from logging_pipeline.bodies import body_store_from_config, decode_bodies
 from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
+from logging_pipeline.schema import REQUEST_TABLE
 from logging_pipeline.sink import LogSink
 from logging_pipeline.writer import LogWriter, open_log_writer
 from providers.bedrock.signing import Signer
@@ -496,6 +497,33 @@ class Runtime:
         if settings:
             return await self.writer.transport.query(sql, params, settings)
         return await self.writer.transport.query(sql, params)
+
+    async def prompt_inputs(
+        self, org_id: str, request_id: str, version_id: str
+    ) -> dict[str, Any] | None:
+        """The inputs a logged request of ``org_id`` was assembled from with ``version_id``
+        (Helicone's ``…/{versionId}/inputs``); None when there is no such record."""
+        rows = await self.query_log(
+            f"SELECT toString(request_id) AS id_text, prompt_version, prompt_inputs, "
+            f"prompt_environment FROM {REQUEST_TABLE} FINAL WHERE organization_id = {{org:UUID}} "
+            "AND request_id = {rid:UUID} AND prompt_version = {vid:String} LIMIT 1",
+            {"org": org_id, "rid": request_id, "vid": version_id},
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        try:
+            inputs = orjson.loads(row.get("prompt_inputs") or "{}")
+        except orjson.JSONDecodeError:
+            inputs = {}
+        found: dict[str, Any] = {
+            "request_id": row["id_text"],
+            "version_id": row["prompt_version"],
+            "inputs": inputs,
+        }
+        if row.get("prompt_environment"):
+            found["environment"] = row["prompt_environment"]
+        return found
 
     async def annotate_log(self, annotation: Annotation) -> str:
         """Feedback, scores, properties: stored by the log writer that owns the store."""

@@ -14,6 +14,7 @@ from gateway.store import (
     PromptVersionNotFound,
     StaleVersion,
     VersionDeployed,
+    VersionLimit,
 )
 from tests import test_store
 
@@ -139,3 +140,21 @@ async def test_tags_rename_and_listing(store: ControlStore) -> None:
     assert await store.prompts.all_tags(org) == ["w", "z"]
     with pytest.raises(PromptNotFound):
         await store.prompts.update_prompt(org, "nope", display_name="x")
+
+
+async def test_version_limit_and_summaries(
+    store: ControlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.store._prompts.MAX_PROMPT_VERSIONS", 3)
+    org = await store.ensure_org("acme")
+    prompt, first = await store.prompts.create(org, display_name="p", slug="capped", body="1")
+    await store.prompts.publish(org, "capped", body="2", expected_latest_seq=1)
+    await store.prompts.publish(org, "capped", body="3", expected_latest_seq=2)
+    with pytest.raises(VersionLimit):
+        await store.prompts.publish(org, "capped", body="4", expected_latest_seq=3)
+    (summary,) = await store.prompts.summaries(org)
+    assert summary.prompt.id == prompt.id and summary.latest.seq == 3
+    assert summary.version_count == 3 and summary.first_created_at == first.created_at
+    assert summary.latest.body == "3" and summary.latest.body_kind == "text"
+    found = await store.prompts.find_slug(org, "capped")
+    assert found is not None and await store.prompts.find_slug(org, prompt.short_id) is None

@@ -147,6 +147,16 @@ class PromptVersionRecord:
     environments: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class PromptSummary:
+    """A live prompt with its latest live version and the counts PostHog shows on every row."""
+
+    prompt: PromptRecord
+    latest: PromptVersionRecord
+    version_count: int
+    first_created_at: datetime
+
+
 class PromptNotFound(Exception):
     """No live prompt of the organisation has this id, short id or slug."""
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +37,7 @@ from gateway.store._prompt_rows import (
     PromptRecord,
     PromptRow,
     PromptSlugExists,
+    PromptSummary,
     PromptVersionNotFound,
     PromptVersionRecord,
     PromptVersionRow,
@@ -132,6 +133,67 @@ class PromptStore:
         async with self._sessions() as session:
             row = await self._find(session, org_id, ref)
             return None if row is None else prompt_record(row)
+
+    async def find_slug(self, org_id: str, slug: str) -> PromptRecord | None:
+        """The live prompt with this slug (PostHog's name), and only by slug."""
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(PromptRow).where(
+                    PromptRow.org_id == org_id,
+                    PromptRow.slug == slug,
+                    PromptRow.archived_at.is_(None),
+                )
+            )
+            return None if row is None else prompt_record(row)
+
+    async def summaries(self, org_id: str, prompt_id: str | None = None) -> list[PromptSummary]:
+        """Every live prompt (or the one ``prompt_id``) that has a live version, with its
+        latest version, its live version count and its first live version's time."""
+        agg = (
+            select(
+                PromptVersionRow.prompt_id.label("pid"),
+                func.max(PromptVersionRow.seq).label("top"),
+                func.min(PromptVersionRow.seq).label("bottom"),
+                func.count().label("n"),
+            )
+            .where(PromptVersionRow.deleted_at.is_(None))
+            .group_by(PromptVersionRow.prompt_id)
+            .subquery()
+        )
+        scope = [PromptRow.org_id == org_id, PromptRow.archived_at.is_(None)]
+        if prompt_id is not None:
+            scope.append(PromptRow.id == prompt_id)
+        latest = (
+            select(PromptVersionRow, PromptRow, agg.c.n)
+            .join(
+                agg,
+                and_(agg.c.pid == PromptVersionRow.prompt_id, agg.c.top == PromptVersionRow.seq),
+            )
+            .join(PromptRow, PromptRow.id == PromptVersionRow.prompt_id)
+            .where(*scope)
+        )
+        first = (
+            select(PromptVersionRow.prompt_id, PromptVersionRow.created_at)
+            .join(
+                agg,
+                and_(agg.c.pid == PromptVersionRow.prompt_id, agg.c.bottom == PromptVersionRow.seq),
+            )
+            .join(PromptRow, PromptRow.id == PromptVersionRow.prompt_id)
+            .where(*scope)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(latest)).all()
+            firsts = {pid: created for pid, created in (await session.execute(first)).all()}
+            envs = await self._environments(session, [r[0].id for r in rows])
+        return [
+            PromptSummary(
+                prompt_record(prompt),
+                version_record(version, prompt.short_id, envs.get(version.id, ())),
+                int(count),
+                firsts.get(prompt.id, version.created_at),
+            )
+            for version, prompt, count in rows
+        ]
 
     async def list_prompts(
         self,

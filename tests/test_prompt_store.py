@@ -13,6 +13,7 @@ from gateway.store import (
     PromptSlugExists,
     PromptVersionNotFound,
     StaleVersion,
+    UnknownSelection,
     VersionDeployed,
     VersionLimit,
 )
@@ -158,3 +159,31 @@ async def test_version_limit_and_summaries(
     assert summary.latest.body == "3" and summary.latest.body_kind == "text"
     found = await store.prompts.find_slug(org, "capped")
     assert found is not None and await store.prompts.find_slug(org, prompt.short_id) is None
+
+
+async def test_request_time_resolution(store: ControlStore) -> None:
+    org = await store.ensure_org("acme")
+    prompt, v1 = await store.prompts.create(org, display_name="p", body=BODY)
+    v2 = await store.prompts.publish(org, prompt.id, body=BODY, deploy_to=["staging"])
+    resolve = store.prompts.resolve
+    assert (await resolve(org, prompt.short_id, None, None))[1].id == v1.id
+    # The environment wins over version_id; version_id over production.
+    assert (await resolve(org, prompt.slug, "staging", v1.id))[1].id == v2.id
+    assert (await resolve(org, prompt.id, None, v2.id))[1].id == v2.id
+    for environment, version_id, message in (
+        ("qa", None, "Invalid prompt environment"),
+        (None, "not-a-uuid", "Invalid prompt version"),
+    ):
+        with pytest.raises(UnknownSelection, match=message):
+            await resolve(org, prompt.id, environment, version_id)
+        _, version, fallback = await resolve(org, prompt.id, environment, version_id, lenient=True)
+        assert version.id == v1.id and fallback
+    other, w1 = await store.prompts.create(org, display_name="q", body=BODY)
+    with pytest.raises(UnknownSelection, match="Invalid prompt version"):
+        await resolve(org, prompt.id, None, w1.id)  # another prompt's version
+    await store.prompts.undeploy(org, prompt.id, v1.id, "production", force=True)
+    with pytest.raises(UnknownSelection, match="no valid version"):
+        await resolve(org, prompt.id, None, None)
+    with pytest.raises(PromptNotFound):
+        await resolve(org, "missing", None, None)
+    assert other.id != prompt.id

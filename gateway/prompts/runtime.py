@@ -28,7 +28,13 @@ from gateway.prompts.assemble import (
 )
 from gateway.redisconn import RedisUnavailable, SharedRedis
 from gateway.scopes import allows
-from gateway.store import KeyIdentity, PromptStore, PromptVersionRecord
+from gateway.store import (
+    KeyIdentity,
+    PromptNotFound,
+    PromptStore,
+    PromptVersionRecord,
+    UnknownSelection,
+)
 
 logger = logging.getLogger("gateway.prompts")
 
@@ -203,29 +209,15 @@ class PromptRuntime:
     async def _resolve(
         self, org_id: str, ref: str, environment: str | None, version_id: str | None
     ) -> Resolved:
-        prompt = await self.store.find(org_id, ref)
-        if prompt is None:
-            raise PromptError(f"Invalid prompt ID - no prompt '{ref[:64]}' found")
-        fallback = False
-        if environment is not None:
-            version = await self.store.deployed(org_id, prompt.id, environment)
-            if version is not None:
-                return Resolved(prompt.short_id, version)
-            if not self.fallback:
-                raise PromptError("Invalid prompt environment")
-            fallback = True
-        if version_id is not None:
-            version = await self.store.version(org_id, version_id, prompt.id)
-            if version is not None:
-                return Resolved(prompt.short_id, version, fallback)
-            if not self.fallback:
-                raise PromptError("Invalid prompt version")
-            fallback = True
-        if prompt.production_version_id is not None:
-            version = await self.store.version(org_id, prompt.production_version_id)
-            if version is not None:
-                return Resolved(prompt.short_id, version, fallback)
-        raise PromptError("Invalid prompt ID - no valid version found")
+        try:
+            prompt, version, fallback = await self.store.resolve(
+                org_id, ref, environment, version_id, lenient=self.fallback
+            )
+        except PromptNotFound:
+            raise PromptError(f"Invalid prompt ID - no prompt '{ref[:64]}' found") from None
+        except UnknownSelection as exc:
+            raise PromptError(str(exc)) from None
+        return Resolved(prompt.short_id, version, fallback)
 
     # -- expansion -------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from gateway.store._prompt_rows import (
     PromptVersionNotFound,
     PromptVersionRecord,
     StaleVersion,
+    UnknownSelection,
     VersionDeployed,
     VersionLimit,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "SealedProviderKey",
     "StaleVersion",
     "UnknownBudget",
+    "UnknownSelection",
     "VersionDeployed",
     "VersionLimit",
     "generate_key",

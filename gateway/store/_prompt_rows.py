@@ -165,6 +165,11 @@ class PromptVersionNotFound(Exception):
     """No live version of the prompt has this id."""
 
 
+class UnknownSelection(Exception):
+    """A request's environment or version does not exist for the prompt, or the prompt has no
+    production version: the message is the 400's."""
+
+
 class PromptSlugExists(Exception):
     """A live prompt of the organisation already has this slug."""
 

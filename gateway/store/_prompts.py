@@ -42,6 +42,7 @@ from gateway.store._prompt_rows import (
     PromptVersionRecord,
     PromptVersionRow,
     StaleVersion,
+    UnknownSelection,
     VersionDeployed,
     VersionLimit,
     body_kind,
@@ -460,6 +461,60 @@ class PromptStore:
                 )
             ).one()
             return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+
+    async def resolve(
+        self,
+        org_id: str,
+        ref: str,
+        environment: str | None,
+        version_id: str | None,
+        *,
+        lenient: bool = False,
+    ) -> tuple[PromptRecord, PromptVersionRecord, bool]:
+        """The version a gateway request gets, in one session (the request path's cold
+        load): deployed to ``environment``, else ``version_id`` (of this prompt), else
+        production. An unknown environment or version raises :class:`UnknownSelection`, or
+        with ``lenient`` falls through (the flag returned says so). The version's
+        ``environments`` are not read (the request path does not need them)."""
+        async with self._sessions() as session:
+            prompt = await self._find(session, org_id, ref)
+            if prompt is None:
+                raise PromptNotFound(ref)
+            fallback = False
+            live = (PromptVersionRow.prompt_id == prompt.id, PromptVersionRow.deleted_at.is_(None))
+            if environment is not None:
+                row = await session.scalar(
+                    select(PromptVersionRow)
+                    .join(
+                        PromptDeploymentRow, PromptDeploymentRow.version_id == PromptVersionRow.id
+                    )
+                    .where(*live, PromptDeploymentRow.environment == environment)
+                )
+                if row is not None:
+                    return prompt_record(prompt), version_record(row, prompt.short_id), False
+                if not lenient:
+                    raise UnknownSelection("Invalid prompt environment")
+                fallback = True
+            if version_id is not None:
+                row = None
+                if is_uuid(version_id):
+                    row = await session.scalar(
+                        select(PromptVersionRow).where(*live, PromptVersionRow.id == version_id)
+                    )
+                if row is not None:
+                    return prompt_record(prompt), version_record(row, prompt.short_id), fallback
+                if not lenient:
+                    raise UnknownSelection("Invalid prompt version")
+                fallback = True
+            if prompt.production_version_id is not None:
+                row = await session.scalar(
+                    select(PromptVersionRow).where(
+                        *live, PromptVersionRow.id == prompt.production_version_id
+                    )
+                )
+                if row is not None:
+                    return prompt_record(prompt), version_record(row, prompt.short_id), fallback
+        raise UnknownSelection("Invalid prompt ID - no valid version found")
 
     async def deployed(self, org_id: str, ref: str, environment: str) -> PromptVersionRecord | None:
         """The version deployed to ``environment`` of the live prompt ``ref``."""

@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect
 from gateway.api.envelope import fail, ok
 from gateway.api.requests import _json_body, _TooLarge, store_unavailable
 from gateway.errors import GatewayError
-from gateway.scopes import allows
+from gateway.scopes import PROMPT_READ, PROMPT_WRITE, allows
 from gateway.store import (
     KeyIdentity,
     KeyRing,
@@ -49,8 +49,6 @@ from logging_pipeline.query import FilterError, canonical_uuid
 
 logger = logging.getLogger(__name__)
 
-PROMPT_READ = "prompt:read"
-PROMPT_WRITE = "prompt:write"
 MAX_PROMPT_BYTES = 1_000_000
 """PostHog's payload limit, applied to Helicone bodies too (E.2)."""
 MAX_BODY_BYTES = MAX_PROMPT_BYTES + 64 * 1024

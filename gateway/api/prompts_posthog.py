@@ -40,6 +40,7 @@ from gateway.api.posthog import (
     plain,
     timestamp,
 )
+from gateway.scopes import PROMPT_READ, PROMPT_WRITE
 from gateway.store import (
     MAX_PROMPT_VERSIONS,
     PRODUCTION,
@@ -53,8 +54,6 @@ from gateway.store import (
 
 logger = logging.getLogger("gateway.api.prompts_posthog")
 
-PROMPT_READ = "prompt:read"
-PROMPT_WRITE = "prompt:write"
 NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 MAX_NAME = 255
 MAX_PROMPT_BYTES = 1_000_000

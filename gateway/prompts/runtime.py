@@ -27,7 +27,7 @@ from gateway.prompts.assemble import (
     partial_text,
 )
 from gateway.redisconn import RedisUnavailable, SharedRedis
-from gateway.scopes import allows
+from gateway.scopes import PROMPT_READ, allows
 from gateway.store import (
     KeyIdentity,
     PromptNotFound,
@@ -38,7 +38,6 @@ from gateway.store import (
 
 logger = logging.getLogger("gateway.prompts")
 
-PROMPT_READ = "prompt:read"
 MAX_CACHED_PER_ORG = 10_000
 """Resolved versions one organisation may hold in the cache (it is emptied past this)."""
 RESPONSES_MESSAGE = "Helicone Prompts is not supported for Responses API format on the AI Gateway"

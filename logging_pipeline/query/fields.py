@@ -194,7 +194,8 @@ PROPERTIES_TABLE = "properties"
 """Top-level legacy table ``{"properties": {key: TextOperators}}``, same as the rmt map."""
 
 UNSUPPORTED_TABLES: Mapping[str, str] = MappingProxyType({
-    "values": "This filter is not implemented (prompt input values are not recorded)",
+    "values": "This filter is not implemented; prompt inputs are recorded as JSON text: "
+    "filter on request_response_rmt.prompt_inputs (e.g. contains) instead",
     "cache_hits": "the cache_hits table is not available; use isCached or "
     "request_response_rmt.cached instead",
 })

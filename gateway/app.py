@@ -29,6 +29,8 @@ from gateway.api.honeyhive import HoneyHiveApiDeps, include_honeyhive_api
 from gateway.api.hql import HqlApiDeps, include_hql_api
 from gateway.api.models import include_model_registry
 from gateway.api.otel import OtelApiDeps, include_otel_api
+from gateway.api.prompts_helicone import HeliconePromptDeps, include_helicone_prompt_api
+from gateway.api.prompts_posthog import PostHogPromptDeps, include_posthog_prompt_api
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dataplane import DataPlane
@@ -176,6 +178,23 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             sink=lambda: runtime.writer.submit if runtime.writer is not None else None,
             max_body_bytes=settings.otel_max_body_bytes,
             max_span_bytes=settings.otel_max_span_bytes,
+    include_helicone_prompt_api(
+        app,
+        HeliconePromptDeps(
+            authenticate=runtime.authenticate_identity,
+            store=runtime.store.prompts,
+            on_change=runtime.prompts.changed,
+            inputs=runtime.prompt_inputs,
+            keyring=runtime.store.keyring,
+            link_ttl_seconds=settings.prompt_body_link_ttl_seconds,
+        ),
+    )
+    include_posthog_prompt_api(
+        app,
+        PostHogPromptDeps(
+            authenticate=runtime.authenticate_identity,
+            store=runtime.store.prompts,
+            on_change=runtime.prompts.changed,
         ),
     )
     include_model_registry(app, lambda: runtime.listing)

@@ -5,7 +5,8 @@ Hot routes (unified ``/v1/chat/completions``, ``/v1/responses``, ``/v1/embedding
 without the framework's request objects; everything else falls through to the FastAPI app.
 
 Per request, in order (ARCHITECTURE.md "One request, top to bottom"): assign the request id
-and start the clock, authenticate, read and check the body, answer a cache hit, route to a
+and start the clock, authenticate, read and check the body, assemble a managed prompt (only
+when the body names one: ``prompt_id``…), answer a cache hit, route to a
 provider, count the request against its rate limit (``Helicone-RateLimit-Policy``: a 429
 here, before anything is sent), relay; logging records every request.
 """
@@ -40,6 +41,7 @@ from gateway.ingest.manual_routes import ManualLogRoute
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
+from gateway.prompts.assemble import PROMPT_FIELDS
 from gateway.routing import Exchange
 from gateway.runtime import Runtime
 from ratelimit import CostEstimate, estimate_cost
@@ -172,6 +174,8 @@ class DataPlane:
         raw = await runtime.start_request(ctx, scope, receive, headers, json_body=True)
         credentials = ctx.request_credentials(headers)
         payload = _parse_json_object(raw)
+        if not PROMPT_FIELDS.isdisjoint(payload):  # a managed prompt (gateway/prompts)
+            payload, raw = await runtime.expand_prompt(ctx, endpoint, payload)
         model = payload.get("model")
         if model is None:
             raise GatewayError(400, "Missing required field 'model'.", param="model")

@@ -260,6 +260,16 @@ class Settings(BaseSettings):
     hql_enabled: bool = True
     hql_clickhouse_url: str | None = None
     hql_link_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
+    # Managed prompts (gateway/prompts, README "Prompts"): how long a resolved version is
+    # cached per process (every prompt write invalidates it at once, in every process with
+    # REDIS_URL); lenient resolution (an unknown environment or version falls back to
+    # production, as upstream does, instead of a 400); whether runtime messages get
+    # {{hc:…}} substitution too (upstream does; off when users' text must stay as sent); how
+    # long the signed body links of the Helicone facade (s3_url) are valid.
+    prompt_cache_ttl_seconds: float = Field(default=300.0, ge=0)
+    prompt_resolution_fallback: bool = False
+    prompt_substitute_runtime_messages: bool = True
+    prompt_body_link_ttl_seconds: int = Field(default=3600, ge=10, le=7 * 86_400)
     logging_enabled: bool = True
     log_writer_process: bool = True
     # The writer child's CPU priority (added niceness, 0-19): request serving comes first

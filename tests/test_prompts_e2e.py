@@ -196,6 +196,30 @@ def test_streamed_with_environment_and_the_record(gateway: Gateway) -> None:
     assert missing.status_code == 404
     assert missing.json() == {"data": None, "error": "Prompt inputs not found"}
 
+    # Helicone's `values` filter: the inputs by name (a number input compares as its JSON).
+    gateway.client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[],
+        extra_body={"prompt_id": created["id"], "environment": "staging", "inputs": {"n": 8}},
+    )
+    version = {"request_response_rmt": {"prompt_version": {"equals": staged}}}
+
+    def by_values(values: Any, sort: Any = None) -> list[str]:
+        body: dict[str, Any] = {"filter": {"left": version, "operator": "and", "right": values}}
+        if sort is not None:
+            body["sort"] = sort
+        response = gateway.call("POST", "/v1/request/query", body)
+        assert response.status_code == 200, response.text
+        return [r["request_id"] for r in response.json()["data"]]
+
+    (second,) = wait_for("the second record", lambda: by_values({"values": {"n": {"equals": "8"}}}))
+    assert by_values({"values": {"n": {"equals": "7"}}}) == [request_id]
+    assert by_values({"values": {"n": {"contains": "7"}}}) == [request_id]
+    assert by_values({"values": {"n": {"equals": "null"}}}) == []
+    assert by_values({"values": {"N": {"equals": "7"}}}) == []  # names are case-sensitive
+    assert by_values("all", {"values": {"n": "desc"}}) == [second, request_id]
+    assert by_values("all", {"values": {"n": "asc"}}) == [request_id, second]
+
 
 def test_legacy_header_fills_the_prompt_id(gateway: Gateway) -> None:
     raw = gateway.client.chat.completions.with_raw_response.create(

@@ -26,6 +26,7 @@ from logging_pipeline.query.fields import (
     FIELD_TABLES,
     PROPERTIES_TABLE,
     UNSUPPORTED_TABLES,
+    VALUES_TABLE,
     Column,
     FieldSpec,
     SessionAggregate,
@@ -71,6 +72,20 @@ def property_value(key_placeholder: str) -> str:
 
 def property_present(key_placeholder: str) -> str:
     return f"arrayExists(k -> lowerUTF8(k) = lowerUTF8({key_placeholder}), mapKeys(properties))"
+
+
+def input_value(name_placeholder: str) -> str:
+    """A prompt input of the request by name: a string as its text, anything else as its JSON
+    (``42``, ``true``, ``["a"]``); ``''`` when absent."""
+    return (
+        f"if(JSONType(prompt_inputs, {name_placeholder}) = 'String', "
+        f"JSONExtractString(prompt_inputs, {name_placeholder}), "
+        f"JSONExtractRaw(prompt_inputs, {name_placeholder}))"
+    )
+
+
+def input_present(name_placeholder: str) -> str:
+    return f"JSONHas(prompt_inputs, {name_placeholder})"
 
 
 class FilterCompiler:
@@ -134,12 +149,20 @@ class FilterCompiler:
         for table, fields in node.items():
             if table in UNSUPPORTED_TABLES:
                 raise FilterError(f"filter table {table!r}: {UNSUPPORTED_TABLES[table]}")
-            if table != PROPERTIES_TABLE and table not in self._tables:
-                allowed = ", ".join([*self._tables, PROPERTIES_TABLE])
+            # ``values`` (prompt inputs) is a per-request table: not on aggregate rows.
+            rows = "request_response_rmt" in self._tables
+            if table != PROPERTIES_TABLE and table not in self._tables and not (
+                table == VALUES_TABLE and rows
+            ):
+                extra = [PROPERTIES_TABLE, *((VALUES_TABLE,) if rows else ())]
+                allowed = ", ".join([*self._tables, *extra])
                 raise FilterError(f"unknown filter table {table!r} (allowed: {allowed})")
             fields_obj = _object(fields, (table,))
             if table == PROPERTIES_TABLE:
                 clauses.extend(self._properties(fields_obj, (table,)))
+                continue
+            if table == VALUES_TABLE:
+                clauses.extend(self._values(fields_obj, (table,)))
                 continue
             specs = self._tables[table]
             for field, operators in fields_obj.items():
@@ -245,6 +268,24 @@ class FilterCompiler:
                     out.append(f"NOT {present}" if operator == "equals" else present)
                     continue
                 out.append(text_compare(property_value(placeholder), operator,
+                                        text_value(value, op_path), self._binder))
+        return out
+
+    def _values(self, names: dict[str, Any], path: tuple[str, ...]) -> list[str]:
+        """Prompt inputs by name (text operators); ``equals "null"``: the input is absent."""
+        out: list[str] = []
+        for name, name_ops in names.items():
+            name_path = (*path, name)
+            for operator, value in _object(name_ops, name_path).items():
+                op_path = (*name_path, operator)
+                self._count(op_path)
+                check_operator(Family.TEXT, operator, op_path)
+                placeholder = self._key(name, name_path)
+                if operator in ("equals", "not-equals") and value == NULL_LITERAL:
+                    present = input_present(placeholder)
+                    out.append(f"NOT {present}" if operator == "equals" else present)
+                    continue
+                out.append(text_compare(input_value(placeholder), operator,
                                         text_value(value, op_path), self._binder))
         return out
 

@@ -193,9 +193,12 @@ FIELD_TABLES: Mapping[str, Mapping[str, FieldSpec]] = MappingProxyType({
 PROPERTIES_TABLE = "properties"
 """Top-level legacy table ``{"properties": {key: TextOperators}}``, same as the rmt map."""
 
+VALUES_TABLE = "values"
+"""Top-level ``{"values": {input name: TextOperators}}``: the ``inputs`` a managed-prompt
+request was assembled from (``prompt_inputs``, JSON), by name (case-sensitive, as in the
+template); a string input compares as its text, any other as its JSON."""
+
 UNSUPPORTED_TABLES: Mapping[str, str] = MappingProxyType({
-    "values": "This filter is not implemented; prompt inputs are recorded as JSON text: "
-    "filter on request_response_rmt.prompt_inputs (e.g. contains) instead",
     "cache_hits": "the cache_hits table is not available; use isCached or "
     "request_response_rmt.cached instead",
 })

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from logging_pipeline.query.binder import ParamBinder
-from logging_pipeline.query.compiler import MAX_KEY_LENGTH, property_value
+from logging_pipeline.query.compiler import MAX_KEY_LENGTH, input_value, property_value
 from logging_pipeline.query.errors import FilterError, describe
 from logging_pipeline.query.fields import ATTEMPT_COUNT
 
@@ -54,7 +54,8 @@ SORT_COLUMNS: Mapping[str, str] = MappingProxyType({
     "cache_saved_cost": "cache_saved_cost",
     "attempt_count": ATTEMPT_COUNT,
 })
-_MAP_KEYS = ("properties", "scores")
+_MAP_KEYS = ("properties", "scores", "values")
+"""Keyed sorts: a property, a score, a prompt input (``values``) by name."""
 
 
 def compile_sort(sort: Any, binder: ParamBinder) -> str:
@@ -73,9 +74,6 @@ def compile_sort(sort: Any, binder: ParamBinder) -> str:
             terms.append(f"{SORT_COLUMNS[key]} {_direction(direction, ('sort', key))}")
         elif key in _MAP_KEYS:
             terms.extend(_map_terms(key, direction, binder))
-        elif key == "values":
-            raise FilterError("sort.values is not implemented (prompt input values are not "
-                              "recorded)")
         else:
             allowed = ", ".join(["random", *SORT_COLUMNS, *_MAP_KEYS])
             raise FilterError(f"unknown sort key {key!r} (allowed: {allowed})")
@@ -100,7 +98,12 @@ def _map_terms(kind: str, keys: Any, binder: ParamBinder) -> list[str]:
                               f"1-{MAX_KEY_LENGTH} characters")
         order = _direction(direction, path)
         placeholder = binder.bind(str(name), "String")
-        expr = property_value(placeholder) if kind == "properties" else f"scores[{placeholder}]"
+        if kind == "properties":
+            expr = property_value(placeholder)
+        elif kind == "values":
+            expr = input_value(placeholder)
+        else:
+            expr = f"scores[{placeholder}]"
         terms.append(f"{expr} {order}")
     return terms
 

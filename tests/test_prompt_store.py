@@ -178,6 +178,12 @@ async def test_request_time_resolution(store: ControlStore) -> None:
             await resolve(org, prompt.id, environment, version_id)
         _, version, fallback = await resolve(org, prompt.id, environment, version_id, lenient=True)
         assert version.id == v1.id and fallback
+    _, version, fallback = await resolve(org, prompt.id, "qa", v2.id, lenient=True)
+    assert version.id == v2.id and fallback  # the environment fell through to the version
+    # A slug equal to another prompt's short id: the short id names first (then uuid, slug).
+    shadow, _ = await store.prompts.create(org, display_name="s", slug=prompt.short_id, body="x")
+    assert (await resolve(org, prompt.short_id, None, None))[0].id == prompt.id
+    assert (await resolve(org, shadow.short_id, None, None))[0].id == shadow.id
     other, w1 = await store.prompts.create(org, display_name="q", body=BODY)
     with pytest.raises(UnknownSelection, match="Invalid prompt version"):
         await resolve(org, prompt.id, None, w1.id)  # another prompt's version

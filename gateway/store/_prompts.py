@@ -23,10 +23,16 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.store._prompt_resolve import (
+    candidate_of,
+    preferred,
+    prompt_of,
+    resolution_statement,
+)
 from gateway.store._prompt_rows import (
     MAX_PROMPT_VERSIONS,
     PRODUCTION,
@@ -61,6 +67,8 @@ class PromptStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._resolution: dict[tuple[bool, bool], Select[Any]] = {}
+        """The request path's resolution statements by shape, built on first use."""
 
     # -- prompts ---------------------------------------------------------------------------
 
@@ -471,50 +479,41 @@ class PromptStore:
         *,
         lenient: bool = False,
     ) -> tuple[PromptRecord, PromptVersionRecord, bool]:
-        """The version a gateway request gets, in one session (the request path's cold
-        load): deployed to ``environment``, else ``version_id`` (of this prompt), else
-        production. An unknown environment or version raises :class:`UnknownSelection`, or
-        with ``lenient`` falls through (the flag returned says so). The version's
-        ``environments`` are not read (the request path does not need them)."""
+        """The version a gateway request gets: deployed to ``environment``, else
+        ``version_id`` (of this prompt), else production. An unknown environment or version
+        raises :class:`UnknownSelection`, or with ``lenient`` falls through (the flag returned
+        says so). The version's ``environments`` are not read (the request path does not need
+        them). One prebuilt statement (:mod:`gateway.store._prompt_resolve`): this is the
+        request path's cold load."""
+        if not ref or len(ref) > 255:
+            raise PromptNotFound(ref)
+        named = version_id is not None and is_uuid(version_id)
+        shape = (environment is not None, named)
+        statement = self._resolution.get(shape)
+        if statement is None:
+            statement = self._resolution[shape] = resolution_statement(*shape)
+        params = {"org": org_id, "ref": ref, "env": environment, "vid": version_id}
         async with self._sessions() as session:
-            prompt = await self._find(session, org_id, ref)
-            if prompt is None:
-                raise PromptNotFound(ref)
-            fallback = False
-            live = (PromptVersionRow.prompt_id == prompt.id, PromptVersionRow.deleted_at.is_(None))
-            if environment is not None:
-                row = await session.scalar(
-                    select(PromptVersionRow)
-                    .join(
-                        PromptDeploymentRow, PromptDeploymentRow.version_id == PromptVersionRow.id
-                    )
-                    .where(*live, PromptDeploymentRow.environment == environment)
-                )
-                if row is not None:
-                    return prompt_record(prompt), version_record(row, prompt.short_id), False
-                if not lenient:
-                    raise UnknownSelection("Invalid prompt environment")
-                fallback = True
-            if version_id is not None:
-                row = None
-                if is_uuid(version_id):
-                    row = await session.scalar(
-                        select(PromptVersionRow).where(*live, PromptVersionRow.id == version_id)
-                    )
-                if row is not None:
-                    return prompt_record(prompt), version_record(row, prompt.short_id), fallback
-                if not lenient:
-                    raise UnknownSelection("Invalid prompt version")
-                fallback = True
-            if prompt.production_version_id is not None:
-                row = await session.scalar(
-                    select(PromptVersionRow).where(
-                        *live, PromptVersionRow.id == prompt.production_version_id
-                    )
-                )
-                if row is not None:
-                    return prompt_record(prompt), version_record(row, prompt.short_id), fallback
-        raise UnknownSelection("Invalid prompt ID - no valid version found")
+            rows = (await session.execute(statement, params)).mappings().all()
+        row = preferred(rows, ref)
+        if row is None:
+            raise PromptNotFound(ref)
+        prompt = prompt_of(row)
+        fallback = False
+        for candidate, asked, message in (
+            ("deployed", environment, "Invalid prompt environment"),
+            ("named", version_id, "Invalid prompt version"),
+            ("production", PRODUCTION, "Invalid prompt ID - no valid version found"),
+        ):
+            if asked is None:
+                continue
+            version = candidate_of(row, candidate, prompt.short_id)
+            if version is not None:
+                return prompt, version, fallback
+            if not lenient or candidate == "production":
+                raise UnknownSelection(message)
+            fallback = True
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def deployed(self, org_id: str, ref: str, environment: str) -> PromptVersionRecord | None:
         """The version deployed to ``environment`` of the live prompt ``ref``."""

@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.cache
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.honeyhive
+	$(BIN)/python -m bench.prompts
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway providers logging_pipeline cache ratelimit tests bench

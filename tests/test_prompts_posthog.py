@@ -159,7 +159,8 @@ def test_publish_fetch_and_stale_base(posthog: PostHog) -> None:
     assert missing.status_code == 404
     assert missing.json() == {"detail": "Prompt with name 'story' not found."}
     assert posthog.call("GET", f"{BASE}/name/nope/").status_code == 404
-    for body, attr in (({"prompt": "x"}, "base_version"), ({"base_version": 2}, "prompt")):
+    # Without a prompt the error names no field: 'prompt' or 'edits' is required (B.4).
+    for body, attr in (({"prompt": "x"}, "base_version"), ({"base_version": 2}, None)):
         response = posthog.call("PATCH", f"{BASE}/name/story/", body)
         assert response.status_code == 400 and response.json()["attr"] == attr
 
@@ -281,3 +282,104 @@ def test_sdk_and_both_facades_and_the_gateway(posthog: PostHog) -> None:
     ).json()["data"]
     seen = posthog.ok("GET", f"{BASE}/name/From-Helicone/")
     assert seen["id"] == made["versionId"] and seen["prompt"]["messages"][0]["content"] == "hi"
+
+
+def test_publish_with_edits(posthog: PostHog) -> None:
+    posthog.create("edited", "Hello world. Goodbye world.")
+    edits = [
+        {"old": "Hello world", "new": "Hi there"},
+        {"old": "Goodbye world", "new": "See you"},
+    ]
+    published = posthog.ok("PATCH", f"{BASE}/name/edited/", {"edits": edits, "base_version": 1})
+    assert published["version"] == 2 and published["prompt"] == "Hi there. See you."
+    cases: list[tuple[dict[str, Any], int, dict[str, Any]]] = [
+        (
+            {"edits": [{"old": "nowhere", "new": "x"}], "base_version": 2},
+            400,
+            {"detail": "Text to replace was not found in the prompt.", "edit_index": 0},
+        ),
+        (
+            {"edits": [{"old": "Hi", "new": "Yo"}, {"old": "e", "new": "E"}], "base_version": 2},
+            400,
+            {
+                "detail": "Text to replace matches 4 times — provide more context to make it "
+                "unique.",
+                "edit_index": 1,
+            },
+        ),
+        (  # the stale base is reported before any edit is tried
+            {"edits": [{"old": "nowhere", "new": "x"}], "base_version": 1},
+            409,
+            {
+                "detail": "The prompt changed since you opened it. Reload the latest version "
+                "and try again.",
+                "current_version": 2,
+            },
+        ),
+    ]
+    for body, status, answer in cases:
+        response = posthog.call("PATCH", f"{BASE}/name/edited/", body)
+        assert response.status_code == status, response.text
+        assert response.json() == answer
+    for body, attr, detail in (
+        ({"prompt": "x", "edits": edits, "base_version": 2}, None,
+         "Provide either 'prompt' or 'edits', not both."),
+        ({"base_version": 2}, None, "Either 'prompt' or 'edits' is required."),
+        ({"edits": [], "base_version": 2}, "edits", "At least one edit operation is required."),
+        ({"edits": [{"old": "Hi"}], "base_version": 2}, "edits__new", "This field is required."),
+    ):  # fmt: skip
+        response = posthog.call("PATCH", f"{BASE}/name/edited/", body)
+        assert response.status_code == 400, response.text
+        assert (response.json()["attr"], response.json()["detail"]) == (attr, detail)
+    # A JSON prompt is edited as its indented JSON text, and must stay JSON.
+    posthog.create("edited-json", {"system": "You are terse.", "temperature": 0.2})
+    edited = posthog.ok(
+        "PATCH",
+        f"{BASE}/name/edited-json/",
+        {"edits": [{"old": '"temperature": 0.2', "new": '"temperature": 0.7'}], "base_version": 1},
+    )
+    assert edited["prompt"] == {"system": "You are terse.", "temperature": 0.7}
+    broken = posthog.call(
+        "PATCH",
+        f"{BASE}/name/edited-json/",
+        {"edits": [{"old": '"temperature": 0.7', "new": '"temperature": '}], "base_version": 2},
+    )
+    assert broken.status_code == 400
+    assert broken.json()["detail"].startswith("Edits produced invalid JSON")
+    assert posthog.ok("GET", f"{BASE}/name/edited-json/")["version"] == 2  # nothing published
+
+
+def test_duplicate_and_list_content_modes(posthog: PostHog) -> None:
+    text = "# Role\nYou help.\n```\n# not a heading\n```\n## Rules ##\n" + "x" * 300
+    posthog.create("original", text)
+    posthog.ok("PATCH", f"{BASE}/name/original/", {"prompt": text + "!", "base_version": 1})
+    copy = posthog.ok("POST", f"{BASE}/name/original/duplicate/", {"new_name": "copy"}, 201)
+    assert copy["name"] == "copy" and copy["version"] == 1 and copy["prompt"] == text + "!"
+    assert posthog.ok("GET", f"{BASE}/name/original/")["version"] == 2  # the source is kept
+    for body, status, attr in (
+        ({"new_name": "copy"}, 400, "new_name"),  # taken
+        ({"new_name": "bad name"}, 400, "new_name"),
+        ({}, 400, "new_name"),
+    ):
+        response = posthog.call("POST", f"{BASE}/name/original/duplicate/", body)
+        assert response.status_code == status and response.json()["attr"] == attr, response.text
+    missing = posthog.call("POST", f"{BASE}/name/nothing/duplicate/", {"new_name": "x2"})
+    assert missing.status_code == 404
+    posthog.ok("POST", f"{BASE}/name/copy/archive/", status=204)
+    again = posthog.ok("POST", f"{BASE}/name/original/duplicate/", {"new_name": "copy"}, 201)
+    assert again["version"] == 1  # an archived name is free again
+
+    def row(mode: str | None) -> dict[str, Any]:
+        params = {"search": "original", **({"content": mode} if mode else {})}
+        (found,) = posthog.ok("GET", f"{BASE}/", **params)["results"]
+        return dict(found)
+
+    full, shown, bare = row(None), row("preview"), row("none")
+    assert full["prompt"] == text + "!" and "prompt_preview" not in full
+    assert "prompt" not in shown and shown["prompt_preview"] == (text + "!")[:160] + "..."
+    assert "prompt" not in bare and "prompt_preview" not in bare
+    for found in (full, shown, bare):
+        assert found["prompt_size_bytes"] == len(orjson.dumps(text + "!"))  # as JSON
+        assert found["outline"] == [{"level": 1, "text": "Role"}, {"level": 2, "text": "Rules"}]
+    wrong = posthog.call("GET", f"{BASE}/", content="everything")
+    assert wrong.status_code == 400 and wrong.json()["attr"] == "content"

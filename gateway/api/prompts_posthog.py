@@ -40,6 +40,7 @@ from gateway.api.posthog import (
     plain,
     timestamp,
 )
+from gateway.prompts.content import EditError, apply_edits, outline, preview, size_bytes
 from gateway.scopes import PROMPT_READ, PROMPT_WRITE
 from gateway.store import (
     MAX_PROMPT_VERSIONS,
@@ -66,7 +67,9 @@ ORDERINGS = (
     "latest_version",
     "version_count",
     "first_version_created_at",
+    "prompt_size_bytes",
 )
+CONTENT_MODES = ("full", "preview", "none")
 RESOLVE_LIMIT, RESOLVE_MAX = 50, 100
 
 
@@ -100,6 +103,17 @@ def serialize(
     return data
 
 
+def _stale(current: int) -> PostHogError:
+    return PostHogError(
+        409,
+        {
+            "detail": "The prompt changed since you opened it. Reload the latest version and "
+            "try again.",
+            "current_version": current,
+        },
+    )
+
+
 def _not_found(name: str) -> PostHogError:
     return plain(404, f"Prompt with name '{name}' not found.")
 
@@ -116,25 +130,74 @@ def _payload(body: dict[str, Any]) -> Any:
     return prompt
 
 
-def _name(body: dict[str, Any]) -> str:
-    if "name" not in body:
-        raise invalid("name", "This field is required.", code="required")
-    name = body["name"]
+def _name(body: dict[str, Any], attr: str = "name") -> str:
+    if attr not in body:
+        raise invalid(attr, "This field is required.", code="required")
+    name = body[attr]
     if not isinstance(name, str):
-        raise invalid("name", "Not a valid string.", code="invalid")
+        raise invalid(attr, "Not a valid string.", code="invalid")
     if len(name) > MAX_NAME:
         raise invalid(
-            "name", f"Ensure this field has no more than {MAX_NAME} characters.", "max_length"
+            attr, f"Ensure this field has no more than {MAX_NAME} characters.", "max_length"
         )
     if not NAME.match(name):
         raise invalid(
-            "name",
+            attr,
             "Only letters, numbers, hyphens (-) and underscores (_) are allowed.",
             "invalid_name",
         )
     if name.lower() == "new":
-        raise invalid("name", "'new' is a reserved name and cannot be used.", "invalid_name")
+        raise invalid(attr, "'new' is a reserved name and cannot be used.", "invalid_name")
     return name
+
+
+def _edits(body: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """The ``edits`` of a publish (None when absent); exactly one of ``prompt``/``edits``."""
+    if "prompt" in body and "edits" in body:
+        raise invalid(None, "Provide either 'prompt' or 'edits', not both.")
+    if "edits" not in body:
+        return None
+    edits = body["edits"]
+    if not isinstance(edits, list):
+        kind = type(edits).__name__
+        raise invalid("edits", f'Expected a list of items but got type "{kind}".', "not_a_list")
+    if not edits:
+        raise invalid("edits", "At least one edit operation is required.")
+    found: list[tuple[str, str]] = []
+    for edit in edits:
+        if not isinstance(edit, dict):
+            raise invalid("edits", "Each edit must be an object with 'old' and 'new'.")
+        pair: list[str] = []
+        for field in ("old", "new"):
+            value = edit.get(field)
+            if not isinstance(value, str):
+                raise invalid(f"edits__{field}", "This field is required.", code="required")
+            if not value:
+                raise invalid(f"edits__{field}", "This field may not be blank.", code="blank")
+            pair.append(value)
+        found.append((pair[0], pair[1]))
+    return found
+
+
+def _content_mode(raw: str | None) -> str:
+    mode = raw or "full"
+    if mode not in CONTENT_MODES:
+        raise invalid("content", f'"{mode}" is not a valid choice.', "invalid_choice")
+    return mode
+
+
+def listed(version: PromptVersionRecord, summary: PromptSummary, mode: str) -> dict[str, Any]:
+    """A list row (B.1, newer upstream): ``content=full`` the whole ``prompt``, ``preview``
+    a ``prompt_preview`` instead, ``none`` neither; ``prompt_size_bytes`` and ``outline``
+    always."""
+    data = serialize(version, summary)
+    if mode != "full":
+        del data["prompt"]
+    if mode == "preview":
+        data["prompt_preview"] = preview(version.body)
+    data["prompt_size_bytes"] = size_bytes(version.body)
+    data["outline"] = outline(version.body)
+    return data
 
 
 def _positive(raw: Any, attr: str) -> int | None:
@@ -169,6 +232,7 @@ def _sort_key(summary: PromptSummary, field: str) -> Any:
         "latest_version": latest.seq,
         "version_count": summary.version_count,
         "first_version_created_at": summary.first_created_at,
+        "prompt_size_bytes": size_bytes(latest.body) if field == "prompt_size_bytes" else 0,
     }[field]
 
 
@@ -207,9 +271,10 @@ def posthog_prompt_router(deps: PostHogPromptDeps) -> APIRouter:
                         or search in orjson.dumps(r.latest.body).decode().lower()
                     ]
                 field, descending = _ordering(request.query_params.get("order_by"))
+                mode = _content_mode(request.query_params.get("content"))
                 rows.sort(key=lambda r: r.latest.id, reverse=True)  # the tie-break: -id
                 rows.sort(key=lambda r: _sort_key(r, field), reverse=descending)
-                results = [serialize(r.latest, r) for r in rows[offset : offset + limit]]
+                results = [listed(r.latest, r, mode) for r in rows[offset : offset + limit]]
                 return page(request, results, len(rows), limit, offset)
             if request.method == "POST":
                 identity = await authorize(deps.authenticate, request, env, PROMPT_WRITE)
@@ -262,11 +327,23 @@ def posthog_prompt_router(deps: PostHogPromptDeps) -> APIRouter:
             if request.method == "PATCH":
                 identity = await authorize(deps.authenticate, request, env, PROMPT_WRITE)
                 body = await json_object(request, MAX_BODY_BYTES)
-                prompt = _payload(body)
+                edits = _edits(body)
+                if edits is None and "prompt" not in body:
+                    raise invalid(None, "Either 'prompt' or 'edits' is required.")
+                prompt = _payload(body) if edits is None else None
                 if "base_version" not in body:
                     raise invalid("base_version", "This field is required.", code="required")
                 base = _positive(body["base_version"], "base_version")
                 summary = await summary_of(identity.org_id, name)
+                if edits is not None:
+                    if base != summary.latest.seq:  # the 409 comes before any edit error
+                        raise _stale(summary.latest.seq)
+                    try:
+                        prompt = apply_edits(summary.latest.body, edits)
+                    except EditError as exc:
+                        raise PostHogError(
+                            400, {"detail": exc.message, "edit_index": exc.edit_index}
+                        ) from None
                 try:
                     version = await store.publish(
                         identity.org_id,
@@ -277,14 +354,7 @@ def posthog_prompt_router(deps: PostHogPromptDeps) -> APIRouter:
                         deploy_to=[PRODUCTION],
                     )
                 except StaleVersion as exc:
-                    raise PostHogError(
-                        409,
-                        {
-                            "detail": "The prompt changed since you opened it. Reload the latest "
-                            "version and try again.",
-                            "current_version": exc.current_seq,
-                        },
-                    ) from None
+                    raise _stale(exc.current_seq) from None
                 except VersionLimit:
                     raise plain(
                         400,
@@ -307,6 +377,36 @@ def posthog_prompt_router(deps: PostHogPromptDeps) -> APIRouter:
             await store.archive(identity.org_id, summary.prompt.id)
             await deps.on_change(identity.org_id)
             return Response(status_code=204)
+
+        return await answer(work)
+
+    async def duplicate(request: Request, env: str, name: str) -> Response:
+        """B.7: a new prompt at version 1 with the source's latest content."""
+
+        async def work() -> Response:
+            if request.method != "POST":
+                raise method_not_allowed(request.method)
+            identity = await authorize(deps.authenticate, request, env, PROMPT_WRITE)
+            new_name = _name(await json_object(request, MAX_BODY_BYTES), "new_name")
+            source = (await summary_of(identity.org_id, name)).latest
+            try:
+                created, _ = await store.create(
+                    identity.org_id,
+                    display_name=new_name,
+                    slug=new_name,
+                    body=source.body,
+                    template_syntax=source.template_syntax,
+                    commit_message=f"Duplicated from {name}.",
+                    author=identity.key_id,
+                    deploy_to=[PRODUCTION],
+                )
+            except PromptSlugExists:
+                raise invalid(
+                    "new_name", "A prompt with this name already exists.", "unique"
+                ) from None
+            await deps.on_change(identity.org_id)
+            summary = (await store.summaries(identity.org_id, created.id))[0]
+            return json_response(serialize(summary.latest, summary), 201)
 
         return await answer(work)
 
@@ -374,6 +474,7 @@ def posthog_prompt_router(deps: PostHogPromptDeps) -> APIRouter:
             (prefix, collection, ("GET", "POST")),
             (f"{prefix}/name/{{name}}", by_name, ("GET", "PATCH")),
             (f"{prefix}/name/{{name}}/archive", archive, ("POST",)),
+            (f"{prefix}/name/{{name}}/duplicate", duplicate, ("POST",)),
             (f"{prefix}/resolve/name/{{name}}", resolve, ("GET",)),
         ]
         documented = prefix.startswith("/api/environments/")

@@ -198,6 +198,8 @@ def test_resolve_pages_and_archive(posthog: PostHog) -> None:
     pinned = posthog.ok("GET", path, version_id=first["id"], version=1)
     assert pinned["prompt"]["version"] == 1 and pinned["versions"][0]["version"] == 5
     assert posthog.call("GET", path, version_id=first["id"], version=2).status_code == 404
+    not_uuid = posthog.call("GET", path, version_id="v1")
+    assert not_uuid.status_code == 400 and not_uuid.json()["attr"] == "version_id"
     both = posthog.call("GET", path, offset=1, before_version=3)
     assert both.status_code == 400
     assert both.json()["detail"] == "Use either offset or before_version, not both."
@@ -224,6 +226,16 @@ def test_environment_and_scopes(posthog: PostHog) -> None:
     }
     listed = posthog.call("GET", f"{BASE}/", key=reader)
     assert listed.status_code == 200, listed.text
+    invoker = scoped_key(settings, "acme", {"gateway:invoke"})
+    for path in (f"{BASE}/", f"{BASE}/name/greeting/", f"{BASE}/resolve/name/greeting/"):
+        refused = posthog.call("GET", path, key=invoker)
+        assert refused.status_code == 403, path
+        assert refused.json()["detail"] == "API key missing required scope 'llm_prompt:read'"
+    for method, path in (("PATCH", f"{BASE}/name/greeting/"),
+                         ("POST", f"{BASE}/name/greeting/archive/"),
+                         ("POST", f"{BASE}/name/greeting/duplicate/")):  # fmt: skip
+        refused = posthog.call(method, path, {"prompt": "x", "base_version": 1}, key=reader)
+        assert refused.status_code == 403, path
     outsider = create_key(settings, org="other")
     assert posthog.call("GET", f"{BASE}/name/greeting/", key=outsider).status_code == 404
     elsewhere = posthog.call("GET", "/api/environments/not-mine/llm_prompts/")
@@ -383,3 +395,17 @@ def test_duplicate_and_list_content_modes(posthog: PostHog) -> None:
         assert found["outline"] == [{"level": 1, "text": "Role"}, {"level": 2, "text": "Rules"}]
     wrong = posthog.call("GET", f"{BASE}/", content="everything")
     assert wrong.status_code == 400 and wrong.json()["attr"] == "content"
+
+
+def test_version_limit_through_the_facade(
+    posthog: PostHog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.store._prompts.MAX_PROMPT_VERSIONS", 2)
+    posthog.create("capped", "v1")
+    posthog.ok("PATCH", f"{BASE}/name/capped/", {"prompt": "v2", "base_version": 1})
+    refused = posthog.call("PATCH", f"{BASE}/name/capped/", {"prompt": "v3", "base_version": 2})
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "detail": "Prompt has reached the maximum of 2000 versions. Archive and recreate the "
+        "prompt to continue publishing."
+    }

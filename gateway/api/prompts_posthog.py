@@ -52,6 +52,7 @@ from gateway.store import (
     StaleVersion,
     VersionLimit,
 )
+from logging_pipeline.query import canonical_uuid
 
 logger = logging.getLogger("gateway.api.prompts_posthog")
 
@@ -418,6 +419,8 @@ def posthog_prompt_router(deps: PostHogPromptDeps) -> APIRouter:
             params = request.query_params
             wanted = _positive(params.get("version"), "version")
             version_id = params.get("version_id")
+            if version_id is not None and canonical_uuid(version_id) is None:
+                raise invalid("version_id", "Must be a valid UUID.", code="invalid")
             limit = _positive(params.get("limit"), "limit") or RESOLVE_LIMIT
             if limit > RESOLVE_MAX:
                 raise invalid(

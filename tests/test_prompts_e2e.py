@@ -576,3 +576,36 @@ def test_invalidation_across_two_processes(tmp_path: Path) -> None:
         while sent_through_b() != "v1":  # pub/sub is asynchronous: a bounded poll
             assert time.monotonic() < deadline, "b kept serving the old version"
             time.sleep(0.05)
+
+
+def test_lenient_resolution_falls_back_with_the_header(tmp_path: Path) -> None:
+    """GATEWAY_PROMPT_RESOLUTION_FALLBACK=true: an unknown environment or version gets
+    production and the response says so (D.2.2); a known one gets no header."""
+    with OpenAIEmulator(api_key=KEY) as upstream:
+        settings = make_settings(
+            tmp_path,
+            provider_api_keys={"openai": KEY},
+            provider_base_urls={"openai": upstream.base_url},
+            prompt_resolution_fallback=True,
+        )
+        key = create_key(settings, org="acme")
+        with GatewayServer(settings) as server:
+            auth = {"authorization": f"Bearer {key}"}
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "prod"}]}
+            created = httpx.post(
+                server.url + "/v1/prompt-2025", headers=auth, timeout=10,
+                json={"name": "lenient", "promptBody": body},
+            ).json()["data"]  # fmt: skip
+            for extra, header in (
+                ({"environment": "qa"}, "fallback-production"),
+                ({"version_id": "00000000-0000-4000-8000-000000000000"}, "fallback-production"),
+                ({"environment": "production"}, None),
+            ):
+                response = httpx.post(
+                    server.url + "/v1/chat/completions", headers=auth, timeout=10,
+                    json={"prompt_id": created["id"], **extra},
+                )  # fmt: skip
+                assert response.status_code == 200, response.text
+                assert response.headers.get("helicone-prompt-resolution") == header, extra
+                sent = orjson.loads(upstream.requests[-1].body)
+                assert sent["messages"][0]["content"] == "prod"

@@ -484,7 +484,14 @@ def test_rest_errors_scopes_and_empty_org(gateway: Gateway) -> None:
     assert gateway.call("GET", f"/v1/prompt-2025/id/{created['id']}", key=other).status_code == 404
     assert gateway.call("GET", "/v1/prompt-2025/count").status_code == 200
     assert httpx.get(gateway.server.url + "/v1/prompt-2025/count", timeout=10).status_code == 401
+    # Helicone's three ways to send the key.
+    for headers in ({"authorization": gateway.key}, {"helicone-auth": f"Bearer {gateway.key}"}):
+        answer = httpx.get(gateway.server.url + "/v1/prompt-2025/count", headers=headers,
+                           timeout=10)  # fmt: skip
+        assert answer.status_code == 200, (headers.keys(), answer.text)
+    big = {"messages": [{"role": "user", "content": "x" * 1_000_000}]}
     for body, message in (
+        ({"name": "x", "promptBody": big}, "'promptBody' must be 1000000 bytes or fewer"),
         ({"name": "x"}, "missing or invalid field 'promptBody'"),
         ({"promptBody": SAVED}, "missing or invalid field 'name'"),
         ({"name": "x", "promptBody": SAVED, "tags": "a"}, "'tags' must be an array of strings"),

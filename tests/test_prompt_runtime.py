@@ -80,8 +80,8 @@ def test_resolved_cache_ttl_and_organisations(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr("gateway.prompts.runtime.time.monotonic", lambda: now[0])
     cache = ResolvedCache(ttl=10)
     marker = cache_entry()
-    cache.put("a", ("p", None, None), marker)
-    cache.put("b", ("p", None, None), marker)
+    cache.put("a", ("p", None, None), marker, cache.token("a"))
+    cache.put("b", ("p", None, None), marker, cache.token("b"))
     assert cache.get("a", ("p", None, None)) is marker
     cache.invalidate("a")
     assert cache.get("a", ("p", None, None)) is None
@@ -89,8 +89,45 @@ def test_resolved_cache_ttl_and_organisations(monkeypatch: pytest.MonkeyPatch) -
     now[0] = 111.0
     assert cache.get("b", ("p", None, None)) is None
     off = ResolvedCache(ttl=0)
-    off.put("a", ("p", None, None), cache_entry())
+    off.put("a", ("p", None, None), cache_entry(), off.token("a"))
     assert off.get("a", ("p", None, None)) is None
+    # A value read before an invalidation (or a clear) is not stored: it may be stale.
+    for drop in (lambda: cache.invalidate("a"), cache.clear):
+        token = cache.token("a")
+        drop()
+        cache.put("a", ("p", None, None), marker, token)
+        assert cache.get("a", ("p", None, None)) is None
+    cache.invalidate("b")  # another organisation's write does not matter
+    token = cache.token("a")
+    cache.invalidate("b")
+    cache.put("a", ("p", None, None), marker, token)
+    assert cache.get("a", ("p", None, None)) is marker
+
+
+async def test_a_load_overtaken_by_a_write_is_not_cached(
+    store: ControlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: a request reads v1 from the store, a publish + deploy of v2 commits and
+    invalidates, then the request's read returns. It may use v1 (it started first), but the
+    next request must get v2, not a cached v1 for the whole TTL."""
+    org = await store.ensure_org("acme")
+    prompt, _ = await store.prompts.create(org, display_name="p", body=CHAT)
+    runtime = PromptRuntime(store.prompts)
+    read = store.prompts.resolve
+
+    async def overtaken(*args: Any, **kwargs: Any) -> Any:
+        found = await read(*args, **kwargs)
+        v2 = {"model": "m", "messages": [{"role": "system", "content": "v2"}]}
+        await store.prompts.publish(org, prompt.id, body=v2, deploy_to=["production"])
+        await runtime.changed(org)
+        return found
+
+    monkeypatch.setattr(store.prompts, "resolve", overtaken)
+    first = await expand(runtime, identity(org), prompt_id=prompt.id)
+    assert first["messages"][0]["content"] == "v1 {{hc:x:string}}"
+    monkeypatch.setattr(store.prompts, "resolve", read)
+    second = await expand(runtime, identity(org), prompt_id=prompt.id)
+    assert second["messages"][0]["content"] == "v2"
 
 
 async def test_body_kinds_mustache_scope_and_model(store: ControlStore) -> None:

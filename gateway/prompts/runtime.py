@@ -81,12 +81,23 @@ class PromptUse:
 
 class ResolvedCache:
     """Resolved versions by organisation, each entry for ``ttl`` seconds; a write to an
-    organisation's prompts drops all of its entries (:meth:`invalidate`)."""
+    organisation's prompts drops all of its entries (:meth:`invalidate`).
+
+    A load that started before an invalidation must not store what it read after it (the
+    write committed meanwhile: that entry would serve the old version for a whole TTL). So a
+    loader takes a :meth:`token` before reading, and :meth:`put` drops the value when an
+    invalidation (or a :meth:`clear`) happened since."""
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._orgs: dict[str, dict[tuple[str, str | None, str | None], tuple[float, Resolved]]]
         self._orgs = {}
+        self._generations: dict[str, int] = {}
+        self._epoch = 0
+
+    def token(self, org_id: str) -> tuple[int, int]:
+        """The organisation's cache generation now (hand it to :meth:`put`)."""
+        return self._epoch, self._generations.get(org_id, 0)
 
     def get(self, org_id: str, key: tuple[str, str | None, str | None]) -> Resolved | None:
         entries = self._orgs.get(org_id)
@@ -100,9 +111,15 @@ class ResolvedCache:
             return None
         return found[1]
 
-    def put(self, org_id: str, key: tuple[str, str | None, str | None], value: Resolved) -> None:
-        if self.ttl <= 0:
-            return
+    def put(
+        self,
+        org_id: str,
+        key: tuple[str, str | None, str | None],
+        value: Resolved,
+        token: tuple[int, int],
+    ) -> None:
+        if self.ttl <= 0 or token != self.token(org_id):
+            return  # caching off, or read before the last invalidation: possibly stale
         entries = self._orgs.setdefault(org_id, {})
         if len(entries) >= MAX_CACHED_PER_ORG:
             entries.clear()
@@ -110,9 +127,11 @@ class ResolvedCache:
 
     def invalidate(self, org_id: str) -> None:
         self._orgs.pop(org_id, None)
+        self._generations[org_id] = self._generations.get(org_id, 0) + 1
 
     def clear(self) -> None:
         self._orgs.clear()
+        self._epoch += 1
 
 
 class PromptRuntime:
@@ -201,8 +220,9 @@ class PromptRuntime:
         cached = self.cache.get(org_id, key)
         if cached is not None:
             return cached
+        token = self.cache.token(org_id)
         resolved = await self._resolve(org_id, ref, environment, version_id)
-        self.cache.put(org_id, key, resolved)
+        self.cache.put(org_id, key, resolved, token)
         return resolved
 
     async def _resolve(

@@ -8,8 +8,8 @@ version from the per-process cache, resolving one partial (cached too), filling 
 serialising the assembled body — exactly :meth:`gateway.prompts.runtime.PromptRuntime.expand`
 plus the ``orjson.dumps`` the data plane does (budget: p50 <= 200 us). Also timed: what a
 request *without* a prompt pays (the data plane's one set test on the body's keys), and a cold
-load (cache emptied before each call: the store's queries for the prompt, its version and the
-partial's; budget p50 <= 5 ms, meant for PostgreSQL)::
+load (cache emptied before each call: one store statement for the prompt and its version, one
+for the partial's; budget p50 <= 5 ms, meant for PostgreSQL)::
 
     python -m bench.prompts [--requests 20000] [--cold 500] [--database-url URL] [--json]
         [--no-e2e] [--rounds 8] [--pairs 1000] [--e2e-cold] [--quick]

@@ -17,7 +17,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import botocore.auth
 import orjson
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -41,7 +40,7 @@ from providers.bedrock import (
     usage_from_answer,
 )
 from providers.bedrock.models import is_model_id
-from providers.bedrock.signing import AwsCredentials, auth_headers, signed_headers
+from providers.bedrock.signing import AwsCredentials, Signer, auth_headers, signed_headers
 from providers.formats import response_reader
 from providers.usage import Usage
 from tests.emulator import eventstream
@@ -607,13 +606,9 @@ AWS_SUITE = AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE
         ("POST", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"),
     ],
 )
-def test_signing_matches_the_aws_test_suite(
-    monkeypatch: pytest.MonkeyPatch, method: str, signature: str
-) -> None:
-    monkeypatch.setattr(
-        botocore.auth, "get_current_datetime", lambda: datetime.datetime(2015, 8, 30, 12, 36)
-    )
-    headers = signed_headers(
+def test_signing_matches_the_aws_test_suite(method: str, signature: str) -> None:
+    signed_at = datetime.datetime(2015, 8, 30, 12, 36, tzinfo=datetime.UTC).timestamp()
+    headers = Signer(clock=lambda: signed_at).signed_headers(
         method, "https://example.amazonaws.com/", {}, b"", AWS_SUITE, "us-east-1", service="service"
     )
     assert headers["x-amz-date"] == "20150830T123600Z"

@@ -14,8 +14,10 @@ import base64
 import datetime
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -364,6 +366,13 @@ def test_paths_encode_the_id_as_one_segment_and_regions_are_checked() -> None:
     assert model_path(arn, "converse") == (
         "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x/converse"
     )
+    plain = "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
+    assert model_path(plain, "invoke") == f"/model/{plain.replace(':', '%3A')}/invoke"
+    rng = random.Random(13)
+    odd = "abcXYZ019-._~:/ %?#é€\n"
+    for model_id in [plain, arn, *("".join(rng.choices(odd, k=12)) for _ in range(300))]:
+        # the plain ids' shortcut spells every id as quote() does
+        assert model_path(model_id, "converse") == f"/model/{quote(model_id, safe='')}/converse"
     assert endpoint_url("eu-west-3") == "https://bedrock-runtime.eu-west-3.amazonaws.com"
     for bad in ("evil.com/x", "us-east-1.evil.com", "US-EAST-1", ""):
         with pytest.raises(ValueError):

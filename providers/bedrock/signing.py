@@ -1,4 +1,4 @@
-"""AWS credentials for Bedrock, and signing a request with them (SigV4, our own signer).
+"""AWS credentials for Bedrock, and signing a request with them (SigV4, the gateway's own).
 
 A Bedrock credential travels through the gateway as one string, like every other provider
 key (``<PREFIX>_API_KEY``, a BYOK key, a client's own key), in one of three forms:
@@ -25,12 +25,14 @@ service (``bedrock``), over the exact URL and body that are then sent:
 * the payload hash is the body's SHA-256 (no ``x-amz-content-sha256`` header: botocore sends
   none for Bedrock).
 
-botocore's signer costs ~60 µs a request (an ``AWSRequest`` with ``email.message`` headers,
-~570 small Python calls), which is most of what a translated Bedrock request costs over an
-OpenAI one; this one costs a few. Tests compare its every header, byte for byte, with
-botocore's ``SigV4Auth`` over many random requests (paths with ``:`` and ``/`` in model ids,
-ARNs, queries, session tokens, regions, bodies), check it with AWS's own test suite, and the
-emulator verifies each signature with botocore.
+botocore's signer, which the gateway used before, costs several times more per request (an
+``AWSRequest`` with ``email.message`` headers, ~570 small Python calls, five HMACs), and was
+most of what a translated Bedrock request cost over an OpenAI one (``python -m bench.sigv4``
+times both). Tests compare this one's every signed header, byte for byte, with botocore's
+``SigV4Auth`` over many random requests (model ids with ``:`` and ``/``, ARNs, queries,
+session tokens, regions, ports, bodies) and with a real boto3 client's request, check it with
+AWS's test suite (vanilla GET and POST), and the emulator verifies each signature with
+botocore.
 
 A :class:`Signer` (one per gateway process, owned by the runtime) keeps, in bounded caches:
 
@@ -147,6 +149,8 @@ class _Target:
 
     @classmethod
     def of(cls, url: str) -> _Target:
+        """The URL's parts as botocore's signer derives them (``urlsplit``, then SigV4's
+        canonical forms)."""
         parts = urlsplit(url)
         host = parts.hostname or ""  # lower-case, without brackets or user info
         if ":" in host:  # only an IPv6 literal (bracketed in the URL) has colons
@@ -176,6 +180,7 @@ def _remove_dot_segments(path: str) -> str:
 
 
 def _hmac(key: bytes, message: str) -> bytes:
+    """One HMAC-SHA256 of the signing-key derivation (once per identity, day and region)."""
     return hmac.digest(key, message.encode(), "sha256")
 
 
@@ -187,9 +192,7 @@ class Signer:
 
     __slots__ = ("_clock", "_keys", "_parsed", "_stamp", "_targets")
 
-    def __init__(
-        self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._parsed: _Bounded[str, AwsCredentials | None] = _Bounded(size)
         self._keys: _Bounded[tuple[str, str, str, str], hmac.HMAC] = _Bounded(size)

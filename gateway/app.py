@@ -178,6 +178,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             sink=lambda: runtime.writer.submit if runtime.writer is not None else None,
             max_body_bytes=settings.otel_max_body_bytes,
             max_span_bytes=settings.otel_max_span_bytes,
+        ),
+    )
     include_helicone_prompt_api(
         app,
         HeliconePromptDeps(

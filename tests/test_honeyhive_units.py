@@ -95,7 +95,10 @@ def test_usage_aliases_and_precedence() -> None:
     }]}  # fmt: skip
     call = only_call(legacy, "legacy")
     assert call.usage == {"prompt_tokens": 5, "completion_tokens": 1}
-    assert call.properties["HoneyHive-Cost"] == "0.5"  # metadata.cost when the event has none
+    assert call.cost == 0.5  # metadata.cost when the event has none
+    assert "cost" not in call.properties and "HoneyHive-Cost" not in call.properties
+    legacy["model_events"][0]["cost"] = 0.25
+    assert only_call(legacy, "legacy").cost == 0.25  # the event's own cost first
     assert call.properties["HoneyHive-Event-Name"] == "model"  # the legacy default name
 
 
@@ -159,6 +162,7 @@ def test_metadata_cannot_move_a_record_to_another_session() -> None:
         (model(metadata=[1]), "metadata must be an object"),
         (model(event_name=3), "event_name must be a string"),
         (model(metadata={"cost": "cheap"}), "metadata.cost must be a number"),
+        (model(metadata={"cost": -0.5}), "metadata.cost must be a number >= 0"),
     ],
 )  # fmt: skip
 def test_event_checks(event: dict[str, Any], error: str) -> None:

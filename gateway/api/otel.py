@@ -40,7 +40,7 @@ from starlette.requests import ClientDisconnect
 
 from gateway.api.envelope import fail
 from gateway.errors import GatewayError
-from gateway.ingest.logged import logged_capture
+from gateway.ingest.logged import LOGGING_DISABLED, MISSING_SCOPE, logged_capture, too_large
 from gateway.ingest.otel import Caller, Mapped, map_spans
 from gateway.ingest.otlp import BodyError, Decoded, decode, decompress
 from gateway.scopes import TRACE_WRITE, allows
@@ -89,13 +89,10 @@ def otel_router(deps: OtelApiDeps) -> APIRouter:
         try:
             identity = await deps.authenticate({k.lower(): v for k, v in request.headers.items()})
             if not allows(identity.scopes, TRACE_WRITE):
-                raise GatewayError(403, "Forbidden: this key may not write traces (trace:write).")
+                raise GatewayError(403, MISSING_SCOPE)
             submit = deps.sink()
             if submit is None:
-                raise GatewayError(
-                    503, "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false); "
-                    "nothing can be ingested.",
-                )  # fmt: skip
+                raise GatewayError(503, LOGGING_DISABLED)
             raw = await _read(request, deps.max_body_bytes)
             encoding = request.headers.get("content-encoding")
             caller = Caller(identity.org_id, identity.key_id, path)
@@ -179,10 +176,7 @@ async def _read(request: Request, limit: int) -> bytes:
 
 
 def _too_large(limit: int) -> str:
-    return (
-        f"The request body is larger than the limit of {limit} bytes "
-        "(GATEWAY_OTEL_MAX_BODY_BYTES); export smaller batches."
-    )
+    return too_large(limit, "GATEWAY_OTEL_MAX_BODY_BYTES") + " Export smaller batches."
 
 
 def _error(status: int, message: str, *, otlp: bool, protobuf: bool) -> Response:

@@ -8,8 +8,10 @@ gateway's log is one record per LLM call, and a session is the records sharing
 * every **model** event becomes one :class:`~gateway.ingest.logged.LoggedCall` (then the same
   record, cost and body storage as a proxied request): model and provider from the event,
   tokens from the legacy ``usage`` or from ``metadata``/``metrics`` (where HoneyHive's own SDKs
-  put them), an OpenAI-shaped request and response body rebuilt from ``inputs.chat_history``
-  and ``outputs``, the reported times, status 500 when ``error`` is set;
+  put them), the reported ``cost`` (or ``metadata.cost``) as the record's cost when above 0
+  (else the price table's), an OpenAI-shaped request and response body rebuilt from
+  ``inputs.chat_history`` and ``outputs``, the reported times, status 500 when ``error`` is
+  set;
 * the **session** (``session_properties`` in single-session mode, or a ``session`` event of a
   v1 batch) is not a record: its id and name go on its model events as
   ``Helicone-Session-Id`` / ``-Name``, and its source, metadata and user fill in what they
@@ -60,7 +62,7 @@ _TOKEN_KEYS: Mapping[str, tuple[str, ...]] = {
 _CONSUMED_METADATA = frozenset(
     {"total_tokens", "cost"}.union(*(set(names) for names in _TOKEN_KEYS.values()))
 )
-"""Metadata keys that become columns (tokens) or ``HoneyHive-Cost``, not plain properties."""
+"""Metadata keys that become columns (tokens, cost), not plain properties."""
 _CONFIG_PLACED = frozenset(
     {"model", "provider", "hyperparameters", "template", "tools", "tool_choice",
      "response_format", "messages"}
@@ -249,7 +251,7 @@ def _legacy(index: int, item: dict[str, Any]) -> Event:
     event.config = config
     event.usage = usage
     if item.get("cost") is not None:
-        event.cost = _number(item, "cost")
+        event.cost = _cost(item, "cost")
     if event.event_name == "unknown":
         event.event_name = "model"
     return event
@@ -290,7 +292,7 @@ def _generic(index: int, item: dict[str, Any]) -> Event:
         metrics=_optional(item, "metrics", dict, "an object") or {},
         feedback=_optional(item, "feedback", dict, "an object") or {},
         user_properties=_optional(item, "user_properties", dict, "an object") or {},
-        cost=_number(metadata, "cost", "metadata.cost"),
+        cost=_cost(metadata, "cost", "metadata.cost"),
     )
 
 
@@ -321,6 +323,14 @@ def _number(item: Mapping[str, Any], name: str, label: str | None = None) -> flo
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise EventError(f"Could not create event: {label or name} must be a number")
     return float(value)
+
+
+def _cost(item: Mapping[str, Any], name: str, label: str | None = None) -> float | None:
+    """A reported cost: USD, a number >= 0 (the record's cost; see :class:`LoggedCall`)."""
+    value = _number(item, name, label)
+    if value is not None and value < 0:
+        raise EventError(f"Could not create event: {label or name} must be a number >= 0")
+    return value
 
 
 def _time(item: Mapping[str, Any], name: str) -> float | None:
@@ -487,6 +497,7 @@ def _call(event: Event, session: SessionInfo, path: str, caller: Caller,
         user_id=user_id[:1024],
         properties=_properties(event, session, path),
         usage=usage,
+        cost=event.cost,
     )
 
 
@@ -613,7 +624,6 @@ def _properties(event: Event, session: SessionInfo, path: str) -> dict[str, str]
         "HoneyHive-Source": event.source or session.source,
         "HoneyHive-Event-Name": event.event_name,
         "HoneyHive-Parent-Id": event.parent_id if event.parent_id != event.session_id else None,
-        "HoneyHive-Cost": None if event.cost is None else repr(event.cost),
         "HoneyHive-Error": event.error,
     }
     properties.update((k, v) for k, v in facts.items() if v)

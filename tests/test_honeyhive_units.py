@@ -19,7 +19,7 @@ from gateway.ingest.honeyhive import (
     Form,
     parse_batch,
 )
-from gateway.ingest.logged import LoggedCall
+from gateway.ingest.logged import LoggedCall, logged_capture
 
 CALLER = Caller("org-1", "key-1", "/v1/events/batch")
 NOW = 1_790_000_000.0
@@ -195,3 +195,38 @@ def test_the_bench_batch_is_all_accepted_and_its_report_reads() -> None:
                     "written": 600, "lost": 0, "settled": True,
                     "written_equals_accepted": True, "gateway_log_problems": []})  # fmt: skip
     assert "p50 1.00 ms" in lines[1] and "written == accepted" in lines[3]
+
+
+def test_prompt_metadata_links_the_record_to_a_managed_prompt() -> None:
+    """``metadata.prompt_id`` / ``prompt_version`` fill the record's prompt columns
+    (prompts-and-peer-apis.md E.2), not its properties."""
+    call = only_call({"events": [model(metadata={
+        "prompt_id": "abc123", "prompt_version": "0190a000-0000-7000-8000-0000000000cc",
+        "team": "search"})]})  # fmt: skip
+    capture = logged_capture(call)
+    assert (capture.prompt_id, capture.prompt_version) == (
+        "abc123", "0190a000-0000-7000-8000-0000000000cc")  # fmt: skip
+    assert "prompt_id" not in call.properties and call.properties["team"] == "search"
+    assert logged_capture(only_call({"events": [model(metadata={"prompt_id": {"x": 1}})]})
+                          ).prompt_id == ""  # fmt: skip
+
+
+def test_usage_details_are_kept_in_the_rebuilt_answer() -> None:
+    call = only_call({"events": [model(metadata={
+        "prompt_tokens": 30, "completion_tokens": 9, "cache_read_tokens": 12,
+        "reasoning_tokens": 4})]})  # fmt: skip
+    assert response_of(call)["usage"] == {
+        "prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39,
+        "prompt_tokens_details": {"cached_tokens": 12},
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    }  # fmt: skip
+
+
+def test_session_properties_without_single_session_are_ignored_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = {"events": [model()], "session_properties": {"session_name": "ignored"}}
+    with caplog.at_level("WARNING", logger="gateway.ingest.honeyhive"):
+        call = only_call(body)
+    assert "Helicone-Session-Name" not in call.properties
+    assert "session_properties ignored" in caplog.text

@@ -27,6 +27,7 @@ submits the captures.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -36,7 +37,9 @@ from typing import Any, Literal
 
 import orjson
 
-from gateway.ingest.logged import LoggedCall
+from gateway.ingest.logged import LoggedCall, openai_usage
+
+logger = logging.getLogger(__name__)
 
 Form = Literal["legacy", "v1"]
 """``legacy``: ``POST /events/model/batch`` (``model_events`` of CreateModelEvent);
@@ -59,10 +62,12 @@ _TOKEN_KEYS: Mapping[str, tuple[str, ...]] = {
     "reasoning_tokens": ("reasoning_tokens",),
 }
 """Usage field -> the names HoneyHive events carry it under (first found wins)."""
+_PROMPT_KEYS = ("prompt_id", "prompt_version")
+"""``metadata`` keys linking a model event to a managed prompt (the record's prompt columns)."""
 _CONSUMED_METADATA = frozenset(
-    {"total_tokens", "cost"}.union(*(set(names) for names in _TOKEN_KEYS.values()))
+    {"total_tokens", "cost", *_PROMPT_KEYS}.union(*(set(names) for names in _TOKEN_KEYS.values()))
 )
-"""Metadata keys that become columns (tokens, cost), not plain properties."""
+"""Metadata keys that become columns (tokens, cost, prompt), not plain properties."""
 _CONFIG_PLACED = frozenset(
     {"model", "provider", "hyperparameters", "template", "tools", "tool_choice",
      "response_format", "messages"}
@@ -386,6 +391,11 @@ def _sessions(events: list[Event], single: bool, properties: dict[str, Any],
     a ``session`` event its own id, and any other a new session of its own.
     """
     sessions: dict[str, SessionInfo] = {}
+    if properties and not single:
+        logger.warning(
+            "HoneyHive batch: session_properties ignored without is_single_session "
+            "(each event keeps its own session)"
+        )
     if single:
         session_id = _uuid(properties.get("session_id")) or str(uuid.uuid4())
         batch.session_id = session_id
@@ -498,7 +508,17 @@ def _call(event: Event, session: SessionInfo, path: str, caller: Caller,
         properties=_properties(event, session, path),
         usage=usage,
         cost=event.cost,
+        prompt_id=_metadata_text(event.metadata, "prompt_id"),
+        prompt_version=_metadata_text(event.metadata, "prompt_version"),
     )
+
+
+def _metadata_text(metadata: Mapping[str, Any], name: str) -> str:
+    """A metadata value as a column's text (a number as its digits; anything else: none)."""
+    value = metadata.get(name)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    return str(value)[:MAX_SESSION_ID_CHARS]
 
 
 def _config_text(config: Mapping[str, Any], name: str) -> str:
@@ -568,9 +588,7 @@ def _response_body(event: Event, model: str, usage: dict[str, int] | None,
                 "created": int(end_ms / 1000), "model": model, "choices": choices}  # fmt: skip
     body.setdefault("model", model)
     if usage is not None:
-        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-        body["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                         "total_tokens": prompt + completion}  # fmt: skip
+        body["usage"] = openai_usage(usage)
     if event.error:
         body["error"] = {"message": event.error, "type": "honeyhive_event_error"}
     return body

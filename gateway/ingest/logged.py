@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,10 @@ class LoggedCall:
     the model is priced. None: the price table's cost."""
     omit_request: bool = False
     omit_response: bool = False
+    prompt_id: str = ""
+    """The managed prompt the call was made from (a HoneyHive event's ``metadata.prompt_id``;
+    the manual logger and spans name one with ``Helicone-Prompt-Id``, a property)."""
+    prompt_version: str = ""
 
 
 def logged_capture(call: LoggedCall) -> Capture:
@@ -108,6 +113,8 @@ def logged_capture(call: LoggedCall) -> Capture:
         reported_usage=call.usage,
         reported_cost=nano_usd(call.cost),
         first_token_reported=first_byte is not None,
+        prompt_id=call.prompt_id,
+        prompt_version=call.prompt_version,
     )
 
 
@@ -120,6 +127,25 @@ def nano_usd(cost: float | None) -> int | None:
     if not math.isfinite(cost) or cost <= 0:
         return 0
     return round(min(cost, MAX_REPORTED_USD) * 1e9)
+
+
+def openai_usage(counts: Mapping[str, int]) -> dict[str, Any]:
+    """Reported counts (:class:`~providers.usage.Usage` field names) as the OpenAI ``usage`` of
+    a body rebuilt from a report (an OpenTelemetry span, a HoneyHive event): what the stored
+    answer shows. Details appear only when reported (the record's columns come from
+    ``LoggedCall.usage`` itself, cache writes included)."""
+    prompt = counts.get("prompt_tokens", 0)
+    completion = counts.get("completion_tokens", 0)
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if counts.get("cache_read_tokens"):
+        usage["prompt_tokens_details"] = {"cached_tokens": counts["cache_read_tokens"]}
+    if counts.get("reasoning_tokens"):
+        usage["completion_tokens_details"] = {"reasoning_tokens": counts["reasoning_tokens"]}
+    return usage
 
 
 def reported_usd(value: Any) -> float | None:

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from gateway.context import HELICONE_PREFIX, HeliconeOptions, parse_options
-from gateway.ingest.logged import LoggedCall, reported_usd
+from gateway.ingest.logged import LoggedCall, openai_usage, reported_usd
 from gateway.ingest.otel_content import (
     chat_content,
     indexed,
@@ -428,16 +428,6 @@ def _parameters(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _openai_usage(usage: dict[str, int]) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage["prompt_tokens"],
-        "completion_tokens": usage["completion_tokens"],
-        "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
-        "prompt_tokens_details": {"cached_tokens": usage["cache_read_tokens"]},
-        "completion_tokens_details": {"reasoning_tokens": usage["reasoning_tokens"]},
-    }
-
-
 def _llm_bodies(span: OtelSpan, kind: str, call: LoggedCall, start: float) -> None:
     attributes = span.attributes
     request_model = _string(_first(attributes, _REQUEST_MODEL) or "")
@@ -486,7 +476,7 @@ def _llm_bodies(span: OtelSpan, kind: str, call: LoggedCall, start: float) -> No
     if stream:
         request["stream"] = True
     if call.usage is not None:
-        response["usage"] = _openai_usage(call.usage)
+        response["usage"] = openai_usage(call.usage)
     call.request_body = orjson.dumps(request)
     if call.status >= 400:
         call.response_body = orjson.dumps(_error_body(span))

@@ -230,3 +230,17 @@ def test_session_properties_without_single_session_are_ignored_with_a_warning(
         call = only_call(body)
     assert "Helicone-Session-Name" not in call.properties
     assert "session_properties ignored" in caplog.text
+
+
+def test_parent_references_match_however_the_uuid_is_spelled() -> None:
+    """Event ids are stored in canonical form: a ``parent_id`` spelled in upper case (or
+    without hyphens) still names its parent, for the session path and the session."""
+    chain, session = uuid.uuid4(), str(uuid.uuid4())
+    batch = parse({"events": [
+        {"event_type": "chain", "event_id": str(chain), "session_id": session,
+         "event_name": "plan", "inputs": {}},
+        model(parent_id=chain.hex.upper()),
+    ]})  # fmt: skip
+    [call] = batch.calls
+    assert call.properties["Helicone-Session-Path"] == "/plan"
+    assert call.properties["Helicone-Session-Id"] == session

@@ -283,7 +283,7 @@ def _generic(index: int, item: dict[str, Any]) -> Event:
         event_type=event_type,
         event_name=(_text(item, "event_name") or "unknown").strip() or "unknown",
         session_id=_session_id(item.get("session_id")),
-        parent_id=_text(item, "parent_id"),
+        parent_id=_parent_id(_text(item, "parent_id")),
         source=_text(item, "source"),
         project=_text(item, "project"),
         start_ms=start,
@@ -364,6 +364,12 @@ def _uuid(value: Any) -> str | None:
         return str(uuid.UUID(value.strip()))
     except ValueError:
         return None
+
+
+def _parent_id(value: str | None) -> str | None:
+    """A parent's id spelled as its event's id is kept (a UUID in canonical form), so that an
+    upper-case or unhyphenated reference still finds its parent in the batch."""
+    return _uuid(value) or value
 
 
 def _session_id(value: Any) -> str | None:

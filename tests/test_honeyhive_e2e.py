@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from gateway.api import honeyhive as honeyhive_api
-from gateway.ingest.logged import MISSING_SCOPE, too_large
+from gateway.ingest.access import MISSING_SCOPE, too_large
 from gateway.store import ControlStore
 from providers.registry import Registry
 from providers.usage import Usage

@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from bench.honeyhive import batch_body, render
+from gateway.ingest.access import Caller
 from gateway.ingest.honeyhive import (
     Batch,
     BatchError,
     BatchLimits,
-    Caller,
     Form,
     parse_batch,
 )

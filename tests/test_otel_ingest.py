@@ -15,8 +15,9 @@ import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway.ingest.access import Caller
 from gateway.ingest.logged import logged_capture
-from gateway.ingest.otel import Caller, map_spans, provider_of, span_kind, usage_of
+from gateway.ingest.otel import map_spans, provider_of, span_kind, usage_of
 from gateway.ingest.otel_content import chat_content
 from gateway.ingest.otlp import (
     BodyError,

@@ -29,16 +29,15 @@ from starlette.requests import ClientDisconnect
 
 from gateway.api.requests import _json_body, _TooLarge
 from gateway.errors import GatewayError
+from gateway.ingest.access import Caller, Submit, admit, too_large
 from gateway.ingest.honeyhive import (
     Batch,
     BatchError,
     BatchLimits,
-    Caller,
     Form,
     parse_batch,
 )
-from gateway.ingest.logged import LOGGING_DISABLED, MISSING_SCOPE, logged_capture, too_large
-from gateway.scopes import TRACE_WRITE, allows
+from gateway.ingest.logged import logged_capture
 from gateway.store import KeyIdentity
 from logging_pipeline.capture import Capture
 from logging_pipeline.query import FilterError
@@ -46,7 +45,6 @@ from logging_pipeline.query import FilterError
 logger = logging.getLogger(__name__)
 
 Authenticate = Callable[[dict[str, str]], Awaitable[KeyIdentity]]
-Submit = Callable[[Capture], None]
 
 LEGACY_PATH = "/events/model/batch"
 V1_PATH = "/v1/events/batch"
@@ -99,11 +97,7 @@ def honeyhive_router(deps: HoneyHiveApiDeps) -> APIRouter:
         try:
             headers = {k.lower(): v for k, v in request.headers.items()}
             identity = await deps.authenticate(headers)
-            if not allows(identity.scopes, TRACE_WRITE):
-                return _refuse(403, MISSING_SCOPE)
-            submit = deps.sink()
-            if submit is None:
-                return _refuse(503, LOGGING_DISABLED)
+            submit = admit(identity, deps.sink())
             body = await _json_body(request, deps.max_body_bytes)
             caller = Caller(identity.org_id, identity.key_id, path)
             if _event_count(body) > THREAD_FROM_EVENTS:

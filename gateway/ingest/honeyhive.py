@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import orjson
 
+from gateway.ingest.access import Caller
 from gateway.ingest.logged import LoggedCall, openai_usage
 
 logger = logging.getLogger(__name__)
@@ -147,15 +148,6 @@ class Batch:
     errors: list[str] = field(default_factory=list)
     calls: list[LoggedCall] = field(default_factory=list)
     session_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who sent the batch and where: the records' organisation, key and request path."""
-
-    organization_id: str
-    api_key_id: str
-    path: str
 
 
 def parse_batch(body: Any, form: Form, caller: Caller, limits: BatchLimits,

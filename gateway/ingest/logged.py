@@ -17,24 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.scopes import TRACE_WRITE
 from logging_pipeline.capture import Capture
 
 MAX_REPORTED_USD = 1e9
 """The largest cost one logged call may report (USD); more is cut to it."""
-MISSING_SCOPE = f"This gateway key lacks the '{TRACE_WRITE}' scope needed to log requests."
-LOGGING_DISABLED = (
-    "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false); nothing was logged."
-)
-"""The refusals every ingestion route shares (403, 503), each in its own route's envelope."""
-
-
-def too_large(limit: int, setting: str) -> str:
-    """The 413 text of every ingestion route: the limit, the setting that raises it."""
-    return (
-        f"The request body is larger than the limit of {limit} bytes ({setting}); "
-        "nothing was logged."
-    )
 
 
 @dataclass(slots=True)

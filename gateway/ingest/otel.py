@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from gateway.context import HELICONE_PREFIX, HeliconeOptions, parse_options
+from gateway.ingest.access import Caller
 from gateway.ingest.logged import LoggedCall, openai_usage, reported_usd
 from gateway.ingest.otel_content import (
     chat_content,
@@ -122,15 +123,6 @@ _PARAMETERS = (
     ("reasoning_effort", ("gen_ai.request.reasoning_effort",)),
 )
 """Request body field ← the attributes that carry it (first present wins)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who sent the export, and where to (the records' ``request_path``)."""
-
-    organization_id: str
-    api_key_id: str
-    path: str
 
 
 @dataclass(slots=True)

@@ -336,6 +336,9 @@ def test_tool_and_vector_records_have_no_tokens(tmp_path: Path) -> None:
     tool, _ = _row(_span(**{"gen_ai.operation.name": "execute_tool",
                             "gen_ai.tool.name": "calculator"}), tmp_path)  # fmt: skip
     assert (tool["model"], tool["cost"], tool["cost_known"]) == ("tool:calculator", 0, True)
+    paid, _ = _row(_span(**{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "web",
+                            "gen_ai.usage.cost": 0.01}), tmp_path)  # fmt: skip
+    assert (paid["cost"], paid["cost_known"]) == (10_000_000, True)  # a paid tool's own cost
     assert document["request"] == {"_type": "vector_db", "operation": "search", "text": "cats",
                                    "topK": 3, "databaseName": "chroma"}  # fmt: skip
     embedding, document = _row(_span(**{

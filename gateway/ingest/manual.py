@@ -145,7 +145,8 @@ def parse_manual_log(
     usage: dict[str, int] | None = None
     cost: float | None = None
     if event_type is not None:
-        usage, cost = {}, 0.0  # not an LLM call: no tokens (none estimated), a known 0 cost
+        # Not an LLM call: no tokens (none estimated), a known 0 cost unless it reports one.
+        usage, cost = {}, usage_cost(answer.parsed) or 0.0
     elif answer.parsed is not None:
         usage = _reported_usage(answer.parsed, wire)
         cost = usage_cost(answer.parsed)

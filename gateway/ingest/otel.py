@@ -505,7 +505,7 @@ def _event_bodies(span: OtelSpan, kind: str, call: LoggedCall) -> None:
     attributes = span.attributes
     call.wire = "custom"
     call.usage = {}
-    call.cost = 0.0  # not an LLM call: a known 0
+    call.cost = cost_of(attributes) or 0.0  # not an LLM call: a known 0 unless reported
     ok = call.status < 400
     outcome: dict[str, Any] = {"status": "success" if ok else "error"}
     if not ok:

@@ -99,7 +99,7 @@ class Runtime:
             max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout_seconds
         )
         self.signer = Signer()
-        """SigV4 for Bedrock, with its caches (parsed credentials, signing keys, hosts)."""
+        """SigV4 for Bedrock, with its caches (parsed credentials, signing keys, URLs)."""
         self.vertex = VertexTokens()
         """Vertex AI access tokens, minted from service-account keys and cached
         (gateway/vertex_auth.py)."""

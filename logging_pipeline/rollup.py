@@ -125,9 +125,11 @@ def hour_runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
 class RollupRefresher:
     """The writer's periodic :func:`refresh` (at most every :data:`REFRESH_SECONDS`)."""
 
-    def __init__(self, transport: LogTransport, interval: float = REFRESH_SECONDS) -> None:
+    def __init__(self, transport: LogTransport, interval: float = REFRESH_SECONDS,
+                 settle_seconds: float = ROLLUP_SETTLE_SECONDS) -> None:  # fmt: skip
         self.transport = transport
         self.interval = interval
+        self.settle_seconds = settle_seconds
         self._next = 0.0
         self._since = _EPOCH
 
@@ -138,7 +140,9 @@ class RollupRefresher:
             return
         self._next = now + self.interval
         try:
-            count, self._since = await refresh(self.transport, since=self._since)
+            count, self._since = await refresh(
+                self.transport, self.settle_seconds, since=self._since
+            )
         except Exception as exc:
             logger.warning("rollup refresh failed (retried): %s", exc)
             return

@@ -23,6 +23,7 @@ import pytest
 
 from bench.analytics_data import Spec, insert_sql
 from logging_pipeline.clickhouse.chdb_transport import ChdbTransport
+from logging_pipeline.clickhouse.errors import LogStoreError
 from logging_pipeline.clickhouse.migrate import MIGRATIONS_TABLE_DDL, migrate
 from logging_pipeline.clickhouse.transport import LogTransport
 from logging_pipeline.query.dashboard import SeriesQuery, build_series_query, series
@@ -33,7 +34,7 @@ from logging_pipeline.query.rollup import (
     rollup_window,
     stale_hours,
 )
-from logging_pipeline.rollup import refresh
+from logging_pipeline.rollup import RollupRefresher, refresh
 from logging_pipeline.schema import (
     MIGRATIONS,
     MIGRATIONS_TABLE,
@@ -253,3 +254,36 @@ def test_rollup_only_for_rollup_dimensions() -> None:
     assert window is not None
     assert window.first == datetime(2026, 3, 17, 10, tzinfo=UTC)
     assert window.end == datetime(2026, 3, 20, 9, tzinfo=UTC)
+
+
+class _DownStore:
+    name = "down"
+
+    async def query(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        raise LogStoreError("store is down (test)")
+
+    async def command(self, *args: Any, **kwargs: Any) -> None:
+        raise LogStoreError("store is down (test)")
+
+
+async def test_refresher_rolls_up_when_due_and_survives_a_down_store(
+    store: LogTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    await migrate(store)
+    await _generate(store)
+    refresher = RollupRefresher(store, interval=3600, settle_seconds=0)
+    await refresher.maybe_refresh()
+    rolled = await store.query(f"SELECT count() AS n FROM {ROLLUP_TABLE}")
+    assert rolled[0]["n"] > 0
+    await _rewrite(store)
+    await refresher.maybe_refresh()  # not due for an hour: the rewrites stay stale
+    query = SeriesQuery.from_body(
+        {"timeFilter": {"start": _iso(RANGES[0][0]), "end": _iso(NOW)}, "dbIncrement": "day"}
+    )
+    window = rollup_window(query)
+    assert window is not None
+    compiled = build_stale_hours_query(MAIN, window)
+    assert stale_hours(await store.query(compiled.sql, compiled.params))
+    down = RollupRefresher(_DownStore(), settle_seconds=0)  # type: ignore[arg-type]
+    await down.maybe_refresh()
+    assert "rollup refresh failed" in caplog.text

@@ -4,7 +4,9 @@ A session is every row of the organization sharing ``Helicone-Session-Id`` (the 
 ``session_id`` column). Both statements aggregate per session in an inner query — whose
 ``WHERE`` holds the org scope, the time range and the filter's per-request conditions — and
 test the filter's ``sessions_request_response_rmt`` aggregates (``session_total_cost``...)
-on its result, as Helicone's ``HAVING`` does (see :func:`split_filter`). Costs are USD.
+on its result, as Helicone's ``HAVING`` does (see :func:`split_filter`). The session query
+runs in two phases (:func:`build_session_page_query`, then :func:`build_session_rows_query`):
+the page from narrow columns, then the page's sessions alone. Costs are USD.
 Timestamps are returned as UTC instants (ISO, ``Z``); ``timezoneDifference`` is validated
 (minutes, ±1440) but does not shift an instant that already says its zone.
 """
@@ -67,11 +69,12 @@ SESSION_AGGREGATES: Mapping[str, FieldSpec] = MappingProxyType(
 )
 """The aggregate fields, on the inner query's columns (the outer query's ``WHERE``)."""
 
+_NAME = "anyIf(session_name, session_name != '') AS s_name"
+_FIRST_LAST = ("min(request_created_at) AS s_created", "max(request_created_at) AS s_latest")
 _INNER_COLUMNS = (
     "session_id",
-    "anyIf(session_name, session_name != '') AS s_name",
-    "min(request_created_at) AS s_created",
-    "max(request_created_at) AS s_latest",
+    _NAME,
+    *_FIRST_LAST,
     "sum(ifNull(cost, 0)) AS s_cost",
     "count() AS s_requests",
     "sum(ifNull(prompt_tokens, 0)) AS s_prompt",
@@ -210,9 +213,7 @@ def build_session_page_query(org_id: str, query: SessionQuery) -> CompiledQuery:
     if aggregate != "all":
         columns: tuple[str, ...] = _INNER_COLUMNS
     else:
-        columns = (*_INNER_COLUMNS[:1], *_INNER_COLUMNS[2:4])  # id, first and last
-        if needs_name:
-            columns = (*columns, _INNER_COLUMNS[1])
+        columns = ("session_id", *_FIRST_LAST, *((_NAME,) if needs_name else ()))
     inner, outer = _per_session(binder, org_id, query.filter, query.time_range, (), columns)
     sql = (
         f"SELECT session_id, s_created, s_latest FROM ({inner}) "

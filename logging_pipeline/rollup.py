@@ -35,6 +35,7 @@ from typing import Any
 from logging_pipeline.clickhouse import LogTransport
 from logging_pipeline.schema import (
     ROLLUP_DIRTY_TABLE,
+    ROLLUP_HOUR,
     ROLLUP_SETTLE_SECONDS,
     ROLLUP_TABLE,
     rollup_select,
@@ -47,6 +48,8 @@ REFRESH_SECONDS = 30.0
 MAX_HOURS_PER_INSERT = 168
 """Hours recomputed by one ``INSERT``: a week of one organization, a few thousand rollup rows,
 so that one hour's generation is written in one block (all of it visible at once)."""
+MAX_RANGES = 8
+"""Key ranges per recomputing ``INSERT`` (the hours in between are skipped by a filter)."""
 _HOUR = timedelta(hours=1)
 _NOW = "now64(6, 'UTC')"
 
@@ -95,20 +98,38 @@ async def refresh(transport: LogTransport, settle_seconds: float = ROLLUP_SETTLE
 
 async def _recompute(transport: LogTransport, org: str, hours: list[datetime],
                      valid_through: str) -> None:  # fmt: skip
-    params: dict[str, Any] = {"org": org, "vt": valid_through}
+    """One generation of ``hours`` (one organization's): the key ranges that hold them (a
+    few: the scattered hours of a bulk annotation would make a statement too long for a
+    server's URL), and exactly those hours within."""
+    params: dict[str, Any] = {
+        "org": org,
+        "vt": valid_through,
+        "hours": [int(hour.timestamp()) for hour in hours],
+    }
     ranges: list[str] = []
-    for n, (low, high) in enumerate(hour_runs(hours)):
+    for n, (low, high) in enumerate(_few(hour_runs(hours), MAX_RANGES)):
         params[f"lo{n}"], params[f"hi{n}"] = _sql_time(low), _sql_time(high)
         ranges.append(
             f"(request_created_at >= {{lo{n}:DateTime64(3, 'UTC')}} AND "
             f"request_created_at < {{hi{n}:DateTime64(3, 'UTC')}})"
         )
-    where = f"organization_id = {{org:UUID}} AND ({' OR '.join(ranges)})"
+    where = (
+        f"organization_id = {{org:UUID}} AND ({' OR '.join(ranges)}) "
+        f"AND toUInt32({ROLLUP_HOUR}) IN {{hours:Array(UInt32)}}"
+    )
     await transport.command(
         f"INSERT INTO {ROLLUP_TABLE} "
         + rollup_select(where, "{vt:DateTime64(6, 'UTC')}"),
         params,
     )
+
+
+def _few(runs: list[tuple[datetime, datetime]], limit: int) -> list[tuple[datetime, datetime]]:
+    """At most ``limit`` ranges covering ``runs`` (consecutive runs joined evenly)."""
+    if len(runs) <= limit:
+        return runs
+    size = -(-len(runs) // limit)
+    return [(runs[i][0], runs[min(i + size, len(runs)) - 1][1]) for i in range(0, len(runs), size)]
 
 
 def hour_runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:

@@ -23,6 +23,7 @@ import pytest
 
 from bench.analytics_data import Spec, insert_sql
 from logging_pipeline.clickhouse.chdb_transport import ChdbTransport
+from logging_pipeline.clickhouse.connect_transport import ClickHouseConnectTransport
 from logging_pipeline.clickhouse.errors import LogStoreError
 from logging_pipeline.clickhouse.migrate import MIGRATIONS_TABLE_DDL, migrate
 from logging_pipeline.clickhouse.transport import LogTransport
@@ -30,11 +31,12 @@ from logging_pipeline.query.dashboard import SeriesQuery, build_series_query, se
 from logging_pipeline.query.rollup import (
     build_rollup_series_query,
     build_stale_hours_query,
+    coalesce,
     rollup_filter,
     rollup_window,
     stale_hours,
 )
-from logging_pipeline.rollup import RollupRefresher, refresh
+from logging_pipeline.rollup import RollupRefresher, hour_runs, refresh
 from logging_pipeline.schema import (
     MIGRATIONS,
     MIGRATIONS_TABLE,
@@ -42,6 +44,7 @@ from logging_pipeline.schema import (
     ROLLUP_DIRTY_TABLE,
     ROLLUP_TABLE,
 )
+from tests.clickhouse_http import ChdbHttpServer
 
 MAIN = "aaaaaaaa-0000-4000-8000-0000000000a1"
 OTHER = "bbbbbbbb-0000-4000-8000-0000000000b2"
@@ -287,3 +290,39 @@ async def test_refresher_rolls_up_when_due_and_survives_a_down_store(
     down = RollupRefresher(_DownStore(), settle_seconds=0)  # type: ignore[arg-type]
     await down.maybe_refresh()
     assert "rollup refresh failed" in caplog.text
+
+
+async def test_rollups_through_clickhouse_connect(tmp_path: Path) -> None:
+    """The server transport: the migration's view, the refresh's parameterised inserts and
+    the two statements of a query, over ClickHouse's HTTP interface."""
+    http = ChdbHttpServer(tmp_path / "clickhouse").start()
+    transport = ClickHouseConnectTransport(http.url)
+    try:
+        await migrate(transport)
+        await _generate(transport)
+        count, _ = await refresh(transport, settle_seconds=0)
+        assert count > 700
+        await _rewrite(transport)
+        rolled, stale = await _check_all(transport)
+        assert rolled > 15 and stale > 0
+        await refresh(transport, settle_seconds=0)
+        rolled, stale = await _check_all(transport)
+        assert rolled > 15 and stale == 0
+    finally:
+        await transport.close()
+        http.stop()
+
+
+def test_coalesce_bounds_the_raw_ranges() -> None:
+    hour = timedelta(hours=1)
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    hours = [base + n * hour for n in (0, 1, 3, 10, 11, 12, 14, 30)]
+    runs = hour_runs(hours)
+    assert runs == [(base, base + 2 * hour), (base + 3 * hour, base + 4 * hour),
+                    (base + 10 * hour, base + 13 * hour), (base + 14 * hour, base + 15 * hour),
+                    (base + 30 * hour, base + 31 * hour)]  # fmt: skip
+    assert coalesce(runs, 5) == runs
+    three = coalesce(runs, 3)  # the 1-hour gaps close first
+    assert three == [(base, base + 4 * hour), (base + 10 * hour, base + 15 * hour),
+                     (base + 30 * hour, base + 31 * hour)]  # fmt: skip
+    assert coalesce(runs, 1) == [(base, base + 31 * hour)]

@@ -49,6 +49,8 @@ _MS = timedelta(milliseconds=1)
 _DT64 = "DateTime64(3, 'UTC')"
 _DT = "DateTime('UTC')"
 _GROUPS = (None, "model", "provider")
+MAX_RUNS = 16
+"""Ranges of hours read from the rows inside the window (see :func:`coalesce`)."""
 _ADDITIVE = (
     "requests", "errors", "cost", "prompt_tokens", "completion_tokens",
     "prompt_cache_read_tokens", "prompt_cache_write_tokens", "reasoning_tokens", "cache_hits",
@@ -142,32 +144,33 @@ def build_rollup_series_query(org_id: str, query: SeriesQuery, window: RollupWin
     read raw, from :func:`build_stale_hours_query`)."""
     binder = ParamBinder()
     org = org_condition(binder, org_id)
-    runs = hour_runs([hour for hour in stale if window.first <= hour < window.end])
-
-    def source() -> str:  # compiled once per use: each copy binds its own parameters
-        first = binder.bind(_sql_hour(window.first), _DT)
-        end = binder.bind(_sql_hour(window.end), _DT)
-        in_window = f"hour >= {first} AND hour < {end}"
-        clean = "".join(
-            f" AND NOT (hour >= {binder.bind(_sql_hour(lo), _DT)} "
-            f"AND hour < {binder.bind(_sql_hour(hi), _DT)})"
+    runs = coalesce(hour_runs([h for h in stale if window.first <= h < window.end]), MAX_RUNS)
+    # Bound once, used by both copies of the source (the top groups' and the series').
+    first = binder.bind(_sql_hour(window.first), _DT)
+    end = binder.bind(_sql_hour(window.end), _DT)
+    in_window = f"hour >= {first} AND hour < {end}"
+    clean = "".join(
+        f" AND NOT (hour >= {binder.bind(_sql_hour(lo), _DT)} "
+        f"AND hour < {binder.bind(_sql_hour(hi), _DT)})"
+        for lo, hi in runs
+    )
+    raw_parts = [
+        f"request_created_at < {binder.bind(_sql_ms(window.first), _DT64)}",
+        f"request_created_at >= {binder.bind(_sql_ms(window.end), _DT64)}",
+        *(
+            f"(request_created_at >= {binder.bind(_sql_ms(lo), _DT64)} AND "
+            f"request_created_at < {binder.bind(_sql_ms(hi), _DT64)})"
             for lo, hi in runs
-        )
+        ),
+    ]
+
+    def source() -> str:  # compiled once per use: each copy binds its own filter parameters
         rolled = (
             f"SELECT {_COLUMNS} FROM {ROLLUP_TABLE} WHERE {org} AND {in_window}{clean} "
             f"AND (hour, valid_through) IN (SELECT hour, max(valid_through) FROM {ROLLUP_TABLE} "
             f"WHERE {org} AND {in_window} GROUP BY hour) "
             f"AND ({compile_filter(query.filter, binder)})"
         )
-        raw_parts = [
-            f"request_created_at < {binder.bind(_sql_ms(window.first), _DT64)}",
-            f"request_created_at >= {binder.bind(_sql_ms(window.end), _DT64)}",
-            *(
-                f"(request_created_at >= {binder.bind(_sql_ms(lo), _DT64)} AND "
-                f"request_created_at < {binder.bind(_sql_ms(hi), _DT64)})"
-                for lo, hi in runs
-            ),
-        ]
         raw_where = " AND ".join(
             (
                 org,
@@ -185,6 +188,27 @@ def build_rollup_series_query(org_id: str, query: SeriesQuery, window: RollupWin
 
     bucket = query.buckets.expr(binder, column="hour")
     return series_sql(binder, query, source, bucket, _MERGED, "sum(requests)")
+
+
+def coalesce(runs: list[tuple[datetime, datetime]], limit: int
+             ) -> list[tuple[datetime, datetime]]:  # fmt: skip
+    """At most ``limit`` runs covering ``runs``: the narrowest gaps closed first.
+
+    A closed gap's hours are read from the rows although their rollup is clean — exact all
+    the same (each hour comes from one side) — so that a store with many scattered stale
+    hours (a bulk annotation, a fresh migration) gives a statement of bounded size.
+    """
+    if len(runs) <= limit:
+        return runs
+    gaps = sorted(range(len(runs) - 1), key=lambda i: (runs[i + 1][0] - runs[i][1], i))
+    closed = set(gaps[: len(runs) - limit])
+    out = [runs[0]]
+    for i in range(1, len(runs)):
+        if i - 1 in closed:
+            out[-1] = (out[-1][0], runs[i][1])
+        else:
+            out.append(runs[i])
+    return out
 
 
 def _floor_hour(moment: datetime) -> datetime:

@@ -4,6 +4,8 @@ Modelled on the reference ``request_response_rmt``: one row per request, Replaci
 ``updated_at`` (an update re-inserts the row with a newer version; reads use ``FINAL``),
 partitioned by month, ordered for the org + time-range scans every query starts with.
 Column names are the ones the filter AST and HQL expose, so users' raw SQL keeps working.
+Beside it, the dashboard's hourly rollups (``request_rollup_hourly``, kept exact by
+``logging_pipeline/rollup.py``) and the dirty marks that tell which hours to recompute.
 
 Migrations are append-only: never edit a released one, add the next.
 """

@@ -4,7 +4,7 @@ A rollup fed by inserts would drift from what queries read: the request table is
 ``ReplacingMergeTree`` read with ``FINAL``, and rows are re-inserted on purpose — an
 annotation rewrites its request's row, a journal replay writes a batch again, a reused
 ``Helicone-Request-Id`` replaces a row — so counting inserts counts some requests twice.
-Instead (migration ``0007_hourly_rollups``):
+Instead (migration ``0008_hourly_rollups``):
 
 * a materialized view on the request table marks the (organization, hour) of every inserted
   row dirty, with the time of the insert (``marked_at``);

@@ -201,6 +201,17 @@ TTL toDateTime(accepted_at) + INTERVAL 30 DAY
         ),
     ),
     (
+        # Managed prompts (gateway/prompts): the inputs a prompt-driven request was assembled
+        # from (JSON) and the environment it asked for. prompt_id / prompt_version (0001) are
+        # filled from now on too.
+        "0007_prompt_inputs",
+        (
+            f"ALTER TABLE {REQUEST_TABLE} ADD COLUMN IF NOT EXISTS prompt_inputs String DEFAULT ''",
+            f"ALTER TABLE {REQUEST_TABLE} "
+            "ADD COLUMN IF NOT EXISTS prompt_environment LowCardinality(String) DEFAULT ''",
+        ),
+    ),
+    (
         # Hourly rollups for the dashboard series (logging_pipeline/rollup.py): per
         # organization, hour, model, provider and status, the sums and the mergeable states
         # (distinct users, percentiles) of the rows as FINAL reads them. A rollup is never
@@ -209,7 +220,7 @@ TTL toDateTime(accepted_at) + INTERVAL 30 DAY
         # writer recomputes dirty hours from FINAL as a new generation (valid_through); a
         # query reads the newest generation of clean hours and raw rows for the rest.
         # Existing rows are rolled up here, as of the migration.
-        "0007_hourly_rollups",
+        "0008_hourly_rollups",
         (
             f"""
 CREATE TABLE IF NOT EXISTS {ROLLUP_TABLE}
@@ -307,5 +318,9 @@ INSERT_COLUMNS: tuple[str, ...] = (
     "attempts",
     "cache_saved_cost",
     "cache_saved_latency",
+    "prompt_id",
+    "prompt_version",
+    "prompt_inputs",
+    "prompt_environment",
 )
 """The columns the writer fills, in the order of the rows it inserts."""

@@ -4,6 +4,8 @@ Modelled on the reference ``request_response_rmt``: one row per request, Replaci
 ``updated_at`` (an update re-inserts the row with a newer version; reads use ``FINAL``),
 partitioned by month, ordered for the org + time-range scans every query starts with.
 Column names are the ones the filter AST and HQL expose, so users' raw SQL keeps working.
+Beside it, the dashboard's hourly rollups (``request_rollup_hourly``, kept exact by
+``logging_pipeline/rollup.py``) and the dirty marks that tell which hours to recompute.
 
 Migrations are append-only: never edit a released one, add the next.
 """
@@ -13,6 +15,56 @@ from __future__ import annotations
 REQUEST_TABLE = "request_response_rmt"
 ANNOTATION_TABLE = "request_annotations"
 MIGRATIONS_TABLE = "gateway_schema_migrations"
+ROLLUP_TABLE = "request_rollup_hourly"
+ROLLUP_DIRTY_TABLE = "request_rollup_dirty"
+ROLLUP_DIRTY_VIEW = "request_rollup_dirty_mv"
+ROLLUP_DIMENSIONS = ("model", "provider", "status")
+"""What a rollup row is per (besides organization and hour): the filters and groupings the
+dashboard series can answer from the rollup (logging_pipeline/query/rollup.py)."""
+ROLLUP_SETTLE_SECONDS = 60
+"""How long an insert may take between the dirty mark its materialized view writes and its
+commit: a rollup computed at S is declared valid through S minus this, so a row marked
+before then was visible to the computation (logging_pipeline/rollup.py)."""
+ROLLUP_QUANTILES = "0.5, 0.9, 0.95, 0.99"
+"""The dashboard's percentiles; part of the rollup's column types (a change is a migration)."""
+_ERROR = "(status < 200 OR status >= 400)"
+_CACHED = (
+    "(cache_reference_id IS NOT NULL AND "
+    "cache_reference_id != toUUID('00000000-0000-0000-0000-000000000000'))"
+)
+ROLLUP_HOUR = "toStartOfHour(toDateTime(request_created_at, 'UTC'))"
+ROLLUP_METRICS: tuple[str, ...] = (
+    "count() AS requests",
+    f"countIf({_ERROR}) AS errors",
+    "sum(ifNull(cost, 0)) AS cost",
+    "sum(ifNull(prompt_tokens, 0)) AS prompt_tokens",
+    "sum(ifNull(completion_tokens, 0)) AS completion_tokens",
+    "sum(prompt_cache_read_tokens) AS prompt_cache_read_tokens",
+    "sum(prompt_cache_write_tokens) AS prompt_cache_write_tokens",
+    "sum(reasoning_tokens) AS reasoning_tokens",
+    f"countIf({_CACHED}) AS cache_hits",
+    "countIf(ifNull(threat, false)) AS threats",
+    "count(latency) AS latency_n",
+    "sum(ifNull(latency, 0)) AS latency_sum",
+    "count(time_to_first_token) AS ttft_n",
+    "sum(ifNull(time_to_first_token, 0)) AS ttft_sum",
+    "uniqStateIf(user_id, user_id != '') AS users",
+    f"quantilesState({ROLLUP_QUANTILES})(latency) AS latency_q",
+    f"quantilesState({ROLLUP_QUANTILES})(time_to_first_token) AS ttft_q",
+)
+"""A rollup row's metrics over request rows (``FINAL``): the rollup computes them per hour,
+and a dashboard query over raw rows the same way, so the two parts of a query add up."""
+
+
+def rollup_select(where: str, valid_through: str) -> str:
+    """``SELECT`` of rollup rows (the table's column order) from the request rows ``where``."""
+    return (
+        f"SELECT organization_id, {ROLLUP_HOUR} AS hour, {', '.join(ROLLUP_DIMENSIONS)}, "
+        f"{valid_through} AS valid_through, {', '.join(ROLLUP_METRICS)} "
+        f"FROM {REQUEST_TABLE} FINAL WHERE {where} "
+        f"GROUP BY organization_id, hour, {', '.join(ROLLUP_DIMENSIONS)}"
+    )
+
 
 MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
@@ -157,6 +209,69 @@ TTL toDateTime(accepted_at) + INTERVAL 30 DAY
             f"ALTER TABLE {REQUEST_TABLE} ADD COLUMN IF NOT EXISTS prompt_inputs String DEFAULT ''",
             f"ALTER TABLE {REQUEST_TABLE} "
             "ADD COLUMN IF NOT EXISTS prompt_environment LowCardinality(String) DEFAULT ''",
+        ),
+    ),
+    (
+        # Hourly rollups for the dashboard series (logging_pipeline/rollup.py): per
+        # organization, hour, model, provider and status, the sums and the mergeable states
+        # (distinct users, percentiles) of the rows as FINAL reads them. A rollup is never
+        # fed by inserts (an annotation or a journal replay re-inserts a row, which would
+        # count twice): every insert marks its hours dirty (the materialized view), and the
+        # writer recomputes dirty hours from FINAL as a new generation (valid_through); a
+        # query reads the newest generation of clean hours and raw rows for the rest.
+        # Existing rows are rolled up here, as of the migration.
+        "0008_hourly_rollups",
+        (
+            f"""
+CREATE TABLE IF NOT EXISTS {ROLLUP_TABLE}
+(
+    organization_id            UUID,
+    hour                       DateTime('UTC'),
+    model                      LowCardinality(String),
+    provider                   LowCardinality(String),
+    status                     Int64,
+    valid_through              DateTime64(6, 'UTC'),
+    requests                   UInt64,
+    errors                     UInt64,
+    cost                       UInt64,
+    prompt_tokens              Int64,
+    completion_tokens          Int64,
+    prompt_cache_read_tokens   Int64,
+    prompt_cache_write_tokens  Int64,
+    reasoning_tokens           Int64,
+    cache_hits                 UInt64,
+    threats                    UInt64,
+    latency_n                  UInt64,
+    latency_sum                Int64,
+    ttft_n                     UInt64,
+    ttft_sum                   Int64,
+    users                      AggregateFunction(uniq, String),
+    latency_q                  AggregateFunction(quantiles({ROLLUP_QUANTILES}), Nullable(Int64)),
+    ttft_q                     AggregateFunction(quantiles({ROLLUP_QUANTILES}), Nullable(Int64))
+)
+ENGINE = ReplacingMergeTree(valid_through)
+PARTITION BY toYYYYMM(hour)
+ORDER BY (organization_id, hour, model, provider, status)
+""",
+            f"""
+CREATE TABLE IF NOT EXISTS {ROLLUP_DIRTY_TABLE}
+(
+    organization_id  UUID,
+    hour             DateTime('UTC'),
+    marked_at        DateTime64(6, 'UTC')
+)
+ENGINE = ReplacingMergeTree(marked_at)
+ORDER BY (organization_id, hour)
+""",
+            f"""
+CREATE MATERIALIZED VIEW IF NOT EXISTS {ROLLUP_DIRTY_VIEW} TO {ROLLUP_DIRTY_TABLE}
+AS SELECT organization_id, {ROLLUP_HOUR} AS hour, now64(6, 'UTC') AS marked_at
+FROM {REQUEST_TABLE} GROUP BY organization_id, hour
+""",
+            f"INSERT INTO {ROLLUP_TABLE} "
+            + rollup_select(
+                "1", f"now64(6, 'UTC') - toIntervalSecond({ROLLUP_SETTLE_SECONDS})"
+            ),
         ),
     ),
 )

@@ -35,6 +35,7 @@ from logging_pipeline.config import LogConfig
 from logging_pipeline.estimate import TokenEstimator
 from logging_pipeline.journal import JournalReader, Position, adopt_orphans, pending_bytes
 from logging_pipeline.record import BuiltRecord, build_record, fallback_record
+from logging_pipeline.rollup import RollupRefresher
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
 from logging_pipeline.spill import SpillFile, adopt_spills
 from providers.labels import MetricLabels
@@ -151,6 +152,7 @@ class LogWriter:
         self.orphan_scan_seconds = orphan_scan_seconds
         self.counters = WriterCounters()
         self.annotator = Annotator(transport, annotation_expiry_seconds, self.counters)
+        self.rollups = RollupRefresher(transport)
         self._reconciler: asyncio.Task[None] | None = None
         self._own_fresh = True
         """The own journal's first batch may have been inserted by a writer killed before it
@@ -313,13 +315,15 @@ class LogWriter:
         return await self.annotator.accept(annotation)
 
     async def _reconcile(self) -> None:
-        """Every few seconds: expire, apply and resolve the store's pending annotations."""
+        """Every few seconds: expire, apply and resolve the store's pending annotations; and
+        recompute the hourly rollups of the hours written since (at most every 30 s)."""
         while True:
             if self._migrated:
                 try:
                     await self.annotator.reconcile()
                 except Exception as exc:
                     logger.warning("annotation pass failed (retried): %s", exc)
+                await self.rollups.maybe_refresh()
             await asyncio.sleep(self.annotator.reconcile_seconds)
 
     async def _replay_spills(self) -> None:

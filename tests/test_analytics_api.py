@@ -4,7 +4,8 @@ HTTP endpoint (tests/clickhouse_http.py). Every test runs once per engine.
 
 Rows are the writer's own (:func:`build_record` on real captures, inserted with the
 transport's ``insert``), and scores are applied as annotations apply them (the row
-re-inserted with a newer ``updated_at``), so ``FINAL`` is exercised too.
+re-inserted with a newer ``updated_at``), so ``FINAL`` is exercised too; the dashboard's hourly
+rollups are then computed, so the series comes from them where they apply.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from logging_pipeline.clickhouse.migrate import migrate
 from logging_pipeline.clickhouse.transport import LogTransport
 from logging_pipeline.estimate import TokenEstimator
 from logging_pipeline.record import build_record
+from logging_pipeline.rollup import refresh
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
 from providers.registry import Registry
 from tests.analytics_data import (
@@ -118,6 +120,9 @@ async def insert_dataset(transport: LogTransport, tmp: Path) -> None:
     await transport.insert(REQUEST_TABLE, INSERT_COLUMNS, [r.row for r in records.values()])
     scored = [scored_row(records[req.name].row, INSERT_COLUMNS, req) for req in DATA if req.scores]
     await transport.insert(REQUEST_TABLE, (*INSERT_COLUMNS, "scores"), scored)
+    # The writer's rollup refresh, done: the dashboard series reads the hourly rollups for
+    # whole hours (and the request rows at the edges), and must answer the same.
+    await refresh(transport, settle_seconds=0)
 
 
 @pytest.fixture(scope="module", params=["chdb", "clickhouse-connect"])

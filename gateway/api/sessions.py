@@ -17,9 +17,10 @@ from logging_pipeline.query.sessions import (
     SessionMetricsQuery,
     SessionQuery,
     build_session_metrics_query,
-    build_session_query,
+    build_session_page_query,
+    build_session_rows_query,
     session_metrics,
-    session_result,
+    session_page,
 )
 from logging_pipeline.query.trace import build_trace_query, session_trace
 
@@ -29,14 +30,19 @@ def session_router(api: AggregateApi) -> APIRouter:
 
     @router.post("/v1/session/query", summary="Query Sessions")
     async def query_sessions(request: Request) -> Response:
-        """``SessionQueryParams`` -> ``SessionResult[]``, newest session first."""
+        """``SessionQueryParams`` -> ``SessionResult[]``, newest session first.
 
-        return await api.answer(
-            request,
-            SessionQuery.from_body,
-            build_session_query,
-            lambda _, rows: [session_result(row) for row in rows],
-        )
+        Two statements: the page's session ids from narrow columns, then the page's
+        sessions aggregated (see ``build_session_page_query``).
+        """
+
+        async def work(org_id: str) -> Any:
+            query = SessionQuery.from_body(await api.body(request))
+            page = await api.run(build_session_page_query(org_id, query))
+            compiled = build_session_rows_query(org_id, query, page)
+            return session_page(page, [] if compiled is None else await api.run(compiled))
+
+        return await api.respond(request, work)
 
     @router.post("/v1/session/metrics/query", summary="Query Session Metrics")
     async def session_metrics_query(request: Request) -> Response:

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,18 +204,20 @@ def clipped_histograms(names: Iterable[str], quantile: float, interquartile: boo
 
 
 def per_group_query(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRange | None,
-                    group: GroupShape) -> tuple[str, str]:  # fmt: skip
+                    group: GroupShape, extra: Sequence[str] = ()) -> tuple[str, str]:  # fmt: skip
     """(inner per-group SELECT, outer aggregate condition) of a session or user filter.
 
     The inner query groups the organization's requests by ``group.key`` (non-empty) within
     ``time_range`` and the filter's per-request conditions; the outer condition is the
     filter's aggregate part, compiled on the inner query's columns (Helicone's ``HAVING``).
+    ``extra``: more per-request conditions (SQL bound to ``binder``).
     """
     row_filter, aggregate_filter = split_filter(node, group.is_aggregate)
     conditions = [org_condition(binder, org_id), f"{group.key} != ''"]
     if time_range is not None:
         conditions.append(time_range.condition(binder))
     conditions.append(f"({compile_filter(row_filter, binder, group.row_tables)})")
+    conditions.extend(extra)
     outer = compile_filter(aggregate_filter, binder, {group.table: group.aggregates})
     inner = (
         f"SELECT {group.columns(binder)} FROM {REQUEST_TABLE} FINAL "

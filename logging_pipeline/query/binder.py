@@ -22,7 +22,7 @@ class ParamBinder:
         self._params: dict[str, Any] = {}
         self._count = 0
 
-    def bind(self, value: str | int | float | bool, ch_type: str) -> str:
+    def bind(self, value: str | int | float | bool | list[str], ch_type: str) -> str:
         """Register ``value`` and return its placeholder, e.g. ``{p3:String}``."""
         name = f"p{self._count}"
         self._count += 1

@@ -29,7 +29,7 @@ bucket, sampled beyond).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,15 +138,28 @@ def _group_by(value: Any) -> tuple[str | None, str | None]:
 
 
 def build_series_query(org_id: str, query: SeriesQuery) -> CompiledQuery:
+    """The series from the request rows (any filter, grouping and time zone)."""
     binder = ParamBinder()
     org = org_condition(binder, org_id)
 
-    def where() -> str:  # compiled once per use: each copy binds its own parameters
-        return " AND ".join(
+    def source() -> str:  # compiled once per use: each copy binds its own parameters
+        where = " AND ".join(
             (org, query.time_range.condition(binder), f"({compile_filter(query.filter, binder)})")
         )
+        return f"{REQUEST_TABLE} FINAL WHERE {where}"
 
     bucket = query.buckets.expr(binder)
+    return series_sql(binder, query, source, bucket, _SUMS, "count()")
+
+
+def series_sql(binder: ParamBinder, query: SeriesQuery, source: Callable[[], str], bucket: str,
+               sums: Sequence[str], busiest: str) -> CompiledQuery:  # fmt: skip
+    """The grouped, bucketed, zero-filled statement over ``FROM {source()}``.
+
+    Shared by the raw-row query above and the rollup query (logging_pipeline/query/rollup.py):
+    ``sums`` are the select list's metrics (the names :func:`series` reads) and ``busiest``
+    what ranks the groups (the request count).
+    """
     if query.group_by is None:
         group, prefix = "'' AS grp, true AS top", "top, grp"
     else:
@@ -157,14 +170,14 @@ def build_series_query(org_id: str, query: SeriesQuery) -> CompiledQuery:
             expr = GROUP_COLUMNS[query.group_by]
         limit = binder.bind(query.group_limit, "UInt64")
         top = (
-            f"SELECT {expr} FROM {REQUEST_TABLE} FINAL WHERE {where()} "
-            f"GROUP BY {expr} ORDER BY count() DESC, {expr} ASC LIMIT {limit}"
+            f"SELECT {expr} FROM {source()} "
+            f"GROUP BY {expr} ORDER BY {busiest} DESC, {expr} ASC LIMIT {limit}"
         )
         group = f"({expr}) IN ({top}) AS top, if(top, {expr}, '') AS grp"
         prefix = "top, grp"
     sql = (
-        f"SELECT {group}, {bucket} AS bucket, {', '.join(_SUMS)} "
-        f"FROM {REQUEST_TABLE} FINAL WHERE {where()} "
+        f"SELECT {group}, {bucket} AS bucket, {', '.join(sums)} "
+        f"FROM {source()} "
         f"GROUP BY {prefix}, bucket ORDER BY top DESC, grp ASC, bucket ASC "
         f"{query.buckets.fill(binder)}"
     )

@@ -4,7 +4,9 @@ A session is every row of the organization sharing ``Helicone-Session-Id`` (the 
 ``session_id`` column). Both statements aggregate per session in an inner query — whose
 ``WHERE`` holds the org scope, the time range and the filter's per-request conditions — and
 test the filter's ``sessions_request_response_rmt`` aggregates (``session_total_cost``...)
-on its result, as Helicone's ``HAVING`` does (see :func:`split_filter`). Costs are USD.
+on its result, as Helicone's ``HAVING`` does (see :func:`split_filter`). The session query
+runs in two phases (:func:`build_session_page_query`, then :func:`build_session_rows_query`):
+the page from narrow columns, then the page's sessions alone. Costs are USD.
 Timestamps are returned as UTC instants (ISO, ``Z``); ``timezoneDifference`` is validated
 (minutes, ±1440) but does not shift an instant that already says its zone.
 """
@@ -28,6 +30,7 @@ from logging_pipeline.query.aggregates import (
     paging,
     per_group_query,
     psize,
+    split_filter,
     usd,
     whole,
 )
@@ -42,7 +45,12 @@ from logging_pipeline.query.fields import (
 )
 from logging_pipeline.query.operators import Family
 from logging_pipeline.query.rows import iso_timestamp
-from logging_pipeline.query.timeseries import TimeRange, parse_timezone, parse_unix_range
+from logging_pipeline.query.timeseries import (
+    TimeRange,
+    as_datetime,
+    parse_timezone,
+    parse_unix_range,
+)
 
 SESSIONS_TABLE = "sessions_request_response_rmt"
 DEFAULT_LIMIT = 100
@@ -61,11 +69,12 @@ SESSION_AGGREGATES: Mapping[str, FieldSpec] = MappingProxyType(
 )
 """The aggregate fields, on the inner query's columns (the outer query's ``WHERE``)."""
 
+_NAME = "anyIf(session_name, session_name != '') AS s_name"
+_FIRST_LAST = ("min(request_created_at) AS s_created", "max(request_created_at) AS s_latest")
 _INNER_COLUMNS = (
     "session_id",
-    "anyIf(session_name, session_name != '') AS s_name",
-    "min(request_created_at) AS s_created",
-    "max(request_created_at) AS s_latest",
+    _NAME,
+    *_FIRST_LAST,
     "sum(ifNull(cost, 0)) AS s_cost",
     "count() AS s_requests",
     "sum(ifNull(prompt_tokens, 0)) AS s_prompt",
@@ -147,22 +156,21 @@ class SessionMetricsQuery:
 
 
 def _per_session(binder: ParamBinder, org_id: str, node: Any, time_range: TimeRange | None,
-                 extra: tuple[str, ...]) -> tuple[str, str]:  # fmt: skip
+                 extra: tuple[str, ...], base: tuple[str, ...] = _INNER_COLUMNS,
+                 extra_conditions: tuple[str, ...] = ()) -> tuple[str, str]:  # fmt: skip
     """(inner per-session SELECT, outer aggregate condition)."""
     shape = GroupShape(
         key="session_id",
         is_aggregate=is_session_aggregate,
-        columns=lambda _: ", ".join((*_INNER_COLUMNS, *extra)),
+        columns=lambda _: ", ".join((*base, *extra)),
         table=SESSIONS_TABLE,
         aggregates=SESSION_AGGREGATES,
     )
-    return per_group_query(binder, org_id, node, time_range, shape)
+    return per_group_query(binder, org_id, node, time_range, shape, extra_conditions)
 
 
-def build_session_query(org_id: str, query: SessionQuery) -> CompiledQuery:
-    """Sessions newest first (by first request), paged; search = name or id contains."""
-    binder = ParamBinder()
-    inner, outer = _per_session(binder, org_id, query.filter, query.time_range, _RESULT_COLUMNS)
+def _page_conditions(binder: ParamBinder, query: SessionQuery, outer: str) -> list[str]:
+    """The per-session conditions: the filter's aggregate part, the search, the name."""
     conditions = [f"({outer})"]
     if query.search:
         text = binder.bind(query.search, "String")
@@ -172,11 +180,83 @@ def build_session_query(org_id: str, query: SessionQuery) -> CompiledQuery:
         )
     if query.name_equals is not None:
         conditions.append(f"s_name = {binder.bind(query.name_equals, 'String')}")
+    return conditions
+
+
+def build_session_query(org_id: str, query: SessionQuery) -> CompiledQuery:
+    """Sessions newest first (by first request), paged; search = name or id contains.
+
+    One statement; the API runs the same query in two phases (:func:`build_session_page_query`
+    and :func:`build_session_rows_query`), which answer the same rows faster.
+    """
+    binder = ParamBinder()
+    inner, outer = _per_session(binder, org_id, query.filter, query.time_range, _RESULT_COLUMNS)
     sql = (
-        f"SELECT * FROM ({inner}) WHERE {' AND '.join(conditions)} "
+        f"SELECT * FROM ({inner}) WHERE {' AND '.join(_page_conditions(binder, query, outer))} "
         f"ORDER BY s_created DESC, session_id ASC {limit_offset(binder, query.limit, query.offset)}"
     )
     return CompiledQuery(sql, binder.params)
+
+
+def build_session_page_query(org_id: str, query: SessionQuery) -> CompiledQuery:
+    """Phase one of ``/v1/session/query``: the page's sessions, from the narrowest columns.
+
+    The same sessions, in the same order, as :func:`build_session_query`, but each session
+    carries only what choosing the page needs — its first and last request times, plus the
+    name and the aggregates when the search or the filter test them — so the engine reads
+    ``session_id`` and the timestamps instead of every column the results show. Phase two
+    (:func:`build_session_rows_query`) aggregates the page's sessions alone.
+    """
+    binder = ParamBinder()
+    _, aggregate = split_filter(query.filter, is_session_aggregate)
+    needs_name = bool(query.search) or query.name_equals is not None
+    if aggregate != "all":
+        columns: tuple[str, ...] = _INNER_COLUMNS
+    else:
+        columns = ("session_id", *_FIRST_LAST, *((_NAME,) if needs_name else ()))
+    inner, outer = _per_session(binder, org_id, query.filter, query.time_range, (), columns)
+    sql = (
+        f"SELECT session_id, s_created, s_latest FROM ({inner}) "
+        f"WHERE {' AND '.join(_page_conditions(binder, query, outer))} "
+        f"ORDER BY s_created DESC, session_id ASC {limit_offset(binder, query.limit, query.offset)}"
+    )
+    return CompiledQuery(sql, binder.params)
+
+
+def build_session_rows_query(org_id: str, query: SessionQuery, page: list[dict[str, Any]]
+                             ) -> CompiledQuery | None:  # fmt: skip
+    """Phase two: the full results of the ``page`` rows of :func:`build_session_page_query`
+    (None for an empty page).
+
+    Every request of a page session that the query counts lies between the earliest
+    ``s_created`` and the latest ``s_latest`` of the page, so the read is bounded to that
+    window of the sort key (a first page: the last hours of the range, not the whole range)
+    and to the page's session ids. The aggregates are those of the one-statement query.
+    """
+    if not page:
+        return None
+    binder = ParamBinder()
+    row_filter, _ = split_filter(query.filter, is_session_aggregate)
+    first = min(as_datetime(row["s_created"]) for row in page)
+    last = max(as_datetime(row["s_latest"]) for row in page)
+    window = TimeRange(first, last, "[]")
+    inner, _ = _per_session(
+        binder, org_id, row_filter, query.time_range, _RESULT_COLUMNS, _INNER_COLUMNS,
+        extra_conditions=(
+            window.condition(binder),
+            f"has({binder.bind([str(row['session_id']) for row in page], 'Array(String)')}, "
+            "session_id)",
+        ),
+    )  # fmt: skip
+    return CompiledQuery(inner, binder.params)
+
+
+def session_page(page: list[dict[str, Any]], rows: list[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:  # fmt: skip
+    """The results of phase two in the order of phase one's page."""
+    by_id = {str(row.get("session_id")): row for row in rows}
+    return [session_result(by_id[str(p["session_id"])]) for p in page
+            if str(p["session_id"]) in by_id]  # fmt: skip
 
 
 def session_result(row: Mapping[str, Any]) -> dict[str, Any]:

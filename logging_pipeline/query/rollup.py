@@ -1,0 +1,225 @@
+"""The dashboard series from the hourly rollups, where they give the raw rows' answer exactly.
+
+A series query is answered from ``request_rollup_hourly`` (see :mod:`logging_pipeline.rollup`
+for how the rollups stay exact) when everything it asks is made of whole rollup rows:
+
+* the filter tests only the rollup's dimensions (model, provider, status: by any of their
+  field names, e.g. ``request_response_rmt.model`` or ``response.status``);
+* the grouping is none, model or provider;
+* every bucket is a union of whole UTC hours: an increment of an hour or more, and a time
+  zone offset of whole hours.
+
+The range's whole hours that are clean come from the rollup (its newest generation per
+hour); the partial hours at either edge and the hours written since their last rollup come
+from the request rows, summed into the same per-hour shape (sums, and the ``uniq`` and
+``quantiles`` states, which merge to what one aggregate over all the rows gives: exact up to
+``quantiles``' 8,192 values per bucket, as the raw query). Anything else is answered by
+:func:`~logging_pipeline.query.dashboard.build_series_query` from the rows alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from logging_pipeline.query.aggregates import org_condition
+from logging_pipeline.query.binder import ParamBinder
+from logging_pipeline.query.builder import CompiledQuery
+from logging_pipeline.query.compiler import MAX_DEPTH, compile_filter
+from logging_pipeline.query.dashboard import QUANTILES, SeriesQuery, series_sql
+from logging_pipeline.query.fields import FIELD_TABLES, Column
+from logging_pipeline.query.timeseries import as_datetime
+from logging_pipeline.rollup import hour_runs
+from logging_pipeline.schema import (
+    REQUEST_TABLE,
+    ROLLUP_DIMENSIONS,
+    ROLLUP_DIRTY_TABLE,
+    ROLLUP_HOUR,
+    ROLLUP_METRICS,
+    ROLLUP_QUANTILES,
+    ROLLUP_TABLE,
+)
+
+assert ", ".join(map(str, QUANTILES)) == ROLLUP_QUANTILES, "the rollup stores these quantiles"
+
+_HOUR = timedelta(hours=1)
+_MS = timedelta(milliseconds=1)
+_DT64 = "DateTime64(3, 'UTC')"
+_DT = "DateTime('UTC')"
+_GROUPS = (None, "model", "provider")
+MAX_RUNS = 16
+"""Ranges of hours read from the rows inside the window (see :func:`coalesce`)."""
+_ADDITIVE = (
+    "requests", "errors", "cost", "prompt_tokens", "completion_tokens",
+    "prompt_cache_read_tokens", "prompt_cache_write_tokens", "reasoning_tokens", "cache_hits",
+    "threats", "latency_n", "latency_sum", "ttft_n", "ttft_sum",
+)  # fmt: skip
+_MERGED = (
+    *(f"sum({name}) AS {name}" for name in _ADDITIVE),
+    "uniqMerge(users) AS users",
+    f"quantilesMerge({ROLLUP_QUANTILES})(latency_q) AS latency_q",
+    f"quantilesMerge({ROLLUP_QUANTILES})(ttft_q) AS ttft_q",
+)
+"""The series' metrics (the names ``dashboard.series`` reads) from per-hour rows."""
+_COLUMNS = ", ".join(("hour", *ROLLUP_DIMENSIONS, *_ADDITIVE, "users", "latency_q", "ttft_q"))
+
+
+@dataclass(frozen=True, slots=True)
+class RollupWindow:
+    """The whole hours ``[first, end)`` (aware UTC) of a query's range the rollup may give."""
+
+    first: datetime
+    end: datetime
+
+
+def rollup_window(query: SeriesQuery) -> RollupWindow | None:
+    """The window of whole hours when the rollup can answer ``query`` (else None)."""
+    if query.group_by not in _GROUPS or query.buckets.increment == "min":
+        return None
+    if query.buckets.tz_minutes % 60 or not rollup_filter(query.filter):
+        return None
+    start, end = query.time_range.start, query.time_range.end
+    first = _floor_hour(start)
+    if first < start:
+        first += _HOUR
+    # Inclusive end: the hour ending at end + 1 ms is whole (the stored precision is 1 ms).
+    last = _floor_hour(end + _MS) if query.time_range.bounds[1] == "]" else _floor_hour(end)
+    if last <= first:
+        return None
+    return RollupWindow(first, last)
+
+
+def rollup_filter(node: Any, depth: int = 0) -> bool:
+    """True when ``node`` is well formed and tests only the rollup's dimension columns."""
+    if depth > MAX_DEPTH:
+        return False
+    if node == "all":
+        return True
+    if not isinstance(node, Mapping):
+        return False
+    if {"left", "operator", "right"} & node.keys():
+        return (
+            set(node) == {"left", "operator", "right"}
+            and rollup_filter(node["left"], depth + 1)
+            and rollup_filter(node["right"], depth + 1)
+        )
+    for table, fields in node.items():
+        specs = FIELD_TABLES.get(table)
+        if specs is None or not isinstance(fields, Mapping):
+            return False
+        for field in fields:
+            spec = specs.get(field)
+            if not isinstance(spec, Column) or spec.expr not in ROLLUP_DIMENSIONS:
+                return False
+    return True
+
+
+def build_stale_hours_query(org_id: str, window: RollupWindow) -> CompiledQuery:
+    """The hours of ``window`` whose newest rollup is older than their newest write."""
+    binder = ParamBinder()
+    org = org_condition(binder, org_id)
+    first = binder.bind(_sql_hour(window.first), _DT)
+    end = binder.bind(_sql_hour(window.end), _DT)
+    where = f"{org} AND hour >= {first} AND hour < {end}"
+    sql = (
+        f"SELECT d.hour AS hour FROM (SELECT hour, max(marked_at) AS marked "
+        f"FROM {ROLLUP_DIRTY_TABLE} WHERE {where} GROUP BY hour) AS d "
+        f"LEFT JOIN (SELECT hour, max(valid_through) AS vt FROM {ROLLUP_TABLE} "
+        f"WHERE {where} GROUP BY hour) AS r ON d.hour = r.hour "
+        "WHERE d.marked > r.vt ORDER BY hour"
+    )
+    return CompiledQuery(sql, binder.params)
+
+
+def stale_hours(rows: Sequence[Mapping[str, Any]]) -> list[datetime]:
+    return [as_datetime(row["hour"]) for row in rows]
+
+
+def build_rollup_series_query(org_id: str, query: SeriesQuery, window: RollupWindow,
+                              stale: Sequence[datetime]) -> CompiledQuery:  # fmt: skip
+    """The series of :mod:`~logging_pipeline.query.dashboard`: clean whole hours from the
+    rollup, the rest of the range from the request rows (``stale``: the window's hours to
+    read raw, from :func:`build_stale_hours_query`)."""
+    binder = ParamBinder()
+    org = org_condition(binder, org_id)
+    runs = coalesce(hour_runs([h for h in stale if window.first <= h < window.end]), MAX_RUNS)
+    # Bound once, used by both copies of the source (the top groups' and the series').
+    first = binder.bind(_sql_hour(window.first), _DT)
+    end = binder.bind(_sql_hour(window.end), _DT)
+    in_window = f"hour >= {first} AND hour < {end}"
+    clean = "".join(
+        f" AND NOT (hour >= {binder.bind(_sql_hour(lo), _DT)} "
+        f"AND hour < {binder.bind(_sql_hour(hi), _DT)})"
+        for lo, hi in runs
+    )
+    raw_parts = [
+        f"request_created_at < {binder.bind(_sql_ms(window.first), _DT64)}",
+        f"request_created_at >= {binder.bind(_sql_ms(window.end), _DT64)}",
+        *(
+            f"(request_created_at >= {binder.bind(_sql_ms(lo), _DT64)} AND "
+            f"request_created_at < {binder.bind(_sql_ms(hi), _DT64)})"
+            for lo, hi in runs
+        ),
+    ]
+
+    def source() -> str:  # compiled once per use: each copy binds its own filter parameters
+        rolled = (
+            f"SELECT {_COLUMNS} FROM {ROLLUP_TABLE} WHERE {org} AND {in_window}{clean} "
+            f"AND (hour, valid_through) IN (SELECT hour, max(valid_through) FROM {ROLLUP_TABLE} "
+            f"WHERE {org} AND {in_window} GROUP BY hour) "
+            f"AND ({compile_filter(query.filter, binder)})"
+        )
+        raw_where = " AND ".join(
+            (
+                org,
+                query.time_range.condition(binder),
+                f"({' OR '.join(raw_parts)})",
+                f"({compile_filter(query.filter, binder)})",
+            )
+        )
+        raw = (
+            f"SELECT {ROLLUP_HOUR} AS hour, {', '.join(ROLLUP_DIMENSIONS)}, "
+            f"{', '.join(ROLLUP_METRICS)} FROM {REQUEST_TABLE} FINAL WHERE {raw_where} "
+            f"GROUP BY hour, {', '.join(ROLLUP_DIMENSIONS)}"
+        )
+        return f"({rolled} UNION ALL {raw})"
+
+    bucket = query.buckets.expr(binder, column="hour")
+    return series_sql(binder, query, source, bucket, _MERGED, "sum(requests)")
+
+
+def coalesce(runs: list[tuple[datetime, datetime]], limit: int
+             ) -> list[tuple[datetime, datetime]]:  # fmt: skip
+    """At most ``limit`` runs covering ``runs``: the narrowest gaps closed first.
+
+    A closed gap's hours are read from the rows although their rollup is clean — exact all
+    the same (each hour comes from one side) — so that a store with many scattered stale
+    hours (a bulk annotation, a fresh migration) gives a statement of bounded size.
+    """
+    if len(runs) <= limit:
+        return runs
+    gaps = sorted(range(len(runs) - 1), key=lambda i: (runs[i + 1][0] - runs[i][1], i))
+    closed = set(gaps[: len(runs) - limit])
+    out = [runs[0]]
+    for i in range(1, len(runs)):
+        if i - 1 in closed:
+            out[-1] = (out[-1][0], runs[i][1])
+        else:
+            out.append(runs[i])
+    return out
+
+
+def _floor_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _sql_hour(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _sql_ms(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.") + (
+        f"{moment.microsecond // 1000:03d}"
+    )

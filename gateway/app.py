@@ -29,6 +29,7 @@ from gateway.api.hql import HqlApiDeps, include_hql_api
 from gateway.api.models import include_model_registry
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
+from gateway.dashboard import DashboardDeps, include_dashboard
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
 from gateway.lifecycle import not_ready_on_signal
@@ -161,6 +162,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             authenticate=runtime.authenticate_identity,
             store=runtime.store,
             on_change=lambda org_id: runtime.meter.invalidate(org_id),
+        ),
+    )
+    include_dashboard(
+        app,
+        DashboardDeps(
+            authenticate=runtime.authenticate_identity,
+            authenticate_digest=lambda digest: runtime.authenticator.authenticate_digest(digest),
+            sessions=runtime.dashboard_sessions,
         ),
     )
     app.add_exception_handler(HTTPException, http_error)

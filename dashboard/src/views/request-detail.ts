@@ -1,0 +1,70 @@
+// One request (GET /v1/request/{id}?includeBody=true): its numbers, properties and scores,
+// the conversation rendered, and the raw request and response bodies.
+
+import { Api } from "../api";
+import { conversation, pre } from "../chat";
+import { clear, h, state } from "../dom";
+import * as fmt from "../format";
+import { statusBadge } from "./requests";
+
+interface Detail {
+  request_id: string; request_created_at: string; response_created_at: string | null;
+  response_status: number; model: string; provider: string; request_path: string | null;
+  target_url: string | null; request_user_id: string | null; delay_ms: number | null;
+  time_to_first_token: number | null; prompt_tokens: number | null; completion_tokens: number | null;
+  total_tokens: number | null; cost: number | null; cache_reference_id: string | null;
+  request_properties: Record<string, string> | null; scores: Record<string, number> | null;
+  request_body: unknown; response_body: unknown;
+}
+
+export function requestDetail(api: Api, id: string, signal: AbortSignal): HTMLElement {
+  const body = h("div", {}, state("loading", "Loading the request…"));
+  const section = h("section", { class: "view", "aria-labelledby": "request-title" },
+    h("div", { class: "toolbar" },
+      h("a", { href: "#/requests", class: "back" }, "← Requests"),
+      h("h1", { id: "request-title" }, "Request")),
+    body);
+  api.get<Detail>(`/v1/request/${encodeURIComponent(id)}?includeBody=true`, signal).then(
+    (d) => { if (!signal.aborted) render(body, d); },
+    (error: Error) => {
+      if (!signal.aborted) clear(body, state("error", `Could not load request ${id}: ${error.message}`));
+    });
+  return section;
+}
+
+function render(body: HTMLElement, d: Detail): void {
+  const facts: [string, Node | string][] = [
+    ["Request id", h("code", {}, d.request_id)],
+    ["Status", statusBadge(d.response_status)],
+    ["Created", fmt.dateTime(d.request_created_at)],
+    ["Model", d.model || "–"],
+    ["Provider", d.provider || "–"],
+    ["Path", d.request_path || "–"],
+    ["User", d.request_user_id || "–"],
+    ["Latency", fmt.ms(d.delay_ms)],
+    ["Time to first token", fmt.ms(d.time_to_first_token)],
+    ["Tokens", `${fmt.count(d.prompt_tokens)} in · ${fmt.count(d.completion_tokens)} out · ${fmt.count(d.total_tokens)} total`],
+    ["Cost", fmt.usd(d.cost)],
+    ["Cache", d.cache_reference_id ? `hit (answer of ${d.cache_reference_id})` : "miss"],
+  ];
+  const props = Object.entries(d.request_properties ?? {});
+  const scores = Object.entries(d.scores ?? {});
+  const chat = conversation(d.request_body, d.response_body);
+  clear(body,
+    h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    h("div", { class: "tables" },
+      keyValues("Properties", props, "No properties."),
+      keyValues("Scores", scores.map(([k, v]) => [k, String(v)]), "No scores or feedback.")),
+    h("section", { class: "panel" }, h("h2", {}, "Conversation"),
+      chat ?? state("empty", "No chat messages in this request; see the raw bodies below.")),
+    h("section", { class: "panel" }, h("h2", {}, "Raw bodies"),
+      h("details", { open: true }, h("summary", {}, "Request body"), pre(d.request_body ?? null)),
+      h("details", {}, h("summary", {}, "Response body"), pre(d.response_body ?? null))));
+}
+
+function keyValues(title: string, rows: [string, string][], empty: string): HTMLElement {
+  return h("section", { class: "panel" }, h("h2", {}, title),
+    rows.length === 0 ? h("p", { class: "muted" }, empty)
+      : h("table", {}, h("tbody", {}, rows.map(([k, v]) =>
+        h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))));
+}

@@ -1,0 +1,203 @@
+// Requests: the request log as a table (POST /v1/request/query), with a filter builder that
+// edits the filter AST of observability-api.md §2.1 (shown under "Query"), a time range,
+// sortable columns and paging. A row opens the request's page (#/requests/<id>).
+
+import { Api } from "../api";
+import { clear, h, state } from "../dom";
+import {
+  Condition, FIELDS, FilterNode, OP_LABELS, buildFilter, fieldDef, opsOf, problem,
+} from "../filters";
+import * as fmt from "../format";
+
+export interface RequestRow {
+  request_id: string; request_created_at: string; response_status: number;
+  model: string; provider: string; request_user_id: string | null;
+  delay_ms: number | null; time_to_first_token: number | null;
+  total_tokens: number | null; cost: number | null;
+}
+
+/** The view's settings, kept while the page lives (so going back to the list keeps them). */
+export interface RequestsState {
+  conditions: Condition[];
+  join: "and" | "or";
+  range: string;
+  sort: { key: string; dir: "asc" | "desc" };
+  page: number;
+}
+
+export function initialRequestsState(): RequestsState {
+  return { conditions: [], join: "and", range: "7d", sort: { key: "created_at", dir: "desc" }, page: 0 };
+}
+
+const PAGE_SIZE = 25;
+const RANGE_HOURS: Record<string, number | null> = { "1h": 1, "24h": 24, "7d": 168, "30d": 720, all: null };
+const RANGE_LABELS: Record<string, string> = {
+  "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", all: "All time",
+};
+const COLUMNS: { label: string; sort?: string; num?: boolean }[] = [
+  { label: "Time", sort: "created_at" }, { label: "Status" }, { label: "Model", sort: "body_model" },
+  { label: "Provider" }, { label: "User", sort: "user_id" }, { label: "Latency", sort: "latency", num: true },
+  { label: "Tokens", sort: "total_tokens", num: true }, { label: "Cost", sort: "cost", num: true },
+];
+
+export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTMLElement {
+  const conditionsBox = h("div", { class: "conditions" });
+  const queryText = h("pre", { class: "query", id: "filter-json" });
+  const results = h("div", { class: "results" });
+  const rangeSelect = h("select", { id: "requests-range", "aria-label": "Time range" },
+    Object.entries(RANGE_LABELS).map(([id, label]) => h("option", { value: id, selected: id === st.range }, label)));
+  const joinSelect = h("select", { "aria-label": "Join conditions with" },
+    h("option", { value: "and", selected: st.join === "and" }, "all conditions (and)"),
+    h("option", { value: "or", selected: st.join === "or" }, "any condition (or)"));
+  let timer = 0;
+  let inflight: AbortController | null = null;
+
+  const filter = (): FilterNode => {
+    const hours = RANGE_HOURS[st.range];
+    const since = hours === null ? null : new Date(Date.now() - hours * 3600_000);
+    return buildFilter(st.conditions, st.join, since);
+  };
+  const load = () => {
+    window.clearTimeout(timer);
+    inflight?.abort();
+    const mine = new AbortController();
+    inflight = mine;
+    signal.addEventListener("abort", () => mine.abort(), { once: true });
+    const node = filter();
+    queryText.textContent = JSON.stringify(node, null, 2);
+    const body = {
+      filter: node, offset: st.page * PAGE_SIZE, limit: PAGE_SIZE + 1,
+      sort: { [st.sort.key]: st.sort.dir },
+    };
+    results.setAttribute("aria-busy", "true");
+    if (!results.querySelector("table")) clear(results, state("loading", "Loading requests…"));
+    api.post<RequestRow[]>("/v1/request/query", body, mine.signal).then(
+      (rows) => { if (!mine.signal.aborted) renderRows(rows); },
+      (error: Error) => {
+        if (mine.signal.aborted) return;
+        results.removeAttribute("aria-busy");
+        clear(results, state("error", `Could not load requests: ${error.message}`));
+      });
+  };
+  const later = () => { window.clearTimeout(timer); timer = window.setTimeout(load, 300); };
+
+  const renderConditions = () => {
+    clear(conditionsBox, st.conditions.map((c, i) => conditionRow(c, () => {
+      st.conditions.splice(i, 1); st.page = 0; renderConditions(); load();
+    }, (immediate) => { st.page = 0; if (immediate) load(); else later(); })));
+    if (st.conditions.length === 0) conditionsBox.append(h("p", { class: "muted" }, "No conditions: every request matches."));
+  };
+
+  const renderRows = (rows: RequestRow[]) => {
+    results.removeAttribute("aria-busy");
+    const more = rows.length > PAGE_SIZE;
+    rows = rows.slice(0, PAGE_SIZE);
+    if (rows.length === 0) {
+      clear(results, state("empty", st.page > 0 ? "No more requests." : "No requests match these filters."));
+      if (st.page > 0) results.append(pager(false));
+      return;
+    }
+    const head = h("tr", {}, COLUMNS.map((col) => {
+      const sorted = col.sort === st.sort.key;
+      const th = h("th", {
+        scope: "col", class: col.num ? "num" : null,
+        "aria-sort": sorted ? (st.sort.dir === "asc" ? "ascending" : "descending") : null,
+      });
+      if (!col.sort) { th.textContent = col.label; return th; }
+      th.append(h("button", { type: "button", class: "sort", "data-sort": col.sort, onclick: () => {
+        st.sort = { key: col.sort as string, dir: sorted && st.sort.dir === "desc" ? "asc" : "desc" };
+        st.page = 0; load();
+      } }, col.label, sorted ? (st.sort.dir === "asc" ? " ▲" : " ▼") : ""));
+      return th;
+    }));
+    const body = h("tbody", {}, rows.map((r) => {
+      const open = () => { location.hash = `#/requests/${encodeURIComponent(r.request_id)}`; };
+      const tr = h("tr", { tabindex: "0", class: "link", "data-request-id": r.request_id,
+        "aria-label": `Request ${r.request_id}`, onclick: open,
+        onkeydown: (e: Event) => { if ((e as KeyboardEvent).key === "Enter") open(); } },
+        h("td", {}, fmt.dateTime(r.request_created_at)),
+        h("td", {}, statusBadge(r.response_status)),
+        h("td", {}, r.model || "–"),
+        h("td", {}, r.provider || "–"),
+        h("td", {}, r.request_user_id || "–"),
+        h("td", { class: "num" }, fmt.ms(r.delay_ms)),
+        h("td", { class: "num" }, fmt.count(r.total_tokens)),
+        h("td", { class: "num" }, fmt.usd(r.cost)));
+      return tr;
+    }));
+    clear(results, h("div", { class: "scroll" }, h("table", { class: "requests" }, h("thead", {}, head), body)),
+      pager(more));
+  };
+
+  const pager = (more: boolean) => h("div", { class: "pager" },
+    h("button", { type: "button", disabled: st.page === 0, onclick: () => { st.page -= 1; load(); } }, "← Newer"),
+    h("span", { "aria-live": "polite" }, `Page ${st.page + 1}`),
+    h("button", { type: "button", disabled: !more, onclick: () => { st.page += 1; load(); } }, "Older →"));
+
+  rangeSelect.addEventListener("change", () => { st.range = rangeSelect.value; st.page = 0; load(); });
+  joinSelect.addEventListener("change", () => { st.join = joinSelect.value as "and" | "or"; st.page = 0; load(); });
+  const add = h("button", { type: "button", id: "add-condition", onclick: () => {
+    st.conditions.push({ field: "model", key: "", op: "equals", value: "" });
+    renderConditions();
+    (conditionsBox.lastElementChild?.querySelector("input.value") as HTMLElement | null)?.focus();
+  } }, "+ Add condition");
+
+  renderConditions();
+  load();
+  return h("section", { class: "view", "aria-labelledby": "requests-title" },
+    h("div", { class: "toolbar" },
+      h("h1", { id: "requests-title" }, "Requests"),
+      h("label", { class: "inline" }, "Range ", rangeSelect)),
+    h("fieldset", { class: "filters" },
+      h("legend", {}, "Filters"),
+      h("label", { class: "inline" }, "Match ", joinSelect),
+      conditionsBox,
+      add,
+      h("details", {}, h("summary", {}, "Query (filter AST)"), queryText)),
+    results);
+}
+
+function conditionRow(c: Condition, remove: () => void, changed: (immediate: boolean) => void): HTMLElement {
+  const row = h("div", { class: "condition", role: "group", "aria-label": "Condition" });
+  const render = () => {
+    const def = fieldDef(c.field);
+    const ops = opsOf(def);
+    if (!ops.includes(c.op)) c.op = ops[0];
+    if (def.kind === "bool" && c.value !== "true" && c.value !== "false") c.value = "true";
+    const field = h("select", { class: "field", "aria-label": "Field" },
+      FIELDS.map((f) => h("option", { value: f.field, selected: f.field === c.field }, f.label)));
+    field.addEventListener("change", () => { c.field = field.value; c.value = ""; render(); changed(true); });
+    const key = def.keyed ? h("input", { class: "key", "aria-label": `${def.label} name`, value: c.key,
+      placeholder: def.field === "scores" ? "score name" : "property name" }) : null;
+    key?.addEventListener("input", () => { c.key = key.value; note(); changed(false); });
+    const op = h("select", { class: "op", "aria-label": "Operator" },
+      ops.map((o) => h("option", { value: o, selected: o === c.op }, OP_LABELS[o] ?? o)));
+    op.addEventListener("change", () => { c.op = op.value; changed(true); });
+    let value: HTMLInputElement | HTMLSelectElement;
+    if (def.kind === "bool") {
+      value = h("select", { class: "value", "aria-label": "Value" },
+        h("option", { value: "true", selected: c.value === "true" }, "yes"),
+        h("option", { value: "false", selected: c.value === "false" }, "no"));
+      value.addEventListener("change", () => { c.value = value.value; changed(true); });
+    } else {
+      value = h("input", { class: "value", "aria-label": "Value", value: c.value,
+        inputmode: def.kind === "number" || def.field === "scores" ? "decimal" : null });
+      value.addEventListener("input", () => { c.value = value.value; note(); changed(false); });
+      value.addEventListener("keydown", (e) => { if (e.key === "Enter") changed(true); });
+    }
+    const hint = h("span", { class: "hint", "aria-live": "polite" });
+    const note = () => { hint.textContent = problem(c) ?? ""; };
+    note();
+    clear(row, field, key, op, value,
+      h("button", { type: "button", class: "quiet", "aria-label": "Remove condition", onclick: remove }, "✕"),
+      hint);
+  };
+  render();
+  return row;
+}
+
+export function statusBadge(status: number | null | undefined): HTMLElement {
+  const s = status ?? 0;
+  const kind = s >= 200 && s < 400 ? "ok" : s === 0 ? "pending" : "error";
+  return h("span", { class: `badge badge-${kind}` }, s ? String(s) : "–");
+}

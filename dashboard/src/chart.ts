@@ -9,6 +9,8 @@ export interface Line {
   label: string;
   values: (number | null)[];
   format: (v: number | null) => string;
+  /** Draw each value as a dot too (sparse series, such as percentiles, have gaps). */
+  points?: boolean;
 }
 
 const PALETTE = ["--series-1", "--series-2", "--series-3", "--series-4"];
@@ -32,7 +34,7 @@ export function timeChart(title: string, times: number[], lines: Line[]): HTMLEl
     scales: { x: { time: true } },
     axes: [
       axis,
-      { ...axis, size: 60, values: (_u, ticks) => ticks.map((t) => lines[0].format(t)) },
+      { ...axis, size: 76, values: (_u, ticks) => ticks.map((t) => lines[0].format(t)) },
     ],
     series: [
       {},
@@ -41,6 +43,7 @@ export function timeChart(title: string, times: number[], lines: Line[]): HTMLEl
         stroke: color(PALETTE[i % PALETTE.length]),
         width: 2,
         spanGaps: false,
+        points: line.points ? { show: true, size: 5 } : {},
         value: (_u: uPlot, v: number | null) => line.format(v),
       })),
     ],

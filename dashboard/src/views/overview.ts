@@ -88,8 +88,8 @@ async function render(api: Api, body: HTMLElement, range: Range, signal: AbortSi
   const t = series.totals;
   const times = series.points.map((p) => Date.parse(p.time) / 1000);
   const pick = (f: (p: Point) => number | null | undefined) => series.points.map((p) => f(p) ?? null);
-  const line = (label: string, values: (number | null)[], format: (v: number | null) => string): Line =>
-    ({ label, values, format });
+  const line = (label: string, values: (number | null)[], format: (v: number | null) => string,
+    points = false): Line => ({ label, values, format, points });
   clear(body,
     h("div", { class: "cards" },
       card("requests", "Requests", fmt.count(t.requests), t.requests),
@@ -111,12 +111,12 @@ async function render(api: Api, body: HTMLElement, range: Range, signal: AbortSi
         line("Completion", pick((p) => p.completion_tokens), fmt.count),
       ]),
       timeChart("Latency", times, [
-        line("p50", pick((p) => p.latency.p50), fmt.ms),
-        line("p95", pick((p) => p.latency.p95), fmt.ms),
+        line("p50", pick((p) => p.latency.p50), fmt.ms, true),
+        line("p95", pick((p) => p.latency.p95), fmt.ms, true),
       ]),
       timeChart("Time to first token", times, [
-        line("p50", pick((p) => p.ttft.p50), fmt.ms),
-        line("p95", pick((p) => p.ttft.p95), fmt.ms),
+        line("p50", pick((p) => p.ttft.p50), fmt.ms, true),
+        line("p95", pick((p) => p.ttft.p95), fmt.ms, true),
       ])),
     h("div", { class: "tables" },
       breakdown("By model", "Model", byModel),

@@ -1,0 +1,314 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright, against one real
+gateway (embedded log store) seeded with the analytics dataset (tests/analytics_data.py)
+moved to the last two days.
+
+Every test gets a fresh browser context (no cookies) and fails on any console error or any
+request for a host other than the gateway's (all such requests are intercepted and aborted).
+The screenshots shown in the README are written to docs/ by these tests.
+
+Needs ``/usr/bin/chromium`` (``apt-get install chromium``; .ci/run installs it); Playwright
+never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.analytics_data import ACME, BASE, DATA, GLOBEX, Req, capture_of
+from tests.harness import GatewayServer, create_key, make_settings, wait_for
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SPAN_MINUTES = max(r.minutes for r in DATA)
+
+# Skipped on a developer machine without Chromium; in CI (which installs it) never skipped.
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs Debian's chromium"
+)
+
+
+@dataclass
+class Site:
+    server: GatewayServer
+    keys: dict[str, str]
+    requests: list[Req]
+    browser: Any
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def api(self, path: str, body: Any, org: str = "acme") -> Any:
+        response = httpx.post(self.url + path, json=body, timeout=60,
+                              headers={"authorization": f"Bearer {self.keys[org]}"})  # fmt: skip
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+
+@dataclass
+class Tab:
+    """One browser context and page, with what went wrong in it."""
+
+    page: Any
+    context: Any
+    site: Site
+    console_errors: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    """The bodies of the page's POST /v1/request/query calls, in order."""
+
+    def sign_in(self, key: str | None = None) -> None:
+        self.page.goto(self.site.url + "/")
+        self.page.wait_for_url("**/dashboard/**")
+        self.page.fill("#key", key or self.site.keys["acme"])
+        self.page.click("button[type=submit]")
+        # Signed in: the overview, once its data is in (nothing left in flight).
+        self.page.wait_for_selector(".overview-body:not([aria-busy]) > :not(.state-loading)")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    settings = make_settings(tmp_path_factory.mktemp("dashboard-browser"), logging_enabled=True,
+                             log_flush_ms=20)  # fmt: skip
+    keys = {org: create_key(settings, org=org) for org in ("acme", "globex")}
+    # The dataset, moved so that its last request was an hour ago (all of it in "7 days").
+    now = datetime.now(UTC)
+    shift = (now - BASE - timedelta(minutes=SPAN_MINUTES + 60)) / timedelta(minutes=1)
+    with GatewayServer(settings) as server, playwright_sync.sync_playwright() as pw:
+        runtime = server.runtime
+        orgs = {
+            name: server.call(runtime.authenticate_org({"authorization": f"Bearer {keys[org]}"}))
+            for name, org in ((ACME, "acme"), (GLOBEX, "globex"))
+        }
+        requests = [replace(r, org=orgs[r.org], minutes=r.minutes + shift) for r in DATA]
+        writer = runtime.writer
+        assert writer is not None
+
+        async def submit() -> None:
+            for req in requests:
+                writer.submit(capture_of(req))
+
+        server.call(submit())
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        site = Site(server, keys, requests, browser)
+        acme_count = len([r for r in DATA if r.org == ACME])
+        wait_for("the seeded records", lambda: len(
+            site.api("/v1/request/query", {"filter": "all", "limit": 100})) == acme_count)
+        try:
+            yield site
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def tab(site: Site) -> Iterator[Tab]:
+    context = site.browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    tab = Tab(page, context, site)
+    own = urlsplit(site.url).netloc
+
+    def route(route: Any) -> None:
+        if urlsplit(route.request.url).netloc != own and not route.request.url.startswith("data:"):
+            tab.external.append(route.request.url)
+            route.abort()
+            return
+        if route.request.method == "POST" and route.request.url.endswith("/v1/request/query"):
+            tab.queries.append(json.loads(route.request.post_data or "{}"))
+        route.continue_()
+
+    context.route("**/*", route)
+    page.on("console", lambda m: tab.console_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: tab.console_errors.append(str(e)))
+    try:
+        yield tab
+        # Every test: nothing went wrong in the page, and nothing left for another host.
+        expected_401 = [e for e in tab.console_errors if "401" not in e]
+        assert expected_401 == [], tab.console_errors
+        assert tab.external == []
+    finally:
+        context.close()
+
+
+def test_sign_in_sign_out_and_an_expired_session(tab: Tab) -> None:
+    page = tab.page
+    page.goto(tab.site.url + "/")
+    page.wait_for_url("**/dashboard/**")
+    page.fill("#key", "sk-helicone-not-a-key")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".note.error")
+    assert "Invalid gateway key" in page.inner_text("#signin-message")
+
+    tab.sign_in()
+    assert page.inner_text("header .org") == "acme"
+    cookies = tab.context.cookies()
+    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [
+        ("gateway_dashboard", True, "Strict")]  # fmt: skip
+    key = tab.site.keys["acme"]
+    assert key not in page.url
+    stored = page.evaluate("JSON.stringify([localStorage, sessionStorage, document.cookie])")
+    assert key not in stored and "gateway_dashboard" not in stored  # HttpOnly: not readable
+
+    page.click("text=Sign out")
+    page.wait_for_selector("#key")
+    assert "Signed out" in page.inner_text("#signin-message")
+    page.reload()
+    page.wait_for_selector("#key")  # the session is gone on the server too
+
+    tab.sign_in()
+    sessions = tab.site.server.runtime.dashboard_sessions
+    clock = sessions.clock
+    sessions.clock = lambda: clock() + sessions.ttl_seconds + 1
+    try:
+        page.click("nav >> text=Requests")  # the next API call finds the session expired
+        page.wait_for_selector("#key")
+        assert "expired" in page.inner_text("#signin-message")
+    finally:
+        sessions.clock = clock
+
+
+def test_overview_shows_the_apis_numbers(tab: Tab) -> None:
+    page = tab.page
+    tab.sign_in()
+    page.select_option("#range", "7d")
+    page.wait_for_selector(".overview-body:not([aria-busy]) .chart .uplot")
+    now = datetime.now(UTC)
+    window = {"start": (now - timedelta(days=8)).isoformat(), "end": now.isoformat()}
+    api = tab.site.api("/v1/dashboard/series/query",
+                       {"timeFilter": window, "dbIncrement": "day", "groupBy": None})  # fmt: skip
+    totals = api["series"][0]["totals"]
+    assert totals["requests"] == len([r for r in DATA if r.org == ACME]) == 11
+
+    def shown(metric: str) -> float:
+        value = page.get_attribute(f"[data-metric={metric}]", "data-value")
+        assert value, metric
+        return float(value)
+
+    assert shown("requests") == totals["requests"]
+    assert shown("errors") == totals["errors"] == 2
+    assert shown("tokens") == totals["total_tokens"]
+    assert shown("cost") == pytest.approx(totals["cost"])
+    assert shown("latency") == pytest.approx(totals["latency"]["avg"])
+    assert shown("cache") == totals["cache_hits"] == 1
+    assert page.inner_text("[data-metric=requests] .card-value") == "11"
+
+    by_model = tab.site.api("/v1/dashboard/series/query", {
+        "timeFilter": window, "dbIncrement": "day", "groupBy": "model"})  # fmt: skip
+    rows = page.locator("section.panel:has(h2:text('By model')) tbody tr")
+    assert rows.count() == len(by_model["series"]) == 2
+    for i, series in enumerate(by_model["series"]):
+        cells = rows.nth(i).locator("th, td").all_inner_texts()
+        assert cells[0] == series["group"] and cells[1] == str(series["totals"]["requests"])
+    top_user = page.locator("section.panel:has(h2:text('Top users')) tbody tr").first
+    users = tab.site.api("/v1/user/metrics/query", {
+        "filter": "all", "offset": 0, "limit": 1, "sort": {"cost": "desc"}})  # fmt: skip
+    assert top_user.locator("th").inner_text() == users["users"][0]["user_id"]
+    page.screenshot(path=str(DOCS / "dashboard-overview.png"), full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: one column, no sideways
+    page.wait_for_timeout(200)  # the charts' resize observer redraws on the next frame
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(DOCS / "dashboard-overview-390.png"), full_page=False)
+
+
+def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab) -> None:
+    page = tab.page
+    tab.sign_in()
+    page.click("nav >> text=Requests")
+    page.wait_for_selector("table.requests tbody tr")
+    assert len(page.locator("table.requests tbody tr").all()) == 11
+    assert tab.queries[-1]["sort"] == {"created_at": "desc"}
+
+    page.click("#add-condition")
+    condition = page.locator(".condition").nth(0)
+    condition.locator("select.field").select_option("model")
+    condition.locator("input.value").fill("gpt-4o")
+    page.click("#add-condition")
+    second = page.locator(".condition").nth(1)
+    second.locator("select.field").select_option("properties")
+    second.locator("input.key").fill("environment")
+    second.locator("input.value").fill("prod")
+    second.locator("input.value").press("Enter")
+    expect(page.locator("table.requests tbody tr")).to_have_count(2)
+
+    sent = tab.queries[-1]["filter"]
+    since = sent["left"]["request_response_rmt"]["request_created_at"]["gte"]
+    assert datetime.fromisoformat(since) < datetime.now(UTC) - timedelta(days=6.9)
+    assert sent == {
+        "left": {"request_response_rmt": {"request_created_at": {"gte": since}}},
+        "operator": "and",
+        "right": {
+            "left": {"request_response_rmt": {"model": {"equals": "gpt-4o"}}},
+            "operator": "and",
+            "right": {"request_response_rmt": {"properties": {"environment": {"equals": "prod"}}}},
+        },
+    }
+    assert json.loads(page.text_content("#filter-json") or "") == sent  # shown under "Query" too
+    expected = tab.site.api("/v1/request/query", {"filter": sent, "limit": 100})
+    shown = page.locator("table.requests tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.requestId)")
+    assert sorted(shown) == sorted(r["request_id"] for r in expected)
+    assert len(expected) == 2  # t2 and n1: gpt-4o in prod
+
+    page.click("button[data-sort=latency]")
+    page.wait_for_selector("th[aria-sort] button[data-sort=latency]")
+    assert tab.queries[-1]["sort"] == {"latency": "desc"}
+    latencies = [r["delay_ms"] for r in expected]
+    first = page.locator("table.requests tbody tr").first.get_attribute("data-request-id")
+    assert first == next(r["request_id"] for r in expected if r["delay_ms"] == max(latencies))
+    page.screenshot(path=str(DOCS / "dashboard-requests.png"), full_page=True)
+
+
+def test_request_page_renders_the_chat_by_keyboard(tab: Tab) -> None:
+    page = tab.page
+    tab.sign_in()
+    page.click("nav >> text=Requests")
+    page.wait_for_selector("table.requests tbody tr")
+    row = page.locator("table.requests tbody tr").last  # the oldest: t1, in session "Trip"
+    request_id = row.get_attribute("data-request-id")
+    row.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".chat .msg-assistant")
+    assert request_id is not None and request_id in page.url
+    messages = page.locator(".chat .msg").evaluate_all(
+        "ms => ms.map(m => [m.querySelector('.msg-role').textContent,"
+        " m.querySelector('.msg-text')?.textContent])")
+    assert messages == [["user", "t1"], ["assistant", "ok"]]
+    facts = page.inner_text("dl.facts")
+    assert request_id in facts and "gpt-4o-mini" in facts
+    assert "Trip plan" in page.inner_text("section.panel:has(h2:text('Properties'))")
+    raw = page.inner_text("details:has(summary:text('Request body')) pre")
+    assert json.loads(raw)["messages"] == [{"role": "user", "content": "t1"}]
+    page.screenshot(path=str(DOCS / "dashboard-request.png"), full_page=True)
+    page.focus("a.back")  # back to the list by keyboard: the filters and page are kept
+    page.keyboard.press("Enter")
+    page.wait_for_selector("table.requests tbody tr")
+
+
+def test_the_first_load_is_small(site: Site) -> None:
+    """Everything the page loads before the first view, compressed as served: ≤ 500 KB."""
+    page = httpx.get(site.url + "/dashboard/", headers={"accept-encoding": "gzip"})
+    total = int(page.headers.get("content-length", len(page.content)))
+    for part in page.text.split('"/dashboard/assets/')[1:]:
+        name = part.split('"', 1)[0]
+        with httpx.stream("GET", f"{site.url}/dashboard/assets/{name}",
+                          headers={"accept-encoding": "gzip"}) as asset:  # fmt: skip
+            assert asset.headers["content-encoding"] == "gzip"
+            total += int(asset.headers["content-length"])
+    assert 0 < total <= 500_000

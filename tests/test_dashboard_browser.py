@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from logging_pipeline.capture import Capture
 from tests.analytics_data import ACME, BASE, DATA, GLOBEX, Req, capture_of
 from tests.harness import GatewayServer, create_key, make_settings, wait_for
 
@@ -37,6 +38,49 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 SPAN_MINUTES = max(r.minutes for r in DATA)
+PIXEL = (  # a 1x1 PNG, inline: the chat shows it
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
+ELSEWHERE = "https://images.example.com/cat.png"  # on another host: shown as text, never loaded
+RICH_ID = "0d5c8f5e-7b51-4d3a-9a43-5be1a7a0c001"
+
+
+def rich_capture(org_id: str, created_at: float) -> Capture:
+    """A request whose chat has every kind of part the request page renders: a system
+    prompt, text and image parts (inline and on another host), a tool call and its result,
+    and an answer with reasoning."""
+    request = {
+        "model": "gpt-4o",
+        "messages": [
+            {"role": "system", "content": "You are a travel agent."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "Where is this, and what is the weather?"},
+                {"type": "image_url", "image_url": {"url": PIXEL}},
+                {"type": "image_url", "image_url": {"url": ELSEWHERE}},
+            ]},
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "lookup_weather", "arguments": '{"city": "Paris"}'},
+            }]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18 C, sunny"},
+        ],
+    }  # fmt: skip
+    answer = {
+        "id": "rich", "object": "chat.completion", "model": "gpt-4o",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": "Paris: sunny, 18 C.",
+            "reasoning_content": "The tool says sunny.",
+        }}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 8, "total_tokens": 48},
+    }  # fmt: skip
+    return Capture(
+        request_id=RICH_ID, organization_id=org_id, api_key_id="key",
+        path="/v1/chat/completions", created_at=created_at, started=1000.0,
+        provider="openai", target_url="https://api.openai.com/v1", request_model="gpt-4o",
+        request_body=json.dumps(request).encode(), status=200,
+        response_body=json.dumps(answer).encode(), finished_at=1000.5,
+        properties={"environment": "staging"},
+    )  # fmt: skip
 
 # Skipped on a developer machine without Chromium; in CI (which installs it) never skipped.
 pytestmark = pytest.mark.skipif(
@@ -104,11 +148,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         async def submit() -> None:
             for req in requests:
                 writer.submit(capture_of(req))
+            writer.submit(rich_capture(orgs[ACME], (now - timedelta(minutes=30)).timestamp()))
 
         server.call(submit())
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         site = Site(server, keys, requests, browser)
-        acme_count = len([r for r in DATA if r.org == ACME])
+        acme_count = len([r for r in DATA if r.org == ACME]) + 1  # and the rich chat
         wait_for("the seeded records", lambda: len(
             site.api("/v1/request/query", {"filter": "all", "limit": 100})) == acme_count)
         try:
@@ -193,7 +238,7 @@ def test_overview_shows_the_apis_numbers(tab: Tab) -> None:
     api = tab.site.api("/v1/dashboard/series/query",
                        {"timeFilter": window, "dbIncrement": "day", "groupBy": None})  # fmt: skip
     totals = api["series"][0]["totals"]
-    assert totals["requests"] == len([r for r in DATA if r.org == ACME]) == 11
+    assert totals["requests"] == len([r for r in DATA if r.org == ACME]) + 1 == 12
 
     def shown(metric: str) -> float:
         value = page.get_attribute(f"[data-metric={metric}]", "data-value")
@@ -206,7 +251,7 @@ def test_overview_shows_the_apis_numbers(tab: Tab) -> None:
     assert shown("cost") == pytest.approx(totals["cost"])
     assert shown("latency") == pytest.approx(totals["latency"]["avg"])
     assert shown("cache") == totals["cache_hits"] == 1
-    assert page.inner_text("[data-metric=requests] .card-value") == "11"
+    assert page.inner_text("[data-metric=requests] .card-value") == "12"
 
     by_model = tab.site.api("/v1/dashboard/series/query", {
         "timeFilter": window, "dbIncrement": "day", "groupBy": "model"})  # fmt: skip
@@ -232,7 +277,7 @@ def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab) -> Non
     tab.sign_in()
     page.click("nav >> text=Requests")
     page.wait_for_selector("table.requests tbody tr")
-    assert len(page.locator("table.requests tbody tr").all()) == 11
+    assert len(page.locator("table.requests tbody tr").all()) == 12
     assert tab.queries[-1]["sort"] == {"created_at": "desc"}
 
     page.click("#add-condition")
@@ -274,6 +319,25 @@ def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab) -> Non
     assert first == next(r["request_id"] for r in expected if r["delay_ms"] == max(latencies))
     page.screenshot(path=str(DOCS / "dashboard-requests.png"), full_page=True)
 
+    # Any condition (or), and a number: status >= 400 or environment = prod.
+    before = len(tab.queries)
+    page.select_option("#join", "or")
+    condition.locator("select.field").select_option("status")
+    condition.locator("select.op").select_option("gte")
+    condition.locator("input.value").fill("400")
+    condition.locator("input.value").press("Enter")
+    expect(page.locator("table.requests tbody tr")).to_have_count(6)
+    sent = tab.queries[-1]["filter"]
+    assert len(tab.queries) > before and sent["right"] == {
+        "left": {"request_response_rmt": {"status": {"gte": 400}}},
+        "operator": "or",
+        "right": {"request_response_rmt": {"properties": {"environment": {"equals": "prod"}}}},
+    }
+    expected = tab.site.api("/v1/request/query", {"filter": sent, "limit": 100})
+    shown = page.locator("table.requests tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.requestId)")
+    assert sorted(shown) == sorted(r["request_id"] for r in expected)  # t1 t2 t4 n1, t3 r2
+
 
 def test_request_page_renders_the_chat_by_keyboard(tab: Tab) -> None:
     page = tab.page
@@ -299,6 +363,29 @@ def test_request_page_renders_the_chat_by_keyboard(tab: Tab) -> None:
     page.focus("a.back")  # back to the list by keyboard: the filters and page are kept
     page.keyboard.press("Enter")
     page.wait_for_selector("table.requests tbody tr")
+
+
+def test_request_page_renders_tools_images_and_reasoning_in_the_dark(tab: Tab) -> None:
+    page = tab.page
+    page.emulate_media(color_scheme="dark")
+    tab.sign_in()
+    background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+    assert background == "rgb(17, 19, 24)"  # the dark palette, from the system setting
+    page.goto(f"{tab.site.url}/dashboard/#/requests/{RICH_ID}")
+    page.wait_for_selector(".chat .msg-assistant .reasoning")
+    roles = page.locator(".chat .msg .msg-role").all_text_contents()
+    assert roles == ["system", "user", "assistant", "tool", "assistant"]
+    user = page.locator(".chat .msg-user")
+    assert user.locator("img.chat-image").get_attribute("src") == PIXEL
+    assert ELSEWHERE in user.inner_text()  # named, not loaded (the fixture checks no request)
+    call = page.locator(".chat .msg-assistant").first.inner_text()
+    assert "lookup_weather" in call and '"city": "Paris"' in call
+    assert "18 C, sunny" in page.locator(".chat .msg-tool").inner_text()
+    last = page.locator(".chat .msg-assistant").last
+    assert "Paris: sunny, 18 C." in last.inner_text()
+    last.locator(".reasoning summary").click()
+    assert "The tool says sunny." in last.locator(".reasoning").inner_text()
+    page.screenshot(path=str(DOCS / "dashboard-request-dark.png"), full_page=True)
 
 
 def test_the_first_load_is_small(site: Site) -> None:

@@ -15,7 +15,8 @@ export interface Line {
 
 const PALETTE = ["--series-1", "--series-2", "--series-3", "--series-4"];
 
-export function timeChart(title: string, times: number[], lines: Line[]): HTMLElement {
+/** ``utc``: label the time axis in UTC rather than the browser's time zone. */
+export function timeChart(title: string, times: number[], lines: Line[], utc = false): HTMLElement {
   const figure = h("figure", { class: "chart" }, h("figcaption", {}, title));
   const plotBox = h("div", { class: "plot" });
   figure.append(plotBox);
@@ -32,6 +33,7 @@ export function timeChart(title: string, times: number[], lines: Line[]): HTMLEl
     legend: { show: true, live: true },
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true } },
+    ...(utc ? { tzDate: (ts: number) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC") } : {}),
     axes: [
       axis,
       { ...axis, size: 76, values: (_u, ticks) => ticks.map((t) => lines[0].format(t)) },

@@ -57,7 +57,10 @@ async function start(): Promise<void> {
     h("span", { class: "org", title: `key ${info.key_id}` }, info.org_name),
     signOut);
   clear(root, header, main);
-  window.onhashchange = () => route(main, nav);
+  window.onhashchange = () => {
+    route(main, nav);
+    main.focus(); // keyboard and screen-reader users land on the new view
+  };
   route(main, nav);
 }
 

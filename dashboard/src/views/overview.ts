@@ -32,22 +32,28 @@ export function overview(api: Api, signal: AbortSignal, initial = "24h"): HTMLEl
   const picker = h("select", { id: "range", "aria-label": "Time range" },
     RANGES.map((r) => h("option", { value: r.id, selected: r.id === initial }, r.label)));
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const zonePicker = h("select", { id: "zone", "aria-label": "Time zone" },
+    h("option", { value: "local" }, `Local (${zone})`),
+    h("option", { value: "utc" }, "UTC"));
   const section = h("section", { class: "view", "aria-labelledby": "overview-title" },
     h("div", { class: "toolbar" },
       h("h1", { id: "overview-title" }, "Overview"),
       h("label", { class: "inline" }, "Range ", picker),
-      h("span", { class: "muted", title: "Buckets follow this browser's time zone" }, zone)),
+      h("label", { class: "inline", title: "Days and hours are bucketed in this time zone" },
+        "Time zone ", zonePicker)),
     body);
   const load = () => {
     const range = RANGES.find((r) => r.id === picker.value) ?? RANGES[1];
-    void render(api, body, range, signal);
+    void render(api, body, range, zonePicker.value === "utc", signal);
   };
   picker.addEventListener("change", load);
+  zonePicker.addEventListener("change", load);
   load();
   return section;
 }
 
-async function render(api: Api, body: HTMLElement, range: Range, signal: AbortSignal): Promise<void> {
+async function render(api: Api, body: HTMLElement, range: Range, utc: boolean,
+  signal: AbortSignal): Promise<void> {
   clear(body, state("loading", "Loading the overview…"));
   body.setAttribute("aria-busy", "true");
   const end = new Date();
@@ -55,7 +61,7 @@ async function render(api: Api, body: HTMLElement, range: Range, signal: AbortSi
   const base = {
     timeFilter: { start: start.toISOString(), end: end.toISOString() },
     dbIncrement: range.increment,
-    timeZoneDifference: new Date().getTimezoneOffset(),
+    timeZoneDifference: utc ? 0 : new Date().getTimezoneOffset(),
     filter: "all",
   };
   let all: SeriesAnswer, byModel: SeriesAnswer, byProvider: SeriesAnswer, users: { users: UserRow[] };
@@ -104,20 +110,20 @@ async function render(api: Api, body: HTMLElement, range: Range, signal: AbortSi
       timeChart("Requests", times, [
         line("Requests", pick((p) => p.requests), fmt.count),
         line("Errors", pick((p) => p.errors), fmt.count),
-      ]),
-      timeChart("Cost (USD)", times, [line("Cost", pick((p) => p.cost), fmt.usd)]),
+      ], utc),
+      timeChart("Cost (USD)", times, [line("Cost", pick((p) => p.cost), fmt.usd)], utc),
       timeChart("Tokens", times, [
         line("Prompt", pick((p) => p.prompt_tokens), fmt.count),
         line("Completion", pick((p) => p.completion_tokens), fmt.count),
-      ]),
+      ], utc),
       timeChart("Latency", times, [
         line("p50", pick((p) => p.latency.p50), fmt.ms, true),
         line("p95", pick((p) => p.latency.p95), fmt.ms, true),
-      ]),
+      ], utc),
       timeChart("Time to first token", times, [
         line("p50", pick((p) => p.ttft.p50), fmt.ms, true),
         line("p95", pick((p) => p.ttft.p95), fmt.ms, true),
-      ])),
+      ], utc)),
     h("div", { class: "tables" },
       breakdown("By model", "Model", byModel),
       breakdown("By provider", "Provider", byProvider),

@@ -46,7 +46,7 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
   const results = h("div", { class: "results" });
   const rangeSelect = h("select", { id: "requests-range", "aria-label": "Time range" },
     Object.entries(RANGE_LABELS).map(([id, label]) => h("option", { value: id, selected: id === st.range }, label)));
-  const joinSelect = h("select", { "aria-label": "Join conditions with" },
+  const joinSelect = h("select", { id: "join", "aria-label": "Join conditions with" },
     h("option", { value: "and", selected: st.join === "and" }, "all conditions (and)"),
     h("option", { value: "or", selected: st.join === "or" }, "any condition (or)"));
   let timer = 0;

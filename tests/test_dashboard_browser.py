@@ -279,6 +279,20 @@ def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab) -> Non
     page.wait_for_selector("table.requests tbody tr")
     assert len(page.locator("table.requests tbody tr").all()) == 12
     assert tab.queries[-1]["sort"] == {"created_at": "desc"}
+    newest = page.locator("table.requests tbody tr").first.get_attribute("data-request-id")
+
+    # Paging: 10 a page, then the next page has the other two.
+    page.select_option("#page-size", "10")
+    expect(page.locator("#older:not([disabled])")).to_have_count(1)
+    expect(page.locator("table.requests tbody tr")).to_have_count(10)
+    assert (tab.queries[-1]["offset"], tab.queries[-1]["limit"]) == (0, 11)
+    page.click("#older")
+    expect(page.locator("table.requests tbody tr")).to_have_count(2)
+    assert (tab.queries[-1]["offset"], tab.queries[-1]["limit"]) == (10, 11)
+    assert page.locator("#older").is_disabled()
+    page.click("#newer")
+    expect(page.locator("table.requests tbody tr")).to_have_count(10)
+    assert page.locator("table.requests tbody tr").first.get_attribute("data-request-id") == newest
 
     page.click("#add-condition")
     condition = page.locator(".condition").nth(0)

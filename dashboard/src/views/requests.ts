@@ -23,13 +23,15 @@ export interface RequestsState {
   range: string;
   sort: { key: string; dir: "asc" | "desc" };
   page: number;
+  pageSize: number;
 }
 
 export function initialRequestsState(): RequestsState {
-  return { conditions: [], join: "and", range: "7d", sort: { key: "created_at", dir: "desc" }, page: 0 };
+  return { conditions: [], join: "and", range: "7d", sort: { key: "created_at", dir: "desc" }, page: 0,
+    pageSize: 25 };
 }
 
-const PAGE_SIZE = 25;
+const PAGE_SIZES = [10, 25, 50, 100];
 const RANGE_HOURS: Record<string, number | null> = { "1h": 1, "24h": 24, "7d": 168, "30d": 720, all: null };
 const RANGE_LABELS: Record<string, string> = {
   "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", all: "All time",
@@ -66,7 +68,7 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
     const node = filter();
     queryText.textContent = JSON.stringify(node, null, 2);
     const body = {
-      filter: node, offset: st.page * PAGE_SIZE, limit: PAGE_SIZE + 1,
+      filter: node, offset: st.page * st.pageSize, limit: st.pageSize + 1, // +1: is there more?
       sort: { [st.sort.key]: st.sort.dir },
     };
     results.setAttribute("aria-busy", "true");
@@ -90,8 +92,8 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
 
   const renderRows = (rows: RequestRow[]) => {
     results.removeAttribute("aria-busy");
-    const more = rows.length > PAGE_SIZE;
-    rows = rows.slice(0, PAGE_SIZE);
+    const more = rows.length > st.pageSize;
+    rows = rows.slice(0, st.pageSize);
     if (rows.length === 0) {
       clear(results, state("empty", st.page > 0 ? "No more requests." : "No requests match these filters."));
       if (st.page > 0) results.append(pager(false));
@@ -129,10 +131,17 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
       pager(more));
   };
 
-  const pager = (more: boolean) => h("div", { class: "pager" },
-    h("button", { type: "button", disabled: st.page === 0, onclick: () => { st.page -= 1; load(); } }, "← Newer"),
-    h("span", { "aria-live": "polite" }, `Page ${st.page + 1}`),
-    h("button", { type: "button", disabled: !more, onclick: () => { st.page += 1; load(); } }, "Older →"));
+  const pager = (more: boolean) => {
+    const size = h("select", { id: "page-size", "aria-label": "Rows per page" },
+      PAGE_SIZES.map((n) => h("option", { value: n, selected: n === st.pageSize }, `${n} per page`)));
+    size.addEventListener("change", () => { st.pageSize = Number(size.value); st.page = 0; load(); });
+    return h("div", { class: "pager" }, size,
+      h("button", { type: "button", id: "newer", disabled: st.page === 0,
+        onclick: () => { st.page -= 1; load(); } }, "← Previous"),
+      h("span", { "aria-live": "polite" }, `Page ${st.page + 1}`),
+      h("button", { type: "button", id: "older", disabled: !more,
+        onclick: () => { st.page += 1; load(); } }, "Next →"));
+  };
 
   rangeSelect.addEventListener("change", () => { st.range = rangeSelect.value; st.page = 0; load(); });
   joinSelect.addEventListener("change", () => { st.join = joinSelect.value as "and" | "or"; st.page = 0; load(); });

@@ -174,6 +174,15 @@ def test_sign_in_refusals_are_clear(served: Served) -> None:
         assert huge.status_code == 413
 
 
+def test_the_cookie_is_secure_behind_a_tls_proxy(served: Served) -> None:
+    with served.client() as client:
+        plain = client.post("/dashboard/api/session", json={"key": served.key})
+        assert "Secure" not in plain.headers["set-cookie"]  # http://127.0.0.1: no TLS here
+        proxied = client.post("/dashboard/api/session", json={"key": served.key},
+                              headers={"x-forwarded-proto": "https"})  # fmt: skip
+        assert "Secure" in proxied.headers["set-cookie"]
+
+
 def test_form_sign_in_redirects_to_the_page(served: Served) -> None:
     with served.client() as client:
         origin = served.server.url

@@ -165,7 +165,7 @@ def dashboard_router(deps: DashboardDeps) -> APIRouter:
             response = ok(_describe(session, deps.sessions))
         response.set_cookie(
             COOKIE_NAME, session_id, max_age=int(deps.sessions.ttl_seconds), path="/",
-            secure=request.url.scheme == "https", httponly=True, samesite="strict",
+            secure=_https(request), httponly=True, samesite="strict",
         )  # fmt: skip
         response.headers["cache-control"] = "no-store"
         return response
@@ -253,9 +253,17 @@ async def _sign_in_key(request: Request) -> tuple[str, bool]:
 
 
 def _clear(response: Response, request: Request) -> Response:
-    response.delete_cookie(COOKIE_NAME, path="/", secure=request.url.scheme == "https",
-                           httponly=True, samesite="strict")  # fmt: skip
+    response.delete_cookie(COOKIE_NAME, path="/", secure=_https(request), httponly=True,
+                           samesite="strict")  # fmt: skip
     return response
+
+
+def _https(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS (then the cookie is ``Secure``): the scheme,
+    or a TLS-terminating proxy's ``X-Forwarded-Proto``. Trusting that header here is safe
+    whoever sent it: it can only make the cookie stricter."""
+    forwarded = request.headers.get("x-forwarded-proto", "")
+    return request.url.scheme == "https" or forwarded.split(",")[0].strip().lower() == "https"
 
 
 def _plain(status: int, text: str) -> Response:

@@ -25,7 +25,7 @@ from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.byok import ProviderKeyCache
 from gateway.context import RequestContext, read_credentials
-from gateway.dashboard.sessions import DashboardSessions
+from gateway.dashboard.sessions import DashboardSessions, RedisTable
 from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
 from gateway.finished import Consumer, FinishedRequests
@@ -105,7 +105,8 @@ class Runtime:
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
         self.dashboard_sessions = DashboardSessions(settings.dashboard_session_ttl_seconds)
-        """The web dashboard's sign-ins (gateway/dashboard/sessions.py), in this process."""
+        """The web dashboard's sign-ins (gateway/dashboard/sessions.py): in Redis with
+        ``REDIS_URL`` (set below), else in this process."""
         self.provider_keys = ProviderKeyCache(
             self.store.provider_keys, settings.provider_key_cache_ttl_seconds
         )
@@ -128,6 +129,7 @@ class Runtime:
                 retry_after=settings.redis_retry_seconds,
             )
             backend = RedisBackend(self.redis)
+            self.dashboard_sessions.table = RedisTable(self.redis)
             if settings.cache_near_seconds > 0 and settings.cache_memory_bytes > 0:
                 near = MemoryBackend(settings.cache_memory_bytes)
                 backend = NearRedisBackend(backend, near, settings.cache_near_seconds)
@@ -463,7 +465,7 @@ class Runtime:
         signed in with is checked again, so it is that key's org and scopes)."""
         credentials = read_credentials(headers)
         if credentials.gateway_key is None:
-            session = self.dashboard_sessions.from_headers(headers)
+            session = await self.dashboard_sessions.from_headers(headers)
             if session is not None:
                 return await self.authenticator.authenticate_digest(session.key_digest)
         return await self.authenticate(credentials)

@@ -9,6 +9,10 @@ the same session from the page.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import socket
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +21,19 @@ import httpx
 import pytest
 
 from gateway.dashboard.routes import CONTENT_SECURITY_POLICY
-from gateway.dashboard.sessions import COOKIE_NAME, DashboardSessions, cookie_value
+from gateway.dashboard.sessions import (
+    COOKIE_NAME,
+    DashboardSessions,
+    RedisTable,
+    cookie_value,
+)
+from gateway.errors import GatewayError
+from gateway.redisconn import SharedRedis
 from gateway.store import ControlStore
 from tests.harness import GatewayServer, make_settings
 
 QUERY = "/v1/request/query"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
@@ -208,14 +220,77 @@ def test_sessions_are_scoped_to_the_keys_org_and_end_with_a_revoked_key(served: 
         assert client.get("/dashboard/api/session").status_code == 401
 
 
-def test_session_table_units() -> None:
+async def test_session_table_units() -> None:
     now = [1000.0]
     sessions = DashboardSessions(60, clock=lambda: now[0])
-    session_id, session = sessions.create("digest", "key", "org", "Org")
-    assert sessions.get(session_id) == session
-    assert sessions.get(session_id + "x") is None
+    session_id, session = await sessions.create("digest", "key", "org", "Org")
+    assert await sessions.get(session_id) == session
+    assert await sessions.get(session_id + "x") is None
     headers = {"cookie": f"other=1; {COOKIE_NAME}={session_id}", "x-gateway-csrf": session.csrf}
-    assert sessions.from_headers(headers) == session
-    assert sessions.from_headers({"cookie": "other=1"}) is None
+    assert await sessions.from_headers(headers) == session
+    assert await sessions.from_headers({"cookie": "other=1"}) is None
     now[0] += 61
-    assert sessions.get(session_id) is None
+    assert await sessions.get(session_id) is None
+
+
+async def test_redis_sessions_are_shared_and_expire() -> None:
+    """Two processes' tables over one Redis (as two workers): one signs in, the other sees
+    the session; sign-out and expiry hold for both; Redis down is a 503, never a sign-in."""
+    redis = SharedRedis(REDIS_URL, prefix=f"test-dashboard-{uuid.uuid4().hex}:")
+    other = SharedRedis(REDIS_URL, prefix=redis.prefix)
+    await redis.start()
+    await other.start()
+    try:
+        now = [time.time()]
+        first = DashboardSessions(60, RedisTable(redis), clock=lambda: now[0])
+        second = DashboardSessions(60, RedisTable(other), clock=lambda: now[0])
+        session_id, session = await first.create("digest", "key", "org", "Org")
+        assert await second.get(session_id) == session
+        digest = hashlib.sha256(session_id.encode()).hexdigest()  # kept under the id's digest
+        ttl = await redis.client.ttl(f"{redis.prefix}dashboard:{digest}")
+        assert 0 < ttl <= 60  # Redis forgets it by itself too
+        await second.delete(session_id)
+        assert await first.get(session_id) is None
+
+        session_id, _ = await first.create("digest", "key", "org", "Org")
+        now[0] += 61
+        assert await second.get(session_id) is None
+    finally:
+        await redis.close()
+        await other.close()
+
+    down = SharedRedis(f"redis://127.0.0.1:{_free_port()}/0", retry_after=5)
+    await down.start()
+    try:
+        sessions = DashboardSessions(60, RedisTable(down))
+        with pytest.raises(GatewayError) as refused:
+            await sessions.from_headers({"cookie": f"{COOKIE_NAME}=anything"})
+        assert refused.value.status == 503
+    finally:
+        await down.close()
+
+
+def test_a_sign_in_holds_on_every_worker_with_redis(tmp_path: Path) -> None:
+    """Two gateways (as two workers or replicas) on one control store and one Redis."""
+    keys = _keys(tmp_path)
+    settings = make_settings(tmp_path, redis_url=REDIS_URL,
+                             redis_key_prefix=f"test-dashboard-{uuid.uuid4().hex}:")  # fmt: skip
+    with GatewayServer(settings) as one, GatewayServer(settings) as two:
+        signed = httpx.post(one.url + "/dashboard/api/session", json={"key": keys["key"]})
+        assert signed.status_code == 200, signed.text
+        cookie = signed.headers["set-cookie"].split(";")[0]
+        csrf = signed.json()["data"]["csrf_token"]
+        headers = {"cookie": cookie, "x-gateway-csrf": csrf}
+        assert httpx.get(two.url + "/dashboard/api/session", headers=headers).status_code == 200
+        let_in = httpx.post(two.url + QUERY, json={"filter": "all"}, headers=headers)
+        assert let_in.status_code == 503 and "GATEWAY_LOGGING_ENABLED" in let_in.text
+        out = httpx.delete(two.url + "/dashboard/api/session", headers=headers)
+        assert out.status_code == 200
+        assert httpx.get(one.url + "/dashboard/api/session", headers=headers).status_code == 401
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -135,7 +135,7 @@ def dashboard_router(deps: DashboardDeps) -> APIRouter:
     async def whoami(request: Request) -> Response:
         """Who is signed in (and the CSRF token), or a 401 when nobody is."""
         try:
-            _, session = _session(request, deps.sessions)
+            _, session = await _session(request, deps.sessions)
             await deps.authenticate_digest(session.key_digest)
         except GatewayError as exc:
             return _clear(fail(exc.status, exc.message), request)
@@ -155,7 +155,7 @@ def dashboard_router(deps: DashboardDeps) -> APIRouter:
                 )  # fmt: skip
         except GatewayError as exc:
             return fail(exc.status, exc.message)
-        session_id, session = deps.sessions.create(
+        session_id, session = await deps.sessions.create(
             hash_key(key), identity.key_id, identity.org_id, identity.org_name
         )
         response: Response
@@ -174,13 +174,13 @@ def dashboard_router(deps: DashboardDeps) -> APIRouter:
     async def sign_out(request: Request) -> Response:
         """Sign out (with the CSRF token): the session is forgotten and the cookie cleared."""
         try:
-            session_id, session = _session(request, deps.sessions)
+            session_id, session = await _session(request, deps.sessions)
             check_csrf(session, _lower(request))
         except GatewayError as exc:
             if exc.status == 403:
                 return fail(exc.status, exc.message)
             return _clear(ok(None), request)  # nothing to sign out of: signed out anyway
-        deps.sessions.delete(session_id)
+        await deps.sessions.delete(session_id)
         return _clear(ok(None), request)
 
     return router
@@ -195,9 +195,10 @@ def _lower(request: Request) -> dict[str, str]:
     return {k.lower(): v for k, v in request.headers.items()}
 
 
-def _session(request: Request, sessions: DashboardSessions) -> tuple[str, DashboardSession]:
+async def _session(request: Request, sessions: DashboardSessions
+                   ) -> tuple[str, DashboardSession]:  # fmt: skip
     session_id = cookie_value(request.headers.get("cookie"), COOKIE_NAME)
-    session = None if session_id is None else sessions.get(session_id)
+    session = None if session_id is None else await sessions.get(session_id)
     if session_id is None or session is None:
         raise GatewayError(401, "Not signed in (or the session has expired).",
                            code="session_expired")  # fmt: skip

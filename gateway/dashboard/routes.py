@@ -6,7 +6,8 @@
 - ``POST /dashboard/api/session`` signs in with a gateway key (JSON ``{"key": ...}`` or an
   HTML form field ``key``) and sets the session cookie (gateway/dashboard/sessions.py);
   ``GET`` answers who is signed in (with the CSRF token the page sends back on API calls);
-  ``DELETE`` signs out. Answers use the query API's ``{data, error}`` envelope.
+  ``DELETE`` signs out. Answers use the query API's ``{data, error}`` envelope. (The page
+  itself signs in with JSON; the form variant is for scripts and pages of one's own.)
 
 Every answer under ``/dashboard`` carries a Content-Security-Policy that allows this origin
 only (no CDN, no external fonts, images or connections), and is not to be framed.
@@ -134,10 +135,13 @@ def dashboard_router(deps: DashboardDeps) -> APIRouter:
     @router.get("/dashboard/api/session")
     async def whoami(request: Request) -> Response:
         """Who is signed in (and the CSRF token), or a 401 when nobody is."""
+        session_id = None
         try:
-            _, session = await _session(request, deps.sessions)
+            session_id, session = await _session(request, deps.sessions)
             await deps.authenticate_digest(session.key_digest)
         except GatewayError as exc:
+            if exc.status == 401 and session_id is not None:
+                await deps.sessions.delete(session_id)  # its key was revoked: forget it now
             return _clear(fail(exc.status, exc.message), request)
         return ok(_describe(session, deps.sessions))
 

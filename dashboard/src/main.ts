@@ -1,5 +1,9 @@
-// The dashboard's shell: sign-in, navigation between the views (hash routes, so a reload
-// keeps the view; no key or token ever goes into the URL), sign-out.
+// The dashboard's shell: sign-in, navigation between the views, sign-out.
+//
+// Routes are hashes (`#/<view>` or `#/<view>/<id>`), so a reload keeps the view and no key or
+// token ever goes into a URL the server sees. A view is a function that builds its section
+// and loads its data, and stops when its AbortSignal fires (the user went elsewhere); adding
+// one is adding an entry to VIEWS (and, for the menu, a label).
 
 import "./style.css";
 import { Api } from "./api";
@@ -9,25 +13,35 @@ import { requestDetail } from "./views/request-detail";
 import { initialRequestsState, requests } from "./views/requests";
 import { signIn } from "./views/signin";
 
+interface View {
+  /** In the menu when set. */
+  label?: string;
+  title: string;
+  /** `id`: the second part of the hash (`#/requests/<id>`), decoded; "" when absent. */
+  render: (signal: AbortSignal, id: string) => HTMLElement;
+}
+
 const root = document.getElementById("app") as HTMLElement;
 const api = new Api();
-let current: AbortController | null = null;
 const requestsState = initialRequestsState();
+let current: AbortController | null = null;
+
+const VIEWS: Record<string, View> = {
+  overview: { label: "Overview", title: "Overview", render: (signal) => overview(api, signal) },
+  requests: {
+    label: "Requests",
+    title: "Requests",
+    render: (signal, id) =>
+      id ? requestDetail(api, id, signal) : requests(api, signal, requestsState),
+  },
+};
+const DEFAULT_VIEW = "overview";
 
 api.onSignedOut = (message) => showSignIn(message);
 
-interface Route {
-  name: string;
-  label: string;
-  hash: string;
-}
-const NAV: Route[] = [
-  { name: "overview", label: "Overview", hash: "#/overview" },
-  { name: "requests", label: "Requests", hash: "#/requests" },
-];
-
 function showSignIn(message?: string): void {
   current?.abort();
+  window.onhashchange = null;
   document.title = "Sign in · LLM gateway";
   clear(root, signIn(api, message, () => void start()));
 }
@@ -46,7 +60,8 @@ async function start(): Promise<void> {
   }
   const main = h("main", { id: "main", tabindex: "-1" });
   const nav = h("nav", { "aria-label": "Views" },
-    NAV.map((r) => h("a", { href: r.hash, "data-view": r.name }, r.label)));
+    Object.entries(VIEWS).filter(([, v]) => v.label).map(([name, v]) =>
+      h("a", { href: `#/${name}`, "data-view": name }, v.label as string)));
   const signOut = h("button", { type: "button", class: "quiet", onclick: async () => {
     await api.signOut();
     showSignIn("Signed out.");
@@ -67,23 +82,21 @@ async function start(): Promise<void> {
 function route(main: HTMLElement, nav: HTMLElement): void {
   current?.abort();
   current = new AbortController();
-  const hash = location.hash || "#/overview";
-  const [, view = "overview", id] = hash.split("/");
+  const [, name = "", rawId = ""] = (location.hash || "").split("/");
+  const viewName = name in VIEWS ? name : DEFAULT_VIEW;
+  const view = VIEWS[viewName];
+  let id = "";
+  try {
+    id = decodeURIComponent(rawId);
+  } catch {
+    id = rawId; // a malformed escape: shown as typed (the API says it is not found)
+  }
   for (const link of nav.querySelectorAll("a")) {
-    if (link.dataset.view === view) link.setAttribute("aria-current", "page");
+    if (link.dataset.view === viewName) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  const signal = current.signal;
-  if (view === "requests" && id) {
-    document.title = "Request · LLM gateway";
-    clear(main, requestDetail(api, decodeURIComponent(id), signal));
-  } else if (view === "requests") {
-    document.title = "Requests · LLM gateway";
-    clear(main, requests(api, signal, requestsState));
-  } else {
-    document.title = "Overview · LLM gateway";
-    clear(main, overview(api, signal));
-  }
+  document.title = `${id ? `${view.title} ${id}` : view.title} · LLM gateway`;
+  clear(main, view.render(current.signal, id));
 }
 
 void start();

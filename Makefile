@@ -27,7 +27,14 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@sha256sum $(DEV_LOCK) > $(STAMP)
 
-install: $(STAMP)
+# The Node clients the tests run (tests/node: @helicone/helpers, the OpenAI SDK), installed
+# from their lock (`npm ci`), again whenever the lock changes.
+NODE_STAMP := tests/node/node_modules/.installed
+$(NODE_STAMP): tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 # Re-resolve both locks from pyproject.toml, keeping the current pins where they still satisfy
 # it (`make lock LOCK_FLAGS=--upgrade` moves everything to the newest allowed versions). The dev
@@ -40,12 +47,14 @@ lock: $(STAMP)
 run: $(STAMP)
 	$(BIN)/gateway serve
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.cache
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.honeyhive
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway providers logging_pipeline cache ratelimit tests bench

@@ -25,13 +25,18 @@ from gateway.api import RequestApiDeps, include_request_api
 from gateway.api.annotations import AnnotationApiDeps, include_annotation_api
 from gateway.api.credits import CreditsApiDeps, include_credits_api
 from gateway.api.dashboard import include_aggregate_api
+from gateway.api.honeyhive import HoneyHiveApiDeps, include_honeyhive_api
 from gateway.api.hql import HqlApiDeps, include_hql_api
 from gateway.api.models import include_model_registry
+from gateway.api.otel import OtelApiDeps, include_otel_api
+from gateway.api.prompts_helicone import HeliconePromptDeps, include_helicone_prompt_api
+from gateway.api.prompts_posthog import PostHogPromptDeps, include_posthog_prompt_api
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dashboard import DashboardDeps, include_dashboard
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
+from gateway.ingest.honeyhive import BatchLimits
 from gateway.lifecycle import not_ready_on_signal
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from gateway.runtime import Runtime
@@ -145,6 +150,18 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             authenticate=runtime.authenticate_identity, annotate=runtime.annotate_log
         ),
     )
+    include_honeyhive_api(
+        app,
+        HoneyHiveApiDeps(
+            authenticate=runtime.authenticate_identity,
+            sink=lambda: runtime.writer.submit if runtime.writer is not None else None,
+            limits=BatchLimits(
+                max_events=settings.honeyhive_max_batch_events,
+                max_event_bytes=settings.honeyhive_max_event_bytes,
+            ),
+            max_body_bytes=settings.honeyhive_max_batch_bytes,
+        ),
+    )
     include_provider_keys_api(
         app,
         ProviderKeyApiDeps(
@@ -153,6 +170,34 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             validator=runtime.key_validator,
             targets=runtime.targets,
             on_change=runtime.provider_keys.invalidate,
+        ),
+    )
+    include_otel_api(
+        app,
+        OtelApiDeps(
+            authenticate=runtime.authenticate_identity,
+            sink=lambda: runtime.writer.submit if runtime.writer is not None else None,
+            max_body_bytes=settings.otel_max_body_bytes,
+            max_span_bytes=settings.otel_max_span_bytes,
+        ),
+    )
+    include_helicone_prompt_api(
+        app,
+        HeliconePromptDeps(
+            authenticate=runtime.authenticate_identity,
+            store=runtime.store.prompts,
+            on_change=runtime.prompts.changed,
+            inputs=runtime.prompt_inputs,
+            keyring=runtime.store.keyring,
+            link_ttl_seconds=settings.prompt_body_link_ttl_seconds,
+        ),
+    )
+    include_posthog_prompt_api(
+        app,
+        PostHogPromptDeps(
+            authenticate=runtime.authenticate_identity,
+            store=runtime.store.prompts,
+            on_change=runtime.prompts.changed,
         ),
     )
     include_model_registry(app, lambda: runtime.listing)

@@ -5,7 +5,8 @@ Hot routes (unified ``/v1/chat/completions``, ``/v1/responses``, ``/v1/embedding
 without the framework's request objects; everything else falls through to the FastAPI app.
 
 Per request, in order (ARCHITECTURE.md "One request, top to bottom"): assign the request id
-and start the clock, authenticate, read and check the body, answer a cache hit, route to a
+and start the clock, authenticate, read and check the body, assemble a managed prompt (only
+when the body names one: ``prompt_id``…), answer a cache hit, route to a
 provider, count the request against its rate limit (``Helicone-RateLimit-Policy``: a 429
 here, before anything is sent), relay; logging records every request.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from gateway.api.otel import PATHS as INGEST_PATHS
 from gateway.asgi import (
     ASGIApp,
     BodyTooLarge,
@@ -35,9 +37,11 @@ from gateway.auth import bearer_token
 from gateway.context import RequestContext, Route, parse_options
 from gateway.errors import GatewayError, send_error
 from gateway.fallbacks import FallbackRelay
+from gateway.ingest.manual_routes import ManualLogRoute
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
+from gateway.prompts.assemble import PROMPT_FIELDS
 from gateway.routing import Exchange
 from gateway.runtime import Runtime
 from ratelimit import CostEstimate, estimate_cost
@@ -57,6 +61,7 @@ class DataPlane:
         self.runtime = runtime
         self.passthrough = Passthrough(runtime)
         self.fallbacks = FallbackRelay(runtime)
+        self.manual_log = ManualLogRoute(runtime)
         routes: dict[str, tuple[Route, Handler]] = {}
         for endpoint in _UNIFIED_ENDPOINTS:
             unified: tuple[Route, Handler] = ("unified", self._make_unified(endpoint))
@@ -78,8 +83,10 @@ class DataPlane:
         ctx = RequestContext(parse_options(headers))
         path: str = scope["path"]
         handler: Handler | None
-        if LOG_MARK in path and is_log_endpoint(path):
-            handler = self.passthrough.manual_log  # never forwarded, whatever the headers
+        if path in INGEST_PATHS:
+            handler = None  # OpenTelemetry ingestion (gateway/api/otel.py), whatever the headers
+        elif LOG_MARK in path and is_log_endpoint(path):
+            handler = self.manual_log  # logged, never forwarded, whatever the headers
             ctx.route = "manual_log"
         elif ctx.options.fallbacks is not None:
             handler = self.fallbacks
@@ -167,6 +174,8 @@ class DataPlane:
         raw = await runtime.start_request(ctx, scope, receive, headers, json_body=True)
         credentials = ctx.request_credentials(headers)
         payload = _parse_json_object(raw)
+        if not PROMPT_FIELDS.isdisjoint(payload):  # a managed prompt (gateway/prompts)
+            payload, raw = await runtime.expand_prompt(ctx, endpoint, payload)
         model = payload.get("model")
         if model is None:
             raise GatewayError(400, "Missing required field 'model'.", param="model")

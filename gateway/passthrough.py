@@ -177,24 +177,6 @@ class Passthrough:
             return self.provider
         return None
 
-    async def manual_log(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        headers: dict[str, str],
-        ctx: RequestContext,
-    ) -> None:
-        """The manual-logger endpoints: 501 until ingest exists, before authentication (no
-        key lookup, no body read, no record), whatever the method and headers."""
-        raise GatewayError(
-            501,
-            "The manual logger endpoints (POST /custom/v1/log, /oai/v1/log, /anthropic/v1/log, "
-            "/googleapis/v1/log) are not implemented yet; nothing was logged and nothing was "
-            "forwarded to a provider. Send requests through the gateway to have them logged.",
-            code="not_implemented",
-        )
-
     async def provider(
         self,
         scope: Scope,

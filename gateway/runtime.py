@@ -35,6 +35,7 @@ from gateway.logconfig import log_config, log_store_problem
 from gateway.metering import Meter
 from gateway.metrics import Metrics
 from gateway.options import check_json_content_type, declared_length
+from gateway.prompts.runtime import FALLBACK_HEADER, PromptRuntime
 from gateway.readiness import (
     Readiness,
     body_store_probe,
@@ -62,6 +63,7 @@ from logging_pipeline.bodies import body_store_from_config, decode_bodies
 from logging_pipeline.clickhouse import LogStoreError
 from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
+from logging_pipeline.schema import REQUEST_TABLE
 from logging_pipeline.sink import LogSink
 from logging_pipeline.writer import LogWriter, open_log_writer
 from providers.bedrock.signing import Signer
@@ -98,7 +100,7 @@ class Runtime:
             max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout_seconds
         )
         self.signer = Signer()
-        """SigV4 for Bedrock, with its caches (parsed credentials, signing keys, hosts)."""
+        """SigV4 for Bedrock, with its caches (parsed credentials, signing keys, URLs)."""
         self.vertex = VertexTokens()
         """Vertex AI access tokens, minted from service-account keys and cached
         (gateway/vertex_auth.py)."""
@@ -141,6 +143,15 @@ class Runtime:
             read_timeout=settings.cache_read_timeout_ms / 1000,
             write_timeout=settings.cache_write_timeout_ms / 1000,
         )
+        self.prompts = PromptRuntime(
+            self.store.prompts,
+            ttl=settings.prompt_cache_ttl_seconds,
+            fallback=settings.prompt_resolution_fallback,
+            substitute_runtime=settings.prompt_substitute_runtime_messages,
+            redis=self.redis,
+        )
+        """Managed prompts at request time: resolution cache and invalidation
+        (gateway/prompts/runtime.py)."""
         self.writer: LogSink | None = None
         self.hql = HqlService(
             self.query_log,
@@ -207,6 +218,7 @@ class Runtime:
         await self.fetcher.start()
         if self.redis is not None:
             await self.redis.start()
+        await self.prompts.start()
         self.registry = await asyncio.to_thread(Registry.load)
         if self.metrics is not None:
             self.metrics.bind(self.registry)
@@ -305,6 +317,7 @@ class Runtime:
             await meter.close()
         await self.upstream.close()
         await self.fetcher.close()
+        await self.prompts.close()
         if self.redis is not None:
             await self.redis.close()
         await self.limiter.close()
@@ -396,6 +409,24 @@ class Runtime:
             capture.request_body = body
         return body
 
+    async def expand_prompt(
+        self, ctx: RequestContext, endpoint: str, payload: dict[str, Any]
+    ) -> tuple[dict[str, Any], bytes]:
+        """The prompt stage of a unified request whose body has a prompt field (after
+        :meth:`start_request`): the assembled request and its bytes, which the record keeps
+        with the prompt's id, version, inputs and environment."""
+        assert ctx.identity is not None
+        body, use = await self.prompts.expand(ctx.identity, endpoint, payload)
+        raw = orjson.dumps(body)
+        capture = ctx.capture
+        if capture is not None:
+            capture.request_body = raw
+            capture.prompt_id, capture.prompt_version = use.prompt_id, use.version_id
+            capture.prompt_inputs, capture.prompt_environment = use.inputs, use.environment
+        if use.fallback:
+            ctx.response_headers = [*(ctx.response_headers or ()), FALLBACK_HEADER]
+        return body, raw
+
     async def serve_from_cache(
         self, ctx: RequestContext, send: Send, endpoint: str, body: bytes, parsed: Any = UNPARSED
     ) -> bool:
@@ -482,6 +513,33 @@ class Runtime:
         if settings:
             return await self.writer.transport.query(sql, params, settings)
         return await self.writer.transport.query(sql, params)
+
+    async def prompt_inputs(
+        self, org_id: str, request_id: str, version_id: str
+    ) -> dict[str, Any] | None:
+        """The inputs a logged request of ``org_id`` was assembled from with ``version_id``
+        (Helicone's ``…/{versionId}/inputs``); None when there is no such record."""
+        rows = await self.query_log(
+            f"SELECT toString(request_id) AS id_text, prompt_version, prompt_inputs, "
+            f"prompt_environment FROM {REQUEST_TABLE} FINAL WHERE organization_id = {{org:UUID}} "
+            "AND request_id = {rid:UUID} AND prompt_version = {vid:String} LIMIT 1",
+            {"org": org_id, "rid": request_id, "vid": version_id},
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        try:
+            inputs = orjson.loads(row.get("prompt_inputs") or "{}")
+        except orjson.JSONDecodeError:
+            inputs = {}
+        found: dict[str, Any] = {
+            "request_id": row["id_text"],
+            "version_id": row["prompt_version"],
+            "inputs": inputs,
+        }
+        if row.get("prompt_environment"):
+            found["environment"] = row["prompt_environment"]
+        return found
 
     async def annotate_log(self, annotation: Annotation) -> str:
         """Feedback, scores, properties: stored by the log writer that owns the store."""

@@ -9,7 +9,7 @@ and any key created without ``--scope``) has full access.
 provider keys may also list them.
 
 The reference's catalogue (prompts-and-peer-apis.md E.5) is kept whole, also for features
-not served yet (prompts, reviews, evaluations, ingest), so a key created today keeps its
+not served yet (reviews, evaluations, ingest), so a key created today keeps its
 meaning when they arrive. One scope is ours: ``gateway:admin`` (the operator's admin API),
 which a key must name explicitly.
 """
@@ -21,10 +21,16 @@ from types import MappingProxyType
 
 INVOKE = "gateway:invoke"
 """The data plane: every proxied request (unified routes and passthrough)."""
+PROMPT_READ = "prompt:read"
+"""Managed prompts: the prompt APIs' reads, and a data-plane request with ``prompt_id``."""
+PROMPT_WRITE = "prompt:write"
 PROVIDER_KEY_READ = "provider_key:read"
 PROVIDER_KEY_WRITE = "provider_key:write"
 TRACE_READ = "trace:read"
 """The request log (``/v1/request/*``)."""
+TRACE_WRITE = "trace:write"
+"""Writes to the log other than proxying: logging without proxying (manual logger,
+OpenTelemetry, HoneyHive), request properties, session feedback."""
 EVALUATION_WRITE = "evaluation:write"
 ADMIN = "gateway:admin"
 """The operator's powers over every organisation (credit accounts and budgets:
@@ -33,8 +39,8 @@ ADMIN = "gateway:admin"
 
 NATIVE_SCOPES: frozenset[str] = frozenset(
     {
-        "prompt:read",
-        "prompt:write",
+        PROMPT_READ,
+        PROMPT_WRITE,
         PROVIDER_KEY_READ,
         PROVIDER_KEY_WRITE,
         TRACE_READ,
@@ -50,8 +56,8 @@ NATIVE_SCOPES: frozenset[str] = frozenset(
 
 ALIASES = MappingProxyType(
     {
-        "llm_prompt:read": frozenset({"prompt:read"}),
-        "llm_prompt:write": frozenset({"prompt:write"}),
+        "llm_prompt:read": frozenset({PROMPT_READ}),
+        "llm_prompt:write": frozenset({PROMPT_WRITE}),
         "llm_provider_key:read": frozenset({PROVIDER_KEY_READ}),
         "llm_provider_key:write": frozenset({PROVIDER_KEY_WRITE}),
         "llm_analytics:read": frozenset({TRACE_READ, "review:read", "evaluation:read"}),
@@ -64,8 +70,8 @@ POSTHOG_NAMES = MappingProxyType(
     {
         PROVIDER_KEY_READ: "llm_provider_key:read",
         PROVIDER_KEY_WRITE: "llm_provider_key:write",
-        "prompt:read": "llm_prompt:read",
-        "prompt:write": "llm_prompt:write",
+        PROMPT_READ: "llm_prompt:read",
+        PROMPT_WRITE: "llm_prompt:write",
         "evaluation:read": "llm_analytics:read",
         EVALUATION_WRITE: "llm_analytics:write",
     }

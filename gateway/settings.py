@@ -196,6 +196,14 @@ class Settings(BaseSettings):
     # its attempts in their planned order (the bench measures failover that way).
     provider_cooldown_seconds: float = Field(default=30.0, ge=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # OpenTelemetry ingestion (gateway/api/otel.py): the largest export accepted, measured
+    # after decompression (a compressed body cannot expand past it), and the largest single
+    # span (encoded); a larger span is rejected alone (OTLP partial success).
+    otel_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    otel_max_span_bytes: int = Field(default=1024 * 1024, ge=256)
+    # The manual logger (gateway/ingest): the largest log body (request + response of one
+    # logged call) accepted; 413 above.
+    manual_log_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # Slow clients (gateway/protocol.py): a request's headers, then its body, must arrive
     # within these many seconds (408 after); connections per process past the limit get 503.
     client_header_timeout: float = Field(default=10.0, gt=0)
@@ -254,6 +262,16 @@ class Settings(BaseSettings):
     hql_enabled: bool = True
     hql_clickhouse_url: str | None = None
     hql_link_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
+    # Managed prompts (gateway/prompts, README "Prompts"): how long a resolved version is
+    # cached per process (every prompt write invalidates it at once, in every process with
+    # REDIS_URL); lenient resolution (an unknown environment or version falls back to
+    # production, as upstream does, instead of a 400); whether runtime messages get
+    # {{hc:…}} substitution too (upstream does; off when users' text must stay as sent); how
+    # long the signed body links of the Helicone facade (s3_url) are valid.
+    prompt_cache_ttl_seconds: float = Field(default=300.0, ge=0)
+    prompt_resolution_fallback: bool = False
+    prompt_substitute_runtime_messages: bool = True
+    prompt_body_link_ttl_seconds: int = Field(default=3600, ge=10, le=7 * 86_400)
     logging_enabled: bool = True
     log_writer_process: bool = True
     # The writer child's CPU priority (added niceness, 0-19): request serving comes first
@@ -274,6 +292,12 @@ class Settings(BaseSettings):
     # wait in the store this long for it, then are logged, counted and dropped. At most 30
     # days, how long the store keeps annotations (logging_pipeline/schema.py).
     annotation_expiry_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
+    # HoneyHive batches (POST /events/model/batch, /v1/events/batch; gateway/api/honeyhive.py):
+    # one request's body (413 above), the events in one batch (413 above), and one event's JSON
+    # (that event alone fails, in the answer's errors).
+    honeyhive_max_batch_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    honeyhive_max_batch_events: int = Field(default=1000, ge=1)
+    honeyhive_max_event_bytes: int = Field(default=1024 * 1024, ge=256)
     # Redis (gateway/redisconn.py), shared by the response cache and rate limits: unset, both
     # live in the process. The prefix starts every key (several deployments on one server);
     # after a connection fault Redis is left alone for redis_retry_seconds (fail open).

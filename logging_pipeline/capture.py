@@ -57,6 +57,15 @@ class Capture:
     """Token counts a client reported with a logged (not proxied) call, as
     :class:`~providers.usage.Usage` field names: used instead of reading the response body
     (``gateway/ingest``). None: read usage from the body, as for proxied requests."""
+    prompt_id: str = ""
+    """A request assembled from a managed prompt (``prompt_id`` in the body): the prompt's
+    short id. Empty: none (the legacy ``Helicone-Prompt-Id`` header is read by the writer)."""
+    prompt_version: str = ""
+    """That prompt's version id."""
+    prompt_inputs: str = ""
+    """The request's ``inputs``, as JSON (which inputs produced this answer)."""
+    prompt_environment: str = ""
+    """The ``environment`` the request asked for (empty: none)."""
 
     def finish(self) -> None:
         if self.finished_at is None:

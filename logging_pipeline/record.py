@@ -205,6 +205,7 @@ def build_record(
         "attempts": _attempts(capture),
         "cache_saved_cost": cost.nano_usd if hit else 0,
         "cache_saved_latency": capture.cache_saved_latency_ms if hit else 0,
+        **_prompt_columns(capture),
     }
     return BuiltRecord(_ROW(values), document, capture)
 
@@ -249,5 +250,17 @@ def fallback_record(capture: Capture) -> BuiltRecord:
         body_token=body_token(capture),
         wire_format=capture.wire,
         attempts=_attempts(capture),
+        **_prompt_columns(capture),
     )
     return BuiltRecord(_ROW(values), None, capture)
+
+
+def _prompt_columns(capture: Capture) -> dict[str, str]:
+    """The managed prompt of the request; the legacy ``Helicone-Prompt-Id`` header (kept in
+    the properties) fills ``prompt_id`` when the body named none (E.6 step 6)."""
+    return {
+        "prompt_id": capture.prompt_id or capture.properties.get("Helicone-Prompt-Id", ""),
+        "prompt_version": capture.prompt_version,
+        "prompt_inputs": capture.prompt_inputs,
+        "prompt_environment": capture.prompt_environment,
+    }

@@ -148,6 +148,17 @@ TTL toDateTime(accepted_at) + INTERVAL 30 DAY
 """,
         ),
     ),
+    (
+        # Managed prompts (gateway/prompts): the inputs a prompt-driven request was assembled
+        # from (JSON) and the environment it asked for. prompt_id / prompt_version (0001) are
+        # filled from now on too.
+        "0007_prompt_inputs",
+        (
+            f"ALTER TABLE {REQUEST_TABLE} ADD COLUMN IF NOT EXISTS prompt_inputs String DEFAULT ''",
+            f"ALTER TABLE {REQUEST_TABLE} "
+            "ADD COLUMN IF NOT EXISTS prompt_environment LowCardinality(String) DEFAULT ''",
+        ),
+    ),
 )
 """(version, statements) in order; each statement is idempotent."""
 
@@ -192,5 +203,9 @@ INSERT_COLUMNS: tuple[str, ...] = (
     "attempts",
     "cache_saved_cost",
     "cache_saved_latency",
+    "prompt_id",
+    "prompt_version",
+    "prompt_inputs",
+    "prompt_environment",
 )
 """The columns the writer fills, in the order of the rows it inserts."""

@@ -14,10 +14,11 @@ import base64
 import datetime
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-import botocore.auth
 import orjson
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -41,7 +42,7 @@ from providers.bedrock import (
     usage_from_answer,
 )
 from providers.bedrock.models import is_model_id
-from providers.bedrock.signing import AwsCredentials, auth_headers, signed_headers
+from providers.bedrock.signing import AwsCredentials, Signer, auth_headers, signed_headers
 from providers.formats import response_reader
 from providers.usage import Usage
 from tests.emulator import eventstream
@@ -365,6 +366,13 @@ def test_paths_encode_the_id_as_one_segment_and_regions_are_checked() -> None:
     assert model_path(arn, "converse") == (
         "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x/converse"
     )
+    plain = "us.anthropic.claude-3-5-sonnet-20240620-v1:0"
+    assert model_path(plain, "invoke") == f"/model/{plain.replace(':', '%3A')}/invoke"
+    rng = random.Random(13)
+    odd = "abcXYZ019-._~:/ %?#é€\n"
+    for model_id in [plain, arn, *("".join(rng.choices(odd, k=12)) for _ in range(300))]:
+        # the plain ids' shortcut spells every id as quote() does
+        assert model_path(model_id, "converse") == f"/model/{quote(model_id, safe='')}/converse"
     assert endpoint_url("eu-west-3") == "https://bedrock-runtime.eu-west-3.amazonaws.com"
     for bad in ("evil.com/x", "us-east-1.evil.com", "US-EAST-1", ""):
         with pytest.raises(ValueError):
@@ -607,13 +615,9 @@ AWS_SUITE = AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE
         ("POST", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"),
     ],
 )
-def test_signing_matches_the_aws_test_suite(
-    monkeypatch: pytest.MonkeyPatch, method: str, signature: str
-) -> None:
-    monkeypatch.setattr(
-        botocore.auth, "get_current_datetime", lambda: datetime.datetime(2015, 8, 30, 12, 36)
-    )
-    headers = signed_headers(
+def test_signing_matches_the_aws_test_suite(method: str, signature: str) -> None:
+    signed_at = datetime.datetime(2015, 8, 30, 12, 36, tzinfo=datetime.UTC).timestamp()
+    headers = Signer(clock=lambda: signed_at).signed_headers(
         method, "https://example.amazonaws.com/", {}, b"", AWS_SUITE, "us-east-1", service="service"
     )
     assert headers["x-amz-date"] == "20150830T123600Z"

@@ -68,12 +68,12 @@ def create_key(env: dict[str, str], *args: str) -> str:
 def test_migrate_on_a_fresh_data_dir(env: dict[str, str]) -> None:
     first = run(env, "migrate")
     assert first.returncode == 0, first.stderr
-    assert "from (empty) to 0004" in first.stdout
+    assert "from (empty) to 0005" in first.stdout
     assert (Path(env["GATEWAY_DATA_DIR"]) / "gateway.db").is_file()
 
     second = run(env, "migrate")
     assert second.returncode == 0, second.stderr
-    assert "up to date (revision 0004)" in second.stdout
+    assert "up to date (revision 0005)" in second.stdout
 
 
 def test_keys_create_prints_the_key_last(env: dict[str, str]) -> None:

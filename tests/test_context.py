@@ -274,7 +274,8 @@ async def test_the_data_plane_names_the_kind_of_handler_in_the_context(
 
     plane = DataPlane(app, Runtime(make_settings(tmp_path)))
     plane.routes = {p: (kind, spy) for p, (kind, _) in plane.routes.items()}
-    plane.passthrough.generic = plane.passthrough.manual_log = spy  # type: ignore[method-assign]
+    plane.passthrough.generic = spy  # type: ignore[method-assign]
+    plane.manual_log = spy  # type: ignore[assignment]
     plane.passthrough.provider = spy  # type: ignore[method-assign]
 
     async def receive() -> Message:

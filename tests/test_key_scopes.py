@@ -93,7 +93,7 @@ async def test_keys_made_before_scopes_keep_full_access(database_url: str) -> No
                 {"hash": hash_key(plaintext), "prefix": key_prefix(plaintext)},
             )
         await store.migrate()
-        assert await store.schema_revision() == "0004"
+        assert await store.schema_revision() == "0005"
         old = await store.find_active_key(hash_key(plaintext))
         assert old is not None and old.scopes is None
 

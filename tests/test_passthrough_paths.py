@@ -1,5 +1,5 @@
-"""Passthrough paths that are not plain proxy paths: the manual-logger endpoints (501, never
-forwarded) and the key-in-path forms (authenticate with the key, strip it, never forward or
+"""Passthrough paths that are not plain proxy paths: the manual-logger endpoints (logged,
+never forwarded) and the key-in-path forms (authenticate with the key, strip it, never forward or
 record it). One gateway with logging on (the writer child owns the embedded store)."""
 
 from __future__ import annotations
@@ -83,31 +83,42 @@ LOG_PATHS = [
 
 
 @pytest.mark.parametrize("path", LOG_PATHS)
-@pytest.mark.parametrize("auth", ["gateway key", "none"])
-def test_log_endpoints_answer_501_and_never_reach_the_provider(
-    gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator, path: str, auth: str
+def test_log_endpoints_log_and_never_reach_the_provider(
+    gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator, path: str
 ) -> None:
     server, key = gateway
-    headers = {"authorization": f"Bearer {key}"} if auth == "gateway key" else {}
-    response = httpx.post(server.url + path, json=LOG_BODY, headers=headers)
-    assert response.status_code == 501, response.text
-    error = response.json()["error"]
-    assert error["code"] == "not_implemented"
-    assert "manual logger" in error["message"].lower()
+    response = httpx.post(
+        server.url + path, json=LOG_BODY, headers={"authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 200, response.text
+    request_id = response.json()["data"]["request_id"]
+    assert response.headers["helicone-id"] == request_id
+    assert _record(server, key, request_id)["request_path"] == path.rstrip("/")
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize("path", LOG_PATHS)
+def test_log_endpoints_need_a_gateway_key(
+    gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator, path: str
+) -> None:
+    server, _ = gateway
+    response = httpx.post(server.url + path, json=LOG_BODY)
+    assert response.status_code == 401
+    assert response.json()["data"] is None and "gateway key" in response.json()["error"]
     assert response.headers["helicone-id"]
     assert upstream.requests == []
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-def test_log_endpoints_refuse_every_method(
+def test_log_endpoints_refuse_every_other_method(
     gateway: tuple[GatewayServer, str], upstream: OpenAIEmulator, method: str
 ) -> None:
     server, key = gateway
     response = httpx.request(
         method, server.url + "/oai/v1/log",
         headers={"helicone-auth": f"Bearer {key}", "authorization": f"Bearer {PROVIDER_KEY}"},
-    )
-    assert response.status_code == 501
+    )  # fmt: skip
+    assert response.status_code == 405
     assert upstream.requests == []
 
 
@@ -121,7 +132,7 @@ def test_log_endpoint_with_a_target_url_is_not_forwarded(
         json=LOG_BODY,
         headers={"helicone-auth": f"Bearer {key}", "helicone-target-url": upstream.origin},
     )
-    assert response.status_code == 501
+    assert response.status_code == 200
     assert upstream.requests == []
 
 
@@ -130,7 +141,10 @@ def test_log_endpoint_with_the_key_in_the_path(
 ) -> None:
     server, key = gateway
     response = httpx.post(f"{server.url}/oai/{key}/v1/log", json=LOG_BODY)
-    assert response.status_code == 501
+    assert response.status_code == 200, response.text
+    record = _record(server, key, response.json()["data"]["request_id"])
+    assert record["request_path"] == "/oai/v1/log"  # the key is never recorded
+    assert record["provider"] == "openai"
     assert upstream.requests == []
 
 

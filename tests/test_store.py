@@ -72,7 +72,7 @@ async def test_migrate_is_idempotent(database_url: str) -> None:
     try:
         assert await store.schema_revision() is None
         await store.migrate()
-        assert await store.schema_revision() == ControlStore.head_revision() == "0004"
+        assert await store.schema_revision() == ControlStore.head_revision() == "0005"
         key, _ = await store.create_key()
         await store.migrate()
     finally:
@@ -81,7 +81,7 @@ async def test_migrate_is_idempotent(database_url: str) -> None:
     again = ControlStore(database_url)
     try:
         await again.migrate()
-        assert await again.schema_revision() == "0004"
+        assert await again.schema_revision() == "0005"
         assert await again.find_active_key(hash_key(key)) is not None
     finally:
         await again.close()
@@ -91,7 +91,7 @@ async def test_concurrent_migrations_apply_once(database_url: str) -> None:
     stores = [ControlStore(database_url) for _ in range(3)]
     try:
         await asyncio.gather(*(s.migrate() for s in stores))
-        assert await stores[0].schema_revision() == "0004"
+        assert await stores[0].schema_revision() == "0005"
     finally:
         for s in stores:
             await s.close()

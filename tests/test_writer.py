@@ -538,15 +538,17 @@ def test_capture_tuple_round_trip() -> None:
     original.cache_reference_id = "0190a000-0000-7000-8000-0000000000bb"
     original.cache_saved_latency_ms = 812
     original.reported_usage = {"prompt_tokens": 3}
+    original.prompt_id, original.prompt_version = "abc123", "0190a000-0000-7000-8000-0000000000cc"
+    original.prompt_inputs, original.prompt_environment = '{"name":"Ann"}', "staging"
     values = original.to_tuple()
     assert values == tuple(getattr(original, f.name) for f in dataclasses.fields(Capture))
     assert Capture.from_tuple(values) == original
-    # A frame journaled before ``wire``, ``attempts``, the cache fields and reported usage
-    # existed (an upgrade with records on disk) still reads.
-    older = Capture.from_tuple(values[:-5])
+    # A frame journaled before ``wire``, ``attempts``, the cache fields, reported usage and
+    # the prompt fields existed (an upgrade with records on disk) still reads.
+    older = Capture.from_tuple(values[:-9])
     assert older.wire == "openai" and older.attempts == [] and older.country_code == "DE"
     assert older.cache_reference_id is None and older.cache_saved_latency_ms == 0
-    assert older.reported_usage is None
+    assert older.reported_usage is None and older.prompt_id == older.prompt_inputs == ""
     with pytest.raises(ValueError, match="fields"):
         Capture.from_tuple(values[:5])
     with pytest.raises(ValueError, match="fields"):

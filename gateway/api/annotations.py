@@ -37,7 +37,7 @@ from gateway.api.requests import (
     store_unavailable,
 )
 from gateway.errors import GatewayError
-from gateway.scopes import EVALUATION_WRITE, allows
+from gateway.scopes import EVALUATION_WRITE, TRACE_WRITE, allows
 from gateway.store import KeyIdentity
 from logging_pipeline.annotations import Annotation
 from logging_pipeline.clickhouse import LogStoreError
@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 FEEDBACK_SCORE = "helicone-score-feedback"
 SESSION_FEEDBACK_PROPERTY = "Helicone-Session-Feedback"
-TRACE_WRITE = "trace:write"
 MAX_ENTRIES = 100
 """Scores or properties in one call."""
 MAX_NAME_CHARS = 256

@@ -113,15 +113,16 @@ async def authorize(
     return identity
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object (an empty body is ``{}``), or DRF's 400."""
+async def json_object(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is ``{}``), or DRF's 400; 413 over ``limit``
+    bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise error(413, "invalid_request", "request_too_large", "Request body is too large.")
     raw = b""
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
+        if len(raw) > limit:
             raise error(413, "invalid_request", "request_too_large", "Request body is too large.")
     if not raw.strip():
         return {}

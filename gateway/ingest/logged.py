@@ -36,6 +36,8 @@ class LoggedCall:
     provider: str = ""
     target_url: str = ""
     model: str = ""
+    model_override: str = ""
+    """``Helicone-Model-Override``: the model the record names and prices, bodies aside."""
     request_body: bytes = b""
     response_body: bytes = b""
     status: int = 200
@@ -67,6 +69,7 @@ def logged_capture(call: LoggedCall) -> Capture:
         provider=call.provider,
         target_url=call.target_url,
         request_model=call.model,
+        model_override=call.model_override,
         request_body=call.request_body,
         status=call.status,
         response_body=call.response_body,

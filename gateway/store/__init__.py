@@ -31,6 +31,21 @@ from gateway.store._crypto import (
     load_keyring,
 )
 from gateway.store._hql import SavedQuery, SavedQueryNameExists, SavedQueryStore
+from gateway.store._prompt_rows import (
+    MAX_PROMPT_VERSIONS,
+    PRODUCTION,
+    PromptNotFound,
+    PromptRecord,
+    PromptSlugExists,
+    PromptSummary,
+    PromptVersionNotFound,
+    PromptVersionRecord,
+    StaleVersion,
+    UnknownSelection,
+    VersionDeployed,
+    VersionLimit,
+)
+from gateway.store._prompts import PromptStore
 from gateway.store._provider_keys import (
     DEPLOYMENT_ID_PATTERN,
     ProviderKeyStore,
@@ -53,8 +68,10 @@ from gateway.store._records import (
 __all__ = [
     "DEFAULT_ORG",
     "DEPLOYMENT_ID_PATTERN",
+    "MAX_PROMPT_VERSIONS",
     "MISSING_KEY_MESSAGE",
     "PERIODS",
+    "PRODUCTION",
     "PROVIDER_KEY_STATES",
     "SCOPES",
     "AccountState",
@@ -75,6 +92,13 @@ __all__ = [
     "KeyRing",
     "MeterPolicy",
     "Period",
+    "PromptNotFound",
+    "PromptRecord",
+    "PromptSlugExists",
+    "PromptStore",
+    "PromptSummary",
+    "PromptVersionNotFound",
+    "PromptVersionRecord",
     "ProviderKeyConflict",
     "ProviderKeyNotFound",
     "ProviderKeyRecord",
@@ -84,7 +108,11 @@ __all__ = [
     "SavedQueryStore",
     "Scope",
     "SealedProviderKey",
+    "StaleVersion",
     "UnknownBudget",
+    "UnknownSelection",
+    "VersionDeployed",
+    "VersionLimit",
     "generate_key",
     "load_keyring",
     "mask_key",

@@ -20,6 +20,7 @@ from gateway.store._crypto import KeyRing, load_keyring
 from gateway.store._engine import create_engine
 from gateway.store._hql import SavedQueryStore
 from gateway.store._migrate import database_revision, head_revision, upgrade_to_head
+from gateway.store._prompts import PromptStore
 from gateway.store._provider_keys import ProviderKeyStore
 from gateway.store._records import DEFAULT_ORG, AmbiguousKey, KeyIdentity, KeyNotFound, KeyRecord
 from gateway.store._schema import ApiKey, Organization, utc_now
@@ -86,6 +87,7 @@ class ControlStore:
         self.provider_keys = ProviderKeyStore(self._sessions, keyring)
         self.credits = CreditStore(self._engine)
         self.hql_queries = SavedQueryStore(self._sessions)
+        self.prompts = PromptStore(self._sessions)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ControlStore:

@@ -113,6 +113,9 @@ REQUEST_RESPONSE_RMT: Mapping[str, FieldSpec] = MappingProxyType({
     "helicone-score-feedback": Special.FEEDBACK_SCORE,
     "prompt_id": Column("prompt_id", T),
     "prompt_version": Column("prompt_version", T),
+    # Our extension: the inputs (JSON text) and environment of a managed-prompt request.
+    "prompt_inputs": Column("prompt_inputs", T),
+    "prompt_environment": Column("prompt_environment", T),
     "request_referrer": Column(NOT_RECORDED, T),
     "is_passthrough_billing": Column("is_passthrough_billing", B),
     # Our extensions (reference §7.1 "implement the union", widened to every column the
@@ -191,7 +194,8 @@ PROPERTIES_TABLE = "properties"
 """Top-level legacy table ``{"properties": {key: TextOperators}}``, same as the rmt map."""
 
 UNSUPPORTED_TABLES: Mapping[str, str] = MappingProxyType({
-    "values": "This filter is not implemented (prompt input values are not recorded)",
+    "values": "This filter is not implemented; prompt inputs are recorded as JSON text: "
+    "filter on request_response_rmt.prompt_inputs (e.g. contains) instead",
     "cache_hits": "the cache_hits table is not available; use isCached or "
     "request_response_rmt.cached instead",
 })

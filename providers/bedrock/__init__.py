@@ -1,14 +1,14 @@
 """AWS Bedrock as a wire format: Converse (every model family), InvokeModel with Anthropic's
-body (Claude), event-stream decoding, SigV4 signing through botocore. Pure translation, no
-network and no gateway imports.
+body (Claude), event-stream decoding, SigV4 signing (the gateway's own signer, checked against
+botocore's). Pure translation, no network and no gateway imports.
 
 * :class:`BedrockAdapter` — all of it behind the adapter protocol;
 * :func:`chat_to_converse`, :func:`converse_to_chat`, :class:`ConverseStreamDecoder` —
   Converse both ways; :func:`chat_to_invoke`, :class:`InvokeStreamDecoder` — Claude's
   InvokeModel;
 * :class:`EventStreamFramer` — ``application/vnd.amazon.eventstream`` bytes → messages;
-* :mod:`providers.bedrock.signing` — credentials and SigV4 (imported on its own: botocore's
-  signer costs half a second to import, which commands that never sign need not pay);
+* :mod:`providers.bedrock.signing` — credentials and SigV4 (imported on its own, by the two
+  callers that sign: the translated path's router and the passthrough);
 * :func:`endpoint_url`, :func:`model_path`, :func:`is_anthropic` — addressing;
 * :func:`error_to_openai` — Bedrock error → OpenAI error object;
 * :func:`usage_from_answer`, :func:`summarise_stream` — the request log's reader.

@@ -1,4 +1,4 @@
-"""AWS credentials for Bedrock, and signing a request with them (SigV4, through botocore).
+"""AWS credentials for Bedrock, and signing a request with them (SigV4, the gateway's own).
 
 A Bedrock credential travels through the gateway as one string, like every other provider
 key (``<PREFIX>_API_KEY``, a BYOK key, a client's own key), in one of three forms:
@@ -9,56 +9,66 @@ key (``<PREFIX>_API_KEY``, a BYOK key, a client's own key), in one of three form
   spelling of AWS's own SDKs and ``credential_process``);
 * anything else: a Bedrock API key, sent as ``Authorization: Bearer`` with no signature.
 
-Signing is botocore's :class:`~botocore.auth.SigV4Auth` over a
-:class:`~botocore.awsrequest.AWSRequest` of the exact URL and body that are then sent: the
-canonical request, the string to sign and the signature are botocore's. Only the headers that
-must be (``host``, ``x-amz-date``, the session token) and the few the request depends on
-(``content-type``, ``x-amzn-bedrock-*``) are signed, so that headers the HTTP client adds on
-the way (``accept-encoding``, ``content-length``) cannot invalidate the signature.
+Signing follows AWS Signature Version 4 as botocore's ``SigV4Auth`` applies it to a non-S3
+service (``bedrock``), over the exact URL and body that are then sent:
 
-A :class:`Signer` (one per gateway process, owned by the runtime) makes that cheap enough for
-every request (budget: ``python -m bench.sigv4``, p50 ≤ 100 µs; a plain ``SigV4Auth`` costs
-about twice that, in ~570 small Python calls). It keeps, in bounded caches:
+* the canonical URI is the URL's path with dot segments and empty segments removed, then
+  percent-encoded once more (everything but unreserved characters and ``/``): a path the
+  gateway already encoded (a model id's ``:`` as ``%3A``) is signed as ``%253A``, which is
+  what AWS expects of every service but S3;
+* the canonical query string is the URL's ``name=value`` pairs sorted, as they are written;
+* the signed headers are ``host`` (the URL's, lower-case, without a default port),
+  ``x-amz-date``, ``x-amz-security-token`` for temporary credentials, and the few the request
+  depends on (``content-type``, ``x-amzn-bedrock-*``), values trimmed and inner runs of
+  whitespace folded; headers the HTTP client adds on the way (``accept-encoding``,
+  ``content-length``) are left out so they cannot invalidate the signature;
+* the payload hash is the body's SHA-256 (no ``x-amz-content-sha256`` header: botocore sends
+  none for Bedrock).
 
-* each credential string's parsed identity (and botocore's ``Credentials`` for it);
+botocore's signer, which the gateway used before, costs several times more per request (an
+``AWSRequest`` with ``email.message`` headers, ~570 small Python calls, five HMACs), and was
+most of what a translated Bedrock request cost over an OpenAI one (``python -m bench.sigv4``
+times both). Tests compare this one's every signed header, byte for byte, with botocore's
+``SigV4Auth`` over many random requests (model ids with ``:`` and ``/``, ARNs, queries,
+session tokens, regions, ports, bodies) and with a real boto3 client's request, check it with
+AWS's test suite (vanilla GET and POST), and the emulator verifies each signature with
+botocore.
+
+A :class:`Signer` (one per gateway process, owned by the runtime) keeps, in bounded caches:
+
+* each credential string's parsed identity;
 * the *signing key*: four of SigV4's five HMACs derive it from the secret, the date, the
   region and the service — the same all day for one identity — so only the last HMAC, over
-  the string to sign, is computed per request (:class:`_CachedKeySigV4Auth`);
-* each endpoint's ``host`` value, which botocore would otherwise derive from the URL (parsed
-  twice, with an IPv6 check) on every signature, and each path's canonical form.
-
-It also spares botocore's signer work that does not change the signature: the request's
-headers are a plain dict with lower-case names instead of an ``email.message`` object
-(:class:`_Headers`), the map of headers to sign is made once per signature instead of twice
-(for the canonical request, then for the ``SignedHeaders`` of the ``Authorization`` header),
-and the body is read without "preparing" the whole request (headers copied, length computed).
-Tests check the signatures against botocore's plain signer and AWS's test suite.
+  the string to sign, is computed per request, from a copy of an HMAC already keyed with it
+  (keying one costs as much as the rest of that HMAC: OpenSSL 3 looks SHA-256 up each time);
+* each URL's ``host`` value, canonical path and canonical query (a gateway sends a handful);
+* the ``x-amz-date`` text of the current second.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
-
-from botocore.auth import SIGNED_HEADERS_BLACKLIST, SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+from typing import Generic, TypeVar
+from urllib.parse import quote, urlsplit
 
 SERVICE = "bedrock"
 """The SigV4 service name of the Bedrock runtime API (its host says ``bedrock-runtime``)."""
 
-_SIGNED = ("content-type",)
+ALGORITHM = "AWS4-HMAC-SHA256"
+_SIGNED = "content-type"
 _SIGNED_PREFIX = "x-amzn-bedrock-"
-_HEADER_MAP = "gateway.headers_to_sign"
-"""Where :class:`_CachedKeySigV4Auth` keeps a request's header map in ``request.context``."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 CACHE_SIZE = 256
-"""Entries per cache of a :class:`Signer`: identities, signing keys, hosts. A gateway signs
-for a handful of identities and regions; the bound only matters against a flood of distinct
-client credentials (passthrough), which then costs what it cost without the cache."""
+"""Entries per cache of a :class:`Signer`: identities, signing keys, URLs. A gateway signs
+for a handful of identities, regions and models; the bound only matters against a flood of
+distinct client credentials or paths (passthrough), which then costs what it cost without
+the cache."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,145 +137,69 @@ class _Bounded(Generic[K, V]):
 
 
 @dataclass(frozen=True, slots=True)
-class _Identity:
-    """What signing needs of one :class:`AwsCredentials`, made once."""
+class _Target:
+    """What a signature takes from a URL, derived once per URL."""
 
-    credentials: Credentials
-    secret_digest: bytes
-    """SHA-256 of the secret: the signing-key cache's key names the secret without holding it."""
+    host: str
+    """The ``host`` header's value: lower-case, ``[…]`` around IPv6, a non-default port."""
+    path: str
+    """The canonical URI."""
+    query: str
+    """The canonical query string."""
 
-
-class _Headers(dict[str, str]):
-    """A request's headers with case-insensitive names, kept lower-case: what botocore's
-    signer does with ``request.headers`` (``in``, get, set, delete, ``items``) without the
-    cost of the ``email.message`` object ``AWSRequest`` uses (its every lookup lower-cases and
-    re-sanitises all headers)."""
-
-    __slots__ = ()
-
-    def __setitem__(self, name: str, value: str) -> None:
-        super().__setitem__(name.lower(), value)
-
-    def __getitem__(self, name: str) -> str:
-        return super().__getitem__(name.lower())
-
-    def __delitem__(self, name: str) -> None:
-        super().__delitem__(name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return super().__contains__(name.lower() if isinstance(name, str) else name)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return super().get(name.lower(), default)
+    @classmethod
+    def of(cls, url: str) -> _Target:
+        """The URL's parts as botocore's signer derives them (``urlsplit``, then SigV4's
+        canonical forms)."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""  # lower-case, without brackets or user info
+        if ":" in host:  # only an IPv6 literal (bracketed in the URL) has colons
+            host = f"[{host}]"
+        port = parts.port
+        if port is not None and port != _DEFAULT_PORTS.get(parts.scheme):
+            host = f"{host}:{port}"
+        path = quote(_remove_dot_segments(parts.path) if parts.path else "/", safe="/~")
+        pairs = sorted(pair.partition("=")[::2] for pair in parts.query.split("&"))
+        query = "&".join(f"{name}={value}" for name, value in pairs) if parts.query else ""
+        return cls(host, path, query)
 
 
-class _HeaderMap(dict[str, str]):
-    """The headers to sign, lower-case names to values (one value each: :class:`_Headers`
-    holds no repeated name), with the one ``HTTPHeaders`` method botocore's canonical form
-    reads them through."""
-
-    __slots__ = ()
-
-    def get_all(self, name: str, failobj: Any = None) -> Any:
-        value = self.get(name)
-        return failobj if value is None else [value]
-
-
-class _BytesRequest(AWSRequest):  # type: ignore[misc]  # botocore is untyped
-    """An :class:`AWSRequest` with :class:`_Headers`, whose body is always the bytes it was
-    made with.
-
-    ``AWSRequest.body`` runs the whole request preparation (a copy of the headers, the
-    content length) to return the body, which for ``bytes`` data is that data unchanged; the
-    signer reads it once per signature for the payload hash."""
-
-    def __init__(self, method: str, url: str, data: bytes, headers: _Headers) -> None:
-        super().__init__(method=method, url=url, data=data)
-        self.headers = headers
-
-    @property
-    def body(self) -> bytes:
-        data: bytes = self.data
-        return data
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4 dot-segment removal, with empty segments (``//``) dropped as well, as
+    AWS's canonical URI wants (a trailing ``/`` is kept when anything is left)."""
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment and segment != ".":
+            segments.append(segment)
+    first = "/" if path.startswith("/") else ""
+    last = "/" if path.endswith("/") and segments else ""
+    return first + "/".join(segments) + last
 
 
-class _CachedKeySigV4Auth(SigV4Auth):  # type: ignore[misc]  # botocore is untyped
-    """botocore's SigV4 signer with the derived signing key cached, and the header map to
-    sign built once per request instead of twice.
-
-    Everything that depends on the request — the canonical request, the string to sign, the
-    final HMAC — is botocore's own code, run per request; only the derivation of the signing
-    key from (secret, date, region, service), which depends on none of it, is reused."""
-
-    def __init__(
-        self,
-        identity: _Identity,
-        service_name: str,
-        region_name: str,
-        keys: _Bounded[tuple[bytes, str, str, str], bytes],
-        paths: _Bounded[str, str],
-    ) -> None:
-        super().__init__(identity.credentials, service_name, region_name)
-        self._digest = identity.secret_digest
-        self._keys = keys
-        self._paths = paths
-
-    def _normalize_url_path(self, path: str) -> str:
-        """botocore's canonical form of a URL path (dot segments resolved, percent-encoded),
-        remembered: it depends on the path alone, and a gateway sends a handful of paths."""
-        canonical = self._paths.get(path)
-        if canonical is None:
-            canonical = self._paths.put(path, super()._normalize_url_path(path))
-        return canonical
-
-    def headers_to_sign(self, request: Any) -> Any:
-        """botocore's selection (every header but its unsigned list, and ``host``), made once
-        per request as a :class:`_HeaderMap`. The names are lower-case already
-        (:class:`_Headers`); without a ``host`` header (an endpoint not seen before),
-        botocore's own method derives it from the URL."""
-        context = request.context
-        headers: _HeaderMap | None = context.get(_HEADER_MAP)
-        if headers is None:
-            if "host" in request.headers:
-                headers = _HeaderMap(
-                    (name, value)
-                    for name, value in request.headers.items()
-                    if name not in SIGNED_HEADERS_BLACKLIST
-                )
-            else:
-                headers = _HeaderMap(
-                    (name, value) for name, value in super().headers_to_sign(request).items()
-                )
-            context[_HEADER_MAP] = headers
-        return headers
-
-    def signature(self, string_to_sign: str, request: Any) -> str:
-        date = request.context["timestamp"][0:8]
-        cache_key = (self._digest, date, self._region_name, self._service_name)
-        k_signing = self._keys.get(cache_key)
-        if k_signing is None:
-            # SigV4's key derivation: HMAC chain over the date, region, service, terminator.
-            secret = self.credentials.secret_key
-            k_date = self._sign(f"AWS4{secret}".encode(), date)
-            k_region = self._sign(k_date, self._region_name)
-            k_service = self._sign(k_region, self._service_name)
-            k_signing = self._keys.put(cache_key, self._sign(k_service, "aws4_request"))
-        signature: str = self._sign(k_signing, string_to_sign, hex=True)
-        return signature
+def _hmac(key: bytes, message: str) -> bytes:
+    """One HMAC-SHA256 of the signing-key derivation (once per identity, day and region)."""
+    return hmac.digest(key, message.encode(), "sha256")
 
 
 class Signer:
-    """Signs Bedrock requests (SigV4 through botocore), with the caches described in the
-    module doc. One per process (``Runtime.signer``): nothing in it is per request."""
+    """Signs Bedrock requests (SigV4), with the caches described in the module doc. One per
+    process (``Runtime.signer``): nothing in it is per request.
 
-    __slots__ = ("_hosts", "_identities", "_keys", "_parsed", "_paths")
+    ``clock`` gives the time in seconds since the epoch (tests pass a fixed one)."""
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self._paths: _Bounded[str, str] = _Bounded(size)
+    __slots__ = ("_clock", "_keys", "_parsed", "_stamp", "_targets")
+
+    def __init__(self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._parsed: _Bounded[str, AwsCredentials | None] = _Bounded(size)
-        self._identities: _Bounded[AwsCredentials, _Identity] = _Bounded(size)
-        self._keys: _Bounded[tuple[bytes, str, str, str], bytes] = _Bounded(size)
-        self._hosts: _Bounded[str, str] = _Bounded(size)
+        self._keys: _Bounded[tuple[str, str, str, str], hmac.HMAC] = _Bounded(size)
+        self._targets: _Bounded[str, _Target] = _Bounded(size)
+        self._stamp: tuple[int, str] = (-1, "")
+        """The last second signed in, and its ``x-amz-date`` text (one tuple: replaced
+        whole, never read half-updated)."""
 
     @property
     def cached_signing_keys(self) -> int:
@@ -279,18 +213,31 @@ class Signer:
             parsed = self._parsed.put(key, AwsCredentials.parse(key))
         return parsed
 
-    def _identity(self, credentials: AwsCredentials) -> _Identity:
-        identity = self._identities.get(credentials)
-        if identity is None:
-            secret = credentials.secret_access_key
-            identity = self._identities.put(
-                credentials,
-                _Identity(
-                    Credentials(credentials.access_key_id, secret, credentials.session_token),
-                    hashlib.sha256(secret.encode()).digest(),
-                ),
-            )
-        return identity
+    def _amz_date(self) -> str:
+        """Now as ``YYYYMMDDTHHMMSSZ`` (UTC), formatted once per second."""
+        second = int(self._clock())
+        cached = self._stamp
+        if cached[0] != second:
+            cached = self._stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
+        return cached[1]
+
+    def _signing_key(self, secret: str, date: str, region: str, service: str) -> hmac.HMAC:
+        """An HMAC-SHA256 keyed with SigV4's derived key (the HMAC chain over the date,
+        region, service and terminator), to be copied, never updated itself."""
+        cache_key = (secret, date, region, service)
+        keyed = self._keys.get(cache_key)
+        if keyed is None:
+            key = _hmac(f"AWS4{secret}".encode(), date)
+            for part in (region, service, "aws4_request"):
+                key = _hmac(key, part)
+            keyed = self._keys.put(cache_key, hmac.new(key, digestmod=hashlib.sha256))
+        return keyed
+
+    def _target(self, url: str) -> _Target:
+        target = self._targets.get(url)
+        if target is None:
+            target = self._targets.put(url, _Target.of(url))
+        return target
 
     def signed_headers(
         self,
@@ -310,28 +257,41 @@ class Signer:
         client's own signature) is replaced.
         """
         out: dict[str, str] = {}
-        to_sign = _Headers()
+        target = self._target(url)
+        to_sign = {"host": target.host}
         for name, value in headers.items():
             lower = name.lower()
             if lower == "authorization" or lower.startswith("x-amz-"):
                 continue
             out[lower] = value
-            if lower in _SIGNED or lower.startswith(_SIGNED_PREFIX):
+            if lower == _SIGNED or lower.startswith(_SIGNED_PREFIX):
                 to_sign[lower] = value
-        origin = _origin(url)
-        host = self._hosts.get(origin)
-        if host is not None:
-            to_sign["host"] = host  # else botocore derives it from the URL (kept below)
-        request = _BytesRequest(method, url, body, to_sign)
-        signer = _CachedKeySigV4Auth(
-            self._identity(credentials), service, region, self._keys, self._paths
+        amz_date = self._amz_date()
+        out["x-amz-date"] = to_sign["x-amz-date"] = amz_date
+        token = credentials.session_token
+        if token:
+            out["x-amz-security-token"] = to_sign["x-amz-security-token"] = token
+        names = sorted(to_sign)
+        canonical_headers = "".join(
+            f"{name}:{' '.join(to_sign[name].split())}\n" for name in names
         )
-        signer.add_auth(request)
-        if host is None:
-            self._hosts.put(origin, request.context[_HEADER_MAP]["host"])
-        for name, value in to_sign.items():
-            if name != "host":  # the HTTP client sends the URL's own
-                out[name] = value
+        signed = ";".join(names)
+        canonical = (
+            f"{method.upper()}\n{target.path}\n{target.query}\n{canonical_headers}\n{signed}\n"
+            f"{hashlib.sha256(body).hexdigest()}"
+        )
+        date = amz_date[:8]
+        scope = f"{date}/{region}/{service}/aws4_request"
+        string_to_sign = (
+            f"{ALGORITHM}\n{amz_date}\n{scope}\n"
+            f"{hashlib.sha256(canonical.encode()).hexdigest()}"
+        )
+        mac = self._signing_key(credentials.secret_access_key, date, region, service).copy()
+        mac.update(string_to_sign.encode())
+        out["authorization"] = (
+            f"{ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
+            f"SignedHeaders={signed}, Signature={mac.hexdigest()}"
+        )
         return out
 
     def auth_headers(
@@ -355,17 +315,6 @@ class Signer:
         }
         out["authorization"] = f"Bearer {key.strip()}"
         return out
-
-
-def _origin(url: str) -> str:
-    """``scheme://authority`` of an absolute URL: what its ``host`` header depends on."""
-    start = url.find("//") + 2
-    end = len(url)
-    for mark in "/?#":
-        found = url.find(mark, start)
-        if 0 <= found < end:
-            end = found
-    return url[:end]
 
 
 def signed_headers(

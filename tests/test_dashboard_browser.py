@@ -4,7 +4,8 @@ gateway (embedded log store) seeded with the analytics dataset moved to the last
 
 Every test gets a fresh browser context (no cookies) and fails on any console error or any
 request for a host other than the gateway's (all such requests are intercepted and aborted).
-The screenshots shown in the README are written to docs/ by these tests.
+The screenshots shown in the README are taken by these tests (written to docs/ with
+UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+UPDATE_SCREENSHOTS = "UPDATE_SCREENSHOTS"
+"""Set (``UPDATE_SCREENSHOTS=1 pytest tests/test_dashboard_browser.py``) to write the
+screenshots into docs/; otherwise they go to a temporary directory (still taken, so a view
+that cannot be captured fails), and a test run leaves the work tree as it was."""
 
 # Skipped on a developer machine without Chromium; in CI (which installs it) never skipped.
 pytestmark = pytest.mark.skipif(
@@ -45,6 +50,12 @@ pytestmark = pytest.mark.skipif(
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with seeded_site(tmp_path_factory.mktemp("dashboard-browser")) as site:
         yield site
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go (docs/ with ``UPDATE_SCREENSHOTS``)."""
+    return DOCS if os.environ.get(UPDATE_SCREENSHOTS) else tmp_path_factory.mktemp("screens")
 
 
 @pytest.fixture
@@ -90,7 +101,7 @@ def test_sign_in_sign_out_and_an_expired_session(tab: Tab) -> None:
         sessions.clock = clock
 
 
-def test_overview_shows_the_apis_numbers(tab: Tab) -> None:
+def test_overview_shows_the_apis_numbers(tab: Tab, shots: Path) -> None:
     page = tab.page
     tab.sign_in()
     page.select_option("#range", "7d")
@@ -126,12 +137,12 @@ def test_overview_shows_the_apis_numbers(tab: Tab) -> None:
     users = tab.site.api("/v1/user/metrics/query", {
         "filter": "all", "offset": 0, "limit": 1, "sort": {"cost": "desc"}})  # fmt: skip
     assert top_user.locator("th").inner_text() == users["users"][0]["user_id"]
-    page.screenshot(path=str(DOCS / "dashboard-overview.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-overview.png"), full_page=True)
 
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: one column, no sideways
     page.wait_for_timeout(200)  # the charts' resize observer redraws on the next frame
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    page.screenshot(path=str(DOCS / "dashboard-overview-390.png"), full_page=False)
+    page.screenshot(path=str(shots / "dashboard-overview-390.png"), full_page=False)
 
 
 def test_overview_is_scoped_to_the_org_and_says_when_empty_or_failing(tab: Tab) -> None:
@@ -155,7 +166,7 @@ def test_overview_is_scoped_to_the_org_and_says_when_empty_or_failing(tab: Tab) 
         "Could not load the overview: The request log store is unavailable; try again.")
 
 
-def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab) -> None:
+def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab, shots: Path) -> None:
     page = tab.page
     tab.sign_in()
     page.click("nav >> text=Requests")
@@ -214,7 +225,7 @@ def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab) -> Non
     latencies = [r["delay_ms"] for r in expected]
     first = page.locator("table.requests tbody tr").first.get_attribute("data-request-id")
     assert first == next(r["request_id"] for r in expected if r["delay_ms"] == max(latencies))
-    page.screenshot(path=str(DOCS / "dashboard-requests.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-requests.png"), full_page=True)
 
     # Any condition (or), and a number: status >= 400 or environment = prod.
     before = len(tab.queries)
@@ -236,7 +247,7 @@ def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab) -> Non
     assert sorted(shown) == sorted(r["request_id"] for r in expected)  # t1 t2 t4 n1, t3 r2
 
 
-def test_request_page_renders_the_chat_by_keyboard(tab: Tab) -> None:
+def test_request_page_renders_the_chat_by_keyboard(tab: Tab, shots: Path) -> None:
     page = tab.page
     tab.sign_in()
     page.click("nav >> text=Requests")
@@ -256,13 +267,13 @@ def test_request_page_renders_the_chat_by_keyboard(tab: Tab) -> None:
     assert "Trip plan" in page.inner_text("section.panel:has(h2:text('Properties'))")
     raw = page.inner_text("details:has(summary:text('Request body')) pre")
     assert json.loads(raw)["messages"] == [{"role": "user", "content": "t1"}]
-    page.screenshot(path=str(DOCS / "dashboard-request.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-request.png"), full_page=True)
     page.focus("a.back")  # back to the list by keyboard: the filters and page are kept
     page.keyboard.press("Enter")
     page.wait_for_selector("table.requests tbody tr")
 
 
-def test_request_page_renders_tools_images_and_reasoning_in_the_dark(tab: Tab) -> None:
+def test_request_page_renders_tools_images_and_reasoning_in_the_dark(tab: Tab, shots: Path) -> None:
     page = tab.page
     page.emulate_media(color_scheme="dark")
     tab.sign_in()
@@ -282,7 +293,7 @@ def test_request_page_renders_tools_images_and_reasoning_in_the_dark(tab: Tab) -
     assert "Paris: sunny, 18 C." in last.inner_text()
     last.locator(".reasoning summary").click()
     assert "The tool says sunny." in last.locator(".reasoning").inner_text()
-    page.screenshot(path=str(DOCS / "dashboard-request-dark.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-request-dark.png"), full_page=True)
 
 
 def test_the_first_load_is_small(site: Site) -> None:

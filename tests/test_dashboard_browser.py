@@ -30,6 +30,7 @@ from tests.browser import (
     open_tab,
     seeded_site,
 )
+from tests.harness import wait_for
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -294,6 +295,28 @@ def test_request_page_renders_tools_images_and_reasoning_in_the_dark(tab: Tab, s
     last.locator(".reasoning summary").click()
     assert "The tool says sunny." in last.locator(".reasoning").inner_text()
     page.screenshot(path=str(shots / "dashboard-request-dark.png"), full_page=True)
+
+
+def test_feedback_is_saved_through_the_session(tab: Tab) -> None:
+    """A state-changing call from the page: the cookie plus its CSRF token, nothing else."""
+    page = tab.page
+    tab.sign_in()
+    request_id = next(r.id for r in tab.site.requests if r.name == "t5")
+    page.goto(f"{tab.site.url}/dashboard/#/requests/{request_id}")
+    page.wait_for_selector("#feedback-good[aria-pressed=false]")
+    page.click("#feedback-bad")
+    page.wait_for_selector("#feedback-bad[aria-pressed=true]")
+    assert page.inner_text(".panel:has(h2:text('Feedback')) .note") == "Saved."
+
+    def rated() -> bool | None:
+        answer = httpx.get(f"{tab.site.url}/v1/request/{request_id}",
+                           headers={"authorization": f"Bearer {tab.site.keys['acme']}"})
+        return answer.json()["data"]["feedback_rating"] is False or None
+
+    wait_for("the feedback in the log", rated)
+    page.reload()
+    page.wait_for_selector("#feedback-bad[aria-pressed=true]")
+    assert "helicone-score-feedback" in page.inner_text(".panel:has(h2:text('Scores'))")
 
 
 def test_the_first_load_is_small(site: Site) -> None:

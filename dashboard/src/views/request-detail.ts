@@ -14,7 +14,7 @@ interface Detail {
   time_to_first_token: number | null; prompt_tokens: number | null; completion_tokens: number | null;
   total_tokens: number | null; cost: number | null; cache_reference_id: string | null;
   request_properties: Record<string, string> | null; scores: Record<string, number> | null;
-  request_body: unknown; response_body: unknown;
+  feedback_rating: boolean | null; request_body: unknown; response_body: unknown;
 }
 
 export function requestDetail(api: Api, id: string, signal: AbortSignal): HTMLElement {
@@ -25,14 +25,14 @@ export function requestDetail(api: Api, id: string, signal: AbortSignal): HTMLEl
       h("h1", { id: "request-title" }, "Request")),
     body);
   api.get<Detail>(`/v1/request/${encodeURIComponent(id)}?includeBody=true`, signal).then(
-    (d) => { if (!signal.aborted) render(body, d); },
+    (d) => { if (!signal.aborted) render(api, body, d); },
     (error: Error) => {
       if (!signal.aborted) clear(body, state("error", `Could not load request ${id}: ${error.message}`));
     });
   return section;
 }
 
-function render(body: HTMLElement, d: Detail): void {
+function render(api: Api, body: HTMLElement, d: Detail): void {
   const facts: [string, Node | string][] = [
     ["Request id", h("code", {}, d.request_id)],
     ["Status", statusBadge(d.response_status)],
@@ -54,7 +54,8 @@ function render(body: HTMLElement, d: Detail): void {
     h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("div", { class: "tables" },
       keyValues("Properties", props, "No properties."),
-      keyValues("Scores", scores.map(([k, v]) => [k, String(v)]), "No scores or feedback.")),
+      keyValues("Scores", scores.map(([k, v]) => [k, String(v)]), "No scores or feedback."),
+      feedback(api, d)),
     h("section", { class: "panel" }, h("h2", {}, "Conversation"),
       chat ?? state("empty", "No chat messages in this request; see the raw bodies below.")),
     h("section", { class: "panel" }, h("h2", {}, "Raw bodies"),
@@ -67,4 +68,35 @@ function keyValues(title: string, rows: [string, string][], empty: string): HTML
     rows.length === 0 ? h("p", { class: "muted" }, empty)
       : h("table", {}, h("tbody", {}, rows.map(([k, v]) =>
         h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))));
+}
+
+/** Rate the answer (POST /v1/request/{id}/feedback): the last rating wins. The log records it
+ *  a moment later (the scores above show it on the next visit). */
+function feedback(api: Api, d: Detail): HTMLElement {
+  const note = h("p", { class: "note", role: "status" });
+  const buttons: HTMLButtonElement[] = [];
+  const show = (rating: boolean | null) => {
+    buttons.forEach((b, i) => b.setAttribute("aria-pressed", String(rating === (i === 0))));
+  };
+  const rate = async (rating: boolean) => {
+    buttons.forEach((b) => (b.disabled = true));
+    note.className = "note";
+    note.textContent = "Saving…";
+    try {
+      await api.post(`/v1/request/${encodeURIComponent(d.request_id)}/feedback`, { rating });
+      show(rating);
+      note.textContent = "Saved.";
+    } catch (error) {
+      note.className = "note error";
+      note.textContent = `Not saved: ${(error as Error).message}`;
+    } finally {
+      buttons.forEach((b) => (b.disabled = false));
+    }
+  };
+  buttons.push(
+    h("button", { type: "button", id: "feedback-good", onclick: () => void rate(true) }, "👍 Good"),
+    h("button", { type: "button", id: "feedback-bad", onclick: () => void rate(false) }, "👎 Bad"));
+  show(d.feedback_rating);
+  return h("section", { class: "panel" }, h("h2", {}, "Feedback"),
+    h("div", { class: "buttons", role: "group", "aria-label": "Rate this answer" }, buttons), note);
 }

@@ -38,7 +38,7 @@ ELSEWHERE = "https://images.example.com/cat.png"  # on another host: shown as te
 RICH_ID = "0d5c8f5e-7b51-4d3a-9a43-5be1a7a0c001"
 
 
-def rich_capture(org_id: str, created_at: float) -> Capture:
+def rich_capture(org_id: str, created_at: float, request_id: str = RICH_ID) -> Capture:
     """A request whose chat has every kind of part the request page renders: a system
     prompt, text and image parts (inline and on another host), a tool call and its result,
     and an answer with reasoning."""
@@ -67,7 +67,7 @@ def rich_capture(org_id: str, created_at: float) -> Capture:
         "usage": {"prompt_tokens": 40, "completion_tokens": 8, "total_tokens": 48},
     }  # fmt: skip
     return Capture(
-        request_id=RICH_ID, organization_id=org_id, api_key_id="key",
+        request_id=request_id, organization_id=org_id, api_key_id="key",
         path="/v1/chat/completions", created_at=created_at, started=1000.0,
         provider="openai", target_url="https://api.openai.com/v1", request_model="gpt-4o",
         request_body=json.dumps(request).encode(), status=200,

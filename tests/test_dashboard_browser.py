@@ -28,6 +28,7 @@ from tests.browser import (
     Site,
     Tab,
     open_tab,
+    rich_capture,
     seeded_site,
 )
 from tests.harness import wait_for
@@ -330,3 +331,39 @@ def test_the_first_load_is_small(site: Site) -> None:
             assert asset.headers["content-encoding"] == "gzip"
             total += int(asset.headers["content-length"])
     assert 0 < total <= 500_000
+
+
+def test_column_chooser_and_live_tail(tab: Tab) -> None:
+    """Last in the module: it logs one more request (for globex, whose count the scoping
+    test reads)."""
+    page = tab.page
+    tab.sign_in(tab.site.keys["globex"])
+    page.click("nav >> text=Requests")
+    rows = page.locator("table.requests tbody tr")
+    expect(rows).to_have_count(1)
+    headers = page.locator("table.requests thead th")
+    assert "Provider" in headers.all_text_contents()
+
+    page.click("details.columns summary")
+    page.uncheck("details.columns input[value=provider]")
+    page.check("details.columns input[value=id]")
+    labels = headers.all_text_contents()
+    assert "Provider" not in labels and "Request id" in labels
+    first_id = rows.first.get_attribute("data-request-id")
+    assert first_id and first_id in rows.first.inner_text()
+
+    page.check("#live")
+    server = tab.site.server
+    writer = server.runtime.writer
+    assert writer is not None
+    org_id = server.call(server.runtime.authenticate_org(
+        {"authorization": f"Bearer {tab.site.keys['globex']}"}))
+
+    async def log_one() -> None:
+        writer.submit(rich_capture(org_id, datetime.now(UTC).timestamp(),
+                                   request_id="0d5c8f5e-7b51-4d3a-9a43-5be1a7a0c002"))
+
+    server.call(log_one())
+    expect(rows).to_have_count(2, timeout=30_000)  # the next reload (every 5 s) shows it
+    assert rows.first.get_attribute("data-request-id") == "0d5c8f5e-7b51-4d3a-9a43-5be1a7a0c002"
+    assert "Provider" not in headers.all_text_contents()  # the chosen columns stay

@@ -24,11 +24,15 @@ export interface RequestsState {
   sort: { key: string; dir: "asc" | "desc" };
   page: number;
   pageSize: number;
+  /** Column ids shown (the column chooser). */
+  columns: string[];
+  /** Live tail: reload every few seconds (first page, newest first). */
+  live: boolean;
 }
 
 export function initialRequestsState(): RequestsState {
   return { conditions: [], join: "and", range: "7d", sort: { key: "created_at", dir: "desc" }, page: 0,
-    pageSize: 25 };
+    pageSize: 25, columns: COLUMNS.filter((c) => c.shown).map((c) => c.id), live: false };
 }
 
 const PAGE_SIZES = [10, 25, 50, 100];
@@ -36,11 +40,29 @@ const RANGE_HOURS: Record<string, number | null> = { "1h": 1, "24h": 24, "7d": 1
 const RANGE_LABELS: Record<string, string> = {
   "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", all: "All time",
 };
-const COLUMNS: { label: string; sort?: string; num?: boolean }[] = [
-  { label: "Time", sort: "created_at" }, { label: "Status" }, { label: "Model", sort: "body_model" },
-  { label: "Provider" }, { label: "User", sort: "user_id" }, { label: "Latency", sort: "latency", num: true },
-  { label: "Tokens", sort: "total_tokens", num: true }, { label: "Cost", sort: "cost", num: true },
+interface Column {
+  id: string;
+  label: string;
+  sort?: string;
+  num?: boolean;
+  /** Shown until the user hides it in the column chooser. */
+  shown: boolean;
+  cell: (r: RequestRow) => Node | string;
+}
+const COLUMNS: Column[] = [
+  { id: "time", label: "Time", sort: "created_at", shown: true, cell: (r) => fmt.dateTime(r.request_created_at) },
+  { id: "status", label: "Status", shown: true, cell: (r) => statusBadge(r.response_status) },
+  { id: "model", label: "Model", sort: "body_model", shown: true, cell: (r) => r.model || "–" },
+  { id: "provider", label: "Provider", shown: true, cell: (r) => r.provider || "–" },
+  { id: "user", label: "User", sort: "user_id", shown: true, cell: (r) => r.request_user_id || "–" },
+  { id: "latency", label: "Latency", sort: "latency", num: true, shown: true, cell: (r) => fmt.ms(r.delay_ms) },
+  { id: "ttft", label: "TTFT", sort: "time_to_first_token", num: true, shown: false,
+    cell: (r) => fmt.ms(r.time_to_first_token) },
+  { id: "tokens", label: "Tokens", sort: "total_tokens", num: true, shown: true, cell: (r) => fmt.count(r.total_tokens) },
+  { id: "cost", label: "Cost", sort: "cost", num: true, shown: true, cell: (r) => fmt.usd(r.cost) },
+  { id: "id", label: "Request id", shown: false, cell: (r) => h("code", {}, r.request_id) },
 ];
+const LIVE_SECONDS = 5;
 
 export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTMLElement {
   const conditionsBox = h("div", { class: "conditions" });
@@ -90,7 +112,9 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
     if (st.conditions.length === 0) conditionsBox.append(h("p", { class: "muted" }, "No conditions: every request matches."));
   };
 
+  let lastRows: RequestRow[] | null = null;
   const renderRows = (rows: RequestRow[]) => {
+    lastRows = rows;
     results.removeAttribute("aria-busy");
     const more = rows.length > st.pageSize;
     rows = rows.slice(0, st.pageSize);
@@ -99,7 +123,8 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
       if (st.page > 0) results.append(pager(false));
       return;
     }
-    const head = h("tr", {}, COLUMNS.map((col) => {
+    const visible = COLUMNS.filter((c) => st.columns.includes(c.id));
+    const head = h("tr", {}, visible.map((col) => {
       const sorted = col.sort === st.sort.key;
       const th = h("th", {
         scope: "col", class: col.num ? "num" : null,
@@ -117,14 +142,7 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
       const tr = h("tr", { tabindex: "0", class: "link", "data-request-id": r.request_id,
         "aria-label": `Request ${r.request_id}`, onclick: open,
         onkeydown: (e: Event) => { if ((e as KeyboardEvent).key === "Enter") open(); } },
-        h("td", {}, fmt.dateTime(r.request_created_at)),
-        h("td", {}, statusBadge(r.response_status)),
-        h("td", {}, r.model || "–"),
-        h("td", {}, r.provider || "–"),
-        h("td", {}, r.request_user_id || "–"),
-        h("td", { class: "num" }, fmt.ms(r.delay_ms)),
-        h("td", { class: "num" }, fmt.count(r.total_tokens)),
-        h("td", { class: "num" }, fmt.usd(r.cost)));
+        visible.map((col) => h("td", { class: col.num ? "num" : null }, col.cell(r))));
       return tr;
     }));
     clear(results, h("div", { class: "scroll" }, h("table", { class: "requests" }, h("thead", {}, head), body)),
@@ -151,12 +169,50 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
     (conditionsBox.lastElementChild?.querySelector("input.value") as HTMLElement | null)?.focus();
   } }, "+ Add condition");
 
+  const chooser = h("details", { class: "columns" }, h("summary", {}, "Columns"),
+    h("fieldset", { class: "column-list" }, h("legend", {}, "Columns shown"),
+      COLUMNS.map((c) => {
+        const box = h("input", { type: "checkbox", value: c.id, checked: st.columns.includes(c.id) });
+        box.addEventListener("change", () => {
+          st.columns = COLUMNS.filter((col) => (col.id === c.id ? box.checked : st.columns.includes(col.id)))
+            .map((col) => col.id);
+          if (lastRows) renderRows(lastRows);
+        });
+        return h("label", {}, box, ` ${c.label}`);
+      })));
+
+  // Live tail: the first page, newest first, reloaded every few seconds while the tab shows.
+  const liveBox = h("input", { type: "checkbox", id: "live", checked: st.live });
+  let liveTimer = 0;
+  const setLive = () => {
+    window.clearInterval(liveTimer);
+    if (!st.live) return;
+    liveTimer = window.setInterval(() => {
+      const tailing = st.page === 0 && st.sort.key === "created_at" && st.sort.dir === "desc";
+      if (tailing && !document.hidden) load();
+    }, LIVE_SECONDS * 1000);
+  };
+  liveBox.addEventListener("change", () => {
+    st.live = liveBox.checked;
+    if (st.live) {
+      st.page = 0;
+      st.sort = { key: "created_at", dir: "desc" };
+      load();
+    }
+    setLive();
+  });
+  signal.addEventListener("abort", () => window.clearInterval(liveTimer), { once: true });
+
   renderConditions();
   load();
+  setLive();
   return h("section", { class: "view", "aria-labelledby": "requests-title" },
     h("div", { class: "toolbar" },
       h("h1", { id: "requests-title" }, "Requests"),
-      h("label", { class: "inline" }, "Range ", rangeSelect)),
+      h("label", { class: "inline" }, "Range ", rangeSelect),
+      h("label", { class: "inline", title: `Newest first, reloaded every ${LIVE_SECONDS} s` },
+        liveBox, "Live"),
+      chooser),
     h("fieldset", { class: "filters" },
       h("legend", {}, "Filters"),
       h("label", { class: "inline" }, "Match ", joinSelect),

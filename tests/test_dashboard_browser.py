@@ -68,6 +68,7 @@ def tab(site: Site) -> Iterator[Tab]:
 
 def test_sign_in_sign_out_and_an_expired_session(tab: Tab) -> None:
     page = tab.page
+    tab.expected_statuses.add(401)  # the wrong key's sign-in, the expired session's call
     page.goto(tab.site.url + "/")
     page.wait_for_url("**/dashboard/**")
     page.fill("#key", "sk-helicone-not-a-key")

@@ -23,9 +23,8 @@ export class Api {
 
   async session(): Promise<SessionInfo | null> {
     const response = await fetch("/dashboard/api/session", { credentials: "same-origin" });
-    if (response.status === 401) return null;
-    const info = (await unwrap(response)) as SessionInfo;
-    this.csrf = info.csrf_token;
+    const info = (await unwrap(response)) as SessionInfo | null; // null: nobody signed in
+    this.csrf = info?.csrf_token ?? "";
     return info;
   }
 

@@ -5,7 +5,8 @@
   (``make dashboard`` writes them to ``gateway/dashboard/static/``; they ship in the wheel).
 - ``POST /dashboard/api/session`` signs in with a gateway key (JSON ``{"key": ...}`` or an
   HTML form field ``key``) and sets the session cookie (gateway/dashboard/sessions.py);
-  ``GET`` answers who is signed in (with the CSRF token the page sends back on API calls);
+  ``GET`` answers who is signed in (with the CSRF token the page sends back on API calls;
+  ``null`` when nobody is);
   ``DELETE`` signs out. Answers use the query API's ``{data, error}`` envelope. (The page
   itself signs in with JSON; the form variant is for scripts and pages of one's own.)
 
@@ -134,15 +135,19 @@ def dashboard_router(deps: DashboardDeps) -> APIRouter:
 
     @router.get("/dashboard/api/session")
     async def whoami(request: Request) -> Response:
-        """Who is signed in (and the CSRF token), or a 401 when nobody is."""
+        """Who is signed in (and the CSRF token), or ``data: null`` when nobody is (no
+        cookie, an expired session, a revoked key): the page's first question, answered
+        without an error status, so that opening the page logs no failed request."""
         session_id = None
         try:
             session_id, session = await _session(request, deps.sessions)
             await deps.authenticate_digest(session.key_digest)
         except GatewayError as exc:
-            if exc.status == 401 and session_id is not None:
+            if exc.status != 401:
+                return fail(exc.status, exc.message)  # 503: the key or session store is down
+            if session_id is not None:
                 await deps.sessions.delete(session_id)  # its key was revoked: forget it now
-            return _clear(fail(exc.status, exc.message), request)
+            return _clear(ok(None), request)
         return ok(_describe(session, deps.sessions))
 
     @router.post("/dashboard/api/session")

@@ -42,9 +42,15 @@ export function overview(api: Api, signal: AbortSignal, initial = "24h"): HTMLEl
       h("label", { class: "inline", title: "Days and hours are bucketed in this time zone" },
         "Time zone ", zonePicker)),
     body);
+  // One load at a time: a new range or zone cancels the answers still coming for the old one,
+  // so a slow earlier answer never overwrites a newer view.
+  let inflight: AbortController | null = null;
+  signal.addEventListener("abort", () => inflight?.abort(), { once: true });
   const load = () => {
+    inflight?.abort();
+    inflight = new AbortController();
     const range = RANGES.find((r) => r.id === picker.value) ?? RANGES[1];
-    void render(api, body, range, zonePicker.value === "utc", signal);
+    void render(api, body, range, zonePicker.value === "utc", inflight.signal);
   };
   picker.addEventListener("change", load);
   zonePicker.addEventListener("change", load);

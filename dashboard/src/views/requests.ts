@@ -74,7 +74,10 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
     h("option", { value: "and", selected: st.join === "and" }, "all conditions (and)"),
     h("option", { value: "or", selected: st.join === "or" }, "any condition (or)"));
   let timer = 0;
+  // One load at a time: a newer filter, sort or page cancels the answer still coming.
   let inflight: AbortController | null = null;
+  signal.addEventListener("abort", () => { window.clearTimeout(timer); inflight?.abort(); },
+    { once: true });
 
   const filter = (): FilterNode => {
     const hours = RANGE_HOURS[st.range];
@@ -86,7 +89,6 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
     inflight?.abort();
     const mine = new AbortController();
     inflight = mine;
-    signal.addEventListener("abort", () => mine.abort(), { once: true });
     const node = filter();
     queryText.textContent = JSON.stringify(node, null, 2);
     const body = {

@@ -212,6 +212,17 @@ def test_form_sign_in_redirects_to_the_page(served: Served) -> None:
         assert _signed_in(client) is not None
 
 
+def test_signing_in_again_ends_the_previous_session(served: Served) -> None:
+    with served.client() as client:
+        first = _sign_in(client, served.key)
+        old_cookie = client.cookies.get(COOKIE_NAME)
+        second = _sign_in(client, served.other_org_key)  # the browser still sent the old cookie
+        assert second["org_name"] == "globex" and second["csrf_token"] != first["csrf_token"]
+    with served.client() as client:
+        client.cookies.set(COOKIE_NAME, old_cookie or "")
+        assert _signed_in(client) is None
+
+
 def test_sessions_are_scoped_to_the_keys_org_and_end_with_a_revoked_key(served: Served) -> None:
     with served.client() as client:
         info = _sign_in(client, served.other_org_key)

@@ -164,6 +164,9 @@ def dashboard_router(deps: DashboardDeps) -> APIRouter:
                 )  # fmt: skip
         except GatewayError as exc:
             return fail(exc.status, exc.message)
+        previous = cookie_value(request.headers.get("cookie"), COOKIE_NAME)
+        if previous is not None:  # signing in again (perhaps as another key) ends the old one
+            await deps.sessions.delete(previous)
         session_id, session = await deps.sessions.create(
             hash_key(key), identity.key_id, identity.org_id, identity.org_name
         )

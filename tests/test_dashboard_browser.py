@@ -249,6 +249,18 @@ def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab, shots:
         "rows => rows.map(r => r.dataset.requestId)")
     assert sorted(shown) == sorted(r["request_id"] for r in expected)  # t1 t2 t4 n1, t3 r2
 
+    # A yes/no field: both conditions removed, then "cache hit = yes" (a boolean in the AST).
+    page.click(".condition button[aria-label='Remove condition']")
+    page.click(".condition button[aria-label='Remove condition']")
+    expect(page.locator(".condition")).to_have_count(0)
+    page.click("#add-condition")
+    page.locator(".condition select.field").select_option("cached")
+    expect(page.locator("table.requests tbody tr")).to_have_count(1)
+    assert tab.queries[-1]["filter"]["right"] == {
+        "request_response_rmt": {"cached": {"equals": True}}}
+    cache_hit = next(r.id for r in tab.site.requests if r.name == "n3")
+    assert page.locator("table.requests tbody tr").get_attribute("data-request-id") == cache_hit
+
 
 def test_request_page_renders_the_chat_by_keyboard(tab: Tab, shots: Path) -> None:
     page = tab.page

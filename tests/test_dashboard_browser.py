@@ -283,6 +283,12 @@ def test_request_page_renders_the_chat_by_keyboard(tab: Tab, shots: Path) -> Non
     raw = page.inner_text("details:has(summary:text('Request body')) pre")
     assert json.loads(raw)["messages"] == [{"role": "user", "content": "t1"}]
     page.screenshot(path=str(shots / "dashboard-request.png"), full_page=True)
+
+    # A cache hit links to the request whose answer it replayed.
+    hit = next(r.id for r in tab.site.requests if r.name == "n3")
+    page.goto(f"{tab.site.url}/dashboard/#/requests/{hit}")
+    page.click(f"dl.facts a[href='#/requests/{request_id}']")  # n3 replays t1's answer
+    page.wait_for_selector(f".chat .msg-text:text('t1')")  # t1's own page now
     page.focus("a.back")  # back to the list by keyboard: the filters and page are kept
     page.keyboard.press("Enter")
     page.wait_for_selector("table.requests tbody tr")

@@ -15,6 +15,8 @@ interface Detail {
   total_tokens: number | null; cost: number | null; cache_reference_id: string | null;
   request_properties: Record<string, string> | null; scores: Record<string, number> | null;
   feedback_rating: boolean | null; request_body: unknown; response_body: unknown;
+  prompt_id: string | null; prompt_version: string | null; tokens_estimated?: boolean;
+  country_code: string | null;
 }
 
 export function requestDetail(api: Api, id: string, signal: AbortSignal): HTMLElement {
@@ -43,10 +45,17 @@ function render(api: Api, body: HTMLElement, d: Detail): void {
     ["User", d.request_user_id || "–"],
     ["Latency", fmt.ms(d.delay_ms)],
     ["Time to first token", fmt.ms(d.time_to_first_token)],
-    ["Tokens", `${fmt.count(d.prompt_tokens)} in · ${fmt.count(d.completion_tokens)} out · ${fmt.count(d.total_tokens)} total`],
+    ["Target", d.target_url || "–"],
+    ["Tokens", `${fmt.count(d.prompt_tokens)} in · ${fmt.count(d.completion_tokens)} out · ${fmt.count(d.total_tokens)} total`
+      + (d.tokens_estimated ? " (estimated: the provider reported none)" : "")],
     ["Cost", fmt.usd(d.cost)],
-    ["Cache", d.cache_reference_id ? `hit (answer of ${d.cache_reference_id})` : "miss"],
+    ["Cache", d.cache_reference_id
+      ? h("span", {}, "hit, the answer of ",
+        h("a", { href: `#/requests/${encodeURIComponent(d.cache_reference_id)}` }, d.cache_reference_id))
+      : "miss"],
   ];
+  if (d.prompt_id) facts.push(["Prompt", `${d.prompt_id}${d.prompt_version ? ` v${d.prompt_version}` : ""}`]);
+  if (d.country_code) facts.push(["Country", d.country_code]);
   const props = Object.entries(d.request_properties ?? {});
   const scores = Object.entries(d.scores ?? {});
   const chat = conversation(d.request_body, d.response_body);

@@ -288,7 +288,7 @@ def test_request_page_renders_the_chat_by_keyboard(tab: Tab, shots: Path) -> Non
     hit = next(r.id for r in tab.site.requests if r.name == "n3")
     page.goto(f"{tab.site.url}/dashboard/#/requests/{hit}")
     page.click(f"dl.facts a[href='#/requests/{request_id}']")  # n3 replays t1's answer
-    page.wait_for_selector(f".chat .msg-text:text('t1')")  # t1's own page now
+    page.wait_for_selector(".chat .msg-text:text('t1')")  # t1's own page now
     page.focus("a.back")  # back to the list by keyboard: the filters and page are kept
     page.keyboard.press("Enter")
     page.wait_for_selector("table.requests tbody tr")

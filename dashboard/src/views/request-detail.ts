@@ -103,8 +103,8 @@ function feedback(api: Api, d: Detail): HTMLElement {
     }
   };
   buttons.push(
-    h("button", { type: "button", id: "feedback-good", onclick: () => void rate(true) }, "👍 Good"),
-    h("button", { type: "button", id: "feedback-bad", onclick: () => void rate(false) }, "👎 Bad"));
+    h("button", { type: "button", id: "feedback-good", onclick: () => void rate(true) }, "✓ Good"),
+    h("button", { type: "button", id: "feedback-bad", onclick: () => void rate(false) }, "✕ Bad"));
   show(d.feedback_rating);
   return h("section", { class: "panel" }, h("h2", {}, "Feedback"),
     h("div", { class: "buttons", role: "group", "aria-label": "Rate this answer" }, buttons), note);

@@ -66,6 +66,15 @@ class Capture:
     """The request's ``inputs``, as JSON (which inputs produced this answer)."""
     prompt_environment: str = ""
     """The ``environment`` the request asked for (empty: none)."""
+    reported_cost: int | None = None
+    """A logged call's cost as its client reported it, nano-USD (``gateway/ingest``): above 0
+    it is the record's cost, whatever the price table says (a provider's reported cost wins,
+    as Helicone's does); 0 means nothing to add: the price table's cost if it prices the
+    model, else a known 0 (what a tool or retrieval step, not an LLM call, reports). None:
+    the price table's cost, unknown when it has no price (every proxied request)."""
+    first_token_reported: bool = False
+    """``first_byte_at`` is a time to first token the client measured (a logged call): kept
+    for a non-streamed call too. A proxied non-streamed answer's first byte is not one."""
 
     def finish(self) -> None:
         if self.finished_at is None:

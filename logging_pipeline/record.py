@@ -8,6 +8,7 @@ stream, or estimated with tiktoken when the provider gave none), the effective m
 from __future__ import annotations
 
 import operator
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,11 +19,14 @@ import orjson
 from logging_pipeline.capture import Capture
 from logging_pipeline.estimate import TokenEstimator, prompt_text
 from logging_pipeline.schema import INSERT_COLUMNS
-from providers.formats import response_reader
+from providers.cost import CostResult
+from providers.formats import ResponseReader, response_reader
 from providers.registry import Registry
 from providers.usage import Usage
 
 _NO_USAGE = Usage()
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+"""Control characters plain text does not hold (an event stream's binary frames do)."""
 _ROW = operator.itemgetter(*INSERT_COLUMNS)
 """A dict of column values → the row tuple in ``INSERT_COLUMNS`` order (in C, per record)."""
 
@@ -95,6 +99,36 @@ def _ms(start: float, end: float | None) -> int | None:
     return None if end is None else max(0, round((end - start) * 1000))
 
 
+def _answer_text(reader: ResponseReader, response: Any) -> str:
+    """The completion text of a whole answer for an estimate: a plain-text answer (not JSON:
+    a custom model's, or a logged ``textBody``) is its own text."""
+    return response if isinstance(response, str) else reader.completion_text(response)
+
+
+def _plain_stream_text(raw: bytes) -> str:
+    """A recorded "stream" no stream reader understood: its text when it is plain text (a
+    logged ``textBody`` a client streamed and joined), else "" (SSE no reader understood, or
+    an event stream's binary frames: not text to count)."""
+    if raw.startswith(b"data:") or b"\ndata:" in raw or _CONTROL.search(raw) is not None:
+        return ""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+
+
+def _cost(capture: Capture, prices: Registry, model: str, usage: Usage | None) -> CostResult:
+    """The price table's cost, unless the client reported one (:attr:`Capture.reported_cost`:
+    above 0 it wins; 0 is a known 0 when the table has no price)."""
+    reported = capture.reported_cost
+    if reported is not None and reported > 0:
+        return CostResult(nano_usd=reported, known=True)
+    cost = prices.cost(capture.provider, model, usage or _NO_USAGE)
+    if reported is not None and not cost.known:
+        return CostResult(nano_usd=0, known=True)
+    return cost
+
+
 def _reported(counts: dict[str, int]) -> Usage:
     """A client's reported counts as :class:`Usage` (unknown names ignored, negatives 0)."""
     return Usage(*(max(0, int(counts.get(name) or 0)) for name in Usage._fields))
@@ -116,6 +150,8 @@ def build_record(
         usage = summary.usage
         response_model = summary.model or ""
         completion_text: str | None = summary.text
+        if summary.final is None and summary.usage is None and not completion_text:
+            completion_text = None  # no reader understood it: plain text, maybe (below)
         response_json = _stream_document(capture.response_body, summary.final)
     else:
         response, response_json = _parse(capture.response_body)
@@ -128,7 +164,11 @@ def build_record(
     estimated = False
     if usage is None and 200 <= capture.status < 300:
         if completion_text is None:
-            completion_text = reader.completion_text(response)
+            completion_text = (
+                _plain_stream_text(capture.response_body)
+                if capture.is_stream
+                else _answer_text(reader, response)
+            )
         usage = Usage(
             prompt_tokens=estimator.count(prompt_text(request)),
             completion_tokens=estimator.count(completion_text),
@@ -139,7 +179,7 @@ def build_record(
     if not request_model and isinstance(request, dict) and isinstance(request.get("model"), str):
         request_model = request["model"]  # passthrough mode does not parse bodies in-flight
     model = capture.model_override or response_model or request_model
-    cost = prices.cost(capture.provider, model, usage or _NO_USAGE)
+    cost = _cost(capture, prices, model, usage)
     # A cache hit was not paid for: its cost is 0, and the price of the answer it replayed
     # (the same answer, so the same usage) is what it saved.
     hit = capture.cache_reference_id is not None
@@ -169,7 +209,9 @@ def build_record(
         "response_created_at": finished,
         "latency": latency,
         "time_to_first_token": (
-            _ms(capture.started, capture.first_byte_at) if capture.is_stream else None
+            _ms(capture.started, capture.first_byte_at)
+            if capture.is_stream or capture.first_token_reported
+            else None
         ),
         "status": capture.status,
         "model": model,
@@ -235,8 +277,8 @@ def fallback_record(capture: Capture) -> BuiltRecord:
         completion_audio_tokens=0,
         reasoning_tokens=0,
         tokens_estimated=False,
-        cost=0,
-        cost_known=False,
+        cost=max(0, capture.reported_cost or 0),
+        cost_known=bool(capture.reported_cost and capture.reported_cost > 0),
         properties=capture.properties,
         cache_enabled=capture.cache_enabled,
         cache_reference_id=capture.cache_reference_id,

@@ -132,6 +132,10 @@ def make_row(org: str, n: int, **overrides: Any) -> dict[str, Any]:
         "cache_saved_latency": 830 if n == 0 else 0,
         "assets": ["a.png", "ü/b.jpg", ""] if n == 0 else [],
         "scores": {"quality": 0.75, "élan": -1.5} if n == 0 else {},
+        "prompt_id": "welcome-bot" if n == 0 else "",
+        "prompt_version": "0190a000-0000-7000-8000-0000000000cc" if n == 0 else "",
+        "prompt_inputs": '{"name": "Zoë", "n": 3}' if n == 0 else "",
+        "prompt_environment": "production" if n == 0 else "",
     }
     row.update(overrides)
     return row

@@ -25,6 +25,7 @@ import orjson
 import pytest
 
 from gateway.api import honeyhive as honeyhive_api
+from gateway.ingest.access import MISSING_SCOPE, too_large
 from gateway.store import ControlStore
 from providers.registry import Registry
 from providers.usage import Usage
@@ -153,9 +154,11 @@ def test_documented_batch_lands_as_a_request_in_a_session(gateway: Gateway) -> N
     assert (row["model"], row["provider"]) == ("gpt-4o", "openai")
     assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (10, 10, 20)
     assert row["tokens_estimated"] is False
-    # Cost from the price table (the event's own 0.00008 is kept as a property).
-    expected = Registry.load().cost("openai", "gpt-4o", Usage(10, 10)).nano_usd / 1e9
-    assert row["cost"] == pytest.approx(expected) and row["cost"] > 0
+    # The event's own cost (0.00008) over the price table's, as Helicone prefers a reported
+    # cost to its own calculation (observability-api.md section 5).
+    priced = Registry.load().cost("openai", "gpt-4o", Usage(10, 10)).nano_usd / 1e9
+    expected = 0.00008
+    assert row["cost"] == pytest.approx(expected) and priced != pytest.approx(expected)
     assert row["delay_ms"] == 42  # duration; the end is the receipt time
     assert row["response_status"] == 200
     assert row["request_path"] == "/events/model/batch"
@@ -171,7 +174,7 @@ def test_documented_batch_lands_as_a_request_in_a_session(gateway: Gateway) -> N
     assert properties["HoneyHive-Project"] == "New Project"
     assert properties["HoneyHive-Source"] == "playground"
     assert properties["HoneyHive-Event-Name"] == "Model Completion"
-    assert float(properties["HoneyHive-Cost"]) == pytest.approx(0.00008)
+    assert "HoneyHive-Cost" not in properties  # a column, not a property
 
     full = gateway.with_body(event_id)
     request, response_body = full["request_body"], full["response_body"]
@@ -337,6 +340,9 @@ def test_v1_batch_with_a_session_chain_and_model_tree(gateway: Gateway) -> None:
     assert (one["prompt_tokens"], one["completion_tokens"]) == (40, 8)
     assert one["delay_ms"] == 800 and two["delay_ms"] == 1200
     assert (two["prompt_tokens"], two["completion_tokens"]) == (100, 20)  # from metrics
+    assert one["cost"] == pytest.approx(0.001)  # metadata.cost, reported
+    priced = Registry.load().cost("openai", "gpt-4o", Usage(100, 20)).nano_usd / 1e9
+    assert two["cost"] == pytest.approx(priced) and priced > 0  # none reported: the table's
     assert one["request_path"] == "/v1/events/batch"
     assert one["properties"]["Helicone-Session-Path"] == "/retrieve/vector search"
     assert two["properties"]["Helicone-Session-Path"] == "/"
@@ -419,7 +425,8 @@ def test_limits(gateway: Gateway) -> None:
     huge = b'{"model_events": [], "pad": "' + b"x" * MAX_BATCH_BYTES + b'"}'
     response = gateway.post("/events/model/batch", huge)
     assert response.status_code == 413
-    assert response.json()["success"] is False
+    assert response.json() == {"success": False, "error": too_large(
+        MAX_BATCH_BYTES, "GATEWAY_HONEYHIVE_MAX_BATCH_BYTES")}  # fmt: skip
 
 
 def test_auth_and_scope(gateway: Gateway) -> None:
@@ -428,7 +435,8 @@ def test_auth_and_scope(gateway: Gateway) -> None:
     assert missing.status_code == 401 and missing.json()["success"] is False
     forbidden = gateway.post("/v1/events/batch", {"events": []}, key="reader")
     assert forbidden.status_code == 403
-    assert forbidden.json() == {"success": False, "error": "Forbidden"}
+    assert forbidden.json() == {"success": False, "error": MISSING_SCOPE}
+    assert "trace:write" in MISSING_SCOPE  # the same words as the other ingestion routes
     allowed = gateway.post("/events/model/batch", body, key="writer")
     assert allowed.status_code == 200, allowed.text
 

@@ -11,15 +11,15 @@ import orjson
 import pytest
 
 from bench.honeyhive import batch_body, render
+from gateway.ingest.access import Caller
 from gateway.ingest.honeyhive import (
     Batch,
     BatchError,
     BatchLimits,
-    Caller,
     Form,
     parse_batch,
 )
-from gateway.ingest.logged import LoggedCall
+from gateway.ingest.logged import LoggedCall, logged_capture
 
 CALLER = Caller("org-1", "key-1", "/v1/events/batch")
 NOW = 1_790_000_000.0
@@ -95,7 +95,10 @@ def test_usage_aliases_and_precedence() -> None:
     }]}  # fmt: skip
     call = only_call(legacy, "legacy")
     assert call.usage == {"prompt_tokens": 5, "completion_tokens": 1}
-    assert call.properties["HoneyHive-Cost"] == "0.5"  # metadata.cost when the event has none
+    assert call.cost == 0.5  # metadata.cost when the event has none
+    assert "cost" not in call.properties and "HoneyHive-Cost" not in call.properties
+    legacy["model_events"][0]["cost"] = 0.25
+    assert only_call(legacy, "legacy").cost == 0.25  # the event's own cost first
     assert call.properties["HoneyHive-Event-Name"] == "model"  # the legacy default name
 
 
@@ -159,6 +162,7 @@ def test_metadata_cannot_move_a_record_to_another_session() -> None:
         (model(metadata=[1]), "metadata must be an object"),
         (model(event_name=3), "event_name must be a string"),
         (model(metadata={"cost": "cheap"}), "metadata.cost must be a number"),
+        (model(metadata={"cost": -0.5}), "metadata.cost must be a number >= 0"),
     ],
 )  # fmt: skip
 def test_event_checks(event: dict[str, Any], error: str) -> None:
@@ -191,3 +195,52 @@ def test_the_bench_batch_is_all_accepted_and_its_report_reads() -> None:
                     "written": 600, "lost": 0, "settled": True,
                     "written_equals_accepted": True, "gateway_log_problems": []})  # fmt: skip
     assert "p50 1.00 ms" in lines[1] and "written == accepted" in lines[3]
+
+
+def test_prompt_metadata_links_the_record_to_a_managed_prompt() -> None:
+    """``metadata.prompt_id`` / ``prompt_version`` fill the record's prompt columns
+    (prompts-and-peer-apis.md E.2), not its properties."""
+    call = only_call({"events": [model(metadata={
+        "prompt_id": "abc123", "prompt_version": "0190a000-0000-7000-8000-0000000000cc",
+        "team": "search"})]})  # fmt: skip
+    capture = logged_capture(call)
+    assert (capture.prompt_id, capture.prompt_version) == (
+        "abc123", "0190a000-0000-7000-8000-0000000000cc")  # fmt: skip
+    assert "prompt_id" not in call.properties and call.properties["team"] == "search"
+    assert logged_capture(only_call({"events": [model(metadata={"prompt_id": {"x": 1}})]})
+                          ).prompt_id == ""  # fmt: skip
+
+
+def test_usage_details_are_kept_in_the_rebuilt_answer() -> None:
+    call = only_call({"events": [model(metadata={
+        "prompt_tokens": 30, "completion_tokens": 9, "cache_read_tokens": 12,
+        "reasoning_tokens": 4})]})  # fmt: skip
+    assert response_of(call)["usage"] == {
+        "prompt_tokens": 30, "completion_tokens": 9, "total_tokens": 39,
+        "prompt_tokens_details": {"cached_tokens": 12},
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    }  # fmt: skip
+
+
+def test_session_properties_without_single_session_are_ignored_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = {"events": [model()], "session_properties": {"session_name": "ignored"}}
+    with caplog.at_level("WARNING", logger="gateway.ingest.honeyhive"):
+        call = only_call(body)
+    assert "Helicone-Session-Name" not in call.properties
+    assert "session_properties ignored" in caplog.text
+
+
+def test_parent_references_match_however_the_uuid_is_spelled() -> None:
+    """Event ids are stored in canonical form: a ``parent_id`` spelled in upper case (or
+    without hyphens) still names its parent, for the session path and the session."""
+    chain, session = uuid.uuid4(), str(uuid.uuid4())
+    batch = parse({"events": [
+        {"event_type": "chain", "event_id": str(chain), "session_id": session,
+         "event_name": "plan", "inputs": {}},
+        model(parent_id=chain.hex.upper()),
+    ]})  # fmt: skip
+    [call] = batch.calls
+    assert call.properties["Helicone-Session-Path"] == "/plan"
+    assert call.properties["Helicone-Session-Id"] == session

@@ -104,6 +104,48 @@ def test_time_to_first_token_and_a_plain_text_stream(registry: Registry, tmp_pat
     row = row_of(log, registry, tmp_path)
     assert row["is_stream"] and row["time_to_first_token"] == 150
     assert row["document"]["response"]["stream"] == "Once upon a time..."
+    # No usage: both sides estimated, the streamed text counted as the completion.
+    count = TokenEstimator(tmp_path).count
+    assert row["tokens_estimated"] and row["completion_tokens"] == count("Once upon a time...") > 0
+
+
+def test_the_python_string_response_example(registry: Registry, tmp_path: Path) -> None:
+    """helicone-helpers' documented send_log with a string response and
+    ``time_to_first_token_ms=150``, not streamed: the time to first token is kept (the
+    timing's ``timeToFirstToken`` is recorded whatever the call), and the answer's text is
+    counted for the estimate."""
+    joke = "Why did the chicken cross the road? To get to the other side!"
+    log = parse(body(request={"model": "custom-model", "prompt": "Tell me a joke"},
+                     text=joke, timing={**TIMING, "timeToFirstToken": 150}))  # fmt: skip
+    row = row_of(log, registry, tmp_path)
+    assert not row["is_stream"] and row["time_to_first_token"] == 150
+    assert row["document"]["response"] == joke
+    count = TokenEstimator(tmp_path).count
+    assert row["tokens_estimated"] and row["completion_tokens"] == count(joke) > 0
+    assert row["prompt_tokens"] == count("Tell me a joke")
+    assert row_of(parse(body(request={"model": "m"}, text=joke, timing=TIMING)), registry,
+                  tmp_path)["time_to_first_token"] is None  # fmt: skip
+
+
+def test_a_reported_cost_wins_and_zero_falls_back(registry: Registry, tmp_path: Path) -> None:
+    """``usage.cost`` (OpenRouter's, USD) is the record's cost, over the price table (Helicone
+    prefers a provider-reported cost); 0 or none: the table's; no price and none: unknown."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 5}
+    priced = row_of(parse(body({"usage": usage})), registry, tmp_path)
+    assert priced["cost"] > 0 and priced["cost_known"]
+    reported = row_of(parse(body({"usage": {**usage, "cost": 0.0042}})), registry, tmp_path)
+    assert (reported["cost"], reported["cost_known"]) == (4_200_000, True)
+    zero = row_of(parse(body({"usage": {**usage, "cost": 0}})), registry, tmp_path)
+    assert zero["cost"] == priced["cost"]
+    unpriced = {"model": "in-house-7"}
+    row = row_of(parse(body({"usage": {**usage, "cost": 0.01}}, request=unpriced)), registry,
+                 tmp_path)  # fmt: skip
+    assert (row["cost"], row["cost_known"]) == (10_000_000, True)
+    row = row_of(parse(body({"usage": usage}, request=unpriced)), registry, tmp_path)
+    assert (row["cost"], row["cost_known"]) == (0, False)  # "cost not supported"
+    row = row_of(parse(body({"usage": {**usage, "cost": "free"}}, request=unpriced)),
+                 registry, tmp_path)  # fmt: skip
+    assert row["cost_known"] is False  # not a number: ignored
 
 
 def test_meta_wins_over_headers_which_win_over_response_headers(
@@ -296,6 +338,7 @@ def test_custom_events(
     row = row_of(log, registry, tmp_path)
     assert row["model"] == model
     assert (row["prompt_tokens"], row["completion_tokens"], row["cost"]) == (0, 0, 0)
+    assert row["cost_known"]  # not an LLM call: a known 0, not "cost not supported"
     assert not row["tokens_estimated"]
     assert row["document"]["request"] == request_json
 

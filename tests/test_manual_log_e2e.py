@@ -215,6 +215,29 @@ def test_python_send_log_with_each_provider_hint(
         assert record["cost"] is None  # "cost not supported": the model has no price
 
 
+def test_python_string_response_with_time_to_first_token(gateway: Gateway) -> None:
+    """helicone-helpers' documented "Direct Logging with String Response": a custom model, a
+    string answer, ``time_to_first_token_ms=150``, no stream. The time to first token is
+    recorded, the string counted for the estimate, and the unpriced model costs "unknown"."""
+    request_id = str(uuid.uuid4())
+    start = time.time() - 3
+    joke = "Why did the chicken cross the road? To get to the other side!"
+    logger(gateway).send_log(
+        provider=None,
+        request={"model": "custom-model", "prompt": "Tell me a joke"},
+        response=joke,
+        options=LoggingOptions(
+            start_time=start, end_time=start + 1, time_to_first_token_ms=150,
+            additional_headers={"Helicone-User-Id": "user-123", "Helicone-Request-Id": request_id},
+        ),
+    )  # fmt: skip
+    record = gateway.record(request_id)
+    assert (record["time_to_first_token"], record["delay_ms"]) == (150, 1000)
+    assert record["request_user_id"] == "user-123" and record["response_body"] == joke
+    assert record["tokens_estimated"] and record["completion_tokens"] > 0
+    assert record["prompt_tokens"] > 0 and record["cost"] is None
+
+
 def test_python_stream_with_time_to_first_token(
     gateway: Gateway, client: openai.OpenAI, registry: Registry
 ) -> None:
@@ -358,7 +381,7 @@ def test_node_helpers_log_request_stream_and_builder(
     assert "upstream exploded" in json.dumps(error["response_body"])
 
     tool = records["tool"]
-    assert tool["model"] == "tool:calculator" and tool["cost"] is None  # not a priced model
+    assert tool["model"] == "tool:calculator" and tool["cost"] == 0  # not an LLM call: known 0
     assert (tool["prompt_tokens"], tool["completion_tokens"]) == (0, 0)
     assert tool["delay_ms"] == 25
     assert tool["request_body"]["input"] == {"expression": "2 + 2"}

@@ -15,8 +15,9 @@ import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway.ingest.access import Caller
 from gateway.ingest.logged import logged_capture
-from gateway.ingest.otel import Caller, map_spans, provider_of, span_kind, usage_of
+from gateway.ingest.otel import map_spans, provider_of, span_kind, usage_of
 from gateway.ingest.otel_content import chat_content
 from gateway.ingest.otlp import (
     BodyError,
@@ -295,7 +296,7 @@ def test_sessions_paths_and_labels() -> None:
     assert set(by_path) == {"/agent/step-1/chat", "/late", "/self"}
     call = by_path["/agent/step-1/chat"]
     assert call.properties["Helicone-Session-Id"] == "s-1"
-    assert call.properties["Tier"] == "gold" and call.user_id == "eve"
+    assert call.properties["tier"] == "gold" and call.user_id == "eve"  # lower-cased, as proxied
     assert call.omit_response and not call.omit_request
     assert by_path["/late"].properties["Helicone-Session-Id"] == (
         "0af76519-16cd-43dd-8448-eb211c80319c"
@@ -331,6 +332,13 @@ def test_tool_and_vector_records_have_no_tokens(tmp_path: Path) -> None:
     }), tmp_path)  # fmt: skip
     assert vector["model"] == "vector_db:chroma" and vector["prompt_tokens"] == 0
     assert not vector["tokens_estimated"] and vector["cost"] == 0
+    assert vector["cost_known"]  # not an LLM call: a known 0, not "cost not supported"
+    tool, _ = _row(_span(**{"gen_ai.operation.name": "execute_tool",
+                            "gen_ai.tool.name": "calculator"}), tmp_path)  # fmt: skip
+    assert (tool["model"], tool["cost"], tool["cost_known"]) == ("tool:calculator", 0, True)
+    paid, _ = _row(_span(**{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "web",
+                            "gen_ai.usage.cost": 0.01}), tmp_path)  # fmt: skip
+    assert (paid["cost"], paid["cost_known"]) == (10_000_000, True)  # a paid tool's own cost
     assert document["request"] == {"_type": "vector_db", "operation": "search", "text": "cats",
                                    "topK": 3, "databaseName": "chroma"}  # fmt: skip
     embedding, document = _row(_span(**{
@@ -339,3 +347,21 @@ def test_tool_and_vector_records_have_no_tokens(tmp_path: Path) -> None:
     }), tmp_path)  # fmt: skip
     assert embedding["prompt_tokens"] == 8 and embedding["cost"] > 0
     assert document["request"]["input"] == "a cat"
+
+
+def test_a_reported_cost_is_the_record_cost(tmp_path: Path) -> None:
+    """``gen_ai.usage.cost`` (USD) wins over the price table, as a provider-reported cost does
+    in Helicone's calculation; one that is not a number >= 0 is ignored."""
+    attributes = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+                  "gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 4}
+    priced, _ = _row(_span(**attributes), tmp_path)
+    assert priced["cost"] > 0 and priced["cost"] != 2_500_000
+    reported, _ = _row(_span(**attributes, **{"gen_ai.usage.cost": 0.0025}), tmp_path)
+    assert (reported["cost"], reported["cost_known"]) == (2_500_000, True)
+    as_text, _ = _row(_span(**attributes, **{"gen_ai.usage.cost": "0.0025"}), tmp_path)
+    assert as_text["cost"] == 2_500_000
+    unknown = {**attributes, "gen_ai.request.model": "in-house-model-7"}
+    row, _ = _row(_span(**unknown, **{"gen_ai.usage.cost": 0.5}), tmp_path)
+    assert (row["cost"], row["cost_known"]) == (500_000_000, True)
+    row, _ = _row(_span(**unknown, **{"gen_ai.usage.cost": -1}), tmp_path)
+    assert (row["cost"], row["cost_known"]) == (0, False)  # ignored: no price, no cost

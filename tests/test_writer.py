@@ -540,15 +540,20 @@ def test_capture_tuple_round_trip() -> None:
     original.reported_usage = {"prompt_tokens": 3}
     original.prompt_id, original.prompt_version = "abc123", "0190a000-0000-7000-8000-0000000000cc"
     original.prompt_inputs, original.prompt_environment = '{"name":"Ann"}', "staging"
+    original.reported_cost, original.first_token_reported = 1234, True
     values = original.to_tuple()
     assert values == tuple(getattr(original, f.name) for f in dataclasses.fields(Capture))
     assert Capture.from_tuple(values) == original
-    # A frame journaled before ``wire``, ``attempts``, the cache fields, reported usage and
-    # the prompt fields existed (an upgrade with records on disk) still reads.
-    older = Capture.from_tuple(values[:-9])
+    # A frame journaled before ``wire``, ``attempts``, the cache fields, reported usage,
+    # the prompt fields and the reported cost and first token existed (an upgrade with
+    # records on disk) still reads.
+    older = Capture.from_tuple(values[:-11])
     assert older.wire == "openai" and older.attempts == [] and older.country_code == "DE"
     assert older.cache_reference_id is None and older.cache_saved_latency_ms == 0
     assert older.reported_usage is None and older.prompt_id == older.prompt_inputs == ""
+    assert older.reported_cost is None and not older.first_token_reported
+    before_cost = Capture.from_tuple(values[:-2])
+    assert before_cost.prompt_environment == "staging" and before_cost.reported_cost is None
     with pytest.raises(ValueError, match="fields"):
         Capture.from_tuple(values[:5])
     with pytest.raises(ValueError, match="fields"):

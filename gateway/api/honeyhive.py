@@ -8,7 +8,7 @@ taken: ``200 {"event_ids", "success": true}`` (plus ``session_id`` in single-ses
 or, when some event failed, HoneyHive's ``500 {"event_ids", "errors", "success"}`` partial
 shape (``success`` is true when at least one event was stored). A body that is not a batch is
 a 400, one over the size limit a 413, both ``{"success": false, "error": "..."}`` like every
-other refusal here (401, 403 ``Forbidden``, 503 with logging off).
+other refusal here (401, 403 without ``trace:write``, 503 with logging off).
 
 The events go to the caller's organisation; the HoneyHive ``project`` name is kept as the
 ``HoneyHive-Project`` property (the gateway has no projects below an organisation).
@@ -29,16 +29,15 @@ from starlette.requests import ClientDisconnect
 
 from gateway.api.requests import _json_body, _TooLarge
 from gateway.errors import GatewayError
+from gateway.ingest.access import Caller, Submit, admit, too_large
 from gateway.ingest.honeyhive import (
     Batch,
     BatchError,
     BatchLimits,
-    Caller,
     Form,
     parse_batch,
 )
 from gateway.ingest.logged import logged_capture
-from gateway.scopes import TRACE_WRITE, allows
 from gateway.store import KeyIdentity
 from logging_pipeline.capture import Capture
 from logging_pipeline.query import FilterError
@@ -46,7 +45,6 @@ from logging_pipeline.query import FilterError
 logger = logging.getLogger(__name__)
 
 Authenticate = Callable[[dict[str, str]], Awaitable[KeyIdentity]]
-Submit = Callable[[Capture], None]
 
 LEGACY_PATH = "/events/model/batch"
 V1_PATH = "/v1/events/batch"
@@ -99,11 +97,7 @@ def honeyhive_router(deps: HoneyHiveApiDeps) -> APIRouter:
         try:
             headers = {k.lower(): v for k, v in request.headers.items()}
             identity = await deps.authenticate(headers)
-            if not allows(identity.scopes, TRACE_WRITE):
-                return _refuse(403, "Forbidden")
-            submit = deps.sink()
-            if submit is None:
-                return _refuse(503, "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false).")
+            submit = admit(identity, deps.sink())
             body = await _json_body(request, deps.max_body_bytes)
             caller = Caller(identity.org_id, identity.key_id, path)
             if _event_count(body) > THREAD_FROM_EVENTS:
@@ -119,8 +113,7 @@ def honeyhive_router(deps: HoneyHiveApiDeps) -> APIRouter:
         except FilterError as exc:
             return _refuse(400, exc.message)
         except _TooLarge:
-            return _refuse(413, f"Request body is larger than the limit of "
-                                f"{deps.max_body_bytes} bytes.")  # fmt: skip
+            return _refuse(413, too_large(deps.max_body_bytes, "GATEWAY_HONEYHIVE_MAX_BATCH_BYTES"))
         except ClientDisconnect:
             return _refuse(499, "client disconnected")
         except Exception:

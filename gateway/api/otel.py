@@ -40,10 +40,10 @@ from starlette.requests import ClientDisconnect
 
 from gateway.api.envelope import fail
 from gateway.errors import GatewayError
+from gateway.ingest.access import Caller, Submit, admit, too_large
 from gateway.ingest.logged import logged_capture
-from gateway.ingest.otel import Caller, Mapped, map_spans
+from gateway.ingest.otel import Mapped, map_spans
 from gateway.ingest.otlp import BodyError, Decoded, decode, decompress
-from gateway.scopes import TRACE_WRITE, allows
 from gateway.store import KeyIdentity
 from logging_pipeline.capture import Capture
 
@@ -63,7 +63,6 @@ _RPC_CODES = {400: 3, 401: 16, 403: 7, 413: 3, 415: 3, 499: 1, 500: 13, 503: 14}
 """HTTP status → ``google.rpc.Code`` of the OTLP error body."""
 
 Authenticate = Callable[[dict[str, str]], Awaitable[KeyIdentity]]
-Submit = Callable[[Capture], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +87,7 @@ def otel_router(deps: OtelApiDeps) -> APIRouter:
         protobuf = content_type.split(";", 1)[0].strip().lower() == PROTOBUF
         try:
             identity = await deps.authenticate({k.lower(): v for k, v in request.headers.items()})
-            if not allows(identity.scopes, TRACE_WRITE):
-                raise GatewayError(403, "Forbidden: this key may not write traces (trace:write).")
-            submit = deps.sink()
-            if submit is None:
-                raise GatewayError(
-                    503, "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false); "
-                    "nothing can be ingested.",
-                )  # fmt: skip
+            submit = admit(identity, deps.sink())
             raw = await _read(request, deps.max_body_bytes)
             encoding = request.headers.get("content-encoding")
             caller = Caller(identity.org_id, identity.key_id, path)
@@ -179,10 +171,7 @@ async def _read(request: Request, limit: int) -> bytes:
 
 
 def _too_large(limit: int) -> str:
-    return (
-        f"The request body is larger than the limit of {limit} bytes "
-        "(GATEWAY_OTEL_MAX_BODY_BYTES); export smaller batches."
-    )
+    return too_large(limit, "GATEWAY_OTEL_MAX_BODY_BYTES") + " Export smaller batches."
 
 
 def _error(status: int, message: str, *, otlp: bool, protobuf: bool) -> Response:

@@ -8,8 +8,10 @@ gateway's log is one record per LLM call, and a session is the records sharing
 * every **model** event becomes one :class:`~gateway.ingest.logged.LoggedCall` (then the same
   record, cost and body storage as a proxied request): model and provider from the event,
   tokens from the legacy ``usage`` or from ``metadata``/``metrics`` (where HoneyHive's own SDKs
-  put them), an OpenAI-shaped request and response body rebuilt from ``inputs.chat_history``
-  and ``outputs``, the reported times, status 500 when ``error`` is set;
+  put them), the reported ``cost`` (or ``metadata.cost``) as the record's cost when above 0
+  (else the price table's), an OpenAI-shaped request and response body rebuilt from
+  ``inputs.chat_history`` and ``outputs``, the reported times, status 500 when ``error`` is
+  set;
 * the **session** (``session_properties`` in single-session mode, or a ``session`` event of a
   v1 batch) is not a record: its id and name go on its model events as
   ``Helicone-Session-Id`` / ``-Name``, and its source, metadata and user fill in what they
@@ -25,6 +27,7 @@ submits the captures.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -34,7 +37,10 @@ from typing import Any, Literal
 
 import orjson
 
-from gateway.ingest.logged import LoggedCall
+from gateway.ingest.access import Caller
+from gateway.ingest.logged import LoggedCall, openai_usage
+
+logger = logging.getLogger(__name__)
 
 Form = Literal["legacy", "v1"]
 """``legacy``: ``POST /events/model/batch`` (``model_events`` of CreateModelEvent);
@@ -57,10 +63,12 @@ _TOKEN_KEYS: Mapping[str, tuple[str, ...]] = {
     "reasoning_tokens": ("reasoning_tokens",),
 }
 """Usage field -> the names HoneyHive events carry it under (first found wins)."""
+_PROMPT_KEYS = ("prompt_id", "prompt_version")
+"""``metadata`` keys linking a model event to a managed prompt (the record's prompt columns)."""
 _CONSUMED_METADATA = frozenset(
-    {"total_tokens", "cost"}.union(*(set(names) for names in _TOKEN_KEYS.values()))
+    {"total_tokens", "cost", *_PROMPT_KEYS}.union(*(set(names) for names in _TOKEN_KEYS.values()))
 )
-"""Metadata keys that become columns (tokens) or ``HoneyHive-Cost``, not plain properties."""
+"""Metadata keys that become columns (tokens, cost, prompt), not plain properties."""
 _CONFIG_PLACED = frozenset(
     {"model", "provider", "hyperparameters", "template", "tools", "tool_choice",
      "response_format", "messages"}
@@ -140,15 +148,6 @@ class Batch:
     errors: list[str] = field(default_factory=list)
     calls: list[LoggedCall] = field(default_factory=list)
     session_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who sent the batch and where: the records' organisation, key and request path."""
-
-    organization_id: str
-    api_key_id: str
-    path: str
 
 
 def parse_batch(body: Any, form: Form, caller: Caller, limits: BatchLimits,
@@ -249,7 +248,7 @@ def _legacy(index: int, item: dict[str, Any]) -> Event:
     event.config = config
     event.usage = usage
     if item.get("cost") is not None:
-        event.cost = _number(item, "cost")
+        event.cost = _cost(item, "cost")
     if event.event_name == "unknown":
         event.event_name = "model"
     return event
@@ -276,7 +275,7 @@ def _generic(index: int, item: dict[str, Any]) -> Event:
         event_type=event_type,
         event_name=(_text(item, "event_name") or "unknown").strip() or "unknown",
         session_id=_session_id(item.get("session_id")),
-        parent_id=_text(item, "parent_id"),
+        parent_id=_parent_id(_text(item, "parent_id")),
         source=_text(item, "source"),
         project=_text(item, "project"),
         start_ms=start,
@@ -290,7 +289,7 @@ def _generic(index: int, item: dict[str, Any]) -> Event:
         metrics=_optional(item, "metrics", dict, "an object") or {},
         feedback=_optional(item, "feedback", dict, "an object") or {},
         user_properties=_optional(item, "user_properties", dict, "an object") or {},
-        cost=_number(metadata, "cost", "metadata.cost"),
+        cost=_cost(metadata, "cost", "metadata.cost"),
     )
 
 
@@ -323,6 +322,14 @@ def _number(item: Mapping[str, Any], name: str, label: str | None = None) -> flo
     return float(value)
 
 
+def _cost(item: Mapping[str, Any], name: str, label: str | None = None) -> float | None:
+    """A reported cost: USD, a number >= 0 (the record's cost; see :class:`LoggedCall`)."""
+    value = _number(item, name, label)
+    if value is not None and value < 0:
+        raise EventError(f"Could not create event: {label or name} must be a number >= 0")
+    return value
+
+
 def _time(item: Mapping[str, Any], name: str) -> float | None:
     """Unix milliseconds (seconds below :data:`SECONDS_BELOW`, see there)."""
     value = _number(item, name)
@@ -351,6 +358,12 @@ def _uuid(value: Any) -> str | None:
         return None
 
 
+def _parent_id(value: str | None) -> str | None:
+    """A parent's id spelled as its event's id is kept (a UUID in canonical form), so that an
+    upper-case or unhyphenated reference still finds its parent in the batch."""
+    return _uuid(value) or value
+
+
 def _session_id(value: Any) -> str | None:
     """A UUID in its canonical form; any other non-empty string (up to 256 characters) as
     given, so that events can join a proxied session named by a non-UUID
@@ -376,6 +389,11 @@ def _sessions(events: list[Event], single: bool, properties: dict[str, Any],
     a ``session`` event its own id, and any other a new session of its own.
     """
     sessions: dict[str, SessionInfo] = {}
+    if properties and not single:
+        logger.warning(
+            "HoneyHive batch: session_properties ignored without is_single_session "
+            "(each event keeps its own session)"
+        )
     if single:
         session_id = _uuid(properties.get("session_id")) or str(uuid.uuid4())
         batch.session_id = session_id
@@ -487,7 +505,18 @@ def _call(event: Event, session: SessionInfo, path: str, caller: Caller,
         user_id=user_id[:1024],
         properties=_properties(event, session, path),
         usage=usage,
+        cost=event.cost,
+        prompt_id=_metadata_text(event.metadata, "prompt_id"),
+        prompt_version=_metadata_text(event.metadata, "prompt_version"),
     )
+
+
+def _metadata_text(metadata: Mapping[str, Any], name: str) -> str:
+    """A metadata value as a column's text (a number as its digits; anything else: none)."""
+    value = metadata.get(name)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    return str(value)[:MAX_SESSION_ID_CHARS]
 
 
 def _config_text(config: Mapping[str, Any], name: str) -> str:
@@ -557,9 +586,7 @@ def _response_body(event: Event, model: str, usage: dict[str, int] | None,
                 "created": int(end_ms / 1000), "model": model, "choices": choices}  # fmt: skip
     body.setdefault("model", model)
     if usage is not None:
-        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-        body["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                         "total_tokens": prompt + completion}  # fmt: skip
+        body["usage"] = openai_usage(usage)
     if event.error:
         body["error"] = {"message": event.error, "type": "honeyhive_event_error"}
     return body
@@ -613,7 +640,6 @@ def _properties(event: Event, session: SessionInfo, path: str) -> dict[str, str]
         "HoneyHive-Source": event.source or session.source,
         "HoneyHive-Event-Name": event.event_name,
         "HoneyHive-Parent-Id": event.parent_id if event.parent_id != event.session_id else None,
-        "HoneyHive-Cost": None if event.cost is None else repr(event.cost),
         "HoneyHive-Error": event.error,
     }
     properties.update((k, v) for k, v in facts.items() if v)

@@ -5,15 +5,22 @@ call arrives with wall-clock times the client measured (start, first token, end)
 become a capture that the writer treats exactly like a proxied one: ``created_at`` is the
 reported start, and the monotonic fields are placed so that the latency and time to first
 token the writer derives from them are the reported ones. Usage the client reported (rather
-than a response body to read it from) goes in ``reported_usage``.
+than a response body to read it from) goes in ``reported_usage``, a cost it reported (or the
+known 0 of a step that is not an LLM call) in ``reported_cost``.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from logging_pipeline.capture import Capture
+
+MAX_REPORTED_USD = 1e9
+"""The largest cost one logged call may report (USD); more is cut to it."""
 
 
 @dataclass(slots=True)
@@ -46,8 +53,16 @@ class LoggedCall:
     user_id: str = ""
     properties: dict[str, str] = field(default_factory=dict)
     usage: dict[str, int] | None = None
+    cost: float | None = None
+    """USD the client reported for the call (:attr:`Capture.reported_cost` says how it is
+    used); ``0.0`` for a step that is not an LLM call (a tool, a retrieval): a known 0 unless
+    the model is priced. None: the price table's cost."""
     omit_request: bool = False
     omit_response: bool = False
+    prompt_id: str = ""
+    """The managed prompt the call was made from (a HoneyHive event's ``metadata.prompt_id``;
+    the manual logger and spans name one with ``Helicone-Prompt-Id``, a property)."""
+    prompt_version: str = ""
 
 
 def logged_capture(call: LoggedCall) -> Capture:
@@ -82,4 +97,58 @@ def logged_capture(call: LoggedCall) -> Capture:
         omit_response=call.omit_response,
         wire=call.wire,
         reported_usage=call.usage,
+        reported_cost=nano_usd(call.cost),
+        first_token_reported=first_byte is not None,
+        prompt_id=call.prompt_id,
+        prompt_version=call.prompt_version,
     )
+
+
+def nano_usd(cost: float | None) -> int | None:
+    """A reported USD cost as the ``cost`` column's nano-USD (None stays None): negative or
+    not finite is 0, and a cost past :data:`MAX_REPORTED_USD` is cut there (UInt64 holds
+    1.8e10 USD; one absurd value must not fail the whole insert batch)."""
+    if cost is None:
+        return None
+    if not math.isfinite(cost) or cost <= 0:
+        return 0
+    return round(min(cost, MAX_REPORTED_USD) * 1e9)
+
+
+def openai_usage(counts: Mapping[str, int]) -> dict[str, Any]:
+    """Reported counts (:class:`~providers.usage.Usage` field names) as the OpenAI ``usage`` of
+    a body rebuilt from a report (an OpenTelemetry span, a HoneyHive event): what the stored
+    answer shows. Details appear only when reported (the record's columns come from
+    ``LoggedCall.usage`` itself, cache writes included)."""
+    prompt = counts.get("prompt_tokens", 0)
+    completion = counts.get("completion_tokens", 0)
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if counts.get("cache_read_tokens"):
+        usage["prompt_tokens_details"] = {"cached_tokens": counts["cache_read_tokens"]}
+    if counts.get("reasoning_tokens"):
+        usage["completion_tokens_details"] = {"reasoning_tokens": counts["reasoning_tokens"]}
+    return usage
+
+
+def reported_usd(value: Any) -> float | None:
+    """A cost a client reported, in USD: a number (or numeric text, as some attributes carry
+    it) 0 or more; None for anything else (no cost reported: the price table's)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def usage_cost(answer: Any) -> float | None:
+    """The cost an answer's ``usage`` reports (``usage.cost``, USD: OpenRouter's usage
+    accounting, the field Helicone's cost calculation prefers to its own), else None."""
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    return reported_usd(usage.get("cost")) if isinstance(usage, dict) else None

@@ -22,6 +22,9 @@ way it understands a proxied one:
 * **Usage**: left to the writer's reader when it can read it; any other documented format
   (another provider's ``usage``, Google's ``usageMetadata``, Bedrock's, the alternative
   ``prompt_token_count``/``generation_token_count``) is normalised here into reported usage.
+* **Cost**: the price table's, unless the answer reports one (``usage.cost``, OpenRouter's);
+  a custom event (``tool``, ``vector_db``, ``data``) is not an LLM call: no tokens, cost a
+  known 0.
 
 Parsing the envelope is the only JSON work done on the request path; everything else (the
 answer's parse, stream rebuild, estimates, cost) happens in the writer.
@@ -37,7 +40,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from gateway.context import HELICONE_PREFIX, HeliconeOptions, parse_options
-from gateway.ingest.logged import LoggedCall
+from gateway.ingest.logged import LoggedCall, usage_cost
 from gateway.jsondepth import depth_message, too_deep
 from providers import openai_format
 from providers.anthropic.usage import usage_from_message
@@ -140,10 +143,13 @@ def parse_manual_log(
         first_token = start + answer.ttft_ms / 1000
     wire = answer.shape or named_wire or "openai"
     usage: dict[str, int] | None = None
+    cost: float | None = None
     if event_type is not None:
-        usage = {}  # not an LLM call: no tokens, and none estimated
+        # Not an LLM call: no tokens (none estimated), a known 0 cost unless it reports one.
+        usage, cost = {}, usage_cost(answer.parsed) or 0.0
     elif answer.parsed is not None:
         usage = _reported_usage(answer.parsed, wire)
+        cost = usage_cost(answer.parsed)
 
     stored_request = request_json
     extra_meta = {k: v for k, v in meta.items() if not k.lower().startswith(HELICONE_PREFIX)}
@@ -168,6 +174,7 @@ def parse_manual_log(
         user_id=options.user_id,
         properties=options.properties,
         usage=usage,
+        cost=cost,
         omit_request=options.omit_request,
         omit_response=options.omit_response,
         model_override=options.model_override,
@@ -430,12 +437,13 @@ def _answer(response: dict[str, Any], request: dict[str, Any], has_ttft: bool) -
         parsed = value if value is not None else None
         body = orjson.dumps(value) if value is not None else b""
         return _Answer(body, parsed, False, _shape(parsed))
-    return _text_answer(text, wants_stream or has_ttft)
+    return _text_answer(text, wants_stream, has_ttft)
 
 
-def _text_answer(text: str, streamed: bool) -> _Answer:
+def _text_answer(text: str, streamed: bool, has_ttft: bool) -> _Answer:
     """A ``textBody``: SSE (kept as sent), a whole JSON answer, JSON chunks (one per line, or
-    an array), or plain text (a stream when the request or the timing says so)."""
+    an array), or plain text (a stream when the request says so; a time to first token is
+    recorded either way, as documented for a string response)."""
     raw = text.encode()
     stripped = raw.lstrip()
     if stripped.startswith((b"data:", b"event:")) or b"\ndata:" in raw:
@@ -464,7 +472,7 @@ def _text_answer(text: str, streamed: bool) -> _Answer:
                 other.append(line)
         # Chunks, not a text that happens to hold JSON lines: the first is a chunk, or there
         # are several and the request streamed or their shape names a provider's.
-        several = len(events) > 1 and (streamed or _shape(first) is not None)
+        several = len(events) > 1 and (streamed or has_ttft or _shape(first) is not None)
         if first is not None and (_is_chunk(first) or several):
             return _stream(events, other, first)
     return _Answer(raw, None, streamed, None)

@@ -24,13 +24,13 @@ import orjson
 from gateway.asgi import BodyTooLarge, Receive, Scope, Send, read_body, send_bytes
 from gateway.context import RequestContext
 from gateway.errors import GatewayError
+from gateway.ingest.access import admit, too_large
 from gateway.ingest.logged import logged_capture
 from gateway.ingest.manual import CUSTOM, ManualLogError, parse_manual_log
 from gateway.keys import looks_like_key
 from gateway.options import check_json_content_type, declared_length
 from gateway.passthrough import LOG_MARK
 from gateway.runtime import Runtime
-from gateway.scopes import TRACE_WRITE, allows
 
 _HINTS = {"oai": "openai", "anthropic": "anthropic", "googleapis": "google-ai-studio"}
 """The root of a log path → the provider it names (``custom`` and the rest: none)."""
@@ -82,9 +82,7 @@ class ManualLogRoute:
             await self._serve(scope, receive, send, headers, ctx)
         except BodyTooLarge as exc:
             raise _envelope_error(GatewayError(
-                413,
-                f"The log body is larger than the manual logger's limit of {exc.limit} bytes "
-                "(GATEWAY_MANUAL_LOG_MAX_BYTES); nothing was logged.",
+                413, too_large(exc.limit, "GATEWAY_MANUAL_LOG_MAX_BYTES"),
                 code="request_too_large",
             )) from None  # fmt: skip
         except GatewayError as exc:
@@ -109,20 +107,9 @@ class ManualLogRoute:
         if key is not None:
             ctx.use_path_key(key, headers)
         identity = await runtime.authenticate(ctx.request_credentials(headers))
-        if not allows(identity.scopes, TRACE_WRITE):
-            raise GatewayError(
-                403,
-                f"This gateway key lacks the '{TRACE_WRITE}' scope needed to log requests.",
-                code="missing_scope",
-            )
-        ctx.identity = identity
         writer = runtime.writer
-        if writer is None:
-            raise GatewayError(
-                503,
-                "Request logging is disabled (GATEWAY_LOGGING_ENABLED=false); nothing was logged.",
-                code="logging_disabled",
-            )
+        submit = admit(identity, writer.submit if writer is not None else None)
+        ctx.identity = identity
         check_json_content_type(headers)
         limit = runtime.settings.manual_log_max_bytes
         raw = await read_body(receive, limit, declared_length(headers))
@@ -139,7 +126,7 @@ class ManualLogRoute:
             )
         except ManualLogError as exc:
             raise GatewayError(400, str(exc), code="invalid_log") from None
-        writer.submit(logged_capture(parsed.call))  # journaled (durable) before the answer goes out
+        submit(logged_capture(parsed.call))  # journaled (durable) before the answer goes out
         request_id = parsed.call.request_id
         # The logged call's id (meta may name one) is the one this answer and the request
         # line name.

@@ -9,11 +9,12 @@ What becomes a record (README "OpenTelemetry ingestion" has the full attribute t
   ``llm.usage.*``). Model, provider (``gen_ai.provider.name`` / ``gen_ai.system`` /
   ``llm.vendor`` mapped to the gateway's provider names), tokens (input, output, cache read
   and write, reasoning), prompts and completions as an OpenAI-shaped body
-  (:mod:`gateway.ingest.otel_content`), timing from the span, status from the span status.
+  (:mod:`gateway.ingest.otel_content`), timing from the span, status from the span status,
+  and a reported cost (``gen_ai.usage.cost``) over the price table's.
 * **Tool spans** (``gen_ai.operation.name=execute_tool``, ``traceloop.span.kind=tool``) and
   **retrieval spans** (``gen_ai.operation.name=retrieval``, a vector database's
   ``db.system``) — records in Helicone's custom-event shapes (``_type: tool`` / ``vector_db``),
-  without tokens, so that a session shows them as its nodes.
+  without tokens and with a known cost of 0, so that a session shows them as its nodes.
 * Everything else (workflow, agent, task, HTTP, database spans) — not recorded, counted as
   dropped; their names still make up the session paths of the spans under them. An agent
   span's token totals would double the cost of the LLM calls under it.
@@ -36,7 +37,8 @@ from typing import Any
 import orjson
 
 from gateway.context import HELICONE_PREFIX, HeliconeOptions, parse_options
-from gateway.ingest.logged import LoggedCall
+from gateway.ingest.access import Caller
+from gateway.ingest.logged import LoggedCall, openai_usage, reported_usd
 from gateway.ingest.otel_content import (
     chat_content,
     indexed,
@@ -103,6 +105,9 @@ _REASONING = (
     "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
     "llm.usage.reasoning_tokens", "gen_ai.usage.output_tokens.reasoning",
 )  # fmt: skip
+_COST = ("gen_ai.usage.cost", "llm.usage.cost")
+"""A cost the instrumentation reported (USD; not a semantic convention, but what Langfuse
+reads and OpenRouter-aware instrumentations set): the record's cost over the price table's."""
 _REQUEST_MODEL = ("gen_ai.request.model", "llm.request.model")
 _RESPONSE_MODEL = ("gen_ai.response.model", "llm.response.model")
 _PARAMETERS = (
@@ -118,15 +123,6 @@ _PARAMETERS = (
     ("reasoning_effort", ("gen_ai.request.reasoning_effort",)),
 )
 """Request body field ← the attributes that carry it (first present wins)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who sent the export, and where to (the records' ``request_path``)."""
-
-    organization_id: str
-    api_key_id: str
-    path: str
 
 
 @dataclass(slots=True)
@@ -228,6 +224,11 @@ def usage_of(attributes: Mapping[str, Any]) -> dict[str, int] | None:
         "cache_write_tokens": cache_write,
         "reasoning_tokens": _int(attributes, _REASONING) or 0,
     }
+
+
+def cost_of(attributes: Mapping[str, Any]) -> float | None:
+    """The span's reported cost in USD (None: none, or not a number >= 0)."""
+    return reported_usd(_first(attributes, _COST))
 
 
 def provider_of(attributes: Mapping[str, Any]) -> str:
@@ -419,16 +420,6 @@ def _parameters(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _openai_usage(usage: dict[str, int]) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage["prompt_tokens"],
-        "completion_tokens": usage["completion_tokens"],
-        "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
-        "prompt_tokens_details": {"cached_tokens": usage["cache_read_tokens"]},
-        "completion_tokens_details": {"reasoning_tokens": usage["reasoning_tokens"]},
-    }
-
-
 def _llm_bodies(span: OtelSpan, kind: str, call: LoggedCall, start: float) -> None:
     attributes = span.attributes
     request_model = _string(_first(attributes, _REQUEST_MODEL) or "")
@@ -436,6 +427,7 @@ def _llm_bodies(span: OtelSpan, kind: str, call: LoggedCall, start: float) -> No
     call.model = request_model or response_model
     call.provider = provider_of(attributes)
     call.usage = usage_of(attributes)
+    call.cost = cost_of(attributes)
     call.wire = "openai"
     stream = bool(_first(attributes, ("gen_ai.request.stream", "llm.is_streaming")))
     messages, choices = chat_content(span) if kind != "embedding" else ([], [])
@@ -476,7 +468,7 @@ def _llm_bodies(span: OtelSpan, kind: str, call: LoggedCall, start: float) -> No
     if stream:
         request["stream"] = True
     if call.usage is not None:
-        response["usage"] = _openai_usage(call.usage)
+        response["usage"] = openai_usage(call.usage)
     call.request_body = orjson.dumps(request)
     if call.status >= 400:
         call.response_body = orjson.dumps(_error_body(span))
@@ -513,6 +505,7 @@ def _event_bodies(span: OtelSpan, kind: str, call: LoggedCall) -> None:
     attributes = span.attributes
     call.wire = "custom"
     call.usage = {}
+    call.cost = cost_of(attributes) or 0.0  # not an LLM call: a known 0 unless reported
     ok = call.status < 400
     outcome: dict[str, Any] = {"status": "success" if ok else "error"}
     if not ok:

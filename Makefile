@@ -16,7 +16,7 @@ UV_COMPILE := $(BIN)/uv pip compile --quiet --generate-hashes --no-strip-extras 
 BUILD_REQUIRES := $(BIN)/python -c 'import tomllib; \
 	print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))'
 
-.PHONY: run test bench lint install lock clean
+.PHONY: run test bench lint install lock clean dashboard
 
 # Only hashed, pinned artifacts from the lock (--require-hashes, --no-deps: nothing unlisted is
 # resolved), then the project itself without build isolation (setuptools comes from the lock).
@@ -61,5 +61,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check gateway providers logging_pipeline cache ratelimit tests bench
 	$(BIN)/mypy
 
+# The web dashboard (docs/dashboard.md): its npm packages from the lock (`npm ci`), type-checked
+# and built by Vite into gateway/dashboard/static/ (committed; shipped in the wheel and the
+# image), then the digest of the sources it was built from (tests/test_dashboard_build.py).
+dashboard:
+	cd dashboard && npm ci --no-audit --no-fund && npm run build
+	python3 dashboard/source_digest.py > gateway/dashboard/static/SOURCE_DIGEST
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info dashboard/node_modules

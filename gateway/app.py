@@ -33,6 +33,7 @@ from gateway.api.prompts_helicone import HeliconePromptDeps, include_helicone_pr
 from gateway.api.prompts_posthog import PostHogPromptDeps, include_posthog_prompt_api
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
+from gateway.dashboard import DashboardDeps, include_dashboard
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
 from gateway.ingest.honeyhive import BatchLimits
@@ -206,6 +207,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             authenticate=runtime.authenticate_identity,
             store=runtime.store,
             on_change=lambda org_id: runtime.meter.invalidate(org_id),
+        ),
+    )
+    include_dashboard(
+        app,
+        DashboardDeps(
+            authenticate=runtime.authenticate_identity,
+            authenticate_digest=lambda digest: runtime.authenticator.authenticate_digest(digest),
+            sessions=runtime.dashboard_sessions,
         ),
     )
     app.add_exception_handler(HTTPException, http_error)

@@ -89,7 +89,11 @@ class KeyCache:
         self._inflight: dict[str, asyncio.Future[KeyIdentity | None]] = {}
 
     async def resolve(self, key: str) -> KeyIdentity | None:
-        digest = hash_key(key)
+        return await self.resolve_digest(hash_key(key))
+
+    async def resolve_digest(self, digest: str) -> KeyIdentity | None:
+        """:meth:`resolve` by the key's digest: what a dashboard session keeps instead of the
+        key itself (gateway/dashboard/sessions.py), so a revoked key ends its sessions too."""
         now = self._clock()
         entry = self._entries.get(digest)
         if entry is not None and entry[0] > now:
@@ -132,8 +136,15 @@ class Authenticator:
                 "'Helicone-Auth: Bearer <gateway key>' when Authorization carries a provider key).",
                 code="missing_api_key",
             )
+        return await self.authenticate_digest(hash_key(key))
+
+    async def authenticate_digest(self, digest: str) -> KeyIdentity:
+        """The identity of the key with SHA-256 ``digest`` (a dashboard session's key), or a
+        401 once it is revoked; anonymous access answers as for any key."""
+        if self._anonymous is not None:
+            return self._anonymous
         try:
-            identity = await self._cache.resolve(key)
+            identity = await self._cache.resolve_digest(digest)
         except Exception as exc:
             raise GatewayError(
                 503, "The key store is unavailable; try again shortly.", code="auth_unavailable"

@@ -25,6 +25,7 @@ from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.byok import ProviderKeyCache
 from gateway.context import RequestContext, read_credentials
+from gateway.dashboard.sessions import DashboardSessions, RedisTable
 from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
 from gateway.finished import Consumer, FinishedRequests
@@ -105,6 +106,9 @@ class Runtime:
         (gateway/vertex_auth.py)."""
         self.key_cache = KeyCache(self.store, settings.key_cache_ttl_seconds)
         self.authenticator = Authenticator(self.key_cache, None)
+        self.dashboard_sessions = DashboardSessions(settings.dashboard_session_ttl_seconds)
+        """The web dashboard's sign-ins (gateway/dashboard/sessions.py): in Redis with
+        ``REDIS_URL`` (set below), else in this process."""
         self.provider_keys = ProviderKeyCache(
             self.store.provider_keys, settings.provider_key_cache_ttl_seconds
         )
@@ -127,6 +131,7 @@ class Runtime:
                 retry_after=settings.redis_retry_seconds,
             )
             backend = RedisBackend(self.redis)
+            self.dashboard_sessions.table = RedisTable(self.redis)
             if settings.cache_near_seconds > 0 and settings.cache_memory_bytes > 0:
                 near = MemoryBackend(settings.cache_memory_bytes)
                 backend = NearRedisBackend(backend, near, settings.cache_near_seconds)
@@ -476,14 +481,25 @@ class Runtime:
     async def authenticate_org(self, headers: dict[str, str]) -> str:
         """The org of a request-log API caller (same keys and rules as the data plane); a key
         without the log's read scope gets Helicone's 403 (``"Forbidden"``)."""
-        identity = await self.authenticate(read_credentials(headers))
+        identity = await self.rest_identity(headers)
         if not allows(identity.scopes, TRACE_READ):
             raise GatewayError(403, "Forbidden", code="missing_scope")
         return identity.org_id
 
     async def authenticate_identity(self, headers: dict[str, str]) -> KeyIdentity:
         """The identity of a REST API caller; scopes are the router's to check."""
-        return await self.authenticate(read_credentials(headers))
+        return await self.rest_identity(headers)
+
+    async def rest_identity(self, headers: dict[str, str]) -> KeyIdentity:
+        """The one place a REST API call is authenticated: by the key it carries, or, with
+        none, by the dashboard's session cookie plus its CSRF header (the key the session was
+        signed in with is checked again, so it is that key's org and scopes)."""
+        credentials = read_credentials(headers)
+        if credentials.gateway_key is None:
+            session = await self.dashboard_sessions.from_headers(headers)
+            if session is not None:
+                return await self.authenticator.authenticate_digest(session.key_digest)
+        return await self.authenticate(credentials)
 
     async def query_log(
         self, sql: str, params: Mapping[str, Any], settings: Mapping[str, Any] | None = None

@@ -183,6 +183,8 @@ class Settings(BaseSettings):
     # with DATABASE_URL; the SQLite default generates data_dir/encryption.key on first start.
     encryption_key: SecretStr | None = None
     provider_key_cache_ttl_seconds: float = Field(default=10.0, ge=0)
+    # The web dashboard (gateway/dashboard): how long a sign-in lasts (its cookie session).
+    dashboard_session_ttl_seconds: float = Field(default=8 * 3600.0, gt=0)
     # Metering (gateway/metering): how long an organisation's credit account and budgets are
     # cached per process; how long a reservation holds before the sweep may release it (a
     # process died between reserve and settle); how often each process sweeps.

@@ -1,0 +1,102 @@
+// The dashboard's shell: sign-in, navigation between the views, sign-out.
+//
+// Routes are hashes (`#/<view>` or `#/<view>/<id>`), so a reload keeps the view and no key or
+// token ever goes into a URL the server sees. A view is a function that builds its section
+// and loads its data, and stops when its AbortSignal fires (the user went elsewhere); adding
+// one is adding an entry to VIEWS (and, for the menu, a label).
+
+import "./style.css";
+import { Api } from "./api";
+import { clear, h, state } from "./dom";
+import { overview } from "./views/overview";
+import { requestDetail } from "./views/request-detail";
+import { initialRequestsState, requests } from "./views/requests";
+import { signIn } from "./views/signin";
+
+interface View {
+  /** In the menu when set. */
+  label?: string;
+  title: string;
+  /** `id`: the second part of the hash (`#/requests/<id>`), decoded; "" when absent. */
+  render: (signal: AbortSignal, id: string) => HTMLElement;
+}
+
+const root = document.getElementById("app") as HTMLElement;
+const api = new Api();
+const requestsState = initialRequestsState();
+let current: AbortController | null = null;
+
+const VIEWS: Record<string, View> = {
+  overview: { label: "Overview", title: "Overview", render: (signal) => overview(api, signal) },
+  requests: {
+    label: "Requests",
+    title: "Requests",
+    render: (signal, id) =>
+      id ? requestDetail(api, id, signal) : requests(api, signal, requestsState),
+  },
+};
+const DEFAULT_VIEW = "overview";
+
+api.onSignedOut = (message) => showSignIn(message);
+
+function showSignIn(message?: string): void {
+  current?.abort();
+  window.onhashchange = null;
+  document.title = "Sign in · LLM gateway";
+  clear(root, signIn(api, message, () => void start()));
+}
+
+async function start(): Promise<void> {
+  let info;
+  try {
+    info = await api.session();
+  } catch (error) {
+    clear(root, state("error", `The gateway did not answer: ${(error as Error).message}`));
+    return;
+  }
+  if (info === null) {
+    showSignIn();
+    return;
+  }
+  const main = h("main", { id: "main", tabindex: "-1" });
+  const nav = h("nav", { "aria-label": "Views" },
+    Object.entries(VIEWS).filter(([, v]) => v.label).map(([name, v]) =>
+      h("a", { href: `#/${name}`, "data-view": name }, v.label as string)));
+  const signOut = h("button", { type: "button", class: "quiet", onclick: async () => {
+    await api.signOut();
+    showSignIn("Signed out.");
+  } }, "Sign out");
+  const header = h("header", { class: "top" },
+    h("span", { class: "brand" }, "LLM gateway"),
+    nav,
+    h("span", { class: "org", title: `key ${info.key_id}` }, info.org_name),
+    signOut);
+  clear(root, header, main);
+  window.onhashchange = () => {
+    route(main, nav);
+    main.focus(); // keyboard and screen-reader users land on the new view
+  };
+  route(main, nav);
+}
+
+function route(main: HTMLElement, nav: HTMLElement): void {
+  current?.abort();
+  current = new AbortController();
+  const [, name = "", rawId = ""] = (location.hash || "").split("/");
+  const viewName = name in VIEWS ? name : DEFAULT_VIEW;
+  const view = VIEWS[viewName];
+  let id = "";
+  try {
+    id = decodeURIComponent(rawId);
+  } catch {
+    id = rawId; // a malformed escape: shown as typed (the API says it is not found)
+  }
+  for (const link of nav.querySelectorAll("a")) {
+    if (link.dataset.view === viewName) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = `${id ? `${view.title} ${id}` : view.title} · LLM gateway`;
+  clear(main, view.render(current.signal, id));
+}
+
+void start();

@@ -25,6 +25,7 @@ from gateway.api import RequestApiDeps, include_request_api
 from gateway.api.annotations import AnnotationApiDeps, include_annotation_api
 from gateway.api.credits import CreditsApiDeps, include_credits_api
 from gateway.api.dashboard import include_aggregate_api
+from gateway.api.gateway_keys import GatewayKeyApiDeps, include_gateway_keys_api
 from gateway.api.honeyhive import HoneyHiveApiDeps, include_honeyhive_api
 from gateway.api.hql import HqlApiDeps, include_hql_api
 from gateway.api.models import include_model_registry
@@ -208,6 +209,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
             store=runtime.store,
             on_change=lambda org_id: runtime.meter.invalidate(org_id),
         ),
+    )
+    include_gateway_keys_api(
+        app, GatewayKeyApiDeps(authenticate=runtime.authenticate_identity, store=runtime.store)
     )
     include_dashboard(
         app,

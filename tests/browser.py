@@ -121,13 +121,14 @@ class Tab:
 
 
 @contextmanager
-def seeded_site(data_dir: Path) -> Iterator[Site]:
+def seeded_site(data_dir: Path, **overrides: Any) -> Iterator[Site]:
     """A gateway with the embedded log, keys of "acme" and "globex", the analytics dataset
     moved so that its last request was an hour ago (all of it within "7 days") plus
-    :func:`rich_capture` half an hour ago, and a headless Chromium (closed at the end)."""
+    :func:`rich_capture` half an hour ago, and a headless Chromium (closed at the end).
+    ``overrides``: more settings (an upstream for the data plane…)."""
     from playwright.sync_api import sync_playwright
 
-    settings = make_settings(data_dir, logging_enabled=True, log_flush_ms=20)
+    settings = make_settings(data_dir, logging_enabled=True, log_flush_ms=20, **overrides)
     keys = {org: create_key(settings, org=org) for org in ("acme", "globex")}
     now = datetime.now(UTC)
     shift = (now - BASE - timedelta(minutes=SPAN_MINUTES + 60)) / timedelta(minutes=1)
@@ -149,8 +150,12 @@ def seeded_site(data_dir: Path) -> Iterator[Site]:
         server.call(submit())
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         site = Site(server, keys, requests, browser)
-        wait_for("the seeded records", lambda: len(
-            site.api("/v1/request/query", {"filter": "all", "limit": 100})) == ACME_REQUESTS)
+        wait_for(
+            "the seeded records",
+            lambda: (
+                len(site.api("/v1/request/query", {"filter": "all", "limit": 100})) == ACME_REQUESTS
+            ),
+        )
         try:
             yield site
         finally:
@@ -183,7 +188,8 @@ def open_tab(site: Site) -> Iterator[Tab]:
     try:
         yield tab
         unexpected = [
-            e for e in tab.console_errors
+            e
+            for e in tab.console_errors
             if not any(f"status of {code} " in e for code in tab.expected_statuses)
         ]
         assert unexpected == [], tab.console_errors

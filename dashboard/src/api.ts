@@ -57,7 +57,19 @@ export class Api {
     return this.call<T>(path, { method: "GET", signal });
   }
 
-  private async call<T>(path: string, init: RequestInit): Promise<T> {
+  del<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return this.call<T>(path, { method: "DELETE", signal });
+  }
+
+  /** A call whose answer is not in the `{data, error}` envelope (the PostHog-style APIs,
+   * `/healthz`): the whole JSON body (null for an empty 204). */
+  plain<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const init: RequestInit = { method, signal };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    return this.call<T>(path, init, false);
+  }
+
+  private async call<T>(path: string, init: RequestInit, envelope = true): Promise<T> {
     const headers: Record<string, string> = { "x-gateway-csrf": this.csrf };
     if (init.body !== undefined) headers["content-type"] = "application/json";
     const response = await fetch(path, { ...init, credentials: "same-origin", headers });
@@ -66,6 +78,11 @@ export class Api {
       this.csrf = "";
       this.onSignedOut(message);
       throw new ApiError(401, message);
+    }
+    if (!envelope) {
+      if (!response.ok) throw new ApiError(response.status, await errorText(response));
+      const text = await response.text();
+      return (text ? JSON.parse(text) : null) as T;
     }
     return (await unwrap(response)) as T;
   }
@@ -84,6 +101,8 @@ async function errorText(response: Response): Promise<string> {
     const body = (await response.json()) as { error?: unknown };
     const error = body.error;
     if (typeof error === "string") return error;
+    const detail = (body as { detail?: unknown }).detail; // the PostHog-style APIs
+    if (typeof detail === "string") return detail;
     if (error && typeof error === "object" && "message" in error) {
       return String((error as { message: unknown }).message);
     }

@@ -11,6 +11,7 @@ import { clear, h, state } from "./dom";
 import { overview } from "./views/overview";
 import { requestDetail } from "./views/request-detail";
 import { initialRequestsState, requests } from "./views/requests";
+import { settings } from "./views/settings";
 import { signIn } from "./views/signin";
 
 interface View {
@@ -34,6 +35,7 @@ const VIEWS: Record<string, View> = {
     render: (signal, id) =>
       id ? requestDetail(api, id, signal) : requests(api, signal, requestsState),
   },
+  settings: { label: "Settings", title: "Settings", render: (signal) => settings(api, signal) },
 };
 const DEFAULT_VIEW = "overview";
 

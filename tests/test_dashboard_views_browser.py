@@ -1,0 +1,165 @@
+"""The dashboard's Settings, SQL and Prompts views in a real browser (Debian's Chromium via
+Playwright, tests/browser.py), against one seeded gateway whose data plane is answered by
+the OpenAI emulator.
+
+Every test gets a fresh browser context and fails on any console error (but for statuses it
+provokes on purpose) or any request for another host. What the page shows is asserted
+against the APIs' own answers. Screenshots go to docs/ with UPDATE_SCREENSHOTS=1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser import CHROMIUM, Site, Tab, open_tab, seeded_site
+from tests.emulator import OpenAIEmulator
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+expect = playwright_sync.expect
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+UPSTREAM = "sk-upstream-views"
+CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"), reason="needs Debian's chromium"
+)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[OpenAIEmulator]:
+    with OpenAIEmulator(api_key=UPSTREAM) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIEmulator) -> Iterator[Site]:
+    with seeded_site(
+        tmp_path_factory.mktemp("dashboard-views"),
+        provider_api_keys={"openai": UPSTREAM},
+        provider_base_urls={"openai": upstream.base_url},
+        key_cache_ttl_seconds=0,
+    ) as site:
+        yield site
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return DOCS if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path_factory.mktemp("screens")
+
+
+@pytest.fixture
+def tab(site: Site) -> Iterator[Tab]:
+    with open_tab(site) as tab:
+        yield tab
+
+
+def _get(site: Site, path: str, org: str = "acme") -> httpx.Response:
+    return httpx.get(site.url + path, timeout=30,
+                     headers={"authorization": f"Bearer {site.keys[org]}"})  # fmt: skip
+
+
+def _chat(site: Site, key: str) -> httpx.Response:
+    return httpx.post(site.url + "/v1/chat/completions", json=CHAT, timeout=30,
+                      headers={"authorization": f"Bearer {key}"})  # fmt: skip
+
+
+def test_settings_creates_a_working_key_and_revokes_it(tab: Tab, shots: Path) -> None:
+    page, site = tab.page, tab.site
+    tab.sign_in()
+    page.click("nav >> text=Settings")
+    page.wait_for_selector("#gateway-keys table")
+    listed = _get(site, "/v1/gateway-keys").json()["data"]
+    shown = page.locator("#gateway-keys tbody tr code").all_inner_texts()
+    assert shown == [k["prefix"] for k in listed]
+    assert (
+        page.inner_text("#provider-keys")
+        == "No provider keys: requests use the gateway's own keys."
+    )
+    assert "no credit account" in page.inner_text("#credits")
+    health = httpx.get(site.url + "/healthz").json()
+    cache = page.locator("[data-group='Response cache'] dd").all_inner_texts()
+    assert cache[0] == str(health["cache"]["backend"])
+
+    # A key with one scope, created by keyboard: shown once, and it works on the data plane.
+    page.fill("#key-name", "from the dashboard")
+    page.uncheck("#key-full")
+    page.check("input[value='gateway:invoke']")
+    page.focus("#key-name")
+    page.keyboard.press("Enter")
+    field = page.locator("#created-key")
+    field.wait_for()
+    key = field.input_value()
+    assert key not in page.url
+    assert key not in page.evaluate("JSON.stringify([localStorage, sessionStorage])")
+    answer = _chat(site, key)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["message"]["content"]
+    row = page.locator("#gateway-keys tbody tr", has_text="from the dashboard")
+    expect(row).to_contain_text("gateway:invoke")
+    created = [k for k in _get(site, "/v1/gateway-keys").json()["data"]
+               if k["name"] == "from the dashboard"]  # fmt: skip
+    assert created[0]["scopes"] == ["gateway:invoke"] and created[0]["active"]
+    page.screenshot(path=str(shots / "dashboard-settings.png"), full_page=True)
+    page.click("text=Done, hide it")
+    assert page.locator("#created-key").count() == 0
+
+    row.get_by_role("button", name="Revoke").click()
+    row.get_by_role("button", name="Confirm: revoke").click()
+    expect(row).to_contain_text("revoked")
+    assert _chat(site, key).status_code == 401
+
+
+def test_settings_adds_validates_and_deletes_a_provider_key(tab: Tab) -> None:
+    page, site = tab.page, tab.site
+    tab.expected_statuses.add(400)  # the refused key
+    tab.sign_in()
+    page.goto(site.url + "/dashboard/#/settings")
+    page.wait_for_selector("#provider-keys .state-empty")
+    page.select_option("#provider", "openai")
+    page.fill("#provider-name", "wrong")
+    page.fill("#provider-secret", "sk-not-the-key")
+    page.click("form[aria-label='Add a provider key'] button[type=submit]")
+    expect(page.locator("form[aria-label='Add a provider key'] .note.error")).to_contain_text(
+        "Could not add the key"
+    )
+
+    page.fill("#provider-name", "team key")
+    page.fill("#provider-secret", UPSTREAM)
+    page.click("form[aria-label='Add a provider key'] button[type=submit]")
+    row = page.locator("#provider-keys tbody tr", has_text="team key")
+    expect(row).to_contain_text("ok")
+    stored = _get(site, "/api/environments/@current/llm_analytics/provider_keys/").json()
+    assert [k["name"] for k in stored["results"]] == ["team key"]
+    assert row.locator("code").inner_text() == stored["results"][0]["api_key_masked"]
+    assert UPSTREAM not in page.content()
+    row.get_by_role("button", name="Validate").click()
+    expect(page.locator("#provider-keys tbody tr", has_text="team key")).to_contain_text("ok")
+    page.locator("#provider-keys tbody tr", has_text="team key").get_by_role(
+        "button", name="Delete"
+    ).click()
+    page.wait_for_selector("#provider-keys .state-empty")
+    assert (
+        _get(site, "/api/environments/@current/llm_analytics/provider_keys/").json()["count"] == 0
+    )
+
+
+def test_settings_at_390_px_and_a_scoped_key_is_told_why(site: Site) -> None:
+    scoped, _ = site.server.call(
+        site.server.runtime.store.create_key("acme", "reader", frozenset({"trace:read"}))
+    )
+    with open_tab(site) as tab:
+        tab.expected_statuses.add(403)
+        tab.page.set_viewport_size({"width": 390, "height": 844})
+        tab.sign_in(scoped)
+        tab.page.click("nav >> text=Settings")
+        expect(tab.page.locator("#gateway-keys .state-error")).to_contain_text("full-access key")
+        assert tab.page.locator("form[aria-label='Create a gateway key']").is_hidden()
+        tab.page.wait_for_selector("#credits :not(.state-loading)")
+        width = tab.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390

@@ -150,12 +150,8 @@ def seeded_site(data_dir: Path, **overrides: Any) -> Iterator[Site]:
         server.call(submit())
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         site = Site(server, keys, requests, browser)
-        wait_for(
-            "the seeded records",
-            lambda: (
-                len(site.api("/v1/request/query", {"filter": "all", "limit": 100})) == ACME_REQUESTS
-            ),
-        )
+        wait_for("the seeded records", lambda: len(
+            site.api("/v1/request/query", {"filter": "all", "limit": 100})) == ACME_REQUESTS)
         try:
             yield site
         finally:

@@ -163,3 +163,48 @@ def test_settings_at_390_px_and_a_scoped_key_is_told_why(site: Site) -> None:
         tab.page.wait_for_selector("#credits :not(.state-loading)")
         width = tab.page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390
+
+
+def test_sql_runs_saves_and_exports_a_query(tab: Tab, shots: Path) -> None:
+    page, site = tab.page, tab.site
+    tab.sign_in()
+    page.click("nav >> text=SQL")
+    page.wait_for_selector("#hql-schema details")
+    schema = _get(site, "/v1/helicone-sql/schema").json()["data"]
+    columns = page.locator("#hql-schema li button").all_inner_texts()
+    assert columns == [c["name"] for c in schema[0]["columns"]]
+
+    sql = (
+        "SELECT model, count() AS requests FROM request_response_rmt "
+        "GROUP BY model ORDER BY requests DESC, model"
+    )
+    page.fill("#hql", sql)
+    page.focus("#hql")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#hql-results table")
+    expected = site.api("/v1/helicone-sql/execute", {"sql": sql})["rows"]
+    shown = [
+        [cell.strip() for cell in row.split("\t")]
+        for row in page.locator("#hql-results tbody tr").all_inner_texts()
+    ]
+    assert shown == [[r["model"], str(r["requests"])] for r in expected]
+    assert page.inner_text("#hql-summary").startswith(f"{len(expected)} rows")
+
+    page.fill("#hql-name", "requests by model")
+    page.click("#hql-save")
+    page.wait_for_selector("#hql-saved button:has-text('requests by model')")
+    saved = _get(site, "/v1/helicone-sql/saved-queries").json()["data"]
+    assert [(q["name"], q["sql"]) for q in saved] == [("requests by model", sql)]
+
+    page.click("text=CSV")
+    link = page.locator("#hql-csv").get_attribute("href")
+    assert link is not None and link.startswith(site.url)
+    csv = httpx.get(link, timeout=30)
+    assert csv.status_code == 200 and csv.text.splitlines()[0].replace('"', "") == "model,requests"
+    page.screenshot(path=str(shots / "dashboard-sql.png"), full_page=True)
+
+    # A bad query is explained in words (the API's 400), and the page stays usable.
+    tab.expected_statuses.add(400)
+    page.fill("#hql", "DROP TABLE request_response_rmt")
+    page.click("#hql-run")
+    expect(page.locator("#hql-results .state-error")).to_contain_text("The query failed")

@@ -57,6 +57,10 @@ export class Api {
     return this.call<T>(path, { method: "GET", signal });
   }
 
+  put<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    return this.call<T>(path, { method: "PUT", body: JSON.stringify(body), signal });
+  }
+
   del<T>(path: string, signal?: AbortSignal): Promise<T> {
     return this.call<T>(path, { method: "DELETE", signal });
   }

@@ -13,6 +13,7 @@ import { requestDetail } from "./views/request-detail";
 import { initialRequestsState, requests } from "./views/requests";
 import { settings } from "./views/settings";
 import { signIn } from "./views/signin";
+import { sql } from "./views/sql";
 
 interface View {
   /** In the menu when set. */
@@ -35,6 +36,7 @@ const VIEWS: Record<string, View> = {
     render: (signal, id) =>
       id ? requestDetail(api, id, signal) : requests(api, signal, requestsState),
   },
+  sql: { label: "SQL", title: "SQL", render: (signal) => sql(api, signal) },
   settings: { label: "Settings", title: "Settings", render: (signal) => settings(api, signal) },
 };
 const DEFAULT_VIEW = "overview";

@@ -35,6 +35,7 @@ from gateway.api.prompts_posthog import PostHogPromptDeps, include_posthog_promp
 from gateway.api.provider_keys import ProviderKeyApiDeps, include_provider_keys_api
 from gateway.api.requests import QUERY_MAX_BODY_BYTES
 from gateway.dashboard import DashboardDeps, include_dashboard
+from gateway.dashboard.playground import PlaygroundDeps, include_playground
 from gateway.dataplane import DataPlane
 from gateway.errors import error_body
 from gateway.ingest.honeyhive import BatchLimits
@@ -223,7 +224,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
     )
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    return DataPlane(app, runtime)
+    plane = DataPlane(app, runtime)
+    include_playground(
+        app,
+        PlaygroundDeps(
+            sessions=runtime.dashboard_sessions,
+            authenticate_digest=lambda digest: runtime.authenticator.authenticate_digest(digest),
+            data_plane=lambda: plane,
+        ),
+    )
+    return plane
 
 
 def logging_health(counters: Mapping[str, object]) -> dict[str, object]:

@@ -25,7 +25,7 @@ from gateway.asgi import Receive, Scope, Send, read_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.byok import ProviderKeyCache
 from gateway.context import RequestContext, read_credentials
-from gateway.dashboard.sessions import DashboardSessions, RedisTable
+from gateway.dashboard.sessions import PLAYGROUND_IDENTITY, DashboardSessions, RedisTable
 from gateway.errors import GatewayError
 from gateway.fetcher import GuardedFetcher
 from gateway.finished import Consumer, FinishedRequests
@@ -381,7 +381,14 @@ class Runtime:
         """The request-start step every forwarding route shares (unified and passthrough):
         authenticate, start the capture, read the body (checking it is JSON first when
         ``json_body``); returns the body. Errors raised here are recorded by the capture."""
-        identity = await self.authenticate(ctx.request_credentials(headers))
+        # The dashboard's playground (gateway/dashboard/playground.py) runs a request in
+        # process for its signed-in key: the key's digest rides in the ASGI scope's
+        # extensions, which only code in this process can set (never a client's request).
+        digest = (scope.get("extensions") or {}).get(PLAYGROUND_IDENTITY)
+        if isinstance(digest, str):
+            identity = await self.authenticator.authenticate_digest(digest)
+        else:
+            identity = await self.authenticate(ctx.request_credentials(headers))
         if identity.scopes is not None and INVOKE not in identity.scopes:
             raise GatewayError(
                 403,

@@ -9,6 +9,7 @@ against the APIs' own answers. Screenshots go to docs/ with UPDATE_SCREENSHOTS=1
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,3 +209,75 @@ def test_sql_runs_saves_and_exports_a_query(tab: Tab, shots: Path) -> None:
     page.fill("#hql", "DROP TABLE request_response_rmt")
     page.click("#hql-run")
     expect(page.locator("#hql-results .state-error")).to_contain_text("The query failed")
+
+
+def test_prompts_versions_diff_deploy_and_playground(tab: Tab, shots: Path) -> None:
+    page, site = tab.page, tab.site
+    first = {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You answer about {{hc:topic:string}}."},
+            {"role": "user", "content": "{{hc:question:string}}"},
+        ],
+    }
+    created = httpx.post(site.url + "/v1/prompt-2025", timeout=30,
+                         json={"name": "geo helper", "promptBody": first},
+                         headers={"authorization": f"Bearer {site.keys['acme']}"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    made = created.json()["data"]
+    second = {**first, "temperature": 0.2}
+    site.api("/v1/prompt-2025/update", {
+        "promptId": made["id"], "promptVersionId": made["versionId"], "promptBody": second,
+        "commitMessage": "cooler",
+    })  # fmt: skip
+    site.api("/v1/prompt-2025/update/environment", {
+        "promptId": made["id"], "promptVersionId": made["versionId"], "environment": "production",
+    })  # fmt: skip
+    versions = site.api("/v1/prompt-2025/query/versions", {"promptId": made["id"]})
+
+    tab.sign_in()
+    page.click("nav >> text=Prompts")
+    page.click(f"[data-prompt-id='{made['id']}']")
+    page.wait_for_selector("#prompt-editor")
+    rows = page.locator("#prompt-detail tbody tr").all_inner_texts()
+    assert [r.split("\t")[0].strip() for r in rows] == [
+        f"v{v['major_version']}.{v['minor_version']}" for v in versions
+    ]
+    assert [("production" in r) for r in rows] == [
+        "production" in v["environments"] for v in versions
+    ]
+    # One field added after the messages: their closing bracket gains a comma.
+    assert page.locator(".diff .diff-del").all_inner_texts() == ["-   ]"]
+    assert page.locator(".diff .diff-add").all_inner_texts() == ["+   ],", '+   "temperature": 0.2']
+    assert page.inner_text("#prompt-variables") == ("Variables: topic: string, question: string")
+    assert page.locator("#prompt-editor").input_value() == json_pretty(second)
+
+    # The playground runs the newest version through the gateway (the emulator echoes).
+    page.fill("[data-variable=topic]", "geography")
+    page.fill("[data-variable=question]", "Where is Paris?")
+    page.click("#run-prompt")
+    expect(page.locator("#playground-text")).to_contain_text("Where is Paris?")
+    page.screenshot(path=str(shots / "dashboard-prompts.png"), full_page=True)
+
+    # Deploy the newest version to production; then publish an edit with a new variable.
+    page.click("#deploy")
+    expect(page.locator("#prompt-detail tbody tr").first).to_contain_text("production")
+    deployed = site.api("/v1/prompt-2025/query/production-version", {"promptId": made["id"]})
+    assert deployed["id"] == versions[0]["id"]
+    edited = (
+        page.locator("#prompt-editor")
+        .input_value()
+        .replace("{{hc:question:string}}", "{{hc:question:string}} in {{hc:lang:string}}")
+    )
+    page.fill("#prompt-editor", edited)
+    expect(page.locator("#prompt-variables")).to_contain_text("lang: string")
+    page.fill("#commit-message", "language")
+    page.click("#publish")
+    expect(page.locator("#prompt-detail tbody tr")).to_have_count(3)
+    newest = site.api("/v1/prompt-2025/query/versions", {"promptId": made["id"]})[0]
+    assert newest["commit_message"] == "language"
+
+
+def json_pretty(value: object) -> str:
+    """``JSON.stringify(value, null, 2)``."""
+    return json.dumps(value, indent=2, ensure_ascii=False)

@@ -9,6 +9,7 @@ import "./style.css";
 import { Api } from "./api";
 import { clear, h, state } from "./dom";
 import { overview } from "./views/overview";
+import { prompts } from "./views/prompts";
 import { requestDetail } from "./views/request-detail";
 import { initialRequestsState, requests } from "./views/requests";
 import { settings } from "./views/settings";
@@ -36,6 +37,7 @@ const VIEWS: Record<string, View> = {
     render: (signal, id) =>
       id ? requestDetail(api, id, signal) : requests(api, signal, requestsState),
   },
+  prompts: { label: "Prompts", title: "Prompts", render: (signal, id) => prompts(api, signal, id) },
   sql: { label: "SQL", title: "SQL", render: (signal) => sql(api, signal) },
   settings: { label: "Settings", title: "Settings", render: (signal) => settings(api, signal) },
 };

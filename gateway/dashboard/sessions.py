@@ -38,6 +38,11 @@ MAX_SESSIONS = 10_000
 REDIS_BUDGET_SECONDS = 1.0
 T = TypeVar("T")
 
+PLAYGROUND_IDENTITY = "gateway.dashboard_key_digest"
+"""The ASGI scope extension naming the key (by its SHA-256 digest) that a request the
+dashboard's playground runs in process is made as (gateway/dashboard/playground.py). Only code
+in the process can put it in a scope; a client's request never carries it."""
+
 
 @dataclass(frozen=True, slots=True)
 class DashboardSession:

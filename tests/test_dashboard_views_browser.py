@@ -281,3 +281,27 @@ def test_prompts_versions_diff_deploy_and_playground(tab: Tab, shots: Path) -> N
 def json_pretty(value: object) -> str:
     """``JSON.stringify(value, null, 2)``."""
     return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def test_sql_and_prompts_at_390_px_in_the_dark_theme(site: Site, shots: Path) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "{{hc:q:string}}"}]}
+    created = httpx.post(site.url + "/v1/prompt-2025", timeout=30,
+                         json={"name": "phone check", "promptBody": body},
+                         headers={"authorization": f"Bearer {site.keys['acme']}"})  # fmt: skip
+    prompt_id = created.json()["data"]["id"]
+    with open_tab(site) as tab:
+        page = tab.page
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.emulate_media(color_scheme="dark")
+        tab.sign_in()
+        page.goto(f"{site.url}/dashboard/#/prompts/{prompt_id}")
+        page.wait_for_selector("#prompt-editor")
+        assert page.inner_text("#prompt-variables") == "Variables: q: string"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+        assert background == "rgb(17, 19, 24)"  # the dark theme's --bg
+        page.screenshot(path=str(shots / "dashboard-prompts-390-dark.png"), full_page=True)
+        page.goto(f"{site.url}/dashboard/#/sql")
+        page.click("#hql-run")
+        page.wait_for_selector("#hql-results table")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -19,6 +19,7 @@ import pytest
 
 from tests.browser import CHROMIUM, Site, Tab, open_tab, seeded_site
 from tests.emulator import OpenAIEmulator
+from tests.harness import wait_for
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -257,6 +258,12 @@ def test_prompts_versions_diff_deploy_and_playground(tab: Tab, shots: Path) -> N
     page.fill("[data-variable=question]", "Where is Paris?")
     page.click("#run-prompt")
     expect(page.locator("#playground-text")).to_contain_text("Where is Paris?")
+    # …as an ordinary request of the signed-in key's organisation, logged with its source.
+    played = {
+        "request_response_rmt": {"properties": {"source": {"equals": "dashboard-playground"}}}
+    }
+    wait_for("the playground's request in the log", lambda: len(
+        site.api("/v1/request/query", {"filter": played, "limit": 10})) == 1)  # fmt: skip
     page.screenshot(path=str(shots / "dashboard-prompts.png"), full_page=True)
 
     # Deploy the newest version to production; then publish an edit with a new variable.

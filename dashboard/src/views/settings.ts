@@ -262,7 +262,21 @@ function providerRow(api: Api, key: ProviderKey, reload: () => void): HTMLElemen
     h("td", {}, fmt.dateTime(key.created_at)),
     h("td", {}, h("span", { class: "buttons" },
       act("Validate", () => api.plain("POST", `${path}validate/`, {})),
-      act("Delete", () => api.plain("DELETE", path)), status)));
+      confirmed(`Delete ${key.name}`, act("Delete", () => api.plain("DELETE", path))), status)));
+}
+
+/** `button` behind a first click that asks (no browser dialog): Delete, then Confirm. */
+function confirmed(question: string, button: HTMLButtonElement): HTMLElement {
+  const cell = h("span", { class: "buttons" });
+  button.classList.add("danger");
+  button.textContent = `Confirm: ${question.charAt(0).toLowerCase()}${question.slice(1)}`;
+  const ask = h("button", { type: "button", class: "danger", onclick: () => {
+    const cancel = h("button", { type: "button", onclick: () => { clear(cell, ask); ask.focus(); } }, "Cancel");
+    clear(cell, button, cancel);
+    button.focus();
+  } }, question.split(" ")[0]);
+  cell.append(ask);
+  return cell;
 }
 
 function providerKeyForm(api: Api, done: () => void): HTMLFormElement {

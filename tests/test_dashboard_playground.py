@@ -116,6 +116,15 @@ def test_bad_bodies_are_400s(server: GatewayServer, body: dict[str, object], wor
         assert answer.status_code == 400 and words in answer.json()["error"]
 
 
+def test_a_body_over_the_limit_is_a_413(server: GatewayServer) -> None:
+    client, csrf = _signed_in(server, _key(server, "play-big"))
+    with closing(client):
+        big = {"prompt_id": "x", "inputs": {"text": "a" * 300_000}}
+        answer = client.post("/dashboard/api/playground", json=big,
+                             headers={"x-gateway-csrf": csrf})  # fmt: skip
+        assert answer.status_code == 413 and "larger" in answer.json()["error"]
+
+
 def test_no_session_no_scope_no_run(server: GatewayServer) -> None:
     assert httpx.post(f"{server.url}/dashboard/api/playground", json={}).status_code == 401
     # A key in the headers is not a session: the playground is the page's, not an API.

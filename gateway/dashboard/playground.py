@@ -129,6 +129,9 @@ def playground_router(deps: PlaygroundDeps) -> APIRouter:
         missing = [s for s in (INVOKE, PROMPT_READ) if not allows(identity.scopes, s)]
         if missing:
             return fail(403, f"The signed-in key lacks the scope(s) {', '.join(missing)}.")
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return fail(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
             return fail(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")

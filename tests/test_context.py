@@ -21,6 +21,8 @@ _ALLOWED = {
     Path("logging_pipeline/query/rows.py"): {"helicone-score-feedback"},
     # The feedback score written, and the legacy feedback body's field (a JSON key).
     Path("gateway/api/annotations.py"): {"helicone-score-feedback", "helicone-id"},
+    # A response header the gateway writes (a prompt that fell back to production).
+    Path("gateway/prompts/runtime.py"): {"helicone-prompt-resolution"},
 }
 
 

@@ -17,7 +17,7 @@ the SQL. The compiler is one object per statement so no state outlives a query.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from logging_pipeline.query.binder import ORG_PLACEHOLDER, ParamBinder
@@ -255,24 +255,22 @@ class FilterCompiler:
         return out
 
     def _properties(self, keys: dict[str, Any], path: tuple[str, ...]) -> list[str]:
-        out: list[str] = []
-        for key, key_ops in keys.items():
-            key_path = (*path, key)
-            for operator, value in _object(key_ops, key_path).items():
-                op_path = (*key_path, operator)
-                self._count(op_path)
-                check_operator(Family.TEXT, operator, op_path)
-                placeholder = self._key(key, key_path)
-                if operator in ("equals", "not-equals") and value == NULL_LITERAL:
-                    present = property_present(placeholder)
-                    out.append(f"NOT {present}" if operator == "equals" else present)
-                    continue
-                out.append(text_compare(property_value(placeholder), operator,
-                                        text_value(value, op_path), self._binder))
-        return out
+        """Properties by key (text operators); ``equals "null"``: the property is absent."""
+        return self._named_text(keys, path, property_present, property_value)
 
     def _values(self, names: dict[str, Any], path: tuple[str, ...]) -> list[str]:
         """Prompt inputs by name (text operators); ``equals "null"``: the input is absent."""
+        return self._named_text(names, path, input_present, input_value)
+
+    def _named_text(
+        self,
+        names: dict[str, Any],
+        path: tuple[str, ...],
+        present: Callable[[str], str],
+        value_of: Callable[[str], str],
+    ) -> list[str]:
+        """Text conditions on the entries of a map column, by name (properties, prompt
+        inputs): ``present(placeholder)`` tests that the entry exists, ``value_of`` reads it."""
         out: list[str] = []
         for name, name_ops in names.items():
             name_path = (*path, name)
@@ -282,10 +280,10 @@ class FilterCompiler:
                 check_operator(Family.TEXT, operator, op_path)
                 placeholder = self._key(name, name_path)
                 if operator in ("equals", "not-equals") and value == NULL_LITERAL:
-                    present = input_present(placeholder)
-                    out.append(f"NOT {present}" if operator == "equals" else present)
+                    exists = present(placeholder)
+                    out.append(f"NOT {exists}" if operator == "equals" else exists)
                     continue
-                out.append(text_compare(input_value(placeholder), operator,
+                out.append(text_compare(value_of(placeholder), operator,
                                         text_value(value, op_path), self._binder))
         return out
 

@@ -9,9 +9,13 @@ import "./style.css";
 import { Api } from "./api";
 import { clear, h, state } from "./dom";
 import { overview } from "./views/overview";
+import { properties } from "./views/properties";
 import { requestDetail } from "./views/request-detail";
 import { initialRequestsState, requests } from "./views/requests";
+import { sessionDetail } from "./views/session-detail";
+import { sessions } from "./views/sessions";
 import { signIn } from "./views/signin";
+import { users } from "./views/users";
 
 interface View {
   /** In the menu when set. */
@@ -34,6 +38,13 @@ const VIEWS: Record<string, View> = {
     render: (signal, id) =>
       id ? requestDetail(api, id, signal) : requests(api, signal, requestsState),
   },
+  sessions: {
+    label: "Sessions",
+    title: "Sessions",
+    render: (signal, id) => (id ? sessionDetail(api, id, signal) : sessions(api, signal)),
+  },
+  users: { label: "Users", title: "Users", render: (signal) => users(api, signal) },
+  properties: { label: "Properties", title: "Properties", render: (signal, id) => properties(api, signal, id) },
 };
 const DEFAULT_VIEW = "overview";
 

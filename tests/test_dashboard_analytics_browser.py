@@ -222,8 +222,7 @@ def test_users_show_cost_requests_errors_and_last_seen(tab: Tab, shots: Path) ->
         assert row[1] == user["total_requests"] and row[2] == pytest.approx(user["cost"])
     errors = {s[0]: int(s[3]) for s in shown}
     assert errors == {"alice": 0, "bob": 1, "carol": 1, "dave": 0, "erin": 0, "frank": 1}
-    frank = rows.filter(has=page.locator("th:text-is('frank')"))
-    last_seen = frank.locator("td").last.inner_text()
+    last_seen = page.locator("table.users tr[data-user-id=frank] td").last.inner_text()
     assert str(datetime.now().year) in last_seen  # a date, not the "no value" dash
     page.screenshot(path=str(shots / "dashboard-users.png"), full_page=True)
 
@@ -236,6 +235,14 @@ def test_users_show_cost_requests_errors_and_last_seen(tab: Tab, shots: Path) ->
     page.fill("#user-search", "car")
     expect(rows).to_have_count(1)
     assert rows.first.get_attribute("data-user-id") == "carol"
+
+    # The user's link opens the request log filtered to them, over the same range.
+    rows.first.locator("a.to-requests").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("table.requests tbody tr")).to_have_count(2)  # r1, r2
+    assert tab.queries[-1]["filter"]["right"] == {
+        "request_response_rmt": {"user_id": {"equals": "carol"}}}  # fmt: skip
+    assert page.input_value("#requests-range") == "7d"
 
 
 def test_properties_show_each_values_metrics_in_the_dark(tab: Tab, shots: Path) -> None:
@@ -266,6 +273,11 @@ def test_properties_show_each_values_metrics_in_the_dark(tab: Tab, shots: Path) 
     chosen = page.locator(".property-keys a[aria-current=page]")
     assert chosen.get_attribute("data-property") == "environment"
     page.screenshot(path=str(shots / "dashboard-properties-dark.png"), full_page=True)
+
+    page.click("table.property-values a.to-requests:text-is('staging')")
+    expect(page.locator("table.requests tbody tr")).to_have_count(values[1]["requests"])
+    assert tab.queries[-1]["filter"]["right"] == {
+        "request_response_rmt": {"properties": {"environment": {"equals": "staging"}}}}  # fmt: skip
 
 
 def test_the_views_say_when_empty_or_failing(tab: Tab) -> None:

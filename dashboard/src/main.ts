@@ -8,6 +8,7 @@
 import "./style.css";
 import { Api } from "./api";
 import { clear, h, state } from "./dom";
+import { Condition } from "./filters";
 import { overview } from "./views/overview";
 import { properties } from "./views/properties";
 import { requestDetail } from "./views/request-detail";
@@ -29,6 +30,10 @@ const root = document.getElementById("app") as HTMLElement;
 const api = new Api();
 const requestsState = initialRequestsState();
 let current: AbortController | null = null;
+/** Users and Properties open the request log filtered to a user or a property value. */
+const showRequests = (condition: Condition, range: string) => Object.assign(requestsState, {
+  conditions: [condition], join: "and", page: 0, range: range === "90d" ? "all" : range,
+});
 
 const VIEWS: Record<string, View> = {
   overview: { label: "Overview", title: "Overview", render: (signal) => overview(api, signal) },
@@ -43,8 +48,12 @@ const VIEWS: Record<string, View> = {
     title: "Sessions",
     render: (signal, id) => (id ? sessionDetail(api, id, signal) : sessions(api, signal)),
   },
-  users: { label: "Users", title: "Users", render: (signal) => users(api, signal) },
-  properties: { label: "Properties", title: "Properties", render: (signal, id) => properties(api, signal, id) },
+  users: { label: "Users", title: "Users", render: (signal) => users(api, signal, showRequests) },
+  properties: {
+    label: "Properties",
+    title: "Properties",
+    render: (signal, id) => properties(api, signal, id, showRequests),
+  },
 };
 const DEFAULT_VIEW = "overview";
 

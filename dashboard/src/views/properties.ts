@@ -5,7 +5,7 @@
 import { Api } from "../api";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
-import { latest, rangeOf, rangePicker, table } from "./shared";
+import { latest, rangeOf, rangePicker, requestsLink, ShowRequests, table } from "./shared";
 
 interface ValueRow {
   value: string; requests: number; errors: number; cost: number; avg_cost: number;
@@ -15,12 +15,12 @@ interface ValueRow {
 
 const MAX_VALUES = 100;
 
-export function properties(api: Api, signal: AbortSignal, chosen: string): HTMLElement {
+export function properties(api: Api, signal: AbortSignal, chosen: string, show?: ShowRequests): HTMLElement {
   const keysBox = h("nav", { class: "property-keys", "aria-label": "Property names" },
     state("loading", "Loading property names…"));
   const values = h("div", { class: "property-values" });
   const next = latest(signal);
-  const load = () => { if (chosen) void renderValues(api, values, chosen, rangeOf(picker), next()); };
+  const load = () => { if (chosen) void renderValues(api, values, chosen, rangeOf(picker), show, next()); };
   const picker = rangePicker("property-range", "7d", load);
   api.post<{ property: string }[]>("/v1/property/query", {}, signal).then((keys) => {
     if (signal.aborted) return;
@@ -46,7 +46,8 @@ export function properties(api: Api, signal: AbortSignal, chosen: string): HTMLE
 }
 
 async function renderValues(api: Api, box: HTMLElement, key: string,
-  { range, start, end }: ReturnType<typeof rangeOf>, signal: AbortSignal): Promise<void> {
+  { range, start, end }: ReturnType<typeof rangeOf>, show: ShowRequests | undefined,
+  signal: AbortSignal): Promise<void> {
   box.setAttribute("aria-busy", "true");
   if (!box.querySelector("table")) clear(box, state("loading", `Loading the values of ${key}…`));
   let rows: ValueRow[];
@@ -68,7 +69,9 @@ async function renderValues(api: Api, box: HTMLElement, key: string,
   }
   clear(box,
     table<ValueRow>("property-values", [
-      { label: "Value", cell: (r) => r.value },
+      { label: "Value", cell: (r) => requestsLink(r.value,
+        { field: "properties", key, op: "equals", value: r.value }, range.id, show,
+        `${key} = ${r.value}: show its requests`) },
       { label: "Requests", num: true, cell: (r) => fmt.count(r.requests) },
       { label: "Errors", num: true, cell: (r) => fmt.count(r.errors) },
       { label: "Cost", num: true, cell: (r) => fmt.usd(r.cost) },

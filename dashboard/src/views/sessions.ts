@@ -6,7 +6,7 @@
 import { Api } from "../api";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
-import { latest, metricCard, pager, rangeOf, rangePicker, span, table } from "./shared";
+import { average, latest, metricCard, pager, rangeOf, rangePicker, span, table } from "./shared";
 
 export interface SessionRow {
   session_id: string; session_name: string; created_at: string; latest_request_created_at: string;
@@ -90,7 +90,7 @@ async function render(api: Api, body: HTMLElement, { range, start, end }: Return
   const duration = (r: SessionRow) => Date.parse(r.latest_request_created_at) - Date.parse(r.created_at);
   clear(body,
     h("div", { class: "cards" },
-      metricCard("avg-requests", "Requests per session", fmt.count(avg(a.session_count)), avg(a.session_count),
+      metricCard("avg-requests", "Requests per session", average(avg(a.session_count)), avg(a.session_count),
         "average"),
       metricCard("avg-cost", "Cost per session", fmt.usd(avg(a.session_cost)), avg(a.session_cost), "average"),
       metricCard("avg-duration", "Session length", span((avg(a.session_duration) ?? NaN) * 1000),

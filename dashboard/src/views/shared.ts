@@ -4,6 +4,7 @@
 
 import "./analytics.css";
 import { h } from "../dom";
+import { Condition } from "../filters";
 import { RANGES, Range } from "./overview";
 
 export function rangePicker(id: string, initial: string, onChange: () => void): HTMLSelectElement {
@@ -87,4 +88,22 @@ export function span(msValue: number | null | undefined): string {
   if (msValue < 60_000) return `${(msValue / 1000).toFixed(1)} s`;
   if (msValue < 3_600_000) return `${(msValue / 60_000).toFixed(1)} min`;
   return `${(msValue / 3_600_000).toFixed(1)} h`;
+}
+
+/** Opens the request log filtered to one condition over a range (the shell provides it). */
+export type ShowRequests = (condition: Condition, range: string) => void;
+
+/** A link to the request log filtered to `condition`: the state is set as it is followed. */
+export function requestsLink(text: string, condition: Condition, range: string, show: ShowRequests | undefined,
+  label: string): Node | string {
+  if (!show) return text;
+  return h("a", { href: "#/requests", class: "to-requests", title: label, "aria-label": label,
+    onclick: () => show(condition, range) }, text);
+}
+
+const oneDecimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+
+/** An average count (4.3 requests per session): one decimal. */
+export function average(value: number | null | undefined): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? "–" : oneDecimal.format(value);
 }

@@ -6,7 +6,7 @@
 import { Api } from "../api";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
-import { Column, latest, pager, rangeOf, rangePicker, Sort, table } from "./shared";
+import { Column, latest, pager, rangeOf, rangePicker, requestsLink, ShowRequests, Sort, table } from "./shared";
 
 interface UserRow {
   user_id: string; total_requests: number; cost: number; active_for: number;
@@ -18,7 +18,7 @@ interface Series { group: string | null; other: boolean; totals: { requests: num
 
 const PAGE_SIZE = 25;
 
-export function users(api: Api, signal: AbortSignal): HTMLElement {
+export function users(api: Api, signal: AbortSignal, show?: ShowRequests): HTMLElement {
   const body = h("div", { class: "users-body" });
   const search = h("input", { type: "search", id: "user-search", placeholder: "User id contains",
     "aria-label": "Search users by id" });
@@ -29,7 +29,7 @@ export function users(api: Api, signal: AbortSignal): HTMLElement {
   const next = latest(signal);
   const load = () => {
     window.clearTimeout(timer);
-    void render(api, body, rangeOf(picker), search.value.trim(), page, sort, {
+    void render(api, body, rangeOf(picker), search.value.trim(), page, sort, show, {
       page: (p) => { page = p; load(); },
       sort: (s) => { sort = s; page = 0; load(); },
     }, next());
@@ -60,7 +60,7 @@ function anyOf(leaves: unknown[]): unknown {
 }
 
 async function render(api: Api, body: HTMLElement, { range, start, end }: ReturnType<typeof rangeOf>,
-  search: string, page: number, sort: Sort,
+  search: string, page: number, sort: Sort, show: ShowRequests | undefined,
   go: { page: (page: number) => void; sort: (sort: Sort) => void }, signal: AbortSignal): Promise<void> {
   body.setAttribute("aria-busy", "true");
   if (!body.querySelector("table")) clear(body, state("loading", "Loading users…"));
@@ -103,7 +103,9 @@ async function render(api: Api, body: HTMLElement, { range, start, end }: Return
     return;
   }
   const columns: Column<UserRow>[] = [
-    { label: "User", sort: "user_id", cell: (u) => u.user_id },
+    { label: "User", sort: "user_id", cell: (u) => requestsLink(u.user_id,
+      { field: "user_id", key: "", op: "equals", value: u.user_id }, range.id, show,
+      `${u.user_id}: show their requests`) },
     { label: "Requests", num: true, sort: "total_requests", cell: (u) => fmt.count(u.total_requests) },
     { label: "Errors", num: true, cell: (u) => fmt.count(errors.get(u.user_id)) },
     { label: "Cost", num: true, sort: "cost", cell: (u) => fmt.usd(u.cost) },

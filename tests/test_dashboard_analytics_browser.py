@@ -129,6 +129,17 @@ def test_sessions_list_shows_the_apis_sessions(tab: Tab, shots: Path) -> None:
     page.fill("#session-search", "trip")  # the search narrows to one session
     expect(rows).to_have_count(1)
     assert rows.first.get_attribute("data-session-id") == TRIP
+    page.fill("#session-search", "research")
+    expect(rows.first).to_have_attribute("data-session-id", "sess-research")
+    # "Research": one request at /search, one without a path (the root: an item of its own).
+    rows.first.locator("a").click()
+    page.wait_for_selector("[role=tree] [role=treeitem]")
+    items = page.locator("[role=tree] [role=treeitem]").evaluate_all(
+        "items => items.map(i => [i.dataset.path, i.getAttribute('aria-level'), "
+        "Number(i.dataset.requests)])")
+    assert items == [["/", "1", 1], ["/search", "1", 1]]
+    page.go_back()
+    page.wait_for_selector("table.sessions")
     page.fill("#session-search", "no such session")
     page.wait_for_selector(".sessions-body .state-empty")
     assert "no such session" in page.inner_text(".sessions-body")

@@ -77,8 +77,11 @@ function render(body: HTMLElement, trace: Trace): void {
     waterfall(timeline, trace, path);
   };
   showAll.addEventListener("click", () => select(""));
+  // Requests without a path sit at the root: a "/" item of their own (its own numbers, not
+  // the session's) before the top-level paths.
   const roots = trace.tree.request_ids.length
-    ? [{ ...trace.tree, name: "/", children: [] }, ...trace.tree.children] : trace.tree.children;
+    ? [{ ...trace.tree, name: "/", totals: trace.tree.own, children: [] }, ...trace.tree.children]
+    : trace.tree.children;
   const tree = h("ul", { role: "tree", class: "trace-tree", "aria-label": "Session paths" },
     roots.map((node) => treeItem(node, 1, (path) => select(path === selected ? "" : path))));
   const first = tree.querySelector<HTMLElement>("[role=treeitem]");

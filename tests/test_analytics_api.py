@@ -555,6 +555,8 @@ def test_property_values(api: Api) -> None:
     assert prod["avg_latency"] == pytest.approx((100 + 300 + 200 + 250) / 4)
     assert prod["errors"] == 0 and prod["users"] == 2
     assert prod["total_tokens"] == 15 + 150 + 50 + 15
+    # Latency percentiles (exact for so few values; they were always null before).
+    assert 100 <= prod["p50_latency"] <= 250 and 250 <= prod["p95_latency"] <= 300
     staging = values[1]
     assert staging["errors"] == 1 and staging["users"] == 1
     filtered = api.data(

@@ -8,13 +8,18 @@
 import "./style.css";
 import { Api } from "./api";
 import { clear, h, state } from "./dom";
+import { Condition } from "./filters";
 import { overview } from "./views/overview";
 import { prompts } from "./views/prompts";
+import { properties } from "./views/properties";
 import { requestDetail } from "./views/request-detail";
 import { initialRequestsState, requests } from "./views/requests";
+import { sessionDetail } from "./views/session-detail";
+import { sessions } from "./views/sessions";
 import { settings } from "./views/settings";
 import { signIn } from "./views/signin";
 import { sql } from "./views/sql";
+import { users } from "./views/users";
 
 interface View {
   /** In the menu when set. */
@@ -28,6 +33,10 @@ const root = document.getElementById("app") as HTMLElement;
 const api = new Api();
 const requestsState = initialRequestsState();
 let current: AbortController | null = null;
+/** Users and Properties open the request log filtered to a user or a property value. */
+const showRequests = (condition: Condition, range: string) => Object.assign(requestsState, {
+  conditions: [condition], join: "and", page: 0, range: range === "90d" ? "all" : range,
+});
 
 const VIEWS: Record<string, View> = {
   overview: { label: "Overview", title: "Overview", render: (signal) => overview(api, signal) },
@@ -36,6 +45,17 @@ const VIEWS: Record<string, View> = {
     title: "Requests",
     render: (signal, id) =>
       id ? requestDetail(api, id, signal) : requests(api, signal, requestsState),
+  },
+  sessions: {
+    label: "Sessions",
+    title: "Sessions",
+    render: (signal, id) => (id ? sessionDetail(api, id, signal) : sessions(api, signal)),
+  },
+  users: { label: "Users", title: "Users", render: (signal) => users(api, signal, showRequests) },
+  properties: {
+    label: "Properties",
+    title: "Properties",
+    render: (signal, id) => properties(api, signal, id, showRequests),
   },
   prompts: { label: "Prompts", title: "Prompts", render: (signal, id) => prompts(api, signal, id) },
   sql: { label: "SQL", title: "SQL", render: (signal) => sql(api, signal) },

@@ -599,6 +599,19 @@ def test_helicone_request_accepts_datetimes_and_strings() -> None:
     assert out["cost"] == 2.5 and out["scores"] == {"s": 1}
     assert out["cache_reference_id"] is None and out["total_tokens"] is None
     assert out["request_body"] == dict(BODY_PLACEHOLDER)
+    assert out["attempts"] == [] and out["cache_saved_cost"] == 0
+
+
+def test_helicone_request_shows_attempts_and_cache_savings() -> None:
+    """The failover attempts come back as objects; the savings of a cache hit in USD and ms."""
+    attempts = '[{"source": "openai", "status": 503, "latency_ms": 12}, ' \
+        '{"source": "anthropic", "status": 200, "latency_ms": 80}]'
+    out = helicone_request({"request_id": rid(9), "attempts": attempts,
+                            "cache_saved_cost": "1500000000", "cache_saved_latency": "640"})
+    assert out["attempts"] == [{"source": "openai", "status": 503, "latency_ms": 12},
+                               {"source": "anthropic", "status": 200, "latency_ms": 80}]
+    assert out["cache_saved_cost"] == 1.5 and out["cache_saved_latency"] == 640
+    assert helicone_request({"request_id": rid(9), "attempts": "not json"})["attempts"] == []
 
 
 # --- endpoints ----------------------------------------------------------------------------
@@ -614,7 +627,7 @@ HELICONE_REQUEST_FIELDS = {
     "feedback_created_at", "feedback_id", "feedback_rating", "signed_body_url", "llmSchema",
     "country_code", "asset_ids", "asset_urls", "assets", "scores", "cache_reference_id",
     "cache_enabled", "updated_at", "request_referrer", "ai_gateway_body_mapping",
-    "storage_location", "tokens_estimated",
+    "storage_location", "tokens_estimated", "attempts", "cache_saved_cost", "cache_saved_latency",
 }
 
 

@@ -34,7 +34,8 @@ SELECT_COLUMNS: tuple[str, ...] = (
     "completion_audio_tokens", "reasoning_tokens", "tokens_estimated", "cost", "cost_known",
     "properties", "scores", "assets", "cache_enabled", "cache_reference_id", "prompt_id",
     "prompt_version", "is_stream", "is_passthrough_billing", "storage_location",
-    "request_size_bytes", "response_size_bytes", "updated_at", "body_token",
+    "request_size_bytes", "response_size_bytes", "updated_at", "body_token", "attempts",
+    "cache_saved_cost", "cache_saved_latency",
 )
 """Named explicitly: ``total_tokens`` is MATERIALIZED, so ``SELECT *`` would omit it."""
 

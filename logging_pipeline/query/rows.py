@@ -4,9 +4,11 @@ Renames follow the reference (``latency`` -> ``delay_ms``, ``status`` -> ``respo
 ``user_id`` -> ``request_user_id``), cost goes from nano-USD to USD, and empty-string
 "absent" values become ``null``. Fields we do not record (feedback rows, signed URLs,
 ``llmSchema``, referrer, ...) are present and ``null`` so clients see the documented shape.
-One field is ours, not Helicone's: ``tokens_estimated`` (true when the provider reported no
-usage, so the tokens and the cost are a tiktoken estimate), snake_case like the row's other
-flags (``cache_enabled``).
+Some fields are ours, not Helicone's, snake_case like the row's other flags
+(``cache_enabled``): ``tokens_estimated`` (true when the provider reported no usage, so the
+tokens and the cost are a tiktoken estimate), ``attempts`` (the upstream attempts of a routed
+request, ``[{"source", "status", "latency_ms"}]``, empty when it was not routed) and
+``cache_saved_cost`` (USD) / ``cache_saved_latency`` (ms), what a cache hit saved.
 The adapter behind the query may return timestamps as datetimes or strings and 64-bit ints
 as strings (ClickHouse quotes them in JSON by default): both are accepted.
 """
@@ -17,6 +19,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
+
+import orjson
 
 BODY_PLACEHOLDER: Mapping[str, str] = MappingProxyType({
     "helicone_message": "fetching body from signed_url... contact engineering@helicone.ai "
@@ -96,6 +100,9 @@ def helicone_request(row: Mapping[str, Any], bodies: Mapping[str, Any] | None = 
         "ai_gateway_body_mapping": None,
         "storage_location": row.get("storage_location") or None,
         "tokens_estimated": bool(row.get("tokens_estimated")),
+        "attempts": _attempts(row.get("attempts")),
+        "cache_saved_cost": (_int(row.get("cache_saved_cost")) or 0) / NANO_USD,
+        "cache_saved_latency": _int(row.get("cache_saved_latency")) or 0,
     }
     for name in _TOKEN_FIELDS:
         out[name] = _int(row.get(name))
@@ -133,6 +140,20 @@ def iso_timestamp(value: Any) -> str | None:
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _attempts(raw: Any) -> list[dict[str, Any]]:
+    """The ``attempts`` column (a JSON array, '' when the request was not routed) as a list;
+    a value that is not an array of objects (never written so) reads as no attempts."""
+    if not raw:
+        return []
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(parsed, list):
+        return []
+    return [dict(item) for item in parsed if isinstance(item, dict)]
 
 
 def _cost(row: Mapping[str, Any]) -> float | None:

@@ -41,7 +41,7 @@ RICH_ID = "0d5c8f5e-7b51-4d3a-9a43-5be1a7a0c001"
 def rich_capture(org_id: str, created_at: float, request_id: str = RICH_ID) -> Capture:
     """A request whose chat has every kind of part the request page renders: a system
     prompt, text and image parts (inline and on another host), a tool call and its result,
-    and an answer with reasoning."""
+    and an answer with reasoning; routed, with a failed first attempt."""
     request = {
         "model": "gpt-4o",
         "messages": [
@@ -73,6 +73,7 @@ def rich_capture(org_id: str, created_at: float, request_id: str = RICH_ID) -> C
         request_body=json.dumps(request).encode(), status=200,
         response_body=json.dumps(answer).encode(), finished_at=1000.5,
         properties={"environment": "staging"},
+        attempts=[("openai", 503, 30), ("openai", 200, 470)],  # a retry after a 503
     )  # fmt: skip
 
 

@@ -339,6 +339,46 @@ def test_feedback_is_saved_through_the_session(tab: Tab) -> None:
     assert "helicone-score-feedback" in page.inner_text(".panel:has(h2:text('Scores'))")
 
 
+def test_request_page_breaks_down_the_cost_and_edits_scores_and_properties(tab: Tab) -> None:
+    """The cost lines and the attempts are the API's; a score and a property added in the
+    page reach the log."""
+    page = tab.page
+    tab.sign_in()
+    url = f"{tab.site.url}/v1/request/{RICH_ID}"
+    auth = {"authorization": f"Bearer {tab.site.keys['acme']}"}
+    api = httpx.get(url, headers=auth).json()["data"]
+    page.goto(f"{tab.site.url}/dashboard/#/requests/{RICH_ID}")
+    page.wait_for_selector("#cost-breakdown")
+    lines = page.locator("#cost-breakdown tbody tr").evaluate_all(
+        "rs => rs.map(r => [...r.children].map(c => c.textContent))")
+    cached = (api["prompt_cache_read_tokens"] or 0) + (api["prompt_cache_write_tokens"] or 0)
+    assert lines[0][:2] == ["Prompt", str(api["prompt_tokens"] - cached)]
+    assert lines[3][:2] == ["Completion", str(api["completion_tokens"])]
+    assert lines[0][2].endswith("/ 1M")  # gpt-4o has a list price in the registry
+    assert lines[-1][0] == "Recorded cost" and api["cost"] > 0
+    attempts = page.locator("#attempts tbody tr").evaluate_all(
+        "rs => rs.map(r => [...r.children].map(c => c.textContent))")
+    assert [(a[1], a[2], a[3]) for a in attempts] == [
+        (a["source"], str(a["status"]), f"{a['latency_ms']} ms") for a in api["attempts"]]
+    assert [a["status"] for a in api["attempts"]] == [503, 200]
+
+    page.fill("#score-form input[name=name]", "accuracy")
+    page.fill("#score-form input[name=value]", "0.75")
+    page.click("#score-form button[type=submit]")
+    page.wait_for_selector("#score-table th:text('accuracy')")
+    page.fill("#property-form input[name=name]", "reviewed")
+    page.fill("#property-form input[name=value]", "yes")
+    page.click("#property-form button[type=submit]")
+    page.wait_for_selector("#property-table th:text('reviewed')")
+
+    def annotated() -> bool | None:
+        data = httpx.get(url, headers=auth).json()["data"]
+        return (data["scores"].get("accuracy") == 0.75
+                and data["request_properties"].get("reviewed") == "yes") or None
+
+    wait_for("the score and the property in the log", annotated)
+
+
 def test_the_first_load_is_small(site: Site) -> None:
     """Everything the page loads before the first view, compressed as served: ≤ 500 KB."""
     page = httpx.get(site.url + "/dashboard/", headers={"accept-encoding": "gzip"})

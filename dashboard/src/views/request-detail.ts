@@ -1,10 +1,13 @@
-// One request (GET /v1/request/{id}?includeBody=true): its numbers, properties and scores,
-// the conversation rendered, and the raw request and response bodies.
+// One request (GET /v1/request/{id}?includeBody=true): its numbers, the cost breakdown, the
+// attempts of a routed request, its properties and scores (editable), the conversation
+// rendered, and the raw request and response bodies. The log keeps no HTTP headers, so there
+// are none to show.
 
 import { Api } from "../api";
 import { conversation, pre } from "../chat";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
+import { Attempt, attemptsPanel, costBreakdown, editableTable } from "./request-extras";
 import { statusBadge } from "./requests";
 
 interface Detail {
@@ -16,7 +19,9 @@ interface Detail {
   request_properties: Record<string, string> | null; scores: Record<string, number> | null;
   feedback_rating: boolean | null; request_body: unknown; response_body: unknown;
   prompt_id: string | null; prompt_version: string | null; tokens_estimated?: boolean;
-  country_code: string | null;
+  country_code: string | null; prompt_cache_read_tokens: number | null;
+  prompt_cache_write_tokens: number | null; attempts?: Attempt[];
+  cache_saved_cost?: number; cache_saved_latency?: number;
 }
 
 export function requestDetail(api: Api, id: string, signal: AbortSignal): HTMLElement {
@@ -27,14 +32,14 @@ export function requestDetail(api: Api, id: string, signal: AbortSignal): HTMLEl
       h("h1", { id: "request-title" }, "Request")),
     body);
   api.get<Detail>(`/v1/request/${encodeURIComponent(id)}?includeBody=true`, signal).then(
-    (d) => { if (!signal.aborted) render(api, body, d); },
+    (d) => { if (!signal.aborted) render(api, body, d, signal); },
     (error: Error) => {
       if (!signal.aborted) clear(body, state("error", `Could not load request ${id}: ${error.message}`));
     });
   return section;
 }
 
-function render(api: Api, body: HTMLElement, d: Detail): void {
+function render(api: Api, body: HTMLElement, d: Detail, signal: AbortSignal): void {
   const facts: [string, Node | string][] = [
     ["Request id", h("code", {}, d.request_id)],
     ["Status", statusBadge(d.response_status)],
@@ -56,27 +61,20 @@ function render(api: Api, body: HTMLElement, d: Detail): void {
   ];
   if (d.prompt_id) facts.push(["Prompt", `${d.prompt_id}${d.prompt_version ? ` v${d.prompt_version}` : ""}`]);
   if (d.country_code) facts.push(["Country", d.country_code]);
-  const props = Object.entries(d.request_properties ?? {});
-  const scores = Object.entries(d.scores ?? {});
   const chat = conversation(d.request_body, d.response_body);
   clear(body,
     h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("div", { class: "tables" },
-      keyValues("Properties", props, "No properties."),
-      keyValues("Scores", scores.map(([k, v]) => [k, String(v)]), "No scores or feedback."),
+      costBreakdown(api, d, signal),
+      attemptsPanel(d.attempts),
+      editableTable(api, "property", d.request_id, d.request_properties ?? {}),
+      editableTable(api, "score", d.request_id, d.scores ?? {}),
       feedback(api, d)),
     h("section", { class: "panel" }, h("h2", {}, "Conversation"),
       chat ?? state("empty", "No chat messages in this request; see the raw bodies below.")),
     h("section", { class: "panel" }, h("h2", {}, "Raw bodies"),
       h("details", { open: true }, h("summary", {}, "Request body"), pre(d.request_body ?? null)),
       h("details", {}, h("summary", {}, "Response body"), pre(d.response_body ?? null))));
-}
-
-function keyValues(title: string, rows: [string, string][], empty: string): HTMLElement {
-  return h("section", { class: "panel" }, h("h2", {}, title),
-    rows.length === 0 ? h("p", { class: "muted" }, empty)
-      : h("table", {}, h("tbody", {}, rows.map(([k, v]) =>
-        h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))));
 }
 
 /** Rate the answer (POST /v1/request/{id}/feedback): the last rating wins. The log records it

@@ -734,6 +734,14 @@ def test_series_ungrouped(api: Api) -> None:
     assert totals["latency"]["avg"] == pytest.approx(
         sum(r.latency for r in ACME_REQS) / len(ACME_REQS)
     )
+    # n3 replays t1's answer: it saved t1's latency, and the cost its own row records.
+    (hit,) = ids("n3")
+    saved = api.get(f"/v1/request/{hit}").json()["data"]
+    assert saved["cache_saved_cost"] > 0
+    t1_latency = next(r.latency for r in DATA if r.name == "t1")
+    assert result["cache_savings"] == {"cost": pytest.approx(saved["cache_saved_cost"]),
+                                       "latency_ms": t1_latency}
+    assert "cache_savings" not in series(api, groupBy="model")
 
 
 def test_series_zero_fill_and_time_zone(api: Api) -> None:

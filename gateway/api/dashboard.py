@@ -15,7 +15,13 @@ from gateway.api.evals import evals_router
 from gateway.api.requests import RequestApiDeps
 from gateway.api.sessions import session_router
 from gateway.api.users import user_router
-from logging_pipeline.query.dashboard import SeriesQuery, build_series_query, series
+from logging_pipeline.query.dashboard import (
+    SeriesQuery,
+    build_cache_savings_query,
+    build_series_query,
+    cache_savings,
+    series,
+)
 from logging_pipeline.query.rollup import (
     build_rollup_series_query,
     build_stale_hours_query,
@@ -39,10 +45,15 @@ def dashboard_router(api: AggregateApi) -> APIRouter:
             query = SeriesQuery.from_body(await api.body(request))
             window = rollup_window(query)
             if window is None:
-                return series(query, await api.run(build_series_query(org_id, query)))
-            stale = stale_hours(await api.run(build_stale_hours_query(org_id, window)))
-            compiled = build_rollup_series_query(org_id, query, window, stale)
-            return series(query, await api.run(compiled))
+                answer = series(query, await api.run(build_series_query(org_id, query)))
+            else:
+                stale = stale_hours(await api.run(build_stale_hours_query(org_id, window)))
+                compiled = build_rollup_series_query(org_id, query, window, stale)
+                answer = series(query, await api.run(compiled))
+            if query.group_by is None:  # the savings are not in the rollups: from the rows
+                saved = await api.run(build_cache_savings_query(org_id, query))
+                answer["cache_savings"] = cache_savings(saved)
+            return answer
 
         return await api.respond(request, work)
 

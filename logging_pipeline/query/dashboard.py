@@ -24,7 +24,10 @@ bucket present: zero-filled with ``WITH FILL``). A point: ``time``, ``requests``
 series of their own (``group`` = the value; ``""`` = requests without one) and the rest are
 summed in one series with ``other: true`` and ``group: null``; series come busiest first,
 ``other`` last. Percentiles are ClickHouse's ``quantiles`` (exact up to 8,192 values per
-bucket, sampled beyond).
+bucket, sampled beyond). Ungrouped, the answer also has ``cache_savings``: ``{cost (USD),
+latency_ms}`` summed over the range's cache hits (what the replayed answers would have cost
+and taken at the provider), from the rows (:func:`build_cache_savings_query`: the hourly
+rollups do not keep them).
 """
 
 from __future__ import annotations
@@ -150,6 +153,27 @@ def build_series_query(org_id: str, query: SeriesQuery) -> CompiledQuery:
 
     bucket = query.buckets.expr(binder)
     return series_sql(binder, query, source, bucket, _SUMS, "count()")
+
+
+def build_cache_savings_query(org_id: str, query: SeriesQuery) -> CompiledQuery:
+    """What the range's cache hits saved, under the query's filter: one row ``cost`` (USD),
+    ``latency_ms``. It reads the cache hits only (a small share of the rows)."""
+    binder = ParamBinder()
+    where = " AND ".join((
+        org_condition(binder, org_id), query.time_range.condition(binder),
+        f"({compile_filter(query.filter, binder)})", _CACHED,
+    ))  # fmt: skip
+    sql = (
+        "SELECT sum(cache_saved_cost) AS cost, sum(cache_saved_latency) AS latency_ms "
+        f"FROM {REQUEST_TABLE} FINAL WHERE {where}"
+    )
+    return CompiledQuery(sql, binder.params)
+
+
+def cache_savings(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``{cost, latency_ms}`` from the row of :func:`build_cache_savings_query`."""
+    row = rows[0] if rows else {}
+    return {"cost": usd(row.get("cost")), "latency_ms": whole(row.get("latency_ms"))}
 
 
 def series_sql(binder: ParamBinder, query: SeriesQuery, source: Callable[[], str], bucket: str,

@@ -127,6 +127,9 @@ def test_overview_shows_the_apis_numbers(tab: Tab, shots: Path) -> None:
     assert shown("cost") == pytest.approx(totals["cost"])
     assert shown("latency") == pytest.approx(totals["latency"]["avg"])
     assert shown("cache") == totals["cache_hits"] == 1
+    saved = api["cache_savings"]  # n3 replays t1's answer
+    assert shown("saved") == pytest.approx(saved["cost"]) and saved["cost"] > 0
+    assert saved["latency_ms"] > 0
     assert page.inner_text("[data-metric=requests] .card-value") == "12"
 
     by_model = tab.site.api("/v1/dashboard/series/query", {
@@ -158,6 +161,34 @@ def test_overview_is_scoped_to_the_org_and_says_when_empty_or_failing(tab: Tab) 
     page.select_option("#range", "7d")
     page.wait_for_selector("[data-metric=requests]")
     assert page.get_attribute("[data-metric=requests]", "data-value") == "1"  # acme's are not
+
+    # A custom range: a day long ago is empty, one around now holds globex's request; the
+    # request log takes the same span as both bounds of its filter.
+    def local(moment: datetime) -> str:  # the browser's time zone is the machine's
+        return moment.astimezone().strftime("%Y-%m-%dT%H:%M")
+
+    now = datetime.now(UTC)
+    page.select_option("#range", "custom")
+    page.fill("#overview-from", local(now - timedelta(days=20)))
+    page.fill("#overview-to", local(now - timedelta(days=19)))
+    page.wait_for_selector(".overview-body .state-empty")
+    assert page.inner_text(".overview-body") == "No requests in the chosen range."
+    page.fill("#overview-to", local(now - timedelta(days=21)))
+    assert page.inner_text(".custom-range .note") == "The start must be before the end."
+    page.fill("#overview-from", local(now - timedelta(days=7)))
+    page.fill("#overview-to", local(now + timedelta(hours=1)))
+    page.wait_for_selector("[data-metric=requests]")
+    assert page.get_attribute("[data-metric=requests]", "data-value") == "1"
+    page.click("nav >> text=Requests")
+    page.select_option("#requests-range", "custom")
+    page.fill("#requests-from", local(now - timedelta(days=7)))
+    page.fill("#requests-to", local(now + timedelta(hours=1)))
+    page.wait_for_function(
+        "document.querySelector('#filter-json').textContent.includes('lte')")
+    expect(page.locator("table.requests tbody tr")).to_have_count(1)
+    page.fill("#requests-to", local(now - timedelta(days=6)))
+    page.wait_for_selector(".results .state-empty")
+    page.click("nav >> text=Overview")
 
     tab.expected_statuses.add(503)
     unavailable = {"data": None, "error": "The request log store is unavailable; try again."}

@@ -97,12 +97,18 @@ export function chain(nodes: FilterNode[], operator: "and" | "or"): FilterNode {
   return nodes.slice(1).reduce((left, right) => ({ left, operator, right }), nodes[0]);
 }
 
-/** The request query's filter: complete conditions joined by `join`, after the time range. */
-export function buildFilter(conditions: Condition[], join: "and" | "or", since: Date | null): FilterNode {
+/** The request query's filter: complete conditions joined by `join`, after the time range
+ *  (from `since`, and up to `until` for a custom range). */
+export function buildFilter(conditions: Condition[], join: "and" | "or", since: Date | null,
+  until: Date | null = null): FilterNode {
   const user = chain(conditions.filter((c) => problem(c) === null).map(leaf), join);
   if (since === null) return user;
-  const range: FilterNode = {
+  let range: FilterNode = {
     request_response_rmt: { request_created_at: { gte: since.toISOString() } },
   };
+  if (until !== null) {
+    range = { left: range, operator: "and",
+      right: { request_response_rmt: { request_created_at: { lte: until.toISOString() } } } };
+  }
   return user === "all" ? range : { left: range, operator: "and", right: user };
 }

@@ -4,6 +4,7 @@
 
 import { Api } from "../api";
 import { Line, timeChart } from "../chart";
+import { CUSTOM, customRange, incrementFor, Span } from "../daterange";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
 
@@ -15,7 +16,11 @@ interface Sums {
 }
 interface Point extends Sums { time: string; users: number }
 interface Series { group: string | null; other: boolean; totals: Sums; points: Point[] }
-interface SeriesAnswer { buckets: string[]; series: Series[] }
+interface SeriesAnswer {
+  buckets: string[]; series: Series[];
+  /** Ungrouped only: what the range's cache hits saved. */
+  cache_savings?: { cost: number; latency_ms: number };
+}
 interface UserRow { user_id: string; total_requests: number; cost: number; last_active: string }
 
 export interface Range { id: string; label: string; hours: number; increment: string }
@@ -30,15 +35,18 @@ export const RANGES: Range[] = [
 export function overview(api: Api, signal: AbortSignal, initial = "24h"): HTMLElement {
   const body = h("div", { class: "overview-body" });
   const picker = h("select", { id: "range", "aria-label": "Time range" },
-    RANGES.map((r) => h("option", { value: r.id, selected: r.id === initial }, r.label)));
+    RANGES.map((r) => h("option", { value: r.id, selected: r.id === initial }, r.label)),
+    h("option", { value: CUSTOM }, "Custom range"));
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const zonePicker = h("select", { id: "zone", "aria-label": "Time zone" },
     h("option", { value: "local" }, `Local (${zone})`),
     h("option", { value: "utc" }, "UTC"));
+  const custom = customRange("overview", () => load());
   const section = h("section", { class: "view", "aria-labelledby": "overview-title" },
     h("div", { class: "toolbar" },
       h("h1", { id: "overview-title" }, "Overview"),
       h("label", { class: "inline" }, "Range ", picker),
+      custom.element,
       h("label", { class: "inline", title: "Days and hours are bucketed in this time zone" },
         "Time zone ", zonePicker)),
     body);
@@ -47,10 +55,21 @@ export function overview(api: Api, signal: AbortSignal, initial = "24h"): HTMLEl
   let inflight: AbortController | null = null;
   signal.addEventListener("abort", () => inflight?.abort(), { once: true });
   const load = () => {
+    custom.show(picker.value === CUSTOM);
+    let span: Span | null;
+    let range: Range;
+    if (picker.value === CUSTOM) {
+      span = custom.span();
+      if (span === null) return; // the note says what is missing
+      range = { id: CUSTOM, label: "chosen range", hours: 0, increment: incrementFor(span) };
+    } else {
+      range = RANGES.find((r) => r.id === picker.value) ?? RANGES[1];
+      const end = new Date();
+      span = { from: new Date(end.getTime() - range.hours * 3600_000), to: end };
+    }
     inflight?.abort();
     inflight = new AbortController();
-    const range = RANGES.find((r) => r.id === picker.value) ?? RANGES[1];
-    void render(api, body, range, zonePicker.value === "utc", inflight.signal);
+    void render(api, body, range, span, zonePicker.value === "utc", inflight.signal);
   };
   picker.addEventListener("change", load);
   zonePicker.addEventListener("change", load);
@@ -58,12 +77,11 @@ export function overview(api: Api, signal: AbortSignal, initial = "24h"): HTMLEl
   return section;
 }
 
-async function render(api: Api, body: HTMLElement, range: Range, utc: boolean,
+async function render(api: Api, body: HTMLElement, range: Range, span: Span, utc: boolean,
   signal: AbortSignal): Promise<void> {
   clear(body, state("loading", "Loading the overview…"));
   body.setAttribute("aria-busy", "true");
-  const end = new Date();
-  const start = new Date(end.getTime() - range.hours * 3600_000);
+  const { from: start, to: end } = span;
   const base = {
     timeFilter: { start: start.toISOString(), end: end.toISOString() },
     dbIncrement: range.increment,
@@ -111,7 +129,9 @@ async function render(api: Api, body: HTMLElement, range: Range, utc: boolean,
       card("errors", "Errors", fmt.count(t.errors), t.errors, `${fmt.percent(t.error_rate)} of requests`),
       card("latency", "Avg latency", fmt.ms(t.latency.avg), t.latency.avg),
       card("ttft", "Avg time to first token", fmt.ms(t.ttft.avg), t.ttft.avg),
-      card("cache", "Cache hits", fmt.count(t.cache_hits), t.cache_hits)),
+      card("cache", "Cache hits", fmt.count(t.cache_hits), t.cache_hits),
+      card("saved", "Saved by the cache", fmt.usd(all.cache_savings?.cost ?? 0),
+        all.cache_savings?.cost ?? 0, `${fmt.ms(all.cache_savings?.latency_ms ?? 0)} of waiting`)),
     h("div", { class: "charts" },
       timeChart("Requests", times, [
         line("Requests", pick((p) => p.requests), fmt.count),

@@ -1,8 +1,9 @@
 // Requests: the request log as a table (POST /v1/request/query), with a filter builder that
-// edits the filter AST of observability-api.md §2.1 (shown under "Query"), a time range,
-// sortable columns and paging. A row opens the request's page (#/requests/<id>).
+// edits the filter AST of observability-api.md §2.1 (shown under "Query"), a time range (a
+// preset or a custom from/to), sortable columns and paging. A row opens the request's page (#/requests/<id>).
 
 import { Api } from "../api";
+import { CUSTOM, customRange, Span } from "../daterange";
 import { clear, h, state } from "../dom";
 import {
   Condition, FIELDS, FilterNode, OP_LABELS, buildFilter, fieldDef, opsOf, problem,
@@ -21,6 +22,8 @@ export interface RequestsState {
   conditions: Condition[];
   join: "and" | "or";
   range: string;
+  /** The chosen span when `range` is "custom". */
+  span?: Span;
   sort: { key: string; dir: "asc" | "desc" };
   page: number;
   pageSize: number;
@@ -69,7 +72,11 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
   const queryText = h("pre", { class: "query", id: "filter-json" });
   const results = h("div", { class: "results" });
   const rangeSelect = h("select", { id: "requests-range", "aria-label": "Time range" },
-    Object.entries(RANGE_LABELS).map(([id, label]) => h("option", { value: id, selected: id === st.range }, label)));
+    Object.entries(RANGE_LABELS).map(([id, label]) => h("option", { value: id, selected: id === st.range }, label)),
+    h("option", { value: CUSTOM, selected: st.range === CUSTOM }, "Custom range"));
+  const custom = customRange("requests", () => { st.span = custom.span() ?? undefined; st.page = 0; load(); },
+    st.span);
+  custom.show(st.range === CUSTOM);
   const joinSelect = h("select", { id: "join", "aria-label": "Join conditions with" },
     h("option", { value: "and", selected: st.join === "and" }, "all conditions (and)"),
     h("option", { value: "or", selected: st.join === "or" }, "any condition (or)"));
@@ -80,7 +87,8 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
     { once: true });
 
   const filter = (): FilterNode => {
-    const hours = RANGE_HOURS[st.range];
+    if (st.range === CUSTOM && st.span) return buildFilter(st.conditions, st.join, st.span.from, st.span.to);
+    const hours = RANGE_HOURS[st.range] ?? null;
     const since = hours === null ? null : new Date(Date.now() - hours * 3600_000);
     return buildFilter(st.conditions, st.join, since);
   };
@@ -163,7 +171,16 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
         onclick: () => { st.page += 1; load(); } }, "Next →"));
   };
 
-  rangeSelect.addEventListener("change", () => { st.range = rangeSelect.value; st.page = 0; load(); });
+  rangeSelect.addEventListener("change", () => {
+    st.range = rangeSelect.value;
+    custom.show(st.range === CUSTOM);
+    if (st.range === CUSTOM) {
+      st.span = custom.span() ?? undefined;
+      if (!st.span) return; // the note says what is missing
+    }
+    st.page = 0;
+    load();
+  });
   joinSelect.addEventListener("change", () => { st.join = joinSelect.value as "and" | "or"; st.page = 0; load(); });
   const add = h("button", { type: "button", id: "add-condition", onclick: () => {
     st.conditions.push({ field: "model", key: "", op: "equals", value: "" });
@@ -212,6 +229,7 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
     h("div", { class: "toolbar" },
       h("h1", { id: "requests-title" }, "Requests"),
       h("label", { class: "inline" }, "Range ", rangeSelect),
+      custom.element,
       h("label", { class: "inline", title: `Newest first, reloaded every ${LIVE_SECONDS} s` },
         liveBox, "Live"),
       chooser),

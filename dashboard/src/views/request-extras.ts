@@ -56,8 +56,8 @@ export function costBreakdown(api: Api, u: Usage, signal: AbortSignal): HTMLElem
         + `${fmt.ms(u.cache_saved_latency ?? 0)}.`)
       : "";
     table.replaceChildren(h("table", { id: "cost-breakdown" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Tokens"), h("th", { scope: "col" }, "Count"),
-        h("th", { scope: "col" }, "List price"), h("th", { scope: "col" }, "Cost"))),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Tokens"), h("th", { scope: "col", class: "num" }, "Count"),
+        h("th", { scope: "col", class: "num" }, "List price"), h("th", { scope: "col", class: "num" }, "Cost"))),
       h("tbody", {}, rows,
         h("tr", {}, h("th", { scope: "row" }, "Recorded cost"), h("td", {}), h("td", {}),
           h("td", { class: "num", id: "recorded-cost" }, fmt.usd(u.cost))))),
@@ -78,8 +78,8 @@ export function attemptsPanel(attempts: Attempt[] | undefined): HTMLElement {
     list.length === 0
       ? h("p", { class: "muted" }, "One attempt: the request was not routed through a fallback chain.")
       : h("table", { id: "attempts" },
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "#"), h("th", { scope: "col" }, "Source"),
-          h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Latency"))),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col", class: "num" }, "#"), h("th", { scope: "col" }, "Source"),
+          h("th", { scope: "col" }, "Status"), h("th", { scope: "col", class: "num" }, "Latency"))),
         h("tbody", {}, list.map((a, i) => h("tr", {}, h("td", { class: "num" }, i + 1),
           h("td", {}, a.source), h("td", {}, statusBadge(a.status)),
           h("td", { class: "num" }, fmt.ms(a.latency_ms)))))));

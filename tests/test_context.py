@@ -23,6 +23,8 @@ _ALLOWED = {
     Path("gateway/api/annotations.py"): {"helicone-score-feedback", "helicone-id"},
     # A response header the gateway writes (a prompt that fell back to production).
     Path("gateway/prompts/runtime.py"): {"helicone-prompt-resolution"},
+    # A header the dashboard's playground sends with the request it runs in process.
+    Path("gateway/dashboard/playground.py"): {"helicone-property-source"},
 }
 
 

@@ -27,22 +27,24 @@ commit: a rollup computed at S is declared valid through S minus this, so a row 
 before then was visible to the computation (logging_pipeline/rollup.py)."""
 ROLLUP_QUANTILES = "0.5, 0.9, 0.95, 0.99"
 """The dashboard's percentiles; part of the rollup's column types (a change is a migration)."""
-_ERROR = "(status < 200 OR status >= 400)"
-_CACHED = (
+ERROR_CONDITION = "(status < 200 OR status >= 400)"
+"""A failed request: any non-2xx/3xx answer, including 0 (no answer from upstream)."""
+CACHE_HIT_CONDITION = (
     "(cache_reference_id IS NOT NULL AND "
     "cache_reference_id != toUUID('00000000-0000-0000-0000-000000000000'))"
 )
+"""A request answered from the response cache (it names the request it replayed)."""
 ROLLUP_HOUR = "toStartOfHour(toDateTime(request_created_at, 'UTC'))"
 ROLLUP_METRICS: tuple[str, ...] = (
     "count() AS requests",
-    f"countIf({_ERROR}) AS errors",
+    f"countIf({ERROR_CONDITION}) AS errors",
     "sum(ifNull(cost, 0)) AS cost",
     "sum(ifNull(prompt_tokens, 0)) AS prompt_tokens",
     "sum(ifNull(completion_tokens, 0)) AS completion_tokens",
     "sum(prompt_cache_read_tokens) AS prompt_cache_read_tokens",
     "sum(prompt_cache_write_tokens) AS prompt_cache_write_tokens",
     "sum(reasoning_tokens) AS reasoning_tokens",
-    f"countIf({_CACHED}) AS cache_hits",
+    f"countIf({CACHE_HIT_CONDITION}) AS cache_hits",
     "countIf(ifNull(threat, false)) AS threats",
     "count(latency) AS latency_n",
     "sum(ifNull(latency, 0)) AS latency_sum",

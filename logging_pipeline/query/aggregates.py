@@ -25,8 +25,6 @@ from logging_pipeline.query.timeseries import TimeRange
 from logging_pipeline.schema import REQUEST_TABLE
 
 NANO_USD = 1_000_000_000
-ERROR_CONDITION = "(status < 200 OR status >= 400)"
-"""A failed request: any non-2xx/3xx answer, including 0 (no answer from upstream)."""
 PSIZES: Mapping[str, float] = {"p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}
 DEFAULT_PSIZE = "p75"
 

@@ -18,7 +18,7 @@ from logging_pipeline.query.binder import ORG_PARAM, ParamBinder
 from logging_pipeline.query.compiler import compile_filter
 from logging_pipeline.query.errors import FilterError
 from logging_pipeline.query.sort import DEFAULT_SORT, compile_sort
-from logging_pipeline.schema import REQUEST_TABLE
+from logging_pipeline.schema import CACHE_HIT_CONDITION, REQUEST_TABLE
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
@@ -39,10 +39,6 @@ SELECT_COLUMNS: tuple[str, ...] = (
 )
 """Named explicitly: ``total_tokens`` is MATERIALIZED, so ``SELECT *`` would omit it."""
 
-_CACHED = (
-    "(cache_reference_id IS NOT NULL AND "
-    "cache_reference_id != toUUID('00000000-0000-0000-0000-000000000000'))"
-)
 IGNORED_BODY_FIELDS = ("includeInputs", "isPartOfExperiment")
 """Accepted for compatibility and ignored: prompt inputs and experiments are not recorded."""
 
@@ -101,7 +97,7 @@ def build_request_query(org_id: str, query: RequestQuery) -> CompiledQuery:
     binder = ParamBinder()
     conditions = [_org_condition(binder, org_id), f"({compile_filter(query.filter, binder)})"]
     if query.is_cached:
-        conditions.append(_CACHED)
+        conditions.append(CACHE_HIT_CONDITION)
     if query.is_scored is not None:
         conditions.append("notEmpty(scores)" if query.is_scored else "empty(scores)")
     order = compile_sort(query.sort, binder)

@@ -44,7 +44,7 @@ from logging_pipeline.query.operators import (
     text_compare,
     text_value,
 )
-from logging_pipeline.schema import REQUEST_TABLE
+from logging_pipeline.schema import CACHE_HIT_CONDITION, REQUEST_TABLE
 
 MAX_DEPTH = 64
 """Deeper trees are refused (400) instead of exhausting the Python stack (500)."""
@@ -57,8 +57,6 @@ to ~1 MB of SQL, past ClickHouse's ``max_query_size`` (a 500). 1,000 admits ever
 to :data:`MAX_CONDITIONS` single-condition leaves (999 nodes)."""
 MAX_KEY_LENGTH = 1024
 
-_ZERO_UUID = "toUUID('00000000-0000-0000-0000-000000000000')"
-_CACHED = f"(cache_reference_id IS NOT NULL AND cache_reference_id != {_ZERO_UUID})"
 _FEEDBACK_KEY = "'helicone-score-feedback'"
 
 
@@ -245,7 +243,7 @@ class FilterCompiler:
             elif spec is Special.CACHED:
                 check_operator(Family.BOOLEAN, operator, op_path)
                 flag = self._binder.bind(boolean_value(value, op_path), "Bool")
-                out.append(f"{_CACHED} = {flag}")
+                out.append(f"{CACHE_HIT_CONDITION} = {flag}")
             else:  # FEEDBACK_SCORE
                 check_operator(Family.BOOLEAN, operator, op_path)
                 rating = self._binder.bind(1.0 if boolean_value(value, op_path) else 0.0,

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from logging_pipeline.query.aggregates import (
-    ERROR_CONDITION,
     body_object,
     finite,
     maybe,
@@ -51,16 +50,12 @@ from logging_pipeline.query.builder import CompiledQuery, _bounded_int
 from logging_pipeline.query.compiler import MAX_KEY_LENGTH, compile_filter, property_value
 from logging_pipeline.query.errors import FilterError
 from logging_pipeline.query.timeseries import Buckets, TimeRange, bucketed_time_filter
-from logging_pipeline.schema import REQUEST_TABLE
+from logging_pipeline.schema import CACHE_HIT_CONDITION, ERROR_CONDITION, REQUEST_TABLE
 
 GROUP_COLUMNS: Mapping[str, str] = {"model": "model", "provider": "provider", "user": "user_id"}
 DEFAULT_GROUPS = 10
 MAX_GROUPS = 50
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
-_CACHED = (
-    "(cache_reference_id IS NOT NULL AND "
-    "cache_reference_id != toUUID('00000000-0000-0000-0000-000000000000'))"
-)
 
 _SUMS = (
     "count() AS requests",
@@ -71,7 +66,7 @@ _SUMS = (
     "sum(prompt_cache_read_tokens) AS prompt_cache_read_tokens",
     "sum(prompt_cache_write_tokens) AS prompt_cache_write_tokens",
     "sum(reasoning_tokens) AS reasoning_tokens",
-    f"countIf({_CACHED}) AS cache_hits",
+    f"countIf({CACHE_HIT_CONDITION}) AS cache_hits",
     "countIf(ifNull(threat, false)) AS threats",
     "uniqIf(user_id, user_id != '') AS users",
     "count(latency) AS latency_n",
@@ -161,7 +156,7 @@ def build_cache_savings_query(org_id: str, query: SeriesQuery) -> CompiledQuery:
     binder = ParamBinder()
     where = " AND ".join((
         org_condition(binder, org_id), query.time_range.condition(binder),
-        f"({compile_filter(query.filter, binder)})", _CACHED,
+        f"({compile_filter(query.filter, binder)})", CACHE_HIT_CONDITION,
     ))  # fmt: skip
     sql = (
         "SELECT sum(cache_saved_cost) AS cost, sum(cache_saved_latency) AS latency_ms "

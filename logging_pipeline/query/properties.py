@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from logging_pipeline.query.aggregates import (
-    ERROR_CONDITION,
     body_object,
     maybe,
     org_condition,
@@ -33,6 +32,7 @@ from logging_pipeline.query.compiler import (
 from logging_pipeline.query.errors import FilterError
 from logging_pipeline.query.rows import iso_timestamp
 from logging_pipeline.query.timeseries import parse_iso_range
+from logging_pipeline.schema import ERROR_CONDITION
 
 MAX_KEYS = 1000
 DEFAULT_VALUES = 20

@@ -146,6 +146,12 @@ class GatewayServer:
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def new_key(self, org: str, scopes: frozenset[str] | None = None) -> str:
+        """A gateway key of ``org`` made in this server's own control store (``scopes`` None:
+        full access), usable at once (the store the running gateway reads)."""
+        key, _ = self.call(self.runtime.store.create_key(org, "test", scopes))
+        return key
+
     def start(self) -> GatewayServer:
         self._thread.start()
         # Start-up loads the model registry and migrates the stores: seconds on a loaded

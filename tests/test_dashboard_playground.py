@@ -12,7 +12,6 @@ from contextlib import closing
 import httpx
 import pytest
 
-from gateway.store import ControlStore
 from tests.emulator import OpenAIEmulator
 from tests.harness import GatewayServer, make_settings
 
@@ -43,12 +42,6 @@ def server(
         yield gateway
 
 
-def _key(server: GatewayServer, org: str, scopes: frozenset[str] | None = None) -> str:
-    store: ControlStore = server.runtime.store
-    key, _ = server.call(store.create_key(org, "test", scopes))
-    return key
-
-
 def _signed_in(server: GatewayServer, key: str) -> tuple[httpx.Client, str]:
     client = httpx.Client(base_url=server.url, timeout=30)
     answer = client.post("/dashboard/api/session", json={"key": key})
@@ -69,7 +62,7 @@ def _prompt(server: GatewayServer, key: str) -> tuple[str, str]:
 def test_a_version_runs_as_the_sessions_key(
     server: GatewayServer, upstream: OpenAIEmulator
 ) -> None:
-    key = _key(server, "play")
+    key = server.new_key("play")
     prompt_id, version_id = _prompt(server, key)
     client, csrf = _signed_in(server, key)
     with closing(client):
@@ -109,7 +102,7 @@ def test_a_version_runs_as_the_sessions_key(
     ],
 )
 def test_bad_bodies_are_400s(server: GatewayServer, body: dict[str, object], words: str) -> None:
-    client, csrf = _signed_in(server, _key(server, "play-bad"))
+    client, csrf = _signed_in(server, server.new_key("play-bad"))
     with closing(client):
         answer = client.post("/dashboard/api/playground", json=body,
                              headers={"x-gateway-csrf": csrf})  # fmt: skip
@@ -117,7 +110,7 @@ def test_bad_bodies_are_400s(server: GatewayServer, body: dict[str, object], wor
 
 
 def test_a_body_over_the_limit_is_a_413(server: GatewayServer) -> None:
-    client, csrf = _signed_in(server, _key(server, "play-big"))
+    client, csrf = _signed_in(server, server.new_key("play-big"))
     with closing(client):
         big = {"prompt_id": "x", "inputs": {"text": "a" * 300_000}}
         answer = client.post("/dashboard/api/playground", json=big,
@@ -128,11 +121,11 @@ def test_a_body_over_the_limit_is_a_413(server: GatewayServer) -> None:
 def test_no_session_no_scope_no_run(server: GatewayServer) -> None:
     assert httpx.post(f"{server.url}/dashboard/api/playground", json={}).status_code == 401
     # A key in the headers is not a session: the playground is the page's, not an API.
-    key = _key(server, "play-scoped")
+    key = server.new_key("play-scoped")
     with_key = httpx.post(f"{server.url}/dashboard/api/playground", json={},
                           headers={"authorization": f"Bearer {key}"})  # fmt: skip
     assert with_key.status_code == 401
-    reader = _key(server, "play-scoped", frozenset({"trace:read", "prompt:read"}))
+    reader = server.new_key("play-scoped", frozenset({"trace:read", "prompt:read"}))
     client, csrf = _signed_in(server, reader)
     with closing(client):
         answer = client.post("/dashboard/api/playground", json={"prompt_id": "x"},
@@ -141,7 +134,7 @@ def test_no_session_no_scope_no_run(server: GatewayServer) -> None:
 
 
 def test_a_revoked_keys_session_cannot_run(server: GatewayServer) -> None:
-    key = _key(server, "play-revoked")
+    key = server.new_key("play-revoked")
     prompt_id, version_id = _prompt(server, key)
     client, csrf = _signed_in(server, key)
     server.call(server.runtime.store.revoke_key(key))

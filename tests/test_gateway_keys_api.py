@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gateway.store import ControlStore
 from tests.emulator import OpenAIEmulator
 from tests.harness import GatewayServer, make_settings
 
@@ -43,18 +42,12 @@ def server(
         yield gateway
 
 
-def _key(server: GatewayServer, org: str, scopes: frozenset[str] | None = None) -> str:
-    store: ControlStore = server.runtime.store
-    key, _ = server.call(store.create_key(org, "test", scopes))
-    return key
-
-
 def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
 def test_a_full_access_key_creates_lists_and_revokes_keys(server: GatewayServer) -> None:
-    admin = _key(server, "keys-org")
+    admin = server.new_key("keys-org")
     with httpx.Client(base_url=server.url, headers=_auth(admin)) as client:
         created = client.post(
             "/v1/gateway-keys", json={"name": "ci", "scopes": ["gateway:invoke", "trace:read"]}
@@ -88,7 +81,7 @@ def test_a_full_access_key_creates_lists_and_revokes_keys(server: GatewayServer)
 
 
 def test_a_key_created_without_scopes_has_full_access(server: GatewayServer) -> None:
-    admin = _key(server, "keys-org-2")
+    admin = server.new_key("keys-org-2")
     created = httpx.post(f"{server.url}/v1/gateway-keys", json={}, headers=_auth(admin))
     assert created.status_code == 201
     assert created.json()["data"]["scopes"] is None
@@ -110,7 +103,7 @@ def test_a_key_created_without_scopes_has_full_access(server: GatewayServer) -> 
 def test_bad_creation_requests_are_400s_naming_the_field(
     server: GatewayServer, body: dict[str, object], param: str, words: str
 ) -> None:
-    admin = _key(server, "keys-org-bad")
+    admin = server.new_key("keys-org-bad")
     answer = httpx.post(f"{server.url}/v1/gateway-keys", json=body, headers=_auth(admin))
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
@@ -120,7 +113,7 @@ def test_bad_creation_requests_are_400s_naming_the_field(
 
 
 def test_keys_are_per_organisation(server: GatewayServer) -> None:
-    mine, theirs = _key(server, "org-a"), _key(server, "org-b")
+    mine, theirs = server.new_key("org-a"), server.new_key("org-b")
     their_id = httpx.get(f"{server.url}/v1/gateway-keys", headers=_auth(theirs)).json()["data"][0]
     listed = httpx.get(f"{server.url}/v1/gateway-keys", headers=_auth(mine)).json()["data"]
     assert their_id["id"] not in {k["id"] for k in listed}
@@ -134,7 +127,7 @@ def test_keys_are_per_organisation(server: GatewayServer) -> None:
 
 
 def test_the_balance_is_the_callers_own(server: GatewayServer) -> None:
-    scoped = _key(server, "org-credits", frozenset({"trace:read"}))
+    scoped = server.new_key("org-credits", frozenset({"trace:read"}))
     unmetered = httpx.get(f"{server.url}/v1/credits/balance", headers=_auth(scoped))
     assert unmetered.status_code == 200
     assert unmetered.json()["data"] == {"account": None, "budgets": []}

@@ -53,16 +53,22 @@ ROLLUP_METRICS: tuple[str, ...] = (
     "uniqStateIf(user_id, user_id != '') AS users",
     f"quantilesState({ROLLUP_QUANTILES})(latency) AS latency_q",
     f"quantilesState({ROLLUP_QUANTILES})(time_to_first_token) AS ttft_q",
+    f"sumIf(cache_saved_cost, {CACHE_HIT_CONDITION}) AS cache_saved_cost",
+    f"sumIf(cache_saved_latency, {CACHE_HIT_CONDITION}) AS cache_saved_latency",
 )
 """A rollup row's metrics over request rows (``FINAL``): the rollup computes them per hour,
-and a dashboard query over raw rows the same way, so the two parts of a query add up."""
+and a dashboard query over raw rows the same way, so the two parts of a query add up. In the
+rollup table's column order (after ``valid_through``); the last two came with
+``0009_rollup_cache_savings``."""
+_ROLLUP_METRICS_0008 = ROLLUP_METRICS[:-2]
+"""The metrics migration ``0008_hourly_rollups`` backfilled (its table had no others)."""
 
 
-def rollup_select(where: str, valid_through: str) -> str:
+def rollup_select(where: str, valid_through: str, metrics: tuple[str, ...] = ROLLUP_METRICS) -> str:
     """``SELECT`` of rollup rows (the table's column order) from the request rows ``where``."""
     return (
         f"SELECT organization_id, {ROLLUP_HOUR} AS hour, {', '.join(ROLLUP_DIMENSIONS)}, "
-        f"{valid_through} AS valid_through, {', '.join(ROLLUP_METRICS)} "
+        f"{valid_through} AS valid_through, {', '.join(metrics)} "
         f"FROM {REQUEST_TABLE} FINAL WHERE {where} "
         f"GROUP BY organization_id, hour, {', '.join(ROLLUP_DIMENSIONS)}"
     )
@@ -143,9 +149,7 @@ ORDER BY (organization_id, request_created_at, request_id)
         # reused in one organization (Helicone-Request-Id) never shows one request's row with
         # another's body (see logging_pipeline.record.body_token). 0: rows written before.
         "0002_body_token",
-        (
-            f"ALTER TABLE {REQUEST_TABLE} ADD COLUMN IF NOT EXISTS body_token UInt64 DEFAULT 0",
-        ),
+        (f"ALTER TABLE {REQUEST_TABLE} ADD COLUMN IF NOT EXISTS body_token UInt64 DEFAULT 0",),
     ),
     (
         # The wire format of the stored response body (the provider's own answer: "openai",
@@ -272,8 +276,24 @@ FROM {REQUEST_TABLE} GROUP BY organization_id, hour
 """,
             f"INSERT INTO {ROLLUP_TABLE} "
             + rollup_select(
-                "1", f"now64(6, 'UTC') - toIntervalSecond({ROLLUP_SETTLE_SECONDS})"
+                "1",
+                f"now64(6, 'UTC') - toIntervalSecond({ROLLUP_SETTLE_SECONDS})",
+                _ROLLUP_METRICS_0008,
             ),
+        ),
+    ),
+    (
+        # What cache hits saved, per rollup row, so that the dashboard's ungrouped series
+        # answers its savings from the rollup too (one statement fewer over the raw rows).
+        # Then a new generation of every hour: rows of the older ones read 0 savings.
+        "0009_rollup_cache_savings",
+        (
+            f"ALTER TABLE {ROLLUP_TABLE} "
+            "ADD COLUMN IF NOT EXISTS cache_saved_cost UInt64 DEFAULT 0",
+            f"ALTER TABLE {ROLLUP_TABLE} "
+            "ADD COLUMN IF NOT EXISTS cache_saved_latency Int64 DEFAULT 0",
+            f"INSERT INTO {ROLLUP_TABLE} "
+            + rollup_select("1", f"now64(6, 'UTC') - toIntervalSecond({ROLLUP_SETTLE_SECONDS})"),
         ),
     ),
 )

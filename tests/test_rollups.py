@@ -27,11 +27,18 @@ from logging_pipeline.clickhouse.connect_transport import ClickHouseConnectTrans
 from logging_pipeline.clickhouse.errors import LogStoreError
 from logging_pipeline.clickhouse.migrate import MIGRATIONS_TABLE_DDL, migrate
 from logging_pipeline.clickhouse.transport import LogTransport
-from logging_pipeline.query.dashboard import SeriesQuery, build_series_query, series
+from logging_pipeline.query.dashboard import (
+    SeriesQuery,
+    build_cache_savings_query,
+    build_series_query,
+    cache_savings,
+    series,
+)
 from logging_pipeline.query.rollup import (
     build_rollup_series_query,
     build_stale_hours_query,
     coalesce,
+    rollup_cache_savings,
     rollup_filter,
     rollup_window,
     stale_hours,
@@ -42,7 +49,9 @@ from logging_pipeline.schema import (
     MIGRATIONS_TABLE,
     REQUEST_TABLE,
     ROLLUP_DIRTY_TABLE,
+    ROLLUP_METRICS,
     ROLLUP_TABLE,
+    rollup_select,
 )
 from tests.clickhouse_http import ChdbHttpServer
 
@@ -112,25 +121,38 @@ async def _answers(transport: LogTransport, body: dict[str, Any], org: str = MAI
     query = SeriesQuery.from_body(body)
     raw_sql = build_series_query(org, query)
     raw = series(query, await transport.query(raw_sql.sql, raw_sql.params))
+    if query.group_by is None:  # what cache hits saved: a statement of its own on the rows
+        saved_sql = build_cache_savings_query(org, query)
+        raw["cache_savings"] = cache_savings(
+            await transport.query(saved_sql.sql, saved_sql.params)
+        )
     window = rollup_window(query)
     if window is None:
         return raw, raw, None
     stale_sql = build_stale_hours_query(org, window)
     stale = stale_hours(await transport.query(stale_sql.sql, stale_sql.params))
     compiled = build_rollup_series_query(org, query, window, stale)
-    return raw, series(query, await transport.query(compiled.sql, compiled.params)), stale
+    rows = await transport.query(compiled.sql, compiled.params)
+    rollup = series(query, rows)
+    if query.group_by is None:  # ... and the sums the rollup keeps
+        rollup["cache_savings"] = rollup_cache_savings(rows)
+    return raw, rollup, stale
 
 
 async def _check_all(transport: LogTransport) -> tuple[int, int]:
     """Every body equal both ways; (bodies through the rollup, stale hours seen)."""
     rolled = stale_count = 0
+    saved_somewhere = False
     for body in bodies():
         raw, rollup, stale = await _answers(transport, body)
         assert rollup == raw, body
         if stale is not None:
             rolled += 1
             stale_count += len(stale)
+            if "cache_savings" in raw:
+                saved_somewhere = saved_somewhere or raw["cache_savings"]["cost"] > 0
             assert any(s["totals"]["requests"] for s in raw["series"]) or body["filter"] != "all"
+    assert saved_somewhere  # the data has cache hits: the savings compared are not all 0
     raw, rollup, _ = await _answers(transport, bodies()[0], org=OTHER)
     assert rollup == raw
     return rolled, stale_count
@@ -228,7 +250,7 @@ async def test_migration_backfills_an_existing_store(store: LogTransport) -> Non
         )
     await _generate(store)
     await _rewrite(store)
-    assert await migrate(store) == ["0008_hourly_rollups"]
+    assert await migrate(store) == ["0008_hourly_rollups", "0009_rollup_cache_savings"]
     rows = await store.query(f"SELECT count() AS n FROM {ROLLUP_DIRTY_TABLE}")
     assert rows[0]["n"] == 0  # rows written before the view: rolled up, not marked
     rolled, stale = await _check_all(store)
@@ -326,3 +348,26 @@ def test_coalesce_bounds_the_raw_ranges() -> None:
     assert three == [(base, base + 4 * hour), (base + 10 * hour, base + 15 * hour),
                      (base + 30 * hour, base + 31 * hour)]  # fmt: skip
     assert coalesce(runs, 1) == [(base, base + 31 * hour)]
+
+
+async def test_savings_migration_recomputes_rollups_of_an_0008_store(
+    store: LogTransport,
+) -> None:
+    # A store as the release with rollups but no savings in them left it (0001-0008), its
+    # hours rolled up: the generation 0009 writes carries the savings, exactly.
+    await store.command(MIGRATIONS_TABLE_DDL)
+    for version, statements in MIGRATIONS[:8]:
+        for statement in statements:
+            await store.command(statement)
+        await store.command(
+            f"INSERT INTO {MIGRATIONS_TABLE} (version) SELECT {{v:String}}", {"v": version}
+        )
+    await _generate(store)
+    await store.command(f"TRUNCATE TABLE {ROLLUP_DIRTY_TABLE}")
+    await store.command(
+        f"INSERT INTO {ROLLUP_TABLE} "
+        + rollup_select("1", "now64(6, 'UTC') - toIntervalSecond(120)", ROLLUP_METRICS[:-2])
+    )
+    assert await migrate(store) == ["0009_rollup_cache_savings"]
+    rolled, stale = await _check_all(store)
+    assert rolled > 15 and stale == 0

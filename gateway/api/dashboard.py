@@ -25,6 +25,7 @@ from logging_pipeline.query.dashboard import (
 from logging_pipeline.query.rollup import (
     build_rollup_series_query,
     build_stale_hours_query,
+    rollup_cache_savings,
     rollup_window,
     stale_hours,
 )
@@ -46,13 +47,15 @@ def dashboard_router(api: AggregateApi) -> APIRouter:
             window = rollup_window(query)
             if window is None:
                 answer = series(query, await api.run(build_series_query(org_id, query)))
-            else:
-                stale = stale_hours(await api.run(build_stale_hours_query(org_id, window)))
-                compiled = build_rollup_series_query(org_id, query, window, stale)
-                answer = series(query, await api.run(compiled))
-            if query.group_by is None:  # the savings are not in the rollups: from the rows
-                saved = await api.run(build_cache_savings_query(org_id, query))
-                answer["cache_savings"] = cache_savings(saved)
+                if query.group_by is None:
+                    saved = await api.run(build_cache_savings_query(org_id, query))
+                    answer["cache_savings"] = cache_savings(saved)
+                return answer
+            stale = stale_hours(await api.run(build_stale_hours_query(org_id, window)))
+            rows = await api.run(build_rollup_series_query(org_id, query, window, stale))
+            answer = series(query, rows)
+            if query.group_by is None:  # the rollup keeps the savings: summed from its rows
+                answer["cache_savings"] = rollup_cache_savings(rows)
             return answer
 
         return await api.respond(request, work)

@@ -28,7 +28,7 @@ from logging_pipeline.query.aggregates import org_condition
 from logging_pipeline.query.binder import ParamBinder
 from logging_pipeline.query.builder import CompiledQuery
 from logging_pipeline.query.compiler import MAX_DEPTH, compile_filter
-from logging_pipeline.query.dashboard import QUANTILES, SeriesQuery, series_sql
+from logging_pipeline.query.dashboard import QUANTILES, SeriesQuery, cache_savings, series_sql
 from logging_pipeline.query.fields import FIELD_TABLES, Column
 from logging_pipeline.query.timeseries import as_datetime
 from logging_pipeline.rollup import hour_runs
@@ -49,6 +49,8 @@ _MS = timedelta(milliseconds=1)
 _DT64 = "DateTime64(3, 'UTC')"
 _DT = "DateTime('UTC')"
 _GROUPS = (None, "model", "provider")
+SAVINGS = ("cache_saved_cost", "cache_saved_latency")
+"""The rollup's cache-savings sums, in the order ``ROLLUP_METRICS`` ends with."""
 MAX_RUNS = 16
 """Ranges of hours read from the rows inside the window (see :func:`coalesce`)."""
 _ADDITIVE = (
@@ -61,9 +63,13 @@ _MERGED = (
     "uniqMerge(users) AS users",
     f"quantilesMerge({ROLLUP_QUANTILES})(latency_q) AS latency_q",
     f"quantilesMerge({ROLLUP_QUANTILES})(ttft_q) AS ttft_q",
+    *(f"sum({name}) AS {name}" for name in SAVINGS),
 )
-"""The series' metrics (the names ``dashboard.series`` reads) from per-hour rows."""
-_COLUMNS = ", ".join(("hour", *ROLLUP_DIMENSIONS, *_ADDITIVE, "users", "latency_q", "ttft_q"))
+"""The series' metrics (the names ``dashboard.series`` reads) from per-hour rows, and what
+the range's cache hits saved (:func:`rollup_cache_savings`)."""
+_COLUMNS = ", ".join(
+    ("hour", *ROLLUP_DIMENSIONS, *_ADDITIVE, "users", "latency_q", "ttft_q", *SAVINGS)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,3 +229,16 @@ def _sql_ms(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.") + (
         f"{moment.microsecond // 1000:03d}"
     )
+
+
+def rollup_cache_savings(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the range's cache hits saved (``{cost, latency_ms}``, as
+    :func:`~logging_pipeline.query.dashboard.cache_savings` gives it), summed over the buckets
+    of an *ungrouped* :func:`build_rollup_series_query` answer: the same sums, under the same
+    filter and range, as :func:`~logging_pipeline.query.dashboard.build_cache_savings_query`
+    reads from the rows, without a second statement over them."""
+    total = {"cost": 0, "latency_ms": 0}
+    for row in rows:
+        total["cost"] += int(row.get("cache_saved_cost") or 0)
+        total["latency_ms"] += int(row.get("cache_saved_latency") or 0)
+    return cache_savings([total])

@@ -159,6 +159,7 @@ async def replay(ctx: RequestContext, answer: CachedAnswer, send: Send) -> None:
         capture.target_url = origin.target_url
         capture.wire = origin.wire
         capture.status = answer.status
+        capture.response_headers = answer.headers  # the stored answer's, as relayed then
         capture.response_body = answer.body
         capture.is_stream = answer.is_stream
         capture.first_byte_at = time.perf_counter()

@@ -14,8 +14,8 @@ the client's signature and these three headers, and signs the request again for 
 The path after the region is forwarded byte for byte as the client encoded it (boto3 encodes
 a model id's ``:`` as ``%3A`` and an ARN's ``/`` as ``%2F``), since that is what the signature
 must cover; the dot-segment checks of :mod:`gateway.passthrough` have run on it already. The
-credential headers are never forwarded, never recorded (captures hold no request headers),
-and never echoed in an error.
+credential headers are never forwarded, stored in the request log only as ``REDACTED``
+(:mod:`logging_pipeline.headers`), and never echoed in an error.
 """
 
 from __future__ import annotations

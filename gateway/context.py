@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
@@ -386,8 +386,11 @@ class RequestContext:
             self.credentials = resolve_credentials(self.options.auth, headers.get("authorization"))
         return self.credentials
 
-    def new_capture(self, identity: KeyIdentity, path: str) -> Capture:
-        """A capture of this request, filled from the parsed options."""
+    def new_capture(
+        self, identity: KeyIdentity, path: str, headers: Sequence[tuple[bytes, bytes]] = ()
+    ) -> Capture:
+        """A capture of this request, filled from the parsed options. ``headers``: the
+        request's raw headers (``scope["headers"]``), kept by reference for the log."""
         options = self.options
         return Capture(
             request_id=options.request_id,
@@ -402,6 +405,7 @@ class RequestContext:
             omit_response=options.omit_response,
             cache_enabled=options.cache is not None,
             country_code=options.country_code,
+            request_headers=headers,
         )
 
     def log(self) -> None:

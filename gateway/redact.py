@@ -9,6 +9,10 @@ order and byte for byte, so it still says what was called; a credential's value 
 A parameter is a credential when its name, percent-decoded, lower-cased and with ``-``
 read as ``_``, is one of :data:`_EXACT` or contains one of :data:`_FRAGMENTS`. Cost: one
 substring test for a URL with neither ``?`` nor ``@``; otherwise a split of the query.
+
+Headers kept in the log are redacted by the log writer with the rule of
+:func:`logging_pipeline.headers.is_secret_header` (there because ``logging_pipeline`` does
+not import ``gateway``; the same ``REDACTED`` word).
 """
 
 from __future__ import annotations

@@ -206,6 +206,7 @@ async def forward(
     capture = ctx.capture
     if capture is not None:
         capture.status = answer.status
+        capture.response_headers = answer.raw_headers  # by reference: the writer reads them
         capture.response_body = payload
     tap = ctx.tap
     if tap is not None:
@@ -244,6 +245,7 @@ async def _forward_stream(
     recorder: Recorder | None = None
     if capture is not None:
         capture.status = answer.status
+        capture.response_headers = answer.raw_headers
         capture.is_stream = True
         recorder = Recorder()
     if ctx.tap is not None:

@@ -399,7 +399,8 @@ class Runtime:
         ctx.identity = identity
         capture = None
         if self.writer is not None:
-            capture = ctx.new_capture(identity, scope["path"])
+            # The headers by reference: the writer decodes and redacts them, off this path.
+            capture = ctx.new_capture(identity, scope["path"], scope["headers"])
             ctx.capture = capture
             ctx.sink = self.writer.submit
         if self.tracer is not None:

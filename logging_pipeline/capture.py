@@ -5,7 +5,9 @@ that went up and came back) and handed to the batch writer when the response is 
 Everything that costs CPU — JSON parsing, usage extraction, stream reconstruction, token
 estimates, cost — happens later, in the writer (see :mod:`logging_pipeline.record`). The
 gateway fills the ``Helicone-*`` facts (user id, properties, omit flags…) from the options it
-parsed once (``gateway/context.py``); this package reads no request header.
+parsed once (``gateway/context.py``); this package interprets no request header. It keeps
+them all, and the provider's response headers, by reference only (``request_headers``,
+``response_headers``): the writer decodes and redacts them (:mod:`logging_pipeline.headers`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import base64
 import operator
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 _BYTES_FIELDS = ("request_body", "response_body")
+_HEADER_FIELDS = ("request_headers", "response_headers")
 
 
 @dataclass(slots=True)
@@ -75,6 +79,14 @@ class Capture:
     first_token_reported: bool = False
     """``first_byte_at`` is a time to first token the client measured (a logged call): kept
     for a non-streamed call too. A proxied non-streamed answer's first byte is not one."""
+    request_headers: Sequence[tuple[bytes, bytes]] = ()
+    """The request's headers as the gateway received them (the ASGI ``scope["headers"]``,
+    held by reference: never copied, decoded or redacted on the request path; the writer
+    does that, :mod:`logging_pipeline.headers`). Empty: none kept (a logged call)."""
+    response_headers: Sequence[tuple[bytes, bytes]] = ()
+    """The headers the provider answered with (its ``raw_headers``, by reference; a cache
+    hit: the stored answer's). Empty: no provider answer (an error the gateway made, a
+    logged call)."""
 
     def finish(self) -> None:
         if self.finished_at is None:
@@ -94,18 +106,36 @@ class Capture:
         return cls(*values)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-safe dict (bodies base64) for the spill file."""
+        """A JSON-safe dict (bodies base64, headers as latin-1 ``[name, value]`` pairs, which
+        map every byte to one character and back) for the spill file."""
         data = asdict(self)
         for name in _BYTES_FIELDS:
             data[name] = base64.b64encode(data[name]).decode("ascii")
+        for name in _HEADER_FIELDS:
+            data[name] = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in data[name]]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Capture:
+        """The capture :meth:`to_json` gave (a dict from an older version lacks the newer
+        fields: they take their defaults). ``ValueError`` for malformed headers."""
         values = dict(data)
         for name in _BYTES_FIELDS:
             values[name] = base64.b64decode(values.get(name) or "")
+        for name in _HEADER_FIELDS:
+            values[name] = _headers_from_json(values.get(name) or [], name)
         return cls(**values)
+
+
+def _headers_from_json(pairs: Any, name: str) -> list[tuple[bytes, bytes]]:
+    """``[[name, value], ...]`` (latin-1 text) back to raw header pairs."""
+    if not isinstance(pairs, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+        for pair in pairs
+    ):
+        raise ValueError(f"{name} must be a list of [name, value] strings")
+    # Text that is not latin-1 raises UnicodeEncodeError, a ValueError too.
+    return [(key.encode("latin-1"), value.encode("latin-1")) for key, value in pairs]
 
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Capture))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ import orjson
 
 from logging_pipeline.capture import Capture
 from logging_pipeline.estimate import TokenEstimator, prompt_text
+from logging_pipeline.headers import stored_headers
 from logging_pipeline.schema import INSERT_COLUMNS
 from providers.cost import CostResult
 from providers.formats import ResponseReader, response_reader
@@ -35,7 +37,10 @@ _ROW = operator.itemgetter(*INSERT_COLUMNS)
 class BuiltRecord:
     """One row (values in ``INSERT_COLUMNS`` order) and the body document to store, if any.
 
-    ``document`` is the JSON text of ``{"request": …, "response": …}``, ready to gzip.
+    ``document`` is the JSON text of ``{"token": …, "request": …, "response": …,
+    "request_headers": …, "response_headers": …}``, ready to gzip. The headers are objects
+    (name → value, credentials redacted: :mod:`logging_pipeline.headers`) or ``null`` when
+    not kept (omitted with their body, none captured, or a document from before headers).
     """
 
     row: tuple[Any, ...]
@@ -82,6 +87,11 @@ def body_token(capture: Capture) -> int:
     (a spill replay); it costs ~0.2 µs per record.
     """
     return (hash((capture.created_at, capture.started)) & 0xFFFF_FFFF_FFFF_FFFF) or 1
+
+
+def _headers_json(raw: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """The document's headers object (credentials redacted, values bounded), or ``null``."""
+    return orjson.dumps(stored_headers(raw))
 
 
 def _attempts(capture: Capture) -> str:
@@ -193,6 +203,10 @@ def build_record(
                 b"null" if capture.omit_request else request_json,
                 b',"response":',
                 b"null" if capture.omit_response else response_json,
+                b',"request_headers":',
+                b"null" if capture.omit_request else _headers_json(capture.request_headers),
+                b',"response_headers":',
+                b"null" if capture.omit_response else _headers_json(capture.response_headers),
                 b"}",
             )
         )

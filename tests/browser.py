@@ -74,6 +74,12 @@ def rich_capture(org_id: str, created_at: float, request_id: str = RICH_ID) -> C
         response_body=json.dumps(answer).encode(), finished_at=1000.5,
         properties={"environment": "staging"},
         attempts=[("openai", 503, 30), ("openai", 200, 470)],  # a retry after a 503
+        request_headers=[
+            (b"authorization", b"Bearer sk-rich-provider-key"),
+            (b"helicone-property-environment", b"staging"),
+            (b"content-type", b"application/json"),
+        ],
+        response_headers=((b"Content-Type", b"application/json"), (b"x-request-id", b"req_rich")),
     )  # fmt: skip
 
 

@@ -25,6 +25,9 @@ _ALLOWED = {
     Path("gateway/prompts/runtime.py"): {"helicone-prompt-resolution"},
     # A header the dashboard's playground sends with the request it runs in process.
     Path("gateway/dashboard/playground.py"): {"helicone-property-source"},
+    # The log writer's redaction rule for stored headers: which names it redacts or keeps
+    # readable, not an option read from them.
+    Path("logging_pipeline/headers.py"): {"helicone-auth", "helicone-property-"},
 }
 
 

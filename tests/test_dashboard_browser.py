@@ -313,6 +313,9 @@ def test_request_page_renders_the_chat_by_keyboard(tab: Tab, shots: Path) -> Non
     assert "Trip plan" in page.inner_text("section.panel:has(h2:text('Properties'))")
     raw = page.inner_text("details:has(summary:text('Request body')) pre")
     assert json.loads(raw)["messages"] == [{"role": "user", "content": "t1"}]
+    page.click("#response-headers summary")  # seeded without headers: said so, in words
+    assert page.inner_text("#response-headers summary") == "Response headers (not kept)"
+    assert "No response headers kept" in page.inner_text("#response-headers .state-empty")
     page.screenshot(path=str(shots / "dashboard-request.png"), full_page=True)
 
     # A cache hit links to the request whose answer it replayed.
@@ -392,6 +395,16 @@ def test_request_page_breaks_down_the_cost_and_edits_scores_and_properties(tab: 
     assert [(a[1], a[2], a[3]) for a in attempts] == [
         (a["source"], str(a["status"]), f"{a['latency_ms']} ms") for a in api["attempts"]]
     assert [a["status"] for a in api["attempts"]] == [503, 200]
+
+    # The headers the log kept, behind their summaries: readable, but for the credential.
+    page.click("#request-headers summary")
+    sent = page.locator("#request-headers table.headers tbody tr").evaluate_all(
+        "rs => rs.map(r => [...r.children].map(c => c.textContent))")
+    assert ["helicone-property-environment", "staging"] in sent
+    assert ["authorization", "REDACTED"] in sent
+    assert "sk-rich-provider-key" not in page.content()
+    page.click("#response-headers summary")
+    assert page.inner_text("#response-headers tr:has(th:text-is('x-request-id')) td") == "req_rich"
 
     page.fill("#score-form input[name=name]", "accuracy")
     page.fill("#score-form input[name=value]", "0.75")

@@ -158,6 +158,9 @@ def test_python_log_request_wraps_a_real_openai_call(
     }  # fmt: skip
     assert record["request_body"]["messages"] == MESSAGES
     assert record["response_body"]["id"] == answer.id
+    # A logged call was not proxied: no HTTP headers of its own are kept (not the log
+    # request's, which carry the gateway key).
+    assert record["request_headers"] is None and record["response_headers"] is None
     sessions = gateway.post("/v1/session/query", {
         "search": session, "timeFilter": {"startTimeUnixMs": 0,
         "endTimeUnixMs": int(time.time() * 1000) + 60_000}, "timezoneDifference": 0,

@@ -541,19 +541,24 @@ def test_capture_tuple_round_trip() -> None:
     original.prompt_id, original.prompt_version = "abc123", "0190a000-0000-7000-8000-0000000000cc"
     original.prompt_inputs, original.prompt_environment = '{"name":"Ann"}', "staging"
     original.reported_cost, original.first_token_reported = 1234, True
+    original.request_headers = [(b"host", b"gw"), (b"authorization", b"Bearer sk-x")]
+    original.response_headers = ((b"Content-Type", b"application/json"),)
     values = original.to_tuple()
     assert values == tuple(getattr(original, f.name) for f in dataclasses.fields(Capture))
     assert Capture.from_tuple(values) == original
     # A frame journaled before ``wire``, ``attempts``, the cache fields, reported usage,
-    # the prompt fields and the reported cost and first token existed (an upgrade with
-    # records on disk) still reads.
-    older = Capture.from_tuple(values[:-11])
+    # the prompt fields, the reported cost and first token and the headers existed (an
+    # upgrade with records on disk) still reads.
+    older = Capture.from_tuple(values[:-13])
     assert older.wire == "openai" and older.attempts == [] and older.country_code == "DE"
     assert older.cache_reference_id is None and older.cache_saved_latency_ms == 0
     assert older.reported_usage is None and older.prompt_id == older.prompt_inputs == ""
     assert older.reported_cost is None and not older.first_token_reported
-    before_cost = Capture.from_tuple(values[:-2])
+    before_cost = Capture.from_tuple(values[:-4])
     assert before_cost.prompt_environment == "staging" and before_cost.reported_cost is None
+    before_headers = Capture.from_tuple(values[:-2])
+    assert before_headers.first_token_reported and before_headers.reported_cost == 1234
+    assert before_headers.request_headers == () and before_headers.response_headers == ()
     with pytest.raises(ValueError, match="fields"):
         Capture.from_tuple(values[:5])
     with pytest.raises(ValueError, match="fields"):

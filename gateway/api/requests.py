@@ -69,7 +69,8 @@ class RequestApiDeps:
     ``query``: runs parameterised SQL (``{name:Type}`` placeholders, params are str/int/float/
     bool) and returns rows as dicts (UUIDs as str, DateTime64 as datetime or ISO string, Map
     as dict, Nullable as None).
-    ``get_bodies``: ``(org_id, request_id)`` -> ``{"request": ..., "response": ...}`` or None.
+    ``get_bodies``: ``(org_id, request_id)`` -> the stored body document (``{"token",
+    "request", "response", "request_headers", "response_headers"}``) or None.
     ``max_body_bytes``: larger request bodies are a 413.
     ``query_timeout``: seconds a query may take before the store counts as unavailable (503).
     """

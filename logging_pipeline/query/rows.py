@@ -8,7 +8,9 @@ Some fields are ours, not Helicone's, snake_case like the row's other flags
 (``cache_enabled``): ``tokens_estimated`` (true when the provider reported no usage, so the
 tokens and the cost are a tiktoken estimate), ``attempts`` (the upstream attempts of a routed
 request, ``[{"source", "status", "latency_ms"}]``, empty when it was not routed) and
-``cache_saved_cost`` (USD) / ``cache_saved_latency`` (ms), what a cache hit saved.
+``cache_saved_cost`` (USD) / ``cache_saved_latency`` (ms), what a cache hit saved; with the
+bodies inlined (``includeBody``), ``request_headers`` / ``response_headers`` (the headers
+the gateway received and the provider answered with, credentials redacted; null when not kept).
 The adapter behind the query may return timestamps as datetimes or strings and 64-bit ints
 as strings (ClickHouse quotes them in JSON by default): both are accepted.
 """
@@ -46,7 +48,8 @@ _TOKEN_FIELDS = (
 def helicone_request(row: Mapping[str, Any], bodies: Mapping[str, Any] | None = None) -> dict[
     str, Any
 ]:
-    """One ``HeliconeRequest``; ``bodies`` (``{"request", "response"}``) inlines the bodies."""
+    """One ``HeliconeRequest``; ``bodies`` (:func:`bodies_of`) inlines the bodies and adds
+    ``request_headers`` / ``response_headers`` (objects, or None when not kept)."""
     properties = {str(k): str(v) for k, v in (row.get("properties") or {}).items()}
     scores = {str(k): _number(v) for k, v in (row.get("scores") or {}).items()}
     prompt_tokens = _int(row.get("prompt_tokens"))
@@ -106,23 +109,45 @@ def helicone_request(row: Mapping[str, Any], bodies: Mapping[str, Any] | None = 
     }
     for name in _TOKEN_FIELDS:
         out[name] = _int(row.get(name))
+    if bodies is not None:  # includeBody: the stored headers too (None when not kept)
+        out["request_headers"] = bodies.get("request_headers")
+        out["response_headers"] = bodies.get("response_headers")
     return out
 
 
+_NO_HEADERS: Mapping[str, None] = MappingProxyType(
+    {"request_headers": None, "response_headers": None}
+)
+
+
 def bodies_of(row: Mapping[str, Any], document: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``{"request", "response"}`` to inline for ``row`` from its stored body document.
+    """The ``{"request", "response", "request_headers", "response_headers"}`` to inline for
+    ``row`` from its stored body document.
 
     The document is shown only when it carries the row's ``body_token``: a request id reused
     in one organization keeps one body (the last written), which may be another request's —
-    then both bodies are :data:`BODY_REPLACED`. Rows written before the token existed (0)
-    show whatever is stored, as they always did.
+    then both bodies are :data:`BODY_REPLACED` and no headers are shown. Rows written before
+    the token existed (0) show whatever is stored, as they always did. Headers are None when
+    not kept (omitted, a logged call, a document written before headers were kept).
     """
     if document is None:
-        return {"request": None, "response": None}
+        return {"request": None, "response": None, **_NO_HEADERS}
     token = _int(row.get("body_token")) or 0
     if token and _int(document.get("token")) != token:
-        return {"request": dict(BODY_REPLACED), "response": dict(BODY_REPLACED)}
-    return {"request": document.get("request"), "response": document.get("response")}
+        return {"request": dict(BODY_REPLACED), "response": dict(BODY_REPLACED), **_NO_HEADERS}
+    return {
+        "request": document.get("request"),
+        "response": document.get("response"),
+        "request_headers": _headers(document.get("request_headers")),
+        "response_headers": _headers(document.get("response_headers")),
+    }
+
+
+def _headers(value: Any) -> dict[str, str] | None:
+    """A stored headers object (``null``, or absent in a document from before headers: None)."""
+    if not isinstance(value, dict):
+        return None
+    return {str(name): str(text) for name, text in value.items()}
 
 
 def iso_timestamp(value: Any) -> str | None:

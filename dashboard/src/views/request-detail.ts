@@ -1,13 +1,14 @@
 // One request (GET /v1/request/{id}?includeBody=true): its numbers, the cost breakdown, the
 // attempts of a routed request, its properties and scores (editable), the conversation
-// rendered, and the raw request and response bodies. The log keeps no HTTP headers, so there
-// are none to show.
+// rendered, the raw request and response bodies, and the HTTP headers: those the gateway
+// received and those the provider answered with, as the log keeps them (credentials such as
+// Authorization and Helicone-Auth are stored as REDACTED by the log writer, never in clear).
 
 import { Api } from "../api";
 import { conversation, pre } from "../chat";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
-import { Attempt, attemptsPanel, costBreakdown, editableTable } from "./request-extras";
+import { Attempt, attemptsPanel, costBreakdown, editableTable, HeaderMap, headersPanel } from "./request-extras";
 import { statusBadge } from "./requests";
 
 interface Detail {
@@ -22,6 +23,7 @@ interface Detail {
   country_code: string | null; prompt_cache_read_tokens: number | null;
   prompt_cache_write_tokens: number | null; attempts?: Attempt[];
   cache_saved_cost?: number; cache_saved_latency?: number;
+  request_headers?: HeaderMap; response_headers?: HeaderMap;
 }
 
 export function requestDetail(api: Api, id: string, signal: AbortSignal): HTMLElement {
@@ -74,7 +76,8 @@ function render(api: Api, body: HTMLElement, d: Detail, signal: AbortSignal): vo
       chat ?? state("empty", "No chat messages in this request; see the raw bodies below.")),
     h("section", { class: "panel" }, h("h2", {}, "Raw bodies"),
       h("details", { open: true }, h("summary", {}, "Request body"), pre(d.request_body ?? null)),
-      h("details", {}, h("summary", {}, "Response body"), pre(d.response_body ?? null))));
+      h("details", {}, h("summary", {}, "Response body"), pre(d.response_body ?? null))),
+    headersPanel(d.request_headers, d.response_headers));
 }
 
 /** Rate the answer (POST /v1/request/{id}/feedback): the last rating wins. The log records it

@@ -1,6 +1,7 @@
 // The request page's panels beyond the facts and the chat: the cost breakdown (the request's
 // tokens by kind × the model's list price from the public model registry), the attempts of a
-// routed request (failover), and the editors of its scores and properties.
+// routed request (failover), the HTTP headers the log kept, and the editors of its scores and
+// properties.
 
 import { Api } from "../api";
 import { h, state } from "../dom";
@@ -83,6 +84,34 @@ export function attemptsPanel(attempts: Attempt[] | undefined): HTMLElement {
         h("tbody", {}, list.map((a, i) => h("tr", {}, h("td", { class: "num" }, i + 1),
           h("td", {}, a.source), h("td", {}, statusBadge(a.status)),
           h("td", { class: "num" }, fmt.ms(a.latency_ms)))))));
+}
+
+/** Header name → value, as the log stores it (names lower-case, credentials REDACTED). */
+export type HeaderMap = Record<string, string> | null | undefined;
+
+/** The request's headers as the gateway received them and the provider's response headers,
+ *  each a collapsible table; null means the log did not keep them, said in words. */
+export function headersPanel(request: HeaderMap, response: HeaderMap): HTMLElement {
+  return h("section", { class: "panel" }, h("h2", {}, "Headers"),
+    headerTable("request-headers", "Request headers", request,
+      "No request headers kept: the request omitted them (Helicone-Omit-Request), was logged "
+      + "rather than sent through the gateway, or was recorded before the log kept headers."),
+    headerTable("response-headers", "Response headers", response,
+      "No response headers kept: no provider answered (the gateway made the error itself), the "
+      + "response was omitted (Helicone-Omit-Response), the call was logged rather than sent "
+      + "through the gateway, or it was recorded before the log kept headers."));
+}
+
+function headerTable(id: string, title: string, headers: HeaderMap, empty: string): HTMLElement {
+  const entries = Object.entries(headers ?? {});
+  return h("details", { id },
+    h("summary", {}, headers ? `${title} (${entries.length})` : `${title} (not kept)`),
+    entries.length === 0
+      ? state("empty", empty)
+      : h("table", { class: "headers" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Value"))),
+        h("tbody", {}, entries.map(([name, value]) =>
+          h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, value))))));
 }
 
 /** A table of name → value with a form that writes one more (or a new value of one): scores

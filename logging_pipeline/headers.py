@@ -1,0 +1,86 @@
+"""HTTP headers as the request log stores them: readable, bounded, credentials redacted.
+
+The request path keeps headers by reference only (the server's ``scope["headers"]``, the
+provider's ``raw_headers``: lists of ``(bytes, bytes)``), since copying or decoding them there
+would cost every request. The writer turns them into the body document's
+``request_headers`` / ``response_headers`` objects with :func:`stored_headers`: names
+lower-cased, values decoded as latin-1 (what HTTP/1.1 header bytes are), repeated names joined
+with ``", "`` (RFC 9110 §5.3), each value cut at :data:`MAX_VALUE_CHARS`, and a credential's
+value replaced by :data:`REDACTED`.
+
+Which headers are credentials is :func:`is_secret_header`'s one rule (unit-tested per
+clause); the URL counterpart is :func:`gateway.redact.redact_url` (this package does not
+import ``gateway``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+REDACTED = "REDACTED"
+"""What a credential's value becomes (the same word ``gateway.redact`` writes into URLs)."""
+MAX_VALUE_CHARS = 4096
+"""A stored value's bound: a longer one is cut here and :data:`TRUNCATED` appended, so one
+huge header cannot bloat the body store."""
+TRUNCATED = "…[truncated]"
+
+_EXACT = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "helicone-auth",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "x-amz-security-token",
+        "aws-access-key",
+        "aws-secret-key",
+        "aws-session-token",
+    }
+)
+_FRAGMENTS = ("api-key", "secret", "password", "credential")
+_SUFFIXES = ("-key", "-token", "-auth", "-authorization")
+_RATE_LIMIT = ("ratelimit", "rate-limit")
+"""Rate-limit headers (``x-ratelimit-remaining-tokens``, ``anthropic-ratelimit-input-tokens-
+reset``…) count tokens, they are not tokens: never redacted by a suffix."""
+_PROPERTY = "helicone-property-"
+"""A custom property: its value is stored readable in the ``properties`` column anyway."""
+
+
+def is_secret_header(name: str) -> bool:
+    """True when a header called ``name`` (any case) carries a credential.
+
+    Exact names (``authorization``, ``cookie``, ``helicone-auth``, AWS's credential headers…),
+    then any name containing ``api-key``, ``secret``, ``password`` or ``credential``, or
+    ending in ``-key``, ``-token``, ``-auth`` or ``-authorization`` — except rate-limit
+    headers and ``Helicone-Property-*``, which stay readable.
+    """
+    lower = name.strip().lower()
+    if lower in _EXACT:
+        return True
+    if lower.startswith(_PROPERTY) or any(part in lower for part in _RATE_LIMIT):
+        return False
+    return any(part in lower for part in _FRAGMENTS) or lower.endswith(_SUFFIXES)
+
+
+def _bounded(value: str) -> str:
+    if len(value) <= MAX_VALUE_CHARS:
+        return value
+    return value[:MAX_VALUE_CHARS] + TRUNCATED
+
+
+def stored_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str] | None:
+    """The object the body document keeps for ``raw`` headers; None when there are none
+    (a logged call, an answer the gateway made itself, a capture from an older version)."""
+    values: dict[str, list[str]] = {}
+    for name, value in raw:
+        key = bytes(name).decode("latin-1").lower()
+        values.setdefault(key, []).append(bytes(value).decode("latin-1"))
+    if not values:
+        return None
+    return {
+        name: REDACTED if is_secret_header(name) else _bounded(", ".join(parts))
+        for name, parts in values.items()
+    }

@@ -61,6 +61,7 @@ from gateway.vertex_auth import VertexTokens
 from logging_pipeline.annotations import Annotation
 from logging_pipeline.bodies import body_store_from_config, decode_bodies
 from logging_pipeline.clickhouse import LogStoreError
+from logging_pipeline.headers import HeaderScrubber
 from logging_pipeline.journal import JournalAppender
 from logging_pipeline.remote import WriterProcess
 from logging_pipeline.schema import REQUEST_TABLE
@@ -99,6 +100,8 @@ class Runtime:
         self.fetcher = GuardedFetcher(
             max_bytes=settings.fetch_max_bytes, timeout=settings.fetch_timeout_seconds
         )
+        self.header_scrubber = HeaderScrubber()
+        """Credentials out of the request headers a capture keeps (logging_pipeline/headers)."""
         self.signer = Signer()
         """SigV4 for Bedrock, with its caches (parsed credentials, signing keys, URLs)."""
         self.vertex = VertexTokens()
@@ -399,8 +402,10 @@ class Runtime:
         ctx.identity = identity
         capture = None
         if self.writer is not None:
-            # The headers by reference: the writer decodes and redacts them, off this path.
-            capture = ctx.new_capture(identity, scope["path"], scope["headers"])
+            # The headers with credentials scrubbed (the capture is journaled to disk); the
+            # writer decodes and bounds them, off this path.
+            request_headers = self.header_scrubber.scrub(scope["headers"])
+            capture = ctx.new_capture(identity, scope["path"], request_headers)
             ctx.capture = capture
             ctx.sink = self.writer.submit
         if self.tracer is not None:

@@ -84,3 +84,40 @@ def stored_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str] | None:
         name: REDACTED if is_secret_header(name) else _bounded(", ".join(parts))
         for name, parts in values.items()
     }
+
+
+class HeaderScrubber:
+    """Credentials out of a request's raw headers *before* they are journaled.
+
+    The capture is pickled into the on-disk journal in the request path, and a client's
+    ``Authorization`` or ``Helicone-Auth`` must never be written there (nor reach a spill
+    file): :meth:`scrub` gives the headers with each credential's value replaced by
+    :data:`REDACTED`, copying the list only when there is one. Header names repeat from
+    request to request, so :func:`is_secret_header`'s answer is remembered per raw name (at
+    most :data:`MAX_NAMES`; past that, names are judged each time): about a dictionary
+    lookup per header. The writer still applies :func:`stored_headers`, the full rule, to
+    everything it stores.
+    """
+
+    MAX_NAMES = 1024
+
+    def __init__(self) -> None:
+        self._secret: dict[bytes, bool] = {}
+
+    def scrub(self, raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        out = raw
+        known = self._secret
+        for index, (name, _) in enumerate(raw):
+            secret = known.get(name)
+            if secret is None:
+                secret = is_secret_header(bytes(name).decode("latin-1"))
+                if len(known) < self.MAX_NAMES:
+                    known[bytes(name)] = secret
+            if secret:
+                if out is raw:
+                    out = list(raw)
+                out[index] = (name, _REDACTED_BYTES)
+        return out
+
+
+_REDACTED_BYTES = REDACTED.encode("ascii")

@@ -22,6 +22,7 @@ from logging_pipeline.headers import (
     MAX_VALUE_CHARS,
     REDACTED,
     TRUNCATED,
+    HeaderScrubber,
     is_secret_header,
     stored_headers,
 )
@@ -265,3 +266,45 @@ async def test_writer_stores_redacted_headers(tmp_path: Path) -> None:
     finally:
         journal.close()
         await transport.close()
+
+
+def test_scrubber_redacts_credentials_before_the_journal(tmp_path: Path) -> None:
+    raw = [
+        (b"host", b"gw"),
+        (b"authorization", b"Bearer sk-provider-CRED1"),
+        (b"helicone-auth", b"Bearer sk-gateway-CRED2"),
+        (b"aws-secret-key", b"aws-CRED3"),
+        (b"helicone-property-team", b"search"),
+        (b"x-ratelimit-remaining-tokens", b"42"),
+    ]
+    scrubber = HeaderScrubber()
+    for _ in range(2):  # the second time from the remembered names
+        scrubbed = scrubber.scrub(raw)
+        assert scrubbed == [
+            (b"host", b"gw"),
+            (b"authorization", REDACTED.encode()),
+            (b"helicone-auth", REDACTED.encode()),
+            (b"aws-secret-key", REDACTED.encode()),
+            (b"helicone-property-team", b"search"),
+            (b"x-ratelimit-remaining-tokens", b"42"),
+        ]
+    assert raw[1] == (b"authorization", b"Bearer sk-provider-CRED1")  # the server's, untouched
+    clean = [(b"host", b"gw"), (b"accept", b"*/*")]
+    assert scrubber.scrub(clean) is clean  # nothing to hide: no copy
+
+    capture = chat_capture()
+    capture.request_headers = scrubber.scrub(raw)
+    journal = JournalAppender(tmp_path / "journal")
+    journal.append(capture)
+    journal.close()
+    on_disk = b"".join(p.read_bytes() for p in (tmp_path / "journal").rglob("*") if p.is_file())
+    assert b"search" in on_disk  # the headers are there...
+    assert b"CRED" not in on_disk  # ...but no credential
+
+
+def test_scrubber_remembers_a_bounded_number_of_names() -> None:
+    scrubber = HeaderScrubber()
+    for n in range(HeaderScrubber.MAX_NAMES + 50):
+        scrubber.scrub([(f"x-custom-{n}".encode(), b"v"), (f"x-{n}-api-key".encode(), b"k")])
+    assert len(scrubber._secret) == HeaderScrubber.MAX_NAMES
+    assert scrubber.scrub([(b"x-9999-api-key", b"k")]) == [(b"x-9999-api-key", b"REDACTED")]

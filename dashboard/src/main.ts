@@ -1,14 +1,14 @@
 // The dashboard's shell: sign-in, navigation between the views, sign-out.
 //
-// Routes are hashes (`#/<view>` or `#/<view>/<id>`), so a reload keeps the view and no key or
-// token ever goes into a URL the server sees. A view is a function that builds its section
+// Routes are hashes (`#/<view>` or `#/<view>/<id>`, then the view's state as a query:
+// `#/overview?range=7d`, urlstate.ts), so a reload or a shared link shows the same view, and no
+// key or token ever goes into a URL (the server never even sees the hash). A view is a function that builds its section
 // and loads its data, and stops when its AbortSignal fires (the user went elsewhere); adding
 // one is adding an entry to VIEWS (and, for the menu, a label).
 
 import "./style.css";
 import { Api } from "./api";
 import { clear, h, state } from "./dom";
-import { Condition } from "./filters";
 import { overview } from "./views/overview";
 import { prompts } from "./views/prompts";
 import { properties } from "./views/properties";
@@ -20,6 +20,7 @@ import { settings } from "./views/settings";
 import { signIn } from "./views/signin";
 import { sql } from "./views/sql";
 import { users } from "./views/users";
+import { parseRoute } from "./urlstate";
 
 interface View {
   /** In the menu when set. */
@@ -33,10 +34,6 @@ const root = document.getElementById("app") as HTMLElement;
 const api = new Api();
 const requestsState = initialRequestsState();
 let current: AbortController | null = null;
-/** Users and Properties open the request log filtered to a user or a property value. */
-const showRequests = (condition: Condition, range: string) => Object.assign(requestsState, {
-  conditions: [condition], join: "and", page: 0, range: range === "90d" ? "all" : range,
-});
 
 const VIEWS: Record<string, View> = {
   overview: { label: "Overview", title: "Overview", render: (signal) => overview(api, signal) },
@@ -51,11 +48,11 @@ const VIEWS: Record<string, View> = {
     title: "Sessions",
     render: (signal, id) => (id ? sessionDetail(api, id, signal) : sessions(api, signal)),
   },
-  users: { label: "Users", title: "Users", render: (signal) => users(api, signal, showRequests) },
+  users: { label: "Users", title: "Users", render: (signal) => users(api, signal) },
   properties: {
     label: "Properties",
     title: "Properties",
-    render: (signal, id) => properties(api, signal, id, showRequests),
+    render: (signal, id) => properties(api, signal, id),
   },
   prompts: { label: "Prompts", title: "Prompts", render: (signal, id) => prompts(api, signal, id) },
   sql: { label: "SQL", title: "SQL", render: (signal) => sql(api, signal) },
@@ -108,15 +105,13 @@ async function start(): Promise<void> {
 function route(main: HTMLElement, nav: HTMLElement): void {
   current?.abort();
   current = new AbortController();
-  const [, name = "", rawId = ""] = (location.hash || "").split("/");
-  const viewName = name in VIEWS ? name : DEFAULT_VIEW;
+  const route = parseRoute(location.hash);
+  const known = Object.hasOwn(VIEWS, route.view);
+  const viewName = known ? route.view : DEFAULT_VIEW;
   const view = VIEWS[viewName];
-  let id = "";
-  try {
-    id = decodeURIComponent(rawId);
-  } catch {
-    id = rawId; // a malformed escape: shown as typed (the API says it is not found)
-  }
+  const id = known ? route.id : "";
+  // No view or an unknown one: the default's own URL (a stale query is not its state).
+  if (!known) history.replaceState(null, "", `${location.pathname}${location.search}#/${DEFAULT_VIEW}`);
   for (const link of nav.querySelectorAll("a")) {
     if (link.dataset.view === viewName) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");

@@ -246,6 +246,7 @@ def test_users_show_cost_requests_errors_and_last_seen(tab: Tab, shots: Path) ->
     page.fill("#user-search", "car")
     expect(rows).to_have_count(1)
     assert rows.first.get_attribute("data-user-id") == "carol"
+    assert page.url.endswith("#/users?q=car&sort=total_requests.desc")  # a link to this view
 
     # The user's link opens the request log filtered to them, over the same range.
     rows.first.locator("a.to-requests").focus()

@@ -120,4 +120,13 @@ function route(main: HTMLElement, nav: HTMLElement): void {
   clear(main, view.render(current.signal, id));
 }
 
+// The skip link moves the focus without following its href: "#main" is not a route (it
+// would replace the view with the default one).
+const skip = document.querySelector<HTMLAnchorElement>(".skip");
+if (skip) {
+  skip.onclick = (event) => {
+    event.preventDefault();
+    document.getElementById("main")?.focus();
+  };
+}
 void start();

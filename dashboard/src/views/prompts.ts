@@ -203,7 +203,7 @@ function versionPanels(api: Api, promptId: string, version: Version, body: Recor
     }
   };
   const environment = h("input", { id: "environment", value: "production", "aria-label": "Environment",
-    pattern: "[A-Za-z0-9_-]{1,64}", size: 12 });
+    pattern: "[A-Za-z0-9_\\-]{1,64}", size: 12 });
   const deploy = async () => {
     try {
       await api.post("/v1/prompt-2025/update/environment", { promptId, promptVersionId: version.id,

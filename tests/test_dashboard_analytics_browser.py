@@ -196,6 +196,10 @@ def test_a_three_level_session_is_a_three_level_tree_and_a_timeline(tab: Tab, sh
     assert page.get_attribute("[data-path='/agent/research']", "aria-expanded") == "true"
     page.keyboard.press("Enter")
     expect(bars).to_have_count(3)
+    assert page.url.endswith(f"#/sessions/{AGENT}?path=%2Fagent%2Fresearch")
+    page.reload()  # the chosen path is in the URL: the same narrowed timeline
+    expect(bars).to_have_count(3)
+    assert page.get_attribute("[data-path='/agent/research']", "aria-selected") == "true"
     page.click("#trace-show-all")
     expect(bars).to_have_count(5)
 

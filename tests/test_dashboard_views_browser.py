@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
@@ -193,6 +194,7 @@ def test_sql_runs_saves_and_exports_a_query(tab: Tab, shots: Path) -> None:
     ]
     assert shown == [[r["model"], str(r["requests"])] for r in expected]
     assert page.inner_text("#hql-summary").startswith(f"{len(expected)} rows")
+    assert page.url.endswith("#/sql?q=" + quote_plus(sql))  # a reload or a link runs it again
 
     page.fill("#hql-name", "requests by model")
     page.click("#hql-save")

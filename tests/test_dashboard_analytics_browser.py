@@ -140,6 +140,12 @@ def test_sessions_list_shows_the_apis_sessions(tab: Tab, shots: Path) -> None:
     assert items == [["/", "1", 1], ["/search", "1", 1]]
     page.go_back()
     page.wait_for_selector("table.sessions")
+    assert page.input_value("#session-search") == "research"  # from the URL
+    rows.first.locator("a").click()
+    page.wait_for_selector("[role=tree] [role=treeitem]")
+    page.click("a.back")  # a bare #/sessions: the list as it was left
+    expect(rows).to_have_count(1)
+    assert page.input_value("#session-search") == "research"
     page.fill("#session-search", "no such session")
     page.wait_for_selector(".sessions-body .state-empty")
     assert "no such session" in page.inner_text(".sessions-body")

@@ -20,7 +20,7 @@ import { settings } from "./views/settings";
 import { signIn } from "./views/signin";
 import { sql } from "./views/sql";
 import { users } from "./views/users";
-import { parseRoute } from "./urlstate";
+import { parseRoute, queryIsState, restoreQuery, splitHash } from "./urlstate";
 
 interface View {
   /** In the menu when set. */
@@ -34,6 +34,9 @@ const root = document.getElementById("app") as HTMLElement;
 const api = new Api();
 const requestsState = initialRequestsState();
 let current: AbortController | null = null;
+/** The query each path had when the user left it: a bare link back to it (the menu,
+ *  "← Sessions") shows it as it was left. */
+const lastQueries = new Map<string, string>();
 
 const VIEWS: Record<string, View> = {
   overview: { label: "Overview", title: "Overview", render: (signal) => overview(api, signal) },
@@ -95,7 +98,9 @@ async function start(): Promise<void> {
     h("span", { class: "org", title: `key ${info.key_id}` }, info.org_name),
     signOut);
   clear(root, header, main);
-  window.onhashchange = () => {
+  window.onhashchange = (event) => {
+    const left = splitHash(new URL(event.oldURL).hash);
+    lastQueries.set(left.path, left.query);
     route(main, nav);
     main.focus(); // keyboard and screen-reader users land on the new view
   };
@@ -112,6 +117,10 @@ function route(main: HTMLElement, nav: HTMLElement): void {
   const id = known ? route.id : "";
   // No view or an unknown one: the default's own URL (a stale query is not its state).
   if (!known) history.replaceState(null, "", `${location.pathname}${location.search}#/${DEFAULT_VIEW}`);
+  else if (!queryIsState()) {
+    const left = lastQueries.get(splitHash(location.hash).path);
+    if (left !== undefined) restoreQuery(left);
+  }
   for (const link of nav.querySelectorAll("a")) {
     if (link.dataset.view === viewName) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");

@@ -32,6 +32,19 @@ export function parseRoute(hash: string): Route {
   return { view, id, query };
 }
 
+/** The path part of a hash (`/sessions/s1` of `#/sessions/s1?range=7d`) and its query text. */
+export function splitHash(hash: string): { path: string; query: string } {
+  const raw = hash.replace(/^#/, "");
+  const mark = raw.indexOf("?");
+  return mark < 0 ? { path: raw, query: "" } : { path: raw.slice(0, mark), query: raw.slice(mark + 1) };
+}
+
+/** Gives the current entry `query` (a view's state shown before), marked as its state. */
+export function restoreQuery(query: string): void {
+  const { path } = splitHash(location.hash);
+  history.replaceState(WRITTEN, "", `${location.pathname}${location.search}#${path}${query ? `?${query}` : ""}`);
+}
+
 /** The query of the current hash. */
 export function currentQuery(): URLSearchParams {
   return parseRoute(location.hash).query;
@@ -48,9 +61,7 @@ export type QueryValues = Record<string, string | number | null | undefined>;
  *  user has gone to another view). */
 export function writeQuery(values: QueryValues, mode: "replace" | "push", signal: AbortSignal): void {
   if (signal.aborted) return;
-  const raw = location.hash.replace(/^#/, "");
-  const mark = raw.indexOf("?");
-  const path = mark < 0 ? raw : raw.slice(0, mark);
+  const { path } = splitHash(location.hash);
   const query = new URLSearchParams();
   for (const [name, value] of Object.entries(values)) {
     if (value !== null && value !== undefined && value !== "") query.set(name, String(value));

@@ -158,6 +158,10 @@ def test_overview_shows_the_apis_numbers(tab: Tab, shots: Path) -> None:
     page.wait_for_selector(".overview-body:not([aria-busy]) [data-metric=requests]")
     assert (page.input_value("#range"), page.input_value("#zone")) == ("7d", "utc")
     assert shown("requests") == totals["requests"]
+    page.focus(".skip")  # the skip link moves the focus to the view, not to another route
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.url.endswith("#/overview?range=7d&tz=utc")
 
 
 def test_overview_is_scoped_to_the_org_and_says_when_empty_or_failing(tab: Tab) -> None:

@@ -518,3 +518,10 @@ def test_column_chooser_and_live_tail(tab: Tab) -> None:
     expect(rows).to_have_count(2, timeout=30_000)  # the next reload (every 5 s) shows it
     assert rows.first.get_attribute("data-request-id") == "0d5c8f5e-7b51-4d3a-9a43-5be1a7a0c002"
     assert "Provider" not in headers.all_text_contents()  # the chosen columns stay
+
+    # After a reload: the columns (this browser's choice) and the live tail (in the URL).
+    assert page.url.endswith("#/requests?live=1")
+    page.reload()
+    expect(rows).to_have_count(2)
+    labels = headers.all_text_contents()
+    assert "Provider" not in labels and "Request id" in labels and page.is_checked("#live")

@@ -88,6 +88,10 @@ def test_settings_creates_a_working_key_and_revokes_it(tab: Tab, shots: Path) ->
     health = httpx.get(site.url + "/healthz").json()
     cache = page.locator("[data-group='Response cache'] dd").all_inner_texts()
     assert cache[0] == str(health["cache"]["backend"])
+    lookups = health["cache"]["hits"] + health["cache"]["misses"]
+    rate = f"{health['cache']['hits'] / lookups * 100:.1f}%" if lookups else "\u2013"
+    assert page.locator("[data-group='Response cache'] dt").last.inner_text() == "hit rate"
+    assert cache[-1] == rate
 
     # A key with one scope, created by keyboard: shown once, and it works on the data plane.
     page.fill("#key-name", "from the dashboard")

@@ -140,6 +140,12 @@ def test_sessions_list_shows_the_apis_sessions(tab: Tab, shots: Path) -> None:
     assert items == [["/", "1", 1], ["/search", "1", 1]]
     page.go_back()
     page.wait_for_selector("table.sessions")
+    assert page.input_value("#session-search") == "research"  # from the URL
+    rows.first.locator("a").click()
+    page.wait_for_selector("[role=tree] [role=treeitem]")
+    page.click("a.back")  # a bare #/sessions: the list as it was left
+    expect(rows).to_have_count(1)
+    assert page.input_value("#session-search") == "research"
     page.fill("#session-search", "no such session")
     page.wait_for_selector(".sessions-body .state-empty")
     assert "no such session" in page.inner_text(".sessions-body")
@@ -196,6 +202,10 @@ def test_a_three_level_session_is_a_three_level_tree_and_a_timeline(tab: Tab, sh
     assert page.get_attribute("[data-path='/agent/research']", "aria-expanded") == "true"
     page.keyboard.press("Enter")
     expect(bars).to_have_count(3)
+    assert page.url.endswith(f"#/sessions/{AGENT}?path=%2Fagent%2Fresearch")
+    page.reload()  # the chosen path is in the URL: the same narrowed timeline
+    expect(bars).to_have_count(3)
+    assert page.get_attribute("[data-path='/agent/research']", "aria-selected") == "true"
     page.click("#trace-show-all")
     expect(bars).to_have_count(5)
 
@@ -246,6 +256,7 @@ def test_users_show_cost_requests_errors_and_last_seen(tab: Tab, shots: Path) ->
     page.fill("#user-search", "car")
     expect(rows).to_have_count(1)
     assert rows.first.get_attribute("data-user-id") == "carol"
+    assert page.url.endswith("#/users?q=car&sort=total_requests.desc")  # a link to this view
 
     # The user's link opens the request log filtered to them, over the same range.
     rows.first.locator("a.to-requests").focus()

@@ -150,6 +150,19 @@ def test_overview_shows_the_apis_numbers(tab: Tab, shots: Path) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(shots / "dashboard-overview-390.png"), full_page=False)
 
+    # The range and the zone are in the URL: a reload shows the same overview.
+    page.select_option("#zone", "utc")
+    page.wait_for_selector(".overview-body:not([aria-busy]) [data-metric=requests]")
+    assert page.url.endswith("#/overview?range=7d&tz=utc")
+    page.reload()
+    page.wait_for_selector(".overview-body:not([aria-busy]) [data-metric=requests]")
+    assert (page.input_value("#range"), page.input_value("#zone")) == ("7d", "utc")
+    assert shown("requests") == totals["requests"]
+    page.focus(".skip")  # the skip link moves the focus to the view, not to another route
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.url.endswith("#/overview?range=7d&tz=utc")
+
 
 def test_overview_is_scoped_to_the_org_and_says_when_empty_or_failing(tab: Tab) -> None:
     page = tab.page
@@ -179,6 +192,10 @@ def test_overview_is_scoped_to_the_org_and_says_when_empty_or_failing(tab: Tab) 
     page.fill("#overview-to", local(now + timedelta(hours=1)))
     page.wait_for_selector("[data-metric=requests]")
     assert page.get_attribute("[data-metric=requests]", "data-value") == "1"
+    minute = lambda moment: moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")  # noqa: E731
+    assert page.url.endswith(  # the ends in UTC, whatever the browser's zone
+        f"#/overview?range=custom&from={minute(now - timedelta(days=7))}"
+        f"&to={minute(now + timedelta(hours=1))}".replace(":", "%3A"))
     page.click("nav >> text=Requests")
     page.select_option("#requests-range", "custom")
     page.fill("#requests-from", local(now - timedelta(days=7)))
@@ -218,9 +235,16 @@ def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab, shots:
     expect(page.locator("table.requests tbody tr")).to_have_count(2)
     assert (tab.queries[-1]["offset"], tab.queries[-1]["limit"]) == (10, 11)
     assert page.locator("#older").is_disabled()
-    page.click("#newer")
+    assert page.url.endswith("#/requests?page=2&size=10")
+    page.go_back()  # a page is a step in the history: back is the first page
+    expect(page.locator("#newer[disabled]")).to_have_count(1)
     expect(page.locator("table.requests tbody tr")).to_have_count(10)
     assert page.locator("table.requests tbody tr").first.get_attribute("data-request-id") == newest
+    assert page.url.endswith("#/requests?size=10")
+    page.click("#older")
+    expect(page.locator("table.requests tbody tr")).to_have_count(2)
+    page.click("#newer")
+    expect(page.locator("table.requests tbody tr")).to_have_count(10)
 
     page.click("#add-condition")
     condition = page.locator(".condition").nth(0)
@@ -261,6 +285,35 @@ def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab, shots:
     assert first == next(r["request_id"] for r in expected if r["delay_ms"] == max(latencies))
     page.screenshot(path=str(shots / "dashboard-requests.png"), full_page=True)
 
+    # A custom range, the conditions, the sort and the page size are in the URL (the range's
+    # ends in UTC): a reload shows the same filter, sends the same query and shows the same rows.
+    def local(moment: datetime) -> str:
+        return moment.astimezone().strftime("%Y-%m-%dT%H:%M")
+
+    now = datetime.now(UTC)
+    ends = [(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")).replace(":", "%3A")
+            for moment in (now - timedelta(days=8), now + timedelta(hours=1))]  # fmt: skip
+    page.select_option("#requests-range", "custom")
+    page.fill("#requests-from", local(now - timedelta(days=8)))
+    page.fill("#requests-to", local(now + timedelta(hours=1)))
+    page.wait_for_function(f"location.hash.includes('&to={ends[1]}&')")
+    page.wait_for_selector(".results:not([aria-busy]) table.requests")
+    expect(page.locator("table.requests tbody tr")).to_have_count(2)
+    url, before, rows = page.url, tab.queries[-1], len(tab.queries)
+    assert f"#/requests?range=custom&from={ends[0]}&to={ends[1]}&f=" in url
+    page.reload()
+    expect(page.locator("table.requests tbody tr")).to_have_count(2)
+    assert page.url == url and len(tab.queries) == rows + 1 and tab.queries[-1] == before
+    assert page.input_value("#requests-range") == "custom"
+    assert page.input_value("#requests-from") == local(now - timedelta(days=8))
+    assert [page.locator(".condition").nth(i).locator("input.value").input_value()
+            for i in range(2)] == ["gpt-4o", "prod"]  # fmt: skip
+    assert page.locator(".condition").nth(1).locator("input.key").input_value() == "environment"
+    assert page.locator("th[aria-sort=descending] button").get_attribute("data-sort") == "latency"
+    assert page.locator("table.requests tbody tr").first.get_attribute("data-request-id") == first
+    page.select_option("#requests-range", "7d")
+    expect(page.locator("table.requests tbody tr")).to_have_count(2)
+
     # Any condition (or), and a number: status >= 400 or environment = prod.
     before = len(tab.queries)
     page.select_option("#join", "or")
@@ -291,6 +344,14 @@ def test_filter_builder_sends_the_filter_ast_and_shows_its_rows(tab: Tab, shots:
         "request_response_rmt": {"cached": {"equals": True}}}
     cache_hit = next(r.id for r in tab.site.requests if r.name == "n3")
     assert page.locator("table.requests tbody tr").get_attribute("data-request-id") == cache_hit
+
+    # A link with a malformed or stale state: the defaults, and no error (the fixture checks).
+    page.goto(f"{tab.site.url}/dashboard/#/requests?range=custom&from=soon&f=%5B%5B&page=-1"
+              "&sort=evil.desc&size=7")  # fmt: skip
+    expect(page.locator(".condition")).to_have_count(0)
+    expect(page.locator("table.requests tbody tr")).to_have_count(12)
+    assert page.input_value("#requests-range") == "7d"
+    assert page.url.endswith("#/requests")
 
 
 def test_request_page_renders_the_chat_by_keyboard(tab: Tab, shots: Path) -> None:
@@ -470,3 +531,10 @@ def test_column_chooser_and_live_tail(tab: Tab) -> None:
     expect(rows).to_have_count(2, timeout=30_000)  # the next reload (every 5 s) shows it
     assert rows.first.get_attribute("data-request-id") == "0d5c8f5e-7b51-4d3a-9a43-5be1a7a0c002"
     assert "Provider" not in headers.all_text_contents()  # the chosen columns stay
+
+    # After a reload: the columns (this browser's choice) and the live tail (in the URL).
+    assert page.url.endswith("#/requests?live=1")
+    page.reload()
+    expect(rows).to_have_count(2)
+    labels = headers.all_text_contents()
+    assert "Provider" not in labels and "Request id" in labels and page.is_checked("#live")

@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
@@ -87,6 +88,10 @@ def test_settings_creates_a_working_key_and_revokes_it(tab: Tab, shots: Path) ->
     health = httpx.get(site.url + "/healthz").json()
     cache = page.locator("[data-group='Response cache'] dd").all_inner_texts()
     assert cache[0] == str(health["cache"]["backend"])
+    lookups = health["cache"]["hits"] + health["cache"]["misses"]
+    rate = f"{health['cache']['hits'] / lookups * 100:.1f}%" if lookups else "\u2013"
+    assert page.locator("[data-group='Response cache'] dt").last.inner_text() == "hit rate"
+    assert cache[-1] == rate
 
     # A key with one scope, created by keyboard: shown once, and it works on the data plane.
     page.fill("#key-name", "from the dashboard")
@@ -193,6 +198,7 @@ def test_sql_runs_saves_and_exports_a_query(tab: Tab, shots: Path) -> None:
     ]
     assert shown == [[r["model"], str(r["requests"])] for r in expected]
     assert page.inner_text("#hql-summary").startswith(f"{len(expected)} rows")
+    assert page.url.endswith("#/sql?q=" + quote_plus(sql))  # a reload or a link runs it again
 
     page.fill("#hql-name", "requests by model")
     page.click("#hql-save")

@@ -1,14 +1,14 @@
 // The dashboard's shell: sign-in, navigation between the views, sign-out.
 //
-// Routes are hashes (`#/<view>` or `#/<view>/<id>`), so a reload keeps the view and no key or
-// token ever goes into a URL the server sees. A view is a function that builds its section
+// Routes are hashes (`#/<view>` or `#/<view>/<id>`, then the view's state as a query:
+// `#/overview?range=7d`, urlstate.ts), so a reload or a shared link shows the same view, and no
+// key or token ever goes into a URL (the server never even sees the hash). A view is a function that builds its section
 // and loads its data, and stops when its AbortSignal fires (the user went elsewhere); adding
 // one is adding an entry to VIEWS (and, for the menu, a label).
 
 import "./style.css";
 import { Api } from "./api";
 import { clear, h, state } from "./dom";
-import { Condition } from "./filters";
 import { overview } from "./views/overview";
 import { prompts } from "./views/prompts";
 import { properties } from "./views/properties";
@@ -20,6 +20,7 @@ import { settings } from "./views/settings";
 import { signIn } from "./views/signin";
 import { sql } from "./views/sql";
 import { users } from "./views/users";
+import { parseRoute, queryIsState, restoreQuery, splitHash } from "./urlstate";
 
 interface View {
   /** In the menu when set. */
@@ -33,10 +34,9 @@ const root = document.getElementById("app") as HTMLElement;
 const api = new Api();
 const requestsState = initialRequestsState();
 let current: AbortController | null = null;
-/** Users and Properties open the request log filtered to a user or a property value. */
-const showRequests = (condition: Condition, range: string) => Object.assign(requestsState, {
-  conditions: [condition], join: "and", page: 0, range: range === "90d" ? "all" : range,
-});
+/** The query each path had when the user left it: a bare link back to it (the menu,
+ *  "← Sessions") shows it as it was left. */
+const lastQueries = new Map<string, string>();
 
 const VIEWS: Record<string, View> = {
   overview: { label: "Overview", title: "Overview", render: (signal) => overview(api, signal) },
@@ -51,11 +51,11 @@ const VIEWS: Record<string, View> = {
     title: "Sessions",
     render: (signal, id) => (id ? sessionDetail(api, id, signal) : sessions(api, signal)),
   },
-  users: { label: "Users", title: "Users", render: (signal) => users(api, signal, showRequests) },
+  users: { label: "Users", title: "Users", render: (signal) => users(api, signal) },
   properties: {
     label: "Properties",
     title: "Properties",
-    render: (signal, id) => properties(api, signal, id, showRequests),
+    render: (signal, id) => properties(api, signal, id),
   },
   prompts: { label: "Prompts", title: "Prompts", render: (signal, id) => prompts(api, signal, id) },
   sql: { label: "SQL", title: "SQL", render: (signal) => sql(api, signal) },
@@ -98,7 +98,9 @@ async function start(): Promise<void> {
     h("span", { class: "org", title: `key ${info.key_id}` }, info.org_name),
     signOut);
   clear(root, header, main);
-  window.onhashchange = () => {
+  window.onhashchange = (event) => {
+    const left = splitHash(new URL(event.oldURL).hash);
+    lastQueries.set(left.path, left.query);
     route(main, nav);
     main.focus(); // keyboard and screen-reader users land on the new view
   };
@@ -108,14 +110,16 @@ async function start(): Promise<void> {
 function route(main: HTMLElement, nav: HTMLElement): void {
   current?.abort();
   current = new AbortController();
-  const [, name = "", rawId = ""] = (location.hash || "").split("/");
-  const viewName = name in VIEWS ? name : DEFAULT_VIEW;
+  const route = parseRoute(location.hash);
+  const known = Object.hasOwn(VIEWS, route.view);
+  const viewName = known ? route.view : DEFAULT_VIEW;
   const view = VIEWS[viewName];
-  let id = "";
-  try {
-    id = decodeURIComponent(rawId);
-  } catch {
-    id = rawId; // a malformed escape: shown as typed (the API says it is not found)
+  const id = known ? route.id : "";
+  // No view or an unknown one: the default's own URL (a stale query is not its state).
+  if (!known) history.replaceState(null, "", `${location.pathname}${location.search}#/${DEFAULT_VIEW}`);
+  else if (!queryIsState()) {
+    const left = lastQueries.get(splitHash(location.hash).path);
+    if (left !== undefined) restoreQuery(left);
   }
   for (const link of nav.querySelectorAll("a")) {
     if (link.dataset.view === viewName) link.setAttribute("aria-current", "page");
@@ -125,4 +129,13 @@ function route(main: HTMLElement, nav: HTMLElement): void {
   clear(main, view.render(current.signal, id));
 }
 
+// The skip link moves the focus without following its href: "#main" is not a route (it
+// would replace the view with the default one).
+const skip = document.querySelector<HTMLAnchorElement>(".skip");
+if (skip) {
+  skip.onclick = (event) => {
+    event.preventDefault();
+    document.getElementById("main")?.focus();
+  };
+}
 void start();

@@ -1,12 +1,14 @@
 // Overview: totals, charts over time and breakdowns for a time range, from
 // POST /v1/dashboard/series/query (ungrouped, by model, by provider) and the top users from
-// POST /v1/user/metrics/query. Times are bucketed in the browser's time zone.
+// POST /v1/user/metrics/query. Times are bucketed in the browser's time zone or in UTC. The
+// range and the zone are in the URL (`#/overview?range=custom&from=…Z&to=…Z&tz=utc`).
 
 import { Api } from "../api";
 import { Line, timeChart } from "../chart";
 import { CUSTOM, customRange, incrementFor, Span } from "../daterange";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
+import { currentQuery, oneOf, parseSpan, utcMinute, writeQuery } from "../urlstate";
 
 interface Distribution { avg: number | null; p50?: number | null; p95?: number | null }
 interface Sums {
@@ -32,16 +34,23 @@ export const RANGES: Range[] = [
   { id: "90d", label: "Last 90 days", hours: 24 * 90, increment: "day" },
 ];
 
-export function overview(api: Api, signal: AbortSignal, initial = "24h"): HTMLElement {
+const DEFAULT_RANGE = "24h";
+
+export function overview(api: Api, signal: AbortSignal): HTMLElement {
+  const query = currentQuery();
+  const chosen = parseSpan(query);
+  let initial = oneOf(query.get("range"), [...RANGES.map((r) => r.id), CUSTOM], DEFAULT_RANGE);
+  if (initial === CUSTOM && chosen === null) initial = DEFAULT_RANGE; // a custom range needs both ends
   const body = h("div", { class: "overview-body" });
   const picker = h("select", { id: "range", "aria-label": "Time range" },
     RANGES.map((r) => h("option", { value: r.id, selected: r.id === initial }, r.label)),
-    h("option", { value: CUSTOM }, "Custom range"));
+    h("option", { value: CUSTOM, selected: initial === CUSTOM }, "Custom range"));
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const utcChosen = query.get("tz") === "utc";
   const zonePicker = h("select", { id: "zone", "aria-label": "Time zone" },
     h("option", { value: "local" }, `Local (${zone})`),
-    h("option", { value: "utc" }, "UTC"));
-  const custom = customRange("overview", () => load());
+    h("option", { value: "utc", selected: utcChosen }, "UTC"));
+  const custom = customRange("overview", () => load("push"), chosen ?? undefined);
   const section = h("section", { class: "view", "aria-labelledby": "overview-title" },
     h("div", { class: "toolbar" },
       h("h1", { id: "overview-title" }, "Overview"),
@@ -54,8 +63,15 @@ export function overview(api: Api, signal: AbortSignal, initial = "24h"): HTMLEl
   // so a slow earlier answer never overwrites a newer view.
   let inflight: AbortController | null = null;
   signal.addEventListener("abort", () => inflight?.abort(), { once: true });
-  const load = () => {
+  const load = (mode: "push" | "replace" = "replace") => {
     custom.show(picker.value === CUSTOM);
+    const chosenSpan = picker.value === CUSTOM ? custom.span() : null;
+    writeQuery({
+      range: picker.value === DEFAULT_RANGE || (picker.value === CUSTOM && !chosenSpan) ? null : picker.value,
+      from: chosenSpan ? utcMinute(chosenSpan.from) : null,
+      to: chosenSpan ? utcMinute(chosenSpan.to) : null,
+      tz: zonePicker.value === "utc" ? "utc" : null,
+    }, mode, signal);
     let span: Span | null;
     let range: Range;
     if (picker.value === CUSTOM) {
@@ -71,8 +87,8 @@ export function overview(api: Api, signal: AbortSignal, initial = "24h"): HTMLEl
     inflight = new AbortController();
     void render(api, body, range, span, zonePicker.value === "utc", inflight.signal);
   };
-  picker.addEventListener("change", load);
-  zonePicker.addEventListener("change", load);
+  picker.addEventListener("change", () => load("push"));
+  zonePicker.addEventListener("change", () => load());
   load();
   return section;
 }

@@ -8,6 +8,7 @@
 import { Api } from "../api";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
+import { currentQuery, writeQuery } from "../urlstate";
 
 interface Prompt { id: string; name: string; tags: string[]; created_at: string }
 interface Version {
@@ -138,6 +139,8 @@ async function promptDetail(api: Api, box: HTMLElement, id: string, signal: Abor
     { promptVersionId: v.id }, signal)).prompt_body ?? {};
 
   async function show(version: Version): Promise<void> {
+    // The version shown is in the URL (`#/prompts/<id>?version=<id>`), the newest left out.
+    writeQuery({ version: version === versions[0] ? null : version.id }, "replace", signal);
     rows.forEach((r) => r.classList.toggle("selected", r.dataset.versionId === version.id));
     clear(versionBox, state("loading", `Loading ${label(version)}…`));
     const index = versions.indexOf(version);
@@ -153,7 +156,8 @@ async function promptDetail(api: Api, box: HTMLElement, id: string, signal: Abor
     clear(versionBox, versionPanels(api, id, version, body, before, previous, () =>
       void promptDetail(api, box, id, signal)));
   }
-  void show(versions[0]);
+  const wanted = currentQuery().get("version");
+  void show(versions.find((v) => v.id === wanted) ?? versions[0]);
 }
 
 function versionPanels(api: Api, promptId: string, version: Version, body: Record<string, unknown>,
@@ -203,7 +207,7 @@ function versionPanels(api: Api, promptId: string, version: Version, body: Recor
     }
   };
   const environment = h("input", { id: "environment", value: "production", "aria-label": "Environment",
-    pattern: "[A-Za-z0-9_-]{1,64}", size: 12 });
+    pattern: "[A-Za-z0-9_\\-]{1,64}", size: 12 });
   const deploy = async () => {
     try {
       await api.post("/v1/prompt-2025/update/environment", { promptId, promptVersionId: version.id,

@@ -5,7 +5,8 @@
 import { Api } from "../api";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
-import { latest, rangeOf, rangePicker, requestsLink, ShowRequests, table } from "./shared";
+import { writeQuery } from "../urlstate";
+import { latest, listFromQuery, listQuery, rangeOf, rangePicker, requestsLink, table } from "./shared";
 
 interface ValueRow {
   value: string; requests: number; errors: number; cost: number; avg_cost: number;
@@ -15,13 +16,19 @@ interface ValueRow {
 
 const MAX_VALUES = 100;
 
-export function properties(api: Api, signal: AbortSignal, chosen: string, show?: ShowRequests): HTMLElement {
+export function properties(api: Api, signal: AbortSignal, chosen: string): HTMLElement {
   const keysBox = h("nav", { class: "property-keys", "aria-label": "Property names" },
     state("loading", "Loading property names…"));
   const values = h("div", { class: "property-values" });
   const next = latest(signal);
-  const load = () => { if (chosen) void renderValues(api, values, chosen, rangeOf(picker), show, next()); };
-  const picker = rangePicker("property-range", "7d", load);
+  const load = (mode: "push" | "replace" = "replace") => {
+    writeQuery(listQuery({ range: picker.value, search: "", page: 0 }), mode, signal);
+    for (const link of keysBox.querySelectorAll<HTMLAnchorElement>("a[data-property]")) {
+      link.href = propertyHref(link.dataset.property ?? "", picker.value); // another name: same range
+    }
+    if (chosen) void renderValues(api, values, chosen, rangeOf(picker), next());
+  };
+  const picker = rangePicker("property-range", listFromQuery().range, () => load("push"));
   api.post<{ property: string }[]>("/v1/property/query", {}, signal).then((keys) => {
     if (signal.aborted) return;
     if (keys.length === 0) {
@@ -30,7 +37,7 @@ export function properties(api: Api, signal: AbortSignal, chosen: string, show?:
       return;
     }
     clear(keysBox, h("ul", {}, keys.map(({ property }) => h("li", {},
-      h("a", { href: `#/properties/${encodeURIComponent(property)}`, "data-property": property,
+      h("a", { href: propertyHref(property, picker.value), "data-property": property,
         "aria-current": property === chosen ? "page" : null }, property)))));
     if (!chosen) clear(values, state("empty", "Choose a property name to see its values."));
   }, (error: Error) => {
@@ -46,8 +53,7 @@ export function properties(api: Api, signal: AbortSignal, chosen: string, show?:
 }
 
 async function renderValues(api: Api, box: HTMLElement, key: string,
-  { range, start, end }: ReturnType<typeof rangeOf>, show: ShowRequests | undefined,
-  signal: AbortSignal): Promise<void> {
+  { range, start, end }: ReturnType<typeof rangeOf>, signal: AbortSignal): Promise<void> {
   box.setAttribute("aria-busy", "true");
   if (!box.querySelector("table")) clear(box, state("loading", `Loading the values of ${key}…`));
   let rows: ValueRow[];
@@ -70,7 +76,7 @@ async function renderValues(api: Api, box: HTMLElement, key: string,
   clear(box,
     table<ValueRow>("property-values", [
       { label: "Value", cell: (r) => requestsLink(r.value,
-        { field: "properties", key, op: "equals", value: r.value }, range.id, show,
+        { field: "properties", key, op: "equals", value: r.value }, range.id,
         `${key} = ${r.value}: show its requests`) },
       { label: "Requests", num: true, cell: (r) => fmt.count(r.requests) },
       { label: "Errors", num: true, cell: (r) => fmt.count(r.errors) },
@@ -83,4 +89,9 @@ async function renderValues(api: Api, box: HTMLElement, key: string,
       { label: "Last seen", cell: (r) => fmt.dateTime(r.last_seen) },
     ], rows, (r) => ({ "data-value": r.value, "data-requests": String(r.requests), "data-cost": String(r.cost) })),
     rows.length === MAX_VALUES ? h("p", { class: "muted" }, `The ${MAX_VALUES} values with the most requests.`) : null);
+}
+
+function propertyHref(name: string, range: string): string {
+  const query = listQuery({ range, search: "", page: 0 }).range;
+  return `#/properties/${encodeURIComponent(name)}${query ? `?range=${query}` : ""}`;
 }

@@ -1,14 +1,21 @@
 // Requests: the request log as a table (POST /v1/request/query), with a filter builder that
 // edits the filter AST of observability-api.md §2.1 (shown under "Query"), a time range (a
 // preset or a custom from/to), sortable columns and paging. A row opens the request's page (#/requests/<id>).
+// The state is in the URL (views/requests-state.ts) except the chosen columns, a preference of
+// this browser kept in its local storage.
 
 import { Api } from "../api";
-import { CUSTOM, customRange, Span } from "../daterange";
+import { CUSTOM, customRange } from "../daterange";
 import { clear, h, state } from "../dom";
 import {
   Condition, FIELDS, FilterNode, OP_LABELS, buildFilter, fieldDef, opsOf, problem,
 } from "../filters";
 import * as fmt from "../format";
+import { currentQuery, queryIsState, writeQuery } from "../urlstate";
+import {
+  PAGE_SIZES, RANGE_HOURS, RANGE_LABELS, RequestsState, initialRequestsState as blankState, requestsFromQuery,
+  requestsQuery,
+} from "./requests-state";
 
 export interface RequestRow {
   request_id: string; request_created_at: string; response_status: number;
@@ -17,32 +24,34 @@ export interface RequestRow {
   total_tokens: number | null; cost: number | null;
 }
 
-/** The view's settings, kept while the page lives (so going back to the list keeps them). */
-export interface RequestsState {
-  conditions: Condition[];
-  join: "and" | "or";
-  range: string;
-  /** The chosen span when `range` is "custom". */
-  span?: Span;
-  sort: { key: string; dir: "asc" | "desc" };
-  page: number;
-  pageSize: number;
-  /** Column ids shown (the column chooser). */
-  columns: string[];
-  /** Live tail: reload every few seconds (first page, newest first). */
-  live: boolean;
-}
-
+/** The shell's memory of the view (so going back to the list from a request keeps it), with
+ *  the columns this browser chose last. */
 export function initialRequestsState(): RequestsState {
-  return { conditions: [], join: "and", range: "7d", sort: { key: "created_at", dir: "desc" }, page: 0,
-    pageSize: 25, columns: COLUMNS.filter((c) => c.shown).map((c) => c.id), live: false };
+  return blankState(savedColumns() ?? COLUMNS.filter((c) => c.shown).map((c) => c.id));
 }
 
-const PAGE_SIZES = [10, 25, 50, 100];
-const RANGE_HOURS: Record<string, number | null> = { "1h": 1, "24h": 24, "7d": 168, "30d": 720, all: null };
-const RANGE_LABELS: Record<string, string> = {
-  "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", all: "All time",
-};
+const COLUMNS_KEY = "gateway-dashboard.requests.columns";
+
+/** The column ids chosen last in this browser (known ones only), or null. */
+function savedColumns(): string[] | null {
+  try {
+    const parsed: unknown = JSON.parse(localStorage.getItem(COLUMNS_KEY) ?? "null");
+    if (!Array.isArray(parsed)) return null;
+    const ids = COLUMNS.map((c) => c.id).filter((id) => parsed.includes(id));
+    return ids.length ? ids : null;
+  } catch {
+    return null; // storage disabled or a value not ours: the defaults
+  }
+}
+
+function saveColumns(ids: string[]): void {
+  try {
+    localStorage.setItem(COLUMNS_KEY, JSON.stringify(ids));
+  } catch {
+    /* storage disabled: the choice lasts as long as the page */
+  }
+}
+
 interface Column {
   id: string;
   label: string;
@@ -68,13 +77,14 @@ const COLUMNS: Column[] = [
 const LIVE_SECONDS = 5;
 
 export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTMLElement {
+  if (queryIsState()) Object.assign(st, requestsFromQuery(currentQuery(), st));
   const conditionsBox = h("div", { class: "conditions" });
   const queryText = h("pre", { class: "query", id: "filter-json" });
   const results = h("div", { class: "results" });
   const rangeSelect = h("select", { id: "requests-range", "aria-label": "Time range" },
     Object.entries(RANGE_LABELS).map(([id, label]) => h("option", { value: id, selected: id === st.range }, label)),
     h("option", { value: CUSTOM, selected: st.range === CUSTOM }, "Custom range"));
-  const custom = customRange("requests", () => { st.span = custom.span() ?? undefined; st.page = 0; load(); },
+  const custom = customRange("requests", () => { st.span = custom.span() ?? undefined; st.page = 0; step = true; load(); },
     st.span);
   custom.show(st.range === CUSTOM);
   const joinSelect = h("select", { id: "join", "aria-label": "Join conditions with" },
@@ -92,7 +102,11 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
     const since = hours === null ? null : new Date(Date.now() - hours * 3600_000);
     return buildFilter(st.conditions, st.join, since);
   };
+  // The URL follows the state: a new range or page is a step back can undo, the rest edits it.
+  let step = false;
   const load = () => {
+    writeQuery(requestsQuery(st), step ? "push" : "replace", signal);
+    step = false;
     window.clearTimeout(timer);
     inflight?.abort();
     const mine = new AbortController();
@@ -163,12 +177,13 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
     const size = h("select", { id: "page-size", "aria-label": "Rows per page" },
       PAGE_SIZES.map((n) => h("option", { value: n, selected: n === st.pageSize }, `${n} per page`)));
     size.addEventListener("change", () => { st.pageSize = Number(size.value); st.page = 0; load(); });
+    const go = (page: number) => { st.page = page; step = true; load(); };
     return h("div", { class: "pager" }, size,
       h("button", { type: "button", id: "newer", disabled: st.page === 0,
-        onclick: () => { st.page -= 1; load(); } }, "← Previous"),
+        onclick: () => go(st.page - 1) }, "← Previous"),
       h("span", { "aria-live": "polite" }, `Page ${st.page + 1}`),
       h("button", { type: "button", id: "older", disabled: !more,
-        onclick: () => { st.page += 1; load(); } }, "Next →"));
+        onclick: () => go(st.page + 1) }, "Next →"));
   };
 
   rangeSelect.addEventListener("change", () => {
@@ -179,6 +194,7 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
       if (!st.span) return; // the note says what is missing
     }
     st.page = 0;
+    step = true;
     load();
   });
   joinSelect.addEventListener("change", () => { st.join = joinSelect.value as "and" | "or"; st.page = 0; load(); });
@@ -195,6 +211,7 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
         box.addEventListener("change", () => {
           st.columns = COLUMNS.filter((col) => (col.id === c.id ? box.checked : st.columns.includes(col.id)))
             .map((col) => col.id);
+          saveColumns(st.columns);
           if (lastRows) renderRows(lastRows);
         });
         return h("label", {}, box, ` ${c.label}`);
@@ -217,6 +234,8 @@ export function requests(api: Api, signal: AbortSignal, st: RequestsState): HTML
       st.page = 0;
       st.sort = { key: "created_at", dir: "desc" };
       load();
+    } else {
+      writeQuery(requestsQuery(st), "replace", signal);
     }
     setLive();
   });

@@ -9,6 +9,7 @@
 import { Api } from "../api";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
+import { currentQuery, writeQuery } from "../urlstate";
 import { statusBadge } from "./requests";
 import { span } from "./shared";
 
@@ -41,7 +42,7 @@ export function sessionDetail(api: Api, id: string, signal: AbortSignal): HTMLEl
     (trace) => {
       if (signal.aborted) return;
       title.textContent = `Session ${trace.session_name || trace.session_id}`;
-      render(body, trace);
+      render(body, trace, signal);
     },
     (error: Error) => {
       if (!signal.aborted) clear(body, state("error", `Could not load session ${id}: ${error.message}`));
@@ -53,7 +54,7 @@ function cost(stats: Stats): string {
   return fmt.usd(stats.cost) + (stats.cost_complete ? "" : " (some prices unknown)");
 }
 
-function render(body: HTMLElement, trace: Trace): void {
+function render(body: HTMLElement, trace: Trace, signal: AbortSignal): void {
   const t = trace.totals;
   const facts: [string, string | Node][] = [
     ["Session id", h("code", {}, trace.session_id)],
@@ -70,6 +71,7 @@ function render(body: HTMLElement, trace: Trace): void {
   let selected = "";
   const select = (path: string) => {
     selected = path;
+    writeQuery({ path: path || null }, "replace", signal); // `#/sessions/<id>?path=/agent/research`
     for (const item of tree.querySelectorAll<HTMLElement>("[role=treeitem]")) {
       item.setAttribute("aria-selected", String(item.dataset.path === path));
     }
@@ -96,7 +98,10 @@ function render(body: HTMLElement, trace: Trace): void {
         + "Arrow keys move and open; Enter shows one path's requests below."),
       tree),
     h("section", { class: "panel" }, h("div", { class: "toolbar" }, h("h2", {}, "Timeline"), showAll), timeline));
-  waterfall(timeline, trace, "");
+  // The path in the URL, when the session has it (a stale one shows every path).
+  const wanted = currentQuery().get("path") ?? "";
+  const known = [...tree.querySelectorAll<HTMLElement>("[role=treeitem]")].some((i) => i.dataset.path === wanted);
+  select(wanted && known ? wanted : "");
 }
 
 function treeItem(node: TraceNode, level: number, onSelect: (path: string) => void): HTMLElement {

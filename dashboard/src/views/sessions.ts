@@ -6,7 +6,10 @@
 import { Api } from "../api";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
-import { average, latest, metricCard, pager, rangeOf, rangePicker, span, table } from "./shared";
+import { writeQuery } from "../urlstate";
+import {
+  average, latest, listFromQuery, listQuery, metricCard, pager, rangeOf, rangePicker, span, table,
+} from "./shared";
 
 export interface SessionRow {
   session_id: string; session_name: string; created_at: string; latest_request_created_at: string;
@@ -26,17 +29,19 @@ export function sessionHref(id: string): string {
 
 export function sessions(api: Api, signal: AbortSignal): HTMLElement {
   const body = h("div", { class: "sessions-body" });
+  const initial = listFromQuery();
   const search = h("input", { type: "search", id: "session-search", placeholder: "Name or id contains",
-    "aria-label": "Search sessions by name or id" });
-  let page = 0;
+    "aria-label": "Search sessions by name or id", value: initial.search });
+  let page = initial.page;
   let timer = 0;
   signal.addEventListener("abort", () => window.clearTimeout(timer), { once: true });
   const next = latest(signal);
-  const load = () => {
+  const load = (mode: "push" | "replace" = "replace") => {
     window.clearTimeout(timer);
-    void render(api, body, rangeOf(picker), search.value.trim(), page, (p) => { page = p; load(); }, next());
+    writeQuery(listQuery({ range: picker.value, search: search.value.trim(), page }), mode, signal);
+    void render(api, body, rangeOf(picker), search.value.trim(), page, (p) => { page = p; load("push"); }, next());
   };
-  const picker = rangePicker("session-range", "7d", () => { page = 0; load(); });
+  const picker = rangePicker("session-range", initial.range, () => { page = 0; load("push"); });
   search.addEventListener("input", () => {
     page = 0;
     window.clearTimeout(timer);

@@ -369,13 +369,18 @@ async function counters(api: Api, panel: HTMLElement, signal: AbortSignal): Prom
     return;
   }
   if (signal.aborted) return;
-  const group = (title: string, values: unknown) => {
+  const group = (title: string, values: unknown, extra: [string, string][] = []) => {
     if (!values || typeof values !== "object") return null;
     return h("div", { "data-group": title }, h("h3", {}, title),
-      facts(Object.entries(values as Counters).map(([k, v]) =>
-        [k.replace(/_/g, " "), typeof v === "number" ? fmt.count(v) : String(v)])));
+      facts([...Object.entries(values as Counters).map(([k, v]): [string, string] =>
+        [k.replace(/_/g, " "), typeof v === "number" ? fmt.count(v) : String(v)]), ...extra]));
   };
-  const parts = [group("Response cache", health.cache), group("Rate limits", health.ratelimit),
+  // The cache's hit rate: hits over the lookups that found or missed (– before the first).
+  const cache = (health.cache ?? {}) as Counters;
+  const hits = typeof cache.hits === "number" ? cache.hits : 0;
+  const lookups = hits + (typeof cache.misses === "number" ? cache.misses : 0);
+  const parts = [group("Response cache", health.cache, [["hit rate", lookups ? fmt.percent(hits / lookups) : "–"]]),
+    group("Rate limits", health.ratelimit),
     group("Redis", health.redis)].filter((p) => p !== null);
   clear(body, parts.length ? parts : state("empty", "This gateway reports no counters."));
 }

@@ -5,7 +5,9 @@
 import "./analytics.css";
 import { h } from "../dom";
 import { Condition } from "../filters";
+import { currentQuery, oneOf, wholeNumber } from "../urlstate";
 import { RANGES, Range } from "./overview";
+import { requestsHref } from "./requests-state";
 
 export function rangePicker(id: string, initial: string, onChange: () => void): HTMLSelectElement {
   const picker = h("select", { id, "aria-label": "Time range" },
@@ -90,15 +92,31 @@ export function span(msValue: number | null | undefined): string {
   return `${(msValue / 3_600_000).toFixed(1)} h`;
 }
 
-/** Opens the request log filtered to one condition over a range (the shell provides it). */
-export type ShowRequests = (condition: Condition, range: string) => void;
+/** A link to the request log filtered to `condition` over `range` (the filter is in the link). */
+export function requestsLink(text: string, condition: Condition, range: string, label: string): HTMLElement {
+  return h("a", { href: requestsHref(condition, range), class: "to-requests", title: label, "aria-label": label },
+    text);
+}
 
-/** A link to the request log filtered to `condition`: the state is set as it is followed. */
-export function requestsLink(text: string, condition: Condition, range: string, show: ShowRequests | undefined,
-  label: string): Node | string {
-  if (!show) return text;
-  return h("a", { href: "#/requests", class: "to-requests", title: label, "aria-label": label,
-    onclick: () => show(condition, range) }, text);
+/** The URL state of the Sessions, Users and Properties views: a range, a search, a page. */
+export interface ListState { range: string; search: string; page: number }
+
+const DEFAULT_LIST_RANGE = "7d";
+
+/** The list state in the current URL; anything malformed is its default. */
+export function listFromQuery(): ListState {
+  const query = currentQuery();
+  return {
+    range: oneOf(query.get("range"), RANGES.map((r) => r.id), DEFAULT_LIST_RANGE),
+    search: (query.get("q") ?? "").slice(0, 200),
+    page: wholeNumber(query.get("page"), 1, 1_000_000, 1) - 1,
+  };
+}
+
+/** The URL's query for a list state (defaults left out). */
+export function listQuery(st: ListState): Record<string, string | number | null> {
+  return { range: st.range === DEFAULT_LIST_RANGE ? null : st.range, q: st.search || null,
+    page: st.page > 0 ? st.page + 1 : null };
 }
 
 const oneDecimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });

@@ -35,5 +35,5 @@ export function signIn(api: Api, message: string | undefined, done: () => void):
     }
   });
   queueMicrotask(() => input.focus());
-  return h("main", { id: "main", class: "center" }, form);
+  return h("main", { id: "main", class: "center", tabindex: "-1" }, form);
 }

@@ -6,6 +6,7 @@
 import { Api } from "../api";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
+import { currentQuery, writeQuery } from "../urlstate";
 
 interface Column { name: string; type: string }
 interface Table { table_name: string; columns: Column[] }
@@ -19,7 +20,9 @@ export const DEFAULT_SQL =
 export function sql(api: Api, signal: AbortSignal): HTMLElement {
   const editor = h("textarea", { id: "hql", rows: 9, spellcheck: "false",
     "aria-label": "HQL query (Ctrl+Enter runs it)" });
-  editor.value = DEFAULT_SQL;
+  // The query last run is in the URL (`#/sql?q=…`): a reload or a shared link runs it again.
+  const fromUrl = (currentQuery().get("q") ?? "").slice(0, 20_000);
+  editor.value = fromUrl.trim() ? fromUrl : DEFAULT_SQL;
   const schemaBox = h("div", { id: "hql-schema" }, state("loading", "Loading the schema…"));
   const savedBox = h("div", { id: "hql-saved" }, state("loading", "Loading saved queries…"));
   const results = h("div", { id: "hql-results", class: "results", "aria-live": "polite" },
@@ -35,6 +38,7 @@ export function sql(api: Api, signal: AbortSignal): HTMLElement {
   };
 
   const run = async () => {
+    writeQuery({ q: editor.value === DEFAULT_SQL ? null : editor.value }, "replace", signal);
     clear(results, state("loading", "Running…"));
     results.setAttribute("aria-busy", "true");
     try {
@@ -136,6 +140,7 @@ export function sql(api: Api, signal: AbortSignal): HTMLElement {
   };
   void loadSchema();
   void loadSaved();
+  if (fromUrl.trim()) void run();
 
   return h("section", { class: "view", "aria-labelledby": "sql-title" },
     h("div", { class: "toolbar" }, h("h1", { id: "sql-title" }, "SQL"),

@@ -6,7 +6,10 @@
 import { Api } from "../api";
 import { clear, h, state } from "../dom";
 import * as fmt from "../format";
-import { Column, latest, pager, rangeOf, rangePicker, requestsLink, ShowRequests, Sort, table } from "./shared";
+import { currentQuery, writeQuery } from "../urlstate";
+import {
+  Column, latest, listFromQuery, listQuery, pager, rangeOf, rangePicker, requestsLink, Sort, table,
+} from "./shared";
 
 interface UserRow {
   user_id: string; total_requests: number; cost: number; active_for: number;
@@ -18,23 +21,37 @@ interface Series { group: string | null; other: boolean; totals: { requests: num
 
 const PAGE_SIZE = 25;
 
-export function users(api: Api, signal: AbortSignal, show?: ShowRequests): HTMLElement {
+const SORTS = ["user_id", "total_requests", "cost", "total_prompt_tokens", "rate_limited_count", "active_for",
+  "first_active", "last_active"];
+const DEFAULT_SORT: Sort = { key: "cost", dir: "desc" };
+
+/** The sort in the URL (`sort=cost.desc`), or the default. */
+function sortFromQuery(): Sort {
+  const [key = "", dir = ""] = (currentQuery().get("sort") ?? "").split(".");
+  return SORTS.includes(key) && (dir === "asc" || dir === "desc") ? { key, dir } : DEFAULT_SORT;
+}
+
+export function users(api: Api, signal: AbortSignal): HTMLElement {
   const body = h("div", { class: "users-body" });
+  const initial = listFromQuery();
   const search = h("input", { type: "search", id: "user-search", placeholder: "User id contains",
-    "aria-label": "Search users by id" });
-  let page = 0;
-  let sort: Sort = { key: "cost", dir: "desc" };
+    "aria-label": "Search users by id", value: initial.search });
+  let page = initial.page;
+  let sort: Sort = sortFromQuery();
   let timer = 0;
   signal.addEventListener("abort", () => window.clearTimeout(timer), { once: true });
   const next = latest(signal);
-  const load = () => {
+  const load = (mode: "push" | "replace" = "replace") => {
     window.clearTimeout(timer);
-    void render(api, body, rangeOf(picker), search.value.trim(), page, sort, show, {
-      page: (p) => { page = p; load(); },
+    const sorted = sort.key === DEFAULT_SORT.key && sort.dir === DEFAULT_SORT.dir ? null : `${sort.key}.${sort.dir}`;
+    writeQuery({ ...listQuery({ range: picker.value, search: search.value.trim(), page }), sort: sorted },
+      mode, signal);
+    void render(api, body, rangeOf(picker), search.value.trim(), page, sort, {
+      page: (p) => { page = p; load("push"); },
       sort: (s) => { sort = s; page = 0; load(); },
     }, next());
   };
-  const picker = rangePicker("user-range", "7d", () => { page = 0; load(); });
+  const picker = rangePicker("user-range", initial.range, () => { page = 0; load("push"); });
   search.addEventListener("input", () => {
     page = 0;
     window.clearTimeout(timer);
@@ -60,7 +77,7 @@ function anyOf(leaves: unknown[]): unknown {
 }
 
 async function render(api: Api, body: HTMLElement, { range, start, end }: ReturnType<typeof rangeOf>,
-  search: string, page: number, sort: Sort, show: ShowRequests | undefined,
+  search: string, page: number, sort: Sort,
   go: { page: (page: number) => void; sort: (sort: Sort) => void }, signal: AbortSignal): Promise<void> {
   body.setAttribute("aria-busy", "true");
   if (!body.querySelector("table")) clear(body, state("loading", "Loading users…"));
@@ -104,7 +121,7 @@ async function render(api: Api, body: HTMLElement, { range, start, end }: Return
   }
   const columns: Column<UserRow>[] = [
     { label: "User", sort: "user_id", cell: (u) => requestsLink(u.user_id,
-      { field: "user_id", key: "", op: "equals", value: u.user_id }, range.id, show,
+      { field: "user_id", key: "", op: "equals", value: u.user_id }, range.id,
       `${u.user_id}: show their requests`) },
     { label: "Requests", num: true, sort: "total_requests", cell: (u) => fmt.count(u.total_requests) },
     { label: "Errors", num: true, cell: (u) => fmt.count(errors.get(u.user_id)) },

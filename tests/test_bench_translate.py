@@ -36,6 +36,7 @@ def test_main_reports_every_provider(capsys: pytest.CaptureFixture[str]) -> None
         assert figures["median_us"] > 0
         assert figures["min_us"] <= figures["median_us"]
     assert result["openai"]["extra_us"] == 0
+    assert result["openai"]["extra_min_us"] == 0
 
 
 def test_profile_names_the_translation(capsys: pytest.CaptureFixture[str]) -> None:

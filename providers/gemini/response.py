@@ -127,7 +127,8 @@ def gemini_to_chat(answer: dict[str, Any], *, created: int | None = None) -> dic
             choices.append(choice)
     if not choices:
         choices.append(_empty_choice(prompt_blocked(answer)))
-    choices.sort(key=lambda choice: int(choice["index"]))
+    elif len(choices) > 1:
+        choices.sort(key=lambda choice: int(choice["index"]))
     model = answer.get("modelVersion")
     completion = chat_completion(
         answer_id, model if isinstance(model, str) else "", choices, created=created

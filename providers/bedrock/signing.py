@@ -42,6 +42,9 @@ A :class:`Signer` (one per gateway process, owned by the runtime) keeps, in boun
   the string to sign, is computed per request, from a copy of an HMAC already keyed with it
   (keying one costs as much as the rest of that HMAC: OpenSSL 3 looks SHA-256 up each time);
 * each URL's ``host`` value, canonical path and canonical query (a gateway sends a handful);
+* for each method, URL, header set and session token, the canonical request around its two
+  varying parts (the date and the payload hash) and the headers to send: per request, the
+  canonical request is four strings joined;
 * the ``x-amz-date`` text of the current second.
 """
 
@@ -164,6 +167,46 @@ class _Target:
         return cls(host, path, query)
 
 
+@dataclass(frozen=True, slots=True)
+class _Canonical:
+    """The parts of a signature fixed by the method, URL, headers and session token: all of
+    the canonical request but the date and the payload hash, the signed-header list, and the
+    headers sent (lower-case, a client's own ``authorization`` and ``x-amz-*`` left out)."""
+
+    head: str
+    """The canonical request up to the ``x-amz-date`` header's value."""
+    tail: str
+    """From the end of that value up to the payload hash."""
+    signed: str
+    """``SignedHeaders``: the signed names, sorted, ``;``-separated."""
+    headers: dict[str, str]
+    """What is sent before the SigV4 headers (copied per request, never changed)."""
+
+    @classmethod
+    def of(
+        cls, method: str, target: _Target, headers: Mapping[str, str], token: str | None
+    ) -> _Canonical:
+        sent: dict[str, str] = {}
+        to_sign = {"host": target.host}
+        for name, value in headers.items():
+            lower = name.lower()
+            if lower == "authorization" or lower.startswith("x-amz-"):
+                continue
+            sent[lower] = value
+            if lower == _SIGNED or lower.startswith(_SIGNED_PREFIX):
+                to_sign[lower] = value
+        to_sign["x-amz-date"] = ""
+        if token:
+            to_sign["x-amz-security-token"] = token
+        names = sorted(to_sign)
+        lines = [f"{name}:{' '.join(to_sign[name].split())}\n" for name in names]
+        at = names.index("x-amz-date")
+        signed = ";".join(names)
+        head = f"{method.upper()}\n{target.path}\n{target.query}\n" + "".join(lines[:at])
+        tail = "".join(lines[at + 1 :])
+        return cls(head + "x-amz-date:", f"\n{tail}\n{signed}\n", signed, sent)
+
+
 def _remove_dot_segments(path: str) -> str:
     """RFC 3986 §5.2.4 dot-segment removal, with empty segments (``//``) dropped as well, as
     AWS's canonical URI wants (a trailing ``/`` is kept when anything is left)."""
@@ -190,13 +233,16 @@ class Signer:
 
     ``clock`` gives the time in seconds since the epoch (tests pass a fixed one)."""
 
-    __slots__ = ("_clock", "_keys", "_parsed", "_stamp", "_targets")
+    __slots__ = ("_canonicals", "_clock", "_keys", "_parsed", "_stamp", "_targets")
 
     def __init__(self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._parsed: _Bounded[str, AwsCredentials | None] = _Bounded(size)
         self._keys: _Bounded[tuple[str, str, str, str], hmac.HMAC] = _Bounded(size)
         self._targets: _Bounded[str, _Target] = _Bounded(size)
+        self._canonicals: _Bounded[
+            tuple[str, str, tuple[tuple[str, str], ...], str | None], _Canonical
+        ] = _Bounded(size)
         self._stamp: tuple[int, str] = (-1, "")
         """The last second signed in, and its ``x-amz-date`` text (one tuple: replaced
         whole, never read half-updated)."""
@@ -256,30 +302,20 @@ class Signer:
         signature covers it. Any ``authorization`` or ``x-amz-*`` header in ``headers`` (a
         client's own signature) is replaced.
         """
-        out: dict[str, str] = {}
-        target = self._target(url)
-        to_sign = {"host": target.host}
-        for name, value in headers.items():
-            lower = name.lower()
-            if lower == "authorization" or lower.startswith("x-amz-"):
-                continue
-            out[lower] = value
-            if lower == _SIGNED or lower.startswith(_SIGNED_PREFIX):
-                to_sign[lower] = value
-        amz_date = self._amz_date()
-        out["x-amz-date"] = to_sign["x-amz-date"] = amz_date
         token = credentials.session_token
+        key = (method, url, tuple(headers.items()), token)
+        fixed = self._canonicals.get(key)
+        if fixed is None:
+            fixed = self._canonicals.put(
+                key, _Canonical.of(method, self._target(url), headers, token)
+            )
+        out = fixed.headers.copy()
+        amz_date = self._amz_date()
+        out["x-amz-date"] = amz_date
         if token:
-            out["x-amz-security-token"] = to_sign["x-amz-security-token"] = token
-        names = sorted(to_sign)
-        canonical_headers = "".join(
-            f"{name}:{' '.join(to_sign[name].split())}\n" for name in names
-        )
-        signed = ";".join(names)
-        canonical = (
-            f"{method.upper()}\n{target.path}\n{target.query}\n{canonical_headers}\n{signed}\n"
-            f"{hashlib.sha256(body).hexdigest()}"
-        )
+            out["x-amz-security-token"] = token
+        signed = fixed.signed
+        canonical = fixed.head + amz_date + fixed.tail + hashlib.sha256(body).hexdigest()
         date = amz_date[:8]
         scope = f"{date}/{region}/{service}/aws4_request"
         string_to_sign = (

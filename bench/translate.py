@@ -235,12 +235,12 @@ def profile(provider: str, requests: int, top: int = 30) -> str:
     with cases((provider,)) as by_name:
         case = by_name[provider]
         case.batch(300)
-        states = [case.state() for _ in range(requests)]
         profiler = cProfile.Profile()
-        profiler.enable()
-        for ctx, payload in states:
+        for _ in range(requests):
+            ctx, payload = case.state()
+            profiler.enable()
             case.one(ctx, payload)
-        profiler.disable()
+            profiler.disable()
     out = _Text()
     stats = pstats.Stats(profiler, stream=out)  # type: ignore[arg-type]
     stats.sort_stats("tottime").print_stats(top)

@@ -327,6 +327,11 @@ async def inline_image_urls(
     reads_itself = _READS_URLS_ITSELF.get(wire)
     if reads_itself is None or not isinstance(messages, list):
         return messages
+    for message in messages:  # most conversations have no parts at all: nothing to copy
+        if isinstance(message, dict) and isinstance(message.get("content"), list):
+            break
+    else:
+        return messages
     out: list[Any] = []
     for i, message in enumerate(messages):
         content = message.get("content") if isinstance(message, dict) else None

@@ -415,10 +415,11 @@ class Exchange:
         return auth, project, location
 
     def _region(self, record: object) -> str:
-        """A SigV4 provider's region: the deployment's (BYOK), else the operator's."""
-        region = self.runtime.settings.bedrock_region
-        if isinstance(record, ProviderKeyRecord) and record.deployment.region:
-            region = record.deployment.region
+        """A SigV4 provider's region: the deployment's (BYOK), else the operator's (checked
+        when the settings were read)."""
+        if not (isinstance(record, ProviderKeyRecord) and record.deployment.region):
+            return self.runtime.settings.bedrock_region
+        region = record.deployment.region
         if not is_region(region):
             raise GatewayError(
                 400,
@@ -522,10 +523,12 @@ class Exchange:
         body = orjson.dumps(call.body)
         headers = call.headers
         if region is not None:
-            # The path is already encoded as it must be signed (a model id's ``:`` as %3A).
-            url = URL(base + call.path, encoded=True)
+            # The path is already encoded as it must be signed (a model id's ``:`` as %3A);
+            # the URL is sent as written, so its text is what is signed (no ``str(url)``).
+            target = base + call.path
+            url = URL(target, encoded=True)
             if key:
-                headers = runtime.signer.auth_headers("POST", str(url), headers, body, key, region)
+                headers = runtime.signer.auth_headers("POST", target, headers, body, key, region)
         else:
             url = URL(base + call.path)
         if vertex is not None:

@@ -56,7 +56,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 SERVICE = "bedrock"
@@ -116,27 +116,22 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class _Bounded(Generic[K, V]):
-    """A dict of at most ``size`` entries; the oldest goes when a new one would overflow it."""
+class _Bounded(dict[K, V]):
+    """A dict of at most ``size`` entries: :meth:`put` drops the oldest when a new one would
+    overflow it. A dict itself, so that a lookup (three a signature) is the dict's own ``get``,
+    not a Python method around it."""
 
-    __slots__ = ("_data", "_size")
+    __slots__ = ("_size",)
 
     def __init__(self, size: int) -> None:
-        self._data: dict[K, V] = {}
+        super().__init__()
         self._size = size
 
-    def get(self, key: K, default: V | None = None) -> V | None:
-        return self._data.get(key, default)
-
     def put(self, key: K, value: V) -> V:
-        data = self._data
-        if len(data) >= self._size and key not in data:
-            del data[next(iter(data))]
-        data[key] = value
+        if len(self) >= self._size and key not in self:
+            del self[next(iter(self))]
+        self[key] = value
         return value
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 @dataclass(frozen=True, slots=True)

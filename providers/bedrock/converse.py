@@ -500,7 +500,11 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     if not isinstance(payload, dict):
         raise TranslationError("The request body must be a JSON object.")
     # Converse takes a null field of any name as absent.
-    present = {key: value for key, value in payload.items() if value is not None}
+    present = (
+        {key: value for key, value in payload.items() if value is not None}
+        if None in payload.values()
+        else payload
+    )
     reject_inexpressible(present, translated=_TRANSLATED, neutral_only=_NEUTRAL_ONLY, api=API)
     system, messages = conversation(payload.get("messages"))
     if payload.get("cache_control") is not None and messages:

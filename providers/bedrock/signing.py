@@ -40,7 +40,8 @@ A :class:`Signer` (one per gateway process, owned by the runtime) keeps, in boun
 * the *signing key*: four of SigV4's five HMACs derive it from the secret, the date, the
   region and the service — the same all day for one identity — so only the last HMAC, over
   the string to sign, is computed per request, from a copy of an HMAC already keyed with it
-  (keying one costs as much as the rest of that HMAC: OpenSSL 3 looks SHA-256 up each time);
+  (keying one costs as much as the rest of that HMAC: OpenSSL 3 looks SHA-256 up each time),
+  and with it the credential scope and the ``authorization`` header's start;
 * each URL's ``host`` value, canonical path and canonical query (a gateway sends a handful);
 * for each method, URL, header set and session token, the canonical request around its two
   varying parts (the date and the payload hash) and the headers to send: per request, the
@@ -202,6 +203,19 @@ class _Canonical:
         return cls(head + "x-amz-date:", f"\n{tail}\n{signed}\n", signed, sent)
 
 
+@dataclass(frozen=True, slots=True)
+class _SigningKey:
+    """One identity's signing key for a day, region and service, with the scope and the
+    start of the ``authorization`` header that they fix."""
+
+    mac: hmac.HMAC
+    """An HMAC-SHA256 keyed with the derived key: copied per signature, never updated."""
+    scope: str
+    """The credential scope (``date/region/service/aws4_request``)."""
+    credential: str
+    """The ``authorization`` header up to ``SignedHeaders=``."""
+
+
 def _remove_dot_segments(path: str) -> str:
     """RFC 3986 §5.2.4 dot-segment removal, with empty segments (``//``) dropped as well, as
     AWS's canonical URI wants (a trailing ``/`` is kept when anything is left)."""
@@ -233,7 +247,7 @@ class Signer:
     def __init__(self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._parsed: _Bounded[str, AwsCredentials | None] = _Bounded(size)
-        self._keys: _Bounded[tuple[str, str, str, str], hmac.HMAC] = _Bounded(size)
+        self._keys: _Bounded[tuple[str, str, str, str, str], _SigningKey] = _Bounded(size)
         self._targets: _Bounded[str, _Target] = _Bounded(size)
         self._canonicals: _Bounded[
             tuple[str, str, tuple[tuple[str, str], ...], str | None], _Canonical
@@ -262,17 +276,23 @@ class Signer:
             cached = self._stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
         return cached[1]
 
-    def _signing_key(self, secret: str, date: str, region: str, service: str) -> hmac.HMAC:
-        """An HMAC-SHA256 keyed with SigV4's derived key (the HMAC chain over the date,
-        region, service and terminator), to be copied, never updated itself."""
-        cache_key = (secret, date, region, service)
-        keyed = self._keys.get(cache_key)
-        if keyed is None:
-            key = _hmac(f"AWS4{secret}".encode(), date)
+    def _signing_key(
+        self, credentials: AwsCredentials, date: str, region: str, service: str
+    ) -> _SigningKey:
+        """SigV4's derived key for ``credentials`` on ``date`` in ``region`` (the HMAC chain
+        over the date, region, service and terminator, ready keyed), with its scope."""
+        cache_key = (credentials.access_key_id, credentials.secret_access_key, date, region,
+                     service)  # fmt: skip
+        found = self._keys.get(cache_key)
+        if found is None:
+            key = _hmac(f"AWS4{credentials.secret_access_key}".encode(), date)
             for part in (region, service, "aws4_request"):
                 key = _hmac(key, part)
-            keyed = self._keys.put(cache_key, hmac.new(key, digestmod=hashlib.sha256))
-        return keyed
+            scope = f"{date}/{region}/{service}/aws4_request"
+            credential = f"{ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
+            mac = hmac.new(key, digestmod=hashlib.sha256)
+            found = self._keys.put(cache_key, _SigningKey(mac, scope, credential))
+        return found
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -298,30 +318,24 @@ class Signer:
         client's own signature) is replaced.
         """
         token = credentials.session_token
-        key = (method, url, tuple(headers.items()), token)
-        fixed = self._canonicals.get(key)
+        request = (method, url, tuple(headers.items()), token)
+        fixed = self._canonicals.get(request)
         if fixed is None:
             fixed = self._canonicals.put(
-                key, _Canonical.of(method, self._target(url), headers, token)
+                request, _Canonical.of(method, self._target(url), headers, token)
             )
         out = fixed.headers.copy()
         amz_date = self._amz_date()
         out["x-amz-date"] = amz_date
         if token:
             out["x-amz-security-token"] = token
-        signed = fixed.signed
         canonical = fixed.head + amz_date + fixed.tail + hashlib.sha256(body).hexdigest()
-        date = amz_date[:8]
-        scope = f"{date}/{region}/{service}/aws4_request"
-        string_to_sign = (
-            f"{ALGORITHM}\n{amz_date}\n{scope}\n"
-            f"{hashlib.sha256(canonical.encode()).hexdigest()}"
-        )
-        mac = self._signing_key(credentials.secret_access_key, date, region, service).copy()
-        mac.update(string_to_sign.encode())
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        signing = self._signing_key(credentials, amz_date[:8], region, service)
+        mac = signing.mac.copy()
+        mac.update(f"{ALGORITHM}\n{amz_date}\n{signing.scope}\n{digest}".encode())
         out["authorization"] = (
-            f"{ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
-            f"SignedHeaders={signed}, Signature={mac.hexdigest()}"
+            f"{signing.credential}SignedHeaders={fixed.signed}, Signature={mac.hexdigest()}"
         )
         return out
 

@@ -45,6 +45,7 @@ from gateway.translate import (
     ExchangeTranslation,
     adapter_for,
     embeddings_adapter_for,
+    has_parts,
     inline_file_urls,
     inline_image_urls,
     inlines_images,
@@ -508,7 +509,7 @@ class Exchange:
         else:
             chat = dict(self.payload)
         chat["model"] = attempt.model
-        if inlines_images(spec.wire):
+        if inlines_images(spec.wire) and has_parts(chat.get("messages")):
             chat["messages"] = await inline_image_urls(
                 spec.wire, chat.get("messages"), runtime.fetcher, self._fetched_images
             )

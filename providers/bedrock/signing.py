@@ -331,7 +331,10 @@ class Signer:
             out["x-amz-security-token"] = token
         canonical = fixed.head + amz_date + fixed.tail + hashlib.sha256(body).hexdigest()
         digest = hashlib.sha256(canonical.encode()).hexdigest()
-        signing = self._signing_key(credentials, amz_date[:8], region, service)
+        date = amz_date[:8]
+        signing = self._keys.get(
+            (credentials.access_key_id, credentials.secret_access_key, date, region, service)
+        ) or self._signing_key(credentials, date, region, service)
         mac = signing.mac.copy()
         mac.update(f"{ALGORITHM}\n{amz_date}\n{signing.scope}\n{digest}".encode())
         out["authorization"] = (

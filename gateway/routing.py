@@ -518,8 +518,8 @@ class Exchange:
             api_key=key,
             default_max_tokens=runtime.max_output_tokens(spec.name, attempt.model),
         )
-        translation = ExchangeTranslation(
-            adapter, responses_request is not None or wants_usage(chat), responses_request
+        translation = ExchangeTranslation(  # chat's stream_options are the client's
+            adapter, responses_request is not None or self.client_wants_usage, responses_request
         )
         body = orjson.dumps(call.body)
         headers = call.headers

@@ -20,7 +20,8 @@ extracted here because the no-logging gateway (the bar's) does not extract it ei
 
 Providers are timed in interleaved repetitions (a batch of ``--batch`` requests each, the
 order rotated and reversed from one repetition to the next, so that a slow phase of a shared
-machine falls on all of them alike). Reported per provider: the median and the minimum
+machine falls on all of them alike); each request is timed alone, its per-request state made
+just before it, untimed, as the server makes it. Reported per provider: the median and the minimum
 per-request time over repetitions, and the extra over the OpenAI path's as the median of the
 repetitions' paired differences (each batch against the OpenAI batch of the same repetition)
 and as the difference of the minimums — on a busy machine the minimums are the steadier
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import io
 import json
 import pstats
 import statistics
@@ -207,7 +209,8 @@ def cases(providers: tuple[str, ...] = PROVIDERS) -> Iterator[dict[str, Case]]:
 
 
 def measure(reps: int, batch: int, warmup: int = 300) -> dict[str, dict[str, float]]:
-    """Median microseconds per request by provider, and each one's extra over OpenAI's."""
+    """Microseconds per request by provider (median and minimum over ``reps``), and each
+    one's extra over OpenAI's (median of paired differences, difference of minimums)."""
     with cases() as by_name:
         for case in by_name.values():
             case.batch(warmup)
@@ -241,21 +244,9 @@ def profile(provider: str, requests: int, top: int = 30) -> str:
             profiler.enable()
             case.one(ctx, payload)
             profiler.disable()
-    out = _Text()
-    stats = pstats.Stats(profiler, stream=out)  # type: ignore[arg-type]
-    stats.sort_stats("tottime").print_stats(top)
-    return out.text
-
-
-class _Text:
-    """A minimal text stream for pstats."""
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    def write(self, text: str) -> int:
-        self.text += text
-        return len(text)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
 
 
 def main(argv: list[str] | None = None) -> int:

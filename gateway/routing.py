@@ -45,6 +45,7 @@ from gateway.translate import (
     ExchangeTranslation,
     adapter_for,
     embeddings_adapter_for,
+    has_parts,
     inline_file_urls,
     inline_image_urls,
     inlines_images,
@@ -415,10 +416,11 @@ class Exchange:
         return auth, project, location
 
     def _region(self, record: object) -> str:
-        """A SigV4 provider's region: the deployment's (BYOK), else the operator's."""
-        region = self.runtime.settings.bedrock_region
-        if isinstance(record, ProviderKeyRecord) and record.deployment.region:
-            region = record.deployment.region
+        """A SigV4 provider's region: the deployment's (BYOK), else the operator's (checked
+        when the settings were read)."""
+        if not (isinstance(record, ProviderKeyRecord) and record.deployment.region):
+            return self.runtime.settings.bedrock_region
+        region = record.deployment.region
         if not is_region(region):
             raise GatewayError(
                 400,
@@ -507,7 +509,7 @@ class Exchange:
         else:
             chat = dict(self.payload)
         chat["model"] = attempt.model
-        if inlines_images(spec.wire):
+        if inlines_images(spec.wire) and has_parts(chat.get("messages")):
             chat["messages"] = await inline_image_urls(
                 spec.wire, chat.get("messages"), runtime.fetcher, self._fetched_images
             )
@@ -516,16 +518,18 @@ class Exchange:
             api_key=key,
             default_max_tokens=runtime.max_output_tokens(spec.name, attempt.model),
         )
-        translation = ExchangeTranslation(
-            adapter, responses_request is not None or wants_usage(chat), responses_request
+        translation = ExchangeTranslation(  # chat's stream_options are the client's
+            adapter, responses_request is not None or self.client_wants_usage, responses_request
         )
         body = orjson.dumps(call.body)
         headers = call.headers
         if region is not None:
-            # The path is already encoded as it must be signed (a model id's ``:`` as %3A).
-            url = URL(base + call.path, encoded=True)
+            # The path is already encoded as it must be signed (a model id's ``:`` as %3A);
+            # the URL is sent as written, so its text is what is signed (no ``str(url)``).
+            target = base + call.path
+            url = URL(target, encoded=True)
             if key:
-                headers = runtime.signer.auth_headers("POST", str(url), headers, body, key, region)
+                headers = runtime.signer.auth_headers("POST", target, headers, body, key, region)
         else:
             url = URL(base + call.path)
         if vertex is not None:

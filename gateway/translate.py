@@ -312,6 +312,16 @@ def inlines_images(wire: str) -> bool:
     return wire in _READS_URLS_ITSELF
 
 
+def has_parts(messages: Any) -> bool:
+    """Whether some message of ``messages`` has content parts (most conversations have
+    none: no image to fetch, and no :func:`inline_image_urls` to run)."""
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and isinstance(message.get("content"), list):
+                return True
+    return False
+
+
 async def inline_image_urls(
     wire: str, messages: Any, fetcher: GuardedFetcher, fetched: dict[str, str]
 ) -> Any:
@@ -325,7 +335,7 @@ async def inline_image_urls(
     translation to judge.
     """
     reads_itself = _READS_URLS_ITSELF.get(wire)
-    if reads_itself is None or not isinstance(messages, list):
+    if reads_itself is None or not has_parts(messages):  # nothing to fetch, nothing to copy
         return messages
     out: list[Any] = []
     for i, message in enumerate(messages):
@@ -379,6 +389,7 @@ __all__ = [
     "adapter_for",
     "embeddings_adapter_for",
     "framer_for",
+    "has_parts",
     "inline_file_urls",
     "inline_image_urls",
     "inlines_images",

@@ -25,7 +25,7 @@ gateway answers with a 400 naming the field and the provider.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from providers.usage import Usage
 
@@ -84,11 +84,14 @@ class StreamSummary:
     text: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
+class UpstreamRequest(NamedTuple):
     """What an adapter sends for one unified request: the path under the provider's base
     URL (it may end in a query string: Gemini's ``:streamGenerateContent?alt=sse``), the
-    headers it adds (credential included) and the JSON body."""
+    headers it adds (credential included) and the JSON body.
+
+    A named tuple rather than a frozen dataclass: one is made per translated request, and a
+    frozen dataclass's ``__init__`` (an ``object.__setattr__`` per field) costs more than
+    the tuple's (as for :class:`~providers.usage.Usage`)."""
 
     path: str
     headers: dict[str, str]

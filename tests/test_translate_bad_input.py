@@ -31,6 +31,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"messages": HI, "reasoning_effort": {"level": "high"}}, "reasoning_effort"),
     ({"messages": HI, "reasoning_effort": 3}, "reasoning_effort"),
     ({"messages": HI, "tools": 7}, "tools"),
+    ({"messages": [{"role": ["user"], "content": "hi"}]}, "messages[0].role"),
+    ({"messages": [{"role": {"user": 1}, "content": "hi"}]}, "messages[0].role"),
 ]
 
 

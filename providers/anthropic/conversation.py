@@ -138,7 +138,7 @@ def _tool_result(message: JSONObject, param: str) -> JSONObject:
 def _convert(message: JSONObject, param: str) -> tuple[str, list[JSONObject]]:
     """The Anthropic role and blocks of one OpenAI message."""
     role = message.get("role")
-    if role in _SYSTEM_ROLES:
+    if isinstance(role, str) and role in _SYSTEM_ROLES:  # a list is unhashable
         blocks = text_blocks(message.get("content"), f"{param}.content")
         return "system", [block for block in blocks if block["text"] or "cache_control" in block]
     if role == "user":

@@ -113,6 +113,14 @@ _TRANSLATED = frozenset(
 )  # fmt: skip
 
 
+_READ_AFTER_MESSAGES = _TRANSLATED - {
+    "model", "messages", "stream", "stream_options", "prompt_cache_key",
+}  # fmt: skip
+"""The fields :func:`chat_to_converse` reads once the messages are made (``stream`` is only
+checked): a request with none of them (the usual one) is complete at that point, as every
+later step would add nothing."""
+
+
 # --- content ------------------------------------------------------------------------------------
 
 
@@ -310,8 +318,47 @@ def _tool_result(message: JSONObject, param: str) -> JSONObject:
     return {"toolResult": {"toolUseId": call_id, "content": result}}
 
 
+def _plain_conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]] | None:
+    """:func:`conversation` of the usual conversation, made without its walk: every message
+    exactly ``{"role", "content"}``, the role system, developer, user or assistant and the
+    content a string. None for anything else (the walk then translates it, or refuses it with
+    its message). The same blocks in the same order as the walk makes (an empty text is left
+    out, as Converse refuses it); the walk's checks, parameter names and part dispatch were
+    most of a plain request's translation."""
+    if type(messages) is not list or not messages:
+        return None
+    system: list[JSONObject] = []
+    turns: list[JSONObject] = []
+    for message in messages:
+        if type(message) is not dict or len(message) != 2:
+            return None
+        content = message.get("content")
+        if type(content) is not str:
+            return None
+        role = message.get("role")
+        if role == "system" or role == "developer":
+            if content:
+                system.append({"text": content})
+            continue
+        if role != "user" and role != "assistant":
+            return None
+        if not content:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].append({"text": content})
+        else:
+            turns.append({"role": role, "content": [{"text": content}]})
+    return system, turns
+
+
 def conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
     """``(system blocks, messages)`` of an OpenAI ``messages`` list, turns alternating."""
+    plain = _plain_conversation(messages)
+    return plain if plain is not None else _walk_conversation(messages)
+
+
+def _walk_conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
+    """:func:`conversation` of any ``messages``: each message checked and translated."""
     system: list[JSONObject] = []
     turns: list[JSONObject] = []
     for param, message in chat_messages(messages, api=API):
@@ -453,7 +500,11 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     if not isinstance(payload, dict):
         raise TranslationError("The request body must be a JSON object.")
     # Converse takes a null field of any name as absent.
-    present = {key: value for key, value in payload.items() if value is not None}
+    present = (
+        {key: value for key, value in payload.items() if value is not None}
+        if None in payload.values()
+        else payload
+    )
     reject_inexpressible(present, translated=_TRANSLATED, neutral_only=_NEUTRAL_ONLY, api=API)
     system, messages = conversation(payload.get("messages"))
     if payload.get("cache_control") is not None and messages:
@@ -461,6 +512,9 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     body: JSONObject = {"messages": messages}
     if system:
         body["system"] = system
+    if _READ_AFTER_MESSAGES.isdisjoint(present):
+        boolean(payload, "stream")
+        return body
 
     inference: JSONObject = {}
     max_tokens = max_output_tokens(payload)

@@ -23,8 +23,9 @@ _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 """An AWS region name (``us-east-1``, ``ap-southeast-2``, ``us-gov-west-1``): checked before
 one is put in a host name, since a client's path may name it."""
 
-_PROFILE_PREFIX = re.compile(r"(?:us|us-gov|eu|apac|au|ca|jp|in|global)\.")
-"""A cross-region inference profile's geography (``us.``, ``apac.``, ``us-gov.``, ``global.``)."""
+_PROFILE_GEOGRAPHIES = frozenset({"us", "us-gov", "eu", "apac", "au", "ca", "jp", "in", "global"})
+"""A cross-region inference profile's geography: the id's first dot-separated segment
+(``us.``, ``apac.``, ``us-gov.``, ``global.``)."""
 
 
 def is_region(value: str) -> bool:
@@ -64,8 +65,8 @@ def is_model_id(name: str) -> bool:
 def base_model(model_id: str) -> str:
     """The base model behind an id: an ARN's resource name, without a profile's geography."""
     name = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
-    match = _PROFILE_PREFIX.match(name)
-    return name[match.end() :] if match is not None else name
+    geography, dot, rest = name.partition(".")  # a split, not a regex: once per request
+    return rest if dot and geography in _PROFILE_GEOGRAPHIES else name
 
 
 def is_anthropic(model_id: str) -> bool:

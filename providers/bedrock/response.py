@@ -9,7 +9,7 @@ Anthropic adapter maps Claude's: text joins into ``content``, ``toolUse`` become
 
 from __future__ import annotations
 
-import secrets
+import os
 from typing import Any
 
 from providers.anthropic.usage import openai_usage
@@ -43,23 +43,29 @@ def finish_reason(stop_reason: Any) -> str:
 
 
 def completion_id() -> str:
-    """A fresh ``chatcmpl-`` id (Converse answers have none of their own)."""
-    return f"chatcmpl-{secrets.token_hex(24)}"
+    """A fresh ``chatcmpl-`` id (Converse answers have none of their own): 24 random bytes
+    from the OS, as ``secrets.token_hex`` takes them, without its two wrapping calls."""
+    return "chatcmpl-" + os.urandom(24).hex()
 
 
 def _count(value: Any) -> int:
     return value if type(value) is int and value > 0 else 0
 
 
+_TOKEN_COUNTS = frozenset({"inputTokens", "outputTokens"})
+
+
 def _usage(prompt: Any, completion: Any, read: Any, write: Any) -> Usage:
     """Bedrock's counts as :class:`Usage`: its input count excludes the prompt-cache traffic
-    (as Anthropic's does), so the prompt is the sum of the three."""
-    cache_read, cache_write = _count(read), _count(write)
+    (as Anthropic's does), so the prompt is the sum of the three. (Built positionally: once
+    per translated answer, and keywords cost twice as much.)"""
+    cache_read = _count(read) if read is not None else 0
+    cache_write = _count(write) if write is not None else 0
     return Usage(
-        prompt_tokens=_count(prompt) + cache_read + cache_write,
-        completion_tokens=_count(completion),
-        cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write,
+        _count(prompt) + cache_read + cache_write,  # prompt_tokens
+        _count(completion),  # completion_tokens
+        cache_read,  # cache_read_tokens
+        cache_write,  # cache_write_tokens
     )
 
 
@@ -69,13 +75,14 @@ def usage_from_converse(usage: Any) -> Usage | None:
     Like Anthropic's, Bedrock's ``inputTokens`` excludes the prompt-cache traffic
     (``totalTokens`` is input + output + cache reads + cache writes), so the prompt is the sum.
     """
-    if not isinstance(usage, dict) or not ({"inputTokens", "outputTokens"} & usage.keys()):
+    if not isinstance(usage, dict) or _TOKEN_COUNTS.isdisjoint(usage):
         return None
+    get = usage.get
     return _usage(
-        usage.get("inputTokens"),
-        usage.get("outputTokens"),
-        usage.get("cacheReadInputTokens"),
-        usage.get("cacheWriteInputTokens"),
+        get("inputTokens"),
+        get("outputTokens"),
+        get("cacheReadInputTokens"),
+        get("cacheWriteInputTokens"),
     )
 
 

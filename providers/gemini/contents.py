@@ -233,14 +233,59 @@ def _function_response(message: JSONObject, param: str, names: dict[str, str]) -
     return {"functionResponse": {"name": name, "response": response}}
 
 
+def _plain_conversation(messages: Any) -> tuple[JSONObject | None, list[JSONObject]] | None:
+    """:func:`split_conversation` of the usual conversation, made without its walk: every
+    message exactly ``{"role", "content"}``, the role system, developer, user or assistant and
+    the content a string. None for anything else (the walk then translates it, or refuses it
+    with its message). The same objects in the same order as the walk makes: a user's text
+    even when empty, an assistant's or a system prompt's only when not (the walk's checks,
+    parameter names and part dispatch were half of a plain request's translation)."""
+    if type(messages) is not list or not messages:
+        return None
+    system: list[JSONObject] = []
+    contents: list[JSONObject] = []
+    for message in messages:
+        if type(message) is not dict or len(message) != 2:
+            return None
+        content = message.get("content")
+        if type(content) is not str:
+            return None
+        role = message.get("role")
+        if role == "user":
+            turn = "user"
+        elif role == "assistant":
+            if not content:
+                continue
+            turn = "model"
+        elif role == "system" or role == "developer":
+            if content:
+                system.append({"text": content})
+            continue
+        else:
+            return None
+        if contents and contents[-1]["role"] == turn:
+            contents[-1]["parts"].append({"text": content})
+        else:
+            contents.append({"role": turn, "parts": [{"text": content}]})
+    if not contents:
+        return None
+    return ({"parts": system} if system else None), contents
+
+
 def split_conversation(messages: Any) -> tuple[JSONObject | None, list[JSONObject]]:
     """``(systemInstruction or None, contents)`` for an OpenAI ``messages`` list."""
+    plain = _plain_conversation(messages)
+    return plain if plain is not None else _walk_conversation(messages)
+
+
+def _walk_conversation(messages: Any) -> tuple[JSONObject | None, list[JSONObject]]:
+    """:func:`split_conversation` of any ``messages``: each message checked and translated."""
     system: list[JSONObject] = []
     contents: list[JSONObject] = []
     names: dict[str, str] = {}
     for param, message in chat_messages(messages, api="Gemini"):
         role = message.get("role")
-        if role in _SYSTEM_ROLES:
+        if isinstance(role, str) and role in _SYSTEM_ROLES:
             system += _text_parts(message.get("content"), f"{param}.content")
             continue
         if role == "user":
@@ -270,4 +315,3 @@ def split_conversation(messages: Any) -> tuple[JSONObject | None, list[JSONObjec
         )
     instruction = {"parts": system} if system else None
     return instruction, contents
-

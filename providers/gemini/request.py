@@ -94,6 +94,19 @@ _TRANSLATED = frozenset(
 )  # fmt: skip
 
 
+_READ_AFTER_CONTENTS = _TRANSLATED - {"model", "messages", "stream", "stream_options"}
+"""The fields :func:`chat_to_gemini` reads once the contents are made: a request with none of
+them (the usual one) is complete at that point, as every later step would add nothing."""
+
+_NUMBERS = (
+    ("temperature", "temperature", 0.0, 2.0),
+    ("topP", "top_p", 0.0, 1.0),
+    ("presencePenalty", "presence_penalty", -2.0, 2.0),
+    ("frequencyPenalty", "frequency_penalty", -2.0, 2.0),
+)
+"""``generationConfig`` numbers: (Gemini's name, OpenAI's, lowest, highest)."""
+
+
 def _declaration(tool: Any, param: str) -> JSONObject:
     function, schema = function_tool(
         tool, param, only="Gemini can only take function tools here"
@@ -176,13 +189,7 @@ def _response_format(value: Any) -> JSONObject:
 def _generation_config(payload: JSONObject) -> JSONObject:
     config: JSONObject = {}
     max_tokens = max_output_tokens(payload)
-    numbers = {
-        "temperature": ("temperature", 0.0, 2.0),
-        "topP": ("top_p", 0.0, 1.0),
-        "presencePenalty": ("presence_penalty", -2.0, 2.0),
-        "frequencyPenalty": ("frequency_penalty", -2.0, 2.0),
-    }
-    for name, (key, low, high) in numbers.items():
+    for name, key, low, high in _NUMBERS:
         value = number(payload, key, low, high)
         if value is not None:
             config[name] = value
@@ -250,6 +257,8 @@ def chat_to_gemini(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     body: JSONObject = {"contents": contents}
     if instruction is not None:
         body["systemInstruction"] = instruction
+    if _READ_AFTER_CONTENTS.isdisjoint(payload):
+        return path, body
     tools = tools_list(payload)
     if tools:
         declarations = [_declaration(tool, f"tools[{i}]") for i, tool in enumerate(tools)]

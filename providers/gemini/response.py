@@ -99,6 +99,32 @@ def _choice(candidate: JSONObject, position: int, answer_id: str, calls_before: 
     }
 
 
+def _plain_choice(candidates: Any) -> JSONObject | None:
+    """:func:`_choice` of the usual answer, made without its part dispatch: a single candidate
+    whose parts are all exactly ``{"text": str}`` (no thought, signature or call). None for
+    any other answer, which :func:`_choice` then reads part by part."""
+    if type(candidates) is not list or len(candidates) != 1:
+        return None
+    candidate = candidates[0]
+    content = candidate.get("content") if type(candidate) is dict else None
+    parts = content.get("parts") if type(content) is dict else None
+    if type(parts) is not list:
+        return None
+    texts: list[str] = []
+    for part in parts:
+        text = part.get("text") if type(part) is dict and len(part) == 1 else None
+        if type(text) is not str:
+            return None
+        texts.append(text)
+    index = candidate.get("index")
+    return {
+        "index": index if type(index) is int and index >= 0 else 0,
+        "message": assistant_message(texts, []),
+        "logprobs": None,
+        "finish_reason": finish_reason(candidate.get("finishReason"), False),
+    }
+
+
 def prompt_blocked(answer: JSONObject) -> bool:
     """Whether Gemini refused the prompt itself (``promptFeedback.blockReason``)."""
     feedback = answer.get("promptFeedback")
@@ -114,10 +140,9 @@ def _empty_choice(blocked: bool) -> JSONObject:
     }
 
 
-def gemini_to_chat(answer: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:
-    """The ``chat.completion`` for a Gemini answer (``created`` defaults to now)."""
-    answer_id = response_id(answer)
-    candidates = answer.get("candidates")
+def _choices(answer: JSONObject, candidates: Any, answer_id: str) -> list[JSONObject]:
+    """The choices of any answer, candidate by candidate, in ``index`` order (one empty
+    choice when there is none: a blocked prompt's, or an empty answer's)."""
     choices: list[JSONObject] = []
     calls = 0
     for position, candidate in enumerate(candidates if isinstance(candidates, list) else []):
@@ -127,7 +152,17 @@ def gemini_to_chat(answer: dict[str, Any], *, created: int | None = None) -> dic
             choices.append(choice)
     if not choices:
         choices.append(_empty_choice(prompt_blocked(answer)))
-    choices.sort(key=lambda choice: int(choice["index"]))
+    elif len(choices) > 1:
+        choices.sort(key=lambda choice: int(choice["index"]))
+    return choices
+
+
+def gemini_to_chat(answer: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:
+    """The ``chat.completion`` for a Gemini answer (``created`` defaults to now)."""
+    answer_id = response_id(answer)
+    candidates = answer.get("candidates")
+    plain = _plain_choice(candidates)
+    choices = [plain] if plain is not None else _choices(answer, candidates, answer_id)
     model = answer.get("modelVersion")
     completion = chat_completion(
         answer_id, model if isinstance(model, str) else "", choices, created=created

@@ -27,31 +27,38 @@ def _count(value: Any) -> int:
 
 
 def _audio(details: Any) -> int:
-    if not isinstance(details, list):
-        return 0
-    return sum(
-        _count(entry.get("tokenCount"))
-        for entry in details
-        if isinstance(entry, dict) and entry.get("modality") == "AUDIO"
-    )
+    total = 0
+    if isinstance(details, list):  # a plain loop: a generator cost more than the few entries
+        for entry in details:
+            if isinstance(entry, dict) and entry.get("modality") == "AUDIO":
+                total += _count(entry.get("tokenCount"))
+    return total
 
 
 def usage_from_gemini(metadata: Any) -> Usage | None:
-    """A ``usageMetadata`` object as :class:`Usage` (None when it is not one)."""
-    if not isinstance(metadata, dict) or not (_COUNTS & metadata.keys()):
+    """A ``usageMetadata`` object as :class:`Usage` (None when it is not one).
+
+    Read on every translated answer: absent counts (most of them, usually) are not looked at
+    further, and the tuple is built positionally (keywords cost twice as much)."""
+    if not isinstance(metadata, dict) or _COUNTS.isdisjoint(metadata):
         return None
-    prompt = _count(metadata.get("promptTokenCount")) + _count(
-        metadata.get("toolUsePromptTokenCount")
-    )
-    thoughts = _count(metadata.get("thoughtsTokenCount"))
-    completion = _count(metadata.get("candidatesTokenCount")) + thoughts
+    get = metadata.get
+    prompt = _count(get("promptTokenCount"))
+    if "toolUsePromptTokenCount" in metadata:
+        prompt += _count(get("toolUsePromptTokenCount"))
+    thoughts = _count(get("thoughtsTokenCount")) if "thoughtsTokenCount" in metadata else 0
+    completion = _count(get("candidatesTokenCount")) + thoughts
+    cached = get("cachedContentTokenCount")
+    prompt_audio = _audio(get("promptTokensDetails"))
+    completion_audio = _audio(get("candidatesTokensDetails"))
     return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        cache_read_tokens=min(_count(metadata.get("cachedContentTokenCount")), prompt),
-        reasoning_tokens=thoughts,
-        prompt_audio_tokens=min(_audio(metadata.get("promptTokensDetails")), prompt),
-        completion_audio_tokens=min(_audio(metadata.get("candidatesTokensDetails")), completion),
+        prompt,  # prompt_tokens
+        completion,  # completion_tokens
+        min(_count(cached), prompt) if cached is not None else 0,  # cache_read_tokens
+        0,  # cache_write_tokens
+        thoughts,  # reasoning_tokens
+        min(prompt_audio, prompt),  # prompt_audio_tokens
+        min(completion_audio, completion),  # completion_audio_tokens
     )
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from bench import payloads
 from bench.forwarder_proc import ForwarderProcess
-from bench.gateway_proc import Gateway
+from bench.gateway_proc import REPO, Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine, load_generator
 from bench.phases import probe, progress
 from bench.procs import BenchError, ServedProcess, in_workdir
@@ -74,8 +74,15 @@ def imported_from(env: dict[str, str]) -> dict[str, str]:
         f"names = {list(PACKAGES)!r}\n"
         "print(json.dumps({n: importlib.import_module(n).__file__ for n in names}))\n"
     )
+    # -P: no current directory first on sys.path, as for the ``gateway`` script (whose first
+    # entry is its own bin directory), which runs in this tree (cwd=REPO) whatever is tested
     done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-P", "-c", code],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise BenchError(f"cannot import the gateway with {env.get('PYTHONPATH')}: {done.stderr}")

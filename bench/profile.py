@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--forwarder", action="store_true", help="profile the reference forwarder instead"
     )
+    parser.add_argument(
+        "--gc-only", action="store_true", help="only the collector's pauses, no profiler"
+    )
     parser.add_argument("--output", type=Path, default=None, help="keep the pstats file here")
     args = parser.parse_args(argv)
     args.tree = args.tree.resolve()
@@ -91,18 +94,20 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         upstream.start()
         tool = load_generator(workdir)
         wrapper = [sys.executable, "-m", "bench.profiled_gateway"]
+        extra = {"BENCH_PROFILE_OUT": str(out)}
+        if args.gc_only:
+            extra["BENCH_PROFILE_GC_ONLY"] = "1"
         if args.forwarder:
             server = ForwarderProcess(workdir, upstream.base_url)
             server.command = wrapper
-            server.env = {**os.environ, "BENCH_PROFILE_OUT": str(out),
-                          "BENCH_PROFILE_FORWARDER": "1"}  # fmt: skip
+            server.env = {**os.environ, "BENCH_PROFILE_FORWARDER": "1", **extra}
             key = "bench"
         else:
             server = Gateway(
                 workdir,
                 upstream.base_url,
                 logging=args.logging == "on",
-                extra_env={"PYTHONPATH": str(args.tree), "BENCH_PROFILE_OUT": str(out)},
+                extra_env={"PYTHONPATH": str(args.tree), **extra},
             )
             server.serve_command = wrapper
             key = server.create_key()
@@ -119,18 +124,19 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         result = tool.run("profiled", server.base_url, spec, args.connections, args.duration)
         os.kill(server.pid, signal.SIGUSR2)
         deadline = time.monotonic() + 30
-        while not out.exists() or out.stat().st_size == 0:
+        while not out.exists():
             if time.monotonic() > deadline:
                 raise BenchError("the gateway did not write its profile")
             time.sleep(0.2)
         time.sleep(0.5)  # the dump may still be being written
-        stats = pstats.Stats(str(out))
-        return (
+        head = (
             f"{server.label}, logging {args.logging}, {args.connections} connections, "
-            f"{result.rps:.0f} req/s under the profiler\n"
+            f"{result.rps:.0f} req/s{'' if args.gc_only else ' under the profiler'}\n"
             + collector(Path(str(out) + ".gc.json"), result.requests)
-            + table(stats, result.requests, args.sort, args.top)
         )
+        if args.gc_only:
+            return head
+        return head + table(pstats.Stats(str(out)), result.requests, args.sort, args.top)
     finally:
         if server is not None:
             server.stop()

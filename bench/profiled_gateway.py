@@ -5,7 +5,9 @@ load is profiled, not the start-up or the warm-up: ``SIGUSR1`` starts the profil
 loop's thread is the main thread, the one a signal handler runs in), ``SIGUSR2`` stops it and
 writes the statistics to ``$BENCH_PROFILE_OUT`` (a :mod:`pstats` file). The log writer is a
 child process of its own and is not profiled. With ``BENCH_PROFILE_FORWARDER=1`` it runs the
-reference forwarder's ``main`` (:mod:`bench.forwarder`) instead, for a profile to compare with.
+reference forwarder's ``main`` (:mod:`bench.forwarder`) instead, for a profile to compare with;
+with ``BENCH_PROFILE_GC_ONLY=1`` only the collector's pauses are recorded (no profiler: its
+overhead would change how many objects are alive at a time).
 """
 
 from __future__ import annotations
@@ -51,14 +53,17 @@ def main() -> int:
     out = os.environ["BENCH_PROFILE_OUT"]
     profiler = cProfile.Profile()
     collections = GcTimes()
+    profiling = os.environ.get("BENCH_PROFILE_GC_ONLY") != "1"
 
     def start(signum: int, frame: FrameType | None) -> None:
         collections.reset()
         gc.callbacks.append(collections.callback)
-        profiler.enable()
+        if profiling:
+            profiler.enable()
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        profiler.disable()
+        if profiling:
+            profiler.disable()
         gc.callbacks.remove(collections.callback)
         with open(out + ".gc.json", "w") as file:
             json.dump(collections.summary(), file)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from bench import payloads
-from bench.forwarder_proc import ForwarderProcess
+from bench.forwarder_proc import REPO, ForwarderProcess
 from bench.gateway_proc import Gateway
 from bench.load import RequestSpec, load_generator
 from bench.phases import probe, progress
@@ -93,14 +93,17 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         progress("starting the upstream ...")
         upstream.start()
         tool = load_generator(workdir)
-        wrapper = [sys.executable, "-m", "bench.profiled_gateway"]
+        # The wrapper by its path, with -P: ``-m`` would put this directory first on
+        # sys.path, before the PYTHONPATH naming the tree under test
+        wrapper = [sys.executable, "-P", str(Path(__file__).with_name("profiled_gateway.py"))]
         extra = {"BENCH_PROFILE_OUT": str(out)}
         if args.gc_only:
             extra["BENCH_PROFILE_GC_ONLY"] = "1"
         if args.forwarder:
             server = ForwarderProcess(workdir, upstream.base_url)
             server.command = wrapper
-            server.env = {**os.environ, "BENCH_PROFILE_FORWARDER": "1", **extra}
+            server.env = {**os.environ, "BENCH_PROFILE_FORWARDER": "1",
+                          "PYTHONPATH": str(REPO), **extra}  # fmt: skip
             key = "bench"
         else:
             server = Gateway(

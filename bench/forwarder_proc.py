@@ -33,9 +33,13 @@ class ForwarderProcess(ServedProcess):
         self.log = workdir / f"{self.name}.log"
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
+        self.command = [sys.executable, "-m", "bench.forwarder"]
+        """What runs it (:mod:`bench.profile` puts it under the profiler's wrapper)."""
+        self.env: dict[str, str] | None = None
+        """Its environment (None: the bench's own)."""
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "bench.forwarder", "--host", HOST, "--port",
+        argv = [*self.command, "--host", HOST, "--port",
                 str(self.port), "--upstream", self.upstream_base_url]  # fmt: skip
-        self._proc = spawn(argv, self.log, cwd=REPO)
+        self._proc = spawn(argv, self.log, env=self.env, cwd=REPO)
         wait_for_port(self.port, self._proc, self.label, self.log)

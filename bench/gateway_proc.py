@@ -92,6 +92,9 @@ class Gateway(ServedProcess):
         self.org_id = ""
         """The key's organisation (from ``keys create``): whose rows are this gateway's."""
         self.binary = gateway_binary()
+        self.serve_command = [self.binary]
+        """What ``serve`` runs under: the ``gateway`` command, or a wrapper taking the same
+        arguments (:mod:`bench.profiled_gateway`)."""
         self._proc: subprocess.Popen[bytes] | None = None
         env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV)}
         env.update(
@@ -146,7 +149,7 @@ class Gateway(ServedProcess):
     def start(self, timeout: float = 60.0) -> None:
         """Start ``gateway serve`` and wait until ``GET /healthz`` answers 200."""
         argv = [
-            self.binary, "serve", "--host", HOST, "--port", str(self.port),
+            *self.serve_command, "serve", "--host", HOST, "--port", str(self.port),
             "--workers", str(self.workers),
         ]  # fmt: skip
         self._proc = spawn(argv, self.log, env=self.env, cwd=REPO)

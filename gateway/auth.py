@@ -88,6 +88,15 @@ class KeyCache:
         self._entries: dict[str, tuple[float, KeyIdentity | None]] = {}
         self._inflight: dict[str, asyncio.Future[KeyIdentity | None]] = {}
 
+    def peek(self, digest: str) -> KeyIdentity | None:
+        """The identity cached for ``digest`` and not expired, without awaiting: None when
+        the next step is a store query (nothing cached, expired, or a key known not to
+        exist: :meth:`resolve_digest` answers those)."""
+        entry = self._entries.get(digest)
+        if entry is not None and entry[0] > self._clock():
+            return entry[1]
+        return None
+
     async def resolve(self, key: str) -> KeyIdentity | None:
         return await self.resolve_digest(hash_key(key))
 
@@ -124,6 +133,15 @@ class Authenticator:
     def __init__(self, cache: KeyCache, anonymous: KeyIdentity | None) -> None:
         self._cache = cache
         self._anonymous = anonymous
+
+    def cached(self, credentials: Credentials) -> KeyIdentity | None:
+        """The identity of ``credentials`` when the key cache has it (the usual request:
+        no await, no coroutine); None when :meth:`authenticate` must decide (a store query,
+        or a 401)."""
+        if self._anonymous is not None:
+            return self._anonymous
+        key = credentials.gateway_key
+        return self._cache.peek(hash_key(key)) if key else None
 
     async def authenticate(self, credentials: Credentials) -> KeyIdentity:
         if self._anonymous is not None:

@@ -60,6 +60,17 @@ class ProviderKeyCache:
             self._store.unseal(row) for row in rows if provider is None or row.provider == provider
         ]
 
+    def cached_keys(self, org_id: str) -> list[ProviderKeyRecord] | None:
+        """:meth:`list_provider_keys` (all providers) when the organisation's rows are cached
+        and fresh, without awaiting (the usual request); None when a store query is due."""
+        entry = self._entries.get(org_id)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        if not entry[1]:
+            return []
+        unseal = self._store.unseal
+        return [unseal(row) for row in entry[1]]
+
     def invalidate(self, org_id: str) -> None:
         """Forget ``org_id``'s keys (after a change made in this process); a read already
         under way is not cached either (it may predate the change)."""

@@ -62,7 +62,9 @@ class RequestFacts(NamedTuple):
         ``time.time()``)."""
         identity = ctx.identity
         first = ctx.first_byte_at
-        return cls(
+        # tuple.__new__ is what the NamedTuple's generated __new__ calls: one Python frame
+        # (with 14 arguments) fewer on every request
+        return _new_tuple(cls, (
             when,
             ctx.options.request_id,
             identity.org_id if identity is not None else None,
@@ -77,8 +79,10 @@ class RequestFacts(NamedTuple):
             ctx.attempts,
             ctx.retries,
             error.code if error is not None else None,
-        )
+        ))  # fmt: skip
 
+
+_new_tuple = tuple.__new__
 
 Consumer = Callable[[Sequence[RequestFacts]], None]
 

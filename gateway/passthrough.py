@@ -300,7 +300,10 @@ class Passthrough:
         runtime = self.runtime
         body = await runtime.start_request(ctx, scope, receive, headers)
         credentials = ctx.request_credentials(headers)
-        metering = await runtime.meter.session(ctx)
+        meter = runtime.meter
+        assert ctx.identity is not None  # authenticated by start_request
+        policy = meter.cached_policy(ctx.identity.org_id)  # the usual case: no await
+        metering = await meter.session(ctx) if policy is None else meter.session_under(ctx, policy)
         ctx.provider = provider
         capture = ctx.capture
         if capture is not None:

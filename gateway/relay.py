@@ -40,7 +40,7 @@ from typing import Protocol
 
 import aiohttp
 
-from gateway.asgi import RawHeaders, Receive, Send, send_bytes
+from gateway.asgi import RawHeaders, Receive, Send
 from gateway.context import RequestContext
 from gateway.sse import EventChunker, UsageChunkFilter
 
@@ -220,8 +220,12 @@ async def forward(
     out.extend(ctx.base_headers)
     overhead_ms = ctx.overhead_ms = (time.perf_counter() - ctx.started - upstream_elapsed) * 1000
     out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
+    out.append((b"content-length", b"%d" % len(payload)))
     ctx.log()
-    await send_bytes(send, answer.status, payload, out)
+    # send_bytes, inlined: ``out`` is this function's own list, so neither its copy nor one
+    # more coroutine per request is needed
+    await send({"type": "http.response.start", "status": answer.status, "headers": out})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})
     if cache is not None:
         await cache.save_whole(answer.status, stored_headers, payload, translation is not None)
 

@@ -189,11 +189,19 @@ class Router:
         byok: dict[str, list[KeyRecord]] = {}
         metered = False
         if client_key is None:
-            for record in await self.runtime.provider_keys.list_provider_keys(org_id):
+            # Both lookups are almost always cache hits: answered without an await then.
+            runtime = self.runtime
+            provider_keys = runtime.provider_keys
+            records = provider_keys.cached_keys(org_id)
+            if records is None:
+                records = await provider_keys.list_provider_keys(org_id)
+            for record in records:
                 # The grammar's ``model/provider/<deployment>`` names a key's deployment id.
                 key = ProviderKey(record.id, record.deployment_id, record)
                 byok.setdefault(record.provider, []).append(key)
-            metered = (await self.runtime.meter.policy(org_id)).account
+            meter = runtime.meter
+            policy = meter.cached_policy(org_id) or await meter.policy(org_id)
+            metered = policy.account
         return self.plan(model, endpoint, client_key, byok, metered=metered)
 
     def plan(
@@ -589,7 +597,10 @@ class Exchange:
         over with 429 "Insufficient credits"; a budget that cannot is the answer), and the hold
         is settled to the real cost once the attempt is committed, or released."""
         ctx = self.ctx
-        metering = await self.runtime.meter.session(ctx)
+        meter = self.runtime.meter
+        assert ctx.identity is not None
+        policy = meter.cached_policy(ctx.identity.org_id)  # the usual case: no await
+        metering = await meter.session(ctx) if policy is None else meter.session_under(ctx, policy)
         outcomes: list[Outcome] = []
         several = len(attempts) > 1
         for index, attempt in enumerate(attempts):

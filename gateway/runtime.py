@@ -391,7 +391,10 @@ class Runtime:
         if isinstance(digest, str):
             identity = await self.authenticator.authenticate_digest(digest)
         else:
-            identity = await self.authenticate(ctx.request_credentials(headers))
+            credentials = ctx.request_credentials(headers)
+            identity = self.authenticator.cached(credentials) or await self.authenticate(
+                credentials
+            )
         if identity.scopes is not None and INVOKE not in identity.scopes:
             raise GatewayError(
                 403,

@@ -472,6 +472,11 @@ def test_router_view_order_and_defaults(caller: Caller) -> None:
     assert all(k.api_key == UPSTREAM_KEY for k in openai)
     assert UPSTREAM_KEY not in repr(openai[0]), "the secret stays out of repr"
     assert [k.id for k in caller.keys() if k.provider == "anthropic"] == [claude]
+    # the router's synchronous path gives the same keys, decrypted, in the same order
+    cache = caller.server.runtime.provider_keys
+    every = caller.server.call(cache.list_provider_keys(caller.org_id))
+    assert cache.cached_keys(caller.org_id) == every
+    assert [k.id for k in every if k.provider == "openai"] == [k.id for k in openai]
 
     caller.server.call(caller.server.runtime.store.provider_keys.mark_used([claude]))
     assert _ok(caller.client.get(f"{KEYS}{claude}/"))["last_used_at"] is not None
@@ -509,6 +514,14 @@ async def test_cache_ttl_single_flight_and_invalidation() -> None:
     cache.invalidate("org")
     await cache.list_provider_keys("org")
     assert Source.calls == 3
+    # the synchronous path (the router's usual request): only a fresh entry answers
+    assert cache.cached_keys("org") == [] and cache.cached_keys("other") is None
+    now[0] = 10.2
+    assert cache.cached_keys("org") is None
+    await cache.list_provider_keys("org")
+    cache.invalidate("org")
+    assert cache.cached_keys("org") is None
+    assert Source.calls == 4
 
 
 # --- encryption at rest -------------------------------------------------------------------

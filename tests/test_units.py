@@ -218,6 +218,29 @@ class TestKeyCache:
         assert await cache.resolve("sk-a") is None
         assert store.calls == 2
 
+    async def test_the_synchronous_path_answers_fresh_hits_only(self) -> None:
+        """``Authenticator.cached`` (no await) gives what ``authenticate`` would for a cached,
+        fresh identity, and None whenever ``authenticate`` must decide: nothing cached, an
+        expired entry, a key cached as unknown (its 401), no key at all."""
+        now = [0.0]
+        store = _FakeStore()
+        ident = KeyIdentity("k1", "o1", "default")
+        store.known[hash_key("sk-a")] = ident
+        cache = KeyCache(store, ttl_seconds=5, clock=lambda: now[0])
+        auth = Authenticator(cache, None)
+        known, unknown = Credentials("sk-a", None), Credentials("sk-nope", None)
+        assert auth.cached(known) is None and store.calls == 0
+        assert await auth.authenticate(known) == ident
+        assert auth.cached(known) == ident and store.calls == 1
+        with pytest.raises(GatewayError) as info:
+            await auth.authenticate(unknown)
+        assert info.value.status == 401
+        assert auth.cached(unknown) is None  # cached as unknown: still the 401 path
+        assert auth.cached(Credentials(None, None)) is None
+        now[0] = 5.1
+        assert auth.cached(known) is None  # expired: the store is asked again
+        assert Authenticator(cache, ident).cached(Credentials(None, None)) == ident
+
     async def test_concurrent_misses_share_one_query(self) -> None:
         store = _FakeStore()
         store.known[hash_key("sk-b")] = KeyIdentity("k", "o", "default")

@@ -316,7 +316,13 @@ class Meter:
         (then the request pays one cached lookup and nothing else)."""
         identity = ctx.identity
         assert identity is not None, "metering needs an authenticated request"
-        policy = await self.policy(identity.org_id)
+        policy = self.cached_policy(identity.org_id) or await self.policy(identity.org_id)
+        return self.session_under(ctx, policy)
+
+    def session_under(self, ctx: RequestContext, policy: MeterPolicy) -> MeterSession | None:
+        """:meth:`session` with the organisation's ``policy`` already looked up."""
+        identity = ctx.identity
+        assert identity is not None, "metering needs an authenticated request"
         if not policy.account and not policy.budgets:
             return None
         user_id = ctx.options.user_id
@@ -332,6 +338,14 @@ class Meter:
         tap = AnswerTap()
         ctx.tap = tap
         return MeterSession(self, identity, user_id, policy.account, budgets, tap)
+
+    def cached_policy(self, org_id: str) -> MeterPolicy | None:
+        """:meth:`policy` when it is cached and fresh, without awaiting (the usual request);
+        None when a store query is due."""
+        entry = self._policies.get(org_id)
+        if entry is not None and entry[0] > self._clock():
+            return entry[1]
+        return None
 
     async def policy(self, org_id: str) -> MeterPolicy:
         """What is metered for ``org_id`` (cached for the TTL)."""

@@ -1,0 +1,287 @@
+"""``python -m bench.ab``: the same gateway bench for two source trees, A (base) against B (new).
+
+A change to the request path is worth keeping only if it lowers the gateway's CPU per request,
+and on this shared 2-core machine one run of each tree, one after the other, mostly compares
+the machine's drift (15% or more within a minute). So: one nginx upstream
+(:mod:`bench.upstream`), two ``gateway serve`` processes with the same settings, each importing
+its own tree (``PYTHONPATH=<tree>``: it comes before the venv's editable install, which is
+checked before anything is measured), measured in interleaved rounds (A B, B A, …; a warm-up
+before each run), one target under load at a time. Reported per run and pooled over the
+rounds: req/s, p50, and the CPU the gateway's process tree used per request (``/proc``, as the
+main bench does), split into the serving process and its children (the log writer) when
+logging is on. The verdict is the pooled ratio new / base with the spread of the per-round
+ratios (each round's two runs share the machine's conditions).
+
+``--forwarder`` adds the bench's reference forwarder (:mod:`bench.forwarder`, from the tree
+the bench runs from) as a third target, for the floor ratio of issue 10's bar.
+
+With ``--logging on`` the writer's backlog is waited out after every run (``/healthz``
+counters), so it never runs during the other target's turn, and the children's CPU is counted
+until it has settled: the per-request figure then includes what writing the record costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import payloads
+from bench.forwarder_proc import ForwarderProcess
+from bench.gateway_proc import REPO, Gateway
+from bench.load import LoadGenerator, LoadResult, RequestSpec, combine, load_generator
+from bench.phases import probe, progress
+from bench.procs import BenchError, ServedProcess, in_workdir
+from bench.upstream import Upstream
+
+PACKAGES = ("gateway", "logging_pipeline", "providers", "cache", "ratelimit")
+"""The project's top-level packages: each must be imported from the tree under test."""
+SETTLE_TIMEOUT_S = 30.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
+    parser.add_argument("--base", type=Path, default=Path("/work/main"), help="tree A")
+    parser.add_argument("--new", type=Path, default=Path.cwd(), help="tree B (default: cwd)")
+    parser.add_argument("--logging", choices=("on", "off"), default="off")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved runs per target")
+    parser.add_argument(
+        "--forwarder", action="store_true", help="add the reference forwarder as a target"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    args.base, args.new = args.base.resolve(), args.new.resolve()
+    for tree in (args.base, args.new):
+        if not (tree / "gateway" / "__init__.py").is_file():
+            parser.error(f"{tree} is not a source tree of the gateway (no gateway/__init__.py)")
+    return args
+
+
+def imported_from(env: dict[str, str]) -> dict[str, str]:
+    """Where an interpreter with ``env`` imports each of :data:`PACKAGES` from."""
+    code = (
+        "import importlib, json, sys\n"
+        f"names = {list(PACKAGES)!r}\n"
+        "print(json.dumps({n: importlib.import_module(n).__file__ for n in names}))\n"
+    )
+    # -P: no current directory first on sys.path, as for the ``gateway`` script (whose first
+    # entry is its own bin directory), which runs in this tree (cwd=REPO) whatever is tested
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"cannot import the gateway with {env.get('PYTHONPATH')}: {done.stderr}")
+    found: dict[str, str] = json.loads(done.stdout)
+    return found
+
+
+def check_tree(gateway: Gateway, tree: Path) -> None:
+    """Fail unless the gateway's environment imports every package from ``tree``."""
+    for name, path in imported_from(gateway.env).items():
+        if not Path(path).resolve().is_relative_to(tree):
+            raise BenchError(f"{gateway.name} would import {name} from {path}, not from {tree}")
+
+
+@dataclass
+class Target:
+    """One measured server and its runs, in order."""
+
+    name: str
+    server: ServedProcess
+    spec: RequestSpec
+    runs: list[LoadResult] = field(default_factory=list)
+
+    def pooled(self) -> LoadResult:
+        return combine(self.name, self.runs)
+
+
+def settle(gateway: ServedProcess) -> None:
+    """With logging on, wait until the writer has done with every record it was handed."""
+    if not isinstance(gateway, Gateway) or not gateway.logging:
+        return
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    last = -1
+    while time.monotonic() < deadline:
+        counters = gateway.health().get("logging")
+        if not isinstance(counters, dict):
+            raise BenchError(f"{gateway.name}'s /healthz has no 'logging' counters")
+        enqueued = int(counters.get("enqueued", 0))
+        done = (
+            int(counters.get("written", 0))
+            - int(counters.get("replayed", 0))
+            + int(counters.get("lost", 0))
+        )
+        if done >= enqueued == last:  # caught up, and no straggler arrived since last poll
+            return
+        last = enqueued
+        time.sleep(0.2)
+    raise BenchError(f"{gateway.name}'s log writer did not catch up within {SETTLE_TIMEOUT_S} s")
+
+
+def measure(tool: LoadGenerator, target: Target, args: argparse.Namespace, label: str) -> None:
+    """A warm-up, then one measured run with the server's CPU (children until settled)."""
+    server = target.server
+    tool.run(label, server.base_url, target.spec, args.connections, args.warmup)
+    settle(server)
+    total_before, main_before = server.cpu_seconds(), server.main_cpu_seconds()
+    result = tool.run(label, server.base_url, target.spec, args.connections, args.duration)
+    main = server.main_cpu_seconds() - main_before
+    settle(server)
+    children = server.cpu_seconds() - server.main_cpu_seconds() - (total_before - main_before)
+    result.server_main_cpu_s = main
+    result.server_cpu_s = main + children
+    server.check_alive()
+    target.runs.append(result)
+
+
+def spread(values: list[float]) -> str:
+    """Median and range of per-round ratios, as percentages."""
+    if not values:
+        return "-"
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"median {100 * mid:.1f}%, range {100 * low:.1f} to {100 * high:.1f}%"
+
+
+def ratios(new: Target, base: Target, of: str) -> tuple[float, list[float]]:
+    """Pooled ``new / base`` of req/s (``of="rps"``) or CPU µs per request (``"cpu"``), and
+    the per-round ratios (round n of each)."""
+
+    def value(run: LoadResult) -> float:
+        return run.rps if of == "rps" else run.server_cpu_us_per_request
+
+    pooled = value(new.pooled()) / value(base.pooled())
+    return pooled, [value(n) / value(b) for n, b in zip(new.runs, base.runs, strict=True)]
+
+
+def report(targets: list[Target], args: argparse.Namespace) -> str:
+    split = args.logging == "on"
+    head = f"  {'round':<6} {'target':<10} {'req/s':>9} {'p50 ms':>7} {'CPU us/req':>11}"
+    if split:
+        head += f" {'process':>8} {'writer':>7}"
+    lines = [
+        f"A/B at {args.connections} connections, logging {args.logging}, "
+        f"{args.rounds} rounds of {args.duration:g} s",
+        f"  base: {args.base}",
+        f"  new:  {args.new}",
+        head,
+    ]
+
+    def row(label: str, name: str, run: LoadResult) -> str:
+        text = (
+            f"  {label:<6} {name:<10} {run.rps:>9.0f} {run.latency_ms.get('p50', 0):>7.2f} "
+            f"{run.server_cpu_us_per_request:>11.0f}"
+        )
+        if split:
+            text += (
+                f" {run.server_main_cpu_us_per_request:>8.0f}"
+                f" {run.server_children_cpu_us_per_request:>7.0f}"
+            )
+        return text
+
+    for number in range(args.rounds):
+        for target in targets:
+            lines.append(row(str(number + 1), target.name, target.runs[number]))
+    for target in targets:
+        lines.append(row("pooled", target.name, target.pooled()))
+    by_name = {t.name: t for t in targets}
+    base, new = by_name["base"], by_name["new"]
+    rps, rps_rounds = ratios(new, base, "rps")
+    cpu, cpu_rounds = ratios(new, base, "cpu")
+    lines.append(f"  new/base req/s:      {100 * rps:.1f}% pooled ({spread(rps_rounds)})")
+    lines.append(f"  new/base CPU us/req: {100 * cpu:.1f}% pooled ({spread(cpu_rounds)})")
+    if "forwarder" in by_name:
+        fwd = by_name["forwarder"]
+        for gateway in (base, new):
+            frac, per_round = ratios(gateway, fwd, "rps")
+            lines.append(
+                f"  {gateway.name}/forwarder req/s: {100 * frac:.1f}% pooled ({spread(per_round)})"
+            )
+    errors = sum(t.pooled().error_total for t in targets)
+    if errors:
+        lines.append(f"  WARNING: {errors} failed requests")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
+    upstream = Upstream(workdir)
+    servers: list[ServedProcess] = []
+    try:
+        progress("starting the upstream ...")
+        upstream.start()
+        tool = load_generator(workdir)
+        body = payloads.request_body(payloads.CHAT_MODEL)
+        targets: list[Target] = []
+        for name, tree in (("base", args.base), ("new", args.new)):
+            gateway = Gateway(
+                workdir,
+                upstream.base_url,
+                name=name,
+                logging=args.logging == "on",
+                extra_env={"PYTHONPATH": str(tree)},
+            )
+            check_tree(gateway, tree)
+            gateway.create_key()
+            progress(f"starting the {name} gateway ({tree}) ...")
+            servers.append(gateway)
+            gateway.start()
+            spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": f"Bearer {gateway.key}"})
+            targets.append(Target(name, gateway, spec))
+        if args.forwarder:
+            forwarder = ForwarderProcess(workdir, upstream.base_url)
+            servers.append(forwarder)
+            forwarder.start()
+            spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": "Bearer bench"})
+            targets.append(Target("forwarder", forwarder, spec))
+        for target in targets:
+            probe(target.server.port, target.spec, b'"chat.completion"', target.name)
+        for number in range(1, args.rounds + 1):
+            for target in targets if number % 2 else targets[::-1]:
+                progress(f"round {number}/{args.rounds}: {target.name} ...")
+                measure(tool, target, args, f"{target.name}_c{args.connections}")
+            upstream.check_alive()
+        text = report(targets, args)
+        data = {
+            "base": str(args.base),
+            "new": str(args.new),
+            "logging": args.logging,
+            "connections": args.connections,
+            "runs": {t.name: [r.to_json() for r in t.runs] for t in targets},
+            "pooled": {t.name: t.pooled().to_json() for t in targets},
+        }
+        return text, data
+    finally:
+        for server in servers:
+            server.stop()
+        upstream.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    done = in_workdir("ab", args.keep, lambda workdir: run(args, workdir))
+    if done is None:
+        return 1
+    (text, data), seconds = done
+    print(text)
+    print(f"  ({seconds:g} s)")
+    if args.json is not None:
+        args.json.write_text(json.dumps(data, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -233,3 +233,52 @@ def tool_call_id(message: JSONObject, param: str) -> str:
             "A tool message needs the `tool_call_id` it answers.", param=f"{param}.tool_call_id"
         )
     return call_id
+
+
+def plain_conversation(
+    messages: Any, *, assistant: str, blocks: str, keep_empty_user: bool
+) -> tuple[list[JSONObject], list[JSONObject]] | None:
+    """``(system text blocks, turns)`` of the usual conversation, made without the checking
+    walk: every message exactly ``{"role", "content"}``, the role system, developer, user or
+    assistant and the content a string. None for anything else (the target's walk then
+    translates it, or refuses it with its message).
+
+    Gemini and Bedrock Converse take the same shape — alternating turns of ``{"text": …}``
+    blocks, consecutive messages of one role merged — under their own names: ``assistant``
+    is the model's role (``model``, ``assistant``), ``blocks`` the key of a turn's list
+    (``parts``, ``content``). An empty system or assistant text is left out; an empty user
+    text too unless ``keep_empty_user`` (Converse refuses an empty text block, Gemini does
+    not). The walk's checks, parameter names and part dispatch were half or more of a plain
+    request's translation; the tests compare this with each walk over every short
+    conversation.
+    """
+    if type(messages) is not list or not messages:
+        return None
+    system: list[JSONObject] = []
+    turns: list[JSONObject] = []
+    for message in messages:
+        if type(message) is not dict or len(message) != 2:
+            return None
+        content = message.get("content")
+        if type(content) is not str:
+            return None
+        role = message.get("role")
+        if role == "user":
+            turn = "user"
+            if not content and not keep_empty_user:
+                continue
+        elif role == "assistant":
+            if not content:
+                continue
+            turn = assistant
+        elif role == "system" or role == "developer":
+            if content:
+                system.append({"text": content})
+            continue
+        else:
+            return None
+        if turns and turns[-1]["role"] == turn:
+            turns[-1][blocks].append({"text": content})
+        else:
+            turns.append({"role": turn, blocks: [{"text": content}]})
+    return system, turns

@@ -239,15 +239,20 @@ async def test_refresh_since_skips_reflected_marks(store: LogTransport) -> None:
     await _check_all(store)
 
 
-async def test_migration_backfills_an_existing_store(store: LogTransport) -> None:
-    # A store as the previous release left it: migrations 0001-0007, rows already written.
+async def _store_at(store: LogTransport, migrations: int) -> None:
+    """``store`` as a release with the first ``migrations`` migrations left it."""
     await store.command(MIGRATIONS_TABLE_DDL)
-    for version, statements in MIGRATIONS[:7]:
+    for version, statements in MIGRATIONS[:migrations]:
         for statement in statements:
             await store.command(statement)
         await store.command(
             f"INSERT INTO {MIGRATIONS_TABLE} (version) SELECT {{v:String}}", {"v": version}
         )
+
+
+async def test_migration_backfills_an_existing_store(store: LogTransport) -> None:
+    # A store as the previous release left it: migrations 0001-0007, rows already written.
+    await _store_at(store, 7)
     await _generate(store)
     await _rewrite(store)
     assert await migrate(store) == ["0008_hourly_rollups", "0009_rollup_cache_savings"]
@@ -355,13 +360,7 @@ async def test_savings_migration_recomputes_rollups_of_an_0008_store(
 ) -> None:
     # A store as the release with rollups but no savings in them left it (0001-0008), its
     # hours rolled up: the generation 0009 writes carries the savings, exactly.
-    await store.command(MIGRATIONS_TABLE_DDL)
-    for version, statements in MIGRATIONS[:8]:
-        for statement in statements:
-            await store.command(statement)
-        await store.command(
-            f"INSERT INTO {MIGRATIONS_TABLE} (version) SELECT {{v:String}}", {"v": version}
-        )
+    await _store_at(store, 8)
     await _generate(store)
     await store.command(f"TRUNCATE TABLE {ROLLUP_DIRTY_TABLE}")
     await store.command(

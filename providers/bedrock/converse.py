@@ -58,6 +58,7 @@ from providers.chat_parts import (
     image_url,
     inline_file,
     part_text,
+    plain_conversation,
     refuse_assistant_extras,
     tool_call_id,
     tool_calls,
@@ -319,36 +320,9 @@ def _tool_result(message: JSONObject, param: str) -> JSONObject:
 
 
 def _plain_conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]] | None:
-    """:func:`conversation` of the usual conversation, made without its walk: every message
-    exactly ``{"role", "content"}``, the role system, developer, user or assistant and the
-    content a string. None for anything else (the walk then translates it, or refuses it with
-    its message). The same blocks in the same order as the walk makes (an empty text is left
-    out, as Converse refuses it); the walk's checks, parameter names and part dispatch were
-    most of a plain request's translation."""
-    if type(messages) is not list or not messages:
-        return None
-    system: list[JSONObject] = []
-    turns: list[JSONObject] = []
-    for message in messages:
-        if type(message) is not dict or len(message) != 2:
-            return None
-        content = message.get("content")
-        if type(content) is not str:
-            return None
-        role = message.get("role")
-        if role == "system" or role == "developer":
-            if content:
-                system.append({"text": content})
-            continue
-        if role != "user" and role != "assistant":
-            return None
-        if not content:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].append({"text": content})
-        else:
-            turns.append({"role": role, "content": [{"text": content}]})
-    return system, turns
+    """:func:`conversation` of the usual conversation, without its walk (None: walk it)."""
+    return plain_conversation(messages, assistant="assistant", blocks="content",
+                              keep_empty_user=False)  # fmt: skip
 
 
 def conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:

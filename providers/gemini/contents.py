@@ -33,6 +33,7 @@ from providers.chat_parts import (
     image_url,
     inline_file,
     part_text,
+    plain_conversation,
     refuse_assistant_extras,
     text_parts,
     tool_call_id,
@@ -234,41 +235,12 @@ def _function_response(message: JSONObject, param: str, names: dict[str, str]) -
 
 
 def _plain_conversation(messages: Any) -> tuple[JSONObject | None, list[JSONObject]] | None:
-    """:func:`split_conversation` of the usual conversation, made without its walk: every
-    message exactly ``{"role", "content"}``, the role system, developer, user or assistant and
-    the content a string. None for anything else (the walk then translates it, or refuses it
-    with its message). The same objects in the same order as the walk makes: a user's text
-    even when empty, an assistant's or a system prompt's only when not (the walk's checks,
-    parameter names and part dispatch were half of a plain request's translation)."""
-    if type(messages) is not list or not messages:
+    """:func:`split_conversation` of the usual conversation, without its walk (None: walk it,
+    also when it has no turn: the walk says why)."""
+    plain = plain_conversation(messages, assistant="model", blocks="parts", keep_empty_user=True)
+    if plain is None or not plain[1]:
         return None
-    system: list[JSONObject] = []
-    contents: list[JSONObject] = []
-    for message in messages:
-        if type(message) is not dict or len(message) != 2:
-            return None
-        content = message.get("content")
-        if type(content) is not str:
-            return None
-        role = message.get("role")
-        if role == "user":
-            turn = "user"
-        elif role == "assistant":
-            if not content:
-                continue
-            turn = "model"
-        elif role == "system" or role == "developer":
-            if content:
-                system.append({"text": content})
-            continue
-        else:
-            return None
-        if contents and contents[-1]["role"] == turn:
-            contents[-1]["parts"].append({"text": content})
-        else:
-            contents.append({"role": turn, "parts": [{"text": content}]})
-    if not contents:
-        return None
+    system, contents = plain
     return ({"parts": system} if system else None), contents
 
 

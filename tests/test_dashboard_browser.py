@@ -409,6 +409,9 @@ def test_request_page_renders_tools_images_and_reasoning_in_the_dark(tab: Tab, s
     assert "Paris: sunny, 18 C." in last.inner_text()
     last.locator(".reasoning summary").click()
     assert "The tool says sunny." in last.locator(".reasoning").inner_text()
+    page.click("#request-headers summary")  # the kept headers, open in the docs' screenshot
+    page.click("#response-headers summary")
+    assert "REDACTED" in page.inner_text("#request-headers")
     page.screenshot(path=str(shots / "dashboard-request-dark.png"), full_page=True)
 
 

@@ -17,7 +17,8 @@ bucket present: zero-filled with ``WITH FILL``). A point: ``time``, ``requests``
 (non-2xx/3xx), ``error_rate``, ``cost`` (USD), ``prompt_tokens``, ``completion_tokens``,
 ``total_tokens``, ``prompt_cache_read_tokens``, ``prompt_cache_write_tokens``,
 ``reasoning_tokens``, ``cache_hits``, ``threats``, ``users`` (distinct; ClickHouse's
-``uniq``: exact for small counts, an estimate within ~1% for large ones), ``latency`` and
+``uniq`` over 64-bit hashes of the ids, as the rollups keep them: exact for small counts, an
+estimate within ~1% for large ones), ``latency`` and
 ``ttft`` as ``{avg, p50, p90, p95, p99}`` in ms (null when the bucket has no value).
 ``totals``: the same sums over the range, with ``latency``/``ttft`` averages only
 (percentiles do not add up). Grouped, the ``groupLimit`` groups with the most requests are
@@ -50,7 +51,12 @@ from logging_pipeline.query.builder import CompiledQuery, _bounded_int
 from logging_pipeline.query.compiler import MAX_KEY_LENGTH, compile_filter, property_value
 from logging_pipeline.query.errors import FilterError
 from logging_pipeline.query.timeseries import Buckets, TimeRange, bucketed_time_filter
-from logging_pipeline.schema import CACHE_HIT_CONDITION, ERROR_CONDITION, REQUEST_TABLE
+from logging_pipeline.schema import (
+    CACHE_HIT_CONDITION,
+    ERROR_CONDITION,
+    REQUEST_TABLE,
+    USER_HASH,
+)
 
 GROUP_COLUMNS: Mapping[str, str] = {"model": "model", "provider": "provider", "user": "user_id"}
 DEFAULT_GROUPS = 10
@@ -68,7 +74,7 @@ _SUMS = (
     "sum(reasoning_tokens) AS reasoning_tokens",
     f"countIf({CACHE_HIT_CONDITION}) AS cache_hits",
     "countIf(ifNull(threat, false)) AS threats",
-    "uniqIf(user_id, user_id != '') AS users",
+    f"uniqIf({USER_HASH}, user_id != '') AS users",
     "count(latency) AS latency_n",
     "sum(ifNull(latency, 0)) AS latency_sum",
     "count(time_to_first_token) AS ttft_n",

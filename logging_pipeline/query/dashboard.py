@@ -27,8 +27,8 @@ summed in one series with ``other: true`` and ``group: null``; series come busie
 ``other`` last. Percentiles are ClickHouse's ``quantiles`` (exact up to 8,192 values per
 bucket, sampled beyond). Ungrouped, the answer also has ``cache_savings``: ``{cost (USD),
 latency_ms}`` summed over the range's cache hits (what the replayed answers would have cost
-and taken at the provider), from the rows (:func:`build_cache_savings_query`: the hourly
-rollups do not keep them).
+and taken at the provider), from the rows (:func:`build_cache_savings_query`) or, when the
+series reads the hourly rollups, from their sums (``0009_rollup_cache_savings``).
 """
 
 from __future__ import annotations

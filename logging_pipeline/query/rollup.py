@@ -51,7 +51,7 @@ _DT64 = "DateTime64(3, 'UTC')"
 _DT = "DateTime('UTC')"
 _GROUPS = (None, "model", "provider")
 SAVINGS = ("cache_saved_cost", "cache_saved_latency")
-"""The rollup's cache-savings sums, in the order ``ROLLUP_METRICS`` ends with."""
+"""The rollup's cache-savings sums (``0009_rollup_cache_savings``)."""
 MAX_RUNS = 16
 """Ranges of hours read from the rows inside the window (see :func:`coalesce`)."""
 _ADDITIVE = (

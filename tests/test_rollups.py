@@ -49,7 +49,8 @@ from logging_pipeline.schema import (
     MIGRATIONS_TABLE,
     REQUEST_TABLE,
     ROLLUP_DIRTY_TABLE,
-    ROLLUP_METRICS,
+    ROLLUP_METRICS_0008,
+    ROLLUP_METRICS_0009,
     ROLLUP_TABLE,
     rollup_select,
 )
@@ -255,7 +256,9 @@ async def test_migration_backfills_an_existing_store(store: LogTransport) -> Non
     await _store_at(store, 7)
     await _generate(store)
     await _rewrite(store)
-    assert await migrate(store) == ["0008_hourly_rollups", "0009_rollup_cache_savings"]
+    assert await migrate(store) == [
+        "0008_hourly_rollups", "0009_rollup_cache_savings", "0010_rollup_value_arrays",
+    ]  # fmt: skip
     rows = await store.query(f"SELECT count() AS n FROM {ROLLUP_DIRTY_TABLE}")
     assert rows[0]["n"] == 0  # rows written before the view: rolled up, not marked
     rolled, stale = await _check_all(store)
@@ -365,8 +368,46 @@ async def test_savings_migration_recomputes_rollups_of_an_0008_store(
     await store.command(f"TRUNCATE TABLE {ROLLUP_DIRTY_TABLE}")
     await store.command(
         f"INSERT INTO {ROLLUP_TABLE} "
-        + rollup_select("1", "now64(6, 'UTC') - toIntervalSecond(120)", ROLLUP_METRICS[:-2])
+        + rollup_select("1", "now64(6, 'UTC') - toIntervalSecond(120)", ROLLUP_METRICS_0008)
     )
-    assert await migrate(store) == ["0009_rollup_cache_savings"]
+    assert await migrate(store) == ["0009_rollup_cache_savings", "0010_rollup_value_arrays"]
     rolled, stale = await _check_all(store)
     assert rolled > 15 and stale == 0
+
+
+async def test_value_arrays_migration_recomputes_rollups_of_an_0009_store(
+    store: LogTransport,
+) -> None:
+    # A store as the release with state columns (users, latency_q, ttft_q) left it (0001-0009),
+    # every hour rolled up with them: 0010 drops the states, adds the value arrays and writes
+    # a generation that carries them, so the series stay exact and nothing reads raw.
+    await _store_at(store, 9)
+    await _generate(store)
+    await store.command(f"TRUNCATE TABLE {ROLLUP_DIRTY_TABLE}")
+    await store.command(
+        f"INSERT INTO {ROLLUP_TABLE} "
+        + rollup_select("1", "now64(6, 'UTC') - toIntervalSecond(120)", ROLLUP_METRICS_0009)
+    )
+    assert await migrate(store) == ["0010_rollup_value_arrays"]
+    columns = await store.query(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() "
+        f"AND table = '{ROLLUP_TABLE}'"
+    )
+    names = {row["name"] for row in columns}
+    assert {"users_h", "latency_v", "ttft_v"} <= names
+    assert not {"users", "latency_q", "ttft_q"} & names
+    rolled, stale = await _check_all(store)
+    assert rolled > 15 and stale == 0
+    # The arrays hold what the rows do: every latency of the organisation's rows, once.
+    counted = await store.query(
+        f"SELECT sum(length(latency_v)) AS n FROM {ROLLUP_TABLE} WHERE organization_id = "
+        f"{{org:UUID}} AND (hour, valid_through) IN (SELECT hour, max(valid_through) "
+        f"FROM {ROLLUP_TABLE} WHERE organization_id = {{org:UUID}} GROUP BY hour)",
+        {"org": MAIN},
+    )
+    rows = await store.query(
+        f"SELECT count(latency) AS n FROM {REQUEST_TABLE} FINAL "
+        "WHERE organization_id = {org:UUID}",
+        {"org": MAIN},
+    )
+    assert counted[0]["n"] == rows[0]["n"] > 0

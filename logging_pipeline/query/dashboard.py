@@ -17,7 +17,8 @@ bucket present: zero-filled with ``WITH FILL``). A point: ``time``, ``requests``
 (non-2xx/3xx), ``error_rate``, ``cost`` (USD), ``prompt_tokens``, ``completion_tokens``,
 ``total_tokens``, ``prompt_cache_read_tokens``, ``prompt_cache_write_tokens``,
 ``reasoning_tokens``, ``cache_hits``, ``threats``, ``users`` (distinct; ClickHouse's
-``uniq``: exact for small counts, an estimate within ~1% for large ones), ``latency`` and
+``uniq`` over 64-bit hashes of the ids, as the rollups keep them: exact for small counts, an
+estimate within ~1% for large ones), ``latency`` and
 ``ttft`` as ``{avg, p50, p90, p95, p99}`` in ms (null when the bucket has no value).
 ``totals``: the same sums over the range, with ``latency``/``ttft`` averages only
 (percentiles do not add up). Grouped, the ``groupLimit`` groups with the most requests are
@@ -26,8 +27,8 @@ summed in one series with ``other: true`` and ``group: null``; series come busie
 ``other`` last. Percentiles are ClickHouse's ``quantiles`` (exact up to 8,192 values per
 bucket, sampled beyond). Ungrouped, the answer also has ``cache_savings``: ``{cost (USD),
 latency_ms}`` summed over the range's cache hits (what the replayed answers would have cost
-and taken at the provider), from the rows (:func:`build_cache_savings_query`: the hourly
-rollups do not keep them).
+and taken at the provider), from the rows (:func:`build_cache_savings_query`) or, when the
+series reads the hourly rollups, from their sums (``0009_rollup_cache_savings``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ from logging_pipeline.query.builder import CompiledQuery, _bounded_int
 from logging_pipeline.query.compiler import MAX_KEY_LENGTH, compile_filter, property_value
 from logging_pipeline.query.errors import FilterError
 from logging_pipeline.query.timeseries import Buckets, TimeRange, bucketed_time_filter
-from logging_pipeline.schema import CACHE_HIT_CONDITION, ERROR_CONDITION, REQUEST_TABLE
+from logging_pipeline.schema import (
+    CACHE_HIT_CONDITION,
+    ERROR_CONDITION,
+    REQUEST_TABLE,
+    USER_HASH,
+)
 
 GROUP_COLUMNS: Mapping[str, str] = {"model": "model", "provider": "provider", "user": "user_id"}
 DEFAULT_GROUPS = 10
@@ -68,7 +74,7 @@ _SUMS = (
     "sum(reasoning_tokens) AS reasoning_tokens",
     f"countIf({CACHE_HIT_CONDITION}) AS cache_hits",
     "countIf(ifNull(threat, false)) AS threats",
-    "uniqIf(user_id, user_id != '') AS users",
+    f"uniqIf({USER_HASH}, user_id != '') AS users",
     "count(latency) AS latency_n",
     "sum(ifNull(latency, 0)) AS latency_sum",
     "count(time_to_first_token) AS ttft_n",

@@ -12,7 +12,8 @@ for how the rollups stay exact) when everything it asks is made of whole rollup 
 The range's whole hours that are clean come from the rollup (its newest generation per
 hour); the partial hours at either edge and the hours written since their last rollup come
 from the request rows, summed into the same per-hour shape (sums, and the ``uniq`` and
-``quantiles`` states, which merge to what one aggregate over all the rows gives: exact up to
+``quantiles`` inputs — the distinct user hashes and the latency and TTFT values, as arrays — which
+``uniqArray``/``quantilesArray`` read as one aggregate over all the rows would: exact up to
 ``quantiles``' 8,192 values per bucket, as the raw query). Anything else is answered by
 :func:`~logging_pipeline.query.dashboard.build_series_query` from the rows alone.
 """
@@ -50,7 +51,7 @@ _DT64 = "DateTime64(3, 'UTC')"
 _DT = "DateTime('UTC')"
 _GROUPS = (None, "model", "provider")
 SAVINGS = ("cache_saved_cost", "cache_saved_latency")
-"""The rollup's cache-savings sums, in the order ``ROLLUP_METRICS`` ends with."""
+"""The rollup's cache-savings sums (``0009_rollup_cache_savings``)."""
 MAX_RUNS = 16
 """Ranges of hours read from the rows inside the window (see :func:`coalesce`)."""
 _ADDITIVE = (
@@ -60,16 +61,20 @@ _ADDITIVE = (
 )  # fmt: skip
 _MERGED = (
     *(f"sum({name}) AS {name}" for name in _ADDITIVE),
-    "uniqMerge(users) AS users",
-    f"quantilesMerge({ROLLUP_QUANTILES})(latency_q) AS latency_q",
-    f"quantilesMerge({ROLLUP_QUANTILES})(ttft_q) AS ttft_q",
+    "uniqArray(users_h) AS users",
+    f"quantilesArray({ROLLUP_QUANTILES})(latency_v) AS latency_q",
+    f"quantilesArray({ROLLUP_QUANTILES})(ttft_v) AS ttft_q",
     *(f"sum({name}) AS {name}" for name in SAVINGS),
 )
 """The series' metrics (the names ``dashboard.series`` reads) from per-hour rows, and what
-the range's cache hits saved (:func:`rollup_cache_savings`)."""
+the range's cache hits saved (:func:`rollup_cache_savings`): ``uniqArray`` over the hours'
+distinct user hashes and ``quantilesArray`` over their values give what ``uniq`` over the
+hashes and ``quantiles`` over the values of the rows give (``dashboard._SUMS``)."""
 _COLUMNS = ", ".join(
-    ("hour", *ROLLUP_DIMENSIONS, *_ADDITIVE, "users", "latency_q", "ttft_q", *SAVINGS)
+    ("hour", *ROLLUP_DIMENSIONS, *(metric.rsplit(" AS ", 1)[1] for metric in ROLLUP_METRICS))
 )
+"""The rollup's columns in the order of the raw part's ``SELECT`` (``UNION ALL`` is by
+position)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,7 @@ class Limiter:
             wait = retry_after(decision.level, amount, quota, window_us)
             ctx.rate_limited(policy.quota, remaining, policy.canonical, wait)
             raise GatewayError(429, _refusal(policy, amount, wait), code="rate_limited")
-        ctx.rate_limited(policy.quota, remaining, policy.canonical)
+        ctx.rate_limit_admitted(*policy.header_values, remaining)
         if policy.unit == "request":
             return Ticket(key, policy, amount)
         capture = ctx.capture

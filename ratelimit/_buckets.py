@@ -148,7 +148,14 @@ for i = 1, #KEYS do
     if level < 0 then level = 0 end
   end
   local admitted = '1'
-  if op == 'take' and level + amount > quota then
+  if op == 'lease' then
+    if level + amount <= quota / 2 then
+      admitted = ARGV[4 * i]
+    else
+      amount = 1
+    end
+  end
+  if op ~= 'adjust' and level + amount > quota then
     admitted = '0'
   else
     level = level + amount
@@ -168,11 +175,13 @@ end
 return table.concat(out, ' ')
 """
 """GCRA steps on the server (see the module docstring), one per key, in order: ``ARGV`` holds
-four values per key: op (``take`` or ``adjust``), quota, window (µs), amount. A key may appear
-more than once (each step sees the one before). One ``TIME`` for the whole batch. A level is
-returned as text: a Lua number becomes an integer reply, which would truncate it. A key expires
-once its level has drained to zero, so idle counters cost no memory. (All keys of a batch must
-live on one server: Redis Cluster is not supported.)
+four values per key: op (``take``, ``adjust`` or ``lease``), quota, window (µs), amount. A
+``lease`` takes its whole amount only while the level stays at most half the quota with it
+(ratelimit/_lease.py), else it is a ``take`` of 1; its reply's first value is the units taken.
+A key may appear more than once (each step sees the one before). One ``TIME`` for the whole
+batch. A level is returned as text: a Lua number becomes an integer reply, which would truncate
+it. A key expires once its level has drained to zero, so idle counters cost no memory. (All
+keys of a batch must live on one server: Redis Cluster is not supported.)
 
 Why it reads each key once and writes it once, and answers one string (``admitted level``
 pairs, space-separated): under load a batch is mostly steps on the same few counters (a global
@@ -233,6 +242,16 @@ class RedisBuckets:
     async def adjust(self, key: str, quota: int, window_us: int, delta: int) -> None:
         await self._step(key, "adjust", quota, window_us, delta)
 
+    async def lease(self, key: str, quota: int, window_us: int, units: int) -> tuple[int, float]:
+        """Take ``units`` at once if the level stays at most half the quota, else 1 (if it
+        fits): the units taken (0: refused) and the level after."""
+        return await self._step(key, "lease", quota, window_us, units)
+
+    def adjust_later(self, key: str, quota: int, window_us: int, delta: int) -> None:
+        """:meth:`adjust` without waiting for it (with the next batch; a failure is ignored:
+        what is not given back drains like any other units)."""
+        self._step(key, "adjust", quota, window_us, delta).add_done_callback(_ignore_failure)
+
     def _step(
         self, key: str, op: str, quota: int, window_us: int, amount: int
     ) -> asyncio.Future[tuple[int, float]]:
@@ -272,6 +291,13 @@ class RedisBuckets:
         finally:
             self._sender = None
 
+    async def flush(self) -> None:
+        """Wait until every queued step has been sent and answered (or has failed)."""
+        sender = self._sender
+        if sender is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(sender)
+
     async def close(self) -> None:
         """Stop sending (queued steps fail as unavailable)."""
         sender = self._sender
@@ -283,3 +309,8 @@ class RedisBuckets:
             if not future.done():
                 future.set_exception(BackendUnavailable("closed"))
         self._queue.clear()
+
+
+def _ignore_failure(future: asyncio.Future[tuple[int, float]]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: not logged as "never retrieved"

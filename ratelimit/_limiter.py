@@ -40,6 +40,7 @@ from ratelimit._buckets import (
     retry_after,
 )
 from ratelimit._cost import CostEstimate, answer_cost
+from ratelimit._lease import LeasedBuckets
 from ratelimit._policy import PolicyError, RatePolicy, parse_policy
 from ratelimit._redis import RedisScripts
 
@@ -111,10 +112,11 @@ class Limiter:
         if not redis_url:
             return cls(MemoryBuckets(), "memory", prices=prices, prefix=prefix)
         scripts = RedisScripts(redis_url)
-        return cls(RedisBuckets(scripts), "redis", prices=prices, prefix=prefix, scripts=scripts)
+        buckets = LeasedBuckets(RedisBuckets(scripts))
+        return cls(buckets, "redis", prices=prices, prefix=prefix, scripts=scripts)
 
     async def close(self) -> None:
-        if isinstance(self._buckets, RedisBuckets):
+        if isinstance(self._buckets, (RedisBuckets, LeasedBuckets)):
             await self._buckets.close()
         if self._scripts is not None:
             await self._scripts.close()

@@ -90,8 +90,10 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": f"Bearer {gateway.key}"})
         wide = [Target("plain", gateway, spec), Target("limited", gateway, rl.limited(spec))]
         narrow = [Target("plain", gateway, spec), Target("limited", gateway, rl.limited(spec))]
-        for target in wide:
-            probe(gateway.port, target.spec, b'"chat.completion"', target.name)
+        probe(gateway.port, spec, b'"chat.completion"', "plain")
+        # The limited requests must really go through the limiter: its headers in the answer.
+        probe(gateway.port, rl.limited(spec), b'"chat.completion"', "limited",
+              {"helicone-ratelimit-policy": rl.POLICY})  # fmt: skip
         c1 = argparse.Namespace(**{**vars(args), "connections": 1, "duration": args.c1_duration})
         for number in range(1, args.rounds + 1):
             forward = number % 2 == 1

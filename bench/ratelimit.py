@@ -3,10 +3,11 @@ with a global request-rate policy on every request and once without (issue 12's 
 
 The same gateway process serves both, so the difference is the limiter alone: the counter's
 units on Redis (leased a block at a time, this far from the limit: ratelimit/_lease.py) plus
-the policy parse and the response headers. The policy's quota is far above what the bench can send, so nothing is
-refused. Redis is the machine's server (``REDIS_URL``, default 127.0.0.1:6379); without one
-the line is reported as not measured (and fails). ``python -m bench.ratelimit`` measures this
-line alone (:data:`MAIN_DOC`; the runner is :mod:`bench.ratelimit_run`).
+the policy parse and the response headers. The policy's quota is far above what the bench can
+send, so nothing is refused. Redis is the machine's server (``REDIS_URL``, default
+127.0.0.1:6379); without one the line is reported as not measured (and fails).
+``python -m bench.ratelimit`` measures this line alone (:data:`MAIN_DOC`; the runner is
+:mod:`bench.ratelimit_run`).
 """
 
 from __future__ import annotations

@@ -138,8 +138,9 @@ class LeasedBuckets:
         if granted > 1:
             self._leases[key] = _Lease(granted - 1, first + 1, expires, granted, quota, window_us)
             self.granted += 1
-        else:
-            self._leases[key] = _Lease(0, 0.0, expires, size, quota, window_us, edge=True)
+        else:  # near the limit (or refused): no lease until it expires, a smaller one then
+            smaller = max(MIN_LEASE, size // 2)
+            self._leases[key] = _Lease(0, 0.0, expires, smaller, quota, window_us, edge=True)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -260,8 +260,11 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
             forwarder.start()
             spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": "Bearer bench"})
             targets.append(Target("forwarder", forwarder, spec))
+        limited = {"helicone-ratelimit-policy": rl.POLICY} if args.policy else None
         for target in targets:
-            probe(target.server.port, target.spec, b'"chat.completion"', target.name)
+            # With --policy, a gateway's answer must come through the limiter (its header)
+            expected = limited if isinstance(target.server, Gateway) else None
+            probe(target.server.port, target.spec, b'"chat.completion"', target.name, expected)
         for number in range(1, args.rounds + 1):
             for target in targets if number % 2 else targets[::-1]:
                 progress(f"round {number}/{args.rounds}: {target.name} ...")

@@ -12,6 +12,9 @@ main bench does), split into the serving process and its children (the log write
 logging is on. The verdict is the pooled ratio new / base with the spread of the per-round
 ratios (each round's two runs share the machine's conditions).
 
+``--policy`` runs both gateways with ``REDIS_URL`` and every request with the rate-limit line's
+policy (:mod:`bench.ratelimit`): an A/B of what the limiter costs per request.
+
 ``--forwarder`` adds the bench's reference forwarder (:mod:`bench.forwarder`, from the tree
 the bench runs from) as a third target, for the floor ratio of issue 10's bar.
 
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import payloads
+from bench import ratelimit as rl
 from bench.forwarder_proc import ForwarderProcess
 from bench.gateway_proc import REPO, Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine, load_generator
@@ -57,6 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--forwarder", action="store_true", help="add the reference forwarder as a target"
     )
+    parser.add_argument(
+        "--policy", action="store_true",
+        help="REDIS_URL set, every request with the rate-limit line's policy (bench.ratelimit)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
@@ -175,6 +183,7 @@ def report(targets: list[Target], args: argparse.Namespace) -> str:
         head += f" {'process':>8} {'writer':>7}"
     lines = [
         f"A/B at {args.connections} connections, logging {args.logging}, "
+        f"{'rate-limit policy on Redis, ' if args.policy else ''}"
         f"{args.rounds} rounds of {args.duration:g} s",
         f"  base: {args.base}",
         f"  new:  {args.new}",
@@ -225,6 +234,9 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
         upstream.start()
         tool = load_generator(workdir)
         body = payloads.request_body(payloads.CHAT_MODEL)
+        url = rl.redis_url() if args.policy else None
+        if args.policy and url is None:
+            raise BenchError("--policy: no Redis server answers (REDIS_URL)")
         targets: list[Target] = []
         for name, tree in (("base", args.base), ("new", args.new)):
             gateway = Gateway(
@@ -232,6 +244,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
                 upstream.base_url,
                 name=name,
                 logging=args.logging == "on",
+                redis_url=url,
                 extra_env={"PYTHONPATH": str(tree)},
             )
             check_tree(gateway, tree)
@@ -240,15 +253,18 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
             servers.append(gateway)
             gateway.start()
             spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": f"Bearer {gateway.key}"})
-            targets.append(Target(name, gateway, spec))
+            targets.append(Target(name, gateway, rl.limited(spec) if args.policy else spec))
         if args.forwarder:
             forwarder = ForwarderProcess(workdir, upstream.base_url)
             servers.append(forwarder)
             forwarder.start()
             spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": "Bearer bench"})
             targets.append(Target("forwarder", forwarder, spec))
+        limited = {"helicone-ratelimit-policy": rl.POLICY} if args.policy else None
         for target in targets:
-            probe(target.server.port, target.spec, b'"chat.completion"', target.name)
+            # With --policy, a gateway's answer must come through the limiter (its header)
+            expected = limited if isinstance(target.server, Gateway) else None
+            probe(target.server.port, target.spec, b'"chat.completion"', target.name, expected)
         for number in range(1, args.rounds + 1):
             for target in targets if number % 2 else targets[::-1]:
                 progress(f"round {number}/{args.rounds}: {target.name} ...")

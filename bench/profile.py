@@ -8,7 +8,10 @@ warm-up, then the profiler is switched on for one measured run and off again. Pr
 (``cumtime``), as calls and microseconds per request. cProfile's own overhead inflates every
 function call several times over, so the figures are shares, not costs: compare them with
 each other and between two trees, and measure a change's effect with :mod:`bench.ab`.
-``--output`` keeps the :mod:`pstats` file for ``python -m pstats``. ``--forwarder`` profiles the
+``--policy`` sends every request with the rate-limit line's policy (:mod:`bench.ratelimit`,
+``Helicone-RateLimit-Policy``) to a gateway whose counters are on the machine's Redis
+(``REDIS_URL``), to see what the limiter costs. ``--output`` keeps the :mod:`pstats` file for
+``python -m pstats``. ``--forwarder`` profiles the
 reference forwarder (:mod:`bench.forwarder`) the same way instead, for comparison.
 """
 
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 from bench import payloads
+from bench import ratelimit as rl
 from bench.forwarder_proc import REPO, ForwarderProcess
 from bench.gateway_proc import Gateway
 from bench.load import RequestSpec, load_generator
@@ -48,6 +52,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--gc-only", action="store_true", help="only the collector's pauses, no profiler"
     )
     parser.add_argument("--output", type=Path, default=None, help="keep the pstats file here")
+    parser.add_argument(
+        "--policy", action="store_true",
+        help="REDIS_URL set, every request with the rate-limit line's policy (bench.ratelimit)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.tree = args.tree.resolve()
     return args
@@ -106,10 +114,14 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
                           "PYTHONPATH": str(REPO), **extra}  # fmt: skip
             key = "bench"
         else:
+            url = rl.redis_url() if args.policy else None
+            if args.policy and url is None:
+                raise BenchError("--policy: no Redis server answers (REDIS_URL)")
             server = Gateway(
                 workdir,
                 upstream.base_url,
                 logging=args.logging == "on",
+                redis_url=url,
                 extra_env={"PYTHONPATH": str(args.tree), **extra},
             )
             server.serve_command = wrapper
@@ -121,6 +133,8 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
             payloads.request_body(payloads.CHAT_MODEL),
             {"Authorization": f"Bearer {key}"},
         )
+        if args.policy:
+            spec = rl.limited(spec)
         probe(server.port, spec, b'"chat.completion"', server.label)
         tool.run("warm-up", server.base_url, spec, args.connections, args.warmup)
         os.kill(server.pid, signal.SIGUSR1)
@@ -134,6 +148,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         time.sleep(0.5)  # the dump may still be being written
         head = (
             f"{server.label}, logging {args.logging}, {args.connections} connections, "
+            f"{'rate-limit policy on Redis, ' if args.policy else ''}"
             f"{result.rps:.0f} req/s{'' if args.gc_only else ' under the profiler'}\n"
             + collector(Path(str(out) + ".gc.json"), result.requests)
         )

@@ -1,17 +1,22 @@
 """The rate-limit line of the bench: the no-logging gateway with ``REDIS_URL``, loaded once
 with a global request-rate policy on every request and once without (issue 12's bar).
 
-The same gateway process serves both, so the difference is the limiter alone: one counter step
-on Redis per request (batched under load, ratelimit/_buckets.py) plus the policy parse and the
-response headers. The policy's quota is far above what the bench can send, so nothing is
-refused. Redis is the machine's server (``REDIS_URL``, default 127.0.0.1:6379); without one
-the line is reported as not measured (and fails).
+The same gateway process serves both, so the difference is the limiter alone: the counter's
+units on Redis (leased a block at a time, this far from the limit: ratelimit/_lease.py) plus
+the policy parse and the response headers. The policy's quota is far above what the bench can
+send, so nothing is refused. Redis is the machine's server (``REDIS_URL``, default
+127.0.0.1:6379); without one the line is reported as not measured (and fails).
+``python -m bench.ratelimit`` measures this line alone (:data:`MAIN_DOC`; the runner is
+:mod:`bench.ratelimit_run`).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.load import RequestSpec
@@ -38,3 +43,46 @@ def redis_url() -> str | None:
 def limited(spec: RequestSpec) -> RequestSpec:
     """``spec`` carrying the policy."""
     return RequestSpec(spec.path, spec.body, {**spec.headers, "Helicone-RateLimit-Policy": POLICY})
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.ratelimit", description=MAIN_DOC)
+    parser.add_argument("--tree", type=Path, default=Path.cwd(), help="source tree (cwd)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
+    parser.add_argument("--c1-duration", type=float, default=5.0,
+                        help="seconds of each 1-connection run (0: none)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved runs per target")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    args.tree = args.tree.resolve()
+    return args
+
+
+MAIN_DOC = """``python -m bench.ratelimit``: the rate-limit line alone (issue 12's bar), faster to
+repeat than the whole bench. One nginx upstream, one no-logging gateway of ``--tree`` with
+``REDIS_URL``, loaded as in the full bench with and without the policy (:data:`POLICY`) in
+interleaved rounds (plain, limited; limited, plain; ...), a warm-up before each run; after each
+pair of ``--connections`` runs, one ``--c1-duration`` run of each at one connection for the
+added p50. Reported: per round and pooled req/s and CPU µs per request, the pooled ratio
+limited / plain (bar >= 90%) and the median of the rounds' added p50 (bar <= 0.3 ms)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Imported here: bench.phases imports this module for the full bench's rate-limit line.
+    from bench.procs import in_workdir
+    from bench.ratelimit_run import run
+
+    args = parse_args(argv)
+    done = in_workdir("ratelimit", args.keep, lambda workdir: run(args, workdir))
+    if done is None:
+        return 1
+    text, seconds = done
+    print(text)
+    print(f"  ({seconds:g} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

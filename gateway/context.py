@@ -464,6 +464,15 @@ class RequestContext:
             headers.append((_CACHE_BUCKET_INDEX, str(index).encode()))
         self.response_headers = headers
 
+    def rate_limit_admitted(self, limit: bytes, policy: bytes, remaining: int) -> None:
+        """:meth:`rate_limited` for an admitted request, the policy's two values already
+        encoded (the limiter keeps them per policy: only ``remaining`` changes per request)."""
+        self.rate_limit_headers = [
+            (_RATE_LIMIT_LIMIT, limit),
+            (_RATE_LIMIT_REMAINING, b"%d" % remaining),
+            (_RATE_LIMIT_POLICY_OUT, policy),
+        ]
+
     def rate_limited(
         self, limit: int, remaining: int, policy: str, retry_after: int | None = None
     ) -> None:

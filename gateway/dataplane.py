@@ -201,8 +201,17 @@ class DataPlane:
             candidates = [(attempt.provider, attempt.model) for attempt in attempts]
             return estimate_cost(runtime.registry, candidates, payload, len(raw), endpoint)
 
-        async with runtime.limiter.limit(ctx, estimate):
+        # Limiter.limit's steps without its context manager (a generator and two frames more
+        # on every limited request): a request policy's ticket has nothing to settle.
+        limiter = runtime.limiter
+        ticket = await limiter.acquire(ctx, estimate)
+        if ticket is None or ticket.capture is None:
             await exchange.walk(attempts, client_key, receive, send)
+            return
+        try:
+            await exchange.walk(attempts, client_key, receive, send)
+        finally:
+            await limiter.settle(ticket, limiter.real_cost(ticket))
 
     async def _models(
         self,

@@ -40,6 +40,7 @@ from ratelimit._buckets import (
     retry_after,
 )
 from ratelimit._cost import CostEstimate, answer_cost
+from ratelimit._lease import LeasedBuckets
 from ratelimit._policy import PolicyError, RatePolicy, parse_policy
 from ratelimit._redis import RedisScripts
 
@@ -111,10 +112,11 @@ class Limiter:
         if not redis_url:
             return cls(MemoryBuckets(), "memory", prices=prices, prefix=prefix)
         scripts = RedisScripts(redis_url)
-        return cls(RedisBuckets(scripts), "redis", prices=prices, prefix=prefix, scripts=scripts)
+        buckets = LeasedBuckets(RedisBuckets(scripts))
+        return cls(buckets, "redis", prices=prices, prefix=prefix, scripts=scripts)
 
     async def close(self) -> None:
-        if isinstance(self._buckets, RedisBuckets):
+        if isinstance(self._buckets, (RedisBuckets, LeasedBuckets)):
             await self._buckets.close()
         if self._scripts is not None:
             await self._scripts.close()
@@ -152,7 +154,7 @@ class Limiter:
             wait = retry_after(decision.level, amount, quota, window_us)
             ctx.rate_limited(policy.quota, remaining, policy.canonical, wait)
             raise GatewayError(429, _refusal(policy, amount, wait), code="rate_limited")
-        ctx.rate_limited(policy.quota, remaining, policy.canonical)
+        ctx.rate_limit_admitted(*policy.header_values, remaining)
         if policy.unit == "request":
             return Ticket(key, policy, amount)
         capture = ctx.capture

@@ -75,6 +75,11 @@ class RatePolicy:
             text += f";s={self.segment}"
         return text
 
+    @functools.cached_property
+    def header_values(self) -> tuple[bytes, bytes]:
+        """``Helicone-RateLimit-Limit`` and ``-Policy`` as sent: the same for every request."""
+        return b"%d" % self.quota, self.canonical.encode()
+
     @property
     def scale(self) -> int:
         """Counter units per policy unit: 1 per request, nano-dollars per cent."""

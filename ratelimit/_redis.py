@@ -43,13 +43,16 @@ class RedisScripts:
         )
         # One connection, not a pool: RedisBuckets sends one batch at a time.
         self._connection = pool.make_connection()  # type: ignore[no-untyped-call]
+        self._bulks: dict[str, bytes] = {}
+        """Arguments already encoded as RESP bulk strings: a batch repeats the same few (the
+        counters' keys, ``take``, a policy's quota and window, amount ``1``)."""
 
     async def eval(self, script: LuaScript, keys: list[str], args: list[str]) -> Any:
         try:
             try:
-                return await self._call(_pack(b"EVALSHA", script.sha, keys, args))
+                return await self._call(self._pack(b"EVALSHA", script.sha, keys, args))
             except NoScriptError:
-                return await self._call(_pack(b"EVAL", script.source, keys, args))
+                return await self._call(self._pack(b"EVAL", script.source, keys, args))
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise BackendUnavailable(f"{exc.__class__.__name__}: {exc}") from exc
 
@@ -74,16 +77,31 @@ class RedisScripts:
     async def close(self) -> None:
         await self._connection.disconnect()
 
+    def _pack(self, command: bytes, script: str, keys: list[str], args: list[str]) -> bytes:
+        """``command script numkeys *keys *args`` in RESP (an array of bulk strings), in one
+        buffer; each argument's bulk string taken from :attr:`_bulks` when it was seen before
+        (bounded: values come from clients' headers, so the cache is dropped when full)."""
+        bulks = self._bulks
+        if len(bulks) > MAX_BULKS:
+            bulks.clear()
+        out = [b"*%d\r\n" % (len(keys) + len(args) + 3), _bulk(command), _bulk(script.encode()),
+               _bulk(b"%d" % len(keys))]  # fmt: skip
+        for part in (keys, args):
+            for text in part:
+                bulk = bulks.get(text)
+                if bulk is None:
+                    bulk = bulks[text] = _bulk(text.encode())
+                out.append(bulk)
+        return b"".join(out)
 
-def _pack(command: bytes, script: str, keys: list[str], args: list[str]) -> bytes:
-    """``command script numkeys *keys *args`` in RESP (arrays of bulk strings), in one buffer."""
-    parts = [command, script.encode(), b"%d" % len(keys)]
-    parts.extend(key.encode() for key in keys)
-    parts.extend(arg.encode() for arg in args)
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
+
+MAX_BULKS = 4096
+
+
+def _bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
 
 
 T = TypeVar("T")

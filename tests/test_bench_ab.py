@@ -49,3 +49,13 @@ def test_ab_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
         run = runs[0]
         assert run["requests"] > 0 and run["error_total"] == 0, run
         assert run["server_cpu_us_per_request"] > 0, run
+
+
+def test_ab_policy_sends_the_rate_limit_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--policy``: both gateways on Redis, every request limited (the probe fails unless the
+    answer carries the limiter's ``Helicone-RateLimit-Policy``)."""
+    argv = ["--base", str(REPO), "--new", str(REPO), "--duration", "1", "--warmup", "0.5",
+            "--rounds", "1", "--connections", "2", "--policy"]  # fmt: skip
+    assert ab.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "rate-limit policy on Redis" in printed and "WARNING" not in printed

@@ -31,3 +31,12 @@ def test_gc_only_prints_the_collector_alone(capsys: pytest.CaptureFixture[str]) 
     assert profile.main([*ARGS, "--gc-only"]) == 0
     printed = capsys.readouterr().out
     assert "garbage collector: gen0:" in printed and "calls/req" not in printed
+
+
+def test_policy_profiles_the_limiter(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--policy``: REDIS_URL set and every request with the rate-limit line's policy, so the
+    limiter is on the profiled path."""
+    assert profile.main([*ARGS, "--policy"]) == 0
+    printed = capsys.readouterr().out
+    assert "rate-limit policy on Redis" in printed
+    assert "_limiter.py" in printed and "(acquire)" in printed

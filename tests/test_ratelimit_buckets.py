@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from ratelimit import (
     BackendUnavailable,
     Buckets,
+    LeasedBuckets,
     MemoryBuckets,
     PooledScripts,
     RedisBuckets,
@@ -38,7 +39,7 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "leased"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
 
@@ -52,7 +53,9 @@ async def buckets(backend: str) -> AsyncIterator[tuple[Buckets, str]]:
     prefix = new_prefix()
     scripts = RedisScripts(url)
     try:
-        yield RedisBuckets(scripts), prefix
+        store = RedisBuckets(scripts)
+        # The same suite through leases (ratelimit/_lease.py): the decisions must not change.
+        yield (LeasedBuckets(store) if backend == "leased" else store), prefix
     finally:
         await scripts.close()
         delete_prefix(url, prefix)

@@ -40,6 +40,7 @@ from gateway.fallbacks import FallbackRelay
 from gateway.ingest.manual_routes import ManualLogRoute
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
+from gateway.options import RequestIds
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.prompts.assemble import PROMPT_FIELDS
 from gateway.routing import Exchange
@@ -71,6 +72,7 @@ class DataPlane:
             "models", self._multimodal_models,
         )  # fmt: skip
         self.routes = routes
+        self.request_ids = RequestIds()
         finished = runtime.finished
         self.finish = finished.add if finished is not None else None
         """Once per request at its end: the metrics and the request line (None: both off)."""
@@ -80,7 +82,7 @@ class DataPlane:
             await self.app(scope, receive, send)
             return
         headers = header_map(scope)
-        ctx = RequestContext(parse_options(headers))
+        ctx = RequestContext(parse_options(headers, self.request_ids))
         path: str = scope["path"]
         handler: Handler | None
         if path in INGEST_PATHS:

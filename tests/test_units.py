@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 
@@ -12,7 +13,7 @@ from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.context import parse_options, read_credentials
 from gateway.errors import GatewayError
 from gateway.keys import hash_key
-from gateway.options import new_request_id
+from gateway.options import RequestIds, new_request_id
 from gateway.passthrough import join_overlapping
 from gateway.sse import EventChunker
 from gateway.store import KeyIdentity
@@ -176,6 +177,33 @@ class TestOptions:
         assert len(set(ids)) == len(ids)
         # the 74 random bits do vary
         assert len({u.int & ((1 << 62) - 1) for u in parsed}) == len(ids)
+
+    def test_buffered_ids_are_the_same_uuid7s_and_never_repeat_bits(self) -> None:
+        """The data plane's ids (random bits from a refilled buffer): valid, time-ordered,
+        and no two share their random bits, across several refills."""
+        ids = RequestIds()
+        made = [ids() for _ in range(1300)]  # three refills of 400
+        parsed = [uuid.UUID(rid) for rid in made]
+        assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+        assert [str(u) for u in parsed] == made
+        stamps = [u.int >> 80 for u in parsed]
+        assert stamps == sorted(stamps)
+        assert len({u.int & ((1 << 80) - 1) for u in parsed}) == len(made)
+
+    def test_a_forked_child_does_not_reuse_the_buffered_bits(self) -> None:
+        ids = RequestIds()
+        ids()  # the buffer is filled in the parent
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.write(write, ids().encode())
+            os._exit(0)
+        os.close(write)
+        child = os.read(read, 100).decode()
+        os.close(read)
+        os.waitpid(pid, 0)
+        parent = ids()
+        assert uuid.UUID(child).int & ((1 << 62) - 1) != uuid.UUID(parent).int & ((1 << 62) - 1)
 
 class TestCredentials:
     def test_unified_style(self) -> None:

@@ -190,12 +190,13 @@ class DataPlane:
         authorization = credentials.provider_authorization
         client_key = bearer_token(authorization) if authorization else None
         assert ctx.identity is not None  # authenticated by start_request
-        attempts = await runtime.router.plan_request(
-            model, endpoint, client_key, ctx.identity.org_id
-        )
+        org_id = ctx.identity.org_id
+        # Looked up once for the plan and the walk (the usual case: a cache hit, no await).
+        policy = runtime.meter.cached_policy(org_id)
+        attempts = await runtime.router.plan_request(model, endpoint, client_key, org_id, policy)
         exchange = Exchange(runtime, ctx, endpoint, payload, raw, headers)
         if not runtime.limiter.wanted(ctx):
-            await exchange.walk(attempts, client_key, receive, send)
+            await exchange.walk(attempts, client_key, receive, send, policy)
             return
 
         def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
@@ -204,7 +205,7 @@ class DataPlane:
             return estimate_cost(runtime.registry, candidates, payload, len(raw), endpoint)
 
         async with runtime.limiter.limit(ctx, estimate):
-            await exchange.walk(attempts, client_key, receive, send)
+            await exchange.walk(attempts, client_key, receive, send, policy)
 
     async def _models(
         self,
@@ -255,7 +256,7 @@ def _with_request_id(send: Send, ctx: RequestContext) -> Send:
 
 
 def _parse_json_object(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
+    if not raw or raw.isspace():  # empty or blank (no stripped copy of the body)
         raise GatewayError(400, "The request body is empty; send a JSON object.")
     try:
         payload = orjson.loads(raw)

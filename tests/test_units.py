@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from gateway.asgi import BodyTooLarge, ClientDisconnected, Receive, read_body, whole_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.context import parse_options, read_credentials
 from gateway.errors import GatewayError
@@ -291,3 +292,45 @@ class TestKeyCache:
         ident = KeyIdentity("anonymous", "o", "default")
         auth = Authenticator(KeyCache(_FakeStore(), 5), ident)
         assert await auth.authenticate(Credentials(None, None)) == ident
+
+
+class TestReadBody:
+    """The request path's body read: whole in the first message without a coroutine
+    (``whole_body``), else ``read_body`` from that message on, with the same limits."""
+
+    @staticmethod
+    def _receiver(messages: list[dict[str, object]]) -> Receive:
+        pending = list(messages)
+
+        async def receive() -> dict[str, object]:
+            return pending.pop(0)
+
+        return receive
+
+    def test_a_body_in_one_message_is_taken_as_it_is(self) -> None:
+        message = {"type": "http.request", "body": b'{"a": 1}', "more_body": False}
+        assert whole_body(message, 100) == b'{"a": 1}'
+        assert whole_body({"type": "http.request"}, 100) == b""
+
+    def test_anything_else_is_left_to_read_body(self) -> None:
+        assert whole_body({"type": "http.request", "body": b"ab", "more_body": True}, 100) is None
+        assert whole_body({"type": "http.disconnect"}, 100) is None
+        assert whole_body({"type": "http.request", "body": b"x" * 101}, 100) is None
+
+    def test_read_body_goes_on_from_the_first_message(self) -> None:
+        first = {"type": "http.request", "body": b"ab", "more_body": True}
+        rest = self._receiver([{"type": "http.request", "body": b"cd", "more_body": False}])
+        assert asyncio.run(read_body(rest, 100, None, first)) == b"abcd"
+
+    def test_read_body_refuses_a_first_message_over_the_limit(self) -> None:
+        first = {"type": "http.request", "body": b"x" * 101, "more_body": False}
+        with pytest.raises(BodyTooLarge):
+            asyncio.run(read_body(self._receiver([]), 100, None, first))
+        pieces = self._receiver([{"type": "http.request", "body": b"x" * 60, "more_body": False}])
+        half = {**first, "body": b"x" * 50, "more_body": True}
+        with pytest.raises(BodyTooLarge):
+            asyncio.run(read_body(pieces, 100, None, half))
+
+    def test_read_body_reports_a_client_that_left(self) -> None:
+        with pytest.raises(ClientDisconnected):
+            asyncio.run(read_body(self._receiver([]), 100, None, {"type": "http.disconnect"}))

@@ -152,7 +152,8 @@ class DataPlane:
                 await send_error(send, error, ctx.base_headers)
             except Exception:  # pragma: no cover - the response had already started
                 logger.warning("could not send error after response start: %s", error.message)
-        ctx.log()  # a client that left mid-request: its record all the same
+        if ctx.capture is not None:  # a client that left mid-request: its record all the same
+            ctx.log()
         finish = self.finish
         if finish is not None:
             finish(ctx, error)
@@ -174,7 +175,7 @@ class DataPlane:
         if scope["method"] != "POST":
             raise GatewayError(405, f"Method {scope['method']} not allowed; use POST {endpoint}.")
         raw = await runtime.start_request(ctx, scope, receive, headers, json_body=True)
-        credentials = ctx.request_credentials(headers)
+        credentials = ctx.credentials or ctx.request_credentials(headers)  # set by the start
         payload = _parse_json_object(raw)
         if not PROMPT_FIELDS.isdisjoint(payload):  # a managed prompt (gateway/prompts)
             payload, raw = await runtime.expand_prompt(ctx, endpoint, payload)

@@ -473,7 +473,7 @@ class Exchange:
             if inject:
                 request_usage_chunk(sent)
             body = orjson.dumps(sent)
-        credentials = ctx.request_credentials(self.headers)
+        credentials = ctx.credentials or ctx.request_credentials(self.headers)
         headers = upstream_request_headers(self.headers, None, credentials.gateway_key)
         if key:
             name, value = spec.auth_header(key)
@@ -618,7 +618,12 @@ class Exchange:
         assert ctx.identity is not None
         if policy is None:
             policy = meter.cached_policy(ctx.identity.org_id)  # the usual case: no await
-        metering = await meter.session(ctx) if policy is None else meter.session_under(ctx, policy)
+        if policy is None:
+            metering = await meter.session(ctx)
+        elif policy.account or policy.budgets:
+            metering = meter.session_under(ctx, policy)
+        else:  # the usual organisation: nothing metered, no session to ask for
+            metering = None
         outcomes: list[Outcome] = []
         several = len(attempts) > 1
         for index, attempt in enumerate(attempts):

@@ -38,18 +38,24 @@ def header_map(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-async def read_body(receive: Receive, limit: int, declared_length: int | None) -> bytes:
+async def read_body(
+    receive: Receive, limit: int, declared_length: int | None, first: Message | None = None
+) -> bytes:
     """Read the whole request body, refusing more than ``limit`` bytes.
 
     A declared ``Content-Length`` over the limit is refused before anything is read, so a
-    client sending a huge body is told at once instead of after the upload.
+    client sending a huge body is told at once instead of after the upload. ``first``: the
+    first message, when the caller has already received it (see :func:`whole_body`).
     """
     if declared_length is not None and declared_length > limit:
         raise BodyTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        if first is not None:
+            message, first = first, None
+        else:
+            message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
         chunk = message.get("body", b"")
@@ -63,6 +69,17 @@ async def read_body(receive: Receive, limit: int, declared_length: int | None) -
     if len(chunks) == 1:
         return chunks[0]
     return b"".join(chunks)
+
+
+def whole_body(message: Message, limit: int) -> bytes | None:
+    """The body of a request that came whole in its first message (the usual request: the
+    server hands over a small body in one piece) and within ``limit``; None for anything
+    else, which :func:`read_body` then reads from that message on. Lets the request path
+    read a body without one more coroutine per request."""
+    if message["type"] != "http.request" or message.get("more_body", False):
+        return None
+    body: bytes = message.get("body", b"")
+    return body if len(body) <= limit else None
 
 
 async def send_bytes(

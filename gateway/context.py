@@ -234,7 +234,9 @@ _SETTERS: Mapping[str, Callable[[HeliconeOptions, str], None]] = MappingProxyTyp
 """The single-valued headers, by name: what each sets on the options."""
 
 
-def parse_options(headers: dict[str, str]) -> HeliconeOptions:
+def parse_options(
+    headers: dict[str, str], new_id: Callable[[], str] = new_request_id
+) -> HeliconeOptions:
     """Parse every ``Helicone-*`` header the gateway uses, once per request.
 
     One pass over the header names: a substring test each (C speed) skips the headers that
@@ -242,6 +244,8 @@ def parse_options(headers: dict[str, str]) -> HeliconeOptions:
     header costs nothing. The multi-header options (the cache's, the retry policy's) are
     looked up only when the pass saw one of theirs, the CDN's country headers only when one of
     them is there (one set test). About 1-2 µs for a typical request (README, performance).
+    ``new_id`` makes the request id when the client sent none (the data plane passes its
+    :class:`gateway.options.RequestIds`).
     """
     options = HeliconeOptions("")
     properties = options.properties
@@ -260,7 +264,7 @@ def parse_options(headers: dict[str, str]) -> HeliconeOptions:
         elif name in _READ_AFTER:
             later = True
     if not options.request_id:
-        options.request_id = new_request_id()
+        options.request_id = new_id()
     if not (later or options.cache_enabled):  # the usual request: no cache or retry headers
         if not _COUNTRY_NAMES.isdisjoint(headers):
             _set_country(options, headers)

@@ -40,6 +40,7 @@ from gateway.fallbacks import FallbackRelay
 from gateway.ingest.manual_routes import ManualLogRoute
 from gateway.jsondepth import depth_message, too_deep
 from gateway.keys import KEY_PATTERN
+from gateway.options import RequestIds
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.prompts.assemble import PROMPT_FIELDS
 from gateway.routing import Exchange
@@ -71,6 +72,7 @@ class DataPlane:
             "models", self._multimodal_models,
         )  # fmt: skip
         self.routes = routes
+        self.request_ids = RequestIds()
         finished = runtime.finished
         self.finish = finished.add if finished is not None else None
         """Once per request at its end: the metrics and the request line (None: both off)."""
@@ -80,7 +82,7 @@ class DataPlane:
             await self.app(scope, receive, send)
             return
         headers = header_map(scope)
-        ctx = RequestContext(parse_options(headers))
+        ctx = RequestContext(parse_options(headers, self.request_ids))
         path: str = scope["path"]
         handler: Handler | None
         if path in INGEST_PATHS:
@@ -150,7 +152,8 @@ class DataPlane:
                 await send_error(send, error, ctx.base_headers)
             except Exception:  # pragma: no cover - the response had already started
                 logger.warning("could not send error after response start: %s", error.message)
-        ctx.log()  # a client that left mid-request: its record all the same
+        if ctx.capture is not None:  # a client that left mid-request: its record all the same
+            ctx.log()
         finish = self.finish
         if finish is not None:
             finish(ctx, error)
@@ -172,7 +175,7 @@ class DataPlane:
         if scope["method"] != "POST":
             raise GatewayError(405, f"Method {scope['method']} not allowed; use POST {endpoint}.")
         raw = await runtime.start_request(ctx, scope, receive, headers, json_body=True)
-        credentials = ctx.request_credentials(headers)
+        credentials = ctx.credentials or ctx.request_credentials(headers)  # set by the start
         payload = _parse_json_object(raw)
         if not PROMPT_FIELDS.isdisjoint(payload):  # a managed prompt (gateway/prompts)
             payload, raw = await runtime.expand_prompt(ctx, endpoint, payload)
@@ -188,12 +191,13 @@ class DataPlane:
         authorization = credentials.provider_authorization
         client_key = bearer_token(authorization) if authorization else None
         assert ctx.identity is not None  # authenticated by start_request
-        attempts = await runtime.router.plan_request(
-            model, endpoint, client_key, ctx.identity.org_id
-        )
+        org_id = ctx.identity.org_id
+        # Looked up once for the plan and the walk (the usual case: a cache hit, no await).
+        policy = runtime.meter.cached_policy(org_id)
+        attempts = await runtime.router.plan_request(model, endpoint, client_key, org_id, policy)
         exchange = Exchange(runtime, ctx, endpoint, payload, raw, headers)
         if not runtime.limiter.wanted(ctx):
-            await exchange.walk(attempts, client_key, receive, send)
+            await exchange.walk(attempts, client_key, receive, send, policy)
             return
 
         def estimate() -> CostEstimate:  # a cents policy's reservation (ratelimit/_cost.py)
@@ -206,10 +210,10 @@ class DataPlane:
         limiter = runtime.limiter
         ticket = await limiter.acquire(ctx, estimate)
         if ticket is None or ticket.capture is None:
-            await exchange.walk(attempts, client_key, receive, send)
+            await exchange.walk(attempts, client_key, receive, send, policy)
             return
         try:
-            await exchange.walk(attempts, client_key, receive, send)
+            await exchange.walk(attempts, client_key, receive, send, policy)
         finally:
             await limiter.settle(ticket, limiter.real_cost(ticket))
 
@@ -262,7 +266,7 @@ def _with_request_id(send: Send, ctx: RequestContext) -> Send:
 
 
 def _parse_json_object(raw: bytes) -> dict[str, Any]:
-    if not raw.strip():
+    if not raw or raw.isspace():  # empty or blank (no stripped copy of the body)
         raise GatewayError(400, "The request body is empty; send a JSON object.")
     try:
         payload = orjson.loads(raw)

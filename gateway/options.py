@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 
 from gateway.errors import GatewayError
 
@@ -31,6 +32,47 @@ def new_request_id() -> str:
     return (
         f"{text[:8]}-{text[8:12]}-7{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:]}"
     )
+
+
+_RANDOM_BATCH = 4000
+"""Random bytes :class:`RequestIds` asks the kernel for at a time: 400 ids of 10 bytes."""
+
+
+class RequestIds:
+    """:func:`new_request_id` for the request path: the same UUIDv7s, with their random bits
+    taken from a buffer of ``os.urandom`` bytes refilled every 400 ids instead of one
+    ``getrandom`` system call per id (measured by sampling the loaded gateway, that call was
+    ~2% of a request's CPU). The bytes are the kernel's CSPRNG output all the same, each used
+    once. A fork drops the buffer in the child (``os.register_at_fork``), so two processes
+    never hand out the same bits; the registration holds the object weakly.
+    """
+
+    __slots__ = ("__weakref__", "_buffer", "_offset")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._offset = _RANDOM_BATCH
+        ref = weakref.ref(self)
+
+        def forget() -> None:  # in a forked child: never reuse the parent's bytes
+            ids = ref()
+            if ids is not None:
+                ids._buffer, ids._offset = b"", _RANDOM_BATCH
+
+        os.register_at_fork(after_in_child=forget)
+
+    def __call__(self) -> str:
+        offset = self._offset
+        if offset >= _RANDOM_BATCH:
+            self._buffer = os.urandom(_RANDOM_BATCH)
+            offset = 0
+        self._offset = offset + 10
+        text = (
+            (time.time_ns() // 1_000_000).to_bytes(6, "big") + self._buffer[offset : offset + 10]
+        ).hex()
+        return (
+            f"{text[:8]}-{text[8:12]}-7{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:]}"
+        )
 
 
 def declared_length(headers: dict[str, str]) -> int | None:

@@ -221,7 +221,8 @@ async def forward(
     overhead_ms = ctx.overhead_ms = (time.perf_counter() - ctx.started - upstream_elapsed) * 1000
     out.append((b"x-gateway-overhead-ms", f"{overhead_ms:.3f}".encode()))
     out.append((b"content-length", b"%d" % len(payload)))
-    ctx.log()
+    if capture is not None:  # without one there is nothing to journal or trace
+        ctx.log()
     # send_bytes, inlined: ``out`` is this function's own list, so neither its copy nor one
     # more coroutine per request is needed
     await send({"type": "http.response.start", "status": answer.status, "headers": out})

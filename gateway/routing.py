@@ -40,7 +40,7 @@ from gateway.errors import GatewayError
 from gateway.metering import Hold, InsufficientCredits, MeterSession
 from gateway.relay import forward
 from gateway.sse import request_usage_chunk
-from gateway.store import ProviderKeyRecord
+from gateway.store import MeterPolicy, ProviderKeyRecord
 from gateway.translate import (
     ExchangeTranslation,
     adapter_for,
@@ -182,10 +182,16 @@ class Router:
         )
 
     async def plan_request(
-        self, model: str, endpoint: str, client_key: str | None, org_id: str
+        self,
+        model: str,
+        endpoint: str,
+        client_key: str | None,
+        org_id: str,
+        policy: MeterPolicy | None = None,
     ) -> list[Attempt]:
         """:meth:`plan` with the organisation's own provider keys (BYOK), unless the client
-        sent its own key (which names one provider and is the only attempt)."""
+        sent its own key (which names one provider and is the only attempt). ``policy``: the
+        organisation's meter policy when the caller has it already (else looked up here)."""
         byok: dict[str, list[KeyRecord]] = {}
         metered = False
         if client_key is None:
@@ -199,8 +205,9 @@ class Router:
                 # The grammar's ``model/provider/<deployment>`` names a key's deployment id.
                 key = ProviderKey(record.id, record.deployment_id, record)
                 byok.setdefault(record.provider, []).append(key)
-            meter = runtime.meter
-            policy = meter.cached_policy(org_id) or await meter.policy(org_id)
+            if policy is None:
+                meter = runtime.meter
+                policy = meter.cached_policy(org_id) or await meter.policy(org_id)
             metered = policy.account
         return self.plan(model, endpoint, client_key, byok, metered=metered)
 
@@ -346,10 +353,14 @@ class Exchange:
         self.payload = payload
         self.raw = raw
         self.headers = headers
-        self.client_wants_usage = wants_usage(payload)
         self._files_inlined = False
         self._fetched_images: dict[str, str] = {}
         """Image URLs fetched for a format that cannot reference them → their data URLs."""
+
+    @property
+    def client_wants_usage(self) -> bool:
+        """The client asked for the usage chunk itself (read only for a streamed request)."""
+        return wants_usage(self.payload)
 
     async def prepare(self, attempt: Attempt, key: str | None) -> UpstreamCall:
         """The request for ``attempt``, sent with ``key`` (a 400 ``GatewayError`` for what its
@@ -462,7 +473,7 @@ class Exchange:
             if inject:
                 request_usage_chunk(sent)
             body = orjson.dumps(sent)
-        credentials = ctx.request_credentials(self.headers)
+        credentials = ctx.credentials or ctx.request_credentials(self.headers)
         headers = upstream_request_headers(self.headers, None, credentials.gateway_key)
         if key:
             name, value = spec.auth_header(key)
@@ -588,19 +599,31 @@ class Exchange:
         return self.runtime.providers.config(attempt.provider).api_key
 
     async def walk(
-        self, attempts: list[Attempt], client_key: str | None, receive: Receive, send: Send
+        self,
+        attempts: list[Attempt],
+        client_key: str | None,
+        receive: Receive,
+        send: Send,
+        policy: MeterPolicy | None = None,
     ) -> None:
         """Try ``attempts`` in order until one is committed to the client.
 
         Metering (gateway/metering), when the request has any: each attempt holds its
         worst-case cost before it is sent (a credits attempt the account cannot cover fails
         over with 429 "Insufficient credits"; a budget that cannot is the answer), and the hold
-        is settled to the real cost once the attempt is committed, or released."""
+        is settled to the real cost once the attempt is committed, or released. ``policy``:
+        the organisation's meter policy when the caller looked it up already."""
         ctx = self.ctx
         meter = self.runtime.meter
         assert ctx.identity is not None
-        policy = meter.cached_policy(ctx.identity.org_id)  # the usual case: no await
-        metering = await meter.session(ctx) if policy is None else meter.session_under(ctx, policy)
+        if policy is None:
+            policy = meter.cached_policy(ctx.identity.org_id)  # the usual case: no await
+        if policy is None:
+            metering = await meter.session(ctx)
+        elif policy.account or policy.budgets:
+            metering = meter.session_under(ctx, policy)
+        else:  # the usual organisation: nothing metered, no session to ask for
+            metering = None
         outcomes: list[Outcome] = []
         several = len(attempts) > 1
         for index, attempt in enumerate(attempts):

@@ -21,7 +21,7 @@ from cache.step import open_cache, replay
 from cache.store import ResponseCache
 from gateway.accesslog import AccessLog, log_fault
 from gateway.api.hql_service import HqlService
-from gateway.asgi import Receive, Scope, Send, read_body
+from gateway.asgi import BodyTooLarge, Receive, Scope, Send, read_body, whole_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.byok import ProviderKeyCache
 from gateway.context import RequestContext, read_credentials
@@ -420,7 +420,14 @@ class Runtime:
                 ctx.trace_parent = (traceparent, headers.get("tracestate"))
         if json_body:
             check_json_content_type(headers)
-        body = await read_body(receive, self.settings.max_body_bytes, declared_length(headers))
+        limit = self.settings.max_body_bytes
+        declared = declared_length(headers)
+        if declared is not None and declared > limit:
+            raise BodyTooLarge(limit)  # before anything is read
+        first = await receive()
+        body = whole_body(first, limit)
+        if body is None:  # in pieces, over the limit, or the client left: read_body decides
+            body = await read_body(receive, limit, None, first)
         if capture is not None:
             capture.request_body = body
         return body

@@ -345,6 +345,7 @@ def test_helicone_auth_forwards_client_provider_key(
         (b"{}", "application/json", 400, "'model'"),
         (b'{"model": 5}', "application/json", 400, "must be a string"),
         (b"", "application/json", 400, "empty"),
+        (b" \r\n\t ", "application/json", 400, "empty"),
         (b"model=gpt", "application/x-www-form-urlencoded", 415, "Content-Type"),
         (b'{"model": "' + b"x" * 70000 + b'"}', "application/json", 413, "limit"),
     ],

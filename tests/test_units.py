@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 
 import pytest
 
+from gateway.asgi import BodyTooLarge, ClientDisconnected, Receive, read_body, whole_body
 from gateway.auth import Authenticator, Credentials, KeyCache
 from gateway.context import parse_options, read_credentials
 from gateway.errors import GatewayError
 from gateway.keys import hash_key
-from gateway.options import new_request_id
+from gateway.options import RequestIds, new_request_id
 from gateway.passthrough import join_overlapping
 from gateway.sse import EventChunker
 from gateway.store import KeyIdentity
@@ -177,6 +179,33 @@ class TestOptions:
         # the 74 random bits do vary
         assert len({u.int & ((1 << 62) - 1) for u in parsed}) == len(ids)
 
+    def test_buffered_ids_are_the_same_uuid7s_and_never_repeat_bits(self) -> None:
+        """The data plane's ids (random bits from a refilled buffer): valid, time-ordered,
+        and no two share their random bits, across several refills."""
+        ids = RequestIds()
+        made = [ids() for _ in range(1300)]  # three refills of 400
+        parsed = [uuid.UUID(rid) for rid in made]
+        assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
+        assert [str(u) for u in parsed] == made
+        stamps = [u.int >> 80 for u in parsed]
+        assert stamps == sorted(stamps)
+        assert len({u.int & ((1 << 80) - 1) for u in parsed}) == len(made)
+
+    def test_a_forked_child_does_not_reuse_the_buffered_bits(self) -> None:
+        ids = RequestIds()
+        ids()  # the buffer is filled in the parent
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.write(write, ids().encode())
+            os._exit(0)
+        os.close(write)
+        child = os.read(read, 100).decode()
+        os.close(read)
+        os.waitpid(pid, 0)
+        parent = ids()
+        assert uuid.UUID(child).int & ((1 << 62) - 1) != uuid.UUID(parent).int & ((1 << 62) - 1)
+
 class TestCredentials:
     def test_unified_style(self) -> None:
         assert read_credentials({"authorization": "Bearer sk-helicone-a"}) == Credentials(
@@ -263,3 +292,45 @@ class TestKeyCache:
         ident = KeyIdentity("anonymous", "o", "default")
         auth = Authenticator(KeyCache(_FakeStore(), 5), ident)
         assert await auth.authenticate(Credentials(None, None)) == ident
+
+
+class TestReadBody:
+    """The request path's body read: whole in the first message without a coroutine
+    (``whole_body``), else ``read_body`` from that message on, with the same limits."""
+
+    @staticmethod
+    def _receiver(messages: list[dict[str, object]]) -> Receive:
+        pending = list(messages)
+
+        async def receive() -> dict[str, object]:
+            return pending.pop(0)
+
+        return receive
+
+    def test_a_body_in_one_message_is_taken_as_it_is(self) -> None:
+        message = {"type": "http.request", "body": b'{"a": 1}', "more_body": False}
+        assert whole_body(message, 100) == b'{"a": 1}'
+        assert whole_body({"type": "http.request"}, 100) == b""
+
+    def test_anything_else_is_left_to_read_body(self) -> None:
+        assert whole_body({"type": "http.request", "body": b"ab", "more_body": True}, 100) is None
+        assert whole_body({"type": "http.disconnect"}, 100) is None
+        assert whole_body({"type": "http.request", "body": b"x" * 101}, 100) is None
+
+    def test_read_body_goes_on_from_the_first_message(self) -> None:
+        first = {"type": "http.request", "body": b"ab", "more_body": True}
+        rest = self._receiver([{"type": "http.request", "body": b"cd", "more_body": False}])
+        assert asyncio.run(read_body(rest, 100, None, first)) == b"abcd"
+
+    def test_read_body_refuses_a_first_message_over_the_limit(self) -> None:
+        first = {"type": "http.request", "body": b"x" * 101, "more_body": False}
+        with pytest.raises(BodyTooLarge):
+            asyncio.run(read_body(self._receiver([]), 100, None, first))
+        pieces = self._receiver([{"type": "http.request", "body": b"x" * 60, "more_body": False}])
+        half = {**first, "body": b"x" * 50, "more_body": True}
+        with pytest.raises(BodyTooLarge):
+            asyncio.run(read_body(pieces, 100, None, half))
+
+    def test_read_body_reports_a_client_that_left(self) -> None:
+        with pytest.raises(ClientDisconnected):
+            asyncio.run(read_body(self._receiver([]), 100, None, {"type": "http.disconnect"}))

@@ -9,7 +9,9 @@ warm-up, then the profiler is switched on for one measured run and off again. Pr
 function call several times over, so the figures are shares, not costs: compare them with
 each other and between two trees, and measure a change's effect with :mod:`bench.ab`.
 ``--output`` keeps the :mod:`pstats` file for ``python -m pstats``. ``--forwarder`` profiles the
-reference forwarder (:mod:`bench.forwarder`) the same way instead, for comparison.
+reference forwarder (:mod:`bench.forwarder`) the same way instead, for comparison. ``--model``
+loads the gateway with another of :data:`bench.ab.MODELS` (a translated path: Anthropic,
+Gemini, Bedrock) instead of the OpenAI path, to compare two profiles function by function.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench import payloads
+from bench.ab import MODELS
 from bench.forwarder_proc import REPO, ForwarderProcess
 from bench.gateway_proc import Gateway
 from bench.load import RequestSpec, load_generator
@@ -48,7 +51,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--gc-only", action="store_true", help="only the collector's pauses, no profiler"
     )
     parser.add_argument("--output", type=Path, default=None, help="keep the pstats file here")
+    parser.add_argument(
+        "--model", choices=tuple(MODELS), default="openai", help="the request to load with"
+    )
     args = parser.parse_args(argv)
+    if args.forwarder and args.model != "openai":
+        parser.error("the forwarder has no routing: --model openai only")
     args.tree = args.tree.resolve()
     return args
 
@@ -118,7 +126,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         server.start()
         spec = RequestSpec(
             payloads.CHAT_PATH,
-            payloads.request_body(payloads.CHAT_MODEL),
+            payloads.request_body(MODELS[args.model]),
             {"Authorization": f"Bearer {key}"},
         )
         probe(server.port, spec, b'"chat.completion"', server.label)
@@ -133,7 +141,8 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
             time.sleep(0.2)
         time.sleep(0.5)  # the dump may still be being written
         head = (
-            f"{server.label}, logging {args.logging}, {args.connections} connections, "
+            f"{server.label}, {MODELS[args.model]}, logging {args.logging}, "
+            f"{args.connections} connections, "
             f"{result.rps:.0f} req/s{'' if args.gc_only else ' under the profiler'}\n"
             + collector(Path(str(out) + ".gc.json"), result.requests)
         )

@@ -5,7 +5,7 @@ and on this shared 2-core machine one run of each tree, one after the other, mos
 the machine's drift (15% or more within a minute). So: one nginx upstream
 (:mod:`bench.upstream`), two ``gateway serve`` processes with the same settings, each importing
 its own tree (``PYTHONPATH=<tree>``: it comes before the venv's editable install, which is
-checked before anything is measured), measured in interleaved rounds (A B, B A, …; a warm-up
+checked before anything is measured), measured in interleaved rounds (:func:`round_order`; a warm-up
 before each run), one target under load at a time. Reported per run and pooled over the
 rounds: req/s, p50, and the CPU the gateway's process tree used per request (``/proc``, as the
 main bench does), split into the serving process and its children (the log writer) when
@@ -309,6 +309,18 @@ def gateway_targets(
     return targets
 
 
+def round_order(targets: list[Target], number: int) -> list[Target]:
+    """The order of round ``number`` (from 1): rotated by one every two rounds and reversed
+    every other round (A B C D, D C B A, B C D A, A D C B, ...), so that over twice as many
+    rounds as targets every target takes every position equally often. Plain reversal is
+    that for two targets (A B, B A, B A, A B here), but with more it keeps the first and the
+    last target at the ends, each running twice in a row across a round's boundary, and the
+    others always between two different targets."""
+    shift = (number - 1) // 2 % len(targets)
+    order = targets[shift:] + targets[:shift]
+    return order if number % 2 else order[::-1]
+
+
 def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
     upstream = Upstream(workdir)
     servers: list[ServedProcess] = []
@@ -327,7 +339,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
         for target in targets:
             probe(target.server.port, target.spec, b'"chat.completion"', target.name)
         for number in range(1, args.rounds + 1):
-            for target in targets if number % 2 else targets[::-1]:
+            for target in round_order(targets, number):
                 progress(f"round {number}/{args.rounds}: {target.name} ...")
                 measure(tool, target, args, f"{target.name}_c{args.connections}")
             upstream.check_alive()

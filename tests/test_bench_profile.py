@@ -31,3 +31,12 @@ def test_gc_only_prints_the_collector_alone(capsys: pytest.CaptureFixture[str]) 
     assert profile.main([*ARGS, "--gc-only"]) == 0
     printed = capsys.readouterr().out
     assert "garbage collector: gen0:" in printed and "calls/req" not in printed
+
+
+def test_a_translated_path_can_be_profiled(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--model bedrock``: the profile holds the Bedrock translation and the SigV4 signer,
+    which the OpenAI path never calls."""
+    assert profile.main([*ARGS, "--model", "bedrock"]) == 0
+    printed = capsys.readouterr().out
+    assert "nova-lite/bedrock" in printed
+    assert "(converse_to_chat)" in printed and "(signed_headers)" in printed

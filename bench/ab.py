@@ -5,7 +5,7 @@ and on this shared 2-core machine one run of each tree, one after the other, mos
 the machine's drift (15% or more within a minute). So: one nginx upstream
 (:mod:`bench.upstream`), two ``gateway serve`` processes with the same settings, each importing
 its own tree (``PYTHONPATH=<tree>``: it comes before the venv's editable install, which is
-checked before anything is measured), measured in interleaved rounds (A B, B A, …; a warm-up
+checked before anything is measured), measured in interleaved rounds (:func:`round_order`; a warm-up
 before each run), one target under load at a time. Reported per run and pooled over the
 rounds: req/s, p50, and the CPU the gateway's process tree used per request (``/proc``, as the
 main bench does), split into the serving process and its children (the log writer) when
@@ -17,6 +17,13 @@ policy (:mod:`bench.ratelimit`): an A/B of what the limiter costs per request.
 
 ``--forwarder`` adds the bench's reference forwarder (:mod:`bench.forwarder`, from the tree
 the bench runs from) as a third target, for the floor ratio of issue 10's bar.
+
+``--models openai,gemini,bedrock,anthropic`` loads each gateway with each of those requests
+in turn (:data:`MODELS`: the main bench's OpenAI path and its three translated paths, answered
+by the same nginx upstream), every (tree, model) pair a target of the interleaved rounds: the
+per-provider CPU per request inside the running server, each translated path's extra over the
+OpenAI path of the same gateway in the same rounds, and (with both trees) each provider's
+new / base. ``--no-base`` measures the ``--new`` tree alone (providers against each other).
 
 With ``--logging on`` the writer's backlog is waited out after every run (``/healthz``
 counters), so it never runs during the other target's turn, and the children's CPU is counted
@@ -40,13 +47,15 @@ from bench import ratelimit as rl
 from bench.forwarder_proc import ForwarderProcess
 from bench.gateway_proc import REPO, Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine, load_generator
-from bench.phases import probe, progress
+from bench.phases import NATIVE, probe, progress
 from bench.procs import BenchError, ServedProcess, in_workdir
 from bench.upstream import Upstream
 
 PACKAGES = ("gateway", "logging_pipeline", "providers", "cache", "ratelimit")
 """The project's top-level packages: each must be imported from the tree under test."""
 SETTLE_TIMEOUT_S = 30.0
+MODELS = {"openai": payloads.CHAT_MODEL, "anthropic": payloads.TRANSLATED_MODEL, **NATIVE}
+"""``--models`` names: the main bench's non-streamed requests, by the provider serving them."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,9 +74,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--policy", action="store_true",
         help="REDIS_URL set, every request with the rate-limit line's policy (bench.ratelimit)",
     )  # fmt: skip
+    parser.add_argument(
+        "--models",
+        default="openai",
+        help=f"comma-separated requests to load each gateway with, of {', '.join(MODELS)}",
+    )
+    parser.add_argument(
+        "--no-base", action="store_true", help="measure the --new tree alone (with --models)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(args.models) - set(MODELS))
+    if unknown or not args.models or len(set(args.models)) != len(args.models):
+        parser.error(f"--models: a list of distinct names of {', '.join(MODELS)}")
+    if args.forwarder and "openai" not in args.models:
+        parser.error("--forwarder is compared with the openai model: add it to --models")
     args.base, args.new = args.base.resolve(), args.new.resolve()
     for tree in (args.base, args.new):
         if not (tree / "gateway" / "__init__.py").is_file():
@@ -113,6 +136,10 @@ class Target:
     server: ServedProcess
     spec: RequestSpec
     runs: list[LoadResult] = field(default_factory=list)
+    tree: str = ""
+    """``base`` or ``new`` (empty for the forwarder)."""
+    model: str = "openai"
+    """The :data:`MODELS` name of its request."""
 
     def pooled(self) -> LoadResult:
         return combine(self.name, self.runs)
@@ -176,23 +203,69 @@ def ratios(new: Target, base: Target, of: str) -> tuple[float, list[float]]:
     return pooled, [value(n) / value(b) for n, b in zip(new.runs, base.runs, strict=True)]
 
 
+def comparisons(targets: list[Target]) -> list[str]:
+    """The verdict lines: new / base per model (both trees), each translated path against the
+    OpenAI path of the same gateway (several models), each gateway against the forwarder."""
+    gateways = [t for t in targets if t.tree]
+    by_key = {(t.tree, t.model): t for t in gateways}
+    trees = list(dict.fromkeys(t.tree for t in gateways))
+    models = list(dict.fromkeys(t.model for t in gateways))
+    lines = []
+    if len(trees) == 2:
+        for model in models:
+            base, new = by_key["base", model], by_key["new", model]
+            rps, rps_rounds = ratios(new, base, "rps")
+            cpu, cpu_rounds = ratios(new, base, "cpu")
+            what = "new/base" if len(models) == 1 else f"new/base {model}"
+            lines.append(f"  {what} req/s:      {100 * rps:.1f}% pooled ({spread(rps_rounds)})")
+            lines.append(f"  {what} CPU us/req: {100 * cpu:.1f}% pooled ({spread(cpu_rounds)})")
+    if "openai" in models and len(models) > 1:
+        for tree in trees:
+            openai = by_key[tree, "openai"]
+            for model in models:
+                if model == "openai":
+                    continue
+                target = by_key[tree, model]
+                rps, rps_rounds = ratios(target, openai, "rps")
+                _, cpu_rounds = ratios(target, openai, "cpu")
+                extra = (
+                    target.pooled().server_cpu_us_per_request
+                    - openai.pooled().server_cpu_us_per_request
+                )
+                lines.append(
+                    f"  {tree} {model}/openai req/s: {100 * rps:.1f}% pooled "
+                    f"({spread(rps_rounds)}); CPU us/req {extra:+.0f} pooled "
+                    f"({spread(cpu_rounds)})"
+                )
+    forwarders = [t for t in targets if not t.tree]
+    if forwarders:
+        for tree in trees:
+            gateway = by_key[tree, "openai"]
+            frac, per_round = ratios(gateway, forwarders[0], "rps")
+            lines.append(
+                f"  {gateway.name}/forwarder req/s: {100 * frac:.1f}% pooled ({spread(per_round)})"
+            )
+    return lines
+
+
 def report(targets: list[Target], args: argparse.Namespace) -> str:
     split = args.logging == "on"
-    head = f"  {'round':<6} {'target':<10} {'req/s':>9} {'p50 ms':>7} {'CPU us/req':>11}"
+    width = max(10, *(len(t.name) for t in targets))
+    head = f"  {'round':<6} {'target':<{width}} {'req/s':>9} {'p50 ms':>7} {'CPU us/req':>11}"
     if split:
         head += f" {'process':>8} {'writer':>7}"
     lines = [
         f"A/B at {args.connections} connections, logging {args.logging}, "
         f"{'rate-limit policy on Redis, ' if args.policy else ''}"
-        f"{args.rounds} rounds of {args.duration:g} s",
-        f"  base: {args.base}",
+        f"{args.rounds} rounds of {args.duration:g} s, models {', '.join(args.models)}",
+        *(() if args.no_base else (f"  base: {args.base}",)),
         f"  new:  {args.new}",
         head,
     ]
 
     def row(label: str, name: str, run: LoadResult) -> str:
         text = (
-            f"  {label:<6} {name:<10} {run.rps:>9.0f} {run.latency_ms.get('p50', 0):>7.2f} "
+            f"  {label:<6} {name:<{width}} {run.rps:>9.0f} {run.latency_ms.get('p50', 0):>7.2f} "
             f"{run.server_cpu_us_per_request:>11.0f}"
         )
         if split:
@@ -207,23 +280,59 @@ def report(targets: list[Target], args: argparse.Namespace) -> str:
             lines.append(row(str(number + 1), target.name, target.runs[number]))
     for target in targets:
         lines.append(row("pooled", target.name, target.pooled()))
-    by_name = {t.name: t for t in targets}
-    base, new = by_name["base"], by_name["new"]
-    rps, rps_rounds = ratios(new, base, "rps")
-    cpu, cpu_rounds = ratios(new, base, "cpu")
-    lines.append(f"  new/base req/s:      {100 * rps:.1f}% pooled ({spread(rps_rounds)})")
-    lines.append(f"  new/base CPU us/req: {100 * cpu:.1f}% pooled ({spread(cpu_rounds)})")
-    if "forwarder" in by_name:
-        fwd = by_name["forwarder"]
-        for gateway in (base, new):
-            frac, per_round = ratios(gateway, fwd, "rps")
-            lines.append(
-                f"  {gateway.name}/forwarder req/s: {100 * frac:.1f}% pooled ({spread(per_round)})"
-            )
+    lines.extend(comparisons(targets))
     errors = sum(t.pooled().error_total for t in targets)
     if errors:
         lines.append(f"  WARNING: {errors} failed requests")
     return "\n".join(lines)
+
+
+def gateway_targets(
+    args: argparse.Namespace, workdir: Path, upstream: Upstream, servers: list[ServedProcess]
+) -> list[Target]:
+    """One gateway per tree (started, appended to ``servers``), and a target per (model, tree),
+    a model's trees next to each other. A single model's targets are named by tree alone."""
+    trees = [("new", args.new)] if args.no_base else [("base", args.base), ("new", args.new)]
+    url = rl.redis_url() if args.policy else None
+    if args.policy and url is None:
+        raise BenchError("--policy: no Redis server answers (REDIS_URL)")
+    gateways: dict[str, Gateway] = {}
+    for name, tree in trees:
+        gateway = Gateway(
+            workdir,
+            upstream.base_url,
+            name=name,
+            logging=args.logging == "on",
+            redis_url=url,
+            extra_env={"PYTHONPATH": str(tree)},
+        )
+        check_tree(gateway, tree)
+        gateway.create_key()
+        progress(f"starting the {name} gateway ({tree}) ...")
+        servers.append(gateway)
+        gateway.start()
+        gateways[name] = gateway
+    targets = []
+    for model in args.models:
+        body = payloads.request_body(MODELS[model])
+        for name, gateway in gateways.items():
+            spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": f"Bearer {gateway.key}"})
+            label = name if args.models == ["openai"] else f"{name}/{model}"
+            spec = rl.limited(spec) if args.policy else spec
+            targets.append(Target(label, gateway, spec, tree=name, model=model))
+    return targets
+
+
+def round_order(targets: list[Target], number: int) -> list[Target]:
+    """The order of round ``number`` (from 1): rotated by one every two rounds and reversed
+    every other round (A B C D, D C B A, B C D A, A D C B, ...), so that over twice as many
+    rounds as targets every target takes every position equally often. Plain reversal is
+    that for two targets (A B, B A, B A, A B here), but with more it keeps the first and the
+    last target at the ends, each running twice in a row across a round's boundary, and the
+    others always between two different targets."""
+    shift = (number - 1) // 2 % len(targets)
+    order = targets[shift:] + targets[:shift]
+    return order if number % 2 else order[::-1]
 
 
 def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
@@ -233,31 +342,12 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
         progress("starting the upstream ...")
         upstream.start()
         tool = load_generator(workdir)
-        body = payloads.request_body(payloads.CHAT_MODEL)
-        url = rl.redis_url() if args.policy else None
-        if args.policy and url is None:
-            raise BenchError("--policy: no Redis server answers (REDIS_URL)")
-        targets: list[Target] = []
-        for name, tree in (("base", args.base), ("new", args.new)):
-            gateway = Gateway(
-                workdir,
-                upstream.base_url,
-                name=name,
-                logging=args.logging == "on",
-                redis_url=url,
-                extra_env={"PYTHONPATH": str(tree)},
-            )
-            check_tree(gateway, tree)
-            gateway.create_key()
-            progress(f"starting the {name} gateway ({tree}) ...")
-            servers.append(gateway)
-            gateway.start()
-            spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": f"Bearer {gateway.key}"})
-            targets.append(Target(name, gateway, rl.limited(spec) if args.policy else spec))
+        targets = gateway_targets(args, workdir, upstream, servers)
         if args.forwarder:
             forwarder = ForwarderProcess(workdir, upstream.base_url)
             servers.append(forwarder)
             forwarder.start()
+            body = payloads.request_body(payloads.CHAT_MODEL)
             spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": "Bearer bench"})
             targets.append(Target("forwarder", forwarder, spec))
         limited = {"helicone-ratelimit-policy": rl.POLICY} if args.policy else None
@@ -266,16 +356,17 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
             expected = limited if isinstance(target.server, Gateway) else None
             probe(target.server.port, target.spec, b'"chat.completion"', target.name, expected)
         for number in range(1, args.rounds + 1):
-            for target in targets if number % 2 else targets[::-1]:
+            for target in round_order(targets, number):
                 progress(f"round {number}/{args.rounds}: {target.name} ...")
                 measure(tool, target, args, f"{target.name}_c{args.connections}")
             upstream.check_alive()
         text = report(targets, args)
         data = {
-            "base": str(args.base),
+            "base": None if args.no_base else str(args.base),
             "new": str(args.new),
             "logging": args.logging,
             "connections": args.connections,
+            "models": {name: MODELS[name] for name in args.models},
             "runs": {t.name: [r.to_json() for r in t.runs] for t in targets},
             "pooled": {t.name: t.pooled().to_json() for t in targets},
         }

@@ -10,9 +10,11 @@ function call several times over, so the figures are shares, not costs: compare 
 each other and between two trees, and measure a change's effect with :mod:`bench.ab`.
 ``--policy`` sends every request with the rate-limit line's policy (:mod:`bench.ratelimit`,
 ``Helicone-RateLimit-Policy``) to a gateway whose counters are on the machine's Redis
-(``REDIS_URL``), to see what the limiter costs. ``--output`` keeps the :mod:`pstats` file for
-``python -m pstats``. ``--forwarder`` profiles the
-reference forwarder (:mod:`bench.forwarder`) the same way instead, for comparison.
+(``REDIS_URL``), to see what the limiter costs. ``--output`` keeps the :mod:`pstats` file
+for ``python -m pstats``. ``--forwarder`` profiles the
+reference forwarder (:mod:`bench.forwarder`) the same way instead, for comparison. ``--model``
+loads the gateway with another of :data:`bench.ab.MODELS` (a translated path: Anthropic,
+Gemini, Bedrock) instead of the OpenAI path, to compare two profiles function by function.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from bench import payloads
 from bench import ratelimit as rl
+from bench.ab import MODELS
 from bench.forwarder_proc import REPO, ForwarderProcess
 from bench.gateway_proc import Gateway
 from bench.load import RequestSpec, load_generator
@@ -56,7 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--policy", action="store_true",
         help="REDIS_URL set, every request with the rate-limit line's policy (bench.ratelimit)",
     )  # fmt: skip
+    parser.add_argument(
+        "--model", choices=tuple(MODELS), default="openai", help="the request to load with"
+    )
     args = parser.parse_args(argv)
+    if args.forwarder and args.model != "openai":
+        parser.error("the forwarder has no routing: --model openai only")
     args.tree = args.tree.resolve()
     return args
 
@@ -130,7 +138,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         server.start()
         spec = RequestSpec(
             payloads.CHAT_PATH,
-            payloads.request_body(payloads.CHAT_MODEL),
+            payloads.request_body(MODELS[args.model]),
             {"Authorization": f"Bearer {key}"},
         )
         if args.policy:
@@ -147,7 +155,8 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
             time.sleep(0.2)
         time.sleep(0.5)  # the dump may still be being written
         head = (
-            f"{server.label}, logging {args.logging}, {args.connections} connections, "
+            f"{server.label}, {MODELS[args.model]}, logging {args.logging}, "
+            f"{args.connections} connections, "
             f"{'rate-limit policy on Redis, ' if args.policy else ''}"
             f"{result.rps:.0f} req/s{'' if args.gc_only else ' under the profiler'}\n"
             + collector(Path(str(out) + ".gc.json"), result.requests)

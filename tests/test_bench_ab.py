@@ -8,6 +8,7 @@ the timings.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,47 @@ def test_ab_policy_sends_the_rate_limit_policy(capsys: pytest.CaptureFixture[str
     assert ab.main(argv) == 0
     printed = capsys.readouterr().out
     assert "rate-limit policy on Redis" in printed and "WARNING" not in printed
+
+
+def test_models_must_be_known_and_distinct() -> None:
+    base = ["--base", str(REPO), "--new", str(REPO)]
+    assert ab.parse_args([*base, "--models", "openai, bedrock"]).models == ["openai", "bedrock"]
+    for bad in ("openai,mistral", "gemini,gemini", ","):
+        with pytest.raises(SystemExit):
+            ab.parse_args([*base, "--models", bad])
+    with pytest.raises(SystemExit):  # the forwarder is compared with the OpenAI path
+        ab.parse_args([*base, "--models", "gemini", "--forwarder"])
+
+
+def test_providers_run_one_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every translated path through one gateway, next to the OpenAI path: each probe gets a
+    chat completion (the request really went through that provider's translation), and the
+    report has each provider's line over the OpenAI path."""
+    out = tmp_path / "ab.json"
+    argv = ["--new", str(REPO), "--no-base", "--models", "openai,gemini,bedrock,anthropic",
+            "--duration", "1", "--warmup", "1", "--rounds", "1", "--connections", "2",
+            "--json", str(out)]  # fmt: skip
+    assert ab.main(argv) == 0
+    printed = capsys.readouterr().out
+    for model in ("gemini", "bedrock", "anthropic"):
+        line = rf"new {model}/openai req/s: [\d.]+% pooled .*; CPU us/req [+-]\d+ pooled"
+        assert re.search(line, printed), printed
+    assert "new/base" not in printed and "base:" not in printed
+    data = json.loads(out.read_text())
+    assert data["base"] is None
+    assert data["models"]["bedrock"] == "nova-lite/bedrock"
+    assert set(data["runs"]) == {f"new/{m}" for m in ("openai", "gemini", "bedrock", "anthropic")}
+    for name, runs in data["runs"].items():
+        assert len(runs) == 1 and runs[0]["requests"] > 0 and runs[0]["error_total"] == 0, name
+
+
+def test_every_target_takes_every_position() -> None:
+    targets = [ab.Target(name, None, None) for name in "ABCD"]  # type: ignore[arg-type]
+    orders = ["".join(t.name for t in ab.round_order(targets, n)) for n in range(1, 9)]
+    assert orders[:2] == ["ABCD", "DCBA"]
+    for position in range(4):
+        assert sorted(order[position] for order in orders) == sorted("ABCD" * 2), orders
+    two = targets[:2]
+    assert ["".join(t.name for t in ab.round_order(two, n)) for n in range(1, 5)] == [
+        "AB", "BA", "BA", "AB",
+    ]

@@ -40,3 +40,12 @@ def test_policy_profiles_the_limiter(capsys: pytest.CaptureFixture[str]) -> None
     printed = capsys.readouterr().out
     assert "rate-limit policy on Redis" in printed
     assert "_limiter.py" in printed and "(acquire)" in printed
+
+
+def test_a_translated_path_can_be_profiled(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--model bedrock``: the profile holds the Bedrock translation and the SigV4 signer,
+    which the OpenAI path never calls."""
+    assert profile.main([*ARGS, "--model", "bedrock"]) == 0
+    printed = capsys.readouterr().out
+    assert "nova-lite/bedrock" in printed
+    assert "(converse_to_chat)" in printed and "(signed_headers)" in printed

@@ -32,6 +32,7 @@ from logging_pipeline.query.dashboard import (
     build_cache_savings_query,
     build_series_query,
     cache_savings,
+    fits,
     series,
 )
 from logging_pipeline.query.rollup import (
@@ -135,6 +136,19 @@ async def _answers(transport: LogTransport, body: dict[str, Any], org: str = MAI
     compiled = build_rollup_series_query(org, query, window, stale)
     rows = await transport.query(compiled.sql, compiled.params)
     rollup = series(query, rows)
+    if query.group_by is not None:  # the one-pass form: the same answer whenever it fits
+        for every in (
+            build_series_query(org, query, every_group=True),
+            build_rollup_series_query(org, query, window, stale, every_group=True),
+        ):
+            every_rows = await transport.query(every.sql, every.params)
+            groups = {s["group"] for s in raw["series"] if not s["other"]}
+            others = [s for s in raw["series"] if s["other"]]
+            assert fits(query, every_rows) == (not others), body
+            if not others:
+                assert series(query, every_rows) == raw, body
+            else:  # more groups than the limit: each one its own series, none "other"
+                assert len(series(query, every_rows)["series"]) > len(groups), body
     if query.group_by is None:  # ... and the sums the rollup keeps
         rollup["cache_savings"] = rollup_cache_savings(rows)
     return raw, rollup, stale

@@ -5,6 +5,7 @@ aggregate endpoint on the app.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -15,11 +16,14 @@ from gateway.api.evals import evals_router
 from gateway.api.requests import RequestApiDeps
 from gateway.api.sessions import session_router
 from gateway.api.users import user_router
+from logging_pipeline.query.builder import CompiledQuery
 from logging_pipeline.query.dashboard import (
+    FEW_GROUPS,
     SeriesQuery,
     build_cache_savings_query,
     build_series_query,
     cache_savings,
+    fits,
     series,
 )
 from logging_pipeline.query.rollup import (
@@ -44,15 +48,27 @@ def dashboard_router(api: AggregateApi) -> APIRouter:
 
         async def work(org_id: str) -> Any:
             query = SeriesQuery.from_body(await api.body(request))
+
+            async def rows_of(build: Callable[[bool], CompiledQuery]) -> list[dict[str, Any]]:
+                if query.group_by in FEW_GROUPS:  # one pass when every group is a top one
+                    rows = await api.run(build(True))
+                    if fits(query, rows):
+                        return rows
+                return await api.run(build(False))
+
             window = rollup_window(query)
             if window is None:
-                answer = series(query, await api.run(build_series_query(org_id, query)))
+                answer = series(
+                    query, await rows_of(lambda every: build_series_query(org_id, query, every))
+                )
                 if query.group_by is None:
                     saved = await api.run(build_cache_savings_query(org_id, query))
                     answer["cache_savings"] = cache_savings(saved)
                 return answer
             stale = stale_hours(await api.run(build_stale_hours_query(org_id, window)))
-            rows = await api.run(build_rollup_series_query(org_id, query, window, stale))
+            rows = await rows_of(
+                lambda every: build_rollup_series_query(org_id, query, window, stale, every)
+            )
             answer = series(query, rows)
             if query.group_by is None:  # the rollup keeps the savings: summed from its rows
                 answer["cache_savings"] = rollup_cache_savings(rows)

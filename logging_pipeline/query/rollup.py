@@ -149,7 +149,8 @@ def stale_hours(rows: Sequence[Mapping[str, Any]]) -> list[datetime]:
 
 
 def build_rollup_series_query(org_id: str, query: SeriesQuery, window: RollupWindow,
-                              stale: Sequence[datetime]) -> CompiledQuery:  # fmt: skip
+                              stale: Sequence[datetime], every_group: bool = False
+                              ) -> CompiledQuery:  # fmt: skip
     """The series of :mod:`~logging_pipeline.query.dashboard`: clean whole hours from the
     rollup, the rest of the range from the request rows (``stale``: the window's hours to
     read raw, from :func:`build_stale_hours_query`)."""
@@ -198,7 +199,7 @@ def build_rollup_series_query(org_id: str, query: SeriesQuery, window: RollupWin
         return f"({rolled} UNION ALL {raw})"
 
     bucket = query.buckets.expr(binder, column="hour")
-    return series_sql(binder, query, source, bucket, _MERGED, "sum(requests)")
+    return series_sql(binder, query, source, bucket, _MERGED, "sum(requests)", every_group)
 
 
 def coalesce(runs: list[tuple[datetime, datetime]], limit: int

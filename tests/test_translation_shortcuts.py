@@ -1,7 +1,8 @@
 """The translations' shortcuts for the usual request and answer make exactly what their full
-walk makes, and leave everything else — every error included — to the walk: the Gemini and
-Converse conversation of plain messages (every message ``{"role", "content"}`` with string
-content), and the Gemini choice of a single candidate of plain text parts."""
+walk makes, and leave everything else — every error included — to the walk: the Gemini,
+Converse and Anthropic conversation of plain messages (every message ``{"role", "content"}``
+with string content), the Anthropic request of nothing but those, and the Gemini choice of a
+single candidate of plain text parts."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 
 from providers.adapter import TranslationError
+from providers.anthropic import conversation
+from providers.anthropic import request as anthropic_request
 from providers.bedrock import converse
 from providers.gemini import contents, response
 
@@ -27,6 +30,11 @@ SHORTCUTS: dict[str, tuple[Walk, Walk, Walk]] = {
         contents.split_conversation,
     ),
     "converse": (converse._plain_conversation, converse._walk_conversation, converse.conversation),
+    "anthropic": (
+        conversation.plain_conversation,
+        conversation._walk_conversation,
+        conversation.split_conversation,
+    ),
 }
 
 
@@ -150,3 +158,57 @@ def test_any_other_answer_is_read_part_by_part(candidates: Any) -> None:
     assert response.gemini_to_chat(answer, created=1)["choices"] == response._choices(
         answer, candidates, "r1"
     )
+
+
+PLAIN_REQUESTS: list[Any] = [
+    {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]},
+    {"model": "claude-x", "messages": [{"role": "system", "content": "Be brief."},
+                                       {"role": "user", "content": "hi"}], "stream": True},
+    {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}], "stream": False,
+     "stream_options": {"include_usage": True}},
+    {"model": "claude-x", "messages": [{"role": "user", "content": "a"},
+                                       {"role": "user", "content": "b"}], "stream": None},
+    # Not plain: each goes to the full translation (its answer or its error).
+    {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"},
+    {"model": "", "messages": [{"role": "user", "content": "hi"}]},
+    {"model": 5, "messages": [{"role": "user", "content": "hi"}]},
+    {"messages": [{"role": "user", "content": "hi"}]},
+    {"model": "claude-x", "messages": [{"role": "tool", "content": "42"}]},
+    {"model": "claude-x", "messages": "hi"},
+    {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9},
+    {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}], "user": "ann"},
+    {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}], "logprobs": True},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("payload", PLAIN_REQUESTS)
+def test_the_plain_anthropic_request_is_the_full_translation(
+    payload: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = copy.deepcopy(payload)
+    with monkeypatch.context() as patched:  # the shortcut off: the full translation
+        patched.setattr(anthropic_request, "_PLAIN_FIELDS", frozenset())
+        try:
+            expected: Any = anthropic_request.chat_to_messages(payload, default_max_tokens=1024)
+        except TranslationError as exc:
+            expected = exc
+    if isinstance(expected, TranslationError):
+        exc = expected
+        with pytest.raises(TranslationError) as raised:
+            anthropic_request.chat_to_messages(payload, default_max_tokens=1024)
+        assert (raised.value.message, raised.value.param) == (exc.message, exc.param)
+        return
+    made = anthropic_request.chat_to_messages(payload, default_max_tokens=1024)
+    assert made == expected and list(made) == list(expected)  # the same keys, in order
+    assert payload == before
+
+
+def test_the_shortcut_is_taken_for_the_usual_request() -> None:
+    payload = PLAIN_REQUESTS[1]
+    assert anthropic_request._plain_request(payload, 1024) == {
+        "model": "claude-x", "max_tokens": 1024,
+        "system": [{"type": "text", "text": "Be brief."}],
+        "messages": [{"role": "user", "content": "hi"}], "stream": True,
+    }  # fmt: skip
+    for other in PLAIN_REQUESTS[4:8]:
+        assert anthropic_request._plain_request(other, 1024) is None

@@ -165,6 +165,55 @@ def _collapsed(blocks: list[JSONObject]) -> str | list[JSONObject]:
 
 def split_conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
     """``(system blocks, turns)`` for an OpenAI ``messages`` list."""
+    plain = plain_conversation(messages)
+    return plain if plain is not None else _walk_conversation(messages)
+
+
+def plain_conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]] | None:
+    """:func:`split_conversation` of the usual conversation, made without the checking walk:
+    every message exactly ``{"role", "content"}``, the role system, developer, user or
+    assistant and the content a string. None for anything else (the walk then translates it,
+    or refuses it with its message).
+
+    The walk's checks and block dispatch were most of a plain request's translation (the
+    Gemini and Converse shortcuts in :func:`providers.chat_parts.plain_conversation` are the
+    same idea; Anthropic's blocks are typed and a lone text is sent as the string shorthand,
+    so it has its own). An empty system or assistant text is left out, an empty user text
+    kept, as the walk does; tests/test_translation_shortcuts.py compares the two over every
+    short conversation.
+    """
+    if type(messages) is not list or not messages:
+        return None
+    system: list[JSONObject] = []
+    turns: list[JSONObject] = []
+    for message in messages:
+        if type(message) is not dict or len(message) != 2:
+            return None
+        content = message.get("content")
+        if type(content) is not str:
+            return None
+        role = message.get("role")
+        if role == "assistant":
+            if not content:
+                continue
+        elif role == "system" or role == "developer":
+            if content:
+                system.append({"type": "text", "text": content})
+            continue
+        elif role != "user":
+            return None
+        if turns and turns[-1]["role"] == role:
+            last = turns[-1]
+            if type(last["content"]) is str:  # the shorthand of one text, now two blocks
+                last["content"] = [{"type": "text", "text": last["content"]}]
+            last["content"].append({"type": "text", "text": content})
+        else:
+            turns.append({"role": role, "content": content})
+    return system, turns
+
+
+def _walk_conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
+    """:func:`split_conversation` of any ``messages``: each message checked and translated."""
     system: list[JSONObject] = []
     turns: list[JSONObject] = []
     for param, message in chat_messages(messages, api="Anthropic"):

@@ -32,7 +32,7 @@ from typing import Any
 
 from providers.adapter import TranslationError
 from providers.anthropic.content import JSONObject
-from providers.anthropic.conversation import split_conversation
+from providers.anthropic.conversation import plain_conversation, split_conversation
 from providers.chat_params import (
     boolean,
     chosen_function,
@@ -112,6 +112,10 @@ _TRANSLATED = frozenset(
         "service_tier",
     }
 )
+
+_PLAIN_FIELDS = frozenset({"model", "messages", "stream", "stream_options"})
+"""A request of these fields alone (the usual one) has nothing for :func:`chat_to_messages` to
+read after the conversation: :func:`_plain_request` makes its body directly."""
 
 _SERVICE_TIERS = {"auto": "auto", "default": "standard_only"}
 _USER_ID_FIELDS = ("user", "safety_identifier", "prompt_cache_key")
@@ -360,6 +364,26 @@ def platform_body(
     return body
 
 
+def _plain_request(payload: JSONObject, default_max_tokens: int) -> JSONObject | None:
+    """:func:`chat_to_messages` of a request of :data:`_PLAIN_FIELDS` alone with a plain
+    conversation (:func:`plain_conversation`), the same body in the same key order; None for
+    anything the full translation must check (tests/test_translation_shortcuts.py)."""
+    model, stream = payload.get("model"), payload.get("stream")
+    if type(model) is not str or not model or (stream is not None and type(stream) is not bool):
+        return None
+    plain = plain_conversation(payload.get("messages"))
+    if plain is None:
+        return None
+    system, messages = plain
+    body: JSONObject = {"model": model, "max_tokens": default_max_tokens}
+    if system:
+        body["system"] = system
+    body["messages"] = messages
+    if stream:
+        body["stream"] = True
+    return body
+
+
 def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dict[str, Any]:
     """The Anthropic Messages request for an OpenAI chat request (``model`` already native).
 
@@ -368,6 +392,10 @@ def chat_to_messages(payload: dict[str, Any], *, default_max_tokens: int) -> dic
     """
     if not isinstance(payload, dict):
         raise TranslationError("The request body must be a JSON object.")
+    if payload.keys() <= _PLAIN_FIELDS:
+        plain = _plain_request(payload, default_max_tokens)
+        if plain is not None:
+            return plain
     reject_inexpressible(
         payload,
         translated=_TRANSLATED,

@@ -51,7 +51,7 @@ from logging_pipeline.clickhouse.chdb_transport import ChdbTransport
 from logging_pipeline.clickhouse.migrate import migrate
 from logging_pipeline.clickhouse.transport import LogTransport
 from logging_pipeline.rollup import refresh
-from logging_pipeline.schema import REQUEST_TABLE, ROLLUP_TABLE
+from logging_pipeline.schema import REQUEST_TABLE, ROLLUP_TABLE, USER_ROLLUP_TABLE
 
 
 @dataclass(frozen=True)
@@ -313,11 +313,13 @@ async def _generate(path: Path, spec: Spec, optimize: bool) -> None:
             # What a log that has been written for a month looks like: background merges have
             # folded the parts. Without it the engine merges while the bench measures.
             await transport.command(f"OPTIMIZE TABLE {REQUEST_TABLE} FINAL")
-        # What the writer's periodic refresh has done by then: the hours written are rolled
-        # up (settle 0: nothing else writes this store). The current hour too, here.
+        # What the writer's periodic refresh has done by then: the hours (and the user
+        # rollup's days) written are rolled up (settle 0: nothing else writes this store).
+        # The current hour and day too, here.
         await refresh(transport, settle_seconds=0)
         if optimize:
             await transport.command(f"OPTIMIZE TABLE {ROLLUP_TABLE} FINAL")
+            await transport.command(f"OPTIMIZE TABLE {USER_ROLLUP_TABLE} FINAL")
     finally:
         await transport.close()
 

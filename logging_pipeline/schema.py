@@ -21,6 +21,9 @@ ROLLUP_DIRTY_VIEW = "request_rollup_dirty_mv"
 ROLLUP_DIMENSIONS = ("model", "provider", "status")
 """What a rollup row is per (besides organization and hour): the filters and groupings the
 dashboard series can answer from the rollup (logging_pipeline/query/rollup.py)."""
+USER_ROLLUP_TABLE = "user_rollup_daily"
+USER_ROLLUP_DAY = "toDate(toDateTime(request_created_at, 'UTC'))"
+"""A request's UTC day (the user rollup's period)."""
 ROLLUP_SETTLE_SECONDS = 60
 """How long an insert may take between the dirty mark its materialized view writes and its
 commit: a rollup computed at S is declared valid through S minus this, so a row marked
@@ -92,6 +95,35 @@ def rollup_select(where: str, valid_through: str, metrics: tuple[str, ...] = ROL
         f"{valid_through} AS valid_through, {', '.join(metrics)} "
         f"FROM {REQUEST_TABLE} FINAL WHERE {where} "
         f"GROUP BY organization_id, hour, {', '.join(ROLLUP_DIMENSIONS)}"
+    )
+
+
+USER_ROLLUP_METRICS: tuple[str, ...] = (
+    "min(request_created_at) AS first_at",
+    "max(request_created_at) AS last_at",
+    "groupBitOr(bitShiftLeft(toUInt32(1), toHour(toDateTime(request_created_at, 'UTC')))) "
+    "AS hours",
+    "count() AS requests",
+    "sum(ifNull(prompt_tokens, 0)) AS prompt_tokens",
+    "sum(ifNull(completion_tokens, 0)) AS completion_tokens",
+    "sum(ifNull(cost, 0)) AS cost",
+    "countIf(status = 429) AS rate_limited",
+)
+"""A user-day's metrics over request rows (``FINAL``), in the user rollup's column order
+(after ``valid_through``): what ``/v1/user/metrics/query`` adds up per user
+(logging_pipeline/query/user_rollup.py), and ``hours``, the 24-bit mask of the UTC hours the
+user sent requests in, from which the *local* days they were active are counted for any
+whole-hour time zone."""
+
+
+def user_rollup_select(where: str, valid_through: str) -> str:
+    """``SELECT`` of user rollup rows (the table's column order) from the request rows
+    ``where``: one per organization, UTC day and user id (``''`` too, so that every day with
+    rows has a generation, even one whose requests named no user)."""
+    return (
+        f"SELECT organization_id, {USER_ROLLUP_DAY} AS day, user_id, "
+        f"{valid_through} AS valid_through, {', '.join(USER_ROLLUP_METRICS)} "
+        f"FROM {REQUEST_TABLE} FINAL WHERE {where} GROUP BY organization_id, day, user_id"
     )
 
 
@@ -341,6 +373,40 @@ FROM {REQUEST_TABLE} GROUP BY organization_id, hour
             "ADD COLUMN IF NOT EXISTS ttft_v Array(Int64) DEFAULT []",
             f"INSERT INTO {ROLLUP_TABLE} "
             + rollup_select("1", f"now64(6, 'UTC') - toIntervalSecond({ROLLUP_SETTLE_SECONDS})"),
+        ),
+    ),    (
+        # Per-(organization, UTC day, user) rollups for the user metrics (the dashboard's
+        # Users view and top users): about 6x fewer rows than the requests they sum. Kept
+        # exact like the hourly rollups (logging_pipeline/rollup.py): never fed by inserts;
+        # a day is stale while an hour of it (request_rollup_dirty, 0008's marks) was marked
+        # after its newest generation, and the writer recomputes stale days from FINAL.
+        # Existing rows are rolled up here, as of the migration.
+        "0011_user_rollup_daily",
+        (
+            f"""
+CREATE TABLE IF NOT EXISTS {USER_ROLLUP_TABLE}
+(
+    organization_id    UUID,
+    day                Date,
+    user_id            String,
+    valid_through      DateTime64(6, 'UTC'),
+    first_at           DateTime64(3, 'UTC'),
+    last_at            DateTime64(3, 'UTC'),
+    hours              UInt32,
+    requests           UInt64,
+    prompt_tokens      Int64,
+    completion_tokens  Int64,
+    cost               UInt64,
+    rate_limited       UInt64
+)
+ENGINE = ReplacingMergeTree(valid_through)
+PARTITION BY toYYYYMM(day)
+ORDER BY (organization_id, day, user_id)
+""",
+            f"INSERT INTO {USER_ROLLUP_TABLE} "
+            + user_rollup_select(
+                "1", f"now64(6, 'UTC') - toIntervalSecond({ROLLUP_SETTLE_SECONDS})"
+            ),
         ),
     ),
 )

@@ -493,6 +493,11 @@ def test_user_metrics_filters_and_paging(api: Api) -> None:
     assert alice["active_for"] == 1
     window = {"startTimeUnixSeconds": 1_704_758_400, "endTimeUnixSeconds": 1_704_931_200}
     assert [u["user_id"] for u in user_metrics(api, timeFilter=window)["users"]] == ["dave"]
+    # A month of whole days comes from the per-day user rollup: the answers of the rows.
+    month = {"startTimeUnixSeconds": 1_704_067_200, "endTimeUnixSeconds": 1_706_745_599}
+    for extra in ({}, {"timeZoneDifferenceMinutes": 300}, {"sort": {"active_for": "desc"}},
+                  {"filter": busy, "offset": 1, "limit": 1}):  # fmt: skip
+        assert user_metrics(api, timeFilter=month, **extra) == user_metrics(api, **extra)
 
 
 @pytest.mark.parametrize(

@@ -272,6 +272,7 @@ async def test_migration_backfills_an_existing_store(store: LogTransport) -> Non
     await _rewrite(store)
     assert await migrate(store) == [
         "0008_hourly_rollups", "0009_rollup_cache_savings", "0010_rollup_value_arrays",
+        "0011_user_rollup_daily",
     ]  # fmt: skip
     rows = await store.query(f"SELECT count() AS n FROM {ROLLUP_DIRTY_TABLE}")
     assert rows[0]["n"] == 0  # rows written before the view: rolled up, not marked
@@ -384,7 +385,9 @@ async def test_savings_migration_recomputes_rollups_of_an_0008_store(
         f"INSERT INTO {ROLLUP_TABLE} "
         + rollup_select("1", "now64(6, 'UTC') - toIntervalSecond(120)", ROLLUP_METRICS_0008)
     )
-    assert await migrate(store) == ["0009_rollup_cache_savings", "0010_rollup_value_arrays"]
+    assert await migrate(store) == [
+        "0009_rollup_cache_savings", "0010_rollup_value_arrays", "0011_user_rollup_daily",
+    ]  # fmt: skip
     rolled, stale = await _check_all(store)
     assert rolled > 15 and stale == 0
 
@@ -402,7 +405,7 @@ async def test_value_arrays_migration_recomputes_rollups_of_an_0009_store(
         f"INSERT INTO {ROLLUP_TABLE} "
         + rollup_select("1", "now64(6, 'UTC') - toIntervalSecond(120)", ROLLUP_METRICS_0009)
     )
-    assert await migrate(store) == ["0010_rollup_value_arrays"]
+    assert await migrate(store) == ["0010_rollup_value_arrays", "0011_user_rollup_daily"]
     columns = await store.query(
         "SELECT name FROM system.columns WHERE database = currentDatabase() "
         f"AND table = '{ROLLUP_TABLE}'"

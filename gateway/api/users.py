@@ -11,11 +11,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from gateway.api.aggregate_base import AggregateApi
+from logging_pipeline.query.builder import CompiledQuery
 from logging_pipeline.query.properties import (
     build_property_keys_query,
     build_property_values_query,
     property_keys,
     property_values,
+)
+from logging_pipeline.query.user_rollup import (
+    build_rollup_user_count_query,
+    build_rollup_user_metrics_query,
+    build_stale_days_query,
+    stale_days,
+    user_rollup_window,
 )
 from logging_pipeline.query.users import (
     UserMetricsQuery,
@@ -33,6 +41,21 @@ from logging_pipeline.query.users import (
 def _as_is(body: Any) -> Any:
     """The body itself: these statements' builders validate the body as they read it."""
     return body
+
+
+async def _user_metrics_statements(api: AggregateApi, org_id: str, query: UserMetricsQuery
+                                   ) -> tuple[CompiledQuery, CompiledQuery]:  # fmt: skip
+    """(page, count) statements: through the per-day user rollup when it can answer
+    (``logging_pipeline.query.user_rollup``: one small statement first, for the days written
+    since their rollup), else from the request rows."""
+    window = user_rollup_window(query)
+    if window is None:
+        return build_user_metrics_query(org_id, query), build_user_count_query(org_id, query)
+    stale = stale_days(await api.run(build_stale_days_query(org_id, window)))
+    return (
+        build_rollup_user_metrics_query(org_id, query, window, stale),
+        build_rollup_user_count_query(org_id, query, window, stale),
+    )
 
 
 def user_router(api: AggregateApi) -> APIRouter:
@@ -54,9 +77,10 @@ def user_router(api: AggregateApi) -> APIRouter:
 
         async def work(org_id: str) -> dict[str, Any]:
             query = UserMetricsQuery.from_body(await api.body(request))
-            users, total = metrics_page(await api.run(build_user_metrics_query(org_id, query)))
+            page, count = await _user_metrics_statements(api, org_id, query)
+            users, total = metrics_page(await api.run(page))
             if total is None:  # an empty page carries no total: count on its own
-                counted = await api.run(build_user_count_query(org_id, query))
+                counted = await api.run(count)
                 total = int(counted[0]["total"]) if counted else 0
             has_users = bool(total) or bool(await api.run(build_has_users_query(org_id)))
             return {"hasUsers": has_users, "count": total, "users": users}

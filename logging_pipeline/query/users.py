@@ -220,6 +220,13 @@ def build_user_metrics_query(org_id: str, query: UserMetricsQuery) -> CompiledQu
     """A page of users plus ``total`` (users matching, before paging) on every row."""
     binder = ParamBinder()
     inner, outer = _per_user(binder, org_id, query.filter, query.time_range, query.tz_minutes)
+    return metrics_page_query(binder, query, inner, outer)
+
+
+def metrics_page_query(binder: ParamBinder, query: UserMetricsQuery, inner: str, outer: str
+                       ) -> CompiledQuery:  # fmt: skip
+    """The page of ``query`` over a per-user ``inner`` query (its columns: ``user_id`` and
+    the ``u_*`` of :func:`_inner_columns`) tested by the aggregate condition ``outer``."""
     expr, direction = query.sort
     sql = (
         f"SELECT *, count() OVER () AS total FROM ({inner}) WHERE {outer} "

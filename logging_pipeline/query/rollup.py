@@ -20,7 +20,7 @@ from the request rows, summed into the same per-hour shape (sums, and the ``uniq
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from logging_pipeline.query.builder import CompiledQuery
 from logging_pipeline.query.compiler import MAX_DEPTH, compile_filter
 from logging_pipeline.query.dashboard import QUANTILES, SeriesQuery, cache_savings, series_sql
 from logging_pipeline.query.fields import FIELD_TABLES, Column
-from logging_pipeline.query.timeseries import as_datetime
+from logging_pipeline.query.timeseries import TimeRange, as_datetime
 from logging_pipeline.rollup import hour_runs
 from logging_pipeline.schema import (
     REQUEST_TABLE,
@@ -91,19 +91,33 @@ def rollup_window(query: SeriesQuery) -> RollupWindow | None:
         return None
     if query.buckets.tz_minutes % 60 or not rollup_filter(query.filter):
         return None
-    start, end = query.time_range.start, query.time_range.end
-    first = _floor_hour(start)
+    whole = whole_periods(query.time_range, _floor_hour, _HOUR)
+    return RollupWindow(*whole) if whole is not None else None
+
+
+def whole_periods(time_range: TimeRange, floor: Callable[[datetime], datetime],
+                  step: timedelta) -> tuple[datetime, datetime] | None:  # fmt: skip
+    """``(first, end)``: the whole periods (``floor``-aligned, ``step`` long; aware UTC) of
+    ``time_range`` a rollup of such periods may give, or None when there is none."""
+    start, end = time_range.start, time_range.end
+    first = floor(start)
     if first < start:
-        first += _HOUR
-    # Inclusive end: the hour ending at end + 1 ms is whole (the stored precision is 1 ms).
-    last = _floor_hour(end + _MS) if query.time_range.bounds[1] == "]" else _floor_hour(end)
-    if last <= first:
-        return None
-    return RollupWindow(first, last)
+        first += step
+    # Inclusive end: the period ending at end + 1 ms is whole (the stored precision is 1 ms).
+    last = floor(end + _MS) if time_range.bounds[1] == "]" else floor(end)
+    return (first, last) if first < last else None
 
 
-def rollup_filter(node: Any, depth: int = 0) -> bool:
+def rollup_filter(node: Any) -> bool:
     """True when ``node`` is well formed and tests only the rollup's dimension columns."""
+    return tests_only(node, FIELD_TABLES, ROLLUP_DIMENSIONS.__contains__)
+
+
+def tests_only(node: Any, tables: Mapping[str, Mapping[str, Any]], kept: Callable[[str], bool],
+               depth: int = 0) -> bool:  # fmt: skip
+    """True when the filter ``node`` is well formed and every field it tests is a plain
+    column of ``tables`` whose expression a rollup keeps (``kept``): the rollup can then
+    apply the same filter to its own rows."""
     if depth > MAX_DEPTH:
         return False
     if node == "all":
@@ -113,16 +127,16 @@ def rollup_filter(node: Any, depth: int = 0) -> bool:
     if {"left", "operator", "right"} & node.keys():
         return (
             set(node) == {"left", "operator", "right"}
-            and rollup_filter(node["left"], depth + 1)
-            and rollup_filter(node["right"], depth + 1)
+            and tests_only(node["left"], tables, kept, depth + 1)
+            and tests_only(node["right"], tables, kept, depth + 1)
         )
     for table, fields in node.items():
-        specs = FIELD_TABLES.get(table)
+        specs = tables.get(table)
         if specs is None or not isinstance(fields, Mapping):
             return False
         for field in fields:
             spec = specs.get(field)
-            if not isinstance(spec, Column) or spec.expr not in ROLLUP_DIMENSIONS:
+            if not isinstance(spec, Column) or not kept(spec.expr):
                 return False
     return True
 

@@ -31,10 +31,9 @@ from typing import Any
 from logging_pipeline.query.aggregates import org_condition, split_filter
 from logging_pipeline.query.binder import ParamBinder
 from logging_pipeline.query.builder import CompiledQuery
-from logging_pipeline.query.compiler import MAX_DEPTH, compile_filter
+from logging_pipeline.query.compiler import compile_filter
 from logging_pipeline.query.errors import FilterError
-from logging_pipeline.query.fields import Column
-from logging_pipeline.query.rollup import coalesce
+from logging_pipeline.query.rollup import coalesce, tests_only, whole_periods
 from logging_pipeline.query.users import (
     ROW_TABLES,
     USER_AGGREGATES,
@@ -53,7 +52,6 @@ from logging_pipeline.schema import (
 )
 
 _DAY = timedelta(days=1)
-_MS = timedelta(milliseconds=1)
 _DT64 = "DateTime64(3, 'UTC')"
 MAX_SHIFT_HOURS = 16
 """The largest time zone offset (hours) read from the masks: 24 + 16 bits fit a UInt64."""
@@ -86,40 +84,13 @@ def user_rollup_window(query: UserMetricsQuery) -> DayWindow | None:
         return None  # the raw builder reports it
     if not user_id_filter(row_filter):
         return None
-    start, end = query.time_range.start, query.time_range.end
-    first = _floor_day(start)
-    if first < start:
-        first += _DAY
-    # Inclusive end: the day ending at end + 1 ms is whole (the stored precision is 1 ms).
-    last = _floor_day(end + _MS) if query.time_range.bounds[1] == "]" else _floor_day(end)
-    if last <= first:
-        return None
-    return DayWindow(first, last)
+    whole = whole_periods(query.time_range, _floor_day, _DAY)
+    return DayWindow(*whole) if whole is not None else None
 
 
-def user_id_filter(node: Any, depth: int = 0) -> bool:
+def user_id_filter(node: Any) -> bool:
     """True when ``node`` is well formed and tests only the user id (a rollup column)."""
-    if depth > MAX_DEPTH:
-        return False
-    if node == "all":
-        return True
-    if not isinstance(node, Mapping):
-        return False
-    if {"left", "operator", "right"} & node.keys():
-        return (
-            set(node) == {"left", "operator", "right"}
-            and user_id_filter(node["left"], depth + 1)
-            and user_id_filter(node["right"], depth + 1)
-        )
-    for table, fields in node.items():
-        specs = ROW_TABLES.get(table)
-        if specs is None or not isinstance(fields, Mapping):
-            return False
-        for field in fields:
-            spec = specs.get(field)
-            if not isinstance(spec, Column) or spec.expr != "user_id":
-                return False
-    return True
+    return tests_only(node, ROW_TABLES, "user_id".__eq__)
 
 
 def build_stale_days_query(org_id: str, window: DayWindow) -> CompiledQuery:

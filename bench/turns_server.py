@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.base_events
 import asyncio.events
+import functools
 import inspect
 import itertools
 import json
@@ -201,16 +202,19 @@ def watch_sockets(moments: Moments) -> None:
     def upstream(self: Any) -> bool:
         return type(self._protocol).__name__ == "ResponseHandler"
 
+    @functools.wraps(read_ready)
     def noted_read_ready(self: Any) -> None:
         if moments.on:
             moments.events.append(("up-in" if upstream(self) else "in", time.perf_counter()))
         read_ready(self)
 
+    @functools.wraps(write)
     def noted_write(self: Any, data: Any) -> None:
         if moments.on:
             moments.events.append(("up-out" if upstream(self) else "out", time.perf_counter()))
         write(self, data)
 
+    @functools.wraps(writelines)
     def noted_writelines(self: Any, data: Any) -> None:
         if moments.on:
             moments.events.append(("up-out" if upstream(self) else "out", time.perf_counter()))

@@ -41,6 +41,13 @@ def test_counts_name_the_request_path_per_target(
     # the unified route's task, suspended in the data plane's handler (the upstream call)
     assert any(k.startswith("task ") and "dataplane.py" in k for k in gateway)
     assert any("forwarder.py" in k for k in counts["forwarder"]["callbacks"])
+    # the timed run: the usual order of a request's socket events, and the spans between them
+    sequence = [kind for kind, _ in counts["gateway, logging off"]["moments"]["sequence"]]
+    assert sequence == ["in", "up-out", "up-in", "out"]  # the whole answer in one write
+    forwarder = [kind for kind, _ in counts["forwarder"]["moments"]["sequence"]]
+    assert forwarder == ["in", "up-out", "up-in", "out", "out"]  # head, then body
+    assert all(v is not None and v > 0
+               for v in counts["forwarder"]["moments"]["median_us"].values())  # fmt: skip
 
 
 def test_turns_count_iterations_and_label_a_suspended_task() -> None:

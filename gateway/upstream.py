@@ -28,7 +28,6 @@ from yarl import URL
 from gateway.asgi import Receive, Send
 from gateway.auth import carries_key
 from gateway.context import HELICONE_PREFIX, RequestContext
-from gateway.eager_body import EagerBodyRequest
 from gateway.errors import GatewayError
 from gateway.pool import UpstreamConnector
 from gateway.relay import Translation, forward
@@ -101,7 +100,6 @@ class UpstreamClient:
             timeout=self._timeout,
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
-            request_class=EagerBodyRequest,  # the request leaves now, not a loop turn later
         )
 
     async def close(self) -> None:

@@ -118,6 +118,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._start("body", self.limits.body_timeout)
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:  # the request's new cycle
+            cycle.transport = cast(asyncio.Transport, OneWriteAnswers(self.transport, self.loop))
 
     def on_message_complete(self) -> None:
         self._phase = None
@@ -198,6 +201,72 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self.transport.write(head + body)
         self.transport.close()
         logger.info("closed a slow client connection %s: %s", self.client, message)
+
+
+class OneWriteAnswers:
+    """The transport as one request's response cycle sees it: a response head that declares
+    its length is held until the body's first write, and both go out in one system call.
+
+    uvicorn writes the head when the application sends ``http.response.start`` and the body
+    with ``http.response.body``: two ``send`` system calls per whole answer, and a client
+    that wakes up for the head, reads it and waits again for the body. At one connection both
+    sit between the upstream's answer and the client's last byte (issue 10: added latency).
+    A whole answer is sent start-then-body without an await between them, so holding the
+    head until that next write changes nothing else; should an application await between the
+    two, the head goes out at the next turn of the event loop all the same (``call_soon``),
+    and before a ``close``. A head without a length (a stream, chunked) and the interim
+    ``100 Continue`` are written at once, as before.
+    """
+
+    __slots__ = ("_head", "_loop", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._started = False
+        """The head was seen (every later write is the body)."""
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            if len(data) < _JOIN_BELOW:
+                self._transport.write(head + data)
+            else:  # no copy of a large body: one writev (uvloop)
+                self._transport.writelines((head, data))
+            return
+        if not self._started and not data.startswith(_CONTINUE):
+            self._started = True
+            if _LENGTH in data:
+                self._head = data
+                self._loop.call_soon(self._flush)
+                return
+        self._transport.write(data)
+
+    def _flush(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+_CONTINUE = b"HTTP/1.1 100 "
+_LENGTH = b"\r\ncontent-length: "
+"""How uvicorn writes a declared length into a head (names lower-cased)."""
+_JOIN_BELOW = 65536
+"""A body shorter than this is copied after the head (one buffer: uvloop's fastest write)."""
 
 
 def _refusal(limit: int) -> Callable[[Scope, Receive, Send], Any]:

@@ -43,14 +43,18 @@ def usage_from_gemini(metadata: Any) -> Usage | None:
     if not isinstance(metadata, dict) or _COUNTS.isdisjoint(metadata):
         return None
     get = metadata.get
-    prompt = _count(get("promptTokenCount"))
+    prompt = get("promptTokenCount")
+    prompt = prompt if type(prompt) is int and prompt > 0 else 0  # _count(), inline
     if "toolUsePromptTokenCount" in metadata:
         prompt += _count(get("toolUsePromptTokenCount"))
     thoughts = _count(get("thoughtsTokenCount")) if "thoughtsTokenCount" in metadata else 0
-    completion = _count(get("candidatesTokenCount")) + thoughts
+    completion = get("candidatesTokenCount")
+    completion = (completion if type(completion) is int and completion > 0 else 0) + thoughts
     cached = get("cachedContentTokenCount")
-    prompt_audio = _audio(get("promptTokensDetails"))
-    completion_audio = _audio(get("candidatesTokensDetails"))
+    details = get("promptTokensDetails")
+    prompt_audio = _audio(details) if details is not None else 0
+    details = get("candidatesTokensDetails")
+    completion_audio = _audio(details) if details is not None else 0
     return Usage(
         prompt,  # prompt_tokens
         completion,  # completion_tokens

@@ -23,6 +23,7 @@ from providers.adapter import TranslationError
 from providers.bedrock import converse, response
 from providers.bedrock.adapter import BedrockAdapter
 from providers.gemini import request as gemini_request
+from providers.gemini import usage as gemini_usage
 
 MESSAGES: list[Any] = [
     [{"role": "user", "content": "hi"}],
@@ -197,3 +198,45 @@ def test_any_other_converse_answer_is_walked(answer: dict[str, Any]) -> None:
             response.converse_to_chat(answer, model="nova", created=1)
     else:
         _same_but_id(response.converse_to_chat(answer, model="nova", created=1), expected)
+
+
+def _metadata() -> list[Any]:
+    """``usageMetadata`` objects: every combination of a few values of each count (absent
+    included) and of the audio details, and some that are not usage at all."""
+    counts: list[Any] = [_ABSENT, 0, 12, -1, True, "3"]
+    details: list[Any] = [
+        _ABSENT,
+        None,
+        [{"modality": "TEXT", "tokenCount": 12}],
+        [{"modality": "AUDIO", "tokenCount": 5}, {"modality": "TEXT", "tokenCount": 7}],
+        [{"modality": "AUDIO", "tokenCount": 50}],
+        "x",
+    ]
+    names = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount",
+             "cachedContentTokenCount", "toolUsePromptTokenCount")  # fmt: skip
+    out: list[Any] = [None, "usage", {}, {"trafficType": "ON_DEMAND"}]
+    for values in itertools.product(counts, counts, counts[:3], counts[:3], counts[:2]):
+        for prompt_details in details[::2]:
+            metadata = {n: v for n, v in zip(names, values, strict=True) if v is not _ABSENT}
+            metadata["totalTokenCount"] = 30
+            if prompt_details is not _ABSENT:
+                metadata["promptTokensDetails"] = prompt_details
+            out.append(metadata)
+    for prompt_details, completion_details in itertools.product(details, details):
+        metadata = {"promptTokenCount": 12, "candidatesTokenCount": 40}
+        if prompt_details is not _ABSENT:
+            metadata["promptTokensDetails"] = prompt_details
+        if completion_details is not _ABSENT:
+            metadata["candidatesTokensDetails"] = completion_details
+        out.append(metadata)
+    return out
+
+
+def test_a_gemini_answer_s_usage_is_the_one_the_usage_type_makes() -> None:
+    metadata = _metadata()
+    assert len(metadata) > 1000
+    for item in metadata:
+        usage = gemini_usage.usage_from_gemini(item)
+        expected = None if usage is None else gemini_usage.openai_usage(usage)
+        got = gemini_usage.chat_usage(item)
+        assert orjson.dumps(got) == orjson.dumps(expected), item

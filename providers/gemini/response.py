@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from providers.chat_answer import assistant_message, function_tool_call
-from providers.gemini.usage import JSONObject, openai_usage, usage_from_gemini
+from providers.gemini.usage import JSONObject, chat_usage
 
 FINISH_REASONS: dict[str, str] = {
     "STOP": "stop",
@@ -179,7 +179,7 @@ def gemini_to_chat(answer: dict[str, Any], *, created: int | None = None) -> dic
         "model": model if isinstance(model, str) else "",
         "choices": choices,
     }
-    usage = usage_from_gemini(answer.get("usageMetadata"))
+    usage = chat_usage(answer.get("usageMetadata"))
     if usage is not None:
-        completion["usage"] = openai_usage(usage)
+        completion["usage"] = usage
     return completion

@@ -85,3 +85,42 @@ def openai_usage(usage: Usage) -> JSONObject:
     if completion_details:
         out["completion_tokens_details"] = completion_details
     return out
+
+
+def chat_usage(metadata: Any) -> JSONObject | None:
+    """``openai_usage(usage_from_gemini(metadata))`` (None when that is None), made in one
+    call: an answer's usage, once per translated answer, without the :class:`Usage` in
+    between (the tests compare the two over every small ``usageMetadata``)."""
+    if not isinstance(metadata, dict) or _COUNTS.isdisjoint(metadata):
+        return None
+    get = metadata.get
+    prompt = get("promptTokenCount")
+    prompt = prompt if type(prompt) is int and prompt > 0 else 0
+    if "toolUsePromptTokenCount" in metadata:
+        prompt += _count(get("toolUsePromptTokenCount"))
+    thoughts = _count(get("thoughtsTokenCount")) if "thoughtsTokenCount" in metadata else 0
+    completion = get("candidatesTokenCount")
+    completion = (completion if type(completion) is int and completion > 0 else 0) + thoughts
+    cached = get("cachedContentTokenCount")
+    prompt_details: JSONObject = {
+        "cached_tokens": min(_count(cached), prompt) if cached is not None else 0
+    }
+    details = get("promptTokensDetails")
+    if details is not None and (audio := min(_audio(details), prompt)):
+        prompt_details["audio_tokens"] = audio
+    out: JSONObject = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": prompt_details,
+    }
+    details = get("candidatesTokensDetails")
+    audio = min(_audio(details), completion) if details is not None else 0
+    if thoughts or audio:
+        completion_details: JSONObject = {}
+        if thoughts:
+            completion_details["reasoning_tokens"] = thoughts
+        if audio:
+            completion_details["audio_tokens"] = audio
+        out["completion_tokens_details"] = completion_details
+    return out

@@ -42,13 +42,13 @@ from gateway.relay import forward
 from gateway.sse import request_usage_chunk
 from gateway.store import MeterPolicy, ProviderKeyRecord
 from gateway.translate import (
+    IMAGE_INLINING_WIRES,
     ExchangeTranslation,
     adapter_for,
     embeddings_adapter_for,
     has_parts,
     inline_file_urls,
     inline_image_urls,
-    inlines_images,
     translation_error,
     wants_usage,
 )
@@ -528,7 +528,7 @@ class Exchange:
         else:
             chat = dict(self.payload)
         chat["model"] = attempt.model
-        if inlines_images(spec.wire) and has_parts(chat.get("messages")):
+        if spec.wire in IMAGE_INLINING_WIRES and has_parts(chat.get("messages")):
             chat["messages"] = await inline_image_urls(
                 spec.wire, chat.get("messages"), runtime.fetcher, self._fetched_images
             )
@@ -537,8 +537,12 @@ class Exchange:
             api_key=key,
             default_max_tokens=runtime.max_output_tokens(spec.name, attempt.model),
         )
+        options = self.payload.get("stream_options")  # self.client_wants_usage, inline
         translation = ExchangeTranslation(  # chat's stream_options are the client's
-            adapter, responses_request is not None or self.client_wants_usage, responses_request
+            adapter,
+            responses_request is not None
+            or (isinstance(options, dict) and options.get("include_usage") is True),
+            responses_request,
         )
         body = orjson.dumps(call.body)
         headers = call.headers

@@ -307,9 +307,14 @@ it takes image bytes only; Vertex, Gemini or Claude: Cloud Storage objects): eve
 http(s) image is fetched by the gateway and sent inline."""
 
 
+IMAGE_INLINING_WIRES = frozenset(_READS_URLS_ITSELF)
+"""The wire formats whose translation needs http(s) images fetched first (the routing's
+membership test, once per translated request)."""
+
+
 def inlines_images(wire: str) -> bool:
     """Whether ``wire``'s translation needs http(s) images fetched first."""
-    return wire in _READS_URLS_ITSELF
+    return wire in IMAGE_INLINING_WIRES
 
 
 def has_parts(messages: Any) -> bool:
@@ -379,6 +384,7 @@ def wants_usage(chat: JSONObject) -> bool:
 
 
 __all__ = [
+    "IMAGE_INLINING_WIRES",
     "ChatEncoder",
     "EventFramer",
     "EventStreamEvents",

@@ -120,6 +120,11 @@ _READ_AFTER_MESSAGES = _TRANSLATED - {
 """The fields :func:`chat_to_converse` reads once the messages are made (``stream`` is only
 checked): a request with none of them (the usual one) is complete at that point, as every
 later step would add nothing."""
+_PLAIN_FIELDS = _TRANSLATED - _READ_AFTER_MESSAGES
+"""The fields of the usual request (model, messages, and what is accepted and not sent):
+one with no others needs neither the check of unknown fields nor anything after the
+conversation (:func:`chat_to_converse`'s first branch; every field in it is translated, so
+the check would pass, null or not)."""
 
 
 # --- content ------------------------------------------------------------------------------------
@@ -327,7 +332,8 @@ def _plain_conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObjec
 
 def conversation(messages: Any) -> tuple[list[JSONObject], list[JSONObject]]:
     """``(system blocks, messages)`` of an OpenAI ``messages`` list, turns alternating."""
-    plain = _plain_conversation(messages)
+    plain = plain_conversation(messages, assistant="assistant", blocks="content",
+                               keep_empty_user=False)  # fmt: skip
     return plain if plain is not None else _walk_conversation(messages)
 
 
@@ -473,6 +479,17 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     """
     if not isinstance(payload, dict):
         raise TranslationError("The request body must be a JSON object.")
+    if _PLAIN_FIELDS.issuperset(payload):  # the usual request: what the rest does, in short
+        messages_field = payload.get("messages")
+        plain = plain_conversation(messages_field, assistant="assistant", blocks="content",
+                                   keep_empty_user=False)  # fmt: skip
+        system, messages = plain if plain is not None else _walk_conversation(messages_field)
+        body: JSONObject = {"messages": messages}
+        if system:
+            body["system"] = system
+        if "stream" in payload:
+            boolean(payload, "stream")
+        return body
     # Converse takes a null field of any name as absent.
     present = (
         {key: value for key, value in payload.items() if value is not None}
@@ -483,7 +500,7 @@ def chat_to_converse(payload: JSONObject, *, claude: bool, default_max_tokens: i
     system, messages = conversation(payload.get("messages"))
     if payload.get("cache_control") is not None and messages:
         messages[-1]["content"].append(_cache_point(payload["cache_control"], "cache_control"))
-    body: JSONObject = {"messages": messages}
+    body = {"messages": messages}
     if system:
         body["system"] = system
     if _READ_AFTER_MESSAGES.isdisjoint(present):

@@ -70,5 +70,8 @@ def base_model(model_id: str) -> str:
 
 
 def is_anthropic(model_id: str) -> bool:
-    """Whether the model is Claude (InvokeModel then takes Anthropic's Messages body)."""
-    return base_model(model_id).startswith("anthropic.")
+    """Whether the model is Claude (InvokeModel then takes Anthropic's Messages body).
+    (:func:`base_model` inline: once per Bedrock request.)"""
+    name = model_id.rsplit("/", 1)[-1] if model_id.startswith("arn:") else model_id
+    geography, dot, rest = name.partition(".")
+    return (rest if dot and geography in _PROFILE_GEOGRAPHIES else name).startswith("anthropic.")

@@ -287,13 +287,11 @@ class Signer:
             parsed = self._parsed.put(key, AwsCredentials.parse(key))
         return parsed
 
-    def _amz_date(self) -> str:
-        """Now as ``YYYYMMDDTHHMMSSZ`` (UTC), formatted once per second."""
-        second = int(self._clock())
-        cached = self._stamp
-        if cached[0] != second:
-            cached = self._stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
-        return cached[1]
+    def _new_stamp(self, second: int) -> str:
+        """``second`` as ``YYYYMMDDTHHMMSSZ`` (UTC), remembered as the current second's
+        ``x-amz-date`` (:meth:`signed_headers` formats a date once per second)."""
+        self._stamp = (second, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second)))
+        return self._stamp[1]
 
     def _signing_key(
         self, credentials: AwsCredentials, date: str, region: str, service: str
@@ -346,7 +344,9 @@ class Signer:
                 request, _Canonical.of(method, self._target(url), headers, token)
             )
         out = fixed.headers.copy()
-        amz_date = self._amz_date()
+        second = int(self._clock())
+        stamp = self._stamp
+        amz_date = stamp[1] if stamp[0] == second else self._new_stamp(second)
         out["x-amz-date"] = amz_date
         if token:
             out["x-amz-security-token"] = token
@@ -380,7 +380,9 @@ class Signer:
     ) -> dict[str, str]:
         """``headers`` with the credential of ``key`` (any of the forms in the module doc):
         signed for AWS credentials, ``Authorization: Bearer`` for a Bedrock API key."""
-        credentials = self.parse(key)
+        credentials = self._parsed.get(key, _UNPARSED)  # self.parse(key), inline
+        if credentials is _UNPARSED:
+            credentials = self.parse(key)
         if credentials is not None:
             return self.signed_headers(method, url, headers, body, credentials, region)
         out = {

@@ -35,7 +35,8 @@ class GeminiAdapter:
         """``default_max_tokens`` is not used: Gemini needs no output limit (its own default
         is the model's maximum)."""
         path, body = chat_to_gemini(chat)
-        return UpstreamRequest(path, request_headers(api_key), body)
+        headers = {API_KEY_HEADER: api_key or "", "content-type": "application/json"}
+        return UpstreamRequest(path, headers, body)  # request_headers(api_key), inline
 
     def chat_completion(self, answer: JSONObject) -> JSONObject:
         return gemini_to_chat(answer)

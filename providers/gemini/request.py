@@ -50,6 +50,7 @@ from providers.chat_params import (
     tools_list,
     unknown_tool_choice,
 )
+from providers.chat_parts import plain_conversation
 from providers.gemini.contents import JSONObject, split_conversation
 
 EFFORT_BUDGETS: dict[str, int] = {
@@ -97,6 +98,11 @@ _TRANSLATED = frozenset(
 _READ_AFTER_CONTENTS = _TRANSLATED - {"model", "messages", "stream", "stream_options"}
 """The fields :func:`chat_to_gemini` reads once the contents are made: a request with none of
 them (the usual one) is complete at that point, as every later step would add nothing."""
+
+_PLAIN_FIELDS = _TRANSLATED - _READ_AFTER_CONTENTS
+"""The fields of the usual request: one with no others needs neither the check of unknown
+fields nor anything after the contents (:func:`chat_to_gemini`'s first branch; every field in
+it is translated, so the check would pass)."""
 
 _NUMBERS = (
     ("temperature", "temperature", 0.0, 2.0),
@@ -246,6 +252,24 @@ def chat_to_gemini(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     Raises :class:`TranslationError` for what Gemini cannot express."""
     if not isinstance(payload, dict):
         raise TranslationError("The request body must be a JSON object.")
+    if _PLAIN_FIELDS.issuperset(payload):  # the usual request: what the rest does, in short
+        stream = boolean(payload, "stream") if "stream" in payload else None
+        path = model_path(
+            payload.get("model"), "streamGenerateContent?alt=sse" if stream else "generateContent"
+        )
+        messages = payload.get("messages")
+        plain = plain_conversation(messages, assistant="model", blocks="parts",
+                                   keep_empty_user=True)  # fmt: skip
+        if plain is not None and plain[1]:  # contents._plain_conversation, inline
+            body: JSONObject = {"contents": plain[1]}
+            if plain[0]:
+                body["systemInstruction"] = {"parts": plain[0]}
+            return path, body
+        instruction, contents = split_conversation(messages)
+        body = {"contents": contents}
+        if instruction is not None:
+            body["systemInstruction"] = instruction
+        return path, body
     reject_inexpressible(
         payload, translated=_TRANSLATED, neutral_only=_NEUTRAL_ONLY, api="the Gemini API"
     )
@@ -254,7 +278,7 @@ def chat_to_gemini(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         payload.get("model"), "streamGenerateContent?alt=sse" if stream else "generateContent"
     )
     instruction, contents = split_conversation(payload.get("messages"))
-    body: JSONObject = {"contents": contents}
+    body = {"contents": contents}
     if instruction is not None:
         body["systemInstruction"] = instruction
     if _READ_AFTER_CONTENTS.isdisjoint(payload):

@@ -16,11 +16,12 @@ function, ``MAX_TOKENS`` is ``length``, every safety-type stop (``SAFETY``, ``RE
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
-from providers.chat_answer import assistant_message, chat_completion, function_tool_call
-from providers.gemini.usage import JSONObject, openai_usage, usage_from_gemini
+from providers.chat_answer import assistant_message, function_tool_call
+from providers.gemini.usage import JSONObject, chat_usage
 
 FINISH_REASONS: dict[str, str] = {
     "STOP": "stop",
@@ -117,11 +118,16 @@ def _plain_choice(candidates: Any) -> JSONObject | None:
             return None
         texts.append(text)
     index = candidate.get("index")
-    return {
+    reason = candidate.get("finishReason")
+    return {  # assistant_message() and finish_reason(), inline: once per answer
         "index": index if type(index) is int and index >= 0 else 0,
-        "message": assistant_message(texts, []),
+        "message": {
+            "role": "assistant",
+            "content": "".join(texts) if texts else None,
+            "refusal": None,
+        },
         "logprobs": None,
-        "finish_reason": finish_reason(candidate.get("finishReason"), False),
+        "finish_reason": FINISH_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop",
     }
 
 
@@ -159,15 +165,21 @@ def _choices(answer: JSONObject, candidates: Any, answer_id: str) -> list[JSONOb
 
 def gemini_to_chat(answer: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:
     """The ``chat.completion`` for a Gemini answer (``created`` defaults to now)."""
-    answer_id = response_id(answer)
+    answer_id = answer.get("responseId")  # response_id(), inline: once per answer
+    if not (isinstance(answer_id, str) and answer_id):
+        answer_id = response_id(answer)
     candidates = answer.get("candidates")
     plain = _plain_choice(candidates)
     choices = [plain] if plain is not None else _choices(answer, candidates, answer_id)
     model = answer.get("modelVersion")
-    completion = chat_completion(
-        answer_id, model if isinstance(model, str) else "", choices, created=created
-    )
-    usage = usage_from_gemini(answer.get("usageMetadata"))
+    completion: JSONObject = {  # chat_completion(), inline
+        "id": answer_id,
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": model if isinstance(model, str) else "",
+        "choices": choices,
+    }
+    usage = chat_usage(answer.get("usageMetadata"))
     if usage is not None:
-        completion["usage"] = openai_usage(usage)
+        completion["usage"] = usage
     return completion

@@ -43,14 +43,18 @@ def usage_from_gemini(metadata: Any) -> Usage | None:
     if not isinstance(metadata, dict) or _COUNTS.isdisjoint(metadata):
         return None
     get = metadata.get
-    prompt = _count(get("promptTokenCount"))
+    prompt = get("promptTokenCount")
+    prompt = prompt if type(prompt) is int and prompt > 0 else 0  # _count(), inline
     if "toolUsePromptTokenCount" in metadata:
         prompt += _count(get("toolUsePromptTokenCount"))
     thoughts = _count(get("thoughtsTokenCount")) if "thoughtsTokenCount" in metadata else 0
-    completion = _count(get("candidatesTokenCount")) + thoughts
+    completion = get("candidatesTokenCount")
+    completion = (completion if type(completion) is int and completion > 0 else 0) + thoughts
     cached = get("cachedContentTokenCount")
-    prompt_audio = _audio(get("promptTokensDetails"))
-    completion_audio = _audio(get("candidatesTokensDetails"))
+    details = get("promptTokensDetails")
+    prompt_audio = _audio(details) if details is not None else 0
+    details = get("candidatesTokensDetails")
+    completion_audio = _audio(details) if details is not None else 0
     return Usage(
         prompt,  # prompt_tokens
         completion,  # completion_tokens
@@ -79,5 +83,44 @@ def openai_usage(usage: Usage) -> JSONObject:
     if usage.completion_audio_tokens:
         completion_details["audio_tokens"] = usage.completion_audio_tokens
     if completion_details:
+        out["completion_tokens_details"] = completion_details
+    return out
+
+
+def chat_usage(metadata: Any) -> JSONObject | None:
+    """``openai_usage(usage_from_gemini(metadata))`` (None when that is None), made in one
+    call: an answer's usage, once per translated answer, without the :class:`Usage` in
+    between (the tests compare the two over every small ``usageMetadata``)."""
+    if not isinstance(metadata, dict) or _COUNTS.isdisjoint(metadata):
+        return None
+    get = metadata.get
+    prompt = get("promptTokenCount")
+    prompt = prompt if type(prompt) is int and prompt > 0 else 0
+    if "toolUsePromptTokenCount" in metadata:
+        prompt += _count(get("toolUsePromptTokenCount"))
+    thoughts = _count(get("thoughtsTokenCount")) if "thoughtsTokenCount" in metadata else 0
+    completion = get("candidatesTokenCount")
+    completion = (completion if type(completion) is int and completion > 0 else 0) + thoughts
+    cached = get("cachedContentTokenCount")
+    prompt_details: JSONObject = {
+        "cached_tokens": min(_count(cached), prompt) if cached is not None else 0
+    }
+    details = get("promptTokensDetails")
+    if details is not None and (audio := min(_audio(details), prompt)):
+        prompt_details["audio_tokens"] = audio
+    out: JSONObject = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": prompt_details,
+    }
+    details = get("candidatesTokensDetails")
+    audio = min(_audio(details), completion) if details is not None else 0
+    if thoughts or audio:
+        completion_details: JSONObject = {}
+        if thoughts:
+            completion_details["reasoning_tokens"] = thoughts
+        if audio:
+            completion_details["audio_tokens"] = audio
         out["completion_tokens_details"] = completion_details
     return out

@@ -172,6 +172,49 @@ async def test_migrate_twice_applies_once(backend: Backend) -> None:
     assert recorded[0]["applied_at"].tzinfo is UTC
 
 
+async def test_a_migration_another_process_went_past_is_skipped(backend: Backend) -> None:
+    """Two workers migrating one server at once: the slower one read the versions before the
+    other recorded any, and its backfills of old versions now meet a table that later
+    migrations changed (0010 drops the columns 0008's backfill names). Each such failure
+    finds its version recorded and is skipped; the later versions run (idempotently) again."""
+    transport = backend.transport
+    assert await migrate(transport) == [version for version, _ in MIGRATIONS]  # the faster one
+
+    class Behind:
+        """The slower process: its first read of the recorded versions is from before."""
+
+        def __init__(self) -> None:
+            self.reads = 0
+
+        async def query(self, sql: str, params: Any = None) -> Any:
+            if sql.startswith(f"SELECT version FROM {MIGRATIONS_TABLE}"):
+                self.reads += 1
+                if self.reads == 1:
+                    return [{"version": v} for v, _ in MIGRATIONS[:7]]  # up to 0007
+            return await transport.query(sql, params)
+
+        async def command(self, sql: str, params: Any = None) -> None:
+            await transport.command(sql, params)
+
+    behind = Behind()
+    applied = await migrate(behind)  # type: ignore[arg-type]
+    assert behind.reads > 1, "a backfill failed and the records were read again"
+    assert "0008_hourly_rollups" not in applied and applied[-1] == MIGRATIONS[-1][0]
+    recorded = await transport.query(f"SELECT version FROM {MIGRATIONS_TABLE} FINAL")
+    assert sorted(r["version"] for r in recorded) == sorted(v for v, _ in MIGRATIONS)
+
+    class Fresh(Behind):
+        """A failure of a version nobody recorded is still an error."""
+
+        async def query(self, sql: str, params: Any = None) -> Any:
+            if sql.startswith(f"SELECT version FROM {MIGRATIONS_TABLE}"):
+                return [{"version": v} for v, _ in MIGRATIONS[:7]]
+            return await transport.query(sql, params)
+
+    with pytest.raises(LogStoreError):
+        await migrate(Fresh())  # type: ignore[arg-type]
+
+
 async def test_insert_every_column_type_and_query_back(store: LogTransport) -> None:
     org = str(uuid.uuid4())
     rows = [make_row(org, n) for n in range(3)]

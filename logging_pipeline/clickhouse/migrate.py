@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from logging_pipeline.clickhouse.errors import LogStoreError
 from logging_pipeline.clickhouse.transport import LogTransport
 from logging_pipeline.schema import MIGRATIONS, MIGRATIONS_TABLE
 
@@ -29,17 +30,30 @@ async def migrate(transport: LogTransport) -> list[str]:
     ``LogStoreError``.
     """
     await transport.command(MIGRATIONS_TABLE_DDL)
-    rows = await transport.query(f"SELECT version FROM {MIGRATIONS_TABLE} FINAL")
-    done = {row["version"] for row in rows}
+    done = await _recorded(transport)
     applied: list[str] = []
     for version, statements in MIGRATIONS:
         if version in done:
             continue
-        for statement in statements:
-            await transport.command(statement)
+        try:
+            for statement in statements:
+                await transport.command(statement)
+        except LogStoreError:
+            # Two processes migrating one server at once (workers starting together): the
+            # other may have gone past this version and changed what its statements assume
+            # (0010 drops the columns 0008's backfill names). It recorded this version before
+            # starting the next, so when the record is there now, nothing is left to do.
+            if version not in await _recorded(transport):
+                raise
+            continue
         await transport.command(
             f"INSERT INTO {MIGRATIONS_TABLE} (version) SELECT {{version:String}}",
             {"version": version},
         )
         applied.append(version)
     return applied
+
+
+async def _recorded(transport: LogTransport) -> set[str]:
+    rows = await transport.query(f"SELECT version FROM {MIGRATIONS_TABLE} FINAL")
+    return {row["version"] for row in rows}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import resource
 import uuid
 from collections.abc import Iterator
 
@@ -33,6 +34,22 @@ def _collect_garbage_after_test() -> Iterator[None]:
 
 def pytest_sessionfinish() -> None:
     gc.unfreeze()
+
+
+# --- descriptors ---------------------------------------------------------------------------
+# The embedded ClickHouse engine (chdb) keeps a pool of worker threads for the life of the
+# process, and each of them holds three /proc files open (its stat, schedstat and io). Over a
+# full run the many embedded stores' concurrent queries grow that pool to a few hundred threads,
+# so this process holds well over 1,024 descriptors: a test must never watch a socket with
+# select() (it cannot take a descriptor above 1,023: use poll), and the soft limit is raised to
+# the hard one so that a machine with a low default does not fail tests with EMFILE.
+
+
+def pytest_configure() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 # --- PostgreSQL test databases ------------------------------------------------------------

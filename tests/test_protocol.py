@@ -94,9 +94,14 @@ def _connect(port: int) -> socket.socket:
 
 
 def _readable(sock: socket.socket) -> bool:
-    """Whether the server has sent something (or closed) yet, without waiting."""
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    """Whether the server has sent something (or closed) yet, without waiting.
+
+    ``poll`` rather than ``select``: by this point in a full run the test process may hold
+    more than 1,024 descriptors, which ``select`` cannot watch.
+    """
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return bool(poller.poll(0))
 
 
 def _read_until_closed(sock: socket.socket) -> bytes:

@@ -85,6 +85,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="turns of the failover measurement (chain, direct, failed attempt) after each "
         "round (default 200; --quick: 100)",
     )
+    parser.add_argument(
+        "--paired-turns",
+        type=int,
+        default=10000,
+        help="turns of the paired 1-connection measurement (direct, forwarder, both gateways: "
+        "one request each per turn, bench/pairing.py) after the rounds; the gateways' added "
+        "p50 against the forwarder's is judged on it (default 10000; --quick: 500)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results file")
     parser.add_argument(
         "--keep-workdir", action="store_true", help="keep configs and logs in the temp dir"
@@ -94,16 +102,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.duration, args.warmup, args.ttfb_requests = 3.0, 1.0, 100
         args.failover_requests = min(args.failover_requests, 100)
         args.rounds = min(args.rounds, 2)
+        args.paired_turns = min(args.paired_turns, 500)
     if (
         args.duration < 1
         or args.connections < 2
         or args.ttfb_requests < 1
         or args.rounds < 1
         or args.failover_requests < 1
+        or args.paired_turns < 100
     ):
         parser.error(
             "need --duration >= 1, --connections >= 2, --ttfb-requests >= 1, --rounds >= 1, "
-            "--failover-requests >= 1"
+            "--failover-requests >= 1, --paired-turns >= 100"
         )
     if args.soak != 0 and args.soak < 1:
         parser.error("need --soak 0 (none) or >= 1")
@@ -120,6 +130,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         args.soak,
         args.rounds,
         args.failover_requests,
+        args.paired_turns,
     )
     upstream = Upstream(workdir)
     try:
@@ -170,6 +181,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         "pinned_model": payloads.PINNED_MODEL,
         "failover_model": payloads.FAILOVER_MODEL,
         "failover_requests": args.failover_requests,
+        "paired_turns": args.paired_turns,
         "routing_gateway": "GATEWAY_LOGGING_ENABLED=false, GATEWAY_PROVIDER_COOLDOWN_SECONDS=0; "
         f"org BYOK OpenAI key at {payloads.BYOK_PREFIX}/v1 (stored through the provider-keys "
         f"API), managed OpenAI key, {payloads.FAILING_PROVIDER} at {payloads.FAILING_PREFIX}/v1 "
@@ -189,6 +201,7 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         request_log=by_name["gateway_logging"].request_log,
         failover=pool_failover(phases.failover_rounds),
         failover_rounds=phases.failover_rounds,
+        paired=phases.paired,
     )
     evaluate(results, args.connections)
     return results

@@ -17,7 +17,6 @@ difference *new - base*. ``--no-base``: only the ``--new`` tree's gateway.
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import time
@@ -27,10 +26,10 @@ from bench import payloads
 from bench.ab import MODELS, check_tree, settle
 from bench.forwarder_proc import ForwarderProcess
 from bench.gateway_proc import Gateway
-from bench.load import RequestSpec, percentile
+from bench.load import RequestSpec
+from bench.pairing import Target, measure, summarise
 from bench.phases import probe, progress
-from bench.procs import BenchError, ServedProcess, in_workdir
-from bench.ttfb import RawHttpClient, raw_request
+from bench.procs import ServedProcess, in_workdir
 from bench.upstream import Upstream
 
 
@@ -47,55 +46,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-class Target:
-    """One server, its keep-alive connection and its request, and the times measured."""
-
-    def __init__(self, name: str, port: int, spec: RequestSpec) -> None:
-        self.name = name
-        self.port = port
-        self.client = RawHttpClient(port)
-        self.raw = raw_request(port, spec)
-        self.spec = spec
-        self.seconds: list[float] = []
-
-    def ask(self) -> float:
-        exchange = self.client.request(self.raw)
-        if exchange.status != 200:
-            raise BenchError(f"{self.name}: answered {exchange.status}: {exchange.body[:300]!r}")
-        return exchange.total_s
-
-
-def measure(targets: list[Target], turns: int, warmup: int) -> None:
-    """``warmup`` then ``turns`` turns, one request to each target per turn, in a random
-    order each turn (seeded: the same order for every run), so that no target follows
-    another more often (the one before may have warmed the caches that code shares: the
-    interpreter, uvloop, aiohttp); the measured times go to each target's ``seconds``."""
-    order = list(targets)
-    shuffle = random.Random(20261203).shuffle
-    for turn in range(warmup + turns):
-        shuffle(order)
-        for target in order:
-            elapsed = target.ask()
-            if turn >= warmup:
-                target.seconds.append(elapsed)
-
-
 def report(targets: list[Target], args: argparse.Namespace) -> str:
-    direct = targets[0]
     lines = [
         f"paired at 1 connection, logging {args.logging}, {args.turns} turns "
         f"(after {args.warmup}), in a random order each turn",
         f"  {'target':<10} {'p50 ms':>7} {'p90 ms':>7} {'added p50 ms':>13}",
     ]
-    added: dict[str, float] = {}
-    for target in targets:
-        ms = sorted(1000 * s for s in target.seconds)
-        extra = [1000 * (t - d) for t, d in zip(target.seconds, direct.seconds, strict=True)]
-        added[target.name] = statistics.median(extra)
-        lines.append(
-            f"  {target.name:<10} {percentile(ms, 50):>7.3f} {percentile(ms, 90):>7.3f} "
-            f"{added[target.name] if target is not direct else 0.0:>13.3f}"
-        )
+    results = summarise(targets)
+    added = {name: r.added_p50_ms for name, r in results.items()}
+    for r in results.values():
+        lines.append(f"  {r.name:<10} {r.p50_ms:>7.3f} {r.p90_ms:>7.3f} {r.added_p50_ms:>13.3f}")
     forwarder = added["forwarder"]
     for name in ("base", "new"):
         if name in added:
@@ -142,7 +102,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         measure(targets, args.turns, args.warmup)
         progress(f"done in {time.monotonic() - started:.0f} s")
         for target in targets:
-            target.client.close()
+            target.close()
         for server in servers:
             if isinstance(server, Gateway) and server.logging:
                 settle(server)

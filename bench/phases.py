@@ -45,11 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import observability as obs
-from bench import payloads
+from bench import pairing, payloads
 from bench import ratelimit as rl
 from bench.forwarder_proc import ForwarderProcess
 from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine
+from bench.pairing import PairedResult
 from bench.procs import BenchError
 from bench.requestlog import LogAccount, RequestTally, wait_for_log
 from bench.routing import (
@@ -85,6 +86,9 @@ class Plan:
     rounds: int = 3
     failover_requests: int = 200
     """Turns of the failover measurement after each round (see :mod:`bench.routing`)."""
+    paired_turns: int = 10000
+    """Turns of the paired 1-connection measurement after the rounds (:mod:`bench.pairing`);
+    a tenth as many unmeasured turns go first."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,8 @@ class Phases:
         }
         self.failover_rounds: list[FailoverResult] = []
         """Filled by :meth:`gateways`: the failover measurement after each round."""
+        self.paired: dict[str, PairedResult] = {}
+        """Filled by :meth:`gateways`: direct, forwarder and both gateways asked in turn."""
 
     def direct(self) -> TargetRun:
         auth = {"Authorization": "Bearer bench"}
@@ -265,6 +271,9 @@ class Phases:
                 halved={routed.name, pinned.name, *NATIVE},
                 after_round=lambda n: self._failover(routing, routing_requests, n),
             )
+            paired_order = [(plain, runs[0], specs[0][0]), (logged, runs[1], specs[1][0]),
+                            (forwarder, runs[2], specs[2][0])]  # fmt: skip
+            self._paired(paired_order)
             time.sleep(0.5)  # let in-flight background work (e.g. logging) settle first
             for server, run in zip(servers, runs, strict=True):
                 run.rss_kib["after"] = server.rss_kib()
@@ -400,6 +409,29 @@ class Phases:
             run.load[f"c{conns}"] = combine(f"{run.name}_c{conns}", run.rounds)
         for paired in pair:
             paired.run.ttfb = pool_ttfb(paired.run.name, paired.run.ttfb_rounds)
+
+    def _paired(
+        self, order: list[tuple[Gateway | ForwarderProcess, TargetRun, RequestSpec]]
+    ) -> None:
+        """The 1-connection added latency of each of ``order`` and of the direct upstream,
+        asked in turn (:mod:`bench.pairing`): the machine's phase cancels out of the per-turn
+        differences, which separate 1-connection runs minutes apart cannot do."""
+        turns, warmup = self.plan.paired_turns, max(1, self.plan.paired_turns // 10)
+        auth = {"Authorization": "Bearer bench"}
+        direct = RequestSpec(payloads.CHAT_PATH, self.chat_body, auth)
+        targets = [pairing.Target("direct", self.upstream.port, direct)]
+        targets += [pairing.Target(run.name, server.port, chat) for server, run, chat in order]
+        progress(f"paired at 1 connection: {warmup} + {turns} turns of {len(targets)} targets ...")
+        try:
+            pairing.measure(targets, turns, warmup)
+        finally:
+            for target in targets:
+                target.close()
+        for _server, run, _chat in order:
+            run.tally.paired += turns + warmup
+        for server, run, _chat in order:
+            self._settle(server, run)
+        self.paired = pairing.summarise(targets)
 
     def _settle(self, server: Gateway | ForwarderProcess, run: TargetRun) -> None:
         """Wait until a logging gateway's writer has caught up (no-op without logging)."""

@@ -426,12 +426,23 @@ def _reference(results: Results, high: int) -> list[str]:
         f"1 conn p50 {_signed_ms(d['forwarder_added_p50_ms_c1'])} ms, streamed TTFB p50 "
         f"{_signed_ms(d['forwarder_added_ttfb_p50_ms'])} ms",
     ]
+    if results.paired:
+        turns = results.paired["forwarder"].turns
+        out.append(
+            f"  paired at 1 conn ({turns} turns, one request per target per turn): added p50 "
+            + ", ".join(
+                f"{TARGETS.get(r.name, r.name)} {_signed_ms(r.added_p50_ms)} ms"
+                for r in results.paired.values() if r.name != "direct"
+            )
+        )  # fmt: skip
     for g in GATEWAYS:
+        wrk = _times(d[f"{g}_added_p50_multiple_of_forwarder_wrk_c1"])
+        how = f" (paired; separate wrk runs {wrk})" if results.paired else ""
         out.append(
             f"  {TARGETS[g] + ':':<20} RPS {high}c "
             f"{_pct(d[f'{g}_rps_fraction_of_forwarder_c{high}'])} of the forwarder's; added "
-            f"p50 1c {_times(d[f'{g}_added_p50_multiple_of_forwarder_c1'])}, added TTFB p50 "
-            f"{_times(d[f'{g}_added_ttfb_p50_multiple_of_forwarder'])} the forwarder's"
+            f"p50 1c {_times(d[f'{g}_added_p50_multiple_of_forwarder_c1'])}{how}, added TTFB "
+            f"p50 {_times(d[f'{g}_added_ttfb_p50_multiple_of_forwarder'])} the forwarder's"
         )
     for n, f in enumerate(results.rounds.get("forwarder", []), 1):
         plain = d.get(f"gateway_rps_fraction_of_forwarder_c{high}_round{n}", math.nan)

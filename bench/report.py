@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import LoadResult
+from bench.pairing import PairedResult
 from bench.requestlog import LogAccount
 from bench.routing import FailoverResult
 from bench.ttfb import TtfbResult
@@ -132,6 +133,9 @@ class Results:
     failover: FailoverResult | None = None
     """The failover measurement, pooled over the rounds (:mod:`bench.routing`)."""
     failover_rounds: list[FailoverResult] = field(default_factory=list)
+    paired: dict[str, PairedResult] = field(default_factory=dict)
+    """The paired 1-connection measurement by target (:mod:`bench.pairing`); when present, the
+    gateways' added p50 against the forwarder's is judged on it."""
     derived: dict[str, float] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
@@ -146,6 +150,7 @@ class Results:
             "ttfb_rounds": {k: [r.to_json() for r in v] for k, v in self.ttfb_rounds.items()},
             "failover": self.failover.to_json() if self.failover else None,
             "failover_rounds": [r.to_json() for r in self.failover_rounds],
+            "paired": {k: v.to_json() for k, v in self.paired.items()},
             "derived": self.derived,
             "bar": BAR,
             "checks": [asdict(c) for c in self.checks],
@@ -294,15 +299,29 @@ def _derive_reference(results: Results, high: int) -> None:
     """Each gateway against the minimal forwarder: RPS fraction, added-latency multiples.
 
     A multiple of the forwarder's added latency means nothing when that is not above zero
-    (noise on a fast machine): it is then NaN (``null`` in the JSON) and its lines fail.
+    (noise on a fast machine): it is then NaN (``null`` in the JSON) and its lines fail. The
+    added p50 is the paired measurement's when the run made one (every target asked in turn:
+    :mod:`bench.pairing`), else the separate 1-connection wrk runs' (``..._wrk_c1``, always
+    derived): those ran minutes apart, each against the direct run of the start, and one
+    machine phase between them moves a ~0.1 ms figure by half.
     """
-    load, d = results.load, results.derived
+    load, d, paired = results.load, results.derived, results.paired
     fwd_rps = load[f"forwarder_c{high}"].rps
-    fwd_p50 = d["forwarder_added_p50_ms_c1"]
+    fwd_wrk = d["forwarder_added_p50_ms_c1"]
     fwd_ttfb = d["forwarder_added_ttfb_p50_ms"]
+    if paired:
+        d["forwarder_added_p50_ms_paired"] = paired["forwarder"].added_p50_ms
     for g in GATEWAYS:
         d[f"{g}_rps_fraction_of_forwarder_c{high}"] = _ratio(load[f"{g}_c{high}"].rps, fwd_rps)
-        d[f"{g}_added_p50_multiple_of_forwarder_c1"] = _multiple(d[f"{g}_added_p50_ms_c1"], fwd_p50)
+        wrk = _multiple(d[f"{g}_added_p50_ms_c1"], fwd_wrk)
+        d[f"{g}_added_p50_multiple_of_forwarder_wrk_c1"] = wrk
+        if paired:
+            d[f"{g}_added_p50_ms_paired"] = paired[g].added_p50_ms
+            d[f"{g}_added_p50_multiple_of_forwarder_c1"] = _multiple(
+                paired[g].added_p50_ms, paired["forwarder"].added_p50_ms
+            )
+        else:
+            d[f"{g}_added_p50_multiple_of_forwarder_c1"] = wrk
         d[f"{g}_added_ttfb_p50_multiple_of_forwarder"] = _multiple(
             d[f"{g}_added_ttfb_p50_ms"], fwd_ttfb
         )

@@ -34,6 +34,8 @@ class RequestTally:
     ttfb_sent: int = 0
     ttfb_answered: int = 0
     probes: int = 0
+    paired: int = 0
+    """Requests of the paired 1-connection measurement (:mod:`bench.pairing`), all answered."""
 
     def add_load(self, result: LoadResult) -> None:
         self.wrk_answered += result.requests
@@ -45,11 +47,11 @@ class RequestTally:
 
     @property
     def sent(self) -> int:
-        return self.wrk_sent + self.ttfb_sent + self.probes
+        return self.wrk_sent + self.ttfb_sent + self.probes + self.paired
 
     @property
     def answered(self) -> int:
-        return self.wrk_answered + self.ttfb_answered + self.probes
+        return self.wrk_answered + self.ttfb_answered + self.probes + self.paired
 
     def to_json(self) -> dict[str, int]:
         return {**asdict(self), "sent": self.sent, "answered": self.answered}

@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 from bench import payloads, phases, pyupstream
 from bench.gateway_proc import Gateway
 from bench.load import LoadResult, RequestSpec
+from bench.pairing import PairedResult
 from bench.phases import Paired, Phases, Plan, TargetRun
 from bench.render import render
 from bench.report import BAR, PAIRED, Results, evaluate
@@ -449,6 +450,41 @@ def test_translated_latency_at_one_connection_is_reported_next_to_the_openai_pat
     assert d["translated_added_p50_ms_c1"] == pytest.approx(0.42 - 0.05)
     assert d["gateway_added_p50_ms_c1"] == pytest.approx(0.30 - 0.05)
     assert d["translated_added_p50_over_openai_ms_c1"] == pytest.approx(0.12)
+
+
+def _reference_line(results: Results, start: str) -> tuple[bool, float]:
+    (check,) = [c for c in results.checks if c.group == "reference" and c.name.startswith(start)]
+    return check.passed, check.measured
+
+
+def test_the_forwarder_multiple_is_judged_on_the_paired_turns_when_measured() -> None:
+    """The separate 1-connection wrk runs (direct 0.05, forwarder 0.25, logging 0.32 ms p50)
+    give the logging gateway 0.27 / 0.20 = 1.35x the forwarder's added p50; the paired turns
+    of the same run (0.26 against 0.21 ms) give 1.24x, and that one is judged."""
+    separate = _results([1000, 1000], [900, 900])
+    d = separate.derived
+    assert d["gateway_logging_added_p50_multiple_of_forwarder_c1"] == pytest.approx(1.35)
+    assert _reference_line(separate, "gateway, logging: added p50 1c <= 1.30x")[0] is False
+    assert "paired at 1 conn" not in render(separate, 32)
+
+    paired = _results([1000, 1000], [900, 900])
+    paired.paired = {
+        name: PairedResult(name, 3000, 0.1 + added, 0.2 + added, added)
+        for name, added in (("direct", 0.0), ("forwarder", 0.21), ("gateway", 0.23),
+                            ("gateway_logging", 0.26))
+    }  # fmt: skip
+    evaluate(paired, 32)
+    d = paired.derived
+    assert d["gateway_logging_added_p50_multiple_of_forwarder_c1"] == pytest.approx(0.26 / 0.21)
+    assert d["gateway_logging_added_p50_multiple_of_forwarder_wrk_c1"] == pytest.approx(1.35)
+    assert d["gateway_added_p50_ms_paired"] == pytest.approx(0.23)
+    assert _reference_line(paired, "gateway, logging: added p50 1c <= 1.30x") == (
+        True, pytest.approx(0.26 / 0.21)
+    )
+    text = render(paired, 32)
+    assert "paired at 1 conn (3000 turns" in text and "separate wrk runs 1.35x" in text
+    saved = orjson.loads(orjson.dumps(paired.to_json()))
+    assert saved["paired"]["forwarder"]["added_p50_ms"] == 0.21
 
 
 def test_failed_translated_requests_fail_the_translation_bar() -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import paired
+from bench import paired, pairing
+from bench.load import RequestSpec
 
 
 def test_every_target_is_measured_every_turn(capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,14 +27,14 @@ def test_turns_are_shuffled_and_kept_per_target() -> None:
     target keeps exactly its measured turns."""
     seen: list[str] = []
 
-    class Fake(paired.Target):
+    class Fake(pairing.Target):
         def ask(self) -> float:
             seen.append(self.name)
             return 0.001
 
-    spec = paired.RequestSpec("/", "{}")
+    spec = RequestSpec("/", "{}")
     targets = [Fake(name, 1, spec) for name in "abcd"]
-    paired.measure(targets, turns=40, warmup=10)
+    pairing.measure(targets, turns=40, warmup=10)
     assert all(len(t.seconds) == 40 for t in targets)
     orders = {tuple(seen[i : i + 4]) for i in range(0, len(seen), 4)}
     assert len(orders) > 5 and all(sorted(order) == list("abcd") for order in orders)

@@ -419,15 +419,26 @@ class Exchange:
         """The client asked for the usage chunk itself (read only for a streamed request)."""
         return wants_usage(self.payload)
 
+    def native_call(
+        self, router: Router, attempt: Attempt, client_key: str | None
+    ) -> UpstreamCall | None:
+        """:meth:`prepare`'s usual case, without its coroutine: an attempt on the operator's
+        endpoint of an OpenAI-format provider serving the endpoint itself, sent with the
+        client's own key, else the managed key (as :meth:`key_for` chooses), its URL,
+        recorded URL and key header worked out once (:meth:`Router.native_target`). None:
+        :meth:`prepare` works the attempt out."""
+        if isinstance(attempt.deployment, ProviderKeyRecord):
+            return None
+        target = router.native_target(attempt.provider, self.endpoint)
+        if target is None:
+            return None
+        return self._native(
+            attempt, target, client_key if client_key is not None else target.api_key
+        )
+
     async def prepare(self, attempt: Attempt, key: str | None) -> UpstreamCall:
         """The request for ``attempt``, sent with ``key`` (a 400 ``GatewayError`` for what its
         provider's format cannot express)."""
-        if not isinstance(attempt.deployment, ProviderKeyRecord):
-            # The usual attempt: the operator's endpoint, an OpenAI-format provider serving the
-            # endpoint itself; its URL, recorded URL and key header are worked out once.
-            target = self.runtime.router.native_target(attempt.provider, self.endpoint)
-            if target is not None:
-                return self._native(attempt, target, key)
         config = self.runtime.providers.config(attempt.provider)
         spec = config.spec
         base, recorded = config.base_url, config.recorded_base_url
@@ -702,9 +713,12 @@ class Exchange:
             metering = None
         outcomes: list[Outcome] = []
         several = len(attempts) > 1
+        router = self.runtime.router
         for index, attempt in enumerate(attempts):
             try:
-                call = await self.prepare(attempt, self.key_for(attempt, client_key))
+                call = self.native_call(router, attempt, client_key) or await self.prepare(
+                    attempt, self.key_for(attempt, client_key)
+                )
             except GatewayError as exc:  # what this provider's format cannot express
                 if not several:
                     raise

@@ -37,10 +37,11 @@ def _runtime(tmp_path: Path, keys: dict[str, str], urls: dict[str, str]) -> Runt
 
 
 def _prepare(
-    runtime: Runtime, provider: str, endpoint: str, key: str | None, *, per_request: bool
-) -> UpstreamCall | str:
-    """The call ``Exchange.prepare`` makes for a credits attempt (or the error it raises);
-    ``per_request``: without the router's table, as before it existed."""
+    runtime: Runtime, provider: str, endpoint: str, client_key: str | None, *, per_request: bool
+) -> UpstreamCall | str | None:
+    """The call a walk makes for a credits attempt (or the error it raises): with
+    ``per_request``, ``Exchange.prepare`` with ``key_for``'s key, as before the router's table;
+    else ``Exchange.native_call`` (None: it leaves the attempt to ``prepare``)."""
     headers = {
         "authorization": f"Bearer {GATEWAY_KEY}",
         "content-type": "application/json",
@@ -52,30 +53,28 @@ def _prepare(
         payload = {"model": "my-model", "input": "x"}
     ctx = RequestContext(parse_options(headers))
     exchange = Exchange(runtime, ctx, endpoint, payload, orjson.dumps(payload), headers)
-    attempt = Attempt(provider, "my-model", "credits", None, None, 0, provider, "my-model")
-    router = runtime.router
-    if per_request:
-        router.native_target = lambda provider, endpoint: None  # type: ignore[method-assign]
+    attempt = Attempt(provider, "other-model", "credits", None, None, 0, provider, "my-model")
     try:
-        return asyncio.run(exchange.prepare(attempt, key))
+        if per_request:
+            return asyncio.run(exchange.prepare(attempt, exchange.key_for(attempt, client_key)))
+        return exchange.native_call(runtime.router, attempt, client_key)
     except GatewayError as exc:
         return f"{exc.status} {exc.code}"
-    finally:
-        if per_request:
-            del router.native_target
 
 
-def _same(a: UpstreamCall | str, b: UpstreamCall | str) -> None:
-    if isinstance(a, str) or isinstance(b, str):
-        assert a == b
+def _same(fast: UpstreamCall | str | None, slow: UpstreamCall | str | None) -> None:
+    assert slow is not None
+    if fast is None:  # left to prepare: refused, translated, or an Azure deployment's URL
+        assert (
+            isinstance(slow, str) or slow.translation is not None
+            or slow.spec.api_style == "azure"
+        )
         return
-    assert (a.spec, str(a.url), a.recorded_url, a.headers, a.body, a.model) == (
-        b.spec, str(b.url), b.recorded_url, b.headers, b.body, b.model,
+    assert isinstance(fast, UpstreamCall) and isinstance(slow, UpstreamCall)
+    assert (fast.spec, str(fast.url), fast.recorded_url, fast.headers, fast.body, fast.model) == (
+        slow.spec, str(slow.url), slow.recorded_url, slow.headers, slow.body, slow.model,
     )  # fmt: skip
-    if a.translation is None or b.translation is None:  # a native call (both, or neither)
-        assert a.translation is None and b.translation is None
-    else:  # translated: the remembered table is not what serves it
-        assert type(a.translation.adapter) is type(b.translation.adapter)
+    assert fast.translation is None and slow.translation is None
 
 
 SIMPLE = [spec.name for spec in PROVIDERS if spec.auth not in ("sigv4", "oauth")]
@@ -92,17 +91,15 @@ def test_remembered_target_is_what_each_request_would_work_out(
     remembered = 0
     for name in routed:
         for endpoint in ENDPOINTS:
-            slow = _prepare(runtime, name, endpoint, keys[name], per_request=True)
-            fast = _prepare(runtime, name, endpoint, keys[name], per_request=False)
-            _same(fast, slow)
-            # and with a client's own key, which is not the managed one
-            client_fast = _prepare(runtime, name, endpoint, "sk-client", per_request=False)
-            client_slow = _prepare(runtime, name, endpoint, "sk-client", per_request=True)
-            _same(client_fast, client_slow)
+            for client_key in (None, "sk-client"):  # the managed key, a client's own
+                for _ in range(2):  # worked out, then remembered
+                    fast = _prepare(runtime, name, endpoint, client_key, per_request=False)
+                    slow = _prepare(runtime, name, endpoint, client_key, per_request=True)
+                    _same(fast, slow)
             if runtime.router._targets.get((name, endpoint)) is not None:
                 remembered += 1
     assert remembered >= 10, "the usual providers' native endpoints are remembered"
-    openai = _prepare(runtime, "openai", "/chat/completions", "sk-openai", per_request=False)
+    openai = _prepare(runtime, "openai", "/chat/completions", None, per_request=False)
     assert isinstance(openai, UpstreamCall)
     assert openai.headers["authorization"] == "Bearer sk-openai"
     assert "x-api-key" not in openai.headers and openai.headers["x-client"] == "kept"
@@ -112,13 +109,13 @@ def test_remembered_target_is_what_each_request_would_work_out(
 
 def test_a_directory_put_in_place_is_used_from_the_next_request(tmp_path: Path) -> None:
     runtime = _runtime(tmp_path, {"openai": "sk-old"}, {"openai": "http://127.0.0.1:9/old"})
-    first = _prepare(runtime, "openai", "/chat/completions", "sk-old", per_request=False)
+    first = _prepare(runtime, "openai", "/chat/completions", None, per_request=False)
     assert isinstance(first, UpstreamCall)
     assert (str(first.url), first.headers["authorization"]) == (
         "http://127.0.0.1:9/old/chat/completions", "Bearer sk-old",
     )  # fmt: skip
     runtime.providers = ProviderDirectory({"openai": "sk-new"}, {"openai": "http://127.0.0.1:9/new"})
-    again = _prepare(runtime, "openai", "/chat/completions", "sk-new", per_request=False)
+    again = _prepare(runtime, "openai", "/chat/completions", None, per_request=False)
     assert isinstance(again, UpstreamCall)
     assert (str(again.url), again.headers["authorization"]) == (
         "http://127.0.0.1:9/new/chat/completions", "Bearer sk-new",
@@ -128,6 +125,7 @@ def test_a_directory_put_in_place_is_used_from_the_next_request(tmp_path: Path) 
 def test_a_provider_without_an_endpoint_is_still_refused(tmp_path: Path) -> None:
     """Azure has no built-in endpoint: not remembered, and refused per request as before."""
     runtime = _runtime(tmp_path, {"azure": "k"}, {})
-    answer = _prepare(runtime, "azure", "/chat/completions", "k", per_request=False)
+    assert _prepare(runtime, "azure", "/chat/completions", None, per_request=False) is None
+    answer = _prepare(runtime, "azure", "/chat/completions", None, per_request=True)
     assert answer == "400 provider_not_configured"
     assert runtime.router._targets[("azure", "/chat/completions")] is None

@@ -1,7 +1,10 @@
-"""``Metrics.count`` remembers each (provider, model, route, cache result)'s labels and
-tallies: what it counts must be exactly what looking them up per request counts — request
-counters, both histograms' buckets and sums, cache results and events — across the table
-starting over and across ``bind`` (the registry folding model names differently)."""
+"""The request path's batched bookkeeping, cheaper and the same.
+
+``Metrics.count`` remembers each (provider, model, route, cache result)'s labels and tallies:
+what it counts must be exactly what looking them up per request counts — request counters,
+both histograms' buckets and sums, cache results and events — across the table starting over
+and across ``bind`` (the registry folding model names differently). The JSON request line,
+its fixed fields written once, must be the line orjson makes of its fields."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ import itertools
 from bisect import bisect_left
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway import metrics as metrics_module
+from gateway.accesslog import AccessLog
 from gateway.finished import RequestFacts
 from gateway.metrics import MODES, OVERHEAD_BUCKETS, TTFT_BUCKETS, UPSTREAM_BUCKETS, Metrics
 from providers.registry import Registry
@@ -113,3 +118,19 @@ def test_bind_forgets_the_labels_folded_without_the_registry() -> None:
     metrics.count(batch)
     assert {key[1] for key in metrics._request_counts} == {"gpt-4o-mini"}
     _same(_counted(metrics), _by_hand(metrics, batch))
+
+
+def test_the_json_request_line_is_its_fields_serialised() -> None:
+    """``AccessLog._json_line`` writes the fixed fields once: byte for byte the line orjson
+    makes of ``_fields`` — every route, cache result, error, and names to escape or cut."""
+    log = AccessLog("json", write=lambda line: None)
+    odd = ('a"quoted\\name', "line\nbreak\u2028", "é" * 300, "")
+    lines = 0
+    for n, facts in enumerate(_facts()):
+        for error in (None, "rate_limited", 'we"ird'):
+            facts = facts._replace(error=error, model=odd[n % 4] if n % 3 == 0 else facts.model,
+                                   org=None if n % 4 == 0 else f"org-{n}")  # fmt: skip
+            expected = orjson.dumps(log._fields(facts), option=orjson.OPT_APPEND_NEWLINE)
+            assert log._json_line(facts) == expected
+            lines += 1
+    assert lines > 400

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 fault_logger = logging.getLogger("gateway.fault")
 
 _MAX_MODEL_CHARS = 128
+_FIXED = b'"level":"info","logger":"gateway.request","message":"request","event":"request",'
+"""The request line's fields that never change, as ``_fields`` has them, in JSON."""
 _CACHE = {None: None, True: "hit", False: "miss"}
 PIPE_BUF = 4096
 """The most bytes one ``write`` to a pipe is atomic for (POSIX: at least 512; Linux: 4,096)."""
@@ -68,6 +70,8 @@ class AccessLog:
         self.pid = os.getpid()  # which worker: the runtime is made in the worker process
         self._second = -1
         self._prefix = ""
+        self._pid_tail = b',"pid":%d' % self.pid
+        """The JSON line's fixed last field (``error``, when there is one, comes after it)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessLog | None:
@@ -122,7 +126,32 @@ class AccessLog:
         return fields
 
     def _json_line(self, facts: RequestFacts) -> bytes:
-        return orjson.dumps(self._fields(facts), option=orjson.OPT_APPEND_NEWLINE)
+        """``_fields`` as one JSON line, byte for byte, with its fixed fields (``level`` to
+        ``event``, ``pid``) written once rather than serialised per line: orjson writes the
+        fields that vary, in ``_fields``' order, and the braces of that object are dropped
+        (2.10 → 1.76 µs a line, ``timeit``; ``tests/test_metrics_count.py`` compares both)."""
+        hit = facts.cache_hit
+        latency = facts.latency
+        varying = orjson.dumps({
+            "request_id": facts.request_id,
+            "org": facts.org,
+            "mode": "cache" if hit else MODES[facts.route],
+            "provider": facts.provider or None,
+            "model": facts.model[:_MAX_MODEL_CHARS] or None,
+            "status": facts.status,
+            "latency_ms": int(latency * 1e6 + 0.5) / 1000,
+            "overhead_ms": int((latency - facts.upstream) * 1e6 + 0.5) / 1000,
+            "cache": _CACHE[hit],
+            "attempts": facts.attempts,
+            "retries": facts.retries,
+            "stream": facts.first_byte is not None,
+        })  # fmt: skip
+        # the timestamp is digits and punctuation: nothing in it to escape
+        head = b'{"ts":"%s",%s' % (self._timestamp(facts.when).encode(), _FIXED)
+        if facts.error is None:
+            return b"%s%s%s}\n" % (head, varying[1:-1], self._pid_tail)
+        error = orjson.dumps(facts.error)
+        return b'%s%s%s,"error":%s}\n' % (head, varying[1:-1], self._pid_tail, error)
 
     def _text_line(self, facts: RequestFacts) -> bytes:
         fields = self._fields(facts)

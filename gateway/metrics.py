@@ -70,6 +70,9 @@ MODES: Mapping[Route, str] = {
 }
 """The ``mode`` label of each route (``cache`` for a cache hit, whatever the route)."""
 
+_MAX_WAYS = 4096
+"""Distinct (provider, model, route, cache result) a process remembers the labels of."""
+
 _LIVE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db$")
 
 
@@ -167,6 +170,8 @@ class Metrics:
             MultiProcessCollector(self.registry, multiprocess_dir)  # type: ignore[no-untyped-call]
         self._request_counts: dict[tuple[str, str, int, str], int] = {}
         self._tallies: dict[tuple[Histogram, str], _Tally] = {}
+        self._ways: dict[tuple[str, str, Route, bool | None], tuple[str, str, str, _Tally, _Tally]]
+        self._ways = {}
         self._children: dict[tuple[Any, ...], Any] = {}
         self._cache_counts = [0, 0]  # misses, hits
         self._events = [0, 0, 0]  # rate-limited, failovers, retries
@@ -182,26 +187,39 @@ class Metrics:
     def bind(self, registry: Registry) -> None:
         """Fold model labels with the model registry (loaded at start-up)."""
         self._labels = MetricLabels(registry)
+        self._ways.clear()  # remembered with the labels of the registry-less folding
 
     # -- counting finished requests --------------------------------------------------------
 
     def count(self, batch: Sequence[RequestFacts]) -> None:
-        """Count a batch of finished requests (gateway/finished.py hands them over)."""
-        labels = self._labels
+        """Count a batch of finished requests (gateway/finished.py hands them over).
+
+        What a request's provider, model, route and cache result give — its labels and its
+        two histograms' tallies — is looked up once per such combination (:meth:`_way`), and
+        the tallies are added to inline: a few dict lookups a request instead of seven calls.
+        """
         counts = self._request_counts
         events = self._events
+        ways = self._ways
         for facts in batch:
-            provider = labels.provider(facts.provider)
             hit = facts.cache_hit
-            mode = "cache" if hit else MODES[facts.route]
-            key = (provider, labels.model(facts.model), facts.status, mode)
+            way = ways.get((facts.provider, facts.model, facts.route, hit))
+            if way is None:
+                way = self._way(facts.provider, facts.model, facts.route, hit)
+            provider, model, mode, upstream_tally, overhead_tally = way
+            key = (provider, model, facts.status, mode)
             counts[key] = counts.get(key, 0) + 1
             upstream = facts.upstream
             if upstream:
-                self._tally(self._upstream, provider, UPSTREAM_BUCKETS).add(upstream)
+                # _Tally.add, inline; Prometheus buckets are "<="
+                upstream_tally.counts[bisect_left(UPSTREAM_BUCKETS, upstream)] += 1
+                upstream_tally.total += upstream
             if upstream or hit:
-                overhead = max(0.0, facts.latency - upstream)
-                self._tally(self._overhead, mode, OVERHEAD_BUCKETS).add(overhead)
+                overhead = facts.latency - upstream
+                if not overhead > 0.0:  # max(0.0, overhead)
+                    overhead = 0.0
+                overhead_tally.counts[bisect_left(OVERHEAD_BUCKETS, overhead)] += 1
+                overhead_tally.total += overhead
             if facts.first_byte is not None:
                 self._tally(self._ttft, provider, TTFT_BUCKETS).add(facts.first_byte)
             if hit is not None:
@@ -210,6 +228,26 @@ class Metrics:
                 events[0] += facts.error == "rate_limited"
                 events[1] += max(0, facts.attempts - 1)
                 events[2] += facts.retries
+
+    def _way(
+        self, provider_name: str, model_name: str, route: Route, hit: bool | None
+    ) -> tuple[str, str, str, _Tally, _Tally]:
+        """The labels (provider, model, mode) and the upstream and overhead tallies of a
+        request's (provider, model, route, cache result), remembered: the names come from
+        clients, so the table starts over past :data:`_MAX_WAYS` (the tallies stay)."""
+        provider = self._labels.provider(provider_name)
+        mode = "cache" if hit else MODES[route]
+        way = (
+            provider,
+            self._labels.model(model_name),
+            mode,
+            self._tally(self._upstream, provider, UPSTREAM_BUCKETS),
+            self._tally(self._overhead, mode, OVERHEAD_BUCKETS),
+        )
+        if len(self._ways) >= _MAX_WAYS:
+            self._ways.clear()
+        self._ways[(provider_name, model_name, route, hit)] = way
+        return way
 
     def _tally(self, histogram: Histogram, label: str, bounds: tuple[float, ...]) -> _Tally:
         tally = self._tallies.get((histogram, label))

@@ -45,33 +45,46 @@ class RequestIds:
     ~2% of a request's CPU). The bytes are the kernel's CSPRNG output all the same, each used
     once. A fork drops the buffer in the child (``os.register_at_fork``), so two processes
     never hand out the same bits; the registration holds the object weakly.
+
+    The time half of the text (``xxxxxxxx-xxxx-7``) is made once per millisecond and the
+    buffer's hex once per refill; an id is then four slices of that hex in one f-string
+    (0.56 against 0.78 µs, ``timeit``).
     """
 
-    __slots__ = ("__weakref__", "_buffer", "_offset")
+    __slots__ = ("__weakref__", "_head", "_hex", "_ms", "_offset")
 
     def __init__(self) -> None:
-        self._buffer = b""
-        self._offset = _RANDOM_BATCH
+        self._hex = ""
+        """The buffer's random bytes as hex digits, 20 per id."""
+        self._offset = 2 * _RANDOM_BATCH
+        self._ms = -1
+        self._head = ""
+        """The text before the random digits of millisecond ``_ms`` (ending in the version)."""
         ref = weakref.ref(self)
 
         def forget() -> None:  # in a forked child: never reuse the parent's bytes
             ids = ref()
             if ids is not None:
-                ids._buffer, ids._offset = b"", _RANDOM_BATCH
+                ids._hex, ids._offset = "", 2 * _RANDOM_BATCH
 
         os.register_at_fork(after_in_child=forget)
 
     def __call__(self) -> str:
-        offset = self._offset
-        if offset >= _RANDOM_BATCH:
-            self._buffer = os.urandom(_RANDOM_BATCH)
-            offset = 0
-        self._offset = offset + 10
-        text = (
-            (time.time_ns() // 1_000_000).to_bytes(6, "big") + self._buffer[offset : offset + 10]
-        ).hex()
+        ms = time.time_ns() // 1_000_000
+        if ms != self._ms:
+            stamp = ms.to_bytes(6, "big").hex()
+            self._ms, self._head = ms, f"{stamp[:8]}-{stamp[8:]}-7"
+        at = self._offset
+        if at >= 2 * _RANDOM_BATCH:
+            self._hex = os.urandom(_RANDOM_BATCH).hex()
+            at = 0
+        self._offset = at + 20
+        text = self._hex
+        # as new_request_id: the first digit gives way to the version, the fifth keeps two
+        # random bits under the variant
         return (
-            f"{text[:8]}-{text[8:12]}-7{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:]}"
+            f"{self._head}{text[at + 1 : at + 4]}-{_VARIANT[text[at + 4]]}"
+            f"{text[at + 5 : at + 8]}-{text[at + 8 : at + 20]}"
         )
 
 

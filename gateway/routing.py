@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
 from yarl import URL
@@ -79,6 +79,7 @@ from providers.vertex import is_location, is_project, location_path
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
+    from providers.routing import ProviderConfig
 
 
 class RegistryView:
@@ -171,6 +172,9 @@ class Router:
         """Plans of requests without keys of their own, by (model string, endpoint, metered):
         only those whose order no balancer changes (ten providers at one price are re-planned
         each time, to rotate)."""
+        self._targets: dict[tuple[str, str], NativeTarget | None] = {}
+        """:func:`native_target` by (provider, endpoint): a few dozen entries at most."""
+        self._targets_of = directory
         self.health = Health(cooldown=runtime.settings.provider_cooldown_seconds)
         self.planner = Planner(
             RegistryView(registry),
@@ -180,6 +184,21 @@ class Router:
             default_provider=DEFAULT_PROVIDER,
             aliases=directory.table.model_aliases(),
         )
+
+    def native_target(self, provider: str, endpoint: str) -> NativeTarget | None:
+        """:func:`native_target` of ``provider``'s configuration, worked out once per endpoint:
+        the directory is built from the settings at start and never changes while the
+        process runs (a directory put in its place, as tests do, starts the table over)."""
+        directory = self.runtime.providers
+        if directory is not self._targets_of:
+            self._targets.clear()
+            self._targets_of = directory
+        key = (provider, endpoint)
+        try:
+            return self._targets[key]
+        except KeyError:
+            target = self._targets[key] = native_target(directory.config(provider), endpoint)
+            return target
 
     async def plan_request(
         self,
@@ -311,6 +330,44 @@ class Router:
         return "".join(dict.fromkeys(hints))
 
 
+class NativeTarget(NamedTuple):
+    """Where an attempt sent to an OpenAI-format provider serving the endpoint itself goes,
+    and the parts of its request that do not depend on the request."""
+
+    spec: ProviderSpec
+    url: URL
+    recorded_url: str
+    """What the record keeps instead of ``url`` (an operator's base URL as its placeholder)."""
+    api_key: str | None
+    """The key ``auth`` was made from (the operator's managed key; None: made per request)."""
+    auth: tuple[str, str] | None
+    """``spec.auth_header(api_key)``, made once."""
+    model: str | None
+    """The model id sent (Azure's deployment), None: the attempt's."""
+
+
+def native_target(config: ProviderConfig, endpoint: str) -> NativeTarget | None:
+    """:class:`NativeTarget` of ``endpoint`` on the operator's own endpoint of a provider, or
+    None when such a request goes some other way — translated, signed (SigV4), with a minted
+    token (Vertex), to an Azure deployment, or nowhere (no endpoint configured):
+    :meth:`Exchange.prepare` then works it out per request, as it always did."""
+    spec = config.spec
+    if (
+        spec.auth == "sigv4"
+        or spec.auth == "oauth"
+        or spec.api_style == "azure"
+        or endpoint not in spec.endpoints
+        or not config.base_url
+    ):
+        return None
+    key = config.api_key
+    auth = spec.auth_header(key) if key else None
+    return NativeTarget(
+        spec, URL(config.base_url + endpoint), config.recorded_base_url + endpoint, key, auth,
+        None,
+    )  # fmt: skip
+
+
 @dataclass(slots=True)
 class UpstreamCall:
     """One attempt, ready to open."""
@@ -362,6 +419,23 @@ class Exchange:
         """The client asked for the usage chunk itself (read only for a streamed request)."""
         return wants_usage(self.payload)
 
+    def native_call(
+        self, router: Router, attempt: Attempt, client_key: str | None
+    ) -> UpstreamCall | None:
+        """:meth:`prepare`'s usual case, without its coroutine: an attempt on the operator's
+        endpoint of an OpenAI-format provider serving the endpoint itself, sent with the
+        client's own key, else the managed key (as :meth:`key_for` chooses), its URL,
+        recorded URL and key header worked out once (:meth:`Router.native_target`). None:
+        :meth:`prepare` works the attempt out."""
+        if isinstance(attempt.deployment, ProviderKeyRecord):
+            return None
+        target = router.native_target(attempt.provider, self.endpoint)
+        if target is None:
+            return None
+        return self._native(
+            attempt, target, client_key if client_key is not None else target.api_key
+        )
+
     async def prepare(self, attempt: Attempt, key: str | None) -> UpstreamCall:
         """The request for ``attempt``, sent with ``key`` (a 400 ``GatewayError`` for what its
         provider's format cannot express)."""
@@ -396,7 +470,14 @@ class Exchange:
             prefix = location_path(project, location)
             base, recorded = base + prefix, recorded + prefix
         if self.endpoint in spec.endpoints:
-            return self._native(attempt, spec, base, recorded, key)
+            if spec.api_style == "azure":
+                model, url, path = self._azure(attempt, base)
+                azure = NativeTarget(spec, URL(url), recorded + path, None, None, model)
+                return self._native(attempt, azure, key)
+            target = NativeTarget(
+                spec, URL(base + self.endpoint), recorded + self.endpoint, None, None, None
+            )
+            return self._native(attempt, target, key)
         try:
             return await self._translated(attempt, spec, base, recorded, key, region, auth)
         except TranslationError as exc:
@@ -449,17 +530,13 @@ class Exchange:
             )
         return region
 
-    def _native(
-        self, attempt: Attempt, spec: ProviderSpec, base: str, recorded: str, key: str | None
-    ) -> UpstreamCall:
+    def _native(self, attempt: Attempt, target: NativeTarget, key: str | None) -> UpstreamCall:
         """An OpenAI-format provider serving the endpoint itself: the body as sent (zero-copy)
         unless the model id changes or the usage chunk is asked for on the client's behalf."""
         ctx = self.ctx
         payload = self.payload
         body = self.raw
-        model, url, path = attempt.model, base + self.endpoint, self.endpoint
-        if spec.api_style == "azure":
-            model, url, path = self._azure(attempt, base)
+        model = target.model or attempt.model
         inject = (
             (ctx.capture is not None or ctx.tap is not None)
             and self.endpoint == "/chat/completions"
@@ -476,10 +553,16 @@ class Exchange:
         credentials = ctx.credentials or ctx.request_credentials(self.headers)
         headers = upstream_request_headers(self.headers, None, credentials.gateway_key)
         if key:
-            name, value = spec.auth_header(key)
+            name, value = (
+                target.auth
+                if target.auth is not None and key == target.api_key
+                else target.spec.auth_header(key)
+            )
             headers[name] = value
         headers["content-type"] = "application/json"
-        return UpstreamCall(spec, URL(url), headers, body, None, recorded + path, model)
+        return UpstreamCall(
+            target.spec, target.url, headers, body, None, target.recorded_url, model
+        )
 
     def _azure(self, attempt: Attempt, base: str) -> tuple[str, str, str]:
         """Azure OpenAI's deployment and URL for the attempt (providers/azure.py): the
@@ -630,9 +713,12 @@ class Exchange:
             metering = None
         outcomes: list[Outcome] = []
         several = len(attempts) > 1
+        router = self.runtime.router
         for index, attempt in enumerate(attempts):
             try:
-                call = await self.prepare(attempt, self.key_for(attempt, client_key))
+                call = self.native_call(router, attempt, client_key) or await self.prepare(
+                    attempt, self.key_for(attempt, client_key)
+                )
             except GatewayError as exc:  # what this provider's format cannot express
                 if not several:
                     raise

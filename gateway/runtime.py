@@ -418,8 +418,8 @@ class Runtime:
             traceparent = headers.get("traceparent")
             if traceparent is not None:
                 ctx.trace_parent = (traceparent, headers.get("tracestate"))
-        if json_body:
-            check_json_content_type(headers)
+        if json_body and headers.get("content-type") != "application/json":
+            check_json_content_type(headers)  # the usual exact value needs no parse
         limit = self.settings.max_body_bytes
         declared = declared_length(headers)
         if declared is not None and declared > limit:

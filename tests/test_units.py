@@ -191,6 +191,20 @@ class TestOptions:
         assert stamps == sorted(stamps)
         assert len({u.int & ((1 << 80) - 1) for u in parsed}) == len(made)
 
+    def test_buffered_ids_take_each_milliseconds_time(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The time half is made once per millisecond: each id carries its own."""
+        clock = iter(ms * 1_000_000 + 5 for ms in (1_700_000_000_000, 1_700_000_000_000,
+                                                   1_700_000_000_001, 1_800_000_000_123))
+        monkeypatch.setattr("gateway.options.time.time_ns", lambda: next(clock))
+        ids = RequestIds()
+        made = [ids() for _ in range(4)]
+        stamps = [uuid.UUID(rid).int >> 80 for rid in made]
+        assert stamps == [1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_001,
+                          1_800_000_000_123]
+        assert all(uuid.UUID(rid).version == 7 for rid in made) and len(set(made)) == 4
+
     def test_a_forked_child_does_not_reuse_the_buffered_bits(self) -> None:
         ids = RequestIds()
         ids()  # the buffer is filled in the parent

@@ -15,7 +15,7 @@ import ``gateway``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 REDACTED = "REDACTED"
 """What a credential's value becomes (the same word ``gateway.redact`` writes into URLs)."""
@@ -71,9 +71,52 @@ def _bounded(value: str) -> str:
     return value[:MAX_VALUE_CHARS] + TRUNCATED
 
 
-def stored_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str] | None:
+def stored_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str] | None:
     """The object the body document keeps for ``raw`` headers; None when there are none
-    (a logged call, an answer the gateway made itself, a capture from an older version)."""
+    (a logged call, an answer the gateway made itself, a capture from an older version).
+
+    Runs twice per logged request in the writer, so the usual case is one pass: each raw
+    name's lower-cased key and credential verdict come from :data:`_NAMES` (names repeat
+    from request to request), each value is decoded once. A name that occurs twice, or one
+    that is not hashable bytes, takes :func:`_stored_headers_joined`, the general rule —
+    the same object either way (``tests/test_record_headers.py`` compares them).
+    """
+    out: dict[str, str] = {}
+    names = _NAMES
+    try:
+        for name, value in raw:
+            known = names.get(name)
+            if known is None:
+                known = _learn(name)
+            key, secret = known
+            if key in out:
+                return _stored_headers_joined(raw)
+            if secret:
+                out[key] = REDACTED
+            else:
+                text = str(value, "latin-1")
+                out[key] = text if len(text) <= MAX_VALUE_CHARS else _bounded(text)
+    except TypeError:  # an unhashable name (a bytearray): not from a server or a journal
+        return _stored_headers_joined(raw)
+    return out or None
+
+
+_NAMES: dict[bytes, tuple[str, bool]] = {}
+"""Raw header name → (its stored key, whether it is a credential), for :func:`stored_headers`."""
+_MAX_NAMES = 4096
+"""Past this many names (a client inventing names) the rest are judged each time."""
+
+
+def _learn(name: bytes) -> tuple[str, bool]:
+    key = bytes(name).decode("latin-1").lower()
+    known = (key, is_secret_header(key))
+    if len(_NAMES) < _MAX_NAMES:
+        _NAMES[bytes(name)] = known
+    return known
+
+
+def _stored_headers_joined(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str] | None:
+    """:func:`stored_headers` by the rule as written: repeated names joined with ``", "``."""
     values: dict[str, list[str]] = {}
     for name, value in raw:
         key = bytes(name).decode("latin-1").lower()

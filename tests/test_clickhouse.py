@@ -476,6 +476,54 @@ async def test_both_transports_return_identical_values(tmp_path: Path) -> None:
 # -- chdb specifics ------------------------------------------------------------------------------
 
 
+async def test_chdb_batch_in_one_array_stores_what_one_line_per_row_stored(
+    tmp_path: Path,
+) -> None:
+    """``json_rows`` writes the batch as one JSON array cut open (rows between commas): each
+    row's text is what one ``orjson.dumps`` per row gave, and the engine stores exactly what it
+    stored from those rows one per line (the form before)."""
+    import orjson
+
+    from logging_pipeline.clickhouse.values import _JSON_OPTIONS, _json_default, json_rows
+
+    transport = ChdbTransport(tmp_path / "clickhouse")
+    try:
+        await migrate(transport)
+        batched, lined = str(uuid.uuid4()), str(uuid.uuid4())
+        wanted = [
+            make_row(batched, n, user_id=HOSTILE, properties={HOSTILE: HOSTILE, "k": "v"})
+            if n == 3 else make_row(batched, n)
+            for n in range(4)
+        ]  # fmt: skip
+        rows = [as_tuple(row) for row in wanted]
+        text = json_rows(COLUMNS, rows)
+        each = [orjson.dumps(list(r), default=_json_default, option=_JSON_OPTIONS) for r in rows]
+        assert text == b",".join(each) + b"\n"
+        await transport.insert(REQUEST_TABLE, COLUMNS, rows)
+        # The same rows (another organization), one per line, straight into the engine.
+        old = [as_tuple({**row, "organization_id": lined}) for row in wanted]
+        lines = b"".join(
+            orjson.dumps(list(r), default=_json_default, option=_JSON_OPTIONS) + b"\n"
+            for r in old
+        )
+        statement = f"INSERT INTO {REQUEST_TABLE} ({', '.join(COLUMNS)})"
+
+        def insert_lines(session: Any) -> None:
+            with session.send_insert(statement, "JSONCompactEachRow") as inserter:
+                inserter.append(lines)
+                inserter.finish()
+
+        await transport._call(insert_lines)
+        got_batched = await transport.query(select_all(), {"org": batched})
+        got_lined = await transport.query(select_all(), {"org": lined})
+        assert len(got_batched) == 4
+        for row in got_lined:
+            row["organization_id"] = batched
+        assert repr(got_batched) == repr(got_lined)
+    finally:
+        await transport.close()
+
+
 async def test_chdb_does_not_block_the_event_loop(tmp_path: Path) -> None:
     transport = ChdbTransport(tmp_path / "clickhouse")
     try:

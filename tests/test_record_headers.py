@@ -154,6 +154,33 @@ def document(capture: Capture, tmp_path: Path) -> dict[str, Any] | None:
     return parsed
 
 
+def test_one_pass_form_equals_the_rule_as_written() -> None:
+    """The writer's one-pass :func:`stored_headers` (names remembered, values decoded once)
+    gives exactly the object of the general rule (every value joined, then judged and bounded)
+    for every small header list: repeats (of a credential too, in any case), long values at
+    the bound, non-ASCII bytes, names seen before and fresh ones, bytearray names."""
+    from itertools import product
+
+    from logging_pipeline.headers import _stored_headers_joined
+
+    pieces = [
+        (b"Host", b"a"), (b"host", b"b"), (b"Authorization", b"Bearer k"),
+        (b"X-Api-Key", b"k"), (b"x-note", b"caf\xe9"),
+        (b"x-long", b"y" * MAX_VALUE_CHARS), (b"X-Long", b"z" * (MAX_VALUE_CHARS + 1)),
+        (b"x-ratelimit-remaining-tokens", b"9"), (b"Empty", b""),
+        (f"x-fresh-{uuid.uuid4().hex}".encode(), b"v"),
+    ]  # fmt: skip
+    cases: list[list[tuple[Any, bytes]]] = [[]]
+    for size in (1, 2, 3):
+        cases.extend(list(combo) for combo in product(pieces, repeat=size))
+    cases.append([(bytearray(b"X-Mutable"), b"v"), (b"host", b"h")])
+    for raw in cases:
+        for _ in range(2):  # the name memo empty for fresh names, then filled
+            fast = stored_headers(raw)
+            assert fast == _stored_headers_joined(raw), raw
+            assert fast is None or list(fast) == list(_stored_headers_joined(raw) or ())
+
+
 def test_document_keeps_both_header_sets(tmp_path: Path) -> None:
     built = build_record(chat_capture(), Registry.load(), TokenEstimator(tmp_path))
     assert built.document is not None

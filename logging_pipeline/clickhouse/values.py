@@ -6,7 +6,7 @@ Three jobs live here, each used by both transports or by the embedded one only:
   ``{name:Type}`` placeholder: the very text an HTTP client sends as ``param_<name>``. Both
   transports send this same text to the engine, so a value binds identically through chdb and
   through a server, and a value is never spliced into SQL.
-* **Inserts (chdb)** — :func:`json_rows` serialises rows as JSONCompactEachRow lines, a data format
+* **Inserts (chdb)** — :func:`json_rows` serialises rows as JSONCompactEachRow data, a format
   the engine parses as data (quotes, backslashes and ``'; DROP TABLE`` are just characters).
 * **Results** — :func:`decode_json_compact` (chdb's ``JSONCompactEachRowWithNamesAndTypes``
   output, converted per declared column type) and :func:`normalise` (clickhouse-connect's
@@ -128,21 +128,28 @@ def _json_default(value: Any) -> Any:
 
 
 def json_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> bytes:
-    """Rows as JSONCompactEachRow bytes (one array per line, in ``columns`` order).
+    """Rows as JSONCompactEachRow data: one array per row, in ``columns`` order.
 
     Arrays rather than objects: the column names are in the INSERT statement already, and
     leaving them out of every row makes the batch about a third cheaper to encode and parse.
+
+    The whole batch is one ``orjson.dumps`` (the rows as one JSON array, its outer brackets
+    cut off: ``[…],[…],…``), which the format reads exactly as one row per line — it takes a
+    comma between rows as it takes a newline. One call per row cost ~2.3 µs more per row
+    (each call's output is a fresh buffer; 1,300-row batches, measured); each row's text is
+    the same either way (``tests/test_clickhouse.py`` compares what is stored).
 
     Datetimes are written as RFC 3339 with ``Z`` (naive ones taken as UTC), which the engine
     parses exactly with ``date_time_input_format = 'best_effort'`` whatever the column's zone.
     """
     width = len(columns)
-    lines: list[bytes] = []
     for number, row in enumerate(rows):
         if len(row) != width:
             raise ValueError(f"row {number} has {len(row)} values for {width} columns")
-        lines.append(orjson.dumps(list(row), default=_json_default, option=_JSON_OPTIONS))
-    return b"\n".join(lines) + b"\n" if lines else b""
+    if not rows:
+        return b""
+    batch = rows if isinstance(rows, list | tuple) else list(rows)
+    return orjson.dumps(batch, default=_json_default, option=_JSON_OPTIONS)[1:-1] + b"\n"
 
 
 # -- results -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ requests (web search results and the like) are not part of a chat completion and
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from providers.anthropic.usage import JSONObject, openai_usage, usage_from_anthropic
@@ -79,7 +80,78 @@ def messages_to_chat(message: dict[str, Any], *, created: int | None = None) -> 
 
     The Message id is kept as the completion id, so the request log and Anthropic's own
     records name the same call.
+
+    The usual Message — a string id and model, content blocks that are all ``text`` blocks
+    with a string ``text`` — is built here in one literal, usage inline (what
+    :func:`_walked_completion` makes of it, which every other Message goes through: the tests
+    compare the two over every small Message). The walk's helpers (the block dispatch, the
+    message, choice and envelope builders, :class:`~providers.usage.Usage` and its OpenAI
+    shape) were ~15 Python calls of an Anthropic request.
     """
+    content = message.get("content")
+    message_id = message.get("id")
+    model = message.get("model")
+    if type(content) is not list or type(message_id) is not str or type(model) is not str:
+        return _walked_completion(message, created)
+    texts: list[str] = []
+    for block in content:
+        # the walk takes a block's text when its type is "text" and its text a string, and
+        # ignores every other key (citations): only other kinds of block need it
+        if type(block) is not dict or block.get("type") != "text":
+            return _walked_completion(message, created)
+        text = block.get("text")
+        if type(text) is not str:
+            return _walked_completion(message, created)
+        texts.append(text)
+    stop = message.get("stop_reason")
+    completion: dict[str, Any] = {
+        "id": message_id,
+        "object": "chat.completion",
+        "created": int(time.time()) if created is None else created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "".join(texts) if texts else None,
+                    "refusal": None,
+                },
+                "logprobs": None,
+                "finish_reason": (
+                    FINISH_REASONS.get(stop, "stop") if isinstance(stop, str) else "stop"
+                ),
+            }
+        ],
+    }
+    usage = message.get("usage")
+    if isinstance(usage, dict) and ("input_tokens" in usage or "output_tokens" in usage):
+        # usage_from_anthropic then openai_usage, inline (a count that is not a positive
+        # JSON integer is 0)
+        get = usage.get
+        prompt, output = get("input_tokens"), get("output_tokens")
+        read, write = get("cache_read_input_tokens"), get("cache_creation_input_tokens")
+        read = read if type(read) is int and read > 0 else 0
+        write = write if type(write) is int and write > 0 else 0
+        prompt = (prompt if type(prompt) is int and prompt > 0 else 0) + read + write
+        output = output if type(output) is int and output > 0 else 0
+        out: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": output,
+            "total_tokens": prompt + output,
+            "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": write},
+        }
+        details = get("output_tokens_details")
+        if isinstance(details, dict):
+            thinking = details.get("thinking_tokens")
+            if type(thinking) is int and thinking > 0 and output:
+                out["completion_tokens_details"] = {"reasoning_tokens": min(thinking, output)}
+        completion["usage"] = out
+    return completion
+
+
+def _walked_completion(message: dict[str, Any], created: int | None) -> dict[str, Any]:
+    """:func:`messages_to_chat` of any Message: each content block dispatched by kind."""
     content = message.get("content")
     choices = only_choice(
         chat_message(content if isinstance(content, list) else []),

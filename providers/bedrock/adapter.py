@@ -28,6 +28,32 @@ from providers.bedrock.stream import ConverseStreamDecoder, InvokeStreamDecoder
 
 _JSON = "application/json"
 
+_ROUTES: dict[tuple[str, str], tuple[bool, bool, str, str]] = {}
+"""``(model, claude_api)`` → whether the model is Claude, whether it goes through
+InvokeModel, and its path whole and streamed: derived once per model (:func:`_route`), not
+per request (a Bedrock request's model is one of a few)."""
+
+ROUTES_SIZE = 1024
+"""At most this many models are remembered (a client may name any): the table is emptied
+when it is full."""
+
+
+def _route(model: str, claude_api: str) -> tuple[bool, bool, str, str]:
+    """:data:`_ROUTES`' entry for ``model``, derived and remembered."""
+    claude = is_anthropic(model)
+    invoke = claude and claude_api == "invoke"
+    route: tuple[bool, bool, str, str]
+    if invoke:
+        route = (claude, invoke, model_path(model, "invoke"),
+                 model_path(model, "invoke-with-response-stream"))  # fmt: skip
+    else:
+        route = (claude, invoke, model_path(model, "converse"),
+                 model_path(model, "converse-stream"))  # fmt: skip
+    if len(_ROUTES) >= ROUTES_SIZE:
+        _ROUTES.clear()
+    _ROUTES[(model, claude_api)] = route
+    return route
+
 
 class BedrockAdapter:
     """Unified chat ⇄ Bedrock (Converse, or InvokeModel for Claude); one per request."""
@@ -50,17 +76,19 @@ class BedrockAdapter:
         model = chat.get("model")
         model = model if isinstance(model, str) else ""
         stream = chat.get("stream") is True
-        claude = is_anthropic(model)
+        claude, invoke, path, stream_path = _ROUTES.get((model, self._claude_api)) or _route(
+            model, self._claude_api
+        )
         self._model = model
-        self._invoke = claude and self._claude_api == "invoke"
-        if self._invoke:
+        self._invoke = invoke
+        if invoke:
             body = chat_to_invoke(chat, default_max_tokens=default_max_tokens)
-            path = model_path(model, "invoke-with-response-stream" if stream else "invoke")
         else:
             body = chat_to_converse(chat, claude=claude, default_max_tokens=default_max_tokens)
-            path = model_path(model, "converse-stream" if stream else "converse")
-        headers = {"content-type": _JSON, "accept": CONTENT_TYPE if stream else _JSON}
-        return UpstreamRequest(path, headers, body)
+        if stream:
+            return UpstreamRequest(stream_path, {"content-type": _JSON, "accept": CONTENT_TYPE},
+                                   body)  # fmt: skip
+        return UpstreamRequest(path, {"content-type": _JSON, "accept": _JSON}, body)
 
     def chat_completion(self, answer: JSONObject) -> JSONObject:
         if self._invoke:

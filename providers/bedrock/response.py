@@ -9,7 +9,6 @@ Anthropic adapter maps Claude's: text joins into ``content``, ``toolUse`` become
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from providers.chat_answer import (
     only_choice,
     unified_thinking,
 )
+from providers.random_ids import RandomIds
 from providers.usage import Usage
 
 JSONObject = dict[str, Any]
@@ -43,10 +43,10 @@ def finish_reason(stop_reason: Any) -> str:
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
-def completion_id() -> str:
-    """A fresh ``chatcmpl-`` id (Converse answers have none of their own): 24 random bytes
-    from the OS, as ``secrets.token_hex`` takes them, without its two wrapping calls."""
-    return "chatcmpl-" + os.urandom(24).hex()
+completion_id = RandomIds("chatcmpl-", 24)
+"""A fresh ``chatcmpl-`` id per call (Converse answers have none of their own): 24 random
+bytes of the kernel's, as ``secrets.token_hex`` takes them, from a batch
+(:mod:`providers.random_ids`: no system call per id)."""
 
 
 def _count(value: Any) -> int:
@@ -162,7 +162,7 @@ def converse_to_chat(answer: JSONObject, *, model: str, created: int | None = No
         text = "".join(texts) if texts else None
     stop = answer.get("stopReason")
     completion: JSONObject = {
-        "id": "chatcmpl-" + os.urandom(24).hex(),  # as completion_id()
+        "id": completion_id(),
         "object": "chat.completion",
         "created": int(time.time()) if created is None else created,
         "model": model,

@@ -15,6 +15,7 @@ import ``gateway``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 REDACTED = "REDACTED"
@@ -76,19 +77,16 @@ def stored_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str] | None:
     (a logged call, an answer the gateway made itself, a capture from an older version).
 
     Runs twice per logged request in the writer, so the usual case is one pass: each raw
-    name's lower-cased key and credential verdict come from :data:`_NAMES` (names repeat
+    name's lower-cased key and credential verdict come from :func:`_name_verdict` (names repeat
     from request to request), each value is decoded once. A name that occurs twice, or one
     that is not hashable bytes, takes :func:`_stored_headers_joined`, the general rule —
     the same object either way (``tests/test_record_headers.py`` compares them).
     """
     out: dict[str, str] = {}
-    names = _NAMES
+    verdict = _name_verdict
     try:
         for name, value in raw:
-            known = names.get(name)
-            if known is None:
-                known = _learn(name)
-            key, secret = known
+            key, secret = verdict(name)
             if key in out:
                 return _stored_headers_joined(raw)
             if secret:
@@ -101,18 +99,13 @@ def stored_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str] | None:
     return out or None
 
 
-_NAMES: dict[bytes, tuple[str, bool]] = {}
-"""Raw header name → (its stored key, whether it is a credential), for :func:`stored_headers`."""
-_MAX_NAMES = 4096
-"""Past this many names (a client inventing names) the rest are judged each time."""
-
-
-def _learn(name: bytes) -> tuple[str, bool]:
+@functools.lru_cache(maxsize=4096)
+def _name_verdict(name: bytes) -> tuple[str, bool]:
+    """A raw header name's stored key and whether it is a credential, for
+    :func:`stored_headers`: remembered (names repeat; a client inventing names only evicts
+    the least recently used). An unhashable name raises ``TypeError``."""
     key = bytes(name).decode("latin-1").lower()
-    known = (key, is_secret_header(key))
-    if len(_NAMES) < _MAX_NAMES:
-        _NAMES[bytes(name)] = known
-    return known
+    return key, is_secret_header(key)
 
 
 def _stored_headers_joined(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str] | None:

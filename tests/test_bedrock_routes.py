@@ -1,7 +1,8 @@
 """The Bedrock adapter's per-model route table gives what deriving the route each time gives.
 
 ``BedrockAdapter.build_request`` remembers, per model and Claude API, whether the model is
-Claude, which API it goes through and its two paths (``providers.bedrock.adapter._ROUTES``);
+Claude, which API it goes through and its two paths (``providers.bedrock.adapter.route``, an
+LRU cache);
 checked here against :func:`is_anthropic` and :func:`model_path` for every model shape, on a
 first request and a remembered one, and the table's bound.
 """
@@ -34,7 +35,7 @@ MODELS = [
 def test_a_remembered_route_is_the_derived_one(
     model: str, api: Literal["invoke", "converse"], stream: bool
 ) -> None:
-    bedrock_adapter._ROUTES.clear()
+    bedrock_adapter.route.cache_clear()
     chat = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
     invoke = is_anthropic(model) and api == "invoke"
     if invoke:
@@ -51,16 +52,14 @@ def test_a_remembered_route_is_the_derived_one(
             "accept": "application/vnd.amazon.eventstream" if stream else "application/json",
         }
         assert ("anthropic_version" in call.body) is invoke
-    assert (model, api) in bedrock_adapter._ROUTES
+    assert bedrock_adapter.route.cache_info().hits >= 1
 
 
-def test_the_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bedrock_adapter, "ROUTES_SIZE", 3)
-    bedrock_adapter._ROUTES.clear()
-    for index in range(7):
+def test_the_table_is_bounded() -> None:
+    bedrock_adapter.route.cache_clear()
+    for index in range(bedrock_adapter.ROUTES_SIZE + 7):
         BedrockAdapter().build_request(
             {"model": f"amazon.m{index}", "messages": [{"role": "user", "content": "hi"}]},
             api_key=None, default_max_tokens=100,
         )  # fmt: skip
-        assert len(bedrock_adapter._ROUTES) <= 3
-    assert ("amazon.m6", "invoke") in bedrock_adapter._ROUTES
+    assert bedrock_adapter.route.cache_info().currsize == bedrock_adapter.ROUTES_SIZE

@@ -183,7 +183,7 @@ class TestOptions:
         """The data plane's ids (random bits from a refilled buffer): valid, time-ordered,
         and no two share their random bits, across several refills."""
         ids = RequestIds()
-        made = [ids() for _ in range(1300)]  # three refills of 400
+        made = [ids() for _ in range(1300)]  # several refills of the batch
         parsed = [uuid.UUID(rid) for rid in made]
         assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in parsed)
         assert [str(u) for u in parsed] == made

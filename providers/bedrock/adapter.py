@@ -14,6 +14,7 @@ body, so the caller signs once those are fixed (:func:`providers.bedrock.signing
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 from providers.adapter import ChatStreamDecoder, JSONObject, UpstreamRequest
@@ -28,31 +29,22 @@ from providers.bedrock.stream import ConverseStreamDecoder, InvokeStreamDecoder
 
 _JSON = "application/json"
 
-_ROUTES: dict[tuple[str, str], tuple[bool, bool, str, str]] = {}
-"""``(model, claude_api)`` → whether the model is Claude, whether it goes through
-InvokeModel, and its path whole and streamed: derived once per model (:func:`_route`), not
-per request (a Bedrock request's model is one of a few)."""
-
 ROUTES_SIZE = 1024
-"""At most this many models are remembered (a client may name any): the table is emptied
-when it is full."""
+"""Models whose route is remembered (a client may name any; the least recently used goes)."""
 
 
-def _route(model: str, claude_api: str) -> tuple[bool, bool, str, str]:
-    """:data:`_ROUTES`' entry for ``model``, derived and remembered."""
+@functools.lru_cache(maxsize=ROUTES_SIZE)
+def route(model: str, claude_api: str) -> tuple[bool, bool, str, str]:
+    """Whether ``model`` is Claude, whether it goes through InvokeModel, and its path whole
+    and streamed: derived once per model and remembered, not per request (a Bedrock
+    request's model is one of a few)."""
     claude = is_anthropic(model)
     invoke = claude and claude_api == "invoke"
-    route: tuple[bool, bool, str, str]
     if invoke:
-        route = (claude, invoke, model_path(model, "invoke"),
-                 model_path(model, "invoke-with-response-stream"))  # fmt: skip
-    else:
-        route = (claude, invoke, model_path(model, "converse"),
-                 model_path(model, "converse-stream"))  # fmt: skip
-    if len(_ROUTES) >= ROUTES_SIZE:
-        _ROUTES.clear()
-    _ROUTES[(model, claude_api)] = route
-    return route
+        return (claude, invoke, model_path(model, "invoke"),
+                model_path(model, "invoke-with-response-stream"))  # fmt: skip
+    return (claude, invoke, model_path(model, "converse"),
+            model_path(model, "converse-stream"))  # fmt: skip
 
 
 class BedrockAdapter:
@@ -76,9 +68,7 @@ class BedrockAdapter:
         model = chat.get("model")
         model = model if isinstance(model, str) else ""
         stream = chat.get("stream") is True
-        claude, invoke, path, stream_path = _ROUTES.get((model, self._claude_api)) or _route(
-            model, self._claude_api
-        )
+        claude, invoke, path, stream_path = route(model, self._claude_api)
         self._model = model
         self._invoke = invoke
         if invoke:

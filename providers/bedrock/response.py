@@ -9,6 +9,7 @@ Anthropic adapter maps Claude's: text joins into ``content``, ``toolUse`` become
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -43,10 +44,18 @@ def finish_reason(stop_reason: Any) -> str:
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
-completion_id = RandomIds("chatcmpl-", 24)
-"""A fresh ``chatcmpl-`` id per call (Converse answers have none of their own): 24 random
-bytes of the kernel's, as ``secrets.token_hex`` takes them, from a batch
-(:mod:`providers.random_ids`: no system call per id)."""
+@functools.cache
+def _completion_ids() -> RandomIds:
+    """The process's one source of completion ids, made at the first answer (not at import:
+    it registers a fork hook)."""
+    return RandomIds("chatcmpl-", 24)
+
+
+def completion_id() -> str:
+    """A fresh ``chatcmpl-`` id (Converse answers have none of their own): 24 random bytes of
+    the kernel's, as ``secrets.token_hex`` takes them, from a batch
+    (:mod:`providers.random_ids`: no system call per id)."""
+    return _completion_ids()()
 
 
 def _count(value: Any) -> int:

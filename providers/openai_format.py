@@ -48,14 +48,22 @@ def usage_from(obj: Any) -> Usage | None:
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
     if type(prompt) is not int and type(completion) is not int:
         return None
+    # Every chat answer passes here in the log writer: ``_int`` inlined and the fields
+    # given by position (Usage's order) save ~0.5 µs per record; same values as before
+    # (``tests/test_record_fastpaths.py`` compares it with the keyword form).
+    cache_read = prompt_details.get("cached_tokens")
+    cache_write = prompt_details.get("cache_write_tokens")
+    reasoning = completion_details.get("reasoning_tokens")
+    audio_in = prompt_details.get("audio_tokens")
+    audio_out = completion_details.get("audio_tokens")
     return Usage(
-        prompt_tokens=_int(prompt),
-        completion_tokens=_int(completion),
-        cache_read_tokens=_int(prompt_details.get("cached_tokens")),
-        cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
-        reasoning_tokens=_int(completion_details.get("reasoning_tokens")),
-        prompt_audio_tokens=_int(prompt_details.get("audio_tokens")),
-        completion_audio_tokens=_int(completion_details.get("audio_tokens")),
+        prompt if type(prompt) is int else 0,
+        completion if type(completion) is int else 0,
+        cache_read if type(cache_read) is int else 0,
+        cache_write if type(cache_write) is int else 0,
+        reasoning if type(reasoning) is int else 0,
+        audio_in if type(audio_in) is int else 0,
+        audio_out if type(audio_out) is int else 0,
     )
 
 

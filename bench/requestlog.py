@@ -127,7 +127,7 @@ def render(account: LogAccount | None) -> list[str]:
         f"  requests sent      {sent:>10,}  = wrk {t.wrk_sent:,} (warm-ups included: "
         f"{t.wrk_answered:,} answered + {in_flight:,} in flight when wrk stopped)",
         f"                                  + TTFB {t.ttfb_sent:,} + probes {t.probes:,}"
-        f"   (answered: {t.answered:,})",
+        f" + paired {t.paired:,}   (answered: {t.answered:,})",
         f"  records written    {written:>10,}  records written / requests sent = "
         f"{written:,} / {sent:,} ({ratio})",
         f"  writer counters    enqueued {c('enqueued'):,}  written {written:,}  "

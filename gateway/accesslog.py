@@ -99,26 +99,13 @@ class AccessLog:
             self.write(b"".join(chunk))
 
     def _fields(self, facts: RequestFacts) -> dict[str, Any]:
-        hit = facts.cache_hit
-        latency = facts.latency
         fields: dict[str, Any] = {
             "ts": self._timestamp(facts.when),
             "level": "info",
             "logger": "gateway.request",
             "message": "request",
             "event": "request",
-            "request_id": facts.request_id,
-            "org": facts.org,
-            "mode": "cache" if hit else MODES[facts.route],
-            "provider": facts.provider or None,
-            "model": facts.model[:_MAX_MODEL_CHARS] or None,
-            "status": facts.status,
-            "latency_ms": int(latency * 1e6 + 0.5) / 1000,
-            "overhead_ms": int((latency - facts.upstream) * 1e6 + 0.5) / 1000,
-            "cache": _CACHE[hit],
-            "attempts": facts.attempts,
-            "retries": facts.retries,
-            "stream": facts.first_byte is not None,
+            **_varying(facts),
             "pid": self.pid,
         }
         if facts.error is not None:
@@ -130,22 +117,7 @@ class AccessLog:
         ``event``, ``pid``) written once rather than serialised per line: orjson writes the
         fields that vary, in ``_fields``' order, and the braces of that object are dropped
         (2.10 → 1.76 µs a line, ``timeit``; ``tests/test_metrics_count.py`` compares both)."""
-        hit = facts.cache_hit
-        latency = facts.latency
-        varying = orjson.dumps({
-            "request_id": facts.request_id,
-            "org": facts.org,
-            "mode": "cache" if hit else MODES[facts.route],
-            "provider": facts.provider or None,
-            "model": facts.model[:_MAX_MODEL_CHARS] or None,
-            "status": facts.status,
-            "latency_ms": int(latency * 1e6 + 0.5) / 1000,
-            "overhead_ms": int((latency - facts.upstream) * 1e6 + 0.5) / 1000,
-            "cache": _CACHE[hit],
-            "attempts": facts.attempts,
-            "retries": facts.retries,
-            "stream": facts.first_byte is not None,
-        })  # fmt: skip
+        varying = orjson.dumps(_varying(facts))
         # the timestamp is digits and punctuation: nothing in it to escape
         head = b'{"ts":"%s",%s' % (self._timestamp(facts.when).encode(), _FIXED)
         if facts.error is None:
@@ -167,6 +139,26 @@ class AccessLog:
             self._second = second
             self._prefix = timestamp(second)[:19]
         return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+
+
+def _varying(facts: RequestFacts) -> dict[str, Any]:
+    """The request line's fields that vary from request to request, in the line's order."""
+    hit = facts.cache_hit
+    latency = facts.latency
+    return {
+        "request_id": facts.request_id,
+        "org": facts.org,
+        "mode": "cache" if hit else MODES[facts.route],
+        "provider": facts.provider or None,
+        "model": facts.model[:_MAX_MODEL_CHARS] or None,
+        "status": facts.status,
+        "latency_ms": int(latency * 1e6 + 0.5) / 1000,
+        "overhead_ms": int((latency - facts.upstream) * 1e6 + 0.5) / 1000,
+        "cache": _CACHE[hit],
+        "attempts": facts.attempts,
+        "retries": facts.retries,
+        "stream": facts.first_byte is not None,
+    }
 
 
 def log_fault(

@@ -78,3 +78,21 @@ def chat_completion(
 def only_choice(message: JSONObject, finish_reason: str) -> list[JSONObject]:
     """The one choice of an answer that has a single candidate."""
     return [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}]
+
+
+def cached_prompt_usage(prompt: Any, output: Any, read: Any, write: Any) -> JSONObject:
+    """The ``usage`` of a chat completion from Anthropic-style counts (the Messages API's and
+    Converse's: ``prompt`` excludes the cache reads and writes, which OpenAI's
+    ``prompt_tokens`` includes). A count that is not a positive JSON integer is 0, as
+    ``usage_from_anthropic``/``usage_from_converse`` then ``openai_usage`` give it: the usual
+    answers' shortcuts build their usage here in one step."""
+    read = read if type(read) is int and read > 0 else 0
+    write = write if type(write) is int and write > 0 else 0
+    prompt = (prompt if type(prompt) is int and prompt > 0 else 0) + read + write
+    output = output if type(output) is int and output > 0 else 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": output,
+        "total_tokens": prompt + output,
+        "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": write},
+    }

@@ -15,6 +15,7 @@ from typing import Any
 from providers.anthropic.usage import JSONObject, openai_usage, usage_from_anthropic
 from providers.chat_answer import (
     assistant_message,
+    cached_prompt_usage,
     chat_completion,
     function_tool_call,
     only_choice,
@@ -126,21 +127,12 @@ def messages_to_chat(message: dict[str, Any], *, created: int | None = None) -> 
     }
     usage = message.get("usage")
     if isinstance(usage, dict) and ("input_tokens" in usage or "output_tokens" in usage):
-        # usage_from_anthropic then openai_usage, inline (a count that is not a positive
-        # JSON integer is 0)
         get = usage.get
-        prompt, output = get("input_tokens"), get("output_tokens")
-        read, write = get("cache_read_input_tokens"), get("cache_creation_input_tokens")
-        read = read if type(read) is int and read > 0 else 0
-        write = write if type(write) is int and write > 0 else 0
-        prompt = (prompt if type(prompt) is int and prompt > 0 else 0) + read + write
-        output = output if type(output) is int and output > 0 else 0
-        out: dict[str, Any] = {
-            "prompt_tokens": prompt,
-            "completion_tokens": output,
-            "total_tokens": prompt + output,
-            "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": write},
-        }
+        out = cached_prompt_usage(
+            get("input_tokens"), get("output_tokens"),
+            get("cache_read_input_tokens"), get("cache_creation_input_tokens"),
+        )  # fmt: skip
+        output = out["completion_tokens"]
         details = get("output_tokens_details")
         if isinstance(details, dict):
             thinking = details.get("thinking_tokens")

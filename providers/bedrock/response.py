@@ -16,6 +16,7 @@ from typing import Any
 from providers.anthropic.usage import openai_usage
 from providers.chat_answer import (
     assistant_message,
+    cached_prompt_usage,
     chat_completion,
     function_tool_call,
     only_choice,
@@ -188,21 +189,11 @@ def converse_to_chat(answer: JSONObject, *, model: str, created: int | None = No
     }
     usage = answer.get("usage")
     if type(usage) is dict and ("inputTokens" in usage or "outputTokens" in usage):
-        # usage_from_converse then openai_usage, inline (a count that is not a positive
-        # JSON integer is 0)
         get = usage.get
-        prompt, output_count = get("inputTokens"), get("outputTokens")
-        read, write = get("cacheReadInputTokens"), get("cacheWriteInputTokens")
-        read = read if type(read) is int and read > 0 else 0
-        write = write if type(write) is int and write > 0 else 0
-        prompt = (prompt if type(prompt) is int and prompt > 0 else 0) + read + write
-        output_count = output_count if type(output_count) is int and output_count > 0 else 0
-        completion["usage"] = {
-            "prompt_tokens": prompt,
-            "completion_tokens": output_count,
-            "total_tokens": prompt + output_count,
-            "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": write},
-        }
+        completion["usage"] = cached_prompt_usage(
+            get("inputTokens"), get("outputTokens"),
+            get("cacheReadInputTokens"), get("cacheWriteInputTokens"),
+        )  # fmt: skip
     return completion
 
 

@@ -18,6 +18,10 @@ policy (:mod:`bench.ratelimit`): an A/B of what the limiter costs per request.
 ``--forwarder`` adds the bench's reference forwarder (:mod:`bench.forwarder`, from the tree
 the bench runs from) as a third target, for the floor ratio of issue 10's bar.
 
+``--models routed,pinned`` measures the routing line's two requests (:mod:`bench.routing`:
+the organisation's BYOK key first, against the client's own key) on each gateway, and their
+ratio per tree.
+
 ``--models openai,gemini,bedrock,anthropic`` loads each gateway with each of those requests
 in turn (:data:`MODELS`: the main bench's OpenAI path and its three translated paths, answered
 by the same nginx upstream), every (tree, model) pair a target of the interleaved rounds: the
@@ -49,13 +53,25 @@ from bench.gateway_proc import REPO, Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine, load_generator
 from bench.phases import NATIVE, probe, progress
 from bench.procs import BenchError, ServedProcess, in_workdir
+from bench.routing import routing_specs, store_byok_key
 from bench.upstream import Upstream
 
 PACKAGES = ("gateway", "logging_pipeline", "providers", "cache", "ratelimit")
 """The project's top-level packages: each must be imported from the tree under test."""
 SETTLE_TIMEOUT_S = 30.0
-MODELS = {"openai": payloads.CHAT_MODEL, "anthropic": payloads.TRANSLATED_MODEL, **NATIVE}
-"""``--models`` names: the main bench's non-streamed requests, by the provider serving them."""
+MODELS = {
+    "openai": payloads.CHAT_MODEL,
+    "anthropic": payloads.TRANSLATED_MODEL,
+    **NATIVE,
+    "routed": payloads.ROUTED_MODEL,
+    "pinned": payloads.PINNED_MODEL,
+}
+"""``--models`` names: the main bench's non-streamed requests, by the provider serving them;
+``routed`` and ``pinned`` are the routing line's two requests (:mod:`bench.routing`)."""
+ROUTING = ("routed", "pinned")
+"""With either of these, each gateway's organisation holds the routing line's BYOK OpenAI key
+(stored through the provider-keys API, as the main bench does): then ``openai``, the same
+model string as ``routed``, is routed BYOK first too."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -237,6 +253,18 @@ def comparisons(targets: list[Target]) -> list[str]:
                     f"({spread(rps_rounds)}); CPU us/req {extra:+.0f} pooled "
                     f"({spread(cpu_rounds)})"
                 )
+    if set(ROUTING) <= set(models):
+        for tree in trees:
+            routed, pinned = by_key[tree, "routed"], by_key[tree, "pinned"]
+            rps, rps_rounds = ratios(routed, pinned, "rps")
+            extra = (
+                routed.pooled().server_cpu_us_per_request
+                - pinned.pooled().server_cpu_us_per_request
+            )
+            lines.append(
+                f"  {tree} routed/pinned req/s: {100 * rps:.1f}% pooled ({spread(rps_rounds)}); "
+                f"CPU us/req {extra:+.0f} pooled"
+            )
     forwarders = [t for t in targets if not t.tree]
     if forwarders:
         for tree in trees:
@@ -312,11 +340,16 @@ def gateway_targets(
         servers.append(gateway)
         gateway.start()
         gateways[name] = gateway
+        if set(ROUTING) & set(args.models):
+            store_byok_key(gateway, upstream.base_url)
     targets = []
     for model in args.models:
         body = payloads.request_body(MODELS[model])
         for name, gateway in gateways.items():
             spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": f"Bearer {gateway.key}"})
+            if model in ROUTING:
+                specs = routing_specs(gateway.key)
+                spec = specs.routed if model == "routed" else specs.pinned
             label = name if args.models == ["openai"] else f"{name}/{model}"
             spec = rl.limited(spec) if args.policy else spec
             targets.append(Target(label, gateway, spec, tree=name, model=model))
@@ -354,6 +387,8 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[str, dict[str, Any]]:
         for target in targets:
             # With --policy, a gateway's answer must come through the limiter (its header)
             expected = limited if isinstance(target.server, Gateway) else None
+            if target.model == "routed":  # served by the organisation's own endpoint
+                expected = {**(expected or {}), "x-request-id": payloads.BYOK_REQUEST_ID}
             probe(target.server.port, target.spec, b'"chat.completion"', target.name, expected)
         for number in range(1, args.rounds + 1):
             for target in round_order(targets, number):

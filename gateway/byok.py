@@ -7,10 +7,15 @@ never). Each :class:`gateway.store.ProviderKeyRecord` carries the secret (``api_
 deployment (Azure endpoint and deployment, Bedrock region, Vertex project and location, custom
 base URL) and the ``deployment_id`` that ``model/provider/<deployment_id>`` names.
 
-The cache keeps the rows *sealed* (still encrypted) for ``GATEWAY_PROVIDER_KEY_CACHE_TTL_SECONDS``
-and decrypts the ones asked for on every call (about 2 µs a key): decrypted keys live only as
-long as the caller holds them. A change made through this process's API invalidates the
-organisation at once; other processes see it within the TTL. Concurrent misses for one
+The cache keeps the rows *sealed* (still encrypted) for ``GATEWAY_PROVIDER_KEY_CACHE_TTL_SECONDS``;
+:meth:`ProviderKeyCache.list_provider_keys` decrypts the ones asked for on every call (about
+2 µs a key). The router's synchronous path (:meth:`ProviderKeyCache.cached`) decrypts a fresh
+entry's rows once and keeps the records with the entry, next to a scratch ``memo`` the router
+fills (the organisation's plans, its keys' native targets): both go when the entry does — at
+the TTL, or at once when a change made through this process's API invalidates the
+organisation — so nothing worked out from a rotated or revoked key outlives the TTL, and other
+processes see a change within it, as before. (Decrypted keys therefore stay in the process's
+memory while the entry does, not only while a request holds them.) Concurrent misses for one
 organisation share one query, as :class:`gateway.auth.KeyCache` does.
 """
 
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.store import ProviderKeyRecord, SealedProviderKey
 
@@ -30,6 +35,20 @@ class SealedKeySource(Protocol):
     async def usable(self, org_id: str) -> list[SealedProviderKey]: ...
 
     def unseal(self, sealed: SealedProviderKey) -> ProviderKeyRecord: ...
+
+
+class CachedKeys:
+    """One organisation's cached rows: sealed, and (once asked for) decrypted, with the
+    router's memo of what it worked out from them (dropped with the entry)."""
+
+    __slots__ = ("expires", "memo", "rows", "unsealed")
+
+    def __init__(self, expires: float, rows: tuple[SealedProviderKey, ...]) -> None:
+        self.expires = expires
+        self.rows = rows
+        self.unsealed: tuple[ProviderKeyRecord, ...] | None = None
+        self.memo: dict[Any, Any] = {}
+        """The router's: plans and native targets made from :attr:`unsealed`."""
 
 
 class ProviderKeyCache:
@@ -44,7 +63,7 @@ class ProviderKeyCache:
         self._store = store
         self._ttl = ttl_seconds
         self._clock = clock
-        self._entries: dict[str, tuple[float, tuple[SealedProviderKey, ...]]] = {}
+        self._entries: dict[str, CachedKeys] = {}
         self._inflight: dict[str, asyncio.Future[tuple[SealedProviderKey, ...]]] = {}
         self._invalidations = 0
 
@@ -63,13 +82,21 @@ class ProviderKeyCache:
     def cached_keys(self, org_id: str) -> list[ProviderKeyRecord] | None:
         """:meth:`list_provider_keys` (all providers) when the organisation's rows are cached
         and fresh, without awaiting (the usual request); None when a store query is due."""
+        entry = self.cached(org_id)
+        return None if entry is None else list(entry.unsealed or ())
+
+    def cached(self, org_id: str) -> CachedKeys | None:
+        """The organisation's entry when it is cached and fresh, its rows decrypted (once per
+        entry, the same records every time); None when a store query is due. Raises
+        :class:`gateway.store.DecryptionError` as :meth:`list_provider_keys` does (nothing is
+        kept then)."""
         entry = self._entries.get(org_id)
-        if entry is None or entry[0] <= self._clock():
+        if entry is None or entry.expires <= self._clock():
             return None
-        if not entry[1]:
-            return []
-        unseal = self._store.unseal
-        return [unseal(row) for row in entry[1]]
+        if entry.unsealed is None:
+            unseal = self._store.unseal
+            entry.unsealed = tuple(unseal(row) for row in entry.rows)
+        return entry
 
     def invalidate(self, org_id: str) -> None:
         """Forget ``org_id``'s keys (after a change made in this process); a read already
@@ -80,8 +107,8 @@ class ProviderKeyCache:
 
     async def _sealed(self, org_id: str) -> tuple[SealedProviderKey, ...]:
         entry = self._entries.get(org_id)
-        if entry is not None and entry[0] > self._clock():
-            return entry[1]
+        if entry is not None and entry.expires > self._clock():
+            return entry.rows
         pending = self._inflight.get(org_id)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -102,6 +129,6 @@ class ProviderKeyCache:
         if invalidations == self._invalidations:
             if len(self._entries) >= _MAX_ORGS:
                 self._entries.clear()
-            self._entries[org_id] = (self._clock() + self._ttl, rows)
+            self._entries[org_id] = CachedKeys(self._clock() + self._ttl, rows)
         future.set_result(rows)
         return rows

@@ -200,6 +200,25 @@ class Router:
             target = self._targets[key] = native_target(directory.config(provider), endpoint)
             return target
 
+    def byok_target(
+        self, record: ProviderKeyRecord, provider: str, endpoint: str
+    ) -> NativeTarget | None:
+        """:func:`byok_native_target` of an organisation's key, remembered with the key
+        cache's entry it came from (so a rotated or revoked key, or a changed base URL, drops
+        it with the entry) and served only for that very record. None: :meth:`Exchange.prepare`
+        works the attempt out (not a native target, or the entry is not cached any more)."""
+        entry = self.runtime.provider_keys.cached(record.org_id)
+        if entry is None:
+            return None
+        key = (record.id, endpoint)
+        found = entry.memo.get(key)
+        if found is not None and found[0] is record:
+            target: NativeTarget | None = found[1]
+            return target
+        target = byok_native_target(self.runtime.providers.config(provider), record, endpoint)
+        _remember(entry.memo, key, endpoint, (record, target))
+        return target
+
     async def plan_request(
         self,
         model: str,
@@ -211,24 +230,35 @@ class Router:
         """:meth:`plan` with the organisation's own provider keys (BYOK), unless the client
         sent its own key (which names one provider and is the only attempt). ``policy``: the
         organisation's meter policy when the caller has it already (else looked up here)."""
+        if client_key is not None:
+            return self.plan(model, endpoint, client_key)
+        # Both lookups are almost always cache hits: answered without an await then.
+        runtime = self.runtime
+        provider_keys = runtime.provider_keys
+        entry = provider_keys.cached(org_id)
+        memo: dict[Any, Any] | None = None
+        records: Sequence[ProviderKeyRecord]
+        if entry is not None:
+            records = entry.unsealed or ()
+            memo = entry.memo
+        else:
+            records = await provider_keys.list_provider_keys(org_id)
+        if policy is None:
+            meter = runtime.meter
+            policy = meter.cached_policy(org_id) or await meter.policy(org_id)
+        metered = policy.account
+        if memo is not None and records:
+            # The organisation's keys as cached: its plan is remembered with the cache entry
+            # (a changed, rotated or revoked key drops the entry, and the plan with it).
+            remembered = memo.get((model, endpoint, metered))
+            if remembered is not None:
+                return self.health.order(remembered)
         byok: dict[str, list[KeyRecord]] = {}
-        metered = False
-        if client_key is None:
-            # Both lookups are almost always cache hits: answered without an await then.
-            runtime = self.runtime
-            provider_keys = runtime.provider_keys
-            records = provider_keys.cached_keys(org_id)
-            if records is None:
-                records = await provider_keys.list_provider_keys(org_id)
-            for record in records:
-                # The grammar's ``model/provider/<deployment>`` names a key's deployment id.
-                key = ProviderKey(record.id, record.deployment_id, record)
-                byok.setdefault(record.provider, []).append(key)
-            if policy is None:
-                meter = runtime.meter
-                policy = meter.cached_policy(org_id) or await meter.policy(org_id)
-            metered = policy.account
-        return self.plan(model, endpoint, client_key, byok, metered=metered)
+        for record in records:
+            # The grammar's ``model/provider/<deployment>`` names a key's deployment id.
+            key = ProviderKey(record.id, record.deployment_id, record)
+            byok.setdefault(record.provider, []).append(key)
+        return self.plan(model, endpoint, None, byok, metered=metered, memo=memo)
 
     def plan(
         self,
@@ -238,19 +268,24 @@ class Router:
         byok: Mapping[str, Sequence[KeyRecord]] | None = None,
         *,
         metered: bool = False,
+        memo: dict[Any, Any] | None = None,
     ) -> list[Attempt]:
         """The attempts for ``model`` on ``endpoint`` (a 400 naming what is wrong).
 
         ``metered``: the organisation has a credit account, so the managed keys serve only
-        models the registry prices (an unpriced one cannot be charged)."""
+        models the registry prices (an unpriced one cannot be charged). ``memo``: where to
+        remember a plan made with ``byok`` (the key cache's entry those keys came from)."""
         memo_key = None
+        plans: dict[Any, Any] = self._plans
         if client_key is None and not byok:
             # The usual request: no keys of its own, so its plan depends on the model string,
             # the endpoint and the account only (health reorders it below, per request).
             memo_key = (model, endpoint, metered)
-            remembered = self._plans.get(memo_key)
+            remembered = plans.get(memo_key)
             if remembered is not None:
                 return self.health.order(remembered)
+        elif client_key is None and memo is not None:
+            memo_key, plans = (model, endpoint, metered), memo
         directory = self.runtime.providers
         try:
             spec = self._parse(model)
@@ -283,7 +318,7 @@ class Router:
         if memo_key is not None and self.health.quiet:
             # Kept only when planned with no health record, so in the plain order: health
             # reorders it per request above, and a provider cooled down once does not stay last.
-            _remember(self._plans, memo_key, model, tuple(served))
+            _remember(plans, memo_key, model, tuple(served))
         return served
 
     def _parse(self, model: str) -> ModelSpec:
@@ -368,6 +403,33 @@ def native_target(config: ProviderConfig, endpoint: str) -> NativeTarget | None:
     )  # fmt: skip
 
 
+def byok_native_target(
+    config: ProviderConfig, record: ProviderKeyRecord, endpoint: str
+) -> NativeTarget | None:
+    """:class:`NativeTarget` of an attempt with an organisation's own key (BYOK) on an
+    OpenAI-format provider serving ``endpoint`` itself — the key's own base URL (recorded as
+    its ``{byok:<deployment_id>}`` placeholder) else the operator's, the key's auth header made
+    once — exactly as :meth:`Exchange.prepare` makes it; None for every other case."""
+    spec = config.spec
+    if (
+        spec.auth == "sigv4"
+        or spec.auth == "oauth"
+        or spec.api_style == "azure"
+        or endpoint not in spec.endpoints
+    ):
+        return None
+    base, recorded = config.base_url, config.recorded_base_url
+    own = record.deployment.base_url or record.deployment.azure_endpoint
+    if own:
+        base = own.rstrip("/")
+        recorded = f"{{byok:{record.deployment_id}}}"
+    if not base:
+        return None
+    key = record.api_key
+    auth = spec.auth_header(key) if key else None
+    return NativeTarget(spec, URL(base + endpoint), recorded + endpoint, key, auth, None)
+
+
 @dataclass(slots=True)
 class UpstreamCall:
     """One attempt, ready to open."""
@@ -422,13 +484,20 @@ class Exchange:
     def native_call(
         self, router: Router, attempt: Attempt, client_key: str | None
     ) -> UpstreamCall | None:
-        """:meth:`prepare`'s usual case, without its coroutine: an attempt on the operator's
-        endpoint of an OpenAI-format provider serving the endpoint itself, sent with the
-        client's own key, else the managed key (as :meth:`key_for` chooses), its URL,
-        recorded URL and key header worked out once (:meth:`Router.native_target`). None:
-        :meth:`prepare` works the attempt out."""
-        if isinstance(attempt.deployment, ProviderKeyRecord):
-            return None
+        """:meth:`prepare`'s usual case, without its coroutine: an attempt on an OpenAI-format
+        provider serving the endpoint itself, sent with the client's own key, else the org's
+        (BYOK), else the managed key (as :meth:`key_for` chooses), its URL, recorded URL and
+        key header worked out once (:meth:`Router.native_target` for the operator's endpoint,
+        :meth:`Router.byok_target` for an org's key). None: :meth:`prepare` works the attempt
+        out."""
+        record = attempt.deployment
+        if isinstance(record, ProviderKeyRecord):
+            target = router.byok_target(record, attempt.provider, self.endpoint)
+            if target is None:
+                return None
+            return self._native(
+                attempt, target, client_key if client_key is not None else record.api_key
+            )
         target = router.native_target(attempt.provider, self.endpoint)
         if target is None:
             return None

@@ -94,6 +94,20 @@ def test_providers_run_one_tree(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert len(runs) == 1 and runs[0]["requests"] > 0 and runs[0]["error_total"] == 0, name
 
 
+def test_routed_and_pinned(capsys: pytest.CaptureFixture[str]) -> None:
+    """The routing line's two requests: the routed one is served by the organisation's BYOK
+    endpoint (the probe checks the upstream's ``/byok`` request id), and each tree has its
+    routed/pinned line."""
+    argv = ["--base", str(REPO), "--new", str(REPO), "--models", "routed,pinned",
+            "--duration", "1", "--warmup", "0.5", "--rounds", "1", "--connections", "2"]
+    assert ab.main(argv) == 0
+    printed = capsys.readouterr().out
+    for tree in ("base", "new"):
+        line = rf"{tree} routed/pinned req/s: [\d.]+% pooled .*; CPU us/req [+-]\d+ pooled"
+        assert re.search(line, printed), printed
+    assert "WARNING" not in printed
+
+
 def test_every_target_takes_every_position() -> None:
     targets = [ab.Target(name, None, None) for name in "ABCD"]  # type: ignore[arg-type]
     orders = ["".join(t.name for t in ab.round_order(targets, n)) for n in range(1, 9)]

@@ -219,6 +219,20 @@ def ratios(new: Target, base: Target, of: str) -> tuple[float, list[float]]:
     return pooled, [value(n) / value(b) for n, b in zip(new.runs, base.runs, strict=True)]
 
 
+def _pair_line(what: str, target: Target, reference: Target, *, cpu_spread: bool) -> str:
+    """``target`` against ``reference`` of the same tree: pooled req/s ratio with its per-round
+    spread, and the pooled CPU µs per request it costs more (with its spread if asked)."""
+    rps, rps_rounds = ratios(target, reference, "rps")
+    extra = (
+        target.pooled().server_cpu_us_per_request - reference.pooled().server_cpu_us_per_request
+    )
+    line = f"  {what} req/s: {100 * rps:.1f}% pooled ({spread(rps_rounds)}); CPU us/req "
+    if not cpu_spread:
+        return f"{line}{extra:+.0f} pooled"
+    _, cpu_rounds = ratios(target, reference, "cpu")
+    return f"{line}{extra:+.0f} pooled ({spread(cpu_rounds)})"
+
+
 def comparisons(targets: list[Target]) -> list[str]:
     """The verdict lines: new / base per model (both trees), each translated path against the
     OpenAI path of the same gateway (several models), each gateway against the forwarder."""
@@ -241,30 +255,12 @@ def comparisons(targets: list[Target]) -> list[str]:
             for model in models:
                 if model == "openai":
                     continue
-                target = by_key[tree, model]
-                rps, rps_rounds = ratios(target, openai, "rps")
-                _, cpu_rounds = ratios(target, openai, "cpu")
-                extra = (
-                    target.pooled().server_cpu_us_per_request
-                    - openai.pooled().server_cpu_us_per_request
-                )
-                lines.append(
-                    f"  {tree} {model}/openai req/s: {100 * rps:.1f}% pooled "
-                    f"({spread(rps_rounds)}); CPU us/req {extra:+.0f} pooled "
-                    f"({spread(cpu_rounds)})"
-                )
+                lines.append(_pair_line(f"{tree} {model}/openai", by_key[tree, model], openai,
+                                        cpu_spread=True))  # fmt: skip
     if set(ROUTING) <= set(models):
         for tree in trees:
             routed, pinned = by_key[tree, "routed"], by_key[tree, "pinned"]
-            rps, rps_rounds = ratios(routed, pinned, "rps")
-            extra = (
-                routed.pooled().server_cpu_us_per_request
-                - pinned.pooled().server_cpu_us_per_request
-            )
-            lines.append(
-                f"  {tree} routed/pinned req/s: {100 * rps:.1f}% pooled ({spread(rps_rounds)}); "
-                f"CPU us/req {extra:+.0f} pooled"
-            )
+            lines.append(_pair_line(f"{tree} routed/pinned", routed, pinned, cpu_spread=False))
     forwarders = [t for t in targets if not t.tree]
     if forwarders:
         for tree in trees:

@@ -386,21 +386,8 @@ def native_target(config: ProviderConfig, endpoint: str) -> NativeTarget | None:
     None when such a request goes some other way — translated, signed (SigV4), with a minted
     token (Vertex), to an Azure deployment, or nowhere (no endpoint configured):
     :meth:`Exchange.prepare` then works it out per request, as it always did."""
-    spec = config.spec
-    if (
-        spec.auth == "sigv4"
-        or spec.auth == "oauth"
-        or spec.api_style == "azure"
-        or endpoint not in spec.endpoints
-        or not config.base_url
-    ):
-        return None
-    key = config.api_key
-    auth = spec.auth_header(key) if key else None
-    return NativeTarget(
-        spec, URL(config.base_url + endpoint), config.recorded_base_url + endpoint, key, auth,
-        None,
-    )  # fmt: skip
+    return _target(config.spec, config.base_url, config.recorded_base_url, endpoint,
+                   config.api_key)  # fmt: skip
 
 
 def byok_native_target(
@@ -410,22 +397,27 @@ def byok_native_target(
     OpenAI-format provider serving ``endpoint`` itself — the key's own base URL (recorded as
     its ``{byok:<deployment_id>}`` placeholder) else the operator's, the key's auth header made
     once — exactly as :meth:`Exchange.prepare` makes it; None for every other case."""
-    spec = config.spec
-    if (
-        spec.auth == "sigv4"
-        or spec.auth == "oauth"
-        or spec.api_style == "azure"
-        or endpoint not in spec.endpoints
-    ):
-        return None
     base, recorded = config.base_url, config.recorded_base_url
     own = record.deployment.base_url or record.deployment.azure_endpoint
     if own:
         base = own.rstrip("/")
         recorded = f"{{byok:{record.deployment_id}}}"
-    if not base:
+    return _target(config.spec, base, recorded, endpoint, record.api_key)
+
+
+def _target(
+    spec: ProviderSpec, base: str, recorded: str, endpoint: str, key: str | None
+) -> NativeTarget | None:
+    """The target both kinds of attempt share: an OpenAI-format provider (not SigV4, OAuth or
+    Azure) serving ``endpoint`` itself at ``base``, the key's header made once."""
+    if (
+        spec.auth == "sigv4"
+        or spec.auth == "oauth"
+        or spec.api_style == "azure"
+        or endpoint not in spec.endpoints
+        or not base
+    ):
         return None
-    key = record.api_key
     auth = spec.auth_header(key) if key else None
     return NativeTarget(spec, URL(base + endpoint), recorded + endpoint, key, auth, None)
 

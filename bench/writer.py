@@ -1,7 +1,7 @@
 """The log writer's CPU cost per record, by stage, without a gateway or load generator.
 
 ``python -m bench.writer`` feeds the bench's own request/response bodies through the same
-code the writer child runs — the pickle hand-off,
+code the writer child runs — the journal's record encoding and decoding,
 :func:`~logging_pipeline.record.build_record`, gzip, the body store and the ClickHouse insert
 (the defaults: embedded engine, SQLite body store) — in batches of ``--batch`` records, and
 prints the process CPU time (all threads) per record for each stage. CPU time, not wall
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import pickle
 import resource
 import tempfile
 import time
@@ -33,6 +32,7 @@ from logging_pipeline.capture import Capture
 from logging_pipeline.clickhouse.chdb_transport import ChdbTransport
 from logging_pipeline.clickhouse.migrate import migrate
 from logging_pipeline.estimate import TokenEstimator
+from logging_pipeline.journal import decode_record, encode_record
 from logging_pipeline.record import build_record
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
 from providers.registry import Registry
@@ -128,9 +128,9 @@ async def _one_batch(
     stages: Stages,
 ) -> None:
     captures = _captures(batch, stream_every)
-    with stages.measure("hand-off (pickle, unpickle)"):
-        payload = pickle.dumps([c.to_tuple() for c in captures], pickle.HIGHEST_PROTOCOL)
-        received = [Capture.from_tuple(values) for values in pickle.loads(payload)]
+    with stages.measure("hand-off (encode, decode)"):
+        payloads = [encode_record(c) for c in captures]
+        received = [decode_record(payload) for payload in payloads]
     with stages.measure("build_record"):
         built = [build_record(capture, prices, estimator) for capture in received]
     with stages.measure("gzip"):

@@ -13,7 +13,9 @@ Layout, one directory per appending (gateway) process under the journal root::
     journal/<id>/000000000001.seg  segments, each a run of frames; a new one every 64 MiB
     journal/<id>/committed         "<segment> <offset>": everything before it is written
 
-A frame is ``<u32 length><u32 crc32>`` followed by the pickled ``Capture.to_tuple()``.
+A frame is ``<u32 length><u32 crc32>`` followed by ``Capture.to_tuple()`` serialised
+(:func:`encode_record`: ``marshal`` format 2, else ``pickle``; the payload's first byte tells
+which).
 The appender never writes to a segment again once it has created the next one, so a reader
 that finds segment N+1 knows segment N is complete. A frame that is shorter than its header
 says, or whose checksum does not match, is only ever the tail of a segment whose writer died
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import marshal
 import os
 import pickle
 import shutil
@@ -57,6 +60,36 @@ _OWNER_LOCK = "owner.lock"
 _READER_LOCK = "reader.lock"
 _COMMITTED = "committed"
 _SUFFIX = ".seg"
+_MARSHAL_VERSION = 2
+"""Format 2: no back-references (a record's few shared strings are not worth a memo), binary
+floats, and every type a capture holds; ``marshal.loads`` of any later Python reads it."""
+_MARSHAL_TUPLE = ord("(")
+"""The first byte of a tuple in marshal format 2 (a pickle starts with ``0x80``)."""
+
+
+def encode_record(capture: Capture) -> bytes:
+    """A capture's journal payload.
+
+    ``marshal`` at format 2 rather than ``pickle``: about half the CPU for a capture (measured
+    1.0 against 1.8 µs warm, and 16 against 27 µs at one connection, where the request path's
+    code and data are cold between requests; this runs before the last byte of every answer),
+    and reading it back is cheaper too. It takes exact built-in types only: a value of any
+    other type (a ``str`` or ``int`` subclass, should one ever reach a capture) raises
+    ``ValueError``, and that record is pickled instead.
+    """
+    values = capture.to_tuple()
+    try:
+        return marshal.dumps(values, _MARSHAL_VERSION)
+    except ValueError:
+        return pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_record(payload: bytes) -> Capture:
+    """The capture :func:`encode_record` journaled (marshal or pickle, by the first byte:
+    journals written before marshal was used hold pickles)."""
+    if payload[0] == _MARSHAL_TUPLE:
+        return Capture.from_tuple(marshal.loads(payload))
+    return Capture.from_tuple(pickle.loads(payload))
 
 
 class Position(NamedTuple):
@@ -82,8 +115,8 @@ def owner_alive(directory: Path) -> bool:
 class JournalAppender:
     """The request path's end: appends captures to this process's own journal directory.
 
-    :meth:`append` is one ``pickle`` and one ``write(2)`` (a few microseconds), called on the
-    event loop for every finished request. A failed write (disk full) is counted in
+    :meth:`append` is one :func:`encode_record` and one ``write(2)`` (a few microseconds),
+    called on the event loop for every finished request. A failed write (disk full) is counted in
     :attr:`lost` and logged — the only way a record is lost.
     """
 
@@ -126,7 +159,7 @@ class JournalAppender:
 
     def append(self, capture: Capture) -> None:
         """Write one capture to the journal. Never raises."""
-        payload = pickle.dumps(capture.to_tuple(), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = encode_record(capture)
         frame = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         try:
             if self._syncer is None:
@@ -320,7 +353,7 @@ class JournalReader:
             if zlib.crc32(payload) != checksum:
                 return self._incomplete(segment)
             try:
-                out.append(Capture.from_tuple(pickle.loads(payload)))
+                out.append(decode_record(payload))
             except Exception as exc:  # a frame written by an incompatible version
                 self.lost += 1
                 logger.error("unreadable journal record skipped: %r", exc)

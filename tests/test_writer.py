@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import pickle
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,14 @@ import pytest
 from logging_pipeline.bodies import LocalBodyStore, decode_bodies
 from logging_pipeline.capture import Capture
 from logging_pipeline.clickhouse import ChdbTransport, LogStoreError, LogTransport
-from logging_pipeline.journal import JournalAppender, JournalReader, adopt_orphans, pending_bytes
+from logging_pipeline.journal import (
+    JournalAppender,
+    JournalReader,
+    adopt_orphans,
+    decode_record,
+    encode_record,
+    pending_bytes,
+)
 from logging_pipeline.schema import REQUEST_TABLE
 from logging_pipeline.writer import LogWriter
 from providers.registry import Registry
@@ -580,6 +590,53 @@ _FULL_DISK = textwrap.dedent(
     print(journal.appended, journal.lost, journal.directory)
     """
 )
+
+
+class _Label(str):
+    """A ``str`` subclass: marshal refuses it, so its record is pickled instead."""
+
+
+def _full_capture(index: int) -> Capture:
+    """A capture with every kind of value a field can hold set to something non-default."""
+    c = capture(index)
+    c.is_stream, c.first_byte_at = True, c.started + 0.01
+    c.properties = {"env": "prod", "ünïcode": "✓"}
+    c.attempts = [("m/openai/credits", 429, 12), ("m/groq/credits", 200, 40)]
+    c.reported_usage = {"prompt_tokens": 3}
+    c.reported_cost = 2**70  # past 64 bits: still exact
+    c.request_headers = [(b"host", b"gw"), (b"authorization", b"REDACTED")]
+    c.response_headers = ((b"Content-Type", b"application/json"),)
+    return c
+
+
+def test_journal_records_are_marshalled_and_read_back_exactly(tmp_path: Path) -> None:
+    """Every field comes back equal and of the same type; a record marshal cannot take (a
+    ``str`` subclass) is pickled and reads back too; and a journal written with pickles by
+    an earlier version (every record of it) is still read, in order with the new ones."""
+    plain = _full_capture(1)
+    odd = _full_capture(2)
+    odd.provider = _Label("openai")
+    assert encode_record(plain)[:1] == b"("  # marshal, format 2
+    assert encode_record(odd)[:2] == b"\x80\x05"  # pickle
+    back = decode_record(encode_record(plain))
+    assert back == plain
+    assert [type(v) for v in back.to_tuple()] == [type(v) for v in plain.to_tuple()]
+    assert decode_record(encode_record(odd)) == odd
+
+    journal = JournalAppender(tmp_path / "journal")
+    older = _full_capture(3)
+    payload = pickle.dumps(older.to_tuple(), protocol=pickle.HIGHEST_PROTOCOL)
+    segment = next(journal.directory.glob("*.seg"))
+    with segment.open("ab") as handle:  # what the earlier version appended
+        handle.write(struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
+    journal.append(plain)
+    journal.append(odd)
+    reader = JournalReader.attach(journal.directory)
+    assert reader is not None
+    read, _ = reader.read(10)
+    assert read == [older, plain, odd] and reader.lost == 0
+    reader.close()
+    journal.close()
 
 
 def test_a_record_that_cannot_be_journaled_is_counted_lost(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The log writer's CPU cost per record, by stage, without a gateway or load generator.
 
-``python -m bench.writer`` feeds the bench's own request/response bodies through the same
-code the writer child runs — the journal's record encoding and decoding,
+``python -m bench.writer`` feeds the bench's own requests and answers (bodies and headers, as
+the main bench's traffic carries them) through the same code the writer child runs — the
+journal's record encoding and decoding,
 :func:`~logging_pipeline.record.build_record`, gzip, the body store and the ClickHouse insert
 (the defaults: embedded engine, SQLite body store) — in batches of ``--batch`` records, and
 prints the process CPU time (all threads) per record for each stage. CPU time, not wall
@@ -35,6 +36,7 @@ from logging_pipeline.estimate import TokenEstimator
 from logging_pipeline.journal import decode_record, encode_record
 from logging_pipeline.record import build_record
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
+from logging_pipeline.worker import settle_collector
 from providers.registry import Registry
 
 
@@ -56,6 +58,26 @@ class Stages:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + _cpu() - start
+
+
+REQUEST_HEADERS = (
+    (b"host", b"127.0.0.1:8787"),
+    (b"content-type", b"application/json"),
+    (b"content-length", b"126"),
+    (b"authorization", b"REDACTED"),
+)
+"""What the main bench's requests carry, as the gateway journals them (the credential already
+scrubbed): the writer decodes, redacts and stores every record's headers."""
+RESPONSE_HEADERS = (
+    (b"Server", b"nginx"),
+    (b"Date", b"Thu, 03 Dec 2026 16:51:05 GMT"),
+    (b"Content-Type", b"application/json"),
+    (b"Content-Length", b"624"),
+    (b"Connection", b"keep-alive"),
+    (b"x-request-id", b"req_bench_fixed"),
+    (b"openai-processing-ms", b"312"),
+)
+"""What the bench's nginx upstream answers with (bench/upstream.py)."""
 
 
 def _captures(count: int, stream_every: int) -> list[Capture]:
@@ -87,6 +109,9 @@ def _captures(count: int, stream_every: int) -> list[Capture]:
                 is_stream=stream,
                 first_byte_at=start + 0.001 if stream else None,
                 finished_at=start + 0.002,
+                attempts=[("gpt-4o-mini/openai/credits", 200, 1)],
+                request_headers=list(REQUEST_HEADERS),
+                response_headers=RESPONSE_HEADERS,
             )
         )
     return captures
@@ -102,6 +127,7 @@ async def _run(
     estimator = TokenEstimator(root / "tiktoken")
     await bodies.start()
     await migrate(transport)
+    settle_collector()  # the collector as the writer child sets it once its stores are open
     try:
         await _one_batch(transport, bodies, prices, estimator, batch, stream_every, Stages())
         start = _cpu()

@@ -93,7 +93,7 @@ class Capture:
             self.finished_at = time.perf_counter()
 
     def to_tuple(self) -> tuple[Any, ...]:
-        """Field values in declaration order: the cheapest form to pickle to the writer."""
+        """Field values in declaration order: the cheapest form to journal for the writer."""
         result: tuple[Any, ...] = _FIELD_VALUES(self)
         return result
 

@@ -125,7 +125,7 @@ def _stored_headers_joined(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]
 class HeaderScrubber:
     """Credentials out of a request's raw headers *before* they are journaled.
 
-    The capture is pickled into the on-disk journal in the request path, and a client's
+    The capture is written into the on-disk journal in the request path, and a client's
     ``Authorization`` or ``Helicone-Auth`` must never be written there (nor reach a spill
     file): :meth:`scrub` gives the headers with each credential's value replaced by
     :data:`REDACTED`, copying the list only when there is one. Header names repeat from

@@ -539,7 +539,7 @@ def test_in_process_writer_mode_end_to_end(tmp_path: Path) -> None:
 
 
 def test_capture_tuple_round_trip() -> None:
-    """What the gateway pickles to the writer child rebuilds the same capture, every field."""
+    """What the gateway journals for the writer child rebuilds the same capture, every field."""
     original = capture(7)
     original.is_stream, original.first_byte_at = True, original.started + 0.01
     original.country_code, original.omit_response = "DE", True

@@ -38,16 +38,9 @@ from logging_pipeline.writer import open_log_writer
 logger = logging.getLogger("logging_pipeline.worker")
 
 STATS_INTERVAL = 0.1
-YOUNG_GC_THRESHOLD = 20_000
-"""The child's youngest-generation threshold once its stores are open (CPython's is 700).
-
-A batch holds a thousand or more captures (each a tuple of ~35 values with its header
-tuples) and their rows while it is built: at 700 the young generation was collected every few
-records, moving the batch up the generations, and about every 5,000 records a full collection
-walked every object of the process — the engine's, the price table's, the tokenizer's —
-~10 µs of CPU per record, measured (a driven writer, 1,300-record batches). The writer makes
-no reference cycles per record; the older generations keep their thresholds (10, 10), so a
-stray cycle is still collected."""
+COLLECT_SECONDS = 30.0
+"""How often the child runs a full collection (:func:`collect_periodically`): its automatic
+collection is off (:func:`settle_collector`)."""
 
 
 def run_worker(config: LogConfig, connection: Connection, journal: Path) -> None:
@@ -85,11 +78,29 @@ def _lower_priority(increment: int) -> None:
 
 def settle_collector() -> None:
     """Collect once, freeze what startup allocated (imports, the price table, the engine's
-    Python side: never garbage, and never walked again) and raise the young generation's
-    threshold to :data:`YOUNG_GC_THRESHOLD`, as the gateway does for its own process."""
+    Python side: never garbage, and never walked again) and turn automatic collection off.
+
+    A batch holds a thousand or more captures (each a tuple of ~35 values with its header
+    tuples) and their rows until it is written; then reference counting frees all of it. The
+    writer makes no reference cycles per record — a full collection after 40,000 records
+    written with the collector off found nothing to free (``bench.writer``) — so automatic
+    collections only ever walked live batches: at CPython's young threshold of 700 ~10 µs
+    per record, and still ~5-10 µs at 20,000 (``bench.writer`` with the main bench's
+    headers: 84-96 µs per record in all with it, 75-85 without). What a rare path might
+    leave in a cycle (an exception's traceback, the event loop's internals) is collected by
+    :func:`collect_periodically`."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
+    gc.disable()
+
+
+async def collect_periodically(seconds: float = COLLECT_SECONDS) -> None:
+    """A full collection every ``seconds``: the only collection the child runs once
+    :func:`settle_collector` has turned the automatic one off (it walks what was allocated
+    since startup and is still alive: a few milliseconds)."""
+    while True:
+        await asyncio.sleep(seconds)
+        gc.collect()
 
 
 async def _serve(config: LogConfig, connection: Connection, journal: Path) -> None:
@@ -154,10 +165,14 @@ async def _serve(config: LogConfig, connection: Connection, journal: Path) -> No
             await asyncio.to_thread(send, ("stats", writer.counters.as_dict()))
 
     reporter = loop.create_task(report())
+    collector = loop.create_task(collect_periodically())
     await stop.wait()
+    collector.cancel()
     reporter.cancel()
     with contextlib.suppress(asyncio.CancelledError, OSError, ValueError):
         await reporter
+    with contextlib.suppress(asyncio.CancelledError):
+        await collector
     for task in list(tasks):
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

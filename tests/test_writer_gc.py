@@ -2,27 +2,62 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import weakref
 
-from logging_pipeline.worker import YOUNG_GC_THRESHOLD, settle_collector
+from logging_pipeline.worker import collect_periodically, settle_collector
 
 
-def test_settle_collector_freezes_startup_and_raises_the_young_threshold() -> None:
-    before = gc.get_threshold()
+class _Node:
+    """A container that can sit in a reference cycle and be watched with a weak reference."""
+
+    def __init__(self) -> None:
+        self.peer: object = None
+
+
+def _cycle() -> weakref.ref[_Node]:
+    """A two-node cycle nobody else refers to: only a collection can free it."""
+    a, b = _Node(), _Node()
+    a.peer, b.peer = b, a
+    return weakref.ref(a)
+
+
+def test_settle_collector_freezes_startup_and_turns_automatic_collection_off() -> None:
     sentinel = [object()]  # allocated "at startup": frozen with everything else
     try:
         gc.unfreeze()
         settle_collector()
-        assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *before[1:])
+        assert not gc.isenabled()
         assert gc.get_freeze_count() > 0
         # Frozen: in the permanent generation, which no collection walks.
         assert all(found is not sentinel for found in gc.get_objects())
-        # A cycle made afterwards is still collectable (older generations unchanged).
-        cycle: list[object] = []
-        cycle.append(cycle)
-        assert gc.is_tracked(cycle)
-        del cycle
-        assert gc.collect() >= 1
+        # A cycle made afterwards outlives any number of allocations, and an explicit
+        # collection (what collect_periodically runs) still frees it.
+        watched = _cycle()
+        junk = [[index] for index in range(50_000)]  # far past any automatic threshold
+        del junk
+        assert watched() is not None
+        assert gc.collect() >= 2
+        assert watched() is None
     finally:
         gc.unfreeze()
-        gc.set_threshold(*before)
+        gc.enable()
+
+
+async def test_collect_periodically_frees_cycles_with_the_collector_off() -> None:
+    gc.disable()
+    try:
+        watched = _cycle()
+        task = asyncio.create_task(collect_periodically(0.01))
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if watched() is None:
+                break
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert watched() is None
+    finally:
+        gc.enable()

@@ -11,6 +11,7 @@ of throughput on routes that use none of them. Resources live in one
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -239,7 +240,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> DataPlane:
     )
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    plane = DataPlane(app, runtime)
+    plane = DataPlane(app, runtime, trusted_proxies=trusted_proxies())
     include_playground(
         app,
         PlaygroundDeps(
@@ -266,6 +267,14 @@ def logging_health(counters: Mapping[str, object]) -> dict[str, object]:
     }
     health["state"] = "degraded" if counters.get("last_error") else "ok"
     return health
+
+
+def trusted_proxies() -> str:
+    """The proxies trusted to set ``X-Forwarded-For`` / ``X-Forwarded-Proto`` for the control
+    plane: uvicorn's own variable and default (``FORWARDED_ALLOW_IPS``, ``127.0.0.1,::1``),
+    read when the app is made, since ``gateway serve`` applies them itself
+    (:class:`~gateway.dataplane.DataPlane`) rather than through uvicorn."""
+    return os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 
 def create_app_from_env() -> DataPlane:

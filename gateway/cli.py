@@ -269,6 +269,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             log_level=settings.log_level.lower(),
             log_config=dict_config(settings.log_level, settings.log_format),
             access_log=False,
+            # X-Forwarded-* are applied by the app in front of the control plane only (the data
+            # plane reads neither the client address nor the scheme): gateway/dataplane.py.
+            proxy_headers=False,
             lifespan="on",
             # In flight at SIGTERM (streams included): this long to finish, then cut.
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,

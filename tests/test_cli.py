@@ -273,6 +273,7 @@ def test_serve_prints_a_bootstrap_key_once(env: dict[str, str]) -> None:
         "log_level": "info",
         "log_config": dict_config("info", "json"),  # every line JSON: logging_pipeline/logformat.py
         "access_log": False,
+        "proxy_headers": False,  # applied by the app, in front of the control plane only
         "lifespan": "on",
         "timeout_graceful_shutdown": 30,  # GATEWAY_SHUTDOWN_GRACE_SECONDS
     }

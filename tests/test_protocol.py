@@ -274,3 +274,19 @@ def test_normal_requests_are_served_and_keep_alive_outlasts_the_header_timeout(
             sock.sendall(part)  # headers and body in pieces, each well within the timeouts
             time.sleep(0.25)
         assert _read_response(sock)[0] == 200
+
+
+# --- proxy headers ------------------------------------------------------------------------
+
+
+def test_forwarded_scheme_reaches_the_control_plane(port: int) -> None:
+    """uvicorn's proxy headers are off; the app applies ``X-Forwarded-Proto`` (from a trusted
+    peer: 127.0.0.1 by default) in front of the control plane itself, so URLs it builds — a
+    trailing-slash redirect here — still carry the scheme the client used at the proxy."""
+    for forwarded, scheme in ((None, "http"), ("https", "https")):
+        with _connect(port) as sock:
+            extra = f"X-Forwarded-Proto: {forwarded}\r\n" if forwarded else ""
+            sock.sendall(f"GET /healthz/ HTTP/1.1\r\nHost: gw.example\r\n{extra}\r\n".encode())
+            status, headers, _ = _read_response(sock)
+        assert status == 307, (forwarded, status, headers)
+        assert headers["location"] == f"{scheme}://gw.example/healthz"

@@ -47,8 +47,12 @@ lock: $(STAMP)
 run: $(STAMP)
 	$(BIN)/gateway serve
 
+# The suite runs on two worker processes (pytest-xdist), each taking whole test files
+# (--dist loadfile: a file's module-scoped servers and stores are set up once, in one worker).
+# Serially: `make test PYTEST_ARGS=-n0`, or plain `.venv/bin/python -m pytest` (no workers).
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -265,7 +265,7 @@ def test_capacity_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     data = json.loads(out.read_text())
     config = data["configs"]["logging_off_w1"]
     assert [r["connections"] for r in config["sweep"]] == [1, 2]
-    assert all(r["error_total"] == 0 for r in config["sweep"])
+    assert all(r["error_total"] == 0 for r in config["sweep"]), config["sweep"]  # what failed
     assert config["streams"][0]["errors"] == 0 and config["streams"][0]["complete"] >= 2
     assert config["memory_kib"]["idle"] > 0 and config["memory_kib"]["peak"] > 0
     assert config["leak"]["measured_requests"] >= 100 and config["leak"]["extrapolated"]

@@ -101,9 +101,9 @@ async def collect_periodically(
 ) -> None:
     """The only collections the child runs once :func:`settle_collector` has turned the
     automatic ones off: every ``seconds`` the youngest generation — what was allocated since
-    the last collection and is still alive, at most a batch in flight: ~1-3 ms, about 0.5 µs
-    per record at 4,000 records/s — and every ``full_every``-th time a full one. Cyclic
-    garbage so lives a second (what survives a young collection, ``full_every`` seconds)."""
+    the last collection and is still alive, at most the batch in flight — and every
+    ``full_every``-th time a full one. Cyclic garbage so lives a second (what survives a young
+    collection, ``full_every`` seconds)."""
     count = 0
     while True:
         await asyncio.sleep(seconds)

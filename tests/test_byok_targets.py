@@ -16,13 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import orjson
 import pytest
 
 from gateway.byok import ProviderKeyCache
-from gateway.context import RequestContext, parse_options
-from gateway.errors import GatewayError
-from gateway.routing import Exchange, Router, UpstreamCall
+from gateway.routing import Router, UpstreamCall
 from gateway.runtime import Runtime
 from gateway.store import Deployment, ProviderKeyRecord
 from gateway.store._credits import UNMETERED
@@ -31,6 +28,7 @@ from providers.registry import Registry
 from providers.spec import PROVIDERS
 from tests.emulator import OpenAIEmulator
 from tests.harness import GatewayServer, create_key, make_settings
+from tests.test_native_targets import attempt_call
 
 ORG = "org-1"
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
@@ -107,20 +105,10 @@ def _call(
     runtime: Runtime, record: ProviderKeyRecord, endpoint: str, *, per_request: bool
 ) -> UpstreamCall | str | None:
     headers = {"authorization": "Bearer sk-helicone-abc", "content-type": "application/json"}
-    payload: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
-    if endpoint == "/embeddings":
-        payload = {"model": "m", "input": "x"}
-    ctx = RequestContext(parse_options(headers))
-    exchange = Exchange(runtime, ctx, endpoint, payload, orjson.dumps(payload), headers)
     attempt = Attempt(
         record.provider, "other-model", "byok", record.id, record, 0, record.provider, "m"
     )
-    try:
-        if per_request:
-            return asyncio.run(exchange.prepare(attempt, exchange.key_for(attempt, None)))
-        return exchange.native_call(runtime.router, attempt, None)
-    except GatewayError as exc:
-        return f"{exc.status} {exc.code}"
+    return attempt_call(runtime, endpoint, headers, "m", attempt, None, per_request=per_request)
 
 
 SIMPLE = [

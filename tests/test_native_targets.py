@@ -48,12 +48,29 @@ def _prepare(
         "x-client": "kept",
         "x-api-key": GATEWAY_KEY,  # the gateway key under another name: dropped
     }
-    payload: dict[str, Any] = {"model": "my-model", "messages": [{"role": "user", "content": "x"}]}
+    attempt = Attempt(provider, "other-model", "credits", None, None, 0, provider, "my-model")
+    return attempt_call(runtime, endpoint, headers, "my-model", attempt, client_key,
+                        per_request=per_request)  # fmt: skip
+
+
+def attempt_call(
+    runtime: Runtime,
+    endpoint: str,
+    headers: dict[str, str],
+    model: str,
+    attempt: Attempt,
+    client_key: str | None,
+    *,
+    per_request: bool,
+) -> UpstreamCall | str | None:
+    """The call a walk makes for ``attempt`` of a request for ``model`` on ``endpoint`` (or the
+    error it raises): with ``per_request``, ``Exchange.prepare`` with ``key_for``'s key; else
+    ``Exchange.native_call`` (None: it leaves the attempt to ``prepare``)."""
+    payload: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "x"}]}
     if endpoint == "/embeddings":
-        payload = {"model": "my-model", "input": "x"}
+        payload = {"model": model, "input": "x"}
     ctx = RequestContext(parse_options(headers))
     exchange = Exchange(runtime, ctx, endpoint, payload, orjson.dumps(payload), headers)
-    attempt = Attempt(provider, "other-model", "credits", None, None, 0, provider, "my-model")
     try:
         if per_request:
             return asyncio.run(exchange.prepare(attempt, exchange.key_for(attempt, client_key)))

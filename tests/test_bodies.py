@@ -297,7 +297,10 @@ def test_encoding_is_gzip_of_json_and_deterministic() -> None:
 
 
 @pytest.mark.parametrize(
-    "blob", [b"", b"not gzip", gzip.compress(b"{not json"), gzip.compress(b"[1, 2]")]
+    # mtime=0: the same bytes (and test ids) in every process, as pytest-xdist's workers must
+    # collect the same tests; gzip's default stamps the current second into the header.
+    "blob",
+    [b"", b"not gzip", gzip.compress(b"{not json", mtime=0), gzip.compress(b"[1, 2]", mtime=0)],
 )
 def test_decoding_a_corrupt_object_fails_clearly(blob: bytes) -> None:
     with pytest.raises(BodyStoreError, match="stored body object"):

@@ -92,19 +92,26 @@ class DelayedResponse(asyncio.Protocol):
         self.events = events
         self.buffer = bytearray()
         self.transport: asyncio.WriteTransport | None = None
-        self.timers: list[asyncio.TimerHandle] = []
+        self.timers: list[tuple[float, asyncio.Handle]] = []
+        """Pending writes and when they are due. uvloop's ``call_at`` answers a plain
+        ``Handle`` (no ``when()``) for a time it finds already due, as a loaded machine makes a
+        stream's first event: the due time is kept here instead."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in self.timers:
+        for _, timer in self.timers:
             timer.cancel()
         self.timers.clear()
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+
+    def _schedule(self, when: float, data: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        self.timers.append((when, loop.call_at(when, self._write, data)))
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -121,14 +128,13 @@ class DelayedResponse(asyncio.Protocol):
             del self.buffer[: end + 4 + length]
             path = head.split(" ", 2)[1].partition("?")[0]
             now = loop.time()
-            self.timers = [t for t in self.timers if not t.cancelled() and t.when() > now]
+            self.timers = [(when, t) for when, t in self.timers if when > now]
             if path == payloads.CHAT_PATH:
-                self.timers.append(loop.call_at(now + self.delay_s, self._write, _CHAT))
+                self._schedule(now + self.delay_s, _CHAT)
             elif path == payloads.STREAM_UPSTREAM_PATH:
                 self._write(_STREAM_HEAD)
                 for index, event in enumerate(self.events):
-                    when = now + self.delay_s + index * self.interval_s
-                    self.timers.append(loop.call_at(when, self._write, event))
+                    self._schedule(now + self.delay_s + index * self.interval_s, event)
             else:
                 self._write(_NOT_FOUND)
 

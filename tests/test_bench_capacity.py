@@ -223,9 +223,25 @@ def test_stream_client_against_the_delayed_upstream(tmp_path: Path) -> None:
         failed = run_streams("404", upstream.port, missing, 1, 0.05, delay_ms=2, spread_s=0)
     finally:
         upstream.stop()
-    assert level.streams >= 3 and level.errors == 0 and level.complete == level.streams
+    assert level.streams >= 3 and level.errors == 0 and level.complete == level.streams, level
     assert level.events_per_stream == {"min": 6.0, "max": 6.0}
     assert failed.errors >= 1 and failed.error_samples == ["status 404"]
+
+
+def test_an_event_already_due_does_not_break_the_connection(tmp_path: Path) -> None:
+    """With no delay the first event is due at once, and uvloop's ``call_at`` answers a plain
+    ``Handle`` for it (no ``when()``). The upstream used to fail on the connection's next
+    request then and close it: a loaded machine made the same with a 2 ms delay (a CI run)."""
+    upstream = DelayedUpstream(tmp_path, delay_ms=0, chunks=3, interval_ms=1)
+    upstream.start()
+    try:
+        spec = RequestSpec(payloads.STREAM_UPSTREAM_PATH, payloads.request_body("m", stream=True))
+        level = run_streams("direct", upstream.port, spec, 1, 0.1, delay_ms=0, spread_s=0)
+    finally:
+        upstream.stop()
+    assert level.streams >= 3, level
+    assert (level.errors, level.error_samples) == (0, []), level
+    assert level.complete == level.streams
 
 
 def test_capacity_smoke_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

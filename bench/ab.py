@@ -32,6 +32,10 @@ new / base. ``--no-base`` measures the ``--new`` tree alone (providers against e
 With ``--logging on`` the writer's backlog is waited out after every run (``/healthz``
 counters), so it never runs during the other target's turn, and the children's CPU is counted
 until it has settled: the per-request figure then includes what writing the record costs.
+``--logging both`` starts each tree's gateway twice, logging off and on, every one a target of
+the same rounds, and adds each tree's *logging on/off* line: what logging costs in throughput
+(the main bench's logging line, at a tree's leisure: ``--no-base`` for one tree) and in CPU
+per request, serving process and writer.
 """
 
 from __future__ import annotations
@@ -78,7 +82,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__)
     parser.add_argument("--base", type=Path, default=Path("/work/main"), help="tree A")
     parser.add_argument("--new", type=Path, default=Path.cwd(), help="tree B (default: cwd)")
-    parser.add_argument("--logging", choices=("on", "off"), default="off")
+    parser.add_argument(
+        "--logging", choices=("on", "off", "both"), default="off",
+        help="both: each tree's gateway twice, logging off and on",
+    )  # fmt: skip
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
@@ -156,6 +163,8 @@ class Target:
     """``base`` or ``new`` (empty for the forwarder)."""
     model: str = "openai"
     """The :data:`MODELS` name of its request."""
+    logging: bool = False
+    """Whether its gateway logs (both kinds exist with ``--logging both``)."""
 
     def pooled(self) -> LoadResult:
         return combine(self.name, self.runs)
@@ -237,34 +246,48 @@ def comparisons(targets: list[Target]) -> list[str]:
     """The verdict lines: new / base per model (both trees), each translated path against the
     OpenAI path of the same gateway (several models), each gateway against the forwarder."""
     gateways = [t for t in targets if t.tree]
-    by_key = {(t.tree, t.model): t for t in gateways}
+    by_key = {(t.tree, t.model, t.logging): t for t in gateways}
     trees = list(dict.fromkeys(t.tree for t in gateways))
     models = list(dict.fromkeys(t.model for t in gateways))
+    modes = list(dict.fromkeys(t.logging for t in gateways))
+
+    def named(what: str, logging: bool) -> str:
+        """``what``, with the logging mode when both are measured."""
+        return what if len(modes) == 1 else f"{what} (logging {'on' if logging else 'off'})"
+
     lines = []
     if len(trees) == 2:
-        for model in models:
-            base, new = by_key["base", model], by_key["new", model]
+        for model, logging in ((m, on) for m in models for on in modes):
+            base, new = by_key["base", model, logging], by_key["new", model, logging]
             rps, rps_rounds = ratios(new, base, "rps")
             cpu, cpu_rounds = ratios(new, base, "cpu")
-            what = "new/base" if len(models) == 1 else f"new/base {model}"
+            what = named("new/base" if len(models) == 1 else f"new/base {model}", logging)
             lines.append(f"  {what} req/s:      {100 * rps:.1f}% pooled ({spread(rps_rounds)})")
             lines.append(f"  {what} CPU us/req: {100 * cpu:.1f}% pooled ({spread(cpu_rounds)})")
-    if "openai" in models and len(models) > 1:
-        for tree in trees:
-            openai = by_key[tree, "openai"]
-            for model in models:
-                if model == "openai":
-                    continue
-                lines.append(_pair_line(f"{tree} {model}/openai", by_key[tree, model], openai,
-                                        cpu_spread=True))  # fmt: skip
-    if set(ROUTING) <= set(models):
-        for tree in trees:
-            routed, pinned = by_key[tree, "routed"], by_key[tree, "pinned"]
-            lines.append(_pair_line(f"{tree} routed/pinned", routed, pinned, cpu_spread=False))
+    if len(modes) == 2:
+        for tree, model in ((t, m) for t in trees for m in models):
+            on, off = by_key[tree, model, True], by_key[tree, model, False]
+            what = f"{tree} logging on/off" + ("" if len(models) == 1 else f" {model}")
+            lines.append(_pair_line(what, on, off, cpu_spread=True))
+    for logging in modes:
+        if "openai" in models and len(models) > 1:
+            for tree in trees:
+                openai = by_key[tree, "openai", logging]
+                for model in models:
+                    if model == "openai":
+                        continue
+                    lines.append(_pair_line(named(f"{tree} {model}/openai", logging),
+                                            by_key[tree, model, logging], openai,
+                                            cpu_spread=True))  # fmt: skip
+        if set(ROUTING) <= set(models):
+            for tree in trees:
+                routed, pinned = by_key[tree, "routed", logging], by_key[tree, "pinned", logging]
+                lines.append(_pair_line(named(f"{tree} routed/pinned", logging), routed, pinned,
+                                        cpu_spread=False))  # fmt: skip
     forwarders = [t for t in targets if not t.tree]
     if forwarders:
-        for tree in trees:
-            gateway = by_key[tree, "openai"]
+        for tree, logging in ((t, on) for t in trees for on in modes):
+            gateway = by_key[tree, "openai", logging]
             frac, per_round = ratios(gateway, forwarders[0], "rps")
             lines.append(
                 f"  {gateway.name}/forwarder req/s: {100 * frac:.1f}% pooled ({spread(per_round)})"
@@ -273,7 +296,7 @@ def comparisons(targets: list[Target]) -> list[str]:
 
 
 def report(targets: list[Target], args: argparse.Namespace) -> str:
-    split = args.logging == "on"
+    split = args.logging != "off"
     width = max(10, *(len(t.name) for t in targets))
     head = f"  {'round':<6} {'target':<{width}} {'req/s':>9} {'p50 ms':>7} {'CPU us/req':>11}"
     if split:
@@ -320,35 +343,37 @@ def gateway_targets(
     url = rl.redis_url() if args.policy else None
     if args.policy and url is None:
         raise BenchError("--policy: no Redis server answers (REDIS_URL)")
-    gateways: dict[str, Gateway] = {}
-    for name, tree in trees:
+    modes = [False, True] if args.logging == "both" else [args.logging == "on"]
+    gateways: dict[tuple[str, bool], Gateway] = {}
+    for (name, tree), logging in ((t, on) for t in trees for on in modes):
+        server = name if len(modes) == 1 else f"{name}-{'on' if logging else 'off'}"
         gateway = Gateway(
             workdir,
             upstream.base_url,
-            name=name,
-            logging=args.logging == "on",
+            name=server,
+            logging=logging,
             redis_url=url,
             extra_env={"PYTHONPATH": str(tree)},
         )
         check_tree(gateway, tree)
         gateway.create_key()
-        progress(f"starting the {name} gateway ({tree}) ...")
+        progress(f"starting the {server} gateway ({tree}) ...")
         servers.append(gateway)
         gateway.start()
-        gateways[name] = gateway
+        gateways[name, logging] = gateway
         if set(ROUTING) & set(args.models):
             store_byok_key(gateway, upstream.base_url)
     targets = []
     for model in args.models:
         body = payloads.request_body(MODELS[model])
-        for name, gateway in gateways.items():
+        for (name, logging), gateway in gateways.items():
             spec = RequestSpec(payloads.CHAT_PATH, body, {"Authorization": f"Bearer {gateway.key}"})
             if model in ROUTING:
                 specs = routing_specs(gateway.key)
                 spec = specs.routed if model == "routed" else specs.pinned
-            label = name if args.models == ["openai"] else f"{name}/{model}"
+            label = gateway.name if args.models == ["openai"] else f"{gateway.name}/{model}"
             spec = rl.limited(spec) if args.policy else spec
-            targets.append(Target(label, gateway, spec, tree=name, model=model))
+            targets.append(Target(label, gateway, spec, tree=name, model=model, logging=logging))
     return targets
 
 

@@ -118,3 +118,25 @@ def test_every_target_takes_every_position() -> None:
     assert ["".join(t.name for t in ab.round_order(two, n)) for n in range(1, 5)] == [
         "AB", "BA", "BA", "AB",
     ]
+
+
+def test_logging_both_measures_each_tree_with_and_without(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--logging both``: the tree's gateway twice, logging off and on, in the same rounds;
+    the on/off line, and the writer's CPU in the logging gateway's row only."""
+    out = tmp_path / "ab.json"
+    argv = ["--new", str(REPO), "--no-base", "--logging", "both", "--forwarder",
+            "--duration", "1", "--warmup", "0.5", "--rounds", "1", "--connections", "2",
+            "--json", str(out)]  # fmt: skip
+    assert ab.main(argv) == 0
+    printed = capsys.readouterr().out
+    line = r"new logging on/off req/s: [\d.]+% pooled .*; CPU us/req [+-]\d+ pooled \(median"
+    assert re.search(line, printed), printed
+    assert "new-on/forwarder req/s:" in printed and "new-off/forwarder req/s:" in printed
+    data = json.loads(out.read_text())
+    assert data["logging"] == "both" and set(data["runs"]) == {"new-off", "new-on", "forwarder"}
+    off, on = data["pooled"]["new-off"], data["pooled"]["new-on"]
+    assert off["requests"] > 0 and on["requests"] > 0
+    assert on["server_cpu_us_per_request"] > on["server_main_cpu_us_per_request"]  # the writer
+    assert off["server_cpu_us_per_request"] == off["server_main_cpu_us_per_request"]

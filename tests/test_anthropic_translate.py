@@ -729,7 +729,10 @@ def test_stream_cut_short_ends_with_an_error_chunk() -> None:
     for event in case["events"][:4]:
         decoder.feed(event["type"], orjson.dumps(event))
     (chunk,) = decoder.close()
-    assert chunk["error"]["type"] == "api_error"
+    assert chunk["error"] == {
+        "message": "The Anthropic stream ended before the message was complete.",
+        "type": "api_error", "param": None, "code": None,
+    }  # fmt: skip
     assert decoder.usage == Usage(prompt_tokens=25, completion_tokens=1)
 
 

@@ -21,35 +21,36 @@ from typing import Any
 
 import orjson
 
-from providers.adapter import ChatStreamDecoder
 from providers.anthropic.response import compact_json, finish_reason
 from providers.anthropic.usage import JSONObject, merge_usage, openai_usage, usage_from_anthropic
+from providers.chunks import OneChoiceDecoder, error_chunk
 from providers.usage import Usage
 
 
-def error_chunk(message: str, kind: str) -> JSONObject:
-    """An error in the middle of a stream, as the unified format carries it."""
-    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+class MessagesStreamDecoder(OneChoiceDecoder):
+    """The :class:`~providers.adapter.ChatStreamDecoder` of the Messages API (the id and the
+    model arrive with ``message_start``)."""
 
-
-class MessagesStreamDecoder(ChatStreamDecoder):
-    """The :class:`~providers.adapter.ChatStreamDecoder` of the Messages API (subclassing the
-    protocol makes mypy check the implementation against it)."""
+    _INCOMPLETE = "The Anthropic stream ended before the message was complete."
 
     def __init__(self, *, include_usage: bool, created: int | None = None) -> None:
-        self._include_usage = include_usage
-        self._created = int(time.time()) if created is None else created
-        self._id = ""
-        self._model = ""
+        super().__init__(
+            include_usage=include_usage,
+            created=int(time.time()) if created is None else created,
+            answer_id="",
+            model="",
+        )
         self._usage: JSONObject = {}
         self._tool_calls: dict[Any, int] = {}
         """Anthropic content-block index → OpenAI tool-call index."""
-        self._finished = False
-        self._ended = False
 
     @property
     def usage(self) -> Usage | None:
         return usage_from_anthropic(self._usage)
+
+    def _usage_json(self) -> JSONObject | None:
+        usage = self.usage
+        return None if usage is None else openai_usage(usage)
 
     def feed(self, event: str | None, data: bytes) -> list[JSONObject]:
         if self._ended:
@@ -87,45 +88,6 @@ class MessagesStreamDecoder(ChatStreamDecoder):
                     )
                 ]
         return []  # ping, content_block_stop, and event types added later
-
-    def close(self) -> list[JSONObject]:
-        if self._ended:
-            return []
-        self._ended = True
-        if self._finished:  # message_stop never came, but the answer was complete
-            return self._closing()
-        return [
-            error_chunk("The Anthropic stream ended before the message was complete.", "api_error")
-        ]
-
-    def _chunk(self, delta: JSONObject, finish: str | None = None) -> JSONObject:
-        chunk: JSONObject = {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if self._include_usage:
-            chunk["usage"] = None
-        return chunk
-
-    def _closing(self) -> list[JSONObject]:
-        chunks = [] if self._finished else [self._chunk({}, "stop")]
-        self._finished = True
-        usage = self.usage
-        if self._include_usage and usage is not None:
-            chunks.append(
-                {
-                    "id": self._id,
-                    "object": "chat.completion.chunk",
-                    "created": self._created,
-                    "model": self._model,
-                    "choices": [],
-                    "usage": openai_usage(usage),
-                }
-            )
-        return chunks
 
     def _message_start(self, payload: JSONObject) -> list[JSONObject]:
         message = payload.get("message")

@@ -26,10 +26,11 @@ from typing import Any
 import orjson
 
 from providers.adapter import ChatStreamDecoder
-from providers.anthropic.stream import MessagesStreamDecoder, error_chunk
+from providers.anthropic.stream import MessagesStreamDecoder
 from providers.anthropic.usage import openai_usage
 from providers.bedrock.errors import exception_chunk
 from providers.bedrock.response import completion_id, finish_reason, usage_from_converse
+from providers.chunks import OneChoiceDecoder
 from providers.usage import Usage
 
 JSONObject = dict[str, Any]
@@ -40,23 +41,29 @@ def is_exception(event: str | None) -> bool:
     return event is not None and (event.endswith("Exception") or event.endswith("Error"))
 
 
-class ConverseStreamDecoder(ChatStreamDecoder):
-    """The :class:`~providers.adapter.ChatStreamDecoder` of ConverseStream."""
+class ConverseStreamDecoder(OneChoiceDecoder):
+    """The :class:`~providers.adapter.ChatStreamDecoder` of ConverseStream (which names
+    neither the answer nor the model: the id is made here, the model is the one asked for)."""
+
+    _INCOMPLETE = "The Bedrock stream ended before the answer was complete."
 
     def __init__(self, *, include_usage: bool, model: str, created: int | None = None) -> None:
-        self._include_usage = include_usage
-        self._model = model
-        self._created = int(time.time()) if created is None else created
-        self._id = completion_id()
+        super().__init__(
+            include_usage=include_usage,
+            created=int(time.time()) if created is None else created,
+            answer_id=completion_id(),
+            model=model,
+        )
         self._usage: Usage | None = None
         self._tool_calls: dict[Any, int] = {}
         """Converse ``contentBlockIndex`` → OpenAI tool-call index."""
-        self._finished = False
-        self._ended = False
 
     @property
     def usage(self) -> Usage | None:
         return self._usage
+
+    def _usage_json(self) -> JSONObject | None:
+        return None if self._usage is None else openai_usage(self._usage)
 
     def feed(self, event: str | None, data: bytes) -> list[JSONObject]:
         if self._ended:
@@ -84,44 +91,6 @@ class ConverseStreamDecoder(ChatStreamDecoder):
                 self._ended = True
                 return self._closing()
         return []  # contentBlockStop, and event types added later
-
-    def close(self) -> list[JSONObject]:
-        if self._ended:
-            return []
-        self._ended = True
-        if self._finished:  # metadata never came, but the answer was complete
-            return self._closing()
-        return [
-            error_chunk("The Bedrock stream ended before the answer was complete.", "api_error")
-        ]
-
-    def _chunk(self, delta: JSONObject, finish: str | None = None) -> JSONObject:
-        chunk: JSONObject = {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if self._include_usage:
-            chunk["usage"] = None
-        return chunk
-
-    def _closing(self) -> list[JSONObject]:
-        chunks = [] if self._finished else [self._chunk({}, "stop")]
-        self._finished = True
-        if self._include_usage and self._usage is not None:
-            chunks.append(
-                {
-                    "id": self._id,
-                    "object": "chat.completion.chunk",
-                    "created": self._created,
-                    "model": self._model,
-                    "choices": [],
-                    "usage": openai_usage(self._usage),
-                }
-            )
-        return chunks
 
     def _block_start(self, payload: JSONObject) -> list[JSONObject]:
         start = payload.get("start")

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from providers.adapter import ChatStreamDecoder
+from providers.chunks import error_chunk, usage_chunk
 from providers.gemini.errors import google_error
 from providers.gemini.response import (
     call_id,
@@ -35,11 +36,6 @@ from providers.gemini.response import (
 )
 from providers.gemini.usage import JSONObject, openai_usage, usage_from_gemini
 from providers.usage import Usage
-
-
-def error_chunk(message: str, kind: str, code: str | None = None) -> JSONObject:
-    """An error in the middle of a stream, as the unified format carries it."""
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
 @dataclass(slots=True)
@@ -112,16 +108,7 @@ class GeminiStreamDecoder(ChatStreamDecoder):
         usage = self.usage
         if not self._include_usage or usage is None:
             return []
-        return [
-            {
-                "id": self._id,
-                "object": "chat.completion.chunk",
-                "created": self._created,
-                "model": self._model,
-                "choices": [],
-                "usage": openai_usage(usage),
-            }
-        ]
+        return [usage_chunk(self._id, self._created, self._model, openai_usage(usage))]
 
     def _chunk(self, index: int, delta: JSONObject, finish: str | None = None) -> JSONObject:
         chunk: JSONObject = {

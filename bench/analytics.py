@@ -47,7 +47,7 @@ from bench.analytics_report import report
 from bench.gateway_proc import Gateway
 from bench.load import LoadGenerator, LoadResult, RequestSpec, combine, load_generator, percentile
 from bench.phases import probe, progress
-from bench.procs import HOST, BenchError, in_workdir
+from bench.procs import HOST, BenchError, write_results
 from bench.requestlog import RequestTally, wait_for_log
 from bench.upstream import Upstream
 
@@ -505,15 +505,9 @@ def _other_orgs(seed: int) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    done = in_workdir("analytics", args.keep_workdir, lambda workdir: run(args, workdir))
-    if done is None:
-        return 1
-    results, wall_s = done
-    results["meta"]["wall_s"] = wall_s
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(report(results))
-    return 0
+    return write_results(
+        "analytics", args.keep_workdir, lambda workdir: run(args, workdir), args.output, report
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from bench.analytics_data import Spec, generate
 from bench.gateway_proc import Gateway
 from bench.load import percentile
 from bench.phases import progress
-from bench.procs import HOST, BenchError, in_workdir
+from bench.procs import HOST, BenchError, write_results
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "dashboard.json"
 CHROMIUM = "/usr/bin/chromium"
@@ -237,15 +237,9 @@ def report(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    done = in_workdir("dashboard", args.keep_workdir, lambda workdir: run(args, workdir))
-    if done is None:
-        return 1
-    results, wall_s = done
-    results["meta"]["wall_s"] = wall_s
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(report(results))
-    return 0
+    return write_results(
+        "dashboard", args.keep_workdir, lambda workdir: run(args, workdir), args.output, report
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from bench.gateway_proc import Gateway
 from bench.load import RequestSpec
 from bench.pairing import Target, measure, summarise
 from bench.phases import probe, progress
-from bench.procs import ServedProcess, in_workdir
+from bench.procs import ServedProcess, print_report
 from bench.upstream import Upstream
 
 
@@ -115,11 +115,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    done = in_workdir("paired", False, lambda workdir: run(args, workdir))
-    if done is None:
-        return 1
-    print(done[0])
-    return 0
+    return print_report("paired", False, lambda workdir: run(args, workdir))
 
 
 if __name__ == "__main__":

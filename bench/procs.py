@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 HOST = "127.0.0.1"
 """All bench traffic stays on loopback."""
@@ -49,6 +49,42 @@ def in_workdir(name: str, keep: bool, work: Callable[[Path], T]) -> tuple[T, flo
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     return result, round(time.monotonic() - started, 1)
+
+
+def print_report(name: str, keep: bool, work: Callable[[Path], str], *, timed: bool = False) -> int:
+    """A report tool's ``main`` once its arguments are read: ``work`` in a workdir
+    (:func:`in_workdir`), the report it returns printed (then the wall time, if ``timed``);
+    the exit status, 1 after a :class:`BenchError` (printed)."""
+    done = in_workdir(name, keep, work)
+    if done is None:
+        return 1
+    text, seconds = done
+    print(text)
+    if timed:
+        print(f"  ({seconds:g} s)")
+    return 0
+
+
+def write_results(
+    name: str,
+    keep: bool,
+    work: Callable[[Path], dict[str, Any]],
+    output: Path,
+    report: Callable[[dict[str, Any]], str],
+) -> int:
+    """A results tool's ``main`` once its arguments are read: ``work`` in a workdir
+    (:func:`in_workdir`), its results (with the wall time as ``meta.wall_s``) written to
+    ``output`` as JSON and ``report(results)`` printed; the exit status, 1 after a
+    :class:`BenchError` (printed)."""
+    done = in_workdir(name, keep, work)
+    if done is None:
+        return 1
+    results, wall_s = done
+    results["meta"]["wall_s"] = wall_s
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(report(results))
+    return 0
 
 
 def free_port() -> int:

@@ -35,7 +35,7 @@ from bench.forwarder_proc import REPO, ForwarderProcess
 from bench.gateway_proc import Gateway
 from bench.load import RequestSpec, load_generator
 from bench.phases import probe, progress
-from bench.procs import BenchError, in_workdir
+from bench.procs import BenchError, print_report
 from bench.upstream import Upstream
 
 
@@ -172,11 +172,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    done = in_workdir("profile", False, lambda workdir: run(args, workdir))
-    if done is None:
-        return 1
-    print(done[0])
-    return 0
+    return print_report("profile", False, lambda workdir: run(args, workdir))
 
 
 if __name__ == "__main__":

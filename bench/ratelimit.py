@@ -71,17 +71,11 @@ limited / plain (bar >= 90%) and the median of the rounds' added p50 (bar <= 0.3
 
 def main(argv: list[str] | None = None) -> int:
     # Imported here: bench.phases imports this module for the full bench's rate-limit line.
-    from bench.procs import in_workdir
+    from bench.procs import print_report
     from bench.ratelimit_run import run
 
     args = parse_args(argv)
-    done = in_workdir("ratelimit", args.keep, lambda workdir: run(args, workdir))
-    if done is None:
-        return 1
-    text, seconds = done
-    print(text)
-    print(f"  ({seconds:g} s)")
-    return 0
+    return print_report("ratelimit", args.keep, lambda workdir: run(args, workdir), timed=True)
 
 
 if __name__ == "__main__":

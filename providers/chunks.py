@@ -22,6 +22,29 @@ def error_chunk(message: str, kind: str, code: str | None = None) -> JSONObject:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
+def choice_chunk(
+    answer_id: str,
+    created: int,
+    model: str,
+    index: int,
+    delta: JSONObject,
+    finish: str | None,
+    include_usage: bool,
+) -> JSONObject:
+    """One choice's ``delta`` (and its finish reason, once known); ``usage: null`` when the
+    client asked for usage (it comes in the stream's last chunk)."""
+    chunk: JSONObject = {
+        "id": answer_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+    if include_usage:
+        chunk["usage"] = None
+    return chunk
+
+
 def usage_chunk(answer_id: str, created: int, model: str, usage: JSONObject) -> JSONObject:
     """The last chunk of a stream whose client asked for usage: no choices, the usage
     (already in OpenAI's shape: each provider maps its own details)."""
@@ -71,16 +94,9 @@ class OneChoiceDecoder(ChatStreamDecoder):
         raise NotImplementedError
 
     def _chunk(self, delta: JSONObject, finish: str | None = None) -> JSONObject:
-        chunk: JSONObject = {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if self._include_usage:
-            chunk["usage"] = None
-        return chunk
+        return choice_chunk(
+            self._id, self._created, self._model, 0, delta, finish, self._include_usage
+        )
 
     def _closing(self) -> list[JSONObject]:
         """The end of the answer: a ``stop`` finish unless one was sent, then the usage chunk

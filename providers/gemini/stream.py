@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from providers.adapter import ChatStreamDecoder
-from providers.chunks import error_chunk, usage_chunk
+from providers.chunks import choice_chunk, error_chunk, usage_chunk
 from providers.gemini.errors import google_error
 from providers.gemini.response import (
     call_id,
@@ -111,18 +111,9 @@ class GeminiStreamDecoder(ChatStreamDecoder):
         return [usage_chunk(self._id, self._created, self._model, openai_usage(usage))]
 
     def _chunk(self, index: int, delta: JSONObject, finish: str | None = None) -> JSONObject:
-        chunk: JSONObject = {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-            "choices": [
-                {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-            ],
-        }
-        if self._include_usage:
-            chunk["usage"] = None
-        return chunk
+        return choice_chunk(
+            self._id, self._created, self._model, index, delta, finish, self._include_usage
+        )
 
     def _choice(self, index: int, chunks: list[JSONObject]) -> _Choice:
         state = self._choices.get(index)

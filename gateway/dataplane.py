@@ -44,6 +44,7 @@ from gateway.keys import KEY_PATTERN
 from gateway.options import RequestIds
 from gateway.passthrough import LOG_MARK, Passthrough, is_log_endpoint
 from gateway.prompts.assemble import PROMPT_FIELDS
+from gateway.protocol import GROUP_COMMIT
 from gateway.routing import Exchange
 from gateway.runtime import Runtime
 from ratelimit import CostEstimate, estimate_cost
@@ -95,6 +96,8 @@ class DataPlane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                send = self._lifespan_send(scope, send)
             await self.control(scope, receive, send)
             return
         headers = header_map(scope)
@@ -173,6 +176,21 @@ class DataPlane:
         finish = self.finish
         if finish is not None:
             finish(ctx, error)
+
+    def _lifespan_send(self, scope: Scope, send: Send) -> Send:
+        """Once started, hand the server the record journal's group commit (logging on) in
+        the lifespan state, where the server keeps one (``gateway serve``: uvicorn gives it
+        to every connection's protocol, gateway/protocol.py)."""
+        state = scope.get("state")
+        if state is None:
+            return send
+
+        async def started(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete" and self.runtime.writer is not None:
+                state[GROUP_COMMIT] = self.runtime.writer.journal.group
+            await send(message)
+
+        return started
 
     def _make_unified(self, endpoint: str) -> Handler:
         # A partial, not a wrapping coroutine: one frame fewer on every request.

@@ -21,6 +21,11 @@ worker. ``GatewayHttpProtocol`` adds, per connection:
   ``limit_concurrency`` answers a plain-text 503 and counts the connection asking in the
   limit; this one answers in the OpenAI error shape and names the setting.
 
+With the request log on, a connection's writes also pass a :class:`GatedTransport`: while the
+record journal holds the frames of this event-loop turn for one ``write(2)``
+(:class:`~logging_pipeline.journal.GroupCommit`), what the server writes to its clients waits
+for that write, so a client never has an answer whose record is not journaled.
+
 Every gateway-made answer is OpenAI-shaped JSON. The hooks are uvicorn's protocol callbacks
 (``connection_made``, httptools' ``on_message_begin`` / ``on_headers_complete`` /
 ``on_message_complete``, ``connection_lost``), its ``app`` and ``pipeline``, and a few
@@ -46,8 +51,13 @@ from uvicorn.server import ServerState
 from gateway.asgi import Receive, Scope, Send, send_bytes
 from gateway.errors import error_body
 from gateway.settings import Settings
+from logging_pipeline.journal import GroupCommit
 
 logger = logging.getLogger("gateway.protocol")
+
+GROUP_COMMIT = "gateway.group_commit"
+"""The key of the lifespan state (uvicorn's ``app_state``) under which the application hands
+the server its journal's :class:`~logging_pipeline.journal.GroupCommit` (logging on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +105,10 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        group = self.app_state.get(GROUP_COMMIT)
+        if group is not None:
+            group.serve(self.tasks)  # the requests in progress: group only when several
+            self.transport = cast(asyncio.Transport, GatedTransport(transport, group))
         if len(self.connections) > self.limits.max_connections:
             # Every request on this connection gets the refusal instead of the gateway.
             self.app = _refusal(self.limits.max_connections)
@@ -257,6 +271,50 @@ class OneWriteAnswers:
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class GatedTransport:
+    """A connection's transport whose writes and close wait while the record journal holds
+    frames for its group commit (see the module docstring), and go out right after them, in
+    their order. Anything else is the transport's own."""
+
+    __slots__ = ("_group", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, group: GroupCommit) -> None:
+        self._transport = transport
+        self._group = group
+
+    def write(self, data: bytes) -> None:
+        if self._group.holding:
+            self._group.after(self._write, data)
+        else:
+            self._transport.write(data)
+
+    def writelines(self, data: Any) -> None:
+        if self._group.holding:
+            self._group.after(self._writelines, data)
+        else:
+            self._transport.writelines(data)
+
+    def close(self) -> None:
+        if self._group.holding:
+            self._group.after(self._transport.close)
+        else:
+            self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def _write(self, data: bytes) -> None:
+        if not self._transport.is_closing():  # the client left while the write waited
+            self._transport.write(data)
+
+    def _writelines(self, data: Any) -> None:
+        if not self._transport.is_closing():
+            self._transport.writelines(data)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)

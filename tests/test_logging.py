@@ -13,6 +13,7 @@ param's. ``_CHDB_USERS`` checks that at runtime.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -431,6 +432,42 @@ def test_no_usage_means_estimated_tokens(
     assert row["tokens_estimated"] is True
     assert row["prompt_tokens"] == 3  # "log me please" in o200k_base
     assert row["completion_tokens"] > 0
+
+
+def test_concurrent_answers_come_after_their_records_are_journaled(
+    gateway: tuple[GatewayServer, str],
+) -> None:
+    """Under concurrency the server groups the journal's appends of one loop turn
+    (logging_pipeline/journal.py ``GroupCommit``, handed to the protocol through the lifespan
+    state): however they are grouped, every answer reaches its client only once its record is
+    in the journal, and every record is written."""
+    server, key = gateway
+    writer = server.runtime.writer
+    assert writer is not None
+    journal = writer.journal
+    before = journal.appended
+    journaled_at_answer: list[int] = []
+
+    async def ask(client: httpx.AsyncClient) -> str:
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES}
+        )
+        journaled_at_answer.append(journal.appended - before)  # read in the client's thread
+        assert response.status_code == 200, response.text
+        return response.headers["helicone-id"]
+
+    async def ask_all() -> list[str]:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as client:
+            return await asyncio.gather(*(ask(client) for _ in range(24)))
+
+    request_ids = asyncio.run(ask_all())
+    assert journal.group.serving
+    # The n-th answer to arrive found at least n records journaled.
+    assert all(seen >= n for n, seen in enumerate(journaled_at_answer, start=1))
+    for request_id in request_ids:
+        assert record(server, request_id)["status"] == 200
 
 
 def test_counters_account_for_every_request(gateway: tuple[GatewayServer, str]) -> None:

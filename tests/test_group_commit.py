@@ -1,0 +1,348 @@
+"""The record journal's group commit (logging_pipeline/journal.py ``GroupCommit``) and the
+server's writes that wait for it (gateway/protocol.py ``GatedTransport``).
+
+Under load the appends of one event-loop turn share one ``writev(2)``, and the answers of that
+turn leave only after it: "answered ⇒ journaled" still holds for every client. With one
+request in progress nothing is held (no extra loop turn at one connection). uvicorn with the
+gateway's HTTP protocol, served in process on a real loopback socket, raw clients and a real
+journal on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from gateway.asgi import Receive, Scope, Send
+from gateway.protocol import GROUP_COMMIT, ClientLimits, GatedTransport, protocol_factory
+from logging_pipeline.capture import Capture
+from logging_pipeline.journal import JournalAppender, JournalReader
+from tests.test_writer import capture
+
+LIMITS = ClientLimits(header_timeout=5.0, body_timeout=5.0, max_connections=100)
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _read_back(journal: JournalAppender) -> list[Capture]:
+    reader = JournalReader.attach(journal.directory)
+    assert reader is not None
+    try:
+        records, _ = reader.read(10_000)
+        assert reader.lost == 0
+        return records
+    finally:
+        reader.close()
+
+
+def _journal_calls(journal: JournalAppender, events: list[tuple[str, Any]]) -> None:
+    """Note every write the journal makes (how many frames) in ``events``."""
+    write_frames = journal.write_frames
+
+    def noted(frames: Any, request_ids: Any) -> None:
+        write_frames(frames, request_ids)
+        events.append(("journal", len(frames)))
+
+    journal.write_frames = noted  # type: ignore[method-assign]
+
+
+# --- the journal's side ---------------------------------------------------------------------
+
+
+async def test_one_request_in_progress_writes_at_once(tmp_path: Path) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    group = journal.group
+    group.serve({"only this request"})
+    record = capture(1)
+    journal.append(record)
+    assert not group.holding and journal.appended == 1
+    assert _read_back(journal) == [record]  # on disk before append returned
+    ran: list[int] = []
+    group.after(ran.append, 1)  # nothing held: runs now
+    assert ran == [1]
+    journal.close()
+
+
+async def test_appends_of_one_turn_share_one_write_and_what_waits_runs_after_it(
+    tmp_path: Path,
+) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    events: list[tuple[str, Any]] = []
+    _journal_calls(journal, events)
+    group = journal.group
+    group.serve({1, 2})  # several requests in progress
+    records = [capture(i) for i in range(5)]
+    seen_by_callbacks: list[int] = []
+    for i, record in enumerate(records):
+        journal.append(record)
+        group.after(lambda i=i: (seen_by_callbacks.append(len(_read_back(journal))),
+                                 events.append(("after", i))))  # fmt: skip
+    assert group.holding and journal.appended == 0 and _read_back(journal) == []
+    await asyncio.sleep(0)  # the loop's next turn: the commit
+    assert not group.holding and journal.appended == 5
+    assert events == [("journal", 5)] + [("after", i) for i in range(5)]
+    assert seen_by_callbacks == [5] * 5  # every frame on disk before the first callback
+    assert _read_back(journal) == records
+    # The next turn's appends form a group of their own.
+    journal.append(capture(9))
+    await asyncio.sleep(0)
+    assert events[-1] == ("journal", 1) and journal.appended == 6
+    journal.close()
+
+
+async def test_a_group_larger_than_one_writev_stays_in_order(tmp_path: Path) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    journal.group.serve({1, 2})
+    records = [capture(i) for i in range(2_500)]  # IOV_MAX is 1,024
+    for record in records:
+        journal.append(record)
+    await asyncio.sleep(0)
+    assert journal.appended == 2_500
+    assert [r.request_id for r in _read_back(journal)] == [r.request_id for r in records]
+    journal.close()
+
+
+async def test_a_failing_callback_does_not_keep_the_others(tmp_path: Path) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    journal.group.serve({1, 2})
+    journal.append(capture(1))
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("a connection's write failed")
+
+    journal.group.after(broken)
+    journal.group.after(ran.append, "next")
+    await asyncio.sleep(0)
+    assert ran == ["next"] and journal.appended == 1
+    journal.close()
+
+
+async def test_close_writes_what_is_held(tmp_path: Path) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    journal.group.serve({1, 2})
+    record = capture(1)
+    journal.append(record)
+    directory = journal.directory
+    journal.close()  # before the loop's next turn
+    reader = JournalReader.attach(directory)
+    assert reader is not None
+    assert reader.read(10)[0] == [record]
+    reader.close()
+
+
+_FULL_DISK_GROUPED = textwrap.dedent(
+    """
+    import asyncio, resource, signal, sys
+    from pathlib import Path
+    from logging_pipeline.journal import JournalAppender
+    from tests.test_writer import capture
+
+    async def main():
+        journal = JournalAppender(Path(sys.argv[1]))
+        journal.group.serve({1, 2})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the kernel refuses more
+        answered = []
+        for turn in range(2):
+            for i in range(3 if turn == 0 else 20):
+                journal.append(capture(i))
+                journal.group.after(answered.append, i)
+            await asyncio.sleep(0)
+        print(journal.appended, journal.lost, len(answered), journal.directory)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_group_that_cannot_be_journaled_is_counted_lost_and_still_answered(
+    tmp_path: Path,
+) -> None:
+    """A full disk: the group's records are lost (counted, logged by request id), the ones
+    journaled before are whole, and the answers that waited still go out."""
+    result = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK_GROUPED, str(tmp_path / "journal")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=_REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    appended, lost, answered, directory = result.stdout.split()
+    assert (int(appended), int(lost), int(answered)) == (3, 20, 23)
+    assert "they are lost" in result.stderr
+    reader = JournalReader.attach(Path(directory))
+    assert reader is not None
+    assert len(reader.read(100)[0]) == 3 and reader.lost == 0  # no torn frame left behind
+    reader.close()
+
+
+# --- the server's side ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class _TogetherApp:
+    """Answers once ``expected`` requests have arrived, all in the same loop turn: each
+    journals its record, then sends its whole answer (as the gateway's relay does). Its
+    lifespan hands the server the journal's group commit (as gateway/dataplane.py does)."""
+
+    def __init__(self, journal: JournalAppender, expected: int, events: list[tuple[str, Any]]):
+        self.journal = journal
+        self.expected = expected
+        self.events = events
+        self.arrived = 0
+        self.together = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            scope["state"][GROUP_COMMIT] = self.journal.group
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await receive()
+        n = self.arrived
+        self.arrived += 1
+        if self.arrived == self.expected:
+            self.together.set()
+        await self.together.wait()
+        self.journal.append(capture(n))
+        self.events.append(("appended", n))
+        body = b'{"n":%d}' % n
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def answers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """The server's writes to its clients, in order, in one list with the journal's."""
+    events: list[tuple[str, Any]] = []
+    from asyncio import selector_events
+
+    transport: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+    write = transport.write
+
+    def noted(self: Any, data: bytes) -> None:
+        if b"HTTP/1.1 200" in bytes(data):
+            events.append(("answer", bytes(data)))
+        write(self, data)
+
+    monkeypatch.setattr(transport, "write", noted)
+    return events
+
+
+def _serve(app: Callable[..., Any], client: Callable[[int], Any]) -> None:
+    async def main() -> None:
+        port = _free_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, loop="asyncio", lifespan="on",
+            http=protocol_factory(LIMITS), log_level="warning",
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        task = asyncio.get_running_loop().create_task(server.serve())
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert server.started
+        try:
+            await client(port)
+        finally:
+            server.should_exit = True
+            await task
+
+    asyncio.run(main())
+
+
+async def _ask(port: int, close: bool = False) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    extra = b"Connection: close\r\n" if close else b""
+    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n" + extra + b"\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    body = await asyncio.wait_for(reader.readexactly(length), 5)
+    if close:  # the server closes after the answer (which came whole first)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    return body
+
+
+def test_answers_of_one_turn_leave_after_their_records_share_one_write(
+    tmp_path: Path, answers: list[tuple[str, Any]]
+) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    _journal_calls(journal, answers)
+    app = _TogetherApp(journal, 8, answers)
+
+    async def client(port: int) -> None:
+        bodies = await asyncio.gather(*(_ask(port, close=i == 3) for i in range(8)))
+        assert sorted(bodies) == sorted(b'{"n":%d}' % i for i in range(8))
+
+    _serve(app, client)
+    kinds = [kind for kind, _ in answers]
+    assert kinds == ["appended"] * 8 + ["journal"] + ["answer"] * 8
+    assert answers[8] == ("journal", 8)  # one write for the turn's eight records
+    assert len(_read_back(journal)) == 8
+    journal.close()
+
+
+def test_a_lone_request_is_journaled_and_answered_in_its_own_turn(
+    tmp_path: Path, answers: list[tuple[str, Any]]
+) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    _journal_calls(journal, answers)
+    app = _TogetherApp(journal, 1, answers)
+
+    async def client(port: int) -> None:
+        assert await _ask(port) == b'{"n":0}'
+
+    _serve(app, client)
+    assert [kind for kind, _ in answers] == ["journal", "appended", "answer"]
+    assert journal.group.serving  # the server did ask: one request in progress held nothing
+    journal.close()
+
+
+async def test_a_held_write_to_a_client_that_left_is_dropped(tmp_path: Path) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    group = journal.group
+    group.serve({1, 2})
+    received: list[bytes] = []
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read())
+        writer.close()
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _, client = await asyncio.open_connection("127.0.0.1", port)
+    gated = GatedTransport(client.transport, group)  # type: ignore[arg-type]
+    gated.write(b"before")  # nothing held: at once
+    journal.append(capture(1))
+    gated.write(b"held")
+    gated.writelines([b"also ", b"held"])
+    assert group.holding
+    client.transport.close()  # the client went away while its answer waited
+    await asyncio.sleep(0)  # the commit: the held writes are dropped, nothing raises
+    assert journal.appended == 1 and not group.holding
+    for _ in range(100):
+        if received:
+            break
+        await asyncio.sleep(0.01)
+    assert received == [b"before"]
+    server.close()
+    await server.wait_closed()
+    journal.close()

@@ -78,6 +78,41 @@ def create_key(settings: Settings, org: str = "default", name: str | None = None
     return asyncio.run(run())
 
 
+def serve_with_protocol(
+    app: Callable[..., Any],
+    client: Callable[[int], Coroutine[Any, Any, None]],
+    limits: ClientLimits,
+    *,
+    lifespan: str = "off",
+) -> None:
+    """Run ``client(port)`` against ``app`` served in this process by uvicorn with the gateway's
+    HTTP protocol, on a fresh event loop (asyncio's, so that a test can count the writes at
+    its transports), on a real loopback socket; the server stops when ``client`` returns."""
+
+    async def main() -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, loop="asyncio", lifespan=lifespan,
+            http=protocol_factory(limits), log_level="warning",
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        task = asyncio.get_running_loop().create_task(server.serve())
+        for _ in range(500):  # up to 5 s
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert server.started
+        try:
+            await client(port)
+        finally:
+            server.should_exit = True
+            await task
+
+    asyncio.run(main())
+
+
 class GatewayServer:
     """``create_app(settings)`` served by uvicorn on 127.0.0.1 in a daemon thread."""
 

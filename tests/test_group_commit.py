@@ -11,7 +11,6 @@ journal on disk.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from gateway.asgi import Receive, Scope, Send
-from gateway.protocol import GROUP_COMMIT, ClientLimits, GatedTransport, protocol_factory
+from gateway.protocol import GROUP_COMMIT, ClientLimits, GatedTransport
 from logging_pipeline.capture import Capture
 from logging_pipeline.journal import JournalAppender, JournalReader
+from tests.harness import serve_with_protocol
 from tests.test_writer import capture
 
 LIMITS = ClientLimits(header_timeout=5.0, body_timeout=5.0, max_connections=100)
@@ -186,13 +185,6 @@ def test_a_group_that_cannot_be_journaled_is_counted_lost_and_still_answered(
 # --- the server's side ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class _TogetherApp:
     """Answers once ``expected`` requests have arrived, all in the same loop turn: each
     journals its record, then sends its whole answer (as the gateway's relay does). Its
@@ -246,26 +238,7 @@ def answers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
 
 
 def _serve(app: Callable[..., Any], client: Callable[[int], Any]) -> None:
-    async def main() -> None:
-        port = _free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, loop="asyncio", lifespan="on",
-            http=protocol_factory(LIMITS), log_level="warning",
-        )  # fmt: skip
-        server = uvicorn.Server(config)
-        task = asyncio.get_running_loop().create_task(server.serve())
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started
-        try:
-            await client(port)
-        finally:
-            server.should_exit = True
-            await task
-
-    asyncio.run(main())
+    serve_with_protocol(app, client, LIMITS, lifespan="on")
 
 
 async def _ask(port: int, close: bool = False) -> bytes:

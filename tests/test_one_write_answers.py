@@ -9,29 +9,21 @@ the client woke up for each.
 from __future__ import annotations
 
 import asyncio
-import socket
 from asyncio import selector_events
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import uvicorn
 
 from gateway.asgi import Receive, Scope, Send
-from gateway.protocol import ClientLimits, GatewayHttpProtocol, protocol_factory
+from gateway.protocol import ClientLimits, GatewayHttpProtocol
+from tests.harness import serve_with_protocol
 
 LIMITS = ClientLimits(header_timeout=5.0, body_timeout=5.0, max_connections=10)
 BODY = b'{"object":"chat.completion"}'
 REQUEST = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 
 App = Callable[[Scope, Receive, Send], Any]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -56,40 +48,12 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return seen
 
 
-async def _serving(app: App) -> AsyncIterator[int]:
-    port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, loop="asyncio", lifespan="off",
-        http=protocol_factory(LIMITS), log_level="warning",
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve())
-    for _ in range(500):  # up to 5 s
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    assert server.started
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def _read_head(reader: asyncio.StreamReader) -> bytes:
     return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
 
 
 def _run(app: App, client: Callable[[int], Any]) -> None:
-    async def main() -> None:
-        serving = _serving(app)
-        port = await serving.__anext__()
-        try:
-            await client(port)
-        finally:
-            await serving.aclose()
-
-    asyncio.run(main())
+    serve_with_protocol(app, client, LIMITS)
 
 
 def test_a_whole_answer_is_one_write_and_keep_alive_goes_on(writes: list[bytes]) -> None:

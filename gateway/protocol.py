@@ -279,13 +279,15 @@ class OneWriteAnswers:
 class GatedTransport:
     """A connection's transport whose writes and close wait while the record journal holds
     frames for its group commit (see the module docstring), and go out right after them, in
-    their order. Anything else is the transport's own."""
+    their order. A connection whose close waits is closing already (uvicorn then skips its
+    keep-alive steps). Anything else is the transport's own."""
 
-    __slots__ = ("_group", "_transport")
+    __slots__ = ("_closing", "_group", "_transport")
 
     def __init__(self, transport: asyncio.Transport, group: GroupCommit) -> None:
         self._transport = transport
         self._group = group
+        self._closing = False
 
     def write(self, data: bytes) -> None:
         if self._group.holding:
@@ -295,18 +297,19 @@ class GatedTransport:
 
     def writelines(self, data: Any) -> None:
         if self._group.holding:
-            self._group.after(self._writelines, data)
+            self._group.after(self._writelines, tuple(data))  # the caller may reuse its list
         else:
             self._transport.writelines(data)
 
     def close(self) -> None:
         if self._group.holding:
+            self._closing = True
             self._group.after(self._transport.close)
         else:
             self._transport.close()
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self._closing or self._transport.is_closing()
 
     def _write(self, data: bytes) -> None:
         if not self._transport.is_closing():  # the client left while the write waited

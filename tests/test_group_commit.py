@@ -319,3 +319,36 @@ async def test_a_held_write_to_a_client_that_left_is_dropped(tmp_path: Path) -> 
     server.close()
     await server.wait_closed()
     journal.close()
+
+
+async def test_a_held_close_goes_out_after_the_held_writes_and_counts_as_closing(
+    tmp_path: Path,
+) -> None:
+    journal = JournalAppender(tmp_path / "journal")
+    group = journal.group
+    group.serve({1, 2})
+    received: list[bytes] = []
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read())  # up to the end of the stream: the close
+        writer.close()
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    _, client = await asyncio.open_connection("127.0.0.1", port)
+    gated = GatedTransport(client.transport, group)  # type: ignore[arg-type]
+    journal.append(capture(1))
+    gated.write(b"the answer")
+    gated.close()
+    # uvicorn asks, to skip a closing connection's keep-alive steps: it is closing already,
+    # though the socket is not closed before its held write is sent.
+    assert gated.is_closing() and not client.transport.is_closing()
+    await asyncio.sleep(0)  # the commit: the write, then the close
+    for _ in range(100):
+        if received:
+            break
+        await asyncio.sleep(0.01)
+    assert received == [b"the answer"] and client.transport.is_closing()
+    server.close()
+    await server.wait_closed()
+    journal.close()

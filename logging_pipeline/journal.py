@@ -24,7 +24,7 @@ grow.
 
 Durability: an append is a ``write(2)`` into the operating system's page cache, which survives
 the death of any process. Under load the server groups the appends of one event-loop turn into
-one ``write(2)`` (:class:`GroupCommit`), and the answers of that turn wait for it. A power loss
+one ``writev(2)`` (:class:`GroupCommit`), and the answers of that turn wait for it. A power loss
 or kernel crash can still take what the kernel had not written to disk yet; with ``fsync_ms``
 set, a thread ``fdatasync``\\s the current segment that often, bounding that window (at the
 cost of disk flushes; the request path never waits).
@@ -281,8 +281,9 @@ class GroupCommit:
     """The appends of one event-loop turn in one ``write(2)``, and the answers behind it.
 
     An append costs the serving process far more inside a loaded server than alone (a
-    ``write(2)`` timed at ~2 µs alone took ~10 µs in situ, cache-cold between requests), and
-    under load several requests finish in the same turn of the event loop. So, while the
+    ``write(2)`` timed at ~2 µs in a loop of its own took ~10 µs inside the loaded gateway,
+    README: "The journal's group commit"), and under load several requests finish in the same
+    turn of the event loop. So, while the
     server has more than one request in progress (:meth:`serve`), an append only holds its
     frame, and the first one of a turn schedules :meth:`commit` for the loop's next turn: every
     frame held by then goes out in one ``writev(2)``. The guarantee stays "answered ⇒

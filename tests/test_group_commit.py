@@ -254,18 +254,28 @@ async def _ask(port: int, close: bool = False) -> bytes:
     return body
 
 
+def _answer_together(
+    tmp_path: Path, answers: list[tuple[str, Any]], expected: int
+) -> JournalAppender:
+    """``expected`` clients ask :class:`_TogetherApp` at once (the fourth, if there is one,
+    with ``Connection: close``) and each gets its own whole answer; the journal's writes and
+    the server's answers are noted in ``answers``. The journal, still open, is returned."""
+    journal = JournalAppender(tmp_path / "journal")
+    _journal_calls(journal, answers)
+    app = _TogetherApp(journal, expected, answers)
+
+    async def client(port: int) -> None:
+        bodies = await asyncio.gather(*(_ask(port, close=i == 3) for i in range(expected)))
+        assert sorted(bodies) == sorted(b'{"n":%d}' % i for i in range(expected))
+
+    _serve(app, client)
+    return journal
+
+
 def test_answers_of_one_turn_leave_after_their_records_share_one_write(
     tmp_path: Path, answers: list[tuple[str, Any]]
 ) -> None:
-    journal = JournalAppender(tmp_path / "journal")
-    _journal_calls(journal, answers)
-    app = _TogetherApp(journal, 8, answers)
-
-    async def client(port: int) -> None:
-        bodies = await asyncio.gather(*(_ask(port, close=i == 3) for i in range(8)))
-        assert sorted(bodies) == sorted(b'{"n":%d}' % i for i in range(8))
-
-    _serve(app, client)
+    journal = _answer_together(tmp_path, answers, 8)
     kinds = [kind for kind, _ in answers]
     assert kinds == ["appended"] * 8 + ["journal"] + ["answer"] * 8
     assert answers[8] == ("journal", 8)  # one write for the turn's eight records
@@ -276,14 +286,7 @@ def test_answers_of_one_turn_leave_after_their_records_share_one_write(
 def test_a_lone_request_is_journaled_and_answered_in_its_own_turn(
     tmp_path: Path, answers: list[tuple[str, Any]]
 ) -> None:
-    journal = JournalAppender(tmp_path / "journal")
-    _journal_calls(journal, answers)
-    app = _TogetherApp(journal, 1, answers)
-
-    async def client(port: int) -> None:
-        assert await _ask(port) == b'{"n":0}'
-
-    _serve(app, client)
+    journal = _answer_together(tmp_path, answers, 1)
     assert [kind for kind, _ in answers] == ["journal", "appended", "answer"]
     assert journal.group.serving  # the server did ask: one request in progress held nothing
     journal.close()

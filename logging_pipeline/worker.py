@@ -26,6 +26,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -97,16 +98,20 @@ def settle_collector() -> None:
 
 
 async def collect_periodically(
-    seconds: float = COLLECT_SECONDS, full_every: int = FULL_COLLECTION_EVERY
+    quiet: Callable[[float], Awaitable[None]],
+    seconds: float = COLLECT_SECONDS,
+    full_every: int = FULL_COLLECTION_EVERY,
 ) -> None:
     """The only collections the child runs once :func:`settle_collector` has turned the
     automatic ones off: every ``seconds`` the youngest generation — what was allocated since
-    the last collection and is still alive, at most the batch in flight — and every
-    ``full_every``-th time a full one. Cyclic garbage so lives a second (what survives a young
-    collection, ``full_every`` seconds)."""
+    the last collection and is still alive — and every ``full_every``-th time a full one.
+    Each waits for ``quiet`` (:meth:`LogWriter.between_batches`, at most ``seconds``): between
+    two batches the young generation is all but empty, during one it holds the batch. Cyclic
+    garbage so lives up to two periods (what survives a young collection, ``full_every``)."""
     count = 0
     while True:
         await asyncio.sleep(seconds)
+        await quiet(seconds)
         count += 1
         gc.collect(2 if count % full_every == 0 else 0)
 
@@ -173,7 +178,7 @@ async def _serve(config: LogConfig, connection: Connection, journal: Path) -> No
             await asyncio.to_thread(send, ("stats", writer.counters.as_dict()))
 
     reporter = loop.create_task(report())
-    collector = loop.create_task(collect_periodically())
+    collector = loop.create_task(collect_periodically(writer.between_batches))
     await stop.wait()
     collector.cancel()
     reporter.cancel()

@@ -46,6 +46,8 @@ logger = logging.getLogger("logging_pipeline.writer")
 _MAX_BACKOFF = 30.0
 _SLICE = 32
 _READ_SLICE = 256
+_EMPTY, _PART, _FULL = 0, 1, 2
+"""What one reader's turn of the loop wrote: nothing, a batch, a full batch (read again at once)."""
 _ORPHAN_SCAN = 5.0
 """Seconds between looks for journals whose process is gone."""
 _USAGE_VALUES = operator.itemgetter(
@@ -163,6 +165,8 @@ class LogWriter:
         self._next_scan = 0.0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._between = asyncio.Event()
+        """Set while the loop waits for its next flush: no batch is in memory then."""
         self._closing = False
         self._migrated = False
         self._backoff = 0.0
@@ -223,28 +227,28 @@ class LogWriter:
             readers.append(self._own_reader)
         return readers
 
+    async def between_batches(self, at_most: float) -> None:
+        """Return once the writer waits between two batches, or after ``at_most`` seconds.
+
+        The worker process collects garbage then (``worker.collect_periodically``): its
+        youngest generation is all but empty between batches, while during one it holds the
+        whole batch's captures and rows. Measured under the bench's load: 15-110 ms per
+        collection during a batch, 0.03 ms between batches; ~4 µs less CPU per record.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._between.wait(), at_most)
+
     async def _run(self) -> None:
         await self._replay_spills()
         while True:
             full = False
             progressed = False
             for reader in self._readers():
-                captures, position = await self._read_batch(reader)
-                self.counters.lost += reader.lost
-                reader.lost = 0
-                if captures:
-                    progressed = True
-                    full = full or len(captures) >= self.flush_rows
-                    replayed = reader is not self._own_reader
-                    suspect = replayed or self._own_fresh
-                    if not await self._write_until_done(captures, replayed, suspect):
-                        reader.rewind()
-                        return  # closing while the store fails: the journal keeps them
-                    reader.commit(position)
-                    if not replayed:
-                        self._own_fresh = False
-                elif position != reader.committed:
-                    reader.commit(position)  # skipped a torn record
+                done = await self._write_batch(reader)
+                if done is None:
+                    return  # closing while the store fails: the journal keeps the batch
+                progressed = progressed or done != _EMPTY
+                full = full or done == _FULL
                 if reader is not self._own_reader and reader.finished():
                     reader.close(remove=True)
                     self._orphans.remove(reader)
@@ -252,7 +256,32 @@ class LogWriter:
             if self._closing and not progressed:
                 return
             if not full:
-                await self._pause(self.flush_interval)
+                self._between.set()
+                try:
+                    await self._pause(self.flush_interval)
+                finally:
+                    self._between.clear()
+
+    async def _write_batch(self, reader: JournalReader) -> int | None:
+        """Read one batch from ``reader`` and write it: :data:`_EMPTY`, :data:`_PART` or
+        :data:`_FULL` (``flush_rows`` records), or None when told to close while the store
+        fails (the batch stays in the journal). The batch is gone when this returns."""
+        captures, position = await self._read_batch(reader)
+        self.counters.lost += reader.lost
+        reader.lost = 0
+        if not captures:
+            if position != reader.committed:
+                reader.commit(position)  # skipped a torn record
+            return _EMPTY
+        replayed = reader is not self._own_reader
+        suspect = replayed or self._own_fresh
+        if not await self._write_until_done(captures, replayed, suspect):
+            reader.rewind()
+            return None
+        reader.commit(position)
+        if not replayed:
+            self._own_fresh = False
+        return _FULL if len(captures) >= self.flush_rows else _PART
 
     async def _read_batch(self, reader: JournalReader) -> tuple[list[Capture], Position]:
         """Up to ``flush_rows`` records, read in slices with a yield between them.

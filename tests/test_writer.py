@@ -227,6 +227,27 @@ async def test_a_slow_store_keeps_memory_bounded_and_order(
     assert transport.inserted == [c.request_id for c in captures]  # each once, in order
 
 
+async def test_between_batches_waits_for_the_batch_in_flight(
+    transport: FlakyTransport, tmp_path: Path
+) -> None:
+    """What the worker's collector waits for: a batch written, the writer pausing."""
+    pipeline = Pipeline(transport, tmp_path, flush_ms=300)
+    writer = pipeline.writer
+    await writer.start()
+    await asyncio.wait_for(writer.between_batches(30), 10)  # nothing journaled: pausing
+    transport.hold = asyncio.Event()
+    pipeline.submit([capture(i) for i in range(5)])
+    await wait_until(lambda: writer._own_reader is not None and writer.counters.written == 0
+                     and writer._own_reader._cursor != writer._own_reader.committed)
+    waiting = asyncio.create_task(writer.between_batches(30))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # the batch is inside the held insert
+    transport.hold.set()
+    await asyncio.wait_for(waiting, 10)
+    assert writer.counters.written == 5
+    await pipeline.close()
+
+
 async def test_shutdown_leaves_what_it_cannot_write_for_the_next_start(
     transport: FlakyTransport, tmp_path: Path
 ) -> None:

@@ -46,11 +46,44 @@ def test_settle_collector_freezes_startup_and_turns_automatic_collection_off() -
         gc.enable()
 
 
+async def _quiet_now(at_most: float) -> None:
+    """A writer that is always between batches."""
+
+
 async def test_collect_periodically_frees_cycles_with_the_collector_off() -> None:
     gc.disable()
     try:
         watched = _cycle()
-        task = asyncio.create_task(collect_periodically(0.01))
+        task = asyncio.create_task(collect_periodically(_quiet_now, 0.01))
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if watched() is None:
+                break
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert watched() is None
+    finally:
+        gc.enable()
+
+
+async def test_collections_wait_until_the_writer_is_between_batches() -> None:
+    """While the writer writes a batch (its captures and rows alive), no collection runs."""
+    between = asyncio.Event()
+    waited: list[float] = []
+
+    async def quiet(at_most: float) -> None:
+        waited.append(at_most)
+        await between.wait()  # a writer busy for longer than any timeout
+
+    gc.disable()
+    try:
+        watched = _cycle()
+        task = asyncio.create_task(collect_periodically(quiet, 0.01))
+        await asyncio.sleep(0.3)
+        assert watched() is not None  # thirty periods, and no collection while busy
+        assert waited == [0.01]  # the wait is bounded by the period
+        between.set()
         for _ in range(200):
             await asyncio.sleep(0.01)
             if watched() is None:

@@ -513,9 +513,13 @@ class SqliteBodyStore:
     async def put_many(self, items: Sequence[tuple[str, str, bytes]]) -> None:
         rows: list[tuple[bytes, bytes, bytes]] = []
         failures: list[str] = []
+        orgs: dict[str, bytes] = {}  # a batch is mostly one organization's
         for org_id, request_id, blob in items:
             try:
-                rows.append((*_id_bytes(org_id, request_id), blob))
+                org = orgs.get(org_id) if isinstance(org_id, str) else None
+                if org is None:
+                    org = orgs[org_id] = _uuid_bytes("organization id", org_id)
+                rows.append((org, _uuid_bytes("request id", request_id), blob))
             except BodyStoreError as exc:
                 failures.append(str(exc))
 
@@ -604,11 +608,31 @@ class SqliteBodyStore:
 
 def _id_bytes(org_id: str, request_id: str) -> tuple[bytes, bytes]:
     """The two ids as 16-byte values (validated like :func:`body_key`)."""
-    org = _checked_id("organization id", org_id)
-    request = _checked_id("request id", request_id)
-    # (The canonical form is checked: its 32 hex digits are the bytes. ``uuid.UUID()`` would
-    # parse it again in Python, several times slower, once per logged request.)
-    return bytes.fromhex(org.replace("-", "")), bytes.fromhex(request.replace("-", ""))
+    return _uuid_bytes("organization id", org_id), _uuid_bytes("request id", request_id)
+
+
+def _uuid_bytes(kind: str, value: str) -> bytes:
+    """The 16 bytes of ``value`` when it is a canonical UUID string (any case, the ids
+    :func:`_checked_id` accepts), else :class:`BodyStoreError`.
+
+    Without the regular expression, for the SQLite store's once-per-record call (~0.3 against
+    ~0.9 µs): dashes where the canonical form has them, and 32 hex digits between them, which
+    ``bytes.fromhex`` checks (it skips whitespace, so it must also give 16 bytes).
+    ``uuid.UUID()`` would parse the string again in Python, several times slower.
+    """
+    if (
+        isinstance(value, str)
+        and len(value) == 36
+        and value[8] == value[13] == value[18] == value[23] == "-"
+    ):
+        try:
+            raw = bytes.fromhex(value.replace("-", ""))
+        except ValueError:
+            pass
+        else:
+            if len(raw) == 16:
+                return raw
+    raise BodyStoreError(f"invalid {kind} {value!r}: expected a UUID string")
 
 
 def body_store_from_config(config: BodyStoreConfig) -> BodyStore:

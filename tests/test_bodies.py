@@ -20,11 +20,13 @@ import pytest
 from gateway.logconfig import log_config
 from gateway.settings import Settings
 from logging_pipeline.bodies import (
+    _UUID,
     BodyStore,
     BodyStoreError,
     LocalBodyStore,
     S3BodyStore,
     SqliteBodyStore,
+    _uuid_bytes,
     body_key,
     body_store_from_config,
     decode_bodies,
@@ -271,6 +273,8 @@ INVALID_IDS = [
     str(uuid.UUID(int=1)) + "/..",
     str(uuid.UUID(int=1)).replace("-", ""),
     str(uuid.UUID(int=1))[:-1] + "g",
+    "0123abcd-4567-89ef-abcd-0123456789 f",  # 36 characters, whitespace among the digits
+    "0123abcd-4567-89ef-abcd-0123-456789f",  # a fifth dash
 ]
 
 
@@ -285,6 +289,27 @@ async def test_invalid_ids_are_rejected(store: BodyStore, bad: str) -> None:
         with pytest.raises(BodyStoreError):
             body_key(org, request_id)
     assert await stored_keys(store) == []
+
+
+def test_the_fast_id_check_accepts_exactly_canonical_uuids() -> None:
+    """The SQLite store's id check (no regular expression) against the rule as written:
+    every one-character change of a canonical id, and ids in both cases."""
+    base = "0123abcd-4567-89ef-ABCD-0123456789ef"
+    candidates = [base, base.lower(), str(uuid.uuid4()), str(uuid.uuid4()).upper()]
+    candidates.append(base[:32] + "  " + base[34:])  # two spaces: 30 digits, 15 bytes
+    for index in range(len(base)):
+        for char in " \t\n-+gG0\u0660":
+            candidates.append(base[:index] + char + base[index + 1 :])
+    accepted = 0
+    for value in candidates:
+        try:
+            raw: bytes | None = _uuid_bytes("request id", value)
+        except BodyStoreError:
+            raw = None
+        canonical = _UUID.fullmatch(value) is not None
+        assert raw == (uuid.UUID(value).bytes if canonical else None), value
+        accepted += canonical
+    assert accepted == 4 + 32 + 4  # the four ids, a "0" for each digit, a "-" for each dash
 
 
 # --- encoding -----------------------------------------------------------------------------

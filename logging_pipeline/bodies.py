@@ -616,7 +616,7 @@ def _uuid_bytes(kind: str, value: str) -> bytes:
     :func:`_checked_id` accepts), else :class:`BodyStoreError`.
 
     Without the regular expression, for the SQLite store's once-per-record call (~0.3 against
-    ~0.9 µs): dashes where the canonical form has them, and 32 hex digits between them, which
+    ~0.75 µs): dashes where the canonical form has them, and 32 hex digits between them, which
     ``bytes.fromhex`` checks (it skips whitespace, so it must also give 16 bytes).
     ``uuid.UUID()`` would parse the string again in Python, several times slower.
     """

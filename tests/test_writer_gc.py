@@ -50,19 +50,25 @@ async def _quiet_now(at_most: float) -> None:
     """A writer that is always between batches."""
 
 
+async def _freed_then_stopped(watched: weakref.ref[_Node], task: asyncio.Task[None]) -> bool:
+    """Whether the collector task frees ``watched``'s cycle within two seconds; the task is
+    stopped either way."""
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if watched() is None:
+            break
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return watched() is None
+
+
 async def test_collect_periodically_frees_cycles_with_the_collector_off() -> None:
     gc.disable()
     try:
         watched = _cycle()
         task = asyncio.create_task(collect_periodically(_quiet_now, 0.01))
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if watched() is None:
-                break
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        assert watched() is None
+        assert await _freed_then_stopped(watched, task)
     finally:
         gc.enable()
 
@@ -84,13 +90,6 @@ async def test_collections_wait_until_the_writer_is_between_batches() -> None:
         assert watched() is not None  # thirty periods, and no collection while busy
         assert waited == [0.01]  # the wait is bounded by the period
         between.set()
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if watched() is None:
-                break
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        assert watched() is None
+        assert await _freed_then_stopped(watched, task)
     finally:
         gc.enable()

@@ -22,6 +22,7 @@ from gateway.protocol import ClientLimits, protocol_factory
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.store import ControlStore
+from tests.s3_server import free_port
 
 T = TypeVar("T")
 
@@ -90,9 +91,7 @@ def serve_with_protocol(
     its transports), on a real loopback socket; the server stops when ``client`` returns."""
 
     async def main() -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
+        port = free_port()
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, loop="asyncio", lifespan=lifespan,
             http=protocol_factory(limits), log_level="warning",

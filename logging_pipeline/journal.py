@@ -15,19 +15,31 @@ Layout, one directory per appending (gateway) process under the journal root::
 
 A frame is ``<u32 length><u32 crc32>`` followed by ``Capture.to_tuple()`` serialised
 (:func:`encode_record`: ``marshal`` format 2, else ``pickle``; the payload's first byte tells
-which).
+which). Frames end at the segment's size or at the first header whose length is zero, which
+is where a *mapped* segment's unwritten space begins (below).
 The appender never writes to a segment again once it has created the next one, so a reader
 that finds segment N+1 knows segment N is complete. A frame that is shorter than its header
 says, or whose checksum does not match, is only ever the tail of a segment whose writer died
 mid-write (a power loss): it is skipped and counted as lost once the segment can no longer
 grow.
 
-Durability: an append is a ``write(2)`` into the operating system's page cache, which survives
-the death of any process. Under load the server groups the appends of one event-loop turn into
-one ``writev(2)`` (:class:`GroupCommit`), and the answers of that turn wait for it. A power loss
-or kernel crash can still take what the kernel had not written to disk yet; with ``fsync_ms``
-set, a thread ``fdatasync``\\s the current segment that often, bounding that window (at the
-cost of disk flushes; the request path never waits).
+Segments are *mapped*: created at their full size (``posix_fallocate``, so the disk space is
+reserved and writing into them cannot fail for want of it), mapped ``MAP_SHARED``, and an
+append is a copy into the mapping, payload first and the header's length last, so a reader
+never takes a frame before it is whole. No system call: at one connection, the ``write(2)`` it
+replaces cost 15-22 µs of the gateway's added latency on ext4 (README: "The journal's mapped
+segments"). The next segment is prepared on a thread while the current one fills, under a name
+readers do not look at, and renamed into place once the current one is cut to the length of
+its frames. Where a segment cannot be allocated or mapped (a full disk, a file system without
+shared mappings), that segment is a plain file written with ``write(2)``, and under load the
+server groups the appends of one event-loop turn into one ``writev(2)`` (:class:`GroupCommit`),
+the answers of that turn waiting for it.
+
+Durability: either way the record is in the operating system's page cache before the answer
+leaves, and that survives the death of any process. A power loss or kernel crash can still
+take what the kernel had not written to disk yet; with ``fsync_ms`` set, a thread
+``fdatasync``\\s the current segment that often, bounding that window (at the cost of disk
+flushes; the request path never waits).
 
 A directory whose owner lock is free belongs to a process that is gone (crashed, killed, or
 shut down before its writer drained everything): any writer may adopt it, replay what it holds
@@ -38,10 +50,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import errno
 import logging
 import marshal
+import mmap
 import os
 import pickle
+import re
 import shutil
 import struct
 import threading
@@ -57,6 +73,8 @@ from logging_pipeline.private import private_dir, try_lock
 logger = logging.getLogger("logging_pipeline.journal")
 
 _FRAME = struct.Struct("<II")
+_U32 = struct.Struct("<I")
+"""Half a frame header: a mapped segment's appends write the checksum, then the length."""
 _SEGMENT_BYTES = 64 * 1024 * 1024
 """A new segment after this many bytes, so consumed data is deleted in bounded pieces."""
 _READ_CHUNK = 1024 * 1024
@@ -64,6 +82,11 @@ _OWNER_LOCK = "owner.lock"
 _READER_LOCK = "reader.lock"
 _COMMITTED = "committed"
 _SUFFIX = ".seg"
+_PREPARED = ".next"
+"""A mapped segment being prepared: readers only look at ``*.seg``."""
+_MADV_POPULATE_WRITE = 23
+"""Linux 5.14+: fault a range in for writing now, rather than a page at a time on the
+request path (and without writing to it)."""
 _MARSHAL_VERSION = 2
 """Format 2: no back-references (a record's few shared strings are not worth a memo), binary
 floats, and every type a capture holds; ``marshal.loads`` of any later Python reads it."""
@@ -118,16 +141,112 @@ def owner_alive(directory: Path) -> bool:
     return False
 
 
+class _Mapped(NamedTuple):
+    """A segment file allocated at full size and mapped for writing."""
+
+    path: Path
+    fd: int
+    mapping: mmap.mmap
+
+
+_MAPPABLE = frozenset({"ext4", "xfs", "tmpfs"})
+"""File systems that write an allocated range in place: a write into a mapping of it never
+needs new space. On a copy-on-write one (btrfs, zfs) it may, and a full disk would then be a
+``SIGBUS`` in the middle of a request, where ``write(2)`` returns an error."""
+
+
+def file_system(path: Path) -> str:
+    """The type of the file system ``path`` is on, from Linux's mount table ('' if unknown)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    target = str(path.resolve())
+    longest, kind = -1, ""
+    for line in lines:
+        mount, separator, source = line.partition(" - ")
+        fields = mount.split()
+        if not separator or len(fields) < 5 or not source.split():
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= longest:  # the last of equal ones is the one on top
+            longest, kind = len(point), source.split()[0]
+    return kind
+
+
+def mappable(directory: Path) -> bool:
+    """Whether journal segments in ``directory`` are mapped (rather than written)."""
+    return file_system(directory) in _MAPPABLE
+
+
+def _populate(mapping: mmap.mmap) -> bool:
+    """Fault the whole mapping in for writing (``MADV_POPULATE_WRITE``), where the kernel can;
+    False if it could not (the file system refused the space: do not use the mapping).
+
+    Through ctypes, which lets go of the GIL for the call: it runs on the preparing thread
+    and takes a while for a large segment. Without it, the first append to each page faults.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        view = (ctypes.c_char * len(mapping)).from_buffer(mapping)
+    except (OSError, TypeError, AttributeError):
+        return True
+    try:
+        failed = libc.madvise(
+            ctypes.c_void_p(ctypes.addressof(view)), ctypes.c_size_t(len(mapping)),
+            _MADV_POPULATE_WRITE,
+        )
+    finally:
+        del view  # the mapping cannot close while a view of it exists
+    # EINVAL: a kernel before 5.14, which only costs the faults later.
+    return not failed or ctypes.get_errno() == errno.EINVAL
+
+
+def _prepare(path: Path, size: int) -> _Mapped | None:
+    """A new segment file of ``size`` bytes, allocated and mapped; None where that fails."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        logger.warning("journal segment %s not prepared (%s): writing it instead", path, exc)
+        return None
+    try:
+        os.posix_fallocate(fd, 0, size)
+        mapping = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    except (OSError, ValueError) as exc:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        logger.warning("journal segment %s not mapped (%s): writing it instead", path, exc)
+        return None
+    if not _populate(mapping):
+        mapping.close()
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        logger.warning("journal segment %s could not be faulted in: writing it instead", path)
+        return None
+    return _Mapped(path, fd, mapping)
+
+
 class JournalAppender:
     """The request path's end: appends captures to this process's own journal directory.
 
-    :meth:`append` is one :func:`encode_record` and one ``write(2)`` (a few microseconds),
-    called on the event loop for every finished request; while :attr:`group` groups, the
-    ``write(2)`` is shared with the other appends of the same event-loop turn. A failed write
-    (disk full) is counted in :attr:`lost` and logged — the only way a record is lost.
+    :meth:`append` is one :func:`encode_record` and a copy into the current segment's mapping
+    (a few microseconds), called on the event loop for every finished request. In a plain
+    segment (one that could not be mapped) it is a ``write(2)`` instead, shared with the
+    other appends of the same event-loop turn while :attr:`group` groups. A failed write
+    (disk full, plain segments only) is counted in :attr:`lost` and logged — the only way a
+    record is lost.
+
+    ``mapped=False`` writes every segment as a plain file, as does a journal on a file system
+    not known to write allocated space in place (:func:`mappable`).
     """
 
-    def __init__(self, root: Path, *, fsync_ms: int = 0, segment_bytes: int = _SEGMENT_BYTES):
+    def __init__(
+        self, root: Path, *, fsync_ms: int = 0, segment_bytes: int = _SEGMENT_BYTES,
+        mapped: bool = True,
+    ):
         private_dir(root)
         self.directory = root / uuid.uuid4().hex
         private_dir(self.directory)
@@ -135,18 +254,29 @@ class JournalAppender:
         assert lock is not None  # a fresh directory nobody else knows
         self._lock_fd: int | None = lock
         self._segment_bytes = segment_bytes
+        self._mapped = mapped and mappable(self.directory)
         self._segment = 0
         self._fd = -1
+        self._map: mmap.mmap | None = None
+        """The current segment's mapping (None: a plain segment)."""
         self._size = 0
-        self._open_next()
-        self.appended = 0
-        self.lost = 0
-        self.group = GroupCommit(self)
-        """Grouped appends, once the server asks for them (:meth:`GroupCommit.serve`)."""
+        """Bytes of frames in the current segment."""
+        self._capacity = 0
+        """The current mapping's size."""
+        self._next: _Mapped | None = None
+        self._preparing: threading.Thread | None = None
         self._dirty = False
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
+        self.appended = 0
+        self.lost = 0
+        self.group = GroupCommit(self)
+        """Grouped appends into plain segments, once the server asks for them
+        (:meth:`GroupCommit.serve`)."""
+        if self._mapped:
+            self._next = _prepare(self._prepared_path(1), segment_bytes)
+        self._open_next(0)
         if fsync_ms > 0:
             self._syncer = threading.Thread(
                 target=self._sync_every, args=(fsync_ms / 1000,), name="journal-fsync",
@@ -154,24 +284,88 @@ class JournalAppender:
             )
             self._syncer.start()
 
-    def _open_next(self) -> None:
+    @property
+    def mapped(self) -> bool:
+        """Whether appends go into a mapping now (rather than through ``write(2)``)."""
+        return self._map is not None
+
+    def _prepared_path(self, number: int) -> Path:
+        return self.directory / f"{number:012d}{_PREPARED}"
+
+    def _prepare_next(self, number: int) -> None:
+        self._next = _prepare(self._prepared_path(number), self._segment_bytes)
+
+    def _open_next(self, need: int) -> None:
+        """Seal the current segment and start the next: the prepared mapping when it holds
+        ``need`` bytes, else a plain file."""
+        if self._preparing is not None:
+            self._preparing.join()
+            self._preparing = None
+        self._seal()
         self._segment += 1
         path = self.directory / _segment_name(self._segment)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        old, self._fd, self._size = self._fd, fd, 0
-        if old >= 0:
-            # The old segment is complete from here on (the reader relies on it).
-            if self._syncer is not None:
-                with contextlib.suppress(OSError):
-                    os.fdatasync(old)
-            os.close(old)
+        prepared, self._next = self._next, None
+        if prepared is not None and need <= len(prepared.mapping):
+            os.rename(prepared.path, path)
+            self._fd, self._map = prepared.fd, prepared.mapping
+            self._capacity = len(prepared.mapping)
+        else:
+            if prepared is not None:
+                self._discard(prepared)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self._size = 0
+        if self._mapped:
+            self._preparing = threading.Thread(
+                target=self._prepare_next, args=(self._segment + 1,), name="journal-prepare",
+                daemon=True,
+            )
+            self._preparing.start()
+
+    def _seal(self) -> None:
+        """Finish the current segment: a mapped one is cut to the length of its frames (from
+        here on, the reader relies on its size). Nothing is written to it again."""
+        if self._fd < 0:
+            return
+        mapping, self._map = self._map, None
+        if mapping is not None:
+            mapping.close()
+            with contextlib.suppress(OSError):  # else the reader stops at the zeros anyway
+                os.ftruncate(self._fd, self._size)
+        if self._syncer is not None:
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+
+    @staticmethod
+    def _discard(prepared: _Mapped) -> None:
+        prepared.mapping.close()
+        os.close(prepared.fd)
+        with contextlib.suppress(OSError):
+            prepared.path.unlink()
 
     def append(self, capture: Capture) -> None:
         """Write one capture to the journal (or hold it for this turn's group). Never raises."""
         payload = encode_record(capture)
-        frame = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        checksum = zlib.crc32(payload)
+        mapping = self._map
+        if mapping is not None:
+            start = self._size
+            end = start + _FRAME.size + len(payload)
+            if end <= self._capacity:
+                # Payload, checksum, then the length: a reader takes nothing before it is whole.
+                mapping[start + _FRAME.size : end] = payload
+                _U32.pack_into(mapping, start + 4, checksum)
+                _U32.pack_into(mapping, start, len(payload))
+                self._size = end
+                self._dirty = True
+                self.appended += 1
+                if self.group.wanted():
+                    self.group.defer()
+                return
+        frame = _FRAME.pack(len(payload), checksum) + payload
         group = self.group
-        if group.wanted():
+        if mapping is None and group.wanted():
             group.hold(frame, capture.request_id)
             return
         self.write_frames((frame,), (capture.request_id,))
@@ -179,8 +373,8 @@ class JournalAppender:
     def write_frames(
         self, frames: tuple[bytes, ...] | list[bytes], request_ids: tuple[str, ...] | list[str]
     ) -> None:
-        """Write whole frames in one system call (a record's, or a group's: ``request_ids``,
-        theirs, name them if they are lost). Never raises."""
+        """Write whole frames (a record's, or a group's: ``request_ids``, theirs, name them if
+        they are lost), in one system call into a plain segment. Never raises."""
         try:
             if self._syncer is None:
                 self._write(frames)
@@ -199,8 +393,27 @@ class JournalAppender:
         self.appended += len(frames)
 
     def _write(self, frames: tuple[bytes, ...] | list[bytes]) -> None:
+        for index, frame in enumerate(frames):
+            if self._map is None or self._size + len(frame) > self._capacity:
+                if self._map is None:
+                    self._write_plain(frames[index:])
+                    return
+                self._open_next(len(frame))
+                if self._map is None:
+                    self._write_plain(frames[index:])
+                    return
+            start, end = self._size, self._size + len(frame)
+            self._map[start + 4 : end] = frame[4:]
+            self._map[start : start + 4] = frame[:4]
+            self._size = end
+            self._dirty = True
+
+    def _write_plain(self, frames: tuple[bytes, ...] | list[bytes]) -> None:
         if self._size >= self._segment_bytes:
-            self._open_next()
+            self._open_next(len(frames[0]))
+            if self._map is not None:
+                self._write(frames)
+                return
         size = 0
         try:
             if len(frames) == 1:
@@ -245,7 +458,7 @@ class JournalAppender:
             self._dirty = False
             fd = self._fd
             try:
-                os.fdatasync(fd)
+                os.fdatasync(fd)  # the mapping's pages too: they are the file's page cache
             except OSError as exc:
                 logger.error("journal fdatasync failed: %s", exc)
 
@@ -261,9 +474,14 @@ class JournalAppender:
             self._syncer.join()
             self._sync()
             self._syncer = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        if self._preparing is not None:
+            self._preparing.join()
+            self._preparing = None
+        if self._next is not None:
+            self._discard(self._next)
+            self._next = None
+        with self._sync_lock:
+            self._seal()
         if self._lock_fd is None:
             return
         reader = try_lock(self.directory / _READER_LOCK)
@@ -291,6 +509,12 @@ class GroupCommit:
     (:meth:`after`, through ``gateway.protocol``'s connection transports) and go out, in their
     order, right after the frames. With one request in progress nothing can share its turn:
     its frame is written at once and its answer is not held back (the one-connection latency).
+
+    A record in a mapped segment has nothing left to write, but its answer is still held to
+    the turn's end (:meth:`defer`): the turn's answers then leave together, the clients' next
+    requests arrive together, and the loop serves more of them per wake-up. Measured at 32
+    connections: ~12 µs less CPU per request than answering each at once (README: "The
+    journal's mapped segments").
     """
 
     __slots__ = ("_after", "_appender", "_frames", "_ids", "_loop", "_running", "holding")
@@ -327,6 +551,11 @@ class GroupCommit:
         """Keep a record's frame for this turn's commit."""
         self._frames.append(frame)
         self._ids.append(request_id)
+        self.defer()
+
+    def defer(self) -> None:
+        """Hold the clients' writes until the loop's next turn (a record already in a mapped
+        segment: nothing to write, but the answers of a turn still leave together)."""
         if not self.holding:
             self.holding = True
             assert self._loop is not None  # wanted() only after serve()
@@ -372,29 +601,114 @@ def _segments(directory: Path) -> list[int]:
     return sorted(numbers)
 
 
-def _uncommitted(directory: Path) -> int:
-    """Bytes of ``directory``'s segments after its committed position."""
+def _frames_end(fd: int, offset: int) -> int:
+    """Where the whole frames of a segment end, from the frame boundary ``offset``: at the
+    first zero length (a mapped segment's unwritten space), at a frame that would run past
+    the file (torn, or being written), or at the file's end."""
+    size = os.fstat(fd).st_size
+    while True:
+        chunk = os.pread(fd, _READ_CHUNK, offset)
+        position = 0
+        while position + _U32.size <= len(chunk):
+            (length,) = _U32.unpack_from(chunk, position)
+            following = position + _FRAME.size + length
+            if length == 0 or offset + following > size:
+                return offset + position
+            position = following
+        if position == 0:
+            return offset
+        offset += position
+
+
+def _has_bytes_at(fd: int, offset: int) -> bool:
+    """Whether anything was written at ``offset``: a frame, or part of one (bytes that are not
+    a mapped segment's zeros)."""
+    head = os.pread(fd, _U32.size, offset)
+    if len(head) < _U32.size:
+        return len(head) > 0
+    return bool(_U32.unpack(head)[0])
+
+
+def _uncommitted(directory: Path, known: Position | None = None) -> tuple[int, Position | None]:
+    """Bytes of ``directory``'s frames after its committed position, and where its last
+    segment's frames end (scanned from ``known``, an earlier answer, when it is further on).
+
+    Segments before the last are cut to the length of their frames when the next one starts,
+    so their size says; the last one may be a mapped segment, and is scanned.
+    """
     committed = _read_committed(directory)
+    numbers = [n for n in _segments(directory) if n >= committed.segment]
     total = 0
-    for number in _segments(directory):
-        with contextlib.suppress(FileNotFoundError):  # deleted by its reader meanwhile
-            size = (directory / _segment_name(number)).stat().st_size
-            if number > committed.segment:
-                total += size
-            elif number == committed.segment:
-                total += max(0, size - committed.offset)
-    return total
+    end: Position | None = None
+    for number in numbers:
+        start = committed.offset if number == committed.segment else 0
+        try:
+            fd = os.open(directory / _segment_name(number), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # deleted by its reader meanwhile
+            continue
+        try:
+            if number == numbers[-1]:
+                scan = start
+                if known is not None and known.segment == number:
+                    scan = max(scan, known.offset)
+                stop = _frames_end(fd, scan)
+                end = Position(number, stop)
+            else:
+                stop = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        total += max(0, stop - start)
+    return total, end
 
 
 def _fully_committed(directory: Path) -> bool:
-    return _uncommitted(directory) == 0
+    """Nothing at all after the committed position, not even a torn frame."""
+    committed = _read_committed(directory)
+    for number in _segments(directory):
+        if number < committed.segment:
+            continue
+        try:
+            fd = os.open(directory / _segment_name(number), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            if _has_bytes_at(fd, committed.offset if number == committed.segment else 0):
+                return False
+        finally:
+            os.close(fd)
+    return True
+
+
+class Backlog:
+    """Journal bytes not yet committed by a writer, over every directory under a root.
+
+    Measured after every batch (the writer's ``pending_bytes`` gauge, which readiness reads),
+    so it remembers where each directory's last segment was found to end and scans on from
+    there: each frame's header is read about once, not once per measure.
+    """
+
+    def __init__(self) -> None:
+        self._ends: dict[Path, Position] = {}
+
+    def measure(self, root: Path) -> int:
+        if not root.exists():
+            return 0
+        ends: dict[Path, Position] = {}
+        total = 0
+        for directory in root.iterdir():
+            if not directory.is_dir():
+                continue
+            count, end = _uncommitted(directory, self._ends.get(directory))
+            total += count
+            if end is not None:
+                ends[directory] = end
+        self._ends = ends
+        return total
 
 
 def pending_bytes(root: Path) -> int:
     """Journal bytes not yet committed by a writer, over every directory under ``root``."""
-    if not root.exists():
-        return 0
-    return sum(_uncommitted(d) for d in root.iterdir() if d.is_dir())
+    return Backlog().measure(root)
 
 
 class JournalReader:
@@ -462,17 +776,20 @@ class JournalReader:
         position = 0
         while len(out) < limit and position + _FRAME.size <= len(buffer):
             length, checksum = _FRAME.unpack_from(buffer, position)
+            if length == 0:
+                break  # a mapped segment's unwritten space: the end, for now
             end = position + _FRAME.size + length
             if end > len(buffer):
                 if position > 0:
                     break  # the rest of this frame comes with the next read
-                size = os.fstat(self._fd).st_size
-                if offset + _FRAME.size + length > size:
-                    return self._incomplete(segment)
                 buffer = os.pread(self._fd, _FRAME.size + length, offset)
+                if len(buffer) < _FRAME.size + length:
+                    return self._incomplete(segment)
                 continue
             payload = buffer[position + _FRAME.size : end]
             if zlib.crc32(payload) != checksum:
+                if position > 0:
+                    break  # read it again on its own: it may be being written
                 return self._incomplete(segment)
             try:
                 out.append(decode_record(payload))
@@ -483,13 +800,13 @@ class JournalReader:
         if position > 0:
             self._cursor = Position(segment, offset + position)
             return True
-        if buffer:
+        if 0 < len(buffer) < _FRAME.size:
             return self._incomplete(segment)  # a partial header
         # Nothing (more) in this segment for now: move on if a later one exists.
         following = self._later_segment(segment)
         if following is None:
             return False
-        if os.fstat(self._fd).st_size > offset:
+        if _has_bytes_at(self._fd, offset):
             return True  # frames that landed just before the rotation: read them first
         self._cursor = Position(following, 0)
         return True
@@ -498,6 +815,8 @@ class JournalReader:
         """A frame that is not (yet) whole: wait for it, unless it can never be completed."""
         if self._later_segment(segment) is None and owner_alive(self.directory):
             return False  # being written right now, or will be: read it next time
+        if self._whole_frame_at(self._cursor.offset):
+            return True  # finished just before its writer moved on or left: read it
         self.lost += 1
         logger.error("journal %s segment %d ends with a torn record; skipping it",
                      self.directory.name, segment)
@@ -508,6 +827,14 @@ class JournalReader:
             return False
         self._cursor = Position(following, 0)
         return True
+
+    def _whole_frame_at(self, offset: int) -> bool:
+        header = os.pread(self._fd, _FRAME.size, offset)
+        if len(header) < _FRAME.size:
+            return False
+        length, checksum = _FRAME.unpack(header)
+        payload = os.pread(self._fd, length, offset + _FRAME.size) if length else b""
+        return bool(length) and len(payload) == length and zlib.crc32(payload) == int(checksum)
 
     def commit(self, position: Position) -> None:
         """Everything before ``position`` is written: record it, delete consumed segments."""

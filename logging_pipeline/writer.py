@@ -33,7 +33,7 @@ from logging_pipeline.capture import Capture
 from logging_pipeline.clickhouse import LogTransport, migrate, transport_from_config
 from logging_pipeline.config import LogConfig
 from logging_pipeline.estimate import TokenEstimator
-from logging_pipeline.journal import JournalReader, Position, adopt_orphans, pending_bytes
+from logging_pipeline.journal import Backlog, JournalReader, Position, adopt_orphans
 from logging_pipeline.record import BuiltRecord, build_record, fallback_record
 from logging_pipeline.rollup import RollupRefresher
 from logging_pipeline.schema import INSERT_COLUMNS, REQUEST_TABLE
@@ -162,6 +162,7 @@ class LogWriter:
         self._labels = MetricLabels(prices)
         self._own_reader: JournalReader | None = None
         self._orphans: list[JournalReader] = []
+        self._backlog = Backlog()
         self._next_scan = 0.0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -210,7 +211,7 @@ class LogWriter:
             if reader is not None:
                 reader.close(remove=reader is not self._own_reader and reader.finished())
         self._orphans, self._own_reader = [], None
-        self.counters.pending_bytes = pending_bytes(self.journal_root)
+        self.counters.pending_bytes = self._backlog.measure(self.journal_root)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -252,7 +253,7 @@ class LogWriter:
                 if reader is not self._own_reader and reader.finished():
                     reader.close(remove=True)
                     self._orphans.remove(reader)
-            self.counters.pending_bytes = pending_bytes(self.journal_root)
+            self.counters.pending_bytes = self._backlog.measure(self.journal_root)
             if self._closing and not progressed:
                 return
             if not full:

@@ -6,10 +6,14 @@ import asyncio
 import gc
 import os
 import resource
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from logging_pipeline.journal import mappable
 
 # --- leaks are errors of the test that leaked ---------------------------------------------
 # A ResourceWarning from a finaliser (an unclosed socket, transport, file or event loop found by
@@ -89,3 +93,14 @@ def postgres_database_url() -> Iterator[str]:
         yield f"{admin_base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
     finally:
         asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def mapped_root(tmp_path: Path) -> Iterator[Path]:
+    """A journal root where segments are mapped: under the test's directory, or in /dev/shm
+    (tmpfs) when that is on a file system the journal only writes (a copy-on-write one)."""
+    if mappable(tmp_path):
+        yield tmp_path / "journal"
+        return
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as directory:
+        yield Path(directory) / "journal"

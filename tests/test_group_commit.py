@@ -5,7 +5,8 @@ Under load the appends of one event-loop turn share one ``writev(2)``, and the a
 turn leave only after it: "answered ⇒ journaled" still holds for every client. With one
 request in progress nothing is held (no extra loop turn at one connection). uvicorn with the
 gateway's HTTP protocol, served in process on a real loopback socket, raw clients and a real
-journal on disk.
+journal on disk. Grouping is for plain segments (written with ``write(2)``): these journals
+are plain; a mapped one (the default, where the disk allows) holds nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _journal_calls(journal: JournalAppender, events: list[tuple[str, Any]]) -> N
 
 
 async def test_one_request_in_progress_writes_at_once(tmp_path: Path) -> None:
-    journal = JournalAppender(tmp_path / "journal")
+    journal = JournalAppender(tmp_path / "journal", mapped=False)
     group = journal.group
     group.serve({"only this request"})
     record = capture(1)
@@ -73,7 +74,7 @@ async def test_one_request_in_progress_writes_at_once(tmp_path: Path) -> None:
 async def test_appends_of_one_turn_share_one_write_and_what_waits_runs_after_it(
     tmp_path: Path,
 ) -> None:
-    journal = JournalAppender(tmp_path / "journal")
+    journal = JournalAppender(tmp_path / "journal", mapped=False)
     events: list[tuple[str, Any]] = []
     _journal_calls(journal, events)
     group = journal.group
@@ -98,7 +99,7 @@ async def test_appends_of_one_turn_share_one_write_and_what_waits_runs_after_it(
 
 
 async def test_a_group_larger_than_one_writev_stays_in_order(tmp_path: Path) -> None:
-    journal = JournalAppender(tmp_path / "journal")
+    journal = JournalAppender(tmp_path / "journal", mapped=False)
     journal.group.serve({1, 2})
     records = [capture(i) for i in range(2_500)]  # IOV_MAX is 1,024
     for record in records:
@@ -110,7 +111,7 @@ async def test_a_group_larger_than_one_writev_stays_in_order(tmp_path: Path) -> 
 
 
 async def test_a_failing_callback_does_not_keep_the_others(tmp_path: Path) -> None:
-    journal = JournalAppender(tmp_path / "journal")
+    journal = JournalAppender(tmp_path / "journal", mapped=False)
     journal.group.serve({1, 2})
     journal.append(capture(1))
     ran: list[str] = []
@@ -126,7 +127,7 @@ async def test_a_failing_callback_does_not_keep_the_others(tmp_path: Path) -> No
 
 
 async def test_close_writes_what_is_held(tmp_path: Path) -> None:
-    journal = JournalAppender(tmp_path / "journal")
+    journal = JournalAppender(tmp_path / "journal", mapped=False)
     journal.group.serve({1, 2})
     record = capture(1)
     journal.append(record)
@@ -146,7 +147,7 @@ _FULL_DISK_GROUPED = textwrap.dedent(
     from tests.test_writer import capture
 
     async def main():
-        journal = JournalAppender(Path(sys.argv[1]))
+        journal = JournalAppender(Path(sys.argv[1]), mapped=False)
         journal.group.serve({1, 2})
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the kernel refuses more
@@ -255,12 +256,12 @@ async def _ask(port: int, close: bool = False) -> bytes:
 
 
 def _answer_together(
-    tmp_path: Path, answers: list[tuple[str, Any]], expected: int
+    root: Path, answers: list[tuple[str, Any]], expected: int, mapped: bool = False
 ) -> JournalAppender:
     """``expected`` clients ask :class:`_TogetherApp` at once (the fourth, if there is one,
     with ``Connection: close``) and each gets its own whole answer; the journal's writes and
     the server's answers are noted in ``answers``. The journal, still open, is returned."""
-    journal = JournalAppender(tmp_path / "journal")
+    journal = JournalAppender(root, mapped=mapped)
     _journal_calls(journal, answers)
     app = _TogetherApp(journal, expected, answers)
 
@@ -275,7 +276,7 @@ def _answer_together(
 def test_answers_of_one_turn_leave_after_their_records_share_one_write(
     tmp_path: Path, answers: list[tuple[str, Any]]
 ) -> None:
-    journal = _answer_together(tmp_path, answers, 8)
+    journal = _answer_together(tmp_path / "journal", answers, 8)
     kinds = [kind for kind, _ in answers]
     assert kinds == ["appended"] * 8 + ["journal"] + ["answer"] * 8
     assert answers[8] == ("journal", 8)  # one write for the turn's eight records
@@ -286,14 +287,28 @@ def test_answers_of_one_turn_leave_after_their_records_share_one_write(
 def test_a_lone_request_is_journaled_and_answered_in_its_own_turn(
     tmp_path: Path, answers: list[tuple[str, Any]]
 ) -> None:
-    journal = _answer_together(tmp_path, answers, 1)
+    journal = _answer_together(tmp_path / "journal", answers, 1)
     assert [kind for kind, _ in answers] == ["journal", "appended", "answer"]
     assert journal.group.serving  # the server did ask: one request in progress held nothing
     journal.close()
 
 
+def test_a_mapped_journal_writes_nothing_but_its_turns_answers_still_leave_together(
+    mapped_root: Path, answers: list[tuple[str, Any]]
+) -> None:
+    """An append into a mapped segment is a copy, with no system call to share; the answers
+    of a loaded turn still wait for the loop's next turn, so that they leave together (and
+    the clients' next requests arrive together: measured, ~12 µs less CPU per request at 32
+    connections than answering each at once)."""
+    journal = _answer_together(mapped_root, answers, 8, mapped=True)
+    assert journal.mapped and journal.group.serving
+    assert [kind for kind, _ in answers] == ["appended"] * 8 + ["answer"] * 8
+    assert len(_read_back(journal)) == 8
+    journal.close()
+
+
 async def test_a_held_write_to_a_client_that_left_is_dropped(tmp_path: Path) -> None:
-    journal = JournalAppender(tmp_path / "journal")
+    journal = JournalAppender(tmp_path / "journal", mapped=False)
     group = journal.group
     group.serve({1, 2})
     received: list[bytes] = []
@@ -327,7 +342,7 @@ async def test_a_held_write_to_a_client_that_left_is_dropped(tmp_path: Path) -> 
 async def test_a_held_close_goes_out_after_the_held_writes_and_counts_as_closing(
     tmp_path: Path,
 ) -> None:
-    journal = JournalAppender(tmp_path / "journal")
+    journal = JournalAppender(tmp_path / "journal", mapped=False)
     group = journal.group
     group.serve({1, 2})
     received: list[bytes] = []

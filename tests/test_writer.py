@@ -396,8 +396,9 @@ def test_a_journal_has_one_reader(tmp_path: Path) -> None:
 
 def test_torn_tail_waits_while_the_owner_lives_and_is_skipped_after(tmp_path: Path) -> None:
     """A half-written last frame: the rest may still come while its process runs; once the
-    process is gone it never will, and it is counted as lost, once."""
-    journal = JournalAppender(tmp_path / "journal")
+    process is gone it never will, and it is counted as lost, once. (A plain segment, written
+    with ``write(2)``: a mapped one's case is in test_journal_mapped.py.)"""
+    journal = JournalAppender(tmp_path / "journal", mapped=False)
     captures = [capture(i) for i in range(3)]
     for c in captures:
         journal.append(c)
@@ -603,9 +604,14 @@ _FULL_DISK = textwrap.dedent(
     from logging_pipeline.journal import JournalAppender
     from tests.test_writer import capture
 
-    journal = JournalAppender(Path(sys.argv[1]))
+    mapped = sys.argv[2] == "mapped"
+    if not mapped:
+        journal = JournalAppender(Path(sys.argv[1]), mapped=False)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the kernel refuses more
+    if mapped:  # a segment cannot be allocated: it is written instead, until the disk is full
+        journal = JournalAppender(Path(sys.argv[1]))
+        assert not journal.mapped
     for i in range(20):
         journal.append(capture(i))
     print(journal.appended, journal.lost, journal.directory)
@@ -644,7 +650,7 @@ def test_journal_records_are_marshalled_and_read_back_exactly(tmp_path: Path) ->
     assert [type(v) for v in back.to_tuple()] == [type(v) for v in plain.to_tuple()]
     assert decode_record(encode_record(odd)) == odd
 
-    journal = JournalAppender(tmp_path / "journal")
+    journal = JournalAppender(tmp_path / "journal", mapped=False)  # appended to below
     older = _full_capture(3)
     payload = pickle.dumps(older.to_tuple(), protocol=pickle.HIGHEST_PROTOCOL)
     segment = next(journal.directory.glob("*.seg"))
@@ -660,17 +666,20 @@ def test_journal_records_are_marshalled_and_read_back_exactly(tmp_path: Path) ->
     journal.close()
 
 
-def test_a_record_that_cannot_be_journaled_is_counted_lost(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["plain", "mapped"])
+def test_a_record_that_cannot_be_journaled_is_counted_lost(mapped_root: Path, kind: str) -> None:
     """A full disk (the kernel's file-size limit here) is the one way to lose a record: the
-    request still succeeds, and ``lost`` says so."""
+    request still succeeds, and ``lost`` says so. A mapped segment's space is allocated
+    before it is used; when even that fails, the segment is written like a plain one."""
     result = subprocess.run(
-        [sys.executable, "-c", _FULL_DISK, str(tmp_path / "journal")],
+        [sys.executable, "-c", _FULL_DISK, str(mapped_root), kind],
         capture_output=True, text=True, timeout=60, check=False, cwd=_REPO,
     )
     assert result.returncode == 0, result.stderr
     appended, lost, directory = result.stdout.split()
     assert int(lost) > 0 and int(appended) > 0 and int(appended) + int(lost) == 20
     assert "it is lost" in result.stderr
+    assert ("not mapped" in result.stderr) == (kind == "mapped")
     reader = JournalReader.attach(Path(directory))
     assert reader is not None
     read, _ = reader.read(100)

@@ -220,7 +220,7 @@ def test_a_mapped_segment_left_by_a_dead_process_is_read_to_its_last_whole_frame
     assert result.returncode == 0, result.stderr
     directory = Path(result.stdout.strip())
     segment = next(directory.glob("*.seg"))
-    assert segment.stat().st_size == 64 * 1024 * 1024  # never cut
+    assert segment.stat().st_size == journal_module._SEGMENT_BYTES  # never cut
     reader = JournalReader.attach(directory)
     assert reader is not None
     read, position = reader.read(100)

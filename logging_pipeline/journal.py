@@ -231,6 +231,15 @@ def _prepare(path: Path, size: int) -> _Mapped | None:
     return _Mapped(path, fd, mapping)
 
 
+class _Unwritten(OSError):
+    """A write of several frames that failed after the first ``done`` of them were whole in
+    the journal (and so may have been read already): those count as appended."""
+
+    def __init__(self, done: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.done = done
+
+
 class JournalAppender:
     """The request path's end: appends captures to this process's own journal directory.
 
@@ -384,31 +393,40 @@ class JournalAppender:
                 with self._sync_lock:  # the syncer must not sync a segment being rotated
                     self._write(frames)
         except OSError as exc:
-            self.lost += len(frames)
-            if len(frames) == 1:
-                logger.error("could not journal request %s: it is lost (%s)", request_ids[0], exc)
+            done = exc.done if isinstance(exc, _Unwritten) else 0
+            self.appended += done
+            lost = request_ids[done:]
+            self.lost += len(lost)
+            if len(lost) == 1:
+                logger.error("could not journal request %s: it is lost (%s)", lost[0], exc)
             else:
                 logger.error(
-                    "could not journal requests %s: they are lost (%s)", ", ".join(request_ids), exc
+                    "could not journal requests %s: they are lost (%s)", ", ".join(lost), exc
                 )
             return
         self.appended += len(frames)
 
     def _write(self, frames: tuple[bytes, ...] | list[bytes]) -> None:
-        for index, frame in enumerate(frames):
-            if self._map is None or self._size + len(frame) > self._capacity:
-                if self._map is None:
-                    self._write_plain(frames[index:])
-                    return
-                self._open_next(len(frame))
-                if self._map is None:
-                    self._write_plain(frames[index:])
-                    return
-            start, end = self._size, self._size + len(frame)
-            self._map[start + 4 : end] = frame[4:]
-            self._map[start : start + 4] = frame[:4]
-            self._size = end
-            self._dirty = True
+        """Write ``frames``; on failure, :class:`_Unwritten` says how many are journaled."""
+        done = 0
+        try:
+            for frame in frames:
+                if self._map is None or self._size + len(frame) > self._capacity:
+                    if self._map is not None:
+                        self._open_next(len(frame))
+                    if self._map is None:
+                        self._write_plain(frames[done:])
+                        return
+                start, end = self._size, self._size + len(frame)
+                self._map[start + 4 : end] = frame[4:]
+                self._map[start : start + 4] = frame[:4]
+                self._size = end
+                self._dirty = True
+                done += 1
+        except _Unwritten as exc:
+            raise _Unwritten(done + exc.done, exc) from exc
+        except OSError as exc:
+            raise _Unwritten(done, exc) from exc
 
     def _write_plain(self, frames: tuple[bytes, ...] | list[bytes]) -> None:
         if self._size >= self._segment_bytes:
@@ -416,7 +434,7 @@ class JournalAppender:
             if self._map is not None:
                 self._write(frames)
                 return
-        size = 0
+        size = written = 0
         try:
             if len(frames) == 1:
                 frame = frames[0]
@@ -437,15 +455,24 @@ class JournalAppender:
                     size = len(frame)
             while written < size:
                 written += os.write(self._fd, frame[written:])
-        except OSError:
-            # Part of the frame may be in the file: cut it off, or the frames appended after
-            # it (once there is room again) would sit behind a torn one. If even that fails,
-            # the next append starts a new segment and the reader skips the torn tail.
+        except OSError as exc:
+            # The frames written whole stay: a reader may have taken them already. Part of the
+            # next may be in the file: cut it off, or the frames appended after it (once there
+            # is room again) would sit behind a torn one. If even that fails, the next append
+            # starts a new segment and the reader skips the torn tail.
+            done = kept = 0
+            for frame in frames:
+                if kept + len(frame) > written:
+                    break
+                kept += len(frame)
+                done += 1
+            self._dirty = self._dirty or kept > 0
             try:
-                os.ftruncate(self._fd, self._size)
+                os.ftruncate(self._fd, self._size + kept)
+                self._size += kept
             except OSError:
                 self._size = self._segment_bytes
-            raise
+            raise _Unwritten(done, exc) from exc
         self._size += size
         self._dirty = True
 

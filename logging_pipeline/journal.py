@@ -221,14 +221,20 @@ def _prepare(path: Path, size: int) -> _Mapped | None:
             path.unlink()
         logger.warning("journal segment %s not mapped (%s): writing it instead", path, exc)
         return None
+    prepared = _Mapped(path, fd, mapping)
     if not _populate(mapping):
-        mapping.close()
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            path.unlink()
+        _discard(prepared)
         logger.warning("journal segment %s could not be faulted in: writing it instead", path)
         return None
-    return _Mapped(path, fd, mapping)
+    return prepared
+
+
+def _discard(prepared: _Mapped) -> None:
+    """Unmap, close and delete a prepared segment that will not be used."""
+    prepared.mapping.close()
+    os.close(prepared.fd)
+    with contextlib.suppress(OSError):
+        prepared.path.unlink()
 
 
 class _Unwritten(OSError):
@@ -322,7 +328,7 @@ class JournalAppender:
             self._capacity = len(prepared.mapping)
         else:
             if prepared is not None:
-                self._discard(prepared)
+                _discard(prepared)
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self._size = 0
         if self._mapped:
@@ -347,13 +353,6 @@ class JournalAppender:
                 os.fdatasync(self._fd)
         os.close(self._fd)
         self._fd = -1
-
-    @staticmethod
-    def _discard(prepared: _Mapped) -> None:
-        prepared.mapping.close()
-        os.close(prepared.fd)
-        with contextlib.suppress(OSError):
-            prepared.path.unlink()
 
     def append(self, capture: Capture) -> None:
         """Write one capture to the journal (or hold it for this turn's group). Never raises."""
@@ -507,7 +506,7 @@ class JournalAppender:
             self._preparing.join()
             self._preparing = None
         if self._next is not None:
-            self._discard(self._next)
+            _discard(self._next)
             self._next = None
         with self._sync_lock:
             self._seal()

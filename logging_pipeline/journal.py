@@ -323,7 +323,11 @@ class JournalAppender:
         path = self.directory / _segment_name(self._segment)
         prepared, self._next = self._next, None
         if prepared is not None and need <= len(prepared.mapping):
-            os.rename(prepared.path, path)
+            try:
+                os.rename(prepared.path, path)
+            except OSError:
+                _discard(prepared)  # the append that needed it counts as lost; the next retries
+                raise
             self._fd, self._map = prepared.fd, prepared.mapping
             self._capacity = len(prepared.mapping)
         else:
@@ -428,7 +432,7 @@ class JournalAppender:
             raise _Unwritten(done, exc) from exc
 
     def _write_plain(self, frames: tuple[bytes, ...] | list[bytes]) -> None:
-        if self._size >= self._segment_bytes:
+        if self._fd < 0 or self._size >= self._segment_bytes:  # full, or its start failed
             self._open_next(len(frames[0]))
             if self._map is not None:
                 self._write(frames)

@@ -163,6 +163,46 @@ def test_a_record_larger_than_a_segment_goes_into_a_plain_one(mapped_root: Path)
     journal.close()
 
 
+def test_a_prepared_segment_that_cannot_be_renamed_is_released_and_the_next_append_recovers(
+    mapped_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renaming the prepared segment into place can fail (the directory made read-only, say):
+    the append that needed it is lost and counted, the prepared file is unmapped, closed and
+    deleted rather than leaked, and the next append starts a segment again."""
+    open_fds = len(list(Path("/proc/self/fd").iterdir()))
+    journal = JournalAppender(mapped_root, segment_bytes=4096)
+    rename = journal_module.os.rename
+    refused: list[str] = []
+
+    def refuse_once(source: object, target: object) -> None:
+        if not refused:
+            refused.append(str(source))
+            raise PermissionError(13, "Permission denied")
+        rename(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(journal_module.os, "rename", refuse_once)
+    captures = [capture(i) for i in range(40)]
+    for c in captures:
+        journal.append(c)
+    assert refused and refused[0].endswith(".next") and not Path(refused[0]).exists()
+    assert refused[0] not in Path("/proc/self/maps").read_text()  # unmapped
+    assert journal.lost == 1 and journal.appended == len(captures) - 1
+    reader = JournalReader.attach(journal.directory)
+    assert reader is not None
+    first_full = next(
+        i for i in range(len(captures))
+        if sum(map(_frame_size, captures[: i + 1])) > 4096
+    )
+    expected = _numbers(captures[:first_full] + captures[first_full + 1 :])
+    assert _numbers(_read_all(reader)) == expected and reader.lost == 0
+    assert journal.mapped  # back to prepared segments after the failed one
+    reader.close()
+    journal.close()
+    # Nothing leaked: every descriptor the journal opened, the refused segment's included,
+    # is closed.
+    assert len(list(Path("/proc/self/fd").iterdir())) == open_fds
+
+
 def test_the_backlog_counts_frames_not_the_allocated_space(mapped_root: Path) -> None:
     root = mapped_root
     journal = JournalAppender(root)

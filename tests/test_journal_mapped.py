@@ -166,7 +166,7 @@ def test_a_record_larger_than_a_segment_goes_into_a_plain_one(mapped_root: Path)
 def test_a_prepared_segment_that_cannot_be_renamed_is_released_and_the_next_append_recovers(
     mapped_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Renaming the prepared segment into place can fail (the directory made read-only, say):
+    """Renaming the prepared segment into place can fail (an I/O error, say):
     the append that needed it is lost and counted, the prepared file is unmapped, closed and
     deleted rather than leaked, and the next append starts a segment again."""
     open_fds = len(list(Path("/proc/self/fd").iterdir()))

@@ -527,6 +527,10 @@ class JournalAppender:
             self._lock_fd = None
 
 
+DEEP_GROUP = 4
+"""Requests in progress from which :class:`GroupCommit` holds a group for two turns."""
+
+
 class GroupCommit:
     """The appends of one event-loop turn in one ``write(2)``, and the answers behind it.
 
@@ -547,6 +551,14 @@ class GroupCommit:
     requests arrive together, and the loop serves more of them per wake-up. Measured at 32
     connections: ~12 µs less CPU per request than answering each at once (README: "The
     journal's mapped segments").
+
+    With :data:`DEEP_GROUP` or more requests in progress, the group is held one turn longer:
+    its commit runs after the next turn's input (the answers upstreams and clients sent while
+    this turn ran) has been served, so the answers that input finishes join the group. Measured
+    against one turn, logging on (README: "Answers held two turns under load"): ~9 µs less CPU
+    per request and +4.5% req/s at 32 connections, +8% at 8; at 2 and 3 connections (where it
+    does not apply) a second turn cost 6% and ~3% of req/s: one answer waited for another
+    request's work.
     """
 
     __slots__ = ("_after", "_appender", "_frames", "_ids", "_loop", "_running", "holding")
@@ -590,8 +602,14 @@ class GroupCommit:
         segment: nothing to write, but the answers of a turn still leave together)."""
         if not self.holding:
             self.holding = True
-            assert self._loop is not None  # wanted() only after serve()
-            self._loop.call_soon(self.commit)
+            loop = self._loop
+            assert loop is not None and self._running is not None  # wanted() after serve()
+            loop.call_soon(self._next_turn if len(self._running) >= DEEP_GROUP else self.commit)
+
+    def _next_turn(self) -> None:
+        """A deep group's first turn is over: commit at the end of the next one."""
+        assert self._loop is not None
+        self._loop.call_soon(self.commit)
 
     def after(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` once the held frames are written (now if none are held)."""

@@ -24,7 +24,7 @@ import pytest
 from gateway.asgi import Receive, Scope, Send
 from gateway.protocol import GROUP_COMMIT, ClientLimits, GatedTransport
 from logging_pipeline.capture import Capture
-from logging_pipeline.journal import JournalAppender, JournalReader
+from logging_pipeline.journal import DEEP_GROUP, JournalAppender, JournalReader
 from tests.harness import serve_with_protocol
 from tests.test_writer import capture
 
@@ -95,6 +95,34 @@ async def test_appends_of_one_turn_share_one_write_and_what_waits_runs_after_it(
     journal.append(capture(9))
     await asyncio.sleep(0)
     assert events[-1] == ("journal", 1) and journal.appended == 6
+    journal.close()
+
+
+@pytest.mark.parametrize("in_progress", [2, DEEP_GROUP - 1, DEEP_GROUP, DEEP_GROUP + 10])
+async def test_under_load_a_group_is_held_one_turn_longer(
+    tmp_path: Path, in_progress: int
+) -> None:
+    """With ``DEEP_GROUP`` or more requests in progress the commit runs at the end of the
+    next turn, so the answers that turn finishes join the group; with fewer, at the start of
+    the next turn, as before (one answer would wait for another request's work)."""
+    journal = JournalAppender(tmp_path / "journal", mapped=False)
+    events: list[tuple[str, Any]] = []
+    _journal_calls(journal, events)
+    group = journal.group
+    group.serve(set(range(in_progress)))
+    journal.append(capture(1))
+    group.after(events.append, ("after", 1))
+    await asyncio.sleep(0)  # one turn
+    deep = in_progress >= DEEP_GROUP
+    assert group.holding is deep
+    journal.append(capture(2))  # a record of that next turn
+    group.after(events.append, ("after", 2))
+    await asyncio.sleep(0)
+    assert not group.holding and journal.appended == 2
+    if deep:  # both in one write, both answers after it
+        assert events == [("journal", 2), ("after", 1), ("after", 2)]
+    else:  # the second turn's record is a group of its own
+        assert events == [("journal", 1), ("after", 1), ("journal", 1), ("after", 2)]
     journal.close()
 
 

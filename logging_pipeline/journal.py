@@ -555,10 +555,10 @@ class GroupCommit:
     With :data:`DEEP_GROUP` or more requests in progress, the group is held one turn longer:
     its commit runs after the next turn's input (the answers upstreams and clients sent while
     this turn ran) has been served, so the answers that input finishes join the group. Measured
-    against one turn, logging on (README: "Answers held two turns under load"): ~9 µs less CPU
-    per request and +4.5% req/s at 32 connections, +8% at 8; at 2 and 3 connections (where it
-    does not apply) a second turn cost 6% and ~3% of req/s: one answer waited for another
-    request's work.
+    against one turn, logging on (README: "Answers held two turns under load"): ~4% more req/s
+    at 32 connections (the serving process ~7-9 µs less per request), ~8% at 8; at 2 and 3
+    connections (where it does not apply) a second turn cost 6% and ~3% of req/s: one answer
+    waited for another request's work.
     """
 
     __slots__ = ("_after", "_appender", "_frames", "_ids", "_loop", "_running", "holding")
@@ -607,7 +607,7 @@ class GroupCommit:
             loop.call_soon(self._next_turn if len(self._running) >= DEEP_GROUP else self.commit)
 
     def _next_turn(self) -> None:
-        """A deep group's first turn is over: commit at the end of the next one."""
+        """A deep group's first turn is over: commit in the turn after the next one's input."""
         assert self._loop is not None
         self._loop.call_soon(self.commit)
 

@@ -47,7 +47,6 @@ from gateway.prompts.assemble import PROMPT_FIELDS
 from gateway.protocol import GROUP_COMMIT
 from gateway.routing import Exchange
 from gateway.runtime import Runtime
-from logging_pipeline.journal import GroupCommit
 from ratelimit import CostEstimate, estimate_cost
 
 logger = logging.getLogger("gateway.dataplane")
@@ -179,18 +178,16 @@ class DataPlane:
             finish(ctx, error)
 
     def _lifespan_send(self, scope: Scope, send: Send) -> Send:
-        """Once started, hand the server the record journal's group commit (logging on; off,
-        one without a journal, which holds a loaded turn's answers) in the lifespan state,
-        where the server keeps one (``gateway serve``: uvicorn gives it to every connection's
-        protocol, gateway/protocol.py)."""
+        """Once started, hand the server the record journal's group commit (logging on) in
+        the lifespan state, where the server keeps one (``gateway serve``: uvicorn gives it
+        to every connection's protocol, gateway/protocol.py)."""
         state = scope.get("state")
         if state is None:
             return send
 
         async def started(message: Message) -> None:
-            if message["type"] == "lifespan.startup.complete":
-                writer = self.runtime.writer
-                state[GROUP_COMMIT] = writer.journal.group if writer is not None else GroupCommit()
+            if message["type"] == "lifespan.startup.complete" and self.runtime.writer is not None:
+                state[GROUP_COMMIT] = self.runtime.writer.journal.group
             await send(message)
 
         return started

@@ -21,13 +21,10 @@ worker. ``GatewayHttpProtocol`` adds, per connection:
   ``limit_concurrency`` answers a plain-text 503 and counts the connection asking in the
   limit; this one answers in the OpenAI error shape and names the setting.
 
-A connection's writes also pass a :class:`GatedTransport`. With the request log on, while
-the record journal holds the frames of this event-loop turn for one ``write(2)``
+With the request log on, a connection's writes also pass a :class:`GatedTransport`: while the
+record journal holds the frames of this event-loop turn for one ``write(2)``
 (:class:`~logging_pipeline.journal.GroupCommit`), what the server writes to its clients waits
-for that write, so a client never has an answer whose record is not journaled. With it on or
-off, a write made while several requests are in progress starts such a hold itself: the
-answers of a loaded turn leave together, so the clients' next requests arrive together and
-the loop serves more of them per wake-up (README: "Answers held without a request log").
+for that write, so a client never has an answer whose record is not journaled.
 
 Every gateway-made answer is OpenAI-shaped JSON. The hooks are uvicorn's protocol callbacks
 (``connection_made``, httptools' ``on_message_begin`` / ``on_headers_complete`` /
@@ -280,11 +277,10 @@ class OneWriteAnswers:
 
 
 class GatedTransport:
-    """A connection's transport whose writes and close wait while the group commit holds (the
-    record journal's frames, or a loaded turn's answers: see the module docstring), and go out
-    right after it, in their order; a write while several requests are in progress starts a
-    hold. A connection whose close waits is closing already (uvicorn then skips its keep-alive
-    steps). Anything else is the transport's own."""
+    """A connection's transport whose writes and close wait while the record journal holds
+    frames for its group commit (see the module docstring), and go out right after them, in
+    their order. A connection whose close waits is closing already (uvicorn then skips its
+    keep-alive steps). Anything else is the transport's own."""
 
     __slots__ = ("_closing", "_group", "_transport")
 
@@ -294,18 +290,14 @@ class GatedTransport:
         self._closing = False
 
     def write(self, data: bytes) -> None:
-        group = self._group
-        if group.holding or group.wanted():
-            group.defer()
-            group.after(self._write, data)
+        if self._group.holding:
+            self._group.after(self._write, data)
         else:
             self._transport.write(data)
 
     def writelines(self, data: Any) -> None:
-        group = self._group
-        if group.holding or group.wanted():
-            group.defer()
-            group.after(self._writelines, tuple(data))  # the caller may reuse its list
+        if self._group.holding:
+            self._group.after(self._writelines, tuple(data))  # the caller may reuse its list
         else:
             self._transport.writelines(data)
 

@@ -563,10 +563,8 @@ class GroupCommit:
 
     __slots__ = ("_after", "_appender", "_frames", "_ids", "_loop", "_running", "holding")
 
-    def __init__(self, appender: JournalAppender | None = None) -> None:
+    def __init__(self, appender: JournalAppender) -> None:
         self._appender = appender
-        """The journal whose frames are held; None: a server without a request log, whose
-        answers are still held while it is loaded (``gateway.protocol.GatedTransport``)."""
         self._frames: list[bytes] = []
         self._ids: list[str] = []
         self._after: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
@@ -628,7 +626,7 @@ class GroupCommit:
         request_ids, self._ids = self._ids, []
         waiting, self._after = self._after, []
         self.holding = False
-        if frames and self._appender is not None:  # frames come only from an appender
+        if frames:
             self._appender.write_frames(frames, request_ids)
         for callback, args in waiting:
             try:

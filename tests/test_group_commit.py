@@ -24,7 +24,7 @@ import pytest
 from gateway.asgi import Receive, Scope, Send
 from gateway.protocol import GROUP_COMMIT, ClientLimits, GatedTransport
 from logging_pipeline.capture import Capture
-from logging_pipeline.journal import DEEP_GROUP, GroupCommit, JournalAppender, JournalReader
+from logging_pipeline.journal import DEEP_GROUP, JournalAppender, JournalReader
 from tests.harness import serve_with_protocol
 from tests.test_writer import capture
 
@@ -347,8 +347,7 @@ def test_a_mapped_journal_writes_nothing_but_its_turns_answers_still_leave_toget
 async def test_a_held_write_to_a_client_that_left_is_dropped(tmp_path: Path) -> None:
     journal = JournalAppender(tmp_path / "journal", mapped=False)
     group = journal.group
-    running = {1}
-    group.serve(running)
+    group.serve({1, 2})
     received: list[bytes] = []
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -359,8 +358,7 @@ async def test_a_held_write_to_a_client_that_left_is_dropped(tmp_path: Path) -> 
     port = server.sockets[0].getsockname()[1]
     _, client = await asyncio.open_connection("127.0.0.1", port)
     gated = GatedTransport(client.transport, group)  # type: ignore[arg-type]
-    gated.write(b"before")  # one request in progress, nothing held: at once
-    running.add(2)
+    gated.write(b"before")  # nothing held: at once
     journal.append(capture(1))
     gated.write(b"held")
     gated.writelines([b"also ", b"held"])
@@ -409,56 +407,3 @@ async def test_a_held_close_goes_out_after_the_held_writes_and_counts_as_closing
     server.close()
     await server.wait_closed()
     journal.close()
-
-
-class _UnloggedApp:
-    """:class:`_TogetherApp` without a request log: its lifespan hands the server a group
-    commit with no journal (as gateway/dataplane.py does with logging off), and each request
-    notes when its answer has been handed to the server."""
-
-    def __init__(self, expected: int, events: list[tuple[str, Any]]):
-        self.expected = expected
-        self.events = events
-        self.arrived = 0
-        self.together = asyncio.Event()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await receive()
-            scope["state"][GROUP_COMMIT] = GroupCommit()
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await receive()
-        n = self.arrived
-        self.arrived += 1
-        if self.arrived == self.expected:
-            self.together.set()
-        await self.together.wait()
-        body = b'{"n":%d}' % n
-        await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
-        await send({"type": "http.response.body", "body": body})
-        self.events.append(("sent", n))
-
-
-@pytest.mark.parametrize("expected", [1, 8])
-def test_without_a_request_log_a_loaded_turns_answers_still_leave_together(
-    answers: list[tuple[str, Any]], expected: int
-) -> None:
-    """With logging off there is no record to wait for, but while several requests are in
-    progress the answers of a turn are still held to its end and leave together (measured:
-    ~16% more req/s at 32 connections); a request alone is answered at once."""
-    app = _UnloggedApp(expected, answers)
-
-    async def client(port: int) -> None:
-        bodies = await asyncio.gather(*(_ask(port, close=i == 3) for i in range(expected)))
-        assert sorted(bodies) == sorted(b'{"n":%d}' % i for i in range(expected))
-
-    _serve(app, client)
-    kinds = [kind for kind, _ in answers]
-    if expected == 1:
-        assert kinds == ["answer", "sent"]  # written as it was sent: nothing held
-    else:
-        assert kinds == ["sent"] * expected + ["answer"] * expected
